@@ -1,0 +1,53 @@
+# The kit's set-up and daily commands. `make test` and `make report` work on a fresh Debian machine:
+# they create .venv, install the kit with its dev extras, and the system tools it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSSTAMP := $(VENV)/.system-deps
+
+.PHONY: setup test lint format report jupyter bench sample clean
+
+setup: $(STAMP) $(SYSSTAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dns-incident-kit)" >/dev/null
+	touch $@
+
+$(SYSSTAMP): tools/system-deps.sh | $(VENV)/bin/python
+	bash tools/system-deps.sh
+	touch $@
+
+test: setup
+	$(BIN)/ruff check kit tests bench lab notebooks
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check kit tests bench lab notebooks
+	$(BIN)/ruff format --check kit tests bench lab notebooks
+
+format: setup
+	$(BIN)/ruff format kit tests bench lab notebooks
+	$(BIN)/ruff check --fix kit tests bench lab notebooks
+
+report: setup
+	$(BIN)/dnskit summarize data/sample
+
+jupyter: setup
+	$(BIN)/jupyter lab --notebook-dir=.
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+sample: setup
+	@if [ "$$(id -u)" -ne 0 ]; then echo "make sample needs root (it creates network namespaces)"; exit 1; fi
+	$(BIN)/python -m lab run --out data/sample --replace
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .cache reports test-artifacts bench/out

@@ -1,0 +1,66 @@
+"""Shared fixtures: where the repo, its test data and ../shared are; tools that tests need."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_DATA = REPO / "tests" / "data"
+SHARED = REPO.parent / "shared"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """tests/data: tiny hand-made fixtures, one file per case."""
+    return TEST_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """../shared/fixtures: real files from public repositories (see its README and PROVENANCE.tsv).
+
+    Skips when ../shared is absent (it is always present in CI, where a skip here would hide a gap,
+    so there it fails instead).
+    """
+    path = SHARED / "fixtures"
+    if not path.is_dir():
+        if IN_CI:
+            pytest.fail(f"{path} is missing in CI")
+        pytest.skip(f"{path} not present")
+    return path
+
+
+def require_tool(name: str, package: str | None = None) -> str:
+    """Return the path of an external program; skip the test when it is missing, fail in CI."""
+    found = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
+    if found:
+        return found
+    msg = f"{name} not installed (Debian package {package or name})"
+    if IN_CI:
+        pytest.fail(msg + "; .ci/run should have installed it")
+    pytest.skip(msg)
+
+
+def require_root() -> None:
+    """Skip unless running as root (network namespaces); fail in CI, which runs as root."""
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("CI must run as root")
+        pytest.skip("needs root")
+
+
+@pytest.fixture(scope="session")
+def tshark() -> str:
+    return require_tool("tshark")
