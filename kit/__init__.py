@@ -11,7 +11,7 @@ The public API is small and imported lazily (so ``import kit`` and the CLI start
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kit.errors import (
     InputFormatError,
@@ -48,13 +48,6 @@ __all__ = [
     "__version__",
     *_LAZY,
 ]
-
-if TYPE_CHECKING:  # pragma: no cover
-    from kit.capture import Capture, read_capture
-    from kit.coredns import CoreDNSLog, read_coredns_log
-    from kit.corefile import Corefile, read_corefile
-    from kit.prometheus import read_metrics
-    from kit.unbound import ResolverLog, read_unbound_conf, read_unbound_log
 
 
 def __getattr__(name: str) -> Any:

@@ -76,7 +76,9 @@ def expand_sources(
 
     for item in items:
         if not isinstance(item, str | os.PathLike):
-            raise TypeError(f"source list items must be paths or strings, not {type(item).__name__}")
+            raise TypeError(
+                f"source list items must be paths or strings, not {type(item).__name__}"
+            )
         text = os.fspath(item)
         p = Path(text).expanduser()
         if p.is_file():
@@ -176,7 +178,9 @@ def read_raw(path: str | os.PathLike[str]) -> RawFile:
         rest = d.unused_data
         if rest and not rest.startswith(GZIP_MAGIC):
             if rest.strip(b"\x00"):
-                notes.append(f"{len(rest)} bytes of non-gzip trailing data after byte {consumed} ignored")
+                notes.append(
+                    f"{len(rest)} bytes of non-gzip trailing data after byte {consumed} ignored"
+                )
             break
     data = b"".join(chunks)
     for n in notes:

@@ -9,7 +9,9 @@ from kit.errors import SchemaError
 __all__ = ["check_schema", "empty_frame"]
 
 
-def check_schema(df: pl.DataFrame, schema: pl.Schema | dict[str, pl.DataType], *, name: str = "frame") -> None:
+def check_schema(
+    df: pl.DataFrame, schema: pl.Schema | dict[str, pl.DataType], *, name: str = "frame"
+) -> None:
     """Raise :class:`~kit.errors.SchemaError` unless ``df`` has exactly ``schema`` (names, order, dtypes).
 
     Extra columns are allowed only if they come after the schema's columns; they are listed in the
