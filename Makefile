@@ -25,16 +25,16 @@ $(SYSSTAMP): tools/system-deps.sh | $(VENV)/bin/python
 	touch $@
 
 test: setup
-	$(BIN)/ruff check kit tests bench lab notebooks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check kit tests bench lab notebooks
-	$(BIN)/ruff format --check kit tests bench lab notebooks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: setup
-	$(BIN)/ruff format kit tests bench lab notebooks
-	$(BIN)/ruff check --fix kit tests bench lab notebooks
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 report: setup
 	$(BIN)/dnskit summarize data/sample
