@@ -1,0 +1,857 @@
+"""Read Prometheus metric exports into one long polars frame, and map CoreDNS metric names across versions.
+
+Users bring metrics as exports, not as a live Prometheus: an HTTP API answer saved with ``curl``,
+a ``/metrics`` scrape (or many, concatenated with timestamps), a Grafana CSV or DataFrame JSON.
+:func:`read_metrics` turns every one of them into the same frame (schema below), so
+``kit.promql`` and ``kit.charts`` work on any of them. Grafana parsing lives in ``kit.grafana``.
+
+The frame
+---------
+Columns, in this order: ``ts``, ``metric``, ``value``, ``source`` (:data:`METRICS_BASE_SCHEMA`),
+then one String column per label name, sorted alphabetically. A series is identified by
+``metric`` plus all label columns; rows are ordered by series (in order of first appearance in
+the input) and then by ``ts``.
+
+Decisions (shared with ``kit.promql``)
+--------------------------------------
+- An empty label value (``view=""``) is the same as an absent label in Prometheus: stored as null.
+- ``le`` and ``quantile`` stay strings exactly as written (``"1"``, ``"1.0"``, ``"+Inf"``):
+  compare them numerically.
+- A label whose name collides with a base column (``ts``, ``metric``, ``value``, ``source``) is
+  renamed ``label_<name>`` and a :class:`~kit.errors.KitWarning` says so.
+- Duplicate samples (same series and same ``ts``, possibly from different files) are resolved as
+  Prometheus's TSDB does: the first sample is kept. A later duplicate with the *same* value
+  (NaN equals NaN) is dropped and counted in one ``KitWarning``; a later duplicate with a
+  *different* value is what Prometheus rejects as "duplicate sample for timestamp": an
+  :class:`~kit.errors.InputFormatError` when ``strict=True``, otherwise dropped and counted in the
+  warning.
+- A classic histogram (``*_bucket`` series with ``le``) that has no ``le="+Inf"`` bucket is kept,
+  and one ``KitWarning`` names the series (``histogram_quantile`` needs ``+Inf``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from kit._sources import Source, expand_sources, read_raw
+from kit.errors import InputFormatError, KitWarning
+from kit.schema import check_schema
+
+__all__ = [
+    "FORMATS",
+    "METRICS_BASE_SCHEMA",
+    "read_metrics",
+]
+
+log = logging.getLogger(__name__)
+
+METRICS_BASE_SCHEMA = pl.Schema(
+    {
+        "ts": pl.Datetime("us", "UTC"),
+        "metric": pl.String,
+        "value": pl.Float64,
+        "source": pl.String,
+    }
+)
+"""The first four columns of every :func:`read_metrics` frame; label columns follow."""
+
+Format = Literal["auto", "api-json", "text", "openmetrics", "grafana-csv", "grafana-json"]
+
+FORMATS: dict[str, str] = {
+    "api-json": "Prometheus HTTP API answer of /api/v1/query or /api/v1/query_range (vector, "
+    "matrix or scalar), with or without the status/data envelope, or the bare result list",
+    "text": "Prometheus text exposition 0.0.4 (a /metrics scrape); optional timestamps are "
+    "integer milliseconds",
+    "openmetrics": "OpenMetrics 1.0 text; optional timestamps are float seconds; '# EOF' ends a "
+    "scrape (several scrapes may be concatenated)",
+    "grafana-csv": "Grafana 'Download CSV' (series joined by time, one frame, formatted data, "
+    "Excel mode) and legacy 'Export CSV' (series as columns or Series;Time;Value rows)",
+    "grafana-json": "Grafana DataFrame JSON (Inspect > JSON > DataFrame JSON), one frame or a list, "
+    "also inside a query response {'results': {'A': {'frames': [...]}}}",
+}
+"""Accepted values of ``read_metrics(fmt=...)`` (besides ``"auto"``) and what each one reads."""
+
+_RESERVED = tuple(METRICS_BASE_SCHEMA)
+_METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+# Go's strconv.ParseFloat syntax (decimal), which Prometheus uses for sample values.
+_FLOAT_RE = re.compile(
+    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)\Z", re.IGNORECASE
+)
+_HEXFLOAT_RE = re.compile(r"[+-]?0[xX][0-9a-fA-F]*\.?[0-9a-fA-F]*[pP][+-]?\d+\Z")
+
+
+# --------------------------------------------------------------------------------------------
+# Building the frame
+
+
+@dataclass
+class _Collector:
+    """Accumulates samples of all input files: series are interned, samples stay columnar."""
+
+    series_ids: dict[tuple[str | None, tuple[tuple[str, str], ...]], int] = field(
+        default_factory=dict
+    )
+    series: list[tuple[str | None, dict[str, str]]] = field(default_factory=list)
+    sid: list[int] = field(default_factory=list)
+    ts_us: list[int] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    src: list[int] = field(default_factory=list)
+    where: list[int] = field(default_factory=list)  # line number, or series index for JSON
+    sources: list[str] = field(default_factory=list)
+    source_paths: list[str] = field(default_factory=list)
+    by_line: list[bool] = field(default_factory=list)  # per source: is ``where`` a line number?
+    native_histograms: int = 0
+
+    def new_source(self, path: Path, *, by_line: bool) -> int:
+        self.sources.append(path.name)
+        self.source_paths.append(os.fspath(path))
+        self.by_line.append(by_line)
+        return len(self.sources) - 1
+
+    def series_id(self, name: str | None, labels: dict[str, str]) -> int:
+        """Intern a series; empty label values are dropped (Prometheus: empty == absent)."""
+        items = tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+        key = (name or None, items)
+        sid = self.series_ids.get(key)
+        if sid is None:
+            sid = len(self.series)
+            self.series_ids[key] = sid
+            self.series.append((name or None, dict(items)))
+        return sid
+
+    def add(self, sid: int, ts_us: int, value: float, src: int, where: int) -> None:
+        self.sid.append(sid)
+        self.ts_us.append(ts_us)
+        self.value.append(value)
+        self.src.append(src)
+        self.where.append(where)
+
+
+def _build_frame(col: _Collector, *, strict: bool) -> pl.DataFrame:
+    """Turn collected samples into the documented frame: dedupe, join labels, sort, check."""
+    label_names = sorted({k for _, labels in col.series for k in labels})
+    renamed = {k: f"label_{k}" for k in label_names if k in _RESERVED}
+    if renamed:
+        warnings.warn(
+            f"labels named like base columns were renamed: {renamed}", KitWarning, stacklevel=3
+        )
+    out_names = sorted(renamed.get(k, k) for k in label_names)
+    back = {renamed.get(k, k): k for k in label_names}
+
+    samples = pl.DataFrame(
+        {
+            "sid": pl.Series(col.sid, dtype=pl.UInt32),
+            "ts": pl.Series(col.ts_us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")),
+            "value": pl.Series(col.value, dtype=pl.Float64),
+            "src": pl.Series(col.src, dtype=pl.UInt32),
+            "where": pl.Series(col.where, dtype=pl.Int64),
+        }
+    ).with_row_index("_row")
+    samples = _dedupe(samples, col, strict=strict)
+
+    series_cols: dict[str, pl.Series] = {
+        "sid": pl.Series(range(len(col.series)), dtype=pl.UInt32),
+        "metric": pl.Series([n for n, _ in col.series], dtype=pl.String),
+    }
+    for name in out_names:
+        key = back[name]
+        series_cols[name] = pl.Series([lab.get(key) for _, lab in col.series], dtype=pl.String)
+    series_df = pl.DataFrame(series_cols)
+    src_df = pl.DataFrame(
+        {
+            "src": pl.Series(range(len(col.sources)), dtype=pl.UInt32),
+            "source": pl.Series(col.sources, dtype=pl.String),
+        }
+    )
+    df = (
+        samples.sort(["sid", "ts", "_row"])
+        .join(series_df, on="sid", how="left", maintain_order="left")
+        .join(src_df, on="src", how="left", maintain_order="left")
+        .select(["ts", "metric", "value", "source", *out_names])
+    )
+    check_schema(df, METRICS_BASE_SCHEMA, name="metrics frame")
+    _warn_histograms_without_inf(df, out_names)
+    return df
+
+
+def _dedupe(samples: pl.DataFrame, col: _Collector, *, strict: bool) -> pl.DataFrame:
+    """Keep the first sample of each (series, ts), as Prometheus's TSDB does."""
+    dup = pl.struct("sid", "ts").is_duplicated()
+    if samples.is_empty() or not samples.select(dup.any()).item():
+        return samples
+    groups = (
+        samples.filter(dup)
+        .group_by("sid", "ts")
+        .agg(
+            pl.col("value").n_unique().alias("n_values"),
+            pl.len().alias("n"),
+            pl.col("_row").min().alias("first_row"),
+            pl.col("_row").sort().slice(1, 1).first().alias("second_row"),
+        )
+    )
+    conflicting = groups.filter(pl.col("n_values") > 1)
+    if strict and not conflicting.is_empty():
+        first = conflicting.sort("second_row").row(0, named=True)
+        r1 = samples.row(first["first_row"], named=True)
+        r2 = samples.row(first["second_row"], named=True)
+        name, labels = col.series[r2["sid"]]
+        raise InputFormatError(
+            f"duplicate sample for timestamp {r2['ts'].isoformat()} with a different value "
+            f"({r1['value']!r} first, at {_where(col, r1)}; then {r2['value']!r}); Prometheus "
+            "rejects such a sample",
+            path=col.source_paths[r2["src"]],
+            line=r2["where"] if col.by_line[r2["src"]] else None,
+            excerpt=_series_repr(name, labels),
+            hint="Concatenated scrapes need timestamps; overlapping exports of one series must "
+            "agree. Pass strict=False to keep the first sample and count the others",
+        )
+    keep = samples.select(pl.struct("sid", "ts").is_first_distinct()).to_series()
+    dropped = samples.filter(~keep)
+    n_conflict = int(conflicting["n"].sum()) if not conflicting.is_empty() else 0
+    warnings.warn(
+        f"{dropped.height} duplicate sample(s) (same series and timestamp) dropped, keeping the "
+        f"first as Prometheus does; {conflicting.height} duplicated (series, ts) had different "
+        f"values ({n_conflict} samples involved); first dropped one at "
+        f"{_where(col, dropped.row(0, named=True))}",
+        KitWarning,
+        stacklevel=4,
+    )
+    return samples.filter(keep)
+
+
+def _where(col: _Collector, row: dict[str, Any]) -> str:
+    path = col.source_paths[row["src"]]
+    if col.by_line[row["src"]]:
+        return f"{path}:{row['where']}"
+    return f"{path} series #{row['where']}"
+
+
+def _warn_histograms_without_inf(df: pl.DataFrame, label_cols: list[str]) -> None:
+    if "le" not in label_cols or df.is_empty():
+        return
+    others = [c for c in label_cols if c != "le"]
+    buckets = df.filter(pl.col("le").is_not_null() & pl.col("metric").str.ends_with("_bucket"))
+    if buckets.is_empty():
+        return
+    is_inf = pl.col("le").str.strip_chars().str.to_lowercase().is_in(["+inf", "inf"])
+    bad = (
+        buckets.group_by(["metric", *others], maintain_order=True)
+        .agg(is_inf.any().alias("has_inf"))
+        .filter(~pl.col("has_inf"))
+    )
+    if bad.is_empty():
+        return
+    names = []
+    for row in bad.head(5).iter_rows(named=True):
+        labels = {k: row[k] for k in others if row[k] is not None}
+        names.append(_series_repr(row["metric"], labels))
+    more = f" and {bad.height - 5} more" if bad.height > 5 else ""
+    warnings.warn(
+        f'{bad.height} histogram(s) have no le="+Inf" bucket, so histogram_quantile cannot use '
+        f"them as Prometheus would: {', '.join(names)}{more}",
+        KitWarning,
+        stacklevel=3,
+    )
+
+
+def _series_repr(name: str | None, labels: dict[str, str]) -> str:
+    inner = ", ".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name or ''}{{{inner}}}"
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers and times
+
+
+def _parse_float(text: str) -> float:
+    """Parse a sample value as Go's ``strconv.ParseFloat`` would (``NaN``, ``+Inf``, hex)."""
+    if _FLOAT_RE.match(text):
+        return float(text)
+    if _HEXFLOAT_RE.match(text):
+        return float.fromhex(text)
+    raise ValueError(f"not a number: {text!r}")
+
+
+def _seconds_to_us(t: float) -> int:
+    """Float seconds (millisecond precision, as Prometheus stores them) to integer microseconds."""
+    if not math.isfinite(t):
+        raise ValueError(f"timestamp is not finite: {t!r}")
+    return round(t * 1000) * 1000
+
+
+def _default_scrape_time(path: Path, scrape_time: datetime | str | None) -> int:
+    if scrape_time is None:
+        return round(path.stat().st_mtime * 1000) * 1000
+    return _datetime_to_us(scrape_time)
+
+
+def _datetime_to_us(t: datetime | str) -> int:
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        raise ValueError(f"scrape_time must be timezone-aware (e.g. ...+00:00), got {t!r}")
+    delta = t.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding and sniffing
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """Bytes to text: UTF-8 (BOM stripped) or UTF-16 with BOM (Grafana's Excel mode)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InputFormatError(
+                "UTF-16 text (it starts with a UTF-16 byte-order mark) does not decode",
+                path=path,
+                offset=exc.start,
+            ) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputFormatError(
+            f"not UTF-8 text (invalid byte at offset {exc.start})",
+            path=path,
+            line=line,
+            excerpt=data[max(0, exc.start - 40) : exc.start + 40].decode("utf-8", "replace"),
+            hint="Metric exports are UTF-8 text (or UTF-16 with a BOM); is this a binary file?",
+        ) from exc
+    return text.removeprefix("\ufeff")
+
+
+_CSV_HEADER_RE = re.compile(r'\s*"?(time|series)"?\s*[,;\t]', re.IGNORECASE)
+
+
+def _sniff(text: str, path: Path) -> str:
+    """Guess the format from the content (never from the file name)."""
+    head = text.lstrip()
+    if not head:
+        return "empty"
+    if head[0] in "{[":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            return "api-json"  # let the JSON reader report the position
+        return _sniff_json(doc)
+    first = head.split("\n", 1)[0].strip()
+    if first.lower().startswith("sep=") or _CSV_HEADER_RE.match(first):
+        return "grafana-csv"
+    if re.search(r"^# EOF\s*$", text, re.MULTILINE) or re.search(r"^# UNIT ", text, re.MULTILINE):
+        return "openmetrics"
+    if first.startswith("#") or re.match(r'[a-zA-Z_:{"]', first):
+        if re.match(r"[^\s{#]*[,;\t]", first) and not re.match(
+            r"[a-zA-Z_:][a-zA-Z0-9_:]*[\s{]", first
+        ):
+            return "grafana-csv"
+        return "text"
+    raise InputFormatError(
+        "not a metrics export the kit recognises",
+        path=path,
+        line=1,
+        excerpt=first,
+        hint="Expected Prometheus API JSON, text exposition/OpenMetrics, Grafana CSV or "
+        f"Grafana DataFrame JSON; pass fmt= one of {sorted(FORMATS)}",
+    )
+
+
+def _sniff_json(doc: Any) -> str:
+    if isinstance(doc, dict):
+        if "status" in doc or "resultType" in doc or ("data" in doc and "schema" not in doc):
+            return "api-json"
+        return "grafana-json"
+    if isinstance(doc, list):
+        first = next((x for x in doc if isinstance(x, dict)), None)
+        if first is None or "metric" in first or "values" in first or "value" in first:
+            return "api-json"
+        return "grafana-json"
+    return "api-json"
+
+
+# --------------------------------------------------------------------------------------------
+# Prometheus HTTP API JSON
+
+
+class _Rejects:
+    """Counts rejected units of one file; raises on the first one when strict."""
+
+    def __init__(self, path: Path, *, strict: bool, unit: str) -> None:
+        self.path = path
+        self.strict = strict
+        self.unit = unit
+        self.count = 0
+        self.first: str | None = None
+
+    def reject(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        excerpt: str | None = None,
+        hint: str | None = None,
+        where: str | None = None,
+    ) -> None:
+        if self.strict:
+            raise InputFormatError(
+                message,
+                path=self.path,
+                line=line,
+                excerpt=excerpt,
+                hint=hint or "Pass strict=False to skip such units and count them",
+            )
+        self.count += 1
+        if self.first is None:
+            self.first = where or (f"line {line}" if line is not None else "?")
+            self.first += f" ({message})"
+
+    def report(self) -> None:
+        if self.count:
+            warnings.warn(
+                f"{self.path}: {self.count} malformed {self.unit}(s) skipped (strict=False); "
+                f"first at {self.first}",
+                KitWarning,
+                stacklevel=4,
+            )
+
+
+def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool) -> int:
+    """Read a Prometheus HTTP API answer; returns the number of samples added."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputFormatError(
+            f"invalid JSON ({exc.msg}, column {exc.colno})",
+            path=path,
+            line=exc.lineno,
+            excerpt=text.splitlines()[exc.lineno - 1][max(0, exc.colno - 40) : exc.colno + 40]
+            if text.splitlines()
+            else "",
+            hint="A truncated download? Save the API answer again",
+        ) from exc
+    rej = _Rejects(path, strict=strict, unit="sample")
+    src = col.new_source(path, by_line=False)
+    result_type: str | None = None
+    where = "result"
+    if isinstance(doc, dict) and ("status" in doc or "data" in doc):
+        status = doc.get("status")
+        if status == "error":
+            raise InputFormatError(
+                f"the Prometheus API answered with an error: {doc.get('errorType')}: "
+                f"{doc.get('error')}",
+                path=path,
+                hint="Fix the query and export again",
+            )
+        if status not in (None, "success"):
+            raise InputFormatError(f"unknown API status {status!r}", path=path, line=1)
+        for w in doc.get("warnings") or []:
+            log.warning("%s: the Prometheus API answer carries a warning: %s", path, w)
+        doc = doc.get("data")
+        where = "data.result"
+    if isinstance(doc, dict):
+        if "result" not in doc:
+            raise InputFormatError(
+                "JSON object without 'result': not a Prometheus API answer",
+                path=path,
+                hint=f"Pass fmt= one of {sorted(FORMATS)} if it is another export",
+            )
+        result_type = doc.get("resultType")
+        result = doc["result"]
+    else:
+        result = doc
+    if result_type in ("scalar", "string"):
+        if result_type == "string":
+            raise InputFormatError(
+                "the API answer is a string result, not metric samples", path=path
+            )
+        added = _json_point(result, where, None, {}, path, col, src, rej, 0)
+        rej.report()
+        return added
+    if result_type not in (None, "vector", "matrix"):
+        raise InputFormatError(f"unknown resultType {result_type!r}", path=path)
+    if not isinstance(result, list):
+        raise InputFormatError(
+            f"{where} is a {type(result).__name__}, expected a list of series", path=path
+        )
+    added = 0
+    for i, item in enumerate(result):
+        here = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            rej.reject(f"{here} is not an object", where=here)
+            continue
+        metric = item.get("metric", {})
+        if not isinstance(metric, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metric.items()
+        ):
+            rej.reject(f"{here}.metric is not an object of string labels", where=here)
+            continue
+        labels = dict(metric)
+        name = labels.pop("__name__", None)
+        if "values" in item:
+            points = item["values"]
+            if not isinstance(points, list):
+                rej.reject(f"{here}.values is not a list", where=here)
+                continue
+            for j, p in enumerate(points):
+                added += _json_point(p, f"{here}.values[{j}]", name, labels, path, col, src, rej, i)
+        if "value" in item:
+            added += _json_point(
+                item["value"], f"{here}.value", name, labels, path, col, src, rej, i
+            )
+        n_hist = len(item.get("histograms") or []) + (1 if "histogram" in item else 0)
+        if n_hist:
+            col.native_histograms += n_hist
+        if "values" not in item and "value" not in item and not n_hist:
+            rej.reject(f"{here} has neither 'value' nor 'values'", where=here)
+    rej.report()
+    return added
+
+
+def _json_point(
+    p: Any,
+    here: str,
+    name: str | None,
+    labels: dict[str, str],
+    path: Path,
+    col: _Collector,
+    src: int,
+    rej: _Rejects,
+    index: int,
+) -> int:
+    if not isinstance(p, list) or len(p) != 2:
+        rej.reject(f'{here} is not a [time, "value"] pair', excerpt=_short(p), where=here)
+        return 0
+    t, v = p
+    try:
+        if isinstance(t, bool):
+            raise ValueError("boolean time")
+        ts = _seconds_to_us(float(t) if isinstance(t, int | float) else float(_parse_float(t)))
+        if isinstance(v, bool):
+            raise ValueError("boolean value")
+        value = float(v) if isinstance(v, int | float) else _parse_float(v)
+    except (ValueError, TypeError, OverflowError) as exc:
+        rej.reject(f"{here}: {exc}", excerpt=_short(p), where=here)
+        return 0
+    col.add(col.series_id(name, labels), ts, value, src, index)
+    return 1
+
+
+def _short(x: Any) -> str:
+    s = json.dumps(x) if not isinstance(x, str) else x
+    return s[:120]
+
+
+# --------------------------------------------------------------------------------------------
+# Text exposition 0.0.4 and OpenMetrics
+
+_NAME_AT_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_AT_RE = re.compile(
+    r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*|"(?:[^"\\\n]|\\.)*")[ \t]*=[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*'
+)
+_QUOTED_NAME_AT_RE = re.compile(r'[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*(?=[,}])')
+_TS_MS_RE = re.compile(r"-?\d+\Z")
+_TYPES = {
+    "counter",
+    "gauge",
+    "histogram",
+    "summary",
+    "untyped",
+    "unknown",
+    "gaugehistogram",
+    "stateset",
+    "info",
+}
+_UNESCAPE_RE = re.compile(r"\\(.)")
+
+
+def _unescape(v: str) -> str:
+    if "\\" not in v:
+        return v
+    return _UNESCAPE_RE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), v)
+
+
+class _LineError(ValueError):
+    pass
+
+
+def _parse_sample_line(line: str) -> tuple[str, dict[str, str], str]:
+    """Split one sample line into (name, labels, rest after the closing brace or name)."""
+    labels: dict[str, str] = {}
+    name = ""
+    if line[0] == "{":
+        pos = 0
+    else:
+        m = _NAME_AT_RE.match(line)
+        if not m:
+            raise _LineError("expected a metric name")
+        name = m.group(0)
+        pos = m.end()
+        if pos >= len(line) or line[pos] != "{":
+            return name, labels, line[pos:]
+    pos += 1  # past "{"
+    first = True
+    while True:
+        while pos < len(line) and line[pos] in " \t":
+            pos += 1
+        if pos < len(line) and line[pos] == "}":
+            return name, labels, line[pos + 1 :]
+        m = _LABEL_AT_RE.match(line, pos)
+        if m is None and first and not name:
+            q = _QUOTED_NAME_AT_RE.match(line, pos)
+            if q is not None:  # Prometheus 3 UTF-8 name: {"my.metric", label="v"}
+                name = _unescape(q.group(1))
+                pos = q.end()
+                first = False
+                if line[pos] == ",":
+                    pos += 1
+                continue
+        if m is None:
+            raise _LineError(f'bad label at character {pos + 1} (expected name="value")')
+        key = m.group(1)
+        if key[0] == '"':
+            key = _unescape(key[1:-1])
+        if key in labels:
+            raise _LineError(f"label {key!r} appears twice")
+        labels[key] = _unescape(m.group(2))
+        pos = m.end()
+        first = False
+        if pos < len(line) and line[pos] == ",":
+            pos += 1
+        elif pos < len(line) and line[pos] == "}":
+            continue
+        else:
+            raise _LineError(f"expected ',' or '}}' at character {pos + 1}")
+
+
+def _read_text(
+    text: str,
+    path: Path,
+    col: _Collector,
+    *,
+    openmetrics: bool,
+    scrape_us: int | None,
+    strict: bool,
+) -> int:
+    """Read text exposition 0.0.4 or OpenMetrics; returns the number of samples added."""
+    src = col.new_source(path, by_line=True)
+    rej = _Rejects(path, strict=strict, unit="line")
+    added = comments = blanks = 0
+    scrapes = 1
+    fmt_name = "OpenMetrics" if openmetrics else "text exposition 0.0.4"
+    for no, raw in enumerate(text.split("\n"), start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            blanks += 1
+            continue
+        if line[0] == "#":
+            comments += 1
+            parts = line.split(None, 3)
+            if len(parts) >= 2 and parts[1] == "EOF" and len(parts) == 2:
+                scrapes += 1
+            elif (
+                len(parts) >= 2
+                and parts[1] == "TYPE"
+                and (len(parts) != 4 or parts[3].strip().lower() not in _TYPES)
+            ):
+                rej.reject(
+                    f"bad # TYPE line (expected '# TYPE name {{{'|'.join(sorted(_TYPES))}}}')",
+                    line=no,
+                    excerpt=line,
+                )
+            continue
+        try:
+            name, labels, rest = _parse_sample_line(line)
+            if not name:
+                raise _LineError("the sample has no metric name")
+            if "__name__" in labels:
+                raise _LineError("label __name__ inside braces next to a metric name")
+            if rest and rest[0] not in " \t":
+                raise _LineError("expected a blank between the series and its value")
+            body, _, _exemplar = rest.partition(" # ")
+            tokens = body.split()
+            if not tokens or len(tokens) > 2:
+                raise _LineError(
+                    "expected 'value [timestamp]' after the series"
+                    if tokens
+                    else "no value after the series"
+                )
+            value = _parse_float(tokens[0])
+            if len(tokens) == 2:
+                if openmetrics:
+                    ts = _seconds_to_us(_parse_float(tokens[1]))
+                elif _TS_MS_RE.match(tokens[1]):
+                    ts = int(tokens[1]) * 1000
+                else:
+                    raise _LineError(
+                        f"timestamp {tokens[1]!r} is not integer milliseconds (text 0.0.4); "
+                        "OpenMetrics uses float seconds: pass fmt='openmetrics' if this is one"
+                    )
+            elif scrape_us is None:
+                raise _LineError("sample without timestamp and no scrape time")
+            else:
+                ts = scrape_us
+        except (_LineError, ValueError) as exc:
+            rej.reject(f"malformed {fmt_name} sample: {exc}", line=no, excerpt=line)
+            continue
+        col.add(col.series_id(name, labels), ts, value, src, no)
+        added += 1
+    rej.report()
+    log.info(
+        "%s: %s: %d samples, %d comment/metadata lines, %d blank lines, %d rejected, %d scrape(s)",
+        path,
+        fmt_name,
+        added,
+        comments,
+        blanks,
+        rej.count,
+        scrapes if openmetrics else 1,
+    )
+    return added
+
+
+# --------------------------------------------------------------------------------------------
+# Public loader
+
+
+def read_metrics(
+    source: Source,
+    *,
+    fmt: Format = "auto",
+    scrape_time: datetime | str | None = None,
+    strict: bool = True,
+    csv_timezone: str = "UTC",
+) -> pl.DataFrame:
+    """Read metric exports (Prometheus API JSON, text exposition, OpenMetrics, Grafana CSV/JSON).
+
+    Parameters
+    ----------
+    source
+        A file, a list of files, a glob or a directory (gzip is read transparently). Several files
+        are combined into one frame; each row's ``source`` names its file.
+    fmt
+        ``"auto"`` (default) sniffs each file's *content*: JSON with ``status``/``data``/
+        ``resultType``/``metric`` is the Prometheus API, other JSON is Grafana DataFrame JSON; a
+        first line ``sep=...`` or a ``Time``/``Series`` header is Grafana CSV; text containing a
+        ``# EOF`` or ``# UNIT`` line is OpenMetrics; other text is exposition 0.0.4. Or force one
+        of :data:`FORMATS`: ``"api-json"``, ``"text"``, ``"openmetrics"``, ``"grafana-csv"``,
+        ``"grafana-json"``.
+    scrape_time
+        Time of samples that carry no timestamp (a plain ``/metrics`` scrape): an aware
+        ``datetime`` or an ISO-8601 string with offset. Default: the file's modification time
+        (rounded to the millisecond).
+    strict
+        ``True`` (default): the first malformed unit (line, JSON point or CSV row) raises
+        :class:`~kit.errors.InputFormatError` naming file and line; so does a duplicate sample
+        with a conflicting value. ``False``: such units are skipped and each file emits one
+        :class:`~kit.errors.KitWarning` with the count and the first offending line.
+    csv_timezone
+        Time zone of Grafana CSV timestamps written without offset (``2020-01-01 01:00:00``,
+        rendered in the browser's zone); an IANA name such as ``"Europe/Berlin"``.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per sample, ordered by series (first appearance) then ``ts``:
+
+        - ``ts`` (Datetime[us, UTC]): sample time. API JSON and OpenMetrics timestamps are
+          seconds with millisecond precision, 0.0.4 timestamps milliseconds; ``scrape_time``
+          for samples without one. Never null.
+        - ``metric`` (String): the metric name (``__name__``) as written, e.g.
+          ``coredns_dns_request_duration_seconds_bucket``; null for a series without a name
+          (an expression's result, a Grafana column that is not a series selector). Use
+          :func:`normalize_metric_names` to map old CoreDNS names to today's.
+        - ``value`` (Float64): sample value, unitless as exported (seconds for ``*_seconds``);
+          NaN, +Inf and -Inf preserved.
+        - ``source`` (String): file name the sample came from.
+        - one String column per label name, sorted alphabetically: the label value (escapes
+          resolved), null where the series lacks the label or has it empty. ``le`` and
+          ``quantile`` are kept as written (compare numerically). Grafana columns whose name is
+          not a series selector give a ``series`` label with the display name.
+
+        The first four columns are :data:`METRICS_BASE_SCHEMA`. An export with no samples gives
+        an empty frame with that schema.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` names no existing file.
+    InputFormatError
+        The file is not a metrics export, or a unit is malformed (``strict=True``), or the API
+        answer is an error, or a Grafana CSV has no time column.
+    ValueError
+        ``fmt`` is unknown, or ``scrape_time`` is naive.
+
+    Warns
+    -----
+    KitWarning
+        Skipped malformed units (``strict=False``), dropped duplicate samples, histograms without
+        a ``+Inf`` bucket, native-histogram samples (not read), renamed labels.
+    """
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ValueError(f"fmt must be 'auto' or one of {sorted(FORMATS)}, not {fmt!r}")
+    if isinstance(scrape_time, datetime | str):
+        _datetime_to_us(scrape_time)  # validate early
+    paths = expand_sources(source, what="metrics export")
+    col = _Collector()
+    for path in paths:
+        raw = read_raw(path)
+        if raw.notes:
+            msg = f"{path}: damaged gzip: {'; '.join(raw.notes)}"
+            if strict:
+                raise InputFormatError("damaged gzip stream: " + "; ".join(raw.notes), path=path)
+            warnings.warn(msg, KitWarning, stacklevel=2)
+        text = _decode(raw.data, path)
+        kind = _sniff(text, path) if fmt == "auto" else fmt
+        log.debug("%s: reading as %s", path, kind)
+        if kind == "empty":
+            col.new_source(path, by_line=True)
+            log.info("%s: empty export, no samples", path)
+        elif kind == "api-json":
+            _read_api_json(text, path, col, strict=strict)
+        elif kind in ("text", "openmetrics"):
+            scrape_us = _default_scrape_time(path, scrape_time)
+            _read_text(
+                text,
+                path,
+                col,
+                openmetrics=kind == "openmetrics",
+                scrape_us=scrape_us,
+                strict=strict,
+            )
+        elif kind == "grafana-csv":
+            from kit import grafana
+
+            grafana.read_csv_into(text, path, col, strict=strict, timezone=csv_timezone)
+        else:
+            from kit import grafana
+
+            grafana.read_json_into(text, path, col, strict=strict)
+    if col.native_histograms:
+        warnings.warn(
+            f"{col.native_histograms} native-histogram sample(s) were not read (only float "
+            "samples and classic _bucket series are); export with "
+            "always_scrape_classic_histograms or query the _bucket series",
+            KitWarning,
+            stacklevel=2,
+        )
+    df = _build_frame(col, strict=strict)
+    log.info("read %d samples of %d series from %d file(s)", df.height, len(col.series), len(paths))
+    return df
