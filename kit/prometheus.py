@@ -347,7 +347,7 @@ def _sniff(text: str, path: Path) -> str:
     head = text.lstrip()
     if not head:
         return "empty"
-    if head[0] in "{[":
+    if re.match(r"(?:\{\s*(?:\"|\})|\[\s*(?:\{|\[|\]))", head):
         try:
             doc = json.loads(text)
         except json.JSONDecodeError:
@@ -656,7 +656,10 @@ def _read_text(
     added = comments = blanks = 0
     scrapes = 1
     fmt_name = "OpenMetrics" if openmetrics else "text exposition 0.0.4"
-    for no, raw in enumerate(text.split("\n"), start=1):
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start a blank one
+    for no, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r")
         if not line.strip():
             blanks += 1

@@ -222,3 +222,315 @@ def test_no_warnings_on_clean_fixture(shared_fixtures: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_metrics(shared_fixtures / "metrics" / "grafana_range_missing.result.json")
+
+
+# ---------------------------------------------------------------------------------------------
+# Text exposition 0.0.4
+
+SCRAPE = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+# One sample line of 0.0.4 text, as simply as possible: series text, value, optional timestamp.
+# Good enough for the fixtures below (no blanks inside their label values).
+_SIMPLE_LINE = re.compile(r"^(\S+?)(\{\S*\})?\s+(\S+)(?:\s+(\S+))?$")
+
+
+def _simple_parse(path: Path) -> list[tuple[str, str, float]]:
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = _SIMPLE_LINE.match(line)
+        assert m, line
+        out.append((m.group(1), m.group(2) or "", float(m.group(3))))
+    return out
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "datadog_coredns_v1.1.0_metrics.prom",
+        "netdata_coredns_v1.6.9_some_load.prom",
+        "netdata_coredns_v1.7.0_some_load.prom",
+        "netdata_coredns_no_version_no_load.prom",
+    ],
+)
+def test_text_fixtures_every_sample_line_read(shared_fixtures: Path, name: str) -> None:
+    path = shared_fixtures / "metrics" / name
+    want = _simple_parse(path)
+    df = read_metrics(path, scrape_time=SCRAPE)
+    _assert_contract(df)
+    assert df.height == len(want)
+    assert df["ts"].unique().to_list() == [SCRAPE]  # no timestamps in a scrape
+    # Same multiset of (metric, value); NaN-free fixtures, so plain equality works.
+    assert sorted(zip(df["metric"], df["value"], strict=True)) == sorted((m, v) for m, _, v in want)
+    # Label values: every non-empty label pair written in the file shows up on its metric.
+    label_cols = df.columns[4:]
+    got_pairs = {
+        (r["metric"], c, r[c]) for r in df.iter_rows(named=True) for c in label_cols if r[c]
+    }
+    want_pairs = {
+        (m, k, v) for m, lab, _ in want for k, v in re.findall(r'(\w+)="([^"]*)"', lab) if v
+    }
+    assert got_pairs == want_pairs
+
+
+def test_text_datadog_exponent_values_from_named_lines(shared_fixtures: Path) -> None:
+    df = read_metrics(shared_fixtures / "metrics" / "datadog_coredns_v1.1.0_metrics.prom")
+    # line 10: coredns_cache_hits_total{type="denial"} 8.051403e+06
+    hits = df.filter(
+        (pl.col("metric") == "coredns_cache_hits_total") & (pl.col("type") == "denial")
+    )
+    assert hits["value"].to_list() == [8_051_403.0]
+    # line 43/44: le="8.192" and le="+Inf" of the request duration histogram, both 8.219674e+06
+    b = df.filter(pl.col("metric") == "coredns_dns_request_duration_seconds_bucket")
+    assert b["le"].to_list()[-2:] == ["8.192", "+Inf"]
+    assert b["value"].to_list()[-2:] == [8_219_674.0, 8_219_674.0]
+    assert b["zone"].unique().to_list() == ["."]
+    # CoreDNS 1.1.0 has no server label (formats.md 4.2) and the old proxy plugin's labels
+    assert "server" not in df.columns
+    proxy = df.filter(pl.col("metric").str.starts_with("coredns_proxy_"))
+    assert proxy.height > 0 and proxy["proxy_proto"].null_count() == 0
+
+
+def test_text_netdata_empty_server_label_is_null(shared_fixtures: Path) -> None:
+    path = shared_fixtures / "metrics" / "netdata_coredns_v1.7.0_some_load.prom"
+    df = read_metrics(path, scrape_time="2024-05-01T12:00:00Z")
+    lines = [x for x in path.read_text().splitlines() if x and not x.startswith("#")]
+    n_empty = sum('server=""' in x for x in lines)
+    n_absent = sum("server=" not in x for x in lines)  # build_info, panics_total
+    assert n_empty == 4 and n_absent == 2  # grep -c 'server=""' gives 4
+    assert df["server"].null_count() == n_empty + n_absent
+
+
+def test_text_default_scrape_time_is_mtime(data_dir: Path, tmp_path: Path) -> None:
+    p = tmp_path / "scrape.prom"
+    p.write_text("coredns_panics_total 3\n")
+    mtime = 1_650_000_000.123456
+    import os
+
+    os.utime(p, (mtime, mtime))
+    df = read_metrics(p)
+    assert df["ts"].to_list() == [_dt(1_650_000_000.123)]  # rounded to the millisecond
+
+
+def test_text_escapes_exponents_specials(data_dir: Path) -> None:
+    df = read_metrics(data_dir / "metrics" / "text_escapes_exponents.prom", scrape_time=SCRAPE)
+    _assert_contract(df)
+    assert df.columns == [
+        "ts",
+        "metric",
+        "value",
+        "source",
+        "case",
+        "job",
+        "le",
+        "nl",
+        "path",
+        "quote",
+    ]
+    t = df.filter(pl.col("metric") == "dns_test")
+    # line 3: path="C:\\dir\\" -> C:\dir\ ; quote="say \"hi\"" -> say "hi" ; \n -> newline
+    assert t.row(0, named=True) | {"source": None} == {
+        "ts": SCRAPE,
+        "metric": "dns_test",
+        "value": 1500.0,
+        "source": None,
+        "case": None,
+        "job": None,
+        "le": None,
+        "nl": "line1\nline2",
+        "path": "C:\\dir\\",
+        "quote": 'say "hi"',
+    }
+    # line 4: blanks around '=', trailing comma, -2.5E-3, timestamp 1700000000123 ms
+    assert t.row(1) == (
+        _dt(1700000000.123),
+        "dns_test",
+        -0.0025,
+        "text_escapes_exponents.prom",
+        None,
+        None,
+        None,
+        None,
+        "x",
+        "y",
+    )
+    g = dict(
+        zip(
+            df.filter(pl.col("metric") == "dns_gauge")["case"],
+            df.filter(pl.col("metric") == "dns_gauge")["value"],
+            strict=True,
+        )
+    )
+    assert math.isnan(g[None]) and math.isnan(g["Nan"])
+    assert g["pinf"] == math.inf and g["ninf"] == -math.inf
+    assert g["big"] == 191_019_225_200.0
+    assert g["empty"] == 7.0  # view="" dropped: no 'view' column at all
+    # le kept as written; last line has no final newline and is still read
+    h = df.filter(pl.col("metric") == "dns_hist_bucket")
+    assert h.select("job", "le", "value").rows() == [
+        ("a", "1", 3.0),
+        ("a", "+Inf", 4.0),
+        ("b", "1.0", 5.0),
+        ("b", "+Inf", 6.0),
+    ]
+    assert not (data_dir / "metrics" / "text_escapes_exponents.prom").read_bytes().endswith(b"\n")
+
+
+def test_text_bad_lines_strict_names_line(data_dir: Path) -> None:
+    path = data_dir / "metrics" / "text_bad_lines.prom"
+    with pytest.raises(InputFormatError) as ei:
+        read_metrics(path, scrape_time=SCRAPE)
+    # line 4 is 'coredns_x{a="3" 4' (no closing brace)
+    assert ei.value.line == 4
+    assert str(ei.value).startswith(f"{path}:4: malformed text exposition 0.0.4 sample: ")
+    assert ei.value.excerpt == 'coredns_x{a="3" 4'
+
+
+def test_text_bad_lines_lenient_counts(data_dir: Path) -> None:
+    path = data_dir / "metrics" / "text_bad_lines.prom"
+    with pytest.warns(
+        KitWarning, match=r"2 malformed line\(s\) skipped \(strict=False\); first at line 4 "
+    ):
+        df = read_metrics(path, scrape_time=SCRAPE, strict=False)
+    # lines 2, 3, 6 are good; 4 (no brace) and 5 ('five') are rejected: 3 + 2 = 5 sample lines
+    assert df["a"].to_list() == ["1", "2", "5"]
+    assert df["value"].to_list() == [2.0, 3.0, 6.0]
+
+
+def test_text_float_timestamp_hints_openmetrics(data_dir: Path) -> None:
+    path = data_dir / "metrics" / "text_float_timestamp.prom"
+    with pytest.raises(
+        InputFormatError,
+        match=r"text_float_timestamp\.prom:2: .*not integer milliseconds .*fmt='openmetrics'",
+    ):
+        read_metrics(path)
+    df = read_metrics(path, fmt="openmetrics")
+    assert df["ts"].to_list() == [_dt(1700000000.5)]
+
+
+def test_text_duplicate_series_without_timestamps(data_dir: Path) -> None:
+    path = data_dir / "metrics" / "text_duplicate_no_timestamps.prom"
+    with pytest.raises(
+        InputFormatError,
+        match=r"text_duplicate_no_timestamps\.prom:3: duplicate sample for timestamp .*\(1\.0 first, at .*:2; then 2\.0\)",
+    ) as ei:
+        read_metrics(path, scrape_time=SCRAPE)
+    assert ei.value.excerpt == "coredns_panics_total{}"
+    with pytest.warns(KitWarning, match="1 duplicate sample"):
+        df = read_metrics(path, scrape_time=SCRAPE, strict=False)
+    assert df["value"].to_list() == [1.0]  # first one kept, as Prometheus does
+
+
+def test_histogram_without_inf_warns_naming_series(data_dir: Path) -> None:
+    path = data_dir / "metrics" / "text_histogram_no_inf.prom"
+    with pytest.warns(
+        KitWarning,
+        match=r'1 histogram\(s\) have no le="\+Inf" bucket.*: x_bucket\{server="dns://:53"\}$',
+    ) as rec:
+        df = read_metrics(path, scrape_time=SCRAPE)
+    assert len([w for w in rec if issubclass(w.category, KitWarning)]) == 1  # y has +Inf
+    assert df.height == 6  # kept, not dropped
+
+
+@pytest.mark.parametrize("name", ["empty.prom", "text_only_metadata.prom"])
+def test_empty_export_gives_empty_frame(data_dir: Path, name: str) -> None:
+    df = read_metrics(data_dir / "metrics" / name)
+    assert df.is_empty() and df.schema == METRICS_BASE_SCHEMA
+
+
+def test_not_a_metrics_file(data_dir: Path) -> None:
+    with pytest.raises(
+        InputFormatError,
+        match=r"not_metrics\.log:1: not a metrics export the kit recognises: '\[INFO\]",
+    ):
+        read_metrics(data_dir / "metrics" / "not_metrics.log")
+
+
+def test_gzip_and_directory_sources(shared_fixtures: Path, tmp_path: Path) -> None:
+    import gzip
+
+    src = shared_fixtures / "metrics" / "netdata_coredns_v1.7.0_some_load.prom"
+    (tmp_path / "a.prom.gz").write_bytes(gzip.compress(src.read_bytes()))
+    df = read_metrics(tmp_path, scrape_time=SCRAPE)
+    assert df.height == len(_simple_parse(src)) and set(df["source"]) == {"a.prom.gz"}
+
+
+def test_naive_scrape_time_rejected(data_dir: Path) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        read_metrics(data_dir / "metrics" / "empty.prom", scrape_time=datetime(2024, 1, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenMetrics, checked against promtool's own parser (backfill + dump)
+
+
+def _promtool_dump(
+    promtool: str, om: Path, tmp: Path
+) -> list[tuple[str | None, dict[str, str], float, int]]:
+    import subprocess
+
+    db = tmp / "db"
+    subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(om), str(db)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    (db / "wal").mkdir(exist_ok=True)  # `tsdb dump` insists on a WAL directory
+    out = subprocess.run(
+        [promtool, "tsdb", "dump", str(db)], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+    rows = []
+    for line in out.splitlines():
+        m = re.fullmatch(r"\{(.*)\} (\S+) (-?\d+)", line)
+        assert m, line
+        labels = {
+            k: json.loads(f'"{v}"') for k, v in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(1))
+        }
+        name = labels.pop("__name__", None)
+        rows.append((name, labels, float(m.group(2)), int(m.group(3))))
+    return rows
+
+
+def test_openmetrics_history_matches_promtool(data_dir: Path, tmp_path: Path) -> None:
+    from conftest import require_tool
+
+    promtool = require_tool("promtool", "prometheus")
+    path = data_dir / "metrics" / "om_history.om"
+    want = _promtool_dump(promtool, path, tmp_path)
+    df = read_metrics(path)  # sniffed as OpenMetrics from '# EOF'
+    _assert_contract(df)
+    label_cols = df.columns[4:]
+    got = [
+        (
+            r["metric"],
+            {c: r[c] for c in label_cols if r[c] is not None},
+            r["value"],
+            round(r["ts"].timestamp() * 1000),
+        )
+        for r in df.iter_rows(named=True)
+    ]
+
+    def key(x: tuple) -> tuple:
+        return (x[0] or "", sorted(x[1].items()), x[3], repr(x[2]))
+
+    assert len(got) == len(want) == 42
+    assert sorted(map(key, got)) == sorted(map(key, want))
+    # the escaped label value, resolved
+    note = df.filter(pl.col("metric") == "coredns_forward_requests_total")["note"].unique()
+    assert note.to_list() == ['a "quoted" \\ value\nnext']
+
+
+def test_openmetrics_concatenated_scrapes_with_eof_each(data_dir: Path, tmp_path: Path) -> None:
+    # promtool only takes one '# EOF'; kit also reads scrapes concatenated with one EOF each.
+    text = (data_dir / "metrics" / "om_history.om").read_text()
+    body = text.replace("# EOF\n", "")
+    lines = body.splitlines()
+    half = len(lines) // 2
+    p = tmp_path / "two.om"
+    p.write_text("\n".join(lines[:half]) + "\n# EOF\n" + "\n".join(lines[half:]) + "\n# EOF\n")
+    assert read_metrics(p).equals(
+        read_metrics(data_dir / "metrics" / "om_history.om").with_columns(
+            pl.lit("two.om").alias("source")
+        )
+    )
