@@ -1,0 +1,971 @@
+"""Build the namespaces, start the software, run the timeline, collect the run folder, clean up.
+
+Topology (prefix ``dnskit`` by default; ``N`` = node number, 1-based)::
+
+    <prefix>-podsN  eth0 169.254.1.N ──veth── pods0 169.254.20.10  <prefix>-nodeN
+                                                up0  169.254.100.N ──veth── nN  <prefix>-up
+                                                                         lo 169.254.169.253 (NSD)
+    <prefix>-mon    lo 127.0.0.1: exporters (one per node) + Prometheus
+
+Everything the lab starts is recorded (namespaces, process ids) and undone in :meth:`Lab.cleanup`,
+which runs on normal exit, on exceptions, on Ctrl-C and on SIGTERM/SIGHUP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+UPSTREAM_IP = "169.254.169.253"
+CACHE_IP = "169.254.20.10"
+ZONE = "test"
+PROM_PORT = 9090
+EXPORTER_BASE_PORT = 9167
+SNAPLEN = 256
+
+
+class LabError(RuntimeError):
+    """The lab could not be set up or run (message says what and what to do)."""
+
+
+class _Terminated(BaseException):
+    """Raised from the SIGTERM/SIGHUP handler so that ``finally`` blocks run."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the timeline: ``healthy``, ``incident`` or ``fix``, lasting ``seconds``."""
+
+    name: str
+    seconds: float
+
+
+def parse_phases(text: str) -> tuple[Phase, ...]:
+    """Parse ``"healthy=20,incident=60,fix=20"`` into phases (order kept; ``fix`` optional).
+
+    The change (caches switch to TCP upstream, in ``tcp`` mode) happens at the start of
+    ``incident``; the fix (back to UDP) at the start of ``fix``.
+    """
+    phases: list[Phase] = []
+    for part in text.split(","):
+        name, sep, secs = part.strip().partition("=")
+        if not sep or name not in {"healthy", "incident", "fix"}:
+            raise ValueError(
+                f"bad phase {part!r}: expected NAME=SECONDS with NAME in healthy, incident, fix"
+            )
+        try:
+            seconds = float(secs)
+        except ValueError as exc:
+            raise ValueError(f"bad phase duration {secs!r} in {part!r}") from exc
+        if seconds <= 0:
+            raise ValueError(f"phase {name} must last > 0 s, got {seconds}")
+        phases.append(Phase(name, seconds))
+    names = [p.name for p in phases]
+    if len(set(names)) != len(names) or "incident" not in names:
+        raise ValueError(f"phases must name 'incident' once and no phase twice, got {names}")
+    order = ["healthy", "incident", "fix"]
+    if names != [n for n in order if n in names]:
+        raise ValueError(f"phases must be in the order healthy, incident, fix; got {names}")
+    return tuple(phases)
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Parameters of one lab run (all recorded in run.json).
+
+    Attributes
+    ----------
+    out : Path
+        Run folder to write.
+    mode : str
+        ``"tcp"``: at the change, the changing nodes switch unbound to ``tcp-upstream: yes``
+        (the incident). ``"udp"``: nothing changes (the control experiment, same SYN drops).
+    phases : tuple[Phase, ...]
+        Timeline.
+    nodes : int
+        Number of node namespaces (each with its own pods namespace and dnsperf).
+    control_nodes : int
+        How many of the last nodes stay on UDP for the whole run (the control). 0 = none.
+    qps : float
+        dnsperf query rate per node (queries/s).
+    miss_share : float
+        Share of queries asking a never-asked name (a cache miss); the rest repeat ``hit_names``.
+    hit_names : int
+        Number of distinct repeated names.
+    drop : str
+        ``"random:P"`` drops a share P (0..1) of TCP SYNs to port 53 in the upstream namespace;
+        ``"rate:N"`` drops SYNs over N per second per source address; ``"none"``.
+    prefix : str
+        Namespace name prefix.
+    replace : bool
+        Delete ``out`` first if it exists.
+    seed : int
+        Seed of the query files and zone.
+    client_timeout_s : float
+        dnsperf ``-t``.
+    """
+
+    out: Path
+    mode: str = "tcp"
+    phases: tuple[Phase, ...] = (Phase("healthy", 20), Phase("incident", 60), Phase("fix", 20))
+    nodes: int = 2
+    control_nodes: int = 1
+    qps: float = 30.0
+    miss_share: float = 0.5
+    hit_names: int = 40
+    drop: str = "random:0.5"
+    prefix: str = "dnskit"
+    replace: bool = False
+    seed: int = 5
+    client_timeout_s: float = 20.0
+    prometheus: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in {"tcp", "udp"}:
+            raise ValueError(f"mode must be 'tcp' or 'udp', not {self.mode!r}")
+        if not 1 <= self.nodes <= 9:
+            raise ValueError("nodes must be 1..9")
+        if not 0 <= self.control_nodes < self.nodes or (self.control_nodes and self.nodes < 2):
+            raise ValueError("control_nodes must be smaller than nodes")
+        if not re.fullmatch(r"[a-z][a-z0-9]{0,11}", self.prefix):
+            raise ValueError(
+                "prefix must be 1-12 lower-case letters/digits, starting with a letter"
+            )
+        _parse_drop(self.drop)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(p.seconds for p in self.phases)
+
+
+def _parse_drop(text: str) -> tuple[str, float]:
+    kind, _, value = text.partition(":")
+    if kind == "none":
+        return "none", 0.0
+    try:
+        v = float(value)
+    except ValueError:
+        v = -1.0
+    if kind == "random" and 0 <= v <= 1:
+        return kind, v
+    if kind == "rate" and v > 0:
+        return kind, v
+    raise ValueError(f"drop must be 'none', 'random:P' (0<=P<=1) or 'rate:N' (N>0), not {text!r}")
+
+
+def _utc(ts: float) -> str:
+    return (
+        dt.datetime.fromtimestamp(ts, dt.UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def which(tool: str) -> str:
+    for cand in (shutil.which(tool), f"/usr/sbin/{tool}", f"/usr/bin/{tool}"):
+        if cand and Path(cand).exists():
+            return cand
+    raise LabError(f"{tool} not found; install the Debian packages with: bash tools/system-deps.sh")
+
+
+class Lab:
+    """One lab run. Use :func:`run_lab`; the class is public for tests of the cleanup."""
+
+    def __init__(self, cfg: LabConfig) -> None:
+        self.cfg = cfg
+        self.out = cfg.out.resolve()
+        self.work = Path(tempfile.mkdtemp(prefix=f"{cfg.prefix}-lab-"))
+        self.namespaces: list[str] = []
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.open_files: list[object] = []
+        self.events: list[dict[str, object]] = []
+        self.tools: dict[str, str] = {}
+        self._cleaned = False
+
+    # ----- names
+    def ns(self, kind: str, n: int | None = None) -> str:
+        return f"{self.cfg.prefix}-{kind}{'' if n is None else n}"
+
+    def node_names(self) -> list[str]:
+        return [f"node{i}" for i in range(1, self.cfg.nodes + 1)]
+
+    def changing(self, i: int) -> bool:
+        """Whether node i (1-based) switches to TCP at the change."""
+        return self.cfg.mode == "tcp" and i <= self.cfg.nodes - self.cfg.control_nodes
+
+    # ----- helpers
+    def sh(self, *argv: str, ns: str | None = None, check: bool = True) -> str:
+        cmd = list(argv)
+        if ns is not None:
+            cmd = [self.tools["ip"], "netns", "exec", ns, *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+        if check and proc.returncode != 0:
+            raise LabError(
+                f"command failed ({proc.returncode}): {' '.join(cmd)}: {proc.stderr.strip()}"
+            )
+        return proc.stdout
+
+    def start(
+        self, name: str, argv: Sequence[str], *, ns: str, stdout: Path, stderr: Path | None = None
+    ) -> None:
+        cmd = [self.tools["ip"], "netns", "exec", ns, *argv]
+        out = stdout.open("wb")
+        err = stderr.open("wb") if stderr else subprocess.STDOUT
+        self.open_files.append(out)
+        if stderr:
+            self.open_files.append(err)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "LC_ALL": "C"}
+        # `ip netns exec` execs the program: the pid is the program's own pid.
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+        self.procs[name] = proc
+        log.info("started %s (pid %d) in %s", name, proc.pid, ns)
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        proc = self.procs.get(name)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, sig)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        del self.procs[name]
+        return proc.returncode
+
+    def event(self, what: str, **extra: object) -> float:
+        now = time.time()
+        self.events.append({"ts": _utc(now), "event": what, **extra})
+        log.info("%s %s %s", _utc(now), what, extra or "")
+        return now
+
+    # ----- setup
+    def preflight(self) -> None:
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (it creates network namespaces); run it with sudo")
+        for tool in (
+            "ip",
+            "nsd",
+            "unbound",
+            "unbound-control",
+            "dnsperf",
+            "tcpdump",
+            "nft",
+            "curl",
+            "prometheus",
+        ):
+            if tool == "prometheus" and not self.cfg.prometheus:
+                continue
+            self.tools[tool] = which(tool)
+        existing = self.sh(self.tools["ip"], "netns", "list")
+        names = {line.split()[0] for line in existing.splitlines() if line.strip()}
+        clash = sorted(n for n in names if n.startswith(self.cfg.prefix + "-"))
+        if clash:
+            raise LabError(
+                f"network namespaces {clash} already exist: another lab is running or a previous one "
+                f"was killed hard. Use another --prefix, or delete them with: "
+                + "; ".join(f"ip netns delete {n}" for n in clash)
+            )
+        if self.out.exists():
+            if not self.cfg.replace:
+                raise LabError(f"{self.out} exists; pass --replace to overwrite it")
+            shutil.rmtree(self.out)
+        for sub in ("captures", "logs", "configs", "dnsperf", "prometheus"):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
+
+    def add_ns(self, name: str) -> None:
+        self.sh(self.tools["ip"], "netns", "add", name)
+        self.namespaces.append(name)
+        self.sh(self.tools["ip"], "-n", name, "link", "set", "lo", "up")
+
+    def veth(self, a_ns: str, a: str, b_ns: str, b: str) -> None:
+        ip = self.tools["ip"]
+        self.sh(
+            ip, "link", "add", a, "netns", a_ns, "type", "veth", "peer", "name", b, "netns", b_ns
+        )
+        self.sh(ip, "-n", a_ns, "link", "set", a, "up")
+        self.sh(ip, "-n", b_ns, "link", "set", b, "up")
+
+    def build_network(self) -> dict[str, object]:
+        ip = self.tools["ip"]
+        up = self.ns("up")
+        self.add_ns(up)
+        self.sh(ip, "-n", up, "addr", "add", f"{UPSTREAM_IP}/32", "dev", "lo")
+        if self.cfg.prometheus:
+            self.add_ns(self.ns("mon"))
+        sysctls: dict[str, object] = {}
+        for i in range(1, self.cfg.nodes + 1):
+            node, pods = self.ns("node", i), self.ns("pods", i)
+            self.add_ns(node)
+            self.add_ns(pods)
+            node_ip, pod_ip = f"169.254.100.{i}", f"169.254.1.{i}"
+            self.veth(node, "up0", up, f"n{i}")
+            self.sh(ip, "-n", node, "addr", "add", f"{node_ip}/32", "dev", "up0")
+            self.sh(
+                ip, "-n", node, "route", "add", f"{UPSTREAM_IP}/32", "dev", "up0", "src", node_ip
+            )
+            self.sh(
+                ip, "-n", up, "route", "add", f"{node_ip}/32", "dev", f"n{i}", "src", UPSTREAM_IP
+            )
+            self.veth(node, "pods0", pods, "eth0")
+            self.sh(ip, "-n", node, "addr", "add", f"{CACHE_IP}/32", "dev", "pods0")
+            self.sh(ip, "-n", node, "route", "add", f"{pod_ip}/32", "dev", "pods0", "src", CACHE_IP)
+            self.sh(ip, "-n", pods, "addr", "add", f"{pod_ip}/32", "dev", "eth0")
+            self.sh(ip, "-n", pods, "route", "add", f"{CACHE_IP}/32", "dev", "eth0", "src", pod_ip)
+            # Older-style exponential SYN backoff (1 s, 3 s, 7 s after the first SYN), as in the
+            # reference incident; kernels >= 6.x retry linearly first (tcp_syn_linear_timeouts).
+            values: dict[str, object] = {}
+            linear = "net.ipv4.tcp_syn_linear_timeouts"
+            if Path("/proc/sys/net/ipv4/tcp_syn_linear_timeouts").exists():
+                self.sh("sysctl", "-q", "-w", f"{linear}=0", ns=node)
+                values[linear] = int(self.sh("sysctl", "-n", linear, ns=node).strip())
+            else:
+                values[linear] = None
+            for key in ("net.ipv4.tcp_syn_retries",):
+                values[key] = int(self.sh("sysctl", "-n", key, ns=node).strip())
+            sysctls[f"node{i}"] = values
+        return sysctls
+
+    # ----- upstream
+    def write_zone(self, names: list[str], hits: list[str]) -> Path:
+        d = self.work / "nsd"
+        d.mkdir(parents=True, exist_ok=True)
+        zone = d / f"{ZONE}.zone"
+        rng = random.Random(self.cfg.seed)
+        with zone.open("w") as f:
+            f.write(f"$ORIGIN {ZONE}.\n$TTL 3600\n")
+            f.write("@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n@ IN NS ns.test.\n")
+            f.write(f"ns IN A {UPSTREAM_IP}\n")
+            for n in hits + names:
+                f.write(
+                    f"{n.removesuffix('.' + ZONE + '.')} IN A 10.{rng.randrange(96, 128)}.{rng.randrange(256)}.{rng.randrange(1, 255)}\n"
+                )
+        return zone
+
+    def start_nsd(self) -> None:
+        d = self.work / "nsd"
+        conf = d / "nsd.conf"
+        conf.write_text(
+            "# NSD for the incident lab: the 'VPC resolver' at 169.254.169.253\n"
+            "server:\n"
+            f"    ip-address: {UPSTREAM_IP}\n"
+            "    port: 53\n"
+            "    do-ip6: no\n"
+            "    server-count: 1\n"
+            "    # close each TCP connection after one answer: every cache miss needs a new connection\n"
+            "    tcp-query-count: 1\n"
+            "    tcp-count: 1000\n"
+            "    tcp-timeout: 30\n"
+            '    username: ""\n'
+            '    chroot: ""\n'
+            f'    zonesdir: "{d}"\n'
+            '    database: ""\n'
+            f'    zonelistfile: "{d}/zone.list"\n'
+            f'    xfrdfile: "{d}/xfrd.state"\n'
+            f'    xfrdir: "{d}"\n'
+            f'    pidfile: "{d}/nsd.pid"\n'
+            f'    logfile: "{self.out}/logs/nsd.log"\n'
+            "    verbosity: 1\n"
+            "    hide-version: yes\n"
+            "remote-control:\n"
+            "    control-enable: no\n"
+            "zone:\n"
+            f"    name: {ZONE}.\n"
+            f"    zonefile: {ZONE}.zone\n"
+        )
+        self.sh(which("nsd-checkconf"), str(conf))
+        self.start(
+            "nsd",
+            [self.tools["nsd"], "-d", "-c", str(conf)],
+            ns=self.ns("up"),
+            stdout=self.work / "nsd.stdout",
+        )
+
+    def nft_rules(self) -> str:
+        kind, value = _parse_drop(self.cfg.drop)
+        syn = "tcp dport 53 tcp flags & (fin | syn | rst | ack) == syn"
+        lines = [
+            "table inet dnskit {",
+            "    counter syn_seen { }",
+            "    counter syn_dropped { }",
+            "    counter udp_queries { }",
+            "    counter tcp_packets_in { }",
+            "    chain input {",
+            "        type filter hook input priority filter; policy accept;",
+            '        udp dport 53 counter name "udp_queries"',
+            '        tcp dport 53 counter name "tcp_packets_in"',
+            f'        {syn} counter name "syn_seen"',
+        ]
+        if kind == "random":
+            per_mille = round(value * 1000)
+            lines.append(
+                f'        {syn} numgen random mod 1000 < {per_mille} counter name "syn_dropped" drop'
+            )
+        elif kind == "rate":
+            lines.append(
+                f"        {syn} meter synrate {{ ip saddr limit rate over {value:g}/second }} "
+                'counter name "syn_dropped" drop'
+            )
+        lines += ["    }", "}", ""]
+        return "\n".join(lines)
+
+    def start_nft(self) -> None:
+        rules = self.work / "nftables.nft"
+        rules.write_text(self.nft_rules())
+        self.sh(self.tools["nft"], "-f", str(rules), ns=self.ns("up"))
+
+    def nft_counters(self) -> dict[str, dict[str, int]]:
+        raw = self.sh(self.tools["nft"], "-j", "list", "counters", ns=self.ns("up"))
+        out: dict[str, dict[str, int]] = {}
+        for item in json.loads(raw).get("nftables", []):
+            c = item.get("counter")
+            if c and c.get("table") == "dnskit":
+                out[c["name"]] = {"packets": int(c["packets"]), "bytes": int(c["bytes"])}
+        return out
+
+    # ----- caches
+    def unbound_conf(self, i: int, tcp: bool) -> str:
+        d = self.work / f"node{i}"
+        return (
+            "# unbound as a node-local DNS cache, forwarding like CoreDNS `forward . <resolver> { force_tcp }`\n"
+            "server:\n"
+            f"    interface: {CACHE_IP}\n"
+            "    port: 53\n"
+            "    do-ip6: no\n"
+            "    num-threads: 1\n"
+            "    access-control: 169.254.0.0/16 allow\n"
+            '    chroot: ""\n'
+            '    username: ""\n'
+            f'    directory: "{d}"\n'
+            f'    pidfile: "{d}/unbound.pid"\n'
+            "    do-daemonize: no\n"
+            "    use-syslog: no\n"
+            f'    logfile: "{self.out}/logs/unbound-node{i}.log"\n'
+            "    verbosity: 1\n"
+            "    log-queries: yes\n"
+            "    log-replies: yes\n"
+            "    log-servfail: yes\n"
+            "    extended-statistics: yes\n"
+            "    statistics-cumulative: yes\n"
+            "    statistics-interval: 0\n"
+            '    module-config: "iterator"\n'
+            f"    tcp-upstream: {'yes' if tcp else 'no'}\n"
+            "    max-reuse-tcp-queries: 1\n"
+            "    outgoing-num-tcp: 256\n"
+            "    incoming-num-tcp: 256\n"
+            "    num-queries-per-thread: 4096\n"
+            "    discard-timeout: 0\n"
+            "    wait-limit: 0\n"
+            "    infra-cache-min-rtt: 10000\n"
+            "    infra-keep-probing: yes\n"
+            "    qname-minimisation: no\n"
+            '    local-zone: "test." nodefault\n'
+            "remote-control:\n"
+            "    control-enable: yes\n"
+            f'    control-interface: "{d}/control.sock"\n'
+            "    control-use-cert: no\n"
+            "forward-zone:\n"
+            '    name: "."\n'
+            f"    forward-addr: {UPSTREAM_IP}@53\n"
+        )
+
+    def start_unbound(self, i: int) -> None:
+        d = self.work / f"node{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        conf = d / "unbound.conf"
+        conf.write_text(self.unbound_conf(i, tcp=False))
+        self.sh(which("unbound-checkconf"), str(conf))
+        self.start(
+            f"unbound-node{i}",
+            [self.tools["unbound"], "-d", "-c", str(conf)],
+            ns=self.ns("node", i),
+            stdout=self.work / f"unbound-node{i}.stdout",
+        )
+
+    def control(self, i: int, *args: str) -> str:
+        conf = self.work / f"node{i}" / "unbound.conf"
+        return self.sh(self.tools["unbound-control"], "-c", str(conf), *args)
+
+    def wait_unbound(self, i: int, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs[f"unbound-node{i}"]
+            if proc.poll() is not None:
+                raise LabError(
+                    f"unbound on node{i} exited with {proc.returncode}; see logs/unbound-node{i}.log"
+                )
+            try:
+                self.control(i, "status")
+                return
+            except LabError:
+                time.sleep(0.2)
+        raise LabError(f"unbound on node{i} did not answer unbound-control within {timeout} s")
+
+    def set_transport(self, i: int, tcp: bool) -> None:
+        """Switch node i's upstream transport at run time (like a Corefile change + reload)."""
+        value = "yes" if tcp else "no"
+        self.control(i, "set_option", f"tcp-upstream: {value}")
+        got = self.control(i, "get_option", "tcp-upstream").strip()
+        if got != value:
+            raise LabError(f"node{i}: tcp-upstream is {got!r} after set_option {value}")
+        conf = self.work / f"node{i}" / "unbound.conf"
+        conf.write_text(self.unbound_conf(i, tcp=tcp))
+
+    # ----- traffic and captures
+    def query_files(self) -> tuple[list[str], list[str], dict[int, Path]]:
+        rng = random.Random(self.cfg.seed)
+        n_queries = int(self.cfg.qps * (self.cfg.duration_s + 5)) + 10
+        hits = [f"svc{k}.hit.{ZONE}." for k in range(self.cfg.hit_names)]
+        all_misses: list[str] = []
+        files: dict[int, Path] = {}
+        for i in range(1, self.cfg.nodes + 1):
+            lines = []
+            for q in range(n_queries):
+                if rng.random() < self.cfg.miss_share:
+                    name = f"u{q}-{rng.randrange(16**6):06x}.node{i}.{ZONE}."
+                    all_misses.append(name)
+                else:
+                    name = rng.choice(hits)
+                lines.append(f"{name} A\n")
+            p = self.out / "dnsperf" / f"queries-node{i}.txt"
+            p.write_text("".join(lines))
+            files[i] = p
+        return all_misses, hits, files
+
+    def start_tcpdump(self, i: int) -> None:
+        self.start(
+            f"tcpdump-node{i}",
+            [
+                self.tools["tcpdump"],
+                "-i",
+                "any",
+                "-n",
+                "-s",
+                str(SNAPLEN),
+                "-U",
+                "-c",
+                "2000000",
+                "-w",
+                str(self.out / "captures" / f"node{i}.pcap"),
+                "port",
+                "53",
+            ],
+            ns=self.ns("node", i),
+            stdout=self.work / f"tcpdump-node{i}.out",
+            stderr=self.work / f"tcpdump-node{i}.err",
+        )
+
+    def wait_tcpdump(self, i: int, timeout: float = 10.0) -> None:
+        err = self.work / f"tcpdump-node{i}.err"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "listening on" in err.read_text(errors="replace"):
+                return
+            if self.procs[f"tcpdump-node{i}"].poll() is not None:
+                raise LabError(f"tcpdump on node{i} exited: {err.read_text(errors='replace')}")
+            time.sleep(0.1)
+        raise LabError(f"tcpdump on node{i} did not start within {timeout} s")
+
+    def start_dnsperf(self, i: int, qfile: Path) -> None:
+        self.start(
+            f"dnsperf-node{i}",
+            [
+                self.tools["dnsperf"],
+                "-s",
+                CACHE_IP,
+                "-d",
+                str(qfile),
+                "-l",
+                f"{self.cfg.duration_s:g}",
+                "-Q",
+                f"{self.cfg.qps:g}",
+                "-c",
+                "4",
+                "-q",
+                "2000",
+                "-t",
+                f"{self.cfg.client_timeout_s:g}",
+                "-S",
+                "5",
+                "-v",
+            ],
+            ns=self.ns("pods", i),
+            stdout=self.out / "dnsperf" / f"dnsperf-node{i}.txt",
+        )
+
+    # ----- monitoring
+    def start_monitoring(self) -> None:
+        mon = self.ns("mon")
+        targets = []
+        for i in range(1, self.cfg.nodes + 1):
+            port = EXPORTER_BASE_PORT + i - 1
+            self.start(
+                f"exporter-node{i}",
+                [
+                    sys.executable,
+                    "-m",
+                    "lab.exporter",
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                    "--config",
+                    str(self.work / f"node{i}" / "unbound.conf"),
+                    "--unbound-control",
+                    self.tools["unbound-control"],
+                ],
+                ns=mon,
+                stdout=self.work / f"exporter-node{i}.log",
+            )
+            targets.append(
+                f"      - targets: ['127.0.0.1:{port}']\n        labels: {{node: node{i}}}\n"
+            )
+        cfg = self.work / "prometheus.yml"
+        cfg.write_text(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: unbound\n    static_configs:\n" + "".join(targets)
+        )
+        self.start(
+            "prometheus",
+            [
+                self.tools["prometheus"],
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={self.work / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{PROM_PORT}",
+                "--log.level=warn",
+            ],
+            ns=mon,
+            stdout=self.work / "prometheus.log",
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                body = self.curl("/api/v1/targets")
+                active = json.loads(body)["data"]["activeTargets"]
+                if len(active) == self.cfg.nodes and all(t["health"] == "up" for t in active):
+                    return
+            except (LabError, ValueError, KeyError):
+                pass
+            if self.procs["prometheus"].poll() is not None:
+                raise LabError(
+                    f"prometheus exited: {(self.work / 'prometheus.log').read_text()[-2000:]}"
+                )
+            time.sleep(0.5)
+        raise LabError("prometheus targets did not come up within 30 s")
+
+    def curl(self, path: str, params: dict[str, str] | None = None, out: Path | None = None) -> str:
+        url = f"http://127.0.0.1:{PROM_PORT}{path}"
+        argv = [self.tools["curl"], "-sS", "--fail", "-G", url]
+        for k, v in (params or {}).items():
+            argv += ["--data-urlencode", f"{k}={v}"]
+        if out is not None:
+            argv += ["-o", str(out)]
+        return self.sh(*argv, ns=self.ns("mon"))
+
+    def export_prometheus(self, start: float, end: float) -> list[dict[str, str]]:
+        """Save query_range answers exactly as the HTTP API returned them."""
+        queries = {
+            "unbound_response_time_seconds_bucket": "unbound_response_time_seconds_bucket",
+            "p99_response_time_5s": "histogram_quantile(0.99, sum by (node, le) (rate(unbound_response_time_seconds_bucket[5s])))",
+            "p90_response_time_5s": "histogram_quantile(0.90, sum by (node, le) (rate(unbound_response_time_seconds_bucket[5s])))",
+            "queries_rate_5s": "rate(unbound_queries_total[5s])",
+            "cache_misses_rate_5s": "rate(unbound_cache_misses_total[5s])",
+            "tcpout_rate_5s": "rate(unbound_query_tcpout_total[5s])",
+            "udpout_rate_5s": "rate(unbound_query_udpout_total[5s])",
+            "request_list_current_all": "unbound_request_list_current_all",
+            "answer_rcodes_total": "unbound_answer_rcodes_total",
+        }
+        index = []
+        for name, q in queries.items():
+            params = {"query": q, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": "1s"}
+            fname = f"{name}.json"
+            self.curl("/api/v1/query_range", params, out=self.out / "prometheus" / fname)
+            url = f"/api/v1/query_range?{urllib.parse.urlencode(params)}"
+            index.append({"file": f"prometheus/{fname}", "query": q, "url": url})
+        return index
+
+    # ----- the run
+    def run(self) -> dict[str, object]:
+        cfg = self.cfg
+        self.preflight()
+        versions = self.versions()
+        sysctls = self.build_network()
+        self.start_nft()
+        misses, hits, qfiles = self.query_files()
+        self.write_zone(misses, hits)
+        self.start_nsd()
+        for i in range(1, cfg.nodes + 1):
+            self.start_unbound(i)
+        for i in range(1, cfg.nodes + 1):
+            self.wait_unbound(i)
+            self.start_tcpdump(i)
+        for i in range(1, cfg.nodes + 1):
+            self.wait_tcpdump(i)
+        if cfg.prometheus:
+            self.start_monitoring()
+        t0 = self.event("start")
+        for i in range(1, cfg.nodes + 1):
+            self.start_dnsperf(i, qfiles[i])
+        phases_out = []
+        t = t0
+        for ph in cfg.phases:
+            if ph.name == "incident":
+                changed = [f"node{i}" for i in range(1, cfg.nodes + 1) if self.changing(i)]
+                for i in range(1, cfg.nodes + 1):
+                    if self.changing(i):
+                        self.set_transport(i, tcp=True)
+                start = self.event("change", nodes=changed, to="tcp-upstream: yes")
+            elif ph.name == "fix":
+                changed = [f"node{i}" for i in range(1, cfg.nodes + 1) if self.changing(i)]
+                for i in range(1, cfg.nodes + 1):
+                    if self.changing(i):
+                        self.set_transport(i, tcp=False)
+                start = self.event("fix", nodes=changed, to="tcp-upstream: no")
+            else:
+                start = time.time()
+            end_target = t + ph.seconds
+            phases_out.append({"name": ph.name, "start": _utc(start), "planned_s": ph.seconds})
+            while time.time() < end_target:
+                for i in range(1, cfg.nodes + 1):
+                    p = self.procs[f"dnsperf-node{i}"]
+                    if p.poll() is not None and time.time() < t0 + cfg.duration_s - 1:
+                        raise LabError(f"dnsperf for node{i} exited early ({p.returncode})")
+                time.sleep(min(0.2, max(0.0, end_target - time.time())))
+            phases_out[-1]["end"] = _utc(time.time())
+            t = end_target
+        # dnsperf stops sending at the end and waits for outstanding answers (up to -t)
+        dnsperf_rc = {}
+        for i in range(1, cfg.nodes + 1):
+            proc = self.procs[f"dnsperf-node{i}"]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=cfg.client_timeout_s + 15)
+            dnsperf_rc[f"node{i}"] = self.stop(f"dnsperf-node{i}", signal.SIGINT)
+        t_end = self.event("traffic_end")
+        time.sleep(1.5)  # last answers and scrape
+        counters = self.nft_counters()
+        prom_index: list[dict[str, str]] = []
+        if cfg.prometheus:
+            time.sleep(1.0)
+            prom_index = self.export_prometheus(t0 - 2, t_end + 2)
+        stats = {}
+        for i in range(1, cfg.nodes + 1):
+            stats[f"node{i}"] = self.control(i, "stats_noreset")
+            (self.out / "logs" / f"unbound-stats-node{i}.txt").write_text(stats[f"node{i}"])
+        tcpdump_stats = {}
+        for i in range(1, cfg.nodes + 1):
+            self.stop(f"tcpdump-node{i}", signal.SIGINT)
+            err = (self.work / f"tcpdump-node{i}.err").read_text(errors="replace")
+            tcpdump_stats[f"node{i}"] = {
+                k: int(m.group(1))
+                for k in ("captured", "received by filter", "dropped by kernel")
+                if (m := re.search(rf"(\d+) packets? {re.escape(k)}", err))
+            }
+        self.stop_all()
+        self.save_configs()
+        run = {
+            "lab": "dns-incident-kit incident lab",
+            "parameters": {
+                k: (str(v) if isinstance(v, Path) else v)
+                for k, v in dataclasses.asdict(cfg).items()
+                if k not in {"out"}
+            },
+            "topology": {
+                "upstream": {"namespace": self.ns("up"), "ip": UPSTREAM_IP, "software": "nsd"},
+                "nodes": [
+                    {
+                        "node": f"node{i}",
+                        "namespace": self.ns("node", i),
+                        "cache_ip": CACHE_IP,
+                        "uplink_ip": f"169.254.100.{i}",
+                        "client_ip": f"169.254.1.{i}",
+                        "pods_namespace": self.ns("pods", i),
+                        "role": "changed" if self.changing(i) else "control (UDP all along)",
+                        "capture": f"captures/node{i}.pcap",
+                        "unbound_log": f"logs/unbound-node{i}.log",
+                        "dnsperf_output": f"dnsperf/dnsperf-node{i}.txt",
+                    }
+                    for i in range(1, cfg.nodes + 1)
+                ],
+                "monitoring_namespace": self.ns("mon") if cfg.prometheus else None,
+            },
+            "versions": versions,
+            "sysctl": sysctls,
+            "start": _utc(t0),
+            "change_time": next((e["ts"] for e in self.events if e["event"] == "change"), None),
+            "fix_time": next((e["ts"] for e in self.events if e["event"] == "fix"), None),
+            "end": _utc(t_end),
+            "phases": phases_out,
+            "events": self.events,
+            "counts": {
+                "nftables": counters,
+                "syn_dropped": counters.get("syn_dropped", {}).get("packets"),
+                "syn_seen": counters.get("syn_seen", {}).get("packets"),
+                "tcpdump": tcpdump_stats,
+                "dnsperf_exit": dnsperf_rc,
+                "zone_names": len(misses) + len(hits) + 1,
+                "query_file_lines": {f"node{i}": sum(1 for _ in qfiles[i].open()) for i in qfiles},
+                "unbound_stats": {n: _pick_stats(s) for n, s in stats.items()},
+            },
+            "prometheus_exports": prom_index,
+            "snaplen": SNAPLEN,
+        }
+        (self.out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+        return run
+
+    def versions(self) -> dict[str, str]:
+        def first(*argv: str) -> str:
+            p = subprocess.run(argv, capture_output=True, text=True, check=False)
+            text = (p.stdout + p.stderr).strip().splitlines()
+            return text[0] if text else ""
+
+        def _both(*argv: str) -> str:
+            p = subprocess.run(argv, capture_output=True, text=True, check=False)
+            return p.stdout + p.stderr
+
+        t = self.tools
+        return {
+            "kernel": os.uname().release,
+            "unbound": first(t["unbound"], "-V"),
+            "nsd": first(t["nsd"], "-v"),
+            "dnsperf": next(
+                (ln for ln in _both(t["dnsperf"], "-h").splitlines() if ln.startswith("Version")),
+                "",
+            ),
+            "tcpdump": first(t["tcpdump"], "--version"),
+            "nft": first(t["nft"], "--version"),
+            "prometheus": first(t["prometheus"], "--version") if "prometheus" in t else "",
+            "python": sys.version.split()[0],
+        }
+
+    def save_configs(self) -> None:
+        """Copy the configs used into the run folder, with the machine's paths made relative."""
+
+        def clean(text: str) -> str:
+            return text.replace(str(self.out), "${RUN_DIR}").replace(str(self.work), "${WORK_DIR}")
+
+        c = self.out / "configs"
+        (c / "nsd.conf").write_text(clean((self.work / "nsd" / "nsd.conf").read_text()))
+        (c / "nftables.nft").write_text(clean((self.work / "nftables.nft").read_text()))
+        for i in range(1, self.cfg.nodes + 1):
+            (c / f"unbound-node{i}.conf").write_text(clean(self.unbound_conf(i, tcp=False)))
+            if self.changing(i):
+                (c / f"unbound-node{i}.incident.conf").write_text(
+                    clean(self.unbound_conf(i, tcp=True))
+                )
+        if self.cfg.prometheus:
+            (c / "prometheus.yml").write_text(clean((self.work / "prometheus.yml").read_text()))
+        for f in (self.out / "logs").glob("*.log"):
+            text = f.read_text(errors="surrogateescape")
+            if str(self.out) in text or str(self.work) in text:
+                f.write_text(clean(text), errors="surrogateescape")
+
+    # ----- teardown
+    def stop_all(self) -> None:
+        order = [n for n in self.procs if n.startswith("dnsperf")] + [
+            n for n in self.procs if not n.startswith("dnsperf")
+        ]
+        for name in order:
+            try:
+                self.stop(name)
+            except Exception as exc:  # keep cleaning up
+                log.warning("stopping %s: %s", name, exc)
+
+    def cleanup(self) -> None:
+        """Stop every process this lab started (by pid) and delete every namespace it created."""
+        if self._cleaned:
+            return
+        self._cleaned = True
+        self.stop_all()
+        for f in self.open_files:
+            with contextlib.suppress(Exception):
+                f.close()  # type: ignore[attr-defined]
+        for name in reversed(self.namespaces):
+            p = subprocess.run(
+                [self.tools.get("ip", "ip"), "netns", "delete", name],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if p.returncode != 0:
+                log.warning("could not delete namespace %s: %s", name, p.stderr.strip())
+        self.namespaces.clear()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _pick_stats(text: str) -> dict[str, float]:
+    keep = (
+        "total.num.queries",
+        "total.num.cachehits",
+        "total.num.cachemiss",
+        "num.query.tcpout",
+        "num.query.udpout",
+        "num.answer.rcode.SERVFAIL",
+        "num.answer.rcode.NOERROR",
+        "total.recursion.time.avg",
+        "total.recursion.time.median",
+    )
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition("=")
+        if k in keep:
+            out[k] = float(v)
+    return out
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated(f"signal {signum}")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_lab(cfg: LabConfig) -> dict[str, object]:
+    """Run the lab once and return what it wrote to run.json.
+
+    Cleans up (processes by pid, namespaces) however it ends: normally, by exception, Ctrl-C or
+    SIGTERM/SIGHUP. On a signal, :class:`LabError` is raised after the cleanup.
+    """
+    lab = Lab(cfg)
+    try:
+        with _signals_raise():
+            try:
+                return lab.run()
+            finally:
+                # Ignore further SIGINT/SIGTERM while cleaning up, so cleanup finishes.
+                old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+                try:
+                    lab.cleanup()
+                finally:
+                    for s, h in old.items():
+                        signal.signal(s, h)
+    except _Terminated as exc:
+        raise LabError(f"lab interrupted by {exc}; cleaned up") from None
