@@ -1,0 +1,1592 @@
+"""PromQL over exported metrics: the dashboard's query, evaluated exactly as Prometheus does.
+
+Users bring metric *exports* (``kit.read_metrics``), not a live Prometheus, but they already trust
+the PromQL in their Grafana panels. :func:`evaluate` runs a useful subset of PromQL over the long
+metrics frame with Prometheus's range-query semantics, and :func:`histogram_quantile` /
+:func:`quantile_series` add what a chart needs to be honest about classic histograms: the bounds of
+the bucket each quantile fell into, and a flag when it is pinned at the highest finite bound
+(CoreDNS: 8.192 s).
+
+Semantics (checked against the real Prometheus 2.42 server by ``tests/test_promql_prometheus.py``):
+
+- Evaluation at ``start, start+step, ..., end`` (milliseconds, like the engine).
+- Instant selectors take the newest sample within the lookback (default 5 m); a series with no
+  sample in the lookback is absent at that step ("stale"), exactly like a gap in Grafana.
+- Range selectors ``x[5m]``: ``compat="3"`` (default, Prometheus 3.x) selects ``(t-range, t]``;
+  ``compat="2"`` selects ``[t-range, t]`` as Prometheus 2.x did. The lookback of instant selectors
+  follows the same rule.
+- ``rate``/``increase``/``delta``: Prometheus's ``extrapolatedRate`` (counter resets, extrapolation
+  to the window edges by at most half a sample interval, never below zero). ``compat="2"`` applies
+  the zero-point limit before the 110 % threshold test, as Prometheus up to 2.50 did (fixed by
+  prometheus#13725 in 2.51); ``compat="3"`` uses the fixed order.
+- ``histogram_quantile``: Prometheus's ``bucketQuantile`` (sorting by ``le``, same-``le`` buckets
+  summed, monotonicity fix, ``+Inf`` required, lowest bucket interpolated from 0, rank beyond the last
+  finite bucket returns that bucket's upper bound). ``compat="2"`` uses 2.42's ``ensureMonotonic``;
+  ``compat="3"`` also ignores relative deltas ≤ 1e-12 between neighbouring buckets (Prometheus ≥ 2.49).
+
+Supported syntax: number literals (incl. ``Inf``/``NaN``), selectors with ``=``, ``!=``, ``=~``,
+``!~`` matchers, range selectors, ``offset``, ``rate``, ``irate``, ``increase``, ``delta``,
+``histogram_quantile``, ``sum``/``avg``/``min``/``max``/``count`` with ``by``/``without`` (before or
+after the argument), unary ``-``/``+``, arithmetic ``+ - * / % ^`` between scalars and vectors and
+between vectors (one-to-one, with ``on``/``ignoring``), parentheses and ``#`` comments. Anything else
+raises :class:`PromQLError` naming the construct and its position.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+import numpy as np
+import polars as pl
+
+from kit.errors import KitError, KitWarning
+
+__all__ = [
+    "QUANTILE_SCHEMA",
+    "PromQLError",
+    "evaluate",
+    "histogram_quantile",
+    "parse_duration",
+    "quantile_series",
+]
+
+log = logging.getLogger(__name__)
+
+Compat: TypeAlias = Literal["2", "3"]
+TimeLike: TypeAlias = dt.datetime | str | float | int
+StepLike: TypeAlias = dt.timedelta | str | float | int
+
+#: Columns of the metrics frame that are not labels (see ``kit.prometheus.METRICS_BASE_SCHEMA``).
+_BASE_COLUMNS = ("ts", "metric", "value", "source")
+_NAME = "__name__"
+
+#: Schema of :func:`histogram_quantile` / :func:`quantile_series` results, after the label columns.
+QUANTILE_SCHEMA = pl.Schema(
+    {
+        "quantile": pl.Float64,
+        "value": pl.Float64,
+        "bucket_lower": pl.Float64,
+        "bucket_upper": pl.Float64,
+        "at_ceiling": pl.Boolean,
+    }
+)
+
+
+class PromQLError(KitError, ValueError):
+    """A PromQL expression that does not parse, is not supported by the kit, or cannot be evaluated.
+
+    Attributes
+    ----------
+    expr : str
+        The expression as given.
+    position : int | None
+        0-based character offset of the offending construct in ``expr``.
+    construct : str | None
+        The offending construct (token, function or operator name).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expr: str = "",
+        position: int | None = None,
+        construct: str | None = None,
+    ) -> None:
+        self.expr = expr
+        self.position = position
+        self.construct = construct
+        self.reason = message
+        text = message
+        if position is not None:
+            text = f"{message} at position {position}"
+            if expr:
+                text += f": {expr[max(0, position - 30) : position]}\u25b6{expr[position : position + 30]}"
+        super().__init__(text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Durations and times
+
+
+_DURATION_RE = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_UNIT_MS["y"] = 365 * _UNIT_MS["d"]
+_UNIT_ORDER = ["y", "w", "d", "h", "m", "s", "ms"]
+
+
+def parse_duration(text: str) -> int:
+    """Parse a Prometheus duration (``5m``, ``1h30m``, ``500ms``, ``2d``) into milliseconds.
+
+    Units are ``ms``, ``s``, ``m``, ``h``, ``d`` (24 h), ``w`` (7 d), ``y`` (365 d), each at most once,
+    from the largest to the smallest, as in Prometheus's ``model.ParseDuration``.
+
+    Raises
+    ------
+    PromQLError
+        If ``text`` is not such a duration.
+    """
+    pos = 0
+    total = 0
+    last_unit = -1
+    for m in _DURATION_RE.finditer(text):
+        if m.start() != pos:
+            break
+        unit_index = _UNIT_ORDER.index(m.group(2))
+        if unit_index <= last_unit:
+            raise PromQLError(f"invalid duration {text!r}: units out of order or repeated")
+        last_unit = unit_index
+        total += int(m.group(1)) * _UNIT_MS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise PromQLError(f"invalid duration {text!r} (examples: 30s, 5m, 1h30m, 500ms)")
+    return total
+
+
+def _to_ms(value: TimeLike, what: str) -> int:
+    """A time as integer Unix milliseconds, as Prometheus's API parses ``start``/``end``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be a datetime, an ISO string or Unix seconds, got {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"{what} must be finite, got {value!r}")
+        return round(value * 1000)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return round(float(text) * 1000)
+        except ValueError:
+            pass
+        try:
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(
+                f"{what}={value!r} is neither Unix seconds nor an ISO-8601 time"
+            ) from exc
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        return delta // dt.timedelta(milliseconds=1)
+    raise TypeError(f"{what} must be a datetime, an ISO string or Unix seconds, got {value!r}")
+
+
+def _step_ms(value: StepLike) -> int:
+    if isinstance(value, dt.timedelta):
+        ms = value // dt.timedelta(milliseconds=1)
+    elif isinstance(value, str):
+        try:
+            ms = round(float(value) * 1000)
+        except ValueError:
+            ms = parse_duration(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        ms = round(value * 1000)
+    else:
+        raise TypeError(f"step must be a timedelta, a duration string or seconds, got {value!r}")
+    if ms <= 0:
+        raise ValueError(f"step must be positive, got {value!r}")
+    return ms
+
+
+# --------------------------------------------------------------------------------------------------
+# Lexer
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str  # IDENT NUMBER DURATION STRING OP EOF
+    text: str
+    pos: int
+    value: object = None
+
+
+_OPS = ("=~", "!~", "!=", "==", "<=", ">=", "+", "-", "*", "/", "%", "^", "<", ">", "=", ",", "(", ")", "{", "}", "[", "]", ":", "@")  # fmt: skip
+_IDENT_RE = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_NUMBER_RE = re.compile(r"0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_DURATION_TOKEN_RE = re.compile(r"(?:\d+(?:ms|[smhdwy]))+")
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
+
+
+def _lex(expr: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    i, n = 0, len(expr)
+    depth = 0  # inside '[...]' a ':' is the subquery separator, not part of a name
+    while i < n:
+        c = expr[i]
+        if c.isspace():
+            i += 1
+            continue
+        if c == "#":
+            while i < n and expr[i] != "\n":
+                i += 1
+            continue
+        if c in "\"'`":
+            text, j = _lex_string(expr, i)
+            toks.append(_Tok("STRING", expr[i:j], i, text))
+            i = j
+            continue
+        if c.isdigit() or (c == "." and i + 1 < n and expr[i + 1].isdigit()):
+            m = _DURATION_TOKEN_RE.match(expr, i)
+            if m and not (m.end() < n and (expr[m.end()].isalnum() or expr[m.end()] == "_")):
+                toks.append(_Tok("DURATION", m.group(), i, parse_duration(m.group())))
+                i = m.end()
+                continue
+            m = _NUMBER_RE.match(expr, i)
+            assert m is not None
+            text = m.group()
+            value = float(int(text, 16)) if text[:2].lower() == "0x" else float(text)
+            toks.append(_Tok("NUMBER", text, i, value))
+            i = m.end()
+            continue
+        if c.isalpha() or c == "_" or (c == ":" and not depth):
+            m = _IDENT_RE.match(expr, i)
+            assert m is not None
+            toks.append(_Tok("IDENT", m.group(), i))
+            i = m.end()
+            continue
+        for op in _OPS:
+            if expr.startswith(op, i):
+                depth += {"[": 1, "]": -1}.get(op, 0)
+                toks.append(_Tok("OP", op, i))
+                i += len(op)
+                break
+        else:
+            raise PromQLError(f"unexpected character {c!r}", expr=expr, position=i, construct=c)
+    toks.append(_Tok("EOF", "", n))
+    return toks
+
+
+def _lex_string(expr: str, start: int) -> tuple[str, int]:
+    quote = expr[start]
+    i = start + 1
+    out: list[str] = []
+    while i < len(expr):
+        c = expr[i]
+        if c == quote:
+            return "".join(out), i + 1
+        if quote == "`":
+            out.append(c)
+            i += 1
+            continue
+        if c == "\n":
+            break
+        if c == "\\":
+            if i + 1 >= len(expr):
+                break
+            e = expr[i + 1]
+            if e in _ESCAPES:
+                out.append(_ESCAPES[e])
+                i += 2
+            elif e == quote:
+                out.append(e)
+                i += 2
+            elif e in "xuU01234567":
+                width = {"x": 2, "u": 4, "U": 8}.get(e, 3)
+                digits = expr[i + 2 : i + 2 + width] if e in "xuU" else expr[i + 1 : i + 4]
+                try:
+                    code = int(digits, 16 if e in "xuU" else 8)
+                    if len(digits) != width:
+                        raise ValueError
+                    out.append(chr(code))
+                except ValueError:
+                    raise PromQLError(
+                        "invalid escape sequence in string",
+                        expr=expr,
+                        position=i,
+                        construct="\\" + e,
+                    ) from None
+                i += (2 + width) if e in "xuU" else 4
+            else:
+                raise PromQLError(
+                    "unknown escape sequence in string", expr=expr, position=i, construct="\\" + e
+                )
+            continue
+        out.append(c)
+        i += 1
+    raise PromQLError("unterminated string literal", expr=expr, position=start, construct=quote)
+
+
+# --------------------------------------------------------------------------------------------------
+# AST
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    name: str
+    op: str  # = != =~ !~
+    value: str
+    regex: re.Pattern[str] | None = None
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        got = labels.get(self.name, "")
+        if self.op == "=":
+            return got == self.value
+        if self.op == "!=":
+            return got != self.value
+        assert self.regex is not None
+        hit = self.regex.fullmatch(got) is not None
+        return hit if self.op == "=~" else not hit
+
+    def matches_empty(self) -> bool:
+        return self.matches({})
+
+
+@dataclass(frozen=True)
+class _Number:
+    value: float
+    pos: int
+
+
+@dataclass(frozen=True)
+class _Selector:
+    matchers: tuple[_Matcher, ...]
+    pos: int
+    range_ms: int | None = None
+    offset_ms: int = 0
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class _Call:
+    func: str
+    args: tuple[object, ...]
+    pos: int
+
+
+@dataclass(frozen=True)
+class _Agg:
+    op: str
+    expr: object
+    grouping: tuple[str, ...]
+    without: bool
+    pos: int
+
+
+@dataclass(frozen=True)
+class _Binary:
+    op: str
+    lhs: object
+    rhs: object
+    pos: int
+    on: tuple[str, ...] | None = None  # None: default matching (all labels but the name)
+    ignoring: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Unary:
+    op: str
+    expr: object
+    pos: int
+
+
+_AGGREGATIONS = {"sum", "avg", "min", "max", "count"}
+_UNSUPPORTED_AGGREGATIONS = {"stddev", "stdvar", "topk", "bottomk", "quantile", "count_values", "group", "limitk", "limit_ratio"}  # fmt: skip
+_FUNCTIONS = {"rate", "irate", "increase", "delta", "histogram_quantile"}
+_KNOWN_FUNCTIONS = {"abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deriv", "exp", "floor", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar", "holt_winters", "hour", "idelta", "label_join", "label_replace", "ln", "log2", "log10", "minute", "month", "predict_linear", "resets", "round", "scalar", "sgn", "sort", "sort_desc", "sqrt", "time", "timestamp", "vector", "year", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time", "present_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi"}  # fmt: skip
+_ARITH_PREC = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
+_UNSUPPORTED_BINOPS = {"==": 3, "!=": 3, "<": 3, ">": 3, "<=": 3, ">=": 3, "and": 2, "unless": 2, "or": 1}  # fmt: skip
+
+
+class _Parser:
+    def __init__(self, expr: str) -> None:
+        self.expr = expr
+        self.toks = _lex(expr)
+        self.i = 0
+
+    # helpers
+    def peek(self, k: int = 0) -> _Tok:
+        return self.toks[min(self.i + k, len(self.toks) - 1)]
+
+    def next(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i = min(self.i + 1, len(self.toks) - 1)
+        return tok
+
+    def error(self, message: str, tok: _Tok) -> PromQLError:
+        return PromQLError(message, expr=self.expr, position=tok.pos, construct=tok.text or None)
+
+    def expect(self, kind: str, text: str | None = None) -> _Tok:
+        tok = self.next()
+        if tok.kind != kind or (text is not None and tok.text != text):
+            want = text or kind.lower()
+            got = tok.text or "end of expression"
+            raise self.error(f"expected {want!r}, got {got!r}", tok)
+        return tok
+
+    def at(self, text: str) -> bool:
+        tok = self.peek()
+        return tok.kind in ("OP", "IDENT") and tok.text == text
+
+    # grammar
+    def parse(self) -> object:
+        if self.peek().kind == "EOF":
+            raise self.error("empty expression", self.peek())
+        node = self.parse_expr(0)
+        tok = self.peek()
+        if tok.kind != "EOF":
+            raise self.error(f"unexpected {tok.text!r}", tok)
+        return node
+
+    def _binop_at(self) -> tuple[str, int] | None:
+        tok = self.peek()
+        if tok.kind == "OP" and tok.text in _ARITH_PREC:
+            return tok.text, _ARITH_PREC[tok.text]
+        if tok.kind == "OP" and tok.text in _UNSUPPORTED_BINOPS:
+            return tok.text, _UNSUPPORTED_BINOPS[tok.text]
+        if tok.kind == "IDENT" and tok.text.lower() in ("and", "or", "unless", "atan2"):
+            low = tok.text.lower()
+            return low, _ARITH_PREC.get(low) or _UNSUPPORTED_BINOPS[low]
+        return None
+
+    def parse_expr(self, min_prec: int) -> object:
+        lhs = self.parse_unary()
+        while True:
+            found = self._binop_at()
+            if found is None or found[1] < min_prec:
+                return lhs
+            op, prec = found
+            tok = self.next()
+            if op not in _ARITH_PREC or op == "atan2":
+                raise self.error(
+                    f"binary operator {op!r} is not supported (supported: + - * / % ^)", tok
+                )
+            on: tuple[str, ...] | None = None
+            ignoring: tuple[str, ...] = ()
+            if self.at("bool"):
+                raise self.error("the 'bool' modifier is only valid with comparisons", self.peek())
+            if self.at("on") or self.at("ignoring"):
+                kw = self.next().text
+                labels = self.parse_label_list()
+                if kw == "on":
+                    on = labels
+                else:
+                    ignoring = labels
+            if self.at("group_left") or self.at("group_right"):
+                raise self.error(
+                    f"{self.peek().text} (many-to-one matching) is not supported", self.peek()
+                )
+            # '^' is right-associative, the others left-associative
+            rhs = self.parse_expr(prec if op == "^" else prec + 1)
+            lhs = _Binary(op, lhs, rhs, tok.pos, on=on, ignoring=ignoring)
+
+    def parse_unary(self) -> object:
+        tok = self.peek()
+        if tok.kind == "OP" and tok.text in ("-", "+"):
+            self.next()
+            # unary minus binds like '*' (Prometheus grammar: unary_expr %prec MUL)
+            operand = self.parse_expr(_ARITH_PREC["^"])
+            if isinstance(operand, _Number):
+                return _Number(-operand.value if tok.text == "-" else operand.value, tok.pos)
+            return _Unary(tok.text, operand, tok.pos)
+        return self.parse_postfix(self.parse_primary())
+
+    def parse_postfix(self, node: object) -> object:
+        while True:
+            tok = self.peek()
+            if tok.kind == "OP" and tok.text == "[":
+                if not isinstance(node, _Selector) or node.range_ms is not None:
+                    raise self.error("a range '[...]' may only follow a plain selector", tok)
+                self.next()
+                dur = self.expect_duration()
+                if self.at(":"):
+                    raise self.error("subqueries ('[range:step]') are not supported", self.peek())
+                self.expect("OP", "]")
+                if dur <= 0:
+                    raise self.error("range must be positive", tok)
+                node = _Selector(node.matchers, node.pos, dur, node.offset_ms, node.text)
+            elif tok.kind == "IDENT" and tok.text == "offset":
+                if not isinstance(node, _Selector):
+                    raise self.error("'offset' may only follow a selector", tok)
+                self.next()
+                sign = 1
+                if self.at("-"):
+                    self.next()
+                    sign = -1
+                node = _Selector(
+                    node.matchers, node.pos, node.range_ms, sign * self.expect_duration(), node.text
+                )
+            elif tok.kind == "OP" and tok.text == "@":
+                raise self.error("the '@' modifier is not supported", tok)
+            else:
+                return node
+
+    def expect_duration(self) -> int:
+        tok = self.next()
+        if tok.kind == "DURATION":
+            return int(tok.value)  # type: ignore[call-overload]
+        if tok.kind == "NUMBER" and tok.text.isdigit():
+            # Prometheus < 3 requires a unit; a bare number is an error there too
+            raise self.error("duration needs a unit (e.g. 5m, 30s)", tok)
+        raise self.error(f"expected a duration, got {tok.text or 'end of expression'!r}", tok)
+
+    def parse_primary(self) -> object:
+        tok = self.next()
+        if tok.kind == "NUMBER":
+            return _Number(float(tok.value), tok.pos)  # type: ignore[arg-type]
+        if tok.kind == "DURATION":
+            raise self.error("a duration is only valid inside '[...]' or after 'offset'", tok)
+        if tok.kind == "STRING":
+            raise self.error("string literals are not supported as expressions", tok)
+        if tok.kind == "OP" and tok.text == "(":
+            node = self.parse_expr(0)
+            self.expect("OP", ")")
+            return node
+        if tok.kind == "OP" and tok.text == "{":
+            self.i -= 1
+            return self.parse_selector(None, tok)
+        if tok.kind == "IDENT":
+            low = tok.text.lower()
+            if low in ("inf", "nan") and not (self.at("{") or self.at("(")):
+                return _Number(math.inf if low == "inf" else math.nan, tok.pos)
+            is_agg = tok.text in _AGGREGATIONS or tok.text in _UNSUPPORTED_AGGREGATIONS
+            if is_agg and (self.at("(") or self.at("by") or self.at("without")):
+                return self.parse_aggregation(tok)
+            if self.at("("):
+                return self.parse_call(tok)
+            if tok.text in ("by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"):  # fmt: skip
+                raise self.error(f"unexpected keyword {tok.text!r}", tok)
+            return self.parse_selector(tok.text, tok)
+        raise self.error(f"unexpected {tok.text or 'end of expression'!r}", tok)
+
+    def parse_label_list(self) -> tuple[str, ...]:
+        self.expect("OP", "(")
+        names: list[str] = []
+        while not self.at(")"):
+            tok = self.next()
+            if tok.kind != "IDENT" or ":" in tok.text:
+                raise self.error(f"expected a label name, got {tok.text!r}", tok)
+            names.append(tok.text)
+            if not self.at(")"):
+                self.expect("OP", ",")
+        self.expect("OP", ")")
+        return tuple(names)
+
+    def parse_aggregation(self, tok: _Tok) -> _Agg:
+        if tok.text in _UNSUPPORTED_AGGREGATIONS:
+            raise self.error(
+                f"aggregation {tok.text!r} is not supported (supported: {', '.join(sorted(_AGGREGATIONS))})",
+                tok,
+            )
+        grouping: tuple[str, ...] = ()
+        without = False
+        seen_clause = False
+        if self.at("by") or self.at("without"):
+            without = self.next().text == "without"
+            grouping = self.parse_label_list()
+            seen_clause = True
+        self.expect("OP", "(")
+        if self.at(")"):
+            raise self.error(f"{tok.text}() needs an argument", self.peek())
+        arg = self.parse_expr(0)
+        if self.at(","):
+            raise self.error(f"{tok.text}() takes exactly one argument", self.peek())
+        self.expect("OP", ")")
+        if self.at("by") or self.at("without"):
+            if seen_clause:
+                raise self.error("grouping given twice", self.peek())
+            without = self.next().text == "without"
+            grouping = self.parse_label_list()
+        return _Agg(tok.text, arg, grouping, without, tok.pos)
+
+    def parse_call(self, tok: _Tok) -> _Call:
+        name = tok.text
+        if name not in _FUNCTIONS:
+            if name in _KNOWN_FUNCTIONS:
+                raise self.error(
+                    f"function {name}() is not supported (supported: {', '.join(sorted(_FUNCTIONS))})",
+                    tok,
+                )
+            raise self.error(f"unknown function {name}()", tok)
+        self.expect("OP", "(")
+        args: list[object] = []
+        while not self.at(")"):
+            args.append(self.parse_expr(0))
+            if not self.at(")"):
+                self.expect("OP", ",")
+        self.expect("OP", ")")
+        want = 2 if name == "histogram_quantile" else 1
+        if len(args) != want:
+            raise self.error(f"{name}() takes {want} argument(s), got {len(args)}", tok)
+        if name in ("rate", "irate", "increase", "delta"):
+            arg = args[0]
+            if not (isinstance(arg, _Selector) and arg.range_ms is not None):
+                raise self.error(f"{name}() needs a range selector argument like x[5m]", tok)
+        return _Call(name, tuple(args), tok.pos)
+
+    def parse_selector(self, name: str | None, tok: _Tok) -> _Selector:
+        matchers: list[_Matcher] = []
+        if name is not None:
+            matchers.append(_Matcher(_NAME, "=", name))
+        if self.at("{"):
+            self.next()
+            while not self.at("}"):
+                ltok = self.next()
+                if ltok.kind == "STRING" or ltok.kind != "IDENT" or ":" in ltok.text:
+                    raise self.error(f"expected a label name, got {ltok.text!r}", ltok)
+                otok = self.next()
+                if otok.kind != "OP" or otok.text not in ("=", "!=", "=~", "!~"):
+                    raise self.error(
+                        f"expected a label matcher operator (=, !=, =~, !~), got {otok.text!r}",
+                        otok,
+                    )
+                vtok = self.next()
+                if vtok.kind != "STRING":
+                    raise self.error(f"expected a quoted label value, got {vtok.text!r}", vtok)
+                value = str(vtok.value)
+                regex = None
+                if otok.text in ("=~", "!~"):
+                    try:
+                        regex = re.compile(value, re.DOTALL)
+                    except re.error as exc:
+                        raise self.error(f"invalid regular expression ({exc})", vtok) from None
+                if ltok.text == _NAME and name is not None:
+                    raise self.error("metric name given twice", ltok)
+                matchers.append(_Matcher(ltok.text, otok.text, value, regex))
+                if not self.at("}"):
+                    self.expect("OP", ",")
+            self.expect("OP", "}")
+        if not matchers or all(m.matches_empty() for m in matchers):
+            raise self.error(
+                "vector selector must contain at least one matcher that does not match the empty string",
+                tok,
+            )
+        end = self.peek().pos
+        return _Selector(tuple(matchers), tok.pos, text=self.expr[tok.pos : end].strip())
+
+
+# --------------------------------------------------------------------------------------------------
+# Values during evaluation
+
+
+Labels: TypeAlias = tuple[tuple[str, str], ...]  # sorted (name, value); empty values never stored
+
+
+@dataclass
+class _Vec:
+    labels: list[Labels]
+    values: np.ndarray  # (S, T) float64
+    present: np.ndarray  # (S, T) bool
+
+
+@dataclass
+class _Scalar:
+    values: np.ndarray  # (T,) float64
+
+
+@dataclass
+class _Series:
+    labels: dict[str, str]
+    ts: np.ndarray  # int64 ms, ascending, unique
+    values: np.ndarray  # float64
+
+
+@dataclass
+class _Ctx:
+    expr: str
+    steps: np.ndarray  # int64 ms
+    series: list[_Series]
+    lookback_ms: int
+    compat: Compat
+    notes: list[str] = field(default_factory=list)
+
+
+def _key(labels: Mapping[str, str]) -> Labels:
+    return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+
+
+def _without_name(labels: Labels) -> Labels:
+    return tuple(kv for kv in labels if kv[0] != _NAME)
+
+
+def _fmt_labels(labels: Labels) -> str:
+    name = dict(labels).get(_NAME, "")
+    inner = ", ".join(f'{k}="{v}"' for k, v in labels if k != _NAME)
+    return f"{name}{{{inner}}}"
+
+
+def _merge(
+    ctx: _Ctx, labels: list[Labels], values: np.ndarray, present: np.ndarray, pos: int, what: str
+) -> _Vec:
+    """Combine rows with the same label set; the same label set twice at one step is an error."""
+    index: dict[Labels, int] = {}
+    keep: list[int] = []
+    for i, lab in enumerate(labels):
+        j = index.get(lab)
+        if j is None:
+            index[lab] = len(keep)
+            keep.append(i)
+            continue
+        row = keep[j]
+        clash = present[row] & present[i]
+        if clash.any():
+            raise PromQLError(
+                f"{what}: vector cannot contain metrics with the same labelset {_fmt_labels(lab)}",
+                expr=ctx.expr,
+                position=pos,
+            )
+        values[row] = np.where(present[i], values[i], values[row])
+        present[row] |= present[i]
+    return _Vec([labels[i] for i in keep], values[keep], present[keep])
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def _select(ctx: _Ctx, sel: _Selector) -> list[_Series]:
+    return [s for s in ctx.series if all(m.matches(s.labels) for m in sel.matchers)]
+
+
+def _eval(ctx: _Ctx, node: object) -> _Vec | _Scalar:
+    if isinstance(node, _Number):
+        return _Scalar(np.full(len(ctx.steps), node.value, dtype=np.float64))
+    if isinstance(node, _Selector):
+        if node.range_ms is not None:
+            raise PromQLError(
+                "a range vector (x[5m]) cannot be the result of an expression; wrap it in rate(), increase()...",
+                expr=ctx.expr,
+                position=node.pos,
+                construct=node.text,
+            )
+        return _eval_instant_selector(ctx, node)
+    if isinstance(node, _Call):
+        if node.func == "histogram_quantile":
+            return _eval_histogram_quantile(ctx, node)
+        return _eval_range_function(ctx, node)
+    if isinstance(node, _Agg):
+        return _eval_aggregation(ctx, node)
+    if isinstance(node, _Unary):
+        inner = _eval(ctx, node.expr)
+        if node.op == "+":
+            return inner
+        if isinstance(inner, _Scalar):
+            return _Scalar(-inner.values)
+        labels = [_without_name(lab) for lab in inner.labels]
+        return _merge(ctx, labels, -inner.values, inner.present.copy(), node.pos, "unary minus")
+    if isinstance(node, _Binary):
+        return _eval_binary(ctx, node)
+    raise PromQLError(f"cannot evaluate {type(node).__name__}", expr=ctx.expr)  # pragma: no cover
+
+
+def _eval_instant_selector(ctx: _Ctx, sel: _Selector) -> _Vec:
+    ref = ctx.steps - sel.offset_ms
+    low = ref - ctx.lookback_ms
+    rows_v, rows_p, labels = [], [], []
+    for s in _select(ctx, sel):
+        idx = np.searchsorted(s.ts, ref, side="right") - 1
+        ok = idx >= 0
+        safe = np.clip(idx, 0, None)
+        t = s.ts[safe] if len(s.ts) else np.zeros_like(ref)
+        ok &= (t >= low) if ctx.compat == "2" else (t > low)
+        vals = s.values[safe] if len(s.values) else np.zeros(len(ref))
+        rows_v.append(np.where(ok, vals, np.nan))
+        rows_p.append(ok)
+        labels.append(_key(s.labels))
+    return _stack(ctx, labels, rows_v, rows_p)
+
+
+def _stack(
+    ctx: _Ctx, labels: list[Labels], rows_v: list[np.ndarray], rows_p: list[np.ndarray]
+) -> _Vec:
+    t = len(ctx.steps)
+    if not labels:
+        return _Vec([], np.zeros((0, t)), np.zeros((0, t), dtype=bool))
+    return _Vec(labels, np.vstack(rows_v), np.vstack(rows_p))
+
+
+def _window(ctx: _Ctx, s: _Series, sel: _Selector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices ``[lo, hi)`` of each step's range window, and the range end (ms) per step."""
+    assert sel.range_ms is not None
+    end = ctx.steps - sel.offset_ms
+    start = end - sel.range_ms
+    lo = np.searchsorted(s.ts, start, side="left" if ctx.compat == "2" else "right")
+    hi = np.searchsorted(s.ts, end, side="right")
+    return lo, hi, end
+
+
+def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
+    sel = call.args[0]
+    assert isinstance(sel, _Selector) and sel.range_ms is not None
+    rows_v, rows_p, labels = [], [], []
+    for s in _select(ctx, sel):
+        lo, hi, end = _window(ctx, s, sel)
+        if call.func == "irate":
+            vals, ok = _irate(s, lo, hi)
+        else:
+            vals, ok = _extrapolated_rate(
+                s,
+                lo,
+                hi,
+                end,
+                sel.range_ms,
+                is_counter=call.func != "delta",
+                is_rate=call.func == "rate",
+                compat=ctx.compat,
+            )
+        rows_v.append(vals)
+        rows_p.append(ok)
+        labels.append(_without_name(_key(s.labels)))
+    stacked = _stack(ctx, labels, rows_v, rows_p)
+    return _merge(ctx, stacked.labels, stacked.values, stacked.present, call.pos, f"{call.func}()")
+
+
+def _extrapolated_rate(
+    s: _Series,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    end_ms: np.ndarray,
+    range_ms: int,
+    *,
+    is_counter: bool,
+    is_rate: bool,
+    compat: Compat,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prometheus ``extrapolatedRate`` for every step at once (float samples)."""
+    n = hi - lo
+    ok = n >= 2
+    out = np.full(len(lo), np.nan)
+    if not ok.any():
+        return out, ok
+    first_i = lo[ok]
+    last_i = hi[ok] - 1
+    v, t = s.values, s.ts
+    first, last = v[first_i], v[last_i]
+    result = last - first
+    if is_counter:
+        # Counter resets inside each window: Prometheus adds the value before each drop, in order.
+        drops = np.zeros(len(v), dtype=np.int64)
+        if len(v) > 1:
+            drops[1:] = np.cumsum(v[1:] < v[:-1])
+        n_resets = drops[last_i] - drops[first_i]
+        for k in np.flatnonzero(n_resets):
+            acc = result[k]
+            for j in range(first_i[k] + 1, last_i[k] + 1):
+                if v[j] < v[j - 1]:
+                    acc += v[j - 1]
+            result[k] = acc
+    range_start = end_ms[ok] - range_ms
+    duration_to_start = (t[first_i] - range_start).astype(np.float64) / 1000
+    duration_to_end = (end_ms[ok] - t[last_i]).astype(np.float64) / 1000
+    sampled = (t[last_i] - t[first_i]).astype(np.float64) / 1000
+    avg = sampled / (n[ok] - 1).astype(np.float64)
+    threshold = avg * 1.1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zero_ok = (result > 0) & (first >= 0) if is_counter else np.zeros(len(result), dtype=bool)
+        duration_to_zero = sampled * (first / result)
+        if compat == "2":
+            # Prometheus <= 2.50: zero-point limit first, then the 110 % threshold test.
+            duration_to_start = np.where(
+                zero_ok & (duration_to_zero < duration_to_start),
+                duration_to_zero,
+                duration_to_start,
+            )
+            interval = (
+                sampled
+                + np.where(duration_to_start < threshold, duration_to_start, avg / 2)
+                + np.where(duration_to_end < threshold, duration_to_end, avg / 2)
+            )
+        else:
+            # Prometheus >= 2.51 (prometheus#13725) and 3.x: threshold first, then the zero point.
+            duration_to_start = np.where(duration_to_start >= threshold, avg / 2, duration_to_start)
+            duration_to_end = np.where(duration_to_end >= threshold, avg / 2, duration_to_end)
+            duration_to_start = np.where(
+                zero_ok & (duration_to_zero < duration_to_start),
+                duration_to_zero,
+                duration_to_start,
+            )
+            interval = sampled + duration_to_start + duration_to_end
+        factor = interval / sampled
+        if is_rate:
+            factor = factor / (range_ms / 1000)
+        out[ok] = result * factor
+    return out, ok
+
+
+def _irate(s: _Series, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ok = (hi - lo) >= 2
+    out = np.full(len(lo), np.nan)
+    last_i = hi[ok] - 1
+    prev_i = last_i - 1
+    last, prev = s.values[last_i], s.values[prev_i]
+    value = np.where(last < prev, last, last - prev)
+    interval = (s.ts[last_i] - s.ts[prev_i]).astype(np.float64) / 1000
+    out[ok] = value / interval
+    return out, ok
+
+
+def _group_key(labels: Labels, grouping: tuple[str, ...], without: bool) -> Labels:
+    if without:
+        drop = {*grouping, _NAME}
+        return tuple(kv for kv in labels if kv[0] not in drop)
+    keep = set(grouping)
+    return tuple(kv for kv in labels if kv[0] in keep)
+
+
+def _eval_aggregation(ctx: _Ctx, agg: _Agg) -> _Vec:
+    inner = _eval(ctx, agg.expr)
+    if isinstance(inner, _Scalar):
+        raise PromQLError(
+            f"{agg.op}() expects an instant vector, got a scalar",
+            expr=ctx.expr,
+            position=agg.pos,
+            construct=agg.op,
+        )
+    groups: dict[Labels, list[int]] = {}
+    for i, lab in enumerate(inner.labels):
+        groups.setdefault(_group_key(lab, agg.grouping, agg.without), []).append(i)
+    t = len(ctx.steps)
+    labels = list(groups)
+    values = np.full((len(labels), t), np.nan)
+    present = np.zeros((len(labels), t), dtype=bool)
+    for g, lab in enumerate(labels):
+        rows = groups[lab]
+        v = inner.values[rows]
+        p = inner.present[rows]
+        cnt = p.sum(axis=0)
+        present[g] = cnt > 0
+        if agg.op == "count":
+            values[g] = cnt.astype(np.float64)
+        elif agg.op == "sum":
+            values[g] = _ordered_sum(v, p)
+        elif agg.op == "avg":
+            values[g] = _running_mean(v, p)
+        else:
+            values[g] = _min_max(v, p, agg.op == "max")
+    return _Vec(labels, values, present)
+
+
+def _ordered_sum(v: np.ndarray, p: np.ndarray) -> np.ndarray:
+    # Sequential (like the engine) rather than pairwise summation: same rounding as Prometheus.
+    acc = np.zeros(v.shape[1])
+    for r in range(v.shape[0]):
+        acc = np.where(p[r], acc + v[r], acc)
+    return acc
+
+
+def _running_mean(v: np.ndarray, p: np.ndarray) -> np.ndarray:
+    # Prometheus 2.x/3.x: incremental mean ``mean += x/n - mean/n`` (avoids overflow of a plain sum).
+    mean = np.zeros(v.shape[1])
+    n = np.zeros(v.shape[1])
+    first = np.ones(v.shape[1], dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for r in range(v.shape[0]):
+            take = p[r]
+            n = np.where(take, n + 1, n)
+            upd = np.where(
+                first, v[r], mean + v[r] / np.where(n == 0, 1, n) - mean / np.where(n == 0, 1, n)
+            )
+            # a mean that is already ±Inf stays so unless the new value is the opposite infinity
+            upd = np.where(np.isinf(mean) & ~first & (np.isinf(v[r]) == 0), mean, upd)
+            mean = np.where(take, upd, mean)
+            first = first & ~take
+    return mean
+
+
+def _min_max(v: np.ndarray, p: np.ndarray, is_max: bool) -> np.ndarray:
+    # Prometheus: the first sample seeds the group; a later one replaces it if it is larger
+    # (smaller) or if the current value is NaN, so NaN only wins when every input is NaN.
+    cur = np.full(v.shape[1], np.nan)
+    seen = np.zeros(v.shape[1], dtype=bool)
+    for r in range(v.shape[0]):
+        x = v[r]
+        better = (x > cur) if is_max else (x < cur)
+        take = p[r] & (~seen | better | np.isnan(cur))
+        cur = np.where(take, x, cur)
+        seen |= p[r]
+    return cur
+
+
+def _apply_op(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            return a / b
+        if op == "%":
+            return np.fmod(a, b)  # Go math.Mod: sign of the dividend
+        if op == "^":
+            return np.power(a, b)
+    raise AssertionError(op)  # pragma: no cover
+
+
+def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
+    lhs = _eval(ctx, node.lhs)
+    rhs = _eval(ctx, node.rhs)
+    if isinstance(lhs, _Scalar) and isinstance(rhs, _Scalar):
+        if node.on is not None or node.ignoring:
+            raise PromQLError(
+                "vector matching (on/ignoring) needs vectors on both sides",
+                expr=ctx.expr,
+                position=node.pos,
+                construct=node.op,
+            )
+        return _Scalar(_apply_op(node.op, lhs.values, rhs.values))
+    if isinstance(lhs, _Scalar) or isinstance(rhs, _Scalar):
+        if node.on is not None or node.ignoring:
+            raise PromQLError(
+                "vector matching (on/ignoring) needs vectors on both sides",
+                expr=ctx.expr,
+                position=node.pos,
+                construct=node.op,
+            )
+        if isinstance(lhs, _Scalar):
+            assert isinstance(rhs, _Vec)
+            vals = _apply_op(node.op, lhs.values[None, :], rhs.values)
+            vec = rhs
+        else:
+            assert isinstance(rhs, _Scalar)
+            vals = _apply_op(node.op, lhs.values, rhs.values[None, :])
+            vec = lhs
+        labels = [_without_name(lab) for lab in vec.labels]
+        return _merge(ctx, labels, vals, vec.present.copy(), node.pos, f"operator {node.op!r}")
+    assert isinstance(lhs, _Vec) and isinstance(rhs, _Vec)
+
+    def signature(lab: Labels) -> Labels:
+        if node.on is not None:
+            keep = set(node.on)
+            return tuple(kv for kv in lab if kv[0] in keep)
+        drop = {*node.ignoring, _NAME}
+        return tuple(kv for kv in lab if kv[0] not in drop)
+
+    right: dict[Labels, list[int]] = {}
+    for j, lab in enumerate(rhs.labels):
+        right.setdefault(signature(lab), []).append(j)
+    left: dict[Labels, list[int]] = {}
+    for i, lab in enumerate(lhs.labels):
+        left.setdefault(signature(lab), []).append(i)
+    out_labels: list[Labels] = []
+    rows_v: list[np.ndarray] = []
+    rows_p: list[np.ndarray] = []
+    for sig, rj in right.items():
+        if rhs.present[rj].sum(axis=0).max(initial=0) > 1:
+            raise PromQLError(
+                f"found duplicate series for the match group {_fmt_labels(sig)} on the right hand-side "
+                "of the operation; many-to-many matching not allowed: matching labels must be unique on one side",
+                expr=ctx.expr,
+                position=node.pos,
+                construct=node.op,
+            )
+    for sig, li in left.items():
+        rj = right.get(sig)
+        if rj is None:
+            continue
+        r_present = rhs.present[rj].any(axis=0)
+        r_values = np.where(rhs.present[rj], rhs.values[rj], 0.0).sum(axis=0)
+        matched = lhs.present[li] & r_present[None, :]
+        if matched.sum(axis=0).max(initial=0) > 1:
+            raise PromQLError(
+                f"multiple matches for labels {_fmt_labels(sig)}: many-to-one matching must be explicit "
+                "(group_left/group_right), which the kit does not support",
+                expr=ctx.expr,
+                position=node.pos,
+                construct=node.op,
+            )
+        for k, i in enumerate(li):
+            lab = _without_name(lhs.labels[i])
+            if node.on is not None:
+                lab = tuple(kv for kv in lab if kv[0] in set(node.on))
+            elif node.ignoring:
+                lab = tuple(kv for kv in lab if kv[0] not in set(node.ignoring))
+            out_labels.append(lab)
+            rows_v.append(_apply_op(node.op, lhs.values[i], r_values))
+            rows_p.append(matched[k])
+    stacked = _stack(ctx, out_labels, rows_v, rows_p)
+    return _merge(
+        ctx, stacked.labels, stacked.values, stacked.present, node.pos, f"operator {node.op!r}"
+    )
+
+
+def _parse_le(text: str) -> float | None:
+    """``le`` as Go's ``strconv.ParseFloat`` reads it (None when it does not parse)."""
+    t = text.strip()
+    if t != text or not t or "_" in t:
+        return None
+    try:
+        return float(t)
+    except ValueError:
+        low = t.lower()
+        if low.startswith(("0x", "+0x", "-0x")):
+            try:
+                return float.fromhex(t)
+            except ValueError:
+                return None
+        return None
+
+
+def _eval_histogram_quantile(ctx: _Ctx, call: _Call) -> _Vec:
+    phi = _eval(ctx, call.args[0])
+    if not isinstance(phi, _Scalar):
+        raise PromQLError(
+            "histogram_quantile() expects a scalar quantile as first argument",
+            expr=ctx.expr,
+            position=call.pos,
+            construct="histogram_quantile",
+        )
+    vec = _eval(ctx, call.args[1])
+    if isinstance(vec, _Scalar):
+        raise PromQLError(
+            "histogram_quantile() expects an instant vector of buckets as second argument",
+            expr=ctx.expr,
+            position=call.pos,
+            construct="histogram_quantile",
+        )
+    groups: dict[Labels, list[tuple[int, float]]] = {}
+    bad = 0
+    for i, lab in enumerate(vec.labels):
+        le = dict(lab).get("le")
+        ub = _parse_le(le) if le is not None else None
+        if ub is None:
+            bad += 1
+            continue
+        groups.setdefault(tuple(kv for kv in lab if kv[0] != "le"), []).append((i, ub))
+    if bad:
+        ctx.notes.append(f"histogram_quantile: {bad} series without a valid 'le' label skipped")
+    t = len(ctx.steps)
+    labels: list[Labels] = []
+    values = np.full((len(groups), t), np.nan)
+    present = np.zeros((len(groups), t), dtype=bool)
+    for g, (lab, members) in enumerate(groups.items()):
+        labels.append(_without_name(lab))
+        rows = [i for i, _ in members]
+        ubs = [ub for _, ub in members]
+        p = vec.present[rows]
+        v = vec.values[rows]
+        for k in np.flatnonzero(p.any(axis=0)):
+            buckets = [(ubs[r], v[r, k]) for r in range(len(rows)) if p[r, k]]
+            values[g, k] = _bucket_quantile(phi.values[k], buckets, ctx.compat)[0]
+            present[g, k] = True
+    return _merge(ctx, labels, values, present, call.pos, "histogram_quantile()")
+
+
+_MIN_NORMAL = 2.2250738585072014e-308
+
+
+def _almost_equal(a: float, b: float, eps: float) -> bool:
+    if a == b:
+        return True
+    abs_sum = abs(a) + abs(b)
+    diff = abs(a - b)
+    if a == 0 or b == 0 or abs_sum < _MIN_NORMAL:
+        return diff < eps * _MIN_NORMAL
+    return diff / min(abs_sum, 1.7976931348623157e308) < eps
+
+
+def _bucket_quantile(
+    q: float, buckets: Iterable[tuple[float, float]], compat: Compat
+) -> tuple[float, float, float, bool]:
+    """Prometheus ``bucketQuantile``, plus the bounds of the bucket the result fell in.
+
+    Returns ``(value, bucket_lower, bucket_upper, at_ceiling)``; ``at_ceiling`` is True when the rank
+    lies beyond the last finite bucket, so the value is that bucket's upper bound (a floor of the
+    true quantile, not an estimate).
+    """
+    nan = math.nan
+    if math.isnan(q):
+        return nan, nan, nan, False
+    if q < 0:
+        return -math.inf, nan, nan, False
+    if q > 1:
+        return math.inf, nan, nan, False
+    bks = sorted(buckets, key=lambda b: b[0])
+    if not bks or not math.isinf(bks[-1][0]) or bks[-1][0] < 0:
+        return nan, nan, nan, False
+    # coalesce buckets with the same upper bound (le="1" and le="1.0")
+    merged: list[list[float]] = []
+    for ub, c in bks:
+        if merged and merged[-1][0] == ub:
+            merged[-1][1] += c
+        else:
+            merged.append([ub, c])
+    if compat == "2":
+        top = -math.inf
+        for b in merged:
+            if b[1] > top:
+                top = b[1]
+            elif b[1] < top:
+                b[1] = top
+    else:
+        prev = merged[0][1]
+        for b in merged[1:]:
+            cur = b[1]
+            if cur == prev:
+                continue
+            if _almost_equal(prev, cur, 1e-12) or cur < prev:
+                b[1] = prev
+                continue
+            prev = cur
+    if len(merged) < 2:
+        return nan, nan, nan, False
+    observations = merged[-1][1]
+    if observations == 0:
+        return nan, nan, nan, False
+    rank = q * observations
+    # sort.Search over all but the +Inf bucket: first index whose count >= rank
+    b = len(merged) - 1
+    for i in range(len(merged) - 1):
+        if merged[i][1] >= rank:
+            b = i
+            break
+    if b == len(merged) - 1:
+        ceiling = merged[-2][0]
+        return ceiling, ceiling, math.inf, True
+    if b == 0 and merged[0][0] <= 0:
+        return merged[0][0], -math.inf, merged[0][0], False
+    start = 0.0
+    end = merged[b][0]
+    count = merged[b][1]
+    if b > 0:
+        start = merged[b - 1][0]
+        count -= merged[b - 1][1]
+        rank -= merged[b - 1][1]
+    with np.errstate(all="ignore"):
+        value = start + (end - start) * float(np.float64(rank) / np.float64(count))
+    return value, start, end, False
+
+
+# --------------------------------------------------------------------------------------------------
+# Frame <-> series
+
+
+def _label_columns(frame: pl.DataFrame) -> list[str]:
+    missing = [c for c in ("ts", "value") if c not in frame.columns]
+    if missing:
+        raise KitError(
+            f"metrics frame lacks column(s) {missing}; expected the kit.read_metrics layout "
+            "(ts, metric, value, source, one String column per label)"
+        )
+    labels = [c for c in frame.columns if c not in _BASE_COLUMNS]
+    wrong = [c for c in labels if frame.schema[c] != pl.String]
+    if wrong:
+        raise KitError(
+            f"label columns must be String, got {[(c, str(frame.schema[c])) for c in wrong]}"
+        )
+    return labels
+
+
+def _series_from_frame(frame: pl.DataFrame) -> list[_Series]:
+    labels = _label_columns(frame)
+    has_metric = "metric" in frame.columns
+    keys = (["metric"] if has_metric else []) + labels
+    df = frame.select(
+        *keys,
+        pl.col("ts").dt.epoch("ms").alias("_ms"),
+        pl.col("value").cast(pl.Float64),
+    )
+    n_null = df.select(pl.col("_ms").is_null() | pl.col("value").is_null()).to_series().sum()
+    if n_null:
+        warnings.warn(
+            f"{n_null} metric rows with a null ts or value were ignored by PromQL evaluation",
+            KitWarning,
+            stacklevel=3,
+        )
+        df = df.filter(pl.col("_ms").is_not_null() & pl.col("value").is_not_null())
+    if df.is_empty():
+        return []
+    grouped = (
+        df.sort("_ms", maintain_order=True)
+        .group_by(keys, maintain_order=True)
+        .agg(pl.col("_ms"), pl.col("value"))
+    )
+    out: list[_Series] = []
+    dups = 0
+    for row in grouped.iter_rows(named=True):
+        lab = {k: row[k] for k in labels if row[k] not in (None, "")}
+        if has_metric and row["metric"] not in (None, ""):
+            lab[_NAME] = row["metric"]
+        ts = np.asarray(row["_ms"], dtype=np.int64)
+        vals = np.asarray(row["value"], dtype=np.float64)
+        if len(ts) > 1:
+            # the same series twice at one timestamp (overlapping exports): keep the first, as
+            # Prometheus's TSDB (and kit.read_metrics) do
+            first = np.insert(ts[1:] != ts[:-1], 0, True)
+            if not first.all():
+                dups += int((~first).sum())
+                ts, vals = ts[first], vals[first]
+        out.append(_Series(lab, ts, vals))
+    if dups:
+        warnings.warn(
+            f"{dups} duplicate samples (same series, same timestamp) ignored; the first one was kept",
+            KitWarning,
+            stacklevel=3,
+        )
+    return out
+
+
+def _result_frame(ctx: _Ctx, result: _Vec | _Scalar) -> pl.DataFrame:
+    ts_dtype = pl.Datetime("us", "UTC")
+    if isinstance(result, _Scalar):
+        return pl.DataFrame(
+            {"ts": ctx.steps * 1000, "value": result.values},
+            schema={"ts": pl.Int64, "value": pl.Float64},
+        ).with_columns(pl.col("ts").cast(ts_dtype))
+    names = sorted({k for lab in result.labels for k, _ in lab})
+    with_metric = _NAME in names
+    label_names = [n for n in names if n != _NAME]
+    ts_parts, val_parts = [], []
+    lab_parts: dict[str, list[str | None]] = {n: [] for n in names}
+    for i, lab in enumerate(result.labels):
+        p = result.present[i]
+        k = int(p.sum())
+        if not k:
+            continue
+        ts_parts.append(ctx.steps[p])
+        val_parts.append(result.values[i][p])
+        d = dict(lab)
+        for n in names:
+            lab_parts[n].extend([d.get(n)] * k)
+    ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, dtype=np.int64)
+    vals = np.concatenate(val_parts) if val_parts else np.zeros(0)
+    data: dict[str, object] = {"ts": ts * 1000, "value": vals}
+    schema: dict[str, pl.DataType] = {"ts": pl.Int64(), "value": pl.Float64()}
+    if with_metric:
+        data["metric"] = lab_parts[_NAME]
+        schema["metric"] = pl.String()
+    for n in label_names:
+        data[n] = lab_parts[n]
+        schema[n] = pl.String()
+    df = pl.DataFrame(data, schema=schema).with_columns(pl.col("ts").cast(ts_dtype))
+    return df.sort(["ts", *(["metric"] if with_metric else []), *label_names], nulls_last=True)
+
+
+_GRAFANA_VAR_RE = re.compile(r"\$\{?(\w+)(?::\w+)?\}?|\[\[(\w+)\]\]")
+
+
+def _substitute(expr: str, variables: Mapping[str, str] | None) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2)
+        if variables is not None and name in variables:
+            return str(variables[name])
+        raise PromQLError(
+            f"unresolved Grafana variable {m.group(0)!r}; pass variables={{{name!r}: ...}} "
+            "(e.g. '5m' for $__rate_interval, '.*' or a regex for a multi-value variable)",
+            expr=expr,
+            position=m.start(),
+            construct=m.group(0),
+        )
+
+    return _GRAFANA_VAR_RE.sub(repl, expr)
+
+
+def evaluate(
+    frame: pl.DataFrame,
+    expr: str,
+    *,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    step: StepLike = "1m",
+    compat: Compat = "3",
+    lookback: str | dt.timedelta = "5m",
+    variables: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
+    """Evaluate a PromQL expression over a metrics frame, like Prometheus's ``/api/v1/query_range``.
+
+    Parameters
+    ----------
+    frame
+        The long metrics frame of ``kit.read_metrics``: ``ts`` (Datetime UTC), ``metric`` (the
+        ``__name__``), ``value`` (Float64), optional ``source`` (ignored), and one String column per
+        label (null or ``""`` = label absent). A series is ``metric`` + all label columns.
+    expr
+        PromQL, e.g. the coredns-mixin's
+        ``histogram_quantile(0.99, sum(rate(coredns_dns_request_duration_seconds_bucket[5m])) by (server, zone, le))``.
+        See the module docstring for the supported subset.
+    start, end
+        First and last evaluation time (inclusive): ``datetime`` (naive = UTC), ISO-8601 string, or
+        Unix seconds. Default: the frame's first and last sample time.
+    step
+        Evaluation interval: ``timedelta``, duration string (``"30s"``) or seconds.
+    compat
+        ``"3"`` (default): Prometheus 3.x, range windows and lookback ``(t-range, t]``.
+        ``"2"``: Prometheus 2.x (2.42 exactly): ``[t-range, t]``, and 2.42's rate/quantile details.
+    lookback
+        Lookback delta of instant selectors (Prometheus ``--query.lookback-delta``, default 5m).
+    variables
+        Values for Grafana template variables in ``expr`` (``$job``, ``${job}``, ``[[job]]``,
+        ``$__rate_interval``); an unresolved one raises :class:`PromQLError`.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per (output series, step where it has a value): ``ts`` (Datetime("us", "UTC"),
+        evaluation time), ``value`` (Float64; NaN kept, e.g. a histogram_quantile over no traffic),
+        ``metric`` (String, only when the result keeps metric names, e.g. a plain selector), then one
+        String column per output label, sorted by name (null where a series lacks it). Steps where a
+        series has no value are absent, as in Prometheus's JSON. Sorted by ``ts`` then labels.
+
+    Raises
+    ------
+    PromQLError
+        Syntax error, unsupported construct (named, with its position), unresolved Grafana variable,
+        or an evaluation error Prometheus would also raise (duplicate label sets, many-to-many
+        matching).
+    KitError
+        ``frame`` does not have the metrics-frame layout.
+    """
+    if compat not in ("2", "3"):
+        raise ValueError(f"compat must be '2' or '3', got {compat!r}")
+    text = _substitute(expr, variables)
+    node = _Parser(text).parse()
+    series = _series_from_frame(frame)
+    if start is None or end is None:
+        if frame.is_empty():
+            raise ValueError("start= and end= are required for an empty frame")
+        lo, hi = frame["ts"].min(), frame["ts"].max()
+        start = lo if start is None else start  # type: ignore[assignment]
+        end = hi if end is None else end  # type: ignore[assignment]
+    start_ms = _to_ms(start, "start")  # type: ignore[arg-type]
+    end_ms = _to_ms(end, "end")  # type: ignore[arg-type]
+    if end_ms < start_ms:
+        raise ValueError(f"end ({end!r}) is before start ({start!r})")
+    step = _step_ms(step)
+    steps = np.arange(start_ms, end_ms + 1, step, dtype=np.int64)
+    lb = (
+        lookback // dt.timedelta(milliseconds=1)
+        if isinstance(lookback, dt.timedelta)
+        else parse_duration(lookback)
+    )
+    ctx = _Ctx(text, steps, series, lb, compat)
+    if isinstance(node, _Selector) and node.range_ms is not None:
+        raise PromQLError(
+            "a range vector (x[5m]) cannot be evaluated over a time range; use rate(), increase()...",
+            expr=text,
+            position=node.pos,
+            construct=node.text,
+        )
+    log.debug("evaluate %r: %d series in frame, %d steps", text, len(series), len(steps))
+    result = _eval(ctx, node)
+    for note in ctx.notes:
+        warnings.warn(note, KitWarning, stacklevel=2)
+    return _result_frame(ctx, result)
+
+
+# --------------------------------------------------------------------------------------------------
+# Quantiles with their bucket bounds
+
+
+def histogram_quantile(
+    buckets: pl.DataFrame, q: float | Sequence[float], *, compat: Compat = "3"
+) -> pl.DataFrame:
+    """``histogram_quantile`` over a frame of bucket values, keeping the bucket each result fell in.
+
+    Parameters
+    ----------
+    buckets
+        Bucket values per time and group, e.g. the result of
+        ``evaluate(df, "sum by (instance, le) (rate(x_bucket[5m]))")``: columns ``ts``, ``le``
+        (String, compared numerically: ``"1"`` == ``"1.0"``), ``value`` and any label columns
+        (``metric``/``source`` are ignored for grouping, as Prometheus drops the name).
+    q
+        Quantile(s) in [0, 1] (outside: ±Inf, NaN: NaN, as Prometheus).
+    compat
+        ``"3"`` (default) or ``"2"``: see the module docstring (monotonicity fix).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``ts`` (Datetime UTC), the label columns except ``le``, then :data:`QUANTILE_SCHEMA`:
+        ``quantile`` (Float64, the requested q), ``value`` (Float64 seconds for latency histograms;
+        NaN when Prometheus gives NaN: no observations, no ``+Inf`` bucket...), ``bucket_lower`` and
+        ``bucket_upper`` (Float64, bounds of the bucket the rank fell in; the lowest bucket starts at
+        0; ``bucket_upper`` is +Inf and ``bucket_lower`` the highest finite bound when pinned; NaN
+        when ``value`` is NaN), ``at_ceiling`` (Boolean: the rank is beyond the last finite bucket,
+        so ``value`` is only a lower bound, e.g. "p99 = 8.192 s (ceiling of the last finite bucket)").
+        Rows whose ``le`` does not parse are skipped with a :class:`~kit.errors.KitWarning`.
+    """
+    qs = [float(q)] if isinstance(q, int | float) else [float(x) for x in q]
+    if "le" not in buckets.columns:
+        raise KitError("histogram_quantile needs an 'le' column (bucket upper bounds)")
+    group_cols = [c for c in buckets.columns if c not in ("le", "value", "metric", "source")]
+    if "ts" not in group_cols:
+        raise KitError("histogram_quantile needs a 'ts' column")
+    out_schema = {**{c: buckets.schema[c] for c in group_cols}, **QUANTILE_SCHEMA}
+    if buckets.is_empty():
+        return pl.DataFrame(schema=out_schema)
+    les = buckets["le"].to_list()
+    parsed = [_parse_le(x) if x is not None else None for x in les]
+    n_bad = sum(p is None for p in parsed)
+    if n_bad:
+        warnings.warn(
+            f"{n_bad} bucket rows with an unparsable 'le' skipped", KitWarning, stacklevel=2
+        )
+    df = buckets.with_columns(pl.Series("_ub", parsed, dtype=pl.Float64)).filter(
+        pl.col("_ub").is_not_null()
+    )
+    grouped = df.group_by(group_cols, maintain_order=True).agg(pl.col("_ub"), pl.col("value"))
+    rows: dict[str, list[object]] = {c: [] for c in out_schema}
+    for row in grouped.iter_rows(named=True):
+        bks = list(zip(row["_ub"], row["value"], strict=True))
+        for qq in qs:
+            value, lower, upper, pinned = _bucket_quantile(qq, bks, compat)
+            for c in group_cols:
+                rows[c].append(row[c])
+            rows["quantile"].append(qq)
+            rows["value"].append(value)
+            rows["bucket_lower"].append(lower)
+            rows["bucket_upper"].append(upper)
+            rows["at_ceiling"].append(pinned)
+    return pl.DataFrame(rows, schema=out_schema).sort([*group_cols, "quantile"], nulls_last=True)
+
+
+def quantile_series(
+    frame: pl.DataFrame,
+    metric: str = "coredns_dns_request_duration_seconds",
+    *,
+    quantiles: Sequence[float] = (0.5, 0.9, 0.99),
+    by: Sequence[str] = ("instance",),
+    matchers: str = "",
+    window: str = "5m",
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    step: StepLike = "1m",
+    compat: Compat = "3",
+) -> pl.DataFrame:
+    """Latency quantiles over time from a classic histogram, as a dashboard computes them.
+
+    Evaluates ``sum by (<by>, le) (rate(<metric>_bucket{<matchers>}[<window>]))`` and applies
+    :func:`histogram_quantile` for each quantile, so the result carries the bucket bounds.
+
+    Parameters
+    ----------
+    frame
+        Metrics frame (``kit.read_metrics`` layout) holding ``<metric>_bucket`` series.
+    metric
+        Histogram name without ``_bucket``.
+    quantiles
+        Quantiles in [0, 1].
+    by
+        Labels to keep (one line per combination), e.g. ``("instance",)`` or ``("server", "zone")``.
+    matchers
+        Extra label matchers, PromQL syntax without braces, e.g. ``'job=~"coredns|node-local-dns"'``.
+    window
+        Rate window (the dashboards use 5m).
+    start, end, step, compat
+        As for :func:`evaluate`.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``ts``, the ``by`` columns (String; a label missing from the data is a null column), then
+        :data:`QUANTILE_SCHEMA` (``quantile``, ``value`` in the histogram's unit — seconds for
+        CoreDNS —, ``bucket_lower``, ``bucket_upper``, ``at_ceiling``).
+    """
+    grouping = ", ".join([*by, "le"])
+    expr = f"sum by ({grouping}) (rate({metric}_bucket{{{matchers}}}[{window}]))"
+    buckets = evaluate(frame, expr, start=start, end=end, step=step, compat=compat)
+    for col in by:
+        if col not in buckets.columns:
+            buckets = buckets.with_columns(pl.lit(None, dtype=pl.String).alias(col))
+    if "le" not in buckets.columns:
+        buckets = buckets.with_columns(pl.lit(None, dtype=pl.String).alias("le"))
+    buckets = buckets.select("ts", *by, "le", "value")
+    return histogram_quantile(buckets, quantiles, compat=compat)

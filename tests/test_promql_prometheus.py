@@ -1,0 +1,291 @@
+"""kit.promql.evaluate against the real Prometheus (Debian 2.42) on the same backfilled history.
+
+One module-scoped server (tests/prom_server.py): the generated history is backfilled with
+``promtool tsdb create-blocks-from openmetrics``, Prometheus serves it on 127.0.0.1, and for every
+PromQL string below the kit's answer over the same history (as a metrics frame) must equal
+Prometheus's own ``/api/v1/query_range`` answer: same series, same timestamps, values within a
+relative 1e-9, NaN where Prometheus says NaN. Debian's Prometheus is 2.x, hence ``compat="2"``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import require_tool
+from prom_server import T0, PromServer, history, utc
+
+from kit import KitWarning
+from kit.promql import PromQLError, evaluate, quantile_series
+
+pytestmark = pytest.mark.server
+
+START = T0 + 127.5  # deliberately not aligned with the scrapes
+END = T0 + 66 * 60  # 6 minutes past the end of the data: everything goes stale
+STEP = 30.0
+
+CASES = [
+    # the coredns-mixin's panel query (job=~"$job" resolved by the user)
+    'histogram_quantile(0.99, sum(rate(coredns_dns_request_duration_seconds_bucket{job=~"coredns|node-local-dns"}[5m])) by (server, zone, le))',
+    "histogram_quantile(0.5, sum by (instance, le) (rate(coredns_dns_request_duration_seconds_bucket[5m])))",
+    "histogram_quantile(0.9, sum by (instance, le) (rate(coredns_dns_request_duration_seconds_bucket[2m])))",
+    # per series, including the idle zone (all buckets flat: NaN) and 1-minute windows
+    "histogram_quantile(0.99, rate(coredns_dns_request_duration_seconds_bucket[1m]))",
+    # le="1" and le="1.0" from two probes: merged into one bucket
+    "histogram_quantile(0.75, sum by (le) (rate(dns_probe_duration_seconds_bucket[5m])))",
+    "histogram_quantile(0.3, sum by (le, probe) (increase(dns_probe_duration_seconds_bucket[3m])))",
+    # quantile outside [0, 1]
+    "histogram_quantile(1.5, sum by (le) (rate(dns_probe_duration_seconds_bucket[5m])))",
+    "histogram_quantile(-0.5, sum by (le) (rate(dns_probe_duration_seconds_bucket[5m])))",
+    # rate/irate/increase over resets and gaps, windows of 1 or 2 samples
+    "rate(coredns_dns_requests_total[5m])",
+    "rate(coredns_dns_requests_total[30s])",
+    "rate(coredns_dns_requests_total[25s])",
+    "irate(coredns_dns_requests_total[1m])",
+    "increase(coredns_dns_responses_total[2m])",
+    'increase(coredns_dns_responses_total{rcode!="NOERROR"}[10m])',
+    "rate(coredns_dns_request_duration_seconds_count[5m] offset 3m)",
+    "delta(coredns_cache_entries[5m])",
+    # aggregations
+    "sum by (instance) (rate(coredns_dns_requests_total[5m]))",
+    "sum without (proto) (rate(coredns_dns_requests_total[5m]))",
+    "sum(rate(coredns_dns_requests_total[5m]))",
+    "avg by (job) (coredns_cache_entries)",
+    "min by (type) (coredns_cache_entries)",
+    "max without (instance) (coredns_cache_entries)",
+    "count by (job) (coredns_cache_entries)",
+    "count(coredns_dns_requests_total)",
+    "sum(coredns_cache_entries) by (job, type)",
+    # arithmetic with scalars and between vectors
+    "coredns_cache_entries * 2 - 1",
+    "100 * coredns_cache_entries / 7",
+    "-coredns_cache_entries",
+    "coredns_cache_entries % 7",
+    "coredns_cache_entries ^ 0.5",
+    "coredns_cache_entries / 0",
+    "2 ^ 3 ^ 0.5 + 1",
+    "-2 ^ 2",
+    "rate(coredns_dns_request_duration_seconds_sum[5m]) / rate(coredns_dns_request_duration_seconds_count[5m])",
+    'sum(rate(coredns_dns_responses_total{rcode="SERVFAIL"}[5m])) / sum(rate(coredns_dns_responses_total[5m]))',
+    "sum by (instance, zone) (rate(coredns_dns_responses_total[5m])) / on (instance, zone) sum by (instance, zone, job) (rate(coredns_dns_requests_total[5m]))",
+    'sum by (instance, zone) (rate(coredns_dns_responses_total{zone="."}[5m])) - ignoring (zone) sum by (instance) (rate(coredns_dns_requests_total[5m]))',
+    # regex matchers, plain selectors (names kept), offset
+    'rate(coredns_dns_requests_total{instance!~"10\\\\.0\\\\.0\\\\.[12]:9153", proto=~"udp|tcp"}[5m])',
+    '{__name__=~"coredns_dns_re.*_total", job="coredns", rcode="SERVFAIL"}',
+    'coredns_cache_entries{type="success"} offset 10m',
+    'coredns_cache_entries{job!="coredns"}',
+]
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PromServer, pl.DataFrame]]:
+    prometheus = require_tool("prometheus")
+    promtool = require_tool("promtool", "prometheus")
+    openmetrics, frame = history()
+    server = PromServer(prometheus, promtool, Path(tmp_path_factory.mktemp("prom")), openmetrics)
+    try:
+        yield server, frame
+    finally:
+        server.stop()
+
+
+def _from_prometheus(body: dict) -> dict[tuple, dict[int, float]]:
+    assert body["status"] == "success", body
+    assert body["data"]["resultType"] == "matrix"
+    out: dict[tuple, dict[int, float]] = {}
+    for s in body["data"]["result"]:
+        key = tuple(sorted(s["metric"].items()))
+        out[key] = {round(t * 1000): float(v) for t, v in s["values"]}
+    return out
+
+
+def _from_kit(df: pl.DataFrame) -> dict[tuple, dict[int, float]]:
+    labels = [c for c in df.columns if c not in ("ts", "value")]
+    out: dict[tuple, dict[int, float]] = {}
+    for row in df.iter_rows(named=True):
+        key = tuple(
+            sorted(
+                ("__name__" if c == "metric" else c, row[c]) for c in labels if row[c] is not None
+            )
+        )
+        ms = round(row["ts"].timestamp() * 1000)
+        assert ms not in out.setdefault(key, {}), f"duplicate step {ms} for {key}"
+        out[key][ms] = row["value"]
+    return out
+
+
+def _same(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return a == b or abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+
+
+def _compare(expr: str, kit_df: pl.DataFrame, body: dict) -> tuple[int, int]:
+    want = _from_prometheus(body)
+    got = _from_kit(kit_df)
+    assert set(got) == set(want), (
+        f"{expr}: series differ\nonly kit: {sorted(set(got) - set(want))}\n"
+        f"only prometheus: {sorted(set(want) - set(got))}"
+    )
+    points = nans = 0
+    for key, wv in want.items():
+        gv = got[key]
+        assert set(gv) == set(wv), (
+            f"{expr} {key}: steps differ: only kit {sorted(set(gv) - set(wv))[:5]}, "
+            f"only prometheus {sorted(set(wv) - set(gv))[:5]}"
+        )
+        for t, w in wv.items():
+            assert _same(gv[t], w), f"{expr} {key} @ {t}: kit {gv[t]!r} != prometheus {w!r}"
+            points += 1
+            nans += math.isnan(w)
+    assert points, f"{expr}: Prometheus returned nothing; the case tests nothing"
+    return points, nans
+
+
+ERRORS = [
+    # many-to-one without group_left
+    "sum by (instance, proto) (rate(coredns_dns_requests_total[5m])) - ignoring (proto) sum by (instance) (rate(coredns_dns_responses_total[5m]))",
+    # two names that collide once rate() drops them
+    'rate({__name__=~"coredns_dns_request_duration_seconds_(sum|count)"}[5m])',
+    # a selector that matches everything
+    '{job=~".*"}',
+    # not PromQL
+    "sum(rate(coredns_dns_requests_total[5m])",
+]
+
+
+@pytest.mark.parametrize("expr", ERRORS)
+def test_errors_where_prometheus_errors(prom: tuple[PromServer, pl.DataFrame], expr: str) -> None:
+    server, frame = prom
+    body = server.query_range(expr, START, END, STEP)
+    assert body["status"] == "error", body
+    with pytest.raises(PromQLError):
+        evaluate(frame, expr, start=utc(START), end=utc(END), step=STEP, compat="2")
+
+
+@pytest.mark.parametrize("expr", CASES)
+def test_evaluate_matches_prometheus(prom: tuple[PromServer, pl.DataFrame], expr: str) -> None:
+    server, frame = prom
+    body = server.query_range(expr, START, END, STEP)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KitWarning)
+        got = evaluate(frame, expr, start=utc(START), end=utc(END), step=STEP, compat="2")
+    _compare(expr, got, body)
+
+
+def test_history_exercises_the_edge_cases(prom: tuple[PromServer, pl.DataFrame]) -> None:
+    """The comparison above is only meaningful if the history really has the edge cases."""
+    server, _ = prom
+    expr = "histogram_quantile(0.99, sum by (instance, le) (rate(coredns_dns_request_duration_seconds_bucket[5m])))"
+    body = server.query_range(expr, START, END, STEP)
+    want = _from_prometheus(body)
+    # the incident instance is pinned at CoreDNS's last finite bucket
+    assert 8.192 in want[(("instance", "10.0.0.1:9153"),)].values()
+    # the idle zone yields NaN (Prometheus's answer, not ours)
+    idle = _from_prometheus(
+        server.query_range(
+            'histogram_quantile(0.5, rate(coredns_dns_request_duration_seconds_bucket{zone=".", job="node-local-dns"}[1m]))',
+            START,
+            END,
+            STEP,
+        )
+    )
+    assert any(math.isnan(v) for s in idle.values() for v in s.values())
+    # the counter reset: a raw drop in the 10.0.0.2 counter, which increase() must not show
+    resets = _from_prometheus(
+        server.query_range(
+            'resets(coredns_dns_requests_total{instance="10.0.0.2:9153"}[70m])', END, END, STEP
+        )
+    )
+    assert all(v >= 1 for s in resets.values() for v in s.values()) and resets
+    # the scrape gap makes 10.0.0.3's gauge vanish at some steps, i.e. staleness is exercised
+    gauge = _from_prometheus(
+        server.query_range(
+            'coredns_cache_entries{instance="10.0.0.3:9153", type="success"}', START, END, STEP
+        )
+    )
+    (steps,) = gauge.values()
+    n_steps = int((END - START) // STEP) + 1
+    assert 0 < len(steps) < n_steps
+
+
+def test_quantile_series_matches_prometheus_and_flags_the_ceiling(
+    prom: tuple[PromServer, pl.DataFrame],
+) -> None:
+    server, frame = prom
+    q = quantile_series(
+        frame,
+        by=("instance",),
+        quantiles=(0.5, 0.99),
+        start=utc(START),
+        end=utc(END),
+        step=STEP,
+        compat="2",
+    )
+    for quantile in (0.5, 0.99):
+        expr = f"histogram_quantile({quantile}, sum by (instance, le) (rate(coredns_dns_request_duration_seconds_bucket{{}}[5m])))"
+        # {} alone is not a valid selector in PromQL, so ask Prometheus without it
+        body = server.query_range(expr.replace("{}", ""), START, END, STEP)
+        part = q.filter(pl.col("quantile") == quantile).select("ts", "value", "instance")
+        _compare(expr, part, body)
+    pinned = q.filter(pl.col("at_ceiling"))
+    assert pinned.height > 0
+    assert pinned["value"].unique().to_list() == [8.192]
+    assert pinned["instance"].unique().to_list() == ["10.0.0.1:9153"]
+    assert pinned["bucket_upper"].unique().to_list() == [math.inf]
+    # interpolated results lie inside their bucket
+    inside = q.filter(~pl.col("at_ceiling") & pl.col("value").is_not_nan())
+    assert inside.filter(
+        (pl.col("value") < pl.col("bucket_lower")) | (pl.col("value") > pl.col("bucket_upper"))
+    ).is_empty()
+
+
+ALIGNED = [
+    "rate(coredns_dns_requests_total[1m])",
+    "increase(coredns_dns_responses_total[2m])",
+    "irate(coredns_dns_requests_total[45s])",
+    "coredns_cache_entries",
+    "dns_probe_success",
+    "sum(dns_probe_success) + 1",
+    "delta(dns_probe_success[3m])",
+    "histogram_quantile(0.9, sum by (le) (rate(coredns_dns_request_duration_seconds_bucket[1m])))",
+]
+
+
+@pytest.mark.parametrize("expr", ALIGNED)
+def test_closed_window_boundaries_match_prometheus_2(
+    prom: tuple[PromServer, pl.DataFrame], expr: str
+) -> None:
+    """Steps on the scrape grid: samples of the jitter-free scrapes sit exactly on ``t - range`` and
+    ``t - 5m``, so the 2.x closed-interval rule is what makes these agree."""
+    server, frame = prom
+    start, end = T0 + 120, T0 + 62 * 60
+    body = server.query_range(expr, start, end, 15)
+    got = evaluate(frame, expr, start=utc(start), end=utc(end), step=15, compat="2")
+    _compare(expr, got, body)
+
+
+@pytest.mark.parametrize("i", [0, 1, 10, 40, 70])
+def test_compat_3_is_compat_2_without_the_left_boundary_sample(
+    prom: tuple[PromServer, pl.DataFrame], i: int
+) -> None:
+    """Prometheus 3 excludes samples at ``t - range``. Independent check: compat 3 at t equals compat 2
+    at t over the same frame with exactly those samples removed (and differs from compat 2)."""
+    _, frame = prom
+    on_grid = sorted(m for m in set(frame["ts"].dt.epoch("ms").to_list()) if m % 15000 == 0)
+    t = on_grid[i] / 1000 + 60  # a sample sits exactly on the window start t - 1m
+    expr = "rate(coredns_dns_requests_total[1m])"
+    boundary = utc(t - 60)
+    v3 = evaluate(frame, expr, start=utc(t), end=utc(t), step=15, compat="3")
+    v2 = evaluate(frame, expr, start=utc(t), end=utc(t), step=15, compat="2")
+    pruned = frame.filter(pl.col("ts") != boundary)
+    assert pruned.height < frame.height  # some sample really sits on the boundary
+    v2_pruned = evaluate(pruned, expr, start=utc(t), end=utc(t), step=15, compat="2")
+    assert _from_kit(v3) == _from_kit(v2_pruned)
+    assert _from_kit(v3) != _from_kit(v2)
