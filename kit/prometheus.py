@@ -20,11 +20,10 @@ Decisions (shared with ``kit.promql``)
 - A label whose name collides with a base column (``ts``, ``metric``, ``value``, ``source``) is
   renamed ``label_<name>`` and a :class:`~kit.errors.KitWarning` says so.
 - Duplicate samples (same series and same ``ts``, possibly from different files) are resolved as
-  Prometheus's TSDB does: the first sample is kept. A later duplicate with the *same* value
-  (NaN equals NaN) is dropped and counted in one ``KitWarning``; a later duplicate with a
-  *different* value is what Prometheus rejects as "duplicate sample for timestamp": an
-  :class:`~kit.errors.InputFormatError` when ``strict=True``, otherwise dropped and counted in the
-  warning.
+  Prometheus's scrape loop does: the TSDB keeps the first sample and refuses later ones
+  ("duplicate sample for timestamp"), which are counted and logged, not fatal. So the first is
+  kept and one ``KitWarning`` gives the number dropped, how many had a different value, and
+  where the first one was. This does not depend on ``strict`` (the input is well-formed).
 - A classic histogram (``*_bucket`` series with ``le``) that has no ``le="+Inf"`` bucket is kept,
   and one ``KitWarning`` names the series (``histogram_quantile`` needs ``+Inf``).
 """
@@ -139,7 +138,7 @@ class _Collector:
         self.where.append(where)
 
 
-def _build_frame(col: _Collector, *, strict: bool) -> pl.DataFrame:
+def _build_frame(col: _Collector) -> pl.DataFrame:
     """Turn collected samples into the documented frame: dedupe, join labels, sort, check."""
     label_names = sorted({k for _, labels in col.series for k in labels})
     renamed = {k: f"label_{k}" for k in label_names if k in _RESERVED}
@@ -159,7 +158,7 @@ def _build_frame(col: _Collector, *, strict: bool) -> pl.DataFrame:
             "where": pl.Series(col.where, dtype=pl.Int64),
         }
     ).with_row_index("_row")
-    samples = _dedupe(samples, col, strict=strict)
+    samples = _dedupe(samples, col)
 
     series_cols: dict[str, pl.Series] = {
         "sid": pl.Series(range(len(col.series)), dtype=pl.UInt32),
@@ -186,45 +185,31 @@ def _build_frame(col: _Collector, *, strict: bool) -> pl.DataFrame:
     return df
 
 
-def _dedupe(samples: pl.DataFrame, col: _Collector, *, strict: bool) -> pl.DataFrame:
-    """Keep the first sample of each (series, ts), as Prometheus's TSDB does."""
+def _dedupe(samples: pl.DataFrame, col: _Collector) -> pl.DataFrame:
+    """Keep the first sample of each (series, ts) and warn, as Prometheus's scrape loop does.
+
+    Prometheus's TSDB refuses a second sample for a series and timestamp ("duplicate sample for
+    timestamp"); the scrape loop counts it (``prometheus_target_scrapes_sample_duplicate_timestamp_total``),
+    logs a warning and keeps ingesting the rest. So do we: never an error, always one warning.
+    """
     dup = pl.struct("sid", "ts").is_duplicated()
     if samples.is_empty() or not samples.select(dup.any()).item():
         return samples
     groups = (
         samples.filter(dup)
         .group_by("sid", "ts")
-        .agg(
-            pl.col("value").n_unique().alias("n_values"),
-            pl.len().alias("n"),
-            pl.col("_row").min().alias("first_row"),
-            pl.col("_row").sort().slice(1, 1).first().alias("second_row"),
-        )
+        .agg(pl.col("value").n_unique().alias("n_values"), pl.len().alias("n"))
     )
     conflicting = groups.filter(pl.col("n_values") > 1)
-    if strict and not conflicting.is_empty():
-        first = conflicting.sort("second_row").row(0, named=True)
-        r1 = samples.row(first["first_row"], named=True)
-        r2 = samples.row(first["second_row"], named=True)
-        name, labels = col.series[r2["sid"]]
-        raise InputFormatError(
-            f"duplicate sample for timestamp {r2['ts'].isoformat()} with a different value "
-            f"({r1['value']!r} first, at {_where(col, r1)}; then {r2['value']!r}); Prometheus "
-            "rejects such a sample",
-            path=col.source_paths[r2["src"]],
-            line=r2["where"] if col.by_line[r2["src"]] else None,
-            excerpt=_series_repr(name, labels),
-            hint="Concatenated scrapes need timestamps; overlapping exports of one series must "
-            "agree. Pass strict=False to keep the first sample and count the others",
-        )
     keep = samples.select(pl.struct("sid", "ts").is_first_distinct()).to_series()
     dropped = samples.filter(~keep)
-    n_conflict = int(conflicting["n"].sum()) if not conflicting.is_empty() else 0
+    first = dropped.row(0, named=True)
+    name, labels = col.series[first["sid"]]
     warnings.warn(
         f"{dropped.height} duplicate sample(s) (same series and timestamp) dropped, keeping the "
         f"first as Prometheus does; {conflicting.height} duplicated (series, ts) had different "
-        f"values ({n_conflict} samples involved); first dropped one at "
-        f"{_where(col, dropped.row(0, named=True))}",
+        f"values; first dropped one at {_where(col, first)}: {_series_repr(name, labels)} at "
+        f"{first['ts'].isoformat()}. Concatenated scrapes need timestamps",
         KitWarning,
         stacklevel=4,
     )
@@ -340,30 +325,33 @@ def _decode(data: bytes, path: Path) -> str:
 
 
 _CSV_HEADER_RE = re.compile(r'\s*"?(time|series)"?\s*[,;\t]', re.IGNORECASE)
+_EXPOSITION_LINE_RE = re.compile(r"(?:[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{.*\})?|\{.*\})[ \t]+\S")
+_JSON_START_RE = re.compile(r'(?:\{\s*(?:"|\})|\[\s*(?:\{|\[|\]))')
 
 
-def _sniff(text: str, path: Path) -> str:
-    """Guess the format from the content (never from the file name)."""
+def _sniff(text: str, path: Path) -> tuple[str, Any]:
+    """Guess the format from the content (never from the file name).
+
+    Returns the format and, for JSON, the parsed document (so it is parsed once).
+    """
     head = text.lstrip()
     if not head:
-        return "empty"
-    if re.match(r"(?:\{\s*(?:\"|\})|\[\s*(?:\{|\[|\]))", head):
+        return "empty", None
+    if _JSON_START_RE.match(head):
         try:
             doc = json.loads(text)
         except json.JSONDecodeError:
-            return "api-json"  # let the JSON reader report the position
-        return _sniff_json(doc)
+            return "api-json", None  # the JSON reader reports the position
+        return _sniff_json(doc), doc
     first = head.split("\n", 1)[0].strip()
     if first.lower().startswith("sep=") or _CSV_HEADER_RE.match(first):
-        return "grafana-csv"
-    if re.search(r"^# EOF\s*$", text, re.MULTILINE) or re.search(r"^# UNIT ", text, re.MULTILINE):
-        return "openmetrics"
-    if first.startswith("#") or re.match(r'[a-zA-Z_:{"]', first):
-        if re.match(r"[^\s{#]*[,;\t]", first) and not re.match(
-            r"[a-zA-Z_:][a-zA-Z0-9_:]*[\s{]", first
-        ):
-            return "grafana-csv"
-        return "text"
+        return "grafana-csv", None
+    if first.startswith("#") or _EXPOSITION_LINE_RE.match(first):
+        if re.search(r"^# (?:EOF\s*$|UNIT )", text, re.MULTILINE):
+            return "openmetrics", None
+        return "text", None
+    if _looks_like_csv(head):
+        return "grafana-csv", None
     raise InputFormatError(
         "not a metrics export the kit recognises",
         path=path,
@@ -372,6 +360,18 @@ def _sniff(text: str, path: Path) -> str:
         hint="Expected Prometheus API JSON, text exposition/OpenMetrics, Grafana CSV or "
         f"Grafana DataFrame JSON; pass fmt= one of {sorted(FORMATS)}",
     )
+
+
+def _looks_like_csv(head: str) -> bool:
+    """A delimiter used the same number of times (outside quotes) on the first lines; no log marker."""
+    lines = [ln for ln in head.splitlines()[:5] if ln.strip()]
+    if not lines or re.search(r"\[(?:INFO|ERROR|WARNING|DEBUG|FATAL)\]", lines[0]):
+        return False
+    for d in ",;\t":
+        counts = {len(re.sub(r'"[^"]*"', "", ln).split(d)) - 1 for ln in lines}
+        if len(counts) == 1 and counts.pop() > 0:
+            return True
+    return False
 
 
 def _sniff_json(doc: Any) -> str:
@@ -433,10 +433,11 @@ class _Rejects:
             )
 
 
-def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool) -> int:
+def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc: Any = None) -> int:
     """Read a Prometheus HTTP API answer; returns the number of samples added."""
     try:
-        doc = json.loads(text)
+        if doc is None:
+            doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputFormatError(
             f"invalid JSON ({exc.msg}, column {exc.colno})",
@@ -762,8 +763,7 @@ def read_metrics(
         (rounded to the millisecond).
     strict
         ``True`` (default): the first malformed unit (line, JSON point or CSV row) raises
-        :class:`~kit.errors.InputFormatError` naming file and line; so does a duplicate sample
-        with a conflicting value. ``False``: such units are skipped and each file emits one
+        :class:`~kit.errors.InputFormatError` naming file and line. ``False``: such units are skipped and each file emits one
         :class:`~kit.errors.KitWarning` with the count and the first offending line.
     csv_timezone
         Time zone of Grafana CSV timestamps written without offset (``2020-01-01 01:00:00``,
@@ -822,13 +822,13 @@ def read_metrics(
                 raise InputFormatError("damaged gzip stream: " + "; ".join(raw.notes), path=path)
             warnings.warn(msg, KitWarning, stacklevel=2)
         text = _decode(raw.data, path)
-        kind = _sniff(text, path) if fmt == "auto" else fmt
+        kind, doc = _sniff(text, path) if fmt == "auto" else (fmt, None)
         log.debug("%s: reading as %s", path, kind)
         if kind == "empty":
             col.new_source(path, by_line=True)
             log.info("%s: empty export, no samples", path)
         elif kind == "api-json":
-            _read_api_json(text, path, col, strict=strict)
+            _read_api_json(text, path, col, strict=strict, doc=doc)
         elif kind in ("text", "openmetrics"):
             scrape_us = _default_scrape_time(path, scrape_time)
             _read_text(
@@ -846,7 +846,7 @@ def read_metrics(
         else:
             from kit import grafana
 
-            grafana.read_json_into(text, path, col, strict=strict)
+            grafana.read_json_into(text, path, col, strict=strict, doc=doc)
     if col.native_histograms:
         warnings.warn(
             f"{col.native_histograms} native-histogram sample(s) were not read (only float "
@@ -855,6 +855,6 @@ def read_metrics(
             KitWarning,
             stacklevel=2,
         )
-    df = _build_frame(col, strict=strict)
+    df = _build_frame(col)
     log.info("read %d samples of %d series from %d file(s)", df.height, len(col.series), len(paths))
     return df

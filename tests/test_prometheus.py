@@ -188,21 +188,23 @@ def test_several_files_and_duplicates_across_files(shared_fixtures: Path, tmp_pa
     src = shared_fixtures / "metrics" / "grafana_range_simple.result.json"
     copy = tmp_path / "copy.json"
     copy.write_bytes(src.read_bytes())
-    # same 5 samples twice: Prometheus keeps the first; identical values are not a conflict
-    with pytest.warns(KitWarning, match=r"5 duplicate sample\(s\) .* dropped, keeping the first"):
+    # same 5 samples twice: Prometheus keeps the first and counts the rest (not an error)
+    with pytest.warns(
+        KitWarning,
+        match=r"5 duplicate sample\(s\) .* dropped, keeping the first as Prometheus does; 0 duplicated \(series, ts\) had different values",
+    ):
         df = read_metrics([src, copy])
     assert df.height == 5 and set(df["source"]) == {src.name}
-    # a conflicting value for the same series and time raises (Prometheus rejects it)
+    # a conflicting value for the same series and time: still the first one wins, and the
+    # warning says a value differed and where the first dropped sample is
     doc = json.loads(src.read_text())
     doc["data"]["result"][0]["values"][1][1] = "33"  # was "32"
     copy.write_text(json.dumps(doc))
-    with pytest.raises(
-        InputFormatError,
-        match=r"copy\.json: duplicate sample for timestamp 2022-01-11T08:25:31\.123000\+00:00 with a different value \(32\.0 first",
+    with pytest.warns(
+        KitWarning,
+        match=r"; 1 duplicated \(series, ts\) had different values; first dropped one at .*copy\.json series #0: prometheus_http_requests_total\{code=\"200\"",
     ):
-        read_metrics([src, copy])
-    with pytest.warns(KitWarning, match=r"1 duplicated \(series, ts\) had different values"):
-        df = read_metrics([src, copy], strict=False)
+        df = read_metrics([src, copy], strict=True)
     assert df.filter(pl.col("code") == "200")["value"].to_list() == [21.0, 32.0, 43.0]
 
 
@@ -410,15 +412,13 @@ def test_text_float_timestamp_hints_openmetrics(data_dir: Path) -> None:
 
 def test_text_duplicate_series_without_timestamps(data_dir: Path) -> None:
     path = data_dir / "metrics" / "text_duplicate_no_timestamps.prom"
-    with pytest.raises(
-        InputFormatError,
-        match=r"text_duplicate_no_timestamps\.prom:3: duplicate sample for timestamp .*\(1\.0 first, at .*:2; then 2\.0\)",
-    ) as ei:
-        read_metrics(path, scrape_time=SCRAPE)
-    assert ei.value.excerpt == "coredns_panics_total{}"
-    with pytest.warns(KitWarning, match="1 duplicate sample"):
-        df = read_metrics(path, scrape_time=SCRAPE, strict=False)
-    assert df["value"].to_list() == [1.0]  # first one kept, as Prometheus does
+    # lines 2 and 3 are the same series, no timestamps: both at the scrape time
+    with pytest.warns(
+        KitWarning,
+        match=r"1 duplicate sample\(s\) .*; 1 duplicated \(series, ts\) had different values; first dropped one at .*text_duplicate_no_timestamps\.prom:3: coredns_panics_total\{\} at 2024-05-01T12:00:00\+00:00\. Concatenated scrapes need timestamps",
+    ):
+        df = read_metrics(path, scrape_time=SCRAPE)
+    assert df["value"].to_list() == [1.0]  # the first one kept, as Prometheus does
 
 
 def test_histogram_without_inf_warns_naming_series(data_dir: Path) -> None:
