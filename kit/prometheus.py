@@ -48,8 +48,12 @@ from kit.errors import InputFormatError, KitWarning
 from kit.schema import check_schema
 
 __all__ = [
+    "COREDNS_PROXY_RENAMES",
+    "COREDNS_RENAMES",
     "FORMATS",
     "METRICS_BASE_SCHEMA",
+    "canonical_metric",
+    "normalize_metric_names",
     "read_metrics",
 ]
 
@@ -858,3 +862,173 @@ def read_metrics(
     df = _build_frame(col)
     log.info("read %d samples of %d series from %d file(s)", df.height, len(col.series), len(paths))
     return df
+
+
+# --------------------------------------------------------------------------------------------
+# CoreDNS metric names across versions
+
+COREDNS_RENAMES: dict[str, str] = {
+    # CoreDNS 1.7.0 (2020-06-15, notes/coredns-1.7.0.md "Metric Changes", PR #3776):
+    # "We mostly dropped `count` from `_total` metrics names".
+    "coredns_request_block_count_total": "coredns_dns_blocked_requests_total",
+    "coredns_request_allow_count_total": "coredns_dns_allowed_requests_total",
+    "coredns_dns_acl_request_block_count_total": "coredns_acl_blocked_requests_total",
+    "coredns_dns_acl_request_allow_count_total": "coredns_acl_allowed_requests_total",
+    "coredns_autopath_success_count_total": "coredns_autopath_success_total",
+    "coredns_forward_request_count_total": "coredns_forward_requests_total",
+    "coredns_forward_response_rcode_count_total": "coredns_forward_responses_total",
+    "coredns_forward_healthcheck_failure_count_total": "coredns_forward_healthcheck_failures_total",
+    "coredns_forward_healthcheck_broken_count_total": "coredns_forward_healthcheck_broken_total",
+    "coredns_forward_max_concurrent_reject_count_total": "coredns_forward_max_concurrent_rejects_total",
+    "coredns_grpc_request_count_total": "coredns_grpc_requests_total",
+    "coredns_grpc_response_rcode_count_total": "coredns_grpc_responses_total",
+    "coredns_panic_count_total": "coredns_panics_total",
+    "coredns_dns_request_count_total": "coredns_dns_requests_total",
+    "coredns_dns_request_do_count_total": "coredns_dns_do_requests_total",
+    "coredns_dns_response_rcode_count_total": "coredns_dns_responses_total",
+    "coredns_reload_failed_count_total": "coredns_reload_failed_total",
+    "coredns_cache_size": "coredns_cache_entries",
+}
+"""CoreDNS 1.7.0 renames, old name -> today's name (applied before :data:`COREDNS_PROXY_RENAMES`).
+
+Deliberately absent: ``coredns_dns_request_type_count_total`` ("is now part of
+``coredns_dns_requests_total``" as its ``type`` label). Mapping it onto ``coredns_dns_requests_total``
+as well would count every request twice in ``sum(...)``, so it keeps its name.
+"""
+
+COREDNS_PROXY_RENAMES: dict[str, str] = {
+    # CoreDNS 1.11.0 (commit ea293da1d, #6178) moved the per-upstream metrics of *forward* into
+    # plugin/pkg/proxy, named coredns_proxy_* with a proxy_name label ("forward").
+    "coredns_forward_request_duration_seconds": "coredns_proxy_request_duration_seconds",
+    "coredns_forward_healthcheck_failures_total": "coredns_proxy_healthcheck_failures_total",
+    "coredns_forward_conn_cache_hits_total": "coredns_proxy_conn_cache_hits_total",
+    "coredns_forward_conn_cache_misses_total": "coredns_proxy_conn_cache_misses_total",
+}
+"""CoreDNS 1.11.0 forward -> proxy renames; the mapped series get ``proxy_name="forward"``.
+
+``coredns_forward_requests_total`` and ``coredns_forward_responses_total`` have no 1.11
+counterpart of their own: the forward README replaces them with
+``coredns_proxy_request_duration_seconds_count{proxy_name="forward"}`` (summed over ``rcode``),
+which the mapped duration histogram already provides. Renaming them onto it would count twice, so
+they keep their 1.7 names. The old *proxy* plugin (CoreDNS ≤ 1.4.0) already used the names
+``coredns_proxy_request_duration_seconds`` and ``coredns_proxy_request_count_total``, with labels
+``proxy_proto``/``family``; its series keep their names and get ``proxy_name="proxy"``.
+"""
+
+_HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+_OLD_PROXY_PLUGIN = {
+    "coredns_proxy_request_duration_seconds_bucket",
+    "coredns_proxy_request_duration_seconds_sum",
+    "coredns_proxy_request_duration_seconds_count",
+    "coredns_proxy_request_count_total",
+}
+
+
+def canonical_metric(name: str, labels: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """Today's name of a CoreDNS metric, and the labels to add to its series.
+
+    Parameters
+    ----------
+    name
+        A metric name as exported, e.g. ``coredns_dns_request_count_total`` or
+        ``coredns_forward_request_duration_seconds_bucket`` (histogram suffixes are handled).
+    labels
+        The series' labels, needed only to recognise the old *proxy* plugin (label
+        ``proxy_proto`` and no ``proxy_name``).
+
+    Returns
+    -------
+    tuple[str, dict[str, str]]
+        The name after :data:`COREDNS_RENAMES` (1.7.0) and :data:`COREDNS_PROXY_RENAMES` (1.11.0),
+        and the labels to add: ``{"proxy_name": "forward"}`` for renamed forward metrics,
+        ``{"proxy_name": "proxy"}`` for the old proxy plugin, else ``{}``. Names that are not
+        old CoreDNS names come back unchanged.
+    """
+    labels = labels or {}
+    if name in _OLD_PROXY_PLUGIN:
+        if labels.get("proxy_proto") and not labels.get("proxy_name"):
+            return name, {"proxy_name": "proxy"}
+        return name, {}
+    name = COREDNS_RENAMES.get(name, name)
+    base, suffix = name, ""
+    for s in _HISTOGRAM_SUFFIXES:
+        if name.endswith(s) and name[: -len(s)] in COREDNS_PROXY_RENAMES:
+            base, suffix = name[: -len(s)], s
+            break
+    if base in COREDNS_PROXY_RENAMES:
+        return COREDNS_PROXY_RENAMES[base] + suffix, {"proxy_name": "forward"}
+    return name, {}
+
+
+def normalize_metric_names(frame: pl.DataFrame) -> pl.DataFrame:
+    """Map CoreDNS metric names of every version to today's, so one query works on any export.
+
+    Applies :func:`canonical_metric` to every row: the 1.7.0 renames (:data:`COREDNS_RENAMES`,
+    e.g. ``coredns_dns_request_count_total`` -> ``coredns_dns_requests_total``,
+    ``coredns_cache_size`` -> ``coredns_cache_entries``), the 1.11.0 forward -> proxy renames
+    (:data:`COREDNS_PROXY_RENAMES`, e.g. ``coredns_forward_request_duration_seconds_bucket`` ->
+    ``coredns_proxy_request_duration_seconds_bucket{proxy_name="forward"}``) and the old proxy
+    plugin (``proxy_name="proxy"``).
+
+    Parameters
+    ----------
+    frame
+        A :func:`read_metrics` frame.
+
+    Returns
+    -------
+    polars.DataFrame
+        The same rows and schema contract (:data:`METRICS_BASE_SCHEMA`, then sorted String label
+        columns); ``metric`` renamed; a ``proxy_name`` column is added when a mapping needs it.
+        The original names are not kept: keep the input frame to see them (e.g. to tell the
+        CoreDNS version, formats.md Appendix A). If an export holds both an old and a new name for
+        the same series and time, the first row is kept and a ``KitWarning`` says so.
+
+    Raises
+    ------
+    SchemaError
+        ``frame`` does not start with :data:`METRICS_BASE_SCHEMA`.
+    """
+    check_schema(frame, METRICS_BASE_SCHEMA, name="metrics frame")
+    has_proxy_name = "proxy_name" in frame.columns
+    has_proxy_proto = "proxy_proto" in frame.columns
+    names = frame["metric"].drop_nulls().unique().to_list()
+    rename: dict[str, str] = {}
+    forward: list[str] = []
+    for n in names:
+        new, extra = canonical_metric(n)
+        if new != n:
+            rename[n] = new
+        if extra.get("proxy_name") == "forward":
+            forward.append(n)
+    old_proxy = [n for n in names if n in _OLD_PROXY_PLUGIN]
+    if not rename and not forward and not (old_proxy and has_proxy_proto):
+        return frame
+    metric = pl.col("metric")
+    current = pl.col("proxy_name") if has_proxy_name else pl.lit(None, dtype=pl.String)
+    proxy_name = pl.when(metric.is_in(forward) & current.is_null()).then(pl.lit("forward"))
+    if old_proxy and has_proxy_proto:
+        proxy_name = proxy_name.when(
+            metric.is_in(old_proxy) & pl.col("proxy_proto").is_not_null() & current.is_null()
+        ).then(pl.lit("proxy"))
+    out = frame.with_columns(
+        metric.replace(rename).alias("metric"),
+        proxy_name.otherwise(current).alias("proxy_name"),
+    )
+    if not has_proxy_name and out["proxy_name"].null_count() == out.height:
+        out = out.drop("proxy_name")
+    labels = sorted(c for c in out.columns[4:])
+    out = out.select([*METRICS_BASE_SCHEMA, *labels])
+    key = pl.struct(["ts", "metric", *labels])
+    dup = out.select(key.is_duplicated()).to_series()
+    if dup.any():
+        keep = out.select(key.is_first_distinct()).to_series()
+        warnings.warn(
+            f"{int((~keep).sum())} sample(s) had both an old and a new CoreDNS metric name for "
+            "the same series and time; the first was kept",
+            KitWarning,
+            stacklevel=2,
+        )
+        out = out.filter(keep)
+    log.info("normalised %d CoreDNS metric name(s): %s", len(rename), rename)
+    return out

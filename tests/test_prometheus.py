@@ -18,7 +18,12 @@ import pytest
 
 import kit
 from kit.errors import InputFormatError, KitWarning
-from kit.prometheus import METRICS_BASE_SCHEMA, read_metrics
+from kit.prometheus import (
+    METRICS_BASE_SCHEMA,
+    canonical_metric,
+    normalize_metric_names,
+    read_metrics,
+)
 from kit.schema import check_schema
 
 UTC_US = pl.Datetime("us", "UTC")
@@ -534,3 +539,128 @@ def test_openmetrics_concatenated_scrapes_with_eof_each(data_dir: Path, tmp_path
             pl.lit("two.om").alias("source")
         )
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# CoreDNS metric names across versions
+
+
+def _names(df: pl.DataFrame) -> set[str]:
+    return set(df["metric"].drop_nulls())
+
+
+def test_normalize_1_6_9_scrape_gets_1_7_0_names(shared_fixtures: Path) -> None:
+    """Two real scrapes from netdata: 1.6.9 (old names) and 1.7.0 (new names)."""
+    old = read_metrics(shared_fixtures / "metrics" / "netdata_coredns_v1.6.9_some_load.prom")
+    new = read_metrics(shared_fixtures / "metrics" / "netdata_coredns_v1.7.0_some_load.prom")
+    assert not _names(new) <= _names(old)  # before: the 1.7.0 names are missing from 1.6.9
+    norm = normalize_metric_names(old)
+    assert _names(new) <= _names(norm)  # after: every 1.7.0 name exists
+    assert "coredns_dns_request_count_total" not in _names(norm)
+    # request_type_count_total stays (it is the 'type' label of requests_total since 1.7.0)
+    assert "coredns_dns_request_type_count_total" in _names(norm)
+    # nothing else changes: same values, same labels, same row order
+    assert norm.drop("metric").equals(old.drop("metric"))
+    changed = dict(
+        old.select("metric", norm["metric"].alias("new"))
+        .unique()
+        .filter(pl.col("metric") != pl.col("new"))
+        .iter_rows()
+    )
+    assert changed == {
+        "coredns_panic_count_total": "coredns_panics_total",
+        "coredns_dns_request_count_total": "coredns_dns_requests_total",
+        "coredns_dns_response_rcode_count_total": "coredns_dns_responses_total",
+    }
+
+
+def test_normalize_1_1_0_proxy_plugin_and_cache_size(shared_fixtures: Path) -> None:
+    df = read_metrics(shared_fixtures / "metrics" / "datadog_coredns_v1.1.0_metrics.prom")
+    norm = normalize_metric_names(df)
+    # coredns_cache_size (2 series in the file) -> coredns_cache_entries
+    assert norm.filter(pl.col("metric") == "coredns_cache_entries").height == 2
+    # the old proxy plugin: 17 buckets + sum + count + request_count_total = 20 series, labelled
+    proxy = norm.filter(pl.col("proxy_name") == "proxy")
+    assert proxy.height == 20
+    assert set(proxy["metric"]) == {
+        "coredns_proxy_request_duration_seconds_bucket",
+        "coredns_proxy_request_duration_seconds_sum",
+        "coredns_proxy_request_duration_seconds_count",
+        "coredns_proxy_request_count_total",
+    }
+    assert norm.columns[4:] == sorted(norm.columns[4:]) and "proxy_name" in norm.columns
+    check_schema(norm, METRICS_BASE_SCHEMA)
+
+
+def test_normalize_1_10_forward_equals_1_11_proxy(data_dir: Path) -> None:
+    old = read_metrics(data_dir / "metrics" / "text_coredns_1_10_forward.prom", scrape_time=SCRAPE)
+    new = read_metrics(data_dir / "metrics" / "text_coredns_1_11_proxy.prom", scrape_time=SCRAPE)
+    norm = normalize_metric_names(old)
+    # the 1.11 scrape is already canonical: nothing to do
+    assert normalize_metric_names(new).equals(new)
+    # every 1.11 series (name + labels + value) now exists in the mapped 1.10 scrape ...
+    cols = new.columns[4:]
+    assert set(cols) <= set(norm.columns)
+
+    def series(df: pl.DataFrame) -> set[tuple]:
+        return set(df.select("metric", "value", *cols).iter_rows())
+
+    assert series(new) <= series(norm)
+    # ... and the one extra is forward_requests_total, which 1.11 dropped (kept, not double counted)
+    extra = series(norm) - series(new)
+    assert {m for m, *_ in extra} == {"coredns_forward_requests_total"}
+
+
+@pytest.mark.parametrize(
+    ("name", "labels", "want"),
+    [
+        ("coredns_dns_request_count_total", None, ("coredns_dns_requests_total", {})),
+        ("coredns_forward_request_count_total", None, ("coredns_forward_requests_total", {})),
+        (
+            "coredns_forward_healthcheck_failure_count_total",
+            None,
+            ("coredns_proxy_healthcheck_failures_total", {"proxy_name": "forward"}),
+        ),
+        (
+            "coredns_forward_request_duration_seconds_count",
+            None,
+            ("coredns_proxy_request_duration_seconds_count", {"proxy_name": "forward"}),
+        ),
+        (
+            "coredns_forward_request_duration_seconds",
+            None,
+            ("coredns_proxy_request_duration_seconds", {"proxy_name": "forward"}),
+        ),
+        (
+            "coredns_proxy_request_duration_seconds_bucket",
+            {"proxy_proto": "udp", "to": "8.8.8.8:53"},
+            ("coredns_proxy_request_duration_seconds_bucket", {"proxy_name": "proxy"}),
+        ),
+        (
+            "coredns_proxy_request_duration_seconds_bucket",
+            {"proxy_name": "forward"},
+            ("coredns_proxy_request_duration_seconds_bucket", {}),
+        ),
+        ("coredns_cache_size", None, ("coredns_cache_entries", {})),
+        (
+            "coredns_dns_request_type_count_total",
+            None,
+            ("coredns_dns_request_type_count_total", {}),
+        ),
+        ("up", None, ("up", {})),
+    ],
+)
+def test_canonical_metric_table(name: str, labels: dict | None, want: tuple) -> None:
+    assert canonical_metric(name, labels) == want
+
+
+def test_normalize_old_and_new_name_same_series_warns(tmp_path: Path) -> None:
+    p = tmp_path / "mixed.prom"
+    p.write_text(
+        "coredns_panic_count_total 1 1700000000000\ncoredns_panics_total 1 1700000000000\n"
+    )
+    df = read_metrics(p)
+    assert df.height == 2
+    with pytest.warns(KitWarning, match="1 sample"):
+        norm = normalize_metric_names(df)
+    assert norm.rows() == [(_dt(1700000000), "coredns_panics_total", 1.0, "mixed.prom")]
