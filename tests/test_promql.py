@@ -1,0 +1,412 @@
+"""kit.promql without a server: hand-computed cases for what Prometheus 2.42 cannot show us
+(Prometheus 3 semantics) and for the parser's errors. Every expected value is derived in a comment.
+The comparison with the real Prometheus is in test_promql_prometheus.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import polars as pl
+import pytest
+
+from kit import KitWarning
+from kit.promql import (
+    QUANTILE_SCHEMA,
+    PromQLError,
+    evaluate,
+    histogram_quantile,
+    parse_duration,
+    quantile_series,
+)
+
+T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def frame(series: list[tuple[str, dict[str, str], list[tuple[float, float]]]]) -> pl.DataFrame:
+    """A metrics frame (kit.read_metrics layout) from (metric, labels, [(seconds, value)])."""
+    names = sorted({k for _, labels, _ in series for k in labels})
+    rows = []
+    for metric, labels, points in series:
+        for t, v in points:
+            rows.append(
+                {
+                    "ts": at(t),
+                    "metric": metric,
+                    "value": float(v),
+                    "source": "hand",
+                    **{n: labels.get(n) for n in names},
+                }
+            )
+    schema = {
+        "ts": pl.Datetime("us", "UTC"),
+        "metric": pl.String,
+        "value": pl.Float64,
+        "source": pl.String,
+    }
+    schema.update({n: pl.String for n in names})
+    return pl.DataFrame(rows, schema=schema)
+
+
+def one(df: pl.DataFrame, expr: str, t: float, **kw: object) -> pl.DataFrame:
+    return evaluate(df, expr, start=at(t), end=at(t), step=15, **kw)
+
+
+def value(df: pl.DataFrame, expr: str, t: float, **kw: object) -> float | None:
+    out = one(df, expr, t, **kw)
+    assert out.height <= 1
+    return out["value"][0] if out.height else None
+
+
+# --- rate / increase ------------------------------------------------------------------------------
+
+
+def test_left_boundary_sample_counts_in_compat_2_only() -> None:
+    # samples 0s:100, 30s:100, 60s:130; increase(x[1m]) at 60s
+    # compat 2, [0, 60]: 3 samples, result 30, sampled 60 s, no gap to either edge -> 30
+    # compat 3, (0, 60]: 30s and 60s; result 30, sampled 30, avg 30, threshold 33; 30 s to the start
+    #   (< 33, and the zero point 30*100/30 = 100 s is farther) -> interval 30+30+0 -> 30*60/30 = 60
+    df = frame([("x_total", {}, [(0, 100), (30, 100), (60, 130)])])
+    assert value(df, "increase(x_total[1m])", 60, compat="2") == pytest.approx(30, rel=1e-12)
+    assert value(df, "increase(x_total[1m])", 60, compat="3") == pytest.approx(60, rel=1e-12)
+    # rate is increase / 60 s
+    assert value(df, "rate(x_total[1m])", 60, compat="3") == pytest.approx(1.0, rel=1e-12)
+
+
+def test_lookback_boundary() -> None:
+    # a single sample at 0 s; at 300 s it is exactly 5 m old: inside [t-5m, t] (2.x), outside (t-5m, t] (3.x)
+    df = frame([("g", {"a": "1"}, [(0, 7)])])
+    assert value(df, "g", 300, compat="2") == 7
+    assert value(df, "g", 300, compat="3") is None
+    assert value(df, "g", 299.999, compat="3") == 7
+    # older than the lookback: stale, absent in both
+    assert value(df, "g", 300.001, compat="2") is None
+    # a shorter lookback
+    assert value(df, "g", 60, lookback="1m", compat="2") == 7
+    assert value(df, "g", 61, lookback="1m", compat="2") is None
+
+
+def test_zero_point_limit_order_differs_between_2_42_and_3() -> None:
+    # samples 30s:10, 45s:25, 60s:40 (1/s); increase(x[1m]) at 60 s. sampled 30, avg 15, threshold 16.5,
+    # 30 s to the window start, zero point 30*10/30 = 10 s before the first sample.
+    # 2.42: start limited to the zero point first (10), 10 < 16.5 so it is used: 30*(30+10)/30 = 40
+    # >= 2.51 / 3.x: 30 >= 16.5 -> avg/2 = 7.5, then min(7.5, 10) = 7.5: 30*(30+7.5)/30 = 37.5
+    df = frame([("x_total", {}, [(30, 10), (45, 25), (60, 40)])])
+    assert value(df, "increase(x_total[1m])", 60, compat="2") == pytest.approx(40, rel=1e-12)
+    assert value(df, "increase(x_total[1m])", 60, compat="3") == pytest.approx(37.5, rel=1e-12)
+
+
+def test_counter_reset_and_extrapolation() -> None:
+    # 0s:10, 15s:20, 30s:5 (restart), 45s:15; increase over [0, 45] (compat 2, range 45s):
+    # 20-10 = 10, then the reset adds 5 (from 0), then 10 more: 25; samples touch both edges -> 25
+    df = frame([("x_total", {}, [(0, 10), (15, 20), (30, 5), (45, 15)])])
+    assert value(df, "increase(x_total[45s])", 45, compat="2") == pytest.approx(25, rel=1e-12)
+    # irate uses the last two samples: 15-5 over 15 s
+    assert value(df, "irate(x_total[1m])", 45) == pytest.approx(10 / 15, rel=1e-12)
+    # irate across the reset itself: the post-reset value over 15 s
+    assert value(df, "irate(x_total[1m])", 30) == pytest.approx(5 / 15, rel=1e-12)
+    # delta (gauges) ignores resets: 15 - 10 = 5 over [0, 45]
+    assert value(df, "delta(x_total[45s])", 45, compat="2") == pytest.approx(5, rel=1e-12)
+
+
+def test_one_sample_in_the_window_gives_no_rate() -> None:
+    df = frame([("x_total", {}, [(0, 1), (60, 2)])])
+    assert value(df, "rate(x_total[30s])", 60) is None
+    assert value(df, "irate(x_total[30s])", 60) is None
+
+
+def test_extrapolation_half_interval_when_far_from_the_edges() -> None:
+    # samples 100s..160s every 15 s, +15 each (1/s); rate(x[5m]) at 300 s (compat 3):
+    # result 60, sampled 60, avg 15, threshold 16.5; 100 s to the start and 140 s to the end are both
+    # beyond the threshold -> 7.5 s each; zero point 60*100/60 = 100 s is farther than 7.5.
+    # increase = 60 * (60 + 15) / 60 = 75; rate = 75 / 300 = 0.25
+    df = frame([("x_total", {}, [(100 + 15 * i, 100 + 15 * i) for i in range(5)])])
+    assert value(df, "increase(x_total[5m])", 300) == pytest.approx(75, rel=1e-12)
+    assert value(df, "rate(x_total[5m])", 300) == pytest.approx(0.25, rel=1e-12)
+
+
+# --- aggregation, arithmetic, matching ------------------------------------------------------------
+
+
+@pytest.fixture
+def gauges() -> pl.DataFrame:
+    return frame(
+        [
+            ("g", {"instance": "a", "job": "dns", "zone": "."}, [(0, 1)]),
+            ("g", {"instance": "b", "job": "dns", "zone": "."}, [(0, 5)]),
+            ("g", {"instance": "c", "job": "web", "zone": "cluster.local."}, [(0, 6)]),
+            ("h", {"instance": "a", "job": "dns", "zone": "."}, [(0, 2)]),
+            ("h", {"instance": "b", "job": "dns", "zone": "."}, [(0, 4)]),
+        ]
+    )
+
+
+def test_aggregations(gauges: pl.DataFrame) -> None:
+    out = one(gauges, "sum by (job) (g)", 10)
+    assert out.columns == ["ts", "value", "job"]
+    assert dict(zip(out["job"], out["value"], strict=True)) == {"dns": 6.0, "web": 6.0}  # 1+5, 6
+    assert value(gauges, "avg(g)", 10) == pytest.approx(4.0)  # (1+5+6)/3
+    assert value(gauges, "min(g)", 10) == 1
+    assert value(gauges, "max(g)", 10) == 6
+    assert value(gauges, "count(g)", 10) == 3
+    out = one(gauges, "max without (instance) (g)", 10)
+    assert out.columns == ["ts", "value", "job", "zone"]  # name dropped too
+    assert sorted(out["value"].to_list()) == [5.0, 6.0]
+
+
+def test_vector_matching(gauges: pl.DataFrame) -> None:
+    # g / h matches on all labels but the name: instance a 1/2, b 5/4; c has no partner
+    out = one(gauges, "g / h", 10)
+    assert dict(zip(out["instance"], out["value"], strict=True)) == {"a": 0.5, "b": 1.25}
+    assert "metric" not in out.columns
+    # on(instance) keeps only that label
+    out = one(gauges, "g - on (instance) h", 10)
+    assert out.columns == ["ts", "value", "instance"]
+    # scalar arithmetic keeps labels, drops the name; precedence: 2 + 3 * g, unary minus below ^
+    assert dict(
+        zip(
+            one(gauges, "2 + 3 * g", 10)["instance"],
+            one(gauges, "2 + 3 * g", 10)["value"],
+            strict=True,
+        )
+    ) == {
+        "a": 5.0,
+        "b": 17.0,
+        "c": 20.0,
+    }
+    assert value(gauges, "-2 ^ 2", 10) == -4.0
+    assert value(gauges, "2 ^ 3 ^ 2", 10) == 512.0  # right-associative: 2^9
+    assert value(gauges, "7 % -3", 10) == 1.0  # Go math.Mod: sign of the dividend
+    assert value(gauges, "-7 % 3", 10) == -1.0
+    assert math.isinf(value(gauges, "1 / 0", 10))
+    assert math.isnan(value(gauges, "0 / 0", 10))
+
+
+def test_selectors_and_matchers(gauges: pl.DataFrame) -> None:
+    out = one(gauges, 'g{zone=~"cluster\\\\..*"}', 10)
+    assert out["instance"].to_list() == ["c"]
+    assert out["metric"].to_list() == ["g"]  # plain selectors keep the name
+    assert one(gauges, 'g{job!~"d.s"}', 10)["instance"].to_list() == ["c"]
+    assert one(gauges, 'g{job!="dns"}', 10)["instance"].to_list() == ["c"]
+    # a regex is anchored, like Prometheus: "dn" does not match "dns"
+    assert one(gauges, 'g{job=~"dn"}', 10).is_empty()
+    # an empty matcher matches series without the label
+    assert one(gauges, '{__name__=~"g|h", missing=""}', 10).height == 5
+    assert sorted(one(gauges, '{__name__=~"g|h"}', 10)["metric"].unique().to_list()) == ["g", "h"]
+
+
+def test_result_layout_and_range_steps() -> None:
+    df = frame([("g", {"b": "2", "a": "1"}, [(0, 1), (60, 2), (120, 3)])])
+    out = evaluate(df, "g * 10", start=at(0), end=at(150), step="30s")
+    assert out.schema == pl.Schema(
+        {"ts": pl.Datetime("us", "UTC"), "value": pl.Float64, "a": pl.String, "b": pl.String}
+    )
+    # steps 0, 30, ..., 150: newest sample at or before each step
+    assert out["ts"].to_list() == [at(s) for s in (0, 30, 60, 90, 120, 150)]
+    assert out["value"].to_list() == [10.0, 10.0, 20.0, 20.0, 30.0, 30.0]
+    # default start/end: the frame's first and last sample
+    assert evaluate(df, "g", step=60)["ts"].to_list() == [at(0), at(60), at(120)]
+    # Unix seconds and ISO strings are accepted too
+    s = T0.timestamp()
+    assert evaluate(df, "g", start=s, end=s + 120, step=60).equals(
+        evaluate(
+            df,
+            "g",
+            start="2024-03-01T00:00:00Z",
+            end="2024-03-01T00:02:00Z",
+            step=dt.timedelta(minutes=1),
+        )
+    )
+
+
+def test_duplicate_samples_keep_the_first_with_a_warning() -> None:
+    df = frame([("g", {}, [(0, 1), (0, 2), (30, 3)])])
+    with pytest.warns(KitWarning, match=r"1 duplicate samples .* the first one was kept"):
+        assert value(df, "g", 10) == 1
+
+
+def test_grafana_variables() -> None:
+    df = frame([("x_total", {"job": "coredns"}, [(0, 0), (60, 60)])])
+    expr = 'sum(rate(x_total{job=~"$job"}[$__rate_interval]))'
+    assert (
+        value(
+            df,
+            expr,
+            60,
+            variables={"job": "coredns|nodelocal", "__rate_interval": "1m"},
+            compat="2",
+        )
+        == 1.0
+    )
+    with pytest.raises(
+        PromQLError, match=r"unresolved Grafana variable '\$job'; pass variables=\{'job': \.\.\.\}"
+    ):
+        evaluate(df, expr, start=at(0), end=at(60), step=60)
+
+
+# --- histogram_quantile -------------------------------------------------------------------------
+
+
+def buckets(*pairs: tuple[str, float], ts: float = 0.0) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "ts": [at(ts)] * len(pairs),
+            "le": [p[0] for p in pairs],
+            "value": [float(p[1]) for p in pairs],
+        },
+        schema={"ts": pl.Datetime("us", "UTC"), "le": pl.String, "value": pl.Float64},
+    )
+
+
+@pytest.mark.parametrize(
+    ("q", "expected", "lower", "upper", "pinned"),
+    [
+        # counts 10 / 15 / 20 (le 0.1 / 0.2 / +Inf)
+        (0.5, 0.1, 0.0, 0.1, False),  # rank 10 -> first bucket, full: 0 + 0.1*10/10
+        (0.25, 0.05, 0.0, 0.1, False),  # rank 5: lowest bucket interpolated from 0
+        (0.6, 0.14, 0.1, 0.2, False),  # rank 12 -> (0.1, 0.2]: 0.1 + 0.1*(12-10)/5
+        (0.9, 0.2, 0.2, math.inf, True),  # rank 18 > 15: pinned at the last finite bound
+        (1.0, 0.2, 0.2, math.inf, True),
+        (-0.1, -math.inf, math.nan, math.nan, False),
+        (1.1, math.inf, math.nan, math.nan, False),
+    ],
+)
+def test_histogram_quantile_bounds(
+    q: float, expected: float, lower: float, upper: float, pinned: bool
+) -> None:
+    out = histogram_quantile(
+        buckets(("0.1", 10), ("+Inf", 20), ("0.2", 15)), q
+    )  # unsorted on purpose
+    assert out.schema == pl.Schema({"ts": pl.Datetime("us", "UTC"), **QUANTILE_SCHEMA})
+    row = out.row(0, named=True)
+    assert row["value"] == pytest.approx(expected, rel=1e-12) or row["value"] == expected
+    for key, want in (("bucket_lower", lower), ("bucket_upper", upper)):
+        assert (math.isnan(row[key]) and math.isnan(want)) or row[key] == want
+    assert row["at_ceiling"] is pinned
+
+
+def test_histogram_quantile_edge_cases() -> None:
+    def q50(*pairs: tuple[str, float], compat: str = "3") -> float:
+        return histogram_quantile(buckets(*pairs), 0.5, compat=compat)["value"][0]  # type: ignore[arg-type]
+
+    # le="1" and le="1.0" are the same bucket: 4+4 = 8 of 10 below 1 -> rank 5 in (0, 1]: 5/8
+    assert q50(("1", 4), ("1.0", 4), ("+Inf", 10)) == pytest.approx(0.625)
+    # non-monotonic counts are raised to the running maximum: 0.2 gets 10 -> rank 10 in (0, 0.1]
+    assert q50(("0.1", 10), ("0.2", 8), ("+Inf", 20)) == pytest.approx(0.1)
+    assert math.isnan(q50(("0.1", 1), ("0.2", 2)))  # no +Inf bucket
+    assert math.isnan(q50(("0.1", 0), ("+Inf", 0)))  # no observations (a rate over idle time)
+    assert math.isnan(q50(("+Inf", 5)))  # fewer than two buckets
+    assert q50(("-1", 6), ("0", 8), ("+Inf", 10)) == -1.0  # rank in a bucket with bound <= 0
+    # CoreDNS's real layout: 3 of 100 observations above 8.192 s -> p99 pinned at 8.192
+    les = [0.00025 * 2**k for k in range(16)]
+    pairs = [(repr(round(le, 6)), 97.0) for le in les] + [("+Inf", 100.0)]
+    out = histogram_quantile(buckets(*pairs), [0.5, 0.99])
+    # p50: rank 50; the first bucket already holds 97 -> 0 + 0.00025 * 50/97 (interpolated from 0)
+    assert out["value"].to_list() == [pytest.approx(0.00025 * 50 / 97, rel=1e-12), 8.192]
+    assert out["at_ceiling"].to_list() == [False, True]
+
+
+def test_histogram_quantile_ignores_float_noise_in_compat_3_only() -> None:
+    # counts 10, 10*(1+1e-13) (float noise), 20: compat 3 treats the second as equal to the first
+    # (relative delta <= 1e-12), compat 2 keeps it. q such that rank = 10*(1+5e-14), between them:
+    # compat 2 -> second bucket, 0.1 + 0.1 * (5e-13 / 1e-12) = 0.15; compat 3 -> both finite buckets
+    # hold 10 < rank, so the rank lies beyond the last finite bucket: pinned at 0.2
+    noisy = 10 * (1 + 1e-13)
+    q = 10 * (1 + 5e-14) / 20
+    b = buckets(("0.1", 10), ("0.2", noisy), ("+Inf", 20))
+    v2 = histogram_quantile(b, q, compat="2")["value"][0]
+    v3 = histogram_quantile(b, q, compat="3")["value"][0]
+    assert v2 == pytest.approx(0.15, rel=1e-2)
+    assert v3 == 0.2
+
+
+def test_quantile_series_columns() -> None:
+    series = []
+    for inst in ("a", "b"):
+        for le, per_s in (("0.1", 1.0), ("0.2", 2.0), ("+Inf", 2.0)):
+            series.append(
+                (
+                    "d_bucket",
+                    {"instance": inst, "le": le},
+                    [(t, per_s * t) for t in range(0, 601, 15)],
+                )
+            )
+    df = frame(series)
+    out = quantile_series(df, "d", quantiles=(0.5, 0.9), start=at(300), end=at(600), step="5m")
+    assert out.columns == ["ts", "instance", *QUANTILE_SCHEMA]
+    # rates 1, 2, 2 per s: p50 rank 1 of 2 -> 0.1 (first bucket full); p90 rank 1.8 -> 0.1 + 0.1*0.8
+    got = {
+        (r["instance"], r["quantile"]): r["value"]
+        for r in out.filter(pl.col("ts") == at(600)).iter_rows(named=True)
+    }
+    assert got == {
+        ("a", 0.5): pytest.approx(0.1),
+        ("a", 0.9): pytest.approx(0.18),
+        ("b", 0.5): pytest.approx(0.1),
+        ("b", 0.9): pytest.approx(0.18),
+    }
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        (
+            "topk(3, x)",
+            "aggregation 'topk' is not supported (supported: avg, count, max, min, sum) at position 0",
+        ),
+        (
+            "abs(x)",
+            "function abs() is not supported (supported: delta, histogram_quantile, increase, irate, rate) at position 0",
+        ),
+        ("nosuch(x)", "unknown function nosuch() at position 0"),
+        ("x > 1", "binary operator '>' is not supported (supported: + - * / % ^) at position 2"),
+        (
+            "x and y",
+            "binary operator 'and' is not supported (supported: + - * / % ^) at position 2",
+        ),
+        (
+            "x / on(a) group_left y",
+            "group_left (many-to-one matching) is not supported at position 10",
+        ),
+        ("rate(x[5m:1m])", "subqueries ('[range:step]') are not supported at position 9"),
+        ("x @ 100", "the '@' modifier is not supported at position 2"),
+        ("rate(x)", "rate() needs a range selector argument like x[5m] at position 0"),
+        (
+            "x[5m]",
+            "a range vector (x[5m]) cannot be evaluated over a time range; use rate(), increase()... at position 0",
+        ),
+        ("sum(x", "expected ')', got 'end of expression' at position 5"),
+        ('x{a="b}', "unterminated string literal at position 4"),
+        ('x{a~"b"}', "unexpected character '~' at position 3"),
+        (
+            '{a=""}',
+            "vector selector must contain at least one matcher that does not match the empty string at position 0",
+        ),
+        ("rate(x[5])", "duration needs a unit (e.g. 5m, 30s) at position 7"),
+        ("", "empty expression at position 0"),
+        ('x{a=~"("}', "invalid regular expression"),
+    ],
+)
+def test_errors_name_the_construct_and_position(expr: str, message: str) -> None:
+    df = frame([("x", {"a": "b"}, [(0, 1)])])
+    with pytest.raises(PromQLError) as info:
+        evaluate(df, expr, start=at(0), end=at(0), step=15)
+    assert str(info.value).startswith(message)
+    assert isinstance(info.value, ValueError)
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("5m") == 300_000
+    assert parse_duration("1h30m") == 5_400_000
+    assert parse_duration("1d2h3m4s5ms") == 93_784_005
+    assert parse_duration("1w") == 7 * 86_400_000
+    for bad in ("5", "m", "5m1h", "1.5m", "5mm", ""):
+        with pytest.raises(PromQLError):
+            parse_duration(bad)
