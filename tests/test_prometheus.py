@@ -664,3 +664,107 @@ def test_normalize_old_and_new_name_same_series_warns(tmp_path: Path) -> None:
     with pytest.warns(KitWarning, match="1 sample"):
         norm = normalize_metric_names(df)
     assert norm.rows() == [(_dt(1700000000), "coredns_panics_total", 1.0, "mixed.prom")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Text exposition, checked against the real Prometheus: it scrapes the real fixtures over
+# 127.0.0.1 and its API answer (read back with read_metrics) must hold the same samples.
+
+
+@pytest.mark.server
+def test_text_fixtures_match_a_real_prometheus_scrape(
+    shared_fixtures: Path, tmp_path: Path
+) -> None:
+    import functools
+    import http.server
+    import os
+    import signal
+    import socket
+    import subprocess
+    import threading
+    import time
+    import urllib.parse
+    import urllib.request
+
+    from conftest import require_tool
+
+    prometheus = require_tool("prometheus")
+    fixtures = shared_fixtures / "metrics"
+    names = sorted(p.name for p in fixtures.glob("*.prom"))
+    assert len(names) == 4
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    files = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(fixtures))
+    )
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    jobs = "".join(
+        f"  - job_name: '{n}'\n    metrics_path: /{n}\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{files.server_address[1]}']}}]\n"
+        for n in names
+    )
+    (tmp_path / "prometheus.yml").write_text(
+        f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}"
+    )
+    log = (tmp_path / "prometheus.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def query(expr: str) -> bytes:
+        url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(expr)}"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.read()
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # every target scraped once, successfully
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            try:
+                up = json.loads(query("up"))["data"]["result"]
+                if len(up) == len(names) and all(x["value"][1] == "1" for x in up):
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "Prometheus did not scrape the fixtures in 60 s"
+            time.sleep(0.3)
+        answers = {}
+        for n in names:
+            answers[n] = tmp_path / f"{n}.json"
+            answers[n].write_bytes(query(f'{{job="{n}",__name__!~"up|scrape_.+"}}'))
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+        files.shutdown()
+        files.server_close()
+
+    def samples(df: pl.DataFrame) -> list[tuple]:
+        labels = [c for c in df.columns[4:] if c not in ("job", "instance")]
+        rows = df.select("metric", "value", *labels).iter_rows()
+        return sorted(
+            tuple(str(x) for x in (m, v, *sorted(zip(labels, rest, strict=True))))
+            for m, v, *rest in rows
+        )
+
+    for n in names:
+        ours = read_metrics(fixtures / n, scrape_time=SCRAPE)
+        theirs = read_metrics(answers[n])  # the API's vector answer, through the JSON path
+        assert theirs.height == ours.height, n
+        assert set(theirs["job"]) == {n}
+        assert samples(theirs) == samples(ours), n
