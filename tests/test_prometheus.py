@@ -768,3 +768,72 @@ def test_text_fixtures_match_a_real_prometheus_scrape(
         assert theirs.height == ours.height, n
         assert set(theirs["job"]) == {n}
         assert samples(theirs) == samples(ours), n
+
+
+# ---------------------------------------------------------------------------------------------
+# Odd and hostile input
+
+
+def test_native_histograms_are_counted_not_silently_dropped(data_dir: Path) -> None:
+    with pytest.warns(KitWarning, match=r"1 native-histogram sample\(s\) were not read"):
+        df = read_metrics(data_dir / "metrics" / "api_native_histogram.json")
+    assert df.select("metric", "value").rows() == [("coredns_dns_requests_total", 12.0)]
+
+
+def test_prometheus3_quoted_utf8_names(data_dir: Path) -> None:
+    df = read_metrics(data_dir / "metrics" / "text_utf8_quoted_names.prom", scrape_time=SCRAPE)
+    assert df.select("metric", "value", "server", "zone.name", "a").rows() == [
+        ("coredns.dns.requests", 5.0, "dns://:53", "example.org.", None),
+        ("plain_total", 2.0, None, None, "1"),  # trailing comma in the braces
+    ]
+
+
+def test_non_utf8_bytes_name_line_and_offset(data_dir: Path) -> None:
+    path = data_dir / "metrics" / "text_latin1_bytes.prom"
+    raw = path.read_bytes()
+    with pytest.raises(InputFormatError) as ei:
+        read_metrics(path)
+    # the Latin-1 'é' (0xe9) is the first non-UTF-8 byte, on line 1
+    assert ei.value.line == 1
+    offset = raw.index(bytes([0xE9]))
+    assert f"invalid byte at offset {offset}" in str(ei.value)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'x{a="1"',  # no closing brace and no value
+        'x{a="1"}',  # no value
+        'x{a="1"} 1 2 3',  # too many fields
+        "x{a=1} 1",  # unquoted label value
+        'x{a="1",a="2"} 1',  # label twice
+        'x{__name__="y"} 1',  # a second name
+        "x 1_000",  # Go's ParseFloat refuses underscores (Python's float() would take it)
+        "x 0x1F",  # hex integer without exponent: not a Go float literal
+        "x 1 1.5",  # float timestamp in 0.0.4
+        'x{a="1"}1',  # no blank before the value
+        "# TYPE x countr",  # unknown metric type
+    ],
+)
+def test_malformed_text_lines_rejected(tmp_path: Path, line: str) -> None:
+    p = tmp_path / "bad.prom"
+    p.write_text("ok 1\n" + line + "\n")
+    with pytest.raises(InputFormatError) as ei:
+        read_metrics(p, scrape_time=SCRAPE, fmt="text")
+    assert ei.value.line == 2 and ei.value.excerpt == line
+
+
+def test_hostile_label_values_survive(tmp_path: Path) -> None:
+    p = tmp_path / "hostile.prom"
+    value = '<script>"\\\n{}=, #'  # every character that matters to the parser
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    p.write_text('x{qname="' + escaped + '",b="} 1 2"} 3 1700000000000\n')
+    df = read_metrics(p)
+    assert df.select("qname", "b", "value").rows() == [(value, "} 1 2", 3.0)]
+
+
+def test_docstring_documents_every_base_column() -> None:
+    doc = read_metrics.__doc__ or ""
+    for name in METRICS_BASE_SCHEMA:
+        assert f"``{name}``" in doc, name
+    assert "Datetime[us, UTC]" in doc and "Float64" in doc and "String" in doc
