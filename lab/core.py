@@ -218,7 +218,8 @@ class Lab:
         cmd = list(argv)
         if ns is not None:
             cmd = [self.tools["ip"], "netns", "exec", ns, *cmd]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "LC_ALL": "C"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60, env=env)
         if check and proc.returncode != 0:
             raise LabError(
                 f"command failed ({proc.returncode}): {' '.join(cmd)}: {proc.stderr.strip()}"
@@ -276,7 +277,6 @@ class Lab:
             "dnsperf",
             "tcpdump",
             "nft",
-            "curl",
             "prometheus",
         ):
             if tool == "prometheus" and not self.cfg.prometheus:
@@ -677,10 +677,11 @@ class Lab:
         raise LabError("prometheus targets did not come up within 30 s")
 
     def curl(self, path: str, params: dict[str, str] | None = None, out: Path | None = None) -> str:
+        """HTTP GET on Prometheus's API inside the monitoring namespace (lab.promget, like curl -G)."""
         url = f"http://127.0.0.1:{PROM_PORT}{path}"
-        argv = [self.tools["curl"], "-sS", "--fail", "-G", url]
-        for k, v in (params or {}).items():
-            argv += ["--data-urlencode", f"{k}={v}"]
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        argv = [sys.executable, "-m", "lab.promget", url]
         if out is not None:
             argv += ["-o", str(out)]
         return self.sh(*argv, ns=self.ns("mon"))
@@ -764,16 +765,18 @@ class Lab:
                 proc.wait(timeout=cfg.client_timeout_s + 15)
             dnsperf_rc[f"node{i}"] = self.stop(f"dnsperf-node{i}", signal.SIGINT)
         t_end = self.event("traffic_end")
-        time.sleep(1.5)  # last answers and scrape
-        counters = self.nft_counters()
+        time.sleep(2.5)  # last answers, and two more scrapes
         prom_index: list[dict[str, str]] = []
         if cfg.prometheus:
-            time.sleep(1.0)
             prom_index = self.export_prometheus(t0 - 2, t_end + 2)
         stats = {}
         for i in range(1, cfg.nodes + 1):
             stats[f"node{i}"] = self.control(i, "stats_noreset")
             (self.out / "logs" / f"unbound-stats-node{i}.txt").write_text(stats[f"node{i}"])
+        # Stop the caches first (no SYN after this point), then the captures, then read the
+        # nftables counters: every SYN counted by nftables is then also in the capture.
+        for i in range(1, cfg.nodes + 1):
+            self.stop(f"unbound-node{i}")
         tcpdump_stats = {}
         for i in range(1, cfg.nodes + 1):
             self.stop(f"tcpdump-node{i}", signal.SIGINT)
@@ -783,6 +786,7 @@ class Lab:
                 for k in ("captured", "received by filter", "dropped by kernel")
                 if (m := re.search(rf"(\d+) packets? {re.escape(k)}", err))
             }
+        counters = self.nft_counters()
         self.stop_all()
         self.save_configs()
         run = {
@@ -877,7 +881,10 @@ class Lab:
                 )
         if self.cfg.prometheus:
             (c / "prometheus.yml").write_text(clean((self.work / "prometheus.yml").read_text()))
-        for f in (self.out / "logs").glob("*.log"):
+        for f in [
+            *(self.out / "logs").glob("*.log"),
+            *(self.out / "dnsperf").glob("dnsperf-*.txt"),
+        ]:
             text = f.read_text(errors="surrogateescape")
             if str(self.out) in text or str(self.work) in text:
                 f.write_text(clean(text), errors="surrogateescape")

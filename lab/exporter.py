@@ -116,6 +116,8 @@ def to_prometheus(stats: dict[str, float]) -> str:
             total += value
             lines.append(f'{name}_bucket{{le="{le}"}} {total:g}')
         avg = stats.get("total.recursion.time.avg", 0.0)
+        if buckets[-1][1] != "+Inf":  # unbound's last bucket has a finite bound
+            lines.append(f'{name}_bucket{{le="+Inf"}} {total:g}')
         lines.append(f"{name}_sum {avg * stats.get('total.num.cachemiss', 0.0):g}")
         lines.append(f"{name}_count {total:g}")
     return "\n".join(lines) + "\n"

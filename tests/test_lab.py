@@ -1,0 +1,441 @@
+"""The incident lab (lab/) and the committed sample it produced (data/sample).
+
+Lab runs need root (network namespaces) and the Debian tools; they are marked ``lab``. Two short
+runs (TCP mode and UDP mode, same SYN drops) are started in parallel once per module. Every
+assertion is checked against tshark's own dissection of the captures, against nftables' own
+counters, or against unbound's own statistics, never against numbers copied from a run.
+Every test that starts a lab checks afterwards that no namespace with its prefix is left, and
+deletes any leftover so that a failing test does not leave namespaces behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import require_root, require_tool
+
+import kit
+
+UPSTREAM = "169.254.169.253"
+CACHE = "169.254.20.10"
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+
+
+# ----- helpers ------------------------------------------------------------------------------
+
+
+def tshark_fields(tshark: str, pcap: Path, dfilter: str, fields: list[str]) -> pl.DataFrame:
+    """tshark -T fields as a frame of strings (one column per field)."""
+    argv = [tshark, "-n", "-r", str(pcap), "-Y", dfilter, "-T", "fields", "-E", "separator=\t"]
+    for f in fields:
+        argv += ["-e", f]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, env={**os.environ, "LC_ALL": "C"}
+    ).stdout
+    rows = [line.split("\t") for line in out.splitlines() if line]
+    return pl.DataFrame(rows, schema=dict.fromkeys(fields, pl.String), orient="row")
+
+
+def count(tshark: str, pcap: Path, dfilter: str) -> int:
+    return tshark_fields(tshark, pcap, dfilter, ["frame.number"]).height
+
+
+def client_latencies(tshark: str, pcap: Path) -> pl.Series:
+    """tshark's dns.time of every answer the cache sent to a client (seconds)."""
+    df = tshark_fields(tshark, pcap, f"dns.flags.response == 1 && ip.src == {CACHE}", ["dns.time"])
+    return df["dns.time"].cast(pl.Float64)
+
+
+SYN = "tcp.flags.syn == 1 && tcp.flags.ack == 0"
+SYNACK = "tcp.flags.syn == 1 && tcp.flags.ack == 1"
+
+
+def netns_names() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _leftovers(prefix: str) -> list[str]:
+    return sorted(n for n in netns_names() if n.startswith(prefix + "-"))
+
+
+@pytest.fixture
+def ns_guard() -> Iterator[list[str]]:
+    """Prefixes used by the test; on teardown, fail if any namespace is left (and delete it)."""
+    prefixes: list[str] = []
+    yield prefixes
+    left = [n for p in prefixes for n in _leftovers(p)]
+    for n in left:
+        subprocess.run(["ip", "netns", "delete", n], check=False)
+    assert not left, f"lab left namespaces behind: {left}"
+
+
+def lab_argv(out: Path, prefix: str, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "lab",
+        "run",
+        "--out",
+        str(out),
+        "--prefix",
+        prefix,
+        "--replace",
+        *extra,
+    ]
+
+
+def _need_lab_tools() -> None:
+    require_root()
+    for tool, pkg in [
+        ("ip", "iproute2"),
+        ("nsd", "nsd"),
+        ("unbound", "unbound"),
+        ("dnsperf", "dnsperf"),
+        ("tcpdump", "tcpdump"),
+        ("nft", "nftables"),
+        ("prometheus", "prometheus"),
+    ]:
+        require_tool(tool, pkg)
+
+
+SHORT = [
+    "--phases",
+    "healthy=3,incident=15",
+    "--nodes",
+    "1",
+    "--control-nodes",
+    "0",
+    "--qps",
+    "20",
+    "--client-timeout",
+    "12",
+    "--drop",
+    "random:0.5",
+]
+
+
+@pytest.fixture(scope="module")
+def short_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """One TCP-mode and one UDP-mode run, in parallel (separate namespaces), ~40 s in all."""
+    _need_lab_tools()
+    base = tmp_path_factory.mktemp("lab")
+    tag = f"{os.getpid() % 100000}"
+    runs = {
+        "tcp": ("t" + tag, ["--mode", "tcp"]),
+        "udp": ("u" + tag, ["--mode", "udp", "--no-prometheus"]),
+    }
+    procs = {
+        mode: subprocess.Popen(
+            lab_argv(base / mode, "dkt" + prefix, *SHORT, *extra),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for mode, (prefix, extra) in runs.items()
+    }
+    results = {}
+    try:
+        for mode, p in procs.items():
+            _out, err = p.communicate(timeout=150)
+            assert p.returncode == 0, f"{mode} lab failed: {err[-3000:]}"
+            results[mode] = base / mode
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=30)
+        left = [n for prefix, _ in runs.values() for n in _leftovers("dkt" + prefix)]
+        for n in left:
+            subprocess.run(["ip", "netns", "delete", n], check=False)
+    assert not left, f"lab left namespaces behind: {left}"
+    yield results
+
+
+# ----- short runs: the proof -----------------------------------------------------------------
+
+
+@pytest.mark.lab
+def test_tcp_mode_syn_retransmissions_and_p99(short_runs: dict[str, Path], tshark: str) -> None:
+    run = short_runs["tcp"]
+    pcap = run / "captures" / "node1.pcap"
+    meta = json.loads((run / "run.json").read_text())
+    to_up = f"ip.dst == {UPSTREAM} && {SYN}"
+    retx = count(tshark, pcap, f"{to_up} && tcp.analysis.retransmission")
+    assert retx > 0, "no SYN retransmission towards the upstream"
+    # nftables counted every SYN reaching the upstream: the capture holds exactly as many, and the
+    # dropped ones are those that got no SYN/ACK back
+    syns = count(tshark, pcap, to_up)
+    synacks = count(tshark, pcap, f"ip.src == {UPSTREAM} && {SYNACK}")
+    assert meta["counts"]["syn_seen"] == syns
+    assert meta["counts"]["syn_dropped"] == syns - synacks > 0
+    # retransmitted SYNs come 1 s, 3 s, 7 s (and 15 s) after the connection's first SYN
+    df = tshark_fields(tshark, pcap, to_up, ["tcp.stream", "frame.time_epoch"]).with_columns(
+        pl.col("frame.time_epoch").cast(pl.Float64)
+    )
+    offsets = df.with_columns(
+        (pl.col("frame.time_epoch") - pl.col("frame.time_epoch").min().over("tcp.stream")).alias(
+            "d"
+        )
+    ).filter(pl.col("d") > 0)["d"]
+    assert offsets.len() == retx
+    near = offsets.map_elements(
+        lambda d: min(abs(d - t) for t in (1, 3, 7, 15)), return_dtype=pl.Float64
+    )
+    assert (near < 0.5).all(), sorted(offsets.to_list())
+    # the clients saw it: p99 of the cache's answers (tshark dns.time) is at least 1 s
+    lat = client_latencies(tshark, pcap)
+    assert lat.len() > 200
+    assert lat.quantile(0.99, interpolation="higher") >= 1.0
+    # the change was recorded between start and end
+    assert meta["start"] < meta["change_time"] < meta["end"]
+
+
+@pytest.mark.lab
+def test_udp_mode_same_drops_no_syn_fast(short_runs: dict[str, Path], tshark: str) -> None:
+    run = short_runs["udp"]
+    pcap = run / "captures" / "node1.pcap"
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["parameters"]["drop"] == "random:0.5"  # the same impairment is in place
+    assert count(tshark, pcap, f"ip.dst == {UPSTREAM} && {SYN}") == 0
+    assert count(tshark, pcap, "tcp.analysis.retransmission") == 0
+    assert meta["counts"]["syn_seen"] == 0
+    # the upstream got the misses over UDP (nftables counter = UDP queries in the capture)
+    udp_up = count(tshark, pcap, f"udp && ip.dst == {UPSTREAM} && dns.flags.response == 0")
+    assert udp_up > 50 and meta["counts"]["nftables"]["udp_queries"]["packets"] == udp_up
+    lat = client_latencies(tshark, pcap)
+    assert lat.len() > 200
+    assert lat.quantile(0.99, interpolation="higher") < 0.050
+
+
+@pytest.mark.lab
+def test_run_folder_contents(short_runs: dict[str, Path]) -> None:
+    run = short_runs["tcp"]
+    meta = json.loads((run / "run.json").read_text())
+    for rel in (
+        "captures/node1.pcap",
+        "logs/unbound-node1.log",
+        "logs/nsd.log",
+        "configs/nsd.conf",
+        "configs/nftables.nft",
+        "configs/unbound-node1.conf",
+        "configs/unbound-node1.incident.conf",
+        "configs/prometheus.yml",
+        "dnsperf/dnsperf-node1.txt",
+    ):
+        assert (run / rel).is_file(), rel
+    assert "tcp-query-count: 1" in (run / "configs" / "nsd.conf").read_text()
+    assert "tcp-upstream: yes" in (run / "configs" / "unbound-node1.incident.conf").read_text()
+    assert meta["sysctl"]["node1"]["net.ipv4.tcp_syn_retries"] >= 3
+    # no absolute path of the machine is written into the run folder's text files
+    for f in run.rglob("*"):
+        if f.suffix in {".conf", ".nft", ".yml", ".json", ".log", ".txt"}:
+            assert str(run) not in f.read_text(errors="replace"), f
+    # the Prometheus export is the HTTP API's own answer, readable by the kit
+    for item in meta["prometheus_exports"]:
+        body = json.loads((run / item["file"]).read_text())
+        assert body["status"] == "success" and body["data"]["resultType"] == "matrix"
+    p99 = kit.read_metrics(run / "prometheus" / "p99_response_time_5s.json")
+    assert p99["value"].drop_nans().max() >= 1.0
+    # unbound's log agrees with unbound's own counters
+    log = kit.read_unbound_log(run / "logs" / "unbound-node1.log")
+    stats = dict(
+        line.split("=", 1)
+        for line in (run / "logs" / "unbound-stats-node1.txt").read_text().splitlines()
+    )
+    assert log.queries.height == int(stats["total.num.queries"])
+    assert int(log.queries["cached"].sum()) == int(stats["total.num.cachehits"])
+    assert log.rejected.height == 0
+    conf = kit.read_unbound_conf(run / "configs" / "unbound-node1.incident.conf")
+    assert conf.select("upstream", "force_tcp").rows() == [(f"{UPSTREAM}:53", True)]
+
+
+# ----- refusal and cleanup --------------------------------------------------------------------
+
+
+@pytest.mark.lab
+def test_refuses_when_namespace_exists(tmp_path: Path, ns_guard: list[str]) -> None:
+    _need_lab_tools()
+    prefix = f"dkr{os.getpid() % 100000}"
+    ns_guard.append(prefix)
+    subprocess.run(["ip", "netns", "add", f"{prefix}-up"], check=True)
+    try:
+        p = subprocess.run(
+            lab_argv(tmp_path / "out", prefix, *SHORT),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 1
+        assert f"network namespaces ['{prefix}-up'] already exist" in p.stderr
+        assert _leftovers(prefix) == [f"{prefix}-up"]  # not ours: left alone
+    finally:
+        subprocess.run(["ip", "netns", "delete", f"{prefix}-up"], check=False)
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cleanup_on_signal(tmp_path: Path, ns_guard: list[str], sig: signal.Signals) -> None:
+    _need_lab_tools()
+    prefix = f"dkc{sig.value}{os.getpid() % 10000}"
+    ns_guard.append(prefix)
+    argv = lab_argv(
+        tmp_path / "out", prefix, "--phases", "healthy=60,incident=60", "--no-prometheus", "-v"
+    )
+    p = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = ""
+    try:
+        deadline = time.monotonic() + 60
+        assert p.stderr is not None
+        # wait until the clients run: every kind of process and namespace exists
+        while time.monotonic() < deadline:
+            line = p.stderr.readline()
+            err += line
+            if "started dnsperf-node2" in line:
+                break
+        else:
+            pytest.fail(f"lab did not start: {err}")
+        pids = [int(x) for x in re.findall(r"started \S+ \(pid (\d+)\)", err)]
+        assert len(pids) == 7  # nsd, 2 unbound, 2 tcpdump, 2 dnsperf
+        assert len(_leftovers(prefix)) == 5  # up, node1, node2, pods1, pods2
+        p.send_signal(sig)
+        rest = p.communicate(timeout=60)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode in (1, 130), rest
+    assert "cleaned up" in rest
+    assert _leftovers(prefix) == []
+    for pid in pids:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        ), pid
+
+
+# ----- the committed sample ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample() -> dict[str, object]:
+    if not (SAMPLE / "run.json").is_file():
+        pytest.fail("data/sample/run.json missing: regenerate it with `make sample`")
+    return json.loads((SAMPLE / "run.json").read_text())
+
+
+def test_sample_size_and_layout(sample: dict[str, object]) -> None:
+    total = sum(f.stat().st_size for f in SAMPLE.rglob("*") if f.is_file())
+    assert total <= 15 * 1024 * 1024, f"data/sample is {total / 2**20:.1f} MiB"
+    nodes = sample["topology"]["nodes"]  # type: ignore[index]
+    assert [n["role"] for n in nodes] == ["changed", "control (UDP all along)"]
+    for n in nodes:
+        for key in ("capture", "unbound_log", "dnsperf_output"):
+            assert (SAMPLE / n[key]).is_file()
+
+
+def _after_change(sample: dict[str, object], df: pl.DataFrame, col: str = "ts") -> pl.DataFrame:
+    change = pl.lit(sample["change_time"]).str.to_datetime(time_zone="UTC")
+    fix = sample.get("fix_time")
+    out = df.filter(pl.col(col) >= change)
+    if fix:
+        out = out.filter(pl.col(col) < pl.lit(fix).str.to_datetime(time_zone="UTC"))
+    return out
+
+
+def test_sample_latency_modes_1_3_7(sample: dict[str, object]) -> None:
+    log = kit.read_unbound_log(SAMPLE / "logs" / "unbound-node1.log")
+    slow = _after_change(sample, log.queries).filter(pl.col("duration_s") > 0.5)["duration_s"]
+    assert slow.len() > 100
+    # the kernel retries a lost SYN 1 s, 3 s, 7 s after the first: answers wait that long
+    # (+ one round trip, a few ms here)
+    share = {t: ((slow - t).abs() < 0.2).mean() for t in (1.0, 3.0, 7.0)}
+    assert all(s > 0.05 for s in share.values()), share
+    assert sum(share.values()) > 0.7, (
+        share
+    )  # the rest: lost 4 times, unbound gave up at 10 s and retried
+    # before the change and on the control node, no answer waited that long
+    before = log.queries.filter(
+        pl.col("ts") < pl.lit(sample["change_time"]).str.to_datetime(time_zone="UTC")
+    )
+    assert before["duration_s"].max() < 0.5
+    ctl = kit.read_unbound_log(SAMPLE / "logs" / "unbound-node2.log")
+    assert ctl.queries["duration_s"].quantile(0.99) < 0.05
+
+
+def test_sample_unbound_log_matches_unbound_counters() -> None:
+    for node in ("node1", "node2"):
+        log = kit.read_unbound_log(SAMPLE / "logs" / f"unbound-{node}.log")
+        stats = dict(
+            line.split("=", 1)
+            for line in (SAMPLE / "logs" / f"unbound-stats-{node}.txt").read_text().splitlines()
+        )
+        assert log.rejected.height == 0
+        assert log.queries.height == int(stats["total.num.queries"])
+        assert int(log.queries["cached"].sum()) == int(stats["total.num.cachehits"])
+
+
+def test_sample_packet_rate_far_below_1024_pps(sample: dict[str, object], tshark: str) -> None:
+    pcap = SAMPLE / "captures" / "node1.pcap"
+    t = tshark_fields(tshark, pcap, f"ip.dst == {UPSTREAM}", ["frame.time_epoch"])[
+        "frame.time_epoch"
+    ].cast(pl.Float64)
+    per_s = t.floor().value_counts()["count"]
+    assert per_s.len() > 60  # traffic all along the run
+    assert per_s.max() < 1024 / 5, per_s.max()  # the resolver's limit is 1024 pps per interface
+
+
+def test_sample_slow_answers_have_retransmitted_syns(
+    sample: dict[str, object], tshark: str
+) -> None:
+    """Attribute each slow answer to the upstream TCP connection that carried its query."""
+    pcap = SAMPLE / "captures" / "node1.pcap"
+    # client side: name and latency of each answer to a pod
+    cli = tshark_fields(
+        tshark, pcap, f"dns.flags.response == 1 && ip.src == {CACHE}", ["dns.qry.name", "dns.time"]
+    )
+    cli = cli.with_columns(pl.col("dns.time").cast(pl.Float64))
+    # upstream side: the stream each query to the upstream went over, and the SYNs of each stream
+    q = tshark_fields(
+        tshark,
+        pcap,
+        f"tcp && ip.dst == {UPSTREAM} && dns.flags.response == 0",
+        ["tcp.stream", "dns.qry.name"],
+    )
+    syns = (
+        tshark_fields(tshark, pcap, f"ip.dst == {UPSTREAM} && {SYN}", ["tcp.stream"])
+        .group_by("tcp.stream")
+        .len("syns")
+    )
+    up = (
+        q.join(syns, on="tcp.stream", how="left").group_by("dns.qry.name").agg(pl.col("syns").max())
+    )
+    slow = cli.filter(pl.col("dns.time") > 0.9).join(up, on="dns.qry.name", how="left")
+    assert slow.height > 100
+    # answers that took ~1 s / ~3 s / ~7 s went over connections with 2 / 3 / 4 SYNs
+    for t, n in ((1.0, 2), (3.0, 3), (7.0, 4)):
+        band = slow.filter((pl.col("dns.time") - t).abs() < 0.2)
+        assert band.height > 5
+        assert (band["syns"] == n).mean() > 0.9, (t, band["syns"].value_counts())
+    assert (slow["syns"] >= 2).mean() > 0.9
+
+
+def test_sample_prometheus_export(sample: dict[str, object]) -> None:
+    p99 = kit.read_metrics(SAMPLE / "prometheus" / "p99_response_time_5s.json").drop_nans("value")
+    inc = _after_change(sample, p99)
+    by = inc.group_by("node").agg(pl.col("value").max()).sort("node")
+    assert by["value"].to_list()[0] >= 1.0  # node1 after the change: seconds
+    assert by["value"].to_list()[1] < 0.1  # node2 (control)
