@@ -1,0 +1,441 @@
+"""Altair charts for the notebooks: tidy polars frames in, ``alt.Chart`` out.
+
+Every chart aggregates before plotting: at most ``max_series`` lines (the ones with the highest peak;
+the title says how many were left out) and at most ``max_points`` rows in the chart data (time bins
+of a "nice" width, maximum per bin for latencies so spikes survive, mean for rates). Data values
+(instance names, rcodes, qnames...) only ever travel as *data*, under fixed field names, never as
+field names, titles or Vega expressions, so a label like ``<script>`` or one with quotes is drawn
+as text.
+
+Nothing here sets renderers or data transformers, except :func:`use_report_renderer`, which the
+report runner (or a notebook's first cell) calls once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import altair as alt
+import polars as pl
+
+__all__ = [
+    "COREDNS_CEILING_S",
+    "before_after_chart",
+    "latency_quantiles_chart",
+    "rate_chart",
+    "use_report_renderer",
+]
+
+log = logging.getLogger(__name__)
+
+#: Highest finite bucket of CoreDNS's latency histograms (``ExponentialBuckets(0.00025, 2, 16)``).
+COREDNS_CEILING_S = 8.192
+
+WIDTH = 640
+HEIGHT = 260
+_NICE_BINS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400]  # fmt: skip
+_TS = "ts"
+_VALUE = "value"
+_SERIES = "series"
+
+
+def use_report_renderer() -> None:
+    """Render charts as static SVG through vl-convert, so reports open offline (no JS, no CDN).
+
+    The one place the kit changes Altair's global renderer; call it once, before the first chart.
+    """
+    alt.renderers.enable("svg")
+    log.debug("altair renderer: svg (vl-convert)")
+
+
+def _series_label(df: pl.DataFrame, by: Sequence[str]) -> pl.Expr:
+    if not by:
+        return pl.lit("all")
+    parts = [pl.col(c).cast(pl.String).fill_null("(none)") for c in by]
+    if len(by) == 1:
+        return parts[0]
+    return pl.concat_str(
+        [pl.concat_str([pl.lit(f"{c}="), p]) for c, p in zip(by, parts, strict=True)],
+        separator=", ",
+    )
+
+
+def _check(df: pl.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"{what}: frame lacks column(s) {missing} (has {df.columns})")
+
+
+def _top_series(df: pl.DataFrame, max_series: int) -> tuple[pl.DataFrame, int]:
+    """Keep the ``max_series`` series with the highest peak; return the frame and how many were dropped."""
+    peaks = (
+        df.group_by(_SERIES)
+        .agg(pl.col(_VALUE).filter(pl.col(_VALUE).is_finite()).max().alias("_peak"))
+        .sort(["_peak", _SERIES], descending=[True, False], nulls_last=True)
+    )
+    if peaks.height <= max_series:
+        return df, 0
+    keep = peaks.head(max_series)[_SERIES]
+    return df.filter(pl.col(_SERIES).is_in(keep.implode())), peaks.height - max_series
+
+
+def _bin_width_s(df: pl.DataFrame, groups: int, max_points: int) -> int | None:
+    """A nice bin width such that ``groups`` lines stay under ``max_points`` rows (None: no binning)."""
+    if df.height <= max_points:
+        return None
+    lo, hi = df[_TS].min(), df[_TS].max()
+    assert isinstance(lo, dt.datetime) and isinstance(hi, dt.datetime)
+    span = max((hi - lo).total_seconds(), 1.0)
+    per_line = max(max_points // max(groups, 1) - 1, 1)
+    need = span / per_line
+    for w in _NICE_BINS_S:
+        if w >= need:
+            return w
+    return math.ceil(need / 86400) * 86400
+
+
+def _bin(
+    df: pl.DataFrame, keys: Sequence[str], aggs: Sequence[pl.Expr], max_points: int
+) -> tuple[pl.DataFrame, int | None]:
+    groups = df.select(keys).n_unique() if keys else 1
+    width = _bin_width_s(df, groups, max_points)
+    if width is None:
+        return df, None
+    out = (
+        df.with_columns(pl.col(_TS).dt.truncate(f"{width}s"))
+        .group_by([_TS, *keys])
+        .agg(aggs)
+        .sort([*keys, _TS])
+    )
+    return out, width
+
+
+def _fmt_s(x: float) -> str:
+    return f"{x:g} s" if x >= 1 else f"{x * 1000:g} ms"
+
+
+def _title(text: str, notes: list[str]) -> alt.TitleParams:
+    return alt.TitleParams(text, subtitle=notes or alt.Undefined, anchor="start")
+
+
+def _to_altair_data(df: pl.DataFrame) -> pl.DataFrame:
+    # NaN/Inf are not JSON: turn them into nulls (gaps) before Altair serialises the data
+    floats = [c for c, t in df.schema.items() if t == pl.Float64]
+    return df.with_columns(
+        [pl.when(pl.col(c).is_finite()).then(pl.col(c)).otherwise(None).alias(c) for c in floats]
+    )
+
+
+def latency_quantiles_chart(
+    quantiles: pl.DataFrame,
+    *,
+    by: Sequence[str] = ("instance",),
+    ceiling: float | None = COREDNS_CEILING_S,
+    title: str = "DNS latency quantiles",
+    log_scale: bool = True,
+    max_series: int = 12,
+    max_points: int = 3000,
+) -> alt.LayerChart:
+    """Latency quantiles over time, one colour per instance, one dash per quantile, ceiling drawn.
+
+    Parameters
+    ----------
+    quantiles
+        Tidy quantile frame as returned by :func:`kit.promql.quantile_series`: ``ts`` (Datetime),
+        the ``by`` label columns, ``quantile`` (Float64, e.g. 0.99), ``value`` (Float64 seconds),
+        and optionally ``at_ceiling`` (Boolean) and ``bucket_upper``. NaN values (no traffic) are
+        gaps.
+    by
+        Label columns that identify a line (besides the quantile).
+    ceiling
+        Highest finite bucket bound in seconds, drawn as a rule: a quantile there means "at least
+        this slow", not a measurement. Default: CoreDNS's 8.192 s. Rows with ``at_ceiling`` override
+        it with their value; ``None`` draws no rule unless such rows exist.
+    title
+        Chart title (units are added to the axes).
+    log_scale
+        Logarithmic y axis (latencies span 0.1 ms to 8 s).
+    max_series, max_points
+        Aggregation bounds: at most ``max_series`` instances (highest peak first) and at most
+        ``max_points`` data rows (time bins, maximum per bin so spikes are kept).
+
+    Returns
+    -------
+    altair.LayerChart
+        Lines (x ``ts`` UTC, y ``value`` in seconds, colour ``series``, dash ``quantile_label`` such
+        as ``p99``), points where a quantile sits at the ceiling, and the ceiling rule with its label.
+    """
+    _check(quantiles, [_TS, "quantile", _VALUE, *by], "latency_quantiles_chart")
+    pinned_col = "at_ceiling" in quantiles.columns
+    df = quantiles.select(
+        pl.col(_TS),
+        _series_label(quantiles, by).alias(_SERIES),
+        pl.format(
+            "p{}", (pl.col("quantile") * 100).round(3).cast(pl.String).str.replace(r"\.0$", "")
+        ).alias("quantile_label"),
+        pl.col(_VALUE).cast(pl.Float64),
+        (pl.col("at_ceiling").fill_null(False) if pinned_col else pl.lit(False)).alias(
+            "at_ceiling"
+        ),
+    )
+    notes: list[str] = []
+    df, dropped = _top_series(df, max_series)
+    if dropped:
+        notes.append(
+            f"{max_series} slowest of {max_series + dropped} {'/'.join(by) or 'series'} shown"
+        )
+    df, width = _bin(
+        df,
+        [_SERIES, "quantile_label"],
+        [pl.col(_VALUE).max(), pl.col("at_ceiling").any()],
+        max_points,
+    )
+    if width:
+        notes.append(f"maximum per {width} s bin")
+    pinned = df.filter(pl.col("at_ceiling"))
+    if pinned.height:
+        ceiling = float(pinned[_VALUE].max())  # type: ignore[arg-type]
+    y_scale = alt.Scale(type="log") if log_scale else alt.Scale(zero=True)
+    data = _to_altair_data(df)
+    if log_scale:
+        data = data.with_columns(pl.when(pl.col(_VALUE) > 0).then(pl.col(_VALUE)).alias(_VALUE))
+    base = alt.Chart(data).encode(
+        x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M")),
+        y=alt.Y(f"{_VALUE}:Q", title="latency (s)", scale=y_scale),
+        color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series"),
+    )
+    tooltip = [
+        alt.Tooltip(f"{_SERIES}:N", title=", ".join(by) or "series"),
+        alt.Tooltip("quantile_label:N", title="quantile"),
+        alt.Tooltip(f"{_TS}:T", title="time (UTC)", format="%Y-%m-%d %H:%M:%S"),
+        alt.Tooltip(f"{_VALUE}:Q", title="seconds", format=".4~g"),
+    ]
+    lines = base.mark_line(strokeWidth=1.5).encode(
+        strokeDash=alt.StrokeDash("quantile_label:N", title="quantile"), tooltip=tooltip
+    )
+    layers: list[Any] = [lines]
+    if pinned.height:
+        layers.append(
+            alt.Chart(_to_altair_data(pinned))
+            .mark_point(shape="triangle-up", filled=True, size=40)
+            .encode(
+                x=f"{_TS}:T",
+                y=alt.Y(f"{_VALUE}:Q", scale=y_scale),
+                color=alt.Color(f"{_SERIES}:N"),
+                tooltip=tooltip,
+            )
+        )
+        # say it once per pinned line, where it starts: "p99 = 8.192 s (ceiling of the last finite bucket)"
+        first = (
+            pinned.sort(_TS)
+            .group_by([_SERIES, "quantile_label"], maintain_order=True)
+            .first()
+            .with_columns(
+                pl.format(
+                    "{} = {} (ceiling of the last finite bucket)",
+                    pl.col("quantile_label"),
+                    pl.col(_VALUE).map_elements(_fmt_s, return_dtype=pl.String),
+                ).alias("note")
+            )
+        )
+        layers.append(
+            alt.Chart(_to_altair_data(first))
+            .mark_text(align="right", baseline="top", dx=-4, dy=4, fontSize=10)
+            .encode(
+                x=f"{_TS}:T",
+                y=alt.Y(f"{_VALUE}:Q", scale=y_scale),
+                text="note:N",
+                color=alt.Color(f"{_SERIES}:N"),
+            )
+        )
+    if ceiling is not None and math.isfinite(ceiling):
+        label = f"bucket ceiling {_fmt_s(ceiling)}: a quantile here means at least this slow"
+        rule_data = pl.DataFrame({"ceiling": [ceiling], "label": [label]})
+        rule = (
+            alt.Chart(rule_data)
+            .mark_rule(color="firebrick", strokeDash=[6, 3])
+            .encode(y=alt.Y("ceiling:Q", scale=y_scale))
+        )
+        text = (
+            alt.Chart(rule_data)
+            .mark_text(align="left", baseline="bottom", dx=4, dy=-2, color="firebrick", fontSize=10)
+            .encode(y=alt.Y("ceiling:Q", scale=y_scale), text="label:N", x=alt.value(0))
+        )
+        layers += [rule, text]
+        notes.append(f"ceiling {_fmt_s(ceiling)}")
+    return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
+
+
+def rate_chart(
+    rates: pl.DataFrame,
+    *,
+    by: Sequence[str] = ("rcode",),
+    title: str = "Responses per second by rcode",
+    y_title: str = "per second",
+    stacked: bool = False,
+    max_series: int = 12,
+    max_points: int = 3000,
+) -> alt.Chart:
+    """Request or response rate over time, one line (or stacked area) per label combination.
+
+    Parameters
+    ----------
+    rates
+        Tidy frame such as ``kit.promql.evaluate(df, 'sum by (rcode) (rate(coredns_dns_responses_total[5m]))')``:
+        ``ts`` (Datetime), ``value`` (Float64, per second), and the ``by`` label columns.
+    by
+        Label columns that identify a line.
+    title, y_title
+        Chart title and y-axis title (say the unit, e.g. ``"responses/s"``).
+    stacked
+        Stacked areas (shares of a total) instead of lines.
+    max_series, max_points
+        Aggregation bounds: at most ``max_series`` lines (highest peak first) and ``max_points`` rows
+        (time bins, mean per bin).
+
+    Returns
+    -------
+    altair.Chart
+        x ``ts`` (UTC), y ``value``, colour ``series`` (the ``by`` values).
+    """
+    _check(rates, [_TS, _VALUE, *by], "rate_chart")
+    df = rates.select(
+        pl.col(_TS), _series_label(rates, by).alias(_SERIES), pl.col(_VALUE).cast(pl.Float64)
+    )
+    # several input rows per (ts, series), e.g. by=("rcode",) over a per-instance frame: sum them
+    df = df.group_by([_TS, _SERIES]).agg(pl.col(_VALUE).sum()).sort([_SERIES, _TS])
+    notes: list[str] = []
+    df, dropped = _top_series(df, max_series)
+    if dropped:
+        notes.append(f"{max_series} busiest of {max_series + dropped} series shown")
+    df, width = _bin(df, [_SERIES], [pl.col(_VALUE).mean()], max_points)
+    if width:
+        notes.append(f"mean per {width} s bin")
+    chart = alt.Chart(_to_altair_data(df))
+    mark = chart.mark_area(opacity=0.8) if stacked else chart.mark_line(strokeWidth=1.5)
+    return mark.encode(
+        x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M")),
+        y=alt.Y(f"{_VALUE}:Q", title=y_title, stack="zero" if stacked else None),
+        color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series"),
+        tooltip=[
+            alt.Tooltip(f"{_SERIES}:N", title=", ".join(by) or "series"),
+            alt.Tooltip(f"{_TS}:T", title="time (UTC)", format="%Y-%m-%d %H:%M:%S"),
+            alt.Tooltip(f"{_VALUE}:Q", title=y_title, format=".4~g"),
+        ],
+    ).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
+
+
+def before_after_chart(
+    frame: pl.DataFrame,
+    change_time: dt.datetime,
+    *,
+    by: Sequence[str] = (),
+    title: str = "Before and after the change",
+    y_title: str = "value",
+    change_label: str = "change",
+    max_series: int = 8,
+    max_points: int = 3000,
+) -> alt.LayerChart:
+    """A metric around a marked change time: the series, a rule at the change, the mean before and after.
+
+    Parameters
+    ----------
+    frame
+        Tidy frame with ``ts`` (Datetime UTC), ``value`` (Float64) and the ``by`` columns, e.g. the
+        p99 from :func:`kit.promql.quantile_series` filtered to one quantile, or a rate from
+        :func:`kit.promql.evaluate`.
+    change_time
+        When the change happened (aware datetime, or naive = UTC), e.g. the rollout of
+        ``force_tcp`` -> UDP.
+    by
+        Label columns that identify a line.
+    title, y_title, change_label
+        Texts (titles carry units; ``change_label`` is drawn next to the rule).
+    max_series, max_points
+        Aggregation bounds (highest peak first; mean per time bin).
+
+    Returns
+    -------
+    altair.LayerChart
+        Lines (x ``ts``, y ``value``, colour ``series``), a vertical rule at ``change_time`` with
+        ``change_label``, and per series a horizontal segment at the mean of each period (tooltip:
+        period, mean, number of points).
+    """
+    _check(frame, [_TS, _VALUE, *by], "before_after_chart")
+    if change_time.tzinfo is None:
+        change_time = change_time.replace(tzinfo=dt.UTC)
+    df = frame.select(
+        pl.col(_TS), _series_label(frame, by).alias(_SERIES), pl.col(_VALUE).cast(pl.Float64)
+    )
+    df = df.filter(pl.col(_VALUE).is_finite())
+    notes: list[str] = []
+    df, dropped = _top_series(df, max_series)
+    if dropped:
+        notes.append(f"{max_series} of {max_series + dropped} series shown")
+    change = pl.lit(change_time).cast(pl.Datetime("us", "UTC"))
+    periods = (
+        df.with_columns(
+            pl.when(pl.col(_TS) < change)
+            .then(pl.lit("before"))
+            .otherwise(pl.lit("after"))
+            .alias("period")
+        )
+        .group_by([_SERIES, "period"])
+        .agg(
+            pl.col(_VALUE).mean().alias("mean"),
+            pl.len().alias("points"),
+            pl.col(_TS).min().alias("start"),
+            pl.col(_TS).max().alias("end"),
+        )
+        .sort([_SERIES, "period"])
+    )
+    df, width = _bin(df, [_SERIES], [pl.col(_VALUE).mean()], max_points)
+    if width:
+        notes.append(f"mean per {width} s bin")
+    color = alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series")
+    lines = (
+        alt.Chart(_to_altair_data(df))
+        .mark_line(strokeWidth=1.2, opacity=0.7)
+        .encode(
+            x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M")),
+            y=alt.Y(f"{_VALUE}:Q", title=y_title),
+            color=color,
+            tooltip=[
+                alt.Tooltip(f"{_SERIES}:N", title=", ".join(by) or "series"),
+                alt.Tooltip(f"{_TS}:T", title="time (UTC)", format="%Y-%m-%d %H:%M:%S"),
+                alt.Tooltip(f"{_VALUE}:Q", title=y_title, format=".4~g"),
+            ],
+        )
+    )
+    means = (
+        alt.Chart(_to_altair_data(periods))
+        .mark_rule(strokeWidth=3)
+        .encode(
+            x="start:T",
+            x2="end:T",
+            y="mean:Q",
+            color=color,
+            tooltip=[
+                alt.Tooltip(f"{_SERIES}:N", title=", ".join(by) or "series"),
+                alt.Tooltip("period:N"),
+                alt.Tooltip("mean:Q", title=f"mean {y_title}", format=".4~g"),
+                alt.Tooltip("points:Q"),
+            ],
+        )
+    )
+    marker = pl.DataFrame({"change": [change_time], "label": [change_label]}).with_columns(
+        pl.col("change").cast(pl.Datetime("us", "UTC"))
+    )
+    rule = alt.Chart(marker).mark_rule(color="black", strokeDash=[4, 4]).encode(x="change:T")
+    text = (
+        alt.Chart(marker)
+        .mark_text(align="left", baseline="top", dx=4, dy=4, fontSize=11)
+        .encode(x="change:T", y=alt.value(0), text="label:N")
+    )
+    return alt.layer(lines, means, rule, text).properties(
+        width=WIDTH, height=HEIGHT, title=_title(title, notes)
+    )
