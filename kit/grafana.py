@@ -159,8 +159,8 @@ def parse_display_name(name: str) -> tuple[str | None, dict[str, str]]:
             return None, {"series": name}
         if not rest.strip():
             labels = dict(labels)
-            metric = labels.pop("__name__", None) or metric or None
-            return metric, labels
+            named = labels.pop("__name__", None) or metric or None
+            return named, labels
     return None, {"series": name}
 
 
@@ -208,7 +208,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
 
 
 def _sniff_delimiter(header: str) -> str:
-    counts = {}
+    counts: dict[str, int] = {}
     in_quote = False
     for ch in header:
         if ch == '"':
@@ -244,6 +244,7 @@ def read_csv_into(text: str, path: Path, col: _Collector, *, strict: bool, timez
     layout: tuple[str, int, list[tuple[int, str | None, dict[str, str]]]] | None = None
     added = missing = headers = repeated = blank = 0
     prev_blank = True
+    sids: dict[tuple[int | str, str | None], int] = {}  # (column or series name, unit) -> id
     for row in reader:
         line_no = start + reader.line_num  # 1-based line of the row's last physical line
         if not any(c.strip() for c in row):
@@ -253,6 +254,7 @@ def read_csv_into(text: str, path: Path, col: _Collector, *, strict: bool, timez
         if header is None or (prev_blank and _looks_like_header(row, times)):
             header = [c.strip() for c in row]
             layout = _layout(header, path, line_no)
+            sids = {}
             headers += 1
             prev_blank = False
             continue
@@ -286,10 +288,12 @@ def read_csv_into(text: str, path: Path, col: _Collector, *, strict: bool, timez
             except ValueError as exc:
                 rej.reject(str(exc), line=line_no, excerpt=delimiter.join(row))
                 continue
-            metric, labels = parse_display_name(row[0])
-            if unit:
-                labels = {**labels, "unit": unit}
-            col.add(col.series_id(metric, labels), ts, value, src, line_no)
+            sid = sids.get((row[0], unit))
+            if sid is None:
+                metric, labels = parse_display_name(row[0])
+                sid = col.series_id(metric, {**labels, "unit": unit} if unit else labels)
+                sids[(row[0], unit)] = sid
+            col.add(sid, ts, value, src, line_no)
             added += 1
             continue
         for idx, metric, labels in series:
@@ -304,8 +308,11 @@ def read_csv_into(text: str, path: Path, col: _Collector, *, strict: bool, timez
                     f"column {header[idx]!r}: {exc}", line=line_no, excerpt=delimiter.join(row)
                 )
                 continue
-            lab = {**labels, "unit": unit} if unit else labels
-            col.add(col.series_id(metric, lab), ts, value, src, line_no)
+            sid = sids.get((idx, unit))
+            if sid is None:
+                sid = col.series_id(metric, {**labels, "unit": unit} if unit else labels)
+                sids[(idx, unit)] = sid
+            col.add(sid, ts, value, src, line_no)
             added += 1
     if header is None:
         log.info("%s: Grafana CSV without rows", path)
@@ -559,14 +566,18 @@ def _read_frame(
 def _field_series(
     field: dict[str, Any], frame_name: str | None
 ) -> tuple[str | None, dict[str, str]]:
-    raw_labels = field.get("labels") if isinstance(field.get("labels"), dict) else {}
+    raw_labels = field.get("labels")
+    if not isinstance(raw_labels, dict):
+        raw_labels = {}
     labels = {str(k): str(v) for k, v in raw_labels.items() if v is not None}
     metric = labels.pop("__name__", None)
     name = str(field.get("name") or "")
     if metric is None and name.lower() != "value" and _METRIC_NAME_RE.match(name):
         metric = name
     if metric is None and not labels:
-        config = field.get("config") if isinstance(field.get("config"), dict) else {}
+        config = field.get("config")
+        if not isinstance(config, dict):
+            config = {}
         display = config.get("displayNameFromDS") or config.get("displayName") or frame_name
         display = display or name
         m, lab = parse_display_name(str(display))

@@ -60,12 +60,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 METRICS_BASE_SCHEMA = pl.Schema(
-    {
-        "ts": pl.Datetime("us", "UTC"),
-        "metric": pl.String,
-        "value": pl.Float64,
-        "source": pl.String,
-    }
+    [
+        ("ts", pl.Datetime("us", "UTC")),
+        ("metric", pl.String()),
+        ("value", pl.Float64()),
+        ("source", pl.String()),
+    ]
 )
 """The first four columns of every :func:`read_metrics` frame; label columns follow."""
 
@@ -270,6 +270,13 @@ def _escape(v: str) -> str:
 
 def _parse_float(text: str) -> float:
     """Parse a sample value as Go's ``strconv.ParseFloat`` would (``NaN``, ``+Inf``, hex)."""
+    # Fast path: on ASCII text without underscores or surrounding blanks, Python's float()
+    # accepts exactly Go's decimal syntax (digits, '.', exponent, inf/infinity/nan, signs).
+    if "_" not in text and text.isascii() and len(text.strip()) == len(text):
+        try:
+            return float(text)
+        except ValueError:
+            pass
     if _FLOAT_RE.match(text):
         return float(text)
     if _HEXFLOAT_RE.match(text):
@@ -515,8 +522,21 @@ def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc:
             if not isinstance(points, list):
                 rej.reject(f"{here}.values is not a list", where=here)
                 continue
+            sid = col.series_id(name, labels)
             for j, p in enumerate(points):
-                added += _json_point(p, f"{here}.values[{j}]", name, labels, path, col, src, rej, i)
+                try:  # fast path for the well-formed [number, "string"] pair
+                    t, v = p
+                    if type(t) not in (int, float) or type(v) is not str:
+                        raise TypeError
+                    ts_us = round(t * 1000) * 1000
+                    value = _parse_float(v)
+                except (ValueError, TypeError, OverflowError):
+                    added += _json_point(
+                        p, f"{here}.values[{j}]", name, labels, path, col, src, rej, i
+                    )
+                    continue
+                col.add(sid, ts_us, value, src, i)
+                added += 1
         if "value" in item:
             added += _json_point(
                 item["value"], f"{here}.value", name, labels, path, col, src, rej, i
@@ -661,6 +681,7 @@ def _read_text(
     added = comments = blanks = 0
     scrapes = 1
     fmt_name = "OpenMetrics" if openmetrics else "text exposition 0.0.4"
+    series_cache: dict[str, int] = {}
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline ends the last line; it does not start a blank one
@@ -686,11 +707,22 @@ def _read_text(
                 )
             continue
         try:
-            name, labels, rest = _parse_sample_line(line)
-            if not name:
-                raise _LineError("the sample has no metric name")
-            if "__name__" in labels:
-                raise _LineError("label __name__ inside braces next to a metric name")
+            # Fast path: the series text (name and braces) repeats in every scrape; look it up.
+            # The closing brace of the label set is the last '}' of the line (values and
+            # timestamps hold none); a line with an exemplar misses and is parsed in full.
+            brace = line.rfind("}")
+            key = line[: brace + 1] if brace >= 0 else line.split(None, 1)[0]
+            sid = series_cache.get(key)
+            if sid is not None:
+                rest = line[len(key) :]
+            else:
+                name, labels, rest = _parse_sample_line(line)
+                if not name:
+                    raise _LineError("the sample has no metric name")
+                if "__name__" in labels:
+                    raise _LineError("label __name__ inside braces next to a metric name")
+                sid = col.series_id(name, labels)
+                series_cache[line[: len(line) - len(rest)]] = sid
             if rest and rest[0] not in " \t":
                 raise _LineError("expected a blank between the series and its value")
             body, _, _exemplar = rest.partition(" # ")
@@ -719,7 +751,7 @@ def _read_text(
         except (_LineError, ValueError) as exc:
             rej.reject(f"malformed {fmt_name} sample: {exc}", line=no, excerpt=line)
             continue
-        col.add(col.series_id(name, labels), ts, value, src, no)
+        col.add(sid, ts, value, src, no)
         added += 1
     rej.report()
     log.info(
@@ -1006,14 +1038,21 @@ def normalize_metric_names(frame: pl.DataFrame) -> pl.DataFrame:
         return frame
     metric = pl.col("metric")
     current = pl.col("proxy_name") if has_proxy_name else pl.lit(None, dtype=pl.String)
-    proxy_name = pl.when(metric.is_in(forward) & current.is_null()).then(pl.lit("forward"))
-    if old_proxy and has_proxy_proto:
-        proxy_name = proxy_name.when(
-            metric.is_in(old_proxy) & pl.col("proxy_proto").is_not_null() & current.is_null()
-        ).then(pl.lit("proxy"))
+    is_old_proxy = (
+        metric.is_in(old_proxy) & pl.col("proxy_proto").is_not_null()
+        if old_proxy and has_proxy_proto
+        else pl.lit(False)
+    )
+    proxy_name = (
+        pl.when(metric.is_in(forward) & current.is_null())
+        .then(pl.lit("forward"))
+        .when(is_old_proxy & current.is_null())
+        .then(pl.lit("proxy"))
+        .otherwise(current)
+    )
     out = frame.with_columns(
         metric.replace(rename).alias("metric"),
-        proxy_name.otherwise(current).alias("proxy_name"),
+        proxy_name.alias("proxy_name"),
     )
     if not has_proxy_name and out["proxy_name"].null_count() == out.height:
         out = out.drop("proxy_name")
