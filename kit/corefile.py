@@ -130,6 +130,7 @@ _GO_UNITS = {
 _TEMPLATE_CONTROL = re.compile(r"^(if|else|end|range|with|define|block|template|break|continue)\b")
 _ENV = re.compile(r"\{\$([^{}$]+)\}|\{%([^{}%]+)%\}")
 _MAX_IMPORT_DEPTH = 10
+_MAX_NESTING = 50
 
 
 # --------------------------------------------------------------------------------------------
@@ -878,8 +879,15 @@ class _Parser:
             )
         return blocks
 
-    def _directives(self, toks: list[_Tok], owner: _Tok) -> list[Directive]:
+    def _directives(self, toks: list[_Tok], owner: _Tok, depth: int = 1) -> list[Directive]:
         """Split a block body into lines; a line's ``{ ... }`` (possibly over many lines) is its block."""
+        if depth > _MAX_NESTING:
+            raise InputFormatError(
+                f"blocks nested deeper than {_MAX_NESTING} levels",
+                path=owner.source,
+                line=owner.line,
+                hint="A Corefile nests at most a few levels; check the braces",
+            )
         out: list[Directive] = []
         i = 0
         while i < len(toks):
@@ -906,7 +914,7 @@ class _Parser:
                     break
                 if not tj.quoted and tj.text == "{":
                     body, j = self._take_braced(toks, j, head, what=f"'{head.text}'")
-                    block = tuple(self._directives(body, head))
+                    block = tuple(self._directives(body, head, depth + 1))
                     break
                 if not tj.quoted and tj.text == "}":
                     raise InputFormatError(

@@ -456,3 +456,10 @@ def test_hostile_token_soup_never_escapes_as_other_errors() -> None:
             cf.log_format(z)
         parsed += 1
     assert parsed > 100 and rejected > 100  # both paths were exercised
+
+
+def test_runaway_nesting_is_an_input_error() -> None:
+    text = ".:53 {\n" + "a {\n" * 3000 + "}\n" * 3001
+    with pytest.raises(InputFormatError, match="blocks nested deeper than 50 levels") as exc:
+        read_corefile(text)
+    assert exc.value.line == 51  # the 50th nested "a {" line (line 1 is ".:53 {")
