@@ -30,6 +30,8 @@ UPSTREAM = "169.254.169.253"
 CACHE = "169.254.20.10"
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
+if str(REPO) not in sys.path:  # lab/ is a package at the repo root, not installed with the kit
+    sys.path.insert(0, str(REPO))
 
 
 # ----- helpers ------------------------------------------------------------------------------
@@ -439,3 +441,99 @@ def test_sample_prometheus_export(sample: dict[str, object]) -> None:
     by = inc.group_by("node").agg(pl.col("value").max()).sort("node")
     assert by["value"].to_list()[0] >= 1.0  # node1 after the change: seconds
     assert by["value"].to_list()[1] < 0.1  # node2 (control)
+
+
+def test_sample_attribution_through_the_kit(sample: dict[str, object]) -> None:
+    """kit.capture's own attribution join agrees: ~1/3/7 s answers waited for 1/2/3 lost SYNs."""
+    from kit.capture import attribute_slow_answers, packet_rates
+
+    cap = kit.read_capture(SAMPLE / "captures" / "node1.pcap", cache=False, progress=False)
+    att = attribute_slow_answers(cap, slow_s=0.9)
+    assert att.height > 100
+    for t, n in ((1.0, 1), (3.0, 2), (7.0, 3)):
+        band = att.filter((pl.col("latency_s") - t).abs() < 0.2)
+        assert band.height > 5
+        assert (band["syn_retransmits"] == n).mean() > 0.9, (
+            t,
+            band["syn_retransmits"].value_counts(),
+        )
+    assert att["explained"].mean() > 0.8
+    to_up = cap.packets.filter(pl.col("dst_ip") == UPSTREAM)
+    rates = packet_rates(to_up)
+    assert rates.height > 60 and rates["pps"].max() < 1024 / 5
+    assert not rates["above_limit"].any()
+
+
+# ----- pieces of the lab that need neither root nor a run --------------------------------------
+
+
+def test_parse_phases_and_config_validation(tmp_path: Path) -> None:
+    from lab.core import LabConfig, Phase, parse_phases
+
+    assert parse_phases("healthy=3,incident=15") == (Phase("healthy", 3.0), Phase("incident", 15.0))
+    for bad, msg in [
+        ("healthy=3", "must name 'incident'"),
+        ("incident=5,healthy=3", "order"),
+        ("healthy=x,incident=1", "bad phase duration"),
+        ("calm=3,incident=1", "bad phase"),
+        ("healthy=0,incident=1", "must last > 0 s"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            parse_phases(bad)
+    with pytest.raises(ValueError, match="drop must be"):
+        LabConfig(out=tmp_path, drop="random:1.5")
+    with pytest.raises(ValueError, match="prefix"):
+        LabConfig(out=tmp_path, prefix="Bad-Prefix")
+    with pytest.raises(ValueError, match="control_nodes"):
+        LabConfig(out=tmp_path, nodes=1, control_nodes=1)
+
+
+STATS = """\
+total.num.queries=10
+total.num.cachehits=4
+total.num.cachemiss=6
+total.recursion.time.avg=1.500000
+num.query.tcpout=6
+histogram.000000.000000.to.000000.000001=0
+histogram.000000.262144.to.000000.524288=2
+histogram.000001.000000.to.000002.000000=3
+histogram.000004.000000.to.000008.000000=1
+num.answer.rcode.NOERROR=10
+"""
+
+
+def test_exporter_output_is_valid_exposition(tmp_path: Path) -> None:
+    from lab.exporter import parse_stats, to_prometheus
+
+    text = to_prometheus(parse_stats(STATS))
+    promtool = require_tool("promtool", "prometheus")
+    chk = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert chk.returncode == 0, chk.stdout + chk.stderr
+    f = tmp_path / "scrape.prom"
+    f.write_text(text)
+    df = kit.read_metrics(f, fmt="text", scrape_time="2026-01-01T00:00:00+00:00")
+    b = df.filter(pl.col("metric") == "unbound_response_time_seconds_bucket")
+    got = dict(zip(b["le"].to_list(), b["value"].to_list(), strict=True))
+    # cumulative: 0 below 1 us, 2 up to 0.524288 s, +3 up to 2 s, +1 up to 8 s; +Inf = all 6
+    assert got["1e-06"] == 0 and got["0.524288"] == 2 and got["2.0"] == 5 and got["8.0"] == 6
+    assert got["+Inf"] == 6
+    s = df.filter(pl.col("metric") == "unbound_response_time_seconds_sum")["value"][0]
+    assert s == pytest.approx(1.5 * 6)  # avg recursion time x misses
+
+
+def test_nft_rules_are_valid(tmp_path: Path) -> None:
+    require_root()
+    nft = require_tool("nft", "nftables")
+    from lab.core import Lab, LabConfig
+
+    for drop in ("random:0.3", "rate:5", "none"):
+        lab = Lab(LabConfig(out=tmp_path / "x", drop=drop))
+        rules = lab.nft_rules()
+        lab.cleanup()  # removes its scratch folder; it created no namespace or process
+        f = tmp_path / "r.nft"
+        f.write_text(rules)
+        chk = subprocess.run([nft, "-c", "-f", str(f)], capture_output=True, text=True, check=False)
+        assert chk.returncode == 0, (drop, chk.stderr)
+        assert bool(re.search(r" drop$", rules, re.M)) == (drop != "none")
