@@ -399,7 +399,7 @@ def read_json_into(text: str, path: Path, col: _Collector, *, strict: bool, doc:
             f"invalid JSON ({exc.msg}, column {exc.colno})", path=path, line=exc.lineno
         ) from exc
     src = col.new_source(path, by_line=False)
-    rej = _Rejects(path, strict=strict, unit="frame value")
+    rej = _Rejects(path, strict=strict, unit="frame value", json_text=text)
     frames = _frames(doc)
     if frames is None:
         raise InputFormatError(
@@ -469,6 +469,7 @@ def _read_frame(
     data = frame.get("data")
     if isinstance(data, list):  # streaming variant: data is a list of chunks
         data = data[0] if data else None
+    columnar = isinstance(data, dict)
     if isinstance(data, dict):
         values = data.get("values")
         entities = data.get("entities") or []
@@ -542,7 +543,9 @@ def _read_frame(
         metric, labels = _field_series(f, frame_name)
         sid = col.series_id(metric, labels)
         for j, v in enumerate(cols[i]):
-            here = f"{where}.data.values[{i}][{j}]"
+            here = (
+                f"{where}.data.values[{i}][{j}]" if columnar else f"{where}.fields[{i}].values[{j}]"
+            )
             if v is None:
                 missing += 1
                 continue

@@ -405,12 +405,15 @@ def _sniff_json(doc: Any) -> str:
 class _Rejects:
     """Counts rejected units of one file; raises on the first one when strict."""
 
-    def __init__(self, path: Path, *, strict: bool, unit: str) -> None:
+    def __init__(
+        self, path: Path, *, strict: bool, unit: str, json_text: str | None = None
+    ) -> None:
         self.path = path
         self.strict = strict
         self.unit = unit
         self.count = 0
         self.first: str | None = None
+        self.json_text = json_text  # to turn a JSON path ("data.result[0]") into a line number
 
     def reject(
         self,
@@ -421,6 +424,8 @@ class _Rejects:
         hint: str | None = None,
         where: str | None = None,
     ) -> None:
+        if line is None and where and self.json_text and (self.strict or self.first is None):
+            line = _json_line(self.json_text, where)
         if self.strict:
             raise InputFormatError(
                 message,
@@ -431,7 +436,9 @@ class _Rejects:
             )
         self.count += 1
         if self.first is None:
-            self.first = where or (f"line {line}" if line is not None else "?")
+            self.first = f"line {line}" if line is not None else "?"
+            if where:
+                self.first = f"{where}, {self.first}" if line is not None else where
             self.first += f" ({message})"
 
     def report(self) -> None:
@@ -442,6 +449,51 @@ class _Rejects:
                 KitWarning,
                 stacklevel=4,
             )
+
+
+_JSON_WS = re.compile(r"[ \t\n\r]*")
+_JSON_PATH_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+def _json_line(text: str, where: str) -> int | None:
+    """1-based line of the JSON value at ``where`` (``data.result[3].values[17]``); None if lost.
+
+    Only called for error messages, so it re-scans the text rather than keeping positions.
+    """
+    keys: list[str | int] = []
+    for m in _JSON_PATH_PART.finditer(where):
+        keys.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+    dec = json.JSONDecoder()
+    try:
+        pos = _JSON_WS.match(text, 0).end()  # type: ignore[union-attr]
+        for key in keys:
+            if text[pos] == "{" and isinstance(key, str):
+                pos = _JSON_WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+                while True:
+                    if text[pos] == "}":
+                        return None
+                    k, pos = dec.raw_decode(text, pos)
+                    pos = _JSON_WS.match(text, pos).end() + 1  # type: ignore[union-attr]
+                    pos = _JSON_WS.match(text, pos).end()  # type: ignore[union-attr]
+                    if k == key:
+                        break
+                    _, pos = dec.raw_decode(text, pos)
+                    pos = _JSON_WS.match(text, pos).end()  # type: ignore[union-attr]
+                    if text[pos] == ",":
+                        pos = _JSON_WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+            elif text[pos] == "[" and isinstance(key, int):
+                pos = _JSON_WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+                for _ in range(key):
+                    _, pos = dec.raw_decode(text, pos)
+                    pos = _JSON_WS.match(text, pos).end()  # type: ignore[union-attr]
+                    if text[pos] != ",":
+                        return None
+                    pos = _JSON_WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+            else:
+                return None
+    except (ValueError, IndexError):
+        return None
+    return text.count("\n", 0, pos) + 1
 
 
 def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc: Any = None) -> int:
@@ -459,7 +511,7 @@ def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc:
             else "",
             hint="A truncated download? Save the API answer again",
         ) from exc
-    rej = _Rejects(path, strict=strict, unit="sample")
+    rej = _Rejects(path, strict=strict, unit="sample", json_text=text)
     src = col.new_source(path, by_line=False)
     result_type: str | None = None
     where = "result"

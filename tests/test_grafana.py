@@ -269,8 +269,12 @@ def test_dataframe_json_query_response(data_dir: Path) -> None:
 
 def test_dataframe_json_panel_data_bad_value(data_dir: Path) -> None:
     path = data_dir / "metrics" / "grafana_panel_data_bad_value.json"
+    oops_line = next(no for no, ln in enumerate(path.read_text().splitlines(), 1) if '"oops"' in ln)
+    with pytest.raises(InputFormatError) as ei:
+        read_metrics(path)
+    assert ei.value.line == oops_line
     with pytest.raises(
-        InputFormatError, match=r"series\[0\]\.data\.values\[1\]\[1\]: not a number: 'oops'"
+        InputFormatError, match=r"series\[0\]\.fields\[1\]\.values\[1\]: not a number: 'oops'"
     ):
         read_metrics(path)
     with pytest.warns(KitWarning, match="1 malformed frame value"):

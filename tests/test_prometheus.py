@@ -168,13 +168,18 @@ def test_api_error_envelope_raises_with_prometheus_message(data_dir: Path) -> No
 
 def test_api_bad_value_strict_and_lenient(data_dir: Path) -> None:
     path = data_dir / "metrics" / "api_matrix_bad_value.json"
+    # the "one" is on line 2 (one series per line); the JSON path says exactly where
+    with pytest.raises(InputFormatError) as ei:
+        read_metrics(path)
+    assert ei.value.line == 2
+    assert str(ei.value).startswith(f"{path}:2: data.result[0].values[1]: not a number: 'one'")
     with pytest.raises(
         InputFormatError, match=r"data\.result\[0\]\.values\[1\]: not a number: 'one'"
     ):
         read_metrics(path)
     with pytest.warns(
         KitWarning,
-        match=r"2 malformed sample\(s\) skipped .* first at data\.result\[0\]\.values\[1\]",
+        match=r"2 malformed sample\(s\) skipped .* first at data\.result\[0\]\.values\[1\], line 2 ",
     ):
         df = read_metrics(path, strict=False)
     # 5 points in the file, "one" and "1_0" (Go's ParseFloat rejects underscores) are rejected
