@@ -3,6 +3,8 @@
 Subcommands
 -----------
 summarize FILE...   key numbers of each artefact (``--json`` for machine-readable output)
+report [ARTEFACTS...] [-p NAME VALUE]... -o OUT.html
+                    run the notebooks on the artefacts and write one self-contained HTML report
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from kit.errors import KitError
 
@@ -32,7 +35,124 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("paths", nargs="+", help="artefact files, globs or folders")
     s.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+
+    r = sub.add_parser(
+        "report",
+        help="run the notebooks on the artefacts and write one self-contained HTML report",
+        description=(
+            "Recognise each artefact's kind from its content, execute the notebooks that have "
+            "inputs (papermill, working directory = the kit's repository), and write one HTML "
+            "file with code hidden, findings first, static charts and no network access needed. "
+            "Exit status 1 when a notebook failed (the report is still written, with the failure "
+            "shown)."
+        ),
+    )
+    r.add_argument(
+        "artefacts",
+        nargs="*",
+        help="artefact files, globs or folders (folders are walked recursively); default: data/sample",
+    )
+    r.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a notebook parameter (papermill style: True/False/None, int and float are "
+        "converted, JSON lists/objects are parsed, anything else is a string); repeatable",
+    )
+    r.add_argument(
+        "-o", "--output", required=True, help="the HTML file to write (folders are created)"
+    )
+    r.add_argument(
+        "--notebook",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="run this notebook (py:percent .py or .ipynb) instead of the kit's notebooks; repeatable",
+    )
+    r.add_argument(
+        "--keep-executed",
+        metavar="DIR",
+        default=None,
+        help="keep the executed notebooks (.ipynb) in DIR",
+    )
+    r.add_argument(
+        "--title", default="DNS incident report", help="the report's title (default: %(default)s)"
+    )
+    r.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="maximum seconds per notebook cell (default: %(default)s)",
+    )
     return p
+
+
+def parse_value(text: str) -> Any:
+    """Convert a ``-p`` value the way papermill does, plus JSON lists and objects.
+
+    ``True``/``False``/``None`` become the Python constants, integers and floats become numbers,
+    text starting with ``[`` or ``{`` is parsed as JSON, anything else stays a string.
+
+    Raises
+    ------
+    ValueError
+        Text starting with ``[`` or ``{`` is not valid JSON.
+    """
+    special = {"True": True, "False": False, "None": None}
+    if text in special:
+        return special[text]
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    if text[:1] in ("[", "{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"-p value {text!r} looks like JSON but does not parse: {exc}"
+            ) from exc
+    return text
+
+
+def _report(args: argparse.Namespace) -> int:
+    from kit.report import render
+
+    try:
+        params = {name: parse_value(value) for name, value in args.parameter}
+    except ValueError as exc:
+        sys.stderr.write(f"dnskit report: error: {exc}\n")
+        return 2
+    try:
+        result = render(
+            args.notebook,
+            parameters=params,
+            output_html=args.output,
+            artefacts=args.artefacts or None,
+            executed_dir=args.keep_executed,
+            title=args.title,
+            timeout=args.timeout,
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"dnskit report: error: {exc}\n")
+        return 2
+    for run in result.runs:
+        detail = f": {run.reason}" if run.reason else ""
+        sys.stderr.write(f"dnskit report: {run.name} {run.status} ({run.seconds:.1f} s){detail}\n")
+    ignored = result.artefacts.filter(~result.artefacts["used"]).height
+    sys.stderr.write(
+        f"dnskit report: wrote {result.output_html} ({len(result.findings)} finding(s), "
+        f"{result.artefacts.height - ignored} artefact(s) used, {ignored} ignored)\n"
+    )
+    if not result.ok:
+        names = ", ".join(r.name for r in result.failed)
+        sys.stderr.write(f"dnskit report: error: notebook(s) failed: {names}\n")
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 sys.stdout.write(format_summary(result))
             return 0 if not result.get("failed") else 1
+        if args.command == "report":
+            return _report(args)
     except (KitError, FileNotFoundError) as exc:
         sys.stderr.write(f"dnskit: error: {exc}\n")
         return 1

@@ -18,6 +18,7 @@ NEEDED=(
   "nft nftables"
   "dig dnsutils"
   "ip iproute2"
+  "chromium chromium"
 )
 
 missing_pkgs=()

@@ -1,0 +1,1139 @@
+"""Run the guided notebooks on a set of artefacts and render one self-contained HTML report.
+
+The pipeline (one code path for ``dnskit report``, the notebook tests and library callers):
+
+1. every artefact (files, globs, folders; folders are walked recursively) is classified by content
+   with :func:`classify_artefact`, which delegates to ``kit.detect.detect`` when that module is
+   present and otherwise uses a small built-in sniffer;
+2. each notebook (jupytext ``py:percent`` source, read in memory) declares its inputs in its
+   papermill ``parameters`` cell: a parameter named after an entry of :data:`INPUT_PARAMETERS`
+   receives the list of artefacts of the matching kinds. A notebook whose required inputs have no
+   artefact is skipped (and the report says so); an input whose annotation allows ``None`` is
+   optional and receives ``None`` when no artefact matches;
+3. papermill executes each notebook with kernel ``python3`` and ``cwd`` = the repository root, after a
+   hidden set-up cell that switches Altair to static SVG (``kit.charts.use_report_renderer()``);
+4. nbconvert renders all executed notebooks with the kit's ``dnskit`` template (code hidden, no
+   ``<script>`` loaded from anywhere, a Content-Security-Policy that forbids scripts and network
+   loads), and the report puts a summary on top: findings first, then the notebooks' status, the
+   artefacts used and ignored (and why), and the parameters.
+
+Findings reach the top of the report through :func:`emit_findings`, which a notebook calls with the
+findings it computed: it displays them with the :data:`FINDINGS_MIMETYPE` media type, which the
+report collects from the executed notebooks.
+
+When a notebook fails, its executed copy (with papermill's error banner and the traceback) is still
+rendered, and :attr:`ReportResult.ok` is false; ``dnskit report`` then exits with status 1.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import datetime as dt
+import gzip
+import html
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+import tokenize
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from kit._sources import expand_sources
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The repository root: notebooks run with this as their working directory."""
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+DEFAULT_ARTEFACTS = "data/sample"
+"""Artefacts used when none are given (relative to :data:`REPO_ROOT`)."""
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE_NAME = "dnskit"
+
+FINDINGS_MIMETYPE = "application/vnd.dnskit.findings+json"
+"""Media type of the display output that carries findings to the top of the report."""
+
+SETUP_TAG = "dnskit-setup"
+KERNEL_NAME = "python3"
+
+ARTEFACT_KINDS: tuple[str, ...] = (
+    "capture",
+    "coredns_log",
+    "unbound_log",
+    "metrics_exposition",
+    "prometheus_api_json",
+    "grafana_csv",
+    "grafana_json",
+    "corefile",
+    "unbound_conf",
+    "nsd_conf",
+    "run_json",
+    "unknown",
+)
+"""Kinds an artefact can be classified as (the values of ``kit.detect.ArtefactKind``)."""
+
+INPUT_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "capture": ("capture",),
+    "coredns_log": ("coredns_log",),
+    "unbound_log": ("unbound_log",),
+    "metrics": ("metrics_exposition", "prometheus_api_json", "grafana_csv", "grafana_json"),
+    "corefile": ("corefile",),
+    "unbound_conf": ("unbound_conf",),
+    "nsd_conf": ("nsd_conf",),
+    "run_json": ("run_json",),
+}
+"""Notebook parameter name -> artefact kinds it receives (as a list of paths) from the report."""
+
+ARTEFACTS_PARAMETER = "artefacts"
+"""A notebook parameter with this name receives every artefact path given to the report."""
+
+ARTEFACT_SCHEMA = pl.Schema(
+    {
+        "path": pl.String,
+        "kind": pl.String,
+        "reason": pl.String,
+        "used": pl.Boolean,
+        "used_by": pl.List(pl.String),
+        "why": pl.String,
+    }
+)
+"""Schema of :attr:`ReportResult.artefacts` (see :func:`render`)."""
+
+INVENTORY_SCHEMA = pl.Schema(
+    {
+        "path": pl.String,
+        "kind": pl.String,
+        "reason": pl.String,
+        "size_bytes": pl.UInt64,
+    }
+)
+"""Schema of :func:`inventory`."""
+
+_SKIPPED_CELL_TYPES = frozenset({"raw"})
+_SVG_PROLOG = re.compile(r"\A\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------------------------
+# artefacts
+# ---------------------------------------------------------------------------------------------
+
+
+def classify_artefact(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """Say what kind of artefact a file is, from its content.
+
+    This is the single switch between ``kit.detect.detect`` (used whenever the module exists)
+    and the report's own fallback sniffer.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    tuple[str, str]
+        ``(kind, reason)``: ``kind`` is one of :data:`ARTEFACT_KINDS`, ``reason`` says why in one
+        sentence (for ``unknown``: why the file was not recognised). A file that cannot be read is
+        ``("unknown", "could not be read: ...")``; nothing raises.
+    """
+    try:
+        from kit.detect import detect  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        detect = None
+    try:
+        if detect is not None:
+            found = detect(path)
+            return str(found.kind.value), str(found.reason)
+        return _sniff_kind(Path(path))
+    except Exception as exc:  # a broken or unreadable file is reported, never fatal
+        log.warning("could not classify %s: %s", path, exc)
+        return "unknown", f"could not be read: {type(exc).__name__}: {exc}"
+
+
+_PCAP_MAGICS = (
+    b"\xa1\xb2\xc3\xd4",
+    b"\xd4\xc3\xb2\xa1",
+    b"\xa1\xb2\x3c\x4d",
+    b"\x4d\x3c\xb2\xa1",
+    b"\x0a\x0d\x0d\x0a",
+)
+_COREDNS_QUERY = re.compile(rb'(?m)\] \[?[0-9A-Fa-f:.]+\]?:\d+ - \d+ "')
+_COREDNS_PLUGIN = re.compile(rb"(?m)^(\S+ )?\[(INFO|ERROR|WARNING)\] plugin/")
+_UNBOUND_LOG = re.compile(rb"(?m)unbound\[\d+:\d+\] (info|debug|notice|error|warning|query|reply)")
+_COREFILE_BLOCK = re.compile(rb"(?m)^\s*[\w.\-*]*(:\d+)?(\s+[\w.\-*:]+)*\s*\{\s*$")
+
+
+def _sniff_kind(path: Path) -> tuple[str, str]:
+    """The fallback classifier (used when ``kit.detect`` is absent): magic bytes and text markers."""
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+    gz = ""
+    if head.startswith(b"\x1f\x8b"):
+        gz = "gzipped "
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(65536)
+        except (OSError, EOFError) as exc:
+            return "unknown", f"gzip file that does not decompress ({exc})"
+    if not head:
+        return "unknown", "empty file"
+    if head[:4] in _PCAP_MAGICS:
+        fmt = "pcapng" if head[:4] == b"\x0a\x0d\x0d\x0a" else "pcap"
+        return "capture", f"{gz}{fmt} magic bytes"
+    stripped = head.lstrip()
+    if re.match(rb'\{|\[\s*[\[{"\d\-\]tfn]', stripped):  # JSON, not a "[INFO] ..." log line
+        if b'"resultType"' in head:
+            return "prometheus_api_json", f"{gz}JSON with a Prometheus API resultType"
+        if b'"panels"' in head or b'"dashboard"' in head:
+            return "grafana_json", f"{gz}JSON with Grafana panels"
+        return "unknown", f"{gz}JSON of no supported shape (no resultType, no panels)"
+    if re.search(rb"(?m)^# (HELP|TYPE) \w+", head):
+        return "metrics_exposition", f"{gz}Prometheus text exposition (# HELP/# TYPE lines)"
+    if re.match(rb'^(\xef\xbb\xbf)?(sep=.\r?\n)?"?(Time|Series)"?[,;\t]', stripped):
+        return "grafana_csv", f"{gz}CSV whose first column is Time (Grafana export)"
+    if _COREDNS_QUERY.search(head) or _COREDNS_PLUGIN.search(head):
+        return "coredns_log", f"{gz}CoreDNS log lines"
+    if _UNBOUND_LOG.search(head):
+        return "unbound_log", f"{gz}unbound log lines"
+    if re.search(rb"(?m)^server:\s*$", head):
+        if re.search(rb"(?m)^\s*zonefile:", head):
+            return "nsd_conf", f"{gz}nsd.conf (server: and zonefile: clauses)"
+        return "unbound_conf", f"{gz}unbound.conf (server: clause)"
+    if _COREFILE_BLOCK.search(head) and re.search(rb"(?m)^\s*(forward|cache|errors|log)\b", head):
+        return "corefile", f"{gz}Corefile server blocks with CoreDNS plugins"
+    return "unknown", f"{gz}content matches no supported artefact format"
+
+
+def _walk(items: Sequence[str | os.PathLike[str]], base: Path | None) -> list[Path]:
+    """Expand artefact arguments: folders recursively (hidden entries skipped), files and globs."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for item in items:
+        p = Path(item).expanduser()
+        if base is not None and not p.is_absolute() and not p.exists():
+            candidate = base / p
+            if candidate.exists():
+                p = candidate
+        if p.is_dir():
+            found = sorted(
+                c
+                for c in p.rglob("*")
+                if c.is_file() and not any(part.startswith(".") for part in c.relative_to(p).parts)
+            )
+            if not found:
+                raise FileNotFoundError(f"artefact folder {os.fsdecode(p)} holds no files")
+        else:
+            found = expand_sources(os.fspath(p), what="artefact")
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
+
+
+def _param_path(p: Path) -> str:
+    """How a path is passed to a notebook: relative to the repo root when inside it."""
+    absolute = p.resolve()
+    try:
+        return os.fspath(absolute.relative_to(REPO_ROOT))
+    except ValueError:
+        return os.fspath(absolute)
+
+
+def inventory(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = DEFAULT_ARTEFACTS,
+    *,
+    missing_ok: bool = False,
+) -> pl.DataFrame:
+    """List the artefacts in a folder, glob or list of files, with the kind the kit recognises.
+
+    Relative paths are taken from the current directory, then from the repository root.
+
+    Parameters
+    ----------
+    source
+        A folder (walked recursively, hidden entries skipped), a glob, a file, or a list of them.
+    missing_ok
+        When true, a source that does not exist gives an empty frame (and a logged warning)
+        instead of ``FileNotFoundError``; the start-here notebook uses this before sample data exist.
+
+    Returns
+    -------
+    polars.DataFrame
+        Schema :data:`INVENTORY_SCHEMA`, one row per file, in path order:
+
+        - ``path`` (String): the file, relative to the repo root when inside it.
+        - ``kind`` (String): one of :data:`ARTEFACT_KINDS`.
+        - ``reason`` (String): why the file has this kind (or why it was not recognised).
+        - ``size_bytes`` (UInt64): file size in bytes, as stored (compressed if gzipped).
+
+    Raises
+    ------
+    FileNotFoundError
+        A named path, glob or folder matches no file (unless ``missing_ok``).
+    """
+    items = [source] if isinstance(source, str | os.PathLike) else list(source)
+    try:
+        files = _walk(items, REPO_ROOT)
+    except FileNotFoundError as exc:
+        if not missing_ok:
+            raise
+        log.warning("no artefacts: %s", exc)
+        return pl.DataFrame(schema=INVENTORY_SCHEMA)
+    rows = [(_param_path(f), *classify_artefact(f), f.stat().st_size) for f in files]
+    return pl.DataFrame(rows, schema=INVENTORY_SCHEMA, orient="row")
+
+
+# ---------------------------------------------------------------------------------------------
+# notebooks and their parameters
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotebookParameter:
+    """One assignment of a notebook's ``parameters`` cell.
+
+    Attributes
+    ----------
+    name : str
+        The variable.
+    annotation : str | None
+        The type annotation as written (``None`` when the assignment is not annotated).
+    default : str
+        The default value's source text.
+    help : str
+        The trailing comment, without ``#``.
+    line : int
+        1-based line inside the parameters cell.
+    """
+
+    name: str
+    annotation: str | None
+    default: str
+    help: str
+    line: int
+
+    @property
+    def optional(self) -> bool:
+        """Whether the annotation allows ``None`` (an optional input)."""
+        if self.annotation is None:
+            return False
+        return bool(re.search(r"\bNone\b|\bOptional\[", self.annotation))
+
+
+def read_notebook(path: str | os.PathLike[str]) -> Any:
+    """Read a jupytext ``py:percent`` notebook (or an ``.ipynb``) into a ``NotebookNode``.
+
+    A kernelspec (``python3``) is added when the file has none, so papermill can inject parameters.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    """
+    import jupytext
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"notebook not found: {os.fsdecode(p)}")
+    nb = jupytext.read(p) if p.suffix != ".py" else jupytext.read(p, fmt="py:percent")
+    nb.metadata.setdefault(
+        "kernelspec", {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
+    )
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    return nb
+
+
+def notebook_parameters(nb_or_path: Any) -> list[NotebookParameter]:
+    """The parameters declared in a notebook's cell tagged ``parameters``.
+
+    Parameters
+    ----------
+    nb_or_path
+        A ``NotebookNode`` or the path of a notebook (see :func:`read_notebook`).
+
+    Returns
+    -------
+    list[NotebookParameter]
+        In the order written; empty when no cell is tagged ``parameters``.
+
+    Raises
+    ------
+    SyntaxError
+        The parameters cell is not valid Python.
+    """
+    nb = read_notebook(nb_or_path) if isinstance(nb_or_path, str | os.PathLike) else nb_or_path
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        return []
+    source = cell.source
+    comments: dict[int, str] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    out: list[NotebookParameter] = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            out.append(
+                NotebookParameter(
+                    node.target.id,
+                    ast.unparse(node.annotation),
+                    ast.unparse(node.value) if node.value is not None else "",
+                    comments.get(node.lineno, ""),
+                    node.lineno,
+                )
+            )
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    out.append(
+                        NotebookParameter(
+                            target.id,
+                            None,
+                            ast.unparse(node.value),
+                            comments.get(node.lineno, ""),
+                            node.lineno,
+                        )
+                    )
+    return out
+
+
+PARAMETERS_SCHEMA = pl.Schema(
+    {
+        "notebook": pl.String,
+        "parameter": pl.String,
+        "type": pl.String,
+        "default": pl.String,
+        "help": pl.String,
+        "input_kinds": pl.List(pl.String),
+    }
+)
+"""Schema of :func:`parameters_table`."""
+
+
+def parameters_table(
+    notebooks: Sequence[str | os.PathLike[str]] | None = None,
+) -> pl.DataFrame:
+    """Every parameter of the kit's notebooks: what ``-p NAME VALUE`` can set in ``dnskit report``.
+
+    Parameters
+    ----------
+    notebooks
+        Notebook files; ``None`` means :func:`default_notebooks`.
+
+    Returns
+    -------
+    polars.DataFrame
+        Schema :data:`PARAMETERS_SCHEMA`, one row per parameter, in notebook then cell order:
+
+        - ``notebook`` (String): the notebook's file stem.
+        - ``parameter`` (String): the parameter's name.
+        - ``type`` (String): its annotation as written (empty when not annotated).
+        - ``default`` (String): the default's source text (paths are relative to the repo root).
+        - ``help`` (String): the trailing comment.
+        - ``input_kinds`` (List of String): artefact kinds the report passes to it, empty when it
+          is not an artefact input (``artefacts`` receives every artefact: ``["*"]``).
+
+    Raises
+    ------
+    FileNotFoundError
+        A notebook does not exist.
+    """
+    paths = default_notebooks() if notebooks is None else [Path(n) for n in notebooks]
+    rows = []
+    for path in paths:
+        for prm in notebook_parameters(path):
+            kinds = (
+                ["*"]
+                if prm.name == ARTEFACTS_PARAMETER
+                else list(INPUT_PARAMETERS.get(prm.name, ()))
+            )
+            rows.append((path.stem, prm.name, prm.annotation or "", prm.default, prm.help, kinds))
+    return pl.DataFrame(rows, schema=PARAMETERS_SCHEMA, orient="row")
+
+
+def default_notebooks() -> list[Path]:
+    """The kit's notebooks: ``notebooks/*.py`` in name order."""
+    return sorted(p for p in NOTEBOOK_DIR.glob("*.py") if not p.name.startswith(("_", ".")))
+
+
+# ---------------------------------------------------------------------------------------------
+# findings hand-over (called from notebooks)
+# ---------------------------------------------------------------------------------------------
+
+
+def _finding_dict(f: Any) -> dict[str, Any]:
+    """Turn a finding (dataclass, mapping or object) into the JSON the report reads."""
+    if isinstance(f, Mapping):
+        raw: dict[str, Any] = dict(f)
+    elif dataclasses.is_dataclass(f) and not isinstance(f, type):
+        raw = {fld.name: getattr(f, fld.name) for fld in dataclasses.fields(f)}
+    else:
+        raw = {k: getattr(f, k) for k in dir(f) if not k.startswith("_")}
+    evidence = raw.get("evidence")
+    if isinstance(evidence, Mapping):
+        shown = {str(k): _evidence_value(v) for k, v in evidence.items()}
+    elif evidence is None:
+        shown = {}
+    else:
+        shown = {"evidence": _evidence_value(evidence)}
+    return {
+        "id": str(raw.get("id", "")),
+        "title": str(raw.get("title", "")),
+        "severity": str(raw.get("severity", "")),
+        "explanation": str(raw.get("explanation", raw.get("summary", ""))),
+        "evidence": shown,
+        "confirm": str(raw.get("confirm", raw.get("command", ""))),
+    }
+
+
+def _evidence_value(v: Any) -> str:
+    if isinstance(v, pl.DataFrame):
+        return f"frame of {v.height} rows × {v.width} columns"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def emit_findings(findings: Iterable[Any]) -> None:
+    """Display findings in a notebook so the report shows them first.
+
+    Call it once in the findings notebook with the findings computed there (for example
+    ``kit.report.emit_findings(kit.findings.run(...))``). In the notebook the findings show as a
+    table; the report also lifts them, escaped, to its top.
+
+    Parameters
+    ----------
+    findings
+        Findings as dataclasses, mappings or objects with the attributes ``id``, ``title``,
+        ``severity``, ``explanation`` (or ``summary``), ``evidence`` (a mapping of names to values;
+        frames are summarised by their shape) and ``confirm`` (or ``command``): the command or
+        query that confirms it.
+    """
+    from IPython.display import display
+
+    items = [_finding_dict(f) for f in findings]
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(x)}</td>"
+            for x in (f["severity"], f["id"], f["title"], f["explanation"], f["confirm"])
+        )
+        + "</tr>"
+        for f in items
+    )
+    table = (
+        "<table class='dnskit-findings'><thead><tr><th>severity</th><th>id</th><th>title</th>"
+        f"<th>explanation</th><th>confirm with</th></tr></thead><tbody>{rows}</tbody></table>"
+        if items
+        else "<p>No finding fired.</p>"
+    )
+    text = "\n".join(f"[{f['severity']}] {f['id']}: {f['title']}" for f in items) or "no findings"
+    display(
+        {FINDINGS_MIMETYPE: {"findings": items}, "text/html": table, "text/plain": text},
+        raw=True,
+    )
+
+
+def setup_kernel() -> None:
+    """Prepare a kernel for a static report (called by the hidden first cell :func:`render` adds).
+
+    Switches Altair to static SVG rendered by vl-convert, with no network, through
+    ``kit.charts.use_report_renderer()`` when it exists, else Altair's ``svg`` renderer.
+    """
+    import altair as alt
+
+    # long names (qnames, paths) are the evidence: show more of them than polars' default 30 chars
+    pl.Config.set_fmt_str_lengths(120)
+    try:
+        from kit.charts import use_report_renderer  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        alt.renderers.enable("svg")
+        log.info("kit.charts.use_report_renderer not available: using altair's svg renderer")
+    else:
+        use_report_renderer()
+
+
+# ---------------------------------------------------------------------------------------------
+# running and rendering
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """What happened to one notebook in a report run.
+
+    Attributes
+    ----------
+    name : str
+        The notebook's file stem (``01-latency-overview``).
+    source : pathlib.Path
+        The notebook file.
+    status : str
+        ``"ok"``, ``"failed"`` or ``"skipped"``.
+    reason : str
+        Why it failed (exception name and message) or was skipped; empty when ok.
+    parameters : dict[str, Any]
+        The parameters passed to papermill (artefact inputs and ``-p`` values).
+    seconds : float
+        Wall time of the execution, in seconds (0 when skipped).
+    executed_ipynb : pathlib.Path | None
+        The executed notebook, when ``executed_dir`` was given to :func:`render`.
+    """
+
+    name: str
+    source: Path
+    status: str
+    reason: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    executed_ipynb: Path | None = None
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """The outcome of :func:`render`.
+
+    Attributes
+    ----------
+    output_html : pathlib.Path
+        The report written.
+    runs : tuple[NotebookRun, ...]
+        One per notebook, in report order.
+    artefacts : polars.DataFrame
+        Schema :data:`ARTEFACT_SCHEMA`, one row per artefact file: ``path`` (String, as passed to
+        notebooks), ``kind`` (String, one of :data:`ARTEFACT_KINDS`), ``reason`` (String, why that
+        kind), ``used`` (Boolean, passed to at least one notebook that ran), ``used_by`` (List of
+        String, notebook names), ``why`` (String, why it was ignored; empty when used).
+    findings : tuple[dict[str, Any], ...]
+        Findings emitted by the notebooks (see :func:`emit_findings`), in emission order.
+    """
+
+    output_html: Path
+    runs: tuple[NotebookRun, ...]
+    artefacts: pl.DataFrame
+    findings: tuple[dict[str, Any], ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no notebook failed."""
+        return not any(r.status == "failed" for r in self.runs)
+
+    @property
+    def failed(self) -> list[NotebookRun]:
+        """The notebooks that failed."""
+        return [r for r in self.runs if r.status == "failed"]
+
+
+def _setup_cell() -> Any:
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(
+        "import kit.report\nkit.report.setup_kernel()", metadata={"tags": [SETUP_TAG]}
+    )
+    return cell
+
+
+def _plan(
+    nb: Any,
+    params: list[NotebookParameter],
+    files: list[tuple[str, str]] | None,
+    artefact_args: list[str] | None,
+    user_params: Mapping[str, Any],
+) -> tuple[dict[str, Any], str, set[str]]:
+    """Parameters for one notebook, the reason to skip it ('' to run), and the paths it gets."""
+    names = {p.name for p in params}
+    chosen: dict[str, Any] = {}
+    used: set[str] = set()
+    missing: list[str] = []
+    if files is not None:
+        for p in params:
+            kinds = INPUT_PARAMETERS.get(p.name)
+            if kinds is None or p.name in user_params:
+                continue
+            paths = [path for path, kind in files if kind in kinds]
+            if paths:
+                chosen[p.name] = paths
+                used.update(paths)
+            elif p.optional:
+                chosen[p.name] = None
+            else:
+                missing.append(f"{p.name} ({' or '.join(kinds)})")
+        if ARTEFACTS_PARAMETER in names and ARTEFACTS_PARAMETER not in user_params:
+            chosen[ARTEFACTS_PARAMETER] = artefact_args
+    for key, value in user_params.items():
+        if key in names:
+            chosen[key] = value
+    reason = f"no artefact for its input {', '.join(missing)}" if missing else ""
+    return chosen, reason, used
+
+
+def _error_summary(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", None)
+    evalue = getattr(exc, "evalue", None)
+    if ename:
+        cell = getattr(exc, "exec_count", None)
+        return f"{ename}: {evalue} (cell In [{cell}])"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _KnownParameterFilter(logging.Filter):
+    """Drop papermill's "Passed unknown parameter" warning: its regex cannot read annotations such
+    as ``str | None``; :func:`render` has already checked every name against the notebook."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passed unknown parameter")
+
+
+_PAPERMILL_FILTER = _KnownParameterFilter()
+
+
+def _execute(
+    nb: Any, params: dict[str, Any], out_ipynb: Path, timeout: float
+) -> tuple[Any, str, float]:
+    """Run one notebook with papermill; returns (executed notebook, error summary or '', seconds)."""
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    logging.getLogger("papermill").addFilter(_PAPERMILL_FILTER)
+    work = copy.deepcopy(nb)
+    work.cells.insert(0, _setup_cell())
+    start = time.perf_counter()
+    error = ""
+    executed = None
+    try:
+        executed = papermill.execute_notebook(
+            work,
+            os.fspath(out_ipynb),
+            parameters=params,
+            kernel_name=KERNEL_NAME,
+            language="python",
+            cwd=os.fspath(REPO_ROOT),
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+            execution_timeout=timeout,
+        )
+    except PapermillExecutionError as exc:
+        error = _error_summary(exc)
+    except Exception as exc:  # kernel death, timeout: the report must still be written
+        error = _error_summary(exc)
+        log.error("notebook execution aborted: %s", error)
+    seconds = time.perf_counter() - start
+    if executed is None:
+        if out_ipynb.is_file():
+            executed = nbformat.read(os.fspath(out_ipynb), as_version=4)
+        else:
+            executed = work
+    return executed, error, seconds
+
+
+def _collect_findings(nb: Any) -> list[dict[str, Any]] | None:
+    """Findings emitted by a notebook; ``None`` when it emitted no findings output at all."""
+    out: list[dict[str, Any]] | None = None
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if FINDINGS_MIMETYPE in data:
+                payload = data[FINDINGS_MIMETYPE]
+                if isinstance(payload, str):  # nbformat may store JSON media types as text
+                    payload = json.loads(payload)
+                out = (out or []) + list(payload.get("findings", []))
+    return out
+
+
+def _text(value: Any) -> str:
+    """Any value as display text that survives any byte: control characters made visible."""
+    s = value if isinstance(value, str) else str(value)
+    s = s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(
+        c if c.isprintable() or c in " \t" else c.encode("unicode_escape").decode() for c in s
+    )
+
+
+def _e(value: Any) -> str:
+    return html.escape(_text(value), quote=True)
+
+
+def _anchor(name: str) -> str:
+    return "nb-" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
+
+
+def _header_html(
+    title: str,
+    runs: Sequence[NotebookRun],
+    artefacts: pl.DataFrame,
+    findings: Sequence[dict[str, Any]],
+    artefact_note: str,
+    findings_source: str | None,
+) -> str:
+    from kit import __version__
+
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    failed = [r for r in runs if r.status == "failed"]
+    parts = [
+        "<header class='dnskit-header'>",
+        f"<h1 class='dnskit-title'>{_e(title)}</h1>",
+        f"<p class='dnskit-meta'>Generated {_e(now)} by DNS Incident Kit {_e(__version__)}. "
+        f"{sum(r.status == 'ok' for r in runs)} notebook(s) ran, {len(failed)} failed, "
+        f"{sum(r.status == 'skipped' for r in runs)} skipped.</p>",
+    ]
+    if failed:
+        names = ", ".join(
+            f"<a href='#{_anchor(r.name)}'>{_e(r.name)}</a> ({_e(r.reason)})" for r in failed
+        )
+        parts.append(
+            f"<p class='dnskit-failed' role='alert'>Incomplete report: failed notebook(s): {names}. "
+            "Their output up to the failure is shown below, with the error.</p>"
+        )
+    parts.append("<section id='findings' class='dnskit-section'><h2>Findings</h2>")
+    if findings:
+        parts.append("<ol class='dnskit-finding-list'>")
+        for f in findings:
+            sev = _text(f.get("severity", ""))
+            sev_class = re.sub(r"[^a-z]", "", sev.lower()) or "none"
+            ev = f.get("evidence") or {}
+            ev_rows = "".join(
+                f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in dict(ev).items()
+            )
+            parts.append(
+                f"<li class='dnskit-finding dnskit-sev-{sev_class}'>"
+                f"<h3><span class='dnskit-sev'>{_e(sev)}</span> {_e(f.get('title', ''))} "
+                f"<code>{_e(f.get('id', ''))}</code></h3>"
+                f"<p>{_e(f.get('explanation', ''))}</p>"
+                + (f"<table class='dnskit-evidence'>{ev_rows}</table>" if ev_rows else "")
+                + (
+                    f"<p>Confirm with: <code>{_e(f['confirm'])}</code></p>"
+                    if f.get("confirm")
+                    else ""
+                )
+                + "</li>"
+            )
+        parts.append("</ol>")
+    elif findings_source is not None:
+        parts.append(
+            f"<p class='dnskit-nofindings'>No finding fired: notebook {_e(findings_source)} ran "
+            "its checks on these artefacts and none matched.</p>"
+        )
+    else:
+        parts.append(
+            "<p class='dnskit-nofindings'>No findings yet: none of the notebooks that ran emitted "
+            "findings (the findings notebook did not run, failed before emitting, or does not "
+            "exist yet). Read the notebooks below.</p>"
+        )
+    parts.append("</section>")
+
+    parts.append("<section id='notebooks' class='dnskit-section'><h2>Notebooks</h2>")
+    parts.append(
+        "<table class='dnskit-table'><thead><tr><th>notebook</th><th>status</th>"
+        "<th>seconds</th><th>detail</th></tr></thead><tbody>"
+    )
+    for r in runs:
+        link = (
+            f"<a href='#{_anchor(r.name)}'>{_e(r.name)}</a>"
+            if r.status != "skipped"
+            else _e(r.name)
+        )
+        parts.append(
+            f"<tr class='dnskit-status-{_e(r.status)}'><td>{link}</td><td>{_e(r.status)}</td>"
+            f"<td>{r.seconds:.1f}</td><td>{_e(r.reason)}</td></tr>"
+        )
+    parts.append("</tbody></table></section>")
+
+    parts.append("<section id='artefacts' class='dnskit-section'><h2>Artefacts</h2>")
+    if artefact_note:
+        parts.append(f"<p>{_e(artefact_note)}</p>")
+    if artefacts.height:
+        used = artefacts.filter(pl.col("used"))
+        ignored = artefacts.filter(~pl.col("used"))
+        parts.append(f"<h3>Used ({used.height})</h3>")
+        parts.append(
+            "<table class='dnskit-table dnskit-used'><thead><tr><th>file</th><th>kind</th>"
+            "<th>used by</th><th>recognised by</th></tr></thead><tbody>"
+        )
+        for row in used.iter_rows(named=True):
+            parts.append(
+                f"<tr><td>{_e(row['path'])}</td><td>{_e(row['kind'])}</td>"
+                f"<td>{_e(', '.join(row['used_by']))}</td><td>{_e(row['reason'])}</td></tr>"
+            )
+        parts.append("</tbody></table>")
+        parts.append(f"<h3>Ignored ({ignored.height})</h3>")
+        parts.append(
+            "<table class='dnskit-table dnskit-ignored'><thead><tr><th>file</th><th>kind</th>"
+            "<th>why ignored</th></tr></thead><tbody>"
+        )
+        for row in ignored.iter_rows(named=True):
+            parts.append(
+                f"<tr><td>{_e(row['path'])}</td><td>{_e(row['kind'])}</td>"
+                f"<td>{_e(row['why'])}</td></tr>"
+            )
+        parts.append("</tbody></table>")
+    parts.append("</section>")
+
+    parts.append("<section id='parameters' class='dnskit-section'><h2>Parameters</h2>")
+    parts.append(
+        "<table class='dnskit-table'><thead><tr><th>notebook</th><th>parameters passed</th>"
+        "</tr></thead><tbody>"
+    )
+    for r in runs:
+        shown = json.dumps(r.parameters, ensure_ascii=False, default=str) if r.parameters else ""
+        parts.append(
+            f"<tr><td>{_e(r.name)}</td><td><code>{_e(shown or '(notebook defaults)')}</code>"
+            "</td></tr>"
+        )
+    parts.append("</tbody></table></section></header>")
+    return "\n".join(parts)
+
+
+def _section_cell(run: NotebookRun, title: str) -> Any:
+    import nbformat
+
+    status = "" if run.status == "ok" else f" <span class='dnskit-badge'>{_e(run.status)}</span>"
+    reason = f"<p class='dnskit-failed'>{_e(run.reason)}</p>" if run.reason else ""
+    body = (
+        f"<div class='dnskit-nb-heading' id='{_anchor(run.name)}' title='{_e(title)}'>"
+        f"<p class='dnskit-nb-file'>notebook {_e(run.name)}{status}</p>{reason}</div>"
+    )
+    return nbformat.v4.new_code_cell(
+        "",
+        metadata={"tags": ["dnskit-section"]},
+        outputs=[nbformat.v4.new_output("display_data", data={"text/html": body})],
+    )
+
+
+def _nb_title(nb: Any, fallback: str) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"(?m)^#\s+(.+)$", cell.source)
+            if m:
+                return m.group(1).strip()
+    return fallback
+
+
+def _combine(executed: Sequence[tuple[NotebookRun, Any]], title: str) -> Any:
+    """One notebook holding every executed notebook's cells, each behind a section heading."""
+    import nbformat
+
+    combined = nbformat.v4.new_notebook()
+    combined.metadata["title"] = title
+    combined.metadata["kernelspec"] = {
+        "name": KERNEL_NAME,
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    combined.metadata["language_info"] = {"name": "python"}
+    for run, nb in executed:
+        combined.cells.append(_section_cell(run, _nb_title(nb, run.name)))
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type in _SKIPPED_CELL_TYPES:
+                continue
+            tags = cell.get("metadata", {}).get("tags", [])
+            if SETUP_TAG in tags and not any(
+                o.get("output_type") == "error" for o in cell.get("outputs", [])
+            ):
+                continue
+            c = copy.deepcopy(cell)
+            c["id"] = f"{_anchor(run.name)}-{i}"
+            for output in c.get("outputs", []):
+                svg = output.get("data", {}).get("image/svg+xml")
+                if isinstance(svg, str):
+                    # inlined in HTML: an XML prolog or DOCTYPE is not allowed there
+                    output["data"]["image/svg+xml"] = _SVG_PROLOG.sub("", svg)
+            combined.cells.append(c)
+    return combined
+
+
+def _export_html(nb: Any, header_html: str) -> str:
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name=TEMPLATE_NAME,
+        extra_template_basedirs=[os.fspath(TEMPLATE_DIR)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        exclude_raw=True,
+        embed_images=True,
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"dnskit_header": header_html})
+    return str(body)
+
+
+def render(
+    notebooks: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    output_html: str | os.PathLike[str],
+    artefacts: Sequence[str | os.PathLike[str]] | None = None,
+    executed_dir: str | os.PathLike[str] | None = None,
+    title: str = "DNS incident report",
+    timeout: float = 600.0,
+) -> ReportResult:
+    """Execute notebooks on artefacts and write one self-contained HTML report.
+
+    Parameters
+    ----------
+    notebooks
+        Notebook files (jupytext ``py:percent`` ``.py`` or ``.ipynb``); ``None`` means
+        :func:`default_notebooks` (``notebooks/*.py``).
+    parameters
+        Values for notebook parameters (papermill ``-p``), applied to every notebook that declares
+        the parameter; they override the artefact inputs.
+    output_html
+        Where to write the report (parent folders are created).
+    artefacts
+        Files, globs or folders. ``None`` means :data:`DEFAULT_ARTEFACTS` when it exists (else
+        every notebook runs on its own defaults, and the report says so). Relative paths are taken
+        from the current directory, then from the repository root.
+    executed_dir
+        Keep each executed notebook there as ``<name>.ipynb``; ``None`` keeps them in a temporary
+        folder removed afterwards.
+    title
+        The report's title.
+    timeout
+        Maximum seconds per cell.
+
+    Returns
+    -------
+    ReportResult
+        Runs, artefacts (used and ignored), findings; ``ok`` is false when a notebook failed. The
+        HTML is written in every case where this function returns.
+
+    Raises
+    ------
+    FileNotFoundError
+        A notebook or an explicitly given artefact does not exist.
+    ValueError
+        A parameter in ``parameters`` is declared by none of the notebooks, or no notebook given.
+    """
+    nb_paths = (
+        default_notebooks()
+        if notebooks is None
+        else [Path(notebooks)]
+        if isinstance(notebooks, str | os.PathLike)
+        else [Path(n) for n in notebooks]
+    )
+    if not nb_paths:
+        raise ValueError("no notebook to run")
+    user_params = dict(parameters or {})
+    loaded = [(p, read_notebook(p)) for p in nb_paths]
+    declared = {p: notebook_parameters(nb) for p, nb in loaded}
+    all_names = {prm.name for prms in declared.values() for prm in prms}
+    unknown = sorted(set(user_params) - all_names)
+    if unknown:
+        raise ValueError(
+            f"parameter(s) {', '.join(unknown)} not declared by any notebook run "
+            f"(declared: {', '.join(sorted(all_names)) or 'none'})"
+        )
+
+    artefact_note = ""
+    files: list[tuple[str, str]] | None
+    reasons: dict[str, str] = {}
+    artefact_args: list[str] | None
+    if artefacts is None and not (REPO_ROOT / DEFAULT_ARTEFACTS).exists():
+        files = None
+        artefact_args = None
+        artefact_note = (
+            f"No artefacts given and {DEFAULT_ARTEFACTS} does not exist: every notebook ran on "
+            "its own default parameters."
+        )
+    else:
+        given = [DEFAULT_ARTEFACTS] if artefacts is None else list(artefacts)
+        found = _walk(given, REPO_ROOT if artefacts is None else None)
+        files = []
+        for f in found:
+            kind, why = classify_artefact(f)
+            files.append((_param_path(f), kind))
+            reasons[_param_path(f)] = why
+        artefact_args = [_param_path(Path(g)) if Path(g).exists() else os.fspath(g) for g in given]
+        if artefacts is None:
+            artefact_args = [DEFAULT_ARTEFACTS]
+        artefact_note = f"Artefacts given: {', '.join(artefact_args)} ({len(files)} file(s))."
+
+    out_html = Path(output_html)
+    tmp = None
+    if executed_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="dnskit-report-")
+        keep = Path(tmp.name)
+    else:
+        keep = Path(executed_dir)
+        keep.mkdir(parents=True, exist_ok=True)
+    try:
+        runs: list[NotebookRun] = []
+        executed: list[tuple[NotebookRun, Any]] = []
+        used_by: dict[str, list[str]] = {}
+        findings: list[dict[str, Any]] = []
+        findings_source: str | None = None
+        for path, nb in loaded:
+            name = path.stem
+            chosen, skip, used = _plan(nb, declared[path], files, artefact_args, user_params)
+            if skip:
+                log.info("skipping %s: %s", name, skip)
+                runs.append(NotebookRun(name, path, "skipped", skip, chosen))
+                continue
+            out_ipynb = keep / f"{name}.ipynb"
+            log.info("running %s with %s", name, chosen)
+            done, error, seconds = _execute(nb, chosen, out_ipynb, timeout)
+            run = NotebookRun(
+                name,
+                path,
+                "failed" if error else "ok",
+                error,
+                chosen,
+                seconds,
+                out_ipynb if executed_dir is not None and out_ipynb.is_file() else None,
+            )
+            runs.append(run)
+            executed.append((run, done))
+            if run.status == "ok":
+                for u in used:
+                    used_by.setdefault(u, []).append(name)
+            emitted = _collect_findings(done)
+            if emitted is not None:
+                findings_source = name
+                findings.extend(emitted)
+
+        readers: dict[str, list[str]] = {}
+        for path, _ in loaded:
+            for prm in declared[path]:
+                for kind in INPUT_PARAMETERS.get(prm.name, ()):
+                    readers.setdefault(kind, []).append(path.stem)
+        status = {r.name: r.status for r in runs}
+        rows = []
+        for path_s, kind in files or []:
+            users = used_by.get(path_s, [])
+            if users:
+                why = ""
+            elif kind == "unknown":
+                why = f"not recognised: {reasons[path_s]}"
+            elif kind not in readers:
+                why = f"no notebook in this run reads {kind} artefacts"
+            else:
+                why = f"the notebook(s) reading {kind} artefacts did not complete: " + ", ".join(
+                    f"{n} {status[n]}" for n in readers[kind]
+                )
+            rows.append((path_s, kind, reasons[path_s], bool(users), users, why))
+        table = pl.DataFrame(rows, schema=ARTEFACT_SCHEMA, orient="row")
+
+        header = _header_html(title, runs, table, findings, artefact_note, findings_source)
+        page = _export_html(_combine(executed, title), header)
+        out_html.parent.mkdir(parents=True, exist_ok=True)
+        out_html.write_text(page, encoding="utf-8")
+        log.info("report written to %s (%d bytes)", out_html, len(page))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return ReportResult(out_html, tuple(runs), table, tuple(findings))

@@ -1,0 +1,124 @@
+"""``dnskit`` in-process: argument handling, exit codes and one-line error messages.
+
+The report itself (notebooks executed, HTML checked in Chromium) is tested in test_report.py
+through the same ``main([...])`` entry point.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kit.cli import main, parse_value
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("True", True),
+        ("False", False),
+        ("None", None),
+        ("3", 3),
+        ("-2", -2),
+        ("0.5", 0.5),
+        ("1e-3", 0.001),
+        ("[1, 2]", [1, 2]),
+        ('{"a": "b"}', {"a": "b"}),
+        ("data/sample", "data/sample"),
+        ("2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z"),
+        ("true", "true"),  # papermill converts only the Python spellings
+        ("<script>", "<script>"),
+        ("", ""),
+    ],
+)
+def test_parse_value(text: str, expected: Any) -> None:
+    got = parse_value(text)
+    assert got == expected
+    assert type(got) is type(expected)
+
+
+def test_parse_value_bad_json() -> None:
+    with pytest.raises(ValueError, match=r"looks like JSON but does not parse"):
+        parse_value("[1, 2")
+
+
+def test_help_lists_both_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "summarize" in out
+    assert "report" in out
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    out = capsys.readouterr().out
+    for option in ("-p NAME VALUE", "--output", "--notebook", "--keep-executed", "ARTEFACTS"):
+        assert option.lower() in out.lower()
+
+
+def test_report_needs_an_output(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "data/sample"])
+    assert exc.value.code == 2
+    assert "-o/--output" in capsys.readouterr().err
+
+
+def test_unknown_parameter_is_a_usage_error(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        [
+            "report",
+            str(data_dir / "report" / "Corefile"),
+            "--notebook",
+            str(data_dir / "report" / "failing.py"),
+            "-p",
+            "mesage",
+            "x",
+            "-o",
+            str(tmp_path / "r.html"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err == (
+        "dnskit report: error: parameter(s) mesage not declared by any notebook run "
+        "(declared: message)\n"
+    )
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_bad_json_parameter_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["report", "-p", "x", "{oops", "-o", str(tmp_path / "r.html")])
+    assert rc == 2
+    assert capsys.readouterr().err.startswith("dnskit report: error: -p value '{oops' looks like")
+
+
+def test_missing_artefact_is_one_line(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-capture.pcap"
+    rc = main(
+        [
+            "report",
+            str(missing),
+            "--notebook",
+            str(data_dir / "report" / "failing.py"),
+            "-o",
+            str(tmp_path / "r.html"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err == f"dnskit: error: artefact file not found: {missing}\n"
+
+
+def test_missing_notebook_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nb = tmp_path / "nope.py"
+    rc = main(["report", "--notebook", str(nb), "-o", str(tmp_path / "r.html")])
+    assert rc == 1
+    assert capsys.readouterr().err == f"dnskit: error: notebook not found: {nb}\n"

@@ -1,0 +1,591 @@
+"""The report pipeline: notebooks executed and rendered through ``dnskit report``, then opened in
+headless Chromium with the network disabled.
+
+The browser is driven over the DevTools protocol (``--remote-debugging-pipe``), so the tests see
+every console message, exception, dialog and network request of the page, not only its DOM. A
+control test first shows that the harness does catch each of those on a page built to have them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import io
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import polars as pl
+import pytest
+from conftest import require_tool
+
+import kit.report as report
+from kit.cli import main
+
+# The -p value given to the hostile notebook: it must come out as text wherever it appears.
+HOSTILE = '</td></table><script>alert("p")</script>\'<b>x</b>'
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    # no network: every request, loopback included, goes to a closed port on 127.0.0.1
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--remote-debugging-pipe",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# a minimal DevTools-protocol client over chromium's pipe (fd 3: commands in, fd 4: messages out)
+# ---------------------------------------------------------------------------------------------
+
+
+class _Browser:
+    def __init__(self, chromium: str, profile: Path) -> None:
+        a_r, self._w = os.pipe()
+        self._r, b_w = os.pipe()
+        # the child's ends must not be 3 or 4 themselves, or the shell's redirections clobber them
+        child_r = fcntl.fcntl(a_r, fcntl.F_DUPFD_CLOEXEC, 10)
+        child_w = fcntl.fcntl(b_w, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(a_r)
+        os.close(b_w)
+        self.proc = subprocess.Popen(
+            [
+                "/bin/bash",
+                "-c",
+                f'exec "$0" "$@" 3<&{child_r} 4>&{child_w} {child_r}<&- {child_w}>&-',
+                chromium,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(child_r, child_w),
+        )
+        os.close(child_r)
+        os.close(child_w)
+        self._buf = b""
+        self._id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def _next(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("chromium sent nothing in time")
+            ready, _, _ = select.select([self._r], [], [], left)
+            if ready:
+                chunk = os.read(self._r, 1 << 20)
+                if not chunk:
+                    raise EOFError(f"chromium exited (status {self.proc.poll()})")
+                self._buf += chunk
+        raw, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(raw)
+
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
+    ) -> dict[str, Any]:
+        self._id += 1
+        msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + 60
+        while True:
+            m = self._next(deadline)
+            if m.get("id") == self._id:
+                if "error" in m:
+                    raise RuntimeError(f"{method}: {m['error']}")
+                return m.get("result", {})
+            self.events.append(m)
+
+    def wait_event(self, method: str, session: str) -> None:
+        """Wait for an event, dismissing JavaScript dialogs (they would block the page)."""
+        deadline = time.monotonic() + 60
+        handled = 0
+        while not any(e.get("method") == method for e in self.events):
+            dialogs = [e for e in self.events if e.get("method") == "Page.javascriptDialogOpening"]
+            if len(dialogs) > handled:
+                handled += 1
+                self.send("Page.handleJavaScriptDialog", {"accept": True}, session=session)
+                continue
+            self.events.append(self._next(deadline))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, EOFError, TimeoutError, RuntimeError):
+            self.send("Browser.close")
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._w)
+        os.close(self._r)
+
+
+@dataclasses.dataclass
+class Page:
+    """What the browser saw: the page's answer to PROBE, and the problems it reported."""
+
+    probe: dict[str, Any]
+    errors: list[str]  # console errors, uncaught exceptions, browser log errors
+    dialogs: list[str]  # alert()/confirm() opened by the page
+    requests: list[str]  # every URL the page requested
+
+
+PROBE = """JSON.stringify({
+  scripts: document.querySelectorAll('script').length,
+  images: document.querySelectorAll('img').length,
+  charts: [...document.querySelectorAll('[data-mime-type="image/svg+xml"]')].map(d => {
+    const svgs = d.querySelectorAll('svg');
+    const box = svgs.length ? svgs[0].getBoundingClientRect() : {width: 0, height: 0};
+    return {svgs: svgs.length, width: box.width, height: box.height,
+            texts: [...d.querySelectorAll('svg text')].map(t => t.textContent)};
+  }),
+  text: document.body.innerText,
+  cells: [...document.querySelectorAll('td')].map(td => td.textContent),
+  pres: [...document.querySelectorAll('pre')].map(p => p.textContent),
+  findings: [...document.querySelectorAll('#findings li h3')].map(h => h.textContent),
+  findingTags: document.querySelectorAll('#findings b, #findings img').length,
+  used: [...document.querySelectorAll('table.dnskit-used tbody tr')].map(
+    tr => [...tr.children].map(td => td.textContent)),
+  ignored: [...document.querySelectorAll('table.dnskit-ignored tbody tr')].map(
+    tr => [...tr.children].map(td => td.textContent)),
+})"""
+
+
+def open_in_chromium(html: Path) -> Page:
+    """Load a file in headless Chromium with no network and report what happened."""
+    chromium = require_tool("chromium", "chromium")
+    with tempfile.TemporaryDirectory(prefix="dnskit-chromium-") as profile:
+        b = _Browser(chromium, Path(profile))
+        try:
+            target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+                "sessionId"
+            ]
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                b.send(f"{domain}.enable", session=session)
+            b.send("Page.navigate", {"url": html.resolve().as_uri()}, session=session)
+            b.wait_event("Page.loadEventFired", session)
+            result = b.send(
+                "Runtime.evaluate", {"expression": PROBE, "returnByValue": True}, session=session
+            )
+        finally:
+            b.close()
+    errors: list[str] = []
+    dialogs: list[str] = []
+    requests: list[str] = []
+    for e in b.events:
+        method, params = e.get("method"), e.get("params", {})
+        if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
+            errors.append(json.dumps(params["args"]))
+        elif method == "Runtime.exceptionThrown":
+            errors.append(json.dumps(params["exceptionDetails"]))
+        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+            errors.append(params["entry"]["text"])
+        elif method == "Page.javascriptDialogOpening":
+            dialogs.append(params["message"])
+        elif method == "Network.requestWillBeSent":
+            requests.append(params["request"]["url"])
+    return Page(json.loads(result["result"]["value"]), errors, dialogs, requests)
+
+
+def _network_references(html_text: str) -> list[str]:
+    """Loads of scripts, styles, images, fonts or frames from anywhere but the file itself."""
+    refs = re.findall(
+        r"""<(?:script|link|img|iframe|embed|object|source|audio|video)\b[^>]*?\b(?:src|href|data)\s*=\s*["']?\s*(?:https?:)?//[^"'\s>]*""",
+        html_text,
+        flags=re.IGNORECASE,
+    )
+    refs += re.findall(
+        r"""(?:@import|url\()\s*["']?\s*(?:https?:)?//[^"')\s]*""", html_text, flags=re.I
+    )
+    return refs
+
+
+# ---------------------------------------------------------------------------------------------
+# the harness catches what it must catch
+# ---------------------------------------------------------------------------------------------
+
+
+def test_harness_catches_scripts_errors_dialogs_and_requests(tmp_path: Path) -> None:
+    page_file = tmp_path / "bad.html"
+    page_file.write_text(
+        "<!DOCTYPE html><html><head><link rel='stylesheet' href='http://127.0.0.1:9/x.css'></head>"
+        "<body><p>hello</p><script>console.error('bad thing'); alert('hi');</script>"
+        "<img src='http://127.0.0.1:9/x.png'></body></html>",
+        encoding="utf-8",
+    )
+    page = open_in_chromium(page_file)
+    assert page.probe["scripts"] == 1
+    assert any("bad thing" in e for e in page.errors)
+    assert page.dialogs == ["hi"]
+    assert "http://127.0.0.1:9/x.png" in page.requests
+    assert "http://127.0.0.1:9/x.css" in page.requests
+    assert len(_network_references(page_file.read_text())) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# a notebook with a chart, a table and hostile strings, rendered by `dnskit report`
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Rendered:
+    rc: int
+    html: Path
+    text: str
+    executed: Path
+    hostile_pcap: str
+    err: str
+
+
+@pytest.fixture(scope="module")
+def hostile_report(
+    tmp_path_factory: pytest.TempPathFactory, shared_fixtures: Path, data_dir: Path
+) -> Rendered:
+    root = tmp_path_factory.mktemp("hostile")
+    artefacts = root / "artefacts"
+    (artefacts / "node-a").mkdir(parents=True)
+    hostile_name = "<img src=x onerror=alert(3)> \"q'&amp;.pcap"  # no "/" in a file name
+    shutil.copy(shared_fixtures / "pcaps" / "dnscap_dns.pcap", artefacts / hostile_name)
+    shutil.copy(
+        shared_fixtures / "pcaps" / "chrissanders_dns_lab.pcapng",
+        artefacts / "node-a" / "lab.pcapng",
+    )
+    shutil.copy(data_dir / "report" / "Corefile", artefacts / "Corefile")
+    (artefacts / "notes.txt").write_text("what the on-call engineer wrote down\n", encoding="utf-8")
+    (artefacts / ".hidden.pcap").write_bytes(b"not an artefact")
+    out = root / "report.html"
+    executed = root / "executed"
+    err_file = root / "stderr.txt"
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        rc = main(
+            [
+                "report",
+                str(artefacts),
+                "--notebook",
+                str(data_dir / "report" / "hostile_strings.py"),
+                "--notebook",
+                str(data_dir / "report" / "needs_coredns_log.py"),
+                "-p",
+                "label",
+                HOSTILE,
+                "-o",
+                str(out),
+                "--keep-executed",
+                str(executed),
+            ]
+        )
+    err_file.write_text(buf.getvalue())
+    return Rendered(
+        rc,
+        out,
+        out.read_text(encoding="utf-8"),
+        executed,
+        str(artefacts / hostile_name),
+        buf.getvalue(),
+    )
+
+
+@pytest.fixture(scope="module")
+def hostile_page(hostile_report: Rendered) -> Page:
+    return open_in_chromium(hostile_report.html)
+
+
+def test_report_exit_status_and_summary(hostile_report: Rendered) -> None:
+    assert hostile_report.rc == 0, hostile_report.err
+    assert "hostile_strings ok" in hostile_report.err
+    # needs_coredns_log has a required coredns_log input and the artefacts hold no CoreDNS log
+    assert "needs_coredns_log skipped" in hostile_report.err
+    assert "coredns_log (coredns_log)" in hostile_report.err
+
+
+def test_no_script_and_no_network_reference_in_the_file(hostile_report: Rendered) -> None:
+    assert re.search(r"<script", hostile_report.text, re.IGNORECASE) is None
+    assert _network_references(hostile_report.text) == []
+    # nbconvert's stock templates point at these CDNs; none may remain
+    for cdn in ("require.js", "MathJax", "mermaid", "cdnjs", "unpkg", "jsdelivr"):
+        assert cdn.lower() not in hostile_report.text.lower()
+    assert "Content-Security-Policy" in hostile_report.text
+
+
+def test_page_loads_with_no_error_no_dialog_no_request(
+    hostile_report: Rendered, hostile_page: Page
+) -> None:
+    assert hostile_page.errors == []
+    assert hostile_page.dialogs == []
+    # the only request is the report itself
+    assert hostile_page.requests == [hostile_report.html.resolve().as_uri()]
+    assert hostile_page.probe["scripts"] == 0
+    assert hostile_page.probe["images"] == 0
+
+
+def test_every_chart_renders_as_svg(hostile_page: Page) -> None:
+    charts = hostile_page.probe["charts"]
+    # hostile_strings.py draws two charts
+    assert len(charts) == 2
+    for chart in charts:
+        assert chart["svgs"] >= 1
+        assert chart["width"] > 100 and chart["height"] > 100
+    # the bar chart's title and its axis labels are the data: vega drew the real chart
+    assert "latency per name (s)" in charts[0]["texts"]
+    assert "plain.example" in charts[0]["texts"]
+    # vega shortens long axis labels with "…"; the hostile label is there, as text
+    assert any(t.startswith('</td></table><script>alert("p")') for t in charts[0]["texts"])
+    # the point chart's title is the hostile label, whole
+    assert HOSTILE in charts[1]["texts"]
+
+
+def test_hostile_strings_show_as_text(hostile_page: Page) -> None:
+    probe = hostile_page.probe
+    # polars' HTML table shows strings quoted
+    assert f'"{HOSTILE}"' in probe["cells"]
+    assert '"say "hi" & \'bye\'"' in probe["cells"]
+    assert f"stdout: {HOSTILE}" in "\n".join(probe["pres"])
+    # the finding emitted by the notebook, lifted to the top, with its hostile id and title
+    assert len(probe["findings"]) == 1
+    assert HOSTILE in probe["findings"][0]
+    assert "<img src=x onerror=alert(2)>" in probe["findings"][0]
+    assert probe["findingTags"] == 0
+    assert 'an explanation with "quotes" & <b>tags</b>' in probe["text"]
+    assert "frame of 3 rows × 2 columns" in probe["text"]
+
+
+def test_findings_come_first(hostile_page: Page) -> None:
+    text = hostile_page.probe["text"]
+    assert text.index("Findings") < text.index("Notebooks") < text.index("Artefacts")
+    assert text.index("Artefacts") < text.index("Hostile strings, two charts and a table")
+
+
+def test_artefacts_used_and_ignored(hostile_report: Rendered, hostile_page: Page) -> None:
+    used = {row[0]: row for row in hostile_page.probe["used"]}
+    ignored = {row[0]: row for row in hostile_page.probe["ignored"]}
+    # 4 visible files (the hidden one is skipped): 2 captures used, a Corefile and a note ignored
+    assert len(used) + len(ignored) == 4
+    hostile_path = hostile_report.hostile_pcap
+    assert used[hostile_path][1:3] == ["capture", "hostile_strings"]
+    assert any(p.endswith("node-a/lab.pcapng") for p in used)
+    corefile = next(p for p in ignored if p.endswith("Corefile"))
+    assert ignored[corefile][1] == "corefile"
+    assert ignored[corefile][2] == "no notebook in this run reads corefile artefacts"
+    notes = next(p for p in ignored if p.endswith("notes.txt"))
+    assert ignored[notes][1] == "unknown"
+    assert ignored[notes][2].startswith("not recognised: ")
+    assert not any(".hidden" in p for p in [*used, *ignored])
+
+
+def test_notebook_received_the_captures(hostile_report: Rendered) -> None:
+    nb = nbformat.read(hostile_report.executed / "hostile_strings.ipynb", as_version=4)
+    passed = nb.metadata["papermill"]["parameters"]
+    assert passed["label"] == HOSTILE
+    assert sorted(Path(p).name for p in passed["capture"]) == sorted(
+        [Path(hostile_report.hostile_pcap).name, "lab.pcapng"]
+    )
+    # and the hidden set-up cell switched Altair to static SVG before the charts were drawn
+    svg_outputs = [
+        o for c in nb.cells for o in c.get("outputs", []) if "image/svg+xml" in o.get("data", {})
+    ]
+    assert len(svg_outputs) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# a failing notebook: report written with the failure shown, exit status 1
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def failing_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Rendered:
+    root = tmp_path_factory.mktemp("failing")
+    out = root / "sub" / "failing.html"
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        rc = main(
+            [
+                "report",
+                str(data_dir / "report" / "Corefile"),
+                "--notebook",
+                str(data_dir / "report" / "failing.py"),
+                "-o",
+                str(out),
+            ]
+        )
+    return Rendered(rc, out, out.read_text(encoding="utf-8"), root, "", buf.getvalue())
+
+
+def test_failing_notebook_exit_status(failing_report: Rendered) -> None:
+    assert failing_report.rc == 1
+    assert "failing failed" in failing_report.err
+    assert "notebook(s) failed: failing" in failing_report.err
+    assert "Traceback" not in failing_report.err
+
+
+def test_failing_notebook_report_shows_the_failure(failing_report: Rendered) -> None:
+    assert re.search(r"<script", failing_report.text, re.IGNORECASE) is None
+    page = open_in_chromium(failing_report.html)
+    assert page.errors == [] and page.dialogs == []
+    text = page.probe["text"]
+    assert "Incomplete report: failed notebook(s): failing" in text
+    # papermill's banner and the traceback of the cell that raised
+    assert "An Exception was encountered at 'In [" in text
+    message = "boom <script>alert(4)</script>"
+    assert f"ValueError: {message}" in "\n".join(page.probe["pres"])
+    # cells before the failure ran and show their output; the cells after it did not run
+    assert "output before the failure" in text
+    assert "output after the failure" not in text
+    # no findings notebook ran: the top says so instead of showing an empty section
+    assert "No findings yet" in text
+    # the Corefile was given but the only notebook that ran reads no Corefile
+    assert page.probe["ignored"][0][1:] == [
+        "corefile",
+        "no notebook in this run reads corefile artefacts",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# the pieces, without a kernel
+# ---------------------------------------------------------------------------------------------
+
+
+def test_notebook_parameters(data_dir: Path) -> None:
+    params = report.notebook_parameters(data_dir / "report" / "hostile_strings.py")
+    assert [(p.name, p.annotation, p.default, p.optional) for p in params] == [
+        ("capture", "list[str] | None", "None", True),
+        ("label", "str", "'<script>alert(1)</script>'", False),
+    ]
+    assert params[0].help == "capture files the report found among the artefacts"
+    req = report.notebook_parameters(data_dir / "report" / "needs_coredns_log.py")
+    assert [(p.name, p.optional) for p in req] == [("coredns_log", False)]
+
+
+def test_unknown_parameter_is_refused_before_running(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"parameter\(s\) lable not declared by any notebook run"):
+        report.render(
+            data_dir / "report" / "failing.py",
+            parameters={"lable": 1},
+            output_html=tmp_path / "x.html",
+            artefacts=[data_dir / "report" / "Corefile"],
+        )
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_inventory_walks_folders_and_skips_hidden(tmp_path: Path, shared_fixtures: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / ".git").mkdir()
+    shutil.copy(shared_fixtures / "pcaps" / "dnscap_dns.pcap", tmp_path / "a" / "b" / "x.bin")
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (tmp_path / "empty.log").write_bytes(b"")
+    inv = report.inventory(tmp_path)
+    assert inv.schema == report.INVENTORY_SCHEMA
+    assert [Path(p).name for p in inv["path"]] == ["x.bin", "empty.log"]
+    assert inv["kind"].to_list() == ["capture", "unknown"]
+    assert inv["size_bytes"].to_list() == [
+        (shared_fixtures / "pcaps" / "dnscap_dns.pcap").stat().st_size,
+        0,
+    ]
+
+
+def test_inventory_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        report.inventory(tmp_path / "nope")
+    empty = report.inventory(tmp_path / "nope", missing_ok=True)
+    assert empty.height == 0 and empty.schema == report.INVENTORY_SCHEMA
+
+
+# Fallback classifier, on real files; each expectation is what the file is by its provenance
+# (../shared/fixtures/README.md) and its first bytes.
+SNIFF_CASES = [
+    ("pcaps/dnscap_dns.pcap", "capture"),  # classic pcap, d4 c3 b2 a1
+    ("pcaps/chrissanders_dns_lab.pcapng", "capture"),  # pcapng section header 0a 0d 0d 0a
+    ("metrics/netdata_coredns_v1.7.0_some_load.prom", "metrics_exposition"),  # "# HELP" lines
+    ("metrics/grafana_range_simple.result.json", "prometheus_api_json"),  # "resultType": "matrix"
+    ("metrics/grafana_export_mpawlik_columns.csv", "grafana_csv"),  # first header cell "Time"
+    ("metrics/grafana_export_heekof_series_rows.csv", "grafana_csv"),  # "Series;Time;Value"
+    ("metrics/grafana_export_tenst_excel_columns.csv", "grafana_csv"),  # BOM, "sep=;", "Time"
+    ("metrics/grafana_export_geugenm_seriestocolumns_formatted_crlf_bom.csv", "grafana_csv"),
+    ("logs/coredns_repo_readme_examples.log", "coredns_log"),  # [INFO] ip:port - id "A IN ..."
+    ("logs/elastic_integrations_test-coredns-error.log", "coredns_log"),  # [ERROR] plugin/errors
+]
+
+
+@pytest.mark.parametrize(("rel", "kind"), SNIFF_CASES)
+def test_fallback_sniffer_on_real_files(shared_fixtures: Path, rel: str, kind: str) -> None:
+    path = shared_fixtures / rel
+    assert report._sniff_kind(path)[0] == kind, path.read_bytes()[:200]
+
+
+def test_fallback_sniffer_gzip_and_config(tmp_path: Path, data_dir: Path) -> None:
+    import gzip
+
+    gz = tmp_path / "Corefile.gz"
+    gz.write_bytes(gzip.compress((data_dir / "report" / "Corefile").read_bytes()))
+    kind, reason = report._sniff_kind(gz)
+    assert kind == "corefile" and reason.startswith("gzipped ")
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n    interface: 127.0.0.1\n    tcp-upstream: yes\n")
+    assert report._sniff_kind(conf)[0] == "unbound_conf"
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    assert report._sniff_kind(broken)[0] == "unknown"
+
+
+def test_classify_never_raises_on_unreadable(tmp_path: Path) -> None:
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    kind, reason = report.classify_artefact(folder)  # a folder cannot be opened as a file
+    assert kind == "unknown"
+    assert reason
+
+
+@dataclasses.dataclass
+class _Finding:
+    id: str
+    title: str
+    severity: str
+    explanation: str
+    evidence: dict[str, Any]
+    confirm: str
+
+
+def test_finding_hand_over_format() -> None:
+    frame = pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    got = report._finding_dict(
+        _Finding("syn-retx", "SYN retransmissions", "high", "why", {"rows": frame, "p": 0.5}, "cmd")
+    )
+    assert got == {
+        "id": "syn-retx",
+        "title": "SYN retransmissions",
+        "severity": "high",
+        "explanation": "why",
+        "evidence": {"rows": "frame of 3 rows × 2 columns", "p": "0.5"},
+        "confirm": "cmd",
+    }
+
+
+def test_text_makes_control_bytes_visible() -> None:
+    # a file name from the wire may hold any byte; the report shows it, escaped, never raw
+    raw = os.fsdecode(b"a\x1b[31m\xff\n.pcap")
+    shown = report._e(raw)
+    assert "\x1b" not in shown and "\n" not in shown
+    assert "\\x1b[31m" in shown and "\\udcff" in shown and "\\n" in shown
