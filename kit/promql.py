@@ -1323,6 +1323,26 @@ def _series_from_frame(frame: pl.DataFrame) -> list[_Series]:
     return out
 
 
+def _selector_names(node: object) -> set[str] | None:
+    """Metric names of every selector in ``node``, or None if some selector has no fixed name."""
+    names: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, _Selector):
+            fixed = [m.value for m in n.matchers if m.name == _NAME and m.op == "="]
+            if not fixed:
+                return None
+            names.add(fixed[0])
+        elif isinstance(n, _Call):
+            stack.extend(n.args)
+        elif isinstance(n, _Agg | _Unary):
+            stack.append(n.expr)
+        elif isinstance(n, _Binary):
+            stack += [n.lhs, n.rhs]
+    return names
+
+
 def _result_frame(ctx: _Ctx, result: _Vec | _Scalar) -> pl.DataFrame:
     ts_dtype = pl.Datetime("us", "UTC")
     if isinstance(result, _Scalar):
@@ -1437,7 +1457,12 @@ def evaluate(
         raise ValueError(f"compat must be '2' or '3', got {compat!r}")
     text = _substitute(expr, variables)
     node = _Parser(text).parse()
-    series = _series_from_frame(frame)
+    names = _selector_names(node)
+    used = frame
+    if names is not None and "metric" in frame.columns:
+        # only the metrics the expression names: grouping the rest into series would be wasted work
+        used = frame.filter(pl.col("metric").is_in(sorted(names)))
+    series = _series_from_frame(used)
     if start is None or end is None:
         if frame.is_empty():
             raise ValueError("start= and end= are required for an empty frame")

@@ -78,8 +78,14 @@ def _latency(rng: random.Random, slow_share: float) -> float:
     return min(rng.lognormvariate(math.log(0.002), 1.2), 6.0)
 
 
-def history(seed: int = 4) -> tuple[str, pl.DataFrame]:
-    """The generated history as (OpenMetrics text, metrics frame)."""
+def history(
+    seed: int = 4, *, extra_instances: int = 0, minutes: int = MINUTES
+) -> tuple[str, pl.DataFrame]:
+    """The generated history as (OpenMetrics text, metrics frame).
+
+    ``extra_instances`` adds plain CoreDNS pods (10.1.x.y:9153) and ``minutes`` lengthens the
+    history, for benchmarks; the tests use the defaults.
+    """
     rng = random.Random(seed)
     hist = _Family("coredns_dns_request_duration_seconds", "histogram")
     reqs = _Family("coredns_dns_requests", "counter")
@@ -97,9 +103,18 @@ def history(seed: int = 4) -> tuple[str, pl.DataFrame]:
             "zones": ["cluster.local.", "."],
         },
     ]
+    for i in range(extra_instances):
+        targets.append(
+            {
+                "instance": f"10.1.{i // 250}.{i % 250 + 1}:9153",
+                "job": "coredns",
+                "server": "dns://:53",
+                "zones": ["."],
+            }
+        )
     for ti, tgt in enumerate(targets):
         state: dict[str, dict[str, float]] = {}
-        for k in range(MINUTES * 60 // SCRAPE_S):
+        for k in range(minutes * 60 // SCRAPE_S):
             minute = k * SCRAPE_S / 60
             if tgt["instance"] == "10.0.0.3:9153" and 35 <= minute < 43:
                 continue  # scrape gap
@@ -107,7 +122,7 @@ def history(seed: int = 4) -> tuple[str, pl.DataFrame]:
                 break  # pod gone
             if tgt["instance"] == "10.0.0.2:9153" and k == 25 * 60 // SCRAPE_S:
                 state = {}  # restart: all counters start again
-            t = T0 + k * SCRAPE_S + ti * 0.125 + rng.choice((0, 0.125, 0.25))
+            t = T0 + k * SCRAPE_S + (ti % 64) * 0.125 + rng.choice((0, 0.125, 0.25))
             base = {"instance": tgt["instance"], "job": tgt["job"]}
             for zone in tgt["zones"]:
                 st = state.setdefault(zone, {})
@@ -144,7 +159,7 @@ def history(seed: int = 4) -> tuple[str, pl.DataFrame]:
     # two probes writing the same bucket as le="1" and le="1.0"
     for pi, les in enumerate((PROBE_LE_A, PROBE_LE_B)):
         counts = [0] * len(les)
-        for k in range(MINUTES * 60 // SCRAPE_S):
+        for k in range(minutes * 60 // SCRAPE_S):
             t = T0 + k * SCRAPE_S + 0.5 + pi * 0.125
             for _ in range(rng.randint(5, 15)):
                 x = rng.expovariate(1.5)
@@ -158,7 +173,7 @@ def history(seed: int = 4) -> tuple[str, pl.DataFrame]:
     # a once-a-minute gauge exactly on the minute grid, silent for minutes 20-29: at t = 24:00 its
     # newest sample (19:00) sits exactly on t - 5m (inside the lookback for 2.x, outside for 3.x)
     success = _Family("dns_probe_success", "gauge")
-    for m in range(MINUTES):
+    for m in range(minutes):
         if not 20 <= m < 30:
             success.add(
                 success.name, {"probe": "p0", "job": "probe"}, T0 + 60 * m, float(m % 7 != 3)
