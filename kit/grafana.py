@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import polars as pl
+
 from kit.errors import InputFormatError, KitWarning
 from kit.prometheus import (
     _METRIC_NAME_RE,
@@ -220,6 +222,98 @@ def _sniff_delimiter(header: str) -> str:
     return max(counts, key=lambda c: counts[c])
 
 
+class _CsvFrame:
+    """Rows of one CSV frame, buffered per column and converted in bulk when the frame ends."""
+
+    def __init__(
+        self,
+        kind: str,
+        tcol: int,
+        series: list[tuple[int, str | None, dict[str, str]]],
+        header: list[str],
+    ) -> None:
+        self.kind = kind
+        self.tcol = tcol
+        self.series = series
+        self.header = header
+        self.ts: list[int] = []
+        self.lines: list[int] = []
+        self.rows: list[list[str]] = []
+
+    def flush(
+        self, col: _Collector, src: int, pending: list[tuple[int, str, str]], delimiter: str
+    ) -> tuple[int, int]:
+        """Add the buffered samples to ``col``; bad cells go to ``pending``. Returns (added, missing)."""
+        if not self.rows:
+            return 0, 0
+        cols: list[tuple[int, int]] = (
+            [(-1, 2)]
+            if self.kind == "rows"
+            else [(k, idx) for k, (idx, _, _) in enumerate(self.series)]
+        )
+        added = missing = 0
+        ts = pl.Series("ts", self.ts, dtype=pl.Int64)
+        lines = pl.Series("line", self.lines, dtype=pl.Int64)
+        keys = (
+            pl.Series("key", [r[0] for r in self.rows], dtype=pl.String)
+            if self.kind == "rows"
+            else None
+        )
+        for k, idx in cols:
+            cells = pl.Series("cell", [r[idx] for r in self.rows], dtype=pl.String)
+            stripped = cells.str.strip_chars()
+            is_missing = stripped.str.to_lowercase().is_in(list(_MISSING))
+            values = stripped.cast(pl.Float64, strict=False)
+            missing += int(is_missing.sum())
+            frame = pl.DataFrame(
+                {"ts": ts, "line": lines, "value": values, "missing": is_missing, "cell": cells}
+            ).with_columns(pl.lit(None, dtype=pl.String).alias("unit"))
+            if keys is not None:
+                frame = frame.with_columns(keys)
+            # Cells that are neither missing nor plain numbers: formatted values ("1.5 ms") or junk.
+            odd = frame.filter(pl.col("value").is_null() & ~pl.col("missing"))
+            if not odd.is_empty():
+                fixed_v: list[float | None] = []
+                fixed_u: list[str | None] = []
+                for cell, line in zip(odd["cell"], odd["line"], strict=True):
+                    try:
+                        v, u = parse_formatted_value(cell)
+                    except ValueError as exc:
+                        name = self.header[idx] if self.kind == "columns" else "Value"
+                        pending.append((line, f"column {name!r}: {exc}", cell))
+                        v, u = None, None
+                    fixed_v.append(v)
+                    fixed_u.append(u)
+                odd = odd.with_columns(
+                    pl.Series("value", fixed_v, dtype=pl.Float64),
+                    pl.Series("unit", fixed_u, dtype=pl.String),
+                )
+                frame = pl.concat(
+                    [frame.filter(pl.col("value").is_not_null()), odd], how="vertical"
+                ).sort("line", maintain_order=True)
+            frame = frame.filter(pl.col("value").is_not_null())
+            if frame.is_empty():
+                continue
+            group_cols = ["key", "unit"] if keys is not None else ["unit"]
+            for group in frame.partition_by(group_cols, maintain_order=True):
+                unit = group["unit"][0]
+                if keys is not None:
+                    metric, labels = parse_display_name(group["key"][0])
+                else:
+                    _, metric, labels = self.series[k]
+                sid = col.series_id(metric, {**labels, "unit": unit} if unit else labels)
+                col.add_many(
+                    sid,
+                    group["ts"].to_list(),
+                    group["value"].to_list(),
+                    src,
+                    group["line"].to_list(),
+                )
+                added += group.height
+        self.rows, self.ts, self.lines = [], [], []
+        return added, missing
+
+
 def read_csv_into(text: str, path: Path, col: _Collector, *, strict: bool, timezone: str) -> int:
     """Parse a Grafana CSV export into ``col``; returns the number of samples added."""
     src = col.new_source(path, by_line=True)
@@ -241,10 +335,22 @@ def read_csv_into(text: str, path: Path, col: _Collector, *, strict: bool, timez
         delimiter = _sniff_delimiter(lines[start])
     reader = csv.reader(io.StringIO("".join(lines[start:])), delimiter=delimiter)
     header: list[str] | None = None
-    layout: tuple[str, int, list[tuple[int, str | None, dict[str, str]]]] | None = None
+    frame: _CsvFrame | None = None
+    pending: list[tuple[int, str, str]] = []  # (line, message, excerpt): rejected, in line order
     added = missing = headers = repeated = blank = 0
     prev_blank = True
-    sids: dict[tuple[int | str, str | None], int] = {}  # (column or series name, unit) -> id
+
+    def flush() -> None:
+        nonlocal added, missing
+        if frame is not None:
+            a, m = frame.flush(col, src, pending, delimiter)
+            added += a
+            missing += m
+        pending.sort(key=lambda x: x[0])
+        for line, message, excerpt in pending:
+            rej.reject(message, line=line, excerpt=excerpt)
+        pending.clear()
+
     for row in reader:
         line_no = start + reader.line_num  # 1-based line of the row's last physical line
         if not any(c.strip() for c in row):
@@ -252,68 +358,38 @@ def read_csv_into(text: str, path: Path, col: _Collector, *, strict: bool, timez
             prev_blank = True
             continue
         if header is None or (prev_blank and _looks_like_header(row, times)):
+            flush()
             header = [c.strip() for c in row]
-            layout = _layout(header, path, line_no)
-            sids = {}
+            frame = _CsvFrame(*_layout(header, path, line_no), header)
             headers += 1
             prev_blank = False
             continue
         prev_blank = False
-        assert layout is not None
-        kind, tcol, series = layout
-        cells = [c.strip() for c in row]
-        if cells == header or (len(row) == 1 and [c.strip() for c in row[0].split(",")] == header):
+        assert frame is not None
+        if [c.strip() for c in row] == header or (
+            len(row) == 1 and [c.strip() for c in row[0].split(",")] == header
+        ):
             repeated += 1  # a repeated header (legacy Excel export repeats it comma-separated)
             continue
         if len(row) != len(header):
-            rej.reject(
-                f"row has {len(row)} fields, the header has {len(header)} "
-                f"(delimiter {delimiter!r})",
-                line=line_no,
-                excerpt=delimiter.join(row),
+            pending.append(
+                (
+                    line_no,
+                    f"row has {len(row)} fields, the header has {len(header)} "
+                    f"(delimiter {delimiter!r})",
+                    delimiter.join(row),
+                )
             )
             continue
         try:
-            ts = times(row[tcol])
+            ts = times(row[frame.tcol])
         except ValueError as exc:
-            rej.reject(str(exc), line=line_no, excerpt=delimiter.join(row))
+            pending.append((line_no, str(exc), delimiter.join(row)))
             continue
-        if kind == "rows":
-            cell = row[2]
-            if cell.strip().lower() in _MISSING:
-                missing += 1
-                continue
-            try:
-                value, unit = parse_formatted_value(cell)
-            except ValueError as exc:
-                rej.reject(str(exc), line=line_no, excerpt=delimiter.join(row))
-                continue
-            sid = sids.get((row[0], unit))
-            if sid is None:
-                metric, labels = parse_display_name(row[0])
-                sid = col.series_id(metric, {**labels, "unit": unit} if unit else labels)
-                sids[(row[0], unit)] = sid
-            col.add(sid, ts, value, src, line_no)
-            added += 1
-            continue
-        for idx, metric, labels in series:
-            cell = row[idx]
-            if cell.strip().lower() in _MISSING:
-                missing += 1
-                continue
-            try:
-                value, unit = parse_formatted_value(cell)
-            except ValueError as exc:
-                rej.reject(
-                    f"column {header[idx]!r}: {exc}", line=line_no, excerpt=delimiter.join(row)
-                )
-                continue
-            sid = sids.get((idx, unit))
-            if sid is None:
-                sid = col.series_id(metric, {**labels, "unit": unit} if unit else labels)
-                sids[(idx, unit)] = sid
-            col.add(sid, ts, value, src, line_no)
-            added += 1
+        frame.rows.append(row)
+        frame.ts.append(ts)
+        frame.lines.append(line_no)
+    flush()
     if header is None:
         log.info("%s: Grafana CSV without rows", path)
         return 0

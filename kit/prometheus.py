@@ -134,6 +134,15 @@ class _Collector:
             self.series.append((name or None, dict(items)))
         return sid
 
+    def add_many(
+        self, sid: int, ts_us: list[int], value: list[float], src: int, where: list[int]
+    ) -> None:
+        self.sid.extend([sid] * len(ts_us))
+        self.ts_us.extend(ts_us)
+        self.value.extend(value)
+        self.src.extend([src] * len(ts_us))
+        self.where.extend(where)
+
     def add(self, sid: int, ts_us: int, value: float, src: int, where: int) -> None:
         self.sid.append(sid)
         self.ts_us.append(ts_us)
