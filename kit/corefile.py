@@ -25,6 +25,7 @@ from __future__ import annotations
 import fnmatch
 import glob as _glob
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -131,6 +132,11 @@ _TEMPLATE_CONTROL = re.compile(r"^(if|else|end|range|with|define|block|template|
 _ENV = re.compile(r"\{\$([^{}$]+)\}|\{%([^{}%]+)%\}")
 _MAX_IMPORT_DEPTH = 10
 _MAX_NESTING = 50
+# "Corefile: |" (or Corefile.base, quoted keys, |- |+ |2 indicators) in a ConfigMap manifest
+_YAML_COREFILE_KEY = re.compile(
+    r"""^([ \t]*)["']?(Corefile(?:\.base)?)["']?[ \t]*:[ \t]*\|[-+0-9]*[ \t]*(?:#.*)?$""", re.M
+)
+_YAML_MANIFEST = re.compile(r"^(?:apiVersion|kind|data)[ \t]*:", re.M)
 
 
 # --------------------------------------------------------------------------------------------
@@ -664,8 +670,10 @@ class _Parser:
             )
             return data.decode("utf-8", "replace")
 
-    def _tokens(self, data: bytes, source: str) -> list[_Tok]:
+    def _tokens(self, data: bytes, source: str, *, top: bool = False) -> list[_Tok]:
         text = self._decode(data, source)
+        if top:
+            text = self._unwrap_manifest(text, source)
         toks = _lex(text, source, self.notes)
         kept: list[_Tok] = []
         for t in toks:
@@ -694,8 +702,60 @@ class _Parser:
 
     # -- structure ----------------------------------------------------------------------------
 
+    def _unwrap_manifest(self, text: str, source: str) -> str:
+        """The Corefile inside a Kubernetes ConfigMap (YAML ``Corefile: |`` or ``kubectl -o json``).
+
+        For YAML, every line that is not part of a ``Corefile:`` block scalar is blanked, so line
+        numbers stay those of the file. Text that is not a manifest is returned unchanged.
+        """
+        found = list(_YAML_COREFILE_KEY.finditer(text))
+        if found and _YAML_MANIFEST.search(text):
+            lines = text.split("\n")
+            keep = [False] * len(lines)
+            for m in found:
+                key_line = text.count("\n", 0, m.start())
+                key_indent = len(m.group(1).expandtabs())
+                first = last = None
+                for j in range(key_line + 1, len(lines)):
+                    ln = lines[j]
+                    if ln.strip() and len(ln) - len(ln.lstrip()) <= key_indent:
+                        break
+                    keep[j] = True
+                    if ln.strip():
+                        first = j if first is None else first
+                        last = j
+                if first is not None and last is not None:
+                    self.notes.append(
+                        f"{source}:{key_line + 1}: Corefile read from the YAML key "
+                        f"{m.group(2)!r} (lines {first + 1}-{last + 1})"
+                    )
+            return "\n".join(ln if k else "" for ln, k in zip(lines, keep, strict=True))
+        stripped = text.lstrip()
+        if stripped.startswith("{") and '"Corefile' in text:
+            try:
+                obj = json.loads(text)
+            except (ValueError, RecursionError):
+                return text
+            items = obj.get("items", [obj]) if isinstance(obj, dict) else []
+            parts = []
+            for item in items:
+                data = item.get("data") if isinstance(item, dict) else None
+                if not isinstance(data, dict):
+                    continue
+                for key in ("Corefile", "Corefile.base"):
+                    if isinstance(data.get(key), str):
+                        name = (item.get("metadata") or {}).get("name", "?")
+                        parts.append(data[key])
+                        self.notes.append(
+                            f"{source}: Corefile read from ConfigMap {name!r} key {key!r} of a JSON "
+                            "manifest; line numbers count from the start of that value"
+                        )
+            if parts:
+                return "\n".join(parts)
+        return text
+
     def parse(self, data: bytes) -> Corefile:
-        toks = self._tokens(data, self.name)
+        toks = self._tokens(data, self.name, top=True)
         toks = self._expand_imports(toks, depth=0, top=True)
         blocks = self._server_blocks(toks)
         return Corefile(

@@ -463,3 +463,35 @@ def test_runaway_nesting_is_an_input_error() -> None:
     with pytest.raises(InputFormatError, match="blocks nested deeper than 50 levels") as exc:
         read_corefile(text)
     assert exc.value.line == 51  # the 50th nested "a {" line (line 1 is ".:53 {")
+
+
+def test_configmap_yaml_and_json_manifests(cdir: Path, tmp_path: Path) -> None:
+    # k8s_addon_configmap.yaml = 9 manifest lines + k8s_addon_nodelocaldns.Corefile verbatim (the
+    # Corefile lines of the shared copy are already indented by 4, as in the upstream YAML)
+    plain = read_corefile(cdir / "k8s_addon_nodelocaldns.Corefile").forward_settings()
+    yml = read_corefile(cdir / "k8s_addon_configmap.yaml")
+    fwd = yml.forward_settings()
+    assert fwd.drop("source", "line_no").equals(plain.drop("source", "line_no"))
+    assert (fwd["line_no"] - plain["line_no"]).to_list() == [9] * 4  # file line numbers kept
+    assert yml.notes == (
+        "k8s_addon_configmap.yaml:9: Corefile read from the YAML key 'Corefile' (lines 10-55)",
+    )
+    # `kubectl get cm -o json` puts the Corefile in one JSON string
+    import json
+
+    text = (cdir / "k8s_addon_nodelocaldns.Corefile").read_text()
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "node-local-dns"},
+        "data": {"Corefile": text},
+    }
+    p = tmp_path / "cm.json"
+    p.write_text(json.dumps(manifest))
+    js = read_corefile(p)
+    assert js.forward_settings().drop("source").equals(plain.drop("source"))
+    assert "ConfigMap 'node-local-dns' key 'Corefile'" in js.notes[0]
+    # a "Corefile: |" line in a file that is not a manifest is not taken as YAML
+    assert read_corefile("Corefile: |\n  .:53 {\n    errors\n  }\n").blocks[0].keys[0].key == (
+        "Corefile:"
+    )

@@ -125,6 +125,7 @@ LOCAL_KINDS: dict[str, str] = {
     "corefile/node_cache_stubdomain_block.Corefile": "corefile",
     "corefile/braceless_single_block.Corefile": "corefile",
     "corefile/edge_syntax.Corefile": "corefile",
+    "corefile/k8s_addon_configmap.yaml": "corefile",  # ConfigMap manifest with a Corefile key
     "corefile/with_import/custom/upstream.override": "unknown",  # a fragment, not a Corefile
 }
 
