@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import altair as alt
 import polars as pl
@@ -267,7 +267,8 @@ def latency_quantiles_chart(
         )
         layers += [rule, text]
         notes.append(f"ceiling {_fmt_s(ceiling)}")
-    return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
+    chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
+    return cast(alt.LayerChart, chart)
 
 
 def rate_chart(
@@ -436,6 +437,7 @@ def before_after_chart(
         .mark_text(align="left", baseline="top", dx=4, dy=4, fontSize=11)
         .encode(x="change:T", y=alt.value(0), text="label:N")
     )
-    return alt.layer(lines, means, rule, text).properties(
+    chart = alt.layer(lines, means, rule, text).properties(
         width=WIDTH, height=HEIGHT, title=_title(title, notes)
     )
+    return cast(alt.LayerChart, chart)

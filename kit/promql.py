@@ -1068,8 +1068,8 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
     out_labels: list[Labels] = []
     rows_v: list[np.ndarray] = []
     rows_p: list[np.ndarray] = []
-    for sig, rj in right.items():
-        if rhs.present[rj].sum(axis=0).max(initial=0) > 1:
+    for sig, rows in right.items():
+        if int(rhs.present[rows].sum(axis=0).max(initial=0)) > 1:
             raise PromQLError(
                 f"found duplicate series for the match group {_fmt_labels(sig)} on the right hand-side "
                 "of the operation; many-to-many matching not allowed: matching labels must be unique on one side",
@@ -1081,10 +1081,10 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
         rj = right.get(sig)
         if rj is None:
             continue
-        r_present = rhs.present[rj].any(axis=0)
+        r_present: np.ndarray = np.asarray(rhs.present[rj].any(axis=0))
         r_values = np.where(rhs.present[rj], rhs.values[rj], 0.0).sum(axis=0)
         matched = lhs.present[li] & r_present[None, :]
-        if matched.sum(axis=0).max(initial=0) > 1:
+        if int(matched.sum(axis=0).max(initial=0)) > 1:
             raise PromQLError(
                 f"multiple matches for labels {_fmt_labels(sig)}: many-to-one matching must be explicit "
                 "(group_left/group_right), which the kit does not support",
@@ -1210,19 +1210,19 @@ def _bucket_quantile(
             merged.append([ub, c])
     if compat == "2":
         top = -math.inf
-        for b in merged:
-            if b[1] > top:
-                top = b[1]
-            elif b[1] < top:
-                b[1] = top
+        for bk in merged:
+            if bk[1] > top:
+                top = bk[1]
+            elif bk[1] < top:
+                bk[1] = top
     else:
         prev = merged[0][1]
-        for b in merged[1:]:
-            cur = b[1]
+        for bk in merged[1:]:
+            cur = bk[1]
             if cur == prev:
                 continue
             if _almost_equal(prev, cur, 1e-12) or cur < prev:
-                b[1] = prev
+                bk[1] = prev
                 continue
             prev = cur
     if len(merged) < 2:
