@@ -53,6 +53,7 @@ import polars as pl
 from kit.errors import InputFormatError, KitWarning
 from kit.prometheus import (
     _METRIC_NAME_RE,
+    _check_us,
     _Collector,
     _LineError,
     _parse_float,
@@ -187,7 +188,7 @@ class _TimeParser:
             return got
         text = cell.strip()
         if re.fullmatch(r"-?\d+(?:\.\d+)?", text):
-            us = round(float(text) * 1000)  # epoch milliseconds, as Grafana writes raw times
+            us = _check_us(round(float(text) * 1000))  # epoch ms, as Grafana writes raw times
         else:
             iso = text.replace("Z", "+00:00") if text.endswith("Z") else text
             try:
@@ -197,7 +198,7 @@ class _TimeParser:
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=self.tz)
                 self.naive += 1
-            us = (dt - _EPOCH) // timedelta(microseconds=1)
+            us = _check_us((dt - _EPOCH) // timedelta(microseconds=1))
         self.cache[cell] = us
         return us
 
@@ -597,10 +598,13 @@ def _read_frame(
     tnanos = nanos[tcol] if tcol < len(nanos) and isinstance(nanos[tcol], list) else None
     for j, t in enumerate(cols[tcol]):
         if isinstance(t, int | float) and not isinstance(t, bool):
-            us = round(t * 1000)
-            if tnanos is not None and j < len(tnanos) and isinstance(tnanos[j], int):
-                us += tnanos[j] // 1000
-            ts_us.append(us)
+            try:
+                us = round(t * 1000)
+                if tnanos is not None and j < len(tnanos) and isinstance(tnanos[j], int):
+                    us += tnanos[j] // 1000
+                ts_us.append(_check_us(us))
+            except (ValueError, OverflowError):
+                ts_us.append(None)
         elif isinstance(t, str):
             try:
                 ts_us.append(_TimeParser("UTC")(t))

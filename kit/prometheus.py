@@ -152,9 +152,15 @@ class _Collector:
 
 
 def _build_frame(col: _Collector) -> pl.DataFrame:
-    """Turn collected samples into the documented frame: dedupe, join labels, sort, check."""
+    """Turn collected samples into the documented frame: dedupe, attach labels, sort, check."""
     label_names = sorted({k for _, labels in col.series for k in labels})
-    renamed = {k: f"label_{k}" for k in label_names if k in _RESERVED}
+    renamed: dict[str, str] = {}
+    for k in label_names:
+        if k in _RESERVED:
+            new = f"label_{k}"
+            while new in label_names or new in renamed.values():
+                new = f"label_{new}"
+            renamed[k] = new
     if renamed:
         warnings.warn(
             f"labels named like base columns were renamed: {renamed}", KitWarning, stacklevel=3
@@ -171,28 +177,20 @@ def _build_frame(col: _Collector) -> pl.DataFrame:
             "where": pl.Series(col.where, dtype=pl.Int64),
         }
     ).with_row_index("_row")
-    samples = _dedupe(samples, col)
-
-    series_cols: dict[str, pl.Series] = {
-        "sid": pl.Series(range(len(col.series)), dtype=pl.UInt32),
-        "metric": pl.Series([n for n, _ in col.series], dtype=pl.String),
+    samples = _dedupe(samples, col).sort(["sid", "ts", "_row"])
+    # Labels are per series: gather them by series id (no join, so any label name is safe).
+    sid = samples["sid"]
+    columns: dict[str, pl.Series] = {
+        "ts": samples["ts"],
+        "metric": pl.Series([n for n, _ in col.series], dtype=pl.String).gather(sid),
+        "value": samples["value"],
+        "source": pl.Series(col.sources, dtype=pl.String).gather(samples["src"]),
     }
     for name in out_names:
         key = back[name]
-        series_cols[name] = pl.Series([lab.get(key) for _, lab in col.series], dtype=pl.String)
-    series_df = pl.DataFrame(series_cols)
-    src_df = pl.DataFrame(
-        {
-            "src": pl.Series(range(len(col.sources)), dtype=pl.UInt32),
-            "source": pl.Series(col.sources, dtype=pl.String),
-        }
-    )
-    df = (
-        samples.sort(["sid", "ts", "_row"])
-        .join(series_df, on="sid", how="left", maintain_order="left")
-        .join(src_df, on="src", how="left", maintain_order="left")
-        .select(["ts", "metric", "value", "source", *out_names])
-    )
+        values = pl.Series([lab.get(key) for _, lab in col.series], dtype=pl.String)
+        columns[name] = values.gather(sid)
+    df = pl.DataFrame({k: v.alias(k) for k, v in columns.items()})
     check_schema(df, METRICS_BASE_SCHEMA, name="metrics frame")
     _warn_histograms_without_inf(df, out_names)
     return df
@@ -293,11 +291,21 @@ def _parse_float(text: str) -> float:
     raise ValueError(f"not a number: {text!r}")
 
 
+# Timestamps beyond +-2**62 us (about 146,000 years) cannot be real and would overflow Int64.
+_TS_LIMIT_US = 2**62
+
+
+def _check_us(us: int) -> int:
+    if not -_TS_LIMIT_US < us < _TS_LIMIT_US:
+        raise ValueError(f"timestamp out of range: {us} us since 1970")
+    return us
+
+
 def _seconds_to_us(t: float) -> int:
     """Float seconds (millisecond precision, as Prometheus stores them) to integer microseconds."""
     if not math.isfinite(t):
         raise ValueError(f"timestamp is not finite: {t!r}")
-    return round(t * 1000) * 1000
+    return _check_us(round(t * 1000) * 1000)
 
 
 def _default_scrape_time(path: Path, scrape_time: datetime | str | None) -> int:
@@ -572,9 +580,12 @@ def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc:
             continue
         metric = item.get("metric", {})
         if not isinstance(metric, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metric.items()
+            isinstance(k, str) and k and isinstance(v, str) for k, v in metric.items()
         ):
-            rej.reject(f"{here}.metric is not an object of string labels", where=here)
+            rej.reject(
+                f"{here}.metric is not an object of string labels with non-empty names",
+                where=here,
+            )
             continue
         labels = dict(metric)
         name = labels.pop("__name__", None)
@@ -590,6 +601,8 @@ def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc:
                     if type(t) not in (int, float) or type(v) is not str:
                         raise TypeError
                     ts_us = round(t * 1000) * 1000
+                    if not -_TS_LIMIT_US < ts_us < _TS_LIMIT_US:
+                        raise ValueError
                     value = _parse_float(v)
                 except (ValueError, TypeError, OverflowError):
                     added += _json_point(
@@ -799,7 +812,7 @@ def _read_text(
                 if openmetrics:
                     ts = _seconds_to_us(_parse_float(tokens[1]))
                 elif _TS_MS_RE.match(tokens[1]):
-                    ts = int(tokens[1]) * 1000
+                    ts = _check_us(int(tokens[1]) * 1000)
                 else:
                     raise _LineError(
                         f"timestamp {tokens[1]!r} is not integer milliseconds (text 0.0.4); "

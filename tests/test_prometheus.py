@@ -842,3 +842,41 @@ def test_docstring_documents_every_base_column() -> None:
     for name in METRICS_BASE_SCHEMA:
         assert f"``{name}``" in doc, name
     assert "Datetime[us, UTC]" in doc and "Float64" in doc and "String" in doc
+
+
+def test_label_names_that_clash_with_internals_or_renames(tmp_path: Path) -> None:
+    p = tmp_path / "names.prom"
+    # 'sid', 'src', 'where', '_row' are harmless names; 'source' is renamed, and so is a
+    # 'label_source' that would collide with the renamed one
+    p.write_text(
+        'x{sid="1",src="2",where="3",_row="4",source="5",label_source="6"} 7 1700000000000\n'
+    )
+    with pytest.warns(KitWarning, match=r"renamed: \{'source': 'label_label_source'\}"):
+        df = read_metrics(p)
+    assert df.columns[4:] == ["_row", "label_label_source", "label_source", "sid", "src", "where"]
+    assert df.row(0)[4:] == ("4", "5", "6", "1", "2", "3")
+
+
+@pytest.mark.parametrize(
+    ("content", "fmt"),
+    [
+        ("x 1 99999999999999999999\n", "text"),  # ms beyond int64 microseconds
+        ("x 1 1e300\n", "openmetrics"),
+        ('[{"metric":{},"values":[[1e300,"1"]]}]', "api-json"),
+    ],
+)
+def test_absurd_timestamps_are_input_errors(tmp_path: Path, content: str, fmt: str) -> None:
+    p = tmp_path / "far.txt"
+    p.write_text(content)
+    with pytest.raises(InputFormatError, match="timestamp out of range"):
+        read_metrics(p, fmt=fmt)  # type: ignore[arg-type]
+
+
+def test_api_empty_label_name_rejected(tmp_path: Path) -> None:
+    p = tmp_path / "empty_name.json"
+    p.write_text('[{"metric":{"":"x"},"values":[[1700000000,"1"]]}]')
+    with pytest.raises(
+        InputFormatError,
+        match=r"result\[0\]\.metric is not an object of string labels with non-empty names",
+    ):
+        read_metrics(p)
