@@ -17,6 +17,7 @@ import os
 import re
 import select
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
@@ -408,6 +409,107 @@ def test_notebook_received_the_captures(hostile_report: Rendered) -> None:
         o for c in nb.cells for o in c.get("outputs", []) if "image/svg+xml" in o.get("data", {})
     ]
     assert len(svg_outputs) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# DNS names from a crafted capture, through kit.read_capture, shown as text
+# ---------------------------------------------------------------------------------------------
+
+CRAFTED_LABELS = [
+    [b"<script>alert(1)</script>", b"example", b"com"],
+    [b"say\"hi'&bye", b"<b>bold</b>", b"test"],
+]
+
+
+def _write_crafted_pcap(path: Path) -> None:
+    """A classic pcap (Ethernet/IPv4/UDP) with one query and its NXDOMAIN answer per name."""
+
+    def name(labels: list[bytes]) -> bytes:
+        return b"".join(bytes([len(x)]) + x for x in labels) + b"\0"
+
+    def ipv4(src: bytes, dst: bytes, payload: bytes) -> bytes:
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, 17, 0, src, dst)
+        total = sum(struct.unpack("!10H", hdr))
+        total = (total & 0xFFFF) + (total >> 16)
+        total = (total & 0xFFFF) + (total >> 16)
+        return hdr[:10] + struct.pack("!H", ~total & 0xFFFF) + hdr[12:] + payload
+
+    def udp(sport: int, dport: int, payload: bytes) -> bytes:
+        return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload  # no checksum
+
+    eth = b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x08\x00"
+    client, server = bytes([10, 0, 0, 1]), bytes([127, 0, 0, 53])
+    records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for i, labels in enumerate(CRAFTED_LABELS):
+        question = name(labels) + struct.pack("!HH", 1, 1)
+        query = struct.pack("!HHHHHH", 0x1000 + i, 0x0100, 1, 0, 0, 0) + question
+        answer = struct.pack("!HHHHHH", 0x1000 + i, 0x8183, 1, 0, 0, 0) + question
+        sport = 40000 + i
+        for usec, frame in (
+            (0, eth + ipv4(client, server, udp(sport, 53, query))),
+            (250_000 * (i + 1), eth + ipv4(server, client, udp(53, sport, answer))),
+        ):
+            records.append(struct.pack("<IIII", 1_700_000_000 + i, usec, len(frame), len(frame)))
+            records.append(frame)
+    path.write_bytes(b"".join(records))
+
+
+@pytest.fixture(scope="module")
+def crafted_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Rendered:
+    root = tmp_path_factory.mktemp("crafted")
+    pcap = root / "crafted.pcap"
+    _write_crafted_pcap(pcap)
+    out = root / "crafted.html"
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        rc = main(
+            [
+                "report",
+                str(pcap),
+                "--notebook",
+                str(data_dir / "report" / "capture_names.py"),
+                "-o",
+                str(out),
+            ]
+        )
+    return Rendered(rc, out, out.read_text(encoding="utf-8"), root, str(pcap), buf.getvalue())
+
+
+def test_crafted_capture_names_show_as_text(crafted_report: Rendered, tshark: str) -> None:
+    assert crafted_report.rc == 0, crafted_report.err
+    # what tshark itself calls these names (query frames), independently of the kit
+    shown = subprocess.run(
+        [
+            tshark,
+            "-r",
+            crafted_report.hostile_pcap,
+            "-Y",
+            "dns.flags.response == 0",
+            "-T",
+            "fields",
+            "-e",
+            "dns.qry.name",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+    ).stdout.splitlines()
+    assert shown == ["<script>alert(1)</script>.example.com", "say\"hi'&bye.<b>bold</b>.test"]
+    assert re.search(r"<script", crafted_report.text, re.IGNORECASE) is None
+    page = open_in_chromium(crafted_report.html)
+    assert page.errors == [] and page.dialogs == []
+    assert page.requests == [crafted_report.html.resolve().as_uri()]
+    assert page.probe["scripts"] == 0
+    # the polars table shows each name, quoted, as text
+    for qname in shown:
+        assert f'"{qname}"' in page.probe["cells"]
+    # the chart is drawn, with the names as axis labels (vega may shorten them with "…")
+    (chart,) = page.probe["charts"]
+    assert chart["svgs"] == 1 and chart["width"] > 100
+    for qname in shown:
+        assert any(t.rstrip("…") and qname.startswith(t.rstrip("…")) for t in chart["texts"])
+    assert "latency by name (s)" in chart["texts"]
 
 
 # ---------------------------------------------------------------------------------------------
