@@ -342,7 +342,8 @@ class Corefile:
             - ``port`` (UInt16): the server block's listening port (null when templated).
             - ``upstream`` (String): ``host:port``, IPv6 in brackets (``[::1]:53``); the default
               port (53, 853 for ``tls://``) is added when absent; placeholders (``__PILLAR__…``,
-              ``{{ … }}``, ``{$VAR}``) and files (``/etc/resolv.conf``) are kept as written.
+              ``{{ … }}``, ``{$VAR}``) and files (``/etc/resolv.conf``) are kept as written;
+              null for a ``forward`` line without upstream (which CoreDNS would refuse).
             - ``transport`` (String): ``"tcp"`` when ``force_tcp`` is set, ``"udp"`` when
               ``prefer_udp`` is set, ``"tls"`` for a ``tls://`` upstream, null for the default
               (UDP, retried over TCP when truncated).
@@ -559,8 +560,12 @@ def _lex(text: str, source: str, notes: list[str]) -> list[_Tok]:
                         hint='Close the string with " (a literal quote is written \\")',
                     )
                 c = text[i]
-                if c == "\\" and i + 1 < n and text[i + 1] == '"':
-                    buf.append('"')
+                # Caddy v1 lexer: a backslash escapes the next character; only an escaped
+                # quote loses its backslash ("a\\"b" is a"b, "a\\\\" is a\\\\)
+                if c == "\\" and i + 1 < n:
+                    nxt = text[i + 1]
+                    buf.append(nxt if nxt == '"' else c + nxt)
+                    line += nxt == "\n"
                     i += 2
                     continue
                 if c == '"':
@@ -1050,7 +1055,7 @@ def _cidr_zones(host: str) -> list[str]:
     return out
 
 
-def _upstream(raw: str) -> tuple[str, str | None]:
+def _upstream(raw: str) -> tuple[str | None, str | None]:
     """``host:port`` for one forward TO, and the transport its scheme implies (``"tls"`` or None)."""
     scheme = "dns"
     text = raw
@@ -1108,16 +1113,16 @@ def _int_arg(d: Directive | None, idx: int = 0) -> int | None:
 
 
 def _forward_rows(key: ServerKey, fwd: Directive, block: ServerBlock) -> list[dict[str, object]]:
-    if not fwd.args:
-        return []
-    frm, tos = fwd.args[0], fwd.args[1:]
+    frm = fwd.args[0] if fwd.args else "."
+    tos: tuple[str, ...] = fwd.args[1:]
     zone = key.zone if _norm_zone(frm) == "." else _norm_zone(frm)
     force_tcp = fwd.option("force_tcp") is not None
     prefer_udp = fwd.option("prefer_udp") is not None
     pol = fwd.option("policy")
     rows: list[dict[str, object]] = []
-    for to in tos:
-        upstream, scheme_transport = _upstream(to)
+    # a forward line without upstream (CoreDNS refuses it) still gives one row, upstream null
+    for to in tos or (None,):
+        upstream, scheme_transport = _upstream(to) if to is not None else (None, None)
         if force_tcp:
             transport: str | None = "tcp"
         elif prefer_udp:

@@ -495,3 +495,13 @@ def test_configmap_yaml_and_json_manifests(cdir: Path, tmp_path: Path) -> None:
     assert read_corefile("Corefile: |\n  .:53 {\n    errors\n  }\n").blocks[0].keys[0].key == (
         "Corefile:"
     )
+
+
+def test_quote_escapes_follow_caddy_and_forward_without_upstream_is_kept() -> None:
+    # Caddy v1 lexer: only an escaped quote loses its backslash; other escapes are kept as written
+    text = '.:53 {\n log . "a\\"b \\\\ c\\\\" x\n forward\n forward example.org\n}\n'
+    cf = read_corefile(text)
+    assert cf.blocks[0].directives[0].args == (".", 'a"b \\\\ c\\\\', "x")
+    # a forward line without upstream is not dropped: one row each, upstream null
+    rows = cf.forward_settings().select("zone", "upstream", "line_no").rows()
+    assert rows == [(".", None, 3), ("example.org", None, 4)]
