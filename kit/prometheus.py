@@ -26,6 +26,41 @@ Decisions (shared with ``kit.promql``)
   where the first one was. This does not depend on ``strict`` (the input is well-formed).
 - A classic histogram (``*_bucket`` series with ``le``) that has no ``le="+Inf"`` bucket is kept,
   and one ``KitWarning`` names the series (``histogram_quantile`` needs ``+Inf``).
+- Bad input: ``strict=True`` (default) raises :class:`~kit.errors.InputFormatError` at the first
+  malformed unit (text line, JSON point, CSV cell or row) naming the file and line (for JSON also
+  the JSON path, e.g. ``data.result[3].values[17]``); ``strict=False`` skips such units and emits
+  one ``KitWarning`` per file with their count and the first one's line. Native-histogram
+  samples of the API (``"histogram"``/``"histograms"``) are not read: counted in one warning.
+- An export with no samples (empty file, only ``# HELP``/``# TYPE``, ``[]``, a CSV header
+  alone) gives an empty frame with :data:`METRICS_BASE_SCHEMA`; a file that is not a metrics
+  export at all raises ``InputFormatError``.
+- Grafana exports may add three label columns: ``series`` (a display name that is not a series
+  selector, e.g. a legend), ``unit`` (the unit of "formatted data" cells, after converting time
+  units to ``s`` and byte units to ``B``) and ``column`` (1-based column position, only when two
+  columns have the same name).
+
+CoreDNS metric names
+--------------------
+:func:`normalize_metric_names` (per name: :func:`canonical_metric`) maps every CoreDNS era to
+today's names so one query works on any export (formats.md §4.2-4.4):
+
+=========================================================  ==========================================================
+exported name (version)                                    today's name
+=========================================================  ==========================================================
+``coredns_dns_request_count_total`` (≤ 1.6)                 ``coredns_dns_requests_total``
+``coredns_dns_response_rcode_count_total`` (≤ 1.6)          ``coredns_dns_responses_total``
+``coredns_dns_request_do_count_total`` (≤ 1.6)              ``coredns_dns_do_requests_total``
+``coredns_panic_count_total`` (≤ 1.6)                       ``coredns_panics_total``
+``coredns_cache_size`` (≤ 1.6)                              ``coredns_cache_entries``
+``coredns_forward_request_count_total`` (1.0.6-1.6)         ``coredns_forward_requests_total`` (no 1.11 name, kept)
+``coredns_forward_response_rcode_count_total`` (1.0.6-1.6)  ``coredns_forward_responses_total`` (no 1.11 name, kept)
+``coredns_forward_request_duration_seconds_*`` (≤ 1.10)     ``coredns_proxy_request_duration_seconds_*`` + ``proxy_name="forward"``
+``coredns_forward_healthcheck_failure(s)_(count_)total``    ``coredns_proxy_healthcheck_failures_total`` + ``proxy_name="forward"``
+``coredns_forward_conn_cache_{hits,misses}_total`` (≤ 1.10)  ``coredns_proxy_conn_cache_{hits,misses}_total`` + ``proxy_name="forward"``
+``coredns_proxy_request_*{proxy_proto=...}`` (proxy ≤ 1.4)  same name + ``proxy_name="proxy"``
+other 1.7.0 renames (acl, autopath, grpc, reload, ...)     see :data:`COREDNS_RENAMES`
+``coredns_dns_request_type_count_total`` (≤ 1.6)            unchanged: it is the ``type`` label of requests_total now
+=========================================================  ==========================================================
 """
 
 from __future__ import annotations

@@ -880,3 +880,22 @@ def test_api_empty_label_name_rejected(tmp_path: Path) -> None:
         match=r"result\[0\]\.metric is not an object of string labels with non-empty names",
     ):
         read_metrics(p)
+
+
+def test_truncated_gzip_strict_and_lenient(shared_fixtures: Path, tmp_path: Path) -> None:
+    import gzip
+
+    src = shared_fixtures / "metrics" / "datadog_coredns_v1.1.0_metrics.prom"
+    blob = gzip.compress(src.read_bytes())
+    p = tmp_path / "cut.prom.gz"
+    p.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(
+        InputFormatError, match=r"cut\.prom\.gz: damaged gzip stream: truncated gzip"
+    ):
+        read_metrics(p, scrape_time=SCRAPE)
+    with pytest.warns(KitWarning, match="damaged gzip"):
+        df = read_metrics(p, scrape_time=SCRAPE, strict=False)
+    # what decompressed is a prefix of the file: its complete sample lines are all read
+    full = read_metrics(src, scrape_time=SCRAPE)
+    assert 0 < df.height < full.height
+    assert df.select("metric", "value").rows() == full.select("metric", "value").rows()[: df.height]
