@@ -893,8 +893,12 @@ def test_truncated_gzip_strict_and_lenient(shared_fixtures: Path, tmp_path: Path
         InputFormatError, match=r"cut\.prom\.gz: damaged gzip stream: truncated gzip"
     ):
         read_metrics(p, scrape_time=SCRAPE)
-    with pytest.warns(KitWarning, match="damaged gzip"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         df = read_metrics(p, scrape_time=SCRAPE, strict=False)
+    # the damage itself, plus whatever the cut did to the last line or histogram
+    assert all(issubclass(w.category, KitWarning) for w in caught)
+    assert "damaged gzip" in str(caught[0].message)
     # what decompressed is a prefix of the file: its complete sample lines are all read
     full = read_metrics(src, scrape_time=SCRAPE)
     assert 0 < df.height < full.height
