@@ -322,20 +322,26 @@ class _Matcher:
     name: str
     op: str  # = != =~ !~
     value: str
-    regex: re.Pattern[str] | None = None
+    regex: re.Pattern[str] | None = None  # Prometheus 3.x: '.' matches a newline too
+    regex_v2: re.Pattern[str] | None = None  # Prometheus 2.x (Go RE2 default): it does not
 
-    def matches(self, labels: Mapping[str, str]) -> bool:
+    def matches(self, labels: Mapping[str, str], compat: Compat = "3") -> bool:
         got = labels.get(self.name, "")
         if self.op == "=":
             return got == self.value
         if self.op == "!=":
             return got != self.value
-        assert self.regex is not None
-        hit = self.regex.fullmatch(got) is not None
+        pattern = self.regex_v2 if compat == "2" else self.regex
+        assert pattern is not None
+        hit = pattern.fullmatch(got) is not None
         return hit if self.op == "=~" else not hit
 
     def matches_empty(self) -> bool:
         return self.matches({})
+
+
+# Python-only regex syntax that RE2 (Prometheus) rejects: lookaround and backreferences
+_NOT_RE2 = re.compile(r"\\(?:[1-9]|g<)|\(\?(?:[=!]|<[=!]|P=)")
 
 
 @dataclass(frozen=True)
@@ -640,15 +646,23 @@ class _Parser:
                 if vtok.kind != "STRING":
                     raise self.error(f"expected a quoted label value, got {vtok.text!r}", vtok)
                 value = str(vtok.value)
-                regex = None
+                regex = regex_v2 = None
                 if otok.text in ("=~", "!~"):
+                    bad = _NOT_RE2.search(value)
+                    if bad:
+                        raise self.error(
+                            f"invalid regular expression: {bad.group()!r} (lookaround, backreference) "
+                            "is not RE2 syntax",
+                            vtok,
+                        )
                     try:
                         regex = re.compile(value, re.DOTALL)
+                        regex_v2 = re.compile(value)
                     except re.error as exc:
                         raise self.error(f"invalid regular expression ({exc})", vtok) from None
                 if ltok.text == _NAME and name is not None:
                     raise self.error("metric name given twice", ltok)
-                matchers.append(_Matcher(ltok.text, otok.text, value, regex))
+                matchers.append(_Matcher(ltok.text, otok.text, value, regex, regex_v2))
                 if not self.at("}"):
                     self.expect("OP", ",")
             self.expect("OP", "}")
@@ -741,7 +755,7 @@ def _merge(
 
 
 def _select(ctx: _Ctx, sel: _Selector) -> list[_Series]:
-    return [s for s in ctx.series if all(m.matches(s.labels) for m in sel.matchers)]
+    return [s for s in ctx.series if all(m.matches(s.labels, ctx.compat) for m in sel.matchers)]
 
 
 def _eval(ctx: _Ctx, node: object) -> _Vec | _Scalar:
@@ -971,19 +985,22 @@ def _ordered_sum(v: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def _running_mean(v: np.ndarray, p: np.ndarray) -> np.ndarray:
-    # Prometheus 2.x/3.x: incremental mean ``mean += x/n - mean/n`` (avoids overflow of a plain sum).
+    # Prometheus 2.42: incremental mean ``mean += x/n - mean/n`` (no overflow of a plain sum); an
+    # infinite mean stays when the new value is a finite number or the same infinity.
     mean = np.zeros(v.shape[1])
     n = np.zeros(v.shape[1])
     first = np.ones(v.shape[1], dtype=bool)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         for r in range(v.shape[0]):
+            x = v[r]
             take = p[r]
             n = np.where(take, n + 1, n)
-            upd = np.where(
-                first, v[r], mean + v[r] / np.where(n == 0, 1, n) - mean / np.where(n == 0, 1, n)
-            )
-            # a mean that is already ±Inf stays so unless the new value is the opposite infinity
-            upd = np.where(np.isinf(mean) & ~first & (np.isinf(v[r]) == 0), mean, upd)
+            safe_n = np.where(n == 0, 1, n)
+            upd = mean + (x / safe_n - mean / safe_n)
+            same_inf = np.isinf(x) & (np.sign(x) == np.sign(mean))
+            finite = ~np.isinf(x) & ~np.isnan(x)
+            keep = np.isinf(mean) & (same_inf | finite)
+            upd = np.where(first, x, np.where(keep, mean, upd))
             mean = np.where(take, upd, mean)
             first = first & ~take
     return mean

@@ -15,6 +15,7 @@ timestamps exact in binary so seconds -> ms is lossless):
 - ``10.0.0.9:9253`` (job node-local-dns, server ``dns://169.254.20.10:53``): zones
   ``cluster.local.`` and ``.``; zone ``.`` gets no traffic for minutes 10-20 (all buckets flat:
   histogram_quantile NaN); the pod disappears at minute 50.
+- ``coredns_plugin_enabled``: label values with a quote, a newline, ``<`` and a backslash.
 - ``dns_probe_success``: a gauge once a minute exactly on the minute, silent for minutes 20-29.
 - ``dns_probe_duration_seconds``: two probes, one writes ``le="1"``, the other ``le="1.0"`` (same
   bucket, merged by histogram_quantile).
@@ -178,7 +179,12 @@ def history(
             success.add(
                 success.name, {"probe": "p0", "job": "probe"}, T0 + 60 * m, float(m % 7 != 3)
             )
-    families = [hist, reqs, resp, cache, probe, success]
+    # hostile label values (quotes, a newline, '<', a backslash) survive OpenMetrics escaping
+    plugin = _Family("coredns_plugin_enabled", "gauge")
+    for k in range(0, minutes * 60, 60):
+        for name in ("cache", 'we"ird\nname<', "back\\slash"):
+            plugin.add(plugin.name, {"name": name, "job": "coredns"}, T0 + k + 0.25, 1.0)
+    families = [hist, reqs, resp, cache, probe, success, plugin]
     return _openmetrics(families), _frame(families)
 
 

@@ -79,6 +79,17 @@ CASES = [
     '{__name__=~"coredns_dns_re.*_total", job="coredns", rcode="SERVFAIL"}',
     'coredns_cache_entries{type="success"} offset 10m',
     'coredns_cache_entries{job!="coredns"}',
+    # hostile label values: quotes, a newline, '<', a backslash
+    "coredns_plugin_enabled",
+    "sum by (name) (coredns_plugin_enabled)",
+    r'coredns_plugin_enabled{name=~"(?s)we.*<"}',
+    r'coredns_plugin_enabled{name=~"back\\\\slash"}',
+    r'coredns_plugin_enabled{name="we\"ird\nname<"}',
+    r'coredns_plugin_enabled{name!~"(?i)CACHE"}',
+    # an average over infinities and NaN (0/0)
+    "avg by (job) (coredns_cache_entries / 0)",
+    "max(coredns_cache_entries / 0)",
+    "min(0 / coredns_cache_entries)",
 ]
 
 
@@ -328,3 +339,16 @@ def test_round_trip_raw_export_through_read_metrics(
     ):
         got = evaluate(df, expr, start=utc(START), end=utc(END), step=STEP, compat="2")
         _compare(expr, got, server.query_range(expr, START, END, STEP))
+
+
+def test_regex_dot_does_not_match_newline_in_2_but_does_in_3(
+    prom: tuple[PromServer, pl.DataFrame],
+) -> None:
+    server, frame = prom
+    expr = 'coredns_plugin_enabled{name=~"we.*<"}'
+    body = server.query_range(expr, START, END, STEP)
+    assert body["status"] == "success" and body["data"]["result"] == []  # Go RE2: '.' excludes \n
+    kw = {"start": utc(START), "end": utc(END), "step": STEP}
+    assert evaluate(frame, expr, compat="2", **kw).is_empty()
+    # Prometheus 3 (docs/migration.md: "." now matches newlines)
+    assert evaluate(frame, expr, compat="3", **kw)["name"].unique().to_list() == ['we"ird\nname<']
