@@ -50,6 +50,7 @@ __all__ = [
     "ServerKey",
     "parse_go_duration",
     "read_corefile",
+    "read_corefile_from_log",
 ]
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,19 @@ _MAX_NESTING = 50
 # "Corefile: |" (or Corefile.base, quoted keys, |- |+ |2 indicators) in a ConfigMap manifest
 _YAML_COREFILE_KEY = re.compile(
     r"""^([ \t]*)["']?(Corefile(?:\.base)?)["']?[ \t]*:[ \t]*\|[-+0-9]*[ \t]*(?:#.*)?$""", re.M
+)
+_USING_CONFIG = re.compile(r"\[INFO\] Using config file:\s*$")
+# kubectl --prefix, then CRI "<ts> stdout F " or kubectl --timestamps "<ts> "
+_LOG_WRAPPER = re.compile(
+    r"^(?:\[pod/[^\]]+\] )?"
+    r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) (?:(?:stdout|stderr) [FP] )?)?"
+)
+# the start of the next log message: a level tag (optionally after a Go std-log or RFC3339
+# timestamp), a server banner ("cluster.local.:53 on 169.254.20.10", ".:53"), "CoreDNS-x.y.z"
+_LOG_MESSAGE_START = re.compile(
+    r"^\s*(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\dT\S+ )?"
+    r"\[(?:INFO|ERROR|WARNING|DEBUG|FATAL)\]"
+    r"|^\S*:\d+(?: on \S+)?\s*$|^CoreDNS-\d|^[IWEF]\d{4} \d\d:\d\d:\d\d"
 )
 _YAML_MANIFEST = re.compile(r"^(?:apiVersion|kind|data)[ \t]*:", re.M)
 
@@ -494,6 +508,89 @@ def read_corefile(
         len(cf.notes),
     )
     return cf
+
+
+def read_corefile_from_log(
+    path: str | os.PathLike[str], *, occurrence: int = -1, env: Mapping[str, str] | None = None
+) -> Corefile:
+    """The effective Corefile that NodeLocal DNSCache printed in its log after ``Using config file:``.
+
+    node-cache substitutes the ``__PILLAR__…__`` placeholders at start-up and logs the result as
+    one multi-line message (formats.md §2.4), so its log is the only place that shows the real
+    upstreams. The log may be raw, CRI-wrapped (``<ts> stdout F …``), from ``kubectl logs
+    --timestamps`` / ``--prefix``, or docker json-file lines; gzip is looked through.
+
+    Parameters
+    ----------
+    path
+        The log file.
+    occurrence
+        Which ``Using config file:`` message to read when the log holds several (restarts,
+        reloads): ``-1`` (default) the last, ``0`` the first.
+    env
+        As for :func:`read_corefile`.
+
+    Returns
+    -------
+    Corefile
+        Parsed like :func:`read_corefile`, with ``source`` the log's file name and ``line_no``
+        the log's physical line numbers. ``notes`` starts with the line of the message used.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    InputFormatError
+        The log holds no ``Using config file:`` message (or fewer than ``occurrence`` asks
+        for), or the printed Corefile does not parse.
+    """
+    p = Path(os.fspath(path))
+    raw = read_raw(p)
+    lines = raw.data.decode("utf-8", "replace").split("\n")
+    bodies = [_unwrap_log_line(ln) for ln in lines]
+    starts = [i for i, b in enumerate(bodies) if _USING_CONFIG.search(b)]
+    if not starts:
+        raise InputFormatError(
+            "no 'Using config file:' message in this log",
+            path=p,
+            hint="node-cache prints its Corefile at start-up; take the log from the pod's first "
+            "lines (kubectl logs --since-time or the CRI log file)",
+        )
+    try:
+        start = starts[occurrence]
+    except IndexError:
+        raise InputFormatError(
+            f"the log has {len(starts)} 'Using config file:' messages; occurrence={occurrence} "
+            "is out of range",
+            path=p,
+        ) from None
+    keep = [""] * len(lines)
+    end = start + 1
+    while end < len(lines) and not _LOG_MESSAGE_START.match(bodies[end]):
+        keep[end] = bodies[end]
+        end += 1
+    parser = _Parser(name=p.name, env=env, base_dir=None)
+    cf = parser.parse("\n".join(keep).encode("utf-8", "surrogatepass"))
+    note = f"{p.name}:{start + 1}: Corefile printed after 'Using config file:' (lines {start + 2}-{end})"
+    return Corefile(
+        blocks=cf.blocks, source=cf.source, snippets=cf.snippets, notes=(note, *cf.notes)
+    )
+
+
+def _unwrap_log_line(line: str) -> str:
+    """A log line without its collector wrapper (CRI, kubectl --timestamps/--prefix, docker json)."""
+    s = line.rstrip("\r")
+    if s.startswith("{"):
+        try:
+            obj = json.loads(s)
+        except (ValueError, RecursionError):
+            return s
+        if isinstance(obj, dict):
+            for key in ("log", "message", "msg"):
+                if isinstance(obj.get(key), str):
+                    return str(obj[key]).rstrip("\n")
+        return s
+    return _LOG_WRAPPER.sub("", s, count=1)
 
 
 def parse_go_duration(text: str) -> float | None:

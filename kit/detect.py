@@ -131,6 +131,7 @@ _CD_WEAK = re.compile(
     r"\[(?:INFO|ERROR|WARNING|DEBUG|FATAL)\] |^\s*CoreDNS-\d+\.\d+\.\d+\s*$"
     r"|^\s*linux/\w+, go\d|^\s*\S*:\d+(?: on \S+)?\s*$"
 )
+_NODE_CACHE_CONFIG = re.compile(r"\[INFO\] Using config file:\s*$")
 # unbound: "[1700000000] unbound[123:0] info: ..." or syslog/ascii-time prefixes
 _UB_LINE = re.compile(r"\bunbound\[\d+:\d+\] (?:[a-z]+(?: [a-z]+)?): ")
 _NSD_LINE = re.compile(r"\bnsd\[\d+\]: (?:[a-z]+): ")
@@ -493,6 +494,13 @@ def _classify_text(text: str, *, truncated: bool) -> tuple[ArtefactKind, str]:
         return (
             ArtefactKind.UNBOUND_LOG,
             f"{ub} of {n} non-blank lines are unbound[pid:thread] log lines",
+        )
+    using = next((i for i, ln in enumerate(lines) if _NODE_CACHE_CONFIG.search(ln)), None)
+    if using is not None:
+        # node-cache prints its whole Corefile in one multi-line message: a log, not a Corefile
+        return ArtefactKind.COREDNS_LOG, (
+            f"NodeLocal DNSCache log: 'Using config file:' at line {using + 1} "
+            f"(the Corefile after it is part of the log), {cd_strong} CoreDNS log lines"
         )
     if cd_strong and (cd_strong + cd_weak >= 0.3 * n or cd_strong >= 20):
         queries = sum(1 for ln in nonblank if _CD_QUERY.search(ln))

@@ -22,6 +22,7 @@ from kit.corefile import (
     Corefile,
     parse_go_duration,
     read_corefile,
+    read_corefile_from_log,
 )
 from kit.errors import InputFormatError
 from kit.schema import check_schema
@@ -505,3 +506,64 @@ def test_quote_escapes_follow_caddy_and_forward_without_upstream_is_kept() -> No
     # a forward line without upstream is not dropped: one row each, upstream null
     rows = cf.forward_settings().select("zone", "upstream", "line_no").rows()
     assert rows == [(".", None, 3), ("example.org", None, 4)]
+
+
+# node_cache_startup.log: node-cache start-up lines of formats.md §2.4 around the k8s addon
+# Corefile with the placeholders substituted by hand (cluster.local, 169.254.20.10, kube-dns
+# upstream 10.96.0.11, VPC resolver 10.0.0.2); `grep -n forward` gives lines 14, 26, 37, 48.
+NODE_CACHE_ROWS = [
+    ("cluster.local", "10.96.0.11:53", "tcp", 14),
+    ("in-addr.arpa", "10.96.0.11:53", "tcp", 26),
+    ("ip6.arpa", "10.96.0.11:53", "tcp", 37),
+    (".", "10.0.0.2:53", None, 48),
+]
+
+
+def test_corefile_from_a_node_cache_log(cdir: Path) -> None:
+    cf = read_corefile_from_log(cdir / "node_cache_startup.log")
+    fwd = cf.forward_settings()
+    assert fwd.select("zone", "upstream", "transport", "line_no").rows() == NODE_CACHE_ROWS
+    assert set(fwd["source"]) == {"node_cache_startup.log"}
+    assert cf.notes == (
+        "node_cache_startup.log:4: Corefile printed after 'Using config file:' (lines 5-50)",
+    )
+    # the printed Corefile is the template's, line for line (placeholders aside)
+    template = read_corefile(cdir / "k8s_addon_nodelocaldns.Corefile")
+    assert [b.plugin_names for b in cf.blocks] == [b.plugin_names for b in template.blocks]
+
+
+@pytest.mark.parametrize("wrapper", ["cri", "kubectl", "docker", "gzip"])
+def test_corefile_from_wrapped_node_cache_logs(cdir: Path, tmp_path: Path, wrapper: str) -> None:
+    import gzip
+    import json
+
+    lines = (cdir / "node_cache_startup.log").read_text().splitlines()
+    if wrapper == "cri":
+        out = [f"2022-08-17T10:55:04.{i:09d}Z stdout F {ln}" for i, ln in enumerate(lines)]
+    elif wrapper == "kubectl":
+        out = [
+            f"[pod/node-local-dns-x/node-cache] 2022-08-17T10:55:04.1+02:00 {ln}" for ln in lines
+        ]
+    else:
+        out = [json.dumps({"log": ln + "\n", "stream": "stdout"}) for ln in lines]
+    blob = ("\n".join(out) + "\n").encode()
+    p = tmp_path / "log"
+    p.write_bytes(gzip.compress(blob) if wrapper == "gzip" else blob)
+    rows = read_corefile_from_log(p).forward_settings()
+    assert rows.select("zone", "upstream", "transport", "line_no").rows() == NODE_CACHE_ROWS
+
+
+def test_corefile_from_log_errors(cdir: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputFormatError, match="no 'Using config file:' message"):
+        read_corefile_from_log(cdir / "node_cache_example.Corefile")
+    with pytest.raises(InputFormatError, match="1 'Using config file:' messages; occurrence=1"):
+        read_corefile_from_log(cdir / "node_cache_startup.log", occurrence=1)
+    # two start-ups in one log: the last one is read by default
+    text = (cdir / "node_cache_startup.log").read_text()
+    second = text.replace("10.0.0.2", "10.0.0.3")
+    p = tmp_path / "restarts.log"
+    p.write_text(text + second)
+    assert read_corefile_from_log(p).forward_settings()["upstream"][-1] == "10.0.0.3:53"
+    assert read_corefile_from_log(p, occurrence=0).forward_settings()["upstream"][-1] == (
+        "10.0.0.2:53"
+    )

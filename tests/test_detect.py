@@ -126,6 +126,7 @@ LOCAL_KINDS: dict[str, str] = {
     "corefile/braceless_single_block.Corefile": "corefile",
     "corefile/edge_syntax.Corefile": "corefile",
     "corefile/k8s_addon_configmap.yaml": "corefile",  # ConfigMap manifest with a Corefile key
+    "corefile/node_cache_startup.log": "coredns_log",  # a log that prints a Corefile
     "corefile/with_import/custom/upstream.override": "unknown",  # a fragment, not a Corefile
 }
 
