@@ -18,6 +18,16 @@ template actions (``{{ KubeDNS.Domain }}``, kops) are kept as part of the word t
 holding only a template action is left out and recorded in :attr:`Corefile.notes`; both branches
 of ``{{ if }} ... {{ else }} ... {{ end }}`` are kept and each server block records the template
 conditions it sits under (:attr:`ServerBlock.conditions`).
+
+Where a Corefile comes from in an incident: the file itself, a ConfigMap manifest
+(``kubectl get cm node-local-dns -o yaml`` or ``-o json``; :func:`read_corefile` takes the
+``Corefile:`` key out of it), or the NodeLocal DNSCache log, which prints the effective Corefile
+with the placeholders substituted after ``Using config file:`` (:func:`read_corefile_from_log`).
+
+Zones and forward settings come out as frames (:meth:`Corefile.zone_settings`,
+:meth:`Corefile.forward_settings` with :data:`FORWARD_SCHEMA`, shared with
+:func:`kit.unbound.read_unbound_conf`), and :meth:`Corefile.log_format` gives the ``log``
+plugin's format for :func:`kit.read_coredns_log`.
 """
 
 from __future__ import annotations

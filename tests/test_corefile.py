@@ -567,3 +567,16 @@ def test_corefile_from_log_errors(cdir: Path, tmp_path: Path) -> None:
     assert read_corefile_from_log(p, occurrence=0).forward_settings()["upstream"][-1] == (
         "10.0.0.2:53"
     )
+
+
+def test_every_schema_column_is_documented() -> None:
+    from kit import detect as detect_mod
+
+    for schema, doc in [
+        (FORWARD_SCHEMA, Corefile.forward_settings.__doc__),
+        (ZONES_SCHEMA, Corefile.zone_settings.__doc__),
+        (detect_mod.DETECT_SCHEMA, detect_mod.detect_kinds.__doc__),
+    ]:
+        assert doc is not None
+        missing = [c for c in schema if f"``{c}``" not in doc]
+        assert not missing, missing
