@@ -439,7 +439,10 @@ def _looks_like_csv(head: str) -> bool:
 
 def _sniff_json(doc: Any) -> str:
     if isinstance(doc, dict):
-        if "status" in doc or "resultType" in doc or ("data" in doc and "schema" not in doc):
+        # Grafana's query response also has a "status" (an HTTP code, not "success"/"error")
+        if any(k in doc for k in ("frames", "results", "schema", "fields", "series")):
+            return "grafana-json"
+        if isinstance(doc.get("status"), str) or "resultType" in doc or "data" in doc:
             return "api-json"
         return "grafana-json"
     if isinstance(doc, list):

@@ -324,3 +324,12 @@ def test_parse_formatted_value_rejects(cell: str) -> None:
 )
 def test_parse_display_name(name: str, want: tuple) -> None:
     assert parse_display_name(name) == want
+
+
+def test_backend_frames_response_equals_the_api_answer(
+    data_dir: Path, shared_fixtures: Path
+) -> None:
+    """Grafana's {"status": 200, "frames": [...]} (not a Prometheus envelope despite 'status')."""
+    frames = read_metrics(data_dir / "metrics" / "grafana_backend_frames_range_simple.json")
+    api = read_metrics(shared_fixtures / "metrics" / "grafana_range_simple.result.json")
+    assert frames.drop("source").equals(api.drop("source"))
