@@ -1296,7 +1296,8 @@ def _series_from_frame(frame: pl.DataFrame) -> list[_Series]:
     has_metric = "metric" in frame.columns
     keys = (["metric"] if has_metric else []) + labels
     df = frame.select(
-        *keys,
+        # an empty label value is the same as no label (Prometheus): one series, not two
+        *[pl.when(pl.col(k) != "").then(pl.col(k)).alias(k) for k in keys],
         pl.col("ts").dt.epoch("ms").alias("_ms"),
         pl.col("value").cast(pl.Float64),
     )

@@ -10,7 +10,7 @@ import math
 import polars as pl
 import pytest
 
-from kit import KitWarning
+from kit import KitError, KitWarning
 from kit.promql import (
     QUANTILE_SCHEMA,
     PromQLError,
@@ -392,6 +392,10 @@ def test_quantile_series_columns() -> None:
         ("rate(x[5])", "duration needs a unit (e.g. 5m, 30s) at position 7"),
         ("", "empty expression at position 0"),
         ('x{a=~"("}', "invalid regular expression"),
+        (
+            'x{a=~"b(?=c)"}',
+            "invalid regular expression: '(?=' (lookaround, backreference) is not RE2 syntax at position 5",
+        ),
     ],
 )
 def test_errors_name_the_construct_and_position(expr: str, message: str) -> None:
@@ -410,3 +414,26 @@ def test_parse_duration() -> None:
     for bad in ("5", "m", "5m1h", "1.5m", "5mm", ""):
         with pytest.raises(PromQLError):
             parse_duration(bad)
+
+
+def test_source_is_not_a_label_and_empty_labels_are_absent() -> None:
+    # the same series exported in two files (source differs), one with zone="" instead of no zone:
+    # Prometheus treats "" as absent, so this is ONE series with samples from both files
+    a = frame([("g", {"instance": "a"}, [(0, 1), (60, 2)])])
+    b = frame([("g", {"instance": "a", "zone": ""}, [(120, 3)])]).with_columns(
+        pl.lit("other.json").alias("source")
+    )
+    both = pl.concat([a.with_columns(pl.lit(None, dtype=pl.String).alias("zone")), b])
+    out = evaluate(both, "g", start=at(0), end=at(120), step=60)
+    assert out.columns == ["ts", "value", "metric", "instance"]
+    assert out["value"].to_list() == [1.0, 2.0, 3.0]
+    # and a rate spans both files: (3-1) over 120 s with samples on both edges (compat 2) = 1/60
+    assert value(both, "rate(g[2m])", 120, compat="2") == pytest.approx(1 / 60, rel=1e-12)
+
+
+def test_label_columns_must_be_strings() -> None:
+    df = frame([("g", {"instance": "a"}, [(0, 1)])]).with_columns(pl.lit(1).alias("port"))
+    with pytest.raises(
+        KitError, match=r"label columns must be String, got \[\('port', 'Int32'\)\]"
+    ):
+        evaluate(df, "g", start=at(0), end=at(0), step=60)
