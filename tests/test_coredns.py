@@ -1,0 +1,605 @@
+"""kit.read_coredns_log and the CoreDNS helpers.
+
+Expected values come from the input text itself (computed by hand in comments), or from an
+independent Python ``re``/``json`` reading of the real files in ../shared/fixtures/logs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import kit
+from kit.coredns import (
+    ERRORS_SCHEMA,
+    FILES_SCHEMA,
+    OTHER_SCHEMA,
+    QUERIES_SCHEMA,
+    REJECTED_SCHEMA,
+    CoreDNSLog,
+    error_counts,
+    query_latency,
+    read_coredns_log,
+    slow_queries,
+)
+from kit.errors import InputFormatError, KitWarning
+from kit.schema import check_schema
+
+UTC = dt.UTC
+FRAMES = ("queries", "errors", "other", "rejected")
+
+
+@pytest.fixture(scope="module")
+def cdata(data_dir: Path) -> Path:
+    return data_dir / "coredns"
+
+
+@pytest.fixture(scope="module")
+def real_logs(shared_fixtures: Path) -> list[Path]:
+    return sorted((shared_fixtures / "logs").glob("*.log"))
+
+
+def physical_lines(path: Path) -> int:
+    data = path.read_bytes()
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def check_partition(res: CoreDNSLog) -> None:
+    """Every record in exactly one frame; records + joined lines == physical lines."""
+    for name, schema in zip(
+        FRAMES, (QUERIES_SCHEMA, ERRORS_SCHEMA, OTHER_SCHEMA, REJECTED_SCHEMA), strict=True
+    ):
+        check_schema(getattr(res, name), schema, name=name)
+    check_schema(res.files, FILES_SCHEMA, name="files")
+    keys = pl.concat([getattr(res, n).select("source", "line_no") for n in FRAMES])
+    assert keys.is_duplicated().sum() == 0
+    assert res.records + int(res.files["joined_lines"].sum()) == res.lines_read
+
+
+def read(path: Path, **kw: object) -> CoreDNSLog:
+    with pytest.warns(KitWarning) if kw.pop("warns", False) else _nullcontext():
+        res = read_coredns_log(path, **kw)  # type: ignore[arg-type]
+    check_partition(res)
+    return res
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+# --- documentation and public API ----------------------------------------------------------------
+
+
+def test_public_names_and_schema_documented() -> None:
+    assert kit.read_coredns_log is read_coredns_log
+    assert kit.CoreDNSLog is CoreDNSLog
+    doc = read_coredns_log.__doc__ or ""
+    for schema in (QUERIES_SCHEMA, ERRORS_SCHEMA, OTHER_SCHEMA, REJECTED_SCHEMA, FILES_SCHEMA):
+        for col in schema:
+            assert f"``{col}``" in doc, f"column {col} is not documented"
+
+
+# --- formats, one fixture per case -----------------------------------------------------------------
+
+
+def test_default_format_fields(cdata: Path) -> None:
+    q = read(cdata / "default_modern.log").queries
+    assert q["line_no"].to_list() == list(range(1, 9))
+    r = q.row(0, named=True)
+    # [INFO] [::1]:50759 - 29008 "A IN example.org. udp 41 false 4096" NOERROR qr,rd,ra,ad 68 0.037990251s
+    assert (r["client_ip"], r["client_port"], r["query_id"]) == ("::1", 50759, 29008)
+    assert (r["qtype"], r["qclass"], r["qname"], r["proto"]) == ("A", "IN", "example.org", "udp")
+    assert (r["req_size"], r["do_bit"], r["bufsize"]) == (41, False, 4096)
+    assert (r["rcode"], r["rflags"], r["resp_size"], r["duration_s"]) == (
+        "NOERROR",
+        "qr,rd,ra,ad",
+        68,
+        0.037990251,
+    )
+    assert r["ts"] is None and r["opcode"] is None
+    # case preserved, trailing dot stripped, tcp with DO bit
+    assert (
+        q["qname"][1] == "Mixed.Case.Example" and q["do_bit"][1] is True and q["proto"][1] == "tcp"
+    )
+    # escaped space in the name, empty flags (two spaces), IPv6 client, unknown type, "1s"
+    assert (
+        q["qname"][2] == r"foo\ bar.example"
+        and q["rflags"][2] == ""
+        and q["client_ip"][2] == "fd00::a:1"
+    )
+    assert q["qtype"][2] == "TYPE65534" and q["qclass"][2] == "CH" and q["duration_s"][2] == 1.0
+    # escaped quote and hostile characters in the name
+    assert q["qname"][3] == 'a\\"q<b>&.example' and q["query_id"][3] == 65535
+    # <= 1.8.4 failed forward: NOERROR - 0 6.010923182s; >= 1.8.5: - - 0
+    assert (q["rcode"][4], q["rflags"][4], q["resp_size"][4]) == ("NOERROR", None, 0)
+    assert (q["rcode"][5], q["rflags"][5], q["duration_s"][5]) == (None, None, 5.000450902)
+    # root name stays ".", {combined} opcode "0"
+    assert q["qname"][6] == "." and q["opcode"][6] == 0
+    assert q["qname"][7] == r"\200x.example" and q["duration_s"][7] == 12.25
+
+
+def test_timestamped_era_and_offsets(cdata: Path) -> None:
+    res = read(cdata / "timestamped_1.3.log")
+    q = res.queries
+    assert q["ts"].to_list() == [
+        dt.datetime(2019, 1, 24, 16, 18, 8, 501000, tzinfo=UTC),
+        # 22:13:36.289 at -07:00 is 05:13:36.289 UTC the next day
+        dt.datetime(2019, 3, 19, 5, 13, 36, 289000, tzinfo=UTC),
+    ]
+    e = res.errors.row(0, named=True)
+    assert e["upstream"] == "[2001:db8::53]:53" and e["server_ip"] == "2001:db8::53"
+    assert e["server_port"] == 53 and e["local_addr"] == "10.244.0.130:41000"
+    assert e["ts"] == dt.datetime(2019, 1, 24, 16, 18, 9, tzinfo=UTC)
+    o = res.other.row(0, named=True)
+    assert (o["kind"], o["plugin"], o["level"]) == ("plugin", "reload", "INFO")
+    assert o["ts"] == dt.datetime(2019, 1, 24, 16, 18, 10, 120000, tzinfo=UTC)
+
+
+def test_bracketed_era_and_go_std_log(cdata: Path) -> None:
+    res = read(cdata / "bracketed_1.1.log")
+    q = res.queries
+    # [07/Sep/2018:15:29:11 +0000] and [07/Sep/2018:17:29:12 +0200] (= 15:29:12 UTC)
+    assert q["ts"].to_list() == [
+        dt.datetime(2018, 9, 7, 15, 29, 11, tzinfo=UTC),
+        dt.datetime(2018, 9, 7, 15, 29, 12, tzinfo=UTC),
+    ]
+    assert q["query_id"].to_list() == [59925, 59926]
+    e = res.errors
+    assert e["rcode_num"].to_list() == [0, 2] and e["kind"].to_list() == ["eof", "timeout"]
+    assert e["ts"][0] == dt.datetime(2018, 9, 7, 0, 11, 28, tzinfo=UTC)
+    assert e["upstream"][1] == "10.96.0.10:53" and e["message"][1].startswith(
+        "unreachable backend: "
+    )
+    assert res.other["kind"].to_list() == ["banner", "banner"]
+
+
+def test_go_durations_and_v1_errors(cdata: Path) -> None:
+    res = read(cdata / "go_duration_004.log")
+    q = res.queries
+    # 981.518µs = 0.000981518 s; 4.210922ms = 0.004210922 s; 1m2.5s = 62.5 s
+    assert q["duration_s"].to_list() == pytest.approx([0.000981518, 0.004210922, 62.5], rel=1e-12)
+    # CoreDNS 004 lines: no port, no id, no flags
+    assert q["client_port"].to_list()[:2] == [None, None] and q["rflags"].to_list()[:2] == [
+        None,
+        None,
+    ]
+    assert q["client_port"][2] == 3333 and q["query_id"][2] == 17
+    e = res.errors.row(0, named=True)
+    assert (e["rcode_num"], e["qname"], e["kind"]) == (2, "slow.example", "no_healthy")
+    assert e["ts"] == dt.datetime(2017, 2, 6, 21, 18, 47, tzinfo=UTC)
+
+
+def test_kubectl_prefix_and_timestamps(cdata: Path) -> None:
+    res = read(cdata / "kubectl_prefix_timestamps.log")
+    e = res.errors.row(0, named=True)
+    assert (e["pod"], e["container"]) == ("coredns-5d78c9869d-x2x7k", "coredns")
+    # 14:38:07.605360404-05:00 -> 19:38:07.605360 UTC (microseconds, truncated)
+    assert e["ts"] == dt.datetime(2023, 8, 10, 19, 38, 7, 605360, tzinfo=UTC)
+    assert res.queries["pod"].to_list() == ["coredns-5d78c9869d-x2x7k", None]
+    assert res.queries["ts"][1] == dt.datetime(2023, 8, 10, 19, 38, 8, 0, tzinfo=UTC)
+    assert res.queries["qname"][0] == "SUBDOMAIN.sharepoint.com"
+
+
+def test_cri_file_partial_join(cdata: Path) -> None:
+    res = read(cdata / "cri.log")
+    q = res.queries
+    # lines 3-5 are P, P, F parts of one query line
+    assert q["line_no"].to_list() == [1, 3]
+    assert q["qname"][1] == "joined.example" and q["duration_s"][1] == 0.25
+    assert q["stream"].to_list() == ["stdout", "stdout"]
+    assert res.files["joined_lines"][0] == 2 and res.files["lines"][0] == 6
+    assert res.errors["ts"][0] == dt.datetime(2023, 8, 10, 19, 38, 7, 600000, tzinfo=UTC)
+    assert res.other["kind"].to_list() == ["blank"]
+
+
+def test_cri_16k_line_split_into_partials(tmp_path: Path) -> None:
+    # containerd splits lines longer than 16 KiB into P records followed by an F record
+    message = "[WARNING] plugin/kubernetes: " + "x" * 40_000
+    query = '[INFO] 10.0.0.1:53 - 5 "A IN after.example. udp 30 false 512" NOERROR qr,rd 30 0.001s'
+    parts = [message[i : i + 16384] for i in range(0, len(message), 16384)]
+    lines = [f"2024-01-01T00:00:00.1Z stdout P {p}" for p in parts[:-1]]
+    lines.append(f"2024-01-01T00:00:00.1Z stdout F {parts[-1]}")
+    lines.append(f"2024-01-01T00:00:00.2Z stdout F {query}")
+    path = tmp_path / "0.log"
+    path.write_text("\n".join(lines) + "\n")
+    for chunk in (1 << 20, 5000):  # a small chunk puts chunk ends inside the P run
+        res = read(path, chunk_bytes=chunk)
+        assert len(parts) == 3
+        assert res.other["line_no"].to_list() == [1]
+        assert res.other["message"][0] == "x" * 40_000
+        assert res.queries["line_no"].to_list() == [4]
+        assert res.files["joined_lines"][0] == 2
+
+
+def test_docker_json_lines(cdata: Path) -> None:
+    res = read(cdata / "docker_json.log", warns=True)
+    e = res.errors.row(0, named=True)
+    # "-\u003e" decodes to "->"
+    assert e["upstream"] == "10.0.0.2:53" and e["local_addr"] == "10.0.0.5:53039"
+    assert e["stream"] == "stdout" and e["ts"] == dt.datetime(
+        2016, 10, 20, 18, 39, 20, 576064, tzinfo=UTC
+    )
+    q = res.queries.row(0, named=True)
+    # a partial record ("... 0." without \n) joined with the next ("0025s\n")
+    assert q["qname"] == "<y>.example" and q["duration_s"] == 0.0025 and q["line_no"] == 2
+    assert res.files["joined_lines"][0] == 1
+    assert res.rejected["line_no"].to_list() == [4, 5]
+    assert res.rejected["reason"][1].startswith("invalid JSON line")
+
+
+def test_journald_compose_stern_prefixes(cdata: Path) -> None:
+    res = read(cdata / "journald_compose_stern.log")
+    q = res.queries
+    assert q["node"].to_list() == ["node-7", None, None]
+    assert q["container"].to_list() == [None, "coredns-1", "coredns"]
+    assert q["pod"].to_list() == [None, None, "coredns-7d8f-abcde"]
+    e = res.errors.row(0, named=True)
+    assert (e["level"], e["kind"], e["transport"], e["container"]) == (
+        "WARNING",
+        "reset",
+        "tcp",
+        "node-cache",
+    )
+
+
+def test_consolidate_and_error_kinds(cdata: Path) -> None:
+    e = read(cdata / "consolidate.log").errors
+    assert e["consolidated_count"].to_list()[:3] == [3, 12, 4]
+    # 30s, 5m0s, 1h0m0s
+    assert e["consolidated_period_s"].to_list()[:3] == [30.0, 300.0, 3600.0]
+    assert e["level"].to_list()[:3] == ["WARNING", "ERROR", "INFO"]
+    assert e["kind"].to_list() == [
+        "timeout",
+        "timeout",
+        "other",
+        "max_concurrent",
+        "no_healthy",
+        "overflow",
+        "refused",
+        "eof",
+    ]
+    assert e["rcode_num"].to_list()[3:5] == [5, 2]
+
+
+def test_nodecache_startup_other_lines(cdata: Path) -> None:
+    o = read(cdata / "nodecache_startup.log").other
+    kinds = o["kind"].to_list()
+    assert kinds[:3] == ["message"] * 3
+    assert kinds[3:9] == ["config"] * 6  # the Corefile printed after "Using config file:"
+    assert kinds[9:] == [
+        "message",
+        "banner",
+        "plugin",
+        "banner",
+        "banner",
+        "maxprocs",
+        "klog",
+        "blank",
+        "message",
+    ]
+    assert o.filter(pl.col("kind") == "klog")["level"].to_list() == ["ERROR"]
+
+
+def test_custom_log_format(cdata: Path) -> None:
+    fmt = "{remote} {type} {name} {class} {size} {rcode} {duration}"
+    res = read(cdata / "custom_format.log", log_format=fmt)
+    q = res.queries
+    assert q["line_no"].to_list() == [1, 2, 5]  # line 5 is in the default format
+    assert q["client_ip"][0] == "*.*.218" and q["qname"][0] == "sts.eu-west-1.amazonaws.com"
+    assert q["req_size"][0] == 56 and q["duration_s"][0] == 0.000071708 and q["proto"][0] is None
+    assert res.errors["kind"].to_list() == ["refused"]
+    # the same file read with the default formats only: lines 1-2 are not query lines
+    plain = read(cdata / "custom_format.log")
+    assert plain.queries["line_no"].to_list() == [5]
+    assert plain.other.filter(pl.col("kind") == "message")["line_no"].to_list() == [1, 2]
+
+
+def test_common_and_combined_macros(cdata: Path) -> None:
+    base = read(cdata / "default_modern.log").queries
+    for fmt in ("{common}", '"{combined}"'):
+        assert_frame_equal(read(cdata / "default_modern.log", log_format=fmt).queries, base)
+
+
+def test_bad_log_format() -> None:
+    with pytest.raises(InputFormatError, match="has no placeholder"):
+        read_coredns_log("x", log_format="just text")
+    with pytest.raises(InputFormatError, match="non-empty"):
+        read_coredns_log("x", log_format="  ")
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def test_rejects_are_counted_with_reasons(cdata: Path) -> None:
+    res = read(cdata / "rejects.log", warns=True)
+    assert res.rejected["line_no"].to_list() == [1, 2, 3, 4, 5]
+    reasons = res.rejected["reason"].to_list()
+    assert reasons[:3] == ["query line does not match any CoreDNS log format"] * 3
+    assert reasons[3] == "errors-plugin line does not parse"
+    assert reasons[4] == "not a CoreDNS log line the kit recognises"
+    assert res.queries["line_no"].to_list() == [6]
+
+
+def test_strict_raises_at_first_rejected_line(cdata: Path) -> None:
+    with pytest.raises(InputFormatError) as info:
+        read_coredns_log(cdata / "rejects.log", strict=True)
+    err = info.value
+    assert err.line == 1 and err.path is not None and err.path.endswith("rejects.log")
+    assert str(err).startswith(f"{err.path}:1: query line does not match any CoreDNS log format")
+    assert "strict=False" in str(err)
+    with pytest.raises(InputFormatError) as info:
+        read_coredns_log(cdata / "docker_json.log", strict=True)
+    assert info.value.line == 4
+    # a clean file passes in strict mode
+    assert read_coredns_log(cdata / "default_modern.log", strict=True).queries.height == 8
+
+
+def test_empty_file(cdata: Path) -> None:
+    res = read(cdata / "empty.log")
+    assert res.records == 0 and res.lines_read == 0 and res.files["lines"][0] == 0
+    for name in FRAMES:
+        assert getattr(res, name).is_empty()
+
+
+def test_crlf_and_missing_final_newline(cdata: Path) -> None:
+    q = read(cdata / "crlf_no_trailing_newline.log").queries
+    assert q["qname"].to_list() == ["crlf.example", "last.example"]
+    assert q["duration_s"].to_list() == [0.1, 0.2]
+
+
+def test_non_utf8_bytes_replaced_and_counted(cdata: Path) -> None:
+    res = read(cdata / "non_utf8.log")
+    assert res.files["invalid_utf8"][0] == 2  # \xff\xfe
+    assert "2 invalid UTF-8 byte(s)" in res.files["notes"][0]
+    assert res.other["message"][0] == "bad \ufffd\ufffd bytes"
+    assert res.queries["qname"].to_list() == ["ok.example", "bäd.example"]
+
+
+def test_binary_file(shared_fixtures: Path) -> None:
+    pcap = shared_fixtures / "pcaps" / "dnscap_dns.pcap"
+    with pytest.raises(InputFormatError) as info:
+        read_coredns_log(pcap, strict=True)
+    assert info.value.offset == 0 and "binary" in str(info.value)
+    with pytest.warns(KitWarning, match="skipped"):
+        res = read_coredns_log(pcap)
+    assert res.files["skipped"][0] is True and res.records == 0
+
+
+def test_gzip_and_truncated_gzip(cdata: Path, tmp_path: Path) -> None:
+    src = cdata / "default_modern.log"
+    gz = tmp_path / "q.log.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes()))
+    base = read(src).queries.drop("source")
+    res = read(gz)
+    assert res.files["gzipped"][0] is True
+    assert_frame_equal(res.queries.drop("source"), base)
+    blob = gzip.compress(src.read_bytes() * 50)
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(blob[: len(blob) // 2])
+    with pytest.warns(KitWarning, match="truncated gzip"):
+        res = read_coredns_log(cut)
+    check_partition(res)
+    assert "truncated gzip" in res.files["notes"][0]
+    # what was decompressed is accounted line by line; the cut line may be rejected, not lost
+    assert 0 < res.lines_read < 400 and res.queries.height >= res.lines_read - 1
+
+
+def test_sources_dir_glob_list(cdata: Path) -> None:
+    one = read_coredns_log([cdata / "cri.log", cdata / "consolidate.log"])
+    assert one.files["source"].to_list() == [str(cdata / "cri.log"), str(cdata / "consolidate.log")]
+    assert one.errors.height == 1 + 8
+    with pytest.warns(KitWarning):
+        whole = read_coredns_log(cdata)
+    check_partition(whole)
+    assert whole.files.height == len(list(cdata.iterdir()))
+    assert read_coredns_log(str(cdata / "c*.log")).files.height == 4
+    with pytest.raises(FileNotFoundError):
+        read_coredns_log(cdata / "missing.log")
+
+
+def test_chunking_does_not_change_results(cdata: Path, tmp_path: Path) -> None:
+    names = [
+        "default_modern",
+        "cri",
+        "docker_json",
+        "nodecache_startup",
+        "rejects",
+        "kubectl_prefix_timestamps",
+    ]
+    path = tmp_path / "all.log"
+    path.write_bytes(b"".join((cdata / f"{n}.log").read_bytes() for n in names))
+    with pytest.warns(KitWarning):
+        big = read_coredns_log(path)
+    with pytest.warns(KitWarning):
+        small = read_coredns_log(path, chunk_bytes=100)
+    for name in FRAMES:
+        assert_frame_equal(getattr(small, name), getattr(big, name))
+
+
+# --- conformance over the real files ---------------------------------------------------------------
+
+# An independent reading of query-log lines: the quoted request section, then rcode ... duration.
+QUERY_RE = re.compile(
+    r'"(?P<type>[A-Z0-9]+) (?P<class>[A-Z0-9]+) (?P<name>\S+) (?:udp|tcp) \d+ (?:true|false) \d+" '
+    r"(?P<rcode>\S+) (?:\S* )?\d+ (?P<dur>[0-9.]+)(?P<unit>s|ms|µs)(?: \"\d+\")?\s*$"
+)
+ERROR_RE = re.compile(r"\[(?:ERROR|WARNING|INFO|DEBUG)\] (?:plugin/errors: )?\d+ ")
+
+
+def logical_lines(path: Path) -> list[str]:
+    """The lines of a real file, JSON-decoded when they are JSON objects."""
+    out = []
+    for line in path.read_text().splitlines():
+        if line.startswith("{"):
+            obj = json.loads(line)
+            line = (obj.get("log") or obj.get("message")).rstrip("\n")
+        out.append(line)
+    return out
+
+
+def test_real_files_every_line_accounted_no_rejects(real_logs: list[Path]) -> None:
+    assert len(real_logs) == 9
+    res = read_coredns_log(real_logs)
+    check_partition(res)
+    assert res.rejected.is_empty(), res.rejected
+    per_file = dict(zip(res.files["source"], res.files["lines"], strict=True))
+    for path in real_logs:
+        assert per_file[str(path)] == physical_lines(path)
+
+
+def test_real_files_queries_match_independent_reading(real_logs: list[Path]) -> None:
+    res = read_coredns_log(real_logs)
+    checked = 0
+    for path in real_logs:
+        lines = logical_lines(path)
+        q = res.queries.filter(pl.col("source") == str(path))
+        want = {}
+        for i, line in enumerate(lines, start=1):
+            m = QUERY_RE.search(line)
+            if m:
+                scale = {"s": 1.0, "ms": 1e-3, "µs": 1e-6}[m["unit"]]
+                rcode = None if m["rcode"] == "-" else m["rcode"]
+                want[i] = (rcode, float(m["dur"]) * scale, m["type"], m["name"].removesuffix("."))
+        got = {
+            r["line_no"]: (r["rcode"], r["duration_s"], r["qtype"], r["qname"])
+            for r in q.iter_rows(named=True)
+        }
+        assert got.keys() == want.keys(), path.name
+        for k, (rc, d, t, n) in want.items():
+            assert got[k][0] == rc and got[k][2] == t and got[k][3] == n, (path.name, k)
+            assert got[k][1] == pytest.approx(d, rel=1e-12), (path.name, k)
+            checked += 1
+    assert checked == 39  # 1+1 readme, 3+2 beats, 3+9 integrations, 19 querylog excerpt, 1 k8s page
+
+
+def test_real_files_errors_match_independent_reading(real_logs: list[Path]) -> None:
+    res = read_coredns_log(real_logs)
+    for path in real_logs:
+        lines = logical_lines(path)
+        want = {i for i, line in enumerate(lines, start=1) if ERROR_RE.search(line)}
+        got = set(res.errors.filter(pl.col("source") == str(path))["line_no"].to_list())
+        assert got == want, path.name
+    e = res.errors
+    # errors-plugin lines with a Go net.OpError: upstream is the text between "->"/"tcp " and ": "
+    for r in e.filter(pl.col("upstream").is_not_null()).iter_rows(named=True):
+        m = re.search(r"(?:udp|tcp) (?:\S+->)?(\S+): ", r["message"])
+        assert m is not None and m.group(1) == r["upstream"]
+    assert e["consolidated_count"].drop_nulls().to_list() == [3, 4, 4, 4, 4]
+    hinfo = sum(line.count(" HINFO: ") for p in real_logs for line in logical_lines(p))
+    assert e.filter(pl.col("qtype") == "HINFO").height == hinfo == 16
+
+
+def test_real_files_other_lines(real_logs: list[Path]) -> None:
+    o = read_coredns_log(real_logs).other
+    assert o.filter(pl.col("kind") == "klog").height == 2
+    assert o.filter(pl.col("kind") == "klog")["level"].unique().to_list() == ["ERROR"]
+    banners = o.filter(pl.col("kind") == "banner")["message"].to_list()
+    assert "CoreDNS-1.14.0" in banners and "darwin/amd64, go1.16," in banners
+    compose = o.filter(pl.col("container") == "coredns-1")
+    assert compose.height == 5  # maxprocs, .:53, reload, version, platform
+
+
+WRAPPERS = {
+    "cri": lambda i, s: f"2024-05-01T10:00:{i % 60:02d}.{i:09d}Z stdout F {s}",
+    "kubectl_ts": lambda i, s: f"2024-05-01T12:00:{i % 60:02d}.{i:09d}+02:00 {s}",
+    "kubectl_prefix": lambda i, s: (
+        f"[pod/coredns-1/coredns] 2024-05-01T10:00:{i % 60:02d}.{i:09d}Z {s}"
+    ),
+    "docker": lambda i, s: json.dumps(
+        {"log": s + "\n", "stream": "stdout", "time": f"2024-05-01T10:00:{i % 60:02d}.{i}Z"}
+    ).replace(">", "\\u003e"),
+    "journald": lambda i, s: f"May  1 10:00:{i % 60:02d} ip-10-0-0-1 coredns[42]: {s}",
+}
+
+
+@pytest.mark.parametrize("wrapper", sorted(WRAPPERS))
+def test_wrappers_do_not_change_parsing(
+    wrapper: str, real_logs: list[Path], tmp_path: Path
+) -> None:
+    """Each real line, wrapped by a runtime or collector, parses as the bare line does."""
+    text_files = [p for p in real_logs if "json" not in p.name]
+    raw_lines = [line for p in text_files for line in p.read_text().splitlines()]
+    bare = tmp_path / "bare.log"
+    bare.write_text("\n".join(raw_lines) + "\n")
+    wrapped = tmp_path / "wrapped.log"
+    wrapped.write_text(
+        "\n".join(WRAPPERS[wrapper](i, s) for i, s in enumerate(raw_lines, 1)) + "\n"
+    )
+    a = read_coredns_log(bare)
+    b = read_coredns_log(wrapped)
+    check_partition(b)
+    assert b.rejected.is_empty()
+    drop = ["ts", "source", "pod", "container", "node", "stream"]
+    for name in ("queries", "errors", "other"):
+        fa, fb = getattr(a, name), getattr(b, name)
+        if wrapper == "kubectl_prefix":
+            assert set(fb["pod"].unique().to_list()) == {"coredns-1"}
+        # bare lines with their own CoreDNS/Go stamps keep them; the others take the wrapper's
+        if wrapper != "journald":
+            assert fb.filter(pl.col("ts").is_null()).is_empty()
+        assert_frame_equal(fa.drop(drop), fb.drop(drop))
+    own = a.queries.filter(pl.col("ts").is_not_null())["line_no"].to_list()
+    assert_frame_equal(
+        a.queries.filter(pl.col("line_no").is_in(own)).select("line_no", "ts"),
+        b.queries.filter(pl.col("line_no").is_in(own)).select("line_no", "ts"),
+    )
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def test_error_counts_per_minute(tmp_path: Path) -> None:
+    lines = [
+        "2024-05-01T10:00:01Z [ERROR] plugin/errors: 2 a. A: dial tcp 10.0.0.2:53: i/o timeout",
+        "2024-05-01T10:00:59Z [ERROR] plugin/errors: 2 b. A: dial tcp 10.0.0.2:53: i/o timeout",
+        "2024-05-01T10:00:30Z [ERROR] plugin/errors: 2 c. A: read udp 10.0.0.9:999->10.0.0.3:53: i/o timeout",
+        "2024-05-01T10:02:00Z [ERROR] plugin/errors: 2 d. A: dial tcp 10.0.0.2:53: i/o timeout",
+        "2024-05-01T10:02:10Z [WARNING] plugin/errors: 7 errors like '^dial tcp' occurred in last 30s",
+    ]
+    path = tmp_path / "e.log"
+    path.write_text("\n".join(lines) + "\n")
+    res = read_coredns_log(path)
+    counts = error_counts(res)
+    tcp = counts.filter(pl.col("upstream") == "10.0.0.2:53")
+    # minute 10:00 has a. and b.; 10:01 none; 10:02 has d.
+    assert tcp["count"].to_list() == [2, 0, 1]
+    udp = counts.filter(pl.col("upstream") == "10.0.0.3:53")
+    assert udp["count"].to_list() == [1, 0, 0] and udp["transport"][0] == "udp"
+    # all upstreams together: 10:00 a. b. c.; 10:01 none; 10:02 d. plus the 7 consolidated
+    with_cons = error_counts(res.errors, by=[], include_consolidated=True)
+    assert with_cons["count"].to_list() == [3, 0, 1 + 7]
+    assert error_counts(res.errors, by=[])["count"].to_list() == [3, 0, 1]
+    with pytest.raises(KeyError):
+        error_counts(res, by=["nope"])
+
+
+def test_slow_queries_and_latency(cdata: Path) -> None:
+    res = read(cdata / "default_modern.log")
+    slow = slow_queries(res, threshold_s=1.0)
+    # 12.25 s, 6.010923182 s, 5.000450902 s, 1 s (inclusive)
+    assert slow["duration_s"].to_list() == [12.25, 6.010923182, 5.000450902, 1.0]
+    assert slow_queries(res.queries, 100).is_empty()
+    with pytest.raises(ValueError):
+        slow_queries(res, -1)
+    lat = query_latency(res, by=["proto"])
+    udp = lat.filter(pl.col("proto") == "udp").row(0, named=True)
+    # 7 udp durations sorted: 0.000123 0.037990251 0.5 1 5.000450902 6.010923182 12.25
+    assert udp["n"] == 7 and udp["p50_s"] == 1.0 and udp["max_s"] == 12.25
+    assert query_latency(res, by=[])["n"][0] == 8
+    assert set(query_latency(res, by=["qtype", "rcode", "client_ip"]).columns) >= {
+        "qtype",
+        "rcode",
+        "client_ip",
+        "p99_s",
+    }
