@@ -336,10 +336,19 @@ def _check_us(us: int) -> int:
     return us
 
 
+# 1e11 s is the year 5138: a "seconds" timestamp that large is milliseconds written by mistake.
+_MAX_SECONDS = 1e11
+
+
 def _seconds_to_us(t: float) -> int:
     """Float seconds (millisecond precision, as Prometheus stores them) to integer microseconds."""
     if not math.isfinite(t):
         raise ValueError(f"timestamp is not finite: {t!r}")
+    if abs(t) >= _MAX_SECONDS:
+        raise ValueError(
+            f"timestamp {t!r} is not in seconds (it would be after the year 5000); "
+            "milliseconds where seconds are expected?"
+        )
     return _check_us(round(t * 1000) * 1000)
 
 
@@ -638,9 +647,9 @@ def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc:
                     t, v = p
                     if type(t) not in (int, float) or type(v) is not str:
                         raise TypeError
-                    ts_us = round(t * 1000) * 1000
-                    if not -_TS_LIMIT_US < ts_us < _TS_LIMIT_US:
+                    if not -_MAX_SECONDS < t < _MAX_SECONDS:
                         raise ValueError
+                    ts_us = round(t * 1000) * 1000
                     value = _parse_float(v)
                 except (ValueError, TypeError, OverflowError):
                     added += _json_point(

@@ -863,12 +863,15 @@ def test_label_names_that_clash_with_internals_or_renames(tmp_path: Path) -> Non
         ("x 1 99999999999999999999\n", "text"),  # ms beyond int64 microseconds
         ("x 1 1e300\n", "openmetrics"),
         ('[{"metric":{},"values":[[1e300,"1"]]}]', "api-json"),
+        # milliseconds where seconds belong: 1700000000000 s would be the year 55,800
+        ("x 1 1700000000000\n# EOF\n", "openmetrics"),
+        ('[{"metric":{},"values":[[1700000000000,"1"]]}]', "api-json"),
     ],
 )
 def test_absurd_timestamps_are_input_errors(tmp_path: Path, content: str, fmt: str) -> None:
     p = tmp_path / "far.txt"
     p.write_text(content)
-    with pytest.raises(InputFormatError, match="timestamp out of range"):
+    with pytest.raises(InputFormatError, match=r"timestamp out of range|is not in seconds"):
         read_metrics(p, fmt=fmt)  # type: ignore[arg-type]
 
 
