@@ -486,3 +486,37 @@ def test_hostile_content_stays_unknown(tmp_path: Path, blob: bytes, reason_start
     d = detect(p)
     assert d.kind == "unknown"
     assert d.reason.startswith(reason_start), d.reason
+
+
+# data/sample is a committed run of the incident lab (lab/core.py writes each file under a fixed
+# name for a fixed purpose), so a file's name says what it is, independently of its content.
+SAMPLE_PATTERNS: list[tuple[str, str]] = [
+    ("captures/*.pcap", "capture"),  # tcpdump -w
+    ("configs/unbound-*.conf", "unbound_conf"),  # Lab.unbound_conf()
+    ("configs/nsd.conf", "nsd_conf"),  # the NSD upstream's config
+    ("logs/unbound-node*.log", "unbound_log"),  # unbound logfile: with log-queries/log-replies
+    ("prometheus/*.json", "prometheus_api_json"),  # Lab.export_prometheus(): query_range output
+    ("run.json", "run_json"),  # the run metadata with "phases"
+]
+
+
+def test_lab_sample_run(repo_root: Path) -> None:
+    sample = repo_root / "data" / "sample"
+    if not (sample / "run.json").is_file():
+        pytest.skip("data/sample not generated in this checkout")
+    checked = 0
+    for pattern, kind in SAMPLE_PATTERNS:
+        files = sorted(sample.glob(pattern))
+        assert files, pattern
+        for f in files:
+            d = detect(f)
+            assert d.kind == kind, (f, d.reason)
+            checked += 1
+    # the other files (dnsperf output and query lists, nftables rules, unbound-control stats,
+    # NSD's own log, prometheus.yml) are of no kind the kit reads
+    others = ["dnsperf/*.txt", "configs/nftables.nft", "configs/prometheus.yml"]
+    others += ["logs/unbound-stats-*.txt", "logs/nsd.log"]
+    for f in sorted(f for p in others for f in sample.glob(p)):
+        assert detect(f).kind == "unknown", f
+        checked += 1
+    assert checked >= 11
