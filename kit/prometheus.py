@@ -116,13 +116,13 @@ FORMATS: dict[str, str] = {
     "grafana-csv": "Grafana 'Download CSV' (series joined by time, one frame, formatted data, "
     "Excel mode) and legacy 'Export CSV' (series as columns or Series;Time;Value rows)",
     "grafana-json": "Grafana DataFrame JSON (Inspect > JSON > DataFrame JSON), one frame or a list, "
-    "also inside a query response {'results': {'A': {'frames': [...]}}}",
+    "also inside a query response ({'results': {'A': {'frames': [...]}}} or "
+    "{'status': 200, 'frames': [...]}) or panel data ({'series': [...]} with inline values)",
 }
 """Accepted values of ``read_metrics(fmt=...)`` (besides ``"auto"``) and what each one reads."""
 
 _RESERVED = tuple(METRICS_BASE_SCHEMA)
 _METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
-_LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 # Go's strconv.ParseFloat syntax (decimal), which Prometheus uses for sample values.
 _FLOAT_RE = re.compile(
     r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)\Z", re.IGNORECASE
@@ -908,8 +908,9 @@ def read_metrics(
         A file, a list of files, a glob or a directory (gzip is read transparently). Several files
         are combined into one frame; each row's ``source`` names its file.
     fmt
-        ``"auto"`` (default) sniffs each file's *content*: JSON with ``status``/``data``/
-        ``resultType``/``metric`` is the Prometheus API, other JSON is Grafana DataFrame JSON; a
+        ``"auto"`` (default) sniffs each file's *content*: JSON with ``frames``/``results``/
+        ``schema``/``fields``/``series`` is Grafana DataFrame JSON, other JSON (``status``,
+        ``data``, ``resultType``, a list of ``metric`` objects) is the Prometheus API; a
         first line ``sep=...`` or a ``Time``/``Series`` header is Grafana CSV; text containing a
         ``# EOF`` or ``# UNIT`` line is OpenMetrics; other text is exposition 0.0.4. Or force one
         of :data:`FORMATS`: ``"api-json"``, ``"text"``, ``"openmetrics"``, ``"grafana-csv"``,
@@ -919,9 +920,10 @@ def read_metrics(
         ``datetime`` or an ISO-8601 string with offset. Default: the file's modification time
         (rounded to the millisecond).
     strict
-        ``True`` (default): the first malformed unit (line, JSON point or CSV row) raises
-        :class:`~kit.errors.InputFormatError` naming file and line. ``False``: such units are skipped and each file emits one
-        :class:`~kit.errors.KitWarning` with the count and the first offending line.
+        ``True`` (default): the first malformed unit (text line, JSON point, CSV cell or row)
+        raises :class:`~kit.errors.InputFormatError` naming file and line. ``False``: such units
+        are skipped and each file emits one :class:`~kit.errors.KitWarning` with the count and
+        the first offending line. Duplicate samples never raise (see the module notes).
     csv_timezone
         Time zone of Grafana CSV timestamps written without offset (``2020-01-01 01:00:00``,
         rendered in the browser's zone); an IANA name such as ``"Europe/Berlin"``.
@@ -943,8 +945,10 @@ def read_metrics(
         - ``source`` (String): file name the sample came from.
         - one String column per label name, sorted alphabetically: the label value (escapes
           resolved), null where the series lacks the label or has it empty. ``le`` and
-          ``quantile`` are kept as written (compare numerically). Grafana columns whose name is
-          not a series selector give a ``series`` label with the display name.
+          ``quantile`` are kept as written (compare numerically). Grafana exports may add
+          ``series`` (a display name that is not a series selector), ``unit`` (of formatted
+          values; time converted to ``s``, bytes to ``B``) and ``column`` (only for repeated
+          column names).
 
         The first four columns are :data:`METRICS_BASE_SCHEMA`. An export with no samples gives
         an empty frame with that schema.
