@@ -588,6 +588,8 @@ def _classify_json(
         return ArtefactKind.GRAFANA_JSON, "Grafana DataFrame JSON (schema.fields seen in the head)"
     if re.search(r'"frames"\s*:\s*\[', head):
         return ArtefactKind.GRAFANA_JSON, "Grafana query response (frames seen in the head)"
+    if re.search(r'"lab"\s*:\s*"dns-incident-kit', head):
+        return ArtefactKind.RUN_JSON, 'lab run metadata (its "lab" key seen in the head)'
     if re.match(r'\s*\{\s*"phases"\s*:', head) or (
         re.search(r'"phases"\s*:\s*[\[{]', text) and re.search(r'"topology"\s*:', text)
     ):

@@ -520,3 +520,16 @@ def test_lab_sample_run(repo_root: Path) -> None:
         assert detect(f).kind == "unknown", f
         checked += 1
     assert checked >= 11
+
+
+def test_big_run_json_is_recognised_from_its_head(tmp_path: Path, repo_root: Path) -> None:
+    # a run.json longer than the head (many events) cannot be parsed, only sniffed
+    import json
+
+    run = {"lab": "dns-incident-kit incident lab", "parameters": {}, "phases": []}
+    run["events"] = [{"ts": "2026-11-26T05:00:00Z", "event": "x" * 50} for _ in range(2000)]
+    p = tmp_path / "run.json"
+    p.write_text(json.dumps(run, indent=2))
+    assert p.stat().st_size > HEAD_BYTES
+    d = detect(p)
+    assert (d.kind, d.reason) == ("run_json", 'lab run metadata (its "lab" key seen in the head)')
