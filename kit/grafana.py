@@ -150,10 +150,11 @@ def parse_display_name(name: str) -> tuple[str | None, dict[str, str]]:
     """Split a Grafana series display name into (metric, labels).
 
     ``up{job="a"}`` -> ``("up", {"job": "a"})``; ``{job="a"}`` -> ``(None, {"job": "a"})``;
-    ``up`` -> ``("up", {})``; anything else (a legend) -> ``(None, {"series": name})``.
+    ``up`` -> ``("up", {})``; anything else (a legend, or Grafana's generic ``Value``) ->
+    ``(None, {"series": name})``.
     """
     text = name.strip()
-    if _METRIC_NAME_RE.match(text):
+    if _METRIC_NAME_RE.match(text) and text.lower() != "value":  # Grafana's generic field name
         return text, {}
     if text.endswith("}") and "{" in text:
         try:

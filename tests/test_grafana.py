@@ -232,9 +232,9 @@ def test_csv_bad_cell_strict_and_lenient(data_dir: Path) -> None:
 def test_csv_duplicate_column_names_kept_apart(data_dir: Path) -> None:
     with pytest.warns(KitWarning, match=r"columns with the same name \['Value'\]"):
         df = read_metrics(data_dir / "metrics" / "grafana_duplicate_columns.csv")
-    assert df.select("metric", "column", "value").rows() == [
-        ("Value", "2", 1.0),
-        ("Value", "3", 2.0),
+    assert df.select("metric", "series", "column", "value").rows() == [
+        (None, "Value", "2", 1.0),
+        (None, "Value", "3", 2.0),
     ]
 
 
@@ -314,6 +314,7 @@ def test_parse_formatted_value_rejects(cell: str) -> None:
     ("name", "want"),
     [
         ("up", ("up", {})),
+        ("Value", (None, {"series": "Value"})),
         ('up{job="a", instance="x:1"}', ("up", {"job": "a", "instance": "x:1"})),
         ('{__name__="up", job="a"}', ("up", {"job": "a"})),
         ('{job="a,b"}', (None, {"job": "a,b"})),
