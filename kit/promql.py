@@ -155,13 +155,11 @@ def _to_ms(value: TimeLike, what: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{what} must be a datetime, an ISO string or Unix seconds, got {value!r}")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError(f"{what} must be finite, got {value!r}")
-        return round(value * 1000)
+        return _seconds_to_ms(float(value), what)
     if isinstance(value, str):
         text = value.strip()
         try:
-            return round(float(text) * 1000)
+            return _seconds_to_ms(float(text), what)
         except ValueError:
             pass
         try:
@@ -178,16 +176,33 @@ def _to_ms(value: TimeLike, what: str) -> int:
     raise TypeError(f"{what} must be a datetime, an ISO string or Unix seconds, got {value!r}")
 
 
+def _seconds_to_ms(t: float, what: str) -> int:
+    """Unix seconds -> ms exactly as Prometheus's API ``parseTime``: whole seconds, plus the fraction
+    rounded (half away from zero) to ms, converted to ns with truncation, then truncated to ms."""
+    if not math.isfinite(t):
+        raise ValueError(f"{what} must be finite, got {t!r}")
+    whole = math.trunc(t)
+    frac = t - whole
+    ms_frac = math.copysign(math.floor(abs(frac) * 1000 + 0.5), frac) / 1000
+    ns = int(ms_frac * 1e9)
+    return whole * 1000 + int(ns / 1_000_000)
+
+
+def _float_step_ms(seconds: float) -> int:
+    # API parseDuration: time.Duration(seconds * 1e9) truncates to ns; the engine truncates to ms
+    return int(seconds * 1e9) // 1_000_000
+
+
 def _step_ms(value: StepLike) -> int:
     if isinstance(value, dt.timedelta):
         ms = value // dt.timedelta(milliseconds=1)
     elif isinstance(value, str):
         try:
-            ms = round(float(value) * 1000)
+            ms = _float_step_ms(float(value))
         except ValueError:
             ms = parse_duration(value)
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        ms = round(value * 1000)
+        ms = _float_step_ms(float(value))
     else:
         raise TypeError(f"step must be a timedelta, a duration string or seconds, got {value!r}")
     if ms <= 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -352,3 +353,96 @@ def test_regex_dot_does_not_match_newline_in_2_but_does_in_3(
     assert evaluate(frame, expr, compat="2", **kw).is_empty()
     # Prometheus 3 (docs/migration.md: "." now matches newlines)
     assert evaluate(frame, expr, compat="3", **kw)["name"].unique().to_list() == ['we"ird\nname<']
+
+
+COUNTERS = {
+    "coredns_dns_requests_total": ["instance", "job", "proto", "server", "zone"],
+    "coredns_dns_responses_total": ["instance", "job", "rcode", "server", "zone"],
+    "coredns_dns_request_duration_seconds_count": ["instance", "job", "server", "zone"],
+}
+GAUGES = {
+    "coredns_cache_entries": ["instance", "job", "type"],
+    "dns_probe_success": ["job", "probe"],
+}
+WINDOWS = ["15s", "20s", "30s", "45s", "1m", "90s", "2m", "5m", "7m"]
+MATCHERS = [
+    "",
+    'job="coredns"',
+    'job!="coredns"',
+    'instance=~"10\\\\.0\\\\.0\\\\.[13].*"',
+    'instance!~".*:9253"',
+    'zone=~"cluster.*|\\\\."',
+]
+
+
+def _random_vector(rng: random.Random, depth: int) -> str:
+    kind = rng.choice(
+        ["range", "range", "gauge", "agg", "binop", "scalar", "quantile"]
+        if depth
+        else ["range", "gauge"]
+    )
+    if kind == "range":
+        name = rng.choice(list(COUNTERS))
+        fn = rng.choice(["rate", "irate", "increase", "delta"])
+        m = rng.choice(MATCHERS)
+        off = rng.choice(["", "", " offset 1m", " offset 150s"])
+        return f"{fn}({name}{{{m}}}[{rng.choice(WINDOWS)}]{off})"
+    if kind == "gauge":
+        name = rng.choice(list(GAUGES))
+        return f"{name}{{{rng.choice(MATCHERS)}}}" if rng.random() < 0.5 else name
+    if kind == "agg":
+        labels = rng.sample(
+            ["instance", "job", "proto", "rcode", "zone", "type"], rng.randint(0, 2)
+        )
+        op = rng.choice(["sum", "avg", "min", "max", "count"])
+        clause = rng.choice(["by", "without"])
+        return f"{op} {clause} ({', '.join(labels)}) ({_random_vector(rng, depth - 1)})"
+    if kind == "binop":
+        op = rng.choice(["+", "-", "*", "/", "%", "^"])
+        lhs = _random_vector(rng, depth - 1)
+        rhs = _random_vector(rng, depth - 1)
+        matching = rng.choice(["", "", " on (instance)", " ignoring (proto)"])
+        return f"({lhs}) {op}{matching} ({rhs})"
+    if kind == "scalar":
+        op = rng.choice(["+", "-", "*", "/", "^"])
+        k = rng.choice(["2", "0.5", "-3", "1e3", "0"])
+        v = _random_vector(rng, depth - 1)
+        return f"{k} {op} ({v})" if rng.random() < 0.5 else f"({v}) {op} {k}"
+    q = rng.choice(["0", "0.5", "0.9", "0.99", "1"])
+    by = rng.sample(["instance", "job", "zone", "server"], rng.randint(0, 2))
+    return (
+        f"histogram_quantile({q}, sum by ({', '.join([*by, 'le'])}) "
+        f"(rate(coredns_dns_request_duration_seconds_bucket{{{rng.choice(MATCHERS)}}}[{rng.choice(WINDOWS)}])))"
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_expressions_match_prometheus(
+    prom: tuple[PromServer, pl.DataFrame], seed: int
+) -> None:
+    """Seeded random expressions from the supported subset: same answer, or an error on both sides."""
+    server, frame = prom
+    rng = random.Random(seed)
+    compared = errors = 0
+    for _ in range(12):
+        expr = _random_vector(rng, 2)
+        start = T0 + rng.choice([0, 59.999, 127.5, 300, 1234.567])
+        end = start + rng.choice([600, 1800, 3900])
+        step = rng.choice([15, 17.3, 30, 60, 61.5])
+        body = server.query_range(expr, start, end, step)
+        if body["status"] == "error":
+            assert body["errorType"] == "execution" or "bad_data", body
+            with pytest.raises(PromQLError):
+                evaluate(frame, expr, start=start, end=end, step=step, compat="2")
+            errors += 1
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", KitWarning)
+            got = evaluate(frame, expr, start=start, end=end, step=step, compat="2")
+        want = _from_prometheus(body)
+        if want:
+            _compare(expr, got, body)
+        else:
+            assert got.is_empty(), expr
+        compared += 1
+    assert compared >= 6
