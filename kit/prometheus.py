@@ -668,6 +668,14 @@ def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc:
         if "values" not in item and "value" not in item and not n_hist:
             rej.reject(f"{here} has neither 'value' nor 'values'", where=here)
     rej.report()
+    log.info(
+        "%s: Prometheus API JSON (%s): %d series, %d samples, %d rejected",
+        path,
+        result_type or "bare result list",
+        len(result),
+        added,
+        rej.count,
+    )
     return added
 
 

@@ -7,6 +7,7 @@ are worked out by hand in comments.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -334,3 +335,18 @@ def test_backend_frames_response_equals_the_api_answer(
     frames = read_metrics(data_dir / "metrics" / "grafana_backend_frames_range_simple.json")
     api = read_metrics(shared_fixtures / "metrics" / "grafana_range_simple.result.json")
     assert frames.drop("source").equals(api.drop("source"))
+
+
+def test_every_cell_accounted_for_in_the_log(
+    shared_fixtures: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = shared_fixtures / "metrics" / "grafana_export_tenst_excel_columns.csv"
+    with caplog.at_level("INFO", logger="kit.grafana"):
+        read_metrics(path)
+    m = re.search(
+        r"Grafana CSV: (\d+) samples, (\d+) empty/null cells, (\d+) rejected", caplog.text
+    )
+    assert m is not None
+    samples, empty, rejected = map(int, m.groups())
+    assert samples + empty + rejected == 28_551 * 4  # data rows x series columns
+    assert "1 repeated header row(s)" in caplog.text  # the comma-separated second header

@@ -906,3 +906,20 @@ def test_truncated_gzip_strict_and_lenient(shared_fixtures: Path, tmp_path: Path
     full = read_metrics(src, scrape_time=SCRAPE)
     assert 0 < df.height < full.height
     assert df.select("metric", "value").rows() == full.select("metric", "value").rows()[: df.height]
+
+
+def test_every_line_accounted_for_in_the_log(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = data_dir / "metrics" / "text_bad_lines.prom"
+    n_lines = len(path.read_text().splitlines())  # 6
+    with caplog.at_level("INFO", logger="kit.prometheus"), pytest.warns(KitWarning):
+        read_metrics(path, scrape_time=SCRAPE, strict=False)
+    m = re.search(
+        r"(\d+) samples, (\d+) comment/metadata lines, (\d+) blank lines, (\d+) rejected",
+        caplog.text,
+    )
+    assert m is not None
+    samples, comments, blanks, rejected = map(int, m.groups())
+    assert (samples, comments, blanks, rejected) == (3, 1, 0, 2)
+    assert samples + comments + blanks + rejected == n_lines
