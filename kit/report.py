@@ -681,6 +681,18 @@ def _plan(
     return chosen, reason, used
 
 
+def _resolve_user_path(name: str, value: Any) -> Any:
+    """A ``-p`` value for an artefact input, given relative to the caller's directory, rewritten
+    for a notebook that runs in the repository root; any other value is returned unchanged."""
+    if name not in INPUT_PARAMETERS and name != ARTEFACTS_PARAMETER:
+        return value
+    if isinstance(value, list):
+        return [_resolve_user_path(name, v) for v in value]
+    if isinstance(value, str) and not Path(value).is_absolute() and Path(value).exists():
+        return _param_path(Path(value))
+    return value
+
+
 def _error_summary(exc: BaseException) -> str:
     ename = getattr(exc, "ename", None)
     evalue = getattr(exc, "evalue", None)
@@ -991,7 +1003,9 @@ def render(
         :func:`default_notebooks` (``notebooks/*.py``).
     parameters
         Values for notebook parameters (papermill ``-p``), applied to every notebook that declares
-        the parameter; they override the artefact inputs.
+        the parameter; they override the artefact inputs. For artefact inputs (and
+        ``artefacts``), a relative path that exists from the current directory is rewritten to be
+        valid from the repository root, where the notebooks run.
     output_html
         Where to write the report (parent folders are created).
     artefacts
@@ -1028,7 +1042,7 @@ def render(
     )
     if not nb_paths:
         raise ValueError("no notebook to run")
-    user_params = dict(parameters or {})
+    user_params = {k: _resolve_user_path(k, v) for k, v in (parameters or {}).items()}
     loaded = [(p, read_notebook(p)) for p in nb_paths]
     declared = {p: notebook_parameters(nb) for p, nb in loaded}
     all_names = {prm.name for prms in declared.values() for prm in prms}

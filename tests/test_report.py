@@ -691,3 +691,19 @@ def test_text_makes_control_bytes_visible() -> None:
     shown = report._e(raw)
     assert "\x1b" not in shown and "\n" not in shown
     assert "\\x1b[31m" in shown and "\\udcff" in shown and "\\n" in shown
+
+
+def test_user_paths_are_rewritten_for_the_repo_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "node1.pcap").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    # the notebook runs in the repo root: a path relative to the caller's directory must move
+    assert report._resolve_user_path("capture", "node1.pcap") == str(tmp_path / "node1.pcap")
+    assert report._resolve_user_path("artefacts", ["node1.pcap", "gone.pcap"]) == [
+        str(tmp_path / "node1.pcap"),
+        "gone.pcap",
+    ]
+    # not an artefact input: left alone even when such a file exists
+    assert report._resolve_user_path("label", "node1.pcap") == "node1.pcap"
+    assert report._resolve_user_path("capture", 3) == 3

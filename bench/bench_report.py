@@ -1,0 +1,165 @@
+"""Benchmark the report pipeline: where the time of ``dnskit report`` goes, against its baselines.
+
+Run: ``.venv/bin/python bench/bench_report.py [--reps N] [--artefacts data/sample]``
+
+Every case runs in this one invocation, ``--reps`` times (median wall time shown), so the ratios
+compare figures measured under the same machine load. Baselines:
+
+- ``kernel``: papermill executing a one-cell notebook (``1 + 1``): kernel start-up and shutdown,
+  the floor of any notebook the report runs;
+- ``target``: the issue's budget for the whole sample investigation, 60 s.
+
+Cases:
+
+- ``kernel+imports``: the same with ``import polars, altair, kit`` in the cell;
+- ``first SVG``: a fresh interpreter rendering one Altair chart to SVG through vl-convert;
+- ``export``: nbconvert rendering an executed notebook with the kit's template (in process);
+- ``report``: ``dnskit report ARTEFACTS -o ...`` as a user runs it (all notebooks + HTML).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+TARGET_S = 60.0
+
+
+LOADS: dict[int, float] = {}
+
+
+def _timed(fn: Callable[[], object], reps: int) -> list[float]:
+    """Wall times of ``reps`` calls; the 1-minute load average at the start is kept in LOADS."""
+    LOADS[len(LOADS)] = os.getloadavg()[0]
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def _papermill_cell(source: str) -> Callable[[], object]:
+    import nbformat
+    import papermill
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells.append(nbformat.v4.new_code_cell(source))
+
+    def run() -> object:
+        return papermill.execute_notebook(
+            nb, None, kernel_name="python3", progress_bar=False, cwd=str(REPO)
+        )
+
+    return run
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=1, help="repetitions per case (median shown)")
+    ap.add_argument("--artefacts", default="data/sample", help="artefacts for the report case")
+    args = ap.parse_args()
+
+    import kit.report as report
+
+    rows: list[tuple[str, list[float], str]] = []
+    rows.append(("kernel", _timed(_papermill_cell("1 + 1"), args.reps), "baseline"))
+    rows.append(
+        (
+            "kernel+imports",
+            _timed(_papermill_cell("import polars, altair, kit\n1 + 1"), args.reps),
+            "",
+        )
+    )
+    svg = (
+        "import altair as alt, polars as pl; alt.renderers.enable('svg'); "
+        "c = alt.Chart(pl.DataFrame({'x': [1, 2]})).mark_bar().encode(x='x:Q'); "
+        "c._repr_mimebundle_()"
+    )
+    rows.append(
+        (
+            "first SVG (fresh interpreter)",
+            _timed(lambda: subprocess.run([sys.executable, "-c", svg], check=True), args.reps),
+            "",
+        )
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
+        tmpdir = Path(tmp)
+        start_here = REPO / "notebooks" / "00-start-here.py"
+        res = report.render(
+            [start_here],
+            output_html=tmpdir / "warm.html",
+            executed_dir=tmpdir / "ex",
+            artefacts=[args.artefacts],
+        )
+        import nbformat
+
+        executed = nbformat.read(tmpdir / "ex" / "00-start-here.ipynb", as_version=4)
+        header = "<p>bench</p>"
+        combined = report._combine([(res.runs[0], executed)], "bench")
+        rows.append(
+            (
+                "export (nbconvert, 00-start-here)",
+                _timed(lambda: report._export_html(combined, header), args.reps),
+                "",
+            )
+        )
+        notebooks = report.default_notebooks()
+        cmd = [
+            sys.executable,
+            "-m",
+            "kit",
+            "report",
+            args.artefacts,
+            "-o",
+            str(tmpdir / "report.html"),
+        ]
+        rows.append(
+            (
+                f"report: dnskit report {args.artefacts} ({len(notebooks)} notebooks + HTML)",
+                _timed(
+                    lambda: subprocess.run(cmd, check=False, cwd=REPO, stderr=subprocess.DEVNULL),
+                    args.reps,
+                ),
+                "",
+            )
+        )
+        size = (tmpdir / "report.html").stat().st_size
+
+    kernel = statistics.median(rows[0][1])
+    print(f"report pipeline, {args.reps} rep(s) per case, median wall seconds")
+    print(
+        f"{os.cpu_count()} CPUs; load = 1-min load average when the case started (>1 per CPU: busy)"
+    )
+    print(f"| case | seconds | x kernel | x target ({TARGET_S:.0f} s) | reps | load |")
+    print("|---|---:|---:|---:|---|---:|")
+    for i, (name, times, note) in enumerate(rows):
+        med = statistics.median(times)
+        reps = ", ".join(f"{t:.2f}" for t in times)
+        label = f"{name} ({note})" if note else name
+        print(
+            f"| {label} | {med:.2f} | {med / kernel:.2f} | {med / TARGET_S:.3f} | {reps} "
+            f"| {LOADS[i]:.1f} |"
+        )
+    print(f"report size: {size / 1024:.0f} KiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
