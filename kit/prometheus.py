@@ -30,7 +30,9 @@ Decisions (shared with ``kit.promql``)
   malformed unit (text line, JSON point, CSV cell or row) naming the file and line (for JSON also
   the JSON path, e.g. ``data.result[3].values[17]``); ``strict=False`` skips such units and emits
   one ``KitWarning`` per file with their count and the first one's line. Native-histogram
-  samples of the API (``"histogram"``/``"histograms"``) are not read: counted in one warning.
+  samples of the API (``"histogram"``/``"histograms"``) give ``<name>_count`` and ``<name>_sum``
+  (as ``histogram_count()``/``histogram_sum()`` would); their buckets are not converted, and one
+  warning counts them.
 - An export with no samples (empty file, only ``# HELP``/``# TYPE``, ``[]``, a CSV header
   alone) gives an empty frame with :data:`METRICS_BASE_SCHEMA`; a file that is not a metrics
   export at all raises ``InputFormatError``.
@@ -662,9 +664,14 @@ def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc:
             added += _json_point(
                 item["value"], f"{here}.value", name, labels, path, col, src, rej, i
             )
-        n_hist = len(item.get("histograms") or []) + (1 if "histogram" in item else 0)
-        if n_hist:
-            col.native_histograms += n_hist
+        hist_points = list(item.get("histograms") or [])
+        if "histogram" in item:
+            hist_points.append(item["histogram"])
+        n_hist = len(hist_points)
+        for j, hp in enumerate(hist_points):
+            added += _native_histogram_point(
+                hp, f"{here}.histograms[{j}]", name, labels, col, src, rej, i
+            )
         if "values" not in item and "value" not in item and not n_hist:
             rej.reject(f"{here} has neither 'value' nor 'values'", where=here)
     rej.report()
@@ -706,6 +713,40 @@ def _json_point(
         return 0
     col.add(col.series_id(name, labels), ts, value, src, index)
     return 1
+
+
+def _native_histogram_point(
+    p: Any,
+    here: str,
+    name: str | None,
+    labels: dict[str, str],
+    col: _Collector,
+    src: int,
+    rej: _Rejects,
+    index: int,
+) -> int:
+    """A native-histogram sample ``[t, {"count", "sum", "buckets"}]``: its count and sum are read
+    as ``<name>_count`` and ``<name>_sum`` (what ``histogram_count()``/``histogram_sum()`` give);
+    the buckets are not converted and the sample is counted in ``col.native_histograms``."""
+    col.native_histograms += 1
+    if not isinstance(p, list) or len(p) != 2 or not isinstance(p[1], dict):
+        rej.reject(f'{here} is not a [time, {{"count", "sum", ...}}] pair', where=here)
+        return 0
+    t, h = p
+    try:
+        if isinstance(t, bool) or not isinstance(t, int | float | str):
+            raise ValueError(f"bad time {t!r}")
+        ts = _seconds_to_us(float(t) if not isinstance(t, str) else _parse_float(t))
+        count = _parse_float(str(h["count"]))
+        total = _parse_float(str(h["sum"]))
+    except (KeyError, ValueError, TypeError, OverflowError) as exc:
+        rej.reject(f"{here}: {exc}", excerpt=_short(p), where=here)
+        return 0
+    if name is None:
+        return 0  # no name to derive <name>_count from; counted as not read
+    col.add(col.series_id(f"{name}_count", labels), ts, count, src, index)
+    col.add(col.series_id(f"{name}_sum", labels), ts, total, src, index)
+    return 2
 
 
 def _short(x: Any) -> str:
@@ -975,7 +1016,7 @@ def read_metrics(
     -----
     KitWarning
         Skipped malformed units (``strict=False``), dropped duplicate samples, histograms without
-        a ``+Inf`` bucket, native-histogram samples (not read), renamed labels.
+        a ``+Inf`` bucket, native-histogram samples (buckets not read), renamed labels.
     """
     if fmt != "auto" and fmt not in FORMATS:
         raise ValueError(f"fmt must be 'auto' or one of {sorted(FORMATS)}, not {fmt!r}")
@@ -1018,9 +1059,9 @@ def read_metrics(
             grafana.read_json_into(text, path, col, strict=strict, doc=doc)
     if col.native_histograms:
         warnings.warn(
-            f"{col.native_histograms} native-histogram sample(s) were not read (only float "
-            "samples and classic _bucket series are); export with "
-            "always_scrape_classic_histograms or query the _bucket series",
+            f"{col.native_histograms} native-histogram sample(s): only their count and sum were "
+            "read (as <name>_count and <name>_sum), their buckets were not; for quantiles export "
+            "the classic _bucket series (always_scrape_classic_histograms)",
             KitWarning,
             stacklevel=2,
         )

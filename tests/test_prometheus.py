@@ -779,10 +779,17 @@ def test_text_fixtures_match_a_real_prometheus_scrape(
 # Odd and hostile input
 
 
-def test_native_histograms_are_counted_not_silently_dropped(data_dir: Path) -> None:
-    with pytest.warns(KitWarning, match=r"1 native-histogram sample\(s\) were not read"):
+def test_native_histograms_count_and_sum_read_buckets_flagged(data_dir: Path) -> None:
+    with pytest.warns(
+        KitWarning, match=r"1 native-histogram sample\(s\): only their count and sum were read"
+    ):
         df = read_metrics(data_dir / "metrics" / "api_native_histogram.json")
-    assert df.select("metric", "value").rows() == [("coredns_dns_requests_total", 12.0)]
+    # the file: histogram {"count":"12","sum":"3.5", buckets...} and a float sample 12
+    assert sorted(df.select("metric", "value", "server").rows()) == [
+        ("coredns_dns_request_duration_seconds_count", 12.0, "dns://:53"),
+        ("coredns_dns_request_duration_seconds_sum", 3.5, "dns://:53"),
+        ("coredns_dns_requests_total", 12.0, "dns://:53"),
+    ]
 
 
 def test_prometheus3_quoted_utf8_names(data_dir: Path) -> None:
