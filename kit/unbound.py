@@ -122,20 +122,12 @@ REJECTED_SCHEMA = pl.Schema(
     }
 )
 
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
+_MONTH_ITEMS = list(
+    enumerate(
         ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
         start=1,
     )
-}
-_PREFIX = re.compile(
-    r"^(?:\[(?P<epoch>\d{1,12})\]|(?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]\d) "
-    r"(?P<hms>\d\d:\d\d:\d\d)) (?P<ident>\S+)\[(?P<pid>\d+):(?P<tid>[0-9a-fA-F]+)\] "
-    r"(?P<level>[a-z][a-z ]*?): (?P<msg>.*)$"
 )
-_DURATION = re.compile(r"^\d+\.\d{6}$")
-_TOKEN = re.compile(r"^[A-Za-z0-9-]+$")
 
 
 @dataclass(frozen=True)
@@ -224,80 +216,23 @@ def read_unbound_log(
         With ``strict=True``, a line that is not an unbound log line.
     """
     files = expand_sources(source, suffixes=(".log",), what="unbound log")
-    q: dict[str, list[object]] = {k: [] for k in QUERIES_SCHEMA}
-    r: dict[str, list[object]] = {k: [] for k in RECEIVED_SCHEMA}
-    o: dict[str, list[object]] = {k: [] for k in OTHER_SCHEMA}
-    rej: dict[str, list[object]] = {k: [] for k in REJECTED_SCHEMA}
+    parts: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
     total = 0
     for path in files:
-        raw = read_raw(path)
-        text = raw.data.decode("utf-8", errors="replace")
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        total += len(lines)
-        name = str(path)
-        times = _line_times(lines, path, year=year, tz=tz)
-        for idx, line in enumerate(lines):
-            line_no = idx + 1
-            line = line.removesuffix("\r")
-            m = _PREFIX.match(line)
-            ts = times[idx]
-            if m is None or ts is None:
-                reason = "blank line" if not line.strip() else "not an unbound log line"
-                _reject(rej, name, line_no, reason, line, strict, path)
-                continue
-            level, msg = m.group("level"), m.group("msg")
-            if level in {"info", "reply"}:
-                rep = _parse_reply(msg)
-                if rep is not None:
-                    q["ts"].append(ts)
-                    for k, v in zip(
-                        (
-                            "client_ip",
-                            "qname",
-                            "qtype",
-                            "qclass",
-                            "rcode",
-                            "duration_s",
-                            "cached",
-                            "resp_size",
-                        ),
-                        rep,
-                        strict=True,
-                    ):
-                        q[k].append(v)
-                    q["source"].append(name)
-                    q["line_no"].append(line_no)
-                    continue
-            if level in {"info", "query"}:
-                qu = _parse_query(msg)
-                if qu is not None:
-                    r["ts"].append(ts)
-                    for k, v in zip(("client_ip", "qname", "qtype", "qclass"), qu, strict=True):
-                        r[k].append(v)
-                    r["source"].append(name)
-                    r["line_no"].append(line_no)
-                    continue
-            if level in {"query", "reply"}:
-                _reject(rej, name, line_no, f"malformed {level} line", line, strict, path)
-                continue
-            o["ts"].append(ts)
-            o["level"].append(level)
-            o["message"].append(msg)
-            o["source"].append(name)
-            o["line_no"].append(line_no)
-        if raw.notes:
-            _reject(
-                rej, name, len(lines) + 1, "damaged gzip: " + "; ".join(raw.notes), "", strict, path
-            )
-            total += 1
+        frames_one, n = _read_one(path, year=year, tz=tz, strict=strict)
+        parts.append(frames_one)
+        total += n
     frames = [
-        _frame(q, QUERIES_SCHEMA, "queries"),
-        _frame(r, RECEIVED_SCHEMA, "received"),
-        _frame(o, OTHER_SCHEMA, "other"),
-        _frame(rej, REJECTED_SCHEMA, "rejected"),
+        pl.concat([p[i] for p in parts]) if parts else pl.DataFrame(schema=s)
+        for i, s in enumerate((QUERIES_SCHEMA, RECEIVED_SCHEMA, OTHER_SCHEMA, REJECTED_SCHEMA))
     ]
+    for f, s, name in zip(
+        frames,
+        (QUERIES_SCHEMA, RECEIVED_SCHEMA, OTHER_SCHEMA, REJECTED_SCHEMA),
+        ("queries", "received", "other", "rejected"),
+        strict=True,
+    ):
+        check_schema(f, s, name=f"unbound {name}")
     n_rej = frames[3].height
     if n_rej:
         first = frames[3].row(0, named=True)
@@ -310,118 +245,238 @@ def read_unbound_log(
     return ResolverLog(*frames, lines=total)
 
 
-def _reject(
-    rej: dict[str, list[object]],
-    name: str,
-    line_no: int,
-    reason: str,
-    line: str,
-    strict: bool,
-    path: Path,
-) -> None:
-    if strict:
+_PREFIX_RE = (
+    r"^(?:\[(?P<epoch>\d{1,12})\]|(?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]\d) "
+    r"(?P<hh>\d\d):(?P<mi>\d\d):(?P<ss>\d\d)) (?P<ident>\S+)\[(?P<pid>\d+):(?P<tid>[0-9a-fA-F]+)\] "
+    r"(?P<level>[a-z][a-z ]*?): (?P<msg>.*)$"
+)
+_REPLY_RE = (
+    r"^(?P<ip>\S+) (?P<qname>.+) (?P<qtype>[A-Za-z0-9-]+) (?P<qclass>[A-Za-z0-9-]+) "
+    r"(?P<rcode>[A-Za-z0-9-]+) (?P<dur>\d+\.\d{6}) (?P<cached>[01]) (?P<size>\d{1,10})$"
+)
+_QUERY_RE = r"^(?P<ip>\S+) (?P<qname>.+) (?P<qtype>[A-Za-z0-9-]+) (?P<qclass>[A-Za-z0-9-]+)$"
+_PREFIX_CHECK = re.sub(r"\(\?P<\w+>", "(?:", _PREFIX_RE)
+_REPLY_CHECK = re.sub(r"\(\?P<\w+>", "(?:", _REPLY_RE)
+_QUERY_CHECK = re.sub(r"\(\?P<\w+>", "(?:", _QUERY_RE)
+_DAYS_MAX = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
+def _read_one(
+    path: Path, *, year: int | None, tz: str, strict: bool
+) -> tuple[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame], int]:
+    """One file: the four frames and the number of lines (vectorised with polars)."""
+    raw = read_raw(path)
+    text = raw.data.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    name = str(path)
+    df = (
+        pl.DataFrame({"text": lines}, schema={"text": pl.String})
+        .with_row_index("line_no", offset=1)
+        .with_columns(pl.col("line_no").cast(pl.UInt32), pl.col("text").str.strip_suffix("\r"))
+    )
+    text = pl.col("text")
+    # intermediate columns are materialised once (eager with_columns does not share them)
+    df = df.with_columns(
+        _ok=text.str.contains(_PREFIX_CHECK),
+        _ep=text.str.starts_with("["),
+        _close=text.str.find("]", literal=True),
+    )
+    ok, is_epoch, close = pl.col("_ok"), pl.col("_ep"), pl.col("_close")
+    asc = ok & ~is_epoch
+    df = df.with_columns(
+        epoch=pl.when(ok & is_epoch).then(text.str.slice(1, close - 1)),
+        mon=pl.when(asc).then(text.str.slice(0, 3)),
+        day=pl.when(asc).then(text.str.slice(4, 2)),
+        hh=pl.when(asc).then(text.str.slice(7, 2)),
+        mi=pl.when(asc).then(text.str.slice(10, 2)),
+        ss=pl.when(asc).then(text.str.slice(13, 2)),
+        _after=pl.when(ok).then(
+            pl.when(is_epoch).then(text.str.slice(close + 2)).otherwise(text.str.slice(16))
+        ),
+    )
+    # "<ident>[pid:tid] <level>: <msg>": ident has no space, so the first "] " ends the prefix
+    after = pl.col("_after")
+    df = df.with_columns(_lm=after.str.slice(after.str.find("] ", literal=True) + 2))
+    df = df.with_columns(_c=pl.col("_lm").str.find(": ", literal=True))
+    df = df.with_columns(
+        level=pl.col("_lm").str.slice(0, pl.col("_c")),
+        msg=pl.col("_lm").str.slice(pl.col("_c") + 2),
+    )
+    df = df.with_columns(_ts_epoch(), _ascii_ts(df, path, year=year, tz=tz)).with_columns(
+        ts=pl.coalesce("_ts_epoch", "_ts_ascii")
+    )
+    lvl, msg = pl.col("level"), pl.col("msg")
+    good = df.filter(pl.col("ts").is_not_null())
+    bad = df.filter(pl.col("ts").is_null())
+    # replies, then queries: regex captures only on the candidate lines
+    rp = (
+        good.filter(lvl.is_in(["info", "reply"]) & msg.str.contains(_REPLY_CHECK))
+        .select("line_no", "ts", msg.str.extract_groups(_REPLY_RE).alias("_r"))
+        .unnest("_r")
+    )
+    rp = rp.filter(
+        pl.col("ip").is_in(_valid_ips(rp.get_column("ip")).implode())
+        & (pl.col("size").cast(pl.UInt64) < 2**32)
+    )
+    rest = good.filter(~pl.col("line_no").is_in(rp.get_column("line_no").implode()))
+    qp = (
+        rest.filter(lvl.is_in(["info", "query"]) & msg.str.contains(_QUERY_CHECK))
+        .select("line_no", "ts", msg.str.extract_groups(_QUERY_RE).alias("_q"))
+        .unnest("_q")
+    )
+    qp = qp.filter(pl.col("ip").is_in(_valid_ips(qp.get_column("ip")).implode()))
+    rest = rest.filter(~pl.col("line_no").is_in(qp.get_column("line_no").implode()))
+    src = pl.lit(name, dtype=pl.String).alias("source")
+    queries = rp.select(
+        "ts",
+        pl.col("ip").alias("client_ip"),
+        _strip_dot_expr(pl.col("qname")).alias("qname"),
+        "qtype",
+        "qclass",
+        "rcode",
+        pl.col("dur").cast(pl.Float64).alias("duration_s"),
+        (pl.col("cached") == "1").alias("cached"),
+        pl.col("size").cast(pl.UInt32).alias("resp_size"),
+        src,
+        "line_no",
+    )
+    received = qp.select(
+        "ts",
+        pl.col("ip").alias("client_ip"),
+        _strip_dot_expr(pl.col("qname")).alias("qname"),
+        "qtype",
+        "qclass",
+        src,
+        "line_no",
+    )
+    other = rest.filter(~lvl.is_in(["query", "reply"])).select(
+        "ts", "level", pl.col("msg").alias("message"), src, "line_no"
+    )
+    malformed = rest.filter(lvl.is_in(["query", "reply"])).with_columns(_kind=pl.lit("malformed"))
+    df = pl.concat([bad.with_columns(_kind=pl.lit("rejected")), malformed], how="vertical").sort(
+        "line_no"
+    )
+    reason = (
+        pl.when(pl.col("_kind") == "malformed")
+        .then(pl.format("malformed {} line", pl.col("level")))
+        .when(pl.col("text").str.strip_chars() == "")
+        .then(pl.lit("blank line"))
+        .otherwise(pl.lit("not an unbound log line"))
+    )
+    rejected = df.select(src, "line_no", reason.alias("reason"), "text")
+    n = len(lines)
+    if raw.notes:
+        extra = pl.DataFrame(
+            {
+                "source": [name],
+                "line_no": [n + 1],
+                "reason": ["damaged gzip: " + "; ".join(raw.notes)],
+                "text": [""],
+            },
+            schema=REJECTED_SCHEMA,
+        )
+        rejected = pl.concat([rejected, extra])
+        n += 1
+    if strict and rejected.height:
+        first = rejected.row(0, named=True)
         raise InputFormatError(
-            f"{reason}: expected '[epoch] unbound[pid:tid] level: message' or "
+            f"{first['reason']}: expected '[epoch] unbound[pid:tid] level: message' or "
             "'Mon DD HH:MM:SS unbound[pid:tid] level: message'",
             path=path,
-            line=line_no,
-            excerpt=line,
+            line=first["line_no"],
+            excerpt=first["text"],
             hint="pass strict=False to collect such lines in .rejected",
         )
-    rej["source"].append(name)
-    rej["line_no"].append(line_no)
-    rej["reason"].append(reason)
-    rej["text"].append(line)
+    return (queries, received, other, rejected), n
 
 
-def _frame(cols: dict[str, list[object]], schema: pl.Schema, name: str) -> pl.DataFrame:
-    df = pl.DataFrame(cols, schema=schema)
-    check_schema(df, schema, name=f"unbound {name}")
-    return df
+def _ts_epoch() -> pl.Expr:
+    return (
+        pl.from_epoch(pl.col("epoch").cast(pl.Int64), time_unit="s")
+        .cast(pl.Datetime("us"))
+        .dt.replace_time_zone("UTC")
+        .alias("_ts_epoch")
+    )
 
 
-def _line_times(
-    lines: list[str], path: Path, *, year: int | None, tz: str
-) -> list[dt.datetime | None]:
-    """Per line: its timestamp as an aware UTC datetime, or None when the prefix does not parse."""
-    zone = ZoneInfo(tz)
-    out: list[dt.datetime | None] = [None] * len(lines)
-    ascii_idx: list[tuple[int, int, int, int, int, int]] = []
-    for i, line in enumerate(lines):
-        m = _PREFIX.match(line.removesuffix("\r"))
-        if m is None:
-            continue
-        if m.group("epoch") is not None:
-            out[i] = dt.datetime.fromtimestamp(int(m.group("epoch")), dt.UTC)
-            continue
-        mon = _MONTHS.get(m.group("mon"))
-        day = int(m.group("day"))
-        hh, mm, ss = (int(x) for x in m.group("hms").split(":"))
-        if mon is None or hh > 23 or mm > 59 or ss > 60 or not _valid_day(mon, day):
-            continue
-        ascii_idx.append((i, mon, day, hh, mm, ss))
-    if not ascii_idx:
-        return out
-    # year offsets: +1 each time the month goes back by more than 6 (December -> January)
-    offsets: list[int] = []
-    off, prev = 0, ascii_idx[0][1]
-    for _, mon, *_rest in ascii_idx:
-        if mon < prev - 6:
-            off += 1
-        prev = mon
-        offsets.append(off)
+def _ascii_ts(df: pl.DataFrame, path: Path, *, year: int | None, tz: str) -> pl.Expr:
+    """``Mon DD HH:MM:SS`` lines: the year from ``year`` or the file's mtime, rolled over at
+    December -> January; local wall time in ``tz`` converted to UTC. Invalid dates give null."""
+    months = {m: i for i, m in _MONTH_ITEMS}
+    a = df.select(
+        "line_no",
+        mon=pl.col("mon").replace_strict(months, default=None, return_dtype=pl.Int32),
+        day=pl.col("day").str.strip_chars().cast(pl.Int32, strict=False),
+        hh=pl.col("hh").cast(pl.Int32, strict=False),
+        mi=pl.col("mi").cast(pl.Int32, strict=False),
+        ss=pl.col("ss").cast(pl.Int32, strict=False),
+    )
+    days_max = pl.col("mon").replace_strict(
+        dict(enumerate(_DAYS_MAX, start=1)), default=0, return_dtype=pl.Int32
+    )
+    a = a.filter(
+        pl.col("mon").is_not_null()
+        & (pl.col("day") >= 1)
+        & (pl.col("day") <= days_max)
+        & (pl.col("hh") <= 23)
+        & (pl.col("mi") <= 59)
+        & (pl.col("ss") <= 60)
+    )
+    if a.height == 0:
+        return pl.lit(None, dtype=_UTC).alias("_ts_ascii")
+    # +1 year each time the month goes back by more than 6 (December -> January)
+    a = a.with_columns(
+        _off=(pl.col("mon") < pl.col("mon").shift(1).fill_null(pl.col("mon").first()) - 6)
+        .cast(pl.Int32)
+        .cum_sum()
+    )
     if year is None:
-        mtime = dt.datetime.fromtimestamp(os.stat(path).st_mtime, zone)
-        _, lmon, lday, *_r = ascii_idx[-1]
+        mtime = dt.datetime.fromtimestamp(os.stat(path).st_mtime, ZoneInfo(tz))
+        last = a.row(a.height - 1, named=True)
         # the last line is not later than the file's mtime (one day of slack for clock skew)
-        last_year = mtime.year if (lmon, lday) <= (mtime.month, mtime.day + 1) else mtime.year - 1
-        base = last_year - offsets[-1]
+        ok = (last["mon"], last["day"]) <= (mtime.month, mtime.day + 1)
+        base = (mtime.year if ok else mtime.year - 1) - last["_off"]
     else:
         base = year
-    for (i, mon, day, hh, mm, ss), off in zip(ascii_idx, offsets, strict=True):
-        try:
-            local = dt.datetime(base + off, mon, day, hh, mm, min(ss, 59), tzinfo=zone)
-        except ValueError:  # Feb 29 in a non-leap year, Apr 31...
-            continue
-        out[i] = local.astimezone(dt.UTC)
-    return out
+    y = pl.col("_off") + base
+    a = a.with_columns(_y=y).filter(
+        pl.col("day") <= pl.date(pl.col("_y"), pl.col("mon"), 1).dt.month_end().dt.day()
+    )
+    a = a.select(
+        "line_no",
+        pl.datetime(
+            pl.col("_y"),
+            pl.col("mon"),
+            pl.col("day"),
+            pl.col("hh"),
+            pl.col("mi"),
+            pl.min_horizontal(pl.col("ss"), pl.lit(59)),
+        )
+        .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+        .cast(_UTC)
+        .alias("_ts_ascii"),
+    )
+    mapping = df.select("line_no").join(a, on="line_no", how="left", maintain_order="left")
+    return pl.lit(mapping.get_column("_ts_ascii")).alias("_ts_ascii")
 
 
-def _valid_day(mon: int, day: int) -> bool:
-    """Whether the day exists in that month in some year (Feb 29 allowed; 2000 is a leap year)."""
-    try:
-        dt.date(2000, mon, day)
-    except ValueError:
-        return False
-    return True
+def _strip_dot_expr(q: pl.Expr) -> pl.Expr:
+    """Drop one trailing dot (not an escaped one, not the root's)."""
+    return (
+        pl.when(q.str.ends_with(".") & ~q.str.ends_with("\\.") & (q != "."))
+        .then(q.str.strip_suffix("."))
+        .otherwise(q)
+    )
 
 
-def _parse_reply(msg: str) -> tuple[object, ...] | None:
-    """``ip qname type class rcode sec.usec cached size`` -> values, or None."""
-    f = msg.split(" ")
-    if len(f) < 8:
-        return None
-    ip, qtype, qclass, rcode, dur, cached, size = f[0], f[-6], f[-5], f[-4], f[-3], f[-2], f[-1]
-    qname = " ".join(f[1:-6])
-    if not (_DURATION.match(dur) and cached in {"0", "1"} and size.isdigit()):
-        return None
-    if not (_TOKEN.match(qtype) and _TOKEN.match(qclass) and _TOKEN.match(rcode)) or not qname:
-        return None
-    if not _is_ip(ip) or int(size) >= 2**32:
-        return None
-    return ip, _strip_dot(qname), qtype, qclass, rcode, float(dur), cached == "1", int(size)
-
-
-def _parse_query(msg: str) -> tuple[str, str, str, str] | None:
-    """``ip qname type class`` -> values, or None."""
-    f = msg.split(" ")
-    if len(f) < 4:
-        return None
-    ip, qtype, qclass = f[0], f[-2], f[-1]
-    qname = " ".join(f[1:-2])
-    if not (_TOKEN.match(qtype) and _TOKEN.match(qclass)) or not qname or not _is_ip(ip):
-        return None
-    return ip, _strip_dot(qname), qtype, qclass
+def _valid_ips(ips: pl.Series) -> pl.Series:
+    """The distinct values of ``ips`` that are IP addresses (checked once each by ipaddress)."""
+    return pl.Series(
+        [ip for ip in ips.unique().drop_nulls().to_list() if _is_ip(ip)], dtype=pl.String
+    )
 
 
 def _is_ip(text: str) -> bool:
