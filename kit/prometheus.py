@@ -63,6 +63,9 @@ exported name (version)                                    today's name
 other 1.7.0 renames (acl, autopath, grpc, reload, ...)     see :data:`COREDNS_RENAMES`
 ``coredns_dns_request_type_count_total`` (≤ 1.6)            unchanged: it is the ``type`` label of requests_total now
 =========================================================  ==========================================================
+
+:func:`coredns_versions` tells, per file, which CoreDNS versions the names and labels allow (and
+``coredns_build_info{version}`` when scraped); call it before normalising.
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ __all__ = [
     "FORMATS",
     "METRICS_BASE_SCHEMA",
     "canonical_metric",
+    "coredns_versions",
     "normalize_metric_names",
     "read_metrics",
 ]
@@ -1245,3 +1249,92 @@ def normalize_metric_names(frame: pl.DataFrame) -> pl.DataFrame:
         out = out.filter(keep)
     log.info("normalised %d CoreDNS metric name(s): %s", len(rename), rename)
     return out
+
+
+# (metric, label that must be present or None, lowest version, highest version, why)
+_VERSION_FINGERPRINTS: tuple[tuple[str, str | None, str | None, str | None, str], ...] = (
+    ("coredns_dns_request_count_total", None, None, "1.6.9", "pre-1.7.0 name"),
+    ("coredns_dns_requests_total", None, "1.7.0", None, "1.7.0+ name"),
+    ("coredns_cache_size", None, None, "1.6.9", "pre-1.7.0 name"),
+    ("coredns_cache_entries", None, "1.7.0", None, "1.7.0+ name"),
+    ("coredns_panic_count_total", None, None, "1.6.9", "pre-1.7.0 name"),
+    ("coredns_panics_total", None, "1.7.0", None, "1.7.0+ name"),
+    ("coredns_forward_request_count_total", None, "1.0.6", "1.6.9", "pre-1.7.0 forward name"),
+    ("coredns_forward_requests_total", None, "1.7.0", "1.10.1", "forward counter gone in 1.11.0"),
+    ("coredns_proxy_request_duration_seconds_count", "proxy_proto", None, "1.4.0", "proxy plugin"),
+    ("coredns_proxy_request_duration_seconds_count", "proxy_name", "1.11.0", None, "1.11.0+ proxy"),
+    ("coredns_dns_responses_total", "plugin", "1.9.0", None, "'plugin' label since 1.9.0"),
+)
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+def coredns_versions(frame: pl.DataFrame) -> pl.DataFrame:
+    """Which CoreDNS version(s) an export comes from, per source file (formats.md Appendix A).
+
+    Parameters
+    ----------
+    frame
+        A :func:`read_metrics` frame (before :func:`normalize_metric_names`, which erases the
+        evidence).
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per ``source`` that holds CoreDNS metrics (``coredns_*``), sorted by source:
+        ``source`` (String); ``build_info`` (String: the ``version`` labels of
+        ``coredns_build_info``, comma-separated; authoritative when present, else null);
+        ``min_version`` / ``max_version`` (String: the range the metric names and labels allow,
+        null for an open end); ``evidence`` (String: which names/labels gave the range).
+        An export mixing versions (during an upgrade) can give ``min_version > max_version``.
+
+    Raises
+    ------
+    SchemaError
+        ``frame`` does not start with :data:`METRICS_BASE_SCHEMA`.
+    """
+    check_schema(frame, METRICS_BASE_SCHEMA, name="metrics frame")
+    rows = []
+    coredns = frame.filter(pl.col("metric").str.starts_with("coredns_"))
+    for (source,), part in coredns.group_by(["source"], maintain_order=True):
+        names = set(part["metric"].unique())
+        build = None
+        if "version" in part.columns:
+            versions = (
+                part.filter(pl.col("metric") == "coredns_build_info")["version"]
+                .drop_nulls()
+                .unique()
+            )
+            build = ", ".join(sorted(versions, key=_version_key)) or None
+        lo: str | None = None
+        hi: str | None = None
+        evidence = []
+        for metric, label, vmin, vmax, why in _VERSION_FINGERPRINTS:
+            if metric not in names:
+                continue
+            if label is not None:
+                if label not in part.columns:
+                    continue
+                sel = part.filter((pl.col("metric") == metric) & pl.col(label).is_not_null())
+                if sel.is_empty():
+                    continue
+            if vmin and (lo is None or _version_key(vmin) > _version_key(lo)):
+                lo = vmin
+            if vmax and (hi is None or _version_key(vmax) < _version_key(hi)):
+                hi = vmax
+            evidence.append(f"{metric}{'{' + label + '}' if label else ''}: {why}")
+        rows.append(
+            {
+                "source": source,
+                "build_info": build,
+                "min_version": lo,
+                "max_version": hi,
+                "evidence": "; ".join(evidence),
+            }
+        )
+    schema = {
+        k: pl.String for k in ("source", "build_info", "min_version", "max_version", "evidence")
+    }
+    return pl.DataFrame(rows, schema=schema).sort("source")

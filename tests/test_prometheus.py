@@ -930,3 +930,44 @@ def test_every_line_accounted_for_in_the_log(
     samples, comments, blanks, rejected = map(int, m.groups())
     assert (samples, comments, blanks, rejected) == (3, 1, 0, 2)
     assert samples + comments + blanks + rejected == n_lines
+
+
+def test_coredns_versions_inferred_range_holds_build_info(shared_fixtures: Path) -> None:
+    from kit.prometheus import coredns_versions
+
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in v.split("."))
+
+    files = sorted((shared_fixtures / "metrics").glob("*.prom"))
+    frames = [read_metrics(f, scrape_time=SCRAPE) for f in files]
+    got = pl.concat([coredns_versions(f) for f in frames])
+    assert got.height == 4
+    by_source = {r["source"]: r for r in got.iter_rows(named=True)}
+    # the file names carry the version (PROVENANCE), so does coredns_build_info{version}
+    for name, version in [
+        ("datadog_coredns_v1.1.0_metrics.prom", "1.1.0"),
+        ("netdata_coredns_v1.6.9_some_load.prom", "1.6.9"),
+        ("netdata_coredns_v1.7.0_some_load.prom", "1.7.0"),
+    ]:
+        r = by_source[name]
+        assert r["build_info"] == version
+        # the range comes from names/labels only and must contain the real version
+        assert r["min_version"] is None or key(r["min_version"]) <= key(version)
+        assert r["max_version"] is None or key(version) <= key(r["max_version"])
+        assert r["evidence"]
+    assert (
+        by_source["datadog_coredns_v1.1.0_metrics.prom"]["max_version"] == "1.4.0"
+    )  # proxy plugin
+    assert by_source["netdata_coredns_v1.7.0_some_load.prom"]["min_version"] == "1.7.0"
+    # no version label in build_info: only the names tell (coredns_panics_total: 1.7.0+)
+    nv = by_source["netdata_coredns_no_version_no_load.prom"]
+    assert nv["build_info"] is None and nv["min_version"] == "1.7.0"
+
+
+def test_coredns_versions_1_11_proxy(data_dir: Path) -> None:
+    from kit.prometheus import coredns_versions
+
+    new = read_metrics(data_dir / "metrics" / "text_coredns_1_11_proxy.prom", scrape_time=SCRAPE)
+    old = read_metrics(data_dir / "metrics" / "text_coredns_1_10_forward.prom", scrape_time=SCRAPE)
+    assert coredns_versions(new).select("min_version", "max_version").row(0) == ("1.11.0", None)
+    assert coredns_versions(old).select("min_version", "max_version").row(0) == ("1.7.0", "1.10.1")
