@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import re
 import warnings
@@ -56,6 +55,7 @@ from kit.prometheus import (
     _check_us,
     _Collector,
     _LineError,
+    _load_json,
     _parse_float,
     _parse_sample_line,
     _Rejects,
@@ -103,7 +103,7 @@ UNIT_FACTORS: dict[str, tuple[float, str]] = {
 # " Mil", " Bil", " Tri", ...]); they may precede another unit ("1.50 K req/s").
 _SCALE = {"K": 1e3, "Mil": 1e6, "Bil": 1e9, "Tri": 1e12, "Quadr": 1e15}
 _FORMATTED_RE = re.compile(
-    r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?:(K|Mil|Bil|Tri|Quadr)\b\s*)?([^\d\s,;.+-][^,;]*?)?\s*\Z"
+    r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?:(K|Mil|Bil|Tri|Quadr)\b\s*)?([^\d\s,;.+\x00-\x1f\x7f-][^,;\x00-\x1f\x7f]*?)?\s*\Z"
 )
 
 
@@ -353,7 +353,19 @@ def read_csv_into(text: str, path: Path, col: _Collector, *, strict: bool, timez
             rej.reject(message, line=line, excerpt=excerpt)
         pending.clear()
 
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            raise InputFormatError(
+                f"CSV does not parse ({exc})",
+                path=path,
+                line=start + reader.line_num,
+                hint="Is this really a Grafana CSV export?",
+            ) from exc
         line_no = start + reader.line_num  # 1-based line of the row's last physical line
         if not any(c.strip() for c in row):
             blank += 1
@@ -469,13 +481,8 @@ def _layout(
 
 def read_json_into(text: str, path: Path, col: _Collector, *, strict: bool, doc: Any = None) -> int:
     """Parse Grafana DataFrame JSON into ``col``; returns the number of samples added."""
-    try:
-        if doc is None:
-            doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputFormatError(
-            f"invalid JSON ({exc.msg}, column {exc.colno})", path=path, line=exc.lineno
-        ) from exc
+    if doc is None:
+        doc = _load_json(text, path)
     src = col.new_source(path, by_line=False)
     rej = _Rejects(path, strict=strict, unit="frame value", json_text=text)
     frames = _frames(doc)

@@ -420,6 +420,8 @@ def _sniff(text: str, path: Path) -> tuple[str, Any]:
             doc = json.loads(text)
         except json.JSONDecodeError:
             return "api-json", None  # the JSON reader reports the position
+        except RecursionError:
+            doc = _load_json(text, path)  # raises the InputFormatError
         return _sniff_json(doc), doc
     first = head.split("\n", 1)[0].strip()
     if first.lower().startswith("sep=") or _CSV_HEADER_RE.match(first):
@@ -566,21 +568,31 @@ def _json_line(text: str, where: str) -> int | None:
     return text.count("\n", 0, pos) + 1
 
 
-def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc: Any = None) -> int:
-    """Read a Prometheus HTTP API answer; returns the number of samples added."""
+def _load_json(text: str, path: Path) -> Any:
+    """``json.loads`` with the kit's errors: position of a syntax error, nesting too deep."""
     try:
-        if doc is None:
-            doc = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
+        lines = text.splitlines()
         raise InputFormatError(
             f"invalid JSON ({exc.msg}, column {exc.colno})",
             path=path,
             line=exc.lineno,
-            excerpt=text.splitlines()[exc.lineno - 1][max(0, exc.colno - 40) : exc.colno + 40]
-            if text.splitlines()
+            excerpt=lines[exc.lineno - 1][max(0, exc.colno - 40) : exc.colno + 40]
+            if exc.lineno <= len(lines)
             else "",
-            hint="A truncated download? Save the API answer again",
+            hint="A truncated download? Save the export again",
         ) from exc
+    except RecursionError as exc:
+        raise InputFormatError(
+            "JSON nested too deeply to be a metrics export", path=path, offset=0
+        ) from exc
+
+
+def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc: Any = None) -> int:
+    """Read a Prometheus HTTP API answer; returns the number of samples added."""
+    if doc is None:
+        doc = _load_json(text, path)
     rej = _Rejects(path, strict=strict, unit="sample", json_text=text)
     src = col.new_source(path, by_line=False)
     result_type: str | None = None

@@ -350,3 +350,19 @@ def test_every_cell_accounted_for_in_the_log(
     samples, empty, rejected = map(int, m.groups())
     assert samples + empty + rejected == 28_551 * 4  # data rows x series columns
     assert "1 repeated header row(s)" in caplog.text  # the comma-separated second header
+
+
+def test_csv_control_bytes_and_huge_fields(tmp_path: Path) -> None:
+    p = tmp_path / "nul.csv"
+    p.write_text("Time,a\n1700000000000,1\x00\n")
+    # a NUL after the number is no unit: the cell is rejected, on line 2
+    with pytest.raises(
+        InputFormatError, match=r"nul\.csv:2: column 'a': not a number or a number with a unit"
+    ):
+        read_metrics(p)
+    big = tmp_path / "big.csv"
+    big.write_text('Time,a\n1700000000000,"' + "x" * 200_000 + '"\n')
+    with pytest.raises(
+        InputFormatError, match=r"big\.csv:2: CSV does not parse \(field larger than field limit"
+    ):
+        read_metrics(big)

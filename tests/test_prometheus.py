@@ -971,3 +971,11 @@ def test_coredns_versions_1_11_proxy(data_dir: Path) -> None:
     old = read_metrics(data_dir / "metrics" / "text_coredns_1_10_forward.prom", scrape_time=SCRAPE)
     assert coredns_versions(new).select("min_version", "max_version").row(0) == ("1.11.0", None)
     assert coredns_versions(old).select("min_version", "max_version").row(0) == ("1.7.0", "1.10.1")
+
+
+@pytest.mark.parametrize("fmt", ["auto", "api-json", "grafana-json"])
+def test_deeply_nested_json_is_an_input_error(tmp_path: Path, fmt: str) -> None:
+    p = tmp_path / "deep.json"
+    p.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputFormatError, match="nested too deeply"):
+        read_metrics(p, fmt=fmt)  # type: ignore[arg-type]
