@@ -10,6 +10,7 @@ deletes any leftover so that a failing test does not leave namespaces behind.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -201,8 +202,10 @@ def test_tcp_mode_syn_retransmissions_and_p99(short_runs: dict[str, Path], tshar
     lat = client_latencies(tshark, pcap)
     assert lat.len() > 200
     assert lat.quantile(0.99, interpolation="higher") >= 1.0
-    # the change was recorded between start and end
+    # the change was recorded between start and end, and no SYN left before it
     assert meta["start"] < meta["change_time"] < meta["end"]
+    change = dt.datetime.fromisoformat(meta["change_time"]).timestamp()
+    assert df["frame.time_epoch"].min() >= change
 
 
 @pytest.mark.lab
@@ -289,14 +292,15 @@ def test_refuses_when_namespace_exists(tmp_path: Path, ns_guard: list[str]) -> N
 
 
 @pytest.mark.lab
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_cleanup_on_signal(tmp_path: Path, ns_guard: list[str], sig: signal.Signals) -> None:
+@pytest.mark.parametrize(("sig", "prometheus"), [(signal.SIGTERM, True), (signal.SIGINT, False)])
+def test_cleanup_on_signal(
+    tmp_path: Path, ns_guard: list[str], sig: signal.Signals, prometheus: bool
+) -> None:
     _need_lab_tools()
     prefix = f"dkc{sig.value}{os.getpid() % 10000}"
     ns_guard.append(prefix)
-    argv = lab_argv(
-        tmp_path / "out", prefix, "--phases", "healthy=60,incident=60", "--no-prometheus", "-v"
-    )
+    extra = [] if prometheus else ["--no-prometheus"]
+    argv = lab_argv(tmp_path / "out", prefix, "--phases", "healthy=60,incident=60", "-v", *extra)
     p = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err = ""
     try:
@@ -311,8 +315,10 @@ def test_cleanup_on_signal(tmp_path: Path, ns_guard: list[str], sig: signal.Sign
         else:
             pytest.fail(f"lab did not start: {err}")
         pids = [int(x) for x in re.findall(r"started \S+ \(pid (\d+)\)", err)]
-        assert len(pids) == 7  # nsd, 2 unbound, 2 tcpdump, 2 dnsperf
-        assert len(_leftovers(prefix)) == 5  # up, node1, node2, pods1, pods2
+        # nsd, 2 unbound, 2 tcpdump, 2 dnsperf (+ 2 exporters and prometheus)
+        assert len(pids) == (10 if prometheus else 7)
+        # up, node1, node2, pods1, pods2 (+ mon)
+        assert len(_leftovers(prefix)) == (6 if prometheus else 5)
         p.send_signal(sig)
         rest = p.communicate(timeout=60)[1]
     finally:
@@ -323,6 +329,40 @@ def test_cleanup_on_signal(tmp_path: Path, ns_guard: list[str], sig: signal.Sign
     assert "cleaned up" in rest
     assert _leftovers(prefix) == []
     for pid in pids:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        ), pid
+
+
+@pytest.mark.lab
+def test_cleanup_on_exception(
+    tmp_path: Path, ns_guard: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure in the middle of the set-up (here: monitoring) still stops everything started."""
+    _need_lab_tools()
+    from lab.core import Lab, LabConfig, run_lab
+
+    started: list[int] = []
+    orig_start = Lab.start
+
+    def start(self: Lab, name: str, *a: object, **k: object) -> None:
+        orig_start(self, name, *a, **k)  # type: ignore[arg-type]
+        started.append(self.procs[name].pid)
+
+    def boom(self: Lab) -> None:
+        raise RuntimeError("monitoring failed on purpose")
+
+    monkeypatch.setattr(Lab, "start", start)
+    monkeypatch.setattr(Lab, "start_monitoring", boom)
+    prefix = f"dke{os.getpid() % 100000}"
+    ns_guard.append(prefix)
+    cfg = LabConfig(out=tmp_path / "out", prefix=prefix, nodes=1, control_nodes=0)
+    with pytest.raises(RuntimeError, match="on purpose"):
+        run_lab(cfg)
+    assert len(started) == 3  # nsd, unbound, tcpdump
+    assert _leftovers(prefix) == []
+    for pid in started:
         assert (
             not Path(f"/proc/{pid}").exists()
             or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
