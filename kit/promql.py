@@ -993,10 +993,10 @@ def _eval_aggregation(ctx: _Ctx, agg: _Agg) -> _Vec:
 
 def _ordered_sum(v: np.ndarray, p: np.ndarray) -> np.ndarray:
     # Sequential (like the engine) rather than pairwise summation: same rounding as Prometheus.
-    acc = np.zeros(v.shape[1])
-    for r in range(v.shape[0]):
-        acc = np.where(p[r], acc + v[r], acc)
-    return acc
+    # np.cumsum adds strictly in order (np.sum would sum pairwise); absent samples add an exact 0.
+    if not v.shape[0]:
+        return np.zeros(v.shape[1])
+    return np.cumsum(np.where(p, v, 0.0), axis=0)[-1]
 
 
 def _running_mean(v: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -1191,14 +1191,99 @@ def _eval_histogram_quantile(ctx: _Ctx, call: _Call) -> _Vec:
     for g, (lab, members) in enumerate(groups.items()):
         labels.append(_without_name(lab))
         rows = [i for i, _ in members]
-        ubs = [ub for _, ub in members]
-        p = vec.present[rows]
-        v = vec.values[rows]
-        for k in np.flatnonzero(p.any(axis=0)):
-            buckets = [(ubs[r], v[r, k]) for r in range(len(rows)) if p[r, k]]
-            values[g, k] = _bucket_quantile(phi.values[k], buckets, ctx.compat)[0]
-            present[g, k] = True
+        ubs = np.array([ub for _, ub in members])
+        q = _quantile_matrix(phi.values, ubs, vec.values[rows], vec.present[rows], ctx.compat)
+        values[g] = q[0]
+        present[g] = q[4]
     return _merge(ctx, labels, values, present, call.pos, "histogram_quantile()")
+
+
+def _quantile_matrix(
+    q: np.ndarray, ubs: np.ndarray, v: np.ndarray, p: np.ndarray, compat: Compat
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``bucketQuantile`` for one group of buckets at every step.
+
+    ``ubs`` (R,) upper bounds of the group's bucket series, ``v``/``p`` (R, T) their values and
+    presence, ``q`` (T,) the quantile per step. Returns value, bucket_lower, bucket_upper, at_ceiling
+    and present, each (T,). Steps where every bucket is present and no count is NaN (the usual case)
+    are computed column-wise with numpy, the others one by one with :func:`_bucket_quantile`; both
+    follow Prometheus's code step by step.
+    """
+    t = v.shape[1]
+    value = np.full(t, np.nan)
+    lower = np.full(t, np.nan)
+    upper = np.full(t, np.nan)
+    pinned = np.zeros(t, dtype=bool)
+    present: np.ndarray = np.asarray(p.any(axis=0))
+    full = p.all(axis=0) & ~np.isnan(v).any(axis=0)
+    for k in np.flatnonzero(present & ~full):
+        buckets = [(float(ubs[r]), float(v[r, k])) for r in range(len(ubs)) if p[r, k]]
+        value[k], lower[k], upper[k], pinned[k] = _bucket_quantile(float(q[k]), buckets, compat)
+    cols = np.flatnonzero(full)
+    if not len(cols):
+        return value, lower, upper, pinned, present
+    order = np.argsort(ubs, kind="stable")
+    sorted_ubs = ubs[order]
+    counts = v[order][:, cols]
+    # coalesce buckets with the same upper bound (le="1" and le="1.0"): sum them
+    starts = np.flatnonzero(np.r_[True, sorted_ubs[1:] != sorted_ubs[:-1]])
+    bounds = sorted_ubs[starts]
+    c = np.add.reduceat(counts, starts, axis=0) if len(starts) < len(sorted_ubs) else counts.copy()
+    qs = q[cols]
+    res = np.full(len(cols), np.nan)
+    lo = np.full(len(cols), np.nan)
+    up = np.full(len(cols), np.nan)
+    pin = np.zeros(len(cols), dtype=bool)
+    nb = len(bounds)
+    if np.isposinf(bounds[-1]) and nb >= 2:
+        if compat == "2":
+            c = np.maximum.accumulate(c, axis=0)
+        else:
+            prev = c[0].copy()
+            for i in range(1, nb):
+                cur = c[i]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    abs_sum = np.abs(prev) + np.abs(cur)
+                    diff = np.abs(prev - cur)
+                    tiny = (prev == 0) | (cur == 0) | (abs_sum < _MIN_NORMAL)
+                    close = np.where(
+                        tiny,
+                        diff < 1e-12 * _MIN_NORMAL,
+                        diff / np.minimum(abs_sum, 1.7976931348623157e308) < 1e-12,
+                    )
+                fix = (cur != prev) & (close | (cur < prev))
+                c[i] = np.where(fix, prev, cur)
+                prev = np.where((cur != prev) & ~fix, cur, prev)
+        obs = c[-1]
+        rank = qs * obs
+        ge = c[:-1] >= rank[None, :]
+        b = np.where(ge.any(axis=0), ge.argmax(axis=0), nb - 1)
+        at_top = b == nb - 1
+        below_zero = (b == 0) & (bounds[0] <= 0)
+        prev_b = np.clip(b - 1, 0, None)
+        has_prev = b > 0
+        start = np.where(has_prev, bounds[prev_b], 0.0)
+        end = bounds[np.clip(b, 0, nb - 1)]
+        col = np.arange(len(cols))
+        base = np.where(has_prev, c[prev_b, col], 0.0)
+        cnt = c[np.clip(b, 0, nb - 1), col] - base
+        with np.errstate(invalid="ignore", divide="ignore"):
+            interp = start + (end - start) * ((rank - base) / cnt)
+        res = np.where(at_top, bounds[nb - 2], np.where(below_zero, bounds[0], interp))
+        lo = np.where(at_top, bounds[nb - 2], np.where(below_zero, -np.inf, start))
+        up = np.where(at_top, np.inf, np.where(below_zero, bounds[0], end))
+        pin = at_top.copy()
+        empty = obs == 0
+        res, lo, up = (np.where(empty, np.nan, x) for x in (res, lo, up))
+        pin &= ~empty
+    # out-of-range quantiles, whatever the buckets: NaN, -Inf, +Inf (bounds NaN)
+    special = np.isnan(qs) | (qs < 0) | (qs > 1)
+    res = np.where(np.isnan(qs), np.nan, np.where(qs < 0, -np.inf, np.where(qs > 1, np.inf, res)))
+    lo = np.where(special, np.nan, lo)
+    up = np.where(special, np.nan, up)
+    pin &= ~special
+    value[cols], lower[cols], upper[cols], pinned[cols] = res, lo, up, pin
+    return value, lower, upper, pinned, present
 
 
 _MIN_NORMAL = 2.2250738585072014e-308
@@ -1326,11 +1411,8 @@ def _series_from_frame(frame: pl.DataFrame) -> list[_Series]:
         df = df.filter(pl.col("_ms").is_not_null() & pl.col("value").is_not_null())
     if df.is_empty():
         return []
-    grouped = (
-        df.sort("_ms", maintain_order=True)
-        .group_by(keys, maintain_order=True)
-        .agg(pl.col("_ms"), pl.col("value"))
-    )
+    # in-group order is the frame's row order (so "first" below is the frame's first duplicate)
+    grouped = df.group_by(keys).agg(pl.col("_ms"), pl.col("value")).sort(keys, nulls_last=True)
     out: list[_Series] = []
     dups = 0
     for row in grouped.iter_rows(named=True):
@@ -1339,10 +1421,13 @@ def _series_from_frame(frame: pl.DataFrame) -> list[_Series]:
             lab[_NAME] = row["metric"]
         ts = np.asarray(row["_ms"], dtype=np.int64)
         vals = np.asarray(row["value"], dtype=np.float64)
+        if len(ts) > 1 and (ts[1:] < ts[:-1]).any():
+            order = np.argsort(ts, kind="stable")
+            ts, vals = ts[order], vals[order]
         if len(ts) > 1:
             # the same series twice at one timestamp (overlapping exports): keep the first, as
             # Prometheus's TSDB (and kit.read_metrics) do
-            first = np.insert(ts[1:] != ts[:-1], 0, True)
+            first = np.concatenate(([True], ts[1:] != ts[:-1]))
             if not first.all():
                 dups += int((~first).sum())
                 ts, vals = ts[first], vals[first]
@@ -1580,20 +1665,46 @@ def histogram_quantile(
     df = buckets.with_columns(pl.Series("_ub", parsed, dtype=pl.Float64)).filter(
         pl.col("_ub").is_not_null()
     )
-    grouped = df.group_by(group_cols, maintain_order=True).agg(pl.col("_ub"), pl.col("value"))
-    rows: dict[str, list[object]] = {c: [] for c in out_schema}
-    for row in grouped.iter_rows(named=True):
-        bks = list(zip(row["_ub"], row["value"], strict=True))
+    label_cols = [c for c in group_cols if c != "ts"]
+    ts_dtype = buckets.schema["ts"]
+    df = df.with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")).dt.epoch("us").alias("_us"))
+    parts = df.partition_by(label_cols, maintain_order=True) if label_cols else [df]
+    out: list[pl.DataFrame] = []
+    for part in parts:
+        # one matrix per group: bucket series (distinct le strings) x time
+        t_unique, t_idx = np.unique(part["_us"].to_numpy(), return_inverse=True)
+        le_unique, r_idx = np.unique(part["le"].to_numpy().astype(str), return_inverse=True)
+        ubs = np.array([_parse_le(x) for x in le_unique], dtype=np.float64)
+        v = np.full((len(le_unique), len(t_unique)), np.nan)
+        p = np.zeros((len(le_unique), len(t_unique)), dtype=bool)
+        v[r_idx, t_idx] = part["value"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        p[r_idx, t_idx] = True
+        first = part.row(0, named=True)
         for qq in qs:
-            value, lower, upper, pinned = _bucket_quantile(qq, bks, compat)
-            for c in group_cols:
-                rows[c].append(row[c])
-            rows["quantile"].append(qq)
-            rows["value"].append(value)
-            rows["bucket_lower"].append(lower)
-            rows["bucket_upper"].append(upper)
-            rows["at_ceiling"].append(pinned)
-    return pl.DataFrame(rows, schema=out_schema).sort([*group_cols, "quantile"], nulls_last=True)
+            val, lo, up, pin, pres = _quantile_matrix(np.full(len(t_unique), qq), ubs, v, p, compat)
+            n = int(pres.sum())
+            out.append(
+                pl.DataFrame(
+                    {
+                        "ts": pl.Series(t_unique[pres], dtype=pl.Int64)
+                        .cast(pl.Datetime("us", "UTC"))
+                        .cast(ts_dtype),
+                        **{
+                            c: pl.Series([first[c]] * n, dtype=buckets.schema[c])
+                            for c in label_cols
+                        },
+                        "quantile": np.full(n, qq),
+                        "value": val[pres],
+                        "bucket_lower": lo[pres],
+                        "bucket_upper": up[pres],
+                        "at_ceiling": pin[pres],
+                    },
+                    schema=out_schema,
+                )
+            )
+    if not out:
+        return pl.DataFrame(schema=out_schema)
+    return pl.concat(out).sort([*group_cols, "quantile"], nulls_last=True)
 
 
 def quantile_series(

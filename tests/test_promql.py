@@ -437,3 +437,48 @@ def test_label_columns_must_be_strings() -> None:
         KitError, match=r"label columns must be String, got \[\('port', 'Int32'\)\]"
     ):
         evaluate(df, "g", start=at(0), end=at(0), step=60)
+
+
+@pytest.mark.parametrize("compat", ["2", "3"])
+def test_vectorised_quantiles_equal_the_step_by_step_transcription(compat: str) -> None:
+    """evaluate() computes quantiles column-wise; _bucket_quantile is the line-by-line transcription
+    of Prometheus's bucketQuantile. Random bucket sets (duplicated le, decreasing counts, float noise,
+    zeros, bounds <= 0, no +Inf, q outside [0, 1]) must give identical results either way."""
+    import random
+
+    import numpy as np
+
+    from kit.promql import _bucket_quantile, _quantile_matrix
+
+    rng = random.Random(7)
+    for _ in range(300):
+        r = rng.randint(1, 6)
+        ubs = sorted(rng.choice([-1.0, 0.0, 0.1, 0.25, 0.5, 1.0, 2.5, math.inf]) for _ in range(r))
+        if rng.random() < 0.8:
+            ubs.append(math.inf)
+        t = 5
+        v = np.array(
+            [
+                [rng.choice([0.0, 1.0, 2.0, 5.0, 5.0 * (1 + 1e-13), 9.0]) for _ in range(t)]
+                for _ in ubs
+            ]
+        )
+        q = np.array(
+            [rng.choice([0.0, 0.25, 0.5, 0.9, 0.99, 1.0, -0.5, 1.5, math.nan]) for _ in range(t)]
+        )
+        p = np.ones_like(v, dtype=bool)
+        val, lo, up, pin, pres = _quantile_matrix(q, np.array(ubs), v, p, compat)
+        assert pres.all()
+        for k in range(t):
+            want = _bucket_quantile(float(q[k]), list(zip(ubs, v[:, k], strict=True)), compat)
+            got = (val[k], lo[k], up[k], bool(pin[k]))
+            for g, w in zip(got, want, strict=True):
+                assert (
+                    isinstance(w, float) and math.isnan(w) and math.isnan(g)
+                ) or g == pytest.approx(w, rel=1e-12), (
+                    ubs,
+                    v[:, k],
+                    q[k],
+                    got,
+                    want,
+                )
