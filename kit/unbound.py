@@ -28,7 +28,7 @@ import logging
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -76,7 +76,7 @@ _UTC = pl.Datetime("us", "UTC")
 
 #: One row per reply line (``log-replies``): an answered query with its duration.
 QUERIES_SCHEMA = pl.Schema(
-    {
+    {  # type: ignore[arg-type]  # mixes dtype classes and instances
         "ts": _UTC,
         "client_ip": pl.String,
         "qname": pl.String,
@@ -92,7 +92,7 @@ QUERIES_SCHEMA = pl.Schema(
 )
 #: One row per query line (``log-queries``): a query as it arrived, before any answer.
 RECEIVED_SCHEMA = pl.Schema(
-    {
+    {  # type: ignore[arg-type]  # mixes dtype classes and instances
         "ts": _UTC,
         "client_ip": pl.String,
         "qname": pl.String,
@@ -104,7 +104,7 @@ RECEIVED_SCHEMA = pl.Schema(
 )
 #: Every other well-formed log line (start-up, errors, statistics at exit...).
 OTHER_SCHEMA = pl.Schema(
-    {
+    {  # type: ignore[arg-type]  # mixes dtype classes and instances
         "ts": _UTC,
         "level": pl.String,
         "message": pl.String,
@@ -242,7 +242,7 @@ def read_unbound_log(
             KitWarning,
             stacklevel=2,
         )
-    return ResolverLog(*frames, lines=total)
+    return ResolverLog(frames[0], frames[1], frames[2], frames[3], lines=total)
 
 
 _PREFIX_RE = (
@@ -266,8 +266,8 @@ def _read_one(
 ) -> tuple[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame], int]:
     """One file: the four frames and the number of lines (vectorised with polars)."""
     raw = read_raw(path)
-    text = raw.data.decode("utf-8", errors="replace")
-    lines = text.split("\n")
+    content = raw.data.decode("utf-8", errors="replace")
+    lines = content.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     name = str(path)
@@ -540,28 +540,28 @@ def read_unbound_conf(path_or_text: str | os.PathLike[str]) -> pl.DataFrame:
     """
     entries = _conf_entries(path_or_text)
     server: dict[str, str] = {}
-    zones: list[dict[str, object]] = []
+    zones: list[_Zone] = []
     clause = None
     for src, line_no, key, value, raw in entries:
         if value == "" and key in _CLAUSES:
             clause = key
             if key == "forward-zone":
-                zones.append({"addrs": [], "opts": {}, "source": src, "line_no": line_no})
+                zones.append(_Zone())
             continue
         if clause == "server":
             server[key] = value
         elif clause == "forward-zone":
             z = zones[-1]
             if key in {"forward-addr", "forward-host"}:
-                z["addrs"].append((key, value, src, line_no))  # type: ignore[union-attr]
+                z.addrs.append((key, value, src, line_no))
             else:
-                z["opts"][key] = (value, src, line_no, raw)  # type: ignore[index]
+                z.opts[key] = (value, src, line_no, raw)
     srv_tcp = _yes(server.get("tcp-upstream", "no"), "tcp-upstream")
     srv_tls = _yes(server.get("tls-upstream", server.get("ssl-upstream", "no")), "tls-upstream")
     port = int(server.get("port", "53"))
     rows: list[dict[str, object]] = []
     for z in zones:
-        opts: dict[str, tuple[str, str, int, str]] = z["opts"]  # type: ignore[assignment]
+        opts = z.opts
         name = opts.get("name", (".", "", 0, ""))[0]
 
         def flag(*keys: str, _opts: dict[str, tuple[str, str, int, str]] = opts) -> bool:
@@ -576,7 +576,7 @@ def read_unbound_conf(path_or_text: str | os.PathLike[str]) -> pl.DataFrame:
 
         tcp = srv_tcp or flag("forward-tcp-upstream")
         tls = srv_tls or flag("forward-tls-upstream", "forward-ssl-upstream")
-        for _key, value, src, line_no in z["addrs"]:  # type: ignore[attr-defined]
+        for _key, value, src, line_no in z.addrs:
             rows.append(
                 {
                     "resolver": "unbound",
@@ -601,6 +601,14 @@ def read_unbound_conf(path_or_text: str | os.PathLike[str]) -> pl.DataFrame:
     )
     check_schema(df, FORWARD_SCHEMA, name="unbound forward settings")
     return df
+
+
+@dataclass
+class _Zone:
+    """One ``forward-zone:`` clause: its addresses (key, value, source, line) and options."""
+
+    addrs: list[tuple[str, str, str, int]] = field(default_factory=list)
+    opts: dict[str, tuple[str, str, int, str]] = field(default_factory=dict)
 
 
 _CLAUSES = {

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.exit(1, f"lab: {exc}\n")
     except KeyboardInterrupt:
         ap.exit(130, "lab: interrupted; cleaned up\n")
-    counts = run["counts"]
+    counts: dict[str, object] = run["counts"]  # type: ignore[assignment]
     print(
         json.dumps(
             {
