@@ -251,38 +251,53 @@ class PromServer:
         )
         cfg = workdir / "prometheus.yml"
         cfg.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
-        self.port = free_port()
         self.log = (workdir / "prometheus.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                prometheus,
-                f"--config.file={cfg}",
-                f"--storage.tsdb.path={self.data}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--storage.tsdb.retention.time=36500d",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
+        for attempt in range(3):  # the free port may be taken between probing and binding
+            self.port = free_port()
+            self.base = f"http://127.0.0.1:{self.port}"
+            self.proc = subprocess.Popen(
+                [
+                    prometheus,
+                    f"--config.file={cfg}",
+                    f"--storage.tsdb.path={self.data}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--storage.tsdb.retention.time=36500d",
+                    "--log.level=warn",
+                ],
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            if self._wait_ready():
+                return
+            if attempt == 2:
+                self.log.close()
                 raise RuntimeError(
-                    f"prometheus exited: {(workdir / 'prometheus.log').read_text()[-2000:]}"
+                    f"prometheus did not start: {(workdir / 'prometheus.log').read_text()[-2000:]}"
                 )
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
             try:
                 with urllib.request.urlopen(f"{self.base}/-/ready", timeout=2) as r:
-                    if r.status == 200:
-                        break
+                    ready = r.status == 200
             except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("prometheus did not become ready within 60 s")
+                ready = False
+            if ready:
+                # make sure it is *our* server answering (and that it is still alive)
+                flags = self.get("/api/v1/status/flags")
+                if self.proc.poll() is None and flags["data"]["storage.tsdb.path"] == str(
+                    self.data
+                ):
+                    return True
+                self.stop(close_log=False)
+                return False
             time.sleep(0.2)
+        self.stop(close_log=False)
+        return False
 
     def get(self, path: str, **params: object) -> dict:
         url = f"{self.base}{path}?{urllib.parse.urlencode(params)}"
@@ -296,7 +311,7 @@ class PromServer:
     def query_range(self, expr: str, start: float, end: float, step: float) -> dict:
         return self.get("/api/v1/query_range", query=expr, start=start, end=end, step=step)
 
-    def stop(self) -> None:
+    def stop(self, *, close_log: bool = True) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -304,7 +319,8 @@ class PromServer:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
-        self.log.close()
+        if close_log:
+            self.log.close()
 
 
 def utc(seconds: float) -> dt.datetime:
