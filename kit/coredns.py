@@ -465,31 +465,35 @@ def _is_partial(line: bytes) -> bool:
     return s.startswith(b'{"log":"') and b'\\n"' not in s
 
 
-def _chunks(stream: Any, chunk_bytes: int) -> Iterator[bytes]:
-    """Yield pieces of a binary stream that end at a line end outside a partial-record run."""
-    buf = bytearray()
-    while True:
-        block = stream.read(chunk_bytes)
+def _blocks(read_at: Any, size: int, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """Yield ``(block, keep)``: ``block[:keep]`` ends at a line end outside a partial-record run.
+
+    ``read_at(offset, n)`` returns up to ``n`` bytes. The bytes after ``keep`` are read again with
+    the next block; handing over the whole block (not a copy of its first ``keep`` bytes) saves a
+    copy of every chunk.
+    """
+    off = 0
+    want = chunk_bytes
+    while off < size:
+        block = read_at(off, want)
         if not block:
-            if buf:
-                yield bytes(buf)
             return
-        buf += block
-        cut = buf.rfind(b"\n")
-        if cut < 0:
-            continue
-        # move the cut before trailing partial records so that joins never span two chunks
-        while True:
-            start = buf.rfind(b"\n", 0, cut) + 1
-            if not _is_partial(bytes(buf[start:cut])):
+        if off + len(block) >= size:
+            yield block, len(block)
+            return
+        cut = block.rfind(b"\n")
+        # move the cut before trailing partial records so that joins never span two blocks
+        while cut >= 0:
+            start = block.rfind(b"\n", 0, cut) + 1
+            if not _is_partial(block[start:cut]):
                 break
             cut = start - 1
-            if cut < 0:
-                break
-        if cut < 0:
+        if cut < 0:  # a line (or partial run) longer than the block: read more at once
+            want *= 2
             continue
-        yield bytes(buf[: cut + 1])
-        del buf[: cut + 1]
+        yield block, cut + 1
+        off += cut + 1
+        want = chunk_bytes
 
 
 _SURROGATES = re.compile("[\udc80-\udcff]")
@@ -582,11 +586,23 @@ def _config_fixup(mine: dict[str, list[pl.DataFrame]]) -> None:
 
 
 def _work(
-    chunk: bytes, source: str, first_line: int, custom: _CustomFormat | None
-) -> tuple[int, dict[str, pl.DataFrame], int]:
-    lines, bad = _lines_frame(chunk)
-    out, joined = _parse_chunk(lines, source=source, first_line=first_line, custom=custom)
-    return bad, out, joined
+    block: bytes, keep: int, source: str, custom: _CustomFormat | None
+) -> tuple[int, int, dict[str, pl.DataFrame], int]:
+    """Parse ``block[:keep]`` with line numbers from 1; returns lines, bad bytes, frames, joins."""
+    lines, bad = _lines_frame(block)
+    if keep < len(block):
+        tail = block.count(b"\n", keep) + (0 if block.endswith(b"\n") else 1)
+        lines = lines.head(lines.height - tail)
+        if bad:  # the tail is read again with the next block: count only this block's bytes
+            lines, bad = _lines_frame(block[:keep])
+    out, joined = _parse_chunk(lines, source=source, first_line=1, custom=custom)
+    return lines.height, bad, out, joined
+
+
+def _shift(out: dict[str, pl.DataFrame], by: int) -> dict[str, pl.DataFrame]:
+    if by == 0:
+        return out
+    return {k: v.with_columns(pl.col("line_no") + by) for k, v in out.items()}
 
 
 def _read_one(
@@ -610,20 +626,20 @@ def _read_one(
             warnings.warn(f"{source}: {n}", KitWarning, stacklevel=3)
         data_head = raw.data[:8192]
 
-        def opener() -> Any:
-            import io
+        data = raw.data
+        size = len(data)
 
-            return io.BytesIO(raw.data)
-
-        size = len(raw.data)
+        def read_at(off: int, n: int) -> bytes:
+            return data[off : off + n]
     else:
         with open(path, "rb") as fh:
             data_head = fh.read(8192)
 
-        def opener() -> Any:
-            return open(path, "rb")
-
         size = path.stat().st_size
+
+        def read_at(off: int, n: int) -> bytes:
+            return os.pread(fd, n, off)
+
     stats: dict[str, Any] = {
         "source": source,
         "bytes": size,
@@ -650,38 +666,41 @@ def _read_one(
         stats["skipped"] = True
         stats["notes"] = "; ".join(notes)
         return stats
-    first_line = 1
     mine: dict[str, list[pl.DataFrame]] = {k: [] for k in parts}
     seen_unrec: list[int] = []
-    with opener() as fh, ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        pending: deque[tuple[Future[Any], int]] = deque()
+    fd = -1 if gz else os.open(path, os.O_RDONLY)
+    try:
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            pending: deque[Future[Any]] = deque()
 
-        def collect(fut: Future[Any], n: int) -> None:
-            bad, out, joined = fut.result()
-            stats["invalid_utf8"] += bad
-            stats["joined_lines"] += joined
-            stats["lines"] += n
-            rej = out["rejected"]
-            if strict and rej.height:
-                # an unrecognised line may still turn out to be part of a Corefile dump (decided
-                # over the whole file), so raise early only when nothing unrecognised precedes
-                unrec = rej.filter(pl.col("reason") == _UNRECOGNISED)
-                if unrec.height:
-                    seen_unrec.append(int(unrec["line_no"].min()))  # type: ignore[arg-type]
-                hard = rej.filter(pl.col("reason") != _UNRECOGNISED)
-                if hard.height and (not seen_unrec or min(seen_unrec) > hard["line_no"][0]):
-                    _raise_first(hard, source, custom)
-            for k, v in out.items():
-                mine[k].append(v)
+            def collect(fut: Future[Any]) -> None:
+                n, bad, out, joined = fut.result()
+                out = _shift(out, stats["lines"])
+                stats["invalid_utf8"] += bad
+                stats["joined_lines"] += joined
+                stats["lines"] += n
+                rej = out["rejected"]
+                if strict and rej.height:
+                    # an unrecognised line may still turn out to be part of a Corefile dump
+                    # (decided over the whole file): raise early only if none precedes
+                    unrec = rej.filter(pl.col("reason") == _UNRECOGNISED)
+                    if unrec.height:
+                        seen_unrec.append(int(unrec["line_no"].min()))  # type: ignore[arg-type]
+                    hard = rej.filter(pl.col("reason") != _UNRECOGNISED)
+                    if hard.height and (not seen_unrec or min(seen_unrec) > hard["line_no"][0]):
+                        _raise_first(hard, source, custom)
+                for k, v in out.items():
+                    mine[k].append(v)
 
-        for chunk in _chunks(fh, chunk_bytes):
-            n = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-            pending.append((pool.submit(_work, chunk, source, first_line, custom), n))
-            first_line += n
-            while len(pending) >= _WORKERS:
-                collect(*pending.popleft())
-        while pending:
-            collect(*pending.popleft())
+            for block, keep in _blocks(read_at, size, chunk_bytes):
+                pending.append(pool.submit(_work, block, keep, source, custom))
+                while len(pending) >= _WORKERS:
+                    collect(pending.popleft())
+            while pending:
+                collect(pending.popleft())
+    finally:
+        if not gz:
+            os.close(fd)
     _config_fixup(mine)
     if strict:
         rej = _concat(mine["rejected"], REJECTED_SCHEMA)
@@ -777,28 +796,48 @@ def _parse_chunk(
     lines: pl.DataFrame, *, source: str, first_line: int, custom: _CustomFormat | None
 ) -> tuple[dict[str, pl.DataFrame], int]:
     """Classify the lines of one chunk; returns the four frames and the number of joined lines."""
-    df = lines.with_row_index("line_no", offset=first_line).with_columns(
-        pl.col("line").alias("body"),
-        pl.lit(None, _STR).alias("ts_wrap"),
-        pl.lit(None, _STR).alias("ts_cd"),
-        pl.lit(None, _STR).alias("golog"),
-        *[pl.lit(None, _STR).alias(c) for c in _WRAPPER_COLUMNS],
-        pl.lit(None, _STR).alias("pre_reason"),
-    )
-    if df.height == 0:
+    if lines.height == 0:
         return _empty_out(), 0
-    joined = 0
-    body = df["body"]
-    if body.str.starts_with("{").any():
-        df, j = _decode_json(df)
-        joined += j
-    if df["body"].str.contains(_RE_CRI).any():
-        df, j = _strip_cri(df)
-        joined += j
-    df = _strip_prefixes(df)
-    df = _split_level(df)
-    out = _classify(df, source=source, custom=custom)
-    return out, joined
+    df = lines.with_row_index("line_no", offset=first_line)
+    quick: pl.DataFrame | None = None
+    if custom is None or custom.is_default:
+        # the common case first: plain, kubectl-stamped or CRI query lines, split straight from
+        # the raw line; everything else goes through the general path below
+        k = _guess_prefix_tokens(df["line"])
+        if k is not None:
+            fast = _fast_queries(df, source, col="line", prefix_tokens=k)
+            ok = fast["_ok"]
+            if ok.any():
+                quick = (fast if ok.all() else fast.filter(ok)).drop("_ok")
+                quick = quick.cast(dict(QUERIES_SCHEMA))  # type: ignore[arg-type]
+                df = df.clear() if ok.all() else df.filter(~ok)
+    if df.height == 0:
+        out = _empty_out()
+    else:
+        df = df.with_columns(
+            pl.col("line").alias("body"),
+            pl.lit(None, _STR).alias("ts_wrap"),
+            pl.lit(None, _STR).alias("ts_cd"),
+            pl.lit(None, _STR).alias("golog"),
+            *[pl.lit(None, _STR).alias(c) for c in _WRAPPER_COLUMNS],
+            pl.lit(None, _STR).alias("pre_reason"),
+        )
+        joined = 0
+        if df["body"].str.starts_with("{").any():
+            df, j = _decode_json(df)
+            joined += j
+        if df["body"].str.contains(_RE_CRI).any():
+            df, j = _strip_cri(df)
+            joined += j
+        df = _strip_prefixes(df)
+        df = _split_level(df)
+        out = _classify(df, source=source, custom=custom)
+        if quick is None:
+            return out, joined
+    if quick is not None:
+        rest = out["queries"]
+        out["queries"] = quick if rest.is_empty() else quick.merge_sorted(rest, key="line_no")
+    return out, (0 if df.height == 0 else joined)
 
 
 def _empty_out() -> dict[str, pl.DataFrame]:
@@ -1186,7 +1225,7 @@ _CASTS: dict[str, tuple[str, pl.DataType]] = {
 }
 
 
-def _typed_query_exprs(*, with_when: bool) -> list[pl.Expr]:
+def _typed_query_exprs(*, with_when: bool, brackets: bool = True) -> list[pl.Expr]:
     """Typed ``_t_*`` query columns from the string columns named in ``_QUERY_STR_COLS``."""
     c = pl.col
     exprs = [
@@ -1194,7 +1233,9 @@ def _typed_query_exprs(*, with_when: bool) -> list[pl.Expr]:
     ]
     dur = c("duration").str.strip_suffix("s").cast(pl.Float64, strict=False)
     exprs += [
-        c("remote").str.strip_prefix("[").str.strip_suffix("]").alias("_t_client_ip"),
+        (
+            c("remote").str.strip_prefix("[").str.strip_suffix("]") if brackets else c("remote")
+        ).alias("_t_client_ip"),
         pl.when(c("name") == ".")
         .then(c("name"))
         .otherwise(c("name").str.strip_suffix("."))
@@ -1254,17 +1295,28 @@ def _finish_queries(df: pl.DataFrame, source: str) -> pl.DataFrame:
     return df.select(_final_query_exprs(source)).cast(dict(QUERIES_SCHEMA))  # type: ignore[arg-type]
 
 
-def _fast_queries(df: pl.DataFrame, source: str) -> pl.DataFrame:
+def _fast_queries(
+    df: pl.DataFrame, source: str, *, col: str = "body", prefix_tokens: int | None = None
+) -> pl.DataFrame:
     """The default-format fast path: split on spaces and check the shape.
+
+    With ``prefix_tokens=None`` the query line is ``col`` after the level was taken off (general
+    path: ``ts``, ``level`` and wrapper columns exist). With ``prefix_tokens=k`` ``col`` is the raw
+    line: ``k`` prefix tokens (0 none, 1 an RFC 3339 stamp, 3 a CRI ``<stamp> <stream> F``
+    prefix), then ``[INFO]``, then the query.
 
     Returns the query columns of :data:`QUERIES_SCHEMA` for every row of ``df`` plus ``_ok``,
     true where the row is a well-formed default-format query line.
     """
     c = pl.col
-    f = [c(f"field_{i}") for i in range(15)]
+    raw = prefix_tokens is not None
+    skip = (prefix_tokens or 0) + 1 if raw else 0
+    f = [c(f"field_{i + skip}") for i in range(15)]
     pos = f[0].str.find(r":\d+$")
+    bracket = f[0].str.starts_with("[").cast(pl.UInt32)
     str_cols = [
-        f[0].str.slice(0, pos).alias("remote"),
+        # "[v6]:port" or "v4:port": the address without brackets (ASCII, so bytes == chars)
+        f[0].str.slice(bracket, pos - 2 * bracket).alias("remote"),
         f[0].str.slice(pos + 1).alias("port"),
         f[2].alias("id"),
         f[3].str.slice(1).alias("type"),
@@ -1281,8 +1333,7 @@ def _fast_queries(df: pl.DataFrame, source: str) -> pl.DataFrame:
         f[14].str.strip_prefix('"').str.strip_suffix('"').alias("opcode"),
         pl.lit(None, _STR).alias("when"),
     ]
-    shape = pl.all_horizontal(
-        c("level").is_null() | (c("level") == "INFO"),
+    checks = [
         f[1] == "-",
         f[3].str.starts_with('"'),
         f[3].str.len_bytes() > 1,
@@ -1290,23 +1341,70 @@ def _fast_queries(df: pl.DataFrame, source: str) -> pl.DataFrame:
         f[8].is_in(["true", "false"]),
         f[13].str.ends_with("s"),
         f[14].is_null() | (f[14].str.starts_with('"') & f[14].str.ends_with('"')),
-        ~c("body").str.contains("\\", literal=True),
+        ~c(col).str.contains("\\", literal=True),
         pos.is_not_null(),
         f[0].str.len_bytes() == f[0].str.len_chars(),
-    ).fill_null(False)
-    keep = ["ts", "line_no", *_WRAPPER_COLUMNS]
+    ]
+    if raw:
+        k = prefix_tokens or 0
+        checks.append(c(f"field_{k}") == "[INFO]")
+        if k == 3:
+            checks += [c("field_1").is_in(["stdout", "stderr"]), c("field_2") == "F"]
+        keep: list[Any] = [c("line_no")]
+        if k:
+            keep.append(_rfc3339("field_0").alias("ts"))
+            checks.append(c("field_0").str.len_bytes() <= 35)
+        else:
+            keep.append(pl.lit(None, UTC).alias("ts"))
+        stream = c("field_1") if k == 3 else pl.lit(None, _STR)
+        keep += [
+            pl.lit(None, _STR).alias("pod"),
+            pl.lit(None, _STR).alias("container"),
+            pl.lit(None, _STR).alias("node"),
+            stream.alias("stream"),
+        ]
+        n_split = skip + 15
+        pre = [c("line_no"), c(col)]
+    else:
+        checks.append(c("level").is_null() | (c("level") == "INFO"))
+        keep = [c("ts"), c("line_no"), *[c(w) for w in _WRAPPER_COLUMNS]]
+        n_split = 15
+        pre = [c("ts"), c("line_no"), *[c(w) for w in _WRAPPER_COLUMNS], c("level"), c(col)]
+    shape = pl.all_horizontal(checks).fill_null(False)
     lf = (
         df.lazy()
-        .select(*keep, c("body").str.splitn(" ", 15).alias("_f"), c("level"), c("body"))
+        .select(*pre, c(col).str.splitn(" ", n_split).alias("_f"))
         .unnest("_f")
         .select(*keep, *str_cols, shape.alias("_shape"))
-        .with_columns(_typed_query_exprs(with_when=False))
+        .with_columns(_typed_query_exprs(with_when=False, brackets=False))
         .select(
             *_final_query_exprs(source),
             (c("_shape") & _valid_expr() & c("_t_duration_s").is_not_null()).alias("_ok"),
         )
     )
-    return lf.collect()
+    out = lf.collect()
+    if raw and (prefix_tokens or 0) > 0:
+        # a wrapper stamp that did not parse means the line is not what the fast path assumes
+        out = out.with_columns((pl.col("_ok") & pl.col("ts").is_not_null()).alias("_ok"))
+    return out
+
+
+_RE_GUESS = {
+    0: r"^\[INFO\] ",
+    1: rf"^{_RFC3339} \[INFO\] ",
+    3: rf"^{_RFC3339} (?:stdout|stderr) F \[INFO\] ",
+}
+
+
+def _guess_prefix_tokens(lines: pl.Series) -> int | None:
+    """The raw-line shape most of the first lines have (see ``_fast_queries``), or None."""
+    sample = lines.head(256)
+    best, best_n = None, 0
+    for k, rx in _RE_GUESS.items():
+        n = int(sample.str.contains(rx).sum())
+        if n > best_n:
+            best, best_n = k, n
+    return best
 
 
 def _go_duration(text: str | None) -> float | None:

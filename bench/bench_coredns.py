@@ -1,0 +1,232 @@
+"""Benchmark kit.read_coredns_log against ``wc -l`` and a plain-Python ``re`` loop, in one run.
+
+Usage::
+
+    .venv/bin/python bench/bench_coredns.py [--lines 1000000] [--big-lines 10000000] [--reps 3]
+
+Generates (in a temporary directory, never in the repo) N default-format CoreDNS query-log lines
+(2 % IPv6 clients, 3 % TCP, 0.1 % other lines: errors, reload, banner, a warning with quotes) and
+the same lines with ``kubectl logs --timestamps`` prefixes, like ``gen_corednslog.py`` of
+notes/perf-baselines.md. For each file it times, in this process and this run:
+
+- ``wc -l`` (the I/O floor),
+- a plain-Python ``re`` loop building lists, then a polars frame (baseline "l5"),
+- ``read_coredns_log`` (median of ``--reps`` runs),
+
+and prints lines/s and ratios. The notes' numbers for the same approaches (ids l1, l5, l6) are
+printed next to them for reference; only the ratios measured here are comparable, because the
+machine is shared. Last, a subprocess reads a ``--big-lines`` file (the 1 M file repeated) and
+reports its peak RSS against the size of the frames it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kit.coredns import read_coredns_log  # noqa: E402
+
+# notes/perf-baselines.md, same host class, quiet machine, median of 3 (lines/s)
+NOTES = {
+    "plain": {"l1 wc -l": 39.53e6, "l5 Python re loop": 271.0e3, "l6 polars split_exact": 1.79e6},
+    "kubectl_ts": {
+        "l1 wc -l": 37.17e6,
+        "l5 Python re loop": 243.1e3,
+        "l6 polars split_exact": 1.48e6,
+    },
+}
+
+OTHER_LINES = [
+    "[ERROR] plugin/errors: 2 example.com. A: read udp 10.0.0.5:53039->10.0.0.2:53: i/o timeout",
+    "[INFO] plugin/reload: Running configuration SHA512 = 0a1b2c3d",
+    '[WARNING] plugin/kubernetes: Get "https://10.96.0.1:443/api": dial tcp 10.96.0.1:443: i/o timeout',
+    "CoreDNS-1.11.1",
+]
+
+
+def generate(path: Path, n: int, *, timestamps: bool, seed: int = 1) -> None:
+    rnd = random.Random(seed)
+    names = [f"svc{i}.ns{i % 7}.svc.cluster.local." for i in range(500)]
+    names += ["example.com.", "api.github.com.", "s3.eu-west-1.amazonaws.com.", "www.Google.com."]
+    t0 = 1_714_564_800_000_000_000  # 2024-05-01T12:00:00Z in ns
+    with path.open("w") as out:
+        buf = []
+        for i in range(n):
+            if rnd.random() < 0.001:
+                line = rnd.choice(OTHER_LINES)
+            else:
+                if rnd.random() < 0.02:
+                    client = f"[fd00::{rnd.randrange(65536):x}]"
+                else:
+                    client = f"10.244.{rnd.randrange(256)}.{rnd.randrange(256)}"
+                proto = "tcp" if rnd.random() < 0.03 else "udp"
+                dur = f"{rnd.lognormvariate(-8, 2):.9f}".rstrip("0").rstrip(".")
+                line = (
+                    f"[INFO] {client}:{rnd.randrange(1024, 65536)} - {rnd.randrange(65536)} "
+                    f'"{rnd.choice(("A", "AAAA"))} IN {rnd.choice(names)} {proto} {rnd.randrange(30, 90)} '
+                    f'false {65535 if proto == "tcp" else 1232}" '
+                    f"{rnd.choice(('NOERROR', 'NOERROR', 'NXDOMAIN'))} qr,aa,rd {rnd.randrange(50, 300)} {dur}s"
+                )
+            if timestamps:
+                ns = t0 + i * 137_000
+                secs, frac = divmod(ns, 1_000_000_000)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+                line = f"{stamp}.{frac:09d}Z {line}"
+            buf.append(line)
+            if len(buf) >= 100_000:
+                out.write("\n".join(buf) + "\n")
+                buf = []
+        if buf:
+            out.write("\n".join(buf) + "\n")
+
+
+RE_LINE = re.compile(
+    r"^(?:(?P<ts>\S+Z) )?\[INFO\] (?P<remote>\[[^\]]+\]|[^ :]+):(?P<port>\d+) - (?P<id>\d+) "
+    r'"(?P<type>\S+) (?P<class>\S+) (?P<name>\S+) (?P<proto>udp|tcp) (?P<size>\d+) (?P<do>true|false) '
+    r'(?P<bufsize>\d+)" (?P<rcode>\S+) (?P<rflags>\S*) (?P<rsize>\d+) (?P<duration>[0-9.]+)s$'
+)
+
+
+def python_re_loop(path: Path) -> int:
+    """Baseline l5: a Python loop with one regex per line, lists, then a polars frame."""
+    cols: dict[str, list[str]] = {k: [] for k in RE_LINE.groupindex}
+    with path.open() as fh:
+        for line in fh:
+            m = RE_LINE.match(line.rstrip("\n"))
+            if m:
+                for k, v in m.groupdict().items():
+                    cols[k].append(v)  # type: ignore[arg-type]
+    df = pl.DataFrame(cols).with_columns(
+        pl.col("port", "id", "size", "bufsize", "rsize").cast(pl.UInt32),
+        pl.col("duration").cast(pl.Float64),
+    )
+    return df.height
+
+
+def timed(fn, reps: int) -> tuple[float, list[float], object]:  # type: ignore[no-untyped-def]
+    times = []
+    result = None
+    for _ in range(reps):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times, result
+
+
+def wc_l(path: Path) -> int:
+    out = subprocess.run(["wc", "-l", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+MEM_SCRIPT = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+import polars as pl
+from kit.coredns import read_coredns_log
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+t = time.perf_counter()
+res = read_coredns_log({path!r})
+dt = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+size = sum(getattr(res, n).estimated_size() for n in ("queries", "errors", "other", "rejected"))
+print(json.dumps(dict(base=base, peak=peak, frames=size, lines=res.lines_read, seconds=dt)))
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--big-lines", type=int, default=10_000_000, help="0 to skip the memory run")
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_coredns_"))
+    try:
+        files = {"plain": tmp / "coredns.log", "kubectl_ts": tmp / "coredns_ts.log"}
+        for kind, path in files.items():
+            t = time.perf_counter()
+            generate(path, args.lines, timestamps=kind == "kubectl_ts")
+            print(
+                f"generated {path.name}: {args.lines:,} lines, {path.stat().st_size / 1e6:.0f} MB "
+                f"in {time.perf_counter() - t:.1f} s",
+                flush=True,
+            )
+        rows = []
+        for kind, path in files.items():
+            read_coredns_log(path)  # warm page cache and imports
+            wc_s, _, n = timed(lambda p=path: wc_l(p), args.reps)
+            re_s, _, re_n = timed(lambda p=path: python_re_loop(p), 1)
+            kit_s, kit_t, res = timed(lambda p=path: read_coredns_log(p), args.reps)
+            assert res.lines_read == n == args.lines, (res, n)  # type: ignore[union-attr]
+            assert res.queries.height == re_n, (res, re_n)  # type: ignore[union-attr]
+            rows.append((kind, "wc -l", wc_s, n / wc_s))
+            rows.append((kind, "Python re loop -> polars", re_s, n / re_s))
+            rows.append((kind, "read_coredns_log", kit_s, n / kit_s))
+            print(
+                f"{kind}: read_coredns_log runs {', '.join(f'{x:.2f}' for x in kit_t)} s; "
+                f"queries={res.queries.height:,} errors={res.errors.height:,} "  # type: ignore[union-attr]
+                f"other={res.other.height:,} rejected={res.rejected.height:,}",
+                flush=True,
+            )
+        print()
+        print("| file | approach | seconds | lines/s | read_coredns_log is x faster |")
+        print("|---|---|---:|---:|---:|")
+        for kind in files:
+            kit_rate = next(r[3] for r in rows if r[0] == kind and r[1] == "read_coredns_log")
+            for k, name, secs, rate in rows:
+                if k == kind:
+                    print(
+                        f"| {kind} | {name} | {secs:.2f} | {rate / 1e6:.2f} M | {kit_rate / rate:.2f} |"
+                    )
+            for name, rate in NOTES[kind].items():
+                print(
+                    f"| {kind} | notes: {name} (not measured here) | | {rate / 1e6:.2f} M | {kit_rate / rate:.2f} |"
+                )
+        ok = all(r[3] >= 1e6 for r in rows if r[1] == "read_coredns_log")
+        print(f"\nread_coredns_log >= 1 M lines/s on both files: {'yes' if ok else 'NO'}")
+        if args.big_lines:
+            big = tmp / "big.log"
+            reps = max(1, args.big_lines // args.lines)
+            with big.open("wb") as out:
+                for _ in range(reps):
+                    with files["plain"].open("rb") as src:
+                        shutil.copyfileobj(src, out, 1 << 24)
+            files["plain"].unlink()
+            files["kubectl_ts"].unlink()
+            out = subprocess.run(
+                [sys.executable, "-c", MEM_SCRIPT.format(root=str(ROOT), path=str(big))],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            m = json.loads(out.stdout.strip().splitlines()[-1])
+            extra = m["peak"] - m["base"]
+            print(
+                f"\nmemory: {m['lines']:,} lines ({big.stat().st_size / 1e9:.2f} GB) in {m['seconds']:.1f} s "
+                f"({m['lines'] / m['seconds'] / 1e6:.2f} M lines/s)"
+            )
+            print(
+                f"frames {m['frames'] / 2**20:.0f} MiB; peak RSS {m['peak'] / 2**20:.0f} MiB "
+                f"(interpreter+imports {m['base'] / 2**20:.0f} MiB); "
+                f"peak above imports / frames = {extra / m['frames']:.2f}"
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
