@@ -23,6 +23,20 @@ Semantics (checked against the real Prometheus 2.42 server by ``tests/test_promq
   summed, monotonicity fix, ``+Inf`` required, lowest bucket interpolated from 0, rank beyond the last
   finite bucket returns that bucket's upper bound). ``compat="2"`` uses 2.42's ``ensureMonotonic``;
   ``compat="3"`` also ignores relative deltas ≤ 1e-12 between neighbouring buckets (Prometheus ≥ 2.49).
+- Regex matchers are anchored (``^(?:re)$``); ``.`` matches a newline in ``compat="3"`` only (Prometheus
+  3 changed this). Python's ``re`` stands in for RE2: lookarounds and backreferences are rejected as
+  Prometheus rejects them; RE2-only syntax (Unicode classes such as ``\\pL``) raises :class:`PromQLError`.
+- ``start``/``end`` in Unix seconds and a numeric ``step`` are converted to milliseconds exactly as
+  the HTTP API does (fractions rounded to ms; steps truncated).
+- Grouping samples into series: ``metric`` + every label column (``source`` is not a label, an empty
+  label value is no label); the same series twice at one timestamp keeps the first sample (with a
+  :class:`~kit.errors.KitWarning`), as Prometheus's TSDB does.
+
+Known differences: stale markers cannot be represented in an export, so a series disappears only when
+its last sample leaves the lookback; negative ``offset`` is accepted without Prometheus 2's feature
+flag; Prometheus 3's normalisation of ``le``/``quantile`` values at scrape time (``le="1"`` ->
+``"1.0"``) is not applied to the labels of results (``histogram_quantile`` compares bounds
+numerically either way).
 
 Supported syntax: number literals (incl. ``Inf``/``NaN``), selectors with ``=``, ``!=``, ``=~``,
 ``!~`` matchers, range selectors, ``offset``, ``rate``, ``irate``, ``increase``, ``delta``,
