@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -82,6 +83,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "--title", default="DNS incident report", help="the report's title (default: %(default)s)"
     )
     r.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        help="notebooks executed at a time, each in its own worker process and kernel; more than "
+        f"1 helps on an idle machine with several cores (this one has {os.cpu_count()}) "
+        "(default: %(default)s)",
+    )
+    r.add_argument(
         "--timeout",
         type=float,
         default=600.0,
@@ -136,10 +146,16 @@ def _report(args: argparse.Namespace) -> int:
             executed_dir=args.keep_executed,
             title=args.title,
             timeout=args.timeout,
+            jobs=args.jobs,
         )
     except ValueError as exc:
         sys.stderr.write(f"dnskit report: error: {exc}\n")
         return 2
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        sys.stderr.write(f"dnskit report: error: {exc}\n")
+        return 1
     for run in result.runs:
         detail = f": {run.reason}" if run.reason else ""
         sys.stderr.write(f"dnskit report: {run.name} {run.status} ({run.seconds:.1f} s){detail}\n")

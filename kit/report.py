@@ -638,6 +638,12 @@ class ReportResult:
         return [r for r in self.runs if r.status == "failed"]
 
 
+def _empty_notebook() -> Any:
+    import nbformat
+
+    return nbformat.v4.new_notebook()
+
+
 def _setup_cell() -> Any:
     import nbformat
 
@@ -751,6 +757,52 @@ def _execute(
         else:
             executed = work
     return executed, error, seconds
+
+
+def _execute_in_worker(
+    nb_json: str, params: dict[str, Any], out_ipynb: str, timeout: float
+) -> tuple[str, float]:
+    """:func:`_execute` in a worker process; the executed notebook is read back from its file."""
+    import nbformat
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _, error, seconds = _execute(
+        nbformat.reads(nb_json, as_version=4), params, Path(out_ipynb), timeout
+    )
+    return error, seconds
+
+
+def _run_all(
+    work: Sequence[tuple[Any, dict[str, Any], Path]], timeout: float, jobs: int
+) -> list[tuple[Any, str, float]]:
+    """Execute notebooks, ``jobs`` at a time; returns (executed notebook, error, seconds) each."""
+    if jobs <= 1 or len(work) <= 1:
+        out = []
+        for nb, params, out_ipynb in work:
+            log.info("running %s with %s", out_ipynb.stem, params)
+            out.append(_execute(nb, params, out_ipynb, timeout))
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import nbformat
+
+    # spawn, not fork: the parent holds polars' thread pool, which fork would break
+    ctx = multiprocessing.get_context("spawn")
+    results: list[tuple[Any, str, float]] = []
+    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=ctx) as pool:
+        futures = [
+            pool.submit(_execute_in_worker, nbformat.writes(nb), params, os.fspath(out), timeout)
+            for nb, params, out in work
+        ]
+        for (nb, _, out_ipynb), fut in zip(work, futures, strict=True):
+            try:
+                error, seconds = fut.result()
+            except Exception as exc:  # a worker that died: this notebook failed, the report goes on
+                error, seconds = _error_summary(exc), 0.0
+            done = nbformat.read(os.fspath(out_ipynb), as_version=4) if out_ipynb.is_file() else nb
+            results.append((done, error, seconds))
+    return results
 
 
 def _collect_findings(nb: Any) -> list[dict[str, Any]] | None:
@@ -993,6 +1045,7 @@ def render(
     executed_dir: str | os.PathLike[str] | None = None,
     title: str = "DNS incident report",
     timeout: float = 600.0,
+    jobs: int = 1,
 ) -> ReportResult:
     """Execute notebooks on artefacts and write one self-contained HTML report.
 
@@ -1019,6 +1072,8 @@ def render(
         The report's title.
     timeout
         Maximum seconds per cell.
+    jobs
+        How many notebooks to execute at a time (each in its own worker process and kernel).
 
     Returns
     -------
@@ -1043,8 +1098,25 @@ def render(
     if not nb_paths:
         raise ValueError("no notebook to run")
     user_params = {k: _resolve_user_path(k, v) for k, v in (parameters or {}).items()}
-    loaded = [(p, read_notebook(p)) for p in nb_paths]
-    declared = {p: notebook_parameters(nb) for p, nb in loaded}
+    loaded: list[tuple[Path, Any]] = []
+    declared: dict[Path, list[NotebookParameter]] = {}
+    broken: dict[Path, str] = {}
+    for p in nb_paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"notebook not found: {os.fsdecode(p)}")
+        nb = None
+        try:
+            nb = read_notebook(p)
+            declared[p] = notebook_parameters(nb)
+        except SyntaxError as exc:
+            broken[p] = f"its parameters cell is not valid Python: {exc}"
+            declared[p] = []
+        except (
+            Exception
+        ) as exc:  # an .ipynb that is not JSON, a jupytext error: that notebook fails
+            broken[p] = f"it could not be read: {type(exc).__name__}: {exc}"
+            declared[p] = []
+        loaded.append((p, nb))
     all_names = {prm.name for prms in declared.values() for prm in prms}
     unknown = sorted(set(user_params) - all_names)
     if unknown:
@@ -1091,17 +1163,40 @@ def render(
         used_by: dict[str, list[str]] = {}
         findings: list[dict[str, Any]] = []
         findings_source: str | None = None
+        # plan every notebook first, then run them (in parallel when jobs > 1), then assemble
+        # the results in the notebooks' order
+        planned: list[tuple[int, str, Path, Any, dict[str, Any], set[str]]] = []
+        slots: list[NotebookRun | None] = []
+        names_seen: set[str] = set()
         for path, nb in loaded:
             name = path.stem
+            while name in names_seen:  # two notebooks with one file name, from two folders
+                name += "_"
+            names_seen.add(name)
+            if path in broken:
+                log.error("notebook %s not run: %s", name, broken[path])
+                slots.append(NotebookRun(name, path, "failed", broken[path]))
+                continue
             chosen, skip, used = _plan(nb, declared[path], files, artefact_args, user_params)
             if skip:
                 log.info("skipping %s: %s", name, skip)
-                runs.append(NotebookRun(name, path, "skipped", skip, chosen))
+                slots.append(NotebookRun(name, path, "skipped", skip, chosen))
                 continue
+            planned.append((len(slots), name, path, nb, chosen, used))
+            slots.append(None)
+
+        outcomes = _run_all(
+            [(nb, chosen, keep / f"{name}.ipynb") for _, name, _, nb, chosen, _ in planned],
+            timeout,
+            jobs,
+        )
+        done_by_slot: dict[int, Any] = {}
+        used_by_slot: dict[int, set[str]] = {}
+        for (slot, name, path, _, chosen, used), (done, error, seconds) in zip(
+            planned, outcomes, strict=True
+        ):
             out_ipynb = keep / f"{name}.ipynb"
-            log.info("running %s with %s", name, chosen)
-            done, error, seconds = _execute(nb, chosen, out_ipynb, timeout)
-            run = NotebookRun(
+            slots[slot] = NotebookRun(
                 name,
                 path,
                 "failed" if error else "ok",
@@ -1110,21 +1205,33 @@ def render(
                 seconds,
                 out_ipynb if executed_dir is not None and out_ipynb.is_file() else None,
             )
-            runs.append(run)
+            done_by_slot[slot] = done
+            used_by_slot[slot] = used
+
+        runs: list[NotebookRun] = [r for r in slots if r is not None]
+        executed: list[tuple[NotebookRun, Any]] = []
+        used_by: dict[str, list[str]] = {}
+        findings: list[dict[str, Any]] = []
+        findings_source: str | None = None
+        for slot, run in enumerate(runs):
+            if run.status == "skipped":
+                continue
+            done = done_by_slot.get(slot, _empty_notebook())
             executed.append((run, done))
             if run.status == "ok":
-                for u in used:
-                    used_by.setdefault(u, []).append(name)
+                for u in used_by_slot.get(slot, ()):
+                    used_by.setdefault(u, []).append(run.name)
             emitted = _collect_findings(done)
             if emitted is not None:
-                findings_source = name
+                findings_source = run.name
                 findings.extend(emitted)
 
-        readers: dict[str, list[str]] = {}
-        for path, _ in loaded:
+        # kind -> (notebook, parameter) pairs that read it, to say why an artefact was not used
+        readers: dict[str, list[tuple[str, str]]] = {}
+        for run, (path, _) in zip(runs, loaded, strict=True):
             for prm in declared[path]:
                 for kind in INPUT_PARAMETERS.get(prm.name, ()):
-                    readers.setdefault(kind, []).append(path.stem)
+                    readers.setdefault(kind, []).append((run.name, prm.name))
         status = {r.name: r.status for r in runs}
         rows = []
         for path_s, kind in files or []:
@@ -1136,9 +1243,13 @@ def render(
             elif kind not in readers:
                 why = f"no notebook in this run reads {kind} artefacts"
             else:
-                why = f"the notebook(s) reading {kind} artefacts did not complete: " + ", ".join(
-                    f"{n} {status[n]}" for n in readers[kind]
+                why = "; ".join(
+                    f"-p {param} replaced the artefacts in {nb}"
+                    if param in user_params
+                    else f"{nb} {status[nb]}"
+                    for nb, param in readers[kind]
                 )
+                why = f"the notebooks that read {kind} artefacts did not use it: {why}"
             rows.append((path_s, kind, reasons[path_s], bool(users), users, why))
         table = pl.DataFrame(rows, schema=ARTEFACT_SCHEMA, orient="row")
 

@@ -32,6 +32,8 @@ from conftest import require_tool
 import kit.report as report
 from kit.cli import main
 
+REPO = Path(__file__).resolve().parent.parent
+
 # The -p value given to the hostile notebook: it must come out as text wherever it appears.
 HOSTILE = '</td></table><script>alert("p")</script>\'<b>x</b>'
 
@@ -468,6 +470,10 @@ def crafted_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> 
                 str(pcap),
                 "--notebook",
                 str(data_dir / "report" / "capture_names.py"),
+                # the same file through -p: it replaces the artefacts for that parameter
+                "-p",
+                "capture",
+                json.dumps([str(pcap)]),
                 "-o",
                 str(out),
             ]
@@ -510,6 +516,15 @@ def test_crafted_capture_names_show_as_text(crafted_report: Rendered, tshark: st
     for qname in shown:
         assert any(t.rstrip("…") and qname.startswith(t.rstrip("…")) for t in chart["texts"])
     assert "latency by name (s)" in chart["texts"]
+    # the artefact itself was not passed: -p capture took its place, and the report says so
+    assert page.probe["ignored"] == [
+        [
+            crafted_report.hostile_pcap,
+            "capture",
+            "the notebooks that read capture artefacts did not use it: "
+            "-p capture replaced the artefacts in capture_names",
+        ]
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -529,6 +544,12 @@ def failing_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> 
                 str(data_dir / "report" / "Corefile"),
                 "--notebook",
                 str(data_dir / "report" / "failing.py"),
+                "--notebook",
+                str(data_dir / "report" / "needs_coredns_log.py"),
+                "--notebook",
+                str(REPO / "notebooks" / "00-start-here.py"),
+                "-j",
+                "2",
                 "-o",
                 str(out),
             ]
@@ -538,7 +559,13 @@ def failing_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> 
 
 def test_failing_notebook_exit_status(failing_report: Rendered) -> None:
     assert failing_report.rc == 1
-    assert "failing failed" in failing_report.err
+    # two notebooks ran in parallel (-j 2), one was skipped; the summary keeps the given order
+    lines = [x for x in failing_report.err.splitlines() if x.startswith("dnskit report: ")]
+    assert [x.split()[2:4] for x in lines[:3]] == [
+        ["failing", "failed"],
+        ["needs_coredns_log", "skipped"],
+        ["00-start-here", "ok"],
+    ]
     assert "notebook(s) failed: failing" in failing_report.err
     assert "Traceback" not in failing_report.err
 
@@ -558,6 +585,8 @@ def test_failing_notebook_report_shows_the_failure(failing_report: Rendered) -> 
     assert "output after the failure" not in text
     # no findings notebook ran: the top says so instead of showing an empty section
     assert "No findings yet" in text
+    # the notebook after the failing one ran and is in the report, after it
+    assert text.index("output before the failure") < text.index("The kit and the artefacts")
     # the Corefile was given but the only notebook that ran reads no Corefile
     assert page.probe["ignored"][0][1:] == [
         "corefile",
@@ -707,3 +736,22 @@ def test_user_paths_are_rewritten_for_the_repo_root(
     # not an artefact input: left alone even when such a file exists
     assert report._resolve_user_path("label", "node1.pcap") == "node1.pcap"
     assert report._resolve_user_path("capture", 3) == 3
+
+
+def test_unreadable_notebook_fails_alone(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # stored as .txt so that ruff does not lint a file that is broken on purpose
+    bad = tmp_path / "bad_parameters.py"
+    shutil.copy(data_dir / "report" / "bad_parameters.py.txt", bad)
+    skipped = data_dir / "report" / "needs_coredns_log.py"
+    out = tmp_path / "r.html"
+    args = ["report", str(data_dir / "report" / "Corefile"), "--notebook", str(bad)]
+    rc = main([*args, "--notebook", str(skipped), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "bad_parameters failed (0.0 s): its parameters cell is not valid Python: " in err
+    assert "needs_coredns_log skipped" in err
+    text = out.read_text(encoding="utf-8")
+    assert "its parameters cell is not valid Python" in text
+    assert "never runs" not in text
