@@ -118,7 +118,7 @@ REJECTED_SCHEMA = pl.Schema(
         "source": pl.String,
         "line_no": pl.UInt32,
         "reason": pl.String,
-        "text": pl.String,
+        "line": pl.String,
     }
 )
 
@@ -153,6 +153,17 @@ class ResolverLog:
     other: pl.DataFrame
     rejected: pl.DataFrame
     lines: int
+
+    @property
+    def records(self) -> int:
+        """``len(queries) + len(received) + len(other) + len(rejected)`` (equals ``lines``)."""
+        return self.queries.height + self.received.height + self.other.height + self.rejected.height
+
+    def __repr__(self) -> str:
+        return (
+            f"ResolverLog(queries={self.queries.height}, received={self.received.height}, "
+            f"other={self.other.height}, rejected={self.rejected.height}, lines={self.lines})"
+        )
 
 
 def read_unbound_log(
@@ -205,7 +216,7 @@ def read_unbound_log(
         ``line_no`` as above (``ts`` = arrival). ``other`` (schema :data:`OTHER_SCHEMA`): ``ts``,
         ``level`` (String: ``info``, ``notice``, ``error``, ``warning``, ``debug``...),
         ``message`` (String), ``source``, ``line_no``. ``rejected`` (schema
-        :data:`REJECTED_SCHEMA`): ``source``, ``line_no``, ``reason`` (String), ``text`` (String,
+        :data:`REJECTED_SCHEMA`): ``source``, ``line_no``, ``reason`` (String), ``line`` (String,
         the line, undecodable bytes replaced).
 
     Raises
@@ -365,7 +376,7 @@ def _read_one(
         .then(pl.lit("blank line"))
         .otherwise(pl.lit("not an unbound log line"))
     )
-    rejected = df.select(src, "line_no", reason.alias("reason"), "text")
+    rejected = df.select(src, "line_no", reason.alias("reason"), pl.col("text").alias("line"))
     n = len(lines)
     if raw.notes:
         extra = pl.DataFrame(
@@ -373,7 +384,7 @@ def _read_one(
                 "source": [name],
                 "line_no": [n + 1],
                 "reason": ["damaged gzip: " + "; ".join(raw.notes)],
-                "text": [""],
+                "line": [""],
             },
             schema=REJECTED_SCHEMA,
         )
@@ -386,7 +397,7 @@ def _read_one(
             "'Mon DD HH:MM:SS unbound[pid:tid] level: message'",
             path=path,
             line=first["line_no"],
-            excerpt=first["text"],
+            excerpt=first["line"],
             hint="pass strict=False to collect such lines in .rejected",
         )
     return (queries, received, other, rejected), n

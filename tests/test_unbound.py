@@ -72,7 +72,7 @@ def test_real_lab_log_epoch(ub: Path) -> None:
     ):
         check_schema(f, s)
     # every line accounted for, none rejected
-    assert res.lines == len(lines) == sum(f.height for f in _frames(res))
+    assert res.lines == len(lines) == sum(f.height for f in _frames(res)) == res.records
     assert res.rejected.height == 0
     # independent count: reply lines end in "<sec>.<6 digits> <0|1> <size>"
     reply_re = re.compile(r"info: \S+ \S+ \S+ \S+ \S+ \d+\.\d{6} [01] \d+$")
