@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -482,3 +483,61 @@ def test_vectorised_quantiles_equal_the_step_by_step_transcription(compat: str) 
                     got,
                     want,
                 )
+
+
+# --- real exports (../shared/fixtures/metrics) through kit.read_metrics ----------------------------
+
+
+def test_real_coredns_1_1_scrape(shared_fixtures: Path) -> None:
+    """DataDog's CoreDNS 1.1.0 exposition (e-notation counts). Expected values by hand from the file:
+    zone "." has 8.219674e+06 observations; le=0.00025 holds 7.794767e+06, le=0.0005 8.191211e+06."""
+    from kit import read_metrics
+
+    t = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    df = read_metrics(
+        shared_fixtures / "metrics" / "datadog_coredns_v1.1.0_metrics.prom", scrape_time=t
+    )
+    sel = 'coredns_dns_request_duration_seconds_bucket{zone="."}'
+    # p99: rank 0.99 * 8219674 falls in (0.00025, 0.0005]: 0.00025 + 0.00025 * (rank - 7794767) / 396444
+    rank = 0.99 * 8219674
+    want = 0.00025 + 0.00025 * ((rank - 7794767) / (8191211 - 7794767))
+    got = evaluate(df, f"histogram_quantile(0.99, {sel})", start=t, end=t, step=60)
+    assert got.columns == ["ts", "value", "zone"]
+    assert got["value"].to_list() == [pytest.approx(want, rel=1e-12)]
+    # p100: the last observation is in (1.024, 2.048] (8219673 -> 8219674), rank 1 of 1 -> 2.048
+    got = evaluate(df, f"histogram_quantile(1, {sel})", start=t, end=t, step=60)
+    assert got["value"].to_list() == [2.048]
+    # the same through histogram_quantile() keeps the bucket bounds
+    buckets = evaluate(df, sel, start=t, end=t, step=60).select("ts", "le", "value")
+    q = histogram_quantile(buckets, [0.99, 1.0])
+    assert q.select("bucket_lower", "bucket_upper").rows() == [(0.00025, 0.0005), (1.024, 2.048)]
+
+
+def test_real_coredns_1_6_scrape_empty_server_label(shared_fixtures: Path) -> None:
+    """netdata's CoreDNS 1.6.9 sample has server="" for zone "dropped": Prometheus treats an empty
+    label as absent, so it forms its own group without a server label. Counts from `grep` of the file:
+    7 (server, zone) groups of 17 buckets; servers "", "dns://:53" (3 zones), "dns://:54" (3 zones)."""
+    from kit import read_metrics
+
+    t = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    df = read_metrics(
+        shared_fixtures / "metrics" / "netdata_coredns_v1.6.9_some_load.prom", scrape_time=t
+    )
+    got = evaluate(
+        df,
+        "count by (server) (coredns_dns_request_duration_seconds_bucket)",
+        start=t,
+        end=t,
+        step=60,
+    )
+    counts = {r["server"]: r["value"] for r in got.iter_rows(named=True)}
+    assert counts == {None: 17.0, "dns://:53": 51.0, "dns://:54": 51.0}
+    p50 = evaluate(
+        df,
+        'histogram_quantile(0.5, coredns_dns_request_duration_seconds_bucket{server="", zone="dropped"})',
+        start=t,
+        end=t,
+        step=60,
+    )
+    # 21 observations all <= 0.00025: rank 10.5 of 21 in (0, 0.00025] -> 0.00025 * 10.5 / 21
+    assert p50["value"].to_list() == [pytest.approx(0.000125, rel=1e-12)]
