@@ -243,3 +243,17 @@ def test_missing_columns_are_named() -> None:
             pl.DataFrame({"ts": [utc(T0)], "value": [1.0], "instance": ["a"]})
         )
     assert math.isclose(charts.COREDNS_CEILING_S, 0.00025 * 2**15)
+
+
+def test_chart_functions_leave_global_altair_state_alone(
+    quantiles: pl.DataFrame, rcode_rates: pl.DataFrame
+) -> None:
+    renderer, transformer = alt.renderers.active, alt.data_transformers.active
+    charts.latency_quantiles_chart(quantiles).to_dict()
+    charts.rate_chart(rcode_rates).to_dict()
+    naive = dt.datetime(2024, 3, 1, 0, 40)  # naive = UTC
+    p99 = quantiles.filter(pl.col("quantile") == 0.99)
+    spec = charts.before_after_chart(p99, naive, by=("instance",)).to_dict()
+    marker = spec["datasets"][spec["layer"][2]["data"]["name"]][0]
+    assert dt.datetime.fromisoformat(marker["change"].replace("Z", "+00:00")) == utc(T0 + 40 * 60)
+    assert (alt.renderers.active, alt.data_transformers.active) == (renderer, transformer)
