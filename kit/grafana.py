@@ -557,9 +557,9 @@ def _read_frame(
     columnar = isinstance(data, dict)
     if isinstance(data, dict):
         values = data.get("values")
-        entities = data.get("entities") or []
-        enums = data.get("enums") or []
-        nanos = data.get("nanos") or []
+        entities = _as_list(data.get("entities"))
+        enums = _as_list(data.get("enums"))
+        nanos = _as_list(data.get("nanos"))
         if data.get("bases") or data.get("factors"):
             warnings.warn(
                 f"{where}: 'bases'/'factors' in DataFrame JSON are not applied (Grafana does not "
@@ -584,7 +584,7 @@ def _read_frame(
             ("NegInf", float("-inf")),
             ("Undef", None),
         ):
-            for idx in ent.get(key) or []:
+            for idx in _as_list(ent.get(key)):
                 if isinstance(idx, int) and 0 <= idx < len(v):
                     v[idx] = repl
         enum = enums[i] if i < len(enums) else None
@@ -652,6 +652,11 @@ def _read_frame(
             col.add(sid, t, value, src, index)
             added += 1
     return added, missing
+
+
+def _as_list(x: Any) -> list[Any]:
+    """A JSON value that should be a list (or null); anything else counts as empty."""
+    return x if isinstance(x, list) else []
 
 
 def _field_series(

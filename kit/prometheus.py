@@ -318,6 +318,8 @@ def _escape(v: str) -> str:
 
 def _parse_float(text: str) -> float:
     """Parse a sample value as Go's ``strconv.ParseFloat`` would (``NaN``, ``+Inf``, hex)."""
+    if not isinstance(text, str):
+        raise ValueError(f"not a number: {text!r}")
     # Fast path: on ASCII text without underscores or surrounding blanks, Python's float()
     # accepts exactly Go's decimal syntax (digits, '.', exponent, inf/infinity/nan, signs).
     if "_" not in text and text.isascii() and len(text.strip()) == len(text):
@@ -608,7 +610,8 @@ def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc:
             )
         if status not in (None, "success"):
             raise InputFormatError(f"unknown API status {status!r}", path=path, line=1)
-        for w in doc.get("warnings") or []:
+        warns = doc.get("warnings")
+        for w in warns if isinstance(warns, list) else []:
             log.warning("%s: the Prometheus API answer carries a warning: %s", path, w)
         doc = doc.get("data")
         where = "data.result"
@@ -680,7 +683,8 @@ def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc:
             added += _json_point(
                 item["value"], f"{here}.value", name, labels, path, col, src, rej, i
             )
-        hist_points = list(item.get("histograms") or [])
+        hists = item.get("histograms")
+        hist_points = list(hists) if isinstance(hists, list) else []
         if "histogram" in item:
             hist_points.append(item["histogram"])
         n_hist = len(hist_points)

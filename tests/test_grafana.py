@@ -366,3 +366,16 @@ def test_csv_control_bytes_and_huge_fields(tmp_path: Path) -> None:
         InputFormatError, match=r"big\.csv:2: CSV does not parse \(field larger than field limit"
     ):
         read_metrics(big)
+
+
+def test_dataframe_json_wrong_types_do_not_crash(tmp_path: Path) -> None:
+    """Found by fuzzing: entities/nanos/enums of the wrong type are ignored, values still read."""
+    p = tmp_path / "odd.json"
+    p.write_text(
+        '{"schema":{"fields":[{"name":"Time","type":"time"},{"name":"up","type":"number"}]},'
+        '"data":{"values":[[1700000000000],[1]],"entities":7,"nanos":{"0":1},"enums":true}}'
+    )
+    df = read_metrics(p)
+    assert df.select("ts", "metric", "value").rows() == [
+        (datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC), "up", 1.0)
+    ]

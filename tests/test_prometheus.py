@@ -979,3 +979,19 @@ def test_deeply_nested_json_is_an_input_error(tmp_path: Path, fmt: str) -> None:
     p.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(InputFormatError, match="nested too deeply"):
         read_metrics(p, fmt=fmt)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '[{"metric":{},"values":[[[1],"1"]]}]',  # a list where the time belongs
+        '[{"metric":{},"values":[[1700000000,{"a":1}]]}]',  # an object where the value belongs
+        '{"status":"success","warnings":7,"data":{"resultType":"vector","result":[{"metric":{},"value":[1,true]}]}}',
+    ],
+)
+def test_api_json_wrong_types_are_input_errors(tmp_path: Path, doc: str) -> None:
+    """Found by fuzzing: JSON of the wrong type anywhere is an InputFormatError, never a crash."""
+    p = tmp_path / "odd.json"
+    p.write_text(doc)
+    with pytest.raises(InputFormatError, match=r"data\.result\[0\]|result\[0\]"):
+        read_metrics(p)
