@@ -282,7 +282,8 @@ def _warn_histograms_without_inf(df: pl.DataFrame, label_cols: list[str]) -> Non
     buckets = df.filter(pl.col("le").is_not_null() & pl.col("metric").str.ends_with("_bucket"))
     if buckets.is_empty():
         return
-    is_inf = pl.col("le").str.strip_chars().str.to_lowercase().is_in(["+inf", "inf"])
+    # numerically, as Prometheus does: "+Inf", "Inf", "+inf", "infinity" are all the +Inf bucket
+    is_inf = pl.col("le").str.strip_chars().cast(pl.Float64, strict=False) == float("inf")
     bad = (
         buckets.group_by(["metric", *others], maintain_order=True)
         .agg(is_inf.any().alias("has_inf"))
