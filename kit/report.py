@@ -101,12 +101,12 @@ ARTEFACTS_PARAMETER = "artefacts"
 
 ARTEFACT_SCHEMA = pl.Schema(
     {
-        "path": pl.String,
-        "kind": pl.String,
-        "reason": pl.String,
-        "used": pl.Boolean,
-        "used_by": pl.List(pl.String),
-        "why": pl.String,
+        "path": pl.String(),
+        "kind": pl.String(),
+        "reason": pl.String(),
+        "used": pl.Boolean(),
+        "used_by": pl.List(pl.String()),
+        "why": pl.String(),
     }
 )
 """Schema of :attr:`ReportResult.artefacts` (see :func:`render`)."""
@@ -149,12 +149,12 @@ def classify_artefact(path: str | os.PathLike[str]) -> tuple[str, str]:
         ``("unknown", "could not be read: ...")``; nothing raises.
     """
     try:
-        from kit.detect import detect  # type: ignore[import-not-found,unused-ignore]
+        from kit import detect as detect_module
     except ImportError:
-        detect = None
+        detect_module = None  # type: ignore[assignment,unused-ignore]
     try:
-        if detect is not None:
-            found = detect(path)
+        if detect_module is not None:
+            found = detect_module.detect(path)
             return str(found.kind.value), str(found.reason)
         return _sniff_kind(Path(path))
     except Exception as exc:  # a broken or unreadable file is reported, never fatal
@@ -413,12 +413,12 @@ def notebook_parameters(nb_or_path: Any) -> list[NotebookParameter]:
 
 PARAMETERS_SCHEMA = pl.Schema(
     {
-        "notebook": pl.String,
-        "parameter": pl.String,
-        "type": pl.String,
-        "default": pl.String,
-        "help": pl.String,
-        "input_kinds": pl.List(pl.String),
+        "notebook": pl.String(),
+        "parameter": pl.String(),
+        "type": pl.String(),
+        "default": pl.String(),
+        "help": pl.String(),
+        "input_kinds": pl.List(pl.String()),
     }
 )
 """Schema of :func:`parameters_table`."""
@@ -1158,11 +1158,6 @@ def render(
         keep = Path(executed_dir)
         keep.mkdir(parents=True, exist_ok=True)
     try:
-        runs: list[NotebookRun] = []
-        executed: list[tuple[NotebookRun, Any]] = []
-        used_by: dict[str, list[str]] = {}
-        findings: list[dict[str, Any]] = []
-        findings_source: str | None = None
         # plan every notebook first, then run them (in parallel when jobs > 1), then assemble
         # the results in the notebooks' order
         planned: list[tuple[int, str, Path, Any, dict[str, Any], set[str]]] = []
