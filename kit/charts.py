@@ -145,7 +145,8 @@ def latency_quantiles_chart(
     Parameters
     ----------
     quantiles
-        Tidy quantile frame as returned by :func:`kit.promql.quantile_series`: ``ts`` (Datetime),
+        Tidy quantile frame as returned by :func:`kit.promql.quantile_series` (or by
+        ``kit.promql.evaluate(df, "histogram_quantile(0.99, ...)", bounds=True)``): ``ts`` (Datetime),
         the ``by`` label columns, ``quantile`` (Float64, e.g. 0.99), ``value`` (Float64 seconds),
         and optionally ``at_ceiling`` (Boolean) and ``bucket_upper``. NaN values (no traffic) are
         gaps.

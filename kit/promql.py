@@ -738,6 +738,9 @@ class _Ctx:
     lookback_ms: int
     compat: Compat
     notes: list[str] = field(default_factory=list)
+    # evaluate(bounds=True): the top-level histogram_quantile() call, and what it found per row
+    bounds_for: object = None
+    bounds: dict[str, np.ndarray] | None = None
 
 
 def _key(labels: Mapping[str, str]) -> Labels:
@@ -1202,6 +1205,9 @@ def _eval_histogram_quantile(ctx: _Ctx, call: _Call) -> _Vec:
     labels: list[Labels] = []
     values = np.full((len(groups), t), np.nan)
     present = np.zeros((len(groups), t), dtype=bool)
+    extra = {
+        k: np.full((len(groups), t), np.nan) for k in ("bucket_lower", "bucket_upper", "at_ceiling")
+    }
     for g, (lab, members) in enumerate(groups.items()):
         labels.append(_without_name(lab))
         rows = [i for i, _ in members]
@@ -1209,7 +1215,20 @@ def _eval_histogram_quantile(ctx: _Ctx, call: _Call) -> _Vec:
         q = _quantile_matrix(phi.values, ubs, vec.values[rows], vec.present[rows], ctx.compat)
         values[g] = q[0]
         present[g] = q[4]
-    return _merge(ctx, labels, values, present, call.pos, "histogram_quantile()")
+        extra["bucket_lower"][g], extra["bucket_upper"][g], extra["at_ceiling"][g] = (
+            q[1],
+            q[2],
+            q[3],
+        )
+    out = _merge(ctx, list(labels), values, present.copy(), call.pos, "histogram_quantile()")
+    if call is ctx.bounds_for:
+        # the same merge on the bounds keeps their rows aligned with the values
+        ctx.bounds = {
+            k: _merge(ctx, list(labels), m, present.copy(), call.pos, "histogram_quantile()").values
+            for k, m in extra.items()
+        }
+        ctx.bounds["quantile"] = np.broadcast_to(phi.values, out.values.shape)
+    return out
 
 
 def _quantile_matrix(
@@ -1507,6 +1526,13 @@ def _result_frame(ctx: _Ctx, result: _Vec | _Scalar) -> pl.DataFrame:
     for n in label_names:
         data[n] = lab_parts[n]
         schema[n] = pl.String()
+    if ctx.bounds is not None:
+        for col in ("quantile", "bucket_lower", "bucket_upper", "at_ceiling"):
+            m = ctx.bounds[col]
+            parts = [m[i][result.present[i]] for i in range(len(result.labels))]
+            flat = np.concatenate(parts) if parts else np.zeros(0)
+            data[col] = flat.astype(bool) if col == "at_ceiling" else flat
+            schema[col] = pl.Boolean() if col == "at_ceiling" else pl.Float64()
     df = pl.DataFrame(data, schema=schema).with_columns(pl.col("ts").cast(ts_dtype))
     return df.sort(["ts", *(["metric"] if with_metric else []), *label_names], nulls_last=True)
 
@@ -1540,6 +1566,7 @@ def evaluate(
     compat: Compat = "3",
     lookback: str | dt.timedelta = "5m",
     variables: Mapping[str, str] | None = None,
+    bounds: bool = False,
 ) -> pl.DataFrame:
     """Evaluate a PromQL expression over a metrics frame, like Prometheus's ``/api/v1/query_range``.
 
@@ -1566,6 +1593,12 @@ def evaluate(
     variables
         Values for Grafana template variables in ``expr`` (``$job``, ``${job}``, ``[[job]]``,
         ``$__rate_interval``); an unresolved one raises :class:`PromQLError`.
+    bounds
+        Only for an expression whose outermost call is ``histogram_quantile(...)`` (e.g. the
+        dashboard's p99 query): add ``quantile``, ``bucket_lower``, ``bucket_upper`` and
+        ``at_ceiling`` (see :data:`QUANTILE_SCHEMA`) after the label columns, so the result feeds
+        :func:`kit.charts.latency_quantiles_chart` and says when a value is only the last finite
+        bucket's bound.
 
     Returns
     -------
@@ -1620,6 +1653,14 @@ def evaluate(
             position=node.pos,
             construct=node.text,
         )
+    if bounds:
+        if not (isinstance(node, _Call) and node.func == "histogram_quantile"):
+            raise PromQLError(
+                "bounds=True needs an expression whose outermost call is histogram_quantile()",
+                expr=text,
+                position=0,
+            )
+        ctx.bounds_for = node
     log.debug("evaluate %r: %d series in frame, %d steps", text, len(series), len(steps))
     result = _eval(ctx, node)
     for note in ctx.notes:

@@ -446,3 +446,47 @@ def test_random_expressions_match_prometheus(
             assert got.is_empty(), expr
         compared += 1
     assert compared >= 6
+
+
+def test_bounds_of_the_pasted_dashboard_query(prom: tuple[PromServer, pl.DataFrame]) -> None:
+    """evaluate(bounds=True) on the mixin's query: values are Prometheus's, and the bounds agree with
+    kit.promql.histogram_quantile() applied to the bucket rates (a separate code path)."""
+    from kit.promql import histogram_quantile
+
+    server, frame = prom
+    inner = 'sum(rate(coredns_dns_request_duration_seconds_bucket{job=~"coredns|node-local-dns"}[5m])) by (instance, le)'
+    expr = f"histogram_quantile(0.99, {inner})"
+    kw = {"start": utc(START), "end": utc(END), "step": STEP, "compat": "2"}
+    got = evaluate(frame, expr, bounds=True, **kw)
+    assert got.columns == [
+        "ts",
+        "value",
+        "instance",
+        "quantile",
+        "bucket_lower",
+        "bucket_upper",
+        "at_ceiling",
+    ]
+    _compare(
+        expr, got.select("ts", "value", "instance"), server.query_range(expr, START, END, STEP)
+    )
+    other = histogram_quantile(evaluate(frame, inner, **kw), 0.99, compat="2")
+    key = ["ts", "instance"]
+    joined = got.join(other, on=key, how="full", suffix="_hq", coalesce=True)
+    assert joined.height == got.height == other.height
+    for col in ("bucket_lower", "bucket_upper", "at_ceiling", "quantile"):
+        a, b = joined[col], joined[f"{col}_hq"]
+        assert (
+            (a == b) | (a.is_nan() & b.is_nan()) if a.dtype == pl.Float64 else (a == b)
+        ).all(), col
+    pinned = got.filter(pl.col("at_ceiling"))
+    assert (
+        pinned.height
+        and set(pinned["value"]) == {8.192}
+        and set(pinned["instance"]) == {"10.0.0.1:9153"}
+    )
+    with pytest.raises(
+        PromQLError,
+        match="bounds=True needs an expression whose outermost call is histogram_quantile",
+    ):
+        evaluate(frame, inner, bounds=True, **kw)
