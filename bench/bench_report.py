@@ -14,7 +14,8 @@ Cases:
 - ``kernel+imports``: the same with ``import polars, altair, kit`` in the cell;
 - ``first SVG``: a fresh interpreter rendering one Altair chart to SVG through vl-convert;
 - ``export``: nbconvert rendering an executed notebook with the kit's template (in process);
-- ``report``: ``dnskit report ARTEFACTS -o ...`` as a user runs it (all notebooks + HTML).
+- ``report``: ``dnskit report ARTEFACTS -j N -o ...`` as a user runs it (all notebooks + HTML),
+  serial (``-j 1``) and two notebooks at a time (``-j 2``).
 """
 
 from __future__ import annotations
@@ -121,25 +122,31 @@ def main() -> int:
             )
         )
         notebooks = report.default_notebooks()
-        cmd = [
-            sys.executable,
-            "-m",
-            "kit",
-            "report",
-            args.artefacts,
-            "-o",
-            str(tmpdir / "report.html"),
-        ]
-        rows.append(
-            (
-                f"report: dnskit report {args.artefacts} ({len(notebooks)} notebooks + HTML)",
-                _timed(
-                    lambda: subprocess.run(cmd, check=False, cwd=REPO, stderr=subprocess.DEVNULL),
-                    args.reps,
-                ),
-                "",
+        for jobs in (1, 2):
+            cmd = [
+                sys.executable,
+                "-m",
+                "kit",
+                "report",
+                args.artefacts,
+                "-j",
+                str(jobs),
+                "-o",
+                str(tmpdir / "report.html"),
+            ]
+            rows.append(
+                (
+                    f"report: dnskit report {args.artefacts} -j {jobs} "
+                    f"({len(notebooks)} notebooks + HTML)",
+                    _timed(
+                        lambda cmd=cmd: subprocess.run(
+                            cmd, check=False, cwd=REPO, stderr=subprocess.DEVNULL
+                        ),
+                        args.reps,
+                    ),
+                    "",
+                )
             )
-        )
         size = (tmpdir / "report.html").stat().st_size
 
     kernel = statistics.median(rows[0][1])

@@ -129,6 +129,11 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def _progress(message: str) -> None:
+    sys.stderr.write(f"dnskit report: {message}\n")
+    sys.stderr.flush()
+
+
 def _report(args: argparse.Namespace) -> int:
     from kit.report import render
 
@@ -147,6 +152,7 @@ def _report(args: argparse.Namespace) -> int:
             title=args.title,
             timeout=args.timeout,
             jobs=args.jobs,
+            progress=_progress,
         )
     except ValueError as exc:
         sys.stderr.write(f"dnskit report: error: {exc}\n")
@@ -156,6 +162,7 @@ def _report(args: argparse.Namespace) -> int:
             raise
         sys.stderr.write(f"dnskit report: error: {exc}\n")
         return 1
+    sys.stderr.write("dnskit report: summary:\n")
     for run in result.runs:
         detail = f": {run.reason}" if run.reason else ""
         sys.stderr.write(f"dnskit report: {run.name} {run.status} ({run.seconds:.1f} s){detail}\n")

@@ -41,7 +41,7 @@ import re
 import tempfile
 import time
 import tokenize
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,7 @@ INVENTORY_SCHEMA = pl.Schema(
 """Schema of :func:`inventory`."""
 
 _SKIPPED_CELL_TYPES = frozenset({"raw"})
+_SCRIPT = re.compile(r"<script\b.*?(</script\s*>|\Z)", re.IGNORECASE | re.DOTALL)
 _SVG_PROLOG = re.compile(r"\A\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.IGNORECASE)
 
 
@@ -773,14 +774,23 @@ def _execute_in_worker(
 
 
 def _run_all(
-    work: Sequence[tuple[Any, dict[str, Any], Path]], timeout: float, jobs: int
+    work: Sequence[tuple[Any, dict[str, Any], Path]],
+    timeout: float,
+    jobs: int,
+    progress: Callable[[str], None] | None = None,
 ) -> list[tuple[Any, str, float]]:
     """Execute notebooks, ``jobs`` at a time; returns (executed notebook, error, seconds) each."""
+
+    def done(name: str, error: str, seconds: float) -> None:
+        if progress is not None:
+            progress(f"{name} {'failed' if error else 'ok'} ({seconds:.1f} s)")
+
     if jobs <= 1 or len(work) <= 1:
         out = []
         for nb, params, out_ipynb in work:
             log.info("running %s with %s", out_ipynb.stem, params)
             out.append(_execute(nb, params, out_ipynb, timeout))
+            done(out_ipynb.stem, out[-1][1], out[-1][2])
         return out
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -800,8 +810,11 @@ def _run_all(
                 error, seconds = fut.result()
             except Exception as exc:  # a worker that died: this notebook failed, the report goes on
                 error, seconds = _error_summary(exc), 0.0
-            done = nbformat.read(os.fspath(out_ipynb), as_version=4) if out_ipynb.is_file() else nb
-            results.append((done, error, seconds))
+            executed = (
+                nbformat.read(os.fspath(out_ipynb), as_version=4) if out_ipynb.is_file() else nb
+            )
+            results.append((executed, error, seconds))
+            done(out_ipynb.stem, error, seconds)
     return results
 
 
@@ -1012,10 +1025,20 @@ def _combine(executed: Sequence[tuple[NotebookRun, Any]], title: str) -> Any:
             c = copy.deepcopy(cell)
             c["id"] = f"{_anchor(run.name)}-{i}"
             for output in c.get("outputs", []):
-                svg = output.get("data", {}).get("image/svg+xml")
+                data = output.get("data", {})
+                svg = data.get("image/svg+xml")
                 if isinstance(svg, str):
                     # inlined in HTML: an XML prolog or DOCTYPE is not allowed there
-                    output["data"]["image/svg+xml"] = _SVG_PROLOG.sub("", svg)
+                    data["image/svg+xml"] = _SVG_PROLOG.sub("", svg)
+                markup = data.get("text/html")
+                if isinstance(markup, str) and _SCRIPT.search(markup):
+                    # an HTML output that brings its own JavaScript (an interactive chart, a
+                    # widget): the report is static, its CSP would block it anyway
+                    n = len(_SCRIPT.findall(markup))
+                    data["text/html"] = _SCRIPT.sub("", markup) + (
+                        f"<p class='dnskit-omitted'>({n} script(s) removed: the report is static)</p>"
+                    )
+                    log.warning("%s: removed %d <script> element(s) from an output", run.name, n)
             combined.cells.append(c)
     return combined
 
@@ -1046,6 +1069,7 @@ def render(
     title: str = "DNS incident report",
     timeout: float = 600.0,
     jobs: int = 1,
+    progress: Callable[[str], None] | None = None,
 ) -> ReportResult:
     """Execute notebooks on artefacts and write one self-contained HTML report.
 
@@ -1074,6 +1098,8 @@ def render(
         Maximum seconds per cell.
     jobs
         How many notebooks to execute at a time (each in its own worker process and kernel).
+    progress
+        Called with a one-line message as the run advances (the CLI prints them to stderr).
 
     Returns
     -------
@@ -1180,10 +1206,17 @@ def render(
             planned.append((len(slots), name, path, nb, chosen, used))
             slots.append(None)
 
+        if progress is not None:
+            progress(
+                f"running {len(planned)} notebook(s)"
+                + (f", {jobs} at a time" if jobs > 1 and len(planned) > 1 else "")
+                + f": {', '.join(name for _, name, *_ in planned) or 'none'}"
+            )
         outcomes = _run_all(
             [(nb, chosen, keep / f"{name}.ipynb") for _, name, _, nb, chosen, _ in planned],
             timeout,
             jobs,
+            progress,
         )
         done_by_slot: dict[int, Any] = {}
         used_by_slot: dict[int, set[str]] = {}

@@ -560,7 +560,11 @@ def failing_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> 
 def test_failing_notebook_exit_status(failing_report: Rendered) -> None:
     assert failing_report.rc == 1
     # two notebooks ran in parallel (-j 2), one was skipped; the summary keeps the given order
-    lines = [x for x in failing_report.err.splitlines() if x.startswith("dnskit report: ")]
+    progress, summary = failing_report.err.split("dnskit report: summary:\n")
+    assert progress.startswith(
+        "dnskit report: running 2 notebook(s), 2 at a time: failing, 00-start-here\n"
+    )
+    lines = summary.splitlines()
     assert [x.split()[2:4] for x in lines[:3]] == [
         ["failing", "failed"],
         ["needs_coredns_log", "skipped"],
@@ -755,3 +759,26 @@ def test_unreadable_notebook_fails_alone(
     text = out.read_text(encoding="utf-8")
     assert "its parameters cell is not valid Python" in text
     assert "never runs" not in text
+
+
+def test_scripts_in_html_outputs_are_removed() -> None:
+    nb = nbformat.v4.new_notebook()
+    html_out = (
+        "<div id='vis'></div><script src='https://cdn.example/vega.js'></script>"
+        "<SCRIPT type='text/javascript'>vegaEmbed('#vis', {})</SCRIPT><p>kept</p>"
+    )
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "",
+            outputs=[nbformat.v4.new_output("display_data", data={"text/html": html_out})],
+        )
+    )
+    run = report.NotebookRun("x", Path("x.py"), "ok")
+    combined = report._combine([(run, nb)], "t")
+    shown = combined.cells[-1].outputs[0]["data"]["text/html"]
+    assert shown == (
+        "<div id='vis'></div><p>kept</p>"
+        "<p class='dnskit-omitted'>(2 script(s) removed: the report is static)</p>"
+    )
+    # the section heading cell comes first, then the notebook's cells
+    assert combined.cells[0].metadata["tags"] == ["dnskit-section"]
