@@ -562,6 +562,8 @@ class Lab:
             f"tcpdump-node{i}",
             [
                 self.tools["tcpdump"],
+                "-B",
+                "8192",
                 "-i",
                 "any",
                 "-n",
@@ -590,6 +592,22 @@ class Lab:
                 raise LabError(f"tcpdump on node{i} exited: {err.read_text(errors='replace')}")
             time.sleep(0.1)
         raise LabError(f"tcpdump on node{i} did not start within {timeout} s")
+
+    def wait_captures_settle(self, quiet_s: float = 1.0, timeout: float = 15.0) -> None:
+        """Wait until no capture file grew for ``quiet_s`` (tcpdump -U writes each packet once it
+        has read it; on a loaded machine it lags, and SIGINT drops what it has not read yet)."""
+        files = [self.out / "captures" / f"node{i}.pcap" for i in range(1, self.cfg.nodes + 1)]
+        deadline = time.monotonic() + timeout
+        last = [-1] * len(files)
+        stable_since = time.monotonic()
+        while time.monotonic() < deadline:
+            sizes = [f.stat().st_size if f.exists() else 0 for f in files]
+            if sizes != last:
+                last, stable_since = sizes, time.monotonic()
+            elif time.monotonic() - stable_since >= quiet_s:
+                return
+            time.sleep(0.1)
+        log.warning("captures still growing after %.0f s; stopping tcpdump anyway", timeout)
 
     def start_dnsperf(self, i: int, qfile: Path) -> None:
         self.start(
@@ -733,18 +751,19 @@ class Lab:
         phases_out = []
         t = t0
         for ph in cfg.phases:
-            if ph.name == "incident":
+            if ph.name in {"incident", "fix"}:
+                # the change time is taken just before the first node switches, so that no
+                # packet of the new transport can precede it
                 changed = [f"node{i}" for i in range(1, cfg.nodes + 1) if self.changing(i)]
+                tcp = ph.name == "incident"
+                what = "change" if tcp else "fix"
+                start = self.event(
+                    what, nodes=changed, to=f"tcp-upstream: {'yes' if tcp else 'no'}"
+                )
                 for i in range(1, cfg.nodes + 1):
                     if self.changing(i):
-                        self.set_transport(i, tcp=True)
-                start = self.event("change", nodes=changed, to="tcp-upstream: yes")
-            elif ph.name == "fix":
-                changed = [f"node{i}" for i in range(1, cfg.nodes + 1) if self.changing(i)]
-                for i in range(1, cfg.nodes + 1):
-                    if self.changing(i):
-                        self.set_transport(i, tcp=False)
-                start = self.event("fix", nodes=changed, to="tcp-upstream: no")
+                        self.set_transport(i, tcp=tcp)
+                self.event(f"{what}_applied", nodes=changed)
             else:
                 start = time.time()
             end_target = t + ph.seconds
@@ -777,6 +796,7 @@ class Lab:
         # nftables counters: every SYN counted by nftables is then also in the capture.
         for i in range(1, cfg.nodes + 1):
             self.stop(f"unbound-node{i}")
+        self.wait_captures_settle()
         tcpdump_stats = {}
         for i in range(1, cfg.nodes + 1):
             self.stop(f"tcpdump-node{i}", signal.SIGINT)
