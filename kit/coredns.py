@@ -10,7 +10,8 @@ Wrappers are recognised line by line, so mixed files are fine.
 Speed: lines are read with polars and classified with vectorised string kernels; the common query
 line is split on spaces (no regex captures), rarer shapes go through one regex per shape on the
 rows that need it. Python runs per line only for docker JSON lines and CRI partial (``P``) records.
-Files are processed in chunks of about 64 MiB of text, so memory stays near the size of the result.
+Files are processed in blocks of 16 MiB of text (two at a time, one per core), so memory stays near
+the size of the result.
 
 Conventions shared with the other loaders: ``ts`` is UTC; ``qname`` is the name as logged (CoreDNS
 escapes special bytes as ``\\DDD`` / ``\\.``), case preserved, **without the trailing dot** (the root
@@ -149,7 +150,7 @@ FILES_SCHEMA = pl.Schema(
 )
 """Schema of :attr:`CoreDNSLog.files` (documented in :func:`read_coredns_log`)."""
 
-CHUNK_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 16 * 1024 * 1024
 _WORKERS = 2
 
 LEVELS = ("INFO", "ERROR", "WARNING", "DEBUG", "FATAL")
@@ -1790,13 +1791,15 @@ def error_counts(
     if include_consolidated:
         cons = errors.filter(pl.col("consolidated_count").is_not_null())
         if cons.height:
+            # one row per error the summary stands for
+            idx = cons.select(
+                pl.int_range(pl.len(), dtype=pl.UInt32)
+                .repeat_by(pl.col("consolidated_count"))
+                .explode()
+                .alias("i")
+            )["i"]
             frames.append(
-                cons.select(
-                    pl.exclude("consolidated_count").repeat_by(pl.col("consolidated_count"))
-                )
-                .explode(pl.exclude("consolidated_count"))
-                .with_columns(pl.lit(None, pl.UInt32).alias("consolidated_count"))
-                .select(errors.columns)
+                cons[idx].with_columns(pl.lit(None, pl.UInt32).alias("consolidated_count"))
             )
     rows = pl.concat(frames) if len(frames) > 1 else single
     no_ts = rows["ts"].null_count()

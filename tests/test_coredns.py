@@ -603,3 +603,12 @@ def test_slow_queries_and_latency(cdata: Path) -> None:
         "client_ip",
         "p99_s",
     }
+
+
+def test_corefile_dump_across_blocks_strict(cdata: Path) -> None:
+    """The Corefile printed by node-cache is recognised even when it straddles two blocks."""
+    path = cdata / "nodecache_startup.log"
+    whole = read_coredns_log(path, strict=True)
+    small = read_coredns_log(path, strict=True, chunk_bytes=150)
+    assert_frame_equal(small.other, whole.other)
+    assert small.other.filter(pl.col("kind") == "config")["line_no"].to_list() == list(range(4, 10))
