@@ -41,9 +41,12 @@ numerically either way).
 Supported syntax: number literals (incl. ``Inf``/``NaN``), selectors with ``=``, ``!=``, ``=~``,
 ``!~`` matchers, range selectors, ``offset``, ``rate``, ``irate``, ``increase``, ``delta``,
 ``histogram_quantile``, ``sum``/``avg``/``min``/``max``/``count`` with ``by``/``without`` (before or
-after the argument), unary ``-``/``+``, arithmetic ``+ - * / % ^`` between scalars and vectors and
-between vectors (one-to-one, with ``on``/``ignoring``), parentheses and ``#`` comments. Anything else
-raises :class:`PromQLError` naming the construct and its position.
+after the argument), unary ``-``/``+``, arithmetic ``+ - * / % ^ atan2`` and comparisons
+``== != < > <= >=`` (filtering, or 0/1 with ``bool``) between scalars and vectors and between vectors
+(one-to-one, with ``on``/``ignoring``), set operators ``and``/``or``/``unless``, parentheses and ``#``
+comments: enough to paste a dashboard panel or an alert rule (the coredns-mixin's
+``histogram_quantile(...) > 4``). Anything else (``group_left``, subqueries, ``@``, ``topk``,
+``label_replace``...) raises :class:`PromQLError` naming the construct and its position.
 """
 
 from __future__ import annotations
@@ -412,6 +415,7 @@ class _Binary:
     pos: int
     on: tuple[str, ...] | None = None  # None: default matching (all labels but the name)
     ignoring: tuple[str, ...] = ()
+    return_bool: bool = False
 
 
 @dataclass(frozen=True)
@@ -426,7 +430,9 @@ _UNSUPPORTED_AGGREGATIONS = {"stddev", "stdvar", "topk", "bottomk", "quantile", 
 _FUNCTIONS = {"rate", "irate", "increase", "delta", "histogram_quantile"}
 _KNOWN_FUNCTIONS = {"abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deriv", "exp", "floor", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar", "holt_winters", "hour", "idelta", "label_join", "label_replace", "ln", "log2", "log10", "minute", "month", "predict_linear", "resets", "round", "scalar", "sgn", "sort", "sort_desc", "sqrt", "time", "timestamp", "vector", "year", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time", "present_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi"}  # fmt: skip
 _ARITH_PREC = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
-_UNSUPPORTED_BINOPS = {"==": 3, "!=": 3, "<": 3, ">": 3, "<=": 3, ">=": 3, "and": 2, "unless": 2, "or": 1}  # fmt: skip
+_CMP_SET_PREC = {"==": 3, "!=": 3, "<": 3, ">": 3, "<=": 3, ">=": 3, "and": 2, "unless": 2, "or": 1}  # fmt: skip
+_COMPARISONS = {"==", "!=", "<", ">", "<=", ">="}
+_SET_OPS = {"and", "or", "unless"}
 
 
 class _Parser:
@@ -473,11 +479,11 @@ class _Parser:
         tok = self.peek()
         if tok.kind == "OP" and tok.text in _ARITH_PREC:
             return tok.text, _ARITH_PREC[tok.text]
-        if tok.kind == "OP" and tok.text in _UNSUPPORTED_BINOPS:
-            return tok.text, _UNSUPPORTED_BINOPS[tok.text]
+        if tok.kind == "OP" and tok.text in _CMP_SET_PREC:
+            return tok.text, _CMP_SET_PREC[tok.text]
         if tok.kind == "IDENT" and tok.text.lower() in ("and", "or", "unless", "atan2"):
             low = tok.text.lower()
-            return low, _ARITH_PREC.get(low) or _UNSUPPORTED_BINOPS[low]
+            return low, _ARITH_PREC.get(low) or _CMP_SET_PREC[low]
         return None
 
     def parse_expr(self, min_prec: int) -> object:
@@ -488,14 +494,16 @@ class _Parser:
                 return lhs
             op, prec = found
             tok = self.next()
-            if op not in _ARITH_PREC or op == "atan2":
-                raise self.error(
-                    f"binary operator {op!r} is not supported (supported: + - * / % ^)", tok
-                )
             on: tuple[str, ...] | None = None
             ignoring: tuple[str, ...] = ()
+            return_bool = False
             if self.at("bool"):
-                raise self.error("the 'bool' modifier is only valid with comparisons", self.peek())
+                if op not in _COMPARISONS:
+                    raise self.error(
+                        "the 'bool' modifier is only valid with comparisons", self.peek()
+                    )
+                self.next()
+                return_bool = True
             if self.at("on") or self.at("ignoring"):
                 kw = self.next().text
                 labels = self.parse_label_list()
@@ -509,7 +517,7 @@ class _Parser:
                 )
             # '^' is right-associative, the others left-associative
             rhs = self.parse_expr(prec if op == "^" else prec + 1)
-            lhs = _Binary(op, lhs, rhs, tok.pos, on=on, ignoring=ignoring)
+            lhs = _Binary(op, lhs, rhs, tok.pos, on=on, ignoring=ignoring, return_bool=return_bool)
 
     def parse_unary(self) -> object:
         tok = self.peek()
@@ -1066,39 +1074,67 @@ def _apply_op(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return np.fmod(a, b)  # Go math.Mod: sign of the dividend
         if op == "^":
             return np.power(a, b)
+        if op == "atan2":
+            return np.arctan2(a, b)
+        if op == "==":
+            return a == b
+        if op == "!=":
+            return a != b
+        if op == "<":
+            return a < b
+        if op == ">":
+            return a > b
+        if op == "<=":
+            return a <= b
+        if op == ">=":
+            return a >= b
     raise AssertionError(op)  # pragma: no cover
+
+
+# Prometheus drops the metric name for these operators only (engine.go shouldDropMetricName):
+# comparisons without bool, set operators and atan2 keep it.
+_DROPS_NAME = {"+", "-", "*", "/", "%", "^"}
 
 
 def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
     lhs = _eval(ctx, node.lhs)
     rhs = _eval(ctx, node.rhs)
-    if isinstance(lhs, _Scalar) and isinstance(rhs, _Scalar):
-        if node.on is not None or node.ignoring:
-            raise PromQLError(
-                "vector matching (on/ignoring) needs vectors on both sides",
-                expr=ctx.expr,
-                position=node.pos,
-                construct=node.op,
-            )
-        return _Scalar(_apply_op(node.op, lhs.values, rhs.values))
+    op = node.op
+    cmp = op in _COMPARISONS
+
+    def fail(message: str) -> PromQLError:
+        return PromQLError(message, expr=ctx.expr, position=node.pos, construct=op)
+
     if isinstance(lhs, _Scalar) or isinstance(rhs, _Scalar):
+        if op in _SET_OPS:
+            raise fail(f"set operator {op!r} not allowed in binary scalar expression")
         if node.on is not None or node.ignoring:
-            raise PromQLError(
-                "vector matching (on/ignoring) needs vectors on both sides",
-                expr=ctx.expr,
-                position=node.pos,
-                construct=node.op,
-            )
+            raise fail("vector matching (on/ignoring) needs vectors on both sides")
+    if isinstance(lhs, _Scalar) and isinstance(rhs, _Scalar):
+        if cmp and not node.return_bool:
+            raise fail("comparisons between scalars must use the bool modifier")
+        return _Scalar(_apply_op(op, lhs.values, rhs.values).astype(np.float64))
+    if isinstance(lhs, _Scalar) or isinstance(rhs, _Scalar):
+        vec = rhs if isinstance(lhs, _Scalar) else lhs
+        assert isinstance(vec, _Vec)
         if isinstance(lhs, _Scalar):
-            assert isinstance(rhs, _Vec)
-            vals = _apply_op(node.op, lhs.values[None, :], rhs.values)
-            vec = rhs
+            res = _apply_op(op, lhs.values[None, :], vec.values)
         else:
             assert isinstance(rhs, _Scalar)
-            vals = _apply_op(node.op, lhs.values, rhs.values[None, :])
-            vec = lhs
-        labels = [_without_name(lab) for lab in vec.labels]
-        return _merge(ctx, labels, vals, vec.present.copy(), node.pos, f"operator {node.op!r}")
+            res = _apply_op(op, vec.values, rhs.values[None, :])
+        present = vec.present.copy()
+        if cmp:
+            # a comparison filters (or gives 0/1 with bool); the value is always the vector's
+            vals = np.where(res, 1.0, 0.0) if node.return_bool else vec.values.copy()
+            if not node.return_bool:
+                present &= res
+            labels = (
+                [_without_name(lab) for lab in vec.labels] if node.return_bool else list(vec.labels)
+            )
+        else:
+            vals = res
+            labels = [_without_name(lab) if op in _DROPS_NAME else lab for lab in vec.labels]
+        return _merge(ctx, labels, vals, present, node.pos, f"operator {op!r}")
     assert isinstance(lhs, _Vec) and isinstance(rhs, _Vec)
 
     def signature(lab: Labels) -> Labels:
@@ -1114,17 +1150,18 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
     left: dict[Labels, list[int]] = {}
     for i, lab in enumerate(lhs.labels):
         left.setdefault(signature(lab), []).append(i)
+    if op in _SET_OPS:
+        return _eval_set_op(ctx, node, lhs, rhs, left, right)
     out_labels: list[Labels] = []
     rows_v: list[np.ndarray] = []
     rows_p: list[np.ndarray] = []
+    # Prometheus short-circuits a step where either side is empty, before looking for duplicates
+    lhs_any = lhs.present.any(axis=0)
     for sig, rows in right.items():
-        if int(rhs.present[rows].sum(axis=0).max(initial=0)) > 1:
-            raise PromQLError(
+        if ((rhs.present[rows].sum(axis=0) > 1) & lhs_any).any():
+            raise fail(
                 f"found duplicate series for the match group {_fmt_labels(sig)} on the right hand-side "
-                "of the operation; many-to-many matching not allowed: matching labels must be unique on one side",
-                expr=ctx.expr,
-                position=node.pos,
-                construct=node.op,
+                "of the operation; many-to-many matching not allowed: matching labels must be unique on one side"
             )
     for sig, li in left.items():
         rj = right.get(sig)
@@ -1132,27 +1169,82 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
             continue
         r_present: np.ndarray = np.asarray(rhs.present[rj].any(axis=0))
         r_values = np.where(rhs.present[rj], rhs.values[rj], 0.0).sum(axis=0)
+        results = [_apply_op(op, lhs.values[i], r_values) for i in li]
         matched = lhs.present[li] & r_present[None, :]
+        if cmp and not node.return_bool:
+            # filtered-out samples do not count as matches
+            matched &= np.vstack(results).astype(bool)
         if int(matched.sum(axis=0).max(initial=0)) > 1:
-            raise PromQLError(
+            raise fail(
                 f"multiple matches for labels {_fmt_labels(sig)}: many-to-one matching must be explicit "
-                "(group_left/group_right), which the kit does not support",
-                expr=ctx.expr,
-                position=node.pos,
-                construct=node.op,
+                "(group_left/group_right), which the kit does not support"
             )
         for k, i in enumerate(li):
-            lab = _without_name(lhs.labels[i])
+            lab = lhs.labels[i]
+            if op in _DROPS_NAME or node.return_bool:
+                lab = _without_name(lab)
             if node.on is not None:
                 lab = tuple(kv for kv in lab if kv[0] in set(node.on))
             elif node.ignoring:
                 lab = tuple(kv for kv in lab if kv[0] not in set(node.ignoring))
             out_labels.append(lab)
-            rows_v.append(_apply_op(node.op, lhs.values[i], r_values))
+            if cmp:
+                val = np.where(results[k], 1.0, 0.0) if node.return_bool else lhs.values[i]
+            else:
+                val = results[k]
+            rows_v.append(val)
             rows_p.append(matched[k])
     stacked = _stack(ctx, out_labels, rows_v, rows_p)
     return _merge(
-        ctx, stacked.labels, stacked.values, stacked.present, node.pos, f"operator {node.op!r}"
+        ctx, stacked.labels, stacked.values, stacked.present, node.pos, f"operator {op!r}"
+    )
+
+
+def _eval_set_op(
+    ctx: _Ctx,
+    node: _Binary,
+    lhs: _Vec,
+    rhs: _Vec,
+    left: dict[Labels, list[int]],
+    right: dict[Labels, list[int]],
+) -> _Vec:
+    """``and``/``or``/``unless``: many-to-many, per step, labels (and names) of the kept samples."""
+    t = len(ctx.steps)
+
+    def any_present(vec: _Vec, rows: list[int] | None) -> np.ndarray:
+        if not rows:
+            return np.zeros(t, dtype=bool)
+        return np.asarray(vec.present[rows].any(axis=0))
+
+    labels: list[Labels] = []
+    rows_v: list[np.ndarray] = []
+    rows_p: list[np.ndarray] = []
+    for sig, li in left.items():
+        other = any_present(rhs, right.get(sig))
+        for i in li:
+            p = lhs.present[i]
+            if node.op == "and":
+                p = p & other
+            elif node.op == "unless":
+                p = p & ~other
+            labels.append(lhs.labels[i])
+            rows_v.append(lhs.values[i])
+            rows_p.append(p)
+    if node.op == "or":
+        for sig, rj in right.items():
+            mine = any_present(lhs, left.get(sig))
+            for j in rj:
+                labels.append(rhs.labels[j])
+                rows_v.append(rhs.values[j])
+                rows_p.append(rhs.present[j] & ~mine)
+    stacked = _stack(ctx, labels, rows_v, rows_p)
+    return _merge(
+        ctx,
+        stacked.labels,
+        stacked.values.copy(),
+        stacked.present,
+        node.pos,
+        f"operator {node.op!r}",
     )
 
 

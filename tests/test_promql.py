@@ -367,11 +367,9 @@ def test_quantile_series_columns() -> None:
             "function abs() is not supported (supported: delta, histogram_quantile, increase, irate, rate) at position 0",
         ),
         ("nosuch(x)", "unknown function nosuch() at position 0"),
-        ("x > 1", "binary operator '>' is not supported (supported: + - * / % ^) at position 2"),
-        (
-            "x and y",
-            "binary operator 'and' is not supported (supported: + - * / % ^) at position 2",
-        ),
+        ("1 > 2", "comparisons between scalars must use the bool modifier at position 2"),
+        ("x and 1", "set operator 'and' not allowed in binary scalar expression at position 2"),
+        ("x + bool 1", "the 'bool' modifier is only valid with comparisons at position 4"),
         (
             "x / on(a) group_left y",
             "group_left (many-to-one matching) is not supported at position 10",

@@ -75,6 +75,23 @@ CASES = [
     'sum(rate(coredns_dns_responses_total{rcode="SERVFAIL"}[5m])) / sum(rate(coredns_dns_responses_total[5m]))',
     "sum by (instance, zone) (rate(coredns_dns_responses_total[5m])) / on (instance, zone) sum by (instance, zone, job) (rate(coredns_dns_requests_total[5m]))",
     'sum by (instance, zone) (rate(coredns_dns_responses_total{zone="."}[5m])) - ignoring (zone) sum by (instance) (rate(coredns_dns_requests_total[5m]))',
+    # comparisons (filters and bool) and set operators: the mixin's CoreDNSLatencyHigh alert
+    'histogram_quantile(0.99, sum(rate(coredns_dns_request_duration_seconds_bucket{job="coredns"}[5m])) by (server, zone, instance, le)) > 4',
+    'sum by (instance) (rate(coredns_dns_responses_total{rcode="SERVFAIL"}[5m])) / sum by (instance) (rate(coredns_dns_responses_total[5m])) > 0.0001',
+    "coredns_cache_entries > 2500",
+    "2500 < coredns_cache_entries",
+    "coredns_cache_entries >= bool 2500",
+    "1 < bool 2",
+    "coredns_cache_entries == bool coredns_cache_entries",
+    'coredns_cache_entries{type="success"} > on (instance, job) coredns_cache_entries{type="denial"}',
+    'coredns_cache_entries{type="success"} <= bool ignoring (type) coredns_cache_entries{type="denial"}',
+    'coredns_cache_entries{type="success"} != ignoring (type) coredns_cache_entries{type="denial"}',
+    'coredns_cache_entries and on (instance) (coredns_cache_entries{type="denial"} > 2500)',
+    "coredns_cache_entries unless coredns_cache_entries > 2500",
+    'coredns_cache_entries{type="success"} or coredns_cache_entries{type="denial"} * 2',
+    "dns_probe_success or on (job) coredns_cache_entries",
+    "sum by (job) (coredns_cache_entries) and on () dns_probe_success",
+    "coredns_cache_entries atan2 1000",
     # regex matchers, plain selectors (names kept), offset
     'rate(coredns_dns_requests_total{instance!~"10\\\\.0\\\\.0\\\\.[12]:9153", proto=~"udp|tcp"}[5m])',
     '{__name__=~"coredns_dns_re.*_total", job="coredns", rcode="SERVFAIL"}',
@@ -398,13 +415,15 @@ def _random_vector(rng: random.Random, depth: int) -> str:
         clause = rng.choice(["by", "without"])
         return f"{op} {clause} ({', '.join(labels)}) ({_random_vector(rng, depth - 1)})"
     if kind == "binop":
-        op = rng.choice(["+", "-", "*", "/", "%", "^"])
+        op = rng.choice(
+            ["+", "-", "*", "/", "%", "^", ">", "<=", "== bool", "!=", "and", "or", "unless"]
+        )
         lhs = _random_vector(rng, depth - 1)
         rhs = _random_vector(rng, depth - 1)
         matching = rng.choice(["", "", " on (instance)", " ignoring (proto)"])
         return f"({lhs}) {op}{matching} ({rhs})"
     if kind == "scalar":
-        op = rng.choice(["+", "-", "*", "/", "^"])
+        op = rng.choice(["+", "-", "*", "/", "^", ">", "< bool", "!="])
         k = rng.choice(["2", "0.5", "-3", "1e3", "0"])
         v = _random_vector(rng, depth - 1)
         return f"{k} {op} ({v})" if rng.random() < 0.5 else f"({v}) {op} {k}"
@@ -490,3 +509,19 @@ def test_bounds_of_the_pasted_dashboard_query(prom: tuple[PromServer, pl.DataFra
         match="bounds=True needs an expression whose outermost call is histogram_quantile",
     ):
         evaluate(frame, inner, bounds=True, **kw)
+
+
+def test_empty_side_short_circuits_before_the_duplicate_check(
+    prom: tuple[PromServer, pl.DataFrame],
+) -> None:
+    """The right side has 3 series per instance (one per rcode), which is an error only at steps where
+    the left side has any sample: with an empty left side Prometheus answers with nothing."""
+    server, frame = prom
+    expr = 'coredns_cache_entries{instance="none"} + on (instance) rate(coredns_dns_responses_total[5m])'
+    body = server.query_range(expr, START, END, STEP)
+    assert body["status"] == "success" and body["data"]["result"] == []
+    assert evaluate(frame, expr, start=utc(START), end=utc(END), step=STEP, compat="2").is_empty()
+    expr = "coredns_cache_entries + on (instance) rate(coredns_dns_responses_total[5m])"
+    assert server.query_range(expr, START, END, STEP)["status"] == "error"
+    with pytest.raises(PromQLError, match="found duplicate series for the match group"):
+        evaluate(frame, expr, start=utc(START), end=utc(END), step=STEP, compat="2")
