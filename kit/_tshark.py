@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "INSTALL_HINT",
     "capinfos_path",
+    "editcap_path",
     "find_tshark",
     "run_env",
     "tshark_version",
@@ -124,6 +125,14 @@ def capinfos_path(tshark: str) -> str | None:
     if _is_exe(sib):
         return str(sib)
     return shutil.which("capinfos")
+
+
+def editcap_path(tshark: str) -> str | None:
+    """editcap from the same install as ``tshark`` (Debian: package wireshark-common), or None."""
+    sib = Path(tshark).with_name("editcap.exe" if tshark.endswith(".exe") else "editcap")
+    if _is_exe(sib):
+        return str(sib)
+    return shutil.which("editcap")
 
 
 @functools.lru_cache(maxsize=8)

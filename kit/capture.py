@@ -18,6 +18,12 @@ How tshark's output is read
   the root as ``"."``. tshark escapes tab, newline and other control bytes (``\\t``, ``\\n``,
   ``\\037``), prints bytes that are not valid UTF-8 as U+FFFD, and prints a dot or backslash inside a
   label as-is, so those names are not byte-exact.
+* Large files are cut into packet ranges (:data:`DEFAULT_CHUNK_PACKETS`, ``editcap -r``), each
+  started :data:`CHUNK_OVERLAP_PACKETS` early so tshark's TCP state is warm, dissected by one tshark
+  each, in parallel. tshark's memory grows with the packets it has seen (~160 MB + ~0.5 kB per
+  packet), so this bounds it per range; TCP stream numbers are stitched across ranges so they equal
+  one pass (tests compare both). A DNS-over-TCP connection already open where a range begins is
+  joined mid-stream by that range's tshark; if that loses messages, ``meta.notes`` says so.
 * Transactions are paired like tshark's DNS dissector: per conversation (UDP: the address/port pair,
   TCP: the ``tcp.stream``) and DNS ID, a query repeated within 5 s of the first one while still
   unanswered is a retransmission (counted in ``retransmissions``), the first response answers the
@@ -73,6 +79,10 @@ CACHE_FORMAT = 1
 #: tshark's ``dns.retransmission_timer`` default: a repeated query within this many seconds of the
 #: first one (same conversation and ID, still unanswered) is a retransmission.
 RETRANSMISSION_TIMER_S = 5.0
+#: Files with more packets than 1.25 x this are dissected in packet ranges, in parallel.
+DEFAULT_CHUNK_PACKETS = 250_000
+#: Each range starts this many packets early (dropped again) to warm up TCP state in tshark.
+CHUNK_OVERLAP_PACKETS = 5_000
 _AGG = "\x1f"
 _UTC = pl.Datetime("us", "UTC")
 _CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp")
@@ -98,6 +108,7 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("tcp.stream", "tcp_stream"),
     ("tcp.flags", "tcp_flags"),
     ("tcp.analysis.retransmission", "tcp_retx"),
+    ("tcp.seq_raw", "tcp_seq"),
     ("dns.id", "dns_id"),
     ("dns.flags", "dns_flags"),
     ("dns.count.queries", "dns_qd"),
@@ -250,6 +261,7 @@ def read_capture(
     censor_s: float | None = None,
     workers: int | None = None,
     tshark_path: str | os.PathLike[str] | None = None,
+    chunk_packets: int | None = None,
 ) -> Capture:
     """Load DNS transactions, port-53 TCP connections and DNS packets from packet captures.
 
@@ -277,6 +289,13 @@ def read_capture(
         in that capture plus 0.2 s, at least 2 s and at most 10 s.
     workers
         tshark processes at a time; default: the number of CPUs, at most the number of files.
+    chunk_packets
+        Files with more than 1.25 x this many packets are dissected as packet ranges of this size,
+        one tshark per range (in parallel for a single file), which bounds tshark's memory
+        (~160 MB + ~0.5 kB per packet of the range) and uses every core. The ranges overlap by
+        :data:`CHUNK_OVERLAP_PACKETS` so TCP state carries over, and TCP stream numbers are
+        stitched to equal one pass over the whole file. ``None``: :data:`DEFAULT_CHUNK_PACKETS`;
+        ``0``: never split. Not used with ``display_filter`` (one pass then).
     tshark_path
         tshark to use; default: found like pyshark does (``$DNSKIT_TSHARK``, ``PATH``, pyshark's
         ``config.ini``, standard locations).
@@ -390,14 +409,17 @@ def read_capture(
         cdir = cache_dir()
     else:
         cdir = Path(cache)
-    opts = {"display_filter": display_filter, "censor_s": censor_s}
+    opts = {"display_filter": display_filter, "censor_s": censor_s, "chunk_packets": chunk_packets}
     bar = _Progress(files, enabled=_want_progress(progress))
-    n_workers = max(1, min(len(files), workers or os.cpu_count() or 1))
+    cpus = workers or os.cpu_count() or 1
+    n_workers = max(1, min(len(files), cpus))
+    # one file: its packet ranges use all workers; several files: one tshark per file at a time
+    chunk_workers = cpus if len(files) == 1 else 1
     results: list[_FileResult | None] = [None] * len(files)
     try:
         if n_workers == 1:
             for i, f in enumerate(files):
-                results[i] = _load_one(f, tshark, version, opts, cdir, bar)
+                results[i] = _load_one(f, tshark, version, opts, cdir, bar, chunk_workers)
         else:
             with concurrent.futures.ThreadPoolExecutor(n_workers) as pool:
                 futs = {
@@ -479,6 +501,7 @@ def _load_one(
     opts: dict[str, Any],
     cdir: Path | None,
     bar: _Progress,
+    workers: int = 1,
 ) -> _FileResult:
     with path.open("rb") as fh:
         head = fh.read(4)
@@ -495,7 +518,9 @@ def _load_one(
         if hit is not None:
             bar.skip(path)
             return hit
-    res = _parse_file(path, tshark, version, opts, bar, gzipped=head[:2] == GZIP_MAGIC)
+    res = _parse_file(
+        path, tshark, version, opts, bar, gzipped=head[:2] == GZIP_MAGIC, workers=workers
+    )
     if cdir is not None:
         _cache_write(cdir, key, res)
     return res
@@ -542,6 +567,8 @@ def _capinfos(tshark: str, path: Path) -> dict[str, Any]:
     proc = _tshark.run(
         [exe, "-M", "-T", "-r", "-t", "-E", "-c", os.fspath(path)], what="capinfos", check=False
     )
+    if b"cut short in the middle of a packet" in proc.stderr:
+        info["truncated"] = True
     line = proc.stdout.decode("utf-8", "replace").strip().splitlines()
     if line:
         cols = line[-1].split("\t")
@@ -553,35 +580,19 @@ def _capinfos(tshark: str, path: Path) -> dict[str, Any]:
     return info
 
 
-def _parse_file(
-    path: Path,
-    tshark: str,
-    version: str,
-    opts: dict[str, Any],
-    bar: _Progress,
-    *,
-    gzipped: bool,
-) -> _FileResult:
-    capture = _capture_name(path)
-    flt = _BASE_FILTER
-    if opts.get("display_filter"):
-        flt = f"({_BASE_FILTER}) and ({opts['display_filter']})"
+def _tshark_argv(tshark: str, path: Path, flt: str) -> list[str]:
     argv = [tshark, "-n", "-r", os.fspath(path), "-Y", flt, "-T", "fields"]
-    argv += [
-        "-E",
-        "header=n",
-        "-E",
-        "separator=/t",
-        "-E",
-        "occurrence=a",
-        "-E",
-        f"aggregator={_AGG}",
-    ]
+    argv += ["-E", "header=n", "-E", "separator=/t", "-E", "occurrence=a"]
+    argv += ["-E", f"aggregator={_AGG}"]
     for field, _ in _FIELDS:
         argv += ["-e", field]
-    info: dict[str, Any] = {}
-    info_thread = threading.Thread(target=lambda: info.update(_capinfos(tshark, path)), daemon=True)
-    info_thread.start()
+    return argv
+
+
+def _run_tshark(
+    argv: list[str], path: Path, bar: _Progress, key: Any, offset: int = 0
+) -> tuple[pl.DataFrame, list[str], bool]:
+    """Run one tshark to a temporary file, then read its fields; returns (raw, notes, truncated)."""
     with tempfile.TemporaryDirectory(prefix="dnskit-tshark-") as tmpd:
         out = Path(tmpd) / "fields.tsv"
         err = Path(tmpd) / "stderr.txt"
@@ -592,13 +603,13 @@ def _parse_file(
                     argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=_tshark.run_env()
                 )
             except OSError as exc:
-                raise ToolError(f"could not run {tshark}: {exc}") from exc
+                raise ToolError(f"could not run {argv[0]}: {exc}") from exc
             while True:
                 try:
                     rc = proc.wait(timeout=0.2)
                     break
                 except subprocess.TimeoutExpired:
-                    bar.poll(path, out)
+                    bar.poll(key, out)
                 except BaseException:
                     proc.kill()
                     proc.wait()
@@ -607,9 +618,191 @@ def _parse_file(
         log.debug("%s: tshark took %.2f s", path, time.perf_counter() - t0)
         notes, truncated = _tshark_notes(path, stderr, rc)
         raw = _read_fields(out)
-    bar.finish(path, int(raw["frame"].cast(pl.UInt32).max() or 0) if raw.height else 0)
-    info_thread.join()
-    return _build(raw, path, capture, version, opts, info, notes, truncated, gzipped)
+    bar.finish(key, int(raw["frame"].cast(pl.UInt32).max() or 0) if raw.height else 0)
+    if offset:
+        raw = raw.with_columns(frame=(pl.col("frame").cast(pl.UInt32) + offset).cast(pl.String))
+    return raw, notes, truncated
+
+
+def _parse_file(
+    path: Path,
+    tshark: str,
+    version: str,
+    opts: dict[str, Any],
+    bar: _Progress,
+    *,
+    gzipped: bool,
+    workers: int,
+) -> _FileResult:
+    capture = _capture_name(path)
+    chunk = opts.get("chunk_packets")
+    info = _capinfos(tshark, path)
+    total = info.get("packets")
+    if chunk is None:
+        chunk = DEFAULT_CHUNK_PACKETS
+    editcap = _tshark.editcap_path(tshark)
+    use_chunks = (
+        bool(chunk)
+        and total is not None
+        and total > chunk * 1.25
+        and not opts.get("display_filter")
+        and editcap is not None
+    )
+    if not use_chunks:
+        flt = _BASE_FILTER
+        if opts.get("display_filter"):
+            flt = f"({_BASE_FILTER}) and ({opts['display_filter']})"
+        raw, notes, truncated = _run_tshark(_tshark_argv(tshark, path, flt), path, bar, path)
+        pk = _packets(raw)
+    else:
+        assert total is not None and editcap is not None
+        pk, notes, truncated = _chunked(path, tshark, editcap, int(chunk), total, bar, workers)
+        if info.get("truncated"):
+            truncated = True
+            notes.append(
+                "file ends in the middle of a packet (writer killed mid-write?); "
+                "packets before it were loaded"
+            )
+    pk = _syn_retransmissions(pk)
+    return _build(pk, path, capture, version, opts, info, notes, truncated, gzipped)
+
+
+def _syn_retransmissions(pk: pl.DataFrame) -> pl.DataFrame:
+    """A SYN (without ACK) after the first one of its TCP stream is a retransmission.
+
+    tshark flags these itself; the rule is applied again so chunked loads (where the first SYN
+    may sit in the previous chunk) give the same answer.
+    """
+    syn = (pl.col("tcp_flags").cast(pl.Int64) & 0x12) == 0x02
+    again = syn & (syn.cum_sum().over("tcp_stream") > 1)
+    return pk.with_columns(is_retransmission=pl.col("is_retransmission") | again.fill_null(False))
+
+
+def _chunked(
+    path: Path,
+    tshark: str,
+    editcap: str,
+    chunk: int,
+    total: int,
+    bar: _Progress,
+    workers: int,
+) -> tuple[pl.DataFrame, list[str], bool]:
+    """Dissect a large file as packet ranges in parallel and stitch the results.
+
+    Each range is cut with ``editcap -r`` and starts ``CHUNK_OVERLAP_PACKETS`` earlier (warm-up:
+    TCP reassembly and retransmission state; those rows are dropped). Every TCP packet is kept
+    while stitching, so tshark's ``tcp.stream`` numbers (which count every TCP connection) can be
+    renumbered exactly as one pass over the whole file numbers them; non-port-53 TCP rows are
+    dropped afterwards.
+    """
+    starts = list(range(1, total + 1, chunk))
+    jobs = [(max(1, s - CHUNK_OVERLAP_PACKETS), s, min(total, s + chunk - 1)) for s in starts]
+    flt = f"({_BASE_FILTER}) or tcp"
+
+    def one(job: tuple[int, int, int]) -> tuple[pl.DataFrame, list[str], bool]:
+        warm, _start, end = job
+        with tempfile.TemporaryDirectory(prefix="dnskit-chunk-") as tmpd:
+            part = Path(tmpd) / ("part" + "".join(path.suffixes[-2:]).removesuffix(".gz"))
+            _tshark.run(
+                [editcap, "-r", os.fspath(path), os.fspath(part), f"{warm}-{end}"],
+                what="editcap",
+                check=False,
+            )
+            if not part.exists():
+                raise ToolError(f"editcap could not cut packets {warm}-{end} of {path}")
+            return _run_tshark(_tshark_argv(tshark, part, flt), path, bar, (path, warm), warm - 1)
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+        parts = list(pool.map(one, jobs))
+    notes: list[str] = []
+    truncated = False
+    frames: list[pl.DataFrame] = []
+    gid_of_frame: dict[int, int] = {}
+    last_by_tuple: dict[tuple[Any, ...], tuple[int, int | None, bool]] = {}
+    next_id = 0
+    for (_warm, start, _end), (raw, n, tr) in zip(jobs, parts, strict=True):
+        notes += [x for x in n if x not in notes]
+        truncated = truncated or tr
+        pk = _packets(raw)
+        tcp = pk.filter(pl.col("tcp_stream").is_not_null())
+        per = (
+            tcp.group_by("tcp_stream", maintain_order=True)
+            .agg(
+                first_frame=pl.col("frame").first(),
+                warm_frame=pl.col("frame").filter(pl.col("frame") < start).first(),
+                a=pl.min_horizontal(
+                    pl.concat_str("src_ip", pl.lit("#"), pl.col("src_port").cast(pl.String)),
+                    pl.concat_str("dst_ip", pl.lit("#"), pl.col("dst_port").cast(pl.String)),
+                ).first(),
+                b=pl.max_horizontal(
+                    pl.concat_str("src_ip", pl.lit("#"), pl.col("src_port").cast(pl.String)),
+                    pl.concat_str("dst_ip", pl.lit("#"), pl.col("dst_port").cast(pl.String)),
+                ).first(),
+                first_flags=pl.col("tcp_flags").filter(pl.col("frame") >= start).first(),
+                first_seq=pl.col("tcp_seq").filter(pl.col("frame") >= start).first(),
+                syn_seq=pl.col("tcp_seq")
+                .filter((pl.col("tcp_flags").cast(pl.Int64) & 0x12) == 0x02)
+                .first(),
+                closed=((pl.col("tcp_flags").cast(pl.Int64) & 0x05) > 0).any(),
+                syn_in_chunk=((pl.col("tcp_flags").cast(pl.Int64) & 0x12) == 0x02).any(),
+                dns_after=pl.col("dns_messages").filter(pl.col("frame") >= start).sum(),
+                port53=((pl.col("src_port") == 53) | (pl.col("dst_port") == 53)).any(),
+            )
+            .sort("first_frame")
+        )
+        mapping: dict[int, int] = {}
+        resync = 0
+        for row in per.iter_rows(named=True):
+            tup = (row["a"], row["b"])
+            gid: int | None = None
+            if row["warm_frame"] is not None:
+                gid = gid_of_frame.get(row["warm_frame"])
+            if (
+                row["port53"]
+                and not row["syn_in_chunk"]
+                and row["dns_after"]
+                and (row["warm_frame"] is not None or row["first_frame"] >= start)
+                and start > 1
+            ):
+                resync += 1
+            if gid is None and row["first_frame"] is not None:
+                prev = last_by_tuple.get(tup)
+                flags = row["first_flags"]
+                is_syn = flags is not None and (flags & 0x12) == 0x02
+                if prev is not None and (
+                    not is_syn or (not prev[2] and prev[1] == row["first_seq"])
+                ):
+                    gid = prev[0]
+            if gid is None:
+                gid = next_id
+                next_id += 1
+            mapping[row["tcp_stream"]] = gid
+            old = last_by_tuple.get(tup)
+            syn_seq = row["syn_seq"] if old is None or old[0] != gid else old[1]
+            closed = row["closed"] or (old is not None and old[0] == gid and old[2])
+            last_by_tuple[tup] = (gid, syn_seq, bool(closed))
+        pk = pk.with_columns(
+            tcp_stream=pl.col("tcp_stream").replace_strict(
+                mapping, default=None, return_dtype=pl.UInt32
+            )
+        )
+        if resync:
+            notes.append(
+                f"{resync} DNS-over-TCP connection(s) were already open where packet range "
+                f"{start}- begins; tshark joined them mid-stream, so messages split across "
+                "segments there may be missed (chunk_packets=0 reads the file in one pass)"
+            )
+        tail = pk.filter(pl.col("tcp_stream").is_not_null()).select("frame", "tcp_stream")
+        gid_of_frame = dict(zip(tail["frame"].to_list(), tail["tcp_stream"].to_list(), strict=True))
+        frames.append(pk.filter(pl.col("frame") >= start))
+    pk = pl.concat(frames, how="vertical")
+    keep = (
+        (pl.col("transport") != "tcp")
+        | (pl.col("src_port") == 53)
+        | (pl.col("dst_port") == 53)
+        | (pl.col("dns_messages") > 0)
+    )
+    return pk.filter(keep), notes, truncated
 
 
 def _tshark_notes(path: Path, stderr: str, rc: int) -> tuple[list[str], bool]:
@@ -690,8 +883,17 @@ def _ns_to_ts(expr: pl.Expr) -> pl.Expr:
     return (expr // 1000).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
+def _last(col: str) -> pl.Expr:
+    """Last occurrence of a multi-occurrence field (cheap when there is only one)."""
+    return pl.col(col).str.replace(r"^.*\x1f", "")
+
+
+def _first(col: str) -> pl.Expr:
+    return pl.col(col).str.replace(r"\x1f.*$", "")
+
+
 def _packets(raw: pl.DataFrame) -> pl.DataFrame:
-    """One row per packet with typed columns (internal: keeps ns time and DNS lists)."""
+    """One row per packet with typed columns (internal: keeps ns time and the raw DNS fields)."""
     proto = pl.col("protocols")
     transport = (
         pl.when(proto.str.contains(":icmp", literal=True))
@@ -703,29 +905,26 @@ def _packets(raw: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.lit("ipfrag"))
     )
     # innermost IP header: the one that comes last in frame.protocols ("...:ip:..." vs "...:ipv6:...")
+    both = pl.col("ip_src").is_not_null() & pl.col("ip6_src").is_not_null()
     pos4 = proto.str.find(r":ip:|:ip$").fill_null(-1)
     pos6 = proto.str.find(r":ipv6(\.fraghdr)?:|:ipv6$").fill_null(-1)
-    inner6 = (
-        pl.when(pl.col("ip_src").is_null())
-        .then(True)
-        .when(pl.col("ip6_src").is_null())
-        .then(False)
-        .otherwise(pos6 > pos4)
-    )
+    inner6 = pl.when(both).then(pos6 > pos4).otherwise(pl.col("ip_src").is_null())
 
     def pick(c4: str, c6: str) -> pl.Expr:
         first = pl.col("transport") == "icmp"
-        v4 = pl.when(first).then(_split(c4).list.first()).otherwise(_split(c4).list.last())
-        v6 = pl.when(first).then(_split(c6).list.first()).otherwise(_split(c6).list.last())
+        v4 = pl.when(first).then(_first(c4)).otherwise(_last(c4))
+        v6 = pl.when(first).then(_first(c6)).otherwise(_last(c6))
         return pl.when(pl.col("_inner6")).then(v6).otherwise(v4)
 
     def port(cu: str, ct: str) -> pl.Expr:
-        return pl.coalesce(
-            pl.when(pl.col("transport") == "tcp").then(_split(ct).list.last()),
-            _split(cu).list.last(),
-            _split(ct).list.last(),
-        ).cast(pl.UInt16, strict=False)
+        return (
+            pl.when(pl.col("transport") == "tcp")
+            .then(pl.coalesce(_last(ct), _last(cu)))
+            .otherwise(pl.coalesce(_last(cu), _last(ct)))
+            .cast(pl.UInt16, strict=False)
+        )
 
+    is_tcp = pl.col("transport") == "tcp"
     df = raw.with_columns(transport=transport, _inner6=inner6).with_columns(
         frame=pl.col("frame").cast(pl.UInt32),
         ts_ns=_epoch_ns("epoch"),
@@ -734,20 +933,13 @@ def _packets(raw: pl.DataFrame) -> pl.DataFrame:
         dst_ip=pick("ip_dst", "ip6_dst"),
         src_port=port("udp_sport", "tcp_sport"),
         dst_port=port("udp_dport", "tcp_dport"),
-        tcp_flags=_hex(_split("tcp_flags").list.last()).cast(pl.UInt16),
-        tcp_stream=_split("tcp_stream").list.last().cast(pl.UInt32, strict=False),
+        tcp_flags=pl.when(is_tcp).then(_hex(_last("tcp_flags")).cast(pl.UInt16)),
+        tcp_stream=pl.when(is_tcp).then(_last("tcp_stream").cast(pl.UInt32, strict=False)),
+        tcp_seq=pl.when(is_tcp).then(_last("tcp_seq").cast(pl.UInt32, strict=False)),
         is_retransmission=pl.col("tcp_retx").is_not_null(),
-        dns_id=_split("dns_id"),
-        dns_flags=_split("dns_flags"),
-        dns_qd=_split("dns_qd"),
-        dns_an=_split("dns_an"),
-        dns_qname=_split("dns_qname"),
-        dns_qtype=_split("dns_qtype"),
-    )
-    df = df.with_columns(
-        tcp_flags=pl.when(pl.col("transport") == "tcp").then(pl.col("tcp_flags")),
-        tcp_stream=pl.when(pl.col("transport") == "tcp").then(pl.col("tcp_stream")),
-        dns_messages=pl.col("dns_id").list.len().fill_null(0).cast(pl.UInt16),
+        dns_messages=(pl.col("dns_id").str.count_matches(_AGG, literal=True) + 1)
+        .fill_null(0)
+        .cast(pl.UInt16),
     )
     return df.drop(
         "epoch", "protocols", "ip_src", "ip_dst", "ip6_src", "ip6_dst", "udp_sport", "udp_dport",
@@ -759,27 +951,38 @@ def _messages(pk: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
     """One row per DNS message carried over UDP/TCP; returns (messages, in_icmp, unparsed)."""
     has = pk.filter(pl.col("dns_messages") > 0)
     in_icmp = int(has.filter(pl.col("transport") == "icmp")["dns_messages"].sum() or 0)
-    has = has.filter(pl.col("transport").is_in(["udp", "tcp"]))
+    has = has.filter(pl.col("transport").is_in(["udp", "tcp"])).with_columns(
+        _split("dns_id"), _split("dns_flags"), _split("dns_qd"), _split("dns_an"),
+        _split("dns_qname"), _split("dns_qtype"),
+    )  # fmt: skip
+    n = pl.col("dns_messages").cast(pl.UInt32)
     lens_ok = (
-        (pl.col("dns_flags").list.len() == pl.col("dns_messages"))
-        & (pl.col("dns_qd").list.len() == pl.col("dns_messages"))
-        & (pl.col("dns_an").list.len() == pl.col("dns_messages"))
+        (pl.col("dns_flags").list.len() == n)
+        & (pl.col("dns_qd").list.len() == n)
+        & (pl.col("dns_an").list.len() == n)
     )
     bad = has.filter(~lens_ok)
     unparsed = int(bad["dns_messages"].sum() or 0)
     if unparsed:
         log.warning("%d DNS messages with incomplete headers skipped", unparsed)
-    m = (
-        has.filter(lens_ok)
-        .select(
-            "frame",
-            "ts_ns",
-            "src_ip",
-            "dst_ip",
-            "src_port",
-            "dst_port",
-            "transport",
-            "tcp_stream",
+    has = has.filter(lens_ok)
+    single = has.filter(pl.col("dns_messages") == 1)
+    multi = has.filter(pl.col("dns_messages") > 1)
+    cols = ["frame", "ts_ns", "src_ip", "dst_ip", "src_port", "dst_port", "transport", "tcp_stream"]
+    # the common case: one message per packet, the first question is the question
+    one = single.select(
+        *cols,
+        msg=pl.lit(0, dtype=pl.Int64),
+        dns_id=_hex(pl.col("dns_id").list.first()).cast(pl.UInt16),
+        flags=_hex(pl.col("dns_flags").list.first()).cast(pl.UInt16),
+        answers=pl.col("dns_an").list.first().cast(pl.UInt16, strict=False),
+        qname=pl.col("dns_qname").list.first(),
+        qtype_n=pl.col("dns_qtype").list.first().cast(pl.Int64, strict=False),
+    )
+    # several messages in one packet (pipelined DNS over TCP): questions assigned by QDCOUNT
+    mm = (
+        multi.select(
+            *cols,
             "dns_id",
             "dns_flags",
             "dns_qd",
@@ -787,85 +990,79 @@ def _messages(pk: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
             "dns_qname",
             "dns_qtype",
             n_names=pl.col("dns_qname").list.len().fill_null(0),
+            msg=pl.int_ranges(pl.col("dns_id").list.len()),
         )
-        .with_columns(msg=pl.int_ranges(pl.col("dns_id").list.len()))
         .explode("dns_id", "dns_flags", "dns_qd", "dns_an", "msg")
-        .with_columns(
-            dns_id=_hex(pl.col("dns_id")).cast(pl.UInt16),
-            flags=_hex(pl.col("dns_flags")).cast(pl.UInt16),
-            qd=pl.col("dns_qd").cast(pl.Int64, strict=False).fill_null(0),
-            answers=pl.col("dns_an").cast(pl.UInt16, strict=False),
-        )
+        .with_columns(qd=pl.col("dns_qd").cast(pl.Int64, strict=False).fill_null(0))
         .with_columns(
             q_off=(pl.col("qd").cum_sum() - pl.col("qd")).over("frame"),
             qd_total=pl.col("qd").sum().over("frame"),
-            n_msgs=pl.len().over("frame"),
         )
     )
     aligned = pl.col("qd_total") == pl.col("n_names")
-    idx = (
-        pl.when(aligned & (pl.col("qd") > 0))
-        .then(pl.col("q_off"))
-        .when(~aligned & (pl.col("n_msgs") == 1))
-        .then(0)
-    )
-    m = m.with_columns(
+    idx = pl.when(aligned & (pl.col("qd") > 0)).then(pl.col("q_off"))
+    mm = mm.select(
+        *cols,
+        "msg",
+        dns_id=_hex(pl.col("dns_id")).cast(pl.UInt16),
+        flags=_hex(pl.col("dns_flags")).cast(pl.UInt16),
+        answers=pl.col("dns_an").cast(pl.UInt16, strict=False),
         qname=pl.col("dns_qname").list.get(idx, null_on_oob=True),
         qtype_n=pl.col("dns_qtype").list.get(idx, null_on_oob=True).cast(pl.Int64, strict=False),
-        qr=(pl.col("flags") & 0x8000) > 0,
-    ).drop("dns_flags", "dns_qd", "dns_an", "dns_qname", "dns_qtype", "q_off", "qd_total", "n_msgs")
+    )
+    m = pl.concat([one, mm], how="vertical").sort("frame", "msg") if mm.height else one
+    m = m.with_columns(qr=(pl.col("flags") & 0x8000) > 0)
     return m, in_icmp, unparsed
 
 
 def _pair(m: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Pair queries and responses like tshark; returns (transactions, counts)."""
-    ep_src = pl.concat_str([pl.col("src_ip"), pl.col("src_port").cast(pl.String)], separator="#")
-    ep_dst = pl.concat_str([pl.col("dst_ip"), pl.col("dst_port").cast(pl.String)], separator="#")
+    """Pair queries and responses like tshark; returns (transactions, counts).
+
+    ``m`` is in capture order. A conversation is the TCP stream, or the unordered UDP address/port
+    pair (hashed to 64 bits).
+    """
+    ep_a = pl.struct(ip=pl.col("src_ip"), port=pl.col("src_port")).hash(seed=1)
+    ep_b = pl.struct(ip=pl.col("dst_ip"), port=pl.col("dst_port")).hash(seed=1)
     conv = (
         pl.when(pl.col("transport") == "tcp")
-        .then(pl.concat_str([pl.lit("t"), pl.col("tcp_stream").cast(pl.String)]))
+        .then(pl.col("tcp_stream").cast(pl.UInt64))
         .otherwise(
-            pl.concat_str(
-                [pl.lit("u"), pl.min_horizontal(ep_src, ep_dst), pl.max_horizontal(ep_src, ep_dst)],
-                separator="|",
+            pl.struct(lo=pl.min_horizontal(ep_a, ep_b), hi=pl.max_horizontal(ep_a, ep_b)).hash(
+                seed=2
             )
+            | (1 << 63)
         )
     )
-    ev = (
-        m.with_columns(conv=conv.fill_null("?"))
-        .sort("conv", "dns_id", "frame", "msg", maintain_order=True)
-        .with_row_index("ev")
+    key = ["conv", "dns_id"]
+    ev = m.with_row_index("ev").with_columns(conv=conv.fill_null(0))
+    ev = ev.with_columns(
+        _n=pl.len().over(key),
+        _pos=pl.int_range(pl.len()).over(key),
+        _first_qr=pl.col("qr").first().over(key),
+        _last_qr=pl.col("qr").last().over(key),
+        _first_ev=pl.col("ev").first().over(key),
     )
-    grp = ev.group_by("conv", "dns_id", maintain_order=True).agg(
-        n=pl.len(), first_qr=pl.col("qr").first(), last_qr=pl.col("qr").last(),
-        first_ev=pl.col("ev").first(),
-    )  # fmt: skip
-    simple = grp.filter(
-        (pl.col("n") == 1) | ((pl.col("n") == 2) & ~pl.col("first_qr") & pl.col("last_qr"))
+    pair2 = (pl.col("_n") == 2) & ~pl.col("_first_qr") & pl.col("_last_qr")
+    # role: 0 new query, 1 retransmitted query, 2 answer, 3 duplicate response, 4 orphan response
+    ev = ev.with_columns(
+        role=pl.when(pl.col("_n") == 1)
+        .then(pl.when(pl.col("qr")).then(4).otherwise(0))
+        .when(pair2)
+        .then(pl.when(pl.col("_pos") == 0).then(0).otherwise(2))
+        .cast(pl.Int8),
+        txn=pl.when((pl.col("_n") == 1) & ~pl.col("qr"))
+        .then(pl.col("ev").cast(pl.Int64))
+        .when(pair2)
+        .then(pl.col("_first_ev").cast(pl.Int64)),
     )
-    # role per event: 0 new query, 1 retransmitted query, 2 answer, 3 duplicate response, 4 orphan
-    # txn per event: ev index of the transaction's first query
-    role = [0] * ev.height
-    txn = [-1] * ev.height
-    complex_first = set(range(ev.height))
-    s_first = simple["first_ev"].to_list()
-    s_n = simple["n"].to_list()
-    s_qr = simple["first_qr"].to_list()
-    for f, n, qr in zip(s_first, s_n, s_qr, strict=True):
-        complex_first.discard(f)
-        if n == 1:
-            role[f], txn[f] = (4, -1) if qr else (0, f)
-        else:
-            complex_first.discard(f + 1)
-            role[f], txn[f] = 0, f
-            role[f + 1], txn[f + 1] = 2, f
-    if complex_first:
-        sub = ev.filter(pl.col("ev").is_in(sorted(complex_first)))
-        cur: dict[tuple[str, int], list[Any]] = {}
+    cx = ev.filter(pl.col("role").is_null())
+    if cx.height:
+        role: dict[int, int] = {}
+        txn: dict[int, int] = {}
+        cur: dict[tuple[int, int], list[Any]] = {}
         for e, c, i, qr, t, fr in zip(
-            sub["ev"], sub["conv"], sub["dns_id"], sub["qr"], sub["ts_ns"], sub["frame"],
-            strict=True,
-        ):  # fmt: skip
+            cx["ev"], cx["conv"], cx["dns_id"], cx["qr"], cx["ts_ns"], cx["frame"], strict=True
+        ):
             k = (c, i)
             st = cur.get(k)  # [txn ev, req ts, req frame, answered]
             if not qr:
@@ -880,13 +1077,25 @@ def _pair(m: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
                     cur[k] = [e, t, fr, False]
                     role[e], txn[e] = 0, e
             elif st is None:
-                role[e], txn[e] = 4, -1
+                role[e] = 4
             elif not st[3]:
                 st[3] = True
                 role[e], txn[e] = 2, st[0]
             else:
                 role[e], txn[e] = 3, st[0]
-    ev = ev.with_columns(role=pl.Series(role, dtype=pl.Int8), txn=pl.Series(txn, dtype=pl.Int64))
+        fix = pl.DataFrame(
+            {
+                "ev": list(role),
+                "_role": list(role.values()),
+                "_txn": [txn.get(e) for e in role],
+            },
+            schema={"ev": pl.UInt32, "_role": pl.Int8, "_txn": pl.Int64},
+        )
+        ev = (
+            ev.join(fix, on="ev", how="left")
+            .with_columns(role=pl.coalesce("role", "_role"), txn=pl.coalesce("txn", "_txn"))
+            .drop("_role", "_txn")
+        )
     counts = {
         "queries": int((ev["role"] == 0).sum()),
         "retx": int((ev["role"] == 1).sum()),
@@ -894,7 +1103,7 @@ def _pair(m: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
         "dup": int((ev["role"] == 3).sum()),
         "orphan": int((ev["role"] == 4).sum()),
     }
-    q = ev.filter(pl.col("role") == 0)
+    q = ev.filter(pl.col("role") == 0).with_columns(pl.col("ev").cast(pl.Int64))
     retx = ev.filter(pl.col("role") == 1).group_by("txn").agg(retransmissions=pl.len())
     ans = ev.filter(pl.col("role") == 2).select(
         txn=pl.col("txn"),
@@ -920,7 +1129,7 @@ def _name_map(mapping: dict[int, str], prefix: str, expr: pl.Expr) -> pl.Expr:
 
 
 def _build(
-    raw: pl.DataFrame,
+    pk: pl.DataFrame,
     path: Path,
     capture: str,
     version: str,
@@ -930,7 +1139,6 @@ def _build(
     truncated: bool,
     gzipped: bool,
 ) -> _FileResult:
-    pk = _packets(raw)
     m, in_icmp, unparsed = _messages(pk)
     t, counts = _pair(m)
     first_ns = pk["ts_ns"].min() if pk.height else None
@@ -1046,32 +1254,28 @@ def _tcp(pk: pl.DataFrame, capture: str) -> pl.DataFrame:
         fin=(flags & 0x01) > 0,
         rst=(flags & 0x04) > 0,
     )
-    g = (
-        p.sort("frame")
-        .group_by("tcp_stream", maintain_order=True)
-        .agg(
-            n=pl.len(),
-            ts_first=pl.col("ts_ns").min(),
-            ts_last=pl.col("ts_ns").max(),
-            n_syn=pl.col("syn").sum(),
-            ts_syn=pl.col("ts_ns").filter(pl.col("syn")).min(),
-            syn_src=pl.col("src_ip").filter(pl.col("syn")).first(),
-            syn_sport=pl.col("src_port").filter(pl.col("syn")).first(),
-            syn_dst=pl.col("dst_ip").filter(pl.col("syn")).first(),
-            syn_dport=pl.col("dst_port").filter(pl.col("syn")).first(),
-            ts_synack=pl.col("ts_ns").filter(pl.col("synack")).min(),
-            sa_src=pl.col("src_ip").filter(pl.col("synack")).first(),
-            sa_sport=pl.col("src_port").filter(pl.col("synack")).first(),
-            sa_dst=pl.col("dst_ip").filter(pl.col("synack")).first(),
-            sa_dport=pl.col("dst_port").filter(pl.col("synack")).first(),
-            any_src=pl.col("src_ip").first(),
-            any_sport=pl.col("src_port").first(),
-            any_dst=pl.col("dst_ip").first(),
-            any_dport=pl.col("dst_port").first(),
-            ts_rst=pl.col("ts_ns").filter(pl.col("rst")).min(),
-            ts_fin=pl.col("ts_ns").filter(pl.col("fin")).max(),
-            dns_messages=pl.col("dns_messages").cast(pl.UInt32).sum(),
-        )
+    g = p.group_by("tcp_stream", maintain_order=True).agg(
+        n=pl.len(),
+        ts_first=pl.col("ts_ns").min(),
+        ts_last=pl.col("ts_ns").max(),
+        n_syn=pl.col("syn").sum(),
+        ts_syn=pl.col("ts_ns").filter(pl.col("syn")).min(),
+        syn_src=pl.col("src_ip").filter(pl.col("syn")).first(),
+        syn_sport=pl.col("src_port").filter(pl.col("syn")).first(),
+        syn_dst=pl.col("dst_ip").filter(pl.col("syn")).first(),
+        syn_dport=pl.col("dst_port").filter(pl.col("syn")).first(),
+        ts_synack=pl.col("ts_ns").filter(pl.col("synack")).min(),
+        sa_src=pl.col("src_ip").filter(pl.col("synack")).first(),
+        sa_sport=pl.col("src_port").filter(pl.col("synack")).first(),
+        sa_dst=pl.col("dst_ip").filter(pl.col("synack")).first(),
+        sa_dport=pl.col("dst_port").filter(pl.col("synack")).first(),
+        any_src=pl.col("src_ip").first(),
+        any_sport=pl.col("src_port").first(),
+        any_dst=pl.col("dst_ip").first(),
+        any_dport=pl.col("dst_port").first(),
+        ts_rst=pl.col("ts_ns").filter(pl.col("rst")).min(),
+        ts_fin=pl.col("ts_ns").filter(pl.col("fin")).max(),
+        dns_messages=pl.col("dns_messages").cast(pl.UInt32).sum(),
     )
     # client side: first SYN's sender, else SYN/ACK's receiver, else the side whose port isn't 53
     first_is_server = pl.col("any_sport") == 53
@@ -1349,18 +1553,20 @@ def attribute_slow_answers(
     *,
     slow_s: float = 1.0,
     lead_s: float = 0.0,
+    forward_within_s: float = 0.5,
     unanswered_window_s: float = 10.0,
     share: float = 0.5,
 ) -> pl.DataFrame:
     """For each slow client answer, the upstream transaction and TCP connection that served it.
 
     A cache re-issues a missed query upstream with a new DNS ID (and often over another transport),
-    so the upstream leg is found by name and time: a transaction on another leg (different client
-    or server address/port) with the same ``qname`` (case-insensitive) and ``qtype``, in the same
-    capture, started (the first SYN of the TCP connection that carried it, else the query) between
-    ``lead_s`` seconds before the client's query and the client's answer
-    (for unanswered queries: ``unanswered_window_s`` after it), and finished no later than the
-    client's answer. The closest such upstream query in time wins. Its TCP connection (if any)
+    so the upstream leg is found by name and time: a transaction sent to another server (address
+    or port differs from the one the client asked) with the same ``qname`` (case-insensitive) and
+    ``qtype``, in the same capture, started (the first SYN of the TCP connection that carried it,
+    else the query) between ``lead_s`` seconds before and ``forward_within_s`` seconds after the
+    client's query (a cache forwards a miss at once), and finished no later than the client's
+    answer (for unanswered queries: ``unanswered_window_s`` after the query). The closest such
+    upstream start in time wins. Its TCP connection (if any)
     brings ``syn_retransmits`` and ``handshake_s``.
 
     Parameters
@@ -1373,6 +1579,8 @@ def attribute_slow_answers(
     lead_s
         How long before the client's query the upstream query may start (a cache coalescing
         several clients onto one upstream query), seconds.
+    forward_within_s
+        How long after the client's query the upstream leg may start, seconds.
     unanswered_window_s
         Search window after an unanswered client query, seconds.
     share
@@ -1435,15 +1643,15 @@ def attribute_slow_answers(
         cand, on=["capture", "_key", "qtype"], how="inner", suffix="_up"
     )
     lead = pl.duration(microseconds=int(lead_s * 1e6))
+    fwd = pl.duration(microseconds=int(forward_within_s * 1e6))
     j = j.filter(
         (pl.col("_i") != pl.col("_i_up"))
         & (
-            (pl.col("up_client_ip") != pl.col("client_ip"))
-            | (pl.col("up_client_port") != pl.col("client_port"))
-            | (pl.col("up_server_ip") != pl.col("server_ip"))
+            (pl.col("up_server_ip") != pl.col("server_ip"))
             | (pl.col("up_server_port") != pl.col("server_port"))
         )
         & (pl.col("up_start") >= pl.col("ts") - lead)
+        & (pl.col("up_start") <= pl.col("ts") + fwd)
         & (pl.col("up_start") <= pl.col("_end"))
         & (~pl.col("up_answered") | (pl.col("up_end") <= pl.col("_end")))
     )
