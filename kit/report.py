@@ -553,12 +553,15 @@ def setup_kernel() -> None:
     """Prepare a kernel for a static report (called by the hidden first cell :func:`render` adds).
 
     Switches Altair to static SVG rendered by vl-convert, with no network, through
-    ``kit.charts.use_report_renderer()`` when it exists, else Altair's ``svg`` renderer.
+    ``kit.charts.use_report_renderer()`` when it exists, else Altair's ``svg`` renderer; and lets
+    polars show up to 30 rows and strings up to 120 characters in tables (names and paths are the
+    evidence).
     """
     import altair as alt
 
     # long names (qnames, paths) are the evidence: show more of them than polars' default 30 chars
     pl.Config.set_fmt_str_lengths(120)
+    pl.Config.set_tbl_rows(30)
     try:
         from kit.charts import use_report_renderer  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
@@ -729,6 +732,7 @@ def _execute(
     from papermill.exceptions import PapermillExecutionError
 
     logging.getLogger("papermill").addFilter(_PAPERMILL_FILTER)
+    out_ipynb.unlink(missing_ok=True)  # a copy left by an earlier run must not pass for this one
     work = copy.deepcopy(nb)
     work.cells.insert(0, _setup_cell())
     start = time.perf_counter()

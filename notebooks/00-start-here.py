@@ -74,14 +74,15 @@ found.group_by("kind").agg(files=pl.len(), bytes=pl.col("size_bytes").sum()).sor
 # ```
 # dnskit report path/to/incident/ -o reports/incident.html
 # dnskit report 'captures/*.pcap' coredns.log metrics.json -o reports/incident.html
-# dnskit report path/to/incident/ -p slow_threshold_s 0.5 -o reports/incident.html
+# dnskit report path/to/incident/ -p NAME VALUE -o reports/incident.html
 # ```
 #
 # `dnskit report` runs every notebook that has inputs among the artefacts and writes **one
 # self-contained HTML file**: findings first, code hidden, static charts, nothing loaded from the
 # network, so it can be attached to an incident ticket. It lists which artefacts it used and which
 # it ignored, and why. When a notebook fails, the report is still written with the error shown,
-# and `dnskit report` exits with status 1. `make report` renders the sample data.
+# and `dnskit report` exits with status 1. Without artefacts it renders the sample data
+# (`dnskit report -o reports/sample.html`); `-j 2` runs two notebooks at a time.
 #
 # `-p NAME VALUE` sets a notebook parameter; these are all of them (`input_kinds` says which
 # artefact kinds the report passes to a parameter):
