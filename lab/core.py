@@ -253,9 +253,15 @@ class Lab:
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                log.warning("%s (pid %d) ignored signal %d; killing it", name, proc.pid, sig)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
+        # children it forked (nsd's server processes) are in its process group (own session)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, 0)
+            log.warning("%s (pid %d) left children; killing its process group", name, proc.pid)
+            os.killpg(proc.pid, signal.SIGKILL)
         del self.procs[name]
         return proc.returncode
 
@@ -930,6 +936,17 @@ class Lab:
             with contextlib.suppress(Exception):
                 f.close()  # type: ignore[attr-defined]
         for name in reversed(self.namespaces):
+            # anything still running inside a namespace the lab created descends from it
+            left = subprocess.run(
+                [self.tools.get("ip", "ip"), "netns", "pids", name],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.split()
+            for pid in left:
+                log.warning("process %s still in namespace %s; killing it", pid, name)
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
             p = subprocess.run(
                 [self.tools.get("ip", "ip"), "netns", "delete", name],
                 capture_output=True,
