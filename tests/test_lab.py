@@ -617,3 +617,14 @@ def test_nft_rules_are_valid(tmp_path: Path) -> None:
         chk = subprocess.run([nft, "-c", "-f", str(f)], capture_output=True, text=True, check=False)
         assert chk.returncode == 0, (drop, chk.stderr)
         assert bool(re.search(r" drop$", rules, re.M)) == (drop != "none")
+
+
+def test_sample_counts_match_capture(sample: dict[str, object], tshark: str) -> None:
+    """run.json's nftables counters against the capture; no SYN before the change, none on node2."""
+    pcap = SAMPLE / "captures" / "node1.pcap"
+    syn = tshark_fields(tshark, pcap, f"ip.dst == {UPSTREAM} && {SYN}", ["frame.time_epoch"])
+    synacks = count(tshark, pcap, f"ip.src == {UPSTREAM} && {SYNACK}")
+    check_syn_counts(sample, syn.height, synacks)  # type: ignore[arg-type]
+    change = dt.datetime.fromisoformat(str(sample["change_time"])).timestamp()
+    assert syn["frame.time_epoch"].cast(pl.Float64).min() >= change
+    assert count(tshark, SAMPLE / "captures" / "node2.pcap", f"ip.dst == {UPSTREAM} && {SYN}") == 0
