@@ -354,6 +354,8 @@ def test_cleanup_on_signal(
             err += line
             if "started dnsperf-node2" in line:
                 break
+            if not line and p.poll() is not None:
+                pytest.fail(f"lab exited ({p.returncode}) before its clients started: {err}")
         else:
             pytest.fail(f"lab did not start: {err}")
         pids = [int(x) for x in re.findall(r"started \S+ \(pid (\d+)\)", err)]
