@@ -40,7 +40,10 @@ numerically either way).
 
 Supported syntax: number literals (incl. ``Inf``/``NaN``), selectors with ``=``, ``!=``, ``=~``,
 ``!~`` matchers, range selectors, ``offset``, ``rate``, ``irate``, ``increase``, ``delta``,
-``histogram_quantile``, ``sum``/``avg``/``min``/``max``/``count`` with ``by``/``without`` (before or
+``idelta``, ``changes``, ``resets``, ``sum|avg|min|max|count|last_over_time``,
+``histogram_quantile``, ``abs``, ``ceil``, ``floor``, ``sqrt``, ``exp``, ``ln``, ``log2``,
+``log10``, ``clamp_min``, ``clamp_max``, ``vector``, ``scalar``, ``time``,
+``sum``/``avg``/``min``/``max``/``count`` with ``by``/``without`` (before or
 after the argument), unary ``-``/``+``, arithmetic ``+ - * / % ^ atan2`` and comparisons
 ``== != < > <= >=`` (filtering, or 0/1 with ``bool``) between scalars and vectors and between vectors
 (one-to-one, with ``on``/``ignoring``), set operators ``and``/``or``/``unless``, parentheses and ``#``
@@ -52,6 +55,7 @@ comments: enough to paste a dashboard panel or an alert rule (the coredns-mixin'
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import math
 import re
@@ -427,7 +431,11 @@ class _Unary:
 
 _AGGREGATIONS = {"sum", "avg", "min", "max", "count"}
 _UNSUPPORTED_AGGREGATIONS = {"stddev", "stdvar", "topk", "bottomk", "quantile", "count_values", "group", "limitk", "limit_ratio"}  # fmt: skip
-_FUNCTIONS = {"rate", "irate", "increase", "delta", "histogram_quantile"}
+_RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "changes", "resets", "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "count_over_time", "last_over_time"}  # fmt: skip
+_ELEMENTWISE = {"abs": np.abs, "ceil": np.ceil, "floor": np.floor, "sqrt": np.sqrt, "exp": np.exp, "ln": np.log, "log2": np.log2, "log10": np.log10}  # fmt: skip
+# name -> number of arguments
+_ARITY = {**dict.fromkeys(_RANGE_FUNCTIONS, 1), **dict.fromkeys(_ELEMENTWISE, 1), "histogram_quantile": 2, "clamp_min": 2, "clamp_max": 2, "vector": 1, "scalar": 1, "time": 0}  # fmt: skip
+_FUNCTIONS = set(_ARITY)
 _KNOWN_FUNCTIONS = {"abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deriv", "exp", "floor", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar", "holt_winters", "hour", "idelta", "label_join", "label_replace", "ln", "log2", "log10", "minute", "month", "predict_linear", "resets", "round", "scalar", "sgn", "sort", "sort_desc", "sqrt", "time", "timestamp", "vector", "year", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time", "present_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi"}  # fmt: skip
 _ARITH_PREC = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
 _CMP_SET_PREC = {"==": 3, "!=": 3, "<": 3, ">": 3, "<=": 3, ">=": 3, "and": 2, "unless": 2, "or": 1}  # fmt: skip
@@ -654,10 +662,10 @@ class _Parser:
             if not self.at(")"):
                 self.expect("OP", ",")
         self.expect("OP", ")")
-        want = 2 if name == "histogram_quantile" else 1
+        want = _ARITY[name]
         if len(args) != want:
             raise self.error(f"{name}() takes {want} argument(s), got {len(args)}", tok)
-        if name in ("rate", "irate", "increase", "delta"):
+        if name in _RANGE_FUNCTIONS:
             arg = args[0]
             if not (isinstance(arg, _Selector) and arg.range_ms is not None):
                 raise self.error(f"{name}() needs a range selector argument like x[5m]", tok)
@@ -813,7 +821,9 @@ def _eval(ctx: _Ctx, node: object) -> _Vec | _Scalar:
     if isinstance(node, _Call):
         if node.func == "histogram_quantile":
             return _eval_histogram_quantile(ctx, node)
-        return _eval_range_function(ctx, node)
+        if node.func in _RANGE_FUNCTIONS:
+            return _eval_range_function(ctx, node)
+        return _eval_instant_function(ctx, node)
     if isinstance(node, _Agg):
         return _eval_aggregation(ctx, node)
     if isinstance(node, _Unary):
@@ -871,8 +881,10 @@ def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
     rows_v, rows_p, labels = [], [], []
     for s in _select(ctx, sel):
         lo, hi, end = _window(ctx, s, sel)
-        if call.func == "irate":
-            vals, ok = _irate(s, lo, hi)
+        if call.func in ("irate", "idelta"):
+            vals, ok = _irate(s, lo, hi, is_rate=call.func == "irate")
+        elif call.func not in ("rate", "increase", "delta"):
+            vals, ok = _over_time(call.func, s, lo, hi)
         else:
             vals, ok = _extrapolated_rate(
                 s,
@@ -886,9 +898,106 @@ def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
             )
         rows_v.append(vals)
         rows_p.append(ok)
-        labels.append(_without_name(_key(s.labels)))
+        key = _key(s.labels)
+        # every function drops the metric name except last_over_time (Prometheus engine.go)
+        labels.append(key if call.func == "last_over_time" else _without_name(key))
     stacked = _stack(ctx, labels, rows_v, rows_p)
     return _merge(ctx, stacked.labels, stacked.values, stacked.present, call.pos, f"{call.func}()")
+
+
+def _over_time(
+    func: str, s: _Series, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``*_over_time``, ``changes``, ``resets`` over each step's window, with Prometheus's arithmetic
+    (sequential sums, NaN rules of min/max) — one Python loop per step, as windows are short."""
+    ok = hi > lo
+    out = np.full(len(lo), np.nan)
+    v = s.values
+    for k in np.flatnonzero(ok):
+        w = v[lo[k] : hi[k]].tolist()
+        if func == "count_over_time":
+            r = float(len(w))
+        elif func == "last_over_time":
+            r = w[-1]
+        elif func == "sum_over_time":
+            r = 0.0
+            for x in w:
+                r += x
+        elif func == "avg_over_time":
+            r = _avg_go(w)
+        elif func in ("min_over_time", "max_over_time"):
+            r = w[0]
+            for x in w[1:]:
+                if (x < r if func == "min_over_time" else x > r) or math.isnan(r):
+                    r = x
+        elif func == "changes":
+            r = float(
+                sum(
+                    1
+                    for a, b in itertools.pairwise(w)
+                    if b != a and not (math.isnan(a) and math.isnan(b))
+                )
+            )
+        else:  # resets
+            r = float(sum(1 for a, b in itertools.pairwise(w) if b < a))
+        out[k] = r
+    return out, ok
+
+
+def _avg_go(w: list[float]) -> float:
+    # Prometheus 2.42 avg_over_time: incremental mean, infinities kept
+    mean = 0.0
+    count = 0.0
+    for x in w:
+        count += 1
+        if math.isinf(mean):
+            if math.isinf(x) and (mean > 0) == (x > 0):
+                continue
+            if not math.isinf(x) and not math.isnan(x):
+                continue
+        mean += x / count - mean / count
+    return mean
+
+
+def _eval_instant_function(ctx: _Ctx, call: _Call) -> _Vec | _Scalar:
+    t = len(ctx.steps)
+    if call.func == "time":
+        return _Scalar(ctx.steps.astype(np.float64) / 1000)
+    args = [_eval(ctx, a) for a in call.args]
+
+    def want(i: int, kind: type) -> None:
+        if not isinstance(args[i], kind):
+            what = "an instant vector" if kind is _Vec else "a scalar"
+            raise PromQLError(
+                f"{call.func}() expects {what} as argument {i + 1}",
+                expr=ctx.expr,
+                position=call.pos,
+                construct=call.func,
+            )
+
+    if call.func == "vector":
+        want(0, _Scalar)
+        sc = args[0]
+        assert isinstance(sc, _Scalar)
+        return _Vec([()], sc.values[None, :].copy(), np.ones((1, t), dtype=bool))
+    want(0, _Vec)
+    vec = args[0]
+    assert isinstance(vec, _Vec)
+    if call.func == "scalar":
+        n = vec.present.sum(axis=0)
+        one = np.where(vec.present, vec.values, 0.0).sum(axis=0)
+        return _Scalar(np.where(n == 1, one, np.nan))
+    with np.errstate(all="ignore"):
+        if call.func in ("clamp_min", "clamp_max"):
+            want(1, _Scalar)
+            bound = args[1]
+            assert isinstance(bound, _Scalar)
+            fn = np.maximum if call.func == "clamp_min" else np.minimum
+            vals = fn(vec.values, bound.values[None, :])
+        else:
+            vals = _ELEMENTWISE[call.func](vec.values)
+    labels = [_without_name(lab) for lab in vec.labels]
+    return _merge(ctx, labels, vals, vec.present.copy(), call.pos, f"{call.func}()")
 
 
 def _extrapolated_rate(
@@ -963,12 +1072,17 @@ def _extrapolated_rate(
     return out, ok
 
 
-def _irate(s: _Series, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _irate(
+    s: _Series, lo: np.ndarray, hi: np.ndarray, *, is_rate: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     ok = (hi - lo) >= 2
     out = np.full(len(lo), np.nan)
     last_i = hi[ok] - 1
     prev_i = last_i - 1
     last, prev = s.values[last_i], s.values[prev_i]
+    if not is_rate:  # idelta: the plain difference, resets included
+        out[ok] = last - prev
+        return out, ok
     value = np.where(last < prev, last, last - prev)
     interval = (s.ts[last_i] - s.ts[prev_i]).astype(np.float64) / 1000
     out[ok] = value / interval

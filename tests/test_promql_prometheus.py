@@ -92,6 +92,28 @@ CASES = [
     "dns_probe_success or on (job) coredns_cache_entries",
     "sum by (job) (coredns_cache_entries) and on () dns_probe_success",
     "coredns_cache_entries atan2 1000",
+    # functions over instant vectors and over time
+    "abs(-coredns_cache_entries)",
+    "ceil(coredns_cache_entries / 7) - floor(coredns_cache_entries / 7)",
+    "sqrt(coredns_cache_entries) + ln(coredns_cache_entries) + log2(coredns_cache_entries) + log10(coredns_cache_entries)",
+    "exp(coredns_cache_entries / 1000)",
+    "clamp_min(coredns_cache_entries, 2500)",
+    "clamp_max(coredns_cache_entries, 2500)",
+    "sum_over_time(coredns_cache_entries[2m])",
+    "avg_over_time(coredns_cache_entries[5m])",
+    "min_over_time(coredns_cache_entries[5m])",
+    "max_over_time(coredns_dns_requests_total[3m] offset 1m)",
+    "count_over_time(coredns_cache_entries[90s])",
+    "last_over_time(coredns_cache_entries[10m])",
+    "changes(coredns_cache_entries[5m])",
+    "resets(coredns_dns_requests_total[30m])",
+    "idelta(coredns_dns_requests_total[1m])",
+    "vector(1)",
+    "time()",
+    "time() - 1709251200",
+    "scalar(sum(dns_probe_success))",
+    "coredns_cache_entries > scalar(avg(coredns_cache_entries))",
+    "max_over_time(dns_probe_success[2m]) == bool 0",
     # regex matchers, plain selectors (names kept), offset
     'rate(coredns_dns_requests_total{instance!~"10\\\\.0\\\\.0\\\\.[12]:9153", proto=~"udp|tcp"}[5m])',
     '{__name__=~"coredns_dns_re.*_total", job="coredns", rcode="SERVFAIL"}',
@@ -400,13 +422,33 @@ def _random_vector(rng: random.Random, depth: int) -> str:
     )
     if kind == "range":
         name = rng.choice(list(COUNTERS))
-        fn = rng.choice(["rate", "irate", "increase", "delta"])
+        fn = rng.choice(
+            [
+                "rate",
+                "irate",
+                "increase",
+                "delta",
+                "idelta",
+                "changes",
+                "resets",
+                "sum_over_time",
+                "avg_over_time",
+                "min_over_time",
+                "max_over_time",
+                "count_over_time",
+                "last_over_time",
+            ]
+        )
         m = rng.choice(MATCHERS)
         off = rng.choice(["", "", " offset 1m", " offset 150s"])
         return f"{fn}({name}{{{m}}}[{rng.choice(WINDOWS)}]{off})"
     if kind == "gauge":
         name = rng.choice(list(GAUGES))
-        return f"{name}{{{rng.choice(MATCHERS)}}}" if rng.random() < 0.5 else name
+        sel = f"{name}{{{rng.choice(MATCHERS)}}}" if rng.random() < 0.5 else name
+        fn = rng.choice(["", "", "abs", "sqrt", "ln", "ceil", "clamp_min", "clamp_max"])
+        if fn.startswith("clamp"):
+            return f"{fn}({sel}, {rng.choice(['0.5', '1000', '-1'])})"
+        return f"{fn}({sel})" if fn else sel
     if kind == "agg":
         labels = rng.sample(
             ["instance", "job", "proto", "rcode", "zone", "type"], rng.randint(0, 2)
