@@ -121,11 +121,12 @@ class _Browser:
                 return m.get("result", {})
             self.events.append(m)
 
-    def wait_event(self, method: str, session: str) -> None:
-        """Wait for an event, dismissing JavaScript dialogs (they would block the page)."""
+    def wait_event(self, method: str, session: str, since: int) -> None:
+        """Wait for an event received after ``self.events[since]``, dismissing JavaScript dialogs
+        (they would block the page)."""
         deadline = time.monotonic() + 60
         handled = 0
-        while not any(e.get("method") == method for e in self.events):
+        while not any(e.get("method") == method for e in self.events[since:]):
             dialogs = [e for e in self.events if e.get("method") == "Page.javascriptDialogOpening"]
             if len(dialogs) > handled:
                 handled += 1
@@ -156,6 +157,8 @@ class Page:
 
 
 PROBE = """JSON.stringify({
+  title: document.title,
+  heading: (document.querySelector('h1.dnskit-title') || {}).textContent,
   scripts: document.querySelectorAll('script').length,
   images: document.querySelectorAll('img').length,
   charts: [...document.querySelectorAll('[data-mime-type="image/svg+xml"]')].map(d => {
@@ -188,8 +191,10 @@ def open_in_chromium(html: Path) -> Page:
             ]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 b.send(f"{domain}.enable", session=session)
+            # about:blank may still fire its own load event: only one after navigating counts
+            since = len(b.events)
             b.send("Page.navigate", {"url": html.resolve().as_uri()}, session=session)
-            b.wait_event("Page.loadEventFired", session)
+            b.wait_event("Page.loadEventFired", session, since)
             result = b.send(
                 "Runtime.evaluate", {"expression": PROBE, "returnByValue": True}, session=session
             )
@@ -295,6 +300,8 @@ def hostile_report(
                 "-p",
                 "label",
                 HOSTILE,
+                "--title",
+                f"incident {HOSTILE}",
                 "-o",
                 str(out),
                 "--keep-executed",
@@ -373,6 +380,7 @@ def test_hostile_strings_show_as_text(hostile_page: Page) -> None:
     assert "<img src=x onerror=alert(2)>" in probe["findings"][0]
     assert probe["findingTags"] == 0
     assert 'an explanation with "quotes" & <b>tags</b>' in probe["text"]
+    assert probe["title"] == probe["heading"] == f"incident {HOSTILE}"
     assert "frame of 3 rows × 2 columns" in probe["text"]
 
 
