@@ -612,3 +612,33 @@ def test_corefile_dump_across_blocks_strict(cdata: Path) -> None:
     small = read_coredns_log(path, strict=True, chunk_bytes=150)
     assert_frame_equal(small.other, whole.other)
     assert small.other.filter(pl.col("kind") == "config")["line_no"].to_list() == list(range(4, 10))
+
+
+def test_hostile_bytes_are_accounted(tmp_path: Path) -> None:
+    """Random bytes mixed into real-looking lines: no crash, every line in exactly one frame."""
+    import random
+
+    rnd = random.Random(7)
+    good = '[INFO] 10.0.0.1:53 - 1 "A IN ok.example. udp 30 false 512" NOERROR qr 30 0.1s'
+    alphabet = b' "\\<>&{}[]:-\x00\x01\x7f\xff\xfe\xc3\t\r' + b"abcINFO0123456789"
+    lines = []
+    for i in range(400):
+        if i % 4 == 0:
+            lines.append(good.encode())
+        else:
+            base = bytearray(good.encode())
+            for _ in range(rnd.randrange(1, 6)):
+                base[rnd.randrange(len(base))] = rnd.choice(alphabet)
+            lines.append(bytes(base))
+    path = tmp_path / "hostile.log"
+    path.write_bytes(b"\n".join(lines))
+    with pytest.warns(KitWarning):
+        res = read_coredns_log(path)
+    check_partition(res)
+    assert res.lines_read == 400
+    # the untouched lines are queries; whatever parsed has the documented types
+    assert set(range(1, 401, 4)) <= set(res.queries["line_no"].to_list())
+    assert res.queries["duration_s"].is_not_null().all()
+    with pytest.raises(InputFormatError) as info:
+        read_coredns_log(path, strict=True)
+    assert info.value.line == res.rejected["line_no"].min()
