@@ -749,6 +749,9 @@ def _execute(
             progress_bar=False,
             request_save_on_cell_execute=False,
             execution_timeout=timeout,
+            # the kernel's own log (e.g. "running over TCP without encryption" on loopback) is
+            # noise on the user's terminal; errors still show, cell errors come in the outputs
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except PapermillExecutionError as exc:
         error = _error_summary(exc)
