@@ -321,21 +321,22 @@ def _read_one(
     lvl, msg = pl.col("level"), pl.col("msg")
     good = df.filter(pl.col("ts").is_not_null())
     bad = df.filter(pl.col("ts").is_null())
-    # replies, then queries: regex captures only on the candidate lines
-    rp = (
-        good.filter(lvl.is_in(["info", "reply"]) & msg.str.contains(_REPLY_CHECK))
-        .select("line_no", "ts", msg.str.extract_groups(_REPLY_RE).alias("_r"))
-        .unnest("_r")
+    # replies, then queries: fields by splitting on spaces when the name has none (unbound
+    # prints a space in a name as '?'), regex captures only for the other candidate lines
+    rp = _fields(
+        good.filter(lvl.is_in(["info", "reply"]) & msg.str.contains(_REPLY_CHECK)),
+        ["ip", "qname", "qtype", "qclass", "rcode", "dur", "cached", "size"],
+        _REPLY_RE,
     )
     rp = rp.filter(
         pl.col("ip").is_in(_valid_ips(rp.get_column("ip")).implode())
         & (pl.col("size").cast(pl.UInt64) < 2**32)
     )
     rest = good.filter(~pl.col("line_no").is_in(rp.get_column("line_no").implode()))
-    qp = (
-        rest.filter(lvl.is_in(["info", "query"]) & msg.str.contains(_QUERY_CHECK))
-        .select("line_no", "ts", msg.str.extract_groups(_QUERY_RE).alias("_q"))
-        .unnest("_q")
+    qp = _fields(
+        rest.filter(lvl.is_in(["info", "query"]) & msg.str.contains(_QUERY_CHECK)),
+        ["ip", "qname", "qtype", "qclass"],
+        _QUERY_RE,
     )
     qp = qp.filter(pl.col("ip").is_in(_valid_ips(qp.get_column("ip")).implode()))
     rest = rest.filter(~pl.col("line_no").is_in(qp.get_column("line_no").implode()))
@@ -401,6 +402,28 @@ def _read_one(
             hint="pass strict=False to collect such lines in .rejected",
         )
     return (queries, received, other, rejected), n
+
+
+def _fields(cand: pl.DataFrame, names: list[str], pattern: str) -> pl.DataFrame:
+    """``line_no``, ``ts`` and the named fields of ``msg`` (already checked against ``pattern``):
+    split on spaces when there are exactly ``len(names) - 1`` of them, regex captures otherwise.
+    Rows keep their file order."""
+    n = len(names) - 1
+    spaces = pl.col("msg").str.count_matches(" ", literal=True)
+    fast = cand.filter(spaces == n)
+    slow = cand.filter(spaces != n)
+    fields = [f"field_{i}" for i in range(len(names))]
+    a = (
+        fast.select("line_no", "ts", pl.col("msg").str.split_exact(" ", n).alias("_f"))
+        .unnest("_f")
+        .rename(dict(zip(fields, names, strict=True)))
+    )
+    b = (
+        slow.select("line_no", "ts", pl.col("msg").str.extract_groups(pattern).alias("_f"))
+        .unnest("_f")
+        .select("line_no", "ts", *names)
+    )
+    return pl.concat([a, b]).sort("line_no") if b.height else a
 
 
 def _ts_epoch() -> pl.Expr:

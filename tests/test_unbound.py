@@ -282,3 +282,17 @@ def test_conf_matches_unbound_checkconf(tmp_path: Path, tcp: bool) -> None:
     df = read_unbound_conf(conf)
     assert df["force_tcp"].to_list() == [got.stdout.strip() == "yes"] == [tcp]
     assert df["upstream"].to_list() == ["169.254.169.253:53"]
+
+
+def test_space_in_name_keeps_order(ub: Path) -> None:
+    """unbound 1.17 prints a space in a name as '?', but a name with spaces (other versions,
+    hand edits) still parses, and rows stay in file order (line numbers 1..5 of the file)."""
+    res = read_unbound_log(ub / "edge-space-in-name.log")
+    assert res.received.select("line_no", "qname").rows() == [(1, "we ird.test"), (2, "plain.test")]
+    assert res.queries.select("line_no", "qname", "rcode").rows() == [
+        (3, "plain.test", "NOERROR"),
+        (4, "we ird.test", "NXDOMAIN"),
+        (5, "last.test", "NOERROR"),
+    ]
+    assert res.queries["duration_s"].to_list() == [0.0001, 2.5, 0.0002]
+    assert res.queries["qtype"].to_list() == ["A", "A", "AAAA"]
