@@ -306,8 +306,10 @@ def read_coredns_log(
           ``kubectl --timestamps``, docker ``time``), else Go's ``yyyy/mm/dd hh:mm:ss`` std-log
           prefix (local time of the node, taken as UTC); null when the line carries none
           (CoreDNS >= 1.6.3 without a wrapper, syslog and klog prefixes without a year).
-        - ``pod`` (String): pod name from ``kubectl --prefix``, stern, or docker/k8s JSON metadata.
-        - ``container`` (String): container name from ``kubectl --prefix``, stern, compose, JSON.
+        - ``pod`` (String): pod name from ``kubectl --prefix``, stern, docker/k8s JSON metadata,
+          or the kubelet log path (``/var/log/pods/<ns>_<pod>_<uid>/<container>/0.log``,
+          ``/var/log/containers/<pod>_<ns>_<container>-<id>.log``).
+        - ``container`` (String): container name from the same, or a compose prefix.
         - ``node`` (String): host name from a syslog/journald prefix or JSON metadata.
         - ``stream`` (String): ``stdout``/``stderr`` from CRI or docker json-file.
         - ``source`` (String): the file the line came from.
@@ -600,6 +602,22 @@ def _work(
     return lines.height, bad, out, joined
 
 
+_POD_LOG_PATH = re.compile(
+    r"/pods/[^/_]+_(?P<pod>[^/_]+)_[^/]+/(?P<container>[^/]+)/\d+\.log(?:\.[^/]*)?$"
+)
+_CONTAINER_LOG_PATH = re.compile(
+    r"/containers/(?P<pod>[^/_]+)_[^/_]+_(?P<container>[^/]+)-[0-9a-f]{64}\.log(?:\.[^/]*)?$"
+)
+
+
+def _pod_from_path(path: Path) -> tuple[str | None, str | None]:
+    """Pod and container from kubelet's log paths (``/var/log/pods/<ns>_<pod>_<uid>/<c>/0.log``
+    and ``/var/log/containers/<pod>_<ns>_<c>-<id>.log``), else ``(None, None)``."""
+    text = path.resolve().as_posix()
+    m = _POD_LOG_PATH.search(text) or _CONTAINER_LOG_PATH.search(text)
+    return (m["pod"], m["container"]) if m else (None, None)
+
+
 def _shift(out: dict[str, pl.DataFrame], by: int) -> dict[str, pl.DataFrame]:
     if by == 0:
         return out
@@ -669,6 +687,7 @@ def _read_one(
         return stats
     mine: dict[str, list[pl.DataFrame]] = {k: [] for k in parts}
     seen_unrec: list[int] = []
+    pod, container = _pod_from_path(path)
     fd = -1 if gz else os.open(path, os.O_RDONLY)
     try:
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
@@ -677,6 +696,12 @@ def _read_one(
             def collect(fut: Future[Any]) -> None:
                 n, bad, out, joined = fut.result()
                 out = _shift(out, stats["lines"])
+                if pod or container:
+                    for k in ("queries", "errors", "other"):
+                        out[k] = out[k].with_columns(
+                            pl.col("pod").fill_null(pl.lit(pod, _STR)),
+                            pl.col("container").fill_null(pl.lit(container, _STR)),
+                        )
                 stats["invalid_utf8"] += bad
                 stats["joined_lines"] += joined
                 stats["lines"] += n

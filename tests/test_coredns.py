@@ -642,3 +642,23 @@ def test_hostile_bytes_are_accounted(tmp_path: Path) -> None:
     with pytest.raises(InputFormatError) as info:
         read_coredns_log(path, strict=True)
     assert info.value.line == res.rejected["line_no"].min()
+
+
+def test_pod_and_container_from_kubelet_paths(cdata: Path, tmp_path: Path) -> None:
+    pods = tmp_path / "var/log/pods/kube-system_node-local-dns-x7k2p_0f1e2d3c-aaaa/node-cache"
+    pods.mkdir(parents=True)
+    (pods / "0.log").write_bytes((cdata / "cri.log").read_bytes())
+    res = read_coredns_log(pods / "0.log")
+    assert set(res.queries["pod"].to_list()) == {"node-local-dns-x7k2p"}
+    assert set(res.errors["container"].to_list()) == {"node-cache"}
+    cont = tmp_path / "var/log/containers"
+    cont.mkdir(parents=True)
+    name = "coredns-5d78c9869d-x2x7k_kube-system_coredns-" + "ab" * 32 + ".log"
+    (cont / name).write_bytes((cdata / "cri.log").read_bytes())
+    res = read_coredns_log(cont / name)
+    assert set(res.queries["pod"].to_list()) == {"coredns-5d78c9869d-x2x7k"}
+    assert set(res.queries["container"].to_list()) == {"coredns"}
+    # a wrapper's own pod name wins over the path
+    (pods / "1.log").write_bytes((cdata / "kubectl_prefix_timestamps.log").read_bytes())
+    res = read_coredns_log(pods / "1.log")
+    assert res.queries["pod"].to_list() == ["coredns-5d78c9869d-x2x7k", "node-local-dns-x7k2p"]
