@@ -46,9 +46,10 @@ Supported syntax: number literals (incl. ``Inf``/``NaN``), selectors with ``=``,
 ``sum``/``avg``/``min``/``max``/``count`` with ``by``/``without`` (before or
 after the argument), unary ``-``/``+``, arithmetic ``+ - * / % ^ atan2`` and comparisons
 ``== != < > <= >=`` (filtering, or 0/1 with ``bool``) between scalars and vectors and between vectors
-(one-to-one, with ``on``/``ignoring``), set operators ``and``/``or``/``unless``, parentheses and ``#``
+(``on``/``ignoring``, and ``group_left``/``group_right`` to copy labels such as ``node`` from a
+join table like ``kube_pod_info``), set operators ``and``/``or``/``unless``, parentheses and ``#``
 comments: enough to paste a dashboard panel or an alert rule (the coredns-mixin's
-``histogram_quantile(...) > 4``). Anything else (``group_left``, subqueries, ``@``, ``topk``,
+``histogram_quantile(...) > 4``). Anything else (subqueries, ``@``, ``topk``,
 ``label_replace``...) raises :class:`PromQLError` naming the construct and its position.
 """
 
@@ -420,6 +421,8 @@ class _Binary:
     on: tuple[str, ...] | None = None  # None: default matching (all labels but the name)
     ignoring: tuple[str, ...] = ()
     return_bool: bool = False
+    card: str = "one-to-one"  # or "many-to-one" (group_left), "one-to-many" (group_right)
+    include: tuple[str, ...] = ()  # labels copied from the "one" side
 
 
 @dataclass(frozen=True)
@@ -512,20 +515,44 @@ class _Parser:
                     )
                 self.next()
                 return_bool = True
-            if self.at("on") or self.at("ignoring"):
+            has_matching = self.at("on") or self.at("ignoring")
+            if has_matching:
                 kw = self.next().text
                 labels = self.parse_label_list()
                 if kw == "on":
                     on = labels
                 else:
                     ignoring = labels
+            card = "one-to-one"
+            include: tuple[str, ...] = ()
             if self.at("group_left") or self.at("group_right"):
-                raise self.error(
-                    f"{self.peek().text} (many-to-one matching) is not supported", self.peek()
-                )
+                gtok = self.next()
+                if not has_matching:
+                    raise self.error(f"{gtok.text} needs on(...) or ignoring(...) before it", gtok)
+                if op in _SET_OPS:
+                    raise self.error(f"no grouping allowed for {op!r} operation", gtok)
+                card = "many-to-one" if gtok.text == "group_left" else "one-to-many"
+                if self.at("("):
+                    include = self.parse_label_list()
+                both = set(include) & set(on or ())
+                if both:
+                    raise self.error(
+                        f"label {sorted(both)[0]!r} must not occur in ON and GROUP clause at once",
+                        gtok,
+                    )
             # '^' is right-associative, the others left-associative
             rhs = self.parse_expr(prec if op == "^" else prec + 1)
-            lhs = _Binary(op, lhs, rhs, tok.pos, on=on, ignoring=ignoring, return_bool=return_bool)
+            lhs = _Binary(
+                op,
+                lhs,
+                rhs,
+                tok.pos,
+                on=on,
+                ignoring=ignoring,
+                return_bool=return_bool,
+                card=card,
+                include=include,
+            )
 
     def parse_unary(self) -> object:
         tok = self.peek()
@@ -1266,48 +1293,83 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
         left.setdefault(signature(lab), []).append(i)
     if op in _SET_OPS:
         return _eval_set_op(ctx, node, lhs, rhs, left, right)
+    # group_right: the right side is the "many" side; values keep their left/right places
+    swapped = node.card == "one-to-many"
+    many, one = (rhs, lhs) if swapped else (lhs, rhs)
+    many_sigs, one_sigs = (right, left) if swapped else (left, right)
+    one_side = "left" if swapped else "right"
+    # Prometheus short-circuits a step where either side is empty, before looking for duplicates
+    many_any = many.present.any(axis=0)
+    for sig, rows in one_sigs.items():
+        if ((one.present[rows].sum(axis=0) > 1) & many_any).any():
+            raise fail(
+                f"found duplicate series for the match group {_fmt_labels(sig)} on the {one_side} "
+                "hand-side of the operation; many-to-many matching not allowed: matching labels must "
+                "be unique on one side"
+            )
+    on_set = set(node.on or ())
+    ign_set = set(node.ignoring)
+
+    def result_labels(m_lab: Labels, o_lab: Labels) -> Labels:
+        d = dict(m_lab)
+        if op in _DROPS_NAME or node.return_bool:
+            d.pop(_NAME, None)
+        if node.card == "one-to-one":
+            if node.on is not None:
+                d = {k: v for k, v in d.items() if k in on_set}
+            else:
+                d = {k: v for k, v in d.items() if k not in ign_set}
+        o = dict(o_lab)
+        for name in node.include:
+            if o.get(name):
+                d[name] = o[name]
+            else:
+                d.pop(name, None)
+        return tuple(sorted(d.items()))
+
     out_labels: list[Labels] = []
     rows_v: list[np.ndarray] = []
     rows_p: list[np.ndarray] = []
-    # Prometheus short-circuits a step where either side is empty, before looking for duplicates
-    lhs_any = lhs.present.any(axis=0)
-    for sig, rows in right.items():
-        if ((rhs.present[rows].sum(axis=0) > 1) & lhs_any).any():
-            raise fail(
-                f"found duplicate series for the match group {_fmt_labels(sig)} on the right hand-side "
-                "of the operation; many-to-many matching not allowed: matching labels must be unique on one side"
-            )
-    for sig, li in left.items():
-        rj = right.get(sig)
-        if rj is None:
+    for sig, mi in many_sigs.items():
+        oj = one_sigs.get(sig)
+        if oj is None:
             continue
-        r_present: np.ndarray = np.asarray(rhs.present[rj].any(axis=0))
-        r_values = np.where(rhs.present[rj], rhs.values[rj], 0.0).sum(axis=0)
-        results = [_apply_op(op, lhs.values[i], r_values) for i in li]
-        matched = lhs.present[li] & r_present[None, :]
-        if cmp and not node.return_bool:
-            # filtered-out samples do not count as matches
-            matched &= np.vstack(results).astype(bool)
-        if int(matched.sum(axis=0).max(initial=0)) > 1:
-            raise fail(
-                f"multiple matches for labels {_fmt_labels(sig)}: many-to-one matching must be explicit "
-                "(group_left/group_right), which the kit does not support"
-            )
-        for k, i in enumerate(li):
-            lab = lhs.labels[i]
-            if op in _DROPS_NAME or node.return_bool:
-                lab = _without_name(lab)
-            if node.on is not None:
-                lab = tuple(kv for kv in lab if kv[0] in set(node.on))
-            elif node.ignoring:
-                lab = tuple(kv for kv in lab if kv[0] not in set(node.ignoring))
-            out_labels.append(lab)
-            if cmp:
-                val = np.where(results[k], 1.0, 0.0) if node.return_bool else lhs.values[i]
+        first = len(out_labels)
+        for i in mi:
+            for j in oj:
+                both = many.present[i] & one.present[j]
+                if not both.any():
+                    continue
+                vl, vr = (
+                    (one.values[j], many.values[i]) if swapped else (many.values[i], one.values[j])
+                )
+                res = _apply_op(op, vl, vr)
+                if cmp:
+                    val = np.where(res, 1.0, 0.0) if node.return_bool else vl
+                    if not node.return_bool:
+                        both = both & res
+                else:
+                    val = res
+                out_labels.append(result_labels(many.labels[i], one.labels[j]))
+                rows_v.append(val)
+                rows_p.append(both)
+        if len(out_labels) - first > 1:
+            p = np.vstack(rows_p[first:])
+            if node.card == "one-to-one":
+                if int(p.sum(axis=0).max(initial=0)) > 1:
+                    raise fail(
+                        f"multiple matches for labels {_fmt_labels(sig)}: many-to-one matching must be "
+                        "explicit (group_left/group_right)"
+                    )
             else:
-                val = results[k]
-            rows_v.append(val)
-            rows_p.append(matched[k])
+                seen: dict[Labels, np.ndarray] = {}
+                for lab, pr in zip(out_labels[first:], p, strict=True):
+                    if lab in seen and (seen[lab] & pr).any():
+                        raise fail(
+                            f"multiple matches for labels {_fmt_labels(sig)}: grouping labels must "
+                            "ensure unique matches"
+                        )
+                    seen[lab] = seen.get(lab, np.zeros_like(pr)) | pr
     stacked = _stack(ctx, out_labels, rows_v, rows_p)
     return _merge(
         ctx, stacked.labels, stacked.values, stacked.present, node.pos, f"operator {op!r}"

@@ -15,6 +15,7 @@ timestamps exact in binary so seconds -> ms is lossless):
 - ``10.0.0.9:9253`` (job node-local-dns, server ``dns://169.254.20.10:53``): zones
   ``cluster.local.`` and ``.``; zone ``.`` gets no traffic for minutes 10-20 (all buckets flat:
   histogram_quantile NaN); the pod disappears at minute 50.
+- ``kube_pod_info{instance, node}``: the join table for ``group_left``; one pod changes node.
 - ``coredns_plugin_enabled``: label values with a quote, a newline, ``<`` and a backslash.
 - ``dns_probe_success``: a gauge once a minute exactly on the minute, silent for minutes 20-29.
 - ``dns_probe_duration_seconds``: two probes, one writes ``le="1"``, the other ``le="1.0"`` (same
@@ -184,7 +185,24 @@ def history(
     for k in range(0, minutes * 60, 60):
         for name in ("cache", 'we"ird\nname<', "back\\slash"):
             plugin.add(plugin.name, {"name": name, "job": "coredns"}, T0 + k + 0.25, 1.0)
-    families = [hist, reqs, resp, cache, probe, success, plugin]
+    # kube_pod_info-like join table (the "one" side of group_left): instance -> node; 10.0.0.3's pod
+    # moves from node-b (until minute 25) to node-c (from minute 31), beyond the 5 m lookback
+    info = _Family("kube_pod_info", "gauge")
+    nodes = {"10.0.0.1:9153": "node-a", "10.0.0.2:9153": "node-a", "10.0.0.9:9253": "node-b"}
+    for k in range(0, minutes * 60, 30):
+        for inst, node in [
+            *nodes.items(),
+            ("10.0.0.3:9153", "node-b" if k < 25 * 60 else "node-c"),
+        ]:
+            if inst == "10.0.0.3:9153" and 25 * 60 <= k < 31 * 60:
+                continue
+            info.add(
+                info.name,
+                {"instance": inst, "node": node, "job": "kube-state-metrics"},
+                T0 + k + 0.375,
+                1.0,
+            )
+    families = [hist, reqs, resp, cache, probe, success, plugin, info]
     return _openmetrics(families), _frame(families)
 
 

@@ -373,9 +373,11 @@ def test_quantile_series_columns() -> None:
         ("1 > 2", "comparisons between scalars must use the bool modifier at position 2"),
         ("x and 1", "set operator 'and' not allowed in binary scalar expression at position 2"),
         ("x + bool 1", "the 'bool' modifier is only valid with comparisons at position 4"),
+        ("x / group_left y", "group_left needs on(...) or ignoring(...) before it at position 4"),
+        ("x and on(a) group_left y", "no grouping allowed for 'and' operation at position 12"),
         (
-            "x / on(a) group_left y",
-            "group_left (many-to-one matching) is not supported at position 10",
+            "x / on(a) group_left(a) y",
+            "label 'a' must not occur in ON and GROUP clause at once at position 10",
         ),
         ("rate(x[5m:1m])", "subqueries ('[range:step]') are not supported at position 9"),
         ("x @ 100", "the '@' modifier is not supported at position 2"),

@@ -92,6 +92,14 @@ CASES = [
     "dns_probe_success or on (job) coredns_cache_entries",
     "sum by (job) (coredns_cache_entries) and on () dns_probe_success",
     "coredns_cache_entries atan2 1000",
+    # many-to-one joins: per-node rates and the per-node p99 of NodeLocal DNSCache / CoreDNS
+    "rate(coredns_dns_requests_total[5m]) * on (instance) group_left (node) kube_pod_info",
+    "sum by (node) (rate(coredns_dns_requests_total[5m]) * on (instance) group_left (node) kube_pod_info)",
+    "kube_pod_info * on (instance) group_right (node) rate(coredns_dns_requests_total[5m])",
+    "histogram_quantile(0.99, sum by (node, le) (rate(coredns_dns_request_duration_seconds_bucket[5m]) * on (instance) group_left (node) kube_pod_info))",
+    "coredns_cache_entries / ignoring (type) group_left sum without (type) (coredns_cache_entries)",
+    "coredns_cache_entries > on (instance) group_left (node) kube_pod_info",
+    "kube_pod_info == bool on (instance) group_right coredns_cache_entries",
     # functions over instant vectors and over time
     "abs(-coredns_cache_entries)",
     "ceil(coredns_cache_entries / 7) - floor(coredns_cache_entries / 7)",
@@ -462,7 +470,18 @@ def _random_vector(rng: random.Random, depth: int) -> str:
         )
         lhs = _random_vector(rng, depth - 1)
         rhs = _random_vector(rng, depth - 1)
-        matching = rng.choice(["", "", " on (instance)", " ignoring (proto)"])
+        matching = rng.choice(
+            [
+                "",
+                "",
+                " on (instance)",
+                " ignoring (proto)",
+                " on (instance) group_left",
+                " ignoring (type) group_right (job)",
+            ]
+        )
+        if op in ("and", "or", "unless") and "group" in matching:
+            matching = ""
         return f"({lhs}) {op}{matching} ({rhs})"
     if kind == "scalar":
         op = rng.choice(["+", "-", "*", "/", "^", ">", "< bool", "!="])
