@@ -6,6 +6,8 @@ through the same ``main([...])`` entry point.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +124,17 @@ def test_missing_notebook_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     rc = main(["report", "--notebook", str(nb), "-o", str(tmp_path / "r.html")])
     assert rc == 1
     assert capsys.readouterr().err == f"dnskit: error: notebook not found: {nb}\n"
+
+
+def test_python_dash_m_kit_exit_status(tmp_path: Path) -> None:
+    # the real process: `python -m kit` goes through kit/__main__.py to the same main()
+    nb = tmp_path / "nope.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kit", "report", "--notebook", str(nb), "-o", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == f"dnskit: error: notebook not found: {nb}\n"
+    assert proc.stdout == ""
