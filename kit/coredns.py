@@ -228,8 +228,9 @@ class CoreDNSLog:
     Attributes
     ----------
     queries, errors, other, rejected : polars.DataFrame
-        Query-log lines, errors-plugin lines, recognised other lines, and lines that look like
-        CoreDNS output but did not parse. Every input record is in exactly one of them.
+        Query-log lines, errors-plugin lines, recognised other lines, and lines that did not
+        parse (CoreDNS-looking lines that match no known format, and lines the kit does not
+        recognise at all), each with a reason. Every input record is in exactly one of them.
     files : polars.DataFrame
         One row per input file: bytes, lines, joined continuation lines, damage found.
     """
@@ -285,7 +286,8 @@ def read_coredns_log(
         The ``log`` plugin's format string from the Corefile (``{common}``, ``{combined}`` or custom,
         e.g. ``"{remote} {type} {name} {class} {size} {rcode} {duration}"``). ``None`` reads every
         default format of every CoreDNS version. Placeholders the schema has no column for match
-        any non-space text.
+        any non-space text. Lines that do not match a custom format are still tried against the
+        default formats (a Corefile changed while the log was written).
     chunk_bytes
         Text processed per step (memory bound); results do not depend on it.
 
@@ -369,8 +371,10 @@ def read_coredns_log(
         - ``plugin`` (String): plugin name for ``kind == "plugin"``.
         - ``message`` (String): the text after the level (and plugin prefix).
 
-        ``rejected``: ``source``, ``line_no``, ``reason`` (String, why it did not parse) and
-        ``line`` (String, the record as read, after JSON decoding).
+        ``rejected``: ``source``, ``line_no``, ``reason`` (String, why it did not parse: "query
+        line does not match any CoreDNS log format", "errors-plugin line does not parse", "not a
+        CoreDNS log line the kit recognises", "invalid JSON line (...)", ...) and ``line``
+        (String, the record as read, after JSON decoding and CRI joining).
 
         ``files``: ``source``, ``bytes`` (UInt64, decompressed size), ``gzipped`` (Boolean),
         ``lines`` (UInt32, physical lines), ``joined_lines`` (UInt32), ``invalid_utf8``

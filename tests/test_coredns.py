@@ -277,7 +277,7 @@ def test_nodecache_startup_other_lines(cdata: Path) -> None:
     kinds = o["kind"].to_list()
     assert kinds[:3] == ["message"] * 3
     assert kinds[3:9] == ["config"] * 6  # the Corefile printed after "Using config file:"
-    assert kinds[9:] == [
+    assert kinds[9:18] == [
         "message",
         "banner",
         "plugin",
@@ -289,6 +289,12 @@ def test_nodecache_startup_other_lines(cdata: Path) -> None:
         "message",
     ]
     assert o.filter(pl.col("kind") == "klog")["level"].to_list() == ["ERROR"]
+    # node-cache iptables lines and a plugin error that is not an errors-plugin line
+    tail = o.tail(3)
+    assert tail["kind"].to_list() == ["message", "message", "plugin"]
+    assert tail["level"].to_list() == ["INFO", "ERROR", "ERROR"]
+    assert tail["plugin"][2] == "health"
+    assert tail["message"][0].startswith("Added back nodelocaldns rule")
 
 
 def test_custom_log_format(cdata: Path) -> None:
