@@ -704,12 +704,19 @@ def _resolve_user_path(name: str, value: Any) -> Any:
 
 
 def _error_summary(exc: BaseException) -> str:
+    """One line: exception name, the first line of its message (at most 300 characters), cell."""
     ename = getattr(exc, "ename", None)
-    evalue = getattr(exc, "evalue", None)
     if ename:
-        cell = getattr(exc, "exec_count", None)
-        return f"{ename}: {evalue} (cell In [{cell}])"
-    return f"{type(exc).__name__}: {exc}"
+        message = str(getattr(exc, "evalue", "") or "")
+        where = f" (cell In [{getattr(exc, 'exec_count', None)}])"
+    else:
+        ename, message, where = type(exc).__name__, str(exc), ""
+    lines = [x.strip() for x in message.splitlines() if x.strip()]
+    first = lines[0] if lines else ""
+    if len(first) > 300:
+        first = first[:299] + "…"
+    more = " …" if len(lines) > 1 and not first.endswith("…") else ""
+    return f"{ename}: {first}{more}{where}"
 
 
 class _KnownParameterFilter(logging.Filter):

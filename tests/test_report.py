@@ -790,3 +790,19 @@ def test_scripts_in_html_outputs_are_removed() -> None:
     )
     # the section heading cell comes first, then the notebook's cells
     assert combined.cells[0].metadata["tags"] == ["dnskit-section"]
+
+
+def test_error_summary_is_one_line() -> None:
+    from papermill.exceptions import PapermillExecutionError
+
+    exc = PapermillExecutionError(
+        cell_index=3,
+        exec_count=7,
+        source="x",
+        ename="MaxRowsError",
+        evalue="too many\nrows\n",
+        traceback=[],
+    )
+    assert report._error_summary(exc) == "MaxRowsError: too many … (cell In [7])"
+    assert report._error_summary(RuntimeError("x" * 400)) == "RuntimeError: " + "x" * 299 + "…"
+    assert report._error_summary(TimeoutError()) == "TimeoutError: "
