@@ -257,11 +257,19 @@ class Lab:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
-        # children it forked (nsd's server processes) are in its process group (own session)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, 0)
+        # children it forked (nsd's server processes) are in its process group (own session);
+        # give them a moment to exit on their own, then kill what is left of the group
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.05)
+        else:
             log.warning("%s (pid %d) left children; killing its process group", name, proc.pid)
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
         del self.procs[name]
         return proc.returncode
 
