@@ -42,14 +42,16 @@ Supported syntax: number literals (incl. ``Inf``/``NaN``), selectors with ``=``,
 ``!~`` matchers, range selectors, ``offset``, ``rate``, ``irate``, ``increase``, ``delta``,
 ``idelta``, ``changes``, ``resets``, ``sum|avg|min|max|count|last_over_time``,
 ``histogram_quantile``, ``abs``, ``ceil``, ``floor``, ``sqrt``, ``exp``, ``ln``, ``log2``,
-``log10``, ``clamp_min``, ``clamp_max``, ``vector``, ``scalar``, ``time``,
-``sum``/``avg``/``min``/``max``/``count`` with ``by``/``without`` (before or
+``log10``, ``clamp_min``, ``clamp_max``, ``vector``, ``scalar``, ``time``, ``label_replace``,
+``label_join``, ``sum``/``avg``/``min``/``max``/``count``/``group``/``stddev``/``stdvar``/``quantile``
+with ``by``/``without`` (before or
 after the argument), unary ``-``/``+``, arithmetic ``+ - * / % ^ atan2`` and comparisons
 ``== != < > <= >=`` (filtering, or 0/1 with ``bool``) between scalars and vectors and between vectors
 (``on``/``ignoring``, and ``group_left``/``group_right`` to copy labels such as ``node`` from a
 join table like ``kube_pod_info``), set operators ``and``/``or``/``unless``, parentheses and ``#``
 comments: enough to paste a dashboard panel or an alert rule (the coredns-mixin's
-``histogram_quantile(...) > 4``). Anything else (subqueries, ``@``, ``topk``,
+``histogram_quantile(...) > 4``). Anything else (subqueries, ``@``, ``topk``/``bottomk`` — which
+of several equal values Prometheus keeps depends on its heap order —,
 ``label_replace``...) raises :class:`PromQLError` naming the construct and its position.
 """
 
@@ -410,6 +412,7 @@ class _Agg:
     grouping: tuple[str, ...]
     without: bool
     pos: int
+    param: object = None  # quantile's q
 
 
 @dataclass(frozen=True)
@@ -432,12 +435,13 @@ class _Unary:
     pos: int
 
 
-_AGGREGATIONS = {"sum", "avg", "min", "max", "count"}
-_UNSUPPORTED_AGGREGATIONS = {"stddev", "stdvar", "topk", "bottomk", "quantile", "count_values", "group", "limitk", "limit_ratio"}  # fmt: skip
+_AGGREGATIONS = {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "quantile"}
+# topk/bottomk: which of several equal values Prometheus keeps depends on its heap order
+_UNSUPPORTED_AGGREGATIONS = {"topk", "bottomk", "count_values", "limitk", "limit_ratio"}  # fmt: skip
 _RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "changes", "resets", "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "count_over_time", "last_over_time"}  # fmt: skip
 _ELEMENTWISE = {"abs": np.abs, "ceil": np.ceil, "floor": np.floor, "sqrt": np.sqrt, "exp": np.exp, "ln": np.log, "log2": np.log2, "log10": np.log10}  # fmt: skip
 # name -> number of arguments
-_ARITY = {**dict.fromkeys(_RANGE_FUNCTIONS, 1), **dict.fromkeys(_ELEMENTWISE, 1), "histogram_quantile": 2, "clamp_min": 2, "clamp_max": 2, "vector": 1, "scalar": 1, "time": 0}  # fmt: skip
+_ARITY = {**dict.fromkeys(_RANGE_FUNCTIONS, 1), **dict.fromkeys(_ELEMENTWISE, 1), "histogram_quantile": 2, "clamp_min": 2, "clamp_max": 2, "vector": 1, "scalar": 1, "time": 0, "label_replace": 5, "label_join": 3}  # fmt: skip
 _FUNCTIONS = set(_ARITY)
 _KNOWN_FUNCTIONS = {"abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deriv", "exp", "floor", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar", "holt_winters", "hour", "idelta", "label_join", "label_replace", "ln", "log2", "log10", "minute", "month", "predict_linear", "resets", "round", "scalar", "sgn", "sort", "sort_desc", "sqrt", "time", "timestamp", "vector", "year", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time", "present_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi"}  # fmt: skip
 _ARITH_PREC = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
@@ -662,16 +666,23 @@ class _Parser:
         self.expect("OP", "(")
         if self.at(")"):
             raise self.error(f"{tok.text}() needs an argument", self.peek())
+        param = None
+        if tok.text == "quantile":
+            param = self.parse_expr(0)
+            self.expect("OP", ",")
         arg = self.parse_expr(0)
         if self.at(","):
-            raise self.error(f"{tok.text}() takes exactly one argument", self.peek())
+            raise self.error(
+                f"{tok.text}() takes exactly {2 if param is not None else 1} argument(s)",
+                self.peek(),
+            )
         self.expect("OP", ")")
         if self.at("by") or self.at("without"):
             if seen_clause:
                 raise self.error("grouping given twice", self.peek())
             without = self.next().text == "without"
             grouping = self.parse_label_list()
-        return _Agg(tok.text, arg, grouping, without, tok.pos)
+        return _Agg(tok.text, arg, grouping, without, tok.pos, param)
 
     def parse_call(self, tok: _Tok) -> _Call:
         name = tok.text
@@ -685,10 +696,20 @@ class _Parser:
         self.expect("OP", "(")
         args: list[object] = []
         while not self.at(")"):
-            args.append(self.parse_expr(0))
+            if name in ("label_replace", "label_join") and args:
+                stok = self.next()
+                if stok.kind != "STRING":
+                    raise self.error(f"{name}() expects a string here, got {stok.text!r}", stok)
+                args.append(str(stok.value))
+            else:
+                args.append(self.parse_expr(0))
             if not self.at(")"):
                 self.expect("OP", ",")
         self.expect("OP", ")")
+        if name == "label_join":
+            if len(args) < 3:
+                raise self.error(f"label_join() takes at least 3 arguments, got {len(args)}", tok)
+            return _Call(name, tuple(args), tok.pos)
         want = _ARITY[name]
         if len(args) != want:
             raise self.error(f"{name}() takes {want} argument(s), got {len(args)}", tok)
@@ -986,11 +1007,75 @@ def _avg_go(w: list[float]) -> float:
     return mean
 
 
+_LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_TEMPLATE_RE = re.compile(r"\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
+
+
+def _expand(template: str, m: re.Match[str]) -> str:
+    """Go's ``Regexp.ExpandString``: ``$1``, ``${1}``, ``$name``; unknown or unmatched -> empty."""
+
+    def group(name: str) -> str:
+        try:
+            got = m.group(int(name)) if name.isdigit() else m.group(name)
+        except IndexError:  # no such group
+            return ""
+        return got or ""
+
+    def sub(mm: re.Match[str]) -> str:
+        if mm.group(0) == "$$":
+            return "$"
+        return group(mm.group(1) or mm.group(2))
+
+    return _TEMPLATE_RE.sub(sub, template)
+
+
+def _eval_label_function(ctx: _Ctx, call: _Call, vec: _Vec) -> _Vec:
+    def fail(message: str) -> PromQLError:
+        return PromQLError(message, expr=ctx.expr, position=call.pos, construct=call.func)
+
+    dst = str(call.args[1])
+    if not _LABEL_NAME_RE.fullmatch(dst):
+        raise fail(f"invalid destination label name in {call.func}(): {dst!r}")
+    labels: list[Labels] = []
+    if call.func == "label_replace":
+        repl, src, regex_text = (str(a) for a in call.args[2:5])
+        try:
+            regex = re.compile(regex_text, re.DOTALL if ctx.compat == "3" else 0)
+        except re.error as exc:
+            raise fail(
+                f"invalid regular expression in label_replace(): {regex_text!r} ({exc})"
+            ) from None
+        for lab in vec.labels:
+            d = dict(lab)
+            m = regex.fullmatch(d.get(src, ""))
+            if m is not None:
+                d.pop(dst, None)
+                res = _expand(repl, m)
+                if res:
+                    d[dst] = res
+            labels.append(tuple(sorted(d.items())))
+    else:
+        sep = str(call.args[2])
+        srcs = [str(a) for a in call.args[3:]]
+        for lab in vec.labels:
+            d = dict(lab)
+            joined = sep.join(d.get(src, "") for src in srcs)
+            if joined:
+                d[dst] = joined
+            else:
+                d.pop(dst, None)
+            labels.append(tuple(sorted(d.items())))
+    return _merge(ctx, labels, vec.values.copy(), vec.present.copy(), call.pos, f"{call.func}()")
+
+
 def _eval_instant_function(ctx: _Ctx, call: _Call) -> _Vec | _Scalar:
     t = len(ctx.steps)
     if call.func == "time":
         return _Scalar(ctx.steps.astype(np.float64) / 1000)
-    args = [_eval(ctx, a) for a in call.args]
+    args = [
+        _eval(ctx, a) if i == 0 or call.func not in ("label_replace", "label_join") else a
+        for i, a in enumerate(call.args)
+    ]
 
     def want(i: int, kind: type) -> None:
         if not isinstance(args[i], kind):
@@ -1010,6 +1095,8 @@ def _eval_instant_function(ctx: _Ctx, call: _Call) -> _Vec | _Scalar:
     want(0, _Vec)
     vec = args[0]
     assert isinstance(vec, _Vec)
+    if call.func in ("label_replace", "label_join"):
+        return _eval_label_function(ctx, call, vec)
     if call.func == "scalar":
         n = vec.present.sum(axis=0)
         one = np.where(vec.present, vec.values, 0.0).sum(axis=0)
@@ -1133,6 +1220,17 @@ def _eval_aggregation(ctx: _Ctx, agg: _Agg) -> _Vec:
             position=agg.pos,
             construct=agg.op,
         )
+    q_values = None
+    if agg.param is not None:
+        param = _eval(ctx, agg.param)
+        if not isinstance(param, _Scalar):
+            raise PromQLError(
+                f"{agg.op}() expects a scalar parameter",
+                expr=ctx.expr,
+                position=agg.pos,
+                construct=agg.op,
+            )
+        q_values = param.values
     groups: dict[Labels, list[int]] = {}
     for i, lab in enumerate(inner.labels):
         groups.setdefault(_group_key(lab, agg.grouping, agg.without), []).append(i)
@@ -1152,9 +1250,57 @@ def _eval_aggregation(ctx: _Ctx, agg: _Agg) -> _Vec:
             values[g] = _ordered_sum(v, p)
         elif agg.op == "avg":
             values[g] = _running_mean(v, p)
+        elif agg.op == "group":
+            values[g] = 1.0
+        elif agg.op in ("stddev", "stdvar"):
+            values[g] = _std(v, p, agg.op == "stddev")
+        elif agg.op == "quantile":
+            assert q_values is not None
+            for k in np.flatnonzero(cnt > 0):
+                values[g, k] = _quantile_go(float(q_values[k]), v[p[:, k], k].tolist())
         else:
             values[g] = _min_max(v, p, agg.op == "max")
     return _Vec(labels, values, present)
+
+
+def _std(v: np.ndarray, p: np.ndarray, root: bool) -> np.ndarray:
+    # Prometheus 2.42 (Welford): n += 1; delta = x - mean; mean += delta/n; acc += delta*(x - mean)
+    n = np.zeros(v.shape[1])
+    mean = np.zeros(v.shape[1])
+    acc = np.zeros(v.shape[1])
+    with np.errstate(invalid="ignore"):
+        for r in range(v.shape[0]):
+            take = p[r]
+            x = v[r]
+            first = take & (n == 0)
+            n1 = np.where(take, n + 1, n)
+            delta = x - mean
+            new_mean = mean + delta / np.where(n1 == 0, 1, n1)
+            new_acc = acc + delta * (x - new_mean)
+            mean = np.where(first, x, np.where(take, new_mean, mean))
+            acc = np.where(first, 0.0, np.where(take, new_acc, acc))
+            n = n1
+        var = acc / np.where(n == 0, 1, n)
+    return np.sqrt(var) if root else var
+
+
+def _quantile_go(q: float, values: list[float]) -> float:
+    """Prometheus's ``quantile`` aggregation: linear interpolation between closest ranks, NaN first."""
+    if not values:
+        return math.nan
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    vals = sorted(values, key=lambda x: (not math.isnan(x), x))
+    n = float(len(vals))
+    rank = q * (n - 1)
+    lower = max(0.0, math.floor(rank))
+    upper = min(n - 1, lower + 1)
+    weight = rank - math.floor(rank)
+    return vals[int(lower)] * (1 - weight) + vals[int(upper)] * weight
 
 
 def _ordered_sum(v: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -1813,6 +1959,8 @@ def _substitute(expr: str, variables: Mapping[str, str] | None) -> str:
         name = m.group(1) or m.group(2)
         if variables is not None and name in variables:
             return str(variables[name])
+        if name[0].isdigit():
+            return m.group(0)  # $1, ${2}: a label_replace() template, not a Grafana variable
         raise PromQLError(
             f"unresolved Grafana variable {m.group(0)!r}; pass variables={{{name!r}: ...}} "
             "(e.g. '5m' for $__rate_interval, '.*' or a regex for a multi-value variable)",

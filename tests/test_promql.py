@@ -360,11 +360,11 @@ def test_quantile_series_columns() -> None:
     [
         (
             "topk(3, x)",
-            "aggregation 'topk' is not supported (supported: avg, count, max, min, sum) at position 0",
+            "aggregation 'topk' is not supported (supported: avg, count, group, max, min, quantile, stddev, stdvar, sum) at position 0",
         ),
         (
-            'label_replace(x, "a", "b", "c", "d")',
-            "function label_replace() is not supported (supported: abs, avg_over_time, ceil, changes,",
+            "sort(x)",
+            "function sort() is not supported (supported: abs, avg_over_time, ceil, changes,",
         ),
         ("abs(x, 1)", "abs() takes 1 argument(s), got 2 at position 0"),
         ("abs(x[5m])", "a range vector (x[5m]) cannot be the result of an expression"),

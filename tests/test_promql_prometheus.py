@@ -100,6 +100,21 @@ CASES = [
     "coredns_cache_entries / ignoring (type) group_left sum without (type) (coredns_cache_entries)",
     "coredns_cache_entries > on (instance) group_left (node) kube_pod_info",
     "kube_pod_info == bool on (instance) group_right coredns_cache_entries",
+    # more aggregations
+    "quantile(0.9, coredns_cache_entries)",
+    "quantile by (job) (0.5, coredns_cache_entries)",
+    "quantile without (instance) (0, rate(coredns_dns_requests_total[5m]))",
+    "quantile(1.5, coredns_cache_entries)",
+    "stddev by (job) (coredns_cache_entries)",
+    "stdvar(rate(coredns_dns_requests_total[5m]))",
+    "group by (job, type) (coredns_cache_entries)",
+    # label_replace / label_join (Go template expansion)
+    'label_replace(rate(coredns_dns_requests_total[5m]), "ip", "$1", "instance", "(.*):.*")',
+    r'label_replace(coredns_cache_entries, "x", "${2}-$1$$", "instance", "10\\.0\\.0\\.(\\d+):(\\d+)")',
+    'label_replace(coredns_cache_entries, "y", "$1x$9", "instance", "(.*)")',
+    'label_replace(kube_pod_info, "node", "", "node", "node-a")',
+    'label_join(coredns_cache_entries, "id", "/", "job", "instance", "type")',
+    'sum by (id) (label_join(coredns_cache_entries, "id", "-", "job", "nope"))',
     # functions over instant vectors and over time
     "abs(-coredns_cache_entries)",
     "ceil(coredns_cache_entries / 7) - floor(coredns_cache_entries / 7)",
@@ -213,6 +228,9 @@ ERRORS = [
     "sum by (instance, proto) (rate(coredns_dns_requests_total[5m])) - ignoring (proto) sum by (instance) (rate(coredns_dns_responses_total[5m]))",
     # two names that collide once rate() drops them
     'rate({__name__=~"coredns_dns_request_duration_seconds_(sum|count)"}[5m])',
+    # label_replace/label_join making label sets collide
+    'label_replace(coredns_cache_entries, "instance", "", "instance", ".*")',
+    'label_join(coredns_cache_entries, "type", "", "nope")',
     # a selector that matches everything
     '{job=~".*"}',
     # not PromQL
@@ -461,9 +479,12 @@ def _random_vector(rng: random.Random, depth: int) -> str:
         labels = rng.sample(
             ["instance", "job", "proto", "rcode", "zone", "type"], rng.randint(0, 2)
         )
-        op = rng.choice(["sum", "avg", "min", "max", "count"])
+        op = rng.choice(
+            ["sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "quantile"]
+        )
         clause = rng.choice(["by", "without"])
-        return f"{op} {clause} ({', '.join(labels)}) ({_random_vector(rng, depth - 1)})"
+        param = f"{rng.choice(['0', '0.5', '0.9', '1'])}, " if op == "quantile" else ""
+        return f"{op} {clause} ({', '.join(labels)}) ({param}{_random_vector(rng, depth - 1)})"
     if kind == "binop":
         op = rng.choice(
             ["+", "-", "*", "/", "%", "^", ">", "<=", "== bool", "!=", "and", "or", "unless"]
