@@ -1372,6 +1372,7 @@ def _fast_queries(
         f[13].str.ends_with("s"),
         f[14].is_null() | (f[14].str.starts_with('"') & f[14].str.ends_with('"')),
         ~c(col).str.contains("\\", literal=True),
+        c(f"field_{skip + 15}").is_null(),  # nothing after the (optional) opcode
         pos.is_not_null(),
         f[0].str.len_bytes() == f[0].str.len_chars(),
     ]
@@ -1403,7 +1404,7 @@ def _fast_queries(
     shape = pl.all_horizontal(checks).fill_null(False)
     lf = (
         df.lazy()
-        .select(*pre, c(col).str.splitn(" ", n_split).alias("_f"))
+        .select(*pre, c(col).str.split_exact(" ", n_split).alias("_f"))
         .unnest("_f")
         .select(*keep, *str_cols, shape.alias("_shape"))
         .with_columns(_typed_query_exprs(with_when=False, brackets=False))

@@ -329,8 +329,9 @@ def test_bad_log_format() -> None:
 
 def test_rejects_are_counted_with_reasons(cdata: Path) -> None:
     res = read(cdata / "rejects.log", warns=True)
-    assert res.rejected["line_no"].to_list() == [1, 2, 3, 4, 5]
+    assert res.rejected["line_no"].to_list() == [1, 2, 3, 4, 5, 7]
     reasons = res.rejected["reason"].to_list()
+    assert reasons[5] == "query line does not match any CoreDNS log format"  # trailing junk
     assert reasons[:3] == ["query line does not match any CoreDNS log format"] * 3
     assert reasons[3] == "errors-plugin line does not parse"
     assert reasons[4] == "not a CoreDNS log line the kit recognises"
