@@ -669,3 +669,22 @@ def test_pod_and_container_from_kubelet_paths(cdata: Path, tmp_path: Path) -> No
     (pods / "1.log").write_bytes((cdata / "kubectl_prefix_timestamps.log").read_bytes())
     res = read_coredns_log(pods / "1.log")
     assert res.queries["pod"].to_list() == ["coredns-5d78c9869d-x2x7k", "node-local-dns-x7k2p"]
+
+
+def test_log_format_from_read_corefile(cdata: Path) -> None:
+    """The format string kit.read_corefile extracts is accepted as log_format as is."""
+    custom = kit.read_corefile(
+        '. {\n    log . "{remote} {type} {name} {class} {size} {rcode} {duration}"\n'
+        "    forward . 8.8.8.8\n}\n"
+    ).log_format(".")
+    direct = read_coredns_log(
+        cdata / "custom_format.log",
+        log_format="{remote} {type} {name} {class} {size} {rcode} {duration}",
+    )
+    via = read_coredns_log(cdata / "custom_format.log", log_format=custom)
+    assert_frame_equal(via.queries, direct.queries)
+    plain = kit.read_corefile(".:53 {\n    log\n    forward . 8.8.8.8\n}\n").log_format(".")
+    base = read_coredns_log(cdata / "default_modern.log")
+    assert_frame_equal(
+        read_coredns_log(cdata / "default_modern.log", log_format=plain).queries, base.queries
+    )
