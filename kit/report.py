@@ -1189,13 +1189,14 @@ def render(
             artefact_args = [DEFAULT_ARTEFACTS]
         artefact_note = f"Artefacts given: {', '.join(artefact_args)} ({len(files)} file(s))."
 
-    out_html = Path(output_html)
+    # absolute: notebooks run in the repo root, and papermill changes directory to get there
+    out_html = Path(output_html).resolve()
     tmp = None
     if executed_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="dnskit-report-")
         keep = Path(tmp.name)
     else:
-        keep = Path(executed_dir)
+        keep = Path(executed_dir).resolve()
         keep.mkdir(parents=True, exist_ok=True)
     try:
         # plan every notebook first, then run them (in parallel when jobs > 1), then assemble
