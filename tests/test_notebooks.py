@@ -97,9 +97,18 @@ def test_notebook_parameters_cell(path: Path) -> None:
         assert p.annotation, f"{path.name}: parameter {p.name} has no type annotation"
         assert p.help, f"{path.name}: parameter {p.name} has no trailing help comment"
         # paths are relative to the repo root, never absolute or climbing out of it
-        for literal in re.findall(r"""["']([^"']*)["']""", p.default):
+        literals = re.findall(r"""["']([^"']*)["']""", p.default)
+        for literal in literals:
             assert not literal.startswith("/"), f"{p.name}: absolute path {literal}"
             assert ".." not in Path(literal).parts, f"{p.name}: path leaves the repo: {literal}"
+        # artefact inputs default to the sample data, so the notebook runs unmodified
+        if p.name in report.INPUT_PARAMETERS or p.name == report.ARTEFACTS_PARAMETER:
+            if p.optional and p.default == "None":
+                continue
+            assert literals, f"{path.name}: input {p.name} has no default path"
+            for literal in literals:
+                assert literal.startswith("data/sample"), f"{p.name}: {literal} not in data/sample"
+                assert (REPO / literal).exists() or any(c in literal for c in "*?["), literal
 
 
 @pytest.mark.notebook
