@@ -833,9 +833,9 @@ def _parse_chunk(
     if custom is None or custom.is_default:
         # the common case first: plain, kubectl-stamped or CRI query lines, split straight from
         # the raw line; everything else goes through the general path below
-        k = _guess_prefix_tokens(df["line"])
-        if k is not None:
-            fast = _fast_queries(df, source, col="line", prefix_tokens=k)
+        layout = _guess_layout(df["line"])
+        if layout is not None:
+            fast = _fast_queries(df, source, col="line", layout=layout)
             ok = fast["_ok"]
             if ok.any():
                 quick = (fast if ok.all() else fast.filter(ok)).drop("_ok")
@@ -1326,21 +1326,20 @@ def _finish_queries(df: pl.DataFrame, source: str) -> pl.DataFrame:
 
 
 def _fast_queries(
-    df: pl.DataFrame, source: str, *, col: str = "body", prefix_tokens: int | None = None
+    df: pl.DataFrame, source: str, *, col: str = "body", layout: _Layout | None = None
 ) -> pl.DataFrame:
     """The default-format fast path: split on spaces and check the shape.
 
-    With ``prefix_tokens=None`` the query line is ``col`` after the level was taken off (general
-    path: ``ts``, ``level`` and wrapper columns exist). With ``prefix_tokens=k`` ``col`` is the raw
-    line: ``k`` prefix tokens (0 none, 1 an RFC 3339 stamp, 3 a CRI ``<stamp> <stream> F``
-    prefix), then ``[INFO]``, then the query.
+    With ``layout=None`` the query line is ``col`` after the level was taken off (general path:
+    ``ts``, ``level`` and wrapper columns exist). With a ``layout`` ``col`` is the raw line: the
+    layout's prefix tokens (RFC 3339 stamp, CRI ``<stamp> <stream> F``, kubectl
+    ``[pod/<pod>/<container>]``...), then ``[INFO]``, then the query.
 
     Returns the query columns of :data:`QUERIES_SCHEMA` for every row of ``df`` plus ``_ok``,
     true where the row is a well-formed default-format query line.
     """
     c = pl.col
-    raw = prefix_tokens is not None
-    skip = (prefix_tokens or 0) + 1 if raw else 0
+    skip = layout.tokens + 1 if layout is not None else 0
     f = [c(f"field_{i + skip}") for i in range(15)]
     pos = f[0].str.find(r":\d+$")
     bracket = f[0].str.starts_with("[").cast(pl.UInt32)
@@ -1376,24 +1375,33 @@ def _fast_queries(
         pos.is_not_null(),
         f[0].str.len_bytes() == f[0].str.len_chars(),
     ]
-    if raw:
-        k = prefix_tokens or 0
-        checks.append(c(f"field_{k}") == "[INFO]")
-        if k == 3:
-            checks += [c("field_1").is_in(["stdout", "stderr"]), c("field_2") == "F"]
+    if layout is not None:
+        checks.append(c(f"field_{layout.tokens}") == "[INFO]")
         keep: list[Any] = [c("line_no")]
-        if k:
-            keep.append(_rfc3339("field_0").alias("ts"))
-            checks.append(c("field_0").str.len_bytes() <= 35)
+        if layout.ts is not None:
+            tsf = f"field_{layout.ts}"
+            keep.append(_rfc3339(tsf).alias("ts"))
+            checks.append(c(tsf).str.len_bytes() <= 35)
         else:
             keep.append(pl.lit(None, UTC).alias("ts"))
-        stream = c("field_1") if k == 3 else pl.lit(None, _STR)
-        keep += [
-            pl.lit(None, _STR).alias("pod"),
-            pl.lit(None, _STR).alias("container"),
-            pl.lit(None, _STR).alias("node"),
-            stream.alias("stream"),
-        ]
+        if layout.pod is not None:
+            tok = c(f"field_{layout.pod}")
+            inner = tok.str.slice(5, tok.str.len_chars() - 6).str.splitn("/", 2)
+            checks += [tok.str.starts_with("[pod/"), tok.str.ends_with("]")]
+            checks.append(inner.struct.field("field_1").is_not_null())
+            keep += [
+                inner.struct.field("field_0").alias("pod"),
+                inner.struct.field("field_1").alias("container"),
+            ]
+        else:
+            keep += [pl.lit(None, _STR).alias("pod"), pl.lit(None, _STR).alias("container")]
+        keep.append(pl.lit(None, _STR).alias("node"))
+        if layout.stream is not None:
+            sf = c(f"field_{layout.stream}")
+            checks += [sf.is_in(["stdout", "stderr"]), c(f"field_{layout.stream + 1}") == "F"]
+            keep.append(sf.alias("stream"))
+        else:
+            keep.append(pl.lit(None, _STR).alias("stream"))
         n_split = skip + 15
         pre = [c("line_no"), c(col)]
     else:
@@ -1414,27 +1422,41 @@ def _fast_queries(
         )
     )
     out = lf.collect()
-    if raw and (prefix_tokens or 0) > 0:
+    if layout is not None and layout.ts is not None:
         # a wrapper stamp that did not parse means the line is not what the fast path assumes
         out = out.with_columns((pl.col("_ok") & pl.col("ts").is_not_null()).alias("_ok"))
     return out
 
 
-_RE_GUESS = {
-    0: r"^\[INFO\] ",
-    1: rf"^{_RFC3339} \[INFO\] ",
-    3: rf"^{_RFC3339} (?:stdout|stderr) F \[INFO\] ",
-}
+@dataclass(frozen=True)
+class _Layout:
+    """A raw-line shape the fast path splits directly: token positions before ``[INFO]``."""
+
+    regex: str
+    tokens: int
+    ts: int | None = None
+    stream: int | None = None
+    pod: int | None = None
 
 
-def _guess_prefix_tokens(lines: pl.Series) -> int | None:
-    """The raw-line shape most of the first lines have (see ``_fast_queries``), or None."""
-    sample = lines.head(256)
+_KPOD = r"\[pod/[^/\] ]+/[^\] ]+\]"
+_LAYOUTS = (
+    _Layout(r"^\[INFO\] ", 0),
+    _Layout(rf"^{_RFC3339} \[INFO\] ", 1, ts=0),
+    _Layout(rf"^{_RFC3339} (?:stdout|stderr) F \[INFO\] ", 3, ts=0, stream=1),
+    _Layout(rf"^{_KPOD} \[INFO\] ", 1, pod=0),
+    _Layout(rf"^{_KPOD} {_RFC3339} \[INFO\] ", 2, pod=0, ts=1),
+)
+
+
+def _guess_layout(lines: pl.Series) -> _Layout | None:
+    """The raw-line shape most of ~256 lines spread over the block have (see ``_fast_queries``)."""
+    sample = lines.gather_every(max(1, lines.len() // 256))
     best, best_n = None, 0
-    for k, rx in _RE_GUESS.items():
-        n = int(sample.str.contains(rx).sum())
+    for layout in _LAYOUTS:
+        n = int(sample.str.contains(layout.regex).sum())
         if n > best_n:
-            best, best_n = k, n
+            best, best_n = layout, n
     return best
 
 
