@@ -296,3 +296,42 @@ def test_space_in_name_keeps_order(ub: Path) -> None:
     ]
     assert res.queries["duration_s"].to_list() == [0.0001, 2.5, 0.0002]
     assert res.queries["qtype"].to_list() == ["A", "A", "AAAA"]
+
+
+def test_hostile_lines_never_crash(ub: Path, tmp_path: Path) -> None:
+    """Mutated real lines and random bytes: every line ends up in exactly one frame, no traceback."""
+    import random
+
+    rng = random.Random(7)
+    real = (ub / "real-lab-epoch.log").read_bytes().splitlines()
+    out = []
+    for _ in range(3000):
+        line = bytearray(rng.choice(real))
+        for _ in range(rng.randrange(0, 4)):
+            op = rng.randrange(3)
+            pos = rng.randrange(len(line) + 1)
+            if op == 0:
+                line[pos:pos] = bytes([rng.randrange(256)])
+            elif op == 1 and len(line) > 1:
+                del line[min(pos, len(line) - 1)]
+            else:
+                line[pos:pos] = rng.choice([b" ", b"]", b"[", b": ", b"\r", b"\x00", b'"', b"<"])
+        out.append(bytes(line).replace(b"\n", b" "))
+    out += [
+        b"[",
+        b"]",
+        b"[]",
+        b"[1] x[1:0] info: ",
+        b"Jan 99 99:99:99 u[1:0] info: x",
+        b"x" * 100_000,
+    ]
+    p = tmp_path / "hostile.log"
+    p.write_bytes(b"\n".join(out) + b"\n")
+    with pytest.warns(KitWarning):
+        res = read_unbound_log(p)
+    assert res.lines == len(out) == res.records
+    ids = pl.concat([f.select("line_no") for f in _frames(res)])["line_no"]
+    assert ids.sort().to_list() == list(range(1, len(out) + 1))  # each line exactly once
+    assert res.queries["duration_s"].min() >= 0
+    with pytest.raises(InputFormatError):
+        read_unbound_log(p, strict=True)
