@@ -39,7 +39,8 @@ flag; Prometheus 3's normalisation of ``le``/``quantile`` values at scrape time 
 numerically either way).
 
 Supported syntax: number literals (incl. ``Inf``/``NaN``), selectors with ``=``, ``!=``, ``=~``,
-``!~`` matchers, range selectors, ``offset``, ``rate``, ``irate``, ``increase``, ``delta``,
+``!~`` matchers, range selectors, subqueries ``expr[1h:1m]`` (``[1h:]`` = 1m step, Prometheus's default
+evaluation interval), ``offset``, ``rate``, ``irate``, ``increase``, ``delta``,
 ``idelta``, ``changes``, ``resets``, ``sum|avg|min|max|count|last_over_time``,
 ``histogram_quantile``, ``abs``, ``ceil``, ``floor``, ``sqrt``, ``exp``, ``ln``, ``log2``,
 ``log10``, ``clamp_min``, ``clamp_max``, ``vector``, ``scalar``, ``time``, ``label_replace``,
@@ -50,7 +51,7 @@ after the argument), unary ``-``/``+``, arithmetic ``+ - * / % ^ atan2`` and com
 (``on``/``ignoring``, and ``group_left``/``group_right`` to copy labels such as ``node`` from a
 join table like ``kube_pod_info``), set operators ``and``/``or``/``unless``, parentheses and ``#``
 comments: enough to paste a dashboard panel or an alert rule (the coredns-mixin's
-``histogram_quantile(...) > 4``). Anything else (subqueries, ``@``, ``topk``/``bottomk`` — which
+``histogram_quantile(...) > 4``). Anything else (``@``, ``topk``/``bottomk`` — which
 of several equal values Prometheus keeps depends on its heap order —,
 ``label_replace``...) raises :class:`PromQLError` naming the construct and its position.
 """
@@ -399,6 +400,15 @@ class _Selector:
 
 
 @dataclass(frozen=True)
+class _Subquery:
+    expr: object
+    range_ms: int
+    step_ms: int | None  # None: Prometheus's default evaluation interval (1m)
+    pos: int
+    offset_ms: int = 0
+
+
+@dataclass(frozen=True)
 class _Call:
     func: str
     args: tuple[object, ...]
@@ -573,27 +583,42 @@ class _Parser:
         while True:
             tok = self.peek()
             if tok.kind == "OP" and tok.text == "[":
-                if not isinstance(node, _Selector) or node.range_ms is not None:
-                    raise self.error("a range '[...]' may only follow a plain selector", tok)
+                if isinstance(node, _Subquery) or (
+                    isinstance(node, _Selector) and node.range_ms is not None
+                ):
+                    raise self.error("a range '[...]' cannot follow a range vector", tok)
                 self.next()
                 dur = self.expect_duration()
-                if self.at(":"):
-                    raise self.error("subqueries ('[range:step]') are not supported", self.peek())
-                self.expect("OP", "]")
                 if dur <= 0:
                     raise self.error("range must be positive", tok)
+                if self.at(":"):
+                    self.next()
+                    step = None if self.at("]") else self.expect_duration()
+                    self.expect("OP", "]")
+                    if step is not None and step <= 0:
+                        raise self.error("subquery step must be positive", tok)
+                    node = _Subquery(node, dur, step, tok.pos)
+                    continue
+                self.expect("OP", "]")
+                if not isinstance(node, _Selector):
+                    raise self.error(
+                        "a range '[5m]' may only follow a selector (for an expression use a subquery '[5m:1m]')",
+                        tok,
+                    )
                 node = _Selector(node.matchers, node.pos, dur, node.offset_ms, node.text)
             elif tok.kind == "IDENT" and tok.text == "offset":
-                if not isinstance(node, _Selector):
-                    raise self.error("'offset' may only follow a selector", tok)
+                if not isinstance(node, _Selector | _Subquery) or node.offset_ms:
+                    raise self.error("'offset' may only follow a selector or a subquery, once", tok)
                 self.next()
                 sign = 1
                 if self.at("-"):
                     self.next()
                     sign = -1
-                node = _Selector(
-                    node.matchers, node.pos, node.range_ms, sign * self.expect_duration(), node.text
-                )
+                off = sign * self.expect_duration()
+                if isinstance(node, _Subquery):
+                    node = _Subquery(node.expr, node.range_ms, node.step_ms, node.pos, off)
+                else:
+                    node = _Selector(node.matchers, node.pos, node.range_ms, off, node.text)
             elif tok.kind == "OP" and tok.text == "@":
                 raise self.error("the '@' modifier is not supported", tok)
             else:
@@ -715,7 +740,10 @@ class _Parser:
             raise self.error(f"{name}() takes {want} argument(s), got {len(args)}", tok)
         if name in _RANGE_FUNCTIONS:
             arg = args[0]
-            if not (isinstance(arg, _Selector) and arg.range_ms is not None):
+            is_range = isinstance(arg, _Subquery) or (
+                isinstance(arg, _Selector) and arg.range_ms is not None
+            )
+            if not is_range:
                 raise self.error(f"{name}() needs a range selector argument like x[5m]", tok)
         return _Call(name, tuple(args), tok.pos)
 
@@ -866,6 +894,12 @@ def _eval(ctx: _Ctx, node: object) -> _Vec | _Scalar:
                 construct=node.text,
             )
         return _eval_instant_selector(ctx, node)
+    if isinstance(node, _Subquery):
+        raise PromQLError(
+            "a subquery (x[1h:1m]) is a range vector: wrap it in max_over_time(), rate()...",
+            expr=ctx.expr,
+            position=node.pos,
+        )
     if isinstance(node, _Call):
         if node.func == "histogram_quantile":
             return _eval_histogram_quantile(ctx, node)
@@ -913,22 +947,60 @@ def _stack(
     return _Vec(labels, np.vstack(rows_v), np.vstack(rows_p))
 
 
-def _window(ctx: _Ctx, s: _Series, sel: _Selector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _window(
+    ctx: _Ctx, s: _Series, range_ms: int, offset_ms: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices ``[lo, hi)`` of each step's range window, and the range end (ms) per step."""
-    assert sel.range_ms is not None
-    end = ctx.steps - sel.offset_ms
-    start = end - sel.range_ms
+    end = ctx.steps - offset_ms
+    start = end - range_ms
     lo = np.searchsorted(s.ts, start, side="left" if ctx.compat == "2" else "right")
     hi = np.searchsorted(s.ts, end, side="right")
     return lo, hi, end
 
 
+#: Prometheus's default global evaluation_interval: the step of a subquery written ``[1h:]``
+DEFAULT_SUBQUERY_STEP_MS = 60_000
+
+
+def _subquery_series(ctx: _Ctx, sq: _Subquery) -> list[_Series]:
+    """Evaluate a subquery's inner expression on its own step grid, aligned to multiples of the step
+    (as Prometheus's engine does), and return the result as raw series for a range function."""
+    step = sq.step_ms or DEFAULT_SUBQUERY_STEP_MS
+    lo = int(ctx.steps[0]) - sq.offset_ms - sq.range_ms
+    start = step * (lo // step) if lo >= 0 else -step * ((-lo) // step)
+    if start < lo:
+        start += step
+    end = int(ctx.steps[-1]) - sq.offset_ms
+    grid = np.arange(start, end + 1, step, dtype=np.int64)
+    inner = _Ctx(ctx.expr, grid, ctx.series, ctx.lookback_ms, ctx.compat, ctx.notes)
+    if not len(grid):
+        return []
+    res = _eval(inner, sq.expr)
+    if isinstance(res, _Scalar):
+        raise PromQLError(
+            "a subquery needs an instant vector expression, got a scalar",
+            expr=ctx.expr,
+            position=sq.pos,
+        )
+    return [
+        _Series(dict(lab), grid[res.present[i]], res.values[i][res.present[i]])
+        for i, lab in enumerate(res.labels)
+        if res.present[i].any()
+    ]
+
+
 def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
-    sel = call.args[0]
-    assert isinstance(sel, _Selector) and sel.range_ms is not None
+    arg = call.args[0]
+    if isinstance(arg, _Subquery):
+        sources = _subquery_series(ctx, arg)
+        range_ms, offset_ms = arg.range_ms, arg.offset_ms
+    else:
+        assert isinstance(arg, _Selector) and arg.range_ms is not None
+        sources = _select(ctx, arg)
+        range_ms, offset_ms = arg.range_ms, arg.offset_ms
     rows_v, rows_p, labels = [], [], []
-    for s in _select(ctx, sel):
-        lo, hi, end = _window(ctx, s, sel)
+    for s in sources:
+        lo, hi, end = _window(ctx, s, range_ms, offset_ms)
         if call.func in ("irate", "idelta"):
             vals, ok = _irate(s, lo, hi, is_rate=call.func == "irate")
         elif call.func not in ("rate", "increase", "delta"):
@@ -939,7 +1011,7 @@ def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
                 lo,
                 hi,
                 end,
-                sel.range_ms,
+                range_ms,
                 is_counter=call.func != "delta",
                 is_rate=call.func == "rate",
                 compat=ctx.compat,
@@ -1901,7 +1973,9 @@ def _selector_names(node: object) -> set[str] | None:
             names.add(fixed[0])
         elif isinstance(n, _Call):
             stack.extend(n.args)
-        elif isinstance(n, _Agg | _Unary):
+        elif isinstance(n, _Agg):
+            stack += [n.expr, n.param]
+        elif isinstance(n, _Unary | _Subquery):
             stack.append(n.expr)
         elif isinstance(n, _Binary):
             stack += [n.lhs, n.rhs]

@@ -379,7 +379,18 @@ def test_quantile_series_columns() -> None:
             "x / on(a) group_left(a) y",
             "label 'a' must not occur in ON and GROUP clause at once at position 10",
         ),
-        ("rate(x[5m:1m])", "subqueries ('[range:step]') are not supported at position 9"),
+        (
+            "max_over_time(x[5m][1m:])",
+            "a range '[...]' cannot follow a range vector at position 19",
+        ),
+        (
+            "rate((x + 1)[5m])",
+            "a range '[5m]' may only follow a selector (for an expression use a subquery '[5m:1m]') at position 12",
+        ),
+        (
+            "x[5m:1m]",
+            "a subquery (x[1h:1m]) is a range vector: wrap it in max_over_time(), rate()... at position 1",
+        ),
         ("x @ 100", "the '@' modifier is not supported at position 2"),
         ("rate(x)", "rate() needs a range selector argument like x[5m] at position 0"),
         (

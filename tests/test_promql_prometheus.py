@@ -115,6 +115,14 @@ CASES = [
     'label_replace(kube_pod_info, "node", "", "node", "node-a")',
     'label_join(coredns_cache_entries, "id", "/", "job", "instance", "type")',
     'sum by (id) (label_join(coredns_cache_entries, "id", "-", "job", "nope"))',
+    # subqueries (the grid aligned to multiples of the step; "[1h:]" uses the default 1m)
+    "max_over_time(rate(coredns_dns_requests_total[5m])[30m:1m])",
+    "max_over_time(histogram_quantile(0.99, sum by (instance, le) (rate(coredns_dns_request_duration_seconds_bucket[5m])))[1h:])",
+    "avg_over_time(coredns_cache_entries[10m:45s] offset 2m)",
+    "rate(coredns_dns_requests_total[10m:30s])",
+    "min_over_time((coredns_cache_entries > 2500)[5m:17s])",
+    "count_over_time(dns_probe_success[15m:1m])",
+    "last_over_time(sum by (job) (coredns_cache_entries)[2m:10s])",
     # functions over instant vectors and over time
     "abs(-coredns_cache_entries)",
     "ceil(coredns_cache_entries / 7) - floor(coredns_cache_entries / 7)",
@@ -446,6 +454,10 @@ def _random_vector(rng: random.Random, depth: int) -> str:
         if depth
         else ["range", "gauge"]
     )
+    if kind == "range" and depth and rng.random() < 0.3:
+        fn = rng.choice(["max_over_time", "avg_over_time", "rate", "changes", "last_over_time"])
+        step = rng.choice(["", "30s", "1m", "45s"])
+        return f"{fn}(({_random_vector(rng, depth - 1)})[{rng.choice(WINDOWS)}:{step}])"
     if kind == "range":
         name = rng.choice(list(COUNTERS))
         fn = rng.choice(
