@@ -198,3 +198,51 @@ def _salvage(blob: bytes) -> bytes:
         except zlib.error:
             break
     return b"".join(out)
+
+
+def walk_artefacts(
+    items: Source,
+    *,
+    base: Path | None = None,
+) -> list[Path]:
+    """Expand artefact arguments for the CLI and the report: folders recursively, files and globs.
+
+    Unlike :func:`expand_sources`, a folder is walked recursively (hidden files and folders
+    skipped), since an artefact folder mixes captures, logs and exports in sub-folders.
+
+    Parameters
+    ----------
+    items
+        A path, glob or folder, or a list of them.
+    base
+        When a relative path does not exist from the current directory, try it relative to this
+        folder (the report uses the repository root, so ``data/sample`` works from anywhere).
+
+    Raises
+    ------
+    FileNotFoundError
+        A path does not exist, a glob matches nothing, or a folder holds no files.
+    """
+    listed = [items] if isinstance(items, str | os.PathLike) else list(items)
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for item in listed:
+        p = Path(item).expanduser()
+        if base is not None and not p.is_absolute() and not p.exists() and (base / p).exists():
+            p = base / p
+        if p.is_dir():
+            found = sorted(
+                c
+                for c in p.rglob("*")
+                if c.is_file() and not any(part.startswith(".") for part in c.relative_to(p).parts)
+            )
+            if not found:
+                raise FileNotFoundError(f"artefact folder {os.fspath(p)} holds no files")
+        else:
+            found = expand_sources(os.fspath(p), what="artefact")
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
