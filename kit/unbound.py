@@ -702,20 +702,35 @@ def _parse_conf_text(
     if depth > 10:
         raise InputFormatError("include: nested more than 10 levels", path=src)
     out: list[tuple[str, int, str, str, str]] = []
+    # unbound's lexer works on tokens, not lines: "server: port: 53" and "verbosity:1" are fine,
+    # and a value may follow its key on the next line
+    pending: _Entry | None = None  # a key still waiting for its value
+    entries: list[_Entry] = []
     for i, raw in enumerate(text.splitlines(), start=1):
-        line = _strip_comment(raw).strip()
-        if not line:
-            continue
-        key, sep, value = line.partition(":")
-        if not sep or not re.fullmatch(r"[a-z0-9-]+", key.strip()):
-            raise InputFormatError(
-                "expected 'key: value' or 'clause:'",
-                path=src,
-                line=i,
-                excerpt=raw,
-                hint="check the line against man unbound.conf",
-            )
-        key, value = key.strip(), value.strip()
+        tokens = _TOKENS.findall(_strip_comment(raw))
+        current: _Entry | None = None
+        for tok in tokens:
+            key, value = _key_token(tok)
+            if key is not None:
+                current = _Entry(key, [value] if value else [], i, raw)
+                entries.append(current)
+            elif current is not None:
+                current.values.append(tok)
+            elif pending is not None:
+                pending.values.append(tok)
+                current = pending
+            else:
+                raise InputFormatError(
+                    "expected 'key: value' or 'clause:'",
+                    path=src,
+                    line=i,
+                    excerpt=raw,
+                    hint="check the line against man unbound.conf",
+                )
+        if current is not None:
+            pending = current if not current.values and current.key not in _CLAUSES else None
+    for e in entries:
+        key, value, i, raw = e.key, " ".join(e.values), e.line_no, e.raw
         if key in {"include", "include-toplevel"}:
             pattern = value.strip('"')
             if base is None and not os.path.isabs(pattern):
@@ -736,6 +751,34 @@ def _parse_conf_text(
             continue
         out.append((src, i, key, value, raw))
     return out
+
+
+@dataclass
+class _Entry:
+    """One ``key: value`` of an unbound.conf (``values``: its tokens, quotes kept)."""
+
+    key: str
+    values: list[str]
+    line_no: int
+    raw: str
+
+
+_TOKENS = re.compile(r'"[^"]*"?|\'[^\']*\'?|[^\s"\']+')
+_KEY = re.compile(r"([a-z][a-z0-9-]*):(.*)")
+
+
+def _key_token(tok: str) -> tuple[str | None, str]:
+    """``"port:"`` -> ("port", ""); ``"verbosity:1"`` -> ("verbosity", "1"); a value -> (None, "").
+
+    A token is a key when it starts with a keyword (letters, digits, '-') and a colon, and the
+    keyword is not hexadecimal (so IPv6 addresses such as ``fe80::1`` stay values).
+    """
+    if tok.startswith(("'", '"')):
+        return None, ""
+    m = _KEY.fullmatch(tok)
+    if m is None or re.fullmatch(r"[0-9a-f-]+", m.group(1)) or ":" in m.group(2):
+        return None, ""
+    return m.group(1), m.group(2)
 
 
 def _strip_comment(line: str) -> str:

@@ -335,3 +335,49 @@ def test_hostile_lines_never_crash(ub: Path, tmp_path: Path) -> None:
     assert res.queries["duration_s"].min() >= 0
     with pytest.raises(InputFormatError):
         read_unbound_log(p, strict=True)
+
+
+def test_conf_token_syntax_agrees_with_unbound(tmp_path: Path) -> None:
+    """Several options on one line, ``key:value`` without a space, a value on the next line:
+    unbound-checkconf accepts the file and reports the same port and tcp-upstream."""
+    checkconf = require_tool("unbound-checkconf", "unbound")
+    conf = tmp_path / "unbound.conf"
+    conf.write_text(
+        f'server: chroot: "" username: "" directory: "{tmp_path}" pidfile: ""\n'
+        '  module-config: "iterator" port:5353 tcp-upstream:\n'
+        "     yes   # the value on the next line\n"
+        'forward-zone: name: "example." forward-addr: 10.0.0.1@5300 forward-addr: fe80::1\n'
+    )
+    ok = subprocess.run([checkconf, str(conf)], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    def opt(name: str) -> str:
+        return subprocess.run(
+            [checkconf, "-o", name, str(conf)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    df = read_unbound_conf(conf)
+    assert opt("port") == "5353" and opt("tcp-upstream") == "yes"
+    assert df.select("zone", "port", "upstream", "force_tcp", "line_no").rows() == [
+        ("example", 5353, "10.0.0.1:5300", True, 4),
+        ("example", 5353, "[fe80::1]:53", True, 4),
+    ]
+
+
+def test_one_finding_covers_both_resolvers(ub: Path) -> None:
+    """The unbound frame stacks onto the Corefile's (same schema): forced TCP found in both."""
+    corefile = pytest.importorskip("kit.corefile")
+    cf = corefile.read_corefile(
+        ". {\n    forward . 169.254.169.253 {\n        force_tcp\n    }\n}\n"
+    )
+    un = read_unbound_conf(
+        'server:\n  tcp-upstream: yes\nforward-zone:\n  name: "."\n  forward-addr: 169.254.169.253\n'
+    )
+    both = pl.concat([cf.forward_settings(), un])
+    forced = (
+        both.filter(pl.col("force_tcp")).select("resolver", "zone", "upstream", "transport").rows()
+    )
+    assert forced == [
+        ("coredns", ".", "169.254.169.253:53", "tcp"),
+        ("unbound", ".", "169.254.169.253:53", "tcp"),
+    ]
