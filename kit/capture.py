@@ -46,6 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -654,6 +655,7 @@ def _parse_file(
             flt = f"({_BASE_FILTER}) and ({opts['display_filter']})"
         raw, notes, truncated = _run_tshark(_tshark_argv(tshark, path, flt), path, bar, path)
         pk = _packets(raw)
+        del raw
     else:
         assert total is not None and editcap is not None
         pk, notes, truncated = _chunked(path, tshark, editcap, int(chunk), total, bar, workers)
@@ -710,7 +712,10 @@ def _chunked(
             )
             if not part.exists():
                 raise ToolError(f"editcap could not cut packets {warm}-{end} of {path}")
-            return _run_tshark(_tshark_argv(tshark, part, flt), path, bar, (path, warm), warm - 1)
+            raw, n, tr = _run_tshark(
+                _tshark_argv(tshark, part, flt), path, bar, (path, warm), warm - 1
+            )
+            return _packets(raw), n, tr
 
     with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
         parts = list(pool.map(one, jobs))
@@ -720,10 +725,9 @@ def _chunked(
     gid_of_frame: dict[int, int] = {}
     last_by_tuple: dict[tuple[Any, ...], tuple[int, int | None, bool]] = {}
     next_id = 0
-    for (_warm, start, _end), (raw, n, tr) in zip(jobs, parts, strict=True):
+    for (_warm, start, _end), (pk, n, tr) in zip(jobs, parts, strict=True):
         notes += [x for x in n if x not in notes]
         truncated = truncated or tr
-        pk = _packets(raw)
         tcp = pk.filter(pl.col("tcp_stream").is_not_null())
         per = (
             tcp.group_by("tcp_stream", maintain_order=True)
@@ -866,7 +870,20 @@ def _hex(expr: pl.Expr) -> pl.Expr:
     return expr.str.strip_prefix("0x").str.to_integer(base=16, strict=False)
 
 
-def _epoch_ns(col: str) -> pl.Expr:
+def _epoch_ns(raw: pl.DataFrame, col: str) -> pl.Expr:
+    """Nanoseconds since the epoch from tshark's ``frame.time_epoch`` text (exact, no float).
+
+    tshark 3.x/4.x print 9 decimals; when every row has them, one string edit and one integer
+    parse do; otherwise the general split.
+    """
+    c = pl.col(col)
+    nine = (c.str.len_bytes() - c.str.find(".", literal=True) == 10).all()
+    if raw.height and raw.select(nine.fill_null(False)).item():
+        return c.str.replace(".", "", literal=True).cast(pl.Int64, strict=False)
+    return _epoch_ns_general(col)
+
+
+def _epoch_ns_general(col: str) -> pl.Expr:
     parts = pl.col(col).str.split_exact(".", 1)
     sec = parts.struct.field("field_0").cast(pl.Int64, strict=False)
     frac = (
@@ -927,7 +944,7 @@ def _packets(raw: pl.DataFrame) -> pl.DataFrame:
     is_tcp = pl.col("transport") == "tcp"
     df = raw.with_columns(transport=transport, _inner6=inner6).with_columns(
         frame=pl.col("frame").cast(pl.UInt32),
-        ts_ns=_epoch_ns("epoch"),
+        ts_ns=_epoch_ns(raw, "epoch"),
         length=pl.col("length").cast(pl.UInt32, strict=False),
         src_ip=pick("ip_src", "ip6_src"),
         dst_ip=pick("ip_dst", "ip6_dst"),
@@ -1538,6 +1555,7 @@ ATTRIBUTION_SCHEMA = pl.Schema(
         "up_latency_s": pl.Float64,
         "up_retransmissions": pl.UInt32,
         "up_frame_query": pl.UInt32,
+        "up_match": pl.String,
         "up_start": _UTC,
         "up_wait_s": pl.Float64,
         "tcp_stream": pl.UInt32,
@@ -1596,7 +1614,11 @@ def attribute_slow_answers(
         the upstream one (``up_*``, null when none was found; ``up_latency_s`` seconds is the
         DNS query-to-answer time upstream; ``up_start`` is the first SYN of the connection that
         carried it, else the upstream query; ``up_wait_s`` seconds from ``up_start`` to the upstream
-        answer, which includes the SYN retransmissions), its ``tcp_stream``, ``syn_retransmits``,
+        answer, which includes the SYN retransmissions), ``up_match`` how it was found
+        (``"dns"``: an upstream query by name; ``"failed_connection"``: no such query, but the
+        nearest port-53 TCP connection to another server opened in the window carried no DNS
+        message at all, e.g. every SYN dropped; its ``up_*`` DNS columns are null and
+        ``up_wait_s`` runs to its last packet), its ``tcp_stream``, ``syn_retransmits``,
         ``handshake_s`` (seconds), and ``explained``.
     """
     dns = cap.dns.with_row_index("_i").with_columns(
@@ -1665,13 +1687,82 @@ def attribute_slow_answers(
     )
     # a slow row that is itself the upstream leg of another slow row is not a client answer
     slow = slow.filter(~pl.col("_i").is_in(best["_i_up"].implode()))
-    out = slow.drop("tcp_stream").join(best, on="_i", how="left")
+    out = (
+        slow.drop("tcp_stream")
+        .join(best, on="_i", how="left")
+        .with_columns(up_match=pl.when(pl.col("up_ts").is_not_null()).then(pl.lit("dns")))
+    )
+    # no upstream query by that name in the window: the cache may have tried to open a connection
+    # that never carried a query (all SYNs dropped, or given up); take the nearest such connection
+    failed = (
+        cap.tcp.filter((pl.col("dns_messages") == 0) & pl.col("ts_syn").is_not_null())
+        .select(
+            "capture",
+            _f_ts=pl.col("ts_syn"),
+            _f_stream=pl.col("stream"),
+            _f_client=pl.col("client_ip"),
+            _f_server=pl.col("server_ip"),
+            _f_server_port=pl.col("server_port"),
+            _f_syn=pl.col("syn_retransmits"),
+            _f_hs=pl.col("handshake_s"),
+            _f_end=pl.col("ts_last"),
+        )
+        .sort("_f_ts")
+    )
+    miss = out.filter(pl.col("up_match").is_null())
+    if miss.height and failed.height:
+        got = (
+            miss.select("_i", "capture", "server_ip", "server_port", _from=pl.col("ts") - lead)
+            .sort("_from")
+            .join_asof(
+                failed,
+                left_on="_from",
+                right_on="_f_ts",
+                by="capture",
+                strategy="forward",
+                tolerance=timedelta(seconds=lead_s + forward_within_s),
+                check_sortedness=False,  # sorted by _from above, hence within each capture
+            )
+            .filter(
+                pl.col("_f_ts").is_not_null()
+                & (
+                    (pl.col("_f_server") != pl.col("server_ip"))
+                    | (pl.col("_f_server_port") != pl.col("server_port"))
+                )
+            )
+            .select(
+                "_i",
+                _m_start=pl.col("_f_ts"),
+                _m_client=pl.col("_f_client"),
+                _m_server=pl.col("_f_server"),
+                _m_stream=pl.col("_f_stream"),
+                _m_syn=pl.col("_f_syn"),
+                _m_hs=pl.col("_f_hs"),
+                _m_end=pl.col("_f_end"),
+            )
+        )
+        out = out.join(got, on="_i", how="left").with_columns(
+            up_match=pl.coalesce(
+                "up_match",
+                pl.when(pl.col("_m_start").is_not_null()).then(pl.lit("failed_connection")),
+            ),
+            up_start=pl.coalesce("up_start", "_m_start"),
+            up_end=pl.coalesce("up_end", "_m_end"),
+            up_client_ip=pl.coalesce("up_client_ip", "_m_client"),
+            up_server_ip=pl.coalesce("up_server_ip", "_m_server"),
+            up_transport=pl.coalesce(
+                "up_transport", pl.when(pl.col("_m_start").is_not_null()).then(pl.lit("tcp"))
+            ),
+            tcp_stream=pl.coalesce("tcp_stream", "_m_stream"),
+            syn_retransmits=pl.coalesce("syn_retransmits", "_m_syn"),
+            handshake_s=pl.coalesce("handshake_s", "_m_hs"),
+        )
     out = out.with_columns(
         up_wait_s=(pl.col("up_end") - pl.col("up_start")).dt.total_microseconds() / 1e6
     )
     lat = pl.coalesce(pl.col("latency_s"), pl.lit(unanswered_window_s))
     out = out.with_columns(
-        explained=pl.col("up_ts").is_not_null()
+        explained=pl.col("up_match").is_not_null()
         & ((pl.col("syn_retransmits").fill_null(0) > 0) | (pl.col("up_wait_s") >= share * lat))
     )
     out = out.select(list(ATTRIBUTION_SCHEMA)).sort(

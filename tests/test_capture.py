@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import gzip
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -571,3 +572,52 @@ def test_chunked_mid_stream_resync_is_reported(
     assert one.dns.height == 41 and many.dns.height < 41
     notes = many.meta["notes"].item().to_list()
     assert any("already open where packet range 31-" in n and "chunk_packets=0" in n for n in notes)
+
+
+def test_lab_sample_capture(repo_root: Path, tshark: str) -> None:
+    """The lab's committed incident run (data/sample): node1 forwarded misses over TCP while the
+    lab's nftables dropped SYNs at random; node2 (control) forwarded over UDP all along."""
+    src = repo_root / "data" / "sample" / "captures"
+    if not (src / "node1.pcap").exists():
+        pytest.skip("data/sample/captures not present")
+    cap = kit.read_capture(src, cache=False)
+    assert cap.meta["capture"].to_list() == ["node1", "node2"]
+    # syn_retransmits per connection = tshark's tcp.analysis.retransmission on SYNs, per stream
+    ref = tshark_rows(
+        tshark,
+        src / "node1.pcap",
+        ["tcp.stream", "tcp.analysis.retransmission"],
+        flt="tcp.flags.syn == 1 && tcp.flags.ack == 0",
+    )
+    want = collections.Counter(
+        int(r["tcp.stream"][0]) for r in ref if r["tcp.analysis.retransmission"]
+    )
+    n1 = cap.tcp.filter(pl.col("capture") == "node1")
+    assert {s: n for s, n in zip(n1["stream"], n1["syn_retransmits"], strict=True) if n} == dict(
+        want
+    )
+    assert sum(want.values()) > 100
+    assert cap.tcp.filter(pl.col("capture") == "node2").height == 0  # control node: no TCP upstream
+    # unbound's own counters (run.json): 3000 client queries per node, node1 935 tcpout + 650 udpout
+    stats = json.loads((repo_root / "data" / "sample" / "run.json").read_text())["counts"][
+        "unbound_stats"
+    ]
+    for node in ("node1", "node2"):
+        d = cap.dns.filter((pl.col("capture") == node) & (pl.col("server_ip") == "169.254.20.10"))
+        assert d.height == stats[node]["total.num.queries"]
+    up1 = cap.dns.filter((pl.col("capture") == "node1") & (pl.col("server_ip") != "169.254.20.10"))
+    assert up1.filter(pl.col("transport") == "udp").height == stats["node1"]["num.query.udpout"]
+    # every TCP connection that carried a query: one upstream TCP query each; the rest never connected
+    assert (
+        up1.filter(pl.col("transport") == "tcp").height
+        == n1.filter(pl.col("dns_messages") > 0).height
+    )
+    # the attribution explains every slow client answer by an upstream connection with SYN retransmissions
+    att = kc.attribute_slow_answers(cap, slow_s=1.0)
+    slow = cap.dns.filter((pl.col("server_ip") == "169.254.20.10") & (pl.col("latency_s") >= 1.0))
+    assert att.filter(pl.col("answered")).height == slow.height > 100
+    assert set(att["capture"]) == {"node1"}
+    assert att["explained"].all() and (att["syn_retransmits"] >= 1).all()
+    assert set(att["up_match"]) == {"dns", "failed_connection"}
+    failed = att.filter(pl.col("up_match") == "failed_connection")
+    assert (failed["tcp_stream"].is_in(n1.filter(~pl.col("established"))["stream"].implode())).all()
