@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,16 +38,31 @@ TARGET_S = 60.0
 
 
 LOADS: dict[int, float] = {}
+CPU: dict[int, list[float]] = {}
+
+
+def _cpu() -> float:
+    """User+system CPU seconds of this process and of its waited-for children (kernels, tools)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _timed(fn: Callable[[], object], reps: int) -> list[float]:
-    """Wall times of ``reps`` calls; the 1-minute load average at the start is kept in LOADS."""
-    LOADS[len(LOADS)] = os.getloadavg()[0]
+    """Wall times of ``reps`` calls; the 1-minute load average at the start is kept in LOADS and
+    the CPU seconds of each call in CPU (less sensitive than wall time to other jobs)."""
+    case = len(LOADS)
+    LOADS[case] = os.getloadavg()[0]
+    CPU[case] = []
     out = []
     for _ in range(reps):
+        c = _cpu()
         t = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t)
+        CPU[case].append(_cpu() - c)
     return out
 
 
@@ -64,7 +80,12 @@ def _papermill_cell(source: str) -> Callable[[], object]:
 
     def run() -> object:
         return papermill.execute_notebook(
-            nb, None, kernel_name="python3", progress_bar=False, cwd=str(REPO)
+            nb,
+            None,
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(REPO),
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # as kit.report runs kernels
         )
 
     return run
@@ -154,15 +175,20 @@ def main() -> int:
     print(
         f"{os.cpu_count()} CPUs; load = 1-min load average when the case started (>1 per CPU: busy)"
     )
-    print(f"| case | seconds | x kernel | x target ({TARGET_S:.0f} s) | reps | load |")
-    print("|---|---:|---:|---:|---|---:|")
+    kernel_cpu = statistics.median(CPU[0])
+    print(
+        f"| case | seconds | x kernel | x target ({TARGET_S:.0f} s) | CPU s | CPU x kernel "
+        "| reps (wall s) | load |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|---:|")
     for i, (name, times, note) in enumerate(rows):
         med = statistics.median(times)
+        cpu = statistics.median(CPU[i])
         reps = ", ".join(f"{t:.2f}" for t in times)
         label = f"{name} ({note})" if note else name
         print(
-            f"| {label} | {med:.2f} | {med / kernel:.2f} | {med / TARGET_S:.3f} | {reps} "
-            f"| {LOADS[i]:.1f} |"
+            f"| {label} | {med:.2f} | {med / kernel:.2f} | {med / TARGET_S:.3f} | {cpu:.2f} "
+            f"| {cpu / kernel_cpu:.2f} | {reps} | {LOADS[i]:.1f} |"
         )
     print(f"report size: {size / 1024:.0f} KiB")
     return 0
