@@ -41,9 +41,10 @@ numerically either way).
 Supported syntax: number literals (incl. ``Inf``/``NaN``), selectors with ``=``, ``!=``, ``=~``,
 ``!~`` matchers, range selectors, subqueries ``expr[1h:1m]`` (``[1h:]`` = 1m step, Prometheus's default
 evaluation interval), ``offset``, ``rate``, ``irate``, ``increase``, ``delta``,
-``idelta``, ``changes``, ``resets``, ``sum|avg|min|max|count|last_over_time``,
-``histogram_quantile``, ``abs``, ``ceil``, ``floor``, ``sqrt``, ``exp``, ``ln``, ``log2``,
-``log10``, ``clamp_min``, ``clamp_max``, ``vector``, ``scalar``, ``time``, ``label_replace``,
+``idelta``, ``changes``, ``resets``, ``sum|avg|min|max|count|last|quantile|stddev|stdvar|present|
+absent_over_time``, ``histogram_quantile``, ``abs``, ``ceil``, ``floor``, ``round``, ``sgn``,
+``sqrt``, ``exp``, ``ln``, ``log2``, ``log10``, ``clamp_min``, ``clamp_max``, ``absent``, ``sort``,
+``sort_desc``, ``vector``, ``scalar``, ``time``, ``label_replace``,
 ``label_join``, ``sum``/``avg``/``min``/``max``/``count``/``group``/``stddev``/``stdvar``/``quantile``
 with ``by``/``without`` (before or
 after the argument), unary ``-``/``+``, arithmetic ``+ - * / % ^ atan2`` and comparisons
@@ -448,10 +449,10 @@ class _Unary:
 _AGGREGATIONS = {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "quantile"}
 # topk/bottomk: which of several equal values Prometheus keeps depends on its heap order
 _UNSUPPORTED_AGGREGATIONS = {"topk", "bottomk", "count_values", "limitk", "limit_ratio"}  # fmt: skip
-_RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "changes", "resets", "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "count_over_time", "last_over_time"}  # fmt: skip
-_ELEMENTWISE = {"abs": np.abs, "ceil": np.ceil, "floor": np.floor, "sqrt": np.sqrt, "exp": np.exp, "ln": np.log, "log2": np.log2, "log10": np.log10}  # fmt: skip
+_RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "changes", "resets", "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "count_over_time", "last_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "present_over_time", "absent_over_time"}  # fmt: skip
+_ELEMENTWISE = {"abs": np.abs, "ceil": np.ceil, "floor": np.floor, "sqrt": np.sqrt, "exp": np.exp, "ln": np.log, "log2": np.log2, "log10": np.log10, "sgn": np.sign}  # fmt: skip
 # name -> number of arguments
-_ARITY = {**dict.fromkeys(_RANGE_FUNCTIONS, 1), **dict.fromkeys(_ELEMENTWISE, 1), "histogram_quantile": 2, "clamp_min": 2, "clamp_max": 2, "vector": 1, "scalar": 1, "time": 0, "label_replace": 5, "label_join": 3}  # fmt: skip
+_ARITY = {**dict.fromkeys(_RANGE_FUNCTIONS, 1), **dict.fromkeys(_ELEMENTWISE, 1), "histogram_quantile": 2, "clamp_min": 2, "clamp_max": 2, "vector": 1, "scalar": 1, "time": 0, "label_replace": 5, "label_join": 3, "quantile_over_time": 2, "absent": 1, "sort": 1, "sort_desc": 1, "round": 1}  # fmt: skip
 _FUNCTIONS = set(_ARITY)
 _KNOWN_FUNCTIONS = {"abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deriv", "exp", "floor", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar", "holt_winters", "hour", "idelta", "label_join", "label_replace", "ln", "log2", "log10", "minute", "month", "predict_linear", "resets", "round", "scalar", "sgn", "sort", "sort_desc", "sqrt", "time", "timestamp", "vector", "year", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time", "present_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi"}  # fmt: skip
 _ARITH_PREC = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
@@ -736,10 +737,12 @@ class _Parser:
                 raise self.error(f"label_join() takes at least 3 arguments, got {len(args)}", tok)
             return _Call(name, tuple(args), tok.pos)
         want = _ARITY[name]
+        if name == "round" and len(args) == 2:
+            want = 2
         if len(args) != want:
             raise self.error(f"{name}() takes {want} argument(s), got {len(args)}", tok)
         if name in _RANGE_FUNCTIONS:
-            arg = args[0]
+            arg = args[-1]
             is_range = isinstance(arg, _Subquery) or (
                 isinstance(arg, _Selector) and arg.range_ms is not None
             )
@@ -989,8 +992,36 @@ def _subquery_series(ctx: _Ctx, sq: _Subquery) -> list[_Series]:
     ]
 
 
+def _absent_labels(arg: object) -> Labels:
+    """Labels of absent()'s output: the argument selector's equality matchers (Prometheus's
+    createLabelsForAbsentFunction: a label also constrained otherwise is left out)."""
+    if not isinstance(arg, _Selector):
+        return ()
+    out: dict[str, str] = {}
+    drop: set[str] = set()
+    for m in arg.matchers:
+        if m.name == _NAME:
+            continue
+        if m.op == "=" and m.name not in out:
+            out[m.name] = m.value
+        else:
+            drop.add(m.name)
+    return tuple(sorted((k, v) for k, v in out.items() if k not in drop and v != ""))
+
+
 def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
-    arg = call.args[0]
+    arg = call.args[-1]
+    q_values = None
+    if call.func == "quantile_over_time":
+        q = _eval(ctx, call.args[0])
+        if not isinstance(q, _Scalar):
+            raise PromQLError(
+                "quantile_over_time() expects a scalar quantile",
+                expr=ctx.expr,
+                position=call.pos,
+                construct=call.func,
+            )
+        q_values = q.values
     if isinstance(arg, _Subquery):
         sources = _subquery_series(ctx, arg)
         range_ms, offset_ms = arg.range_ms, arg.offset_ms
@@ -1004,7 +1035,7 @@ def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
         if call.func in ("irate", "idelta"):
             vals, ok = _irate(s, lo, hi, is_rate=call.func == "irate")
         elif call.func not in ("rate", "increase", "delta"):
-            vals, ok = _over_time(call.func, s, lo, hi)
+            vals, ok = _over_time(call.func, s, lo, hi, q_values)
         else:
             vals, ok = _extrapolated_rate(
                 s,
@@ -1021,12 +1052,19 @@ def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
         key = _key(s.labels)
         # every function drops the metric name except last_over_time (Prometheus engine.go)
         labels.append(key if call.func == "last_over_time" else _without_name(key))
+    if call.func == "absent_over_time":
+        some: np.ndarray = (
+            np.asarray(np.vstack(rows_p).any(axis=0))
+            if rows_p
+            else np.zeros(len(ctx.steps), dtype=bool)
+        )
+        return _Vec([_absent_labels(arg)], np.ones((1, len(ctx.steps))), (~some)[None, :])
     stacked = _stack(ctx, labels, rows_v, rows_p)
     return _merge(ctx, stacked.labels, stacked.values, stacked.present, call.pos, f"{call.func}()")
 
 
 def _over_time(
-    func: str, s: _Series, lo: np.ndarray, hi: np.ndarray
+    func: str, s: _Series, lo: np.ndarray, hi: np.ndarray, q: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``*_over_time``, ``changes``, ``resets`` over each step's window, with Prometheus's arithmetic
     (sequential sums, NaN rules of min/max) — one Python loop per step, as windows are short."""
@@ -1037,6 +1075,19 @@ def _over_time(
         w = v[lo[k] : hi[k]].tolist()
         if func == "count_over_time":
             r = float(len(w))
+        elif func in ("present_over_time", "absent_over_time"):
+            r = 1.0
+        elif func == "quantile_over_time":
+            assert q is not None
+            r = _quantile_go(float(q[k]), w)
+        elif func in ("stddev_over_time", "stdvar_over_time"):
+            count = mean = aux = 0.0
+            for x in w:
+                count += 1
+                delta = x - mean
+                mean += delta / count
+                aux += delta * (x - mean)
+            r = aux / count if func == "stdvar_over_time" else math.sqrt(aux / count)
         elif func == "last_over_time":
             r = w[-1]
         elif func == "sum_over_time":
@@ -1169,6 +1220,23 @@ def _eval_instant_function(ctx: _Ctx, call: _Call) -> _Vec | _Scalar:
     assert isinstance(vec, _Vec)
     if call.func in ("label_replace", "label_join"):
         return _eval_label_function(ctx, call, vec)
+    if call.func == "absent":
+        some = np.asarray(vec.present.any(axis=0))
+        return _Vec([_absent_labels(call.args[0])], np.ones((1, t)), (~some)[None, :])
+    if call.func in ("sort", "sort_desc"):
+        return vec  # order is meaningless in a range query's result
+    if call.func == "round":
+        to_nearest = np.ones(t)
+        if len(args) == 2:
+            want(1, _Scalar)
+            arg1 = args[1]
+            assert isinstance(arg1, _Scalar)
+            to_nearest = arg1.values
+        with np.errstate(all="ignore"):
+            inverse = 1.0 / to_nearest
+            vals = np.floor(vec.values * inverse[None, :] + 0.5) / inverse[None, :]
+        labels = [_without_name(lab) for lab in vec.labels]
+        return _merge(ctx, labels, vals, vec.present.copy(), call.pos, "round()")
     if call.func == "scalar":
         n = vec.present.sum(axis=0)
         one = np.where(vec.present, vec.values, 0.0).sum(axis=0)

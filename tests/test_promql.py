@@ -363,8 +363,8 @@ def test_quantile_series_columns() -> None:
             "aggregation 'topk' is not supported (supported: avg, count, group, max, min, quantile, stddev, stdvar, sum) at position 0",
         ),
         (
-            "sort(x)",
-            "function sort() is not supported (supported: abs, avg_over_time, ceil, changes,",
+            "deriv(x[5m])",
+            "function deriv() is not supported (supported: abs, absent, absent_over_time, avg_over_time, ceil,",
         ),
         ("abs(x, 1)", "abs() takes 1 argument(s), got 2 at position 0"),
         ("abs(x[5m])", "a range vector (x[5m]) cannot be the result of an expression"),

@@ -123,6 +123,21 @@ CASES = [
     "min_over_time((coredns_cache_entries > 2500)[5m:17s])",
     "count_over_time(dns_probe_success[15m:1m])",
     "last_over_time(sum by (job) (coredns_cache_entries)[2m:10s])",
+    # absent (the mixin's CoreDNSDown alert), quantile/stddev over time, round, sgn, sort
+    'absent(up{job="kube-dns"} == 1)',
+    'absent(coredns_cache_entries{job="coredns", type="nope", instance=~".*"})',
+    'absent(dns_probe_success{job="probe", probe="p0"})',
+    'absent_over_time(dns_probe_success{probe="p0", job="probe"}[3m])',
+    "present_over_time(dns_probe_success[3m])",
+    "quantile_over_time(0.9, coredns_cache_entries[5m])",
+    "quantile_over_time(0.25, rate(coredns_dns_requests_total[1m])[10m:30s])",
+    "stddev_over_time(coredns_cache_entries[5m])",
+    "stdvar_over_time(dns_probe_success[10m])",
+    "round(coredns_cache_entries / 7)",
+    "round(coredns_cache_entries / 7, 0.25)",
+    "sgn(coredns_cache_entries - 2500)",
+    "sort_desc(coredns_cache_entries)",
+    "sort(rate(coredns_dns_requests_total[5m]))",
     # functions over instant vectors and over time
     "abs(-coredns_cache_entries)",
     "ceil(coredns_cache_entries / 7) - floor(coredns_cache_entries / 7)",
@@ -475,15 +490,35 @@ def _random_vector(rng: random.Random, depth: int) -> str:
                 "max_over_time",
                 "count_over_time",
                 "last_over_time",
+                "stddev_over_time",
+                "present_over_time",
+                "absent_over_time",
+                "quantile_over_time",
             ]
         )
         m = rng.choice(MATCHERS)
         off = rng.choice(["", "", " offset 1m", " offset 150s"])
+        if fn == "quantile_over_time":
+            return f"{fn}({rng.choice(['0', '0.5', '0.95'])}, {name}{{{m}}}[{rng.choice(WINDOWS)}]{off})"
         return f"{fn}({name}{{{m}}}[{rng.choice(WINDOWS)}]{off})"
     if kind == "gauge":
         name = rng.choice(list(GAUGES))
         sel = f"{name}{{{rng.choice(MATCHERS)}}}" if rng.random() < 0.5 else name
-        fn = rng.choice(["", "", "abs", "sqrt", "ln", "ceil", "clamp_min", "clamp_max"])
+        fn = rng.choice(
+            [
+                "",
+                "",
+                "abs",
+                "sqrt",
+                "ln",
+                "ceil",
+                "clamp_min",
+                "clamp_max",
+                "round",
+                "sgn",
+                "absent",
+            ]
+        )
         if fn.startswith("clamp"):
             return f"{fn}({sel}, {rng.choice(['0.5', '1000', '-1'])})"
         return f"{fn}({sel})" if fn else sel
