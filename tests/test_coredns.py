@@ -10,6 +10,7 @@ import datetime as dt
 import gzip
 import json
 import re
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -394,8 +395,11 @@ def test_gzip_and_truncated_gzip(cdata: Path, tmp_path: Path) -> None:
     blob = gzip.compress(src.read_bytes() * 50)
     cut = tmp_path / "cut.log.gz"
     cut.write_bytes(blob[: len(blob) // 2])
-    with pytest.warns(KitWarning, match="truncated gzip"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         res = read_coredns_log(cut)
+    texts = [str(w.message) for w in caught if issubclass(w.category, KitWarning)]
+    assert any("truncated gzip" in t for t in texts), texts
     check_partition(res)
     assert "truncated gzip" in res.files["notes"][0]
     # what was decompressed is accounted line by line; the cut line may be rejected, not lost
