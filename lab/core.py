@@ -204,10 +204,8 @@ class Lab:
 
     # ----- names
     def ns(self, kind: str, n: int | None = None) -> str:
+        """Namespace name: ``<prefix>-<kind>[<n>]``."""
         return f"{self.cfg.prefix}-{kind}{'' if n is None else n}"
-
-    def node_names(self) -> list[str]:
-        return [f"node{i}" for i in range(1, self.cfg.nodes + 1)]
 
     def changing(self, i: int) -> bool:
         """Whether node i (1-based) switches to TCP at the change."""
@@ -215,6 +213,7 @@ class Lab:
 
     # ----- helpers
     def sh(self, *argv: str, ns: str | None = None, check: bool = True) -> str:
+        """Run a command (inside namespace ``ns``) to completion; its stdout, or LabError."""
         cmd = list(argv)
         if ns is not None:
             cmd = [self.tools["ip"], "netns", "exec", ns, *cmd]
@@ -229,6 +228,7 @@ class Lab:
     def start(
         self, name: str, argv: Sequence[str], *, ns: str, stdout: Path, stderr: Path | None = None
     ) -> None:
+        """Start a long-running program inside ``ns`` and remember its pid under ``name``."""
         cmd = [self.tools["ip"], "netns", "exec", ns, *argv]
         out = stdout.open("wb")
         err = stderr.open("wb") if stderr else subprocess.STDOUT
@@ -244,6 +244,7 @@ class Lab:
         log.info("started %s (pid %d) in %s", name, proc.pid, ns)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        """Signal a started program by pid, wait (SIGKILL after ``timeout`` s); its exit code."""
         proc = self.procs.get(name)
         if proc is None:
             return None
@@ -695,7 +696,7 @@ class Lab:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                body = self.curl("/api/v1/targets")
+                body = self.api_get("/api/v1/targets")
                 active = json.loads(body)["data"]["activeTargets"]
                 if len(active) == self.cfg.nodes and all(t["health"] == "up" for t in active):
                     return
@@ -708,7 +709,9 @@ class Lab:
             time.sleep(0.5)
         raise LabError("prometheus targets did not come up within 30 s")
 
-    def curl(self, path: str, params: dict[str, str] | None = None, out: Path | None = None) -> str:
+    def api_get(
+        self, path: str, params: dict[str, str] | None = None, out: Path | None = None
+    ) -> str:
         """HTTP GET on Prometheus's API inside the monitoring namespace (lab.promget, like curl -G)."""
         url = f"http://127.0.0.1:{PROM_PORT}{path}"
         if params:
@@ -735,7 +738,7 @@ class Lab:
         for name, q in queries.items():
             params = {"query": q, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": "1s"}
             fname = f"{name}.json"
-            self.curl("/api/v1/query_range", params, out=self.out / "prometheus" / fname)
+            self.api_get("/api/v1/query_range", params, out=self.out / "prometheus" / fname)
             url = f"/api/v1/query_range?{urllib.parse.urlencode(params)}"
             index.append({"file": f"prometheus/{fname}", "query": q, "url": url})
         return index
