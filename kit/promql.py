@@ -32,6 +32,12 @@ Semantics (checked against the real Prometheus 2.42 server by ``tests/test_promq
   label value is no label); the same series twice at one timestamp keeps the first sample (with a
   :class:`~kit.errors.KitWarning`), as Prometheus's TSDB does.
 
+Exports and exactness: the answers equal Prometheus's when the frame holds the *raw* samples, e.g.
+an instant query of a range selector (``/api/v1/query?query=x_bucket[2h]``: a matrix with the
+original scrape timestamps) or an OpenMetrics/text dump with timestamps. A ``query_range`` export of
+a plain selector is already resampled at its step (each point is the last sample before it), so
+``rate()`` over it extrapolates from the step times instead of the scrape times: close, not equal.
+
 Known differences: stale markers cannot be represented in an export, so a series disappears only when
 its last sample leaves the lookback; negative ``offset`` is accepted without Prometheus 2's feature
 flag; Prometheus 3's normalisation of ``le``/``quantile`` values at scrape time (``le="1"`` ->
