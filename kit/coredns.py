@@ -1398,7 +1398,13 @@ def _fast_queries(
         keep.append(pl.lit(None, _STR).alias("node"))
         if layout.stream is not None:
             sf = c(f"field_{layout.stream}")
-            checks += [sf.is_in(["stdout", "stderr"]), c(f"field_{layout.stream + 1}") == "F"]
+            tag = c(f"field_{layout.stream + 1}")
+            checks += [
+                sf.is_in(["stdout", "stderr"]),
+                tag == "F",
+                # an F record that ends a run of P records is the tail of a longer line
+                ~(tag == "P").shift(1, fill_value=False),
+            ]
             keep.append(sf.alias("stream"))
         else:
             keep.append(pl.lit(None, _STR).alias("stream"))

@@ -692,3 +692,24 @@ def test_log_format_from_read_corefile(cdata: Path) -> None:
     assert_frame_equal(
         read_coredns_log(cdata / "default_modern.log", log_format=plain).queries, base.queries
     )
+
+
+def test_cri_final_part_that_looks_like_a_query(tmp_path: Path) -> None:
+    """The F record closing a P run is a tail, even when it reads like a whole query line."""
+    q = '[INFO] 10.0.0.1:53 - 1 "A IN a.example. udp 30 false 512" NOERROR qr 30 0.1s'
+    path = tmp_path / "0.log"
+    path.write_text(
+        "\n".join(
+            [
+                f"2024-01-01T00:00:00Z stdout F {q}",
+                "2024-01-01T00:00:01Z stdout P [INFO] plugin/kubernetes: cut here ",
+                f"2024-01-01T00:00:01Z stdout F {q}",
+                f"2024-01-01T00:00:02Z stdout F {q}",
+            ]
+        )
+        + "\n"
+    )
+    res = read(path)
+    assert res.queries["line_no"].to_list() == [1, 4]
+    assert res.other["line_no"].to_list() == [2] and res.files["joined_lines"][0] == 1
+    assert res.other["message"][0] == "cut here " + q
