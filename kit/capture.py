@@ -402,7 +402,6 @@ def read_capture(
     """
     files = expand_sources(source, suffixes=_CAPTURE_SUFFIXES, what="capture")
     tshark = _tshark.find_tshark(tshark_path)
-    version = _tshark.tshark_version(tshark)
     cdir: Path | None
     if cache is False:
         cdir = None
@@ -410,6 +409,7 @@ def read_capture(
         cdir = cache_dir()
     else:
         cdir = Path(cache)
+    version = _cached_tshark_version(tshark, cdir)
     opts = {"display_filter": display_filter, "censor_s": censor_s, "chunk_packets": chunk_packets}
     bar = _Progress(files, enabled=_want_progress(progress))
     cpus = workers or os.cpu_count() or 1
@@ -443,6 +443,35 @@ def read_capture(
     check_schema(cap.packets, PACKETS_SCHEMA, name="capture.packets")
     check_schema(cap.meta, META_SCHEMA, name="capture.meta")
     return cap
+
+
+def _cached_tshark_version(tshark: str, cdir: Path | None) -> str:
+    """tshark's version, remembered in the cache folder per binary (path, size, mtime).
+
+    Running ``tshark -v`` costs ~0.2 s, which would dominate a load from the cache.
+    """
+    if cdir is None:
+        return _tshark.tshark_version(tshark)
+    try:
+        st = Path(tshark).stat()
+    except OSError:
+        return _tshark.tshark_version(tshark)
+    key = f"{os.path.realpath(tshark)}|{st.st_size}|{st.st_mtime_ns}"
+    f = cdir / "tshark-versions.json"
+    known: dict[str, str] = {}
+    with contextlib.suppress(OSError, ValueError):
+        known = json.loads(f.read_text())
+    if isinstance(known, dict) and isinstance(known.get(key), str):
+        return known[key]
+    version = _tshark.tshark_version(tshark)
+    known = known if isinstance(known, dict) else {}
+    known[key] = version
+    with contextlib.suppress(OSError):
+        cdir.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known))
+        tmp.replace(f)
+    return version
 
 
 def cache_dir() -> Path:
