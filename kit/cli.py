@@ -92,6 +92,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     r.add_argument(
+        "--isolated",
+        action="store_true",
+        help="give every notebook a kernel of its own (default: notebooks share one kernel per "
+        "job, each starting from an empty namespace, so imports are paid once)",
+    )
+    r.add_argument(
         "--timeout",
         type=float,
         default=600.0,
@@ -152,6 +158,7 @@ def _report(args: argparse.Namespace) -> int:
             title=args.title,
             timeout=args.timeout,
             jobs=args.jobs,
+            share_kernel=not args.isolated,
             progress=_progress,
         )
     except ValueError as exc:

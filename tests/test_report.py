@@ -558,6 +558,7 @@ def failing_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> 
                 str(REPO / "notebooks" / "00-start-here.py"),
                 "-j",
                 "2",
+                "--isolated",
                 "-o",
                 str(out),
             ]
@@ -806,3 +807,19 @@ def test_error_summary_is_one_line() -> None:
     assert report._error_summary(exc) == "MaxRowsError: too many … (cell In [7])"
     assert report._error_summary(RuntimeError("x" * 400)) == "RuntimeError: " + "x" * 299 + "…"
     assert report._error_summary(TimeoutError()) == "TimeoutError: "
+
+
+def test_shared_kernel_starts_each_notebook_empty(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "shared.html"
+    first, second = (data_dir / "report" / f"{n}_leftover.py" for n in ("defines", "uses"))
+    rc = main(["report", "--notebook", str(first), "--notebook", str(second), "-o", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    text = out.read_text(encoding="utf-8")
+    pids = re.findall(r"kernel pid (\d+)", text)
+    # one kernel ran both notebooks (the default) ...
+    assert len(pids) == 2 and pids[0] == pids[1]
+    # ... and the second one did not see the first one's names
+    assert "leftover is 42" in text
+    assert "leftover defined: False" in text

@@ -1,0 +1,11 @@
+# %% [markdown]
+# # Second of two notebooks run in one kernel: must not see the first one's names
+
+# %% tags=["parameters"]
+name: str = "leftover"  # the name looked up
+
+# %%
+import os  # noqa: E402 (after the parameters cell, as in every notebook)
+
+print(name, "defined:", name in globals())
+print("kernel pid", os.getpid())
