@@ -42,6 +42,7 @@ from kit.schema import check_schema, empty_frame
 __all__ = [
     "ERRORS_SCHEMA",
     "FILES_SCHEMA",
+    "LOOP_PROBE",
     "OTHER_SCHEMA",
     "QUERIES_SCHEMA",
     "REJECTED_SCHEMA",
@@ -50,6 +51,7 @@ __all__ = [
     "query_latency",
     "read_coredns_log",
     "slow_queries",
+    "without_loop_probes",
 ]
 
 log = logging.getLogger(__name__)
@@ -1930,3 +1932,35 @@ def query_latency(
     """
     q = _frame(data, "queries")
     return latency_quantiles(q, value="duration_s", by=list(by), quantiles=quantiles)
+
+
+LOOP_PROBE = (pl.col("qtype") == "HINFO") & pl.col("qname").str.contains(r"^[0-9]+\.[0-9]+$")
+"""True for the ``loop`` plugin's self-test queries (``HINFO`` for ``<random>.<random>.``).
+
+They are not client traffic, and when an upstream is down every probe logs an error; leave them
+out of user-latency analyses (formats.md §2.3, coredns/coredns#4211).
+"""
+
+
+def without_loop_probes(data: CoreDNSLog | pl.DataFrame) -> pl.DataFrame:
+    """A ``queries`` or ``errors`` frame without the ``loop`` plugin's HINFO probes.
+
+    Parameters
+    ----------
+    data
+        A frame with ``qtype`` and ``qname`` columns (``queries`` or ``errors``); a
+        :class:`CoreDNSLog` means its ``queries``.
+
+    Returns
+    -------
+    polars.DataFrame
+        The same columns, without rows where :data:`LOOP_PROBE` is true (consolidate summaries,
+        whose qtype is null, are kept).
+
+    Raises
+    ------
+    TypeError
+        ``data`` is neither a CoreDNSLog nor a DataFrame.
+    """
+    df = _frame(data, "queries")
+    return df.filter(~LOOP_PROBE.fill_null(False))

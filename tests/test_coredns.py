@@ -713,3 +713,15 @@ def test_cri_final_part_that_looks_like_a_query(tmp_path: Path) -> None:
     assert res.queries["line_no"].to_list() == [1, 4]
     assert res.other["line_no"].to_list() == [2] and res.files["joined_lines"][0] == 1
     assert res.other["message"][0] == "cut here " + q
+
+
+def test_without_loop_probes(real_logs: list[Path]) -> None:
+    from kit.coredns import without_loop_probes
+
+    res = read_coredns_log(real_logs)
+    kept = without_loop_probes(res.errors)
+    # every HINFO error in the real files is a loop probe for "<digits>.<digits>." (16 of them)
+    assert res.errors.height - kept.height == 16
+    assert kept.filter(pl.col("qtype") == "HINFO").is_empty()
+    assert kept["consolidated_count"].drop_nulls().len() == 5  # summaries kept
+    assert without_loop_probes(res).height == res.queries.height  # no probes among the queries
