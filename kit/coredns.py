@@ -9,7 +9,8 @@ Wrappers are recognised line by line, so mixed files are fine.
 
 Speed: lines are read with polars and classified with vectorised string kernels; the common query
 line is split on spaces (no regex captures), rarer shapes go through one regex per shape on the
-rows that need it. Python runs per line only for docker JSON lines and CRI partial (``P``) records.
+rows that need it. Docker JSON lines are decoded by polars (line by line in Python only for a block
+with a malformed or partial record), CRI partial (``P``) records are joined in Python.
 Files are processed in blocks of 16 MiB of text (two at a time, one per core), so memory stays near
 the size of the result.
 
@@ -887,8 +888,67 @@ def _merge(rest: pl.DataFrame, changed: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([rest, changed.select(rest.columns)], how="vertical").sort("line_no")
 
 
+_JSON_DTYPE = pl.Struct(
+    {
+        "log": pl.String(),
+        "message": pl.String(),
+        "stream": pl.String(),
+        "time": pl.String(),
+        "kubernetes": pl.Struct(
+            {
+                "pod": pl.Struct({"name": pl.String()}),
+                "node": pl.Struct({"name": pl.String()}),
+                "container": pl.Struct({"name": pl.String()}),
+                "pod_name": pl.String(),
+                "container_name": pl.String(),
+                "host": pl.String(),
+            }
+        ),
+    }
+)
+
+
 def _decode_json(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Decode docker json-file (``log``) and shipper (``message``) JSON lines, joining partials."""
+    """Decode docker json-file (``log``) and shipper (``message``) JSON lines, joining partials.
+
+    The common case (every JSON line of the block well formed, no partial record) is decoded by
+    polars; otherwise the block's JSON lines are decoded line by line in Python.
+    """
+    mask = df["body"].str.starts_with("{")
+    sub = df.filter(mask)
+    try:
+        dec = sub["body"].str.json_decode(_JSON_DTYPE).struct.unnest()
+    except pl.exceptions.PolarsError:
+        return _decode_json_lines(df)
+    k = dec["kubernetes"].struct
+    text = dec["log"].fill_null(dec["message"])
+    good = (
+        text.is_not_null()
+        & sub["body"].str.contains(r'"(?:log|message)"\s*:\s*"')
+        & (dec["log"].is_null() | dec["log"].str.ends_with("\n"))
+    )
+    if not good.all():
+        return _decode_json_lines(df)
+    body = text.str.strip_chars_end("\r\n")
+    sub = sub.with_columns(
+        body.alias("body"),
+        body.alias("line"),
+        dec["time"].alias("ts_wrap"),
+        dec["stream"].alias("stream"),
+        k.field("pod").struct.field("name").fill_null(k.field("pod_name")).alias("pod"),
+        k.field("container")
+        .struct.field("name")
+        .fill_null(k.field("container_name"))
+        .alias("container"),
+        k.field("node").struct.field("name").fill_null(k.field("host")).alias("node"),
+    )
+    if bool(mask.all()):
+        return sub, 0
+    return _merge(df.filter(~mask), sub), 0
+
+
+def _decode_json_lines(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Python fallback of :func:`_decode_json`: one ``json.loads`` per line, partials joined."""
     mask = df["body"].str.starts_with("{")
     rest = df.filter(~mask)
     sub = df.filter(mask)

@@ -725,3 +725,24 @@ def test_without_loop_probes(real_logs: list[Path]) -> None:
     assert kept.filter(pl.col("qtype") == "HINFO").is_empty()
     assert kept["consolidated_count"].drop_nulls().len() == 5  # summaries kept
     assert without_loop_probes(res).height == res.queries.height  # no probes among the queries
+
+
+def test_json_fast_decode_matches_line_by_line(shared_fixtures: Path, tmp_path: Path) -> None:
+    """Well-formed JSON blocks are decoded by polars; one bad line sends the block to json.loads.
+
+    Both paths must give the same rows.
+    """
+    logs = shared_fixtures / "logs"
+    good = b"".join(
+        (logs / n).read_bytes().rstrip(b"\n") + b"\n"
+        for n in ("elastic_beats_coredns-json.log", "elastic_integrations_test-coredns-json.log")
+    )
+    a_path, b_path = tmp_path / "a.log", tmp_path / "b.log"
+    a_path.write_bytes(good)
+    b_path.write_bytes(good + b'{"log": 5}\n')
+    a = read(a_path)
+    b = read(b_path, warns=True)
+    assert a.queries.height == 6 and b.rejected["line_no"].to_list() == [7]
+    assert_frame_equal(a.queries.drop("source"), b.queries.drop("source"))
+    assert set(a.queries["pod"].to_list()) == {"coredns-86c58d9df4-jwhsg"}
+    assert set(a.queries["node"].to_list()) == {"minikube"}
