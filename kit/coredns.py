@@ -1514,6 +1514,9 @@ _LAYOUTS = (
     _Layout(rf"^{_RFC3339} (?:stdout|stderr) F \[INFO\] ", 3, ts=0, stream=1),
     _Layout(rf"^{_KPOD} \[INFO\] ", 1, pod=0),
     _Layout(rf"^{_KPOD} {_RFC3339} \[INFO\] ", 2, pod=0, ts=1),
+    # CoreDNS 1.2.6-1.6.2 stamp its own lines: its stamp (the inner one) is kept, as in _with_ts
+    _Layout(rf"^{_RFC3339} {_RFC3339} \[INFO\] ", 2, ts=1),
+    _Layout(rf"^{_RFC3339} (?:stdout|stderr) F {_RFC3339} \[INFO\] ", 4, ts=3, stream=1),
 )
 
 

@@ -746,3 +746,20 @@ def test_json_fast_decode_matches_line_by_line(shared_fixtures: Path, tmp_path: 
     assert_frame_equal(a.queries.drop("source"), b.queries.drop("source"))
     assert set(a.queries["pod"].to_list()) == {"coredns-86c58d9df4-jwhsg"}
     assert set(a.queries["node"].to_list()) == {"minikube"}
+
+
+@pytest.mark.parametrize("wrapper", ["cri", "kubectl_ts"])
+def test_stamped_era_inside_wrappers(wrapper: str, real_logs: list[Path], tmp_path: Path) -> None:
+    """CoreDNS 1.2.6-1.6.2 lines (own stamp) under a CRI or kubectl stamp keep CoreDNS' stamp."""
+    src = next(p for p in real_logs if p.name == "github_issue_excerpts_querylog.log")
+    own = [line for line in src.read_text().splitlines() if line.startswith("20")]
+    assert len(own) == 13
+    bare = tmp_path / "bare.log"
+    bare.write_text("\n".join(own * 20) + "\n")
+    wrapped = tmp_path / "wrapped.log"
+    wrapped.write_text("\n".join(WRAPPERS[wrapper](i, s) for i, s in enumerate(own * 20, 1)) + "\n")
+    a, b = read(bare), read(wrapped)
+    assert b.queries.height == a.queries.height == 260
+    drop = ["source", "pod", "container", "node", "stream"]
+    assert_frame_equal(a.queries.drop(drop), b.queries.drop(drop))
+    assert b.queries["stream"].unique().to_list() == (["stdout"] if wrapper == "cri" else [None])
