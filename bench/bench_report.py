@@ -14,6 +14,8 @@ Cases:
 - ``kernel+imports``: the same with ``import polars, altair, kit`` in the cell;
 - ``first SVG``: a fresh interpreter rendering one Altair chart to SVG through vl-convert;
 - ``export``: nbconvert rendering an executed notebook with the kit's template (in process);
+- ``4 x 00-start-here``: the same notebook four times in one report, in one shared kernel (the
+  default) and with ``--isolated`` (a kernel each): the per-notebook overhead;
 - ``report``: ``dnskit report ARTEFACTS -j N -o ...`` as a user runs it (all notebooks + HTML),
   serial (``-j 1``) and two notebooks at a time (``-j 2``).
 """
@@ -142,6 +144,26 @@ def main() -> int:
                 "",
             )
         )
+        # per-notebook overhead, the term that grows with the number of notebooks: the same
+        # notebook 4 times, in one shared kernel (default) and in a kernel each (--isolated)
+        nb4 = [str(start_here)] * 4
+        for mode in ("shared", "isolated"):
+            cmd4 = [sys.executable, "-m", "kit", "report", args.artefacts]
+            cmd4 += [x for nb in nb4 for x in ("--notebook", nb)]
+            cmd4 += ["-o", str(tmpdir / f"x4-{mode}.html")]
+            cmd4 += ["--isolated"] if mode == "isolated" else []
+            rows.append(
+                (
+                    f"report: 4 x 00-start-here, {mode} kernel",
+                    _timed(
+                        lambda cmd4=cmd4: subprocess.run(
+                            cmd4, check=False, cwd=REPO, stderr=subprocess.DEVNULL
+                        ),
+                        args.reps,
+                    ),
+                    "",
+                )
+            )
         notebooks = report.default_notebooks()
         for jobs in (1, 2):
             cmd = [

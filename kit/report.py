@@ -11,7 +11,10 @@ The pipeline (one code path for ``dnskit report``, the notebook tests and librar
    artefact is skipped (and the report says so); an input whose annotation allows ``None`` is
    optional and receives ``None`` when no artefact matches;
 3. papermill executes each notebook with kernel ``python3`` and ``cwd`` = the repository root, after a
-   hidden set-up cell that switches Altair to static SVG (``kit.charts.use_report_renderer()``);
+   hidden set-up cell that switches Altair to static SVG (``kit.charts.use_report_renderer()``).
+   By default the notebooks run one after the other in one shared kernel, each from an empty
+   namespace (imports and the SVG renderer are paid once); ``jobs`` spreads them over worker
+   processes, ``share_kernel=False`` gives each its own kernel;
 4. nbconvert renders all executed notebooks with the kit's ``dnskit`` template (code hidden, no
    ``<script>`` loaded from anywhere, a Content-Security-Policy that forbids scripts and network
    loads), and the report puts a summary on top: findings first, then the notebooks' status, the
