@@ -34,6 +34,7 @@ import ast
 import copy
 import dataclasses
 import datetime as dt
+import glob
 import gzip
 import html
 import io
@@ -246,6 +247,17 @@ def _walk(items: Sequence[str | os.PathLike[str]], base: Path | None) -> list[Pa
                 seen.add(key)
                 out.append(f)
     return out
+
+
+def _artefact_arg(item: str | os.PathLike[str]) -> str:
+    """An artefact argument as a notebook running in the repo root must see it (globs included)."""
+    text = os.fspath(item)
+    p = Path(text).expanduser()
+    if p.exists():
+        return _param_path(p)
+    if set("*?[") & set(text) and not p.is_absolute() and glob.glob(text, recursive=True):
+        return _param_path(Path.cwd()) + os.sep + text if Path.cwd() != REPO_ROOT else text
+    return text
 
 
 def _param_path(p: Path) -> str:
@@ -623,7 +635,7 @@ class ReportResult:
     artefacts : polars.DataFrame
         Schema :data:`ARTEFACT_SCHEMA`, one row per artefact file: ``path`` (String, as passed to
         notebooks), ``kind`` (String, one of :data:`ARTEFACT_KINDS`), ``reason`` (String, why that
-        kind), ``used`` (Boolean, passed to at least one notebook that ran), ``used_by`` (List of
+        kind), ``used`` (Boolean, passed to a notebook that ran successfully), ``used_by`` (List of
         String, notebook names), ``why`` (String, why it was ignored; empty when used).
     findings : tuple[dict[str, Any], ...]
         Findings emitted by the notebooks (see :func:`emit_findings`), in emission order.
@@ -1295,13 +1307,13 @@ def render(
         )
     else:
         given = [DEFAULT_ARTEFACTS] if artefacts is None else list(artefacts)
-        found = _walk(given, REPO_ROOT if artefacts is None else None)
+        found = _walk(given, REPO_ROOT)
         files = []
         for f in found:
             kind, why = classify_artefact(f)
             files.append((_param_path(f), kind))
             reasons[_param_path(f)] = why
-        artefact_args = [_param_path(Path(g)) if Path(g).exists() else os.fspath(g) for g in given]
+        artefact_args = [_artefact_arg(g) for g in given]
         if artefacts is None:
             artefact_args = [DEFAULT_ARTEFACTS]
         artefact_note = f"Artefacts given: {', '.join(artefact_args)} ({len(files)} file(s))."

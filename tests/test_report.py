@@ -823,3 +823,15 @@ def test_shared_kernel_starts_each_notebook_empty(
     # ... and the second one did not see the first one's names
     assert "leftover is 42" in text
     assert "leftover defined: False" in text
+
+
+def test_artefact_arguments_are_rewritten_for_the_repo_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.pcap").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert report._artefact_arg("a.pcap") == str(tmp_path / "a.pcap")
+    assert report._artefact_arg("*.pcap") == f"{tmp_path}/*.pcap"
+    # not found from here: left as given (relative to the repo root, where notebooks run)
+    assert report._artefact_arg("data/sample") == "data/sample"
+    assert report._artefact_arg("*.log") == "*.log"
