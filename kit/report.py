@@ -249,6 +249,20 @@ def _walk(items: Sequence[str | os.PathLike[str]], base: Path | None) -> list[Pa
     return out
 
 
+def _utf8(text: str) -> bool:
+    """Whether a path (as decoded by the OS, undecodable bytes as surrogates) is valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _display_path(text: str) -> str:
+    r"""A path as text that any frame or file can hold: undecodable bytes shown as ``\xNN``."""
+    return text if _utf8(text) else os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 def _artefact_arg(item: str | os.PathLike[str]) -> str:
     """An artefact argument as a notebook running in the repo root must see it (globs included)."""
     text = os.fspath(item)
@@ -291,7 +305,8 @@ def inventory(
     polars.DataFrame
         Schema :data:`INVENTORY_SCHEMA`, one row per file, in path order:
 
-        - ``path`` (String): the file, relative to the repo root when inside it.
+        - ``path`` (String): the file, relative to the repo root when inside it (bytes of a name
+          that is not valid UTF-8 are shown as ``\\xNN``).
         - ``kind`` (String): one of :data:`ARTEFACT_KINDS`.
         - ``reason`` (String): why the file has this kind (or why it was not recognised).
         - ``size_bytes`` (UInt64): file size in bytes, as stored (compressed if gzipped).
@@ -309,7 +324,7 @@ def inventory(
             raise
         log.warning("no artefacts: %s", exc)
         return pl.DataFrame(schema=INVENTORY_SCHEMA)
-    rows = [(_param_path(f), *classify_artefact(f), f.stat().st_size) for f in files]
+    rows = [(_display_path(_param_path(f)), *classify_artefact(f), f.stat().st_size) for f in files]
     return pl.DataFrame(rows, schema=INVENTORY_SCHEMA, orient="row")
 
 
@@ -755,7 +770,8 @@ def _plan(
             kinds = INPUT_PARAMETERS.get(p.name)
             if kinds is None or p.name in user_params:
                 continue
-            paths = [path for path, kind in files if kind in kinds]
+            # a name that is not UTF-8 cannot travel in a notebook (JSON): reported, not passed
+            paths = [path for path, kind in files if kind in kinds and _utf8(path)]
             if paths:
                 chosen[p.name] = paths
                 used.update(paths)
@@ -1411,6 +1427,11 @@ def render(
             users = used_by.get(path_s, [])
             if users:
                 why = ""
+            elif not _utf8(path_s):
+                why = (
+                    "its file name is not valid UTF-8, so it cannot be passed to a notebook: "
+                    "rename it"
+                )
             elif kind == "unknown":
                 why = f"not recognised: {reasons[path_s]}"
             elif kind not in readers:
@@ -1423,7 +1444,7 @@ def render(
                     for nb, param in readers[kind]
                 )
                 why = f"the notebooks that read {kind} artefacts did not use it: {why}"
-            rows.append((path_s, kind, reasons[path_s], bool(users), users, why))
+            rows.append((_display_path(path_s), kind, reasons[path_s], bool(users), users, why))
         table = pl.DataFrame(rows, schema=ARTEFACT_SCHEMA, orient="row")
 
         header = _header_html(title, runs, table, findings, artefact_note, findings_source)

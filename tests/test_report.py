@@ -287,6 +287,11 @@ def hostile_report(
     shutil.copy(data_dir / "report" / "Corefile", artefacts / "Corefile")
     (artefacts / "notes.txt").write_text("what the on-call engineer wrote down\n", encoding="utf-8")
     (artefacts / ".hidden.pcap").write_bytes(b"not an artefact")
+    # a file name that is not UTF-8 (any byte is allowed in a name, and tar/cp keep them)
+    shutil.copy(
+        shared_fixtures / "pcaps" / "dnscap_dns.pcap",
+        os.path.join(os.fsencode(artefacts), b"node\xff\x1b[31m.pcap"),
+    )
     out = root / "report.html"
     executed = root / "executed"
     err_file = root / "stderr.txt"
@@ -396,8 +401,14 @@ def test_findings_come_first(hostile_page: Page) -> None:
 def test_artefacts_used_and_ignored(hostile_report: Rendered, hostile_page: Page) -> None:
     used = {row[0]: row for row in hostile_page.probe["used"]}
     ignored = {row[0]: row for row in hostile_page.probe["ignored"]}
-    # 4 visible files (the hidden one is skipped): 2 captures used, a Corefile and a note ignored
-    assert len(used) + len(ignored) == 4
+    # 5 visible files (the hidden one is skipped): 2 captures used; a Corefile, a note and a
+    # capture whose name is not UTF-8 ignored
+    assert len(used) + len(ignored) == 5
+    not_utf8 = next(p for p in ignored if p.endswith("node\\xff\\x1b[31m.pcap"))
+    assert ignored[not_utf8][1:] == [
+        "capture",
+        "its file name is not valid UTF-8, so it cannot be passed to a notebook: rename it",
+    ]
     hostile_path = hostile_report.hostile_pcap
     assert used[hostile_path][1:3] == ["capture", "hostile_strings"]
     assert any(p.endswith("node-a/lab.pcapng") for p in used)
