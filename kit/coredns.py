@@ -37,6 +37,9 @@ import polars as pl
 
 from kit._sources import Source, expand_sources, read_raw
 from kit.analysis import latency_quantiles, time_bins
+
+# CoreDNS plugin/log/log.go CommonLogFormat and CombinedLogFormat (formats.md §1.1)
+from kit.corefile import COMBINED_LOG_FORMAT, COMMON_LOG_FORMAT
 from kit.errors import InputFormatError, KitWarning
 from kit.schema import check_schema, empty_frame
 
@@ -167,13 +170,6 @@ ERROR_KINDS = (
     "max_concurrent",
     "other",
 )
-
-# CoreDNS plugin/log/log.go CommonLogFormat and CombinedLogFormat (formats.md §1.1).
-COMMON_LOG_FORMAT = (
-    '{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" '
-    "{rcode} {>rflags} {rsize} {duration}"
-)
-COMBINED_LOG_FORMAT = COMMON_LOG_FORMAT + ' "{>opcode}"'
 
 # --- regular expressions (Rust regex syntax, used by polars) -------------------------------------
 _RFC3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)"
