@@ -29,6 +29,14 @@ How tshark's output is read
   unanswered is a retransmission (counted in ``retransmissions``), the first response answers the
   transaction, a later one is a duplicate response (counted in ``meta``). DNS messages quoted
   inside ICMP errors are not transactions; they are counted in ``meta``.
+
+Helpers on the frames
+---------------------
+:func:`packet_rates` and :func:`rate_summary` (the I/O graph per destination and the share of bins
+above a limit, default 1024 pps, the AWS VPC resolver's per-interface limit), :func:`latency_by`
+(quantiles by server/qtype/transport), :func:`attribute_slow_answers` (each slow client answer
+with the upstream transaction and TCP connection that served it), and :func:`packet` /
+:func:`stream` (pyshark objects for drill-down; they work inside a running Jupyter kernel).
 """
 
 from __future__ import annotations
@@ -60,6 +68,9 @@ from kit.schema import check_schema
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ATTRIBUTION_SCHEMA",
+    "CHUNK_OVERLAP_PACKETS",
+    "DEFAULT_CHUNK_PACKETS",
     "DNS_SCHEMA",
     "META_SCHEMA",
     "PACKETS_SCHEMA",
