@@ -144,6 +144,15 @@ def _report(args: argparse.Namespace) -> int:
     from kit.report import render
 
     try:
+        for name, value in args.parameter:
+            for text in (name, value):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+                    raise ValueError(
+                        f"-p {name} {shown}: not valid UTF-8 (parameters travel as JSON text)"
+                    ) from None
         params = {name: parse_value(value) for name, value in args.parameter}
     except ValueError as exc:
         sys.stderr.write(f"dnskit report: error: {exc}\n")

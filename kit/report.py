@@ -838,7 +838,6 @@ def _execute(
 
     Returns (executed notebook, error summary or '', seconds).
     """
-    import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -875,11 +874,20 @@ def _execute(
             kernel.release_clients()
     seconds = time.perf_counter() - start
     if executed is None:
-        if out_ipynb.is_file():
-            executed = nbformat.read(os.fspath(out_ipynb), as_version=4)
-        else:
-            executed = work
+        executed = _read_executed(out_ipynb, work)
     return executed, error, seconds
+
+
+def _read_executed(path: Path, fallback: Any) -> Any:
+    """The executed notebook papermill wrote, or ``fallback`` when it wrote none (or a broken one)."""
+    import nbformat
+
+    if path.is_file():
+        try:
+            return nbformat.read(os.fspath(path), as_version=4)
+        except Exception as exc:  # a write interrupted half-way: show the notebook as it was given
+            log.error("%s: executed notebook unreadable (%s)", path, exc)
+    return fallback
 
 
 def _execute_chunk(
@@ -967,8 +975,7 @@ def _run_all(
     out = []
     for k, (nb, _, out_ipynb) in enumerate(work):
         error, seconds = outcome[k]
-        executed = nbformat.read(os.fspath(out_ipynb), as_version=4) if out_ipynb.is_file() else nb
-        out.append((executed, error, seconds))
+        out.append((_read_executed(out_ipynb, nb), error, seconds))
     return out
 
 

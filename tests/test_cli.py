@@ -6,6 +6,7 @@ through the same ``main([...])`` entry point.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,14 @@ def test_python_dash_m_kit_exit_status(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr == f"dnskit: error: notebook not found: {nb}\n"
     assert proc.stdout == ""
+
+
+def test_parameter_that_is_not_utf8_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value = os.fsdecode(b"x\xffy")  # as argv delivers bytes that are not UTF-8
+    rc = main(["report", "-p", "label", value, "-o", str(tmp_path / "r.html")])
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        "dnskit report: error: -p label x\\xffy: not valid UTF-8 (parameters travel as JSON text)\n"
+    )
