@@ -87,8 +87,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=1,
-        help="notebooks executed at a time, each in its own worker process and kernel; more than "
-        f"1 helps on an idle machine with several cores (this one has {os.cpu_count()}) "
+        help="worker processes running notebooks at the same time, each with its own kernel; "
+        f"more than 1 helps on an idle machine with several cores (this one has {os.cpu_count()}) "
         "(default: %(default)s)",
     )
     r.add_argument(
