@@ -47,6 +47,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -286,7 +287,8 @@ def read_capture(
     display_filter
         An extra tshark display filter, ANDed with the kit's own
         (``dns or udp.port == 53 or tcp.port == 53`` plus IP fragments). Packets it drops are
-        counted in ``meta.packets_skipped``.
+        counted in ``meta.packets_skipped``. tshark checks it first: a filter it rejects raises
+        ``ValueError`` with tshark's message.
     cache
         ``True`` (default): keep results as Parquet under :func:`cache_dir` (``$DNSKIT_CACHE``, else
         ``$XDG_CACHE_HOME/dnskit`` or ``~/.cache/dnskit``), keyed by file content (size and SHA-256
@@ -402,6 +404,8 @@ def read_capture(
 
     Raises
     ------
+    ValueError
+        ``display_filter`` is not a valid tshark display filter.
     FileNotFoundError
         A source does not exist.
     InputFormatError
@@ -421,6 +425,8 @@ def read_capture(
     else:
         cdir = Path(cache)
     version = _cached_tshark_version(tshark, cdir)
+    if display_filter:
+        _check_display_filter(tshark, display_filter)
     opts = {"display_filter": display_filter, "censor_s": censor_s, "chunk_packets": chunk_packets}
     bar = _Progress(files, enabled=_want_progress(progress))
     cpus = workers or os.cpu_count() or 1
@@ -454,6 +460,32 @@ def read_capture(
     check_schema(cap.packets, PACKETS_SCHEMA, name="capture.packets")
     check_schema(cap.meta, META_SCHEMA, name="capture.meta")
     return cap
+
+
+def _check_display_filter(tshark: str, display_filter: str) -> None:
+    """Let tshark compile the filter (``-Y`` on an empty input) so a typo is an error, not 0 rows.
+
+    Raises
+    ------
+    ValueError
+        tshark rejects the filter; its own message is included.
+    """
+    with tempfile.TemporaryDirectory(prefix="dnskit-flt-") as tmpd:
+        empty = Path(tmpd) / "empty.pcap"
+        empty.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+        proc = _tshark.run(
+            [tshark, "-n", "-r", os.fspath(empty), "-Y", display_filter, "-T", "fields",
+             "-e", "frame.number"],
+            what="tshark (display filter check)",
+            check=False,
+        )  # fmt: skip
+    if proc.returncode != 0:
+        msg = " ".join(
+            ln.strip().removeprefix("tshark: ")
+            for ln in proc.stderr.decode("utf-8", "replace").splitlines()
+            if ln.strip() and "Running as user" not in ln
+        )
+        raise ValueError(f"display_filter={display_filter!r} is not a valid tshark filter: {msg}")
 
 
 def _cached_tshark_version(tshark: str, cdir: Path | None) -> str:
@@ -574,8 +606,9 @@ def _cache_read(cdir: Path, key: str, path: Path) -> _FileResult | None:
         return None
     try:
         frames = {n: pl.read_parquet(p) for n, p in parts.items()}
-    except Exception as exc:  # a damaged cache entry is ignored and rewritten
-        log.warning("ignoring unreadable cache entry %s: %s", d, exc)
+    except Exception as exc:  # a damaged cache entry is removed, then rebuilt
+        log.warning("removing unreadable cache entry %s: %s", d, exc)
+        shutil.rmtree(d, ignore_errors=True)
         return None
     meta = frames["meta"].with_columns(path=pl.lit(os.fspath(path)), from_cache=pl.lit(True))
     log.info("%s: loaded from cache %s", path, d)

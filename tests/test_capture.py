@@ -621,3 +621,29 @@ def test_lab_sample_capture(repo_root: Path, tshark: str) -> None:
     assert set(att["up_match"]) == {"dns", "failed_connection"}
     failed = att.filter(pl.col("up_match") == "failed_connection")
     assert (failed["tcp_stream"].is_in(n1.filter(~pl.col("established"))["stream"].implode())).all()
+
+
+def test_invalid_display_filter(cdata: Path) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"display_filter='dns and \(' is not a valid tshark filter: Unexpected end of filter expression",
+    ):
+        kit.read_capture(cdata / "syn_retransmit.pcap", cache=False, display_filter="dns and (")
+
+
+def test_damaged_cache_entry_is_rebuilt(cdata: Path, tmp_path: Path) -> None:
+    cdir = tmp_path / "c"
+    first = kit.read_capture(cdata / "syn_retransmit.pcap", cache=cdir)
+    (entry,) = (cdir / "capture").iterdir()
+    (entry / "dns.parquet").write_bytes(b"not parquet")
+    again = kit.read_capture(cdata / "syn_retransmit.pcap", cache=cdir)
+    assert not again.meta["from_cache"].item()
+    assert_frame_equal(first.dns, again.dns)
+    third = kit.read_capture(cdata / "syn_retransmit.pcap", cache=cdir)
+    assert third.meta["from_cache"].item()
+    assert_frame_equal(first.dns, third.dns)
+
+
+def test_packet_lookup_error(cdata: Path) -> None:
+    with pytest.raises(LookupError, match="no frame 999"):
+        kc.packet(cdata / "syn_retransmit.pcap", 999)
