@@ -52,7 +52,7 @@ from typing import Any
 
 import polars as pl
 
-from kit._sources import expand_sources
+from kit._sources import walk_artefacts
 
 log = logging.getLogger(__name__)
 
@@ -221,34 +221,6 @@ def _sniff_kind(path: Path) -> tuple[str, str]:
     return "unknown", f"{gz}content matches no supported artefact format"
 
 
-def _walk(items: Sequence[str | os.PathLike[str]], base: Path | None) -> list[Path]:
-    """Expand artefact arguments: folders recursively (hidden entries skipped), files and globs."""
-    out: list[Path] = []
-    seen: set[Path] = set()
-    for item in items:
-        p = Path(item).expanduser()
-        if base is not None and not p.is_absolute() and not p.exists():
-            candidate = base / p
-            if candidate.exists():
-                p = candidate
-        if p.is_dir():
-            found = sorted(
-                c
-                for c in p.rglob("*")
-                if c.is_file() and not any(part.startswith(".") for part in c.relative_to(p).parts)
-            )
-            if not found:
-                raise FileNotFoundError(f"artefact folder {os.fsdecode(p)} holds no files")
-        else:
-            found = expand_sources(os.fspath(p), what="artefact")
-        for f in found:
-            key = f.resolve()
-            if key not in seen:
-                seen.add(key)
-                out.append(f)
-    return out
-
-
 def _utf8(text: str) -> bool:
     """Whether a path (as decoded by the OS, undecodable bytes as surrogates) is valid UTF-8."""
     try:
@@ -318,7 +290,7 @@ def inventory(
     """
     items = [source] if isinstance(source, str | os.PathLike) else list(source)
     try:
-        files = _walk(items, REPO_ROOT)
+        files = walk_artefacts(items, base=REPO_ROOT)
     except FileNotFoundError as exc:
         if not missing_ok:
             raise
@@ -1330,7 +1302,7 @@ def render(
         )
     else:
         given = [DEFAULT_ARTEFACTS] if artefacts is None else list(artefacts)
-        found = _walk(given, REPO_ROOT)
+        found = walk_artefacts(given, base=REPO_ROOT)
         files = []
         for f in found:
             kind, why = classify_artefact(f)
