@@ -104,6 +104,11 @@ _BASE_FILTER = (
     "or ipv6.fraghdr"
 )
 
+
+def _schema(cols: dict[str, Any]) -> pl.Schema:
+    return pl.Schema(cols)
+
+
 # (tshark field, internal column name)
 _FIELDS: tuple[tuple[str, str], ...] = (
     ("frame.number", "frame"),
@@ -130,7 +135,7 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("dns.qry.type", "dns_qtype"),
 )
 
-DNS_SCHEMA = pl.Schema(
+DNS_SCHEMA = _schema(
     {
         "ts": _UTC,
         "ts_response": _UTC,
@@ -156,7 +161,7 @@ DNS_SCHEMA = pl.Schema(
     }
 )
 
-TCP_SCHEMA = pl.Schema(
+TCP_SCHEMA = _schema(
     {
         "stream": pl.UInt32,
         "client_ip": pl.String,
@@ -178,7 +183,7 @@ TCP_SCHEMA = pl.Schema(
     }
 )
 
-PACKETS_SCHEMA = pl.Schema(
+PACKETS_SCHEMA = _schema(
     {
         "ts": _UTC,
         "capture": pl.String,
@@ -196,7 +201,7 @@ PACKETS_SCHEMA = pl.Schema(
     }
 )
 
-META_SCHEMA = pl.Schema(
+META_SCHEMA = _schema(
     {
         "capture": pl.String,
         "path": pl.String,
@@ -692,7 +697,10 @@ def _run_tshark(
         log.debug("%s: tshark took %.2f s", path, time.perf_counter() - t0)
         notes, truncated = _tshark_notes(path, stderr, rc)
         raw = _read_fields(out)
-    bar.finish(key, int(raw["frame"].cast(pl.UInt32).max() or 0) if raw.height else 0)
+    last = (
+        raw.select(pl.col("frame").cast(pl.UInt32).max().fill_null(0)).item() if raw.height else 0
+    )
+    bar.finish(key, int(last))
     if offset:
         raw = raw.with_columns(frame=(pl.col("frame").cast(pl.UInt32) + offset).cast(pl.String))
     return raw, notes, truncated
@@ -1515,7 +1523,7 @@ def packet_rates(
         the bin; ``pps`` Float64 packets per second; ``above_limit`` Boolean ``pps > limit_pps``.
         Bins without packets are absent. Sorted by the ``by`` columns and ``bin``.
     """
-    width_s = pl.duration(**_duration_kwargs(every)).dt.total_microseconds() / 1e6
+    width_s = pl.duration(**_duration_kwargs(every)).dt.total_microseconds() / 1e6  # type: ignore[arg-type]
     by = list(by)
     out = (
         packets.with_columns(bin=pl.col("ts").dt.truncate(every))
@@ -1607,7 +1615,7 @@ def latency_by(
     )
 
 
-ATTRIBUTION_SCHEMA = pl.Schema(
+ATTRIBUTION_SCHEMA = _schema(
     {
         "capture": pl.String,
         "ts": _UTC,
