@@ -647,3 +647,17 @@ def test_damaged_cache_entry_is_rebuilt(cdata: Path, tmp_path: Path) -> None:
 def test_packet_lookup_error(cdata: Path) -> None:
     with pytest.raises(LookupError, match="no frame 999"):
         kc.packet(cdata / "syn_retransmit.pcap", 999)
+
+
+def test_pipelined_questions_follow_qdcount(cdata: Path, tshark: str) -> None:
+    """One segment, three messages with QDCOUNT 2, 0, 1: tshark prints the names as one list
+    (a.example, b.example, c.example); each message gets its own first question."""
+    path = cdata / "pipelined_qdcount.pcap"
+    ref = tshark_rows(tshark, path, ["dns.id", "dns.count.queries", "dns.qry.name"])
+    assert ref[0]["dns.count.queries"] == ["2", "0", "1"]
+    assert ref[0]["dns.qry.name"] == ["a.example", "b.example", "c.example"]
+    d = kit.read_capture(path, cache=False).dns.sort("dns_id")
+    assert d["dns_id"].to_list() == [1, 2, 3]
+    assert d["qname"].to_list() == ["a.example", None, "c.example"]
+    assert d["qtype"].to_list() == ["A", None, "A"]
+    assert d["frame_query"].to_list() == [1, 1, 1] and set(d["transport"]) == {"tcp"}

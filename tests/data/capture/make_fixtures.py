@@ -22,6 +22,8 @@ syn_retransmit.pcap (Ethernet, µs timestamps), NodeLocal DNSCache in miniature:
   t=3.500000  pod 10.244.1.8:40005 -> cache UDP A late.example.com id 0x7777 (capture ends)
 weird_qnames.pcap (raw IPv4, DLT 101): one query/response whose name has the labels
   a|b, t<TAB>ab, n<LF>l, x<0x1f>y, <0xff 0xfe>, q"<s>SPACE, d.ot, \\bs, UpPer, com
+pipelined_qdcount.pcap: one TCP segment (no handshake) carrying three length-prefixed queries with
+  QDCOUNT 2 (a.example, b.example), 0, and 1 (c.example).
 Bad inputs: empty.pcap (0 bytes), not_a_capture.pcap (text), header_only.pcap (valid header, no
 packet), truncated_tail.pcap (syn_retransmit.pcap cut 10 bytes into its last record),
 syn_retransmit.pcap.gz (gzip of syn_retransmit.pcap), unknown_linktype.pcap (DLT 147 USER0).
@@ -157,6 +159,22 @@ def syn_retransmit() -> bytes:
     return pcap(recs)
 
 
+def pipelined_qdcount() -> bytes:
+    """Three queries in ONE TCP segment (mid-stream, no handshake): QDCOUNT 2, 0 and 1."""
+
+    def msg(id_: int, names: list[list[bytes]]) -> bytes:
+        out = struct.pack(">HHHHHH", id_, 0x0100, len(names), 0, 0, 0)
+        for labels in names:
+            out += name(labels) + struct.pack(">HH", 1, 1)
+        return struct.pack(">H", len(out)) + out
+
+    payload = (
+        msg(1, [[b"a", b"example"], [b"b", b"example"]]) + msg(2, []) + msg(3, [[b"c", b"example"]])
+    )
+    seg = tcp("10.0.0.1", 40000, "10.0.0.2", 53, 1000, 5000, PSH | ACK, payload, 1)
+    return pcap([(0.0, eth(seg))])
+
+
 def weird() -> bytes:
     labels = [b"a|b", b"t\tab", b"n\nl", b"x\x1fy", b"\xff\xfe", b'q"<s> ', b"d.ot", b"\\bs",
               b"UpPer", b"com"]  # fmt: skip
@@ -172,6 +190,7 @@ def main() -> None:
         "syn_retransmit.pcap.gz": gzip.compress(syn, mtime=0),
         "truncated_tail.pcap": syn[: -(len(eth(b"")) + 20)],
         "weird_qnames.pcap": weird(),
+        "pipelined_qdcount.pcap": pipelined_qdcount(),
         "empty.pcap": b"",
         "not_a_capture.pcap": b"this is a text file, not a packet capture\n",
         "header_only.pcap": pcap([]),
