@@ -3,8 +3,7 @@
 The pipeline (one code path for ``dnskit report``, the notebook tests and library callers):
 
 1. every artefact (files, globs, folders; folders are walked recursively) is classified by content
-   with :func:`classify_artefact`, which delegates to ``kit.detect.detect`` when that module is
-   present and otherwise uses a small built-in sniffer;
+   with :func:`classify_artefact` (``kit.detect.detect``);
 2. each notebook (jupytext ``py:percent`` source, read in memory) declares its inputs in its
    papermill ``parameters`` cell: a parameter named after an entry of :data:`INPUT_PARAMETERS`
    receives the list of artefacts of the matching kinds. A notebook whose required inputs have no
@@ -35,7 +34,6 @@ import copy
 import dataclasses
 import datetime as dt
 import glob
-import gzip
 import html
 import io
 import json
@@ -136,10 +134,7 @@ _SVG_PROLOG = re.compile(r"\A\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.I
 
 
 def classify_artefact(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """Say what kind of artefact a file is, from its content.
-
-    This is the single switch between ``kit.detect.detect`` (used whenever the module exists)
-    and the report's own fallback sniffer.
+    """Say what kind of artefact a file is, from its content (:func:`kit.detect.detect`).
 
     Parameters
     ----------
@@ -153,72 +148,14 @@ def classify_artefact(path: str | os.PathLike[str]) -> tuple[str, str]:
         sentence (for ``unknown``: why the file was not recognised). A file that cannot be read is
         ``("unknown", "could not be read: ...")``; nothing raises.
     """
+    from kit.detect import detect
+
     try:
-        from kit import detect as detect_module
-    except ImportError:
-        detect_module = None  # type: ignore[assignment,unused-ignore]
-    try:
-        if detect_module is not None:
-            found = detect_module.detect(path)
-            return str(found.kind.value), str(found.reason)
-        return _sniff_kind(Path(path))
+        found = detect(path)
     except Exception as exc:  # a broken or unreadable file is reported, never fatal
         log.warning("could not classify %s: %s", path, exc)
         return "unknown", f"could not be read: {type(exc).__name__}: {exc}"
-
-
-_PCAP_MAGICS = (
-    b"\xa1\xb2\xc3\xd4",
-    b"\xd4\xc3\xb2\xa1",
-    b"\xa1\xb2\x3c\x4d",
-    b"\x4d\x3c\xb2\xa1",
-    b"\x0a\x0d\x0d\x0a",
-)
-_COREDNS_QUERY = re.compile(rb'(?m)\] \[?[0-9A-Fa-f:.]+\]?:\d+ - \d+ "')
-_COREDNS_PLUGIN = re.compile(rb"(?m)^(\S+ )?\[(INFO|ERROR|WARNING)\] plugin/")
-_UNBOUND_LOG = re.compile(rb"(?m)unbound\[\d+:\d+\] (info|debug|notice|error|warning|query|reply)")
-_COREFILE_BLOCK = re.compile(rb"(?m)^\s*[\w.\-*]*(:\d+)?(\s+[\w.\-*:]+)*\s*\{\s*$")
-
-
-def _sniff_kind(path: Path) -> tuple[str, str]:
-    """The fallback classifier (used when ``kit.detect`` is absent): magic bytes and text markers."""
-    with path.open("rb") as fh:
-        head = fh.read(65536)
-    gz = ""
-    if head.startswith(b"\x1f\x8b"):
-        gz = "gzipped "
-        try:
-            with gzip.open(path, "rb") as fh:
-                head = fh.read(65536)
-        except (OSError, EOFError) as exc:
-            return "unknown", f"gzip file that does not decompress ({exc})"
-    if not head:
-        return "unknown", "empty file"
-    if head[:4] in _PCAP_MAGICS:
-        fmt = "pcapng" if head[:4] == b"\x0a\x0d\x0d\x0a" else "pcap"
-        return "capture", f"{gz}{fmt} magic bytes"
-    stripped = head.lstrip()
-    if re.match(rb'\{|\[\s*[\[{"\d\-\]tfn]', stripped):  # JSON, not a "[INFO] ..." log line
-        if b'"resultType"' in head:
-            return "prometheus_api_json", f"{gz}JSON with a Prometheus API resultType"
-        if b'"panels"' in head or b'"dashboard"' in head:
-            return "grafana_json", f"{gz}JSON with Grafana panels"
-        return "unknown", f"{gz}JSON of no supported shape (no resultType, no panels)"
-    if re.search(rb"(?m)^# (HELP|TYPE) \w+", head):
-        return "metrics_exposition", f"{gz}Prometheus text exposition (# HELP/# TYPE lines)"
-    if re.match(rb'^(\xef\xbb\xbf)?(sep=.\r?\n)?"?(Time|Series)"?[,;\t]', stripped):
-        return "grafana_csv", f"{gz}CSV whose first column is Time (Grafana export)"
-    if _COREDNS_QUERY.search(head) or _COREDNS_PLUGIN.search(head):
-        return "coredns_log", f"{gz}CoreDNS log lines"
-    if _UNBOUND_LOG.search(head):
-        return "unbound_log", f"{gz}unbound log lines"
-    if re.search(rb"(?m)^server:\s*$", head):
-        if re.search(rb"(?m)^\s*zonefile:", head):
-            return "nsd_conf", f"{gz}nsd.conf (server: and zonefile: clauses)"
-        return "unbound_conf", f"{gz}unbound.conf (server: clause)"
-    if _COREFILE_BLOCK.search(head) and re.search(rb"(?m)^\s*(forward|cache|errors|log)\b", head):
-        return "corefile", f"{gz}Corefile server blocks with CoreDNS plugins"
-    return "unknown", f"{gz}content matches no supported artefact format"
+    return str(found.kind.value), str(found.reason)
 
 
 def _utf8(text: str) -> bool:

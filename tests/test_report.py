@@ -671,43 +671,6 @@ def test_inventory_missing(tmp_path: Path) -> None:
     assert empty.height == 0 and empty.schema == report.INVENTORY_SCHEMA
 
 
-# Fallback classifier, on real files; each expectation is what the file is by its provenance
-# (../shared/fixtures/README.md) and its first bytes.
-SNIFF_CASES = [
-    ("pcaps/dnscap_dns.pcap", "capture"),  # classic pcap, d4 c3 b2 a1
-    ("pcaps/chrissanders_dns_lab.pcapng", "capture"),  # pcapng section header 0a 0d 0d 0a
-    ("metrics/netdata_coredns_v1.7.0_some_load.prom", "metrics_exposition"),  # "# HELP" lines
-    ("metrics/grafana_range_simple.result.json", "prometheus_api_json"),  # "resultType": "matrix"
-    ("metrics/grafana_export_mpawlik_columns.csv", "grafana_csv"),  # first header cell "Time"
-    ("metrics/grafana_export_heekof_series_rows.csv", "grafana_csv"),  # "Series;Time;Value"
-    ("metrics/grafana_export_tenst_excel_columns.csv", "grafana_csv"),  # BOM, "sep=;", "Time"
-    ("metrics/grafana_export_geugenm_seriestocolumns_formatted_crlf_bom.csv", "grafana_csv"),
-    ("logs/coredns_repo_readme_examples.log", "coredns_log"),  # [INFO] ip:port - id "A IN ..."
-    ("logs/elastic_integrations_test-coredns-error.log", "coredns_log"),  # [ERROR] plugin/errors
-]
-
-
-@pytest.mark.parametrize(("rel", "kind"), SNIFF_CASES)
-def test_fallback_sniffer_on_real_files(shared_fixtures: Path, rel: str, kind: str) -> None:
-    path = shared_fixtures / rel
-    assert report._sniff_kind(path)[0] == kind, path.read_bytes()[:200]
-
-
-def test_fallback_sniffer_gzip_and_config(tmp_path: Path, data_dir: Path) -> None:
-    import gzip
-
-    gz = tmp_path / "Corefile.gz"
-    gz.write_bytes(gzip.compress((data_dir / "report" / "Corefile").read_bytes()))
-    kind, reason = report._sniff_kind(gz)
-    assert kind == "corefile" and reason.startswith("gzipped ")
-    conf = tmp_path / "unbound.conf"
-    conf.write_text("server:\n    interface: 127.0.0.1\n    tcp-upstream: yes\n")
-    assert report._sniff_kind(conf)[0] == "unbound_conf"
-    broken = tmp_path / "broken.gz"
-    broken.write_bytes(b"\x1f\x8b\x08\x00garbage")
-    assert report._sniff_kind(broken)[0] == "unknown"
-
-
 def test_classify_never_raises_on_unreadable(tmp_path: Path) -> None:
     folder = tmp_path / "dir"
     folder.mkdir()
