@@ -718,10 +718,21 @@ def _parse_file(
 ) -> _FileResult:
     capture = _capture_name(path)
     chunk = opts.get("chunk_packets")
-    info = _capinfos(tshark, path)
-    total = info.get("packets")
     if chunk is None:
         chunk = DEFAULT_CHUNK_PACKETS
+    info: dict[str, Any] = {}
+    # a file too small to hold more than 1.25 x chunk packets (>= 50 bytes per record) is read in
+    # one pass: capinfos then runs alongside tshark instead of before it
+    small = not gzipped and path.stat().st_size < (chunk or 0) * 1.25 * 50
+    info_thread: threading.Thread | None = None
+    if small or not chunk:
+        info_thread = threading.Thread(
+            target=lambda: info.update(_capinfos(tshark, path)), daemon=True
+        )
+        info_thread.start()
+    else:
+        info = _capinfos(tshark, path)
+    total = info.get("packets") if info_thread is None else None
     editcap = _tshark.editcap_path(tshark)
     use_chunks = (
         bool(chunk)
@@ -746,6 +757,8 @@ def _parse_file(
                 "file ends in the middle of a packet (writer killed mid-write?); "
                 "packets before it were loaded"
             )
+    if info_thread is not None:
+        info_thread.join()
     pk = _syn_retransmissions(pk)
     return _build(pk, path, capture, version, opts, info, notes, truncated, gzipped)
 
