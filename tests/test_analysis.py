@@ -1,0 +1,72 @@
+"""Source-independent analyses on small frames whose answers are known by construction."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from kit.analysis import latency_modes, latency_quantiles, time_bins
+
+
+def test_latency_quantiles_nearest_rank_and_nulls() -> None:
+    # 1..100 ms: p50 is the 50th value, p90 the 90th, p99 the 99th ("higher" nearest rank)
+    df = pl.DataFrame(
+        {"duration_s": [i / 1000 for i in range(1, 101)] + [None], "qtype": ["A"] * 101}
+    )
+    row = latency_quantiles(df).row(0, named=True)
+    assert (row["n"], row["n_null"]) == (100, 1)
+    # rank (n-1)q rounded up: p50 -> index 50 (0.051), p90 -> 90 (0.091), p99 -> 99 (0.100)
+    assert row["p50_s"] == pytest.approx(0.051)
+    assert row["p90_s"] == pytest.approx(0.091)
+    assert row["p99_s"] == pytest.approx(0.100)
+    assert row["max_s"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="outside"):
+        latency_quantiles(df, quantiles=(0,))
+    with pytest.raises(KeyError, match="latency_s"):
+        latency_quantiles(df, value="latency_s")
+
+
+def test_time_bins_fill_silence_with_zero() -> None:
+    t0 = datetime(2024, 5, 1, 12, 0, 10, tzinfo=UTC)
+    ts = [t0, t0 + timedelta(seconds=20), t0 + timedelta(minutes=3)]
+    df = pl.DataFrame({"ts": ts, "upstream": ["a", "a", "b"]}).with_columns(
+        pl.col("ts").dt.cast_time_unit("us")
+    )
+    out = time_bins(df, by=["upstream"])
+    # 4 minutes x 2 upstreams, silence present as 0
+    assert out.height == 8
+    a = out.filter(pl.col("upstream") == "a")["count"].to_list()
+    b = out.filter(pl.col("upstream") == "b")["count"].to_list()
+    assert a == [2, 0, 0, 0] and b == [0, 0, 0, 1]
+    assert out["count"].sum() == df.height
+
+
+def test_latency_modes_finds_the_syn_ladder() -> None:
+    rng = random.Random(7)
+    fast = [rng.uniform(0.0005, 0.02) for _ in range(2000)]
+    # answers that waited for 1, 2 or 3 lost SYNs: 1 s, 3 s, 7 s plus an RTT
+    ladder = (
+        [1 + rng.uniform(0.001, 0.03) for _ in range(200)]
+        + [3 + rng.uniform(0.001, 0.03) for _ in range(100)]
+        + [7 + rng.uniform(0.001, 0.03) for _ in range(50)]
+    )
+    noise = [rng.uniform(0.3, 12) for _ in range(40)]
+    modes = latency_modes(pl.DataFrame({"latency_s": fast + ladder + noise}), value="latency_s")
+    assert modes["mode_s"].round(0).to_list() == [1.0, 3.0, 7.0]
+    counts = modes["count"].to_list()
+    assert counts[0] >= 200 and counts[1] >= 100 and counts[2] >= 50
+    assert all(
+        lo <= m <= hi for lo, m, hi in modes.select("lower_s", "mode_s", "upper_s").iter_rows()
+    )
+
+
+def test_latency_modes_none_when_healthy_or_flat() -> None:
+    rng = random.Random(3)
+    healthy = pl.DataFrame({"duration_s": [rng.uniform(0.0005, 0.05) for _ in range(5000)]})
+    assert latency_modes(healthy).is_empty()
+    # slow but spread evenly on a log scale: no bin stands out enough
+    flat = pl.DataFrame({"duration_s": [10 ** rng.uniform(-0.5, 1.2) for _ in range(60)]})
+    assert latency_modes(flat, min_count=10).is_empty()
