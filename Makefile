@@ -37,7 +37,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 report: setup
-	$(BIN)/dnskit summarize data/sample
+	$(BIN)/dnskit report data/sample -o reports/sample.html
 
 jupyter: setup
 	$(BIN)/jupyter lab --notebook-dir=.
