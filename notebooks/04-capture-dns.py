@@ -1,0 +1,153 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · What did the clients actually wait? (capture, client side)
+#
+# Metrics and logs say what the resolver *thinks* it did; a packet capture on the node says what
+# the pods *waited*. This notebook takes every query a pod sent to the node-local cache
+# (NodeLocal DNSCache at `169.254.20.10` in Kubernetes) and the answer it got, from tcpdump files
+# of one or more nodes (the `capture` column tells them apart: compare an affected node with a
+# healthy one side by side).
+#
+# What to look for:
+#
+# - a latency distribution with a **second hump in seconds** next to the usual sub-millisecond
+#   cache hits and millisecond misses;
+# - answers piling up at **fixed values** (1 s, 3 s, 7 s): a timer, not load (notebook 05);
+# - **unanswered** queries (the client gave up) versus **censored** ones (the capture ended first);
+# - whether clients used UDP or TCP (`transport`) and got truncated answers (`truncated`).
+
+# %% tags=["parameters"]
+capture: list[str] = ["data/sample/captures"]  # pcap/pcapng files or folders from the nodes
+run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with change/fix times
+change_time: str | None = None  # when the change happened (ISO 8601 UTC); overrides run_json
+fix_time: str | None = None  # when it was fixed (ISO 8601 UTC); overrides run_json
+cache_ip: list[str] | None = None  # node-local cache address(es); None: inferred from capture
+slow_threshold_s: float = 1.0  # a query slower than this is slow, in seconds
+every: str = "5s"  # time bin for the over-time chart (polars duration: 1s, 5s, 1m)
+
+# %%
+import polars as pl
+
+import kit
+import kit.capture
+import kit.charts
+import kit.timeline
+import kit.upstream
+
+# %%
+cap = kit.read_capture(capture)
+tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
+cap.meta.select(
+    "capture",
+    "packets",
+    "first_ts",
+    "last_ts",
+    "dns_queries",
+    "dns_responses",
+    "truncated",
+    "notes",
+)
+
+# %% [markdown]
+# ## Who is the cache?
+#
+# The cache is the server asked by the most distinct clients; an upstream is a server that
+# receives names the cache was asked (its forwarded misses). Override with `cache_ip` when the
+# guess is wrong (e.g. a capture on the upstream side only).
+
+# %%
+roles = kit.upstream.server_roles(cap.dns)
+caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip)
+client = kit.timeline.with_phase(kit.upstream.client_queries(cap.dns, caches), tl)
+roles
+
+# %% [markdown]
+# ## Outcomes per capture and transport
+#
+# `queries` = `answered` + `unanswered` + `censored`. `slow` counts answers at or above the slow
+# threshold; `p50_s`…`max_s` are in seconds. A healthy node-local cache answers in milliseconds:
+# a p90 or p99 in seconds on one node only points at that node's path to the upstream.
+
+# %%
+kit.upstream.outcomes(client, by=["capture", "transport"], slow_s=slow_threshold_s)
+
+# %% [markdown]
+# The same per phase of the run (before the change, during the incident, after the fix): the
+# slow answers should appear with the change and disappear with the fix.
+
+# %%
+kit.upstream.outcomes(client, by=["capture", "phase"], slow_s=slow_threshold_s)
+
+# %% [markdown]
+# ## Latency distribution (log scale)
+#
+# Bins are log-spaced (10 per factor of ten), counted in polars; the y axis is compressed
+# (symlog) so a few hundred slow answers stay visible next to thousands of fast ones. Dashes
+# separate the phases of the run.
+
+# %%
+hist = kit.upstream.log_histogram(client, value="latency_s", by=["capture", "phase"])
+kit.charts.latency_histogram_chart(hist, by=["capture"], dash="phase")
+
+# %% [markdown]
+# ## Slow or unanswered queries over time
+#
+# Dashed rules mark the change and the fix. Slow answers starting exactly at the change, on the
+# changed node only, tie the latency to the change.
+
+# %%
+slow = kit.upstream.slow_over_time(client, slow_s=slow_threshold_s, every=every, by=["capture"])
+kit.charts.slow_answers_chart(
+    slow, by=["capture"], change_time=tl.change_time, fix_time=tl.fix_time
+)
+
+# %% [markdown]
+# ## The slowest answers
+#
+# The 20 slowest client transactions (unanswered ones first: they waited longest). `frame_query`
+# is the tshark frame number to open in Wireshark (`frame.number == N`); notebook 05 finds the
+# upstream connection behind each one.
+
+# %%
+client.sort(["answered", "latency_s"], descending=[False, True], nulls_last=False).head(20).select(
+    "capture", "ts", "client_ip", "qname", "qtype", "transport", "latency_s", "answered",
+    "censored", "rcode", "retransmissions", "frame_query", "phase"
+)  # fmt: skip
+
+# %% [markdown]
+# ## Unanswered and censored queries
+#
+# An unanswered query (no answer, and sent long enough before the end of the capture) is a
+# failure the client saw as a timeout; a censored one simply had no time to be answered before the
+# capture stopped. Empty tables are good news.
+
+# %%
+client.filter(~pl.col("answered")).group_by("capture", "censored", "phase").agg(
+    queries=pl.len(), first=pl.col("ts").min(), last=pl.col("ts").max()
+).sort("capture", "censored", "phase")
+
+# %% [markdown]
+# ## Where the slow answers pile up
+#
+# Peaks of the slow tail (`mode_s`, seconds). Peaks near 1, 3 and 7 s match the kernel's SYN
+# retransmission timers (`matches`): the cache waited for TCP connections to the upstream.
+# Notebook 05 checks this on the connections themselves.
+
+# %%
+modes = kit.upstream.latency_modes_by(client, value="latency_s", by=["capture"])
+kit.upstream.match_ladder(modes)
+
+# %% [markdown]
+# **Next:** `05-upstream-tcp` looks at the connections from the cache to the upstream resolver:
+# SYN retransmissions, handshake times, and the packet rate against the resolver's limit.

@@ -1,0 +1,290 @@
+"""kit.upstream on the lab sample, cross-checked with tshark's own fields and the lab's nftables counters.
+
+The sample (data/sample, see lab/README.md) has two captures: node1 switched its cache's upstream
+to TCP at ``change_time`` and lost SYNs (nftables dropped them at random); node2 stayed on UDP.
+``run.json`` records the topology (cache and upstream addresses) and nftables counters
+(``syn_seen``: SYNs towards the resolver; ``syn_dropped``: SYNs it dropped), which are independent
+of the capture and of tshark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import kit
+from kit import upstream as up
+from kit.capture import Capture
+
+UTC = dt.UTC
+
+
+@pytest.fixture(scope="module")
+def sample(repo_root: Path) -> Path:
+    path = repo_root / "data" / "sample"
+    if not (path / "captures" / "node1.pcap").exists():
+        pytest.skip("data/sample not generated (make sample)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(sample: Path) -> dict:
+    return json.loads((sample / "run.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def cap(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Capture:
+    return kit.read_capture(sample / "captures", cache=tmp_path_factory.mktemp("cache"))
+
+
+def tshark_rows(tshark: str, pcap: Path, fields: list[str], display_filter: str) -> list[list[str]]:
+    """tshark's own view: one list of field values per packet matching ``display_filter``."""
+    argv = [tshark, "-n", "-r", str(pcap), "-Y", display_filter, "-T", "fields"]
+    for f in fields:
+        argv += ["-e", f]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, env={"LC_ALL": "C"})
+    return [line.split("\t") for line in out.stdout.splitlines()]
+
+
+# --------------------------------------------------------------------------------------------
+# roles
+
+
+def test_roles_match_the_lab_topology(cap: Capture, run: dict) -> None:
+    topo = run["topology"]
+    cache_ips = {n["cache_ip"] for n in topo["nodes"]}
+    roles = up.server_roles(cap.dns)
+    assert set(roles.filter(pl.col("role") == "cache")["server_ip"]) == cache_ips
+    assert up.infer_cache_ips(cap.dns) == sorted(cache_ips)
+    assert up.infer_upstream_ips(cap.dns) == [topo["upstream"]["ip"]]
+    # every query the upstream got is a name some pod asked the cache (the lab's query files hold
+    # only names under the generated zone, and the upstream only sees misses)
+    row = roles.filter(pl.col("server_ip") == topo["upstream"]["ip"]).row(0, named=True)
+    assert row["role"] == "upstream" and row["forwarded_names"] > 0
+    assert row["captures"] == 2
+
+
+def test_explicit_addresses_win_and_no_dns_gives_no_guess(cap: Capture) -> None:
+    assert up.infer_cache_ips(cap.dns, "10.96.0.10") == ["10.96.0.10"]
+    assert up.infer_upstream_ips(cap.dns, ["192.0.2.1"]) == ["192.0.2.1"]
+    # with the wrong cache address given, the upstream guess is the servers asked its names: none
+    assert up.infer_upstream_ips(cap.dns, cache_ips=["192.0.2.99"]) == []
+    empty = cap.dns.clear()
+    assert up.server_roles(empty).is_empty()
+    assert up.infer_cache_ips(empty) == [] and up.infer_upstream_ips(empty) == []
+
+
+def test_roles_on_a_hand_made_frame() -> None:
+    # three pods ask 10.0.0.10 (the cache); it forwards "B.example" to 10.0.0.2 (case differs on
+    # the wire) ; one pod asks 10.0.0.3 for a name nobody asked the cache: "other"
+    t = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    dns = pl.DataFrame(
+        {
+            "capture": ["n"] * 6,
+            "ts": [t] * 6,
+            "client_ip": ["p1", "p2", "p3", "p1", "c", "p1"],
+            "server_ip": [
+                "10.0.0.10",
+                "10.0.0.10",
+                "10.0.0.10",
+                "10.0.0.10",
+                "10.0.0.2",
+                "10.0.0.3",
+            ],
+            "qname": ["a.example", "b.example", "a.example", "a.example", "B.EXAMPLE", "z.example"],
+            "qtype": ["A"] * 6,
+        }
+    )
+    roles = up.server_roles(dns)
+    assert roles.rows() == [
+        ("10.0.0.10", "cache", 3, 4, 0, 1),
+        ("10.0.0.2", "upstream", 1, 1, 1, 1),
+        ("10.0.0.3", "other", 1, 1, 0, 1),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# client side, against tshark
+
+
+@pytest.fixture(scope="module")
+def node1_responses(tshark: str, sample: Path, run: dict) -> list[float]:
+    cache = run["topology"]["nodes"][0]["cache_ip"]
+    rows = tshark_rows(
+        tshark,
+        sample / "captures" / "node1.pcap",
+        ["dns.time"],
+        f"dns.flags.response == 1 && ip.src == {cache} && !icmp",
+    )
+    return [float(r[0]) for r in rows]
+
+
+def test_outcomes_agree_with_tshark(cap: Capture, node1_responses: list[float]) -> None:
+    client = up.client_queries(cap.dns, up.infer_cache_ips(cap.dns))
+    got = up.outcomes(client, by=["capture"], slow_s=1.0).filter(pl.col("capture") == "node1")
+    row = got.row(0, named=True)
+    # tshark pairs each response with its query and prints the wait as dns.time
+    assert row["answered"] == len(node1_responses)
+    assert row["slow"] == sum(1 for t in node1_responses if t >= 1.0)
+    assert row["max_s"] == pytest.approx(max(node1_responses), abs=1e-6)
+    assert row["queries"] == row["answered"] + row["unanswered"] + row["censored"]
+    ordered = sorted(node1_responses)
+    # nearest-rank median of tshark's values
+    assert row["p50_s"] == pytest.approx(ordered[round(0.5 * (len(ordered) - 1))], abs=1e-6)
+
+
+def test_log_histogram_bins_by_hand() -> None:
+    df = pl.DataFrame(
+        {
+            "g": ["a", "a", "a", "a", "a", "b", "b"],
+            "latency_s": [0.001, 0.00101, 0.0099, 0.01, 3.2, 0.0, None],
+        }
+    )
+    h = up.log_histogram(df, by=["g"], bins_per_decade=1, min_s=1e-5)
+    # log10: -3, -2.996, -2.004 -> bin -3 (three values); 0.01 -> -2; 3.2 -> 0.505 -> 0;
+    # 0.0 is clamped to min_s 1e-5 -> -5; None is not counted
+    assert h.select("g", "bin", "count").rows() == [
+        ("a", -3, 3),
+        ("a", -2, 1),
+        ("a", 0, 1),
+        ("b", -5, 1),
+    ]
+    a = h.filter(pl.col("g") == "a")
+    assert a["share"].to_list() == pytest.approx([0.6, 0.2, 0.2])
+    assert a["lower_s"].to_list() == pytest.approx([0.001, 0.01, 1.0])
+    assert a["upper_s"].to_list() == pytest.approx([0.01, 0.1, 10.0])
+
+
+def test_log_histogram_counts_every_answer(cap: Capture, node1_responses: list[float]) -> None:
+    client = up.client_queries(cap.dns, up.infer_cache_ips(cap.dns))
+    h = up.log_histogram(client, by=["capture"], bins_per_decade=10)
+    node1 = h.filter(pl.col("capture") == "node1")
+    assert node1["count"].sum() == len(node1_responses)
+    # answers of at least 1 s are the bins from bin 0 (lower edge 1 s) up
+    assert node1.filter(pl.col("bin") >= 0)["count"].sum() == sum(
+        1 for t in node1_responses if t >= 1.0
+    )
+
+
+def test_slow_over_time_by_hand() -> None:
+    t0 = dt.datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
+    s = dt.timedelta(seconds=1)
+    dns = pl.DataFrame(
+        {
+            "capture": ["n"] * 5,
+            "ts": [t0, t0 + 2 * s, t0 + 4 * s, t0 + 6 * s, t0 + 9 * s],
+            "latency_s": [0.001, 1.5, None, 1.0, None],
+            "answered": [True, True, False, True, False],
+            "censored": [False, False, False, False, True],
+        }
+    )
+    got = up.slow_over_time(dns, slow_s=1.0, every="5s")
+    # bin 00:00:00: 3 queries, one slow (1.5 s), one unanswered; bin 00:00:05: 2 queries, one slow
+    # (1.0 s counts: at the threshold), the unanswered one is censored
+    assert got.select("ts", "queries", "slow", "unanswered").rows() == [
+        (t0, 3, 1, 1),
+        (t0 + 5 * s, 2, 1, 0),
+    ]
+    assert got["slow_share"].to_list() == pytest.approx([2 / 3, 1 / 2])
+
+
+# --------------------------------------------------------------------------------------------
+# TCP towards the upstream, against nftables and tshark
+
+
+def test_syn_counts_agree_with_nftables_and_tshark(
+    cap: Capture, run: dict, tshark: str, sample: Path
+) -> None:
+    upstream = run["topology"]["upstream"]["ip"]
+    syn = up.syn_retransmissions(cap.packets, every="1s", server_ips=[upstream])
+    node1 = syn.filter(pl.col("capture") == "node1")
+    # nftables counted every SYN towards the resolver in node1's namespace
+    assert node1["syns"].sum() == run["counts"]["syn_seen"]
+    assert syn.filter(pl.col("capture") == "node2").is_empty()  # UDP control: no TCP at all
+    rows = tshark_rows(
+        tshark,
+        sample / "captures" / "node1.pcap",
+        ["frame.time_epoch"],
+        f"ip.dst == {upstream} && tcp.flags.syn == 1 && tcp.flags.ack == 0 "
+        "&& tcp.analysis.retransmission",
+    )
+    per_second = Counter(int(float(r[0])) for r in rows)
+    got = {
+        int(ts.timestamp()): n
+        for ts, n in node1.filter(pl.col("retransmitted_syns") > 0)
+        .select("ts", "retransmitted_syns")
+        .rows()
+    }
+    assert got == dict(per_second)
+    assert node1["first_syns"].sum() + node1["retransmitted_syns"].sum() == node1["syns"].sum()
+
+
+def test_connection_summary_agrees_with_nftables(cap: Capture, run: dict) -> None:
+    upstream = run["topology"]["upstream"]["ip"]
+    summary = up.connection_summary(cap.tcp, server_ips=[upstream])
+    assert summary["capture"].to_list() == ["node1"]
+    row = summary.row(0, named=True)
+    counts = run["counts"]
+    # SYNs seen = first SYNs (one per connection) + retransmitted SYNs
+    assert row["connections"] + row["syn_retransmits"] == counts["syn_seen"]
+    # nftables dropped the SYNs that got no SYN/ACK; each established connection got exactly one
+    assert row["established"] == counts["syn_seen"] - counts["syn_dropped"]
+    assert row["connections"] == row["established"] + row["not_established"] + row["already_open"]
+    # net.ipv4.tcp_syn_retries (run.json sysctl) bounds the retransmitted SYNs per connection
+    assert 1 <= row["max_syn_retransmits"] <= run["sysctl"]["node1"]["net.ipv4.tcp_syn_retries"]
+    assert row["retransmit_share"] == pytest.approx(
+        row["with_syn_retransmits"] / row["connections"]
+    )
+
+
+def test_handshake_times_sit_on_the_ladder(cap: Capture) -> None:
+    tcp = cap.tcp.filter(pl.col("established"))
+    # a connection whose first k SYNs were lost completes on rung k (k = 0: within milliseconds on
+    # veth links); the kernel's timers fire a little late (jiffies, backoff slack): within 5 %
+    ladder = dict(up.syn_ladder(retries=6).select("retry", "timer_s").rows())
+    ladder[0] = 0.0
+    rung = pl.col("syn_retransmits").replace_strict(ladder, return_dtype=pl.Float64)
+    off = tcp.filter((pl.col("handshake_s") - rung).abs() > 0.01 + 0.05 * rung)
+    assert off.is_empty(), off
+    assert tcp["syn_retransmits"].max() >= 3  # the sample reaches at least the 7 s rung
+
+
+def test_syn_ladder_by_hand() -> None:
+    lad = up.syn_ladder()
+    # RFC 6298: initial RTO 1 s, doubled after each retransmission: waits 1, 2, 4, 8 s
+    assert lad["rto_s"].to_list() == [1.0, 2.0, 4.0, 8.0]
+    assert lad["timer_s"].to_list() == [1.0, 3.0, 7.0, 15.0]
+    assert lad["label"][1] == "SYN retry 2: 3 s"
+    assert up.syn_ladder(initial_rto_s=0.2, retries=3)["timer_s"].to_list() == pytest.approx(
+        [0.2, 0.6, 1.4]
+    )
+
+
+def test_match_ladder_by_hand() -> None:
+    modes = pl.DataFrame({"mode_s": [1.05, 2.0, 7.5], "count": [10, 5, 3]})
+    got = up.match_ladder(modes)
+    # 1.05 -> 1 s (ratio 1.05); 2.0 is nearer 3 s than 1 s on a log scale (|ln 2/3| < |ln 2|),
+    # ratio 0.667: no match; 7.5 -> 7 s (ratio 1.071)
+    assert got.select("timer_s", "matches").rows() == [(1.0, True), (3.0, False), (7.0, True)]
+    assert got["ratio"].to_list() == pytest.approx([1.05, 2 / 3, 7.5 / 7])
+    assert up.match_ladder(modes.clear())["matches"].to_list() == []
+
+
+def test_client_modes_match_the_syn_ladder_on_node1_only(
+    cap: Capture, node1_responses: list[float]
+) -> None:
+    client = up.client_queries(cap.dns, up.infer_cache_ips(cap.dns))
+    modes = up.match_ladder(up.latency_modes_by(client, by=["capture"]))
+    # node2 (UDP control) never waits 0.2 s or more, so it has no slow-tail mode at all
+    assert set(modes["capture"]) == {"node1"}
+    matched = modes.filter(pl.col("matches"))
+    assert matched["timer_s"].to_list() == [1.0, 3.0, 7.0]
+    # each mode's count is the answers tshark timed within the mode's span
+    for lo, hi, n in matched.select("lower_s", "upper_s", "count").rows():
+        assert n == sum(1 for t in node1_responses if lo <= t < hi)
