@@ -534,6 +534,8 @@ def test_generated_node_capture_ground_truth(tmp_path: Path, tshark: str) -> Non
         ("zeek_dns-edns-ecs.pcap", 20, 2),  # IPv4/IPv6, fragments, TCP without handshakes
         ("ndpi_KakaoTalk_chat.pcap", 50, 10),  # non-DNS TCP streams interleaved: numbering
         ("ndpi_dns_fragmented.pcap", 10, 3),
+        ("ndpi_dns-google-nsid.pcapng", 4, 1),  # pcapng, 3 interfaces, ns and µs resolution
+        ("syn_retransmit.pcap.gz", 8, 2),  # gzip; ranges cut between a SYN and its retransmissions
     ],
 )
 def test_chunked_equals_one_pass(
@@ -549,11 +551,22 @@ def test_chunked_equals_one_pass(
     if source == "generated":
         path = tmp_path / "node.pcap"
         _bench_generator().generate(path, 4000, seed=3)
+    elif source.startswith("syn_retransmit"):
+        path = Path(__file__).resolve().parent / "data" / "capture" / source
     else:
         path = shared_fixtures / "pcaps" / source
     monkeypatch.setattr(kc, "CHUNK_OVERLAP_PACKETS", overlap)
     one = kit.read_capture(path, cache=False, chunk_packets=0)
+    calls: list[int] = []
+    real = kc._chunked
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kc, "_chunked", spy)
     many = kit.read_capture(path, cache=False, chunk_packets=chunk, workers=2)
+    assert calls == [1]  # the ranges path really ran
     for name in ("dns", "tcp", "packets"):
         assert_frame_equal(getattr(one, name), getattr(many, name))
     assert_frame_equal(one.meta.drop("notes"), many.meta.drop("notes"))
