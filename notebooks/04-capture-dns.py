@@ -46,7 +46,7 @@ import kit.timeline
 import kit.upstream
 
 # %%
-cap = kit.read_capture(capture)
+cap = kit.read_capture(capture, progress=False)
 tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
 cap.meta.select(
     "capture",

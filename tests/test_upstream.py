@@ -288,3 +288,21 @@ def test_client_modes_match_the_syn_ladder_on_node1_only(
     # each mode's count is the answers tshark timed within the mode's span
     for lo, hi, n in matched.select("lower_s", "upper_s", "count").rows():
         assert n == sum(1 for t in node1_responses if lo <= t < hi)
+
+
+def test_attribution_summary_puts_answers_on_the_ladder(
+    cap: Capture, node1_responses: list[float]
+) -> None:
+    attribution = kit.capture.attribute_slow_answers(cap, slow_s=1.0)
+    summary = up.attribution_summary(attribution)
+    # every slow answer tshark timed on node1 is in the summary (node2 has none; nothing unanswered)
+    assert summary["answers"].sum() == sum(1 for t in node1_responses if t >= 1.0)
+    assert summary["unanswered"].sum() == 0
+    assert set(summary["capture"]) == {"node1"}
+    # answers served by an upstream query over a connection with k retransmitted SYNs waited about
+    # rung k of the ladder (1, 3, 7, 15 s), within 5 % (kernel timer slack and the upstream's RTT)
+    rungs = dict(up.syn_ladder(retries=6).select("retry", "timer_s").rows())
+    by_dns = summary.filter(pl.col("up_match") == "dns")
+    assert by_dns.height >= 3
+    for k, p50 in by_dns.select("syn_retransmits", "latency_p50_s").rows():
+        assert p50 == pytest.approx(rungs[k], rel=0.05), (k, p50)

@@ -1,0 +1,181 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · What happened on the connections to the upstream resolver?
+#
+# A node-local cache forwards its misses to the upstream resolver (the AWS VPC resolver at
+# `169.254.169.253`). With `force_tcp` (CoreDNS) or `tcp-upstream: yes` (unbound) every miss may
+# need a TCP connection; when the resolver drops connection attempts, the kernel retransmits the
+# SYN after 1 s, then 2 s, 4 s, 8 s later, and the pod waits **1, 3, 7, 15 s**.
+#
+# This notebook checks, from the captures:
+#
+# 1. the TCP connections to the upstream: how many needed retransmitted SYNs, handshake times;
+# 2. whether the client latency modes sit on that SYN-retransmission ladder;
+# 3. which upstream connection served each slow client answer (the attribution join);
+# 4. the packet rate towards the upstream against the resolver's packet limit (1024 pps per
+#    network interface for the AWS VPC resolver): is it rate limiting, or something else?
+
+# %% tags=["parameters"]
+capture: list[str] = ["data/sample/captures"]  # pcap/pcapng files or folders from the nodes
+run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with change/fix times
+change_time: str | None = None  # when the change happened (ISO 8601 UTC); overrides run_json
+fix_time: str | None = None  # when it was fixed (ISO 8601 UTC); overrides run_json
+upstream_ip: list[str] | None = None  # upstream resolvers (169.254.169.253...); None: inferred
+cache_ip: list[str] | None = None  # node-local cache address(es); None: inferred from capture
+packet_limit_pps: float = 1024.0  # upstream packet limit, packets per second (AWS VPC: 1024)
+slow_threshold_s: float = 1.0  # a client answer slower than this is slow, in seconds
+every: str = "1s"  # time bin for SYNs and the I/O graph (polars duration: 1s, 5s, 1m)
+
+# %%
+import polars as pl
+
+import kit
+import kit.capture
+import kit.charts
+import kit.timeline
+import kit.upstream
+
+# %%
+cap = kit.read_capture(capture, progress=False)
+tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
+caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip)
+upstreams = kit.upstream.infer_upstream_ips(cap.dns, upstream_ip, cache_ips=caches)
+kit.upstream.server_roles(cap.dns)
+
+# %% [markdown]
+# The cache and upstream addresses used below (inferred unless given as parameters). An empty
+# upstream list means the captures hold no forwarded query: capture on the node (both legs), or
+# set `upstream_ip`.
+
+# %%
+pl.DataFrame({"cache": [caches], "upstream": [upstreams]})
+
+# %% [markdown]
+# ## TCP connections to the upstream
+#
+# One row per capture and upstream. `not_established` connections never got a SYN/ACK;
+# `with_syn_retransmits` needed more than one SYN; handshake times are in seconds. A healthy link
+# needs no retransmitted SYN at all; on a node that only uses UDP there is no row.
+
+# %%
+kit.upstream.connection_summary(cap.tcp, by=["capture", "server_ip"], server_ips=upstreams)
+
+# %% [markdown]
+# ## SYN retransmissions over time
+#
+# Retransmitted SYNs towards the upstream per time bin. They start with the change (dashed rule)
+# and stop with the fix if the switch to TCP caused them.
+
+# %%
+syn = kit.upstream.syn_retransmissions(
+    cap.packets, every=every, by=["capture", "dst_ip"], server_ips=upstreams
+)
+kit.charts.syn_retransmissions_chart(
+    syn, by=["capture", "dst_ip"], change_time=tl.change_time, fix_time=tl.fix_time
+)
+
+# %% [markdown]
+# ## Handshake times
+#
+# First SYN to SYN/ACK per connection, on a log scale, with the retransmission timers as red
+# rules: handshakes sitting on 1 / 3 / 7 / 15 s are connections whose first 1 / 2 / 3 / 4 SYNs
+# were lost.
+
+# %%
+ladder = kit.upstream.syn_ladder()
+handshakes = kit.upstream.log_histogram(
+    cap.tcp.filter(pl.col("server_ip").is_in(upstreams)),
+    value="handshake_s",
+    by=["capture", "server_ip"],
+)
+kit.charts.latency_histogram_chart(
+    handshakes,
+    by=["capture", "server_ip"],
+    ladder=ladder,
+    title="TCP handshake time to the upstream",
+    x_title="first SYN to SYN/ACK (s, log scale)",
+    y_title="connections per bin",
+)
+
+# %% [markdown]
+# ## Client latency modes against the SYN ladder
+#
+# The slow tail of what the pods waited (from the client side of the same captures), its peaks
+# (diamonds) and the SYN timers (rules). Peaks on the rules mean the pods waited for the cache's
+# TCP connection attempts; peaks elsewhere point at another timer (e.g. a resolver retry after
+# a timeout).
+
+# %%
+client = kit.upstream.client_queries(cap.dns, caches)
+modes = kit.upstream.latency_modes_by(client, value="latency_s", by=["capture"])
+client_hist = kit.upstream.log_histogram(client, value="latency_s", by=["capture"])
+kit.charts.ladder_chart(client_hist, ladder, modes, by=["capture"])
+
+# %%
+kit.upstream.match_ladder(modes, ladder)
+
+# %% [markdown]
+# ## Which upstream connection served each slow answer?
+#
+# Every slow (or unanswered) client query joined with the upstream transaction that carried the
+# same name right after it, and the TCP connection it used (`kit.capture.attribute_slow_answers`).
+# `up_match` says how it was found: `dns` (the upstream query), `failed_connection` (a connection
+# that never carried a query, e.g. all its SYNs dropped); null: nothing found. If answers with 1, 2,
+# 3 retransmitted SYNs wait about 1, 3, 7 s, the lost SYNs explain the latency.
+
+# %%
+attribution = kit.capture.attribute_slow_answers(cap, slow_s=slow_threshold_s)
+kit.upstream.attribution_summary(attribution)
+
+# %% [markdown]
+# The 20 slowest, with the upstream side (`up_wait_s`: seconds from the upstream leg's first SYN
+# to its answer; `tcp_stream`: open it in Wireshark with `tcp.stream == N`).
+
+# %%
+attribution.head(20).select(
+    "capture", "ts", "qname", "qtype", "latency_s", "answered", "up_match", "up_transport",
+    "up_wait_s", "tcp_stream", "syn_retransmits", "handshake_s", "explained", "frame_query"
+)  # fmt: skip
+
+# %% [markdown]
+# ## I/O graph: packets per second towards the upstream
+#
+# Packets sent to the upstream per time bin, with the packet limit as a red rule. Bins above the
+# limit would point at rate limiting (the resolver drops packets over its budget); a rate far
+# below it rules that out: the drops are about TCP, not volume.
+
+# %%
+rates = kit.capture.packet_rates(
+    kit.upstream.upstream_packets(cap.packets, upstreams),
+    every=every,
+    by=["capture", "dst_ip"],
+    limit_pps=packet_limit_pps,
+)
+kit.charts.io_graph_chart(
+    rates,
+    by=["capture", "dst_ip"],
+    limit_pps=packet_limit_pps,
+    change_time=tl.change_time,
+    fix_time=tl.fix_time,
+)
+
+# %%
+kit.capture.rate_summary(rates, by=["capture", "dst_ip"], limit_pps=packet_limit_pps)
+
+# %% [markdown]
+# **Reading it:** retransmitted SYNs that begin with the change, handshakes and client latency
+# modes on the 1 / 3 / 7 s rungs, slow answers each served by a connection with lost SYNs, and a
+# packet rate far below the limit together say: the upstream is dropping TCP connection attempts,
+# not rate limiting packets. The fix is to forward over UDP (CoreDNS: drop `force_tcp`, or
+# `prefer_udp`; unbound: `tcp-upstream: no`). `06-findings` states it with the evidence.
