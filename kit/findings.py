@@ -1,0 +1,1585 @@
+"""Findings: the verdict of an investigation, each with its evidence and how to confirm it.
+
+:func:`run` takes inputs that are already loaded (a :class:`kit.capture.Capture`, a
+:class:`kit.coredns.CoreDNSLog`, a :class:`kit.unbound.ResolverLog`, a metrics frame of
+``kit.read_metrics``, forward settings in ``kit.corefile.FORWARD_SCHEMA``) and runs every check
+that has the data it needs. Each check is a function ``check_<cause>(...) -> Finding | None`` so
+it can be run and tested on its own; ``None`` means "this cause is not visible in this data".
+
+The checks (``id``: what fires it):
+
+- ``forced-tcp``: a forward upstream whose transport is forced to TCP (CoreDNS ``force_tcp``,
+  unbound ``tcp-upstream``/``forward-tcp-upstream``).
+- ``syn-retransmissions``: SYNs towards a port-53 upstream sent again (the kernel's SYN backoff:
+  1 s, then 2 s, 4 s...), with the slow client answers they explain.
+- ``latency-timer-modes``: slow latencies pile up at the value of a known timer (SYN backoff
+  1/3/7/15 s, CoreDNS's 2 s upstream read timeout, a 5 s resolver retry).
+- ``bucket-ceiling``: a latency quantile from a histogram is pinned at the last finite bucket
+  (CoreDNS: 8.192 s): the metric only says "at least this slow".
+- ``packet-rate-limit``: packets towards one resolver above the per-interface limit (AWS VPC
+  resolver: 1024 pps); ``packet-rate-below-limit`` (info) when answers are slow but the rate
+  stays far below it, which rules the limit out.
+- ``upstream-error-bursts``: bins with many upstream errors (CoreDNS ``errors`` plugin,
+  unbound error lines).
+- ``metrics-blind-spot``: client-side p99 from the capture far above the server-side p99 from
+  the metrics.
+- classic causes: ``ndots-search-expansion`` (NXDOMAIN answers for search-path expansions),
+  ``truncation-tcp-fallback`` (TC=1 answers retried over TCP), ``servfail-storm``,
+  ``conntrack-race`` (A and AAAA from one socket, one of them answered ~5 s late or never).
+
+Names in evidence frames are data (``qname`` as on the wire in presentation form, without the
+trailing dot, case preserved); the report escapes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from kit.timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FINDINGS_SCHEMA",
+    "KNOWN_TIMERS",
+    "SEVERITIES",
+    "Finding",
+    "Inputs",
+    "check_bucket_ceiling",
+    "check_conntrack_race",
+    "check_error_bursts",
+    "check_forced_tcp",
+    "check_latency_modes",
+    "check_metrics_blind_spot",
+    "check_ndots_expansion",
+    "check_packet_rate",
+    "check_servfail_storm",
+    "check_syn_retransmissions",
+    "check_truncation",
+    "evidence_table",
+    "findings_frame",
+    "infer_upstreams",
+    "load_inputs",
+    "restrict",
+    "run",
+    "run_on",
+    "show_evidence",
+]
+
+SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+"""Severity levels, most severe first (the order :func:`run` sorts by)."""
+
+KNOWN_TIMERS: tuple[tuple[str, float], ...] = (
+    ("TCP SYN backoff: answer after the 1st SYN retransmission (1 s)", 1.0),
+    ("CoreDNS forward: 2 s upstream read timeout", 2.0),
+    ("TCP SYN backoff: answer after the 2nd SYN retransmission (1+2 s)", 3.0),
+    ("resolver retry after 5 s (glibc/musl timeout; conntrack A/AAAA race)", 5.0),
+    ("TCP SYN backoff: answer after the 3rd SYN retransmission (1+2+4 s)", 7.0),
+    ("TCP SYN backoff: answer after the 4th SYN retransmission (1+2+4+8 s)", 15.0),
+)
+"""(name, seconds) of timers that make latencies pile up at one value."""
+
+FINDINGS_SCHEMA = pl.Schema(
+    {
+        "severity": pl.String,
+        "id": pl.String,
+        "title": pl.String,
+        "explanation": pl.String,
+        "evidence": pl.String,
+        "confirm": pl.String,
+    }
+)
+"""Schema of :func:`findings_frame`: one row per finding, evidence summarised as text."""
+
+_UTC = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding: what fired, why it matters, the evidence and how to confirm it.
+
+    Attributes
+    ----------
+    id : str
+        Stable identifier (``"syn-retransmissions"``...).
+    title : str
+        One line.
+    severity : str
+        ``"critical"``, ``"warning"`` or ``"info"``.
+    explanation : str
+        One paragraph: what was seen, what it means, what to check next.
+    evidence : Mapping[str, Any]
+        Names to numbers, strings or small polars frames (the rows behind the numbers).
+    confirm : str
+        The exact command or query that confirms it on the raw artefacts.
+    """
+
+    id: str
+    title: str
+    severity: str
+    explanation: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    confirm: str = ""
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity {self.severity!r} not one of {SEVERITIES}")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _quote(text: str) -> str:
+    """Single-quote for a POSIX shell."""
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def _capture_paths(capture: Any) -> list[str]:
+    if capture is None or capture.meta.is_empty():
+        return ["capture.pcap"]
+    return [str(p) for p in capture.meta["path"].to_list()]
+
+
+def _host(upstream: str | None) -> str | None:
+    """``1.2.3.4:53`` / ``[::1]:53`` / ``1.2.3.4`` -> the address."""
+    if upstream is None:
+        return None
+    u = upstream.strip()
+    if u.startswith("["):
+        return u[1 : u.find("]")] if "]" in u else u[1:]
+    if u.count(":") == 1:
+        return u.split(":", 1)[0]
+    return u
+
+
+def _ip_filter(ips: Sequence[str], field_v4: str = "ip.dst", field_v6: str = "ipv6.dst") -> str:
+    parts = [f"{field_v6 if ':' in ip else field_v4}=={ip}" for ip in ips]
+    if not parts:
+        return ""
+    return parts[0] if len(parts) == 1 else "(" + " || ".join(parts) + ")"
+
+
+def infer_upstreams(capture: Any, forward: pl.DataFrame | None = None) -> list[str]:
+    """Addresses of the upstream resolvers: from forward settings, else from the capture.
+
+    In a capture, a server is an upstream when it is asked the same name and type (names compared
+    case-insensitively) by another sender, at most 0.5 s after another server was asked and before
+    that one answered: the cache forwarding a miss. At least 3 such forwarded queries, and at
+    least 10 % of the server's queries, are needed.
+
+    Parameters
+    ----------
+    capture
+        A :class:`kit.capture.Capture` or ``None``.
+    forward
+        Forward settings (``FORWARD_SCHEMA``) or ``None``; their ``upstream`` hosts come first.
+
+    Returns
+    -------
+    list[str]
+        Addresses, sorted, without duplicates.
+    """
+    found: set[str] = set()
+    if forward is not None and not forward.is_empty():
+        found |= {h for h in (_host(u) for u in forward["upstream"].to_list()) if h}
+    if capture is not None and not capture.dns.is_empty():
+        d = (
+            capture.dns.select(
+                "capture",
+                "ts",
+                "client_ip",
+                "server_ip",
+                "qtype",
+                end=pl.col("ts_response").fill_null(pl.col("ts") + timedelta(seconds=10)),
+                key=pl.col("qname").str.to_lowercase(),
+            )
+            .sort("capture", "key", "qtype", "ts")
+            .with_columns(
+                prev_ts=pl.col("ts").shift(1).over("capture", "key", "qtype"),
+                prev_end=pl.col("end").shift(1).over("capture", "key", "qtype"),
+                prev_server=pl.col("server_ip").shift(1).over("capture", "key", "qtype"),
+                prev_client=pl.col("client_ip").shift(1).over("capture", "key", "qtype"),
+            )
+        )
+        # forwarded: sent by another address to another server while the first was still waiting
+        fwd = d.filter(
+            (pl.col("prev_server") != pl.col("server_ip"))
+            & (pl.col("prev_client") != pl.col("client_ip"))
+            & ((pl.col("ts") - pl.col("prev_ts")) <= timedelta(seconds=0.5))
+            & (pl.col("prev_end") >= pl.col("ts"))
+        )
+        votes = (
+            fwd.group_by("server_ip")
+            .len()
+            .join(d.group_by("server_ip").agg(total=pl.len()), on="server_ip")
+            .filter((pl.col("len") >= 3) & (pl.col("len") >= 0.1 * pl.col("total")))
+        )
+        found |= set(votes["server_ip"].to_list())
+    return sorted(found)
+
+
+def restrict(
+    obj: Any,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    timeline: Timeline | None = None,
+    phase: str | None = None,
+    capture_names: Sequence[str] | None = None,
+) -> Any:
+    """The same input limited to ``[start, end)`` (or a timeline phase) and to some captures.
+
+    Parameters
+    ----------
+    obj
+        A :class:`kit.capture.Capture`, :class:`kit.coredns.CoreDNSLog`,
+        :class:`kit.unbound.ResolverLog` or a frame with a ``ts`` column.
+    start, end
+        UTC bounds (either may be ``None``: open).
+    timeline, phase
+        Alternatively, the bounds of the phase named ``phase`` in ``timeline.phases``.
+    capture_names
+        For a capture: keep only these captures (the ``capture`` column, e.g. ``["node2"]``).
+
+    Returns
+    -------
+    The same type, filtered. TCP connections are kept by their first packet time.
+
+    Raises
+    ------
+    KeyError
+        ``phase`` is not in the timeline.
+    """
+    if phase is not None:
+        if timeline is None:
+            raise KeyError(f"phase {phase!r} given without a timeline")
+        rows = timeline.phases.filter(pl.col("phase") == phase)
+        if rows.is_empty():
+            raise KeyError(
+                f"phase {phase!r} not in the timeline ({timeline.phases['phase'].to_list()})"
+            )
+        start, end = rows["start"][0], rows["end"][0]
+
+    def cut(df: pl.DataFrame, ts: str = "ts") -> pl.DataFrame:
+        cond = pl.lit(True)
+        if start is not None:
+            cond = cond & (pl.col(ts) >= start)
+        if end is not None:
+            cond = cond & (pl.col(ts) < end)
+        if capture_names is not None and "capture" in df.columns:
+            cond = cond & pl.col("capture").is_in(list(capture_names))
+        return df.filter(cond)
+
+    if isinstance(obj, pl.DataFrame):
+        return cut(obj)
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise TypeError(f"cannot restrict a {type(obj).__name__}")
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if not isinstance(value, pl.DataFrame):
+            continue
+        if "ts" in value.columns:
+            changes[f.name] = cut(value)
+        elif "ts_first" in value.columns:
+            changes[f.name] = cut(value, "ts_first")
+        elif capture_names is not None and "capture" in value.columns:
+            changes[f.name] = value.filter(pl.col("capture").is_in(list(capture_names)))
+    return dataclasses.replace(obj, **changes)
+
+
+# --------------------------------------------------------------------------------------------
+# the core checks
+
+
+def check_forced_tcp(forward: pl.DataFrame | None, *, corroborated: bool = False) -> Finding | None:
+    """Fires when a forward upstream is forced to TCP (``force_tcp`` / ``tcp-upstream``).
+
+    Parameters
+    ----------
+    forward
+        Forward settings, ``kit.corefile.FORWARD_SCHEMA`` (``Corefile.forward_settings()`` or
+        ``kit.read_unbound_conf``).
+    corroborated
+        The capture shows the damage (SYN retransmissions): severity ``critical`` instead of
+        ``warning``.
+
+    Returns
+    -------
+    Finding | None
+        Evidence: ``settings`` (the forced rows: resolver, zone, upstream, transport, source,
+        line_no), ``upstreams`` (count).
+    """
+    if forward is None or forward.is_empty():
+        return None
+    forced = forward.filter(pl.col("force_tcp").fill_null(False))
+    if forced.is_empty():
+        return None
+    rows = forced.select("resolver", "zone", "upstream", "transport", "source", "line_no")
+    where = sorted({f"{s}:{n}" for s, n in zip(rows["source"], rows["line_no"], strict=True)})
+    ups = sorted(set(rows["upstream"].drop_nulls().to_list()))
+    files = sorted(set(rows["source"].drop_nulls().to_list()))
+    return Finding(
+        id="forced-tcp",
+        title=f"Upstream forced to TCP in the resolver config ({', '.join(ups)})",
+        severity="critical" if corroborated else "warning",
+        explanation=(
+            f"The cache forwards cache misses to {', '.join(ups)} over TCP only ({', '.join(where)}). "
+            "Every miss then needs a TCP connection; resolvers such as the AWS VPC resolver limit "
+            "TCP, and a dropped SYN is only retried after 1 s, 2 s, 4 s..., so clients wait "
+            "seconds. Forward over UDP instead (CoreDNS: remove force_tcp, or use prefer_udp; "
+            "unbound: tcp-upstream: no)."
+        ),
+        evidence={"upstreams": len(ups), "settings": rows},
+        confirm="grep -nE 'force_tcp|tcp-upstream|forward-tcp-upstream' "
+        + " ".join(_quote(f) for f in files),
+    )
+
+
+def _syn_packets(capture: Any, upstreams: Sequence[str] | None) -> pl.DataFrame:
+    p = capture.packets.filter(
+        (pl.col("transport") == "tcp")
+        & ((pl.col("tcp_flags") & 0x12) == 0x02)
+        & (pl.col("dst_port") == 53)
+    )
+    if upstreams:
+        p = p.filter(pl.col("dst_ip").is_in(list(upstreams)))
+    return p
+
+
+def _max_in_window(ts: pl.Series, seconds: float) -> tuple[int, datetime | None]:
+    """Largest number of timestamps in any window ``[t, t + seconds)`` starting at one of them."""
+    if ts.is_empty():
+        return 0, None
+    s = ts.sort()
+    ends = s.search_sorted(s + timedelta(seconds=seconds), side="left")
+    counts = ends - pl.Series(range(s.len()), dtype=ends.dtype)
+    i = int(counts.arg_max() or 0)
+    return int(counts[i]), s[i]
+
+
+def check_syn_retransmissions(
+    capture: Any,
+    *,
+    upstreams: Sequence[str] | None = None,
+    slow_threshold_s: float = 1.0,
+    min_retransmits: int = 3,
+    window_s: float = 8.0,
+) -> Finding | None:
+    """Fires when SYNs towards a port-53 server were retransmitted (at least ``min_retransmits``).
+
+    Parameters
+    ----------
+    capture
+        A :class:`kit.capture.Capture`.
+    upstreams
+        Only connections to these addresses count (default: any port-53 server).
+    slow_threshold_s
+        Client answers at least this slow (seconds) are attributed to upstream connections with
+        :func:`kit.capture.attribute_slow_answers`.
+    min_retransmits
+        Fewest retransmitted SYNs to fire.
+    window_s
+        Window (seconds) for the densest burst of retransmitted SYNs.
+
+    Returns
+    -------
+    Finding | None
+        ``critical`` when slow client answers are attributed to connections with SYN
+        retransmissions, else ``warning``. Evidence: ``connections``, ``syn_retransmits``
+        (retransmitted SYN packets), ``failed_connections`` (no SYN/ACK seen),
+        ``max_retransmits_in_window`` and ``window_start``, ``slow_answers``,
+        ``slow_answers_attributed``, ``per_server`` (frame), ``slow_examples`` (frame, slowest 10).
+    """
+    from kit.capture import attribute_slow_answers
+
+    if capture is None:
+        return None
+    tcp = capture.tcp.filter(pl.col("server_port") == 53)
+    if upstreams:
+        tcp = tcp.filter(pl.col("server_ip").is_in(list(upstreams)))
+    syn = _syn_packets(capture, upstreams)
+    retx = syn.filter(pl.col("is_retransmission"))
+    if retx.height < min_retransmits:
+        return None
+    burst, burst_at = _max_in_window(retx["ts"], window_s)
+    per_server = (
+        tcp.group_by("capture", "server_ip")
+        .agg(
+            connections=pl.len().cast(pl.UInt32),
+            syn_retransmits=pl.col("syn_retransmits").sum().cast(pl.UInt32),
+            failed=(~pl.col("established").fill_null(True)).sum().cast(pl.UInt32),
+            max_handshake_s=pl.col("handshake_s").max(),
+        )
+        .sort("capture", "server_ip")
+    )
+    att = attribute_slow_answers(capture, slow_s=slow_threshold_s)
+    hit = att.filter(pl.col("syn_retransmits").fill_null(0) > 0)
+    if upstreams:
+        hit = hit.filter(pl.col("up_server_ip").is_in(list(upstreams)))
+    servers = sorted(set(retx["dst_ip"].to_list()))
+    paths = [
+        p
+        for p, c in zip(_capture_paths(capture), capture.meta["capture"].to_list(), strict=False)
+        if c in set(retx["capture"].to_list())
+    ] or _capture_paths(capture)
+    flt = "tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.analysis.retransmission"
+    if servers:
+        flt += " && " + _ip_filter(servers)
+    failed = int(per_server["failed"].sum())
+    return Finding(
+        id="syn-retransmissions",
+        title=(
+            f"{retx.height} SYN retransmissions towards {', '.join(servers)}; "
+            f"{hit.height} slow answers attributed to them"
+        ),
+        severity="critical" if hit.height else "warning",
+        explanation=(
+            f"The cache opened {tcp.height} TCP connections to its upstream on port 53 and had to "
+            f"send {retx.height} SYNs again ({burst} within {window_s:g} s at the worst; "
+            f"{failed} connections never got a SYN/ACK). The kernel waits 1 s, then 2 s, 4 s... "
+            f"before each retransmission, so a dropped SYN delays the answer by whole seconds. "
+            f"{hit.height} of {att.height} client answers slower than {slow_threshold_s:g} s waited "
+            "for such a connection. The upstream drops or limits TCP connections: check whether "
+            "TCP is forced to it (forced-tcp) and forward over UDP."
+        ),
+        evidence={
+            "connections": tcp.height,
+            "syn_retransmits": retx.height,
+            "failed_connections": failed,
+            "max_retransmits_in_window": burst,
+            "window_s": window_s,
+            "window_start": burst_at.isoformat() if burst_at is not None else "",
+            "slow_answers": att.height,
+            "slow_answers_attributed": hit.height,
+            "per_server": per_server,
+            "slow_examples": hit.head(10).select(
+                "capture", "ts", "qname", "qtype", "latency_s", "tcp_stream", "syn_retransmits"
+            ),
+        },
+        confirm=" ; ".join(f"tshark -r {_quote(p)} -Y {_quote(flt)}" for p in paths),
+    )
+
+
+def _match_timers(modes: pl.DataFrame, tolerance: float) -> pl.DataFrame:
+    names = [n for n, _ in KNOWN_TIMERS]
+    values = [v for _, v in KNOWN_TIMERS]
+    timer: list[str | None] = []
+    timer_s: list[float | None] = []
+    for m in modes["mode_s"].to_list():
+        best = None
+        for name, v in zip(names, values, strict=True):
+            if abs(m - v) <= tolerance * v and (best is None or abs(m - v) < abs(m - best[1])):
+                best = (name, v)
+        timer.append(best[0] if best else None)
+        timer_s.append(best[1] if best else None)
+    return modes.with_columns(
+        pl.Series("timer", timer, dtype=pl.String), pl.Series("timer_s", timer_s, dtype=pl.Float64)
+    )
+
+
+def check_latency_modes(
+    *,
+    capture: Any = None,
+    coredns: Any = None,
+    unbound: Any = None,
+    min_s: float = 0.5,
+    min_count: int = 5,
+    tolerance: float = 0.12,
+) -> Finding | None:
+    """Fires when slow latencies pile up at a known timer (:data:`KNOWN_TIMERS`).
+
+    Each source given is looked at on its own with :func:`kit.analysis.latency_modes`: capture
+    ``latency_s`` (every transaction), CoreDNS ``duration_s``, unbound ``duration_s``. A mode
+    matches a timer when it lies within ``tolerance`` (relative) of the timer's value.
+
+    Parameters
+    ----------
+    capture, coredns, unbound
+        Loaded inputs (any may be ``None``).
+    min_s
+        Only latencies at or above this (seconds) are considered.
+    min_count
+        Fewest observations in a mode.
+    tolerance
+        Relative distance of a mode to a timer, e.g. 0.12 = 12 %.
+
+    Returns
+    -------
+    Finding | None
+        ``critical`` when at least two steps of the SYN ladder (1, 3, 7, 15 s) match, else
+        ``warning``. Evidence: ``modes`` (frame: source, mode_s, lower_s, upper_s, count, share,
+        timer, timer_s), ``matched`` (count), ``syn_ladder_steps``.
+    """
+    from kit.analysis import latency_modes
+
+    frames: list[pl.DataFrame] = []
+    sources: list[tuple[str, pl.DataFrame, str]] = []
+    if capture is not None:
+        sources.append(("capture", capture.dns, "latency_s"))
+    if coredns is not None:
+        sources.append(("coredns log", coredns.queries, "duration_s"))
+    if unbound is not None:
+        sources.append(("unbound log", unbound.queries, "duration_s"))
+    for name, df, col in sources:
+        modes = latency_modes(df, value=col, min_s=min_s, min_count=min_count)
+        if not modes.is_empty():
+            frames.append(_match_timers(modes, tolerance).with_columns(source=pl.lit(name)))
+    if not frames:
+        return None
+    allm = pl.concat(frames).select(
+        "source", "mode_s", "lower_s", "upper_s", "count", "share", "timer", "timer_s"
+    )
+    matched = allm.filter(pl.col("timer").is_not_null())
+    if matched.is_empty():
+        return None
+    ladder = sorted(
+        set(matched.filter(pl.col("timer_s").is_in([1.0, 3.0, 7.0, 15.0]))["timer_s"].to_list())
+    )
+    shown = ", ".join(f"{t:g}" for t in sorted(set(matched["timer_s"].to_list()))) + " s"
+    if len(ladder) >= 2:
+        meaning = (
+            "Peaks at 1 s, 3 s, 7 s are the TCP SYN retransmission ladder: the answer came only "
+            "after one, two or three SYNs towards the upstream were lost."
+        )
+    else:
+        meaning = "Each matched peak is the value of the timer named in the evidence."
+    confirm_parts = []
+    if capture is not None:
+        confirm_parts += [
+            f"tshark -r {_quote(p)} -Y 'dns.flags.response==1 && dns.time >= {min_s:g}' "
+            "-T fields -e dns.time | cut -c1-3 | sort -n | uniq -c"
+            for p in _capture_paths(capture)
+        ]
+    if coredns is not None or unbound is not None:
+        confirm_parts.append("sort the log's durations and count them per 100 ms")
+    return Finding(
+        id="latency-timer-modes",
+        title=f"Slow latencies pile up at timer values ({shown})",
+        severity="critical" if len(ladder) >= 2 else "warning",
+        explanation=(
+            f"Latencies of at least {min_s:g} s are not spread out: they form peaks at the values "
+            f"of known timers ({shown}; see the modes in the evidence). {meaning} A latency that equals a timer points at the "
+            "mechanism that waited; check the finding that names it (SYN retransmissions, "
+            "upstream timeouts, resolver retries)."
+        ),
+        evidence={"matched": matched.height, "syn_ladder_steps": len(ladder), "modes": allm},
+        confirm=" ; ".join(confirm_parts),
+    )
+
+
+def _histograms(metrics: pl.DataFrame) -> list[str]:
+    names = metrics.filter(pl.col("metric").str.ends_with("_bucket"))["metric"].unique().sort()
+    return [n[: -len("_bucket")] for n in names.to_list() if n]
+
+
+def _label_cols(metrics: pl.DataFrame, metric: str) -> list[str]:
+    sub = metrics.filter(pl.col("metric") == metric)
+    skip = {"ts", "metric", "value", "source", "le"}
+    return [
+        c
+        for c in sub.columns
+        if c not in skip and sub.schema[c] == pl.String and sub[c].drop_nulls().n_unique() > 1
+    ]
+
+
+def _server_quantiles(
+    metrics: pl.DataFrame, *, q: float = 0.99, window: str = "30s", step: str = "5s"
+) -> pl.DataFrame:
+    """p<q> over time of every latency histogram in ``metrics`` (one series per varying label)."""
+    from kit.promql import quantile_series
+
+    out = []
+    for name in _histograms(metrics):
+        by = _label_cols(metrics, name + "_bucket")
+        qs = quantile_series(metrics, name, quantiles=[q], by=by, window=window, step=step).filter(
+            pl.col("value").is_not_nan() & pl.col("value").is_finite()
+        )
+        if qs.is_empty():
+            continue
+        series = (
+            pl.concat_str([pl.lit(f"{c}=") + pl.col(c).fill_null("") for c in by], separator=",")
+            if by
+            else pl.lit("")
+        )
+        out.append(
+            qs.select(
+                "ts",
+                pl.lit(name).alias("metric"),
+                series.alias("series"),
+                "value",
+                "bucket_lower",
+                "bucket_upper",
+                "at_ceiling",
+            )
+        )
+    if not out:
+        return pl.DataFrame(
+            schema={
+                "ts": _UTC,
+                "metric": pl.String,
+                "series": pl.String,
+                "value": pl.Float64,
+                "bucket_lower": pl.Float64,
+                "bucket_upper": pl.Float64,
+                "at_ceiling": pl.Boolean,
+            }
+        )
+    return pl.concat(out)
+
+
+def check_bucket_ceiling(
+    metrics: pl.DataFrame | None,
+    *,
+    quantile: float = 0.99,
+    window: str = "30s",
+    step: str = "5s",
+    min_points: int = 1,
+) -> Finding | None:
+    """Fires when a histogram quantile is pinned at the last finite bucket bound.
+
+    Parameters
+    ----------
+    metrics
+        A ``kit.read_metrics`` frame with ``<name>_bucket`` series (CoreDNS
+        ``coredns_dns_request_duration_seconds``, unbound exporter...).
+    quantile
+        The quantile to compute (0.99).
+    window, step
+        Rate window and evaluation step (PromQL durations).
+    min_points
+        Fewest pinned evaluation points to fire.
+
+    Returns
+    -------
+    Finding | None
+        ``warning``. Evidence: ``ceiling_s`` (the bound), ``pinned_points``, ``points``,
+        ``pinned`` (frame: metric, series, first, last, points, ceiling_s).
+    """
+    if metrics is None or metrics.is_empty() or "le" not in metrics.columns:
+        return None
+    qs = _server_quantiles(metrics, q=quantile, window=window, step=step)
+    pinned = qs.filter(pl.col("at_ceiling"))
+    if pinned.height < min_points:
+        return None
+    summary = (
+        pinned.group_by("metric", "series")
+        .agg(
+            first=pl.col("ts").min(),
+            last=pl.col("ts").max(),
+            points=pl.len().cast(pl.UInt32),
+            ceiling_s=pl.col("bucket_lower").max(),
+        )
+        .sort("metric", "series")
+    )
+    ceiling = float(summary["ceiling_s"].max())  # type: ignore[arg-type]
+    metric = summary["metric"][0]
+    pct = f"p{quantile * 100:g}"
+    return Finding(
+        id="bucket-ceiling",
+        title=f"{pct} pinned at the {ceiling:g} s bucket ceiling of {metric}",
+        severity="warning",
+        explanation=(
+            f"At {pinned.height} of {qs.height} evaluation points the {pct} of {metric} fell "
+            f"beyond its last finite bucket ({ceiling:g} s). The histogram cannot say how slow "
+            f"those requests were: a flat line at {ceiling:g} s means 'at least {ceiling:g} s'. "
+            "Take the real latency from a capture or the query log (dns.time, duration)."
+        ),
+        evidence={
+            "ceiling_s": ceiling,
+            "pinned_points": pinned.height,
+            "points": qs.height,
+            "pinned": summary,
+        },
+        confirm=(
+            f"histogram_quantile({quantile:g}, sum by (le) (rate({metric}_bucket[5m]))) "
+            f'== {ceiling:g}  # and compare {metric}_bucket{{le="+Inf"}} with '
+            f'{metric}_bucket{{le="{ceiling:g}"}}'
+        ),
+    )
+
+
+def check_packet_rate(
+    capture: Any,
+    *,
+    upstreams: Sequence[str] | None = None,
+    limit_pps: float = 1024.0,
+    slow_threshold_s: float = 1.0,
+    far_below: float = 0.5,
+) -> Finding | None:
+    """Compares the packet rate towards each resolver with its per-interface limit.
+
+    Parameters
+    ----------
+    capture
+        A :class:`kit.capture.Capture`.
+    upstreams
+        Resolver addresses (default: every destination of port-53 packets).
+    limit_pps
+        The limit, packets per second (AWS VPC resolver: 1024 per network interface).
+    slow_threshold_s
+        Answers at least this slow (seconds) make the "below the limit" finding worth saying.
+    far_below
+        The peak rate counts as far below when under this share of the limit.
+
+    Returns
+    -------
+    Finding | None
+        ``packet-rate-limit`` (critical) when a 1 s bin exceeds the limit;
+        ``packet-rate-below-limit`` (info) when there are slow answers but the peak stays under
+        ``far_below`` x the limit; else ``None``. Evidence: ``limit_pps``, ``peak_pps``,
+        ``bins_above_limit``, ``slow_answers``, ``rates`` (frame from
+        :func:`kit.capture.rate_summary`).
+    """
+    from kit.capture import packet_rates, rate_summary
+
+    if capture is None or capture.packets.is_empty():
+        return None
+    pk = capture.packets.filter(pl.col("dst_port") == 53)
+    if upstreams:
+        pk = pk.filter(pl.col("dst_ip").is_in(list(upstreams)))
+    if pk.is_empty():
+        return None
+    rates = packet_rates(pk, every="1s", limit_pps=limit_pps)
+    summary = rate_summary(rates, limit_pps=limit_pps)
+    peak = float(summary["peak_pps"].max())  # type: ignore[arg-type]
+    above = int(summary["bins_above_limit"].sum())
+    top = summary.row(0, named=True)
+    paths = _capture_paths(capture)
+    confirm = " ; ".join(
+        f"tshark -r {_quote(p)} -q -z io,stat,1,{_quote('ip.dst==' + str(top['dst_ip']))}"
+        for p in paths
+    )
+    slow = capture.dns.filter(
+        (pl.col("latency_s") >= slow_threshold_s) | (~pl.col("answered") & ~pl.col("censored"))
+    ).height
+    ev = {
+        "limit_pps": limit_pps,
+        "peak_pps": peak,
+        "peak_dst_ip": top["dst_ip"],
+        "bins_above_limit": above,
+        "slow_answers": slow,
+        "rates": summary,
+    }
+    if above:
+        return Finding(
+            id="packet-rate-limit",
+            title=f"Packet rate to {top['dst_ip']} above the {limit_pps:g} pps limit ({peak:g} pps peak)",
+            severity="critical",
+            explanation=(
+                f"In {above} one-second bins more than {limit_pps:g} packets went to one resolver "
+                f"(peak {peak:g} pps at {top['dst_ip']}). The AWS VPC resolver drops what exceeds "
+                "1024 packets per second per network interface, which shows as unanswered queries "
+                "and client retries. Spread the load (NodeLocal DNSCache, more nodes' interfaces) "
+                "or cache more."
+            ),
+            evidence=ev,
+            confirm=confirm,
+        )
+    if slow and peak < far_below * limit_pps:
+        return Finding(
+            id="packet-rate-below-limit",
+            title=f"Packet rate far below the {limit_pps:g} pps limit ({peak:g} pps peak): not the cause",
+            severity="info",
+            explanation=(
+                f"{slow} answers were slow, but the busiest resolver address ({top['dst_ip']}) got "
+                f"at most {peak:g} packets per second, {peak / limit_pps:.0%} of the "
+                f"{limit_pps:g} pps limit. The per-interface packet limit does not explain the "
+                "latency; look at what the packets carry (TCP handshakes, retransmissions)."
+            ),
+            evidence=ev,
+            confirm=confirm,
+        )
+    return None
+
+
+def check_error_bursts(
+    *,
+    coredns: Any = None,
+    unbound: Any = None,
+    every: str = "1m",
+    min_errors: int = 10,
+    critical_errors: int = 100,
+) -> Finding | None:
+    """Fires when upstream errors come in bursts: a bin with at least ``min_errors`` errors.
+
+    Parameters
+    ----------
+    coredns
+        A :class:`kit.coredns.CoreDNSLog` (``errors`` plugin lines; ``consolidate`` summaries
+        counted as the errors they stand for).
+    unbound
+        A :class:`kit.unbound.ResolverLog` (``other`` lines at level ``error``).
+    every
+        Bin width (polars duration, default one minute).
+    min_errors, critical_errors
+        Errors in one bin to fire, and to be ``critical``.
+
+    Returns
+    -------
+    Finding | None
+        Evidence: ``errors`` (total), ``peak_per_bin``, ``bins_with_burst``, ``by_kind``
+        (frame), ``bursts`` (frame: ts, upstream, kind, count).
+    """
+    parts: list[pl.DataFrame] = []
+    files: list[str] = []
+    if coredns is not None and not coredns.errors.is_empty():
+        e = coredns.errors.filter(pl.col("ts").is_not_null())
+        parts.append(
+            e.select(
+                "ts",
+                upstream=pl.col("upstream").fill_null(""),
+                kind=pl.col("kind").fill_null("other"),
+                n=pl.col("consolidated_count").fill_null(1).cast(pl.UInt32),
+            )
+        )
+        files += e["source"].unique().sort().to_list()
+    if unbound is not None and not unbound.other.is_empty():
+        e = unbound.other.filter(pl.col("level").is_in(["error"]) & pl.col("ts").is_not_null())
+        if not e.is_empty():
+            parts.append(
+                e.select(
+                    "ts",
+                    upstream=pl.lit(""),
+                    kind=pl.col("message").str.slice(0, 40),
+                    n=pl.lit(1, dtype=pl.UInt32),
+                )
+            )
+            files += e["source"].unique().sort().to_list()
+    if not parts:
+        return None
+    errs = pl.concat(parts)
+    bins = (
+        errs.with_columns(ts=pl.col("ts").dt.truncate(every))
+        .group_by("ts", "upstream", "kind")
+        .agg(count=pl.col("n").sum().cast(pl.UInt32))
+        .sort("ts", "upstream", "kind")
+    )
+    per_bin = bins.group_by("ts").agg(count=pl.col("count").sum()).sort("ts")
+    bursts = per_bin.filter(pl.col("count") >= min_errors)
+    if bursts.is_empty():
+        return None
+    peak = int(per_bin["count"].max())  # type: ignore[arg-type]
+    total = int(errs["n"].sum())
+    by_kind = (
+        errs.group_by("upstream", "kind")
+        .agg(count=pl.col("n").sum().cast(pl.UInt32))
+        .sort(["count", "upstream", "kind"], descending=[True, False, False])
+    )
+    top = by_kind.row(0, named=True)
+    ups = [u for u in by_kind["upstream"].unique().sort().to_list() if u]
+    return Finding(
+        id="upstream-error-bursts",
+        title=f"Upstream error bursts: up to {peak} errors per {every} ({top['kind']})",
+        severity="critical" if peak >= critical_errors else "warning",
+        explanation=(
+            f"{total} upstream errors, {bursts.height} bins of {every} with at least {min_errors} "
+            f"(peak {peak}). Most are '{top['kind']}'"
+            + (f" towards {', '.join(ups)}" if ups else "")
+            + ". Timeouts towards the upstream mean the cache waited for it (a dial timeout: the "
+            "TCP connection was not accepted; a read timeout: no answer). Compare with the "
+            "capture's SYN retransmissions and the forward transport."
+        ),
+        evidence={
+            "errors": total,
+            "peak_per_bin": peak,
+            "bins_with_burst": bursts.height,
+            "by_kind": by_kind,
+            "bursts": bins.join(bursts.select("ts"), on="ts", how="semi"),
+        },
+        confirm=" ; ".join(
+            f"grep -E 'ERROR|error:' {_quote(f)} | grep -oE 'i/o timeout|timeout|refused|reset' "
+            "| sort | uniq -c"
+            for f in files
+        ),
+    )
+
+
+def check_metrics_blind_spot(
+    capture: Any,
+    metrics: pl.DataFrame | None,
+    *,
+    upstreams: Sequence[str] | None = None,
+    quantile: float = 0.99,
+    ratio: float = 2.0,
+    min_gap_s: float = 0.5,
+    window: str = "30s",
+    step: str = "5s",
+) -> Finding | None:
+    """Fires when the client-side quantile (capture) is far above the server-side one (metrics).
+
+    The client side is every capture transaction not sent to an upstream (``upstreams``, or
+    :func:`infer_upstreams`); the server side is the largest ``quantile`` over time of the
+    metrics' latency histograms. Fires when client > ``ratio`` x server and client - server >
+    ``min_gap_s`` seconds.
+
+    Returns
+    -------
+    Finding | None
+        ``warning``. Evidence: ``client_quantile_s``, ``server_quantile_s``, ``ratio``,
+        ``server_metric``, ``client`` (frame: quantiles per capture and server).
+    """
+    from kit.analysis import latency_quantiles
+
+    if capture is None or metrics is None or capture.dns.is_empty() or "le" not in metrics.columns:
+        return None
+    ups = list(upstreams) if upstreams else infer_upstreams(capture)
+    client = capture.dns.filter(~pl.col("server_ip").is_in(ups))
+    if client.is_empty():
+        return None
+    # unanswered, uncensored queries waited at least until the end: count them as very slow
+    vals = client.with_columns(
+        lat=pl.when(pl.col("answered"))
+        .then(pl.col("latency_s"))
+        .when(~pl.col("censored"))
+        .then(pl.lit(float("inf")))
+    )
+    qname = f"p{quantile * 100:g}_s"
+    cq = latency_quantiles(
+        vals.filter(pl.col("lat").is_not_null()), value="lat", quantiles=[quantile]
+    )
+    client_q = float(cq[qname][0])
+    srv = _server_quantiles(metrics, q=quantile, window=window, step=step)
+    if srv.is_empty():
+        return None
+    top = srv.sort("value", descending=True).row(0, named=True)
+    server_q = float(top["value"])
+    if not (client_q > ratio * server_q and client_q - server_q > min_gap_s):
+        return None
+    per = latency_quantiles(
+        vals.filter(pl.col("lat").is_not_null()),
+        value="lat",
+        by=["capture", "server_ip"],
+        quantiles=[0.5, 0.9, quantile],
+    )
+    pct = f"p{quantile * 100:g}"
+    return Finding(
+        id="metrics-blind-spot",
+        title=f"Metrics blind spot: client {pct} {client_q:.3g} s vs server {pct} {server_q:.3g} s",
+        severity="warning",
+        explanation=(
+            f"Clients in the capture waited {client_q:.3g} s at the {pct}, but the server-side "
+            f"{pct} from {top['metric']} never exceeded {server_q:.3g} s. The metrics do not see "
+            "the wait: it happens before the server measures (dropped or retried packets, "
+            "conntrack, a queue in front of it) or outside the histogram's buckets. Trust the "
+            "capture for what clients experience, and find where the time goes between client "
+            "and server."
+        ),
+        evidence={
+            "client_quantile_s": client_q,
+            "server_quantile_s": server_q,
+            "ratio": client_q / server_q if server_q > 0 else float("inf"),
+            "server_metric": f"{top['metric']} {top['series']}",
+            "client": per,
+        },
+        confirm=(
+            f"histogram_quantile({quantile:g}, sum by (le) (rate({top['metric']}_bucket[5m]))) ; "
+            + " ; ".join(
+                f"tshark -r {_quote(p)} -Y 'dns.flags.response==1' -T fields -e dns.time | sort -n "
+                "| awk '{a[NR]=$1} END {print a[int(NR*0.99)]}'"
+                for p in _capture_paths(capture)
+            )
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# classic causes
+
+
+def _query_frames(capture: Any, coredns: Any, unbound: Any) -> list[tuple[str, pl.DataFrame]]:
+    """(source name, frame with ts, client_ip, qname, qtype, rcode) of every source given."""
+    out = []
+    cols = ["ts", "client_ip", "qname", "qtype", "rcode"]
+    if capture is not None and not capture.dns.is_empty():
+        out.append(("capture", capture.dns.select(cols)))
+    if coredns is not None and not coredns.queries.is_empty():
+        out.append(("coredns log", coredns.queries.select(cols)))
+    if unbound is not None and not unbound.queries.is_empty():
+        out.append(("unbound log", unbound.queries.select(cols)))
+    return out
+
+
+def check_ndots_expansion(
+    *,
+    capture: Any = None,
+    coredns: Any = None,
+    unbound: Any = None,
+    cluster_domain: str = "cluster.local",
+    min_share: float = 0.2,
+    min_queries: int = 10,
+) -> Finding | None:
+    """Fires when many NXDOMAIN answers are for search-path expansions (``ndots:5``).
+
+    A name with fewer dots than ``ndots`` is first tried with every search suffix
+    (``<ns>.svc.cluster.local``, ``svc.cluster.local``, ``cluster.local``, the node's domains),
+    each an NXDOMAIN, before the name itself. An NXDOMAIN answer counts as an expansion when its
+    name ends in ``.<cluster_domain>`` (the real name is what is left before
+    ``.<ns>.svc.<domain>``, ``.svc.<domain>`` or ``.<domain>``), or when a leading part of it
+    (whole labels) was itself asked in the same source: ``example.com.ec2.internal`` after or
+    before ``example.com``. Names are compared case-insensitively. The share is taken over all
+    answers.
+
+    Parameters
+    ----------
+    capture, coredns, unbound
+        Loaded inputs (any may be ``None``).
+    cluster_domain
+        The Kubernetes cluster domain.
+    min_share, min_queries
+        Fewest expansions, as a share of answers and as a count, to fire.
+
+    Returns
+    -------
+    Finding | None
+        ``warning``. Evidence: ``expansions``, ``answers``, ``share``, ``real_names`` (names
+        the expansions stand for), ``per_name`` (frame: source, base name, expansions, example).
+    """
+    dom = cluster_domain.strip(".").lower()
+    dom_re = dom.replace(".", r"\.")
+    rows = []
+    for name, df in _query_frames(capture, coredns, unbound):
+        d = df.filter(pl.col("rcode").is_not_null()).with_columns(
+            low=pl.col("qname").str.to_lowercase().str.strip_chars_end(".")
+        )
+        asked = set(d["low"].unique().to_list())
+        nx = d.filter(pl.col("rcode") == "NXDOMAIN")
+        base_of: dict[str, str | None] = {}
+        for n in nx["low"].unique().to_list():
+            base = None
+            if n.endswith("." + dom):
+                for pat in (rf"\.[^.]+\.svc\.{dom_re}$", rf"\.svc\.{dom_re}$", rf"\.{dom_re}$"):
+                    m = re.search(pat, n)
+                    if m and m.start() > 0:
+                        base = n[: m.start()]
+                        break
+            else:
+                labels = n.split(".")
+                for k in range(len(labels) - 1, 0, -1):
+                    prefix = ".".join(labels[:k])
+                    if prefix in asked and "." in prefix:
+                        base = prefix
+                        break
+            base_of[n] = base
+        exp = nx.with_columns(
+            base=pl.col("low").replace_strict(base_of, default=None, return_dtype=pl.String),
+            source=pl.lit(name),
+        ).filter(pl.col("base").is_not_null())
+        rows.append((name, d.height, exp))
+    if not rows:
+        return None
+    total = sum(n for _, n, _ in rows)
+    exp = pl.concat([e.select("source", "ts", "qname", "qtype", "base") for _, _, e in rows])
+    if exp.height < min_queries or total == 0 or exp.height / total < min_share:
+        return None
+    per = (
+        exp.group_by("source", "base")
+        .agg(expansions=pl.len().cast(pl.UInt32), example=pl.col("qname").first())
+        .sort(["expansions", "source", "base"], descending=[True, False, False])
+    )
+    return Finding(
+        id="ndots-search-expansion",
+        title=f"Search-path expansion: {exp.height / total:.0%} of answers are NXDOMAIN for *.{dom}",
+        severity="warning",
+        explanation=(
+            f"{exp.height} of {total} answers are NXDOMAIN for names built from a search suffix "
+            f"(*.svc.{dom}, *.{dom}, or a name asked with a node search domain appended) for "
+            f"{per.height} real names. With the Kubernetes default "
+            "ndots:5, a name with fewer than 5 dots is tried with every search suffix first, "
+            "multiplying queries and latency. Use fully qualified names (trailing dot) or lower "
+            "ndots in the pod's dnsConfig."
+        ),
+        evidence={
+            "expansions": exp.height,
+            "answers": total,
+            "share": exp.height / total,
+            "real_names": per.height,
+            "per_name": per.head(20),
+        },
+        confirm=f"grep -c 'NXDOMAIN' <query log> ; grep NXDOMAIN <query log> | grep -c '\\.{dom}'",
+    )
+
+
+def check_truncation(capture: Any, *, within_s: float = 5.0) -> Finding | None:
+    """Fires when UDP answers had TC=1 and the same name was asked again over TCP.
+
+    Returns
+    -------
+    Finding | None
+        ``warning``. Evidence: ``truncated`` (TC=1 UDP answers), ``retried_over_tcp``,
+        ``examples`` (frame: ts, client_ip, qname, qtype, udp_latency_s, tcp_latency_s).
+    """
+    if capture is None or capture.dns.is_empty():
+        return None
+    d = capture.dns.with_columns(key=pl.col("qname").str.to_lowercase())
+    tc = d.filter((pl.col("transport") == "udp") & pl.col("tc").fill_null(False))
+    if tc.is_empty():
+        return None
+    tcp = d.filter(pl.col("transport") == "tcp").select(
+        "capture", "client_ip", "server_ip", "key", "qtype",
+        tcp_ts=pl.col("ts"), tcp_latency_s=pl.col("latency_s"),
+    )  # fmt: skip
+    j = (
+        tc.select(
+            "capture",
+            "client_ip",
+            "server_ip",
+            "key",
+            "qtype",
+            "ts",
+            "qname",
+            udp_latency_s=pl.col("latency_s"),
+        )
+        .join(tcp, on=["capture", "client_ip", "server_ip", "key", "qtype"], how="inner")
+        .filter(
+            (pl.col("tcp_ts") >= pl.col("ts"))
+            & (pl.col("tcp_ts") - pl.col("ts") <= timedelta(seconds=within_s))
+        )
+        .unique(["capture", "client_ip", "key", "qtype", "ts"], keep="first")
+        .sort("ts")
+    )
+    paths = _capture_paths(capture)
+    return Finding(
+        id="truncation-tcp-fallback",
+        title=f"{tc.height} truncated UDP answers (TC=1), {j.height} retried over TCP",
+        severity="warning",
+        explanation=(
+            f"{tc.height} UDP answers were truncated (TC bit) and {j.height} of the queries were "
+            "asked again over TCP. Each fallback costs a TCP handshake, and if TCP to the server "
+            "is slow or limited, the answer waits for it. Large answers (many A records, DNSSEC) "
+            "or a small EDNS buffer cause it: check the answer sizes and the bufsize."
+        ),
+        evidence={
+            "truncated": tc.height,
+            "retried_over_tcp": j.height,
+            "examples": j.select(
+                "ts", "client_ip", "qname", "qtype", "udp_latency_s", "tcp_latency_s"
+            ).head(10),
+        },
+        confirm=" ; ".join(
+            f"tshark -r {_quote(p)} -Y 'dns.flags.truncated==1 || (tcp.port==53 && dns)'"
+            for p in paths
+        ),
+    )
+
+
+def check_servfail_storm(
+    *,
+    capture: Any = None,
+    coredns: Any = None,
+    unbound: Any = None,
+    min_share: float = 0.05,
+    min_count: int = 10,
+) -> Finding | None:
+    """Fires when SERVFAIL answers are at least ``min_share`` of answers and ``min_count``.
+
+    Returns
+    -------
+    Finding | None
+        ``critical`` above 25 %, else ``warning``. Evidence: ``servfail``, ``answers``,
+        ``share``, ``per_source`` (frame), ``top_names`` (frame).
+    """
+    frames = []
+    for name, df in _query_frames(capture, coredns, unbound):
+        frames.append(df.filter(pl.col("rcode").is_not_null()).with_columns(source=pl.lit(name)))
+    if not frames:
+        return None
+    d = pl.concat(frames)
+    sf = d.filter(pl.col("rcode") == "SERVFAIL")
+    if d.is_empty() or sf.height < min_count or sf.height / d.height < min_share:
+        return None
+    share = sf.height / d.height
+    per = (
+        d.group_by("source")
+        .agg(answers=pl.len().cast(pl.UInt32), servfail=(pl.col("rcode") == "SERVFAIL").sum())
+        .sort("source")
+    )
+    top = (
+        sf.group_by("qname", "qtype")
+        .agg(count=pl.len().cast(pl.UInt32))
+        .sort(["count", "qname", "qtype"], descending=[True, False, False])
+        .head(10)
+    )
+    return Finding(
+        id="servfail-storm",
+        title=f"SERVFAIL storm: {share:.0%} of answers ({sf.height})",
+        severity="critical" if share >= 0.25 else "warning",
+        explanation=(
+            f"{sf.height} of {d.height} answers were SERVFAIL. The resolver could not get an "
+            "answer from upstream (timeouts, unreachable or failing upstream, DNSSEC failure); "
+            "clients retry, which adds load and latency. Look at the upstream errors at the same "
+            "time and at the names that fail most."
+        ),
+        evidence={
+            "servfail": sf.height,
+            "answers": d.height,
+            "share": share,
+            "per_source": per,
+            "top_names": top,
+        },
+        confirm="tshark -r <capture> -Y 'dns.flags.rcode==2' ; grep -c SERVFAIL <query log>",
+    )
+
+
+def check_conntrack_race(
+    capture: Any,
+    *,
+    pair_within_s: float = 0.01,
+    late_s: float = 4.5,
+    min_pairs: int = 3,
+) -> Finding | None:
+    """Fires when A and AAAA sent together from one socket get one answer ~5 s late or never.
+
+    glibc sends the A and AAAA queries of one lookup from the same socket at once; when both race
+    through conntrack on the node, one can be dropped, and the client only retries after its 5 s
+    timeout. Counted: pairs (same capture, client ip and port, server, name; one A, one AAAA,
+    within ``pair_within_s``) where one answer arrives at least ``late_s`` seconds after its query
+    (or never, uncensored) while the other arrives in under 1 s.
+
+    Returns
+    -------
+    Finding | None
+        ``warning``. Evidence: ``pairs``, ``late_pairs``, ``examples`` (frame).
+    """
+    if capture is None or capture.dns.is_empty():
+        return None
+    d = capture.dns.filter(pl.col("transport") == "udp").with_columns(
+        key=pl.col("qname").str.to_lowercase(),
+        wait=pl.when(pl.col("answered"))
+        .then(pl.col("latency_s"))
+        .when(~pl.col("censored"))
+        .then(pl.lit(float("inf"))),
+    )
+    on = ["capture", "client_ip", "client_port", "server_ip", "key"]
+    a = d.filter(pl.col("qtype") == "A").select(
+        *on, "qname", ts_a=pl.col("ts"), wait_a=pl.col("wait")
+    )
+    aaaa = d.filter(pl.col("qtype") == "AAAA").select(
+        *on, ts_aaaa=pl.col("ts"), wait_aaaa=pl.col("wait")
+    )
+    pairs = a.join(aaaa, on=on, how="inner").filter(
+        (pl.col("ts_a") - pl.col("ts_aaaa")).abs() <= timedelta(seconds=pair_within_s)
+    )
+    late = pairs.filter(
+        ((pl.col("wait_a") >= late_s) & (pl.col("wait_aaaa") < 1.0))
+        | ((pl.col("wait_aaaa") >= late_s) & (pl.col("wait_a") < 1.0))
+    )
+    if late.height < min_pairs:
+        return None
+    return Finding(
+        id="conntrack-race",
+        title=f"A/AAAA race: {late.height} of {pairs.height} query pairs had one answer ≥{late_s:g} s late",
+        severity="warning",
+        explanation=(
+            f"{late.height} A/AAAA pairs sent together from one socket got one answer at once and "
+            f"the other only after {late_s:g} s or more (or never): the signature of the "
+            "conntrack insertion race on the node (two UDP packets of one socket at once, one "
+            "dropped), fixed by the client's 5 s retry. Use single-request-reopen / "
+            "use-vc options, NodeLocal DNSCache, or a kernel with the conntrack fix."
+        ),
+        evidence={
+            "pairs": pairs.height,
+            "late_pairs": late.height,
+            "examples": late.sort("ts_a")
+            .head(10)
+            .select("capture", "ts_a", "client_ip", "client_port", "qname", "wait_a", "wait_aaaa"),
+        },
+        confirm=" ; ".join(
+            f"tshark -r {_quote(p)} -Y 'dns.qry.type==1 || dns.qry.type==28' -T fields "
+            "-e frame.time_relative -e udp.srcport -e dns.qry.type -e dns.time"
+            for p in _capture_paths(capture)
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# running everything
+
+
+def run(
+    *,
+    capture: Any = None,
+    coredns: Any = None,
+    unbound: Any = None,
+    metrics: pl.DataFrame | None = None,
+    forward: pl.DataFrame | None = None,
+    timeline: Timeline | None = None,
+    slow_threshold_s: float = 1.0,
+    upstreams: Sequence[str] | None = None,
+    packet_limit_pps: float = 1024.0,
+    cluster_domain: str = "cluster.local",
+) -> list[Finding]:
+    """Run every check that has its data; the findings that fired, most severe first.
+
+    Parameters
+    ----------
+    capture
+        :class:`kit.capture.Capture` (``kit.read_capture``).
+    coredns
+        :class:`kit.coredns.CoreDNSLog` (``kit.read_coredns_log``).
+    unbound
+        :class:`kit.unbound.ResolverLog` (``kit.read_unbound_log``).
+    metrics
+        A ``kit.read_metrics`` frame.
+    forward
+        Forward settings, ``kit.corefile.FORWARD_SCHEMA`` (Corefile ``forward_settings()``,
+        ``kit.read_unbound_conf``; several concatenated).
+    timeline
+        When given with a change time, every finding's evidence gets ``change_time``.
+    slow_threshold_s
+        A client answer at least this slow (seconds) is slow.
+    upstreams
+        Upstream resolver addresses; default: :func:`infer_upstreams`.
+    packet_limit_pps
+        Per-interface packet limit of the resolver, packets per second.
+    cluster_domain
+        Kubernetes cluster domain for the ndots check.
+
+    Returns
+    -------
+    list[Finding]
+        Sorted by severity (:data:`SEVERITIES`), then in the order of the checks above.
+    """
+    ups = list(upstreams) if upstreams else infer_upstreams(capture, forward)
+    found: list[Finding | None] = []
+    syn = check_syn_retransmissions(
+        capture, upstreams=ups or None, slow_threshold_s=slow_threshold_s
+    )
+    found.append(check_forced_tcp(forward, corroborated=syn is not None))
+    found.append(syn)
+    found.append(check_latency_modes(capture=capture, coredns=coredns, unbound=unbound))
+    found.append(check_bucket_ceiling(metrics))
+    found.append(
+        check_packet_rate(
+            capture,
+            upstreams=ups or None,
+            limit_pps=packet_limit_pps,
+            slow_threshold_s=slow_threshold_s,
+        )
+    )
+    found.append(check_error_bursts(coredns=coredns, unbound=unbound))
+    found.append(check_metrics_blind_spot(capture, metrics, upstreams=ups or None))
+    found.append(
+        check_ndots_expansion(
+            capture=capture, coredns=coredns, unbound=unbound, cluster_domain=cluster_domain
+        )
+    )
+    found.append(check_truncation(capture))
+    found.append(check_servfail_storm(capture=capture, coredns=coredns, unbound=unbound))
+    found.append(check_conntrack_race(capture))
+    fired = [f for f in found if f is not None]
+    if timeline is not None and timeline.change_time is not None:
+        fired = [
+            dataclasses.replace(
+                f, evidence={**f.evidence, "change_time": timeline.change_time.isoformat()}
+            )
+            for f in fired
+        ]
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted(fired, key=lambda f: rank[f.severity])  # stable: check order within a severity
+
+
+def _summary(value: Any) -> str:
+    if isinstance(value, pl.DataFrame):
+        return f"{value.height} rows"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def findings_frame(findings: Sequence[Finding]) -> pl.DataFrame:
+    """One row per finding (:data:`FINDINGS_SCHEMA`), evidence numbers as ``name=value`` text."""
+    rows = [
+        {
+            "severity": f.severity,
+            "id": f.id,
+            "title": f.title,
+            "explanation": f.explanation,
+            "evidence": "; ".join(f"{k}={_summary(v)}" for k, v in f.evidence.items()),
+            "confirm": f.confirm,
+        }
+        for f in findings
+    ]
+    return pl.DataFrame(rows, schema=FINDINGS_SCHEMA)
+
+
+def evidence_table(finding: Finding) -> pl.DataFrame:
+    """The scalar evidence of one finding as rows ``name``, ``value`` (text)."""
+    rows = [
+        (k, _summary(v)) for k, v in finding.evidence.items() if not isinstance(v, pl.DataFrame)
+    ]
+    return pl.DataFrame(rows, schema={"name": pl.String, "value": pl.String}, orient="row")
+
+
+def show_evidence(findings: Sequence[Finding]) -> None:
+    """Display each finding in a notebook: heading, explanation, confirm command, evidence tables.
+
+    Texts are HTML-escaped (names in the evidence are data); frames are shown by polars.
+    """
+    import html
+
+    from IPython.display import HTML, display
+
+    if not findings:
+        display(HTML("<p>No finding fired.</p>"))
+        return
+    for f in findings:
+        display(
+            HTML(
+                f"<h3>[{html.escape(f.severity)}] {html.escape(f.id)}: {html.escape(f.title)}</h3>"
+                f"<p>{html.escape(f.explanation)}</p>"
+                f"<p>Confirm with: <code>{html.escape(f.confirm)}</code></p>"
+            )
+        )
+        display(evidence_table(f))
+        for name, value in f.evidence.items():
+            if isinstance(value, pl.DataFrame):
+                display(HTML(f"<p><b>{html.escape(name)}</b> ({value.height} rows)</p>"))
+                display(value.head(20))
+
+
+# --------------------------------------------------------------------------------------------
+# loading for the notebook
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Loaded inputs for :func:`run_on` (each ``None`` when not given).
+
+    Attributes
+    ----------
+    capture, coredns, unbound, metrics, forward, timeline
+        As the parameters of :func:`run`.
+    notes : Mapping[str, str]
+        Input name (``capture``, ``coredns``...) -> the warnings its loader gave, joined.
+    """
+
+    capture: Any = None
+    coredns: Any = None
+    unbound: Any = None
+    metrics: pl.DataFrame | None = None
+    forward: pl.DataFrame | None = None
+    timeline: Timeline | None = None
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    def given(self) -> pl.DataFrame:
+        """Which inputs are loaded, how big they are and what their loaders warned about.
+
+        Columns ``input`` (String), ``rows`` (Int64, null when not given), ``notes`` (String).
+        """
+        keys = ["capture", "coredns", "unbound", "metrics", "forward"]
+        rows = [
+            (
+                "capture (DNS transactions)",
+                None if self.capture is None else self.capture.dns.height,
+            ),
+            (
+                "CoreDNS log (queries)",
+                None if self.coredns is None else self.coredns.queries.height,
+            ),
+            (
+                "unbound log (replies)",
+                None if self.unbound is None else self.unbound.queries.height,
+            ),
+            ("metrics (samples)", None if self.metrics is None else self.metrics.height),
+            ("forward settings", None if self.forward is None else self.forward.height),
+        ]
+        df = pl.DataFrame(rows, schema={"input": pl.String, "rows": pl.Int64}, orient="row")
+        return df.with_columns(
+            notes=pl.Series([self.notes.get(k, "") for k in keys], dtype=pl.String)
+        )
+
+
+def _paths(x: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None) -> list[str]:
+    if x is None:
+        return []
+    if isinstance(x, str | os.PathLike):
+        return [os.fspath(x)]
+    return [os.fspath(p) for p in x]
+
+
+def load_inputs(
+    *,
+    capture: Sequence[str] | str | None = None,
+    coredns_log: Sequence[str] | str | None = None,
+    unbound_log: Sequence[str] | str | None = None,
+    metrics: Sequence[str] | str | None = None,
+    corefile: Sequence[str] | str | None = None,
+    unbound_conf: Sequence[str] | str | None = None,
+    run_json: Sequence[str] | str | None = None,
+    change_time: str | None = None,
+    fix_time: str | None = None,
+) -> Inputs:
+    """Load whichever artefacts are given (paths, lists, globs or folders; ``None``/empty: skip).
+
+    Corefiles and unbound.conf files may be globs too (``"configs/unbound-*.conf"``). Each is
+    read with its loader (``kit.read_capture``, ``kit.read_coredns_log``,
+    ``kit.read_unbound_log``, ``kit.read_metrics``, ``kit.read_corefile(...).forward_settings()``,
+    ``kit.read_unbound_conf``, :func:`kit.timeline.timeline`). Loader errors propagate; loader
+    warnings are kept in :attr:`Inputs.notes` (and shown by :meth:`Inputs.given`).
+    """
+    import kit
+    from kit.corefile import FORWARD_SCHEMA
+    from kit.timeline import timeline as make_timeline
+
+    caps = _paths(capture)
+    cd = _paths(coredns_log)
+    ub = _paths(unbound_log)
+    mt = _paths(metrics)
+    from kit._sources import expand_sources
+
+    cf = expand_sources(_paths(corefile), what="Corefile") if _paths(corefile) else []
+    uc = (
+        expand_sources(_paths(unbound_conf), suffixes=(".conf",), what="unbound.conf")
+        if _paths(unbound_conf)
+        else []
+    )
+    fwd_parts = [kit.read_corefile(p).forward_settings() for p in cf]
+    fwd_parts += [kit.read_unbound_conf(p) for p in uc]
+    runs = _paths(run_json)
+    notes: dict[str, str] = {}
+
+    def load(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        # loader warnings (rejected lines, dropped duplicates) are kept as notes for the table
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = fn(*args, **kwargs)
+        if caught:
+            notes[name] = " | ".join(str(w.message) for w in caught)
+            for w in caught:
+                log.info("%s: %s", name, w.message)
+        return value
+
+    return Inputs(
+        capture=load("capture", kit.read_capture, caps, progress=False) if caps else None,
+        coredns=load("coredns", kit.read_coredns_log, cd) if cd else None,
+        unbound=load("unbound", kit.read_unbound_log, ub) if ub else None,
+        metrics=load("metrics", kit.read_metrics, mt, strict=False) if mt else None,
+        forward=pl.concat(fwd_parts) if fwd_parts else pl.DataFrame(schema=FORWARD_SCHEMA),
+        timeline=make_timeline(change_time=change_time, fix_time=fix_time, run_json=runs or None),
+        notes=notes,
+    )
+
+
+def run_on(inputs: Inputs, **options: Any) -> list[Finding]:
+    """:func:`run` on loaded :class:`Inputs`; ``options`` are :func:`run`'s keyword options."""
+    return run(
+        capture=inputs.capture,
+        coredns=inputs.coredns,
+        unbound=inputs.unbound,
+        metrics=inputs.metrics,
+        forward=inputs.forward,
+        timeline=inputs.timeline,
+        **options,
+    )

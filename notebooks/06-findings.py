@@ -1,0 +1,114 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Findings: the verdict, with evidence and the command to confirm each one
+#
+# This notebook runs every check of `kit.findings` on the artefacts it is given and states what
+# fired. Each finding has a severity, a one-paragraph explanation, the numbers and rows behind
+# it, and the exact command or query that confirms it on the raw files. The report shows these
+# findings first.
+#
+# All inputs are optional: a check runs only when its data is there (a capture for SYN
+# retransmissions and packet rates, a resolver configuration for forced TCP, metrics for the
+# bucket ceiling and the blind spot, query logs or captures for latency modes, SERVFAIL and
+# search-path expansion).
+
+# %% tags=["parameters"]
+capture: list[str] | None = ["data/sample/captures"]  # packet captures (pcap, pcapng)
+coredns_log: list[str] | None = None  # CoreDNS / NodeLocal DNSCache logs; optional
+unbound_log: list[str] | None = ["data/sample/logs/unbound-*.log"]  # unbound query logs
+metrics: list[str] | None = ["data/sample/prometheus"]  # metric exports (Prometheus, Grafana)
+corefile: list[str] | None = None  # Corefile(s) with the forward settings; optional
+unbound_conf: list[str] | None = ["data/sample/configs/unbound-*.conf"]  # unbound.conf files
+run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with phases and change time
+change_time: str | None = None  # when the suspected change was made, ISO-8601 (overrides run.json)
+slow_threshold_s: float = 1.0  # a client answer slower than this is slow, in seconds
+upstream: list[str] | None = None  # upstream resolver addresses; None: from configs and capture
+packet_limit_pps: float = 1024.0  # resolver packet limit per network interface, packets/s
+
+# %%
+import kit
+import kit.findings
+import kit.report
+
+# %% [markdown]
+# ## What was loaded
+#
+# Each row is one kind of input and how many records it holds; an empty `rows` means the input
+# was not given, and the checks that need it did not run.
+
+# %%
+inputs = kit.findings.load_inputs(
+    capture=capture,
+    coredns_log=coredns_log,
+    unbound_log=unbound_log,
+    metrics=metrics,
+    corefile=corefile,
+    unbound_conf=unbound_conf,
+    run_json=run_json,
+    change_time=change_time,
+)
+inputs.given()
+
+# %% [markdown]
+# The upstream resolvers the checks look at: the ones given, else those named in the forward
+# settings and those the capture shows the cache forwarding misses to.
+
+# %%
+upstreams = upstream or kit.findings.infer_upstreams(inputs.capture, inputs.forward)
+upstreams
+
+# %% [markdown]
+# ## The findings
+#
+# Most severe first. `critical`: explains the latency on its own; `warning`: a contributing cause
+# or a problem in the evidence itself (e.g. metrics that cannot see the latency); `info`: a cause
+# ruled out.
+
+# %%
+found = kit.findings.run_on(
+    inputs,
+    slow_threshold_s=slow_threshold_s,
+    upstreams=upstreams,
+    packet_limit_pps=packet_limit_pps,
+)
+kit.report.emit_findings(found)
+
+# %%
+kit.findings.findings_frame(found).select("severity", "id", "title", "evidence")
+
+# %% [markdown]
+# ## The evidence behind each finding
+#
+# One table per finding: its numbers, then the rows behind them (evidence frames). Run the
+# `confirm` command on the raw artefacts to check a finding without the kit.
+
+# %%
+kit.findings.show_evidence(found)
+
+# %% [markdown]
+# ## What to change
+#
+# For the reference incident (forced TCP towards the resolver, SYN retransmissions, latencies at
+# 1, 3 and 7 s, packet rate far below the limit):
+#
+# - **forward over UDP**: in the Corefile of NodeLocal DNSCache / CoreDNS remove `force_tcp` from
+#   the `forward` block, or use `prefer_udp` (TCP only after a truncated answer); in unbound set
+#   `tcp-upstream: no` (and `forward-tcp-upstream: no` in the forward-zone);
+# - then check that the SYN retransmissions towards the resolver stop and that client p99 drops
+#   back (notebooks 04 and 05), and that the error bursts end (notebook 03).
+#
+# For the other findings: search-path expansion: use fully qualified names or lower `ndots`;
+# truncation: larger EDNS buffer or smaller answers; A/AAAA race: `single-request-reopen` or
+# NodeLocal DNSCache; packet limit: spread queries over more interfaces or cache more; bucket
+# ceiling and blind spot: measure from the client side (captures) until the metrics can see it.

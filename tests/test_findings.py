@@ -1,0 +1,451 @@
+"""kit.findings: each check fires where its cause is in the data and stays quiet where it is not.
+
+Real data first: the lab sample (node1 switched to TCP upstream at change_time; node2 is the UDP
+control; the healthy phase precedes the change), the shared real fixtures, and tiny hand-made
+files under tests/data/findings. Small synthetic frames (built with the loaders' own schemas)
+cover the outcomes no real file shows; the expected numbers are derived by hand in comments.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import polars as pl
+import pytest
+
+import kit
+import kit.findings as kf
+from kit.capture import DNS_SCHEMA, META_SCHEMA, PACKETS_SCHEMA, TCP_SCHEMA, Capture
+from kit.corefile import FORWARD_SCHEMA
+from kit.timeline import timeline
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+UPSTREAM = "169.254.169.253"
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def frame(schema: pl.Schema, rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """A frame with every column of ``schema``; columns a row does not give are null."""
+    full = [{c: r.get(c) for c in schema} for r in rows]
+    return pl.DataFrame(full, schema=schema, orient="row")
+
+
+def capture(
+    dns: list[dict[str, Any]] | None = None,
+    tcp: list[dict[str, Any]] | None = None,
+    packets: list[dict[str, Any]] | None = None,
+) -> Capture:
+    meta = frame(META_SCHEMA, [{"capture": "synthetic", "path": "synthetic.pcap"}])
+    return Capture(
+        dns=frame(DNS_SCHEMA, dns or []),
+        tcp=frame(TCP_SCHEMA, tcp or []),
+        packets=frame(PACKETS_SCHEMA, packets or []),
+        meta=meta,
+    )
+
+
+def tshark_count(tshark: str, path: Path, flt: str) -> int:
+    out = subprocess.run(
+        [tshark, "-n", "-r", str(path), "-Y", flt, "-T", "fields", "-e", "frame.number"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"},
+    ).stdout
+    return len(out.split())
+
+
+@pytest.fixture(scope="module")
+def sample() -> SimpleNamespace:
+    if not (SAMPLE / "run.json").exists():
+        pytest.skip("data/sample not present (make sample)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cap = kit.read_capture(SAMPLE / "captures", progress=False)
+        unb = kit.read_unbound_log(
+            [SAMPLE / "logs" / "unbound-node1.log", SAMPLE / "logs" / "unbound-node2.log"]
+        )
+        metrics = kit.read_metrics(
+            SAMPLE / "prometheus" / "unbound_response_time_seconds_bucket.json"
+        )
+    tl = timeline(run_json=SAMPLE / "run.json")
+    return SimpleNamespace(cap=cap, unbound=unb, metrics=metrics, tl=tl)
+
+
+def node(obj: Any, name: str, sample: SimpleNamespace, phase: str | None = None) -> Any:
+    out = kf.restrict(obj, capture_names=[name]) if name else obj
+    if phase is not None:
+        out = kf.restrict(out, timeline=sample.tl, phase=phase)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Finding, ordering, frames
+
+
+def test_finding_rejects_unknown_severity() -> None:
+    with pytest.raises(ValueError, match="severity"):
+        kf.Finding(id="x", title="t", severity="fatal", explanation="e")
+
+
+def test_findings_frame_and_severity_order(sample: SimpleNamespace) -> None:
+    fwd = kit.read_unbound_conf(SAMPLE / "configs" / "unbound-node1.incident.conf")
+    got = kf.run(
+        capture=sample.cap, unbound=sample.unbound, metrics=sample.metrics, forward=fwd,
+        timeline=sample.tl,
+    )  # fmt: skip
+    ids = [f.id for f in got]
+    # the sample's causes: forced TCP (config), SYN retransmissions, the 1/3/7 s ladder; the packet
+    # rate (132 pps at most, see test_packet_rate_on_sample) is ruled out as info
+    assert ids == [
+        "forced-tcp",
+        "syn-retransmissions",
+        "latency-timer-modes",
+        "packet-rate-below-limit",
+    ]
+    ranks = [kf.SEVERITIES.index(f.severity) for f in got]
+    assert ranks == sorted(ranks)
+    assert got[0].severity == "critical"  # corroborated by the SYN retransmissions
+    df = kf.findings_frame(got)
+    assert df.schema == kf.FINDINGS_SCHEMA
+    assert df["id"].to_list() == ids
+    assert "syn_retransmits=852" in df.filter(pl.col("id") == "syn-retransmissions")["evidence"][0]
+    # every finding carries the change time from run.json
+    assert all(f.evidence["change_time"] == "2026-11-26T06:09:04.712048+00:00" for f in got)
+    # deterministic
+    again = kf.run(capture=sample.cap, unbound=sample.unbound, metrics=sample.metrics, forward=fwd)
+    assert [f.id for f in again] == ids
+
+
+def test_run_with_nothing_finds_nothing() -> None:
+    assert kf.run() == []
+    assert kf.findings_frame([]).schema == kf.FINDINGS_SCHEMA
+
+
+# --------------------------------------------------------------------------------------------
+# forced TCP
+
+
+def test_forced_tcp_unbound_sample_configs() -> None:
+    inc = SAMPLE / "configs" / "unbound-node1.incident.conf"
+    f = kf.check_forced_tcp(kit.read_unbound_conf(inc))
+    assert f is not None and f.id == "forced-tcp" and f.severity == "warning"
+    rows = f.evidence["settings"]
+    # the forward-addr line of the file (the setting applies to it), found independently
+    line = next(i for i, t in enumerate(inc.read_text().splitlines(), 1) if "forward-addr:" in t)
+    assert rows.select("upstream", "line_no").rows() == [(f"{UPSTREAM}:53", line)]
+    assert "tcp-upstream" in f.confirm and str(inc) in f.confirm
+    # node2 (control) and node1 before the change forward over UDP
+    assert (
+        kf.check_forced_tcp(kit.read_unbound_conf(SAMPLE / "configs" / "unbound-node2.conf"))
+        is None
+    )
+    assert (
+        kf.check_forced_tcp(kit.read_unbound_conf(SAMPLE / "configs" / "unbound-node1.conf"))
+        is None
+    )
+
+
+def test_forced_tcp_corefile(data_dir: Path) -> None:
+    d = data_dir / "findings"
+    f = kf.check_forced_tcp(
+        kit.read_corefile(d / "Corefile.force_tcp").forward_settings(), corroborated=True
+    )
+    assert f is not None and f.severity == "critical"
+    # two forward blocks with force_tcp: lines 4 and 11 of the file
+    assert f.evidence["settings"]["line_no"].to_list() == [4, 11]
+    assert f.evidence["upstreams"] == 2
+    assert (
+        kf.check_forced_tcp(kit.read_corefile(d / "Corefile.prefer_udp").forward_settings()) is None
+    )
+    assert kf.check_forced_tcp(pl.DataFrame(schema=FORWARD_SCHEMA)) is None
+    assert kf.check_forced_tcp(None) is None
+
+
+# --------------------------------------------------------------------------------------------
+# SYN retransmissions
+
+
+def test_syn_retransmissions_fire_on_node1_incident(sample: SimpleNamespace, tshark: str) -> None:
+    cap = node(sample.cap, "node1", sample, "incident")
+    f = kf.check_syn_retransmissions(cap, upstreams=[UPSTREAM])
+    assert f is not None and f.severity == "critical"
+    path = SAMPLE / "captures" / "node1.pcap"
+    flt = (
+        f"tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.analysis.retransmission && ip.dst=={UPSTREAM}"
+    )
+    start, end = sample.tl.phases.filter(pl.col("phase") == "incident").row(0)[1:]
+    window = f" && frame.time_epoch >= {start.timestamp()} && frame.time_epoch < {end.timestamp()}"
+    assert f.evidence["syn_retransmits"] == tshark_count(tshark, path, flt + window)
+    first_syns = flt.replace("tcp.analysis.retransmission", "!tcp.analysis.retransmission")
+    # connections are kept by their first packet, which is their first SYN here
+    assert f.evidence["connections"] == tshark_count(tshark, path, first_syns + window)
+    # the reference incident saw 70+ SYN retransmissions within 8 s
+    assert f.evidence["max_retransmits_in_window"] >= 70
+    assert 0 < f.evidence["slow_answers_attributed"] <= f.evidence["slow_answers"]
+    assert flt in f.confirm and "node1.pcap" in f.confirm and "node2.pcap" not in f.confirm
+
+
+def test_syn_retransmissions_quiet_on_control_and_healthy(sample: SimpleNamespace) -> None:
+    assert kf.check_syn_retransmissions(node(sample.cap, "node2", sample)) is None
+    assert kf.check_syn_retransmissions(node(sample.cap, "node1", sample, "healthy")) is None
+    # after the fix only connections opened before it still retransmit their SYNs
+    fix = node(sample.cap, "node1", sample, "fix")
+    streams = fix.packets.filter(pl.col("is_retransmission") & (pl.col("tcp_flags") == 0x02))
+    opened = sample.cap.tcp.filter(
+        (pl.col("capture") == "node1") & pl.col("stream").is_in(streams["tcp_stream"].implode())
+    )
+    assert opened.height > 0 and opened["ts_syn"].max() < sample.tl.fix_time
+
+
+def test_syn_window_counts_by_hand() -> None:
+    # SYN retransmissions at 0, 1, 3, 7 s and 20, 21 s: at most 4 fall in one 8 s window
+    pk = [
+        {"ts": T0 + timedelta(seconds=s), "capture": "synthetic", "transport": "tcp",
+         "tcp_flags": 0x02, "dst_ip": UPSTREAM, "dst_port": 53, "is_retransmission": True}
+        for s in (0, 1, 3, 7, 20, 21)
+    ]  # fmt: skip
+    cap = capture(packets=pk)
+    f = kf.check_syn_retransmissions(cap)
+    assert f is not None and f.severity == "warning"  # no slow answers to attribute
+    assert (f.evidence["syn_retransmits"], f.evidence["max_retransmits_in_window"]) == (6, 4)
+    # two retransmissions are below the default minimum of 3
+    assert kf.check_syn_retransmissions(capture(packets=pk[:2])) is None
+
+
+# --------------------------------------------------------------------------------------------
+# latency modes
+
+
+def test_latency_modes_sample(sample: SimpleNamespace) -> None:
+    f = kf.check_latency_modes(capture=node(sample.cap, "node1", sample, "incident"))
+    assert f is not None and f.severity == "critical"
+    modes = f.evidence["modes"].filter(pl.col("timer").is_not_null())
+    assert modes["timer_s"].to_list() == [1.0, 3.0, 7.0]
+    assert kf.check_latency_modes(capture=node(sample.cap, "node2", sample)) is None
+    assert kf.check_latency_modes(capture=node(sample.cap, "node1", sample, "healthy")) is None
+    # unbound's own log shows the same ladder on node1 and nothing on node2
+    u1 = kf.restrict(sample.unbound, timeline=sample.tl, phase="incident")
+    u1 = SimpleNamespace(queries=u1.queries.filter(pl.col("source").str.contains("node1")))
+    f = kf.check_latency_modes(unbound=u1)
+    assert f is not None and 1.0 in f.evidence["modes"]["timer_s"].to_list()
+    u2 = SimpleNamespace(
+        queries=sample.unbound.queries.filter(pl.col("source").str.contains("node2"))
+    )
+    assert kf.check_latency_modes(unbound=u2) is None
+
+
+def test_latency_modes_small_inputs() -> None:
+    # 20 queries at 2.0 s (CoreDNS read timeout) and 20 at 5.0 s, plus fast ones
+    lat = [2.0 + i * 0.001 for i in range(20)] + [5.0 + i * 0.001 for i in range(20)] + [0.01] * 100
+    q = SimpleNamespace(queries=pl.DataFrame({"duration_s": lat}))
+    f = kf.check_latency_modes(coredns=q)
+    assert f is not None and f.severity == "warning"  # not the SYN ladder
+    assert sorted(f.evidence["modes"]["timer_s"].to_list()) == [2.0, 5.0]
+    # slow but spread evenly between 0.5 and 12 s: no pile-up anywhere
+    spread = SimpleNamespace(
+        queries=pl.DataFrame({"duration_s": [0.5 * 1.03**i for i in range(106)]})
+    )
+    assert kf.check_latency_modes(coredns=spread) is None
+    # a pile-up at 4 s is no known timer (the nearest, 3 s and 5 s, are 25 % away)
+    odd = SimpleNamespace(queries=pl.DataFrame({"duration_s": [4.0] * 30 + [0.01] * 50}))
+    assert kf.check_latency_modes(coredns=odd) is None
+
+
+# --------------------------------------------------------------------------------------------
+# bucket ceiling and blind spot (metrics)
+
+COREDNS_LE = ["0.00025", "0.0005", "0.001", "0.002", "0.004", "0.008", "0.016", "0.032", "0.064",
+              "0.128", "0.256", "0.512", "1.024", "2.048", "4.096", "8.192", "+Inf"]  # fmt: skip
+
+
+def buckets(fast: int, slow: int, steps: int = 13) -> pl.DataFrame:
+    """CoreDNS request-duration buckets scraped every 5 s: per scrape ``fast`` requests at
+    < 1 ms (le=0.001) and ``slow`` beyond 8.192 s (only in +Inf)."""
+    rows = []
+    for k in range(steps):
+        for le in COREDNS_LE:
+            v = k * fast if float(le) >= 0.001 else 0
+            v += k * slow if le == "+Inf" else 0
+            rows.append({"ts": T0 + timedelta(seconds=5 * k), "le": le, "value": float(v)})
+    return pl.DataFrame(rows).with_columns(
+        metric=pl.lit("coredns_dns_request_duration_seconds_bucket"),
+        instance=pl.lit("10.0.0.5:9153"),
+        ts=pl.col("ts").cast(pl.Datetime("us", "UTC")),
+    )
+
+
+def test_bucket_ceiling_small_inputs() -> None:
+    # 90 fast + 10 slow per scrape: the 99th percentile rank (99 of 100) falls in +Inf, so
+    # Prometheus answers the last finite bound, 8.192 s
+    f = kf.check_bucket_ceiling(buckets(fast=90, slow=10))
+    assert f is not None and f.id == "bucket-ceiling"
+    assert f.evidence["ceiling_s"] == 8.192
+    assert f.evidence["pinned_points"] > 0
+    assert "8.192" in f.title
+    # all fast: p99 is inside the 1 ms bucket
+    assert kf.check_bucket_ceiling(buckets(fast=100, slow=0)) is None
+    assert kf.check_bucket_ceiling(None) is None
+
+
+def test_bucket_ceiling_quiet_on_sample(sample: SimpleNamespace) -> None:
+    # unbound's buckets go up to 65536 s: its p99 (up to ~28 s in the incident) is never pinned
+    assert kf.check_bucket_ceiling(sample.metrics) is None
+
+
+def test_metrics_blind_spot_small_inputs() -> None:
+    # 100 client queries to the cache: 95 at 10 ms, 5 at 5 s -> client p99 = 5 s; the server's
+    # histogram sees only fast requests (p99 < 1 ms): blind spot
+    dns = [
+        {"ts": T0 + timedelta(seconds=i * 0.5), "client_ip": "10.1.0.7", "server_ip": "10.0.0.10",
+         "transport": "udp", "qname": f"n{i}.example", "qtype": "A", "answered": True,
+         "censored": False, "latency_s": 5.0 if i % 20 == 0 else 0.01, "capture": "synthetic"}
+        for i in range(100)
+    ]  # fmt: skip
+    f = kf.check_metrics_blind_spot(
+        capture(dns=dns), buckets(fast=100, slow=0), upstreams=[UPSTREAM]
+    )
+    assert f is not None and f.id == "metrics-blind-spot"
+    assert f.evidence["client_quantile_s"] == 5.0
+    assert f.evidence["server_quantile_s"] < 0.001
+    # the server's histogram does see slow requests: no blind spot
+    assert (
+        kf.check_metrics_blind_spot(
+            capture(dns=dns), buckets(fast=90, slow=10), upstreams=[UPSTREAM]
+        )
+        is None
+    )
+
+
+def test_metrics_blind_spot_quiet_on_sample(sample: SimpleNamespace) -> None:
+    # unbound's histogram sees the incident (its p99 reaches tens of seconds): not blind
+    cap = node(sample.cap, "node1", sample, "incident")
+    assert kf.check_metrics_blind_spot(cap, sample.metrics, upstreams=[UPSTREAM]) is None
+
+
+# --------------------------------------------------------------------------------------------
+# packet rate
+
+
+def test_packet_rate_on_sample(sample: SimpleNamespace, tshark: str) -> None:
+    cap = node(sample.cap, "node1", sample, "incident")
+    f = kf.check_packet_rate(cap, upstreams=[UPSTREAM])
+    assert f is not None and f.id == "packet-rate-below-limit" and f.severity == "info"
+    assert f.evidence["bins_above_limit"] == 0 and f.evidence["peak_pps"] < 512
+    # the peak equals the busiest whole second of port-53 packets to the upstream, counted from
+    # tshark's own timestamps
+    start, end = sample.tl.phases.filter(pl.col("phase") == "incident").row(0)[1:]
+    out = subprocess.run(
+        [tshark, "-n", "-r", str(SAMPLE / "captures" / "node1.pcap"), "-Y",
+         f"ip.dst=={UPSTREAM} && (udp.dstport==53 || tcp.dstport==53) && "
+         f"frame.time_epoch >= {start.timestamp()} && frame.time_epoch < {end.timestamp()}",
+         "-T", "fields", "-e", "frame.time_epoch"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    per_second = pl.Series([int(float(t)) for t in out]).value_counts()
+    assert f.evidence["peak_pps"] == per_second["count"].max()
+    # control node and healthy phase: nothing slow to explain, nothing to say
+    assert kf.check_packet_rate(node(sample.cap, "node2", sample), upstreams=[UPSTREAM]) is None
+    assert (
+        kf.check_packet_rate(node(sample.cap, "node1", sample, "healthy"), upstreams=[UPSTREAM])
+        is None
+    )
+
+
+def test_packet_rate_above_limit() -> None:
+    # 1500 packets within one second to the resolver: 1500 pps > 1024
+    pk = [
+        {"ts": T0 + timedelta(microseconds=600 * i), "capture": "synthetic", "transport": "udp",
+         "dst_ip": UPSTREAM, "dst_port": 53}
+        for i in range(1500)
+    ]  # fmt: skip
+    f = kf.check_packet_rate(capture(packets=pk))
+    assert f is not None and f.id == "packet-rate-limit" and f.severity == "critical"
+    assert (f.evidence["peak_pps"], f.evidence["bins_above_limit"]) == (1500.0, 1)
+    # same packets with a limit of 2000 pps and no slow answers: no finding
+    assert kf.check_packet_rate(capture(packets=pk), limit_pps=2000) is None
+
+
+# --------------------------------------------------------------------------------------------
+# upstream error bursts
+
+
+def test_error_bursts(data_dir: Path) -> None:
+    d = data_dir / "findings"
+    burst = kit.read_coredns_log(d / "errors_burst.log")
+    f = kf.check_error_bursts(coredns=burst)
+    assert f is not None and f.id == "upstream-error-bursts" and f.severity == "warning"
+    text = (d / "errors_burst.log").read_text()
+    # every error line of the file; the first minute holds the 12 dial timeouts
+    assert f.evidence["errors"] == text.count("[ERROR]") == 14
+    assert f.evidence["peak_per_bin"] == 12 and f.evidence["bins_with_burst"] == 1
+    assert f.evidence["by_kind"].row(0) == (f"{UPSTREAM}:53", "timeout", 14)
+    assert kf.check_error_bursts(coredns=kit.read_coredns_log(d / "errors_quiet.log")) is None
+    assert kf.check_error_bursts() is None
+
+
+def test_error_bursts_real_fixture(shared_fixtures: Path) -> None:
+    log = kit.read_coredns_log(
+        shared_fixtures / "logs" / "elastic_integrations_test-coredns-error.log"
+    )
+    f = kf.check_error_bursts(coredns=log, min_errors=1)
+    # consolidate summaries count as the errors they stand for
+    total = int(log.errors["consolidated_count"].fill_null(1).sum())
+    if log.errors.filter(pl.col("ts").is_not_null()).is_empty():
+        assert f is None
+    else:
+        assert f is not None and f.evidence["errors"] == int(
+            log.errors.filter(pl.col("ts").is_not_null())["consolidated_count"].fill_null(1).sum()
+        )
+        assert f.evidence["errors"] <= total
+
+
+def test_error_bursts_quiet_on_sample(sample: SimpleNamespace) -> None:
+    # the sample's unbound logs have no error lines at verbosity 1
+    assert kf.check_error_bursts(unbound=sample.unbound) is None
+
+
+# --------------------------------------------------------------------------------------------
+# upstream inference and restriction
+
+
+def test_infer_upstreams(sample: SimpleNamespace) -> None:
+    # run.json's topology: the upstream is 169.254.169.253, the cache 169.254.20.10
+    assert kf.infer_upstreams(sample.cap) == [UPSTREAM]
+    fwd = kit.read_unbound_conf(SAMPLE / "configs" / "unbound-node2.conf")
+    assert kf.infer_upstreams(None, fwd) == [UPSTREAM]
+    assert kf.infer_upstreams(None, None) == []
+
+
+def test_restrict_counts(sample: SimpleNamespace) -> None:
+    healthy = kf.restrict(sample.cap, timeline=sample.tl, phase="healthy", capture_names=["node2"])
+    start, end = sample.tl.phases.filter(pl.col("phase") == "healthy").row(0)[1:]
+    expect = sample.cap.dns.filter(
+        (pl.col("capture") == "node2") & (pl.col("ts") >= start) & (pl.col("ts") < end)
+    ).height
+    assert healthy.dns.height == expect > 0
+    assert set(healthy.meta["capture"].to_list()) == {"node2"}
+    with pytest.raises(KeyError):
+        kf.restrict(sample.cap, timeline=sample.tl, phase="nope")
+
+
+def test_load_inputs_sample_notes() -> None:
+    inp = kf.load_inputs(
+        unbound_conf=[str(SAMPLE / "configs" / "unbound-*.conf")],
+        metrics=[str(SAMPLE / "prometheus")],
+    )
+    given = inp.given()
+    # three unbound configs (node1, node1.incident, node2), one forward-addr each
+    assert given.filter(pl.col("input") == "forward settings")["rows"][0] == 3
+    # the p90 and p99 exports are series without a name and the same labels: read_metrics warns
+    assert "duplicate" in inp.notes.get("metrics", "")
