@@ -450,6 +450,9 @@ def before_after_chart(
 # packet limit. Time charts mark the change (and fix) time; histograms split by phase instead.
 
 
+_LEGEND = alt.Legend(labelLimit=400)
+
+
 def _as_utc(t: dt.datetime | None) -> dt.datetime | None:
     if t is None:
         return None
@@ -542,7 +545,7 @@ def latency_histogram_chart(
     enc: dict[str, Any] = {
         "x": alt.X("lower_s:Q", title=x_title, scale=x_scale),
         "y": alt.Y("count:Q", title=y_title, scale=y_scale),
-        "color": alt.Color(f"{_SERIES}:N", title=legend),
+        "color": alt.Color(f"{_SERIES}:N", title=legend, legend=_LEGEND),
         "tooltip": [
             alt.Tooltip(f"{_SERIES}:N", title=legend),
             alt.Tooltip("lower_s:Q", title="from (s)", format=".4~g"),
@@ -572,7 +575,7 @@ def latency_histogram_chart(
             .encode(
                 x=alt.X("mode_s:Q", scale=x_scale),
                 y=alt.Y("count:Q", scale=y_scale),
-                color=alt.Color(f"{_SERIES}:N", title=legend),
+                color=alt.Color(f"{_SERIES}:N", title=legend, legend=_LEGEND),
                 tooltip=[
                     alt.Tooltip(f"{_SERIES}:N", title=legend),
                     alt.Tooltip("mode_s:Q", title="mode (s)", format=".4~g"),
@@ -636,7 +639,7 @@ def _time_series_layer(
     return mark.encode(
         x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M:%S")),
         y=alt.Y(f"{_VALUE}:Q", title=y_title, stack="zero" if bars else None),
-        color=alt.Color(f"{_SERIES}:N", title=legend),
+        color=alt.Color(f"{_SERIES}:N", title=legend, legend=_LEGEND),
         tooltip=[
             alt.Tooltip(f"{_SERIES}:N", title=legend),
             alt.Tooltip(f"{_TS}:T", title="bin start (UTC)", format="%Y-%m-%d %H:%M:%S"),
@@ -794,7 +797,7 @@ def io_graph_chart(
         .encode(
             x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M:%S")),
             y=alt.Y(f"{_VALUE}:Q", title="packets per second", scale=y_scale),
-            color=alt.Color(f"{_SERIES}:N", title=legend),
+            color=alt.Color(f"{_SERIES}:N", title=legend, legend=_LEGEND),
             tooltip=[
                 alt.Tooltip(f"{_SERIES}:N", title=legend),
                 alt.Tooltip(f"{_TS}:T", title="bin start (UTC)", format="%Y-%m-%d %H:%M:%S"),
