@@ -64,3 +64,13 @@ def require_root() -> None:
 @pytest.fixture(scope="session")
 def tshark() -> str:
     return require_tool("tshark")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _capture_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the capture cache of the whole test session out of the user's ~/.cache.
+
+    Set in the environment, so notebook kernels started by the tests use it too.
+    """
+    if "DNSKIT_CACHE" not in os.environ:
+        os.environ["DNSKIT_CACHE"] = str(tmp_path_factory.mktemp("dnskit-cache"))
