@@ -1059,11 +1059,14 @@ def check_ndots_expansion(
         for n in nx["low"].unique().to_list():
             base = None
             if n.endswith("." + dom):
+                # <name>.<ns>.svc.<dom> or <name>.svc.<dom> or <name>.<dom>: prefer a name that
+                # was itself asked, else the shortest reading
+                cands = []
                 for pat in (rf"\.[^.]+\.svc\.{dom_re}$", rf"\.svc\.{dom_re}$", rf"\.{dom_re}$"):
                     m = re.search(pat, n)
                     if m and m.start() > 0:
-                        base = n[: m.start()]
-                        break
+                        cands.append(n[: m.start()])
+                base = next((c for c in cands if c in asked), cands[0] if cands else None)
             else:
                 labels = n.split(".")
                 for k in range(len(labels) - 1, 0, -1):

@@ -449,3 +449,125 @@ def test_load_inputs_sample_notes() -> None:
     assert given.filter(pl.col("input") == "forward settings")["rows"][0] == 3
     # the p90 and p99 exports are series without a name and the same labels: read_metrics warns
     assert "duplicate" in inp.notes.get("metrics", "")
+
+
+# --------------------------------------------------------------------------------------------
+# classic causes
+
+
+def test_ndots_real_querylog(shared_fixtures: Path) -> None:
+    path = shared_fixtures / "logs" / "github_issue_excerpts_querylog.log"
+    log = kit.read_coredns_log(path)
+    f = kf.check_ndots_expansion(coredns=log, min_queries=1, min_share=0.1)
+    assert f is not None and f.id == "ndots-search-expansion"
+    # by hand from the file: NXDOMAIN for rwc.default.svc.cluster.local (A and AAAA) and for
+    # EXTERNALURL.NAMESPACE.svc / .svc / .cluster.local: 5 expansions of 2 real names;
+    # example.com.ec2.internal is not counted (example.com itself is not in the file)
+    assert (f.evidence["expansions"], f.evidence["real_names"]) == (5, 2)
+    assert f.evidence["answers"] == log.queries.filter(pl.col("rcode").is_not_null()).height
+    per = dict(
+        zip(f.evidence["per_name"]["base"], f.evidence["per_name"]["expansions"], strict=True)
+    )
+    assert per == {"externalurl": 3, "rwc": 2}
+    # default thresholds (10 expansions) are not met by this excerpt
+    assert kf.check_ndots_expansion(coredns=log) is None
+
+
+def test_ndots_node_search_domain_small() -> None:
+    # a client asks api.example.com; the search path appends ec2.internal first (NXDOMAIN) and
+    # cluster suffixes: 3 + 1 = 4 expansions per lookup, 5 lookups -> 20 of 25 answers
+    rows = []
+    for i in range(5):
+        for name, rcode in (
+            ("api.example.com.default.svc.cluster.local", "NXDOMAIN"),
+            ("api.example.com.svc.cluster.local", "NXDOMAIN"),
+            ("api.example.com.cluster.local", "NXDOMAIN"),
+            ("api.example.com.ec2.internal", "NXDOMAIN"),
+            ("api.example.com", "NOERROR"),
+        ):
+            rows.append({"ts": T0 + timedelta(seconds=i), "client_ip": "10.1.0.7", "qname": name,
+                         "qtype": "A", "rcode": rcode})  # fmt: skip
+    q = SimpleNamespace(queries=pl.DataFrame(rows))
+    f = kf.check_ndots_expansion(coredns=q)
+    assert f is not None
+    assert (f.evidence["expansions"], f.evidence["answers"], f.evidence["real_names"]) == (
+        20,
+        25,
+        1,
+    )
+    assert f.evidence["per_name"]["base"].to_list() == ["api.example.com"]
+    # the same lookups with a trailing dot (FQDN): only the real name is asked
+    fqdn = SimpleNamespace(queries=pl.DataFrame([r for r in rows if r["rcode"] == "NOERROR"]))
+    assert kf.check_ndots_expansion(coredns=fqdn) is None
+
+
+def test_truncation_real_capture(shared_fixtures: Path, tshark: str) -> None:
+    path = shared_fixtures / "pcaps" / "chrissanders_dns_tcp.pcapng"
+    cap = kit.read_capture(path, progress=False)
+    f = kf.check_truncation(cap)
+    assert f is not None and f.id == "truncation-tcp-fallback"
+    assert f.evidence["truncated"] == tshark_count(
+        tshark, path, "dns.flags.response==1 && dns.flags.truncated==1 && udp"
+    )
+    assert f.evidence["retried_over_tcp"] == 1
+    assert f.evidence["examples"]["qname"].to_list() == ["ripe.net"]
+    # plain UDP DNS with no TC bit
+    assert (
+        kf.check_truncation(
+            kit.read_capture(shared_fixtures / "pcaps" / "dnscap_dns.pcap", progress=False)
+        )
+        is None
+    )
+
+
+def test_servfail_real_capture(shared_fixtures: Path, tshark: str) -> None:
+    path = shared_fixtures / "pcaps" / "ndpi_dns_fragmented.pcap"
+    cap = kit.read_capture(path, progress=False)
+    n_sf = tshark_count(tshark, path, "dns.flags.response==1 && dns.flags.rcode==2")
+    answered = cap.dns.filter(pl.col("rcode").is_not_null()).height
+    f = kf.check_servfail_storm(capture=cap, min_count=1, min_share=0.01)
+    assert f is not None and f.evidence["servfail"] == n_sf
+    assert f.evidence["answers"] == answered
+    # one SERVFAIL among ~20 answers is below the default 5 % / 10 answers
+    assert kf.check_servfail_storm(capture=cap) is None
+
+
+def test_servfail_storm_small() -> None:
+    # 30 SERVFAIL of 100 answers: 30 % -> critical (above 25 %)
+    rows = [{"ts": T0, "client_ip": "10.1.0.7", "qname": f"n{i}.example", "qtype": "A",
+             "rcode": "SERVFAIL" if i < 30 else "NOERROR"} for i in range(100)]  # fmt: skip
+    f = kf.check_servfail_storm(unbound=SimpleNamespace(queries=pl.DataFrame(rows)))
+    assert f is not None and f.severity == "critical" and f.evidence["share"] == 0.3
+    assert f.evidence["top_names"].height == 10
+    rows = [{**r, "rcode": "NOERROR"} if i >= 3 else r for i, r in enumerate(rows)]
+    assert kf.check_servfail_storm(unbound=SimpleNamespace(queries=pl.DataFrame(rows))) is None
+
+
+def race_dns(late: int, total: int) -> list[dict[str, Any]]:
+    """``total`` lookups, each an A and an AAAA from one socket 1 ms apart; in the first ``late``
+    the AAAA answer comes 5.0 s later (the client's retry), else after 2 ms."""
+    rows = []
+    for i in range(total):
+        t = T0 + timedelta(seconds=i)
+        common = {"client_ip": "10.1.0.7", "client_port": 40000 + i, "server_ip": "10.96.0.10",
+                  "transport": "udp", "qname": f"svc{i}.example", "answered": True,
+                  "censored": False, "capture": "synthetic"}  # fmt: skip
+        rows.append({**common, "ts": t, "qtype": "A", "latency_s": 0.002})
+        rows.append({**common, "ts": t + timedelta(milliseconds=1), "qtype": "AAAA",
+                     "latency_s": 5.0 if i < late else 0.002})  # fmt: skip
+    return rows
+
+
+def test_conntrack_race_small() -> None:
+    f = kf.check_conntrack_race(capture(dns=race_dns(late=4, total=10)))
+    assert f is not None and f.id == "conntrack-race"
+    assert (f.evidence["pairs"], f.evidence["late_pairs"]) == (10, 4)
+    assert kf.check_conntrack_race(capture(dns=race_dns(late=0, total=10))) is None
+
+
+def test_classic_causes_quiet_on_sample(sample: SimpleNamespace) -> None:
+    cap = sample.cap
+    assert kf.check_truncation(cap) is None
+    assert kf.check_conntrack_race(cap) is None
+    assert kf.check_servfail_storm(capture=cap, unbound=sample.unbound) is None
+    assert kf.check_ndots_expansion(capture=cap, unbound=sample.unbound) is None
