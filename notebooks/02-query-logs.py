@@ -1,0 +1,172 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Query logs: which queries were slow?
+#
+# A resolver that logs every query with its duration (CoreDNS's `log` plugin, unbound's
+# `log-replies: yes`) tells which queries were slow. The question here is whether the slow ones
+# share something: one query type (`AAAA` towards a broken upstream), one rcode (`SERVFAIL`), one
+# client, one domain, one transport. If they share **nothing** but the time and the node, the
+# cause is on the path every cache miss takes: the forwarding to the upstream resolver.
+#
+# The durations themselves are evidence too: slow queries piling up at 1 s, 3 s, 7 s... are TCP
+# SYN retransmission timers (RFC 6298: initial RTO 1 s, doubling), not a slow server.
+
+# %% tags=["parameters"]
+coredns_log: list[str] | None = None  # CoreDNS / NodeLocal DNSCache logs with the log plugin
+unbound_log: list[str] | None = ["data/sample/logs/unbound-node*.log"]  # unbound, log-replies: yes
+run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with the change time
+change_time: str | None = None  # ISO-8601 time of the suspected change; overrides run.json
+fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides run.json
+slow_threshold_s: float = 1.0  # a query taking at least this long is slow, in seconds
+every: str = "10s"  # time bin of the slow-query counts (polars duration: 10s, 1m)
+domain_labels: int = 2  # labels kept from the right of a name to group names into domains
+
+# %%
+import polars as pl
+
+import kit
+import kit.analysis
+import kit.charts
+import kit.coredns
+import kit.logs
+import kit.timeline
+
+# %% [markdown]
+# ## The logs
+
+# %%
+tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
+core = kit.read_coredns_log(coredns_log) if coredns_log else None
+unb = kit.read_unbound_log(unbound_log) if unbound_log else None
+queries = kit.logs.with_domain(
+    kit.logs.combined_queries(coredns=core, unbound=unb), labels=domain_labels
+)
+queries.group_by("resolver", "source").agg(
+    queries=pl.len(),
+    slow=(pl.col("duration_s") >= slow_threshold_s).sum(),
+    first=pl.col("ts").min(),
+    last=pl.col("ts").max(),
+).sort("resolver", "source")
+
+# %% [markdown]
+# One row per log file with its answered queries. Lines that are not queries (start-up, errors)
+# are in `03-error-logs`; lines the kit could not read are counted here:
+
+# %%
+pl.DataFrame(
+    {
+        "log": ["coredns", "unbound"],
+        "rejected_lines": [
+            core.rejected.height if core is not None else None,
+            unb.rejected.height if unb is not None else None,
+        ],
+    }
+)
+
+# %% [markdown]
+# ## Slow queries over time
+#
+# What to look for: slow queries starting at the change (dashed line) on one log file only.
+
+# %%
+slow_counts = kit.logs.slow_over_time(
+    queries, threshold_s=slow_threshold_s, every=every, by=["source"]
+)
+kit.charts.count_chart(
+    slow_counts,
+    value="slow",
+    by=["source"],
+    change_time=tl.change_time,
+    fix_time=tl.fix_time,
+    title=f"Queries taking at least {slow_threshold_s:g} s, per {every} bin",
+    y_title=f"slow queries per {every}",
+) if queries.height else "No query logs given: nothing to show."
+
+# %% [markdown]
+# ## Is there a pattern?
+#
+# For each dimension, the bar is the group's share of the slow queries and the tick its share of
+# all queries. A bar far longer than its tick (`lift` well above 1) is a pattern; bars matching
+# their ticks mean slowness does not depend on that dimension. `cached` (unbound only) separates
+# cache hits from answers that needed the upstream.
+
+# %%
+by_source = kit.logs.slow_by(queries, "source", threshold_s=slow_threshold_s)
+by_source
+
+# %%
+by_qtype = kit.logs.slow_by(queries, "qtype", threshold_s=slow_threshold_s)
+kit.charts.slow_by_chart(by_qtype, "qtype") if queries.height else by_qtype
+
+# %%
+kit.logs.slow_by(queries, "rcode", threshold_s=slow_threshold_s)
+
+# %%
+kit.logs.slow_by(queries, ["resolver", "proto", "cached"], threshold_s=slow_threshold_s)
+
+# %%
+kit.logs.slow_by(queries, "client_ip", threshold_s=slow_threshold_s)
+
+# %%
+by_domain = kit.logs.slow_by(queries, "domain", threshold_s=slow_threshold_s)
+kit.charts.slow_by_chart(by_domain, "domain") if queries.height else by_domain
+
+# %% [markdown]
+# Names queried once each (generated names, cache misses by design) cannot form a pattern on
+# their own: their domain can. A single name with many slow queries would show here as its
+# domain's bar, and in the list of the slowest queries below.
+#
+# ## Latency modes: do the slow queries pile up at fixed durations?
+
+# %%
+modes = kit.analysis.latency_modes(queries, min_s=min(0.2, slow_threshold_s))
+modes
+
+# %%
+kit.charts.duration_histogram_chart(
+    kit.logs.duration_histogram(queries, by=["resolver"]),
+    modes=modes,
+    by=["resolver"],
+    threshold_s=slow_threshold_s,
+    title="How long the logged queries took (log scale)",
+) if queries.height else "No query logs given: nothing to show."
+
+# %% [markdown]
+# Modes near 1 s, 3 s, 7 s (and 15 s, 31 s) are the TCP SYN retransmission ladder: the resolver
+# opened a TCP connection to its upstream and the SYN (or SYN-ACK) was lost, again and again.
+# A mode near 2 s or 5 s is rather a resolver's own retry timer. Confirm on the wire with
+# `05-upstream-tcp`.
+#
+# ## The slowest queries
+
+# %%
+kit.coredns.slow_queries(queries, slow_threshold_s).select(
+    "ts",
+    "resolver",
+    "client_ip",
+    "qname",
+    "qtype",
+    "rcode",
+    "cached",
+    "duration_s",
+    "source",
+    "line_no",
+).head(20)
+
+# %% [markdown]
+# ## What to check next
+#
+# - The upstream errors the resolver logged while these queries were slow: `03-error-logs`.
+# - What the clients saw, and the TCP connections to the upstream: `04-capture-dns`,
+#   `05-upstream-tcp`.

@@ -1,0 +1,161 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Error logs: which upstream errors, how many per minute, since when?
+#
+# When a cache forwards its misses to an upstream resolver that stops answering, CoreDNS's
+# `errors` plugin logs every failed exchange, e.g.
+# `[ERROR] plugin/errors: 2 example.com. A: read tcp 10.0.0.5:41234->10.0.0.2:53: i/o timeout`.
+# In the reference incident (NodeLocal DNSCache with `force_tcp` towards the AWS VPC resolver)
+# there were **hundreds of TCP i/o timeouts per minute**, starting with the change.
+#
+# This notebook counts such errors per time bin by upstream, transport (`udp`/`tcp`) and
+# operation (`dial`/`read`/`write`), and finds their onset against the change time. Not every
+# resolver logs them: where the log cannot show upstream failures, the notebook says so and shows
+# the same signal from the capture (failed and retransmitted TCP connection attempts).
+
+# %% tags=["parameters"]
+coredns_log: list[str] | None = None  # CoreDNS / NodeLocal DNSCache logs (errors plugin)
+unbound_log: list[str] | None = ["data/sample/logs/unbound-node*.log"]  # unbound logs
+capture: list[str] | None = ["data/sample/captures"]  # captures on the cache nodes; optional
+run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with the change time
+change_time: str | None = None  # ISO-8601 time of the suspected change; overrides run.json
+fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides run.json
+every: str = "10s"  # time bin of the counts (polars duration; 1m for incidents of hours)
+
+# %%
+import polars as pl
+
+import kit
+import kit.charts
+import kit.coredns
+import kit.logs
+import kit.timeline
+
+# %%
+tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
+core = kit.read_coredns_log(coredns_log) if coredns_log else None
+unb = kit.read_unbound_log(unbound_log) if unbound_log else None
+
+# %% [markdown]
+# ## What the logs can tell
+#
+# One row per resolver log given: how many lines, how many at error/warning level, and what this
+# kind of log records about upstream failures at all.
+
+# %%
+kit.logs.error_coverage(coredns=core, unbound=unb)
+
+# %% [markdown]
+# ## Upstream errors (CoreDNS `errors` plugin)
+
+# %%
+print(
+    "No CoreDNS log given: no upstream errors to count (see the capture below)."
+    if core is None
+    else f"{core.errors.height} error lines in the CoreDNS log."
+)
+
+# %%
+kit.logs.error_summary(core) if core is not None else None
+
+# %% [markdown]
+# The table counts every error line per upstream, transport, op and kind (`timeout`, `refused`,
+# ...), with the first and last time it was seen; `consolidate` summaries count as the errors they
+# stand for. Lines without a timestamp (logs copied without `kubectl logs --timestamps`) are
+# counted but cannot be placed in time (`without_ts`).
+
+# %%
+errors_per_bin = (
+    kit.coredns.error_counts(
+        core.errors.filter(pl.col("ts").is_not_null()),  # lines without time cannot be binned
+        every=every,
+        by=["upstream", "transport", "op"],
+    )
+    if core is not None
+    else None
+)
+kit.charts.count_chart(
+    errors_per_bin,
+    by=["upstream", "transport", "op"],
+    change_time=tl.change_time,
+    fix_time=tl.fix_time,
+    title=f"CoreDNS upstream errors per {every}",
+    y_title=f"error lines per {every}",
+) if errors_per_bin is not None and errors_per_bin.height else "No timestamped upstream errors."
+
+# %%
+kit.logs.onset(
+    errors_per_bin, by=["upstream", "transport", "op"], change_time=tl.change_time
+) if errors_per_bin is not None else None
+
+# %% [markdown]
+# What to look for: errors towards one upstream over `tcp` that start at the change (`first_ts`
+# just after it, `since_change_s` small and positive, `before_change` zero) point at the
+# transport change: the upstream (like the AWS VPC resolver) answers UDP but limits or drops TCP.
+# Errors spread over all upstreams and transports point at the network or the upstream itself.
+#
+# ## Other error and warning lines
+
+# %%
+messages = kit.logs.log_messages(coredns=core, unbound=unb)
+kit.logs.message_summary(messages)
+
+# %% [markdown]
+# Messages grouped by pattern (addresses and numbers replaced), most frequent first. An empty
+# table means the resolver logged no error or warning at all.
+#
+# ## The same signal from the capture
+#
+# **Capture-derived, not logged by the resolver**: each TCP connection the cache opened towards
+# an upstream on port 53, per time bin; `syn_retransmits` counts its SYNs sent again (the first
+# after 1 s, then 2 s, 4 s...: RFC 6298), `not_established` the attempts that never got an answer.
+# This is what CoreDNS logs as `dial tcp ...: i/o timeout`.
+
+# %%
+cap = kit.read_capture(capture) if capture else None
+attempts = (
+    kit.logs.connect_failures(cap.tcp, every=every, by=["capture", "server_ip"])
+    if cap is not None
+    else None
+)
+kit.charts.count_chart(
+    attempts,
+    value="syn_retransmits",
+    by=["capture", "server_ip"],
+    change_time=tl.change_time,
+    fix_time=tl.fix_time,
+    title=f"Capture-derived: SYN retransmissions towards each upstream, per {every}",
+    y_title=f"SYN retransmissions per {every}",
+) if attempts is not None and attempts.height else "No TCP connections to port 53 captured."
+
+# %%
+kit.logs.onset(
+    attempts, value="syn_retransmits", by=["capture", "server_ip"], change_time=tl.change_time
+) if attempts is not None else "No capture given."
+
+# %%
+attempts.group_by("capture", "server_ip").agg(
+    pl.col("attempts", "syn_retransmits", "not_established").sum()
+).sort("capture", "server_ip") if attempts is not None else "No capture given."
+
+# %% [markdown]
+# A cache that forwards over UDP opens no TCP connection at all (a capture with no row here
+# forwarded over UDP, or had no cache misses). Thousands of SYN retransmissions in a minute at
+# a packet rate far below the upstream's limits mean the upstream drops TCP connection attempts:
+# confirm per connection in `05-upstream-tcp`.
+#
+# ## What to check next
+#
+# - Which queries were slow meanwhile: `02-query-logs`.
+# - The TCP conversations with the upstream, packet by packet: `05-upstream-tcp`.
