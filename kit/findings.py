@@ -829,12 +829,20 @@ def check_error_bursts(
     Returns
     -------
     Finding | None
-        Evidence: ``errors`` (total), ``peak_per_bin``, ``bins_with_burst``, ``by_kind``
-        (frame), ``bursts`` (frame: ts, upstream, kind, count).
+        Evidence: ``errors`` (total with a timestamp), ``errors_without_ts`` (CoreDNS errors
+        whose line has no time: not binned; when all lack one and there are at least
+        ``min_errors``, a ``warning`` says bursts cannot be told), ``peak_per_bin``,
+        ``bins_with_burst``, ``by_kind`` (frame), ``bursts`` (frame: ts, upstream, kind, count).
     """
     parts: list[pl.DataFrame] = []
     files: list[str] = []
+    untimed = 0
     if coredns is not None and not coredns.errors.is_empty():
+        untimed = int(
+            coredns.errors.filter(pl.col("ts").is_null())["consolidated_count"].fill_null(1).sum()
+        )
+        if untimed:
+            log.info("%d CoreDNS errors have no timestamp and cannot be binned", untimed)
         e = coredns.errors.filter(pl.col("ts").is_not_null())
         parts.append(
             e.select(
@@ -857,7 +865,20 @@ def check_error_bursts(
                 )
             )
             files += e["source"].unique().sort().to_list()
-    if not parts:
+    if not parts or all(p.is_empty() for p in parts):
+        if untimed >= min_errors:
+            return Finding(
+                id="upstream-error-bursts",
+                title=f"{untimed} upstream errors (no timestamps: bursts cannot be told)",
+                severity="warning",
+                explanation=(
+                    f"The log holds {untimed} upstream errors but its lines carry no timestamp, so "
+                    "whether they came in bursts cannot be told. Collect the logs with timestamps "
+                    "(kubectl logs --timestamps, or the CRI files on the node)."
+                ),
+                evidence={"errors": untimed, "errors_without_ts": untimed},
+                confirm="kubectl logs --timestamps -n kube-system <pod> | grep -c 'plugin/errors'",
+            )
         return None
     errs = pl.concat(parts)
     bins = (
@@ -893,6 +914,7 @@ def check_error_bursts(
         ),
         evidence={
             "errors": total,
+            "errors_without_ts": untimed,
             "peak_per_bin": peak,
             "bins_with_burst": bursts.height,
             "by_kind": by_kind,
@@ -1011,6 +1033,22 @@ def _query_frames(capture: Any, coredns: Any, unbound: Any) -> list[tuple[str, p
     return out
 
 
+def _confirm_per_source(
+    capture: Any, coredns: Any, unbound: Any, tshark_filter: str, grep: str
+) -> str:
+    """Commands over each artefact: ``tshark -Y`` for captures, ``grep`` pipelines for logs."""
+    parts = []
+    if capture is not None:
+        parts += [
+            f"tshark -r {_quote(p)} -Y {_quote(tshark_filter)}" for p in _capture_paths(capture)
+        ]
+    for obj in (coredns, unbound):
+        if obj is not None and "source" in obj.queries.columns:
+            files = obj.queries["source"].drop_nulls().unique().sort().to_list()
+            parts += [grep.format(file=_quote(f)) for f in files]
+    return " ; ".join(parts)
+
+
 def check_ndots_expansion(
     *,
     capture: Any = None,
@@ -1110,7 +1148,13 @@ def check_ndots_expansion(
             "real_names": per.height,
             "per_name": per.head(20),
         },
-        confirm=f"grep -c 'NXDOMAIN' <query log> ; grep NXDOMAIN <query log> | grep -c '\\.{dom}'",
+        confirm=_confirm_per_source(
+            capture,
+            coredns,
+            unbound,
+            f'dns.flags.rcode==3 && dns.qry.name contains "{dom}"',
+            "grep NXDOMAIN {file} | grep -ci '" + dom.replace(".", r"\.") + "'",
+        ),
     )
 
 
@@ -1231,7 +1275,13 @@ def check_servfail_storm(
             "per_source": per,
             "top_names": top,
         },
-        confirm="tshark -r <capture> -Y 'dns.flags.rcode==2' ; grep -c SERVFAIL <query log>",
+        confirm=_confirm_per_source(
+            capture,
+            coredns,
+            unbound,
+            "dns.flags.response==1 && dns.flags.rcode==2",
+            "grep -c SERVFAIL {file}",
+        ),
     )
 
 
