@@ -51,6 +51,7 @@ from typing import Any
 import polars as pl
 
 from kit._sources import walk_artefacts
+from kit.detect import ArtefactKind
 
 log = logging.getLogger(__name__)
 
@@ -70,20 +71,7 @@ FINDINGS_MIMETYPE = "application/vnd.dnskit.findings+json"
 SETUP_TAG = "dnskit-setup"
 KERNEL_NAME = "python3"
 
-ARTEFACT_KINDS: tuple[str, ...] = (
-    "capture",
-    "coredns_log",
-    "unbound_log",
-    "metrics_exposition",
-    "prometheus_api_json",
-    "grafana_csv",
-    "grafana_json",
-    "corefile",
-    "unbound_conf",
-    "nsd_conf",
-    "run_json",
-    "unknown",
-)
+ARTEFACT_KINDS: tuple[str, ...] = tuple(k.value for k in ArtefactKind)
 """Kinds an artefact can be classified as (the values of ``kit.detect.ArtefactKind``)."""
 
 INPUT_PARAMETERS: dict[str, tuple[str, ...]] = {

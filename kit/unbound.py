@@ -35,29 +35,9 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from kit._sources import Source, expand_sources, read_raw
+from kit.corefile import FORWARD_SCHEMA  # shared with the Corefile reader: one finding covers both
 from kit.errors import InputFormatError, KitWarning
 from kit.schema import check_schema
-
-try:  # the shared forward-settings schema lives with the Corefile reader
-    from kit.corefile import FORWARD_SCHEMA
-except ImportError:  # pragma: no cover - only while kit.corefile is not installed
-    FORWARD_SCHEMA = pl.Schema(
-        {
-            "resolver": pl.String,
-            "zone": pl.String,
-            "port": pl.UInt16,
-            "upstream": pl.String,
-            "transport": pl.String,
-            "force_tcp": pl.Boolean,
-            "prefer_udp": pl.Boolean,
-            "policy": pl.String,
-            "max_concurrent": pl.Int64,
-            "expire_s": pl.Float64,
-            "health_check_s": pl.Float64,
-            "source": pl.String,
-            "line_no": pl.UInt32,
-        }
-    )
 
 __all__ = [
     "FORWARD_SCHEMA",
