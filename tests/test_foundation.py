@@ -134,3 +134,10 @@ def test_public_api_is_small_and_unknown_names_fail() -> None:
     assert len(kit.__all__) <= 25
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         kit.nope  # noqa: B018
+
+
+def test_every_public_name_resolves_to_its_module() -> None:
+    for name, module in kit._LAZY.items():
+        obj = getattr(kit, name)
+        assert obj.__module__ == module, name
+        assert obj.__doc__, f"{name} has no docstring"
