@@ -306,3 +306,57 @@ def test_attribution_summary_puts_answers_on_the_ladder(
     assert by_dns.height >= 3
     for k, p50 in by_dns.select("syn_retransmits", "latency_p50_s").rows():
         assert p50 == pytest.approx(rungs[k], rel=0.05), (k, p50)
+
+
+# --------------------------------------------------------------------------------------------
+# real captures from ../shared/fixtures (not the lab): SYNs and roles against tshark
+
+
+SHARED_PCAPS = [
+    "chrissanders_dns_lab.pcapng",
+    "chrissanders_dns_tcp.pcapng",
+    "dnscap_dns.pcap",
+    "dnscap_dnso1tcp.pcap",
+    "dnscap_dnso1tcp-midmiss.pcap",
+    "dnscap_dnsotcp-many1pkt.pcap",
+    "ndpi_KakaoTalk_chat.pcap",
+    "suricata_dns-tcp-multirequest-buffer.pcap",
+    "zeek_dns-edns-ecs.pcap",
+]
+
+
+@pytest.mark.parametrize("name", SHARED_PCAPS)
+def test_shared_pcaps_syns_and_roles_agree_with_tshark(
+    name: str, shared_fixtures: Path, tshark: str, tmp_path: Path
+) -> None:
+    path = shared_fixtures / "pcaps" / name
+    cap = kit.read_capture(path, cache=False, progress=False)
+    # SYNs without ACK on port 53, and those tshark flags as retransmissions
+    syn_rows = tshark_rows(
+        tshark,
+        path,
+        ["tcp.analysis.retransmission"],
+        "tcp.port == 53 && tcp.flags.syn == 1 && tcp.flags.ack == 0",
+    )
+    syn = up.syn_retransmissions(cap.packets)
+    assert syn["syns"].sum() == len(syn_rows)
+    assert syn["retransmitted_syns"].sum() == sum(1 for r in syn_rows if r[0])
+    # the cache guess is a server with the most distinct clients, counted from tshark's queries
+    rows = tshark_rows(
+        tshark,
+        path,
+        ["ip.src", "ipv6.src", "ip.dst", "ipv6.dst"],
+        "dns.flags.response == 0 && !icmp && !icmpv6",
+    )
+    clients: dict[str, set[str]] = {}
+    for r in rows:
+        # innermost header: the last address tshark lists (tunnels list the outer one first)
+        src = (r[0] or r[1]).split(",")[-1]
+        dst = (r[2] or r[3]).split(",")[-1]
+        clients.setdefault(dst, set()).add(src)
+    cache = up.infer_cache_ips(cap.dns)
+    if not clients:
+        assert cache == []
+        return
+    most = max(len(v) for v in clients.values())
+    assert len(cache) == 1 and len(clients[cache[0]]) == most
