@@ -376,6 +376,7 @@ def check_syn_retransmissions(
     slow_threshold_s: float = 1.0,
     min_retransmits: int = 3,
     window_s: float = 8.0,
+    change_time: datetime | None = None,
 ) -> Finding | None:
     """Fires when SYNs towards a port-53 server were retransmitted (at least ``min_retransmits``).
 
@@ -392,6 +393,9 @@ def check_syn_retransmissions(
         Fewest retransmitted SYNs to fire.
     window_s
         Window (seconds) for the densest burst of retransmitted SYNs.
+    change_time
+        When the suspected change was made (UTC): the evidence then says how long after it the
+        first SYN was retransmitted, and how many retransmissions came before it.
 
     Returns
     -------
@@ -399,7 +403,9 @@ def check_syn_retransmissions(
         ``critical`` when slow client answers are attributed to connections with SYN
         retransmissions, else ``warning``. Evidence: ``connections``, ``syn_retransmits``
         (retransmitted SYN packets), ``failed_connections`` (no SYN/ACK seen),
-        ``max_retransmits_in_window`` and ``window_start``, ``slow_answers``,
+        ``max_retransmits_in_window`` and ``window_start``, ``first_retransmit`` (ISO time),
+        with ``change_time``: ``first_after_change_s`` (seconds, negative when before it) and
+        ``retransmits_before_change``; ``slow_answers``,
         ``slow_answers_attributed``, ``per_server`` (frame), ``slow_examples`` (frame, slowest 10).
     """
     from kit.capture import attribute_slow_answers
@@ -438,6 +444,18 @@ def check_syn_retransmissions(
     if servers:
         flt += " && " + _ip_filter(servers)
     failed = int(per_server["failed"].sum())
+    first = retx["ts"].min()
+    timing: dict[str, Any] = {"first_retransmit": first.isoformat()}  # type: ignore[union-attr]
+    when = ""
+    if change_time is not None:
+        after = (first - change_time).total_seconds()  # type: ignore[operator,union-attr]
+        before = retx.filter(pl.col("ts") < change_time).height
+        timing |= {"first_after_change_s": after, "retransmits_before_change": before}
+        when = (
+            f"The first came {after:.1f} s after the change ({before} before it). "
+            if after >= 0
+            else f"The first came {-after:.1f} s BEFORE the change ({before} before it). "
+        )
     return Finding(
         id="syn-retransmissions",
         title=(
@@ -448,7 +466,7 @@ def check_syn_retransmissions(
         explanation=(
             f"The cache opened {tcp.height} TCP connections to its upstream on port 53 and had to "
             f"send {retx.height} SYNs again ({burst} within {window_s:g} s at the worst; "
-            f"{failed} connections never got a SYN/ACK). The kernel waits 1 s, then 2 s, 4 s... "
+            f"{failed} connections never got a SYN/ACK). {when}The kernel waits 1 s, then 2 s, 4 s... "
             f"before each retransmission, so a dropped SYN delays the answer by whole seconds. "
             f"{hit.height} of {att.height} client answers slower than {slow_threshold_s:g} s waited "
             "for such a connection. The upstream drops or limits TCP connections: check whether "
@@ -461,6 +479,7 @@ def check_syn_retransmissions(
             "max_retransmits_in_window": burst,
             "window_s": window_s,
             "window_start": burst_at.isoformat() if burst_at is not None else "",
+            **timing,
             "slow_answers": att.height,
             "slow_answers_attributed": hit.height,
             "per_server": per_server,
@@ -1407,7 +1426,10 @@ def run(
     ups = list(upstreams) if upstreams else infer_upstreams(capture, forward)
     found: list[Finding | None] = []
     syn = check_syn_retransmissions(
-        capture, upstreams=ups or None, slow_threshold_s=slow_threshold_s
+        capture,
+        upstreams=ups or None,
+        slow_threshold_s=slow_threshold_s,
+        change_time=timeline.change_time if timeline is not None else None,
     )
     found.append(check_forced_tcp(forward, corroborated=syn is not None))
     found.append(syn)

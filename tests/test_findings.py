@@ -583,3 +583,23 @@ def test_confirm_commands_reproduce_the_numbers(
     assert f is not None
     out = subprocess.run(["bash", "-c", f.confirm], capture_output=True, text=True, check=True)
     assert int(out.stdout) == f.evidence["expansions"] == 5
+
+
+def test_syn_retransmissions_start_after_the_change(sample: SimpleNamespace, tshark: str) -> None:
+    cap = node(sample.cap, "node1", sample)
+    f = kf.check_syn_retransmissions(cap, upstreams=[UPSTREAM], change_time=sample.tl.change_time)
+    assert f is not None
+    # tshark's time of the first retransmitted SYN, independently of the kit
+    first = subprocess.run(
+        [tshark, "-n", "-r", str(SAMPLE / "captures" / "node1.pcap"), "-Y",
+         "tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.analysis.retransmission",
+         "-T", "fields", "-e", "frame.time_epoch"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()[0]  # fmt: skip
+    expect = float(first) - sample.tl.change_time.timestamp()
+    assert f.evidence["first_after_change_s"] == pytest.approx(expect, abs=1e-5)
+    # node1 switched to TCP at the change: nothing retransmitted before it, the first about 1 s
+    # after (the first SYN dropped, the kernel's initial 1 s retransmission timeout)
+    assert f.evidence["retransmits_before_change"] == 0
+    assert 0 < expect < 10
+    assert "after the change" in f.explanation
