@@ -27,14 +27,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from kit.analysis import latency_modes
 
+if TYPE_CHECKING:
+    from kit.capture import Capture
+
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "DRILL_DOWN_SCHEMA",
     "HISTOGRAM_SCHEMA_TAIL",
     "LADDER_SCHEMA",
     "ROLES_SCHEMA",
@@ -49,6 +55,7 @@ __all__ = [
     "outcomes",
     "server_roles",
     "slow_over_time",
+    "syn_drill_down",
     "syn_ladder",
     "syn_retransmissions",
     "upstream_packets",
@@ -641,3 +648,96 @@ def attribution_summary(
         )
         .sort(by, nulls_last=False)
     )
+
+
+_DRILL_DOWN_COLUMNS: dict[str, Any] = {
+    "capture": pl.String,
+    "tcp_stream": pl.UInt32,
+    "frame": pl.UInt32,
+    "ts": _UTC,
+    "src_ip": pl.String,
+    "dst_ip": pl.String,
+    "flags": pl.String,
+    "retransmission": pl.Boolean,
+    "rto_s": pl.Float64,
+    "rto_frame": pl.UInt32,
+    "note": pl.String,
+}
+#: :func:`syn_drill_down` output.
+DRILL_DOWN_SCHEMA = pl.Schema(_DRILL_DOWN_COLUMNS)
+
+
+def syn_drill_down(cap: Capture, upstream_ips: Sequence[str] | None = None) -> pl.DataFrame:
+    """The SYNs of the connection with the most retransmitted SYNs, dissected again by pyshark.
+
+    A drill-down that shows tshark's own analysis of one bad connection: each SYN, whether tshark
+    flags it as a retransmission, and ``tcp.analysis.rto`` (seconds since the original SYN: 1, 3,
+    7... s on Linux). It reads only that connection (``kit.capture.stream``), so it is cheap, and
+    it works inside a Jupyter kernel.
+
+    Parameters
+    ----------
+    cap
+        A :class:`kit.capture.Capture`; the connection's file is read again from ``meta.path``.
+    upstream_ips
+        Only connections to these servers; ``None``: any port-53 connection.
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`DRILL_DOWN_SCHEMA`, one row per SYN (without ACK) of that connection: ``capture``,
+        ``tcp_stream`` UInt32, ``frame`` UInt32 (tshark frame number), ``ts`` Datetime(us, UTC),
+        ``src_ip``/``dst_ip``, ``flags`` (hex, e.g. ``"0x0002"``), ``retransmission`` Boolean,
+        ``rto_s`` Float64 seconds (null for the first SYN), ``rto_frame`` UInt32 (the original
+        SYN's frame), ``note`` null. Empty when no connection retransmitted its SYN. When pyshark
+        fails (the file moved, tshark crashed), one row with only ``capture``, ``tcp_stream`` and
+        ``note`` saying why.
+    """
+    from kit.capture import stream
+
+    tcp = cap.tcp.filter(pl.col("syn_retransmits") > 0)
+    ips = _ips(upstream_ips)
+    if ips is not None:
+        tcp = tcp.filter(pl.col("server_ip").is_in(ips))
+    if tcp.is_empty():
+        return pl.DataFrame(schema=DRILL_DOWN_SCHEMA)
+    worst = tcp.sort(["syn_retransmits", "ts_syn"], descending=[True, False], nulls_last=True).row(
+        0, named=True
+    )
+    name, number = worst["capture"], worst["stream"]
+    path = cap.meta.filter(pl.col("capture") == name)["path"][0]
+    try:
+        pkts = stream(path, number)
+    except Exception as exc:  # pyshark raises many types (TSharkCrashException, EOFError...)
+        log.warning("pyshark drill-down of %s stream %s failed: %s", path, number, exc)
+        return pl.DataFrame(
+            [{"capture": name, "tcp_stream": number, "note": f"pyshark failed: {exc}"}],
+            schema=DRILL_DOWN_SCHEMA,
+        )
+    rows = []
+    for p in pkts:
+        t = p.tcp
+        flags = int(t.get_field_value("flags"), 16)
+        if flags & (_SYN | _ACK) != _SYN:
+            continue
+        rto = t.get_field_value("analysis_rto")
+        rto_frame = t.get_field_value("analysis_rto_frame")
+        rows.append(
+            {
+                "capture": name,
+                "tcp_stream": number,
+                "frame": int(p.frame_info.number),
+                "ts": int(Decimal(p.frame_info.time_epoch) * 1_000_000),
+                "src_ip": p.ip.src if hasattr(p, "ip") else p.ipv6.src,
+                "dst_ip": p.ip.dst if hasattr(p, "ip") else p.ipv6.dst,
+                "flags": f"0x{flags:04x}",
+                "retransmission": t.get_field_value("analysis_retransmission") is not None,
+                "rto_s": float(rto) if rto is not None else None,
+                "rto_frame": int(rto_frame) if rto_frame is not None else None,
+                "note": None,
+            }
+        )
+    out = pl.DataFrame(rows, schema={**DRILL_DOWN_SCHEMA, "ts": pl.Int64})
+    # the epoch from tshark is exact (pyshark's sniff_time is a local, naive time)
+    out = out.with_columns(ts=pl.from_epoch("ts", time_unit="us").dt.replace_time_zone("UTC"))
+    return out.cast(dict(DRILL_DOWN_SCHEMA))  # type: ignore[arg-type]

@@ -109,6 +109,17 @@ kit.charts.latency_histogram_chart(
 )
 
 # %% [markdown]
+# ### Drill-down: the worst connection, as tshark analyses it
+#
+# The SYNs of the connection with the most retransmitted SYNs, dissected again by pyshark (only
+# that connection is read): `rto_s` is tshark's `tcp.analysis.rto`, the seconds since the original
+# SYN (frame `rto_frame`). Open it in Wireshark with `tcp.stream == N`. Empty when no SYN was
+# retransmitted.
+
+# %%
+kit.upstream.syn_drill_down(cap, upstreams)
+
+# %% [markdown]
 # ## Client latency modes against the SYN ladder
 #
 # The slow tail of what the pods waited (from the client side of the same captures), its peaks

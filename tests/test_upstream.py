@@ -360,3 +360,31 @@ def test_shared_pcaps_syns_and_roles_agree_with_tshark(
         return
     most = max(len(v) for v in clients.values())
     assert len(cache) == 1 and len(clients[cache[0]]) == most
+
+
+def test_syn_drill_down_agrees_with_tshark(
+    cap: Capture, run: dict, tshark: str, sample: Path
+) -> None:
+    upstream = run["topology"]["upstream"]["ip"]
+    got = up.syn_drill_down(cap, [upstream])
+    worst = cap.tcp.filter(pl.col("server_ip") == upstream)["syn_retransmits"].max()
+    assert got.height == worst + 1  # the first SYN and its retransmissions
+    stream = got["tcp_stream"][0]
+    rows = tshark_rows(
+        tshark,
+        sample / "captures" / f"{got['capture'][0]}.pcap",
+        ["frame.number", "frame.time_epoch", "tcp.analysis.rto", "tcp.analysis.rto_frame"],
+        f"tcp.stream == {stream} && tcp.flags.syn == 1 && tcp.flags.ack == 0",
+    )
+    assert got["frame"].to_list() == [int(r[0]) for r in rows]
+    assert [t.timestamp() for t in got["ts"]] == pytest.approx(
+        [float(r[1]) for r in rows], abs=1e-6
+    )
+    assert got["rto_s"].to_list()[1:] == pytest.approx([float(r[2]) for r in rows[1:]])
+    assert got["rto_frame"].to_list()[1:] == [int(r[3]) for r in rows[1:]]
+    assert got["retransmission"].to_list() == [False] + [True] * worst
+    # tshark's RTO (time since the first SYN) walks the ladder: 1, 3, 7, 15 s (within 5 %)
+    ladder = up.syn_ladder(retries=worst)["timer_s"].to_list()
+    assert got["rto_s"].to_list()[1:] == pytest.approx(ladder, rel=0.05)
+    # no connection retransmitted towards an address that is not in the capture
+    assert up.syn_drill_down(cap, ["192.0.2.1"]).is_empty()
