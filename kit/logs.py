@@ -606,15 +606,20 @@ def onset(
     polars.DataFrame
         The ``by`` columns, ``total`` (Float64, sum of ``value``), ``first_ts`` (Datetime UTC,
         start of the first bin with a count above 0; null if none), ``since_change_s`` (Float64,
-        ``first_ts - change_time`` in seconds: negative = before the change; the resolution is
-        the bin width), ``before_change`` and ``after_change`` (Float64, counts in bins starting
-        before / at or after the change time; null without a change time). Sorted by ``total``
-        descending.
+        ``first_ts - change_time`` in seconds; a value between ``-bin_s`` and 0 means the first
+        counted bin is the one that contains the change), ``bin_s`` (Float64, the bin width,
+        inferred as the smallest step between bin starts; 0 with a single bin),
+        ``before_change`` (Float64, counts in bins that end at or before the change) and
+        ``after_change`` (Float64, the other counts: the bin containing the change is counted
+        after it); both null without a change time. Sorted by ``total`` descending.
     """
     keys = list(by)
     ct = None
     if change_time is not None:
         ct = change_time if change_time.tzinfo else change_time.replace(tzinfo=dt.UTC)
+    steps = counts.select(pl.col("ts").unique().sort().diff().dt.total_microseconds()).to_series()
+    step_us = int(steps.drop_nulls().min() or 0)  # type: ignore[arg-type]
+    bin_end = pl.col("ts") + pl.duration(microseconds=step_us)
     v = pl.col(value).cast(pl.Float64)
     aggs = [
         v.sum().alias("total"),
@@ -622,8 +627,8 @@ def onset(
     ]
     if ct is not None:
         aggs += [
-            v.filter(pl.col("ts") < ct).sum().alias("before_change"),
-            v.filter(pl.col("ts") >= ct).sum().alias("after_change"),
+            v.filter(bin_end <= ct).sum().alias("before_change"),
+            v.filter(bin_end > ct).sum().alias("after_change"),
         ]
     else:
         aggs += [
@@ -637,8 +642,10 @@ def onset(
         else pl.lit(None, dtype=pl.Float64)
     )
     return (
-        grouped.with_columns(since.alias("since_change_s"))
-        .select(*keys, "total", "first_ts", "since_change_s", "before_change", "after_change")
+        grouped.with_columns(since.alias("since_change_s"), pl.lit(step_us / 1e6).alias("bin_s"))
+        .select(
+            *keys, "total", "first_ts", "since_change_s", "bin_s", "before_change", "after_change"
+        )
         .sort(["total", *keys], descending=[True, *[False] * len(keys)])
     )
 

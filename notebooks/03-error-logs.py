@@ -101,7 +101,8 @@ kit.logs.onset(
 
 # %% [markdown]
 # What to look for: errors towards one upstream over `tcp` that start at the change (`first_ts`
-# just after it, `since_change_s` small and positive, `before_change` zero) point at the
+# in the bin of the change or just after it: `since_change_s` between `-bin_s` and a few bins,
+# `before_change` zero) point at the
 # transport change: the upstream (like the AWS VPC resolver) answers UDP but limits or drops TCP.
 # Errors spread over all upstreams and transports point at the network or the upstream itself.
 #
@@ -123,7 +124,7 @@ kit.logs.message_summary(messages)
 # This is what CoreDNS logs as `dial tcp ...: i/o timeout`.
 
 # %%
-cap = kit.read_capture(capture) if capture else None
+cap = kit.read_capture(capture, progress=False) if capture else None
 attempts = (
     kit.logs.connect_failures(cap.tcp, every=every, by=["capture", "server_ip"])
     if cap is not None

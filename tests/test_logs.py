@@ -230,10 +230,15 @@ def test_onset_hand_computed() -> None:
         }
     ).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
     out = logs.onset(counts, by=["upstream"], change_time=change)
+    # bins of 1 minute: the one starting at the change ends after it; b's first bin ends at it
     assert out.rows() == [
-        ("a", 300.0, change + dt.timedelta(minutes=1), 60.0, 0.0, 300.0),
-        ("b", 12.0, change - dt.timedelta(minutes=1), -60.0, 2.0, 10.0),
+        ("a", 300.0, change + dt.timedelta(minutes=1), 60.0, 60.0, 0.0, 300.0),
+        ("b", 12.0, change - dt.timedelta(minutes=1), -60.0, 60.0, 2.0, 10.0),
     ]
+    # a change 10 s before a bin ends: that bin counts after the change
+    mid = logs.onset(counts, by=["upstream"], change_time=change - dt.timedelta(seconds=10))
+    b = mid.filter(pl.col("upstream") == "b").row(0, named=True)
+    assert (b["before_change"], b["after_change"], b["since_change_s"]) == (0.0, 12.0, -50.0)
     assert logs.onset(counts, by=["upstream"])["since_change_s"].null_count() == 2
 
 
