@@ -53,6 +53,7 @@ __all__ = [
     "FINDINGS_SCHEMA",
     "KNOWN_TIMERS",
     "SEVERITIES",
+    "SYMPTOMS_SCHEMA",
     "Finding",
     "Inputs",
     "check_bucket_ceiling",
@@ -74,6 +75,8 @@ __all__ = [
     "run",
     "run_on",
     "show_evidence",
+    "symptom_chart",
+    "symptom_series",
 ]
 
 SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
@@ -1522,6 +1525,107 @@ def show_evidence(findings: Sequence[Finding]) -> None:
             if isinstance(value, pl.DataFrame):
                 display(HTML(f"<p><b>{html.escape(name)}</b> ({value.height} rows)</p>"))
                 display(value.head(20))
+
+
+SYMPTOMS_SCHEMA = pl.Schema({"ts": _UTC, "series": pl.String(), "value": pl.Float64()})
+"""Schema of :func:`symptom_series`: bin start (UTC), symptom name, events per second."""
+
+
+def symptom_series(
+    *,
+    capture: Any = None,
+    coredns: Any = None,
+    upstreams: Sequence[str] | None = None,
+    slow_threshold_s: float = 1.0,
+    every: str = "5s",
+) -> pl.DataFrame:
+    """The incident's symptoms over time, per second, for one chart (tidy, already aggregated).
+
+    Series (each only when its input is given and it has at least one event):
+    ``"SYN retransmissions to upstream"`` (retransmitted SYN packets to port 53 of ``upstreams``,
+    or of any server), ``"slow or unanswered client queries"`` (capture transactions not sent to
+    an upstream, at least ``slow_threshold_s`` seconds or unanswered and uncensored, by query
+    time), ``"upstream errors (CoreDNS)"`` (``errors`` lines with a time; summaries count as the
+    errors they stand for).
+
+    Parameters
+    ----------
+    capture, coredns
+        Loaded inputs (either may be ``None``).
+    upstreams
+        Upstream resolver addresses (default: :func:`infer_upstreams` on the capture).
+    slow_threshold_s
+        Seconds.
+    every
+        Bin width (polars duration).
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`SYMPTOMS_SCHEMA`: ``ts`` bin start, ``series``, ``value`` (events per second in the
+        bin). Every series covers the whole span of the inputs (capture first to last packet, log
+        first to last line) with 0 where nothing happened, so a quiet phase shows as zero. Sorted
+        by series and time.
+    """
+    from kit.capture import _duration_kwargs
+
+    width_s = timedelta(**_duration_kwargs(every)).total_seconds()  # type: ignore[arg-type]
+    events: list[pl.DataFrame] = []
+    spans: list[pl.DataFrame] = []
+
+    def add(name: str, ev: pl.DataFrame, weight: pl.Expr | None = None) -> None:
+        if not ev.is_empty():
+            w = pl.lit(1, dtype=pl.Int64) if weight is None else weight.cast(pl.Int64)
+            events.append(ev.select(pl.col("ts").cast(_UTC), series=pl.lit(name), n=w))
+
+    if capture is not None:
+        ups = list(upstreams) if upstreams else infer_upstreams(capture)
+        syn = _syn_packets(capture, ups or None).filter(pl.col("is_retransmission"))
+        add("SYN retransmissions to upstream", syn)
+        client = capture.dns.filter(~pl.col("server_ip").is_in(ups)) if ups else capture.dns
+        slow = client.filter(
+            (pl.col("latency_s") >= slow_threshold_s) | (~pl.col("answered") & ~pl.col("censored"))
+        )
+        add("slow or unanswered client queries", slow)
+        spans.append(capture.meta.select(lo=pl.col("first_ts"), hi=pl.col("last_ts")))
+    if coredns is not None:
+        e = coredns.errors.filter(pl.col("ts").is_not_null())
+        add("upstream errors (CoreDNS)", e, pl.col("consolidated_count").fill_null(1))
+        for df in (coredns.queries, coredns.errors):
+            spans.append(df.select(lo=pl.col("ts").min(), hi=pl.col("ts").max()))
+    if not events:
+        return pl.DataFrame(schema=SYMPTOMS_SCHEMA)
+    ev = pl.concat(events).with_columns(pl.col("ts").dt.truncate(every))
+    span = pl.concat([*spans, ev.select(lo=pl.col("ts").min(), hi=pl.col("ts").max())])
+    lo = span.select(pl.col("lo").min().dt.truncate(every)).item()
+    hi = span.select(pl.col("hi").max()).item()
+    grid = pl.DataFrame(
+        {"ts": pl.datetime_range(lo, hi, every, eager=True, time_unit="us", time_zone="UTC")}
+    )
+    grid = grid.unique().join(ev.select("series").unique(), how="cross")
+    counts = ev.group_by("ts", "series").agg(n=pl.col("n").sum())
+    return (
+        grid.join(counts, on=["ts", "series"], how="left")
+        .select("ts", "series", value=pl.col("n").fill_null(0).cast(pl.Float64) / width_s)
+        .sort("series", "ts")
+    )
+
+
+def symptom_chart(series: pl.DataFrame, timeline: Timeline | None = None) -> Any:
+    """Chart of :func:`symptom_series`, the change marked when the timeline has one.
+
+    Uses ``kit.charts.before_after_chart`` (a rule at the change, mean before and after) when
+    ``timeline.change_time`` is known, else ``kit.charts.rate_chart``. Titles carry the unit
+    (events per second). Returns an Altair chart.
+    """
+    from kit import charts
+
+    title = "Symptoms over time (events per second)"
+    if timeline is not None and timeline.change_time is not None:
+        return charts.before_after_chart(
+            series, timeline.change_time, by=("series",), title=title, y_title="events/s"
+        )
+    return charts.rate_chart(series, by=("series",), title=title, y_title="events/s")
 
 
 # --------------------------------------------------------------------------------------------

@@ -88,6 +88,23 @@ kit.report.emit_findings(found)
 kit.findings.findings_frame(found).select("severity", "id", "title", "evidence")
 
 # %% [markdown]
+# ## The symptoms over time
+#
+# Retransmitted SYNs towards the upstream, slow or unanswered client queries (capture) and
+# upstream errors (CoreDNS log), per second in 5 s bins, with the change marked when it is known
+# and the mean before and after it. A cause starts at the change; the symptoms should stop at
+# the fix.
+
+# %%
+symptoms = kit.findings.symptom_series(
+    capture=inputs.capture,
+    coredns=inputs.coredns,
+    upstreams=upstreams,
+    slow_threshold_s=slow_threshold_s,
+)
+kit.findings.symptom_chart(symptoms, inputs.timeline)
+
+# %% [markdown]
 # ## The evidence behind each finding
 #
 # One table per finding: its numbers, then the rows behind them (evidence frames). Run the

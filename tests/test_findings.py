@@ -603,3 +603,47 @@ def test_syn_retransmissions_start_after_the_change(sample: SimpleNamespace, tsh
     assert f.evidence["retransmits_before_change"] == 0
     assert 0 < expect < 10
     assert "after the change" in f.explanation
+
+
+def test_symptom_series_sample(sample: SimpleNamespace, tshark: str) -> None:
+    cap = node(sample.cap, "node1", sample)
+    s = kf.symptom_series(capture=cap, upstreams=[UPSTREAM], every="5s")
+    assert s.schema == kf.SYMPTOMS_SCHEMA
+    totals = dict(s.group_by("series").agg(pl.col("value").sum() * 5).iter_rows())
+    flt = (
+        f"tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.analysis.retransmission && ip.dst=={UPSTREAM}"
+    )
+    assert totals["SYN retransmissions to upstream"] == tshark_count(
+        tshark, SAMPLE / "captures" / "node1.pcap", flt
+    )
+    # every series spans the whole capture (first to last packet), in 5 s bins
+    first, last = cap.meta.row(0, named=True)["first_ts"], cap.meta.row(0, named=True)["last_ts"]
+    per = s.group_by("series").agg(lo=pl.col("ts").min(), hi=pl.col("ts").max(), n=pl.len())
+    for lo, hi, n in per.select("lo", "hi", "n").iter_rows():
+        assert lo <= first < lo + timedelta(seconds=5) and hi <= last < hi + timedelta(seconds=5)
+        assert n == (hi - lo).total_seconds() / 5 + 1
+    # before the change: no SYN retransmissions at all
+    before = s.filter(
+        (pl.col("series") == "SYN retransmissions to upstream")
+        & (pl.col("ts") + timedelta(seconds=5) <= sample.tl.change_time)
+    )
+    assert before.height > 0 and before["value"].sum() == 0
+    chart = kf.symptom_chart(s, sample.tl)
+    spec = chart.to_dict()
+    assert "events per second" in str(spec) and "change" in str(spec)
+    # the control node has neither symptom
+    assert kf.symptom_series(
+        capture=node(sample.cap, "node2", sample), upstreams=[UPSTREAM]
+    ).is_empty()
+
+
+def test_symptom_series_coredns_errors(data_dir: Path) -> None:
+    log = kit.read_coredns_log(data_dir / "findings" / "errors_burst.log")
+    s = kf.symptom_series(coredns=log, every="5s")
+    assert s["series"].unique().to_list() == ["upstream errors (CoreDNS)"]
+    # errors at 12:00:00, :04, :08 ... :44 (every 4 s), then 12:01:00 and 12:01:10: 14 in all;
+    # at most 2 in one 5 s bin (e.g. :00 and :04) = 0.4/s; bins from 12:00:00 to 12:01:10 = 15
+    assert s["value"].sum() * 5 == pytest.approx(14)
+    assert s["value"].max() == pytest.approx(0.4)
+    assert s.height == 15
+    assert kf.symptom_chart(s).to_dict()["title"]
