@@ -90,18 +90,20 @@ kit.charts.syn_retransmissions_chart(
 #
 # First SYN to SYN/ACK per connection, on a log scale, with the retransmission timers as red
 # rules: handshakes sitting on 1 / 3 / 7 / 15 s are connections whose first 1 / 2 / 3 / 4 SYNs
-# were lost.
+# were lost. Dashes tell the phases of the run apart (by the connection's first SYN).
 
 # %%
 ladder = kit.upstream.syn_ladder()
+upstream_tcp = kit.timeline.with_phase(
+    cap.tcp.filter(pl.col("server_ip").is_in(upstreams)), tl, ts="ts_syn"
+)
 handshakes = kit.upstream.log_histogram(
-    cap.tcp.filter(pl.col("server_ip").is_in(upstreams)),
-    value="handshake_s",
-    by=["capture", "server_ip"],
+    upstream_tcp, value="handshake_s", by=["capture", "server_ip", "phase"]
 )
 kit.charts.latency_histogram_chart(
     handshakes,
     by=["capture", "server_ip"],
+    dash="phase",
     ladder=ladder,
     title="TCP handshake time to the upstream",
     x_title="first SYN to SYN/ACK (s, log scale)",
