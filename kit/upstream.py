@@ -546,6 +546,8 @@ def latency_modes_by(
         mode have no row. Sorted by the ``by`` columns and ``mode_s``.
     """
     by = list(by)
+    if not by:
+        return latency_modes(df, value=value, min_s=min_s, min_count=min_count, min_share=min_share)
     parts = []
     for key, part in df.group_by(by, maintain_order=True):
         modes = latency_modes(

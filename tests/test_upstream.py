@@ -284,6 +284,13 @@ def test_client_modes_match_the_syn_ladder_on_node1_only(
     # node2 (UDP control) never waits 0.2 s or more, so it has no slow-tail mode at all
     assert set(modes["capture"]) == {"node1"}
     matched = modes.filter(pl.col("matches"))
+    # without groups it is kit.analysis.latency_modes on the whole frame
+    node1 = client.filter(pl.col("capture") == "node1")
+    assert up.latency_modes_by(node1, by=[]).equals(
+        modes.filter(pl.col("capture") == "node1").select(
+            "mode_s", "lower_s", "upper_s", "count", "share"
+        )
+    )
     assert matched["timer_s"].to_list() == [1.0, 3.0, 7.0]
     # each mode's count is the answers tshark timed within the mode's span
     for lo, hi, n in matched.select("lower_s", "upper_s", "count").rows():
