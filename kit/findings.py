@@ -68,6 +68,7 @@ __all__ = [
     "check_syn_retransmissions",
     "check_truncation",
     "evidence_table",
+    "finding_html",
     "findings_frame",
     "infer_upstreams",
     "load_inputs",
@@ -1500,6 +1501,18 @@ def evidence_table(finding: Finding) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"name": pl.String, "value": pl.String}, orient="row")
 
 
+def finding_html(finding: Finding) -> str:
+    """Heading, explanation and confirm command of a finding as HTML, every text escaped."""
+    import html
+
+    f = finding
+    return (
+        f"<h3>[{html.escape(f.severity)}] {html.escape(f.id)}: {html.escape(f.title)}</h3>"
+        f"<p>{html.escape(f.explanation)}</p>"
+        f"<p>Confirm with: <code>{html.escape(f.confirm)}</code></p>"
+    )
+
+
 def show_evidence(findings: Sequence[Finding]) -> None:
     """Display each finding in a notebook: heading, explanation, confirm command, evidence tables.
 
@@ -1513,13 +1526,7 @@ def show_evidence(findings: Sequence[Finding]) -> None:
         display(HTML("<p>No finding fired.</p>"))
         return
     for f in findings:
-        display(
-            HTML(
-                f"<h3>[{html.escape(f.severity)}] {html.escape(f.id)}: {html.escape(f.title)}</h3>"
-                f"<p>{html.escape(f.explanation)}</p>"
-                f"<p>Confirm with: <code>{html.escape(f.confirm)}</code></p>"
-            )
-        )
+        display(HTML(finding_html(f)))
         display(evidence_table(f))
         for name, value in f.evidence.items():
             if isinstance(value, pl.DataFrame):

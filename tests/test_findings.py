@@ -8,6 +8,7 @@ cover the outcomes no real file shows; the expected numbers are derived by hand 
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -647,3 +648,19 @@ def test_symptom_series_coredns_errors(data_dir: Path) -> None:
     assert s["value"].max() == pytest.approx(0.4)
     assert s.height == 15
     assert kf.symptom_chart(s).to_dict()["title"]
+
+
+def test_hostile_names_stay_data() -> None:
+    # a capture file name with quotes, spaces and a command substitution, and a qname with markup
+    evil_path = "it's $(touch pwned) <b>.pcap"
+    rows = race_dns(late=3, total=3)
+    rows = [{**r, "qname": "<script>alert('x')</script>"} for r in rows]
+    cap = capture(dns=rows)
+    cap = Capture(cap.dns, cap.tcp, cap.packets, cap.meta.with_columns(path=pl.lit(evil_path)))
+    f = kf.check_conntrack_race(cap)
+    assert f is not None
+    # the shell sees the path as one argument, unexpanded
+    assert evil_path in shlex.split(f.confirm)
+    html = kf.finding_html(f)
+    assert "<b>" not in html and "&lt;b&gt;" in html
+    assert f.evidence["examples"]["qname"][0] == "<script>alert('x')</script>"
