@@ -669,6 +669,7 @@ def check_bucket_ceiling(
     window: str = "30s",
     step: str = "5s",
     min_points: int = 1,
+    histograms: Sequence[str] | None = None,
 ) -> Finding | None:
     """Fires when a histogram quantile is pinned at the last finite bucket bound.
 
@@ -683,6 +684,8 @@ def check_bucket_ceiling(
         Rate window and evaluation step (PromQL durations).
     min_points
         Fewest pinned evaluation points to fire.
+    histograms
+        Only these histograms (names without ``_bucket``); default: every ``*_bucket`` metric.
 
     Returns
     -------
@@ -692,6 +695,9 @@ def check_bucket_ceiling(
     """
     if metrics is None or metrics.is_empty() or "le" not in metrics.columns:
         return None
+    if histograms is not None:
+        names = [f"{h}_bucket" for h in histograms]
+        metrics = metrics.filter(pl.col("metric").is_in(names))
     qs = _server_quantiles(metrics, q=quantile, window=window, step=step)
     pinned = qs.filter(pl.col("at_ceiling"))
     if pinned.height < min_points:
@@ -706,16 +712,16 @@ def check_bucket_ceiling(
         )
         .sort("metric", "series")
     )
-    ceiling = float(summary["ceiling_s"].max())  # type: ignore[arg-type]
-    metric = summary["metric"][0]
+    top = summary.sort(["ceiling_s", "points"], descending=True).row(0, named=True)
+    ceiling, metric = float(top["ceiling_s"]), str(top["metric"])
     pct = f"p{quantile * 100:g}"
     return Finding(
         id="bucket-ceiling",
         title=f"{pct} pinned at the {ceiling:g} s bucket ceiling of {metric}",
         severity="warning",
         explanation=(
-            f"At {pinned.height} of {qs.height} evaluation points the {pct} of {metric} fell "
-            f"beyond its last finite bucket ({ceiling:g} s). The histogram cannot say how slow "
+            f"At {pinned.height} of {qs.height} evaluation points a {pct} fell beyond the last "
+            f"finite bucket of its histogram ({summary.height} series; {metric}: {ceiling:g} s). The histogram cannot say how slow "
             f"those requests were: a flat line at {ceiling:g} s means 'at least {ceiling:g} s'. "
             "Take the real latency from a capture or the query log (dns.time, duration)."
         ),

@@ -664,3 +664,22 @@ def test_hostile_names_stay_data() -> None:
     html = kf.finding_html(f)
     assert "<b>" not in html and "&lt;b&gt;" in html
     assert f.evidence["examples"]["qname"][0] == "<script>alert('x')</script>"
+
+
+def test_bucket_ceiling_on_the_prometheus_checked_history() -> None:
+    # tests/prom_server.history(): the frame test_promql_prometheus checks against a real
+    # Prometheus; there 10.0.0.1:9153 gets ~3 % of requests beyond 8.192 s from minute 40
+    from prom_server import T0, history
+
+    frame = history()[1]
+    name = "coredns_dns_request_duration_seconds"
+    f = kf.check_bucket_ceiling(frame, window="5m", step="1m", histograms=[name])
+    assert f is not None and f.evidence["ceiling_s"] == 8.192
+    pinned = f.evidence["pinned"]
+    assert pinned["series"].str.contains("instance=10.0.0.1:9153").to_list() == [True]
+    # pinned only once the slow share has entered the 5 m rate window after minute 40
+    minute40 = datetime.fromtimestamp(T0 + 40 * 60, UTC)
+    assert minute40 <= pinned["first"][0] <= minute40 + timedelta(minutes=5)
+    # before minute 40 (the healthy part of the history) nothing is pinned
+    healthy = frame.filter(pl.col("ts") < minute40)
+    assert kf.check_bucket_ceiling(healthy, window="5m", step="1m", histograms=[name]) is None
