@@ -56,6 +56,7 @@ __all__ = [
     "SYMPTOMS_SCHEMA",
     "Finding",
     "Inputs",
+    "auto_window_step",
     "check_bucket_ceiling",
     "check_conntrack_race",
     "check_error_bursts",
@@ -617,12 +618,41 @@ def _label_cols(metrics: pl.DataFrame, metric: str) -> list[str]:
     ]
 
 
+def auto_window_step(metrics: pl.DataFrame, *, max_points: int = 400) -> tuple[str, str]:
+    """A rate window and an evaluation step that suit the metrics' scrape interval and span.
+
+    Window: 4 scrape intervals (the median gap between a series' samples), at least 30 s; step:
+    the scrape interval, widened so that at most ``max_points`` steps cover the span. Both as
+    whole seconds (``"60s"``).
+    """
+    buckets = metrics.filter(pl.col("metric").str.ends_with("_bucket"))
+    if buckets.height < 2:
+        return "30s", "5s"
+    labels = [c for c in buckets.columns if c not in ("ts", "value", "source")]
+    gaps = (
+        buckets.sort("ts")
+        .select(pl.col("ts").diff().over(labels).dt.total_milliseconds())
+        .to_series()
+        .drop_nulls()
+    )
+    interval_s = max(1.0, float(gaps.median() or 5000) / 1000)  # type: ignore[arg-type]
+    span_s = (buckets["ts"].max() - buckets["ts"].min()).total_seconds()  # type: ignore[operator,union-attr]
+    window = max(30, round(4 * interval_s))
+    step = max(round(interval_s), int(span_s // max_points) + 1)
+    return f"{window}s", f"{step}s"
+
+
 def _server_quantiles(
-    metrics: pl.DataFrame, *, q: float = 0.99, window: str = "30s", step: str = "5s"
+    metrics: pl.DataFrame, *, q: float = 0.99, window: str | None = None, step: str | None = None
 ) -> pl.DataFrame:
-    """p<q> over time of every latency histogram in ``metrics`` (one series per varying label)."""
+    """p<q> over time of every latency histogram in ``metrics`` (one series per varying label).
+
+    ``window``/``step`` default to :func:`auto_window_step`.
+    """
     from kit.promql import quantile_series
 
+    auto_w, auto_s = auto_window_step(metrics)
+    window, step = window or auto_w, step or auto_s
     out = []
     for name in _histograms(metrics):
         by = _label_cols(metrics, name + "_bucket")
@@ -666,8 +696,8 @@ def check_bucket_ceiling(
     metrics: pl.DataFrame | None,
     *,
     quantile: float = 0.99,
-    window: str = "30s",
-    step: str = "5s",
+    window: str | None = None,
+    step: str | None = None,
     min_points: int = 1,
     histograms: Sequence[str] | None = None,
 ) -> Finding | None:
@@ -681,7 +711,7 @@ def check_bucket_ceiling(
     quantile
         The quantile to compute (0.99).
     window, step
-        Rate window and evaluation step (PromQL durations).
+        Rate window and evaluation step (PromQL durations); default: :func:`auto_window_step`.
     min_points
         Fewest pinned evaluation points to fire.
     histograms
@@ -965,8 +995,8 @@ def check_metrics_blind_spot(
     quantile: float = 0.99,
     ratio: float = 2.0,
     min_gap_s: float = 0.5,
-    window: str = "30s",
-    step: str = "5s",
+    window: str | None = None,
+    step: str | None = None,
 ) -> Finding | None:
     """Fires when the client-side quantile (capture) is far above the server-side one (metrics).
 

@@ -683,3 +683,16 @@ def test_bucket_ceiling_on_the_prometheus_checked_history() -> None:
     # before minute 40 (the healthy part of the history) nothing is pinned
     healthy = frame.filter(pl.col("ts") < minute40)
     assert kf.check_bucket_ceiling(healthy, window="5m", step="1m", histograms=[name]) is None
+
+
+def test_auto_window_step(sample: SimpleNamespace) -> None:
+    from prom_server import SCRAPE_S, history
+
+    # 15 s scrapes for an hour: window 4 x 15 = 60 s; step 15 s (3600 s / 400 = 9 s is finer)
+    assert SCRAPE_S == 15
+    assert kf.auto_window_step(history()[1]) == ("60s", "15s")
+    # the sample's Prometheus scraped every second (configs/prometheus.yml) for ~100 s:
+    # window max(30 s, 4 x 1 s) = 30 s, step 1 s
+    conf = (SAMPLE / "configs" / "prometheus.yml").read_text()
+    assert "scrape_interval: 1s" in conf
+    assert kf.auto_window_step(sample.metrics) == ("30s", "1s")
