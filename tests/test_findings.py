@@ -696,3 +696,28 @@ def test_auto_window_step(sample: SimpleNamespace) -> None:
     conf = (SAMPLE / "configs" / "prometheus.yml").read_text()
     assert "scrape_interval: 1s" in conf
     assert kf.auto_window_step(sample.metrics) == ("30s", "1s")
+
+
+def test_run_is_quiet_on_healthy_phase_and_control_node(sample: SimpleNamespace) -> None:
+    conf = SAMPLE / "configs"
+    # node1 before the change, with the config it had then
+    healthy = kf.run(
+        capture=node(sample.cap, "node1", sample, "healthy"),
+        unbound=kf.restrict(sample.unbound, timeline=sample.tl, phase="healthy"),
+        metrics=kf.restrict(sample.metrics, timeline=sample.tl, phase="healthy"),
+        forward=kit.read_unbound_conf(conf / "unbound-node1.conf"),
+        timeline=sample.tl,
+    )
+    assert healthy == []
+    # node2, the UDP control, over the whole run
+    control = kf.run(
+        capture=node(sample.cap, "node2", sample),
+        unbound=SimpleNamespace(
+            queries=sample.unbound.queries.filter(pl.col("source").str.contains("node2")),
+            other=sample.unbound.other.filter(pl.col("source").str.contains("node2")),
+        ),
+        metrics=sample.metrics.filter(pl.col("node") == "node2"),
+        forward=kit.read_unbound_conf(conf / "unbound-node2.conf"),
+        timeline=sample.tl,
+    )
+    assert control == []
