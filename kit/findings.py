@@ -586,8 +586,25 @@ def check_latency_modes(
             "-T fields -e dns.time | cut -c1-3 | sort -n | uniq -c"
             for p in _capture_paths(capture)
         ]
-    if coredns is not None or unbound is not None:
-        confirm_parts.append("sort the log's durations and count them per 100 ms")
+    for obj, cmd in (
+        # CoreDNS query lines end in the duration with its unit (e.g. 1.002s); unbound reply
+        # lines carry it third from the end (rcode, seconds, cached flag, size)
+        (
+            coredns,
+            "grep -oE ' [0-9.]+s$' {file} | tr -d ' s' | awk '$1 >= "
+            + f"{min_s:g}"
+            + ' {{printf "%.1f\\n", $1}}\' | sort -n | uniq -c',
+        ),
+        (
+            unbound,
+            "awk 'NF >= 11 && $(NF-2) >= "
+            + f"{min_s:g}"
+            + ' {{printf "%.1f\\n", $(NF-2)}}\' {file} | sort -n | uniq -c',
+        ),
+    ):
+        if obj is not None and "source" in obj.queries.columns:
+            for f in obj.queries["source"].drop_nulls().unique().sort().to_list():
+                confirm_parts.append(cmd.format(file=_quote(f)))
     return Finding(
         id="latency-timer-modes",
         title=f"Slow latencies pile up at timer values ({shown})",

@@ -721,3 +721,16 @@ def test_run_is_quiet_on_healthy_phase_and_control_node(sample: SimpleNamespace)
         timeline=sample.tl,
     )
     assert control == []
+
+
+def test_latency_modes_confirm_on_unbound_log() -> None:
+    path = SAMPLE / "logs" / "unbound-node1.log"
+    log = kit.read_unbound_log(path)
+    f = kf.check_latency_modes(unbound=log)
+    assert f is not None
+    out = subprocess.run(["bash", "-c", f.confirm], capture_output=True, text=True, check=True)
+    counts = {v: int(n) for n, v in (line.split() for line in out.stdout.splitlines())}
+    # awk reads the raw text; the kit's parsed durations rounded the same way must agree
+    for value in ("1.0", "3.0", "7.1"):
+        kit_n = log.queries.filter(pl.col("duration_s").round(1) == float(value)).height
+        assert counts[value] == kit_n > 0
