@@ -168,6 +168,14 @@ def _host(upstream: str | None) -> str | None:
     return u
 
 
+def _addrs(upstreams: str | Sequence[str] | None) -> list[str]:
+    """Upstream addresses as a list (a single string is one address, ``host:port`` -> host)."""
+    if upstreams is None:
+        return []
+    items = [upstreams] if isinstance(upstreams, str) else list(upstreams)
+    return [h for h in (_host(str(u)) for u in items) if h]
+
+
 def _ip_filter(ips: Sequence[str], field_v4: str = "ip.dst", field_v6: str = "ipv6.dst") -> str:
     parts = [f"{field_v6 if ':' in ip else field_v4}=={ip}" for ip in ips]
     if not parts:
@@ -359,7 +367,7 @@ def _syn_packets(capture: Any, upstreams: Sequence[str] | None) -> pl.DataFrame:
         & (pl.col("dst_port") == 53)
     )
     if upstreams:
-        p = p.filter(pl.col("dst_ip").is_in(list(upstreams)))
+        p = p.filter(pl.col("dst_ip").is_in(_addrs(upstreams)))
     return p
 
 
@@ -419,7 +427,7 @@ def check_syn_retransmissions(
         return None
     tcp = capture.tcp.filter(pl.col("server_port") == 53)
     if upstreams:
-        tcp = tcp.filter(pl.col("server_ip").is_in(list(upstreams)))
+        tcp = tcp.filter(pl.col("server_ip").is_in(_addrs(upstreams)))
     syn = _syn_packets(capture, upstreams)
     retx = syn.filter(pl.col("is_retransmission"))
     if retx.height < min_retransmits:
@@ -438,7 +446,7 @@ def check_syn_retransmissions(
     att = attribute_slow_answers(capture, slow_s=slow_threshold_s)
     hit = att.filter(pl.col("syn_retransmits").fill_null(0) > 0)
     if upstreams:
-        hit = hit.filter(pl.col("up_server_ip").is_in(list(upstreams)))
+        hit = hit.filter(pl.col("up_server_ip").is_in(_addrs(upstreams)))
     servers = sorted(set(retx["dst_ip"].to_list()))
     paths = [
         p
@@ -824,7 +832,7 @@ def check_packet_rate(
         return None
     pk = capture.packets.filter(pl.col("dst_port") == 53)
     if upstreams:
-        pk = pk.filter(pl.col("dst_ip").is_in(list(upstreams)))
+        pk = pk.filter(pl.col("dst_ip").is_in(_addrs(upstreams)))
     if pk.is_empty():
         return None
     rates = packet_rates(pk, every="1s", limit_pps=limit_pps)
@@ -1032,7 +1040,7 @@ def check_metrics_blind_spot(
 
     if capture is None or metrics is None or capture.dns.is_empty() or "le" not in metrics.columns:
         return None
-    ups = list(upstreams) if upstreams else infer_upstreams(capture)
+    ups = _addrs(upstreams) if upstreams else infer_upstreams(capture)
     client = capture.dns.filter(~pl.col("server_ip").is_in(ups))
     if client.is_empty():
         return None
@@ -1480,7 +1488,7 @@ def run(
     list[Finding]
         Sorted by severity (:data:`SEVERITIES`), then in the order of the checks above.
     """
-    ups = list(upstreams) if upstreams else infer_upstreams(capture, forward)
+    ups = _addrs(upstreams) if upstreams else infer_upstreams(capture, forward)
     found: list[Finding | None] = []
     syn = check_syn_retransmissions(
         capture,
@@ -1639,7 +1647,7 @@ def symptom_series(
             events.append(ev.select(pl.col("ts").cast(_UTC), series=pl.lit(name), n=w))
 
     if capture is not None:
-        ups = list(upstreams) if upstreams else infer_upstreams(capture)
+        ups = _addrs(upstreams) if upstreams else infer_upstreams(capture)
         syn = _syn_packets(capture, ups or None).filter(pl.col("is_retransmission"))
         add("SYN retransmissions to upstream", syn)
         client = capture.dns.filter(~pl.col("server_ip").is_in(ups)) if ups else capture.dns

@@ -734,3 +734,14 @@ def test_latency_modes_confirm_on_unbound_log() -> None:
     for value in ("1.0", "3.0", "7.1"):
         kit_n = log.queries.filter(pl.col("duration_s").round(1) == float(value)).height
         assert counts[value] == kit_n > 0
+
+
+def test_upstreams_given_as_one_string_or_host_port(sample: SimpleNamespace) -> None:
+    cap = node(sample.cap, "node1", sample, "incident")
+    a = kf.check_syn_retransmissions(cap, upstreams=[UPSTREAM])
+    for given in (UPSTREAM, f"{UPSTREAM}:53", [f"{UPSTREAM}:53"]):
+        b = kf.check_syn_retransmissions(cap, upstreams=given)
+        assert a is not None and b is not None
+        assert b.evidence["syn_retransmits"] == a.evidence["syn_retransmits"]
+    # an address that is not in the capture: nothing to see
+    assert kf.check_syn_retransmissions(cap, upstreams="192.0.2.1") is None
