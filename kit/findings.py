@@ -27,6 +27,15 @@ The checks (``id``: what fires it):
   ``truncation-tcp-fallback`` (TC=1 answers retried over TCP), ``servfail-storm``,
   ``conntrack-race`` (A and AAAA from one socket, one of them answered ~5 s late or never).
 
+Around the checks: :func:`findings_frame` (one row per finding), :func:`finding_html` and
+:func:`show_evidence` (display in a notebook), :func:`symptom_series` / :func:`symptom_chart`
+(the symptoms per second with the change marked), :func:`load_inputs` / :class:`Inputs` /
+:func:`run_on` (load artefact paths for the notebook), :func:`restrict` (an input cut to a phase
+or to some captures), :func:`infer_upstreams` and :func:`auto_window_step`.
+
+Severity: ``critical`` explains the latency on its own, ``warning`` contributes or hides it,
+``info`` rules a cause out. :func:`run` sorts by severity, then in the order of the list above.
+
 Names in evidence frames are data (``qname`` as on the wire in presentation form, without the
 trailing dot, case preserved); the report escapes them.
 """
