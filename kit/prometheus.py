@@ -144,7 +144,7 @@ _HEXFLOAT_RE = re.compile(r"[+-]?0[xX][0-9a-fA-F]*\.?[0-9a-fA-F]*[pP][+-]?\d+\Z"
 class _Collector:
     """Accumulates samples of all input files: series are interned, samples stay columnar."""
 
-    series_ids: dict[tuple[str | None, tuple[tuple[str, str], ...]], int] = field(
+    series_ids: dict[tuple[str | None, tuple[tuple[str, str], ...], int], int] = field(
         default_factory=dict
     )
     series: list[tuple[str | None, dict[str, str]]] = field(default_factory=list)
@@ -165,9 +165,14 @@ class _Collector:
         return len(self.sources) - 1
 
     def series_id(self, name: str | None, labels: dict[str, str]) -> int:
-        """Intern a series; empty label values are dropped (Prometheus: empty == absent)."""
+        """Intern a series; empty label values are dropped (Prometheus: empty == absent).
+
+        A series without a metric name (the result of an expression, e.g. a ``query_range``
+        export of ``histogram_quantile(0.99, ...)``) belongs to its file: two exports of
+        different expressions often have the same labels, and must not be merged as one series.
+        """
         items = tuple(sorted((k, v) for k, v in labels.items() if v != ""))
-        key = (name or None, items)
+        key = (name or None, items, -1 if name else len(self.sources) - 1)
         sid = self.series_ids.get(key)
         if sid is None:
             sid = len(self.series)

@@ -995,3 +995,30 @@ def test_api_json_wrong_types_are_input_errors(tmp_path: Path, doc: str) -> None
     p.write_text(doc)
     with pytest.raises(InputFormatError, match=r"data\.result\[0\]|result\[0\]"):
         read_metrics(p)
+
+
+def test_unnamed_series_from_different_exports_are_not_merged(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    # Two query_range exports of different expressions (p90 and p99) with the same labels: every
+    # sample of both files must survive, and none is reported as a duplicate.
+    files = [
+        repo_root / "data" / "sample" / "prometheus" / "p90_response_time_5s.json",
+        repo_root / "data" / "sample" / "prometheus" / "p99_response_time_5s.json",
+    ]
+    expected = sum(
+        len(s["values"]) for f in files for s in json.loads(f.read_text())["data"]["result"]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KitWarning)
+        df = read_metrics(files)
+    assert df.height == expected
+    assert df["metric"].null_count() == df.height
+    assert sorted(df["source"].unique().to_list()) == [f.name for f in files]
+    # a named series exported twice (two files) is still one series: first sample kept, warned
+    named = files[0].parent / "request_list_current_all.json"
+    copy = tmp_path / "again.json"
+    copy.write_bytes(named.read_bytes())
+    with pytest.warns(KitWarning, match="duplicate sample"):
+        twice = read_metrics([named, copy])
+    assert twice.height == read_metrics(named).height
