@@ -1,8 +1,8 @@
 """The latency overview from metric exports (notebook 01): which histogram, quantiles, rates, phases.
 
-- :func:`read_exports` reads metric exports file by file, so two ``query_range`` answers of
-  expressions without a metric name (``p90_...json`` and ``p99_...json``, both ``{node="node1"}``)
-  are not taken for duplicates of one series: each keeps its file's stem as ``metric``;
+- :func:`read_exports` reads metric exports file by file and names the ``query_range`` answers of
+  expressions, which carry no metric name (``p90_...json`` and ``p99_...json``, both
+  ``{node="node1"}``), after their file's stem, so they can be told apart by ``metric``;
 - :func:`latency_histogram_metric` picks the latency histogram an export contains (CoreDNS's
   ``coredns_dns_request_duration_seconds`` first, then unbound's ``unbound_response_time_seconds``,
   then any ``*_seconds_bucket``);
@@ -42,6 +42,7 @@ __all__ = [
     "exported_quantiles",
     "highest_finite_bucket",
     "label_columns",
+    "last_quantiles",
     "latency_histogram_metric",
     "latency_overview",
     "phase_summary",
@@ -73,11 +74,11 @@ PHASE_SUMMARY_SCHEMA = pl.Schema(
 def read_exports(source: Source, *, strict: bool = False) -> pl.DataFrame:
     """Read metric exports one file at a time and combine them.
 
-    :func:`kit.read_metrics` on several files treats equal label sets at equal times as duplicate
-    samples; ``query_range`` answers of expressions (``histogram_quantile(...)``, ``rate(...)``)
-    carry no metric name, so two of them (p90 and p99 by ``node``) would collide. Here each file
-    is read on its own and a missing ``metric`` is replaced by the file's stem (e.g.
-    ``p99_response_time_5s``).
+    ``query_range`` answers of expressions (``histogram_quantile(...)``, ``rate(...)``) carry no
+    metric name, so two of them (p90 and p99 by ``node``) differ only by their file. Here each
+    file is read on its own (one file's problems never mix with another's) and a missing
+    ``metric`` is replaced by the file's stem (e.g. ``p99_response_time_5s``), which
+    :func:`exported_quantiles` and the notebooks use.
 
     Parameters
     ----------
@@ -219,7 +220,10 @@ def latency_overview(
     polars.DataFrame
         :func:`kit.promql.quantile_series` output: ``ts``, the ``by`` columns, ``quantile``,
         ``value`` (seconds), ``bucket_lower``, ``bucket_upper``, ``at_ceiling``. Empty (with
-        those columns) when there is no histogram.
+        those columns) when there is no histogram. When the export holds a single scrape (a
+        ``/metrics`` page: no series has two samples, so there is no rate), the quantiles are
+        those of the cumulative buckets, i.e. of every request since the process started, one
+        row per series and quantile at the scrape time.
     """
     name = metric or latency_histogram_metric(metrics)
     keys = _group_by(metrics, by)
@@ -231,6 +235,13 @@ def latency_overview(
                 **promql.QUANTILE_SCHEMA,
             }
         )
+    if window is None and sample_interval_s(metrics, f"{name}_bucket") is None:
+        grouping = ", ".join([*keys, "le"])
+        buckets = promql.evaluate(metrics, f"sum by ({grouping}) ({name}_bucket)", step="1m")
+        for col in [*keys, "le"]:
+            if col not in buckets.columns:
+                buckets = buckets.with_columns(pl.lit(None, dtype=pl.String).alias(col))
+        return promql.histogram_quantile(buckets.select("ts", *keys, "le", "value"), quantiles)
     w, s = _window_step(metrics, name)
     return promql.quantile_series(
         metrics,
@@ -344,6 +355,70 @@ def exported_quantiles(metrics: pl.DataFrame) -> pl.DataFrame:
     )
     keep = [c for c in df.columns if df[c].null_count() < df.height]
     return df.select(keep)
+
+
+def last_quantiles(quantiles: pl.DataFrame) -> pl.DataFrame:
+    """The last value of each quantile per series, one row per series: the table of a scrape.
+
+    Parameters
+    ----------
+    quantiles
+        :func:`latency_overview` output (``ts``, label columns, ``quantile``, ``value``,
+        optionally ``at_ceiling``).
+
+    Returns
+    -------
+    polars.DataFrame
+        The label columns (:func:`label_columns`), ``ts`` (Datetime UTC, the last evaluation
+        time), one Float64 column per quantile named ``p50_s``, ``p90_s``, ``p99_s``... (seconds,
+        the value at that time; NaN without traffic), and ``at_ceiling`` (Boolean: some quantile
+        of the row is only the last finite bucket's bound). Sorted by the label columns.
+    """
+    keys = label_columns(quantiles)
+    if quantiles.is_empty():
+        return pl.DataFrame(schema={**{k: quantiles.schema[k] for k in keys}, "ts": pl.Datetime("us", "UTC"), "at_ceiling": pl.Boolean})  # fmt: skip
+    pinned = (
+        pl.col("at_ceiling").fill_null(False)
+        if "at_ceiling" in quantiles.columns
+        else pl.lit(False)
+    )
+    last = (
+        quantiles.with_columns(pinned.alias("at_ceiling"))
+        .sort("ts")
+        .group_by([*keys, "quantile"], maintain_order=True)
+        .last()
+        .with_columns(
+            pl.format(
+                "p{}_s",
+                (pl.col("quantile") * 100)
+                .round(3)
+                .cast(pl.String)
+                .str.replace(r"\.0$", "")
+                .str.replace(r"\.", "_"),
+            ).alias("_q")
+        )
+    )
+    wide = (
+        last.pivot("_q", index=keys or None, values="value", aggregate_function="first")
+        if keys
+        else last.select("_q", "value").transpose(column_names="_q")
+    )
+    extra = (
+        last.group_by(keys).agg(pl.col("ts").max(), pl.col("at_ceiling").any())
+        if keys
+        else last.select(pl.col("ts").max(), pl.col("at_ceiling").any())
+    )
+    out = (
+        wide.join(extra, on=keys, how="left", nulls_equal=True)
+        if keys
+        else pl.concat([wide, extra], how="horizontal")
+    )
+    qcols = [c for c in out.columns if c.startswith("p") and c.endswith("_s")]
+    return (
+        out.select(*keys, "ts", *qcols, "at_ceiling").sort(keys)
+        if keys
+        else out.select("ts", *qcols, "at_ceiling")
+    )
 
 
 def phase_summary(

@@ -88,6 +88,14 @@ kit.charts.with_change_marker(
 ) if quantiles.height else "No latency histogram in the export: see the exported quantiles below."
 
 # %% [markdown]
+# The last value of each quantile per node. When the export is a single scrape (a `/metrics`
+# page), there is no rate and no curve: these are the quantiles of every request since the
+# process started, the only figures a single scrape can give.
+
+# %%
+kit.overview.last_quantiles(quantiles)
+
+# %% [markdown]
 # Note: a `query_range` export of raw buckets holds the counters resampled at the export's step,
 # not the samples Prometheus scraped, so `rate()` over it (and the quantiles above) approximate
 # what Prometheus computed: same level, not the same value at every point. Where the export also

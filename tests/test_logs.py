@@ -275,17 +275,20 @@ def _points(path: Path) -> dict[str, int]:
     return {r["metric"].get("node", ""): len(r["values"]) for r in doc["data"]["result"]}
 
 
-def test_read_exports_keeps_unnamed_query_answers_apart(
+def test_read_exports_names_expression_exports_after_their_file(
     exports: pl.DataFrame, sample: Path
 ) -> None:
     for stem in ("p90_response_time_5s", "p99_response_time_5s"):
         mine = exports.filter(pl.col("metric") == stem)
         expected = _points(sample / "prometheus" / f"{stem}.json")
         assert dict(mine.group_by("node").len().iter_rows()) == expected
-    # read together, kit.read_metrics takes the second answer for duplicates of the first
-    with pytest.warns(kit.KitWarning):
-        together = kit.read_metrics(sample / "prometheus")
-    assert together.height < exports.height
+    # the same samples as kit.read_metrics, with the file's stem where the metric has no name
+    direct = kit.read_metrics(sample / "prometheus")
+    assert direct.height == exports.height
+    assert direct["metric"].null_count() == 6 * 204  # the six expression exports
+    assert exports["metric"].null_count() == 0
+    named = exports.filter(pl.col("metric") == "queries_rate_5s")
+    assert named["source"].unique().to_list() == ["queries_rate_5s.json"]
 
 
 def test_histogram_choice(exports: pl.DataFrame) -> None:
@@ -377,3 +380,36 @@ def test_phase_summary_and_chart_ceiling() -> None:
     assert overview.chart_ceiling(q, 524288.0) is None
     assert overview.chart_ceiling(q.with_columns(at_ceiling=pl.lit(True)), 524288.0) == 524288.0
     assert overview.chart_ceiling(q, None) is None
+
+
+def test_single_scrape_gives_quantiles_since_start(shared_fixtures: Path) -> None:
+    path = shared_fixtures / "metrics" / "netdata_coredns_v1.6.9_some_load.prom"
+    m = overview.read_exports(path)
+    assert overview.latency_histogram_metric(m) == "coredns_dns_request_duration_seconds"
+    assert overview.sample_interval_s(m, "coredns_dns_request_duration_seconds_bucket") is None
+    q = overview.latency_overview(m, by=["zone"])
+    last = overview.last_quantiles(q)
+    # zone "dropped": every request of its 3 servers is in the first bucket (le="0.00025" equals
+    # le="+Inf" for each in the file), which
+    # histogram_quantile interpolates from 0: p50 = 0.5 * 0.00025, p90 = 0.9 * ..., p99 = 0.99 * ...
+    dropped = last.filter(pl.col("zone") == "dropped").row(0, named=True)
+    assert (dropped["p50_s"], dropped["p90_s"], dropped["p99_s"]) == pytest.approx(
+        (0.000125, 0.000225, 0.0002475)
+    )
+    # every quantile lies in a bucket whose cumulative counts (read from the file with a regex)
+    # bracket its rank
+    text = path.read_text()
+    for zone in ("coredns.io.", "ya.ru.", "dropped"):
+        counts: dict[float, float] = {}
+        for le, v in re.findall(
+            rf'coredns_dns_request_duration_seconds_bucket{{server="[^"]*",zone="{re.escape(zone)}",le="([^"]+)"}} (\S+)',
+            text,
+        ):
+            counts[float(le)] = counts.get(float(le), 0.0) + float(v)  # summed over servers
+        total = counts[float("inf")]
+        for r in q.filter(pl.col("zone") == zone).iter_rows(named=True):
+            rank = r["quantile"] * total
+            below = max((c for le, c in counts.items() if le <= r["bucket_lower"]), default=0.0)
+            assert below < rank <= counts[r["bucket_upper"]], (zone, r)
+            assert r["bucket_lower"] <= r["value"] <= r["bucket_upper"]
+    assert overview.request_rate(m).height == 0  # no rate from one scrape
