@@ -296,10 +296,11 @@ def slow_over_time(
     no_ts = queries["ts"].null_count() if "ts" in queries.columns else 0
     if no_ts:
         log.warning("%d queries without a timestamp left out of the per-%s counts", no_ts, every)
-    allq = time_bins(queries, every=every, by=by).rename({"count": "queries"})
-    slow = time_bins(
-        queries.filter(pl.col("duration_s") >= threshold_s), every=every, by=by
-    ).rename({"count": "slow"})
+    timed = queries.filter(pl.col("ts").is_not_null())
+    allq = time_bins(timed, every=every, by=by).rename({"count": "queries"})
+    slow = time_bins(timed.filter(pl.col("duration_s") >= threshold_s), every=every, by=by).rename(
+        {"count": "slow"}
+    )
     keys = ["ts", *by]
     out = (
         allq.join(slow, on=keys, how="left", nulls_equal=True)

@@ -195,6 +195,7 @@ def latency_overview(
     *,
     by: Sequence[str] | None = None,
     quantiles: Sequence[float] = (0.5, 0.9, 0.99),
+    matchers: str = "",
     window: str | None = None,
     step: str | None = None,
 ) -> pl.DataFrame:
@@ -211,6 +212,9 @@ def latency_overview(
         present in the data.
     quantiles
         Quantiles in [0, 1].
+    matchers
+        PromQL label matchers without braces selecting the series, e.g. ``'job="coredns"'`` for
+        the main CoreDNS deployment rather than NodeLocal DNSCache; empty for all.
     window, step
         Rate window and evaluation step (duration strings); default 4 samples of the export's
         resolution and one sample (``5m``/``1m`` dashboards need a longer export than a lab run).
@@ -237,7 +241,9 @@ def latency_overview(
         )
     if window is None and sample_interval_s(metrics, f"{name}_bucket") is None:
         grouping = ", ".join([*keys, "le"])
-        buckets = promql.evaluate(metrics, f"sum by ({grouping}) ({name}_bucket)", step="1m")
+        buckets = promql.evaluate(
+            metrics, f"sum by ({grouping}) ({name}_bucket{{{matchers}}})", step="1m"
+        )
         for col in [*keys, "le"]:
             if col not in buckets.columns:
                 buckets = buckets.with_columns(pl.lit(None, dtype=pl.String).alias(col))
@@ -248,6 +254,7 @@ def latency_overview(
         name,
         quantiles=quantiles,
         by=keys,
+        matchers=matchers,
         window=window or w,
         step=step or s,
     )
@@ -287,6 +294,7 @@ def request_rate(
     metric: str | None = None,
     *,
     by: Sequence[str] | None = None,
+    matchers: str = "",
     window: str | None = None,
     step: str | None = None,
 ) -> pl.DataFrame:
@@ -294,7 +302,7 @@ def request_rate(
 
     Parameters
     ----------
-    metrics, metric, by, window, step
+    metrics, metric, by, matchers, window, step
         As for :func:`latency_overview`.
 
     Returns
@@ -316,7 +324,8 @@ def request_rate(
         return empty
     w, s = _window_step(metrics, name)
     grouping = ", ".join(keys)
-    expr = f'sum by ({grouping}) (rate({name}_bucket{{le=~"\\\\+Inf|inf"}}[{window or w}]))'
+    selector = ", ".join(m for m in ('le=~"\\\\+Inf|inf"', matchers) if m)
+    expr = f"sum by ({grouping}) (rate({name}_bucket{{{selector}}}[{window or w}]))"
     out = promql.evaluate(metrics, expr, step=step or s)
     if out.is_empty():
         return empty

@@ -30,6 +30,7 @@ change_time: str | None = None  # ISO-8601 time of the suspected change; overrid
 fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides run.json
 histogram: str | None = None  # latency histogram (no _bucket suffix); None: from the export
 by: str | None = None  # label naming a node (node, instance, pod); None: from the export
+matchers: str = ""  # PromQL label matchers for one deployment, e.g. job="coredns"; "" for all
 
 # %%
 import polars as pl
@@ -67,7 +68,7 @@ exports.group_by("metric").agg(
 # a busy server.
 
 # %%
-quantiles = kit.overview.latency_overview(exports, metric, by=keys)
+quantiles = kit.overview.latency_overview(exports, metric, by=keys, matchers=matchers)
 ceiling = kit.overview.highest_finite_bucket(exports, metric) if metric else None
 node_cols = kit.overview.label_columns(quantiles)
 print(
@@ -140,7 +141,7 @@ kit.charts.before_after_chart(
 # covers answers that needed the upstream (cache misses), for CoreDNS every request.
 
 # %%
-rate = kit.overview.request_rate(exports, metric, by=keys)
+rate = kit.overview.request_rate(exports, metric, by=keys, matchers=matchers)
 kit.overview.phase_summary(rate, tl, by=node_cols)
 
 # %%

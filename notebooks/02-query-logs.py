@@ -50,7 +50,10 @@ tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=
 core = kit.read_coredns_log(coredns_log) if coredns_log else None
 unb = kit.read_unbound_log(unbound_log) if unbound_log else None
 queries = kit.logs.with_domain(
-    kit.logs.combined_queries(coredns=core, unbound=unb), labels=domain_labels
+    kit.logs.combined_queries(
+        coredns=kit.coredns.without_loop_probes(core) if core is not None else None, unbound=unb
+    ),
+    labels=domain_labels,
 )
 queries.group_by("resolver", "source").agg(
     queries=pl.len(),
@@ -60,7 +63,8 @@ queries.group_by("resolver", "source").agg(
 ).sort("resolver", "source")
 
 # %% [markdown]
-# One row per log file with its answered queries. Lines that are not queries (start-up, errors)
+# One row per log file with its answered queries (CoreDNS's `loop` plugin self-tests, `HINFO`
+# queries for random names, are left out: they are not client traffic). Lines that are not queries (start-up, errors)
 # are in `03-error-logs`; lines the kit could not read are counted here:
 
 # %%

@@ -413,3 +413,28 @@ def test_single_scrape_gives_quantiles_since_start(shared_fixtures: Path) -> Non
             assert below < rank <= counts[r["bucket_upper"]], (zone, r)
             assert r["bucket_lower"] <= r["value"] <= r["bucket_upper"]
     assert overview.request_rate(m).height == 0  # no rate from one scrape
+
+
+def test_matchers_select_one_deployment(exports: pl.DataFrame) -> None:
+    only2 = overview.latency_overview(exports, matchers='node="node2"')
+    every = overview.latency_overview(exports)
+    assert only2["node"].unique().to_list() == ["node2"]
+    # the same node2 rows as without the matcher: the matcher only drops node1's series
+    assert only2.sort("ts", "quantile")["value"].to_list() == pytest.approx(
+        every.filter(pl.col("node") == "node2").sort("ts", "quantile")["value"].to_list(),
+        nan_ok=True,
+    )
+    rate = overview.request_rate(exports, matchers='node=~"node1"')
+    assert rate["node"].unique().to_list() == ["node1"]
+    assert rate.height == overview.request_rate(exports).filter(pl.col("node") == "node1").height
+
+
+def test_query_logs_without_timestamps(shared_fixtures: Path) -> None:
+    # a query log copied from `kubectl logs` without --timestamps: lines have no time
+    core = kit.read_coredns_log(shared_fixtures / "logs" / "github_issue_excerpts_querylog.log")
+    q = logs.combined_queries(coredns=core)
+    assert q.height == core.queries.height > 0
+    no_ts = q["ts"].null_count()
+    out = logs.slow_over_time(q, every="1m")
+    assert out["queries"].sum() == q.height - no_ts  # only timed queries can be binned
+    assert logs.slow_by(q, "qtype")["queries"].sum() == q.height  # the rest counts them all
