@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 from collections.abc import Sequence
 
 import polars as pl
@@ -36,6 +37,7 @@ from kit.unbound import ResolverLog
 __all__ = [
     "COMBINED_SCHEMA",
     "MESSAGES_SCHEMA",
+    "bin_every",
     "combined_queries",
     "connect_failures",
     "duration_histogram",
@@ -109,6 +111,51 @@ def _queries_of(data: CoreDNSLog | ResolverLog | pl.DataFrame | None) -> pl.Data
     if isinstance(data, pl.DataFrame):
         return data
     raise TypeError(f"expected a CoreDNSLog, ResolverLog or DataFrame, not {type(data).__name__}")
+
+
+_NICE_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)  # fmt: skip
+
+
+def bin_every(ts: pl.Series, every: str = "1m", *, max_bins: int = 1000) -> str:
+    """A bin width for counts over ``ts``: ``every``, or a coarser nice width if ``every`` would
+    give more than ``max_bins`` bins over the span of ``ts`` (a log spanning months).
+
+    Parameters
+    ----------
+    ts
+        Timestamps (nulls ignored).
+    every
+        The wanted width, a polars duration of seconds, minutes, hours or days (``"10s"``,
+        ``"1m"``, ``"1h"``, ``"1d"``).
+    max_bins
+        Most bins acceptable.
+
+    Returns
+    -------
+    str
+        ``every`` itself, or the smallest of 1 s, 2 s, 5 s, 10 s, 15 s, 30 s, 1 min... 1 day (then
+        whole days) that keeps the span within ``max_bins`` bins, as ``"<n>s"``.
+
+    Raises
+    ------
+    ValueError
+        ``every`` is not a duration of the forms above.
+    """
+    m = re.fullmatch(r"(\d+)(s|m|h|d)", every.strip())
+    if not m:
+        raise ValueError(f"every must look like 10s, 1m, 1h or 1d, not {every!r}")
+    want = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    t = ts.drop_nulls()
+    if t.len() < 2 or want <= 0:
+        return every
+    span = (t.max() - t.min()).total_seconds()  # type: ignore[operator]
+    if span / want <= max_bins:
+        return every
+    need = span / max_bins
+    for w in _NICE_S:
+        if w >= need:
+            return f"{w}s"
+    return f"{math.ceil(need / 86400) * 86400}s"
 
 
 def combined_queries(

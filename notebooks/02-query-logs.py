@@ -29,7 +29,7 @@ run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with the c
 change_time: str | None = None  # ISO-8601 time of the suspected change; overrides run.json
 fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides run.json
 slow_threshold_s: float = 1.0  # a query taking at least this long is slow, in seconds
-every: str = "10s"  # time bin of the slow-query counts (polars duration: 10s, 1m)
+every: str = "10s"  # time bin of the slow-query counts (10s, 1m; widened for long logs)
 domain_labels: int = 2  # labels kept from the right of a name to group names into domains
 
 # %%
@@ -84,8 +84,9 @@ pl.DataFrame(
 # What to look for: slow queries starting at the change (dashed line) on one log file only.
 
 # %%
+bin_width = kit.logs.bin_every(queries["ts"], every)  # coarser when the logs span days
 slow_counts = kit.logs.slow_over_time(
-    queries, threshold_s=slow_threshold_s, every=every, by=["source"]
+    queries, threshold_s=slow_threshold_s, every=bin_width, by=["source"]
 )
 kit.charts.count_chart(
     slow_counts,
@@ -93,8 +94,8 @@ kit.charts.count_chart(
     by=["source"],
     change_time=tl.change_time,
     fix_time=tl.fix_time,
-    title=f"Queries taking at least {slow_threshold_s:g} s, per {every} bin",
-    y_title=f"slow queries per {every}",
+    title=f"Queries taking at least {slow_threshold_s:g} s, per {bin_width} bin",
+    y_title=f"slow queries per {bin_width}",
 ) if queries.height else "No query logs given: nothing to show."
 
 # %% [markdown]

@@ -31,7 +31,7 @@ capture: list[str] | None = ["data/sample/captures"]  # captures on the cache no
 run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with the change time
 change_time: str | None = None  # ISO-8601 time of the suspected change; overrides run.json
 fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides run.json
-every: str = "10s"  # time bin of the counts (polars duration; 1m for incidents of hours)
+every: str = "10s"  # time bin of the counts (10s, 1m; widened for long logs)
 
 # %%
 import polars as pl
@@ -76,10 +76,11 @@ kit.logs.error_summary(core) if core is not None else None
 # counted but cannot be placed in time (`without_ts`).
 
 # %%
+error_bin = kit.logs.bin_every(core.errors["ts"], every) if core is not None else every
 errors_per_bin = (
     kit.coredns.error_counts(
         core.errors.filter(pl.col("ts").is_not_null()),  # lines without time cannot be binned
-        every=every,
+        every=error_bin,
         by=["upstream", "transport", "op"],
     )
     if core is not None
@@ -90,8 +91,8 @@ kit.charts.count_chart(
     by=["upstream", "transport", "op"],
     change_time=tl.change_time,
     fix_time=tl.fix_time,
-    title=f"CoreDNS upstream errors per {every}",
-    y_title=f"error lines per {every}",
+    title=f"CoreDNS upstream errors per {error_bin}",
+    y_title=f"error lines per {error_bin}",
 ) if errors_per_bin is not None and errors_per_bin.height else "No timestamped upstream errors."
 
 # %%
@@ -125,8 +126,9 @@ kit.logs.message_summary(messages)
 
 # %%
 cap = kit.read_capture(capture, progress=False) if capture else None
+capture_bin = kit.logs.bin_every(cap.tcp["ts_syn"], every) if cap is not None else every
 attempts = (
-    kit.logs.connect_failures(cap.tcp, every=every, by=["capture", "server_ip"])
+    kit.logs.connect_failures(cap.tcp, every=capture_bin, by=["capture", "server_ip"])
     if cap is not None
     else None
 )
@@ -136,8 +138,8 @@ kit.charts.count_chart(
     by=["capture", "server_ip"],
     change_time=tl.change_time,
     fix_time=tl.fix_time,
-    title=f"Capture-derived: SYN retransmissions towards each upstream, per {every}",
-    y_title=f"SYN retransmissions per {every}",
+    title=f"Capture-derived: SYN retransmissions towards each upstream, per {capture_bin}",
+    y_title=f"SYN retransmissions per {capture_bin}",
 ) if attempts is not None and attempts.height else "No TCP connections to port 53 captured."
 
 # %%

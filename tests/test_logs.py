@@ -438,3 +438,18 @@ def test_query_logs_without_timestamps(shared_fixtures: Path) -> None:
     out = logs.slow_over_time(q, every="1m")
     assert out["queries"].sum() == q.height - no_ts  # only timed queries can be binned
     assert logs.slow_by(q, "qtype")["queries"].sum() == q.height  # the rest counts them all
+
+
+def test_bin_every_widens_for_long_spans(shared_fixtures: Path) -> None:
+    t0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    hour = pl.Series([t0, t0 + dt.timedelta(hours=1)])
+    assert logs.bin_every(hour, "10s") == "10s"  # 360 bins
+    assert logs.bin_every(hour, "1m", max_bins=30) == "120s"  # 60 > 30; 3600 / 30 = 120 s
+    assert logs.bin_every(hour, "10s", max_bins=100) == "60s"  # needs 36 s: next nice width
+    assert logs.bin_every(pl.Series([t0, None]), "1m") == "1m"
+    # the real excerpts span 2018-11-21 06:48:51 to 2019-07-25 10:06:40: 21 429 469 s, which in
+    # 1000 bins needs 21 429 s per bin: the next nice width is 6 h
+    core = kit.read_coredns_log(shared_fixtures / "logs" / "github_issue_excerpts_errors.log")
+    assert logs.bin_every(core.errors["ts"], "10s") == "21600s"
+    with pytest.raises(ValueError):
+        logs.bin_every(hour, "1mo")
