@@ -874,7 +874,7 @@ def with_change_marker(
     inner = chart.copy(deep=True)
     for k in props:
         setattr(inner, k, alt.Undefined)
-    return alt.layer(inner, rule, text).properties(**props)
+    return cast(alt.LayerChart, alt.layer(inner, rule, text).properties(**props))
 
 
 def count_chart(
@@ -1096,7 +1096,7 @@ def duration_histogram_chart(
                 alt.Chart(rd.filter(pl.col("side") == side))
                 .mark_text(
                     align="right",
-                    baseline=baseline,
+                    baseline=cast(Any, baseline),
                     dx=-4,
                     dy=-2 if side else 2,
                     angle=270,

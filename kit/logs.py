@@ -148,7 +148,9 @@ def bin_every(ts: pl.Series, every: str = "1m", *, max_bins: int = 1000) -> str:
     t = ts.drop_nulls()
     if t.len() < 2 or want <= 0:
         return every
-    span = (t.max() - t.min()).total_seconds()  # type: ignore[operator]
+    lo, hi = t.min(), t.max()
+    assert isinstance(lo, dt.datetime) and isinstance(hi, dt.datetime)
+    span = (hi - lo).total_seconds()
     if span / want <= max_bins:
         return every
     need = span / max_bins
