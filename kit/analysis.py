@@ -74,9 +74,11 @@ def time_bins(
 
     Returns ``ts`` (bin start, UTC), ``by`` columns and ``count`` (UInt32). Bins with no rows
     inside the covered span are present with count 0, so a chart shows silence as zero rather than
-    interpolating across it.
+    interpolating across it. Rows without a time are left out (a log copied without timestamps
+    gives an empty frame); a null in a ``by`` column is a group of its own.
     """
-    if df.is_empty():
+    timed = df.filter(pl.col(ts).is_not_null())
+    if timed.is_empty():
         return pl.DataFrame(
             schema={
                 ts: df.schema.get(ts, pl.Datetime("us", "UTC")),
@@ -85,8 +87,7 @@ def time_bins(
             }
         )
     binned = (
-        df.filter(pl.col(ts).is_not_null())
-        .with_columns(pl.col(ts).dt.truncate(every).alias(ts))
+        timed.with_columns(pl.col(ts).dt.truncate(every).alias(ts))
         .group_by([ts, *by])
         .agg(pl.len().cast(pl.UInt32).alias("count"))
     )
@@ -95,9 +96,9 @@ def time_bins(
     if by:
         grid = grid.join(binned.select(list(by)).unique(), how="cross")
     return (
-        grid.join(binned, on=[ts, *by], how="left")
+        grid.join(binned, on=[ts, *by], how="left", nulls_equal=True)
         .with_columns(pl.col("count").fill_null(0))
-        .sort([ts, *by])
+        .sort([ts, *by], nulls_last=True)
     )
 
 

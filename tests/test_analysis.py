@@ -70,3 +70,21 @@ def test_latency_modes_none_when_healthy_or_flat() -> None:
     # slow but spread evenly on a log scale: no bin stands out enough
     flat = pl.DataFrame({"duration_s": [10 ** rng.uniform(-0.5, 1.2) for _ in range(60)]})
     assert latency_modes(flat, min_count=10).is_empty()
+
+
+def test_time_bins_untimed_rows_and_null_groups() -> None:
+    t0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    untimed = pl.DataFrame(
+        {"ts": [None, None], "upstream": ["a", None]},
+        schema={"ts": pl.Datetime("us", "UTC"), "upstream": pl.String},
+    )
+    assert time_bins(untimed, by=["upstream"]).is_empty()
+    # a null group (e.g. errors with no upstream) is counted as its own group, not as zero
+    df = pl.DataFrame(
+        {"ts": [t0, t0, t0 + timedelta(minutes=1), None], "upstream": [None, "a", None, None]},
+        schema={"ts": pl.Datetime("us", "UTC"), "upstream": pl.String},
+    )
+    out = time_bins(df, by=["upstream"])
+    assert out.filter(pl.col("upstream").is_null())["count"].to_list() == [1, 1]
+    assert out.filter(pl.col("upstream") == "a")["count"].to_list() == [1, 0]
+    assert out["count"].sum() == 3  # the untimed row is left out
