@@ -25,9 +25,18 @@ import polars as pl
 __all__ = [
     "COREDNS_CEILING_S",
     "before_after_chart",
+    "count_chart",
+    "duration_histogram_chart",
+    "io_graph_chart",
+    "ladder_chart",
+    "latency_histogram_chart",
     "latency_quantiles_chart",
     "rate_chart",
+    "slow_answers_chart",
+    "slow_by_chart",
+    "syn_retransmissions_chart",
     "use_report_renderer",
+    "with_change_marker",
 ]
 
 log = logging.getLogger(__name__)
