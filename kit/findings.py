@@ -54,7 +54,7 @@ from typing import Any
 
 import polars as pl
 
-from kit.timeline import Timeline
+from kit.timeline import Timeline, restrict
 
 log = logging.getLogger(__name__)
 
@@ -249,76 +249,6 @@ def infer_upstreams(capture: Any, forward: pl.DataFrame | None = None) -> list[s
         )
         found |= set(votes["server_ip"].to_list())
     return sorted(found)
-
-
-def restrict(
-    obj: Any,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    timeline: Timeline | None = None,
-    phase: str | None = None,
-    capture_names: Sequence[str] | None = None,
-) -> Any:
-    """The same input limited to ``[start, end)`` (or a timeline phase) and to some captures.
-
-    Parameters
-    ----------
-    obj
-        A :class:`kit.capture.Capture`, :class:`kit.coredns.CoreDNSLog`,
-        :class:`kit.unbound.ResolverLog` or a frame with a ``ts`` column.
-    start, end
-        UTC bounds (either may be ``None``: open).
-    timeline, phase
-        Alternatively, the bounds of the phase named ``phase`` in ``timeline.phases``.
-    capture_names
-        For a capture: keep only these captures (the ``capture`` column, e.g. ``["node2"]``).
-
-    Returns
-    -------
-    The same type, filtered. TCP connections are kept by their first packet time.
-
-    Raises
-    ------
-    KeyError
-        ``phase`` is not in the timeline.
-    """
-    if phase is not None:
-        if timeline is None:
-            raise KeyError(f"phase {phase!r} given without a timeline")
-        rows = timeline.phases.filter(pl.col("phase") == phase)
-        if rows.is_empty():
-            raise KeyError(
-                f"phase {phase!r} not in the timeline ({timeline.phases['phase'].to_list()})"
-            )
-        start, end = rows["start"][0], rows["end"][0]
-
-    def cut(df: pl.DataFrame, ts: str = "ts") -> pl.DataFrame:
-        cond = pl.lit(True)
-        if start is not None:
-            cond = cond & (pl.col(ts) >= start)
-        if end is not None:
-            cond = cond & (pl.col(ts) < end)
-        if capture_names is not None and "capture" in df.columns:
-            cond = cond & pl.col("capture").is_in(list(capture_names))
-        return df.filter(cond)
-
-    if isinstance(obj, pl.DataFrame):
-        return cut(obj)
-    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
-        raise TypeError(f"cannot restrict a {type(obj).__name__}")
-    changes: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if not isinstance(value, pl.DataFrame):
-            continue
-        if "ts" in value.columns:
-            changes[f.name] = cut(value)
-        elif "ts_first" in value.columns:
-            changes[f.name] = cut(value, "ts_first")
-        elif capture_names is not None and "capture" in value.columns:
-            changes[f.name] = value.filter(pl.col("capture").is_in(list(capture_names)))
-    return dataclasses.replace(obj, **changes)
 
 
 # --------------------------------------------------------------------------------------------

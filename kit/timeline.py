@@ -7,18 +7,28 @@ compares before with after, so this is the one place that turns either into date
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from kit.errors import InputFormatError
 
-__all__ = ["PHASES_SCHEMA", "Timeline", "parse_time", "read_run", "timeline", "with_phase"]
+__all__ = [
+    "PHASES_SCHEMA",
+    "Timeline",
+    "parse_time",
+    "read_run",
+    "restrict",
+    "timeline",
+    "with_phase",
+]
 
 _UTC = pl.Datetime("us", "UTC")
 
@@ -158,3 +168,88 @@ def with_phase(df: pl.DataFrame, tl: Timeline, *, ts: str = "ts") -> pl.DataFram
             cond = cond & (pl.col(ts) < end)
         expr = pl.when(cond).then(pl.lit(phase)).otherwise(expr)
     return df.with_columns(expr.alias("phase"))
+
+
+def restrict(
+    obj: Any,
+    *,
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+    timeline: Timeline | None = None,
+    phase: str | None = None,
+    capture_names: Sequence[str] | None = None,
+) -> Any:
+    """The same input limited to ``[start, end)`` (or a timeline phase) and to some captures.
+
+    This is how a notebook's time window (``window_start``/``window_end`` parameters) is applied
+    to whatever it loaded.
+
+    Parameters
+    ----------
+    obj
+        A :class:`kit.capture.Capture`, :class:`kit.coredns.CoreDNSLog`,
+        :class:`kit.unbound.ResolverLog`, a frame with a ``ts`` column, a dataclass holding any of
+        these (its fields are restricted in turn), or ``None`` (returned as is).
+    start, end
+        UTC bounds, as datetimes or ISO-8601 strings (either may be ``None``: open).
+    timeline, phase
+        Alternatively, the bounds of the phase named ``phase`` in ``timeline.phases``.
+    capture_names
+        For a capture: keep only these captures (the ``capture`` column, e.g. ``["node2"]``).
+
+    Returns
+    -------
+    The same type, filtered. Rows are kept by ``ts`` (TCP connections by their first packet,
+    ``ts_first``); frames without a time column are kept whole; rows without a time are dropped
+    only when a bound is given.
+
+    Raises
+    ------
+    KeyError
+        ``phase`` is not in the timeline.
+    ValueError
+        ``start``/``end`` is not an ISO-8601 time.
+    """
+    if obj is None:
+        return None
+    lo = parse_time(start, what="window start")
+    hi = parse_time(end, what="window end")
+    if phase is not None:
+        if timeline is None:
+            raise KeyError(f"phase {phase!r} given without a timeline")
+        rows = timeline.phases.filter(pl.col("phase") == phase)
+        if rows.is_empty():
+            raise KeyError(
+                f"phase {phase!r} not in the timeline ({timeline.phases['phase'].to_list()})"
+            )
+        lo, hi = rows["start"][0], rows["end"][0]
+    if lo is None and hi is None and capture_names is None:
+        return obj
+
+    def cut(df: pl.DataFrame, ts: str = "ts") -> pl.DataFrame:
+        cond = pl.lit(True)
+        if lo is not None:
+            cond = cond & (pl.col(ts) >= lo)
+        if hi is not None:
+            cond = cond & (pl.col(ts) < hi)
+        if capture_names is not None and "capture" in df.columns:
+            cond = cond & pl.col("capture").is_in(list(capture_names))
+        return df.filter(cond)
+
+    if isinstance(obj, pl.DataFrame):
+        return cut(obj) if "ts" in obj.columns else obj
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise TypeError(f"cannot restrict a {type(obj).__name__}")
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, pl.DataFrame):
+            if "ts" in value.columns:
+                changes[f.name] = cut(value)
+            elif "ts_first" in value.columns:
+                changes[f.name] = cut(value, "ts_first")
+            elif capture_names is not None and "capture" in value.columns:
+                changes[f.name] = value.filter(pl.col("capture").is_in(list(capture_names)))
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes[f.name] = restrict(value, start=lo, end=hi, capture_names=capture_names)
+    return dataclasses.replace(obj, **changes)

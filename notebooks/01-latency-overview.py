@@ -31,6 +31,8 @@ fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides r
 histogram: str | None = None  # latency histogram (no _bucket suffix); None: from the export
 by: str | None = None  # label naming a node (node, instance, pod); None: from the export
 matchers: str = ""  # PromQL label matchers for one deployment, e.g. job="coredns"; "" for all
+window_start: str | None = None  # ISO-8601 UTC start of a time window; None: from the start
+window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive); None: to the end
 
 # %%
 import polars as pl
@@ -45,7 +47,9 @@ import kit.timeline
 
 # %%
 tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
-exports = kit.overview.read_exports(metrics)
+exports = kit.timeline.restrict(
+    kit.overview.read_exports(metrics), start=window_start, end=window_end
+)
 metric = histogram or kit.overview.latency_histogram_metric(exports)
 keys = [by] if by else None
 print(f"change: {tl.change_time}  fix: {tl.fix_time}  latency histogram: {metric}")

@@ -31,6 +31,8 @@ fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides r
 slow_threshold_s: float = 1.0  # a query taking at least this long is slow, in seconds
 every: str = "10s"  # time bin of the slow-query counts (10s, 1m; widened for long logs)
 domain_labels: int = 2  # labels kept from the right of a name to group names into domains
+window_start: str | None = None  # ISO-8601 UTC start of a time window; None: from the start
+window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive); None: to the end
 
 # %%
 import polars as pl
@@ -47,8 +49,12 @@ import kit.timeline
 
 # %%
 tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
-core = kit.read_coredns_log(coredns_log) if coredns_log else None
-unb = kit.read_unbound_log(unbound_log) if unbound_log else None
+core = kit.timeline.restrict(
+    kit.read_coredns_log(coredns_log) if coredns_log else None, start=window_start, end=window_end
+)
+unb = kit.timeline.restrict(
+    kit.read_unbound_log(unbound_log) if unbound_log else None, start=window_start, end=window_end
+)
 queries = kit.logs.with_domain(
     kit.logs.combined_queries(
         coredns=kit.coredns.without_loop_probes(core) if core is not None else None, unbound=unb

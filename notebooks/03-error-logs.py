@@ -32,6 +32,8 @@ run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with the c
 change_time: str | None = None  # ISO-8601 time of the suspected change; overrides run.json
 fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides run.json
 every: str = "10s"  # time bin of the counts (10s, 1m; widened for long logs)
+window_start: str | None = None  # ISO-8601 UTC start of a time window; None: from the start
+window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive); None: to the end
 
 # %%
 import polars as pl
@@ -44,8 +46,12 @@ import kit.timeline
 
 # %%
 tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
-core = kit.read_coredns_log(coredns_log) if coredns_log else None
-unb = kit.read_unbound_log(unbound_log) if unbound_log else None
+core = kit.timeline.restrict(
+    kit.read_coredns_log(coredns_log) if coredns_log else None, start=window_start, end=window_end
+)
+unb = kit.timeline.restrict(
+    kit.read_unbound_log(unbound_log) if unbound_log else None, start=window_start, end=window_end
+)
 
 # %% [markdown]
 # ## What the logs can tell
@@ -125,7 +131,11 @@ kit.logs.message_summary(messages)
 # This is what CoreDNS logs as `dial tcp ...: i/o timeout`.
 
 # %%
-cap = kit.read_capture(capture, progress=False) if capture else None
+cap = kit.timeline.restrict(
+    kit.read_capture(capture, progress=False) if capture else None,
+    start=window_start,
+    end=window_end,
+)
 capture_bin = kit.logs.bin_every(cap.tcp["ts_syn"], every) if cap is not None else every
 attempts = (
     kit.logs.connect_failures(cap.tcp, every=capture_bin, by=["capture", "server_ip"])

@@ -35,6 +35,8 @@ fix_time: str | None = None  # when it was fixed (ISO 8601 UTC); overrides run_j
 cache_ip: list[str] | None = None  # node-local cache address(es); None: inferred from capture
 slow_threshold_s: float = 1.0  # a query slower than this is slow, in seconds
 every: str = "5s"  # time bin for the over-time chart (polars duration: 1s, 5s, 1m)
+window_start: str | None = None  # ISO-8601 UTC start of a time window; None: from the start
+window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive); None: to the end
 
 # %%
 import polars as pl
@@ -46,7 +48,9 @@ import kit.timeline
 import kit.upstream
 
 # %%
-cap = kit.read_capture(capture, progress=False)
+cap = kit.timeline.restrict(
+    kit.read_capture(capture, progress=False), start=window_start, end=window_end
+)
 tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
 cap.meta.select(
     "capture",

@@ -36,6 +36,8 @@ cache_ip: list[str] | None = None  # node-local cache address(es); None: inferre
 packet_limit_pps: float = 1024.0  # upstream packet limit, packets per second (AWS VPC: 1024)
 slow_threshold_s: float = 1.0  # a client answer slower than this is slow, in seconds
 every: str = "1s"  # time bin for SYNs and the I/O graph (polars duration: 1s, 5s, 1m)
+window_start: str | None = None  # ISO-8601 UTC start of a time window; None: from the start
+window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive); None: to the end
 
 # %%
 import polars as pl
@@ -47,7 +49,9 @@ import kit.timeline
 import kit.upstream
 
 # %%
-cap = kit.read_capture(capture, progress=False)
+cap = kit.timeline.restrict(
+    kit.read_capture(capture, progress=False), start=window_start, end=window_end
+)
 tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
 caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip)
 upstreams = kit.upstream.infer_upstream_ips(cap.dns, upstream_ip, cache_ips=caches)

@@ -35,11 +35,14 @@ change_time: str | None = None  # when the suspected change was made, ISO-8601 (
 slow_threshold_s: float = 1.0  # a client answer slower than this is slow, in seconds
 upstream: list[str] | None = None  # upstream resolver addresses; None: from configs and capture
 packet_limit_pps: float = 1024.0  # resolver packet limit per network interface, packets/s
+window_start: str | None = None  # ISO-8601 UTC start of a time window; None: from the start
+window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive); None: to the end
 
 # %%
 import kit
 import kit.findings
 import kit.report
+import kit.timeline
 
 # %% [markdown]
 # ## What was loaded
@@ -48,15 +51,19 @@ import kit.report
 # was not given, and the checks that need it did not run.
 
 # %%
-inputs = kit.findings.load_inputs(
-    capture=capture,
-    coredns_log=coredns_log,
-    unbound_log=unbound_log,
-    metrics=metrics,
-    corefile=corefile,
-    unbound_conf=unbound_conf,
-    run_json=run_json,
-    change_time=change_time,
+inputs = kit.timeline.restrict(
+    kit.findings.load_inputs(
+        capture=capture,
+        coredns_log=coredns_log,
+        unbound_log=unbound_log,
+        metrics=metrics,
+        corefile=corefile,
+        unbound_conf=unbound_conf,
+        run_json=run_json,
+        change_time=change_time,
+    ),
+    start=window_start,
+    end=window_end,
 )
 inputs.given()
 
