@@ -141,3 +141,20 @@ def test_every_public_name_resolves_to_its_module() -> None:
         obj = getattr(kit, name)
         assert obj.__module__ == module, name
         assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_every_cli_subcommand_is_documented_with_help(repo_root: Path) -> None:
+    import argparse
+
+    from kit.cli import _build_parser
+
+    readme = (repo_root / "README.md").read_text()
+    sub = next(a for a in _build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) >= {"report", "summarize"}
+    for name, parser in sub.choices.items():
+        assert f"dnskit {name}" in readme, f"README does not show `dnskit {name}`"
+        assert parser.description, f"dnskit {name} has no description"
+    # and the README's two set-up commands are real Makefile targets
+    makefile = (repo_root / "Makefile").read_text()
+    for target in ("report", "test", "jupyter"):
+        assert f"make {target}" in readme and f"\n{target}:" in makefile
