@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-__all__ = ["latency_modes", "latency_quantiles", "time_bins"]
+__all__ = ["latency_modes", "latency_quantiles", "match_timers", "time_bins"]
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
 
@@ -189,3 +189,47 @@ def latency_modes(
             }
         )
     return pl.DataFrame(rows, schema=schema).sort("mode_s")
+
+
+def match_timers(
+    modes: pl.DataFrame, timers: pl.DataFrame, *, tolerance: float = 0.15
+) -> pl.DataFrame:
+    """Pair each latency mode with the nearest known timer, and say whether it matches.
+
+    Parameters
+    ----------
+    modes
+        A frame with ``mode_s`` (Float64 seconds), e.g. from :func:`latency_modes`.
+    timers
+        A frame with ``timer_s`` (Float64 seconds) and any describing columns (a name, a retry
+        number...), which are carried over from the nearest timer.
+    tolerance
+        A mode matches when ``|mode_s / timer_s - 1| <= tolerance``: a client also waits for the
+        answer after the timer fired, so a pile sits a little above its timer.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``modes`` in their order, plus the nearest timer's columns (nearest on a log scale), then
+        ``ratio`` (Float64, ``mode_s / timer_s``) and ``matches`` (Boolean). With no modes or no
+        timers, those columns are present and null.
+    """
+    if "timer_s" not in timers.columns:
+        raise KeyError(f"timers need a 'timer_s' column (columns: {timers.columns})")
+    if modes.is_empty() or timers.is_empty():
+        return modes.with_columns(
+            *[pl.lit(None, dtype).alias(c) for c, dtype in timers.schema.items()],
+            ratio=pl.lit(None, pl.Float64),
+            matches=pl.lit(None, pl.Boolean),
+        )
+    return (
+        modes.with_row_index("_r")
+        .join(timers, how="cross")
+        .with_columns(_d=(pl.col("mode_s") / pl.col("timer_s")).log().abs())
+        .sort("_r", "_d")
+        .group_by("_r", maintain_order=True)
+        .first()
+        .with_columns(ratio=pl.col("mode_s") / pl.col("timer_s"))
+        .with_columns(matches=(pl.col("ratio") - 1).abs() <= tolerance)
+        .drop("_r", "_d")
+    )

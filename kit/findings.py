@@ -54,6 +54,7 @@ from typing import Any
 
 import polars as pl
 
+from kit.analysis import match_timers
 from kit.timeline import Timeline, restrict
 
 log = logging.getLogger(__name__)
@@ -444,20 +445,17 @@ def check_syn_retransmissions(
 
 
 def _match_timers(modes: pl.DataFrame, tolerance: float) -> pl.DataFrame:
-    names = [n for n, _ in KNOWN_TIMERS]
-    values = [v for _, v in KNOWN_TIMERS]
-    timer: list[str | None] = []
-    timer_s: list[float | None] = []
-    for m in modes["mode_s"].to_list():
-        best = None
-        for name, v in zip(names, values, strict=True):
-            if abs(m - v) <= tolerance * v and (best is None or abs(m - v) < abs(m - best[1])):
-                best = (name, v)
-        timer.append(best[0] if best else None)
-        timer_s.append(best[1] if best else None)
-    return modes.with_columns(
-        pl.Series("timer", timer, dtype=pl.String), pl.Series("timer_s", timer_s, dtype=pl.Float64)
+    """``modes`` plus the matching :data:`KNOWN_TIMERS` entry (``timer``, ``timer_s``; null if none)."""
+    timers = pl.DataFrame(
+        {"timer": [n for n, _ in KNOWN_TIMERS], "timer_s": [v for _, v in KNOWN_TIMERS]},
+        schema={"timer": pl.String, "timer_s": pl.Float64},
     )
+    matched = match_timers(modes, timers, tolerance=tolerance)
+    hit = pl.col("matches").fill_null(False)
+    return matched.with_columns(
+        timer=pl.when(hit).then(pl.col("timer")),
+        timer_s=pl.when(hit).then(pl.col("timer_s")),
+    ).drop("ratio", "matches")
 
 
 def check_latency_modes(

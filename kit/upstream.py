@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from kit.analysis import latency_modes
+from kit.analysis import latency_modes, match_timers
 
 if TYPE_CHECKING:
     from kit.capture import Capture
@@ -589,26 +589,7 @@ def match_ladder(
     """
     if ladder is None:
         ladder = syn_ladder()
-    lad = ladder.select("retry", "timer_s").sort("timer_s")
-    if modes.is_empty() or lad.is_empty():
-        return modes.with_columns(
-            retry=pl.lit(None, pl.UInt32),
-            timer_s=pl.lit(None, pl.Float64),
-            ratio=pl.lit(None, pl.Float64),
-            matches=pl.lit(None, pl.Boolean),
-        )
-    out = (
-        modes.with_row_index("_r")
-        .join(lad, how="cross")
-        .with_columns(_d=(pl.col("mode_s") / pl.col("timer_s")).log().abs())
-        .sort("_r", "_d")
-        .group_by("_r", maintain_order=True)
-        .first()
-        .with_columns(ratio=pl.col("mode_s") / pl.col("timer_s"))
-        .with_columns(matches=(pl.col("ratio") - 1).abs() <= tolerance)
-        .drop("_r", "_d")
-    )
-    return out
+    return match_timers(modes, ladder.select("retry", "timer_s"), tolerance=tolerance)
 
 
 def attribution_summary(

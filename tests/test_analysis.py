@@ -88,3 +88,20 @@ def test_time_bins_untimed_rows_and_null_groups() -> None:
     assert out.filter(pl.col("upstream").is_null())["count"].to_list() == [1, 1]
     assert out.filter(pl.col("upstream") == "a")["count"].to_list() == [1, 0]
     assert out["count"].sum() == 3  # the untimed row is left out
+
+
+def test_match_timers_nearest_on_log_scale() -> None:
+    from kit.analysis import match_timers
+
+    timers = pl.DataFrame({"name": ["syn1", "syn2", "syn3"], "timer_s": [1.0, 3.0, 7.0]})
+    modes = pl.DataFrame({"mode_s": [1.02, 2.0, 7.9, 10.0]})
+    got = match_timers(modes, timers, tolerance=0.15)
+    # 2.0: log distance to 1 is ln 2 = 0.69, to 3 is ln 1.5 = 0.41 -> 3 s, ratio 0.67: no match
+    # 7.9 -> 7 s, ratio 1.13: a match; 10 -> 7 s, ratio 1.43: no match
+    assert got["name"].to_list() == ["syn1", "syn2", "syn3", "syn3"]
+    assert got["matches"].to_list() == [True, False, True, False]
+    assert got["ratio"].round(3).to_list() == [1.02, 0.667, 1.129, 1.429]
+    empty = match_timers(modes.clear(), timers)
+    assert empty.columns == ["mode_s", "name", "timer_s", "ratio", "matches"] and empty.is_empty()
+    with pytest.raises(KeyError, match="timer_s"):
+        match_timers(modes, timers.rename({"timer_s": "t"}))
