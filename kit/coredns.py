@@ -593,16 +593,34 @@ def _config_fixup(mine: dict[str, list[pl.DataFrame]]) -> None:
 
 def _work(
     block: bytes, keep: int, source: str, custom: _CustomFormat | None
-) -> tuple[int, int, dict[str, pl.DataFrame], int]:
-    """Parse ``block[:keep]`` with line numbers from 1; returns lines, bad bytes, frames, joins."""
+) -> tuple[int, int, pl.DataFrame | None, pl.DataFrame]:
+    """Split ``block[:keep]`` into lines numbered from 1 and take the fast path.
+
+    Returns the number of lines, invalid UTF-8 bytes, the fast-path queries (or None) and the
+    rows (``line_no``, ``line``) left for the general path, which runs on the leftovers of several
+    blocks at once (:func:`_read_one`): its cost is mostly per call, and most blocks leave only a
+    few lines.
+    """
     lines, bad = _lines_frame(block)
     if keep < len(block):
         tail = block.count(b"\n", keep) + (0 if block.endswith(b"\n") else 1)
         lines = lines.head(lines.height - tail)
         if bad:  # the tail is read again with the next block: count only this block's bytes
             lines, bad = _lines_frame(block[:keep])
-    out, joined = _parse_chunk(lines, source=source, first_line=1, custom=custom)
-    return lines.height, bad, out, joined
+    df = lines.with_row_index("line_no", offset=1)
+    quick, rest = _fast_part(df, source=source, custom=custom)
+    return lines.height, bad, quick, rest
+
+
+def _work_general(
+    rest: pl.DataFrame, source: str, custom: _CustomFormat | None
+) -> tuple[int, int, dict[str, pl.DataFrame], int]:
+    out, joined = _general_part(rest, source=source, custom=custom)
+    return 0, 0, out, joined
+
+
+# leftover rows (not fast-path queries) gathered before the general path runs on them
+_GENERAL_BATCH_ROWS = 50_000
 
 
 _POD_LOG_PATH = re.compile(
@@ -621,10 +639,19 @@ def _pod_from_path(path: Path) -> tuple[str | None, str | None]:
     return (m["pod"], m["container"]) if m else (None, None)
 
 
-def _shift(out: dict[str, pl.DataFrame], by: int) -> dict[str, pl.DataFrame]:
-    if by == 0:
-        return out
-    return {k: v.with_columns(pl.col("line_no") + by) for k, v in out.items()}
+def _in_line_order(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """``frames`` (each sorted by ``line_no``) as a list whose concatenation is sorted."""
+    frames = [f for f in frames if f.height]
+    last = -1
+    for f in frames:
+        first = f["line_no"][0]
+        if first <= last:
+            break
+        last = f["line_no"][-1]
+    else:
+        return frames
+    # general-path batches interleave with the fast-path blocks (line numbers are unique)
+    return [pl.concat(frames, rechunk=False).sort("line_no")]
 
 
 def _read_one(
@@ -696,18 +723,16 @@ def _read_one(
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             pending: deque[Future[Any]] = deque()
 
-            def collect(fut: Future[Any]) -> None:
-                n, bad, out, joined = fut.result()
-                out = _shift(out, stats["lines"])
+            leftovers: list[pl.DataFrame] = []
+            n_left = 0
+
+            def take(out: dict[str, pl.DataFrame]) -> None:
                 if pod or container:
                     for k in ("queries", "errors", "other"):
                         out[k] = out[k].with_columns(
                             pl.col("pod").fill_null(pl.lit(pod, _STR)),
                             pl.col("container").fill_null(pl.lit(container, _STR)),
                         )
-                stats["invalid_utf8"] += bad
-                stats["joined_lines"] += joined
-                stats["lines"] += n
                 rej = out["rejected"]
                 if strict and rej.height:
                     # an unrecognised line may still turn out to be part of a Corefile dump
@@ -721,15 +746,48 @@ def _read_one(
                 for k, v in out.items():
                     mine[k].append(v)
 
+            def flush() -> None:
+                nonlocal n_left
+                if leftovers:
+                    rows = pl.concat(leftovers) if len(leftovers) > 1 else leftovers[0]
+                    leftovers.clear()
+                    n_left = 0
+                    pending.append(pool.submit(_work_general, rows, source, custom))
+
+            def collect(fut: Future[Any]) -> None:
+                nonlocal n_left
+                n, bad, quick, rest = fut.result()
+                if isinstance(quick, dict):  # a general-path batch (line numbers are final)
+                    stats["joined_lines"] += rest
+                    take(quick)
+                    return
+                base = stats["lines"]
+                stats["invalid_utf8"] += bad
+                stats["lines"] += n
+                if quick is not None:
+                    out = _empty_out()
+                    out["queries"] = quick.with_columns(pl.col("line_no") + base)
+                    take(out)
+                if rest.height:
+                    leftovers.append(rest.with_columns(pl.col("line_no") + base))
+                    n_left += rest.height
+                    if n_left >= _GENERAL_BATCH_ROWS or strict:
+                        flush()
+
             for block, keep in _blocks(read_at, size, chunk_bytes):
                 pending.append(pool.submit(_work, block, keep, source, custom))
                 while len(pending) >= _WORKERS:
                     collect(pending.popleft())
             while pending:
                 collect(pending.popleft())
+            flush()
+            while pending:
+                collect(pending.popleft())
     finally:
         if not gz:
             os.close(fd)
+    for k in mine:
+        mine[k] = _in_line_order(mine[k])
     _config_fixup(mine)
     if strict:
         rej = _concat(mine["rejected"], REJECTED_SCHEMA)
@@ -828,45 +886,70 @@ def _parse_chunk(
     if lines.height == 0:
         return _empty_out(), 0
     df = lines.with_row_index("line_no", offset=first_line)
-    quick: pl.DataFrame | None = None
-    if custom is None or custom.is_default:
-        # the common case first: plain, kubectl-stamped or CRI query lines, split straight from
-        # the raw line; everything else goes through the general path below
-        layout = _guess_layout(df["line"])
-        if layout is not None:
-            fast = _fast_queries(df, source, col="line", layout=layout)
-            ok = fast["_ok"]
-            if ok.any():
-                quick = (fast if ok.all() else fast.filter(ok)).drop("_ok")
-                quick = quick.cast(dict(QUERIES_SCHEMA))  # type: ignore[arg-type]
-                df = df.clear() if ok.all() else df.filter(~ok)
-    if df.height == 0:
-        out = _empty_out()
-    else:
-        df = df.with_columns(
-            pl.col("line").alias("body"),
-            pl.lit(None, _STR).alias("ts_wrap"),
-            pl.lit(None, _STR).alias("ts_cd"),
-            pl.lit(None, _STR).alias("golog"),
-            *[pl.lit(None, _STR).alias(c) for c in _WRAPPER_COLUMNS],
-            pl.lit(None, _STR).alias("pre_reason"),
-        )
-        joined = 0
-        if df["body"].str.starts_with("{").any():
-            df, j = _decode_json(df)
-            joined += j
-        if df["body"].str.contains(_RE_CRI).any():
-            df, j = _strip_cri(df)
-            joined += j
-        df = _strip_prefixes(df)
-        df = _split_level(df)
-        out = _classify(df, source=source, custom=custom)
-        if quick is None:
-            return out, joined
+    quick, rest = _fast_part(df, source=source, custom=custom)
+    out, joined = _general_part(rest, source=source, custom=custom)
     if quick is not None:
-        rest = out["queries"]
-        out["queries"] = quick if rest.is_empty() else quick.merge_sorted(rest, key="line_no")
-    return out, (0 if df.height == 0 else joined)
+        out["queries"] = _merge_queries(quick, out["queries"])
+    return out, joined
+
+
+def _merge_queries(quick: pl.DataFrame, rest: pl.DataFrame) -> pl.DataFrame:
+    """Merge two query frames, each sorted by ``line_no``, into one sorted frame."""
+    if rest.is_empty():
+        return quick
+    if quick.is_empty():
+        return rest
+    return quick.merge_sorted(rest, key="line_no")
+
+
+def _fast_part(
+    df: pl.DataFrame, *, source: str, custom: _CustomFormat | None
+) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    """Split off the well-formed default-format query lines of ``df`` (``line_no``, ``line``).
+
+    Returns their :data:`QUERIES_SCHEMA` rows (or None when none matched) and the rows left for
+    :func:`_general_part`. Plain, kubectl-stamped or CRI query lines are split straight from the
+    raw line (see :func:`_fast_queries`).
+    """
+    if df.height == 0 or not (custom is None or custom.is_default):
+        return None, df
+    layout = _guess_layout(df["line"])
+    if layout is None:
+        return None, df
+    fast = _fast_queries(df, source, col="line", layout=layout)
+    ok = fast["_ok"]
+    if not ok.any():
+        return None, df
+    every = bool(ok.all())
+    quick = (fast if every else fast.filter(ok)).drop("_ok")
+    quick = quick.cast(dict(QUERIES_SCHEMA))  # type: ignore[arg-type]
+    return quick, (df.clear() if every else df.filter(~ok))
+
+
+def _general_part(
+    df: pl.DataFrame, *, source: str, custom: _CustomFormat | None
+) -> tuple[dict[str, pl.DataFrame], int]:
+    """Classify any lines (``line_no``, ``line``): wrappers, levels, queries, errors, other."""
+    if df.height == 0:
+        return _empty_out(), 0
+    df = df.with_columns(
+        pl.col("line").alias("body"),
+        pl.lit(None, _STR).alias("ts_wrap"),
+        pl.lit(None, _STR).alias("ts_cd"),
+        pl.lit(None, _STR).alias("golog"),
+        *[pl.lit(None, _STR).alias(c) for c in _WRAPPER_COLUMNS],
+        pl.lit(None, _STR).alias("pre_reason"),
+    )
+    joined = 0
+    if df["body"].str.starts_with("{").any():
+        df, j = _decode_json(df)
+        joined += j
+    if df["body"].str.contains(_RE_CRI).any():
+        df, j = _strip_cri(df)
+        joined += j
+    df = _strip_prefixes(df)
+    df = _split_level(df)
+    return _classify(df, source=source, custom=custom), joined
 
 
 def _empty_out() -> dict[str, pl.DataFrame]:
@@ -1240,24 +1323,25 @@ def _split_level(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _rfc3339(col: str) -> pl.Expr:
-    """Parse RFC 3339 stamps to UTC; ``...Z`` stamps take a cheaper path (seconds are cached)."""
+    """Parse RFC 3339 stamps to UTC; ``...Z`` stamps take a cheaper path (seconds are cached).
+
+    The cheap path covers ``YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`` (what Go's RFC3339Nano writes in UTC:
+    kubelet, kubectl ``--timestamps``, CoreDNS 1.2.6-1.6.2): the seconds go through a cached
+    ``to_datetime``, the first six fraction digits are read as microseconds. Anything else
+    (offsets, comma decimals) goes through the general parser, computed only for those rows.
+    """
     s = pl.col(col)
-    tail = s.str.slice(19)
-    zulu = tail.str.ends_with("Z") & (tail.str.len_bytes() <= 11) & (s.str.slice(19, 1) != ",")
-    frac = (
-        tail.str.strip_suffix("Z")
-        .str.strip_prefix(".")
-        .str.pad_end(6, "0")
-        .str.slice(0, 6)
-        .cast(pl.Int64, strict=False)
-    )
+    n = s.str.len_bytes()
+    zulu = s.str.ends_with("Z") & (n <= 30) & ((n == 20) | (s.str.slice(19, 1) == "."))
+    frac = s.str.slice(20, 6).str.strip_suffix("Z").str.pad_end(6, "0").cast(pl.Int64, strict=False)
     secs = s.str.slice(0, 19).str.to_datetime(
         "%Y-%m-%dT%H:%M:%S", time_unit="us", time_zone="UTC", strict=False, cache=True
     )
     fast = pl.when(zulu).then(secs + pl.duration(microseconds=frac))
     generic = (
         pl.when(~zulu)
-        .then(s.str.replace(",", ".", literal=True))
+        .then(s)
+        .str.replace(",", ".", literal=True)
         .str.to_datetime(
             "%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="us", time_zone="UTC", strict=False, cache=False
         )

@@ -18,6 +18,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import kit
+import kit.coredns as coredns_module
 from kit.coredns import (
     ERRORS_SCHEMA,
     FILES_SCHEMA,
@@ -419,7 +420,12 @@ def test_sources_dir_glob_list(cdata: Path) -> None:
         read_coredns_log(cdata / "missing.log")
 
 
-def test_chunking_does_not_change_results(cdata: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_rows", [1, 7, None])
+def test_chunking_does_not_change_results(
+    cdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int | None
+) -> None:
+    # lines the fast path leaves are parsed in batches gathered over several blocks; whatever
+    # the batch size, the frames (and their line order) equal a one-block read
     names = [
         "default_modern",
         "cri",
@@ -432,10 +438,16 @@ def test_chunking_does_not_change_results(cdata: Path, tmp_path: Path) -> None:
     path.write_bytes(b"".join((cdata / f"{n}.log").read_bytes() for n in names))
     with pytest.warns(KitWarning):
         big = read_coredns_log(path)
+    if batch_rows is not None:
+        monkeypatch.setattr(coredns_module, "_GENERAL_BATCH_ROWS", batch_rows)
     with pytest.warns(KitWarning):
         small = read_coredns_log(path, chunk_bytes=100)
+    # the mix has fast-path queries and general-path ones (escaped names, wrappers) interleaved
+    assert big.queries.height > 10 and big.errors.height and big.other.height
     for name in FRAMES:
         assert_frame_equal(getattr(small, name), getattr(big, name))
+        assert getattr(small, name)["line_no"].is_sorted()
+    assert_frame_equal(small.files.drop("notes"), big.files.drop("notes"))
 
 
 # --- conformance over the real files ---------------------------------------------------------------
