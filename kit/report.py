@@ -589,9 +589,12 @@ def _setup_cell(reset: bool = False) -> Any:
     return nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]})
 
 
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"]
 """The kernel's own log (e.g. "running over TCP without encryption" on loopback) is noise on the
-user's terminal; errors still show, and cell errors come in the notebook's outputs."""
+user's terminal; errors still show, and cell errors come in the notebook's outputs. IPython's
+input history is off: a report run has no use for it, it would write to the user's
+``~/.ipython`` database, and a shared kernel renumbering its cells for each notebook makes the
+history database print "Session/line number was not unique" into the next cell's output."""
 
 
 class _SharedKernel:

@@ -9,3 +9,9 @@ import os  # noqa: E402 (after the parameters cell, as in every notebook)
 
 print(name, "defined:", name in globals())
 print("kernel pid", os.getpid())
+
+# %%
+from IPython import get_ipython  # noqa: E402
+
+# a report kernel keeps no input history (see kit.report.KERNEL_ARGUMENTS)
+print("history enabled:", get_ipython().history_manager.enabled)
