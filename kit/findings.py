@@ -194,12 +194,17 @@ def _ip_filter(ips: Sequence[str], field_v4: str = "ip.dst", field_v6: str = "ip
 
 
 def infer_upstreams(capture: Any, forward: pl.DataFrame | None = None) -> list[str]:
-    """Addresses of the upstream resolvers: from forward settings, else from the capture.
+    """Addresses of the upstream resolvers: :func:`kit.upstream.infer_upstream_ips` on a capture.
 
-    In a capture, a server is an upstream when it is asked the same name and type (names compared
-    case-insensitively) by another sender, at most 0.5 s after another server was asked and before
-    that one answered: the cache forwarding a miss. At least 3 such forwarded queries, and at
-    least 10 % of the server's queries, are needed.
+    The one rule of the kit (notebook 05 and :func:`kit.upstream.server_roles` use it too): the
+    hosts of the forward settings first, in the order of their rows (an ``upstream`` that is not an
+    IP address, such as ``/etc/resolv.conf`` or a ``__PILLAR__`` placeholder, is left out), then the
+    servers the capture shows receiving forwarded queries, most forwarded first. A query is
+    forwarded when the same name and type (case-insensitive) was asked of another server by
+    another sender at most 0.5 s before (a query over a TCP connection opened for it counts from
+    its first SYN), that one was still unanswered, and it was not answered after that one; a server
+    needs at least 3 such queries, and 10 % of its queries (:func:`kit.upstream.forwarding_evidence`).
+    A client asking two resolvers the same name is one sender: that makes no upstream.
 
     Parameters
     ----------
@@ -211,45 +216,14 @@ def infer_upstreams(capture: Any, forward: pl.DataFrame | None = None) -> list[s
     Returns
     -------
     list[str]
-        Addresses, sorted, without duplicates.
+        Addresses without duplicates, settings first, then capture evidence (most forwarded first);
+        empty when neither names nor shows an upstream.
     """
-    found: set[str] = set()
-    if forward is not None and not forward.is_empty():
-        found |= {h for h in (_host(u) for u in forward["upstream"].to_list()) if h}
-    if capture is not None and not capture.dns.is_empty():
-        d = (
-            capture.dns.select(
-                "capture",
-                "ts",
-                "client_ip",
-                "server_ip",
-                "qtype",
-                end=pl.col("ts_response").fill_null(pl.col("ts") + timedelta(seconds=10)),
-                key=pl.col("qname").str.to_lowercase(),
-            )
-            .sort("capture", "key", "qtype", "ts")
-            .with_columns(
-                prev_ts=pl.col("ts").shift(1).over("capture", "key", "qtype"),
-                prev_end=pl.col("end").shift(1).over("capture", "key", "qtype"),
-                prev_server=pl.col("server_ip").shift(1).over("capture", "key", "qtype"),
-                prev_client=pl.col("client_ip").shift(1).over("capture", "key", "qtype"),
-            )
-        )
-        # forwarded: sent by another address to another server while the first was still waiting
-        fwd = d.filter(
-            (pl.col("prev_server") != pl.col("server_ip"))
-            & (pl.col("prev_client") != pl.col("client_ip"))
-            & ((pl.col("ts") - pl.col("prev_ts")) <= timedelta(seconds=0.5))
-            & (pl.col("prev_end") >= pl.col("ts"))
-        )
-        votes = (
-            fwd.group_by("server_ip")
-            .len()
-            .join(d.group_by("server_ip").agg(total=pl.len()), on="server_ip")
-            .filter((pl.col("len") >= 3) & (pl.col("len") >= 0.1 * pl.col("total")))
-        )
-        found |= set(votes["server_ip"].to_list())
-    return sorted(found)
+    from kit.upstream import infer_upstream_ips
+
+    if capture is None:
+        return infer_upstream_ips(None, forward=forward)
+    return infer_upstream_ips(capture.dns, forward=forward, tcp=capture.tcp)
 
 
 # --------------------------------------------------------------------------------------------

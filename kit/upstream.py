@@ -7,10 +7,13 @@ Roles of the addresses
 ----------------------
 A node-local cache (NodeLocal DNSCache at ``169.254.20.10``, or unbound in the lab) receives the
 pods' queries and forwards its misses to an upstream resolver (the AWS VPC resolver at
-``169.254.169.253``). A capture on the node sees both legs. :func:`server_roles` tells them apart
-without configuration: the **cache** is the server asked by the most distinct clients (ties: the
-most queries); an **upstream** is another server that receives queries for names the cache was
-asked (forwarded misses, matched case-insensitively on ``qname`` and ``qtype``).
+``169.254.169.253``). A capture on the node sees both legs. :func:`infer_upstream_ips` is the one
+rule for "which servers are upstreams" (``kit.findings.infer_upstreams`` and the notebooks call
+it): addresses given win, then the hosts of the forward settings, then the servers the capture
+shows receiving **forwarded** queries (:func:`forwarding_evidence`: the same name and type asked
+by another sender right after another server was asked and before it answered; a client asking
+two resolvers is one sender and never counts). :func:`server_roles` labels the same upstreams,
+plus the **cache**: the server asked by the most distinct clients among the others.
 
 Timers
 ------
@@ -25,8 +28,12 @@ preserved, root ``"."``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -41,12 +48,17 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DRILL_DOWN_SCHEMA",
+    "FORWARDING_SCHEMA",
+    "FORWARD_WINDOW_S",
     "HISTOGRAM_SCHEMA_TAIL",
     "LADDER_SCHEMA",
+    "MIN_FORWARDED",
+    "MIN_FORWARDED_SHARE",
     "ROLES_SCHEMA",
     "attribution_summary",
     "client_queries",
     "connection_summary",
+    "forwarding_evidence",
     "infer_cache_ips",
     "infer_upstream_ips",
     "latency_modes_by",
@@ -64,18 +76,6 @@ __all__ = [
 _UTC = pl.Datetime("us", "UTC")
 _SYN = 0x02
 _ACK = 0x10
-
-#: :func:`server_roles` output.
-ROLES_SCHEMA = pl.Schema(
-    {
-        "server_ip": pl.String,
-        "role": pl.String,
-        "clients": pl.UInt32,
-        "queries": pl.UInt32,
-        "forwarded_names": pl.UInt32,
-        "captures": pl.UInt32,
-    }
-)
 
 #: Columns of :func:`log_histogram` after the group columns.
 HISTOGRAM_SCHEMA_TAIL = pl.Schema(
@@ -103,120 +103,490 @@ def _ips(ips: str | Sequence[str] | None) -> list[str] | None:
 # --------------------------------------------------------------------------------------------
 # who is the cache, who is the upstream
 
+#: Seconds within which a forwarded query follows the query it forwards (see :func:`forwarding_evidence`).
+FORWARD_WINDOW_S = 0.5
+#: Forwarded queries a server needs to count as an upstream from capture evidence alone.
+MIN_FORWARDED = 3
+#: Share of a server's queries that must be forwarded ones for it to count as an upstream.
+MIN_FORWARDED_SHARE = 0.1
 
-def server_roles(dns: pl.DataFrame) -> pl.DataFrame:
-    """Classify every queried server as ``"cache"``, ``"upstream"`` or ``"other"``.
+#: :func:`forwarding_evidence` output.
+FORWARDING_SCHEMA = pl.Schema(
+    {
+        "server_ip": pl.String,
+        "queries": pl.UInt32,
+        "forwarded": pl.UInt32,
+        "forwarded_names": pl.UInt32,
+        "share": pl.Float64,
+        "upstream": pl.Boolean,
+    }
+)
+
+#: :func:`server_roles` output.
+ROLES_SCHEMA = pl.Schema(
+    {
+        "server_ip": pl.String,
+        "role": pl.String,
+        "basis": pl.String,
+        "clients": pl.UInt32,
+        "queries": pl.UInt32,
+        "forwarded": pl.UInt32,
+        "forwarded_names": pl.UInt32,
+        "captures": pl.UInt32,
+    }
+)
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _address(text: str) -> str | None:
+    """``1.2.3.4:53``, ``[2001:db8::1]:53``, ``dns://1.2.3.4``, ``::1`` -> the canonical address.
+
+    ``None`` when ``text`` holds no IP address literal (a placeholder such as
+    ``__PILLAR__CLUSTER__DNS__``, a file such as ``/etc/resolv.conf``, a host name).
+    """
+    u = _SCHEME.sub("", text.strip())
+    if u.startswith("["):
+        u = u[1 : u.find("]")] if "]" in u else u[1:]
+    elif u.count(":") == 1:
+        u = u.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(u))
+    except ValueError:
+        return None
+
+
+def _given(ips: str | Sequence[str] | None) -> list[str]:
+    """Addresses given by the user: normalised (:func:`_address`), kept as written when not an IP."""
+    out: list[str] = []
+    for item in _ips(ips) or []:
+        text = str(item).strip()
+        if not text:
+            continue
+        addr = _address(text) or text
+        if addr not in out:
+            out.append(addr)
+    return out
+
+
+#: Columns of ``Capture.dns`` the upstream rule uses when present (null when absent).
+_OPTIONAL: dict[str, Any] = {
+    "ts_response": _UTC,
+    "tcp_stream": pl.UInt32,
+    "frame_query": pl.UInt32,
+}
+
+
+def _ask_times(dns: pl.DataFrame, tcp: pl.DataFrame | None) -> pl.DataFrame:
+    """``dns`` rows with a time, plus ``_ask``: when the sender decided to ask.
+
+    That is the query's ``ts``, except for the first query of a TCP connection whose first SYN was
+    captured before it: then the first SYN's time (``Capture.tcp.ts_syn``). A cache that opens a
+    connection per miss (``force_tcp``) asks at its first SYN; lost SYNs delay the query itself by
+    1, 3, 7... s, which must not hide the forwarding.
+    """
+    d = dns.filter(pl.col("ts").is_not_null() & pl.col("server_ip").is_not_null())
+    d = d.with_columns(
+        [pl.lit(None, dtype=dt).alias(c) for c, dt in _OPTIONAL.items() if c not in d.columns]
+    )
+    usable = (
+        tcp is not None
+        and not tcp.is_empty()
+        and {"capture", "stream", "ts_syn"} <= set(tcp.columns)
+        and d["tcp_stream"].null_count() < d.height
+    )
+    if not usable:
+        return d.with_columns(_ask=pl.col("ts"))
+    assert tcp is not None
+    keys = ["capture", "tcp_stream"]
+    first = (
+        d.filter(pl.col("tcp_stream").is_not_null())
+        .group_by(keys)
+        .agg(_first=pl.col("frame_query").min())
+    )
+    syn = (
+        tcp.select(
+            pl.col("capture").cast(pl.String),
+            tcp_stream=pl.col("stream").cast(d.schema["tcp_stream"]),
+            _syn=pl.col("ts_syn").cast(_UTC),
+        )
+        .filter(pl.col("_syn").is_not_null())
+        .group_by(keys)
+        .agg(pl.col("_syn").min())
+    )
+    opened_for_it = (
+        (pl.col("frame_query") == pl.col("_first"))
+        & pl.col("_syn").is_not_null()
+        & (pl.col("_syn") <= pl.col("ts"))
+    )
+    return (
+        d.join(first, on=keys, how="left")
+        .join(syn, on=keys, how="left")
+        .with_columns(_ask=pl.when(opened_for_it).then(pl.col("_syn")).otherwise(pl.col("ts")))
+        .drop("_first", "_syn")
+    )
+
+
+def _forwarded_rows(dns: pl.DataFrame, tcp: pl.DataFrame | None, window_s: float) -> pl.DataFrame:
+    """The rows of ``dns`` that :func:`forwarding_evidence` counts as forwarded queries."""
+    g = ["capture", "_key", "qtype"]
+    d = (
+        _ask_times(dns, tcp)
+        .filter(pl.col("qname").is_not_null())
+        .select(
+            "capture",
+            "client_ip",
+            "server_ip",
+            "qtype",
+            "_ask",
+            _resp=pl.col("ts_response"),
+            _key=pl.col("qname").str.to_lowercase(),
+        )
+        .sort([*g, "_ask", "server_ip", "client_ip"])
+    )
+    # runs of consecutive queries (per name and type, in time) to one server; every query of a run
+    # is compared with the last query before the run: the latest one sent to another server
+    d = d.with_columns(
+        _new=(pl.col("server_ip") != pl.col("server_ip").shift(1).over(g)).fill_null(True)
+    ).with_columns(_run=pl.col("_new").cum_sum().over(g))
+    prev = {"_p_ask": "_ask", "_p_resp": "_resp", "_p_client": "client_ip"}
+    d = d.with_columns(
+        [
+            pl.when(pl.col("_new")).then(pl.col(src).shift(1).over(g)).alias(name)
+            for name, src in prev.items()
+        ]
+    ).with_columns([pl.col(name).forward_fill().over([*g, "_run"]) for name in prev])
+    window = timedelta(seconds=window_s)
+    return d.filter(
+        pl.col("_p_client").is_not_null()
+        & (pl.col("_p_client") != pl.col("client_ip"))
+        & ((pl.col("_ask") - pl.col("_p_ask")) <= window)
+        & (pl.col("_p_resp").is_null() | (pl.col("_p_resp") >= pl.col("_ask")))
+        & (
+            pl.col("_resp").is_null()
+            | pl.col("_p_resp").is_null()
+            | (pl.col("_resp") <= pl.col("_p_resp"))
+        )
+    )
+
+
+def forwarding_evidence(
+    dns: pl.DataFrame,
+    tcp: pl.DataFrame | None = None,
+    *,
+    window_s: float = FORWARD_WINDOW_S,
+    min_forwarded: int = MIN_FORWARDED,
+    min_share: float = MIN_FORWARDED_SHARE,
+) -> pl.DataFrame:
+    """Per queried server: how many of its queries look forwarded, and whether that makes it an upstream.
+
+    A query *Q2* (sender *c2*, server *s2*) is **forwarded** when the latest earlier query *Q1* of
+    the same name and type (same capture, ``qname`` compared case-insensitively) sent to another
+    server *s1* came from another sender (*c1* ≠ *c2*), at most ``window_s`` seconds before *Q2*
+    was asked, while *Q1* was still unanswered, and *Q2* was answered no later than *Q1* (or one
+    of them never was). That is a cache that got *Q1* from a client, missed, and asked its
+    upstream *s2*: it can only answer after the upstream did. A client that asks two resolvers the
+    same name is one sender, so its second query never counts. *Q2* is asked at its ``ts``, or at
+    the first SYN of its TCP connection when the connection was opened for it (``tcp`` given):
+    SYNs lost on the way to the upstream delay the query by 1, 3, 7 s but not the decision.
+
+    Parameters
+    ----------
+    dns
+        ``Capture.dns`` (all captures together). Needs ``capture``, ``ts``, ``client_ip``,
+        ``server_ip``, ``qname``, ``qtype``; uses ``ts_response``, ``tcp_stream`` and
+        ``frame_query`` when present.
+    tcp
+        ``Capture.tcp`` (for the first SYN of each connection), or ``None``.
+    window_s
+        Seconds between *Q1* and the moment *Q2* was asked.
+    min_forwarded, min_share
+        A server is an upstream when at least ``min_forwarded`` of its queries, and at least
+        ``min_share`` of them, are forwarded ones (a few coincidences make no upstream).
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`FORWARDING_SCHEMA`, one row per ``server_ip`` asked in ``dns``:
+
+        - ``server_ip`` String.
+        - ``queries`` UInt32: query transactions it received (rows of ``dns``).
+        - ``forwarded`` UInt32: those counted as forwarded.
+        - ``forwarded_names`` UInt32: distinct (capture, case-folded ``qname``, ``qtype``) among them.
+        - ``share`` Float64: ``forwarded / queries``.
+        - ``upstream`` Boolean: ``forwarded >= min_forwarded`` and ``share >= min_share``.
+
+        Sorted by ``forwarded`` descending, then ``queries`` descending, then ``server_ip``.
+    """
+    if dns.is_empty():
+        return pl.DataFrame(schema=FORWARDING_SCHEMA)
+    total = (
+        dns.filter(pl.col("server_ip").is_not_null())
+        .group_by("server_ip")
+        .agg(queries=pl.len().cast(pl.UInt32))
+    )
+    fwd = (
+        _forwarded_rows(dns, tcp, window_s)
+        .group_by("server_ip")
+        .agg(
+            forwarded=pl.len().cast(pl.UInt32),
+            forwarded_names=pl.struct("capture", "_key", "qtype").n_unique().cast(pl.UInt32),
+        )
+    )
+    out = (
+        total.join(fwd, on="server_ip", how="left")
+        .with_columns(pl.col("forwarded", "forwarded_names").fill_null(0))
+        .with_columns(share=pl.col("forwarded") / pl.col("queries"))
+        .with_columns(
+            upstream=(pl.col("forwarded") >= min_forwarded) & (pl.col("share") >= min_share)
+        )
+        .sort(["forwarded", "queries", "server_ip"], descending=[True, True, False])
+        .select(list(FORWARDING_SCHEMA))
+    )
+    return out.cast(dict(FORWARDING_SCHEMA))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _Inference:
+    upstreams: list[str]
+    basis: dict[str, str]
+    evidence: pl.DataFrame
+
+
+def _infer(
+    dns: pl.DataFrame | None,
+    upstream_ips: str | Sequence[str] | None,
+    forward: pl.DataFrame | None,
+    tcp: pl.DataFrame | None,
+    cache_ips: str | Sequence[str] | None,
+    window_s: float,
+    min_forwarded: int,
+    min_share: float,
+) -> _Inference:
+    evidence = (
+        pl.DataFrame(schema=FORWARDING_SCHEMA)
+        if dns is None
+        else forwarding_evidence(
+            dns, tcp, window_s=window_s, min_forwarded=min_forwarded, min_share=min_share
+        )
+    )
+    given = _given(upstream_ips)
+    if given:
+        log.info("upstream address(es) given: %s", given)
+        return _Inference(given, dict.fromkeys(given, "given"), evidence)
+    ups: list[str] = []
+    basis: dict[str, str] = {}
+    skipped: list[str] = []
+    if forward is not None and "upstream" in forward.columns:
+        for text in forward["upstream"].to_list():
+            addr = _address(text) if text is not None else None
+            if addr is None:
+                skipped.append(str(text))
+            elif addr not in basis:
+                ups.append(addr)
+                basis[addr] = "forward settings"
+    if skipped:
+        log.info(
+            "forward settings upstream(s) without an address, not used: %s", sorted(set(skipped))
+        )
+    seen = evidence.filter(pl.col("upstream"))
+    not_upstream = set(_given(cache_ips))
+    from_capture: list[str] = []
+    for ip, n in seen.select("server_ip", "forwarded").iter_rows():
+        if ip in not_upstream:
+            continue
+        if ip in basis:
+            basis[ip] = "forward settings, capture"
+        else:
+            ups.append(ip)
+            basis[ip] = "capture"
+            from_capture.append(f"{ip} ({n} forwarded queries)")
+    log.info(
+        "inferred upstream address(es): %s (from forward settings: %s; from the capture only: %s)",
+        ups,
+        [ip for ip in ups if basis[ip].startswith("forward settings")],
+        from_capture,
+    )
+    return _Inference(ups, basis, evidence)
+
+
+def infer_upstream_ips(
+    dns: pl.DataFrame | None,
+    upstream_ips: str | Sequence[str] | None = None,
+    *,
+    forward: pl.DataFrame | None = None,
+    tcp: pl.DataFrame | None = None,
+    cache_ips: str | Sequence[str] | None = None,
+    window_s: float = FORWARD_WINDOW_S,
+    min_forwarded: int = MIN_FORWARDED,
+    min_share: float = MIN_FORWARDED_SHARE,
+) -> list[str]:
+    """The upstream resolver address(es): the one rule every notebook and finding uses.
+
+    1. ``upstream_ips`` when given (one address or several; ``host:port``, ``[v6]:port`` and
+       ``scheme://`` are reduced to the address): they are the answer, in the order given.
+    2. Else the hosts of the forward settings (``forward``, :data:`kit.corefile.FORWARD_SCHEMA`
+       rows from a Corefile's ``forward_settings()`` or ``kit.read_unbound_conf``), in the order of
+       the rows; an ``upstream`` that is not an IP address (``/etc/resolv.conf``,
+       ``__PILLAR__CLUSTER__DNS__``) is left out and logged.
+    3. Then the servers the capture shows receiving forwarded queries
+       (:func:`forwarding_evidence`: ``upstream`` is true) that are not listed yet, most forwarded
+       queries first (ties: most queries, then the lower address). ``cache_ips`` are never taken
+       from the capture as upstreams.
+
+    So settings and capture are both listed when they disagree, settings first. A capture of the
+    client side only, or of one client asking two resolvers, gives no upstream. What was inferred
+    and from what is logged (``INFO``).
+
+    Parameters
+    ----------
+    dns
+        ``Capture.dns`` or ``None``.
+    upstream_ips
+        Explicit upstream addresses, or ``None``.
+    forward
+        Forward settings (``FORWARD_SCHEMA``; several files concatenated) or ``None``.
+    tcp
+        ``Capture.tcp`` (a query over a connection opened for it is asked at its first SYN), or
+        ``None``.
+    cache_ips
+        Addresses never reported as upstreams from capture evidence (the node-local cache).
+    window_s, min_forwarded, min_share
+        See :func:`forwarding_evidence`.
+
+    Returns
+    -------
+    list[str]
+        Addresses without duplicates (IPv6 in compressed form), in the order above; empty when
+        nothing names or shows an upstream.
+    """
+    return _infer(
+        dns, upstream_ips, forward, tcp, cache_ips, window_s, min_forwarded, min_share
+    ).upstreams
+
+
+def server_roles(
+    dns: pl.DataFrame,
+    *,
+    upstream_ips: str | Sequence[str] | None = None,
+    forward: pl.DataFrame | None = None,
+    tcp: pl.DataFrame | None = None,
+    cache_ips: str | Sequence[str] | None = None,
+    window_s: float = FORWARD_WINDOW_S,
+    min_forwarded: int = MIN_FORWARDED,
+    min_share: float = MIN_FORWARDED_SHARE,
+) -> pl.DataFrame:
+    """Classify every server as ``"cache"``, ``"upstream"`` or ``"other"``.
+
+    The upstreams are exactly :func:`infer_upstream_ips` with the same arguments, in its order
+    (an upstream from the settings or given that the capture never saw gets a row of zeros). The
+    cache is ``cache_ips`` when given, else the server asked by the most distinct clients among the
+    servers that are not upstreams (ties: most queries, then the lower address): the address the
+    pods ask, useful context even though the upstream rule does not need it.
 
     Parameters
     ----------
     dns
         ``Capture.dns`` (all captures together).
+    upstream_ips, forward, tcp, cache_ips, window_s, min_forwarded, min_share
+        As in :func:`infer_upstream_ips`.
 
     Returns
     -------
     polars.DataFrame
-        :data:`ROLES_SCHEMA`, one row per ``server_ip``, cache first, then upstreams by
-        ``forwarded_names`` descending:
+        :data:`ROLES_SCHEMA`, caches first, then upstreams in :func:`infer_upstream_ips` order,
+        then the others by ``queries`` descending (ties: lower address):
 
         - ``server_ip`` String: the address queries were sent to.
-        - ``role`` String: ``"cache"`` for the server asked by the most distinct clients (ties: most
-          queries, then the lowest address); ``"upstream"`` for another server that received at
-          least one name the cache was asked (same capture, ``qname`` compared case-insensitively,
-          same ``qtype``); ``"other"`` otherwise.
+        - ``role`` String: ``"cache"``, ``"upstream"`` or ``"other"``.
+        - ``basis`` String: why: ``"given"``, ``"forward settings"``, ``"capture"`` (forwarded
+          queries), ``"forward settings, capture"`` (both), ``"most clients"`` (the inferred
+          cache); null for ``"other"``.
         - ``clients`` UInt32: distinct ``client_ip`` that asked it.
         - ``queries`` UInt32: query transactions it received.
-        - ``forwarded_names`` UInt32: distinct (capture, qname, qtype) it received that the cache
-          was also asked (0 for the cache itself).
+        - ``forwarded`` UInt32: its queries counted as forwarded (:func:`forwarding_evidence`).
+        - ``forwarded_names`` UInt32: distinct (capture, case-folded ``qname``, ``qtype``) of them.
         - ``captures`` UInt32: captures in which it was asked.
     """
-    if dns.is_empty():
-        return pl.DataFrame(schema=ROLES_SCHEMA)
+    inf = _infer(dns, upstream_ips, forward, tcp, cache_ips, window_s, min_forwarded, min_share)
+    ups = inf.upstreams
     per = (
-        dns.group_by("server_ip")
+        dns.filter(pl.col("server_ip").is_not_null())
+        .group_by("server_ip")
         .agg(
             clients=pl.col("client_ip").n_unique().cast(pl.UInt32),
             queries=pl.len().cast(pl.UInt32),
             captures=pl.col("capture").n_unique().cast(pl.UInt32),
         )
-        .sort(["clients", "queries", "server_ip"], descending=[True, True, False])
+        .join(
+            inf.evidence.select("server_ip", "forwarded", "forwarded_names"),
+            on="server_ip",
+            how="left",
+        )
     )
-    cache = per["server_ip"][0]
-    keys = dns.select(
-        "capture", "server_ip", "qtype", _key=pl.col("qname").str.to_lowercase()
-    ).unique()
-    asked_cache = keys.filter(pl.col("server_ip") == cache).select("capture", "_key", "qtype")
-    fwd = (
-        keys.filter(pl.col("server_ip") != cache)
-        .join(asked_cache, on=["capture", "_key", "qtype"], how="semi")
-        .group_by("server_ip")
-        .agg(forwarded_names=pl.len().cast(pl.UInt32))
+    missing = [ip for ip in ups if ip not in set(per["server_ip"].to_list())]
+    if missing:
+        per = pl.concat(
+            [per, pl.DataFrame({"server_ip": missing}).cast({"server_ip": pl.String})],
+            how="diagonal",
+        )
+    per = per.with_columns(
+        pl.col("clients", "queries", "captures", "forwarded", "forwarded_names").fill_null(0)
     )
+    caches = _given(cache_ips)
+    cache_basis = "given"
+    if not caches:
+        cand = per.filter(~pl.col("server_ip").is_in(ups)).sort(
+            ["clients", "queries", "server_ip"], descending=[True, True, False]
+        )
+        caches = cand["server_ip"].head(1).to_list()
+        cache_basis = "most clients"
+    caches = [c for c in caches if c not in ups]
+    order = {ip: i for i, ip in enumerate(ups)}
     out = (
-        per.join(fwd, on="server_ip", how="left")
-        .with_columns(pl.col("forwarded_names").fill_null(0))
-        .with_columns(
-            role=pl.when(pl.col("server_ip") == cache)
+        per.with_columns(
+            role=pl.when(pl.col("server_ip").is_in(caches))
             .then(pl.lit("cache"))
-            .when(pl.col("forwarded_names") > 0)
+            .when(pl.col("server_ip").is_in(ups))
             .then(pl.lit("upstream"))
             .otherwise(pl.lit("other")),
-            _rank=pl.when(pl.col("server_ip") == cache)
+            basis=pl.when(pl.col("server_ip").is_in(caches))
+            .then(pl.lit(cache_basis))
+            .otherwise(pl.col("server_ip").replace_strict(inf.basis, default=None)),
+            _rank=pl.when(pl.col("server_ip").is_in(caches))
             .then(0)
-            .when(pl.col("forwarded_names") > 0)
+            .when(pl.col("server_ip").is_in(ups))
             .then(1)
             .otherwise(2),
+            _order=pl.col("server_ip").replace_strict(order, default=None, return_dtype=pl.Int64),
         )
-        .sort(["_rank", "forwarded_names", "server_ip"], descending=[False, True, False])
+        .with_columns(_neg=-pl.col("queries").cast(pl.Int64))
+        .sort(["_rank", "_order", "_neg", "server_ip"], nulls_last=True)
         .select(list(ROLES_SCHEMA))
     )
     return out.cast(dict(ROLES_SCHEMA))  # type: ignore[arg-type]
 
 
-def infer_cache_ips(dns: pl.DataFrame, cache_ips: str | Sequence[str] | None = None) -> list[str]:
-    """The node-local cache address(es): ``cache_ips`` when given, else inferred (see :func:`server_roles`).
-
-    Returns an empty list when the capture holds no DNS transaction.
-    """
-    given = _ips(cache_ips)
-    if given:
-        return given
-    roles = server_roles(dns)
-    got = roles.filter(pl.col("role") == "cache")["server_ip"].to_list()
-    log.info("inferred cache address(es): %s", got)
-    return got
-
-
-def infer_upstream_ips(
+def infer_cache_ips(
     dns: pl.DataFrame,
-    upstream_ips: str | Sequence[str] | None = None,
-    *,
     cache_ips: str | Sequence[str] | None = None,
+    *,
+    upstream_ips: str | Sequence[str] | None = None,
+    forward: pl.DataFrame | None = None,
+    tcp: pl.DataFrame | None = None,
 ) -> list[str]:
-    """The upstream resolver address(es): ``upstream_ips`` when given, else inferred.
+    """The node-local cache address(es): ``cache_ips`` when given, else inferred.
 
-    Inferred: servers other than the cache (``cache_ips``, itself inferred when ``None``) that received
-    names the cache was asked, most forwarded names first (see :func:`server_roles`). Empty when
-    there are none (a capture of the client side only).
+    Inferred: the ``"cache"`` row of :func:`server_roles` with the same arguments (the server asked
+    by the most distinct clients among those that are not upstreams). Empty when the capture holds
+    no DNS transaction.
     """
-    given = _ips(upstream_ips)
+    given = _given(cache_ips)
     if given:
         return given
-    caches = infer_cache_ips(dns, cache_ips)
-    if not caches:
-        return []
-    keys = dns.select(
-        "capture", "server_ip", "qtype", _key=pl.col("qname").str.to_lowercase()
-    ).unique()
-    asked = keys.filter(pl.col("server_ip").is_in(caches)).select("capture", "_key", "qtype")
-    got = (
-        keys.filter(~pl.col("server_ip").is_in(caches))
-        .join(asked, on=["capture", "_key", "qtype"], how="semi")
-        .group_by("server_ip")
-        .agg(n=pl.len())
-        .sort(["n", "server_ip"], descending=[True, False])["server_ip"]
-        .to_list()
-    )
-    log.info("inferred upstream address(es): %s", got)
+    roles = server_roles(dns, upstream_ips=upstream_ips, forward=forward, tcp=tcp)
+    got = roles.filter(pl.col("role") == "cache")["server_ip"].to_list()
+    log.info("inferred cache address(es): %s (most distinct clients)", got)
     return got
 
 

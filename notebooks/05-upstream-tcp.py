@@ -31,7 +31,9 @@ capture: list[str] = ["data/sample/captures"]  # pcap/pcapng files or folders fr
 run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with change/fix times
 change_time: str | None = None  # when the change happened (ISO 8601 UTC); overrides run_json
 fix_time: str | None = None  # when it was fixed (ISO 8601 UTC); overrides run_json
-upstream_ip: list[str] | None = None  # upstream resolvers (169.254.169.253...); None: inferred
+corefile: list[str] | None = None  # Corefile(s) whose forward settings name the upstreams
+unbound_conf: list[str] | None = ["data/sample/configs/unbound-*.conf"]  # unbound.conf files
+upstream: list[str] | None = None  # upstream resolvers (169.254.169.253...); None: inferred
 cache_ip: list[str] | None = None  # node-local cache address(es); None: inferred from capture
 packet_limit_pps: float = 1024.0  # upstream packet limit, packets per second (AWS VPC: 1024)
 slow_threshold_s: float = 1.0  # a client answer slower than this is slow, in seconds
@@ -45,6 +47,7 @@ import polars as pl
 import kit
 import kit.capture
 import kit.charts
+import kit.findings
 import kit.timeline
 import kit.upstream
 
@@ -53,17 +56,31 @@ cap = kit.timeline.restrict(
     kit.read_capture(capture, progress=False), start=window_start, end=window_end
 )
 tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
-caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip)
-upstreams = kit.upstream.infer_upstream_ips(cap.dns, upstream_ip, cache_ips=caches)
-kit.upstream.server_roles(cap.dns)
+forward = kit.findings.load_inputs(corefile=corefile, unbound_conf=unbound_conf).forward
+upstreams = kit.upstream.infer_upstream_ips(
+    cap.dns, upstream, forward=forward, tcp=cap.tcp, cache_ips=cache_ip
+)
+caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip, upstream_ips=upstreams)
 
 # %% [markdown]
-# The cache and upstream addresses used below (inferred unless given as parameters). An empty
-# upstream list means the captures hold no forwarded query: capture on the node (both legs), or
-# set `upstream_ip`.
+# ## Who is the upstream?
+#
+# One rule, the same as `06-findings` (`kit.upstream.infer_upstream_ips`): the `upstream`
+# parameter when given; else the hosts of the forward settings (`corefile`, `unbound_conf`), then
+# the servers this capture shows receiving **forwarded** queries: the same name and type asked by
+# another sender at most 0.5 s after a query to another server (a query over a TCP connection
+# opened for it counts from its first SYN), before that server answered. A pod asking two
+# resolvers the same name is one sender: that is not forwarding. The cache is the server asked by
+# the most distinct clients among the others (`cache_ip` overrides it).
+#
+# `basis` says where each role comes from; `forwarded` counts the queries that look forwarded. An
+# upstream from the settings with no queries was not asked in these captures (capture on the node,
+# both legs); no upstream at all means a capture of the client side only: set `upstream`.
 
 # %%
-pl.DataFrame({"cache": [caches], "upstream": [upstreams]})
+kit.upstream.server_roles(
+    cap.dns, upstream_ips=upstream, forward=forward, tcp=cap.tcp, cache_ips=cache_ip
+)
 
 # %% [markdown]
 # ## TCP connections to the upstream

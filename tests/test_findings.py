@@ -22,6 +22,7 @@ import pytest
 
 import kit
 import kit.findings as kf
+import kit.upstream
 from kit.capture import DNS_SCHEMA, META_SCHEMA, PACKETS_SCHEMA, TCP_SCHEMA, Capture
 from kit.corefile import FORWARD_SCHEMA
 from kit.timeline import timeline
@@ -424,6 +425,38 @@ def test_infer_upstreams(sample: SimpleNamespace) -> None:
     fwd = kit.read_unbound_conf(SAMPLE / "configs" / "unbound-node2.conf")
     assert kf.infer_upstreams(None, fwd) == [UPSTREAM]
     assert kf.infer_upstreams(None, None) == []
+    # one rule: the wrapper is kit.upstream's, and notebook 05's roles list the same upstreams
+    both = pl.concat([fwd, fwd.with_columns(upstream=pl.lit("10.96.0.10:53"))])
+    got = kf.infer_upstreams(sample.cap, both)
+    assert got == [UPSTREAM, "10.96.0.10"]  # settings in row order; the capture agrees on the 1st
+    roles = kit.upstream.server_roles(sample.cap.dns, forward=both, tcp=sample.cap.tcp)
+    assert roles.filter(pl.col("role") == "upstream")["server_ip"].to_list() == got
+
+
+def test_infer_upstreams_ignores_a_client_asking_two_resolvers() -> None:
+    # one client sends each of 5 names to two resolvers 1 ms apart (stub with two nameservers):
+    # not forwarding, whatever the number of names both got
+    dns = []
+    for i in range(5):
+        t = T0 + timedelta(seconds=i)
+        for k, server in enumerate(["10.0.0.2", "10.0.0.3"]):
+            dns.append(
+                {
+                    "ts": t + timedelta(milliseconds=k),
+                    "ts_response": t + timedelta(milliseconds=20 - k),
+                    "client_ip": "10.1.0.5",
+                    "server_ip": server,
+                    "qname": f"n{i}.example",
+                    "qtype": "A",
+                    "capture": "synthetic",
+                }
+            )
+    cap = capture(dns=dns)
+    assert kf.infer_upstreams(cap) == []
+    # the same with the second query from another sender (a cache's uplink): forwarded, 5 of 5
+    for row in dns[1::2]:
+        row["client_ip"] = "10.1.0.1"
+    assert kf.infer_upstreams(capture(dns=dns)) == ["10.0.0.3"]
 
 
 def test_restrict_counts(sample: SimpleNamespace) -> None:

@@ -19,8 +19,10 @@ import polars as pl
 import pytest
 
 import kit
+import kit.findings as kf
 from kit import upstream as up
-from kit.capture import Capture
+from kit.capture import DNS_SCHEMA, TCP_SCHEMA, Capture
+from kit.corefile import FORWARD_SCHEMA
 
 UTC = dt.UTC
 
@@ -53,60 +55,237 @@ def tshark_rows(tshark: str, pcap: Path, fields: list[str], display_filter: str)
 
 
 # --------------------------------------------------------------------------------------------
-# roles
+# roles: one upstream rule (infer_upstream_ips), the same in server_roles and kit.findings
 
 
 def test_roles_match_the_lab_topology(cap: Capture, run: dict) -> None:
     topo = run["topology"]
+    upstream = topo["upstream"]["ip"]
     cache_ips = {n["cache_ip"] for n in topo["nodes"]}
-    roles = up.server_roles(cap.dns)
+    roles = up.server_roles(cap.dns, tcp=cap.tcp)
     assert set(roles.filter(pl.col("role") == "cache")["server_ip"]) == cache_ips
     assert up.infer_cache_ips(cap.dns) == sorted(cache_ips)
-    assert up.infer_upstream_ips(cap.dns) == [topo["upstream"]["ip"]]
-    # every query the upstream got is a name some pod asked the cache (the lab's query files hold
-    # only names under the generated zone, and the upstream only sees misses)
-    row = roles.filter(pl.col("server_ip") == topo["upstream"]["ip"]).row(0, named=True)
-    assert row["role"] == "upstream" and row["forwarded_names"] > 0
-    assert row["captures"] == 2
+    assert up.infer_upstream_ips(cap.dns, tcp=cap.tcp) == [upstream]
+    assert up.infer_upstream_ips(cap.dns) == [upstream]  # without the SYN times too
+    # the notebook 06 / findings wrapper gives the same answer as the roles' upstream rows
+    assert (
+        kf.infer_upstreams(cap) == roles.filter(pl.col("role") == "upstream")["server_ip"].to_list()
+    )
+    row = roles.filter(pl.col("server_ip") == upstream).row(0, named=True)
+    assert row["basis"] == "capture" and row["captures"] == 2
+    # the upstream is asked only by the nodes' uplink addresses, the cache only by the pods
+    assert row["clients"] == len({n["uplink_ip"] for n in topo["nodes"]})
+    assert roles.filter(pl.col("role") == "cache")["forwarded"].to_list() == [0]
 
 
-def test_explicit_addresses_win_and_no_dns_gives_no_guess(cap: Capture) -> None:
+def test_forwarded_queries_on_the_udp_control_agree_with_tshark(
+    cap: Capture, run: dict, tshark: str, sample: Path
+) -> None:
+    # node2 forwards its misses over UDP without loss: every query it sends to the upstream
+    # follows a pod's query for that name by well under 0.5 s, so all of them are forwarded
+    upstream = run["topology"]["upstream"]["ip"]
+    node = run["topology"]["nodes"][1]
+    assert node["node"] == "node2"
+    sent = tshark_rows(
+        tshark,
+        sample / "captures" / "node2.pcap",
+        ["dns.id", "dns.qry.name"],
+        f"dns.flags.response == 0 && ip.src == {node['uplink_ip']} && ip.dst == {upstream}",
+    )
+    queries = len({tuple(r) for r in sent})  # one transaction per (id, name)
+    # the pods ask the cache qps x the length of the run (30 x (20 + 60 + 20) s = 3000)
+    prm = run["parameters"]
+    per_node = round(prm["qps"] * sum(p["seconds"] for p in prm["phases"]))
+    names = len({r[1].lower() for r in sent})
+    dns = cap.dns.filter(pl.col("capture") == "node2")
+    ev = up.forwarding_evidence(dns, cap.tcp.filter(pl.col("capture") == "node2"))
+    assert ev.rows() == [
+        (upstream, queries, queries, names, 1.0, True),
+        (node["cache_ip"], per_node, 0, 0, 0.0, False),
+    ]
+
+
+def test_lost_syns_do_not_hide_forwarding(cap: Capture, run: dict) -> None:
+    # node1 forwards over TCP, one connection per miss; a connection whose first SYN was lost
+    # carries its query at least 1 s (the initial RTO) after the pod asked: outside the 0.5 s
+    # window from the query's own time, inside it from the connection's first SYN
+    upstream = run["topology"]["upstream"]["ip"]
+    dns = cap.dns.filter(pl.col("capture") == "node1")
+    tcp = cap.tcp.filter(pl.col("capture") == "node1")
+    lossy = tcp.filter((pl.col("server_ip") == upstream) & (pl.col("syn_retransmits") > 0))
+    on_lossy = dns.join(lossy.select("capture", tcp_stream="stream"), on=["capture", "tcp_stream"])
+    assert on_lossy.height > 100
+    with_syn = up.forwarding_evidence(dns, tcp).row(0, named=True)
+    without = up.forwarding_evidence(dns).row(0, named=True)
+    assert with_syn["server_ip"] == without["server_ip"] == upstream
+    # without SYN times none of the lossy-connection queries can count, so at most the others do
+    assert without["forwarded"] <= with_syn["queries"] - on_lossy.height
+    # with them, most of the lossy ones count too (some were a second connection the cache
+    # opened after giving up on a first one whose SYNs were all lost: no query of their own)
+    assert with_syn["forwarded"] >= without["forwarded"] + 0.9 * on_lossy.height
+    assert with_syn["share"] > 0.95
+
+
+def test_explicit_addresses_win_then_settings_then_capture(cap: Capture, sample: Path) -> None:
     assert up.infer_cache_ips(cap.dns, "10.96.0.10") == ["10.96.0.10"]
-    assert up.infer_upstream_ips(cap.dns, ["192.0.2.1"]) == ["192.0.2.1"]
-    # with the wrong cache address given, the upstream guess is the servers asked its names: none
-    assert up.infer_upstream_ips(cap.dns, cache_ips=["192.0.2.99"]) == []
+    # given addresses are the answer (host:port, [v6]:port and schemes reduced to the address)
+    assert up.infer_upstream_ips(cap.dns, ["192.0.2.1:53", "[2001:DB8::1]:53", "192.0.2.1"]) == [
+        "192.0.2.1",
+        "2001:db8::1",
+    ]
+    assert up.infer_upstream_ips(cap.dns, "dns://192.0.2.7") == ["192.0.2.7"]
+    # the sample's unbound.conf forwards to 169.254.169.253@53: settings and capture agree
+    fwd = kit.read_unbound_conf(sample / "configs" / "unbound-node1.conf")
+    roles = up.server_roles(cap.dns, forward=fwd, tcp=cap.tcp)
+    assert roles.filter(pl.col("role") == "upstream").select("server_ip", "basis").rows() == [
+        ("169.254.169.253", "forward settings, capture")
+    ]
+    # a Corefile naming another resolver: both listed, the settings first; a file and a
+    # placeholder name no address and are left out
+    corefile = kit.read_corefile(
+        ". {\n    forward . /etc/resolv.conf 10.96.0.10:53 __PILLAR__CLUSTER__DNS__\n}\n"
+    ).forward_settings()
+    assert corefile.height == 3
+    got = up.infer_upstream_ips(cap.dns, forward=corefile, tcp=cap.tcp)
+    assert got == ["10.96.0.10", "169.254.169.253"]
+    roles = up.server_roles(cap.dns, forward=corefile, tcp=cap.tcp)
+    ups = roles.filter(pl.col("role") == "upstream")
+    assert ups["server_ip"].to_list() == got
+    # the configured one was never asked in these captures: a row of zeros says so
+    assert ups.row(0) == ("10.96.0.10", "upstream", "forward settings", 0, 0, 0, 0, 0)
+    assert kf.infer_upstreams(cap, corefile) == got
+    # explicit addresses win over both
+    assert up.infer_upstream_ips(cap.dns, "192.0.2.1", forward=corefile) == ["192.0.2.1"]
+
+
+def test_no_dns_gives_no_guess(cap: Capture) -> None:
     empty = cap.dns.clear()
     assert up.server_roles(empty).is_empty()
+    assert up.forwarding_evidence(empty).is_empty()
     assert up.infer_cache_ips(empty) == [] and up.infer_upstream_ips(empty) == []
+    assert up.infer_upstream_ips(None) == [] and kf.infer_upstreams(None) == []
 
 
-def test_roles_on_a_hand_made_frame() -> None:
-    # three pods ask 10.0.0.10 (the cache); it forwards "B.example" to 10.0.0.2 (case differs on
-    # the wire) ; one pod asks 10.0.0.3 for a name nobody asked the cache: "other"
-    t = dt.datetime(2026, 1, 1, tzinfo=UTC)
-    dns = pl.DataFrame(
+T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def dns_frame(rows: list[tuple[float, float | None, str, str, str]]) -> pl.DataFrame:
+    """``Capture.dns`` rows (DNS_SCHEMA): (sent s, answered s or None, client, server, qname)."""
+    full = [
         {
-            "capture": ["n"] * 6,
-            "ts": [t] * 6,
-            "client_ip": ["p1", "p2", "p3", "p1", "c", "p1"],
-            "server_ip": [
-                "10.0.0.10",
-                "10.0.0.10",
-                "10.0.0.10",
-                "10.0.0.10",
-                "10.0.0.2",
-                "10.0.0.3",
-            ],
-            "qname": ["a.example", "b.example", "a.example", "a.example", "B.EXAMPLE", "z.example"],
-            "qtype": ["A"] * 6,
+            "ts": T0 + dt.timedelta(seconds=t),
+            "ts_response": None if r is None else T0 + dt.timedelta(seconds=r),
+            "client_ip": c,
+            "server_ip": s,
+            "qname": q,
+            "qtype": "A",
+            "capture": "n",
+            "frame_query": i + 1,
         }
+        for i, (t, r, c, s, q) in enumerate(rows)
+    ]
+    return pl.DataFrame(
+        [{c: row.get(c) for c in DNS_SCHEMA} for row in full], schema=DNS_SCHEMA, orient="row"
     )
+
+
+def test_a_client_asking_two_resolvers_makes_no_upstream() -> None:
+    # one pod asks 10.0.0.2 and 10.0.0.3 every name at once (two nameservers, parallel queries);
+    # a second pod asks only 10.0.0.2 other names. Nothing is forwarded: the second query of each
+    # name comes from the same sender as the first.
+    rows = []
+    for i in range(10):
+        t = float(i)
+        rows += [(t, t + 0.02, "pod1", "10.0.0.2", f"n{i}.example")]
+        rows += [(t + 0.001, t + 0.01, "pod1", "10.0.0.3", f"N{i}.example")]
+        rows += [(t + 0.5, t + 0.51, "pod2", "10.0.0.2", f"m{i}.example")]
+    dns = dns_frame(rows)
+    assert up.forwarding_evidence(dns)["forwarded"].to_list() == [0, 0]
+    assert up.infer_upstream_ips(dns) == []
+    roles = up.server_roles(dns)
+    # the cache is the server asked by the most clients (2 against 1); no upstream row
+    assert roles.select("server_ip", "role", "clients", "queries").rows() == [
+        ("10.0.0.2", "cache", 2, 20),
+        ("10.0.0.3", "other", 1, 10),
+    ]
+
+
+def test_two_pods_asking_two_resolvers_are_not_nested_so_not_forwarded() -> None:
+    # pod1 asks 10.0.0.2, pod2 asks 10.0.0.3 the same names 0.1 s later, but 10.0.0.3 answers
+    # after 10.0.0.2 did: a cache cannot answer before its upstream, so this is not forwarding
+    rows = []
+    for i in range(10):
+        t = float(i)
+        rows += [(t, t + 0.15, "pod1", "10.0.0.2", f"n{i}.example")]
+        rows += [(t + 0.1, t + 0.3, "pod2", "10.0.0.3", f"n{i}.example")]
+    assert up.infer_upstream_ips(dns_frame(rows)) == []
+    # the same pairs nested (10.0.0.3 answers first, then 10.0.0.2): forwarded, 10 of 10
+    nested = [(t, r + 0.2 if s == "10.0.0.2" else r, c, s, q) for t, r, c, s, q in rows]
+    ev = up.forwarding_evidence(dns_frame(nested))
+    assert ev.row(0) == ("10.0.0.3", 10, 10, 10, 1.0, True)
+    assert up.infer_upstream_ips(dns_frame(nested)) == ["10.0.0.3"]
+
+
+def test_a_cache_forwarding_to_two_upstreams_gives_both_most_forwarded_first() -> None:
+    # three pods ask the cache 10.0.0.10; its uplink 10.0.1.1 forwards 6 misses to 10.0.0.3 and
+    # 4 to 10.0.0.2 (case differs on the wire for one), 5 ms after the pod, answered before the
+    # cache answers; 10 names are hits (answered at once, never forwarded)
+    rows = []
+    for i in range(20):
+        t = float(i)
+        pod = f"pod{i % 3}"
+        if i < 10:
+            upstream = "10.0.0.3" if i < 6 else "10.0.0.2"
+            name = f"miss{i}.example"
+            rows += [(t, t + 0.05, pod, "10.0.0.10", name)]
+            rows += [(t + 0.005, t + 0.04, "10.0.1.1", upstream, name.upper() if i == 0 else name)]
+        else:
+            rows += [(t, t + 0.0005, pod, "10.0.0.10", f"hit{i}.example")]
+    dns = dns_frame(rows)
+    assert up.infer_upstream_ips(dns) == ["10.0.0.3", "10.0.0.2"]
     roles = up.server_roles(dns)
     assert roles.rows() == [
-        ("10.0.0.10", "cache", 3, 4, 0, 1),
-        ("10.0.0.2", "upstream", 1, 1, 1, 1),
-        ("10.0.0.3", "other", 1, 1, 0, 1),
+        ("10.0.0.10", "cache", "most clients", 3, 20, 0, 0, 1),
+        ("10.0.0.3", "upstream", "capture", 1, 6, 6, 6, 1),
+        ("10.0.0.2", "upstream", "capture", 1, 4, 4, 4, 1),
     ]
+    # forward settings naming a third resolver come first, then the capture's, most forwarded
+    fwd = pl.DataFrame(
+        [{"resolver": "coredns", "zone": ".", "upstream": "10.0.0.9:53", "source": "<text>"}],
+        schema=FORWARD_SCHEMA,
+    )
+    assert up.infer_upstream_ips(dns, forward=fwd) == ["10.0.0.9", "10.0.0.3", "10.0.0.2"]
+    # two forwarded queries are not enough (at least 3 are needed), 10 hits to 10.0.0.10 aside
+    few = dns_frame(
+        [r for r in rows if r[3] != "10.0.0.2" or r[4] in {"miss6.example", "miss7.example"}]
+    )
+    assert up.infer_upstream_ips(few) == ["10.0.0.3"]
+    # an address given as the cache is never an upstream from capture evidence
+    assert up.infer_upstream_ips(dns, cache_ips=["10.0.0.3"]) == ["10.0.0.2"]
+
+
+def test_a_connection_opened_for_the_query_counts_from_its_first_syn() -> None:
+    # the cache asks its upstream over TCP; the first SYN is lost, the handshake completes after
+    # the 1 s RTO and the query leaves 1.01 s after the pod asked: forwarded only when the
+    # connection's first SYN (5 ms after the pod) is known
+    rows, conns = [], []
+    for i in range(5):
+        t = 10.0 * i
+        rows += [(t, t + 1.1, f"pod{i}", "10.0.0.10", f"n{i}.example")]
+        rows += [(t + 1.01, t + 1.05, "10.0.1.1", "10.0.0.2", f"n{i}.example")]
+        conns.append({"stream": i, "ts_syn": T0 + dt.timedelta(seconds=t + 0.005), "capture": "n"})
+    dns = dns_frame(rows).with_columns(
+        tcp_stream=pl.when(pl.col("server_ip") == "10.0.0.2")
+        .then((pl.col("frame_query").cast(pl.Int64) - 2) // 2)
+        .cast(pl.UInt32),
+        transport=pl.lit("tcp"),
+    )
+    tcp = pl.DataFrame(
+        [{c: r.get(c) for c in TCP_SCHEMA} for r in conns], schema=TCP_SCHEMA, orient="row"
+    )
+    assert up.infer_upstream_ips(dns) == []
+    assert up.infer_upstream_ips(dns, tcp=tcp) == ["10.0.0.2"]
+    assert up.forwarding_evidence(dns, tcp).row(0) == ("10.0.0.2", 5, 5, 5, 1.0, True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,21 +531,60 @@ def test_shared_pcaps_syns_and_roles_agree_with_tshark(
     rows = tshark_rows(
         tshark,
         path,
-        ["ip.src", "ipv6.src", "ip.dst", "ipv6.dst"],
+        ["ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "frame.time_epoch", "dns.qry.name"],
         "dns.flags.response == 0 && !icmp && !icmpv6",
     )
     clients: dict[str, set[str]] = {}
+    queries: list[tuple[float, str, str, str]] = []
     for r in rows:
         # innermost header: the last address tshark lists (tunnels list the outer one first)
         src = (r[0] or r[1]).split(",")[-1]
         dst = (r[2] or r[3]).split(",")[-1]
         clients.setdefault(dst, set()).add(src)
+        queries.append((float(r[4]), src, dst, r[5].lower()))
+    # none of these captures holds a cache and its upstream (PROVENANCE.tsv: clients, stubs and
+    # authoritative servers). Necessary for a forwarded query: the same name sent by another
+    # source to another destination at most 0.5 s before. Counted here on tshark's own fields:
+    pairs = sum(
+        1
+        for a in queries
+        for b in queries
+        if a[3] == b[3] and a[1] != b[1] and a[2] != b[2] and 0 <= b[0] - a[0] <= 0.5
+    )
+    assert pairs < up.MIN_FORWARDED
+    assert up.infer_upstream_ips(cap.dns, tcp=cap.tcp) == []
+    assert kf.infer_upstreams(cap) == []
+    roles = up.server_roles(cap.dns, tcp=cap.tcp)
+    assert "upstream" not in roles["role"].to_list()
     cache = up.infer_cache_ips(cap.dns)
     if not clients:
         assert cache == []
         return
     most = max(len(v) for v in clients.values())
     assert len(cache) == 1 and len(clients[cache[0]]) == most
+
+
+@pytest.mark.parametrize("name", ["chrissanders_nowebaccess1.pcapng", "ndpi_KakaoTalk_chat.pcap"])
+def test_one_client_asking_two_resolvers_in_real_captures_is_no_forwarding(
+    name: str, shared_fixtures: Path, tshark: str
+) -> None:
+    # README edge-case matrix: one query sent to two resolvers (4.2.2.1/4.2.2.2 alternating;
+    # 0xb93a to two resolvers). tshark shows one source asking two destinations the same name:
+    path = shared_fixtures / "pcaps" / name
+    rows = tshark_rows(
+        tshark, path, ["ip.src", "ip.dst", "dns.qry.name"], "dns.flags.response == 0 && !icmp"
+    )
+    asked: dict[tuple[str, str], set[str]] = {}
+    for src, dst, qname in rows:
+        asked.setdefault((src, qname.lower()), set()).add(dst)
+    assert any(len(dsts) == 2 for dsts in asked.values())
+    cap = kit.read_capture(path, cache=False, progress=False)
+    # every server was asked a name another server was asked too, by the same client: not a
+    # cache and its upstream, so no upstream, and no query counted as forwarded
+    ev = up.forwarding_evidence(cap.dns, cap.tcp)
+    assert ev.height == 2 and ev["forwarded"].to_list() == [0, 0]
+    assert up.infer_upstream_ips(cap.dns, tcp=cap.tcp) == []
+    assert up.server_roles(cap.dns, tcp=cap.tcp)["role"].sort().to_list() == ["cache", "other"]
 
 
 def test_syn_drill_down_agrees_with_tshark(
