@@ -127,6 +127,11 @@ def _fmt_s(x: float) -> str:
     return f"{x:g} s" if x >= 1 else f"{x * 1000:g} ms"
 
 
+def _fmt_short(x: float) -> str:
+    """Three significant digits: ``1.02 s``, ``7.11 s``, ``250 ms``."""
+    return f"{x:.3g} s" if x >= 1 else f"{x * 1000:.3g} ms"
+
+
 def _title(text: str, notes: list[str]) -> alt.TitleParams:
     return alt.TitleParams(text, subtitle=notes or alt.Undefined, anchor="start")
 
@@ -137,6 +142,130 @@ def _to_altair_data(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(
         [pl.when(pl.col(c).is_finite()).then(pl.col(c)).otherwise(None).alias(c) for c in floats]
     )
+
+
+# --- time axes
+# One helper for every time chart: tick positions are computed here (whole multiples of a "nice"
+# step, in UTC) and labelled with a format that follows the span, so a 100 s run reads 06:09:10,
+# 06:09:20... and a week reads Nov 26, Nov 27... never "06:09 06:09". The x scale is "utc", so the
+# labels are UTC whatever the time zone of the machine that renders the chart.
+
+#: Candidate tick steps in seconds, finest first (each divides the next larger unit).
+_TICK_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400]  # fmt: skip
+_LABEL_CHAR_PX = 6.5  # upper estimate of the axis label font's (10 px) average digit/letter width
+_LABEL_GAP_PX = 18
+
+
+def _time_format(step_s: int, lo: dt.datetime, hi: dt.datetime) -> str:
+    """d3 time format for ticks ``step_s`` apart between ``lo`` and ``hi`` (UTC)."""
+    if step_s >= 86400:
+        return "%b %d" if lo.year == hi.year else "%Y-%m-%d"
+    clock = "%H:%M:%S" if step_s < 60 else "%H:%M"
+    if lo.date() == hi.date():
+        return clock
+    return f"%b %d {clock}" if lo.year == hi.year else f"%Y-%m-%d {clock}"
+
+
+def _time_ticks(
+    lo: dt.datetime, hi: dt.datetime, *, width: int = WIDTH
+) -> tuple[list[dt.datetime], str]:
+    """Tick times and their d3 format for a time axis from ``lo`` to ``hi`` drawn ``width`` px wide.
+
+    Parameters
+    ----------
+    lo, hi
+        The extent of the axis (aware datetimes; naive = UTC).
+    width
+        Axis length in pixels: the step is the finest whose labels fit side by side.
+
+    Returns
+    -------
+    tuple[list[datetime.datetime], str]
+        Ticks at whole multiples of a step of 1 s ... 28 days (UTC, so hours and days start at
+        midnight UTC), and the format: seconds (``%H:%M:%S``) only when the step is under a
+        minute, ``%H:%M`` for steps of minutes and hours, the date in front when the extent
+        crosses a UTC day (``%b %d``; ``%Y-%m-%d`` across years), dates alone for steps of days.
+        Labels are distinct by construction. An extent under a second gives no ticks (the
+        renderer's default ticks, format ``%H:%M:%S``).
+    """
+    lo, hi = _aware_utc(lo), _aware_utc(hi)
+    if hi < lo:
+        lo, hi = hi, lo
+    span = (hi - lo).total_seconds()
+    if span < 1:
+        return [], "%H:%M:%S"
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    lo_s, hi_s = (lo - epoch).total_seconds(), (hi - epoch).total_seconds()
+    for step in _TICK_STEPS_S + [28 * 86400 * k for k in (2, 3, 6, 12, 24, 60, 120)]:
+        fmt = _time_format(step, lo, hi)
+        first, last = math.ceil(lo_s / step), math.floor(hi_s / step)
+        n = last - first + 1
+        label_px = len(lo.strftime(fmt)) * _LABEL_CHAR_PX + _LABEL_GAP_PX
+        if n * label_px <= width:
+            ticks = [epoch + dt.timedelta(seconds=k * step) for k in range(first, last + 1)]
+            return ticks, fmt
+    return [lo, hi], "%Y-%m-%d"  # spans of centuries: the ends only
+
+
+def _aware_utc(t: dt.datetime) -> dt.datetime:
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+
+
+def _layers(chart: Any, data: Any = alt.Undefined) -> list[tuple[Any, Any]]:
+    """The chart and, recursively, its layers, each with its data (inherited when Altair moved
+    the data of a layer up to the enclosing layer chart)."""
+    own = getattr(chart, "data", alt.Undefined)
+    data = data if own is alt.Undefined else own
+    out = [(chart, data)]
+    for sub in getattr(chart, "layer", None) or []:
+        out += _layers(sub, data)
+    return out
+
+
+def _temporal_x_fields(chart: Any) -> list[str]:
+    enc = getattr(chart, "encoding", alt.Undefined)
+    if enc is alt.Undefined:
+        return []
+    fields = []
+    for channel in ("x", "x2"):
+        ch = getattr(enc, channel, alt.Undefined)
+        if ch is alt.Undefined:
+            continue
+        spec = ch.to_dict()
+        if channel == "x" and spec.get("type") != "temporal":
+            return []
+        if "field" in spec:
+            fields.append(spec["field"])
+    return fields
+
+
+def _fit_time_axis(chart: Any, *times: dt.datetime | None, width: int = WIDTH) -> Any:
+    """Give every layer of a time chart the same UTC scale and span-aware ticks (:func:`_time_ticks`).
+
+    The extent is the union of the temporal x/x2 columns of every layer's (polars) data and of
+    ``times`` (e.g. a change time outside the data). Modifies and returns ``chart``.
+    """
+    extent: list[dt.datetime] = [_aware_utc(t) for t in times if t is not None]
+    layers = [(c, data) for c, data in _layers(chart) if _temporal_x_fields(c)]
+    for c, data in layers:
+        if isinstance(data, pl.DataFrame):
+            for f in _temporal_x_fields(c):
+                if f in data.columns and data.height:
+                    col = data[f].drop_nulls()
+                    if col.len() and isinstance(col.dtype, pl.Datetime):
+                        extent += [_aware_utc(col.min()), _aware_utc(col.max())]  # type: ignore[arg-type]
+    if extent:
+        ticks, fmt = _time_ticks(min(extent), max(extent), width=width)
+    else:
+        ticks, fmt = [], "%H:%M:%S"
+    values = [t.timestamp() * 1000 for t in ticks] if ticks else alt.Undefined
+    for c, _ in layers:
+        x = c.encoding.x
+        x.scale = alt.Scale(type="utc")
+        x.axis = alt.Axis(format=fmt, values=values, labelOverlap=True, labelFlush=True)
+        if x.title is alt.Undefined:
+            x.title = "time (UTC)"
+    return chart
 
 
 def latency_quantiles_chart(
@@ -214,7 +343,7 @@ def latency_quantiles_chart(
     if log_scale:
         data = data.with_columns(pl.when(pl.col(_VALUE) > 0).then(pl.col(_VALUE)).alias(_VALUE))
     base = alt.Chart(data).encode(
-        x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M")),
+        x=alt.X(f"{_TS}:T", title="time (UTC)"),
         y=alt.Y(f"{_VALUE}:Q", title="latency (s)", scale=y_scale),
         color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series"),
     )
@@ -278,7 +407,7 @@ def latency_quantiles_chart(
         layers += [rule, text]
         notes.append(f"ceiling {_fmt_s(ceiling)}")
     chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
-    return cast(alt.LayerChart, chart)
+    return cast(alt.LayerChart, _fit_time_axis(chart))
 
 
 def rate_chart(
@@ -328,8 +457,8 @@ def rate_chart(
         notes.append(f"mean per {width} s bin")
     chart = alt.Chart(_to_altair_data(df))
     mark = chart.mark_area(opacity=0.8) if stacked else chart.mark_line(strokeWidth=1.5)
-    return mark.encode(
-        x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M")),
+    chart = mark.encode(
+        x=alt.X(f"{_TS}:T", title="time (UTC)"),
         y=alt.Y(f"{_VALUE}:Q", title=y_title, stack="zero" if stacked else None),
         color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series"),
         tooltip=[
@@ -338,6 +467,7 @@ def rate_chart(
             alt.Tooltip(f"{_VALUE}:Q", title=y_title, format=".4~g"),
         ],
     ).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
+    return cast(alt.Chart, _fit_time_axis(chart))
 
 
 def before_after_chart(
@@ -348,53 +478,85 @@ def before_after_chart(
     title: str = "Before and after the change",
     y_title: str = "value",
     change_label: str = "change",
+    fix_time: dt.datetime | None = None,
+    fix_label: str = "fix",
+    log_scale: bool | None = None,
     max_series: int = 8,
     max_points: int = 3000,
 ) -> alt.LayerChart:
-    """A metric around a marked change time: the series, a rule at the change, the mean before and after.
+    """A metric around a change (and fix): the series, rules at the times, the mean of each period.
 
     Parameters
     ----------
     frame
         Tidy frame with ``ts`` (Datetime UTC), ``value`` (Float64) and the ``by`` columns, e.g. the
         p99 from :func:`kit.promql.quantile_series` filtered to one quantile, or a rate from
-        :func:`kit.promql.evaluate`.
+        :func:`kit.promql.evaluate`. Non-finite values (no traffic) are left out.
     change_time
         When the change happened (aware datetime, or naive = UTC), e.g. the rollout of
-        ``force_tcp`` -> UDP.
+        ``force_tcp``.
     by
         Label columns that identify a line.
-    title, y_title, change_label
-        Texts (titles carry units; ``change_label`` is drawn next to the rule).
+    title, y_title, change_label, fix_label
+        Texts (titles carry units; the labels are drawn next to the rules).
+    fix_time
+        When the fix was rolled out (e.g. ``Timeline.fix_time``); ``None``: no fix in the data. With
+        it the periods are ``before`` (ts < change), ``after`` (change <= ts < fix) and
+        ``after fix`` (ts >= fix); without it ``before`` and ``after``. Must not precede
+        ``change_time``.
+    log_scale
+        Symmetric-log y axis (zero stays drawable, ticks at 0 and whole decades): ``None`` (default)
+        chooses it when the positive values span 100x or more (a node at milliseconds next to one
+        at tens of seconds), ``True`` forces it, ``False`` keeps a linear axis.
     max_series, max_points
         Aggregation bounds (highest peak first; mean per time bin).
 
     Returns
     -------
     altair.LayerChart
-        Lines (x ``ts``, y ``value``, colour ``series``), a vertical rule at ``change_time`` with
-        ``change_label``, and per series a horizontal segment at the mean of each period (tooltip:
-        period, mean, number of points).
+        Lines (x ``ts``, y ``value``, colour ``series``); per series and period a thick
+        horizontal segment at the period's mean, drawn from the period's first to its last point
+        (data columns ``series``, ``period``, ``mean``, ``points``, ``start``, ``end``); dashed
+        rules at the change and fix times with their labels (data ``at``, ``mark``). The subtitle
+        says what the segments are and which scale the y axis uses.
+
+    Raises
+    ------
+    ValueError
+        If ``fix_time`` is before ``change_time``.
     """
     _check(frame, [_TS, _VALUE, *by], "before_after_chart")
-    if change_time.tzinfo is None:
-        change_time = change_time.replace(tzinfo=dt.UTC)
+    change_utc = _aware_utc(change_time)
+    fix_utc = _aware_utc(fix_time) if fix_time is not None else None
+    if fix_utc is not None and fix_utc < change_utc:
+        raise ValueError(
+            f"before_after_chart: fix_time {fix_utc:%Y-%m-%d %H:%M:%S} is before change_time "
+            f"{change_utc:%Y-%m-%d %H:%M:%S}; pass them in the order they happened"
+        )
     df = frame.select(
-        pl.col(_TS), _series_label(frame, by).alias(_SERIES), pl.col(_VALUE).cast(pl.Float64)
+        pl.col(_TS).cast(pl.Datetime("us", "UTC")),
+        _series_label(frame, by).alias(_SERIES),
+        pl.col(_VALUE).cast(pl.Float64),
     )
     df = df.filter(pl.col(_VALUE).is_finite())
     notes: list[str] = []
     df, dropped = _top_series(df, max_series)
     if dropped:
         notes.append(f"{max_series} of {max_series + dropped} series shown")
-    change = pl.lit(change_time).cast(pl.Datetime("us", "UTC"))
-    periods = (
-        df.with_columns(
-            pl.when(pl.col(_TS) < change)
-            .then(pl.lit("before"))
-            .otherwise(pl.lit("after"))
-            .alias("period")
+    period = pl.when(pl.col(_TS) < pl.lit(change_utc).cast(pl.Datetime("us", "UTC"))).then(
+        pl.lit("before")
+    )
+    if fix_utc is not None:
+        period = period.when(pl.col(_TS) < pl.lit(fix_utc).cast(pl.Datetime("us", "UTC"))).then(
+            pl.lit("after")
         )
+        period = period.otherwise(pl.lit("after fix"))
+        names = ["before", "after", "after fix"]
+    else:
+        period = period.otherwise(pl.lit("after"))
+        names = ["before", "after"]
+    periods = (
+        df.with_columns(period.alias("period"))
         .group_by([_SERIES, "period"])
         .agg(
             pl.col(_VALUE).mean().alias("mean"),
@@ -402,18 +564,40 @@ def before_after_chart(
             pl.col(_TS).min().alias("start"),
             pl.col(_TS).max().alias("end"),
         )
+        .with_columns(pl.col("period").cast(pl.Enum(names)))
         .sort([_SERIES, "period"])
+        .with_columns(pl.col("period").cast(pl.String))
     )
+    positive = df.filter(pl.col(_VALUE) > 0)[_VALUE]
+    lo_pos = float(positive.min()) if positive.len() else None  # type: ignore[arg-type]
+    hi_pos = float(positive.max()) if positive.len() else None  # type: ignore[arg-type]
+    if log_scale is None:
+        log_scale = lo_pos is not None and hi_pos is not None and hi_pos >= 100 * lo_pos
     df, width = _bin(df, [_SERIES], [pl.col(_VALUE).mean()], max_points)
     if width:
         notes.append(f"mean per {width} s bin")
+    y_scale, y_axis = alt.Scale(zero=True), alt.Axis()
+    if log_scale and lo_pos is not None and hi_pos is not None:
+        # symlog keeps zeros; its constant is the decade under the smallest positive value, and
+        # the ticks are 0 and the whole decades (Vega's own symlog ticks are linear: all at the top)
+        low = math.floor(math.log10(lo_pos))
+        high = max(math.ceil(math.log10(hi_pos)), low + 1)
+        decades = [10.0**k for k in range(low, high + 1)]
+        y_scale = alt.Scale(type="symlog", constant=decades[0], domain=[0, decades[-1]])
+        # no tick at the constant itself: it sits too close to 0 for two labels
+        y_axis = alt.Axis(values=[0.0, *decades[1:]], format="~r", labelOverlap="greedy")
+        scale_note = "y: symmetric log scale (values span orders of magnitude)"
+    else:
+        scale_note = "y: linear scale"
+    notes.append(f"thick segments: mean per period ({', '.join(names)}); {scale_note}")
+    notes += _marks_note(change_utc, fix_utc)
     color = alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series")
     lines = (
         alt.Chart(_to_altair_data(df))
         .mark_line(strokeWidth=1.2, opacity=0.7)
         .encode(
-            x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M")),
-            y=alt.Y(f"{_VALUE}:Q", title=y_title),
+            x=alt.X(f"{_TS}:T", title="time (UTC)"),
+            y=alt.Y(f"{_VALUE}:Q", title=y_title, scale=y_scale, axis=y_axis),
             color=color,
             tooltip=[
                 alt.Tooltip(f"{_SERIES}:N", title=", ".join(by) or "series"),
@@ -426,9 +610,9 @@ def before_after_chart(
         alt.Chart(_to_altair_data(periods))
         .mark_rule(strokeWidth=3)
         .encode(
-            x="start:T",
+            x=alt.X("start:T", title="time (UTC)"),
             x2="end:T",
-            y="mean:Q",
+            y=alt.Y("mean:Q", scale=y_scale),
             color=color,
             tooltip=[
                 alt.Tooltip(f"{_SERIES}:N", title=", ".join(by) or "series"),
@@ -438,19 +622,9 @@ def before_after_chart(
             ],
         )
     )
-    marker = pl.DataFrame({"change": [change_time], "label": [change_label]}).with_columns(
-        pl.col("change").cast(pl.Datetime("us", "UTC"))
-    )
-    rule = alt.Chart(marker).mark_rule(color="black", strokeDash=[4, 4]).encode(x="change:T")
-    text = (
-        alt.Chart(marker)
-        .mark_text(align="left", baseline="top", dx=4, dy=4, fontSize=11)
-        .encode(x="change:T", y=alt.value(0), text="label:N")
-    )
-    chart = alt.layer(lines, means, rule, text).properties(
-        width=WIDTH, height=HEIGHT, title=_title(title, notes)
-    )
-    return cast(alt.LayerChart, chart)
+    layers = [lines, means, *_time_marks(change_utc, fix_utc, change_label, fix_label)]
+    chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
+    return cast(alt.LayerChart, _fit_time_axis(chart))
 
 
 # --- captures (notebooks 04-05)
@@ -468,11 +642,21 @@ def _as_utc(t: dt.datetime | None) -> dt.datetime | None:
     return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
-def _time_marks(change_time: dt.datetime | None, fix_time: dt.datetime | None) -> list[Any]:
-    """Vertical rules with labels at the change and fix times (none when both are ``None``)."""
+def _time_marks(
+    change_time: dt.datetime | None,
+    fix_time: dt.datetime | None,
+    change_label: str = "change",
+    fix_label: str = "fix",
+) -> list[Any]:
+    """Dashed vertical rules at the change and fix times, each labelled at the top of the plot.
+
+    One rule layer (data ``at``, ``mark``: the label) and one text layer per label row: the change
+    label in the first row, the fix label in the second, so the two never overlap however close
+    the times are. Empty when both times are ``None``.
+    """
     rows = [
-        (t, label)
-        for t, label in ((_as_utc(change_time), "change"), (_as_utc(fix_time), "fix"))
+        (_aware_utc(t), label)
+        for t, label in ((change_time, change_label), (fix_time, fix_label))
         if t is not None
     ]
     if not rows:
@@ -481,13 +665,16 @@ def _time_marks(change_time: dt.datetime | None, fix_time: dt.datetime | None) -
         {"at": [r[0] for r in rows], "mark": [r[1] for r in rows]},
         schema={"at": pl.Datetime("us", "UTC"), "mark": pl.String},
     )
-    rule = alt.Chart(marks).mark_rule(color="black", strokeDash=[4, 4]).encode(x="at:T")
-    text = (
-        alt.Chart(marks)
-        .mark_text(align="left", baseline="top", dx=4, dy=4, fontSize=11)
-        .encode(x="at:T", y=alt.value(0), text="mark:N")
-    )
-    return [rule, text]
+    layers: list[Any] = [
+        alt.Chart(marks).mark_rule(color="black", strokeDash=[4, 4]).encode(x="at:T")
+    ]
+    for i in range(marks.height):
+        layers.append(
+            alt.Chart(marks.slice(i, 1))
+            .mark_text(align="left", baseline="top", dx=4, dy=4 + 14 * i, fontSize=11)
+            .encode(x="at:T", y=alt.value(0), text="mark:N")
+        )
+    return layers
 
 
 def _marks_note(change_time: dt.datetime | None, fix_time: dt.datetime | None) -> list[str]:
@@ -496,6 +683,172 @@ def _marks_note(change_time: dt.datetime | None, fix_time: dt.datetime | None) -
         if t is not None:
             notes.append(f"{label} at {t:%H:%M:%S} UTC (dashed)")
     return notes
+
+
+# --- log-scale histograms: explicit zero bins and rule labels that do not collide
+
+_RULE_FONT_PX = 10
+_RULE_ROW_PX = _RULE_FONT_PX + 4
+_RULE_CHAR_PX = 0.62 * _RULE_FONT_PX  # upper estimate of the average glyph width (sans-serif)
+_RULE_PAD_PX = 3
+
+
+def _log_domain(*values: pl.Series | Sequence[float]) -> tuple[float, float] | None:
+    """Whole decades around the positive finite values (what Vega's ``nice`` log domain gives)."""
+    xs = [float(v) for vals in values for v in vals if v is not None and math.isfinite(v) and v > 0]
+    if not xs:
+        return None
+    lo, hi = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)))
+    return 10.0**lo, 10.0 ** max(hi, lo + 1)
+
+
+def _rule_label_layout(
+    rules: Sequence[tuple[float, str]], domain: tuple[float, float], width: int = WIDTH
+) -> pl.DataFrame:
+    """Place the labels of vertical rules on a log x axis in rows so that no two overlap.
+
+    Each label sits at the top of the plot next to its rule (right of it, or left when it would
+    run past the plot's right edge), in the first row where its box (estimated width
+    ``len * 0.62 * font size``) keeps ``_RULE_PAD_PX`` from every label already there. Identical
+    (position, text) pairs are drawn once.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``x`` (Float64, seconds), ``label`` (String), ``px`` (Float64, the rule's pixel position),
+        ``row`` (Int64, 0 = top), ``side`` (String: ``"right"``: label right of the rule,
+        ``"left"``), ``x0_px``, ``x1_px`` (Float64, the label's estimated horizontal extent).
+    """
+    lo, hi = (math.log10(d) for d in domain)
+    seen: set[tuple[float, str]] = set()
+    placed: list[dict[str, Any]] = []
+    rows: list[list[tuple[float, float]]] = []
+    for x, label in sorted(rules, key=lambda r: (r[0], r[1])):
+        if (x, label) in seen or not (math.isfinite(x) and x > 0):
+            continue
+        seen.add((x, label))
+        px = width * (math.log10(x) - lo) / (hi - lo)
+        w = len(label) * _RULE_CHAR_PX
+        side = "right" if px + _RULE_PAD_PX + w <= width else "left"
+        x0 = px + _RULE_PAD_PX if side == "right" else px - _RULE_PAD_PX - w
+        x1 = x0 + w
+        row = next(
+            (
+                i
+                for i, boxes in enumerate(rows)
+                if all(x1 + _RULE_PAD_PX <= b0 or b1 + _RULE_PAD_PX <= x0 for b0, b1 in boxes)
+            ),
+            len(rows),
+        )
+        if row == len(rows):
+            rows.append([])
+        rows[row].append((x0, x1))
+        placed.append(
+            {"x": x, "label": label, "px": px, "row": row, "side": side, "x0_px": x0, "x1_px": x1}
+        )
+    return pl.DataFrame(
+        placed,
+        schema={
+            "x": pl.Float64,
+            "label": pl.String,
+            "px": pl.Float64,
+            "row": pl.Int64,
+            "side": pl.String,
+            "x0_px": pl.Float64,
+            "x1_px": pl.Float64,
+        },
+    )
+
+
+def _rule_layers(
+    rules: Sequence[tuple[float, str]], x_scale: alt.Scale, domain: tuple[float, float]
+) -> list[Any]:
+    """Dashed red rules at ``rules`` x positions and their labels, laid out by row (no overlaps)."""
+    layout = _rule_label_layout(rules, domain)
+    if not layout.height:
+        return []
+    layers: list[Any] = [
+        alt.Chart(layout.select("x", "label"))
+        .mark_rule(color="firebrick", strokeDash=[6, 3])
+        .encode(x=alt.X("x:Q", scale=x_scale), tooltip=["label:N"])
+    ]
+    # a white box under each label, so the rules and lines it crosses do not strike it through
+    boxes = layout.select(
+        "label",
+        (pl.col("x0_px") - 1).alias("x0_px"),
+        (pl.col("x1_px") + 1).alias("x1_px"),
+        (1 + _RULE_ROW_PX * pl.col("row")).cast(pl.Float64).alias("y0_px"),
+        (1 + _RULE_ROW_PX * pl.col("row") + _RULE_FONT_PX + 3).cast(pl.Float64).alias("y1_px"),
+    )
+    layers.append(
+        alt.Chart(boxes)
+        .mark_rect(color="white", opacity=0.85)
+        .encode(
+            x=alt.X("x0_px:Q", scale=None),
+            x2="x1_px:Q",
+            y=alt.Y("y0_px:Q", scale=None),
+            y2="y1_px:Q",
+        )
+    )
+    for (row, side), part in layout.group_by(["row", "side"], maintain_order=True):
+        layers.append(
+            alt.Chart(part.select("x", "label", "row", "side"))
+            .mark_text(
+                align="left" if side == "right" else "right",
+                baseline="top",
+                dx=_RULE_PAD_PX if side == "right" else -_RULE_PAD_PX,
+                dy=2 + _RULE_ROW_PX * int(cast(int, row)),
+                color="firebrick",
+                fontSize=_RULE_FONT_PX,
+            )
+            .encode(x=alt.X("x:Q", scale=x_scale), y=alt.value(0), text="label:N")
+        )
+    return layers
+
+
+def _step_outline(df: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """Vertices of a histogram outline drawn with ``interpolate="step-after"``, zero across gaps.
+
+    ``df`` has one row per non-empty bin (``lower_s``, ``upper_s``, ``count`` and ``keys``). Each
+    run of adjacent bins starts with a vertex at ``(lower_s, 0)`` and ends with one at
+    ``(upper_s, 0)``, so an empty bin (a gap between runs) is drawn on the zero line, never as a
+    slope, and every bin shows its full width. Returns ``keys``, ``edge_s``, ``count`` and
+    ``order`` (the drawing order within a line).
+    """
+    tol = 1e-9
+    d = df.sort([*keys, "lower_s"]).with_columns(
+        pl.int_range(pl.len()).over(keys).alias("_i")
+        if keys
+        else pl.int_range(pl.len()).alias("_i")
+    )
+    prev_upper = pl.col("upper_s").shift(1)
+    next_lower = pl.col("lower_s").shift(-1)
+    if keys:
+        prev_upper, next_lower = prev_upper.over(keys), next_lower.over(keys)
+    d = d.with_columns(
+        (
+            prev_upper.is_null()
+            | ((pl.col("lower_s") - prev_upper).abs() > tol * pl.col("lower_s"))
+        ).alias("_start"),
+        (
+            next_lower.is_null()
+            | ((next_lower - pl.col("upper_s")).abs() > tol * pl.col("upper_s"))
+        ).alias("_end"),
+    )
+    cols = [*keys]
+    starts = d.filter("_start").select(
+        *cols, pl.col("lower_s").alias("edge_s"), pl.lit(0, pl.Int64).alias("count"),
+        (pl.col("_i") * 3).alias("order"),
+    )  # fmt: skip
+    tops = d.select(
+        *cols, pl.col("lower_s").alias("edge_s"), pl.col("count").cast(pl.Int64),
+        (pl.col("_i") * 3 + 1).alias("order"),
+    )  # fmt: skip
+    ends = d.filter("_end").select(
+        *cols, pl.col("upper_s").alias("edge_s"), pl.lit(0, pl.Int64).alias("count"),
+        (pl.col("_i") * 3 + 2).alias("order"),
+    )  # fmt: skip
+    return pl.concat([starts, tops, ends]).sort([*keys, "order"])
 
 
 def latency_histogram_chart(
@@ -509,13 +862,14 @@ def latency_histogram_chart(
     x_title: str = "latency (s, log scale)",
     y_title: str = "queries per bin",
 ) -> alt.LayerChart:
-    """A log-binned latency histogram as step lines on a log x axis, optionally with the SYN ladder.
+    """A log-binned latency histogram as step outlines on a log x axis, optionally with the SYN ladder.
 
     Parameters
     ----------
     hist
         Output of :func:`kit.upstream.log_histogram`: the group columns, ``lower_s``, ``upper_s``
-        (Float64 seconds) and ``count``. Already aggregated (one row per non-empty bin).
+        (Float64 seconds) and ``count``. Already aggregated (one row per non-empty bin; bins not
+        listed are empty and drawn at zero).
     by
         Group columns drawn as colours (e.g. ``("capture",)``: node1 vs node2).
     dash
@@ -523,54 +877,49 @@ def latency_histogram_chart(
         so the distribution before and after the change can be compared; nulls show as ``(none)``.
     ladder
         Output of :func:`kit.upstream.syn_ladder`: each ``timer_s`` drawn as a vertical rule with its
-        ``label`` (the 1/3/7/15 s SYN retransmission timers).
+        ``label`` (the 1/3/7/15 s SYN retransmission timers); labels of close rules are put in
+        separate rows so they never overlap.
     modes
         Output of :func:`kit.upstream.latency_modes_by` (columns ``mode_s``, ``count`` and the ``by``
-        columns): drawn as points at the top of each mode.
+        columns): drawn as diamonds at the top of each mode.
     title, x_title, y_title
         Texts (units in the axis titles).
 
     Returns
     -------
     altair.LayerChart
-        Step lines (x ``lower_s`` log scale, y ``count`` symlog scale, colour ``series``), plus the
-        ladder rules and mode points when given.
+        First layer: the outline of each histogram (``mark_line``, ``interpolate="step-after"``;
+        data ``series``, ``dash``, ``edge_s`` the bin edge in seconds, ``count``, ``order``): it
+        rises at the first bin of each run of adjacent non-empty bins and falls to zero after its
+        last, so an empty bin reads as zero, not as a slope. Second layer: one dot per non-empty
+        bin at its geometric centre (data ``series``, ``lower_s``, ``upper_s``, ``mid_s``,
+        ``count``; tooltips). Then the mode diamonds, the ladder rules and their labels. x log
+        scale over whole decades, y symlog.
     """
     _check(hist, [*by, "lower_s", "upper_s", "count"], "latency_histogram_chart")
     if dash is not None:
         _check(hist, [dash], "latency_histogram_chart")
     cols = [
         _series_label(hist, by).alias(_SERIES),
-        pl.col("lower_s").cast(pl.Float64),
+        # a log axis cannot show 0: a first bin [0, u) is drawn from u/10
+        pl.when(pl.col("lower_s") > 0)
+        .then(pl.col("lower_s"))
+        .otherwise(pl.col("upper_s") / 10)
+        .cast(pl.Float64)
+        .alias("lower_s"),
         pl.col("upper_s").cast(pl.Float64),
         pl.col("count").cast(pl.Int64),
     ]
+    keys = [_SERIES]
     if dash is not None:
         cols.append(pl.col(dash).cast(pl.String).fill_null("(none)").alias("dash"))
-    df = hist.select(cols).sort(_SERIES, "lower_s")
-    x_scale = alt.Scale(type="log")
-    y_scale = alt.Scale(type="symlog")
-    legend = ", ".join(by) or "series"
-    enc: dict[str, Any] = {
-        "x": alt.X("lower_s:Q", title=x_title, scale=x_scale),
-        "y": alt.Y("count:Q", title=y_title, scale=y_scale),
-        "color": alt.Color(f"{_SERIES}:N", title=legend, legend=_LEGEND),
-        "tooltip": [
-            alt.Tooltip(f"{_SERIES}:N", title=legend),
-            alt.Tooltip("lower_s:Q", title="from (s)", format=".4~g"),
-            alt.Tooltip("upper_s:Q", title="to (s)", format=".4~g"),
-            alt.Tooltip("count:Q", title=y_title),
-        ],
-    }
-    notes = [f"{int(df['count'].sum())} values in {df.height} log-spaced bins"]
-    if dash is not None:
-        enc["strokeDash"] = alt.StrokeDash("dash:N", title=dash)
-        enc["tooltip"].append(alt.Tooltip("dash:N", title=dash))
-    layers: list[Any] = [
-        alt.Chart(_to_altair_data(df))
-        .mark_line(interpolate="step-after", strokeWidth=1.5, point=True)
-        .encode(**enc)
-    ]
+        keys.append("dash")
+    df = hist.select(cols).filter(pl.col("count") > 0).sort([*keys, "lower_s"])
+    lad = pl.DataFrame(schema={"timer_s": pl.Float64, "label": pl.String})
+    if ladder is not None and ladder.height:
+        _check(ladder, ["timer_s", "label"], "latency_histogram_chart(ladder)")
+        lad = ladder.select(pl.col("timer_s").cast(pl.Float64), pl.col("label").cast(pl.String))
+    m = pl.DataFrame(schema={_SERIES: pl.String, "mode_s": pl.Float64, "count": pl.Int64})
     if modes is not None and modes.height:
         _check(modes, [*by, "mode_s", "count"], "latency_histogram_chart(modes)")
         m = modes.select(
@@ -578,13 +927,50 @@ def latency_histogram_chart(
             pl.col("mode_s").cast(pl.Float64),
             pl.col("count").cast(pl.Int64),
         )
+    domain = _log_domain(df["lower_s"], df["upper_s"], lad["timer_s"], m["mode_s"])
+    x_scale = (
+        alt.Scale(type="log", domain=list(domain), nice=False) if domain else alt.Scale(type="log")
+    )
+    y_scale = alt.Scale(type="symlog")
+    legend = ", ".join(by) or "series"
+    color = alt.Color(f"{_SERIES}:N", title=legend, legend=_LEGEND)
+    outline = _step_outline(df, keys)
+    enc: dict[str, Any] = {
+        "x": alt.X("edge_s:Q", title=x_title, scale=x_scale),
+        "y": alt.Y("count:Q", title=y_title, scale=y_scale),
+        "color": color,
+        "order": alt.Order("order:Q"),
+    }
+    tooltip = [
+        alt.Tooltip(f"{_SERIES}:N", title=legend),
+        alt.Tooltip("lower_s:Q", title="from (s)", format=".4~g"),
+        alt.Tooltip("upper_s:Q", title="to (s)", format=".4~g"),
+        alt.Tooltip("count:Q", title=y_title),
+    ]
+    notes = [f"{int(df['count'].sum())} values in {df.height} log-spaced bins (empty bins at 0)"]
+    if dash is not None:
+        enc["strokeDash"] = alt.StrokeDash("dash:N", title=dash)
+        tooltip.append(alt.Tooltip("dash:N", title=dash))
+    dots = df.with_columns((pl.col("lower_s") * pl.col("upper_s")).sqrt().alias("mid_s"))
+    layers: list[Any] = [
+        alt.Chart(outline).mark_line(interpolate="step-after", strokeWidth=1.5).encode(**enc),
+        alt.Chart(_to_altair_data(dots))
+        .mark_point(filled=True, size=16)
+        .encode(
+            x=alt.X("mid_s:Q", scale=x_scale),
+            y=alt.Y("count:Q", scale=y_scale),
+            color=color,
+            tooltip=tooltip,
+        ),
+    ]
+    if m.height:
         layers.append(
             alt.Chart(m)
             .mark_point(shape="diamond", filled=True, size=80)
             .encode(
                 x=alt.X("mode_s:Q", scale=x_scale),
                 y=alt.Y("count:Q", scale=y_scale),
-                color=alt.Color(f"{_SERIES}:N", title=legend, legend=_LEGEND),
+                color=color,
                 tooltip=[
                     alt.Tooltip(f"{_SERIES}:N", title=legend),
                     alt.Tooltip("mode_s:Q", title="mode (s)", format=".4~g"),
@@ -593,20 +979,9 @@ def latency_histogram_chart(
             )
         )
         notes.append("diamonds: latency modes")
-    if ladder is not None and ladder.height:
-        _check(ladder, ["timer_s", "label"], "latency_histogram_chart(ladder)")
-        lad = ladder.select(pl.col("timer_s").cast(pl.Float64), pl.col("label").cast(pl.String))
-        layers.append(
-            alt.Chart(lad)
-            .mark_rule(color="firebrick", strokeDash=[6, 3])
-            .encode(x=alt.X("timer_s:Q", scale=x_scale), tooltip=["label:N"])
-        )
-        layers.append(
-            alt.Chart(lad)
-            .mark_text(
-                align="left", baseline="top", dx=3, dy=2, angle=0, color="firebrick", fontSize=10
-            )
-            .encode(x=alt.X("timer_s:Q", scale=x_scale), y=alt.value(0), text="label:N")
+    if lad.height and domain:
+        layers += _rule_layers(
+            list(zip(lad["timer_s"], lad["label"], strict=True)), x_scale, domain
         )
         notes.append("red rules: SYN retransmission timers")
     chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
@@ -646,7 +1021,7 @@ def _time_series_layer(
     chart = alt.Chart(_to_altair_data(df))
     mark = chart.mark_bar(opacity=0.8) if bars else chart.mark_line(strokeWidth=1.5, point=True)
     return mark.encode(
-        x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M:%S")),
+        x=alt.X(f"{_TS}:T", title="time (UTC)"),
         y=alt.Y(f"{_VALUE}:Q", title=y_title, stack="zero" if bars else None),
         color=alt.Color(f"{_SERIES}:N", title=legend, legend=_LEGEND),
         tooltip=[
@@ -701,7 +1076,7 @@ def slow_answers_chart(
         *_time_marks(change_time, fix_time),
     ]
     chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
-    return cast(alt.LayerChart, chart)
+    return cast(alt.LayerChart, _fit_time_axis(chart))
 
 
 def syn_retransmissions_chart(
@@ -747,7 +1122,7 @@ def syn_retransmissions_chart(
         *_time_marks(change_time, fix_time),
     ]
     chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
-    return cast(alt.LayerChart, chart)
+    return cast(alt.LayerChart, _fit_time_axis(chart))
 
 
 def io_graph_chart(
@@ -804,7 +1179,7 @@ def io_graph_chart(
         alt.Chart(_to_altair_data(df))
         .mark_line(strokeWidth=1.5)
         .encode(
-            x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M:%S")),
+            x=alt.X(f"{_TS}:T", title="time (UTC)"),
             y=alt.Y(f"{_VALUE}:Q", title="packets per second", scale=y_scale),
             color=alt.Color(f"{_SERIES}:N", title=legend, legend=_LEGEND),
             tooltip=[
@@ -827,14 +1202,10 @@ def io_graph_chart(
     )
     layers = [lines, rule, text, *_time_marks(change_time, fix_time)]
     chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
-    return cast(alt.LayerChart, chart)
+    return cast(alt.LayerChart, _fit_time_axis(chart))
 
 
 # --- resolver logs and metric overview (notebooks 01-03)
-
-
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t
 
 
 def with_change_marker(
@@ -862,28 +1233,14 @@ def with_change_marker(
     altair.Chart | altair.LayerChart
         ``alt.layer(chart, rules, labels)`` with the chart's size and title kept.
     """
-    rows = [
-        (_aware(t), label)
-        for t, label in ((change_time, change_label), (fix_time, fix_label))
-        if t is not None
-    ]
-    if not rows:
+    marks = _time_marks(change_time, fix_time, change_label, fix_label)
+    if not marks:
         return chart
-    marker = pl.DataFrame(
-        {"change": [r[0] for r in rows], "label": [r[1] for r in rows]},
-        schema={"change": pl.Datetime("us", "UTC"), "label": pl.String},
-    )
-    rule = alt.Chart(marker).mark_rule(color="black", strokeDash=[4, 4]).encode(x="change:T")
-    text = (
-        alt.Chart(marker)
-        .mark_text(align="left", baseline="top", dx=4, dy=4, fontSize=11)
-        .encode(x="change:T", y=alt.value(0), text="label:N")
-    )
     props = {k: chart[k] for k in ("width", "height", "title") if chart[k] is not alt.Undefined}
     inner = chart.copy(deep=True)
     for k in props:
         setattr(inner, k, alt.Undefined)
-    return cast(alt.LayerChart, alt.layer(inner, rule, text).properties(**props))
+    return cast(alt.LayerChart, _fit_time_axis(alt.layer(inner, *marks).properties(**props)))
 
 
 def count_chart(
@@ -949,7 +1306,7 @@ def count_chart(
         alt.Chart(_to_altair_data(df))
         .mark_bar(orient="vertical")
         .encode(
-            x=alt.X(f"{_TS}:T", title="time (UTC)", axis=alt.Axis(format="%H:%M:%S")),
+            x=alt.X(f"{_TS}:T", title="time (UTC)"),
             x2="ts_end:T",
             y=alt.Y(f"{_VALUE}:Q", title=y_title, stack="zero"),
             color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series"),
@@ -961,7 +1318,7 @@ def count_chart(
         )
         .properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
     )
-    return with_change_marker(chart, change_time, fix_time)
+    return with_change_marker(_fit_time_axis(chart), change_time, fix_time)
 
 
 def slow_by_chart(
@@ -1062,7 +1419,16 @@ def duration_histogram_chart(
         "upper_s",
         pl.col("count").cast(pl.Float64),
     )
-    x = alt.X("lower_s:Q", title="duration (s), log scale", scale=alt.Scale(type="log"))
+    rules: list[tuple[float, str]] = []
+    if modes is not None and modes.height:
+        rules += [(float(m), f"mode {_fmt_short(float(m))}") for m in modes["mode_s"].to_list()]
+    if threshold_s is not None and threshold_s > 0:
+        rules.append((float(threshold_s), f"slow ≥ {_fmt_s(float(threshold_s))}"))
+    domain = _log_domain(df["lower_s"], df["upper_s"], [r[0] for r in rules])
+    x_scale = (
+        alt.Scale(type="log", domain=list(domain), nice=False) if domain else alt.Scale(type="log")
+    )
+    x = alt.X("lower_s:Q", title="duration (s), log scale", scale=x_scale)
     bars = (
         alt.Chart(_to_altair_data(df))
         .mark_rect(opacity=0.6)
@@ -1081,38 +1447,7 @@ def duration_histogram_chart(
         )
     )
     layers: list[Any] = [bars]
-    rules = []
-    if modes is not None and modes.height:
-        rules += [(float(m), f"mode {_fmt_s(float(m))}") for m in modes["mode_s"].to_list()]
-    if threshold_s is not None and threshold_s > 0:
-        rules.append((float(threshold_s), f"slow ≥ {_fmt_s(float(threshold_s))}"))
-    if rules:
-        rd = pl.DataFrame(
-            {
-                "x": [r[0] for r in rules],
-                "label": [r[1] for r in rules],
-                # modes are labelled left of their rule, the threshold right of it
-                "side": [r[1].startswith("mode") for r in rules],
-            }
-        )
-        layers.append(
-            alt.Chart(rd)
-            .mark_rule(color="firebrick", strokeDash=[6, 3])
-            .encode(x=alt.X("x:Q", scale=alt.Scale(type="log")))
-        )
-        for side, baseline in ((True, "bottom"), (False, "top")):
-            layers.append(
-                alt.Chart(rd.filter(pl.col("side") == side))
-                .mark_text(
-                    align="right",
-                    baseline=cast(Any, baseline),
-                    dx=-4,
-                    dy=-2 if side else 2,
-                    angle=270,
-                    color="firebrick",
-                    fontSize=10,
-                )
-                .encode(x=alt.X("x:Q", scale=alt.Scale(type="log")), y=alt.value(0), text="label:N")
-            )
+    if rules and domain:
+        layers += _rule_layers(rules, x_scale, domain)
     chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, []))
     return cast(alt.LayerChart, chart)

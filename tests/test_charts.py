@@ -184,7 +184,8 @@ def test_before_after_chart(quantiles: pl.DataFrame) -> None:
     spec = chart.to_dict()
     assert layer_marks(chart) == ["line", "rule", "rule", "text"]
     marker = spec["datasets"][spec["layer"][2]["data"]["name"]][0]
-    assert dt.datetime.fromisoformat(marker["change"].replace("Z", "+00:00")) == change
+    assert dt.datetime.fromisoformat(marker["at"].replace("Z", "+00:00")) == change
+    assert marker["mark"] == "force_tcp on"
     # the mean segments: independent polars means of the same rows on either side of the change
     means = {r["period"]: r for r in spec["datasets"][spec["layer"][1]["data"]["name"]]}
     finite = p99.filter(pl.col("value").is_finite())
@@ -255,5 +256,5 @@ def test_chart_functions_leave_global_altair_state_alone(
     p99 = quantiles.filter(pl.col("quantile") == 0.99)
     spec = charts.before_after_chart(p99, naive, by=("instance",)).to_dict()
     marker = spec["datasets"][spec["layer"][2]["data"]["name"]][0]
-    assert dt.datetime.fromisoformat(marker["change"].replace("Z", "+00:00")) == utc(T0 + 40 * 60)
+    assert dt.datetime.fromisoformat(marker["at"].replace("Z", "+00:00")) == utc(T0 + 40 * 60)
     assert (alt.renderers.active, alt.data_transformers.active) == (renderer, transformer)

@@ -62,18 +62,27 @@ def test_histogram_chart_log_axis_ladder_and_modes() -> None:
     modes = pl.DataFrame({"capture": ["node1"], "mode_s": [1.02], "count": [2]})
     chart = charts.latency_histogram_chart(hist, by=["capture"], ladder=ladder, modes=modes)
     layers = layers_with_data(chart)
-    line, line_rows = layers[0]
+    line = layers[0][0]
     assert mark_of(line) == "line" and line["mark"]["interpolate"] == "step-after"
-    assert line["encoding"]["x"]["field"] == "lower_s"
+    assert line["encoding"]["x"]["field"] == "edge_s"
+    assert line["encoding"]["order"]["field"] == "order"
     assert line["encoding"]["x"]["scale"]["type"] == "log"
     assert "(s, log scale)" in line["encoding"]["x"]["title"]
-    # one row per non-empty bin: 11 values, bins by hand (10 per decade): node1 -37 (0.0002),
+    dots, dot_rows = layers[1]
+    assert mark_of(dots) == "point" and dots["encoding"]["x"]["field"] == "mid_s"
+    # one dot per non-empty bin: 11 values, bins by hand (10 per decade): node1 -37 (0.0002),
     # -36 (0.0003), -27 (0.002), 0 (1.02, 1.03), 4 (3.03), 8 (7.2), 10 (10.0); node2 -37, -34, -16
-    assert len(line_rows) == 10 and sum(r["count"] for r in line_rows) == 11
+    assert len(dot_rows) == 10 and sum(r["count"] for r in dot_rows) == 11
+    assert {r["count"] for r in dot_rows if r["lower_s"] == pytest.approx(1.0)} == {2}
     rules = [rows for layer, rows in layers if mark_of(layer) == "rule"]
-    assert [r["timer_s"] for r in rules[0]] == [1.0, 3.0, 7.0, 15.0]
-    points = [rows for layer, rows in layers if mark_of(layer) == "point"]
-    assert points == [[{"series": "node1", "mode_s": 1.02, "count": 2}]]
+    assert [r["x"] for r in rules[0]] == [1.0, 3.0, 7.0, 15.0]
+    diamonds = [
+        rows for layer, rows in layers if mark_of(layer) == "point" and layer["mark"].get("shape")
+    ]
+    assert diamonds == [[{"series": "node1", "mode_s": 1.02, "count": 2}]]
+    # the log x domain is whole decades around bins and rules: 10^-4 (0.0002) to 10^2 (15 s timer
+    # and the [10, 12.6) bin round up to 100)
+    assert line["encoding"]["x"]["scale"]["domain"] == [pytest.approx(1e-4), pytest.approx(100.0)]
     _, texts = svg_texts(chart)
     assert "SYN retry 2: 3 s" in texts and "node2" in texts
 
@@ -99,7 +108,7 @@ def test_histogram_chart_dashes_by_phase_and_draws_hostile_labels_as_text() -> N
 def test_ladder_chart_keeps_only_the_slow_tail() -> None:
     hist = hist_frame()
     chart = charts.ladder_chart(hist, up.syn_ladder(), by=["capture"], min_s=0.2)
-    rows = layers_with_data(chart)[0][1]
+    rows = layers_with_data(chart)[1][1]
     # bins ending above 0.2 s: node1's 1.02/1.03, 3.03, 7.2 and 10.0 bins; node2 has none
     assert sorted(r["lower_s"] for r in rows) == pytest.approx(
         [1.0, 2.5119, 6.3096, 10.0], rel=1e-4

@@ -56,10 +56,12 @@ def test_with_change_marker_adds_rules_and_keeps_title() -> None:
     chart = charts.with_change_marker(base, T0.replace(tzinfo=None), fix)  # naive = UTC
     spec = chart.to_dict()
     assert spec["width"] == charts.WIDTH and spec["title"]["text"] == "Responses per second"
-    assert len(spec["layer"]) == 3 and "title" not in spec["layer"][0]
-    marker = next(d for d in datasets(chart) if d and "change" in d[0])
-    assert [r["label"] for r in marker] == ["change", "fix"]
-    assert [r["change"][:19] for r in marker] == ["2024-05-01T12:00:00", "2024-05-01T12:05:00"]
+    # the chart, the rules, one label row per time (change on top, fix under it: never overlapping)
+    assert len(spec["layer"]) == 4 and "title" not in spec["layer"][0]
+    assert [la["mark"]["dy"] for la in spec["layer"][2:]] == [4, 18]
+    marker = next(d for d in datasets(chart) if len(d) == 2 and "at" in d[0])
+    assert [r["mark"] for r in marker] == ["change", "fix"]
+    assert [r["at"][:19] for r in marker] == ["2024-05-01T12:00:00", "2024-05-01T12:05:00"]
     _, texts = svg_texts(chart)
     assert "change" in texts and "fix" in texts
     assert charts.with_change_marker(base, None) is base
@@ -135,8 +137,14 @@ def test_duration_histogram_chart_marks_modes_and_threshold() -> None:
     marks = [la["mark"]["type"] for la in spec["layer"]]
     assert marks[:2] == ["rect", "rule"]
     assert spec["layer"][0]["encoding"]["x"]["scale"]["type"] == "log"
-    rules = next(d for d in datasets(chart) if d and "x" in d[0] and "label" in d[0])
-    assert [r["x"] for r in rules] == [1.02, 3.03, 7.1, 1.0]
+    rules = next(d for d in datasets(chart) if d and set(d[0]) == {"x", "label"})
+    # sorted by position: the threshold at 1 s, then the modes
+    assert [(r["x"], r["label"]) for r in rules] == [
+        (1.0, "slow ≥ 1 s"),
+        (1.02, "mode 1.02 s"),
+        (3.03, "mode 3.03 s"),
+        (7.1, "mode 7.1 s"),
+    ]
     bars = next(d for d in datasets(chart) if d and "lower_s" in d[0])
     assert sum(r["count"] for r in bars) == len(durations)
     # the first bin [0, 0.001) starts at 0.0001 on the log axis
