@@ -38,16 +38,23 @@ __all__ = [
     "COMBINED_SCHEMA",
     "MESSAGES_SCHEMA",
     "bin_every",
+    "burst_status",
+    "change_note",
     "combined_queries",
     "connect_failures",
     "duration_histogram",
     "error_coverage",
     "error_summary",
+    "failure_signal",
     "log_messages",
     "message_summary",
+    "nonzero_bins",
     "onset",
+    "peak_rate",
     "slow_by",
     "slow_over_time",
+    "span_every",
+    "timing_note",
     "with_domain",
 ]
 
@@ -141,10 +148,7 @@ def bin_every(ts: pl.Series, every: str = "1m", *, max_bins: int = 1000) -> str:
     ValueError
         ``every`` is not a duration of the forms above.
     """
-    m = re.fullmatch(r"(\d+)(s|m|h|d)", every.strip())
-    if not m:
-        raise ValueError(f"every must look like 10s, 1m, 1h or 1d, not {every!r}")
-    want = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    want = _every_s(every)
     t = ts.drop_nulls()
     if t.len() < 2 or want <= 0:
         return every
@@ -756,3 +760,377 @@ def error_coverage(
             "note": pl.String,
         },
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# what the notebooks say in words: timing, the change time, where the failures are counted from
+
+
+def _n_events(frame: pl.DataFrame, count: str | None) -> int:
+    if frame.is_empty():
+        return 0
+    if count is None:
+        return frame.height
+    return int(frame.select(pl.col(count).fill_null(1).sum()).item() or 0)
+
+
+def timing_note(
+    frame: pl.DataFrame, what: str = "upstream errors", *, count: str | None = None
+) -> str:
+    """Say whether the rows of a log frame can be placed in time, in one or two sentences.
+
+    CoreDNS >= 1.6.3 writes no timestamp of its own: a log copied with ``kubectl logs`` (without
+    ``--timestamps``) has none, and then counts per time bin and onsets are impossible. The
+    notebooks print this note instead of an empty chart.
+
+    Parameters
+    ----------
+    frame
+        A frame with a ``ts`` column (Datetime UTC, null for a line without time), e.g.
+        ``CoreDNSLog.errors`` or :func:`combined_queries`.
+    what
+        What the rows are, plural (``"upstream errors"``, ``"queries"``).
+    count
+        A column giving how many events a row stands for (``consolidated_count``: a
+        ``consolidate`` summary stands for many errors; null counts 1); None counts rows.
+
+    Returns
+    -------
+    str
+        ``"No <what> ..."``, ``"All <n> <what> have a timestamp..."``, ``"<k> of the <n> <what>
+        have no timestamp..."`` or ``"None of the <n> <what> has a timestamp..."`` with what to do.
+    """
+    if "ts" not in frame.columns:
+        raise KeyError(f"column 'ts' not in frame (columns: {frame.columns})")
+    total = _n_events(frame, count)
+    untimed = _n_events(frame.filter(pl.col("ts").is_null()), count)
+    if total == 0:
+        return f"No {what} in the logs given."
+    if untimed == 0:
+        return f"All {total} {what} have a timestamp: they are all in the counts over time."
+    if untimed == total:
+        return (
+            f"None of the {total} {what} has a timestamp (CoreDNS >= 1.6.3 writes none itself, "
+            "and `kubectl logs` adds none without `--timestamps`): counts per time bin and the "
+            "onset against the change are impossible; the totals still hold. Collect the logs "
+            "with `kubectl logs --timestamps`, or copy the CRI files under /var/log/pods on the "
+            "node."
+        )
+    return (
+        f"{untimed} of the {total} {what} have no timestamp: they are in the totals but not in "
+        f"the counts over time, which show the other {total - untimed}."
+    )
+
+
+def change_note(timeline: object | None, *, change_time: str | None = None) -> str:
+    """Say which change time the onsets are measured against, and where it came from.
+
+    Parameters
+    ----------
+    timeline
+        A :class:`kit.timeline.Timeline` (``change_time``, ``fix_time``, ``source``) or None.
+    change_time
+        The notebook's ``change_time`` parameter as given (None when not given): names the
+        origin of the time when it overrides a run.json.
+
+    Returns
+    -------
+    str
+        ``"Change time: <ISO-8601 UTC> (from ...)"`` with the fix time when known, or ``"Change
+        time: unknown ..."`` saying how to give it (``-p change_time <ISO-8601>``).
+    """
+    ct = getattr(timeline, "change_time", None)
+    if ct is None:
+        return (
+            "Change time: unknown (no run.json and no change_time parameter): onsets are shown "
+            "without it (since_change_s, before_change and after_change stay empty). Give it as "
+            "`dnskit report ... -p change_time 2024-05-01T12:00:00Z`."
+        )
+    source = getattr(timeline, "source", None)
+    origin = (
+        "the change_time parameter"
+        if change_time
+        else f"run.json {source}"
+        if source
+        else "the timeline given"
+    )
+    text = f"Change time: {_iso(ct)} (from {origin})."
+    fix = getattr(timeline, "fix_time", None)
+    text += f" Fix time: {_iso(fix)}." if fix is not None else " Fix time: not known."
+    return text
+
+
+def _iso(t: dt.datetime) -> str:
+    aware = t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def failure_signal(coredns: CoreDNSLog | None = None, capture: object | None = None) -> str:
+    """Say where notebook 03 counts upstream failures from: the CoreDNS ``errors`` plugin when
+    its lines exist, else (labelled so) the capture's failed TCP connection attempts.
+
+    Parameters
+    ----------
+    coredns
+        The CoreDNS log, or None when none was given.
+    capture
+        A :class:`kit.capture.Capture` (its ``tcp`` frame), or None when none was given.
+
+    Returns
+    -------
+    str
+        One or two sentences: the source used, how many lines it has, and what the other input
+        (if any) is used for.
+    """
+    has_cap = capture is not None
+    if coredns is not None and coredns.errors.height:
+        e = coredns.errors
+        with_up = int(e["upstream"].is_not_null().sum())
+        files = e["source"].n_unique()
+        text = (
+            f"Upstream failures are counted from the CoreDNS errors plugin: {e.height} error "
+            f"line(s) in {files} file(s), {with_up} of them naming the upstream."
+        )
+        if has_cap:
+            text += " The capture-derived counts further down are a cross-check, not the source."
+        return text
+    if coredns is not None:
+        text = (
+            "The CoreDNS log holds no errors-plugin line: no upstream exchange failed, or the "
+            "errors plugin is not in the Corefile."
+        )
+    else:
+        text = "No CoreDNS log given: no resolver-logged upstream errors to count."
+    if has_cap:
+        return text + (
+            " Upstream failures are shown from the capture instead (capture-derived, not logged "
+            "by the resolver: TCP connection attempts, SYN retransmissions)."
+        )
+    return text + " Give a capture on the cache node to see failed TCP connection attempts."
+
+
+def _every_s(every: str) -> int:
+    m = re.fullmatch(r"(\d+)(s|m|h|d)", every.strip())
+    if not m:
+        raise ValueError(f"every must look like 10s, 1m, 1h or 1d, not {every!r}")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def nonzero_bins(
+    counts: pl.DataFrame, *, value: str = "count", by: Sequence[str] = ()
+) -> pl.DataFrame:
+    """The bins of a binned count that hold something: the table behind a count chart.
+
+    Parameters
+    ----------
+    counts
+        ``ts`` (bin start, UTC), the ``value`` column and the ``by`` columns, e.g.
+        :func:`kit.coredns.error_counts` (zero bins included).
+    value
+        The count column.
+    by
+        Grouping columns.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``ts``, the ``by`` columns and ``value``, only rows with ``value > 0``, sorted by ``ts``
+        then ``by``.
+    """
+    keys = list(by)
+    return (
+        counts.filter(pl.col(value) > 0)
+        .select("ts", *keys, value)
+        .sort(["ts", *keys], nulls_last=True)
+    )
+
+
+def peak_rate(
+    counts: pl.DataFrame, *, every: str, value: str = "count", by: Sequence[str] = ()
+) -> pl.DataFrame:
+    """The busiest bin of each group, and its count as a rate per minute.
+
+    "Hundreds of TCP i/o timeouts per minute" is the reference incident's error rate: this is the
+    number to compare with it.
+
+    Parameters
+    ----------
+    counts
+        ``ts`` (bin start, UTC), the ``value`` column and the ``by`` columns.
+    every
+        The bin width the counts were made with (``"10s"``, ``"1m"``, ``"21600s"``).
+    value
+        The count column.
+    by
+        Grouping columns (one row each).
+
+    Returns
+    -------
+    polars.DataFrame
+        The ``by`` columns, ``total`` (Int64, sum of ``value``), ``bins`` (UInt32, bins with a
+        count above 0), ``peak`` (Int64, the largest count in one bin), ``peak_ts`` (Datetime UTC,
+        start of the first bin with that count; null when all are 0), ``bin_s`` (Int64, the bin
+        width in seconds), ``peak_per_min`` (Float64, ``peak * 60 / bin_s``: errors per minute
+        in the busiest bin, averaged over the bin when it is longer than a minute). Sorted by
+        ``peak`` descending, then ``by``.
+
+    Raises
+    ------
+    ValueError
+        ``every`` is not a duration like ``10s``, ``1m``, ``1h``, ``1d``.
+    """
+    keys = list(by)
+    width = _every_s(every)
+    v = pl.col(value).cast(pl.Int64)
+    aggs = [
+        v.sum().alias("total"),
+        (v > 0).sum().cast(pl.UInt32).alias("bins"),
+        v.max().alias("peak"),
+        pl.col("ts").filter((v == v.max()) & (v > 0)).min().alias("peak_ts"),
+    ]
+    grouped = counts.group_by(keys).agg(aggs) if keys else counts.select(aggs)
+    return (
+        grouped.with_columns(
+            pl.lit(width, dtype=pl.Int64).alias("bin_s"),
+            (pl.col("peak").cast(pl.Float64) * 60.0 / width).alias("peak_per_min"),
+        )
+        .select(*keys, "total", "bins", "peak", "peak_ts", "bin_s", "peak_per_min")
+        .sort(["peak", *keys], descending=[True, *[False] * len(keys)], nulls_last=True)
+    )
+
+
+def burst_status(
+    *,
+    coredns: CoreDNSLog | None = None,
+    unbound: ResolverLog | None = None,
+    every: str = "1m",
+    min_errors: int = 10,
+    critical_errors: int = 100,
+) -> pl.DataFrame:
+    """Why :func:`kit.findings.check_error_bursts` fired or not, with the numbers it looked at.
+
+    Notebook 06 shows this next to the findings, so that an absent ``upstream-error-bursts``
+    finding says why (no log, no error, a peak below the threshold, or no timestamps).
+
+    Parameters
+    ----------
+    coredns, unbound
+        The logs given to the check (either may be None).
+    every, min_errors, critical_errors
+        The check's bin width (polars duration) and thresholds (errors in one bin to fire, and to
+        be critical), passed on to it.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row: ``errors`` (Int64, upstream errors with a timestamp: CoreDNS ``errors`` lines,
+        ``consolidate`` summaries counted as the errors they stand for, and unbound lines at level
+        ``error``), ``errors_without_ts`` (Int64, CoreDNS errors whose line has no time),
+        ``peak_per_bin`` (Int64, most timed errors in one bin; 0 when none), ``peak_ts``
+        (Datetime UTC, start of that bin), ``every`` (String), ``min_errors`` and
+        ``critical_errors`` (Int64), ``verdict`` (String: ``fired (<severity>): ...``, ``not
+        fired: ...`` or ``not checked: ...``).
+    """
+    from kit.findings import check_error_bursts
+
+    parts: list[pl.DataFrame] = []
+    untimed = 0
+    if coredns is not None:
+        e = coredns.errors
+        untimed = _n_events(e.filter(pl.col("ts").is_null()), "consolidated_count")
+        parts.append(
+            e.filter(pl.col("ts").is_not_null()).select(
+                "ts", n=pl.col("consolidated_count").fill_null(1).cast(pl.Int64)
+            )
+        )
+    if unbound is not None:
+        u = unbound.other.filter((pl.col("level") == "error") & pl.col("ts").is_not_null())
+        parts.append(u.select("ts", n=pl.lit(1, dtype=pl.Int64)))
+    events = pl.concat(parts) if parts else pl.DataFrame(schema={"ts": _UTC, "n": pl.Int64})
+    per_bin = (
+        events.group_by(pl.col("ts").dt.truncate(every))
+        .agg(pl.col("n").sum())
+        .sort(["n", "ts"], descending=[True, False])
+    )
+    timed = int(events["n"].sum()) if events.height else 0
+    peak = int(per_bin["n"][0]) if per_bin.height else 0
+    peak_ts = per_bin["ts"][0] if per_bin.height else None
+    found = check_error_bursts(
+        coredns=coredns,
+        unbound=unbound,
+        every=every,
+        min_errors=min_errors,
+        critical_errors=critical_errors,
+    )
+    if found is not None:
+        verdict = f"fired ({found.severity}): {found.title}"
+    elif coredns is None and unbound is None:
+        verdict = "not checked: no CoreDNS or unbound log given"
+    elif timed + untimed == 0:
+        verdict = "not fired: the logs hold no upstream error"
+    else:
+        verdict = f"not fired: peak {peak} timed errors per {every}, below {min_errors}"
+        if untimed:
+            verdict += f"; {untimed} without a timestamp"
+    return pl.DataFrame(
+        [
+            {
+                "errors": timed,
+                "errors_without_ts": untimed,
+                "peak_per_bin": peak,
+                "peak_ts": peak_ts,
+                "every": every,
+                "min_errors": min_errors,
+                "critical_errors": critical_errors,
+                "verdict": verdict,
+            }
+        ],
+        schema={
+            "errors": pl.Int64,
+            "errors_without_ts": pl.Int64,
+            "peak_per_bin": pl.Int64,
+            "peak_ts": _UTC,
+            "every": pl.String,
+            "min_errors": pl.Int64,
+            "critical_errors": pl.Int64,
+            "verdict": pl.String,
+        },
+    )
+
+
+def span_every(
+    *frames: pl.DataFrame | None,
+    every: str = "5s",
+    columns: Sequence[str] = ("ts",),
+    max_bins: int = 1000,
+) -> str:
+    """A bin width for one chart over several inputs: ``every``, or coarser when the inputs
+    together span more than ``max_bins`` bins (log excerpts from several years, a capture of days).
+
+    Parameters
+    ----------
+    frames
+        Frames (None skipped) holding time columns; e.g. ``CoreDNSLog.errors``,
+        ``CoreDNSLog.queries``, ``Capture.meta``.
+    every
+        The wanted width (``"5s"``, ``"1m"``).
+    columns
+        Time columns to look at, in every frame that has them (e.g. ``("ts", "first_ts",
+        "last_ts")``).
+    max_bins
+        Most bins acceptable.
+
+    Returns
+    -------
+    str
+        As :func:`bin_every` over all those timestamps together.
+    """
+    series = [
+        f[c].cast(_UTC).rename("ts")
+        for f in frames
+        if f is not None
+        for c in columns
+        if c in f.columns
+    ]
+    ts = pl.concat(series) if series else pl.Series("ts", [], dtype=_UTC)
+    return bin_every(ts, every, max_bins=max_bins)

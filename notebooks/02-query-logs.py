@@ -90,6 +90,10 @@ pl.DataFrame(
 # What to look for: slow queries starting at the change (dashed line) on one log file only.
 
 # %%
+print(kit.logs.change_note(tl, change_time=change_time))
+print(kit.logs.timing_note(queries, "queries"))
+
+# %%
 bin_width = kit.logs.bin_every(queries["ts"], every)  # coarser when the logs span days
 slow_counts = kit.logs.slow_over_time(
     queries, threshold_s=slow_threshold_s, every=bin_width, by=["source"]
@@ -102,7 +106,10 @@ kit.charts.count_chart(
     fix_time=tl.fix_time,
     title=f"Queries taking at least {slow_threshold_s:g} s, per {bin_width} bin",
     y_title=f"slow queries per {bin_width}",
-) if queries.height else "No query logs given: nothing to show."
+) if slow_counts.height else print(
+    "No query with a timestamp: nothing to count per time bin. "
+    + kit.logs.timing_note(queries, "queries")
+)
 
 # %% [markdown]
 # ## Is there a pattern?

@@ -52,6 +52,13 @@ core = kit.timeline.restrict(
 unb = kit.timeline.restrict(
     kit.read_unbound_log(unbound_log) if unbound_log else None, start=window_start, end=window_end
 )
+cap = kit.timeline.restrict(
+    kit.read_capture(capture, progress=False) if capture else None,
+    start=window_start,
+    end=window_end,
+)
+print(kit.logs.change_note(tl, change_time=change_time))
+print(kit.logs.failure_signal(core, cap))
 
 # %% [markdown]
 # ## What the logs can tell
@@ -66,31 +73,35 @@ kit.logs.error_coverage(coredns=core, unbound=unb)
 # ## Upstream errors (CoreDNS `errors` plugin)
 
 # %%
-print(
+kit.logs.error_summary(core) if core is not None else print(
     "No CoreDNS log given: no upstream errors to count (see the capture below)."
-    if core is None
-    else f"{core.errors.height} error lines in the CoreDNS log."
 )
-
-# %%
-kit.logs.error_summary(core) if core is not None else None
 
 # %% [markdown]
 # The table counts every error line per upstream, transport, op and kind (`timeout`, `refused`,
 # ...), with the first and last time it was seen; `consolidate` summaries count as the errors they
-# stand for. Lines without a timestamp (logs copied without `kubectl logs --timestamps`) are
-# counted but cannot be placed in time (`without_ts`).
+# stand for (`errors`). Lines without a timestamp (logs copied without `kubectl logs
+# --timestamps`) are counted but cannot be placed in time (`without_ts`):
+
+# %%
+print(
+    kit.logs.timing_note(core.errors, "upstream errors", count="consolidated_count")
+    if core is not None
+    else "No CoreDNS log given."
+)
+
+# %% [markdown]
+# ## Upstream errors over time
+#
+# Error lines per time bin, by upstream, transport and op (`consolidate` summaries carry no
+# upstream and are left out here; they are in the totals above).
 
 # %%
 error_bin = kit.logs.bin_every(core.errors["ts"], every) if core is not None else every
-errors_per_bin = (
-    kit.coredns.error_counts(
-        core.errors.filter(pl.col("ts").is_not_null()),  # lines without time cannot be binned
-        every=error_bin,
-        by=["upstream", "transport", "op"],
-    )
-    if core is not None
-    else None
+errors_per_bin = kit.coredns.error_counts(
+    core.errors if core is not None else kit.coredns.ERRORS_SCHEMA.to_frame(),
+    every=error_bin,
+    by=["upstream", "transport", "op"],
 )
 kit.charts.count_chart(
     errors_per_bin,
@@ -99,12 +110,34 @@ kit.charts.count_chart(
     fix_time=tl.fix_time,
     title=f"CoreDNS upstream errors per {error_bin}",
     y_title=f"error lines per {error_bin}",
-) if errors_per_bin is not None and errors_per_bin.height else "No timestamped upstream errors."
+) if errors_per_bin.height else print(
+    "No upstream error with a timestamp: nothing to count per time bin. "
+    + (
+        kit.logs.timing_note(core.errors, "upstream errors", count="consolidated_count")
+        if core is not None
+        else "No CoreDNS log given."
+    )
+)
+
+# %% [markdown]
+# The busiest bin of each upstream, transport and op, and its count as a rate per minute (the
+# reference incident had **hundreds of TCP i/o timeouts per minute**):
 
 # %%
-kit.logs.onset(
-    errors_per_bin, by=["upstream", "transport", "op"], change_time=tl.change_time
-) if errors_per_bin is not None else None
+kit.logs.peak_rate(errors_per_bin, every=error_bin, by=["upstream", "transport", "op"])
+
+# %% [markdown]
+# Every bin with errors (the table behind the chart; at most 30 rows shown):
+
+# %%
+kit.logs.nonzero_bins(errors_per_bin, by=["upstream", "transport", "op"])
+
+# %% [markdown]
+# ## Onset against the change
+
+# %%
+print(kit.logs.change_note(tl, change_time=change_time))
+kit.logs.onset(errors_per_bin, by=["upstream", "transport", "op"], change_time=tl.change_time)
 
 # %% [markdown]
 # What to look for: errors towards one upstream over `tcp` that start at the change (`first_ts`
@@ -131,11 +164,6 @@ kit.logs.message_summary(messages)
 # This is what CoreDNS logs as `dial tcp ...: i/o timeout`.
 
 # %%
-cap = kit.timeline.restrict(
-    kit.read_capture(capture, progress=False) if capture else None,
-    start=window_start,
-    end=window_end,
-)
 capture_bin = kit.logs.bin_every(cap.tcp["ts_syn"], every) if cap is not None else every
 attempts = (
     kit.logs.connect_failures(cap.tcp, every=capture_bin, by=["capture", "server_ip"])
@@ -150,17 +178,19 @@ kit.charts.count_chart(
     fix_time=tl.fix_time,
     title=f"Capture-derived: SYN retransmissions towards each upstream, per {capture_bin}",
     y_title=f"SYN retransmissions per {capture_bin}",
-) if attempts is not None and attempts.height else "No TCP connections to port 53 captured."
+) if attempts is not None and attempts.height else print(
+    "No capture given." if cap is None else "No TCP connection to port 53 in the capture."
+)
 
 # %%
 kit.logs.onset(
     attempts, value="syn_retransmits", by=["capture", "server_ip"], change_time=tl.change_time
-) if attempts is not None else "No capture given."
+) if attempts is not None else print("No capture given.")
 
 # %%
 attempts.group_by("capture", "server_ip").agg(
     pl.col("attempts", "syn_retransmits", "not_established").sum()
-).sort("capture", "server_ip") if attempts is not None else "No capture given."
+).sort("capture", "server_ip") if attempts is not None else print("No capture given.")
 
 # %% [markdown]
 # A cache that forwards over UDP opens no TCP connection at all (a capture with no row here

@@ -41,6 +41,7 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 # %%
 import kit
 import kit.findings
+import kit.logs
 import kit.report
 import kit.timeline
 
@@ -95,20 +96,42 @@ kit.report.emit_findings(found)
 kit.findings.findings_frame(found).select("severity", "id", "title", "evidence")
 
 # %% [markdown]
+# ### Upstream error bursts: fired or not, and why
+#
+# The `upstream-error-bursts` check counts the upstream errors the resolver logged (CoreDNS
+# `errors` plugin lines, `consolidate` summaries as the errors they stand for, unbound error
+# lines) per minute and fires from 10 in one minute (`critical` from 100: the reference incident
+# had hundreds of TCP i/o timeouts per minute). Lines without a timestamp cannot be placed in a
+# minute. The verdict says which case applies:
+
+# %%
+kit.logs.burst_status(coredns=inputs.coredns, unbound=inputs.unbound)
+
+# %% [markdown]
 # ## The symptoms over time
 #
 # Retransmitted SYNs towards the upstream, slow or unanswered client queries (capture) and
-# upstream errors (CoreDNS log), per second in 5 s bins, with the change marked when it is known
+# upstream errors (CoreDNS log), per second in 5 s bins (coarser bins when the inputs span days:
+# the width is printed above the chart), with the change marked when it is known
 # and the mean before and after it. A cause starts at the change; the symptoms should stop at
 # the fix.
 
 # %%
+symptom_bin = kit.logs.span_every(  # 5 s, coarser when the inputs span days or years
+    inputs.capture.meta if inputs.capture is not None else None,
+    inputs.coredns.queries if inputs.coredns is not None else None,
+    inputs.coredns.errors if inputs.coredns is not None else None,
+    every="5s",
+    columns=("ts", "first_ts", "last_ts"),
+)
 symptoms = kit.findings.symptom_series(
     capture=inputs.capture,
     coredns=inputs.coredns,
     upstreams=upstreams,
     slow_threshold_s=slow_threshold_s,
+    every=symptom_bin,
 )
+print(f"Events per second, in bins of {symptom_bin}.")
 kit.findings.symptom_chart(symptoms, inputs.timeline)
 
 # %% [markdown]
