@@ -245,17 +245,26 @@ def _forwarded_rows(dns: pl.DataFrame, tcp: pl.DataFrame | None, window_s: float
         .sort([*g, "_ask", "server_ip", "client_ip"])
     )
     # runs of consecutive queries (per name and type, in time) to one server; every query of a run
-    # is compared with the last query before the run: the latest one sent to another server
-    d = d.with_columns(
-        _new=(pl.col("server_ip") != pl.col("server_ip").shift(1).over(g)).fill_null(True)
-    ).with_columns(_run=pl.col("_new").cum_sum().over(g))
+    # is compared with the last query before the run: the latest one sent to another server. The
+    # frame is sorted by the group, so shifts over the whole frame plus a group-boundary mask do
+    # what ``.over(group)`` would, without a window per name (hundreds of thousands of groups).
+    same = pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in g]).fill_null(False)
+    d = d.with_columns(_same=same).with_columns(
+        _new=~pl.col("_same")
+        | (pl.col("server_ip") != pl.col("server_ip").shift(1)).fill_null(True)
+    )
+    # the row that starts each row's run, and whether a query of the same group precedes it
+    start = pl.when(pl.col("_new")).then(pl.int_range(pl.len(), dtype=pl.UInt32)).forward_fill()
+    d = d.with_columns(_start=start)
     prev = {"_p_ask": "_ask", "_p_resp": "_resp", "_p_client": "client_ip"}
     d = d.with_columns(
         [
-            pl.when(pl.col("_new")).then(pl.col(src).shift(1).over(g)).alias(name)
+            pl.when(pl.col("_same").gather(pl.col("_start")))
+            .then(pl.col(src).shift(1).gather(pl.col("_start")))
+            .alias(name)
             for name, src in prev.items()
         ]
-    ).with_columns([pl.col(name).forward_fill().over([*g, "_run"]) for name in prev])
+    )
     window = timedelta(seconds=window_s)
     return d.filter(
         pl.col("_p_client").is_not_null()
