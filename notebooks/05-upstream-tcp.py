@@ -83,6 +83,12 @@ kit.upstream.server_roles(
 )
 
 # %% [markdown]
+# The upstream addresses every section below looks at (the `upstream` rows above, in order):
+
+# %%
+upstreams
+
+# %% [markdown]
 # ## TCP connections to the upstream
 #
 # One row per capture and upstream. `not_established` connections never got a SYN/ACK;

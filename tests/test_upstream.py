@@ -9,6 +9,7 @@ of the capture and of tshark.
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import subprocess
@@ -613,3 +614,49 @@ def test_syn_drill_down_agrees_with_tshark(
     assert got["rto_s"].to_list()[1:] == pytest.approx(ladder, rel=0.05)
     # no connection retransmitted towards an address that is not in the capture
     assert up.syn_drill_down(cap, ["192.0.2.1"]).is_empty()
+
+
+# --------------------------------------------------------------------------------------------
+# the report: notebooks 05 and 06 name the same upstreams
+
+
+def _output_text(nb: dict, marker: str, *, exact: bool = False) -> str:
+    """The text/plain output of the first code cell whose source contains (or is) ``marker``."""
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and (
+            source.strip() == marker if exact else marker in source
+        ):
+            for out in cell.get("outputs", []):
+                text = out.get("data", {}).get("text/plain")
+                if text:
+                    return "".join(text)
+    raise AssertionError(f"no output for a cell with {marker!r}")
+
+
+@pytest.mark.notebook
+def test_notebooks_05_and_06_name_the_same_upstreams(
+    repo_root: Path, data_dir: Path, sample: Path, tmp_path: Path
+) -> None:
+    # a Corefile naming 10.96.0.10 next to the sample's unbound.conf files (169.254.169.253):
+    # settings and capture disagree; both notebooks must list both, Corefile rows first
+    # (load_inputs reads Corefiles before unbound.conf files)
+    from kit import report
+
+    corefile = data_dir / "upstream" / "Corefile-forward-to-another-resolver"
+    nbs = [repo_root / "notebooks" / f"{n}.py" for n in ("05-upstream-tcp", "06-findings")]
+    result = report.render(
+        nbs,
+        parameters={"corefile": [str(corefile)]},
+        output_html=tmp_path / "report.html",
+        executed_dir=tmp_path / "executed",
+    )
+    assert [(r.name, r.status) for r in result.runs] == [
+        ("05-upstream-tcp", "ok"),
+        ("06-findings", "ok"),
+    ]
+    nb05 = json.loads((tmp_path / "executed" / "05-upstream-tcp.ipynb").read_text())
+    nb06 = json.loads((tmp_path / "executed" / "06-findings.ipynb").read_text())
+    in_06 = ast.literal_eval(_output_text(nb06, "infer_upstreams("))
+    in_05 = ast.literal_eval(_output_text(nb05, "upstreams", exact=True))
+    assert in_06 == in_05 == ["10.96.0.10", "169.254.169.253"]
