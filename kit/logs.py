@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from kit.analysis import time_bins
-from kit.coredns import CoreDNSLog
+from kit.coredns import LOOP_PROBE, CoreDNSLog
 from kit.unbound import ResolverLog
 
 __all__ = [
@@ -544,7 +544,9 @@ def error_summary(
     -------
     polars.DataFrame
         The ``by`` columns, ``lines`` (UInt32, error lines), ``errors`` (UInt32, errors they stand
-        for: 1 per plain line, ``consolidated_count`` per summary), ``first_ts`` / ``last_ts``
+        for: 1 per plain line, ``consolidated_count`` per summary), ``loop_probes`` (UInt32, lines
+        about the ``loop`` plugin's ``HINFO`` self-test queries, :data:`kit.coredns.LOOP_PROBE`:
+        the upstream failed them too, but no client waited), ``first_ts`` / ``last_ts``
         (Datetime UTC, null when no line has a time), ``without_ts`` (UInt32, lines without time).
         Sorted by ``errors`` descending, then ``by``.
     """
@@ -558,6 +560,7 @@ def error_summary(
         .agg(
             pl.len().cast(pl.UInt32).alias("lines"),
             pl.col("consolidated_count").fill_null(1).sum().cast(pl.UInt32).alias("errors"),
+            LOOP_PROBE.fill_null(False).sum().cast(pl.UInt32).alias("loop_probes"),
             pl.col("ts").min().alias("first_ts"),
             pl.col("ts").max().alias("last_ts"),
             pl.col("ts").is_null().sum().cast(pl.UInt32).alias("without_ts"),

@@ -96,7 +96,10 @@ print(kit.logs.timing_note(queries, "queries"))
 # %%
 bin_width = kit.logs.bin_every(queries["ts"], every)  # coarser when the logs span days
 slow_counts = kit.logs.slow_over_time(
-    queries, threshold_s=slow_threshold_s, every=bin_width, by=["source"]
+    queries.filter(pl.col("ts").is_not_null()),  # the untimed ones are counted in the note above
+    threshold_s=slow_threshold_s,
+    every=bin_width,
+    by=["source"],
 )
 kit.charts.count_chart(
     slow_counts,

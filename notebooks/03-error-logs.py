@@ -80,7 +80,9 @@ kit.logs.error_summary(core) if core is not None else print(
 # %% [markdown]
 # The table counts every error line per upstream, transport, op and kind (`timeout`, `refused`,
 # ...), with the first and last time it was seen; `consolidate` summaries count as the errors they
-# stand for (`errors`). Lines without a timestamp (logs copied without `kubectl logs
+# stand for (`errors`). `loop_probes` counts the lines about the `loop` plugin's own `HINFO`
+# self-tests (random names such as `7553930501182690030.5295112943253332074`): the upstream failed
+# them like any query, but no client waited for them. Lines without a timestamp (logs copied without `kubectl logs
 # --timestamps`) are counted but cannot be placed in time (`without_ts`):
 
 # %%
@@ -98,8 +100,11 @@ print(
 
 # %%
 error_bin = kit.logs.bin_every(core.errors["ts"], every) if core is not None else every
+# lines without time cannot be binned: the note above counts them
 errors_per_bin = kit.coredns.error_counts(
-    core.errors if core is not None else kit.coredns.ERRORS_SCHEMA.to_frame(),
+    (core.errors if core is not None else kit.coredns.ERRORS_SCHEMA.to_frame()).filter(
+        pl.col("ts").is_not_null()
+    ),
     every=error_bin,
     by=["upstream", "transport", "op"],
 )

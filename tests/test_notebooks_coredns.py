@@ -324,6 +324,15 @@ def test_03_counts_the_coredns_errors_per_upstream_and_transport(excerpts: Run) 
     summarised = sum(int(m.group(1)) for _, line in lines if (m := CONSOLIDATED.search(line)))
     assert plain > len(timeouts) and summarised > 0
     assert sum(int(r["errors"]) for r in summary) == plain + summarised
+    # the loop plugin's self-tests: HINFO for "<random>.<random>." (coredns/deployment#225 and
+    # kubernetes/kubernetes#71826 are full of them)
+    probes = sum(
+        1
+        for _, line in lines
+        if ERROR_LINE.search(line) and re.search(r" \d+\.\d+\. HINFO: ", line)
+    )
+    assert probes > 0
+    assert sum(int(r["loop_probes"]) for r in summary) == probes
     # the source of the signal: the CoreDNS errors plugin, not the capture fallback
     said = nb.printed("kit.logs.failure_signal(")
     assert "counted from the CoreDNS errors plugin" in said
