@@ -228,7 +228,7 @@ def _temporal_x_fields(chart: Any) -> list[str]:
         return []
     fields = []
     for channel in ("x", "x2"):
-        ch = getattr(enc, channel, alt.Undefined)
+        ch: Any = getattr(enc, channel, alt.Undefined)
         if ch is alt.Undefined:
             continue
         spec = ch.to_dict()
@@ -543,17 +543,20 @@ def before_after_chart(
     df, dropped = _top_series(df, max_series)
     if dropped:
         notes.append(f"{max_series} of {max_series + dropped} series shown")
-    period = pl.when(pl.col(_TS) < pl.lit(change_utc).cast(pl.Datetime("us", "UTC"))).then(
-        pl.lit("before")
-    )
+    before = pl.col(_TS) < pl.lit(change_utc).cast(pl.Datetime("us", "UTC"))
+    period: pl.Expr
     if fix_utc is not None:
-        period = period.when(pl.col(_TS) < pl.lit(fix_utc).cast(pl.Datetime("us", "UTC"))).then(
-            pl.lit("after")
+        until_fix = pl.col(_TS) < pl.lit(fix_utc).cast(pl.Datetime("us", "UTC"))
+        period = (
+            pl.when(before)
+            .then(pl.lit("before"))
+            .when(until_fix)
+            .then(pl.lit("after"))
+            .otherwise(pl.lit("after fix"))
         )
-        period = period.otherwise(pl.lit("after fix"))
         names = ["before", "after", "after fix"]
     else:
-        period = period.otherwise(pl.lit("after"))
+        period = pl.when(before).then(pl.lit("before")).otherwise(pl.lit("after"))
         names = ["before", "after"]
     periods = (
         df.with_columns(period.alias("period"))
@@ -776,11 +779,35 @@ def _rule_label_layout(
     )
 
 
-def _rule_layers(
-    rules: Sequence[tuple[float, str]], x_scale: alt.Scale, domain: tuple[float, float]
-) -> list[Any]:
-    """Dashed red rules at ``rules`` x positions and their labels, laid out by row (no overlaps)."""
-    layout = _rule_label_layout(rules, domain)
+def _symlog_counts(
+    max_count: float, layout: pl.DataFrame, height: int = HEIGHT
+) -> tuple[alt.Scale, alt.Axis]:
+    """A symlog y scale and axis for counts, with room at the top for the label rows of ``layout``.
+
+    Vega maps ``y`` to ``height * log1p(y) / log1p(top)``; the tallest value ``max_count`` must
+    stay below the rows (``rows * _RULE_ROW_PX + 4`` px), so ``top = expm1(log1p(max_count) *
+    height / (height - rows_px))``. Ticks: 0 and the powers of ten up to ``top`` (with 2 and 5
+    times them when there are at most two decades), as Vega's own symlog ticks are linear and
+    crowd at the top.
+    """
+    if not (max_count > 0):
+        return alt.Scale(type="symlog"), alt.Axis()
+    top = float(max_count)
+    if layout.height:
+        rows_px = (int(cast(int, layout["row"].max())) + 1) * _RULE_ROW_PX + 4
+        top = math.expm1(math.log1p(max_count) * height / max(height - rows_px, height / 3))
+    decades = math.floor(math.log10(top)) if top >= 1 else 0
+    steps = (1, 2, 5) if decades <= 2 else (1,)
+    values = [0.0] + [
+        float(m * 10**k) for k in range(decades + 1) for m in steps if m * 10**k <= top
+    ]
+    scale = alt.Scale(type="symlog", domain=[0, top], nice=False)
+    return scale, alt.Axis(values=values, format=",~r")
+
+
+def _rule_layers(layout: pl.DataFrame, x_scale: alt.Scale) -> list[Any]:
+    """Dashed red rules at the layout's x positions and their labels (rows from
+    :func:`_rule_label_layout`, so no two overlap), each on a white box."""
     if not layout.height:
         return []
     layers: list[Any] = [
@@ -947,13 +974,17 @@ def latency_histogram_chart(
     x_scale = (
         alt.Scale(type="log", domain=list(domain), nice=False) if domain else alt.Scale(type="log")
     )
-    y_scale = alt.Scale(type="symlog")
+    layout = _rule_label_layout(
+        list(zip(lad["timer_s"], lad["label"], strict=True)) if domain else [],
+        domain or (1.0, 10.0),
+    )
+    y_scale, y_axis = _symlog_counts(float(cast(float, df["count"].max() or 0)), layout)
     legend = ", ".join(by) or "series"
     color = alt.Color(f"{_SERIES}:N", title=legend, legend=_LEGEND)
     outline = _step_outline(df, keys)
     enc: dict[str, Any] = {
         "x": alt.X("edge_s:Q", title=x_title, scale=x_scale),
-        "y": alt.Y("count:Q", title=y_title, scale=y_scale),
+        "y": alt.Y("count:Q", title=y_title, scale=y_scale, axis=y_axis),
         "color": color,
         "order": alt.Order("order:Q"),
     }
@@ -996,9 +1027,7 @@ def latency_histogram_chart(
         )
         notes.append("diamonds: latency modes")
     if lad.height and domain:
-        layers += _rule_layers(
-            list(zip(lad["timer_s"], lad["label"], strict=True)), x_scale, domain
-        )
+        layers += _rule_layers(layout, x_scale)
         notes.append("red rules: SYN retransmission timers")
     chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, notes))
     return cast(alt.LayerChart, chart)
@@ -1445,13 +1474,15 @@ def duration_histogram_chart(
         alt.Scale(type="log", domain=list(domain), nice=False) if domain else alt.Scale(type="log")
     )
     x = alt.X("lower_s:Q", title="duration (s), log scale", scale=x_scale)
+    layout = _rule_label_layout(rules if domain else [], domain or (1.0, 10.0))
+    y_scale, y_axis = _symlog_counts(float(cast(float, df["count"].max() or 0)), layout)
     bars = (
         alt.Chart(_to_altair_data(df))
         .mark_rect(opacity=0.6)
         .encode(
             x=x,
             x2="upper_s:Q",
-            y=alt.Y("count:Q", title="queries (symlog scale)", scale=alt.Scale(type="symlog")),
+            y=alt.Y("count:Q", title="queries (symlog scale)", scale=y_scale, axis=y_axis),
             y2=alt.datum(0),
             color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series"),
             tooltip=[
@@ -1464,6 +1495,6 @@ def duration_histogram_chart(
     )
     layers: list[Any] = [bars]
     if rules and domain:
-        layers += _rule_layers(rules, x_scale, domain)
+        layers += _rule_layers(layout, x_scale)
     chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, []))
     return cast(alt.LayerChart, chart)

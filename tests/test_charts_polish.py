@@ -333,6 +333,8 @@ def test_histogram_svg_has_no_segment_across_the_gap() -> None:
         for a, b in itertools.pairwise(pts)
         if min(a[0], b[0]) < gap_hi - 1 and max(a[0], b[0]) > gap_lo + 1
     ]
+    # count ticks: 0 and 1, 2 (counts up to 3: Vega's own symlog ticks would be 0.0, 0.5, ...)
+    assert [t for t, _ in axis_labels(root, "Y")] == ["0", "1", "2"]
     assert crossing  # the outline does run through the gap...
     for a, b in crossing:  # ...but only flat on the zero line
         assert a[1] == pytest.approx(zero_y, abs=0.6) and b[1] == pytest.approx(zero_y, abs=0.6)
@@ -389,6 +391,14 @@ def test_duration_histogram_close_rules_get_separate_label_boxes() -> None:
     for label, (x0, x1, _, _) in boxes.items():
         # each label starts (or ends) right next to its own rule
         assert min(abs(x0 - rules[label]), abs(x1 - rules[label])) <= 4, label
+    # the labels sit above the tallest bar (the y scale leaves room for their rows)
+    bar_tops = [
+        float(re.match(r"M[-\d.e]+,([-\d.e]+)", r.get("d", "")).group(1))  # type: ignore[union-attr]
+        for r in marks(root, "rect mark")
+        if r.get("fill") != "white"  # not the boxes under the labels
+    ]
+    label_rows_bottom = max(b[3] for b in boxes.values())
+    assert bar_tops and min(bar_tops) > label_rows_bottom
     # the far-away mode (0.2 ms) stays in the top row; 1 s and 1.02 s are 3.5 px apart and do not
     top = min(b[2] for b in boxes.values())
     assert boxes["mode 0.2 ms"][2] == top
@@ -408,6 +418,9 @@ def test_ladder_labels_do_not_overlap_on_a_wide_axis() -> None:
     rules = rule_x(root)
     for label, (x0, x1, _, _) in boxes.items():
         assert min(abs(x0 - rules[label]), abs(x1 - rules[label])) <= 4, label
+    # ...and above the outline's highest point
+    (line,) = marks(root, "line mark")
+    assert min(y for _, y in path_points(line.get("d", ""))) > max(b[3] for b in boxes.values())
     # the same ladder on a narrow axis (1..100 s, the ladder chart) fits in one row
     tail = charts.ladder_chart(hist, ladder, by=["capture"], min_s=0.2)
     boxes = text_boxes(render(tail), labels)
