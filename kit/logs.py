@@ -38,6 +38,7 @@ __all__ = [
     "COMBINED_SCHEMA",
     "MESSAGES_SCHEMA",
     "bin_every",
+    "bin_label",
     "burst_status",
     "change_note",
     "combined_queries",
@@ -1137,3 +1138,24 @@ def span_every(
     ]
     ts = pl.concat(series) if series else pl.Series("ts", [], dtype=_UTC)
     return bin_every(ts, every, max_bins=max_bins)
+
+
+def bin_label(every: str) -> str:
+    """A bin width as a person reads it: ``"10s"`` -> ``"10 s"``, ``"21600s"`` -> ``"6 h"``.
+
+    Parameters
+    ----------
+    every
+        A width as :func:`bin_every` gives it (``"<n>s"``) or as a parameter (``"1m"``, ``"1h"``).
+
+    Returns
+    -------
+    str
+        The width in the largest unit that divides it: ``"<n> d"``, ``"<n> h"``, ``"<n> min"`` or
+        ``"<n> s"``.
+    """
+    seconds = _every_s(every)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"

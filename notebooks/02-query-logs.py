@@ -107,8 +107,8 @@ kit.charts.count_chart(
     by=["source"],
     change_time=tl.change_time,
     fix_time=tl.fix_time,
-    title=f"Queries taking at least {slow_threshold_s:g} s, per {bin_width} bin",
-    y_title=f"slow queries per {bin_width}",
+    title=f"Queries taking at least {slow_threshold_s:g} s, per {kit.logs.bin_label(bin_width)}",
+    y_title=f"slow queries per {kit.logs.bin_label(bin_width)}",
 ) if slow_counts.height else print(
     "No query with a timestamp: nothing to count per time bin. "
     + kit.logs.timing_note(queries, "queries")

@@ -113,8 +113,8 @@ kit.charts.count_chart(
     by=["upstream", "transport", "op"],
     change_time=tl.change_time,
     fix_time=tl.fix_time,
-    title=f"CoreDNS upstream errors per {error_bin}",
-    y_title=f"error lines per {error_bin}",
+    title=f"CoreDNS upstream errors per {kit.logs.bin_label(error_bin)}",
+    y_title=f"error lines per {kit.logs.bin_label(error_bin)}",
 ) if errors_per_bin.height else print(
     "No upstream error with a timestamp: nothing to count per time bin. "
     + (
@@ -181,8 +181,9 @@ kit.charts.count_chart(
     by=["capture", "server_ip"],
     change_time=tl.change_time,
     fix_time=tl.fix_time,
-    title=f"Capture-derived: SYN retransmissions towards each upstream, per {capture_bin}",
-    y_title=f"SYN retransmissions per {capture_bin}",
+    title="Capture-derived: SYN retransmissions towards each upstream, per "
+    + kit.logs.bin_label(capture_bin),
+    y_title=f"SYN retransmissions per {kit.logs.bin_label(capture_bin)}",
 ) if attempts is not None and attempts.height else print(
     "No capture given." if cap is None else "No TCP connection to port 53 in the capture."
 )

@@ -131,7 +131,7 @@ symptoms = kit.findings.symptom_series(
     slow_threshold_s=slow_threshold_s,
     every=symptom_bin,
 )
-print(f"Events per second, in bins of {symptom_bin}.")
+print(f"Events per second, in bins of {kit.logs.bin_label(symptom_bin)}.")
 kit.findings.symptom_chart(symptoms, inputs.timeline)
 
 # %% [markdown]

@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import html
 import io
+import json
 import re
 import shutil
 import textwrap
@@ -40,15 +41,6 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 UTC = dt.UTC
 
-# real CoreDNS logs of ../shared/fixtures/logs handed over together
-REAL_LOGS = [
-    "github_issue_excerpts_errors.log",
-    "github_issue_excerpts_querylog.log",
-    "elastic_integrations_test-coredns-error.log",
-    "elastic_integrations_test-coredns.log",
-    "elastic_beats_coredns.log",
-    "coredns_repo_readme_examples.log",
-]
 
 # an errors-plugin line (CoreDNS >= 1.3 "plugin/errors: ", before that none and "unreachable
 # backend: ") with a Go net.OpError timeout towards an upstream
@@ -62,23 +54,30 @@ ERROR_LINE = re.compile(r"\[(?:ERROR|WARNING)\] (?:plugin/errors: )?\d+ \S+ [A-Z
 CONSOLIDATED = re.compile(
     r"\[(?:ERROR|WARNING|INFO|DEBUG)\] (?:plugin/errors: )?(\d+) errors like '.*' occurred in last"
 )
-# a log-plugin query line (modern format); the duration is the last "<float>s" field
+# a log-plugin query line: modern ("[INFO] ip:port - id ...") or CoreDNS <= 1.2 ("ip:port -
+# [07/Sep/2018:15:29:11 +0000] id ..."); the duration is the last "<float>s" field
 QUERY_LINE = re.compile(
-    r'\[INFO\] \S+ - \d+ "(?P<qtype>\S+) IN (?P<qname>\S+) (?:udp|tcp) \d+ (?:true|false) \d+" '
-    r"\S+ \S+ \d+ (?P<dur>[0-9.]+)s"
+    r'(?:\[INFO\] \S+ - |\S+ - \[[^\]]+\] )\d+ "(?P<qtype>\S+) IN (?P<qname>\S+) (?:udp|tcp) \d+ '
+    r'(?:true|false) \d+" \S+ \S+ \d+ (?P<dur>[0-9.]+)s'
 )
 # a time at the start of a line: RFC 3339 (CoreDNS 1.2.6-1.6.2, kubectl --timestamps) or Go's
 # log prefix "yyyy/mm/dd hh:mm:ss" (CoreDNS before 1.3)
 RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)")
 GO_LOG = re.compile(r"^(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) ")
+# CoreDNS <= 1.2 query lines carry their own time in Apache style
+APACHE = re.compile(r" - \[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] ")
 
 
 def line_time(line: str) -> dt.datetime | None:
-    """The time a log line starts with (RFC 3339 first: kubectl's prefix wins), else None."""
+    """The time of a log line: an RFC 3339 prefix (CoreDNS 1.2.6-1.6.2, kubectl --timestamps), the
+    Apache-style time of a CoreDNS <= 1.2 query line, or Go's log prefix; else None."""
     m = RFC3339.match(line)
     if m:
         zone = "+00:00" if m.group(2) == "Z" else m.group(2)
         return dt.datetime.fromisoformat(m.group(1) + zone).astimezone(UTC)
+    m = APACHE.search(line)
+    if m:
+        return dt.datetime.strptime(m.group(1), "%d/%b/%Y:%H:%M:%S %z").astimezone(UTC)
     m = GO_LOG.match(line)
     if m:
         return dt.datetime(*map(int, m.groups()), tzinfo=UTC)
@@ -203,8 +202,10 @@ def excerpts(
     folder = root / "handed-over"
     (folder / "logs").mkdir(parents=True)
     (folder / "config").mkdir()
-    for name in REAL_LOGS:
-        shutil.copy(shared_fixtures / "logs" / name, folder / "logs" / name)
+    # every file of ../shared/fixtures/logs, as collected: CoreDNS 1.2 to 1.14, docker JSON
+    # wrapped, kubectl --timestamps, and the collector's sources.tsv (not a log)
+    for p in sorted((shared_fixtures / "logs").iterdir()):
+        shutil.copy(p, folder / "logs" / p.name)
     shutil.copy(
         data_dir / "notebooks_coredns" / "hostile_qname.log", folder / "logs" / "node-b.log"
     )
@@ -228,13 +229,23 @@ def excerpts(
     )
 
 
-def _log_lines(folder: Path) -> list[tuple[str, str]]:
-    """(file name, line) of every log file handed over."""
-    return [
-        (p.name, line)
-        for p in sorted((folder / "logs").iterdir())
-        for line in p.read_text(encoding="utf-8").splitlines()
-    ]
+def _log_lines(folder: Path) -> list[tuple[str, str, dt.datetime | None]]:
+    """(file name, line, time) of every line of the ``.log`` files handed over.
+
+    A docker json-file record is unwrapped: its ``message`` is the line, and its ``time`` the
+    line's time when the message has none of its own.
+    """
+    out = []
+    for p in sorted(folder.rglob("*.log")):
+        for raw in p.read_text(encoding="utf-8").splitlines():
+            wrapper = None
+            line = raw
+            if raw.startswith("{"):
+                record = json.loads(raw)
+                line = record["message"].rstrip("\n")
+                wrapper = line_time(record["time"])
+            out.append((p.name, line, line_time(line) or wrapper))
+    return out
 
 
 @pytest.mark.notebook
@@ -262,6 +273,21 @@ def test_report_runs_log_notebooks_and_skips_the_others_with_the_reason(excerpts
 
 
 @pytest.mark.notebook
+def test_every_log_is_used_and_the_sources_table_ignored(excerpts: Run) -> None:
+    ignored = re.search(r"<h3>Ignored \((\d+)\)</h3>(.*?)</table>", excerpts.html, re.DOTALL)
+    assert ignored is not None
+    # the collector's sources.tsv is the one file that is not a CoreDNS log or a Corefile
+    assert ignored.group(1) == "1"
+    row = re.search(r"<td>([^<]*)</td><td>(\w+)</td><td>([^<]*)</td>", ignored.group(2))
+    assert row is not None
+    assert row.group(1).endswith("github_issue_excerpts.sources.tsv")
+    assert row.group(2) == "unknown" and row.group(3).startswith("not recognised: ")
+    used = re.search(r"<h3>Used \((\d+)\)</h3>", excerpts.html)
+    logs = sorted(excerpts.folder.rglob("*.log"))
+    assert used is not None and int(used.group(1)) == len(logs) + 1  # and the Corefile
+
+
+@pytest.mark.notebook
 def test_hostile_qname_is_text_in_the_report(excerpts: Run) -> None:
     assert re.search(r"<script", excerpts.html, re.IGNORECASE) is None
     # the name as CoreDNS logged it, escaped, in the slowest-query table of 02 (1.5 s)
@@ -276,7 +302,7 @@ def test_02_queries_per_file_and_slowest_query(excerpts: Run) -> None:
     nb = excerpts.executed["02-query-logs"]
     per_file = Counter()
     durations = []
-    for name, line in _log_lines(excerpts.folder):
+    for name, line, _ in _log_lines(excerpts.folder):
         m = QUERY_LINE.search(line)
         if m:
             per_file[name] += 1
@@ -293,9 +319,7 @@ def test_02_queries_per_file_and_slowest_query(excerpts: Run) -> None:
     )
     # many lines carry no time: the notebook says how many, instead of hiding them
     untimed = sum(
-        1
-        for _, line in _log_lines(excerpts.folder)
-        if QUERY_LINE.search(line) and not line_time(line)
+        1 for _, line, t in _log_lines(excerpts.folder) if QUERY_LINE.search(line) and t is None
     )
     assert untimed > 0
     assert f"{untimed} of the {len(durations)} queries have no timestamp" in nb.printed(
@@ -307,7 +331,7 @@ def test_02_queries_per_file_and_slowest_query(excerpts: Run) -> None:
 def test_03_counts_the_coredns_errors_per_upstream_and_transport(excerpts: Run) -> None:
     nb = excerpts.executed["03-error-logs"]
     lines = _log_lines(excerpts.folder)
-    timeouts = [(m, line) for _, line in lines if (m := TIMEOUT_LINE.search(line))]
+    timeouts = [(m, line) for _, line, _ in lines if (m := TIMEOUT_LINE.search(line))]
     expected = Counter((m["upstream"], m["transport"]) for m, _ in timeouts)
     # the klog lines "dial tcp 10.233.0.1:443: i/o timeout" are Kubernetes client errors, not
     # upstream errors: the regex leaves them out, and so must the kit
@@ -320,15 +344,15 @@ def test_03_counts_the_coredns_errors_per_upstream_and_transport(excerpts: Run) 
     assert got == expected
     # all error lines of every CoreDNS version, and consolidate summaries as the errors they
     # stand for ("4 errors like '...' occurred in last 2s" = 4)
-    plain = sum(1 for _, line in lines if ERROR_LINE.search(line))
-    summarised = sum(int(m.group(1)) for _, line in lines if (m := CONSOLIDATED.search(line)))
+    plain = sum(1 for _, line, _ in lines if ERROR_LINE.search(line))
+    summarised = sum(int(m.group(1)) for _, line, _ in lines if (m := CONSOLIDATED.search(line)))
     assert plain > len(timeouts) and summarised > 0
     assert sum(int(r["errors"]) for r in summary) == plain + summarised
     # the loop plugin's self-tests: HINFO for "<random>.<random>." (coredns/deployment#225 and
     # kubernetes/kubernetes#71826 are full of them)
     probes = sum(
         1
-        for _, line in lines
+        for _, line, _ in lines
         if ERROR_LINE.search(line) and re.search(r" \d+\.\d+\. HINFO: ", line)
     )
     assert probes > 0
@@ -351,9 +375,8 @@ def test_03_binned_counts_match_the_timestamped_lines(excerpts: Run) -> None:
     # logs spanning years get wide bins (at most 1000 over the span), never 10 s
     assert bin_s > 3600
     expected: Counter[tuple[dt.datetime, str, str, str]] = Counter()
-    for _, line in _log_lines(excerpts.folder):
+    for _, line, t in _log_lines(excerpts.folder):
         m = TIMEOUT_LINE.search(line)
-        t = line_time(line)
         if m and t is not None:
             start = dt.datetime.fromtimestamp(int(t.timestamp()) // bin_s * bin_s, UTC)
             expected[(start, m["upstream"], m["transport"], m["op"])] += 1
@@ -383,8 +406,7 @@ def test_06_forced_tcp_from_the_corefile_and_why_no_burst(excerpts: Run) -> None
     # 12-20 of github_issue_excerpts_errors.log), every other timed error line is alone in its
     # minute
     per_minute: Counter[dt.datetime] = Counter()
-    for _, line in _log_lines(excerpts.folder):
-        t = line_time(line)
+    for _, line, t in _log_lines(excerpts.folder):
         if t is not None and re.search(r"\[(ERROR|WARNING)\] (plugin/errors: )?\d+ ", line):
             per_minute[t.replace(second=0, microsecond=0)] += 1
     peak_minute, peak = per_minute.most_common(1)[0]
@@ -399,8 +421,8 @@ def test_06_forced_tcp_from_the_corefile_and_why_no_burst(excerpts: Run) -> None
         f"not fired: peak {peak} timed errors per 1m, below 10; {untimed} without a timestamp"
     )
     # the symptom chart spans years of excerpts: bins are widened, not 5 s
-    assert re.fullmatch(r"Events per second, in bins of \d+s\.\n", nb.printed("symptom_bin ="))
-    assert nb.printed("symptom_bin =") != "Events per second, in bins of 5s.\n"
+    # (from 2018 to 2024: more than 1000 bins of 5 s, 1 h, 1 d: whole days)
+    assert re.fullmatch(r"Events per second, in bins of \d+ d\.\n", nb.printed("symptom_bin ="))
     assert nb.has_chart("kit.findings.symptom_chart(")
 
 
@@ -479,9 +501,8 @@ def test_burst_03_per_minute_counts_equal_the_log(burst: Run) -> None:
     assert burst.result_runs == {"03-error-logs": ("ok", ""), "06-findings": ("ok", "")}
     nb = burst.executed["03-error-logs"]
     expected: Counter[tuple[dt.datetime, str, str, str]] = Counter()
-    for _, line in _log_lines(burst.folder):
+    for _, line, t in _log_lines(burst.folder):
         m = TIMEOUT_LINE.search(line)
-        t = line_time(line)
         if m:
             assert t is not None
             expected[
@@ -548,10 +569,11 @@ def test_notebook_sources_mention_no_sample_path_for_coredns() -> None:
         assert len(coredns) == 1 and coredns[0].optional and coredns[0].default == "None"
 
 
-def test_helpers_text_examples() -> None:
+def test_helpers_text_examples(shared_fixtures: Path) -> None:
     # the sentences the notebooks print, on hand-made inputs
     import polars as pl
 
+    import kit
     import kit.logs as logs
     import kit.timeline as timeline
 
@@ -573,6 +595,13 @@ def test_helpers_text_examples() -> None:
         textwrap.shorten(logs.failure_signal(None, None), 40)
         == "No CoreDNS log given: no resolver- [...]"
     )
+    # a real log with query lines only (2 lines, no errors plugin line)
+    quiet = kit.read_coredns_log(shared_fixtures / "logs" / "elastic_beats_coredns.log")
+    assert quiet.errors.height == 0
+    assert logs.failure_signal(quiet, None).startswith(
+        "The CoreDNS log holds no errors-plugin line"
+    )
+    assert "Give a capture" in logs.failure_signal(quiet, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -638,6 +667,20 @@ def test_burst_status_verdicts(data_dir: Path) -> None:
     assert logs.burst_status(coredns=kit.read_coredns_log(d / "errors_quiet.log"), min_errors=1)[
         "verdict"
     ][0].startswith("fired (warning)")
+
+
+def test_bin_label() -> None:
+    import kit.logs as logs
+
+    assert [logs.bin_label(w) for w in ("10s", "90s", "60s", "1m", "21600s", "259200s", "1d")] == [
+        "10 s",
+        "90 s",
+        "1 min",
+        "1 min",
+        "6 h",
+        "3 d",
+        "1 d",
+    ]
 
 
 def test_span_every_widens_over_long_spans() -> None:
