@@ -7,6 +7,18 @@ of a "nice" width, maximum per bin for latencies so spikes survive, mean for rat
 field names, titles or Vega expressions, so a label like ``<script>`` or one with quotes is drawn
 as text.
 
+Readability rules shared by every chart:
+
+- Time axes (every chart with ``ts`` on x, and :func:`with_change_marker`) use a UTC scale with
+  ticks at whole multiples of a step chosen from the span, labelled with seconds only when the
+  step is under a minute, ``%H:%M`` for minutes and hours, the date when the span crosses a UTC
+  day (:func:`_fit_time_axis`); tooltips show UTC as well.
+- Histograms on a log axis draw each bin over its full width and empty bins at zero (bars, or
+  step outlines that fall to zero between runs of non-empty bins), never a line across a gap.
+- Labelled vertical rules (latency modes, thresholds, SYN timers) get their labels laid out in
+  rows, each on a white box, so close rules never have overlapping labels, and the y scale
+  leaves room above the data for those rows.
+
 Nothing here sets renderers or data transformers, except :func:`use_report_renderer`, which the
 report runner (or a notebook's first cell) calls once.
 """
@@ -239,30 +251,43 @@ def _temporal_x_fields(chart: Any) -> list[str]:
     return fields
 
 
+_UTC_SECONDS = "utcyearmonthdatehoursminutesseconds"
+
+
 def _fit_time_axis(chart: Any, *times: dt.datetime | None, width: int = WIDTH) -> Any:
     """Give every layer of a time chart the same UTC scale and span-aware ticks (:func:`_time_ticks`).
 
     The extent is the union of the temporal x/x2 columns of every layer's (polars) data and of
-    ``times`` (e.g. a change time outside the data). Modifies and returns ``chart``.
+    ``times`` (e.g. a change time outside the data). Temporal tooltips get a UTC time unit, so a
+    browser in another time zone still shows UTC. When a layer's data is not a polars frame (a
+    pandas frame or a URL given to :func:`with_change_marker`), the extent is unknown and the
+    axis keeps its ticks and format; only the scale becomes UTC. Modifies and returns ``chart``.
     """
     extent: list[dt.datetime] = [_aware_utc(t) for t in times if t is not None]
+    known = True
     layers = [(c, data) for c, data in _layers(chart) if _temporal_x_fields(c)]
     for c, data in layers:
-        if isinstance(data, pl.DataFrame):
-            for f in _temporal_x_fields(c):
-                if f in data.columns and data.height:
-                    col = data[f].drop_nulls()
-                    if col.len() and isinstance(col.dtype, pl.Datetime):
-                        extent += [_aware_utc(col.min()), _aware_utc(col.max())]  # type: ignore[arg-type]
-    if extent:
-        ticks, fmt = _time_ticks(min(extent), max(extent), width=width)
-    else:
-        ticks, fmt = [], "%H:%M:%S"
+        if not isinstance(data, pl.DataFrame):
+            known = False
+            continue
+        for f in _temporal_x_fields(c):
+            col = data[f].drop_nulls() if f in data.columns else pl.Series([])
+            if col.len() and isinstance(col.dtype, pl.Datetime):
+                extent += [_aware_utc(col.min()), _aware_utc(col.max())]  # type: ignore[arg-type]
+    ticks, fmt = _time_ticks(min(extent), max(extent), width=width) if extent else ([], "%H:%M:%S")
     values = [t.timestamp() * 1000 for t in ticks] if ticks else alt.Undefined
+    for c, _ in _layers(chart):
+        enc: Any = getattr(c, "encoding", alt.Undefined)
+        tips = alt.Undefined if enc is alt.Undefined else enc.tooltip
+        for tip in tips if isinstance(tips, list) else []:
+            spec: Any = tip.to_dict() if isinstance(tip, alt.Tooltip) else {}
+            if spec.get("type") == "temporal" and "timeUnit" not in spec:
+                tip["timeUnit"] = _UTC_SECONDS
     for c, _ in layers:
         x = c.encoding.x
         x.scale = alt.Scale(type="utc")
-        x.axis = alt.Axis(format=fmt, values=values, labelOverlap=True, labelFlush=True)
+        if known:
+            x.axis = alt.Axis(format=fmt, values=values, labelOverlap=True, labelFlush=True)
         if x.title is alt.Undefined:
             x.title = "time (UTC)"
     return chart
@@ -1271,12 +1296,14 @@ def with_change_marker(
         Aware datetimes (naive = UTC), e.g. ``kit.timeline.timeline(...).change_time``; None
         draws nothing for that time (and the chart is returned unchanged when both are None).
     change_label, fix_label
-        Texts drawn next to the rules.
+        Texts drawn next to the rules (the change label in a first row at the top of the plot,
+        the fix label in a second row under it, so they never overlap).
 
     Returns
     -------
     altair.Chart | altair.LayerChart
-        ``alt.layer(chart, rules, labels)`` with the chart's size and title kept.
+        ``alt.layer(chart, rules, labels)`` with the chart's size and title kept (rules' data:
+        ``at``, ``mark``); the time axis is refitted to the data and both times.
     """
     marks = _time_marks(change_time, fix_time, change_label, fix_label)
     if not marks:
@@ -1439,7 +1466,8 @@ def duration_histogram_chart(
     hist
         ``lower_s``, ``upper_s`` (seconds), ``count`` and the ``by`` columns.
     modes
-        :func:`kit.analysis.latency_modes` output (``mode_s``), drawn as labelled rules: piles at
+        :func:`kit.analysis.latency_modes` output (``mode_s``), drawn as rules labelled
+        ``mode <3 significant digits>`` (labels of close rules in separate rows): piles at
         1 s, 3 s, 7 s are TCP SYN retransmission timers.
     by
         Columns whose values colour the bars (one histogram each, overlaid).
@@ -1451,7 +1479,9 @@ def duration_histogram_chart(
     Returns
     -------
     altair.LayerChart
-        Bars on a log x axis (seconds), y count of queries, plus the rules.
+        Bars from ``lower_s`` to ``upper_s`` on a log x axis over whole decades (seconds), y
+        count of queries (symlog, ticks at 0 and powers of ten, room at the top for the rule
+        labels), plus the rules (data ``x``, ``label``) and their labels.
     """
     _check(hist, ["lower_s", "upper_s", "count", *by], "duration_histogram_chart")
     df = hist.select(

@@ -542,3 +542,26 @@ def test_before_after_scale_choice_and_order_check() -> None:
     assert len(lines) == df.height and sum(r["value"] == 0.0 for r in lines) == 2
     assert spec["layer"][0]["encoding"]["y"]["scale"]["type"] == "symlog"
     assert math.isclose(spec["layer"][0]["encoding"]["y"]["scale"]["constant"], 0.001)
+
+
+def test_time_tooltips_are_utc_too() -> None:
+    # tooltips are only seen in a browser (notebooks), whose time zone may not be UTC: every
+    # temporal tooltip must go through Vega's utcFormat, never the local timeFormat
+    for name, chart in every_time_chart(T0, dt.timedelta(seconds=1), 101).items():
+        vg = json.dumps(vlc.vegalite_to_vega(chart.to_json()))
+        tips = re.findall(r'"tooltip": \{"signal": "((?:[^"\\]|\\.)*)"', vg)
+        assert tips, name
+        assert any("utcFormat(" in t for t in tips), name
+        assert not any("timeFormat(" in t for t in tips), name
+
+
+def test_marker_on_a_chart_with_unknown_data_keeps_its_axis() -> None:
+    # data from a URL: its extent is unknown, so the chart's own ticks and format stay
+    chart = (
+        alt.Chart(alt.UrlData("rates.json"))
+        .mark_line()
+        .encode(x=alt.X("ts:T", axis=alt.Axis(format="%d %H")), y="value:Q")
+    )
+    marked = charts.with_change_marker(chart, T0).to_dict()
+    x = marked["layer"][0]["encoding"]["x"]
+    assert x["axis"] == {"format": "%d %H"} and x["scale"] == {"type": "utc"}
