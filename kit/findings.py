@@ -202,9 +202,12 @@ def infer_upstreams(capture: Any, forward: pl.DataFrame | None = None) -> list[s
     servers the capture shows receiving forwarded queries, most forwarded first. A query is
     forwarded when the same name and type (case-insensitive) was asked of another server by
     another sender at most 0.5 s before (a query over a TCP connection opened for it counts from
-    its first SYN), that one was still unanswered, and it was not answered after that one; a server
-    needs at least 3 such queries, and 10 % of its queries (:func:`kit.upstream.forwarding_evidence`).
-    A client asking two resolvers the same name is one sender: that makes no upstream.
+    its first SYN), that one was still unanswered, and it was not answered after that one. A TCP
+    connection that never got a SYN/ACK and carried no query counts as an attempt when it started
+    the same way after another sender's unanswered query (all SYNs dropped: no query reaches the
+    upstream). A server needs at least 3 forwarded queries and attempts, and 10 % of its queries
+    and failed connections (:func:`kit.upstream.forwarding_evidence`). A client asking two
+    resolvers the same name is one sender: that makes no upstream.
 
     Parameters
     ----------

@@ -117,6 +117,8 @@ FORWARDING_SCHEMA = pl.Schema(
         "queries": pl.UInt32,
         "forwarded": pl.UInt32,
         "forwarded_names": pl.UInt32,
+        "failed": pl.UInt32,
+        "attempts": pl.UInt32,
         "share": pl.Float64,
         "upstream": pl.Boolean,
     }
@@ -132,6 +134,7 @@ ROLES_SCHEMA = pl.Schema(
         "queries": pl.UInt32,
         "forwarded": pl.UInt32,
         "forwarded_names": pl.UInt32,
+        "attempts": pl.UInt32,
         "captures": pl.UInt32,
     }
 )
@@ -279,6 +282,66 @@ def _forwarded_rows(dns: pl.DataFrame, tcp: pl.DataFrame | None, window_s: float
     )
 
 
+def _failed_attempts(dns: pl.DataFrame, tcp: pl.DataFrame | None, window_s: float) -> pl.DataFrame:
+    """Per server: failed connection attempts, and those :func:`forwarding_evidence` counts.
+
+    Returns ``server_ip``, ``failed`` (connections never established that carried no DNS message)
+    and ``attempts`` (those whose first SYN came at most ``window_s`` after a query by another
+    sender to another server, in the same capture, still unanswered at that SYN).
+    """
+    empty = pl.DataFrame(
+        schema={"server_ip": pl.String, "failed": pl.UInt32, "attempts": pl.UInt32}
+    )
+    need = {"capture", "client_ip", "server_ip", "ts_syn", "established", "dns_messages"}
+    if tcp is None or tcp.is_empty() or not need <= set(tcp.columns):
+        return empty
+    att = (
+        tcp.filter(
+            (pl.col("established") == False)  # noqa: E712  (null: handshake not captured)
+            & pl.col("ts_syn").is_not_null()
+            & pl.col("server_ip").is_not_null()
+            & (pl.col("dns_messages").fill_null(0) == 0)
+        )
+        .select(
+            _a_capture=pl.col("capture").cast(pl.String),
+            _a_client=pl.col("client_ip"),
+            server_ip=pl.col("server_ip"),
+            _a_ask=pl.col("ts_syn").cast(_UTC),
+        )
+        .with_row_index("_a_id")
+        .with_columns(_a_lo=pl.col("_a_ask") - timedelta(seconds=window_s))
+    )
+    if att.is_empty():
+        return empty
+    q = dns.filter(pl.col("ts").is_not_null() & pl.col("server_ip").is_not_null()).select(
+        _q_capture=pl.col("capture").cast(pl.String),
+        _q_client=pl.col("client_ip"),
+        _q_server=pl.col("server_ip"),
+        _q_ts=pl.col("ts").cast(_UTC),
+        _q_resp=(
+            pl.col("ts_response").cast(_UTC)
+            if "ts_response" in dns.columns
+            else pl.lit(None, dtype=_UTC)
+        ),
+    )
+    hit = (
+        att.join_where(q, pl.col("_q_ts") <= pl.col("_a_ask"), pl.col("_q_ts") >= pl.col("_a_lo"))
+        .filter(
+            (pl.col("_q_capture") == pl.col("_a_capture"))
+            & (pl.col("_q_client") != pl.col("_a_client"))
+            & (pl.col("_q_server") != pl.col("server_ip"))
+            & (pl.col("_q_resp").is_null() | (pl.col("_q_resp") >= pl.col("_a_ask")))
+        )
+        .select("_a_id")
+        .unique()
+    )
+    return (
+        att.with_columns(_hit=pl.col("_a_id").is_in(hit["_a_id"].implode()))
+        .group_by("server_ip")
+        .agg(failed=pl.len().cast(pl.UInt32), attempts=pl.col("_hit").sum().cast(pl.UInt32))
+    )
+
+
 def forwarding_evidence(
     dns: pl.DataFrame,
     tcp: pl.DataFrame | None = None,
@@ -299,6 +362,12 @@ def forwarding_evidence(
     the first SYN of its TCP connection when the connection was opened for it (``tcp`` given):
     SYNs lost on the way to the upstream delay the query by 1, 3, 7 s but not the decision.
 
+    A connection that never got a SYN/ACK carries no query, so no name: when every SYN towards
+    the upstream is dropped, only the attempts show it. Such a **failed** connection (``tcp``)
+    counts as a forwarding **attempt** when its first SYN came at most ``window_s`` after a query
+    by another sender to another server that was still unanswered (timing only: weaker evidence,
+    counted apart).
+
     Parameters
     ----------
     dns
@@ -306,28 +375,32 @@ def forwarding_evidence(
         ``server_ip``, ``qname``, ``qtype``; uses ``ts_response``, ``tcp_stream`` and
         ``frame_query`` when present.
     tcp
-        ``Capture.tcp`` (for the first SYN of each connection), or ``None``.
+        ``Capture.tcp`` (first SYNs, failed connections), or ``None``.
     window_s
-        Seconds between *Q1* and the moment *Q2* was asked.
+        Seconds between *Q1* and the moment *Q2* was asked (or the attempt's first SYN).
     min_forwarded, min_share
-        A server is an upstream when at least ``min_forwarded`` of its queries, and at least
-        ``min_share`` of them, are forwarded ones (a few coincidences make no upstream).
+        A server is an upstream when ``forwarded + attempts`` is at least ``min_forwarded`` and
+        at least ``min_share`` of ``queries + failed`` (a few coincidences make no upstream).
 
     Returns
     -------
     polars.DataFrame
-        :data:`FORWARDING_SCHEMA`, one row per ``server_ip`` asked in ``dns``:
+        :data:`FORWARDING_SCHEMA`, one row per ``server_ip`` asked in ``dns`` or sent a failed
+        connection in ``tcp``:
 
         - ``server_ip`` String.
         - ``queries`` UInt32: query transactions it received (rows of ``dns``).
         - ``forwarded`` UInt32: those counted as forwarded.
         - ``forwarded_names`` UInt32: distinct (capture, case-folded ``qname``, ``qtype``) among them.
-        - ``share`` Float64: ``forwarded / queries``.
-        - ``upstream`` Boolean: ``forwarded >= min_forwarded`` and ``share >= min_share``.
+        - ``failed`` UInt32: TCP connections to it never established that carried no DNS message.
+        - ``attempts`` UInt32: those counted as forwarding attempts.
+        - ``share`` Float64: ``(forwarded + attempts) / (queries + failed)``.
+        - ``upstream`` Boolean: the rule above.
 
-        Sorted by ``forwarded`` descending, then ``queries`` descending, then ``server_ip``.
+        Sorted by ``forwarded + attempts`` descending, then ``forwarded``, then ``queries``
+        (descending), then ``server_ip``.
     """
-    if dns.is_empty():
+    if dns.is_empty() and (tcp is None or tcp.is_empty()):
         return pl.DataFrame(schema=FORWARDING_SCHEMA)
     total = (
         dns.filter(pl.col("server_ip").is_not_null())
@@ -342,14 +415,20 @@ def forwarding_evidence(
             forwarded_names=pl.struct("capture", "_key", "qtype").n_unique().cast(pl.UInt32),
         )
     )
+    att = _failed_attempts(dns, tcp, window_s)
+    counts = ["queries", "forwarded", "forwarded_names", "failed", "attempts"]
+    votes = pl.col("forwarded") + pl.col("attempts")
     out = (
         total.join(fwd, on="server_ip", how="left")
-        .with_columns(pl.col("forwarded", "forwarded_names").fill_null(0))
-        .with_columns(share=pl.col("forwarded") / pl.col("queries"))
-        .with_columns(
-            upstream=(pl.col("forwarded") >= min_forwarded) & (pl.col("share") >= min_share)
+        .join(att, on="server_ip", how="full", coalesce=True)
+        .with_columns(pl.col(counts).fill_null(0))
+        .with_columns(share=votes / (pl.col("queries") + pl.col("failed")))
+        .with_columns(upstream=(votes >= min_forwarded) & (pl.col("share") >= min_share))
+        .with_columns(_votes=votes)
+        .sort(
+            ["_votes", "forwarded", "queries", "server_ip"],
+            descending=[True, True, True, False],
         )
-        .sort(["forwarded", "queries", "server_ip"], descending=[True, True, False])
         .select(list(FORWARDING_SCHEMA))
     )
     return out.cast(dict(FORWARDING_SCHEMA))  # type: ignore[arg-type]
@@ -401,7 +480,7 @@ def _infer(
     seen = evidence.filter(pl.col("upstream"))
     not_upstream = set(_given(cache_ips))
     from_capture: list[str] = []
-    for ip, n in seen.select("server_ip", "forwarded").iter_rows():
+    for ip, n, a in seen.select("server_ip", "forwarded", "attempts").iter_rows():
         if ip in not_upstream:
             continue
         if ip in basis:
@@ -409,7 +488,7 @@ def _infer(
         else:
             ups.append(ip)
             basis[ip] = "capture"
-            from_capture.append(f"{ip} ({n} forwarded queries)")
+            from_capture.append(f"{ip} ({n} forwarded queries, {a} failed attempts)")
     log.info(
         "inferred upstream address(es): %s (from forward settings: %s; from the capture only: %s)",
         ups,
@@ -438,10 +517,11 @@ def infer_upstream_ips(
        rows from a Corefile's ``forward_settings()`` or ``kit.read_unbound_conf``), in the order of
        the rows; an ``upstream`` that is not an IP address (``/etc/resolv.conf``,
        ``__PILLAR__CLUSTER__DNS__``) is left out and logged.
-    3. Then the servers the capture shows receiving forwarded queries
-       (:func:`forwarding_evidence`: ``upstream`` is true) that are not listed yet, most forwarded
-       queries first (ties: most queries, then the lower address). ``cache_ips`` are never taken
-       from the capture as upstreams.
+    3. Then the servers the capture shows receiving forwarded queries, or failed connection
+       attempts right after a client's query (:func:`forwarding_evidence`: ``upstream`` is true),
+       that are not listed yet, in its order: most forwarded queries and attempts first (ties:
+       most forwarded queries, most queries, then the lower address). ``cache_ips`` are never
+       taken from the capture as upstreams.
 
     So settings and capture are both listed when they disagree, settings first. A capture of the
     client side only, or of one client asking two resolvers, gives no upstream. What was inferred
@@ -485,9 +565,9 @@ def server_roles(
     min_forwarded: int = MIN_FORWARDED,
     min_share: float = MIN_FORWARDED_SHARE,
 ) -> pl.DataFrame:
-    """Classify every server as ``"cache"``, ``"upstream"`` or ``"other"``.
+    """Classify every server (asked a query, or sent a failed TCP connection) as a role.
 
-    The upstreams are exactly :func:`infer_upstream_ips` with the same arguments, in its order
+    Roles: ``"cache"``, ``"upstream"`` or ``"other"``. The upstreams are exactly :func:`infer_upstream_ips` with the same arguments, in its order
     (an upstream from the settings or given that the capture never saw gets a row of zeros). The
     cache is ``cache_ips`` when given, else the server asked by the most distinct clients among the
     servers that are not upstreams (ties: most queries, then the lower address): the address the
@@ -515,7 +595,8 @@ def server_roles(
         - ``queries`` UInt32: query transactions it received.
         - ``forwarded`` UInt32: its queries counted as forwarded (:func:`forwarding_evidence`).
         - ``forwarded_names`` UInt32: distinct (capture, case-folded ``qname``, ``qtype``) of them.
-        - ``captures`` UInt32: captures in which it was asked.
+        - ``attempts`` UInt32: failed TCP connections to it counted as forwarding attempts.
+        - ``captures`` UInt32: captures in which it was asked a query.
     """
     inf = _infer(dns, upstream_ips, forward, tcp, cache_ips, window_s, min_forwarded, min_share)
     ups = inf.upstreams
@@ -528,9 +609,10 @@ def server_roles(
             captures=pl.col("capture").n_unique().cast(pl.UInt32),
         )
         .join(
-            inf.evidence.select("server_ip", "forwarded", "forwarded_names"),
+            inf.evidence.select("server_ip", "forwarded", "forwarded_names", "attempts"),
             on="server_ip",
-            how="left",
+            how="full",
+            coalesce=True,
         )
     )
     missing = [ip for ip in ups if ip not in set(per["server_ip"].to_list())]
@@ -540,7 +622,9 @@ def server_roles(
             how="diagonal",
         )
     per = per.with_columns(
-        pl.col("clients", "queries", "captures", "forwarded", "forwarded_names").fill_null(0)
+        pl.col(
+            "clients", "queries", "captures", "forwarded", "forwarded_names", "attempts"
+        ).fill_null(0)
     )
     caches = _given(cache_ips)
     cache_basis = "given"

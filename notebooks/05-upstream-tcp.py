@@ -69,13 +69,15 @@ caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip, upstream_ips=upstreams)
 # parameter when given; else the hosts of the forward settings (`corefile`, `unbound_conf`), then
 # the servers this capture shows receiving **forwarded** queries: the same name and type asked by
 # another sender at most 0.5 s after a query to another server (a query over a TCP connection
-# opened for it counts from its first SYN), before that server answered. A pod asking two
-# resolvers the same name is one sender: that is not forwarding. The cache is the server asked by
-# the most distinct clients among the others (`cache_ip` overrides it).
+# opened for it counts from its first SYN), before that server answered; or failed TCP connection
+# attempts that start the same way (when every SYN is dropped no query reaches the upstream). A pod
+# asking two resolvers the same name is one sender: that is not forwarding. The cache is the
+# server asked by the most distinct clients among the others (`cache_ip` overrides it).
 #
-# `basis` says where each role comes from; `forwarded` counts the queries that look forwarded. An
-# upstream from the settings with no queries was not asked in these captures (capture on the node,
-# both legs); no upstream at all means a capture of the client side only: set `upstream`.
+# `basis` says where each role comes from; `forwarded` counts the queries that look forwarded,
+# `attempts` the failed connections that do. An upstream from the settings with no queries was
+# not asked in these captures (capture on the node, both legs); no upstream at all means a
+# capture of the client side only: set `upstream`.
 
 # %%
 kit.upstream.server_roles(

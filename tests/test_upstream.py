@@ -101,8 +101,8 @@ def test_forwarded_queries_on_the_udp_control_agree_with_tshark(
     dns = cap.dns.filter(pl.col("capture") == "node2")
     ev = up.forwarding_evidence(dns, cap.tcp.filter(pl.col("capture") == "node2"))
     assert ev.rows() == [
-        (upstream, queries, queries, names, 1.0, True),
-        (node["cache_ip"], per_node, 0, 0, 0.0, False),
+        (upstream, queries, queries, names, 0, 0, 1.0, True),
+        (node["cache_ip"], per_node, 0, 0, 0, 0, 0.0, False),
     ]
 
 
@@ -153,7 +153,7 @@ def test_explicit_addresses_win_then_settings_then_capture(cap: Capture, sample:
     ups = roles.filter(pl.col("role") == "upstream")
     assert ups["server_ip"].to_list() == got
     # the configured one was never asked in these captures: a row of zeros says so
-    assert ups.row(0) == ("10.96.0.10", "upstream", "forward settings", 0, 0, 0, 0, 0)
+    assert ups.row(0) == ("10.96.0.10", "upstream", "forward settings", 0, 0, 0, 0, 0, 0)
     assert kf.infer_upstreams(cap, corefile) == got
     # explicit addresses win over both
     assert up.infer_upstream_ips(cap.dns, "192.0.2.1", forward=corefile) == ["192.0.2.1"]
@@ -223,7 +223,7 @@ def test_two_pods_asking_two_resolvers_are_not_nested_so_not_forwarded() -> None
     # the same pairs nested (10.0.0.3 answers first, then 10.0.0.2): forwarded, 10 of 10
     nested = [(t, r + 0.2 if s == "10.0.0.2" else r, c, s, q) for t, r, c, s, q in rows]
     ev = up.forwarding_evidence(dns_frame(nested))
-    assert ev.row(0) == ("10.0.0.3", 10, 10, 10, 1.0, True)
+    assert ev.row(0) == ("10.0.0.3", 10, 10, 10, 0, 0, 1.0, True)
     assert up.infer_upstream_ips(dns_frame(nested)) == ["10.0.0.3"]
 
 
@@ -246,9 +246,9 @@ def test_a_cache_forwarding_to_two_upstreams_gives_both_most_forwarded_first() -
     assert up.infer_upstream_ips(dns) == ["10.0.0.3", "10.0.0.2"]
     roles = up.server_roles(dns)
     assert roles.rows() == [
-        ("10.0.0.10", "cache", "most clients", 3, 20, 0, 0, 1),
-        ("10.0.0.3", "upstream", "capture", 1, 6, 6, 6, 1),
-        ("10.0.0.2", "upstream", "capture", 1, 4, 4, 4, 1),
+        ("10.0.0.10", "cache", "most clients", 3, 20, 0, 0, 0, 1),
+        ("10.0.0.3", "upstream", "capture", 1, 6, 6, 6, 0, 1),
+        ("10.0.0.2", "upstream", "capture", 1, 4, 4, 4, 0, 1),
     ]
     # forward settings naming a third resolver come first, then the capture's, most forwarded
     fwd = pl.DataFrame(
@@ -286,7 +286,90 @@ def test_a_connection_opened_for_the_query_counts_from_its_first_syn() -> None:
     )
     assert up.infer_upstream_ips(dns) == []
     assert up.infer_upstream_ips(dns, tcp=tcp) == ["10.0.0.2"]
-    assert up.forwarding_evidence(dns, tcp).row(0) == ("10.0.0.2", 5, 5, 5, 1.0, True)
+    assert up.forwarding_evidence(dns, tcp).row(0) == ("10.0.0.2", 5, 5, 5, 0, 0, 1.0, True)
+
+
+def test_failed_connections_alone_still_show_the_upstream(
+    cap: Capture, run: dict, tshark: str, sample: Path
+) -> None:
+    # when every SYN towards the upstream is dropped there is no query to it in the capture, only
+    # connection attempts. node1 without its upstream queries and established connections is
+    # that capture: its failed connections must still name the upstream
+    upstream = run["topology"]["upstream"]["ip"]
+    dns = cap.dns.filter((pl.col("capture") == "node1") & (pl.col("server_ip") != upstream))
+    tcp = cap.tcp.filter((pl.col("capture") == "node1") & ~pl.col("established").fill_null(True))
+    # tshark's own count of connections to the upstream that never got a SYN/ACK
+    syns = tshark_rows(
+        tshark,
+        sample / "captures" / "node1.pcap",
+        ["tcp.stream", "ip.src"],
+        f"tcp.flags.syn == 1 && (ip.dst == {upstream} && tcp.flags.ack == 0 || "
+        f"ip.src == {upstream} && tcp.flags.ack == 1)",
+    )
+    opened = {s for s, src in syns if src != upstream}
+    answered = {s for s, src in syns if src == upstream}
+    never = len(opened - answered)
+    assert never > 10
+    ev = up.forwarding_evidence(dns, tcp)
+    row = ev.filter(pl.col("server_ip") == upstream).row(0, named=True)
+    # unbound opens its connection as soon as a pod's query misses, so every failed connection
+    # starts milliseconds after a pod query that is still waiting: all are attempts
+    assert (row["queries"], row["forwarded"], row["failed"], row["attempts"]) == (
+        0,
+        0,
+        never,
+        never,
+    )
+    assert up.infer_upstream_ips(dns, tcp=tcp) == [upstream]
+    roles = up.server_roles(dns, tcp=tcp)
+    assert roles.filter(pl.col("role") == "upstream").select("server_ip", "attempts").rows() == [
+        (upstream, never)
+    ]
+    # without the connections there is nothing left to infer from
+    assert up.infer_upstream_ips(dns) == []
+
+
+def test_a_failed_connection_counts_only_after_another_senders_query() -> None:
+    # pods ask the cache (never answered); 2 ms later the cache's uplink tries to connect to
+    # 10.0.0.2 and gets no SYN/ACK: 4 attempts. A pod that tries TCP to 10.0.0.3 right after its
+    # own query is one sender: not an attempt. 10.0.0.4's single attempt is below 3.
+    rows, conns = [], []
+    for i in range(4):
+        t = 10.0 * i
+        rows.append((t, None, f"pod{i}", "10.0.0.10", f"n{i}.example"))
+        conns.append(("10.0.1.1", "10.0.0.2", t + 0.002))
+        conns.append((f"pod{i}", "10.0.0.3", t + 0.001))
+    conns.append(("10.0.1.1", "10.0.0.4", 0.003))
+    dns = dns_frame(rows)
+    tcp = pl.DataFrame(
+        [
+            {
+                **dict.fromkeys(TCP_SCHEMA),
+                "stream": k,
+                "client_ip": c,
+                "server_ip": s,
+                "ts_syn": T0 + dt.timedelta(seconds=t),
+                "syn_retransmits": 3,
+                "established": False,
+                "dns_messages": 0,
+                "capture": "n",
+            }
+            for k, (c, s, t) in enumerate(conns)
+        ],
+        schema=TCP_SCHEMA,
+        orient="row",
+    )
+    ev = up.forwarding_evidence(dns, tcp)
+    assert ev.select("server_ip", "failed", "attempts", "upstream").rows() == [
+        ("10.0.0.2", 4, 4, True),
+        ("10.0.0.4", 1, 1, False),
+        ("10.0.0.10", 0, 0, False),  # no vote either way: 4 queries before 0
+        ("10.0.0.3", 4, 0, False),
+    ]
+    assert up.infer_upstream_ips(dns, tcp=tcp) == ["10.0.0.2"]
+    # a connection that carried a query is judged by its query, not as an attempt
+    carried = tcp.with_columns(dns_messages=pl.lit(2, dtype=pl.UInt32))
+    assert up.forwarding_evidence(dns, carried)["attempts"].sum() == 0
 
 
 # --------------------------------------------------------------------------------------------
