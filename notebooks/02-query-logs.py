@@ -110,8 +110,7 @@ kit.charts.count_chart(
     title=f"Queries taking at least {slow_threshold_s:g} s, per {kit.logs.bin_label(bin_width)}",
     y_title=f"slow queries per {kit.logs.bin_label(bin_width)}",
 ) if slow_counts.height else print(
-    "No query with a timestamp: nothing to count per time bin. "
-    + kit.logs.timing_note(queries, "queries")
+    "No query with a timestamp: nothing to count per time bin (see the note above)."
 )
 
 # %% [markdown]
@@ -161,7 +160,10 @@ kit.charts.duration_histogram_chart(
     by=["resolver"],
     threshold_s=slow_threshold_s,
     title="How long the logged queries took (log scale)",
-) if queries.height else "No query logs given: nothing to show."
+) if queries.height else print(
+    "No query line in the logs given: nothing to show. CoreDNS logs queries only with the `log` "
+    "plugin in its Corefile, unbound only with `log-replies: yes`."
+)
 
 # %% [markdown]
 # Modes near 1 s, 3 s, 7 s (and 15 s, 31 s) are the TCP SYN retransmission ladder: the resolver

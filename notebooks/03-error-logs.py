@@ -116,12 +116,7 @@ kit.charts.count_chart(
     title=f"CoreDNS upstream errors per {kit.logs.bin_label(error_bin)}",
     y_title=f"error lines per {kit.logs.bin_label(error_bin)}",
 ) if errors_per_bin.height else print(
-    "No upstream error with a timestamp: nothing to count per time bin. "
-    + (
-        kit.logs.timing_note(core.errors, "upstream errors", count="consolidated_count")
-        if core is not None
-        else "No CoreDNS log given."
-    )
+    "No upstream error with a timestamp: nothing to count per time bin (see the note above)."
 )
 
 # %% [markdown]

@@ -699,3 +699,38 @@ def test_span_every_widens_over_long_spans() -> None:
     # one frame alone spans nothing: the wanted width stays
     assert logs.span_every(a, None, every="5s") == "5s"
     assert logs.span_every(every="1m") == "1m"
+
+
+@pytest.mark.notebook
+def test_03_on_a_log_without_timestamps_says_so(tmp_path: Path, shared_fixtures: Path) -> None:
+    # CoreDNS >= 1.6.3 copied without --timestamps: no line of this file starts with a time
+    src = shared_fixtures / "logs" / "elastic_integrations_test-coredns-error.log"
+    (tmp_path / "in").mkdir()
+    shutil.copy(src, tmp_path / "in" / "coredns.log")
+    text = src.read_text()
+    assert all(line_time(line) is None for line in text.splitlines())
+    # by hand: 4 plain error lines and 4 summaries "4 errors like ..." = 20 errors
+    errors = len(ERROR_LINE.findall(text)) + sum(int(n) for n in CONSOLIDATED.findall(text))
+    assert errors == 20
+    result = report.render(
+        [NOTEBOOKS / "03-error-logs.py"],
+        artefacts=[tmp_path / "in"],
+        parameters={"change_time": "2024-05-01T12:00:00Z"},
+        output_html=tmp_path / "r.html",
+        executed_dir=tmp_path / "executed",
+    )
+    _keep_on_failure(tmp_path / "executed", result.ok)
+    assert [(r.name, r.status) for r in result.runs] == [("03-error-logs", "ok")]
+    nb = _executed(tmp_path / "executed")["03-error-logs"]
+    note = nb.printed("print(\n    kit.logs.timing_note(core.errors")
+    assert note.startswith(f"None of the {errors} upstream errors has a timestamp")
+    assert "kubectl logs --timestamps" in note
+    # no empty chart: a sentence instead, and empty per-bin tables
+    cell = "errors_per_bin = kit.coredns.error_counts("
+    assert not nb.has_chart(cell)
+    assert nb.printed(cell).startswith("No upstream error with a timestamp")
+    assert nb.frame("kit.logs.nonzero_bins(errors_per_bin") == []
+    assert nb.frame("kit.logs.onset(errors_per_bin") == []
+    # the totals still hold: every error is in the summary
+    assert sum(int(r["errors"]) for r in nb.frame("kit.logs.error_summary(core)")) == errors
+    assert "Traceback" not in (tmp_path / "r.html").read_text(encoding="utf-8")
