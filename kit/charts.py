@@ -254,7 +254,7 @@ def _temporal_x_fields(chart: Any) -> list[str]:
 _UTC_SECONDS = "utcyearmonthdatehoursminutesseconds"
 
 
-def _fit_time_axis(chart: Any, *times: dt.datetime | None, width: int = WIDTH) -> Any:
+def _fit_time_axis(chart: Any, *times: dt.datetime | None, width: int | None = None) -> Any:
     """Give every layer of a time chart the same UTC scale and span-aware ticks (:func:`_time_ticks`).
 
     The extent is the union of the temporal x/x2 columns of every layer's (polars) data and of
@@ -274,6 +274,9 @@ def _fit_time_axis(chart: Any, *times: dt.datetime | None, width: int = WIDTH) -
             col = data[f].drop_nulls() if f in data.columns else pl.Series([])
             if col.len() and isinstance(col.dtype, pl.Datetime):
                 extent += [_aware_utc(col.min()), _aware_utc(col.max())]  # type: ignore[arg-type]
+    if width is None:
+        own = getattr(chart, "width", alt.Undefined)
+        width = own if isinstance(own, int) and own > 0 else WIDTH
     ticks, fmt = _time_ticks(min(extent), max(extent), width=width) if extent else ([], "%H:%M:%S")
     values = [t.timestamp() * 1000 for t in ticks] if ticks else alt.Undefined
     for c, _ in _layers(chart):
@@ -1216,7 +1219,8 @@ def io_graph_chart(
         Group columns (colours).
     limit_pps
         The limit (packets per second, default 1024: the AWS VPC resolver's per-interface limit),
-        drawn as a red rule; the y axis always reaches it.
+        drawn as a red rule; the y axis always reaches it, with 48 px above the limit (or the
+        peak) for the labels of the change/fix rules and of the limit.
     change_time, fix_time, title
         As in :func:`slow_answers_chart`.
     max_points
@@ -1244,7 +1248,9 @@ def io_graph_chart(
         notes.append(f"maximum per {width} s bin")
     notes += _marks_note(change_time, fix_time)
     legend = ", ".join(by) or "series"
-    y_scale = alt.Scale(domain=[0, max(peak, limit_pps) * 1.05])
+    # the limit (or the peak) stays 48 px under the top: the change/fix labels (two rows) and the
+    # limit's own label above its rule never meet
+    y_scale = alt.Scale(domain=[0, max(peak, limit_pps) * HEIGHT / (HEIGHT - 48)])
     lines = (
         alt.Chart(_to_altair_data(df))
         .mark_line(strokeWidth=1.5)

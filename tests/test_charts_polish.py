@@ -209,11 +209,13 @@ def every_time_chart(start: dt.datetime, step: dt.timedelta, n: int) -> dict[str
     }
 
 
-def check_ticks(labels: list[tuple[str, float]], parse: str) -> list[dt.datetime]:
-    """Distinct labels, at least 4, placed in time order at a constant pixel-per-second ratio
+def check_ticks(
+    labels: list[tuple[str, float]], parse: str, at_least: int = 4
+) -> list[dt.datetime]:
+    """Distinct labels, at least ``at_least``, placed in time order at a constant pixel-per-second ratio
     (so each label is where its time is), returned as datetimes."""
     texts = [t for t, _ in labels]
-    assert len(texts) >= 4, texts
+    assert len(texts) >= at_least, texts
     assert len(set(texts)) == len(texts), texts
     times = [dt.datetime.strptime(t, parse) for t in texts]
     xs = [x for _, x in labels]
@@ -565,3 +567,29 @@ def test_marker_on_a_chart_with_unknown_data_keeps_its_axis() -> None:
     marked = charts.with_change_marker(chart, T0).to_dict()
     x = marked["layer"][0]["encoding"]["x"]
     assert x["axis"] == {"format": "%d %H"} and x["scale"] == {"type": "utc"}
+
+
+def test_io_graph_limit_label_clear_of_the_time_labels() -> None:
+    # change 4 s into a 100 s capture: its label starts where the limit's label is
+    f = _frames(T0, dt.timedelta(seconds=1), 101)
+    chart = charts.io_graph_chart(
+        f["pps"], change_time=T0 + dt.timedelta(seconds=4), fix_time=T0 + dt.timedelta(seconds=9)
+    )
+    root = render(chart)
+    boxes = text_boxes(root, {"limit 1024 pps", "change", "fix"})
+    assert set(boxes) == {"limit 1024 pps", "change", "fix"} and overlapping(boxes) == []
+    (limit,) = [r for r in marks(root, "rule mark") if "limit" in r.get("aria-label", "")]
+    _, y0, _, y1 = line_span(limit)
+    assert y0 == y1 and y0 > max(boxes["change"][3], boxes["fix"][3])  # the rule passes under them
+
+
+def test_narrow_time_chart_gets_fewer_ticks() -> None:
+    f = _frames(T0, dt.timedelta(seconds=1), 101)
+    wide = axis_labels(render(charts.rate_chart(f["rates"])), "X")
+    narrow_chart = charts.rate_chart(f["rates"]).properties(width=260)
+    narrow = axis_labels(render(charts.with_change_marker(narrow_chart, T0)), "X")
+    assert len(narrow) < len(wide)
+    check_ticks(narrow, "%H:%M:%S", at_least=3)
+    # the labels fit side by side: rendered widths within the spacing of the ticks
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(narrow)]
+    assert min(gaps) > max(rendered_width(t) for t, _ in narrow)
