@@ -245,7 +245,10 @@ def _forwarded_rows(dns: pl.DataFrame, tcp: pl.DataFrame | None, window_s: float
             _resp=pl.col("ts_response"),
             _key=pl.col("qname").str.to_lowercase(),
         )
-        .sort([*g, "_ask", "server_ip", "client_ip"])
+        # sorting on one hash of the group is much cheaper than on its strings; ``same`` below
+        # compares the columns themselves, so a hash collision cannot merge two groups
+        .with_columns(_h=pl.struct(g).hash())
+        .sort(["_h", "_ask", "server_ip", "client_ip"])
     )
     # runs of consecutive queries (per name and type, in time) to one server; every query of a run
     # is compared with the last query before the run: the latest one sent to another server. The
