@@ -73,6 +73,7 @@ COMBINED_SCHEMA = pl.Schema(
         "rcode": pl.String(),
         "proto": pl.String(),
         "cached": pl.Boolean(),
+        "answered": pl.Boolean(),
         "duration_s": pl.Float64(),
         "source": pl.String(),
         "line_no": pl.UInt32(),
@@ -90,6 +91,10 @@ COMBINED_SCHEMA = pl.Schema(
   whose reply lines do not say).
 - ``cached`` (Boolean): answered from the cache (unbound only; null for CoreDNS, whose log does not
   say).
+- ``answered`` (Boolean): a response was written to the client. CoreDNS: false for lines logged
+  without one (``NOERROR - 0 6.010923182s`` before 1.8.5, ``- - 0 ...`` since: the forward gave up
+  and the client got nothing), from ``resp_size > 0``; null when the line has no size. unbound:
+  true (it logs replies only).
 - ``duration_s`` (Float64, seconds): time the resolver took to answer.
 - ``source`` (String) and ``line_no`` (UInt32): file and 1-based line of the log line.
 """
@@ -193,6 +198,13 @@ def combined_queries(
         for col, dtype in COMBINED_SCHEMA.items():
             if col == "resolver":
                 cols.append(pl.lit(name, dtype=pl.String).alias(col))
+            elif col == "answered" and col not in q.columns:
+                answered = (
+                    (pl.col("resp_size") > 0)
+                    if "resp_size" in q.columns
+                    else pl.lit(name == "unbound")
+                )
+                cols.append(answered.cast(dtype).alias(col))
             elif col in q.columns:
                 cols.append(pl.col(col).cast(dtype).alias(col))
             else:

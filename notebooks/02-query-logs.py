@@ -119,7 +119,9 @@ kit.charts.count_chart(
 # For each dimension, the bar is the group's share of the slow queries and the tick its share of
 # all queries. A bar far longer than its tick (`lift` well above 1) is a pattern; bars matching
 # their ticks mean slowness does not depend on that dimension. `cached` (unbound only) separates
-# cache hits from answers that needed the upstream.
+# cache hits from answers that needed the upstream; `answered` false (CoreDNS only) marks queries
+# logged without a response (`NOERROR - 0 6.01s`, or `- - 0` since CoreDNS 1.8.5): the forward
+# gave up on the upstream and the client got nothing.
 
 # %%
 by_source = kit.logs.slow_by(queries, "source", threshold_s=slow_threshold_s)
@@ -133,7 +135,7 @@ kit.charts.slow_by_chart(by_qtype, "qtype") if queries.height else by_qtype
 kit.logs.slow_by(queries, "rcode", threshold_s=slow_threshold_s)
 
 # %%
-kit.logs.slow_by(queries, ["resolver", "proto", "cached"], threshold_s=slow_threshold_s)
+kit.logs.slow_by(queries, ["resolver", "proto", "cached", "answered"], threshold_s=slow_threshold_s)
 
 # %%
 kit.logs.slow_by(queries, "client_ip", threshold_s=slow_threshold_s)
@@ -182,6 +184,7 @@ kit.coredns.slow_queries(queries, slow_threshold_s).select(
     "qtype",
     "rcode",
     "cached",
+    "answered",
     "duration_s",
     "source",
     "line_no",

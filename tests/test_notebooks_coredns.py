@@ -313,6 +313,16 @@ def test_02_queries_per_file_and_slowest_query(excerpts: Run) -> None:
     slowest = nb.frame("kit.coredns.slow_queries(")
     assert float(slowest[0]["duration_s"]) == pytest.approx(max(durations)[0], abs=1e-6)
     assert slowest[0]["qname"] == max(durations)[1] == "9gag.com"
+    # logged without a response ("NOERROR - 0 6.010923182s"): not answered
+    unanswered = {
+        m.group("qname").rstrip(".")
+        for _, line, _ in _log_lines(excerpts.folder)
+        if (m := QUERY_LINE.search(line)) and re.search(r'" \S+ - 0 [0-9.]+s', line)
+    }
+    assert unanswered == {"9gag.com", "us.data.logs.insight.rapid7.com"}
+    assert {r["qname"]: r["answered"] for r in slowest} == {
+        r["qname"]: str(r["qname"] not in unanswered).lower() for r in slowest
+    }
     # the slow ones (>= 1 s, the default threshold), slowest first
     assert [float(r["duration_s"]) for r in slowest] == pytest.approx(
         sorted((d for d, _ in durations if d >= 1.0), reverse=True), abs=1e-6
