@@ -296,6 +296,39 @@ def _fit_time_axis(chart: Any, *times: dt.datetime | None, width: int | None = N
     return chart
 
 
+#: Pixels kept free at the top of a time chart for the change/fix labels (two rows) and the
+#: label of a horizontal rule drawn at the highest value (bucket ceiling, packet limit).
+_TOP_ROOM_PX = 48
+
+
+def _headroom_scale(
+    values: pl.Series, extra: float | None, *, log_scale: bool, height: int = HEIGHT
+) -> alt.Scale:
+    """A y scale whose highest value (data or ``extra``, e.g. the ceiling) sits ``_TOP_ROOM_PX``
+    under the top of the plot.
+
+    Linear: domain ``[0, top]`` with ``top = max * height / (height - room)``. Log: the bottom is
+    the decade under the smallest positive value (as Vega's ``nice`` would give) and ``top``
+    solves ``height * log(top / max) / log(top / bottom) = room``. Without positive values it is
+    Vega's default scale.
+    """
+    pos = values.filter(values.is_finite() & (values > 0))
+    candidates = [float(cast(float, pos.min())), float(cast(float, pos.max()))] if pos.len() else []
+    if extra is not None and extra > 0:
+        candidates.append(float(extra))
+    hi = max(candidates, default=0.0)
+    if hi <= 0:
+        return alt.Scale(type="log") if log_scale else alt.Scale(zero=True)
+    a = _TOP_ROOM_PX / height
+    if not log_scale:
+        return alt.Scale(zero=True, domain=[0, hi / (1 - a)], nice=False)
+    bottom = 10.0 ** math.floor(math.log10(min(candidates)))
+    if bottom >= hi:
+        bottom = hi / 10
+    top = 10.0 ** ((math.log10(hi) - a * math.log10(bottom)) / (1 - a))
+    return alt.Scale(type="log", domain=[bottom, top], nice=False)
+
+
 def latency_quantiles_chart(
     quantiles: pl.DataFrame,
     *,
@@ -366,7 +399,8 @@ def latency_quantiles_chart(
     pinned = df.filter(pl.col("at_ceiling"))
     if pinned.height:
         ceiling = float(pinned[_VALUE].max())  # type: ignore[arg-type]
-    y_scale = alt.Scale(type="log") if log_scale else alt.Scale(zero=True)
+    drawn_ceiling = ceiling if ceiling is not None and math.isfinite(ceiling) else None
+    y_scale = _headroom_scale(df[_VALUE], drawn_ceiling, log_scale=log_scale)
     data = _to_altair_data(df)
     if log_scale:
         data = data.with_columns(pl.when(pl.col(_VALUE) > 0).then(pl.col(_VALUE)).alias(_VALUE))
@@ -1248,9 +1282,9 @@ def io_graph_chart(
         notes.append(f"maximum per {width} s bin")
     notes += _marks_note(change_time, fix_time)
     legend = ", ".join(by) or "series"
-    # the limit (or the peak) stays 48 px under the top: the change/fix labels (two rows) and the
-    # limit's own label above its rule never meet
-    y_scale = alt.Scale(domain=[0, max(peak, limit_pps) * HEIGHT / (HEIGHT - 48)])
+    # the limit (or the peak) stays _TOP_ROOM_PX under the top: the change/fix labels (two rows)
+    # and the limit's own label above its rule never meet
+    y_scale = alt.Scale(domain=[0, max(peak, limit_pps) * HEIGHT / (HEIGHT - _TOP_ROOM_PX)])
     lines = (
         alt.Chart(_to_altair_data(df))
         .mark_line(strokeWidth=1.5)

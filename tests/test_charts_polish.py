@@ -593,3 +593,31 @@ def test_narrow_time_chart_gets_fewer_ticks() -> None:
     # the labels fit side by side: rendered widths within the spacing of the ticks
     gaps = [b - a for (_, a), (_, b) in itertools.pairwise(narrow)]
     assert min(gaps) > max(rendered_width(t) for t, _ in narrow)
+
+
+def test_latency_chart_ceiling_labels_clear_of_the_time_labels() -> None:
+    # CoreDNS history where one instance's p99 sits at the 8.192 s ceiling from minute 40 on
+    from prom_server import T0 as P0
+    from prom_server import history, utc
+
+    from kit.promql import quantile_series
+
+    q = quantile_series(history()[1], by=("instance",), step="30s", compat="2")
+    texts = {
+        "change",
+        "fix",
+        "bucket ceiling 8.192 s: a quantile here means at least this slow",
+        "p99 = 8.192 s (ceiling of the last finite bucket)",
+    }
+    for change_min, fix_min in ((40, 50), (1, 3)):  # the second: marks over the ceiling label
+        chart = charts.with_change_marker(
+            charts.latency_quantiles_chart(q), utc(P0 + change_min * 60), utc(P0 + fix_min * 60)
+        )
+        boxes = text_boxes(render(chart), texts)
+        assert set(boxes) == texts and overlapping(boxes) == [], change_min
+    # the y domain leaves 48 px over the ceiling on the log axis: by hand, bottom 0.001 (the
+    # smallest positive quantile is 0.0017), a = 48/260, top = 10^((log10 8.192 - a * -3) / (1 - a))
+    y = charts.latency_quantiles_chart(q).to_dict()["layer"][0]["encoding"]["y"]["scale"]
+    a = 48 / 260
+    want_top = 10 ** ((math.log10(8.192) + 3 * a) / (1 - a))
+    assert y["type"] == "log" and y["domain"] == [pytest.approx(0.001), pytest.approx(want_top)]
