@@ -105,9 +105,9 @@ def _ips(ips: str | Sequence[str] | None) -> list[str] | None:
 
 #: Seconds within which a forwarded query follows the query it forwards (see :func:`forwarding_evidence`).
 FORWARD_WINDOW_S = 0.5
-#: Forwarded queries a server needs to count as an upstream from capture evidence alone.
+#: Forwarded queries plus forwarding attempts a server needs to be an upstream from a capture.
 MIN_FORWARDED = 3
-#: Share of a server's queries that must be forwarded ones for it to count as an upstream.
+#: Share of a server's queries and failed connections that must be forwarded ones or attempts.
 MIN_FORWARDED_SHARE = 0.1
 
 #: :func:`forwarding_evidence` output.
@@ -573,8 +573,8 @@ def server_roles(
     Roles: ``"cache"``, ``"upstream"`` or ``"other"``. The upstreams are exactly :func:`infer_upstream_ips` with the same arguments, in its order
     (an upstream from the settings or given that the capture never saw gets a row of zeros). The
     cache is ``cache_ips`` when given, else the server asked by the most distinct clients among the
-    servers that are not upstreams (ties: most queries, then the lower address): the address the
-    pods ask, useful context even though the upstream rule does not need it.
+    servers that are not upstreams and were asked at least one query (ties: most queries, then the
+    lower address): the address the pods ask, useful context the upstream rule does not need.
 
     Parameters
     ----------
@@ -632,7 +632,7 @@ def server_roles(
     caches = _given(cache_ips)
     cache_basis = "given"
     if not caches:
-        cand = per.filter(~pl.col("server_ip").is_in(ups)).sort(
+        cand = per.filter(~pl.col("server_ip").is_in(ups) & (pl.col("clients") > 0)).sort(
             ["clients", "queries", "server_ip"], descending=[True, True, False]
         )
         caches = cand["server_ip"].head(1).to_list()

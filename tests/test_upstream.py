@@ -165,6 +165,14 @@ def test_no_dns_gives_no_guess(cap: Capture) -> None:
     assert up.forwarding_evidence(empty).is_empty()
     assert up.infer_cache_ips(empty) == [] and up.infer_upstream_ips(empty) == []
     assert up.infer_upstream_ips(None) == [] and kf.infer_upstreams(None) == []
+    # failed connections with no query at all to follow: no attempt, no upstream, and a server
+    # nobody asked a query is no cache either
+    roles = up.server_roles(empty, tcp=cap.tcp)
+    assert set(roles["role"]) == {"other"} and roles["attempts"].sum() == 0
+    assert (
+        roles["server_ip"].to_list()
+        == cap.tcp.filter(~pl.col("established"))["server_ip"].unique().to_list()
+    )
 
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
