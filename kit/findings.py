@@ -9,7 +9,8 @@ it can be run and tested on its own; ``None`` means "this cause is not visible i
 The checks (``id``: what fires it):
 
 - ``forced-tcp``: a forward upstream whose transport is forced to TCP (CoreDNS ``force_tcp``,
-  unbound ``tcp-upstream``/``forward-tcp-upstream``).
+  unbound ``tcp-upstream``/``forward-tcp-upstream``); critical when the capture's SYN
+  retransmissions or the CoreDNS log's TCP errors towards it show the damage.
 - ``syn-retransmissions``: SYNs towards a port-53 upstream sent again (the kernel's SYN backoff:
   1 s, then 2 s, 4 s...), with the slow client answers they explain.
 - ``latency-timer-modes``: slow latencies pile up at the value of a known timer (SYN backoff
@@ -233,7 +234,13 @@ def infer_upstreams(capture: Any, forward: pl.DataFrame | None = None) -> list[s
 # the core checks
 
 
-def check_forced_tcp(forward: pl.DataFrame | None, *, corroborated: bool = False) -> Finding | None:
+def check_forced_tcp(
+    forward: pl.DataFrame | None,
+    *,
+    corroborated: bool = False,
+    coredns: Any = None,
+    min_tcp_errors: int = 10,
+) -> Finding | None:
     """Fires when a forward upstream is forced to TCP (``force_tcp`` / ``tcp-upstream``).
 
     Parameters
@@ -244,12 +251,19 @@ def check_forced_tcp(forward: pl.DataFrame | None, *, corroborated: bool = False
     corroborated
         The capture shows the damage (SYN retransmissions): severity ``critical`` instead of
         ``warning``.
+    coredns
+        A :class:`kit.coredns.CoreDNSLog`: its ``errors`` lines over ``tcp`` towards a forced
+        upstream's address (``server_ip``) show the damage without a capture; at least
+        ``min_tcp_errors`` of them make the finding ``critical`` too.
+    min_tcp_errors
+        Logged TCP errors towards the forced upstreams that count as corroboration.
 
     Returns
     -------
     Finding | None
         Evidence: ``settings`` (the forced rows: resolver, zone, upstream, transport, source,
-        line_no), ``upstreams`` (count).
+        line_no), ``upstreams`` (count); with ``coredns``, ``tcp_errors_logged`` (errors lines
+        over tcp towards a forced upstream's address).
     """
     if forward is None or forward.is_empty():
         return None
@@ -260,18 +274,32 @@ def check_forced_tcp(forward: pl.DataFrame | None, *, corroborated: bool = False
     where = sorted({f"{s}:{n}" for s, n in zip(rows["source"], rows["line_no"], strict=True)})
     ups = sorted(set(rows["upstream"].drop_nulls().to_list()))
     files = sorted(set(rows["source"].drop_nulls().to_list()))
+    evidence: dict[str, Any] = {"upstreams": len(ups), "settings": rows}
+    logged = ""
+    tcp_errors = 0
+    if coredns is not None:
+        hosts = sorted({h for h in (_host(u) for u in ups) if h})
+        tcp_errors = coredns.errors.filter(
+            (pl.col("transport") == "tcp") & pl.col("server_ip").is_in(hosts)
+        ).height
+        evidence["tcp_errors_logged"] = tcp_errors
+        if tcp_errors:
+            logged = (
+                f" The CoreDNS log shows {tcp_errors} failed TCP exchange(s) with "
+                f"{', '.join(hosts)} (errors plugin: dial/read tcp ... i/o timeout)."
+            )
     return Finding(
         id="forced-tcp",
         title=f"Upstream forced to TCP in the resolver config ({', '.join(ups)})",
-        severity="critical" if corroborated else "warning",
+        severity="critical" if corroborated or tcp_errors >= min_tcp_errors else "warning",
         explanation=(
             f"The cache forwards cache misses to {', '.join(ups)} over TCP only ({', '.join(where)}). "
             "Every miss then needs a TCP connection; resolvers such as the AWS VPC resolver limit "
             "TCP, and a dropped SYN is only retried after 1 s, 2 s, 4 s..., so clients wait "
             "seconds. Forward over UDP instead (CoreDNS: remove force_tcp, or use prefer_udp; "
-            "unbound: tcp-upstream: no)."
+            "unbound: tcp-upstream: no)." + logged
         ),
-        evidence={"upstreams": len(ups), "settings": rows},
+        evidence=evidence,
         confirm="grep -nE 'force_tcp|tcp-upstream|forward-tcp-upstream' "
         + " ".join(_quote(f) for f in files),
     )
@@ -1410,7 +1438,7 @@ def run(
         slow_threshold_s=slow_threshold_s,
         change_time=timeline.change_time if timeline is not None else None,
     )
-    found.append(check_forced_tcp(forward, corroborated=syn is not None))
+    found.append(check_forced_tcp(forward, corroborated=syn is not None, coredns=coredns))
     found.append(syn)
     found.append(check_latency_modes(capture=capture, coredns=coredns, unbound=unbound))
     found.append(check_bucket_ceiling(metrics))

@@ -408,7 +408,9 @@ def test_06_forced_tcp_from_the_corefile_and_why_no_burst(excerpts: Run) -> None
     # three force_tcp blocks in the addon's Corefile (counted in the file: 3 "force_tcp")
     corefile = (excerpts.folder / "config" / "Corefile").read_text()
     assert corefile.count("force_tcp") == 3
-    assert shown["forced-tcp"]["severity"] == "warning"  # no capture corroborates it
+    # no capture, and no logged TCP error towards a placeholder address: not corroborated
+    assert shown["forced-tcp"]["severity"] == "warning"
+    assert "tcp_errors_logged=0" in shown["forced-tcp"]["evidence"]
     assert "__PILLAR__CLUSTER__DNS__" in shown["forced-tcp"]["title"]
     assert "upstream-error-bursts" not in shown
     # why not: the busiest minute has fewer than 10 timed errors. By hand from the files: the
@@ -561,6 +563,9 @@ def test_burst_06_error_burst_and_forced_tcp_findings(burst: Run) -> None:
         shown["forced-tcp"]["title"]
         == f"Upstream forced to TCP in the resolver config ({UPSTREAM}:53)"
     )
+    # no capture, but the log shows the damage: every error is over tcp towards the forced upstream
+    assert shown["forced-tcp"]["severity"] == "critical"
+    assert f"tcp_errors_logged={sum(BURST_PER_MINUTE)}" in shown["forced-tcp"]["evidence"]
     status = nb.frame("kit.logs.burst_status(")
     assert int(status[0]["peak_per_bin"]) == max(BURST_PER_MINUTE)
     assert status[0]["verdict"].startswith("fired (critical)")
@@ -691,6 +696,31 @@ def test_bin_label() -> None:
         "3 d",
         "1 d",
     ]
+
+
+def test_forced_tcp_corroborated_by_logged_tcp_errors(data_dir: Path) -> None:
+    import kit
+    import kit.findings as kf
+
+    d = data_dir / "findings"
+    forward = kit.read_corefile(d / "Corefile.force_tcp").forward_settings()
+    log = kit.read_coredns_log(d / "errors_burst.log")
+    text = (d / "errors_burst.log").read_text()
+    # 12 "dial tcp 169.254.169.253:53" lines; the 2 others are over udp
+    tcp = len(
+        re.findall(r"\[ERROR\] .* (?:dial|read|write) tcp (?:\S+->)?169\.254\.169\.253:", text)
+    )
+    assert tcp == 12
+    f = kf.check_forced_tcp(forward, coredns=log)
+    assert f is not None and f.severity == "critical"
+    assert f.evidence["tcp_errors_logged"] == tcp
+    assert f"{tcp} failed TCP exchange(s) with 10.96.0.10, 169.254.169.253" in f.explanation
+    # below the threshold: still the config alone, a warning
+    weak = kf.check_forced_tcp(forward, coredns=log, min_tcp_errors=tcp + 1)
+    assert weak is not None and weak.severity == "warning"
+    # without a log the evidence has no such count
+    plain = kf.check_forced_tcp(forward)
+    assert plain is not None and "tcp_errors_logged" not in plain.evidence
 
 
 def test_span_every_widens_over_long_spans() -> None:

@@ -380,6 +380,34 @@ def test_a_failed_connection_counts_only_after_another_senders_query() -> None:
     assert up.forwarding_evidence(dns, carried)["attempts"].sum() == 0
 
 
+def test_a_real_cache_forwarding_to_two_upstreams(data_dir: Path, tshark: str) -> None:
+    # tests/data/upstream/make_two_upstreams.sh: real unbound (127.0.0.10) forwarding to two real
+    # NSD servers (its forward-addr lines: 127.0.0.2, 127.0.0.3), 40 dig queries from two clients
+    # (30 names, then 10 of them again: hits), one at a time
+    folder = data_dir / "upstream"
+    path = folder / "two-upstreams.pcap"
+    conf = kit.read_unbound_conf(folder / "two-upstreams-unbound.conf")
+    configured = up.infer_upstream_ips(None, forward=conf)
+    assert configured == ["127.0.0.2", "127.0.0.3"]
+    rows = tshark_rows(tshark, path, ["ip.src", "ip.dst"], "dns.flags.response == 0")
+    sent = Counter(dst for src, dst in rows if src == "127.0.0.10")
+    assert set(sent) == set(configured) and sum(sent.values()) == 30  # one per distinct name
+    most_first = sorted(sent, key=lambda ip: (-sent[ip], ip))
+    cap = kit.read_capture(path, cache=False, progress=False)
+    assert up.infer_upstream_ips(cap.dns, tcp=cap.tcp) == most_first
+    assert kf.infer_upstreams(cap) == most_first
+    # each of them follows a client's query for that name by milliseconds: all forwarded
+    ev = up.forwarding_evidence(cap.dns, cap.tcp).filter(pl.col("upstream"))
+    assert dict(ev.select("server_ip", "forwarded").iter_rows()) == dict(sent)
+    assert up.infer_cache_ips(cap.dns) == ["127.0.0.10"]
+    # with the settings: their order, and both confirmed by the capture
+    roles = up.server_roles(cap.dns, forward=conf, tcp=cap.tcp)
+    assert roles.filter(pl.col("role") == "upstream").select("server_ip", "basis").rows() == [
+        ("127.0.0.2", "forward settings, capture"),
+        ("127.0.0.3", "forward settings, capture"),
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # client side, against tshark
 
