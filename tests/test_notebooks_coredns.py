@@ -576,7 +576,7 @@ def test_burst_06_error_burst_and_forced_tcp_findings(burst: Run) -> None:
     assert "upstream-error-bursts" in top and "forced-tcp" in top
 
 
-def test_notebook_sources_mention_no_sample_path_for_coredns() -> None:
+def test_coredns_input_is_optional_and_defaults_to_none() -> None:
     # the CoreDNS inputs are optional and default to None: the report fills them from artefacts
     for name in ("02-query-logs.py", "03-error-logs.py", "06-findings.py"):
         params = report.notebook_parameters(report.read_notebook(NOTEBOOKS / name))
