@@ -1624,16 +1624,21 @@ def symptom_series(
 def symptom_chart(series: pl.DataFrame, timeline: Timeline | None = None) -> Any:
     """Chart of :func:`symptom_series`, the change marked when the timeline has one.
 
-    Uses ``kit.charts.before_after_chart`` (a rule at the change, mean before and after) when
-    ``timeline.change_time`` is known, else ``kit.charts.rate_chart``. Titles carry the unit
-    (events per second). Returns an Altair chart.
+    Uses ``kit.charts.before_after_chart`` (a rule at the change, and at the fix when the
+    timeline has one; the mean of each period) when ``timeline.change_time`` is known, else
+    ``kit.charts.rate_chart``. Titles carry the unit (events per second). Returns an Altair chart.
     """
     from kit import charts
 
     title = "Symptoms over time (events per second)"
     if timeline is not None and timeline.change_time is not None:
         return charts.before_after_chart(
-            series, timeline.change_time, by=("series",), title=title, y_title="events/s"
+            series,
+            timeline.change_time,
+            by=("series",),
+            title=title,
+            y_title="events/s",
+            fix_time=timeline.fix_time,
         )
     return charts.rate_chart(series, by=("series",), title=title, y_title="events/s")
 
@@ -1667,7 +1672,7 @@ class Inputs:
 
         Columns ``input`` (String), ``rows`` (Int64, null when not given), ``notes`` (String).
         """
-        keys = ["capture", "coredns", "unbound", "metrics", "forward"]
+        keys = ["capture", "coredns", "coredns", "unbound", "metrics", "forward"]
         rows = [
             (
                 "capture (DNS transactions)",
@@ -1676,6 +1681,10 @@ class Inputs:
             (
                 "CoreDNS log (queries)",
                 None if self.coredns is None else self.coredns.queries.height,
+            ),
+            (
+                "CoreDNS log (errors)",
+                None if self.coredns is None else self.coredns.errors.height,
             ),
             (
                 "unbound log (replies)",

@@ -135,6 +135,7 @@ kit.charts.before_after_chart(
     by=node_cols,
     title="p99 latency before and after the change",
     y_title="p99 (s)",
+    fix_time=tl.fix_time,
 ) if tl.change_time is not None and p99.height else "No change time given: no before/after chart."
 
 # %% [markdown]

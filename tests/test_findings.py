@@ -673,6 +673,8 @@ def test_symptom_series_sample(sample: SimpleNamespace, tshark: str) -> None:
     chart = kf.symptom_chart(s, sample.tl)
     spec = chart.to_dict()
     assert "events per second" in str(spec) and "change" in str(spec)
+    # the sample has a fix: its own rule, and a period after it (the symptoms stop there)
+    assert sample.tl.fix_time is not None and "fix" in str(spec) and "after fix" in str(spec)
     # the control node has neither symptom
     assert kf.symptom_series(
         capture=node(sample.cap, "node2", sample), upstreams=[UPSTREAM]
@@ -786,3 +788,14 @@ def test_upstreams_given_as_one_string_or_host_port(sample: SimpleNamespace) -> 
         assert b.evidence["syn_retransmits"] == a.evidence["syn_retransmits"]
     # an address that is not in the capture: nothing to see
     assert kf.check_syn_retransmissions(cap, upstreams="192.0.2.1") is None
+
+
+def test_given_counts_coredns_queries_and_errors(data_dir: Path) -> None:
+    path = data_dir / "findings" / "errors_burst.log"
+    inp = kf.load_inputs(coredns_log=str(path))
+    given = dict(inp.given().select("input", "rows").iter_rows())
+    # every "[ERROR] plugin/errors:" line of the file is one error row (no consolidate summaries)
+    n_errors = sum("[ERROR] plugin/errors:" in line for line in path.read_text().splitlines())
+    assert n_errors > 0 and given["CoreDNS log (errors)"] == n_errors
+    assert given["CoreDNS log (queries)"] == inp.coredns.queries.height
+    assert given["capture (DNS transactions)"] is None
