@@ -64,6 +64,11 @@ _VALUE = "value"
 _SERIES = "series"
 
 
+_LEGEND = alt.Legend(labelLimit=400)
+"""Series legends: labels such as ``upstream=10.0.0.10:53, transport=tcp`` are the evidence, so
+they get 400 px instead of Vega-Lite's default 160 px before an ellipsis."""
+
+
 def use_report_renderer() -> None:
     """Render charts as static SVG through vl-convert, so reports open offline (no JS, no CDN).
 
@@ -407,7 +412,7 @@ def latency_quantiles_chart(
     base = alt.Chart(data).encode(
         x=alt.X(f"{_TS}:T", title="time (UTC)"),
         y=alt.Y(f"{_VALUE}:Q", title="latency (s)", scale=y_scale),
-        color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series"),
+        color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series", legend=_LEGEND),
     )
     tooltip = [
         alt.Tooltip(f"{_SERIES}:N", title=", ".join(by) or "series"),
@@ -426,7 +431,7 @@ def latency_quantiles_chart(
             .encode(
                 x=f"{_TS}:T",
                 y=alt.Y(f"{_VALUE}:Q", scale=y_scale),
-                color=alt.Color(f"{_SERIES}:N"),
+                color=alt.Color(f"{_SERIES}:N", legend=_LEGEND),
                 tooltip=tooltip,
             )
         )
@@ -450,7 +455,7 @@ def latency_quantiles_chart(
                 x=f"{_TS}:T",
                 y=alt.Y(f"{_VALUE}:Q", scale=y_scale),
                 text="note:N",
-                color=alt.Color(f"{_SERIES}:N"),
+                color=alt.Color(f"{_SERIES}:N", legend=_LEGEND),
             )
         )
     if ceiling is not None and math.isfinite(ceiling):
@@ -522,7 +527,7 @@ def rate_chart(
     chart = mark.encode(
         x=alt.X(f"{_TS}:T", title="time (UTC)"),
         y=alt.Y(f"{_VALUE}:Q", title=y_title, stack="zero" if stacked else None),
-        color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series"),
+        color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series", legend=_LEGEND),
         tooltip=[
             alt.Tooltip(f"{_SERIES}:N", title=", ".join(by) or "series"),
             alt.Tooltip(f"{_TS}:T", title="time (UTC)", format="%Y-%m-%d %H:%M:%S"),
@@ -656,7 +661,7 @@ def before_after_chart(
         scale_note = "y: linear scale"
     notes.append(f"thick segments: mean per period ({', '.join(names)}); {scale_note}")
     notes += _marks_note(change_utc, fix_utc)
-    color = alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series")
+    color = alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series", legend=_LEGEND)
     lines = (
         alt.Chart(_to_altair_data(df))
         .mark_line(strokeWidth=1.2, opacity=0.7)
@@ -696,9 +701,6 @@ def before_after_chart(
 # Charts of the frames of kit.upstream and kit.capture: log-binned latency histograms (with the SYN
 # retransmission ladder), slow answers and SYN retransmissions over time, the I/O graph against a
 # packet limit. Time charts mark the change (and fix) time; histograms split by phase instead.
-
-
-_LEGEND = alt.Legend(labelLimit=400)
 
 
 def _as_utc(t: dt.datetime | None) -> dt.datetime | None:
@@ -1421,7 +1423,7 @@ def count_chart(
             x=alt.X(f"{_TS}:T", title="time (UTC)"),
             x2="ts_end:T",
             y=alt.Y(f"{_VALUE}:Q", title=y_title, stack="zero"),
-            color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series"),
+            color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series", legend=_LEGEND),
             tooltip=[
                 alt.Tooltip(f"{_SERIES}:N", title=", ".join(by) or "series"),
                 alt.Tooltip(f"{_TS}:T", title="bin start (UTC)", format="%Y-%m-%d %H:%M:%S"),
@@ -1554,7 +1556,7 @@ def duration_histogram_chart(
             x2="upper_s:Q",
             y=alt.Y("count:Q", title="queries (symlog scale)", scale=y_scale, axis=y_axis),
             y2=alt.datum(0),
-            color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series"),
+            color=alt.Color(f"{_SERIES}:N", title=", ".join(by) or "series", legend=_LEGEND),
             tooltip=[
                 alt.Tooltip(f"{_SERIES}:N", title=", ".join(by) or "series"),
                 alt.Tooltip("lower_s:Q", title="from (s)", format=".4~g"),

@@ -621,3 +621,28 @@ def test_latency_chart_ceiling_labels_clear_of_the_time_labels() -> None:
     a = 48 / 260
     want_top = 10 ** ((math.log10(8.192) + 3 * a) / (1 - a))
     assert y["type"] == "log" and y["domain"] == [pytest.approx(0.001), pytest.approx(want_top)]
+
+
+def _legend_texts(root: ET.Element) -> list[str]:
+    out = []
+    for g in root.iter(f"{SVG}g"):
+        if "role-legend-label" in (g.get("class") or ""):
+            out += ["".join(t.itertext()) for t in g.iter(f"{SVG}text")]
+    return out
+
+
+def test_multi_column_series_names_are_not_cut_in_legends() -> None:
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    long_up = "fd00:1234:5678:9abc:def0:1234:5678:9abc"
+    rows = {
+        "ts": [t0 + dt.timedelta(seconds=i) for i in range(4)] * 2,
+        "upstream": [f"[{long_up}]:53"] * 4 + ["169.254.169.253:53"] * 4,
+        "transport": ["tcp"] * 8,
+        "value": [1.0, 2.0, 3.0, 4.0] * 2,
+    }
+    chart = charts.rate_chart(pl.DataFrame(rows), by=("upstream", "transport"), y_title="errors/s")
+    labels = _legend_texts(render(chart))
+    # "upstream=[fd00:...]:53, transport=tcp" is ~50 characters: past Vega-Lite's default 160 px
+    want = {f"upstream=[{long_up}]:53, transport=tcp", "upstream=169.254.169.253:53, transport=tcp"}
+    assert want <= set(labels), labels
+    assert not any(lab.endswith("…") for lab in labels)
