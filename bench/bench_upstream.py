@@ -130,13 +130,18 @@ def main() -> int:
     cap = replicate(sample, args.scale)
     t_load = t_cache * args.scale  # the Parquet cache read, scaled to the same rows
     t_group = timed(lambda: cap.dns.group_by("capture").len(), args.reps)
-    caches = up.infer_cache_ips(cap.dns)
-    ups = up.infer_upstream_ips(cap.dns, cache_ips=caches)
+    caches = up.infer_cache_ips(cap.dns, tcp=cap.tcp)
+    ups = up.infer_upstream_ips(cap.dns, tcp=cap.tcp, cache_ips=caches)
     client = up.client_queries(cap.dns, caches)
     modes = up.latency_modes_by(client, by=["capture"])
     cases: list[tuple[str, Callable[[], object]]] = [
-        ("server_roles", lambda: up.server_roles(cap.dns)),
-        ("infer_upstream_ips", lambda: up.infer_upstream_ips(cap.dns, cache_ips=caches)),
+        # as the notebooks call them: with the TCP connections (first-SYN timing, failed ones)
+        ("server_roles", lambda: up.server_roles(cap.dns, tcp=cap.tcp)),
+        (
+            "infer_upstream_ips",
+            lambda: up.infer_upstream_ips(cap.dns, tcp=cap.tcp, cache_ips=caches),
+        ),
+        ("infer_upstream_ips (dns only)", lambda: up.infer_upstream_ips(cap.dns, cache_ips=caches)),
         ("outcomes", lambda: up.outcomes(client)),
         ("log_histogram", lambda: up.log_histogram(client, by=["capture"])),
         ("slow_over_time", lambda: up.slow_over_time(client)),

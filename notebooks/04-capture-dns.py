@@ -66,13 +66,15 @@ cap.meta.select(
 # %% [markdown]
 # ## Who is the cache?
 #
-# The cache is the server asked by the most distinct clients; an upstream is a server that
-# receives names the cache was asked (its forwarded misses). Override with `cache_ip` when the
-# guess is wrong (e.g. a capture on the upstream side only).
+# An upstream is a server that receives **forwarded** queries: the same name and type asked by
+# another sender shortly after a query to another server, before that one answered (the rule of
+# `kit.upstream.infer_upstream_ips`, the same in `05-upstream-tcp` and `06-findings`). The cache is
+# the server asked by the most distinct clients among the others. Override with `cache_ip` when the
+# guess is wrong (e.g. a capture on the upstream side only); `basis` says where each role comes from.
 
 # %%
-roles = kit.upstream.server_roles(cap.dns)
-caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip)
+roles = kit.upstream.server_roles(cap.dns, tcp=cap.tcp, cache_ips=cache_ip)
+caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip, tcp=cap.tcp)
 client = kit.timeline.with_phase(kit.upstream.client_queries(cap.dns, caches), tl)
 roles
 
