@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,20 +32,12 @@ sys.path.insert(0, str(REPO))
 import altair as alt  # noqa: E402
 import polars as pl  # noqa: E402
 import vl_convert as vlc  # noqa: E402
+from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script runs)
 
 from kit import charts, logs  # noqa: E402
 from kit import upstream as up  # noqa: E402
 
 T0 = dt.datetime(2026, 11, 26, 6, 8, 45, tzinfo=dt.UTC)
-
-
-def timed(fn: Callable[[], object], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def series(n: int, step_s: float, names: int = 2) -> pl.DataFrame:

@@ -16,19 +16,17 @@ Usage: ``.venv/bin/python bench/bench_findings.py [N ...]`` (default: 1 10 50).
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 import warnings
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script runs)
 
 import kit  # noqa: E402
 import kit.findings as kf  # noqa: E402
@@ -36,15 +34,6 @@ from kit.capture import Capture  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample"
 BUDGET_S = 60.0
-
-
-def median_time(fn: Callable[[], Any], reps: int = 3) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def scale(cap: Capture, n: int) -> Capture:
@@ -74,7 +63,7 @@ def main(sizes: list[int]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kit.read_capture(SAMPLE / "captures", progress=False)  # fill the cache
-        load_s = median_time(lambda: kit.read_capture(SAMPLE / "captures", progress=False))
+        load_s = timed(lambda: kit.read_capture(SAMPLE / "captures", progress=False))
         cap = kit.read_capture(SAMPLE / "captures", progress=False)
         unb = kit.read_unbound_log(sorted((SAMPLE / "logs").glob("unbound-node*.log")))
         metrics = kit.read_metrics(
@@ -90,7 +79,7 @@ def main(sizes: list[int]) -> None:
         def once(big: Capture = big) -> list[kf.Finding]:
             return kf.run(capture=big, unbound=unb, metrics=metrics, forward=fwd)
 
-        s = median_time(once)
+        s = timed(once)
         ids = ",".join(f.id for f in once())
         rows.append((f"run() x{n}", big.dns.height, s, s / (load_s * n), s / BUDGET_S, ids))
     print(

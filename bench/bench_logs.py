@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 import polars as pl  # noqa: E402
 import vl_convert as vlc  # noqa: E402
+from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script runs)
 
 import kit  # noqa: E402
 from kit import analysis, charts, logs, overview, report  # noqa: E402
@@ -39,15 +38,6 @@ from kit.timeline import timeline  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample"
 TARGET_S = 60.0
-
-
-def timed(fn: Callable[[], object], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

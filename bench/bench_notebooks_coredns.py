@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script runs)
 
 import kit  # noqa: E402
 from kit import coredns, findings, logs, report  # noqa: E402
@@ -44,15 +43,6 @@ SHARED_LOGS = REPO.parent / "shared" / "fixtures" / "logs"
 TARGET_S = 60.0
 CHANGE = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 BY = ["upstream", "transport", "op"]
-
-
-def timed(fn: Callable[[], object], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def _stamp(t: dt.datetime) -> str:

@@ -24,10 +24,8 @@ Cases:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import polars as pl  # noqa: E402
+from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script runs)
 
 import kit  # noqa: E402
 from kit import capture as kc  # noqa: E402
@@ -44,16 +43,6 @@ from kit.capture import Capture  # noqa: E402
 
 TARGET_S = 60.0
 SAMPLE = REPO / "data" / "sample"
-
-
-def timed(fn: Callable[[], object], reps: int) -> float:
-    """Median wall time of ``reps`` calls, seconds."""
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def replicate(cap: Capture, scale: int) -> Capture:
