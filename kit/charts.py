@@ -75,7 +75,24 @@ def use_report_renderer() -> None:
     The one place the kit changes Altair's global renderer; call it once, before the first chart.
     """
     alt.renderers.enable("svg")
-    log.debug("altair renderer: svg (vl-convert)")
+    alt.theme.register(REPORT_THEME, enable=True)(_report_theme)
+    log.debug("altair renderer: svg (vl-convert), theme %s", REPORT_THEME)
+
+
+REPORT_THEME = "dnskit-report"
+#: Room (px) right of every static chart: vl-convert sizes the SVG with its own font metrics, and
+#: the viewer's browser draws the text in its font, often wider (Chromium's DejaVu Sans on Debian:
+#: ~14 % wider). Legend labels (``capture=node1, dst_ip=169.254.169.253``) ran ~20 px past the
+#: SVG's edge and were cut; a label at the full 400 px ``labelLimit`` needs ~56 px.
+REPORT_RIGHT_PADDING = 64
+
+
+def _report_theme() -> alt.theme.ThemeConfig:
+    """Altair's default theme plus :data:`REPORT_RIGHT_PADDING` on the right of every chart."""
+    return alt.theme.ThemeConfig(
+        config={"view": {"continuousWidth": 300, "continuousHeight": 300}},
+        padding={"left": 5, "top": 5, "right": REPORT_RIGHT_PADDING, "bottom": 5},
+    )
 
 
 def _series_label(df: pl.DataFrame, by: Sequence[str]) -> pl.Expr:

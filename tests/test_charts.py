@@ -220,16 +220,22 @@ def test_labels_from_data_render_as_text() -> None:
 
 @pytest.fixture
 def restore_renderer() -> Iterator[None]:
-    before = alt.renderers.active
+    before, theme = alt.renderers.active, alt.theme.active
     yield
     alt.renderers.enable(before)
+    alt.theme.enable(theme)
 
 
 def test_use_report_renderer_gives_static_svg(
     restore_renderer: None, quantiles: pl.DataFrame
 ) -> None:
+    assert "padding" not in charts.latency_quantiles_chart(quantiles).to_dict()
     charts.use_report_renderer()
     assert alt.renderers.active == "svg"
+    # room on the right for text the viewer's font draws wider than vl-convert measured it
+    spec = charts.latency_quantiles_chart(quantiles).to_dict()
+    assert spec["padding"]["right"] == charts.REPORT_RIGHT_PADDING
+    assert spec["config"]["view"] == {"continuousWidth": 300, "continuousHeight": 300}
     bundle = charts.latency_quantiles_chart(quantiles)._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert "image/svg+xml" in data and "text/html" not in data

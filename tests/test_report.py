@@ -167,7 +167,10 @@ PROBE = """JSON.stringify({
   charts: [...document.querySelectorAll('[data-mime-type="image/svg+xml"]')].map(d => {
     const svgs = d.querySelectorAll('svg');
     const box = svgs.length ? svgs[0].getBoundingClientRect() : {width: 0, height: 0};
-    return {svgs: svgs.length, width: box.width, height: box.height,
+    const right = Math.max(...[...d.querySelectorAll('svg text')].map(
+      t => t.getBoundingClientRect().right));
+    return {svgs: svgs.length, width: box.width, height: box.height, room: d.clientWidth,
+            overflow: svgs.length ? right - box.right : 0,
             texts: [...d.querySelectorAll('svg text')].map(t => t.textContent)};
   }),
   text: document.body.innerText,
@@ -366,7 +369,12 @@ def test_every_chart_renders_as_svg(hostile_page: Page) -> None:
     assert len(charts) == 2
     for chart in charts:
         assert chart["svgs"] >= 1
-        assert chart["width"] > 100 and chart["height"] > 100
+        # (the 2400 px wide one is shrunk to the page, its height with it)
+        assert chart["width"] > 100 and chart["height"] > 50
+        # the whole chart (legend included) fits its output area: nothing to scroll to
+        assert chart["width"] <= chart["room"] + 1, chart
+        # and no text runs past the SVG's edge, where the browser would cut it off
+        assert chart["overflow"] <= 0.5, chart["overflow"]
     # the bar chart's title and its axis labels are the data: vega drew the real chart
     assert "latency per name (s)" in charts[0]["texts"]
     assert "plain.example" in charts[0]["texts"]

@@ -41,9 +41,13 @@ alt.Chart(names).mark_bar().encode(x="qname:N", y="latency_s:Q").properties(
 )
 
 # %%
-alt.Chart(names).mark_point().encode(x="latency_s:Q", y="qname:N").properties(
-    title=label, width=300, height=150
-)
+# wider than any page: the report must shrink it to fit, not hide its right side; the legend's
+# labels are long (the browser's font may be wider than the one the SVG was sized with)
+alt.Chart(names).mark_point().encode(
+    x="latency_s:Q",
+    y="qname:N",
+    color=alt.Color("qname:N", legend=alt.Legend(labelLimit=400)),
+).properties(title=label, width=2400, height=150)
 
 # %%
 pl.DataFrame({"capture": capture or []}, schema={"capture": pl.String})
