@@ -612,13 +612,6 @@ def _work(
     return lines.height, bad, quick, rest
 
 
-def _work_general(
-    rest: pl.DataFrame, source: str, custom: _CustomFormat | None
-) -> tuple[int, int, dict[str, pl.DataFrame], int]:
-    out, joined = _general_part(rest, source=source, custom=custom)
-    return 0, 0, out, joined
-
-
 # leftover rows (not fast-path queries) gathered before the general path runs on them
 _GENERAL_BATCH_ROWS = 50_000
 
@@ -721,7 +714,7 @@ def _read_one(
     fd = -1 if gz else os.open(path, os.O_RDONLY)
     try:
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-            pending: deque[Future[Any]] = deque()
+            pending: deque[tuple[bool, Future[Any]]] = deque()
 
             leftovers: list[pl.DataFrame] = []
             n_left = 0
@@ -752,15 +745,18 @@ def _read_one(
                     rows = pl.concat(leftovers) if len(leftovers) > 1 else leftovers[0]
                     leftovers.clear()
                     n_left = 0
-                    pending.append(pool.submit(_work_general, rows, source, custom))
+                    fut = pool.submit(_general_part, rows, source=source, custom=custom)
+                    pending.append((True, fut))
 
-            def collect(fut: Future[Any]) -> None:
+            def collect(item: tuple[bool, Future[Any]]) -> None:
                 nonlocal n_left
-                n, bad, quick, rest = fut.result()
-                if isinstance(quick, dict):  # a general-path batch (line numbers are final)
-                    stats["joined_lines"] += rest
-                    take(quick)
+                general, fut = item
+                if general:  # a batch of leftover lines: its line numbers are final
+                    out, joined = fut.result()
+                    stats["joined_lines"] += joined
+                    take(out)
                     return
+                n, bad, quick, rest = fut.result()
                 base = stats["lines"]
                 stats["invalid_utf8"] += bad
                 stats["lines"] += n
@@ -775,7 +771,7 @@ def _read_one(
                         flush()
 
             for block, keep in _blocks(read_at, size, chunk_bytes):
-                pending.append(pool.submit(_work, block, keep, source, custom))
+                pending.append((False, pool.submit(_work, block, keep, source, custom)))
                 while len(pending) >= _WORKERS:
                     collect(pending.popleft())
             while pending:
