@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script runs)
 from prom_server import T0, PromServer, history, utc  # noqa: E402
 
 from kit.promql import evaluate  # noqa: E402
@@ -47,15 +46,6 @@ QUERIES = [
     ("raw rate", "rate(coredns_dns_requests_total[5m])"),
     ("gauge arith", "coredns_cache_entries * 2 / 3"),
 ]
-
-
-def median_time(fn: Callable[[], object], runs: int = 3) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -98,8 +88,8 @@ def main() -> int:
                         return server.query_range(expr, start, end, step)
 
                     points, _ = _compare(expr, kit(), prom())  # type: ignore[arg-type]
-                    k = median_time(kit)
-                    p = median_time(prom)
+                    k = timed(kit)
+                    p = timed(prom)
                 rows.append((name, points, k, p))
         finally:
             server.stop()
