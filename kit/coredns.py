@@ -609,6 +609,11 @@ def _work(
             lines, bad = _lines_frame(block[:keep])
     df = lines.with_row_index("line_no", offset=1)
     quick, rest = _fast_part(df, source=source, custom=custom)
+    if rest.height and quick is not None:
+        # ``filter`` keeps string views into the whole block's text: copy the few lines left so
+        # the block is freed now, not when their batch runs (at 0.1 % leftovers a batch gathers
+        # ~50 M lines, so the views would hold the file's whole text until the end)
+        rest = rest.with_columns(pl.col("line") + "")
     return lines.height, bad, quick, rest
 
 
