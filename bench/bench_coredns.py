@@ -11,12 +11,16 @@ notes/perf-baselines.md. For each file it times, in this process and this run:
 
 - ``wc -l`` (the I/O floor),
 - a plain-Python ``re`` loop building lists, then a polars frame (baseline "l5"),
-- ``read_coredns_log`` (median of ``--reps`` runs),
+- ``read_coredns_log`` (median of ``--reps`` runs), and the same with the native tokenizer
+  switched off (its polars-only path), when the extension was built,
 
 and prints lines/s and ratios. The notes' numbers for the same approaches (ids l1, l5, l6) are
 printed next to them for reference; only the ratios measured here are comparable, because the
 machine is shared. Last, a subprocess reads a ``--big-lines`` file (the 1 M file repeated) and
-reports its peak RSS against the size of the frames it returns.
+reports its peak RSS against the memory the returned frames occupy. That is measured in a
+second subprocess whose allocator (polars' jemalloc) returns freed pages at once
+(``_RJEM_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0``), so its RSS after the load is the
+frames' live memory; polars' ``estimated_size`` leaves out the 16-byte string views.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import kit.coredns as coredns  # noqa: E402
 from kit.coredns import read_coredns_log  # noqa: E402
 
 # notes/perf-baselines.md, same host class, quiet machine, median of 3 (lines/s)
@@ -148,7 +153,7 @@ def wc_l(path: Path) -> int:
 
 
 MEM_SCRIPT = """
-import json, sys, time
+import gc, json, sys, time
 sys.path.insert(0, {root!r})
 import polars as pl
 from kit.coredns import read_coredns_log
@@ -163,6 +168,7 @@ res = read_coredns_log({path!r})
 dt = time.perf_counter() - t
 peak = status("VmHWM")
 size = sum(getattr(res, n).estimated_size() for n in ("queries", "errors", "other", "rejected"))
+gc.collect()
 held = status("VmRSS")
 print(json.dumps(dict(base=base, peak=peak, held=held, frames=size, lines=res.lines_read, seconds=dt)))
 """
@@ -193,11 +199,20 @@ def main(argv: list[str] | None = None) -> int:
             wc_s, wc_c, _, n = timed(lambda p=path: wc_l(p), args.reps)
             re_s, re_c, _, re_n = timed(lambda p=path: python_re_loop(p), 1)
             kit_s, kit_c, kit_t, res = timed(lambda p=path: read_coredns_log(p), args.reps)
+            if coredns.NATIVE:  # the same reader without the native tokenizer, same run
+                saved, coredns._fastlog = coredns._fastlog, None
+                try:
+                    pol_s, pol_c, _, pol = timed(lambda p=path: read_coredns_log(p), args.reps)
+                finally:
+                    coredns._fastlog = saved
+                assert pol.queries.equals(res.queries)  # type: ignore[union-attr]
             loads.append(os.getloadavg()[0])
             assert res.lines_read == n == args.lines, (res, n)  # type: ignore[union-attr]
             assert res.queries.height == re_n, (res, re_n)  # type: ignore[union-attr]
             rows.append((kind, "wc -l", wc_s, wc_c, n))
             rows.append((kind, "Python re loop -> polars", re_s, re_c, n))
+            if coredns.NATIVE:
+                rows.append((kind, "read_coredns_log, polars-only path", pol_s, pol_c, n))
             rows.append((kind, "read_coredns_log", kit_s, kit_c, n))
             print(
                 f"{kind}: read_coredns_log runs {', '.join(f'{x:.2f}' for x in kit_t)} s; "
@@ -206,7 +221,15 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         print(
-            f"\nload average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs"
+            "\nnative tokenizer (kit/_fastlog.c): "
+            + (
+                "built; read_coredns_log uses it"
+                if coredns.NATIVE
+                else "NOT built: polars-only path"
+            )
+        )
+        print(
+            f"load average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs"
         )
         print(
             "| file | approach | wall s | lines/s (wall) | CPU s | lines per CPU-s | read_coredns_log x faster (wall) | (CPU) |"
@@ -249,26 +272,38 @@ def main(argv: list[str] | None = None) -> int:
                         shutil.copyfileobj(src, out, 1 << 24)
             files["plain"].unlink()
             files["kubectl_ts"].unlink()
-            out = subprocess.run(
-                [sys.executable, "-c", MEM_SCRIPT.format(root=str(ROOT), path=str(big))],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            m = json.loads(out.stdout.strip().splitlines()[-1])
-            extra = m["peak"] - m["base"]
+            runs = {}
+            for name, env in (
+                ("default", dict(os.environ)),
+                # jemalloc (polars' allocator) returns freed pages at once: RSS = live memory
+                ("decay0", dict(os.environ, _RJEM_MALLOC_CONF="dirty_decay_ms:0,muzzy_decay_ms:0")),
+            ):
+                out = subprocess.run(
+                    [sys.executable, "-c", MEM_SCRIPT.format(root=str(ROOT), path=str(big))],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=env,
+                )
+                runs[name] = json.loads(out.stdout.strip().splitlines()[-1])
+            m, z = runs["default"], runs["decay0"]
+            live = z["held"] - z["base"]  # what the returned frames occupy
+            M = 2**20
             print(
                 f"\nmemory: {m['lines']:,} lines ({big.stat().st_size / 1e9:.2f} GB) in {m['seconds']:.1f} s "
                 f"({m['lines'] / m['seconds'] / 1e6:.2f} M lines/s wall)"
             )
             print(
-                f"frames (polars estimated_size) {m['frames'] / 2**20:.0f} MiB; RSS after the load "
-                f"{m['held'] / 2**20:.0f} MiB; peak RSS {m['peak'] / 2**20:.0f} MiB; interpreter+imports "
-                f"{m['base'] / 2**20:.0f} MiB"
+                f"frames as held (RSS after the load - imports, allocator decay 0): {live / M:.0f} MiB "
+                f"(polars estimated_size {m['frames'] / M:.0f} MiB: it leaves out the 16-byte string "
+                f"views); interpreter+imports {m['base'] / M:.0f} MiB"
             )
             print(
-                f"(peak - imports) / estimated frames = {extra / m['frames']:.2f}; "
-                f"peak / RSS after the load = {m['peak'] / m['held']:.2f}"
+                f"peak RSS - imports: default allocator {(m['peak'] - m['base']) / M:.0f} MiB = "
+                f"{(m['peak'] - m['base']) / live:.2f}x the frames; decay 0 "
+                f"{(z['peak'] - z['base']) / M:.0f} MiB = {(z['peak'] - z['base']) / live:.2f}x; "
+                f"RSS after the load (default allocator, incl. its caches) = "
+                f"{(m['held'] - m['base']) / live:.2f}x"
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

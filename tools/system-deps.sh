@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the system tools the kit and its tests use, from Debian packages.
 # Each line of NEEDED is "<command> <debian-package>". A command already on PATH is skipped.
+# gcc builds the kit's optional native tokenizer (kit/_fastlog.c) when `pip install` runs, so this
+# script runs before it (Makefile); without a compiler the kit uses its polars-only path.
 # As root with apt-get: installs what is missing. Otherwise: says which packages to install and
 # exits 0 (the kit still works for what does not need them; tests that need a tool skip locally
 # and fail in CI).
@@ -19,6 +21,7 @@ NEEDED=(
   "dig dnsutils"
   "ip iproute2"
   "chromium chromium"
+  "gcc gcc"
 )
 
 missing_pkgs=()
