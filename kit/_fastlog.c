@@ -126,29 +126,29 @@ enum {
 static const ColSpec SPECS[N_COLS] = {
     {"line_no", "I", K_U32, 0},
     {"ts", "tsu:UTC", K_I64TS, 1},
-    {"client_ip", "u", K_STR, 0},
+    {"client_ip", "vu", K_STR, 0},
     {"client_port", "S", K_U16, 0},
     {"query_id", "S", K_U16, 0},
-    {"qtype", "u", K_STR, 0},
-    {"qclass", "u", K_STR, 0},
-    {"qname", "u", K_STR, 0},
-    {"proto", "u", K_STR, 0},
+    {"qtype", "vu", K_STR, 0},
+    {"qclass", "vu", K_STR, 0},
+    {"qname", "vu", K_STR, 0},
+    {"proto", "vu", K_STR, 0},
     {"req_size", "I", K_U32, 0},
     {"do_bit", "b", K_BOOL, 0},
     {"bufsize", "I", K_U32, 0},
-    {"rcode", "u", K_STR, 1},
-    {"rflags", "u", K_STR, 1},
+    {"rcode", "vu", K_STR, 1},
+    {"rflags", "vu", K_STR, 1},
     {"resp_size", "I", K_U32, 0},
     {"duration_s", "g", K_F64, 0},
     {"opcode", "C", K_U8, 1},
-    {"pod", "u", K_STR, 1},
-    {"container", "u", K_STR, 1},
-    {"stream", "u", K_STR, 1},
+    {"pod", "vu", K_STR, 1},
+    {"container", "vu", K_STR, 1},
+    {"stream", "vu", K_STR, 1},
 };
 
 static size_t width(enum Kind k) {
     switch (k) {
-    case K_STR: return 4; /* int32 offsets */
+    case K_STR: return 16; /* Arrow string views */
     case K_U8: return 1;
     case K_BOOL: return 1; /* one byte per row while parsing; packed to bits when exported */
     case K_U16: return 2;
@@ -187,10 +187,11 @@ static int table_init(Table *t, int64_t cap) {
     t->cap = cap;
     for (int i = 0; i < N_COLS; i++) {
         Col *c = &t->cols[i];
-        c->values = malloc((size_t)(cap + 1) * width(SPECS[i].kind));
+        /* zeroed: a null view is all zeros, and a column that stays null (no pod in the
+         * layout...) never touches its pages */
+        c->values = calloc((size_t)cap + 1, width(SPECS[i].kind));
         c->valid = malloc((size_t)cap + 1);
         if (!c->values || !c->valid) return -1;
-        if (SPECS[i].kind == K_STR) ((int32_t *)c->values)[0] = 0;
     }
     return 0;
 }
@@ -214,20 +215,29 @@ typedef struct {
     double duration;
 } Row;
 
+/* an Arrow string view: length, then the bytes inline (<= 12) or a 4-byte prefix, buffer 0 and
+ * the offset of the bytes in it; the view was zeroed by calloc */
 static inline int put_str(Col *c, int64_t row, Span s, int valid) {
-    if (valid) {
-        Buf *d = &c->data;
-        if (s.n) {
-            if (d->len + s.n > d->cap && buf_reserve(d, s.n)) return -1;
-            memcpy(d->data + d->len, s.p, s.n);
-            d->len += s.n;
-            if (d->len > INT32_MAX) return -1;
-        }
-    } else {
-        c->nulls++;
-    }
-    ((int32_t *)c->values)[row + 1] = (int32_t)c->data.len;
+    uint8_t *v = c->values + (size_t)row * 16;
     c->valid[row] = (uint8_t)(valid != 0);
+    if (!valid) {
+        c->nulls++;
+        return 0;
+    }
+    int32_t len = (int32_t)s.n; /* a line is < 2 GiB: keep <= INT32_MAX */
+    memcpy(v, &len, 4);
+    if (s.n <= 12) {
+        if (s.n) memcpy(v + 4, s.p, s.n);
+        return 0;
+    }
+    Buf *d = &c->data;
+    if (d->len + s.n > INT32_MAX) return -1;
+    int32_t off = (int32_t)d->len;
+    if (d->len + s.n > d->cap && buf_reserve(d, s.n)) return -1;
+    memcpy(d->data + d->len, s.p, s.n);
+    d->len += s.n;
+    memcpy(v + 4, s.p, 4);
+    memcpy(v + 12, &off, 4); /* bytes 8..11: buffer index 0 */
     return 0;
 }
 
@@ -609,14 +619,15 @@ static int partial_tag(const uint8_t *p, size_t n, const Layout *L) {
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct {
-    void *buffers[3];
-    const void *ptrs[3];
+    void *buffers[4];
+    const void *ptrs[4];
+    int64_t sizes[1]; /* variadic buffer sizes of a string-view column */
 } ArrPriv;
 
 static void release_child(struct ArrowArray *a) {
     if (!a->release) return;
     ArrPriv *pv = a->private_data;
-    for (int i = 0; i < 3; i++) free(pv->buffers[i]);
+    for (int i = 0; i < 4; i++) free(pv->buffers[i]);
     free(pv);
     a->release = NULL;
 }
@@ -712,15 +723,28 @@ static int export_table(Table *t, struct ArrowSchema *schema, struct ArrowArray 
             pv->buffers[1] = pack_bits(c->values, n);
             if (!pv->buffers[1]) goto fail;
         } else {
+            /* give back the rows the block's other lines did not use */
+            size_t used = (size_t)n * width(SPECS[i].kind);
+            uint8_t *v = used ? realloc(c->values, used) : NULL;
+            if (v) c->values = v;
             pv->buffers[1] = c->values;
             c->values = NULL;
+            if (!pv->buffers[1]) pv->buffers[1] = malloc(16);
+            if (!pv->buffers[1]) goto fail;
             if (SPECS[i].kind == K_STR) {
-                pv->buffers[2] = take(&c->data);
+                Buf *d = &c->data;
+                pv->sizes[0] = (int64_t)d->len;
+                if (d->len && d->len < d->cap) {
+                    uint8_t *q = realloc(d->data, d->len);
+                    if (q) d->data = q;
+                }
+                pv->buffers[2] = take(d);
                 if (!pv->buffers[2]) goto fail;
-                ca->n_buffers = 3;
+                ca->n_buffers = 4; /* validity, views, one data buffer, its size */
             }
         }
         for (int b = 0; b < 3; b++) pv->ptrs[b] = pv->buffers[b];
+        pv->ptrs[3] = pv->sizes;
     }
     return 0;
 fail:
