@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSSTAMP := $(VENV)/.system-deps
 
-.PHONY: setup test lint format report jupyter bench sample clean
+.PHONY: setup test lint format report jupyter bench sanitize sample clean
 
 setup: $(STAMP) $(SYSSTAMP)
 
@@ -44,6 +44,9 @@ jupyter: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+sanitize: setup
+	$(BIN)/python tools/sanitize_fastlog.py
 
 sample: setup
 	@if [ "$$(id -u)" -ne 0 ]; then echo "make sample needs root (it creates network namespaces)"; exit 1; fi
