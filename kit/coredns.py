@@ -684,21 +684,13 @@ def _native_work(
     n, schema, array, rest_text, rest_no = _fastlog.parse_block(
         block, keep, layout.tokens, idx(layout.ts), idx(layout.stream), idx(layout.pod)
     )
-    quick: pl.DataFrame | None = pl.DataFrame(_ArrowArray(schema, array))
-    assert quick is not None
-    if quick.height:
-        quick = quick.select(
-            [
-                pl.lit(source, _STR).alias(c)
-                if c == "source"
-                else pl.lit(None, _STR).alias(c)
-                if c == "node"
-                else pl.col(c)
-                for c in QUERIES_SCHEMA
-            ]
+    frame = pl.DataFrame(_ArrowArray(schema, array))
+    quick = None
+    if frame.height:  # the tokenizer has every query column but these two
+        extra = {"node": pl.lit(None, _STR), "source": pl.lit(source, _STR)}
+        quick = frame.select(
+            extra[c].alias(c) if c in extra else pl.col(c) for c in QUERIES_SCHEMA
         ).cast(dict(QUERIES_SCHEMA))  # type: ignore[arg-type]
-    else:
-        quick = None
     bad = 0
     if rest_text:
         lines, bad = _lines_frame(rest_text)
