@@ -165,10 +165,6 @@ try:  # the native tokenizer (kit/_fastlog.c), built by `pip install` where a C 
 except ImportError:  # pragma: no cover - depends on the build
     _fastlog = None  # type: ignore[assignment]
 
-NATIVE: bool = _fastlog is not None
-"""True when default-format query lines are split by the native tokenizer (``kit/_fastlog.c``);
-false when the extension was not built, and the polars-only path (same results) is used."""
-
 # blocks larger than this stay on the polars path (the native one uses 32-bit string offsets)
 _NATIVE_MAX_BYTES = 1 << 30
 
@@ -704,6 +700,32 @@ def _native_work(
     else:
         rest = pl.DataFrame(schema={"line_no": pl.UInt32, "line": pl.String})
     return n, bad, quick, rest
+
+
+def _native_usable() -> bool:
+    """The extension imported, and this polars takes its output (Arrow string views)."""
+    if _fastlog is None:
+        return False
+    line = b'[INFO] 10.0.0.1:53 - 1 "A IN a.example. udp 29 false 512" NOERROR qr,rd 45 0.5s\n'
+    try:
+        _, schema, array, _, _ = _fastlog.parse_block(line, len(line), 0, -1, -1, -1)
+        row = pl.DataFrame(_ArrowArray(schema, array)).row(0, named=True)
+    except Exception as exc:  # an old polars, a broken build: say so, use the polars path
+        log.warning("kit._fastlog is not usable (%s); CoreDNS logs use the polars-only path", exc)
+        return False
+    if row["qname"] == "a.example" and row["duration_s"] == 0.5:
+        return True
+    log.warning("kit._fastlog misread a known line (%r); CoreDNS logs use the polars path", row)
+    return False
+
+
+if not _native_usable():
+    _fastlog = None  # type: ignore[assignment]
+
+NATIVE: bool = _fastlog is not None
+"""True when default-format query lines are split by the native tokenizer (``kit/_fastlog.c``);
+false when the extension was not built (or this polars cannot take its output), and the
+polars-only path, with the same results, is used."""
 
 
 # leftover rows (not fast-path queries) gathered before the general path runs on them
