@@ -252,3 +252,24 @@ def test_parse_block_arguments() -> None:
     ]:
         with pytest.raises(ValueError, match="bad keep or layout"):
             _fastlog.parse_block(*bad)
+
+
+def test_unusable_extension_falls_back_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A build this polars cannot read (or that misreads) is not used: the polars path is."""
+
+    class Broken:
+        @staticmethod
+        def parse_block(*args: object) -> object:
+            raise TypeError("unsupported Arrow format 'vu'")
+
+    monkeypatch.setattr(coredns, "_fastlog", Broken)
+    with caplog.at_level("WARNING", logger="kit.coredns"):
+        assert not coredns._native_usable()
+    assert "polars-only path" in caplog.text and "'vu'" in caplog.text
+    monkeypatch.setattr(coredns, "_fastlog", None)
+    assert not coredns._native_usable()
+    if coredns.NATIVE:
+        monkeypatch.undo()
+        assert coredns._native_usable()
