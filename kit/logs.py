@@ -735,8 +735,7 @@ def error_coverage(
     """
     rows = []
     if coredns is not None:
-        lines = coredns.queries.height + coredns.errors.height + coredns.other.height
-        lines += coredns.rejected.height
+        lines = coredns.lines_read  # records plus the CRI/docker continuation lines joined
         msgs = log_messages(coredns=coredns)
         rows.append(
             {

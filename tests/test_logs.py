@@ -453,3 +453,13 @@ def test_bin_every_widens_for_long_spans(shared_fixtures: Path) -> None:
     assert logs.bin_every(core.errors["ts"], "10s") == "21600s"
     with pytest.raises(ValueError):
         logs.bin_every(hour, "1mo")
+
+
+def test_error_coverage_counts_physical_coredns_lines(data_dir: Path) -> None:
+    """CRI partial records joined into one record still count as the lines they were."""
+    path = data_dir / "coredns" / "cri.log"
+    c = kit.read_coredns_log(path)
+    assert int(c.files["joined_lines"].sum()) > 0  # the case: P parts were joined
+    row = logs.error_coverage(coredns=c).row(0, named=True)
+    assert row["lines"] == len(path.read_bytes().splitlines())
+    assert row["upstream_errors"] == c.errors.height
