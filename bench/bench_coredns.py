@@ -200,11 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             re_s, re_c, _, re_n = timed(lambda p=path: python_re_loop(p), 1)
             kit_s, kit_c, kit_t, res = timed(lambda p=path: read_coredns_log(p), args.reps)
             if coredns.NATIVE:  # the same reader without the native tokenizer, same run
-                saved, coredns._fastlog = coredns._fastlog, None
-                try:
+                with coredns._tokenizer(None):
                     pol_s, pol_c, _, pol = timed(lambda p=path: read_coredns_log(p), args.reps)
-                finally:
-                    coredns._fastlog = saved
                 assert pol.queries.equals(res.queries)  # type: ignore[union-attr]
             loads.append(os.getloadavg()[0])
             assert res.lines_read == n == args.lines, (res, n)  # type: ignore[union-attr]

@@ -29,6 +29,7 @@ import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -721,6 +722,19 @@ def _native_usable() -> bool:
 
 if not _native_usable():
     _fastlog = None  # type: ignore[assignment]
+
+
+@contextmanager
+def _tokenizer(module: Any) -> Iterator[None]:
+    """Read with ``module`` as the native tokenizer (``None``: the polars-only path) inside the
+    block, then restore it; for tests and benchmarks that compare the two paths."""
+    global _fastlog
+    saved, _fastlog = _fastlog, module
+    try:
+        yield
+    finally:
+        _fastlog = saved
+
 
 NATIVE: bool = _fastlog is not None
 """True when default-format query lines are split by the native tokenizer (``kit/_fastlog.c``);

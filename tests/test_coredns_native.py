@@ -30,12 +30,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::kit.errors.KitWarning")
 def both(path: Path | list[Path], **kw: object) -> tuple[coredns.CoreDNSLog, coredns.CoreDNSLog]:
     """(native, polars-only) results of the same read."""
     native = read_coredns_log(path, **kw)  # type: ignore[arg-type]
-    saved = coredns._fastlog
-    coredns._fastlog = None
-    try:
+    with coredns._tokenizer(None):
         plain = read_coredns_log(path, **kw)  # type: ignore[arg-type]
-    finally:
-        coredns._fastlog = saved
     return native, plain
 
 

@@ -100,10 +100,10 @@ def child(so: Path, blocks: int) -> int:
         files = corpus(Path(d))
         for f in files:
             for chunk in (97, 4000, 1 << 24):
-                coredns._fastlog = mod
-                a = coredns.read_coredns_log(f, chunk_bytes=chunk)
-                coredns._fastlog = None
-                b = coredns.read_coredns_log(f, chunk_bytes=chunk)
+                with coredns._tokenizer(mod):
+                    a = coredns.read_coredns_log(f, chunk_bytes=chunk)
+                with coredns._tokenizer(None):
+                    b = coredns.read_coredns_log(f, chunk_bytes=chunk)
                 for name in ("queries", "errors", "other", "rejected", "files"):
                     assert_frame_equal(getattr(a, name), getattr(b, name))
         print(f"sanitize: {len(files)} files x 3 block sizes: same frames, no report", flush=True)
