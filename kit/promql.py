@@ -66,6 +66,7 @@ of several equal values Prometheus keeps depends on its heap order —,
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import itertools
 import logging
 import math
@@ -87,11 +88,13 @@ __all__ = [
     "histogram_quantile",
     "parse_duration",
     "quantile_series",
+    "result_type",
 ]
 
 log = logging.getLogger(__name__)
 
-Compat: TypeAlias = Literal["2", "3"]
+#: ``"2"`` (= 2.42), ``"2.42"`` ... ``"2.55"`` (patch releases allowed: ``"2.53.1"``) or ``"3"``.
+Compat: TypeAlias = str
 TimeLike: TypeAlias = dt.datetime | str | float | int
 StepLike: TypeAlias = dt.timedelta | str | float | int
 
@@ -109,6 +112,65 @@ QUANTILE_SCHEMA = pl.Schema(
         "at_ceiling": pl.Boolean,
     }
 )
+
+
+@dataclass(frozen=True)
+class _Semantics:
+    """What differs between the Prometheus versions the kit models (see the module docstring)."""
+
+    version: tuple[int, int]
+
+    @property
+    def left_closed(self) -> bool:  # [t-range, t] windows and lookback (2.x); 3.x: (t-range, t]
+        return self.version < (3, 0)
+
+    @property
+    def zero_point_first(self) -> bool:  # extrapolatedRate before prometheus#13725 (2.51)
+        return self.version < (2, 51)
+
+    @property
+    def small_deltas(self) -> bool:  # histogram_quantile ignores deltas <= 1e-12 (#13153, 2.49)
+        return self.version >= (2, 49)
+
+    @property
+    def kahan_sum(self) -> bool:  # sum() with Kahan summation (#14074, #14362, 2.54)
+        return self.version >= (2, 54)
+
+    @property
+    def numbers_as_durations(self) -> bool:  # x[600], offset 50, time() - t > 10m (#9138, 2.54)
+        return self.version >= (2, 54)
+
+    @property
+    def v3(self) -> bool:  # Prometheus 3.x: see the module docstring
+        return self.version >= (3, 0)
+
+
+_LATEST = _Semantics((3, 0))
+_COMPAT_RE = re.compile(r"(2|3)(?:\.(\d+)(?:\.\d+)?)?")
+
+
+def _semantics(compat: Compat) -> _Semantics:
+    """``compat`` ("2", "2.53", "2.53.1", "3") -> the semantics; ValueError for anything else."""
+    m = _COMPAT_RE.fullmatch(str(compat).strip()) if isinstance(compat, str) else None
+    if m is None:
+        raise ValueError(
+            f"compat must be '2' (Prometheus 2.42), a 2.x version from '2.42' to '2.55' (e.g. "
+            f"'2.53'), or '3', got {compat!r}"
+        )
+    major, minor = int(m.group(1)), m.group(2)
+    if major == 3:
+        if minor is not None:
+            raise ValueError(
+                f"compat {compat!r}: use '3' (the kit models current Prometheus 3.x, not a 3.x minor)"
+            )
+        return _LATEST
+    version = 42 if minor is None else int(minor)
+    if not 42 <= version <= 55:
+        raise ValueError(
+            f"compat {compat!r}: the kit models Prometheus 2.42 to 2.55 (and 3); older 2.x differ "
+            "in ways it does not reproduce"
+        )
+    return _Semantics((2, version))
 
 
 class PromQLError(KitError, ValueError):
@@ -372,13 +434,13 @@ class _Matcher:
     regex: re.Pattern[str] | None = None  # Prometheus 3.x: '.' matches a newline too
     regex_v2: re.Pattern[str] | None = None  # Prometheus 2.x (Go RE2 default): it does not
 
-    def matches(self, labels: Mapping[str, str], compat: Compat = "3") -> bool:
+    def matches(self, labels: Mapping[str, str], dotall: bool = True) -> bool:
         got = labels.get(self.name, "")
         if self.op == "=":
             return got == self.value
         if self.op == "!=":
             return got != self.value
-        pattern = self.regex_v2 if compat == "2" else self.regex
+        pattern = self.regex if dotall else self.regex_v2
         assert pattern is not None
         hit = pattern.fullmatch(got) is not None
         return hit if self.op == "=~" else not hit
@@ -391,9 +453,90 @@ class _Matcher:
 _NOT_RE2 = re.compile(r"\\(?:[1-9]|g<)|\(\?(?:[=!]|<[=!]|P=)")
 
 
+_RE2_FLAGS_RE = re.compile(r"\(\?([imsU]*)(?:-([imsU]*))?\)")
+
+
+def _re2_to_python(pattern: str) -> str:
+    """RE2 syntax -> Python ``re``, where they differ in spelling but not meaning.
+
+    RE2 (Go) lets flags be set anywhere: ``((?i)PRO).*`` makes the rest of the enclosing group
+    case-insensitive, across ``|``. Python only accepts such flags at the very start, so each one
+    becomes a scoped group ``(?i:...)`` up to the end of the enclosing group, closed and reopened
+    around every ``|`` of that group. ``U`` (ungreedy) has no Python equivalent: re.error.
+    """
+    out: list[str] = []
+    # per open group: the scoped-flag groups opened inside it (their flag texts)
+    stack: list[list[str]] = [[]]
+    i, n = 0, len(pattern)
+    in_class = False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+            out.append(c)
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            if i < n and pattern[i] == "^":
+                out.append("^")
+                i += 1
+            if i < n and pattern[i] == "]":  # a literal ']' first in the class
+                out.append("]")
+                i += 1
+            continue
+        if c == "(":
+            m = _RE2_FLAGS_RE.match(pattern, i)
+            if m and (m.group(1) or m.group(2)):
+                on, off = m.group(1) or "", m.group(2) or ""
+                if "U" in on + off:
+                    raise re.error("the RE2 flag U (ungreedy) has no Python equivalent")
+                flags = on + (f"-{off}" if off else "")
+                out.append(f"(?{flags}:")
+                stack[-1].append(flags)
+                i = m.end()
+                continue
+            stack.append([])
+            out.append(c)
+            i += 1
+            continue
+        if c == "|" and stack[-1]:
+            out.append(")" * len(stack[-1]) + "|" + "".join(f"(?{f}:" for f in stack[-1]))
+            i += 1
+            continue
+        if c == ")":
+            out.append(")" * len(stack[-1]))
+            if len(stack) > 1:
+                stack.pop()
+            else:
+                stack[-1] = []
+            out.append(c)
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    out.append(")" * len(stack[-1]))
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class _Number:
     value: float
+    pos: int
+
+
+@dataclass(frozen=True)
+class _String:
+    """A string literal: only an argument of label_replace/label_join/count_values."""
+
+    value: str
     pos: int
 
 
@@ -452,14 +595,18 @@ class _Unary:
     pos: int
 
 
-_AGGREGATIONS = {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "quantile"}
-# topk/bottomk: which of several equal values Prometheus keeps depends on its heap order
-_UNSUPPORTED_AGGREGATIONS = {"topk", "bottomk", "count_values", "limitk", "limit_ratio"}  # fmt: skip
-_RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "changes", "resets", "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "count_over_time", "last_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "present_over_time", "absent_over_time"}  # fmt: skip
-_ELEMENTWISE = {"abs": np.abs, "ceil": np.ceil, "floor": np.floor, "sqrt": np.sqrt, "exp": np.exp, "ln": np.log, "log2": np.log2, "log10": np.log10, "sgn": np.sign}  # fmt: skip
+_AGGREGATIONS = {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "quantile", "topk", "bottomk", "count_values"}  # fmt: skip
+_PARAM_AGGREGATIONS = {"quantile", "topk", "bottomk", "count_values"}
+# limitk/limit_ratio (2.54, experimental): which series they keep is an implementation detail
+_UNSUPPORTED_AGGREGATIONS = {"limitk", "limit_ratio"}
+_RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "changes", "resets", "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "count_over_time", "last_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "present_over_time", "absent_over_time", "deriv", "predict_linear", "holt_winters"}  # fmt: skip
+_ELEMENTWISE = {"abs": np.abs, "ceil": np.ceil, "floor": np.floor, "sqrt": np.sqrt, "exp": np.exp, "ln": np.log, "log2": np.log2, "log10": np.log10, "sgn": np.sign, "acos": np.arccos, "acosh": np.arccosh, "asin": np.arcsin, "asinh": np.arcsinh, "atan": np.arctan, "atanh": np.arctanh, "cos": np.cos, "cosh": np.cosh, "sin": np.sin, "sinh": np.sinh, "tan": np.tan, "tanh": np.tanh, "deg": np.degrees, "rad": np.radians}  # fmt: skip
+#: Date functions: one optional argument (default vector(time())), values are Unix seconds (UTC).
+_DATE_FUNCTIONS = {"year", "month", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute"}  # fmt: skip
 # name -> number of arguments
-_ARITY = {**dict.fromkeys(_RANGE_FUNCTIONS, 1), **dict.fromkeys(_ELEMENTWISE, 1), "histogram_quantile": 2, "clamp_min": 2, "clamp_max": 2, "vector": 1, "scalar": 1, "time": 0, "label_replace": 5, "label_join": 3, "quantile_over_time": 2, "absent": 1, "sort": 1, "sort_desc": 1, "round": 1}  # fmt: skip
+_ARITY = {**dict.fromkeys(_RANGE_FUNCTIONS, 1), **dict.fromkeys(_ELEMENTWISE, 1), "histogram_quantile": 2, "clamp_min": 2, "clamp_max": 2, "vector": 1, "scalar": 1, "time": 0, "label_replace": 5, "label_join": 3, "quantile_over_time": 2, "absent": 1, "sort": 1, "sort_desc": 1, "round": 1, "predict_linear": 2, "holt_winters": 3, "timestamp": 1, "clamp": 3, "pi": 0, **dict.fromkeys(_DATE_FUNCTIONS, 1)}  # fmt: skip
 _FUNCTIONS = set(_ARITY)
+_SCALAR_FUNCTIONS = {"time", "scalar", "pi"}
 _KNOWN_FUNCTIONS = {"abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deriv", "exp", "floor", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar", "holt_winters", "hour", "idelta", "label_join", "label_replace", "ln", "log2", "log10", "minute", "month", "predict_linear", "resets", "round", "scalar", "sgn", "sort", "sort_desc", "sqrt", "time", "timestamp", "vector", "year", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time", "present_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi"}  # fmt: skip
 _ARITH_PREC = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
 _CMP_SET_PREC = {"==": 3, "!=": 3, "<": 3, ">": 3, "<=": 3, ">=": 3, "and": 2, "unless": 2, "or": 1}  # fmt: skip
@@ -468,8 +615,9 @@ _SET_OPS = {"and", "or", "unless"}
 
 
 class _Parser:
-    def __init__(self, expr: str) -> None:
+    def __init__(self, expr: str, sem: _Semantics = _LATEST) -> None:
         self.expr = expr
+        self.sem = sem
         self.toks = _lex(expr)
         self.i = 0
 
@@ -494,8 +642,11 @@ class _Parser:
         return tok
 
     def at(self, text: str) -> bool:
+        """The next token is ``text``; keywords (by, on, bool, offset...) in any case, as PromQL."""
         tok = self.peek()
-        return tok.kind in ("OP", "IDENT") and tok.text == text
+        if tok.kind == "IDENT":
+            return tok.text.lower() == text
+        return tok.kind == "OP" and tok.text == text
 
     # grammar
     def parse(self) -> object:
@@ -538,7 +689,7 @@ class _Parser:
                 return_bool = True
             has_matching = self.at("on") or self.at("ignoring")
             if has_matching:
-                kw = self.next().text
+                kw = self.next().text.lower()
                 labels = self.parse_label_list()
                 if kw == "on":
                     on = labels
@@ -552,7 +703,7 @@ class _Parser:
                     raise self.error(f"{gtok.text} needs on(...) or ignoring(...) before it", gtok)
                 if op in _SET_OPS:
                     raise self.error(f"no grouping allowed for {op!r} operation", gtok)
-                card = "many-to-one" if gtok.text == "group_left" else "one-to-many"
+                card = "many-to-one" if gtok.text.lower() == "group_left" else "one-to-many"
                 if self.at("("):
                     include = self.parse_label_list()
                 both = set(include) & set(on or ())
@@ -613,7 +764,7 @@ class _Parser:
                         tok,
                     )
                 node = _Selector(node.matchers, node.pos, dur, node.offset_ms, node.text)
-            elif tok.kind == "IDENT" and tok.text == "offset":
+            elif tok.kind == "IDENT" and tok.text.lower() == "offset":
                 if not isinstance(node, _Selector | _Subquery) or node.offset_ms:
                     raise self.error("'offset' may only follow a selector or a subquery, once", tok)
                 self.next()
@@ -635,8 +786,14 @@ class _Parser:
         tok = self.next()
         if tok.kind == "DURATION":
             return int(tok.value)  # type: ignore[call-overload]
+        if tok.kind == "NUMBER" and self.sem.numbers_as_durations:
+            # Prometheus >= 2.54 (#9138; stable in 3.0, #15111): a number is a duration in seconds
+            value = float(tok.value)  # type: ignore[arg-type]
+            if not math.isfinite(value) or value < 0:
+                raise self.error(f"invalid duration {tok.text!r}", tok)
+            return round(value * 1000)
         if tok.kind == "NUMBER" and tok.text.isdigit():
-            # Prometheus < 3 requires a unit; a bare number is an error there too
+            # Prometheus before 2.54 requires a unit; a bare number is an error there too
             raise self.error("duration needs a unit (e.g. 5m, 30s)", tok)
         raise self.error(f"expected a duration, got {tok.text or 'end of expression'!r}", tok)
 
@@ -645,9 +802,11 @@ class _Parser:
         if tok.kind == "NUMBER":
             return _Number(float(tok.value), tok.pos)  # type: ignore[arg-type]
         if tok.kind == "DURATION":
+            if self.sem.numbers_as_durations:  # Prometheus >= 2.54: 10m is the number 600
+                return _Number(int(tok.value) / 1000, tok.pos)  # type: ignore[call-overload]
             raise self.error("a duration is only valid inside '[...]' or after 'offset'", tok)
         if tok.kind == "STRING":
-            raise self.error("string literals are not supported as expressions", tok)
+            return _String(str(tok.value), tok.pos)
         if tok.kind == "OP" and tok.text == "(":
             node = self.parse_expr(0)
             self.expect("OP", ")")
@@ -659,12 +818,14 @@ class _Parser:
             low = tok.text.lower()
             if low in ("inf", "nan") and not (self.at("{") or self.at("(")):
                 return _Number(math.inf if low == "inf" else math.nan, tok.pos)
-            is_agg = tok.text in _AGGREGATIONS or tok.text in _UNSUPPORTED_AGGREGATIONS
+            # aggregation operators and keywords are case-insensitive (SUM BY (job) ...), function
+            # names are not (Prometheus: "unknown function with name RATE")
+            is_agg = low in _AGGREGATIONS or low in _UNSUPPORTED_AGGREGATIONS
             if is_agg and (self.at("(") or self.at("by") or self.at("without")):
                 return self.parse_aggregation(tok)
             if self.at("("):
                 return self.parse_call(tok)
-            if tok.text in ("by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"):  # fmt: skip
+            if low in ("by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless", "atan2"):  # fmt: skip
                 raise self.error(f"unexpected keyword {tok.text!r}", tok)
             return self.parse_selector(tok.text, tok)
         raise self.error(f"unexpected {tok.text or 'end of expression'!r}", tok)
@@ -683,38 +844,44 @@ class _Parser:
         return tuple(names)
 
     def parse_aggregation(self, tok: _Tok) -> _Agg:
-        if tok.text in _UNSUPPORTED_AGGREGATIONS:
+        op = tok.text.lower()
+        if op in _UNSUPPORTED_AGGREGATIONS:
             raise self.error(
-                f"aggregation {tok.text!r} is not supported (supported: {', '.join(sorted(_AGGREGATIONS))})",
+                f"aggregation {op!r} is not supported (supported: {', '.join(sorted(_AGGREGATIONS))})",
                 tok,
             )
         grouping: tuple[str, ...] = ()
         without = False
         seen_clause = False
         if self.at("by") or self.at("without"):
-            without = self.next().text == "without"
+            without = self.next().text.lower() == "without"
             grouping = self.parse_label_list()
             seen_clause = True
         self.expect("OP", "(")
         if self.at(")"):
-            raise self.error(f"{tok.text}() needs an argument", self.peek())
+            raise self.error(f"{op}() needs an argument", self.peek())
         param = None
-        if tok.text == "quantile":
+        if op in _PARAM_AGGREGATIONS:
+            ptok = self.peek()
             param = self.parse_expr(0)
+            if op == "count_values" and not isinstance(param, _String):
+                raise self.error("count_values() expects a string (the label name) first", ptok)
+            if op != "count_values" and isinstance(param, _String):
+                raise self.error(f"{op}() expects a number first, got a string", ptok)
             self.expect("OP", ",")
         arg = self.parse_expr(0)
         if self.at(","):
             raise self.error(
-                f"{tok.text}() takes exactly {2 if param is not None else 1} argument(s)",
+                f"{op}() takes exactly {2 if param is not None else 1} argument(s)",
                 self.peek(),
             )
         self.expect("OP", ")")
         if self.at("by") or self.at("without"):
             if seen_clause:
                 raise self.error("grouping given twice", self.peek())
-            without = self.next().text == "without"
+            without = self.next().text.lower() == "without"
             grouping = self.parse_label_list()
-        return _Agg(tok.text, arg, grouping, without, tok.pos, param)
+        return _Agg(op, arg, grouping, without, tok.pos, param)
 
     def parse_call(self, tok: _Tok) -> _Call:
         name = tok.text
@@ -725,16 +892,24 @@ class _Parser:
                     tok,
                 )
             raise self.error(f"unknown function {name}()", tok)
+        if name == "holt_winters" and self.sem.v3:
+            raise self.error(
+                "holt_winters() is called double_exponential_smoothing() in Prometheus 3 and needs "
+                "--enable-feature=promql-experimental-functions (prometheus#14930); not supported",
+                tok,
+            )
         self.expect("OP", "(")
         args: list[object] = []
         while not self.at(")"):
-            if name in ("label_replace", "label_join") and args:
-                stok = self.next()
-                if stok.kind != "STRING":
-                    raise self.error(f"{name}() expects a string here, got {stok.text!r}", stok)
-                args.append(str(stok.value))
-            else:
-                args.append(self.parse_expr(0))
+            atok = self.peek()
+            arg = self.parse_expr(0)
+            # strings, also in parentheses: label_replace(x, ("dst"), ...), as Prometheus accepts
+            wants_string = name in ("label_replace", "label_join") and args
+            if wants_string and not isinstance(arg, _String):
+                raise self.error(f"{name}() expects a string here, got {atok.text!r}", atok)
+            if isinstance(arg, _String) and not wants_string:
+                raise self.error(f"{name}() does not take a string here", atok)
+            args.append(arg.value if isinstance(arg, _String) else arg)
             if not self.at(")"):
                 self.expect("OP", ",")
         self.expect("OP", ")")
@@ -743,12 +918,12 @@ class _Parser:
                 raise self.error(f"label_join() takes at least 3 arguments, got {len(args)}", tok)
             return _Call(name, tuple(args), tok.pos)
         want = _ARITY[name]
-        if name == "round" and len(args) == 2:
-            want = 2
+        if (name == "round" and len(args) == 2) or (name in _DATE_FUNCTIONS and not args):
+            want = len(args)
         if len(args) != want:
             raise self.error(f"{name}() takes {want} argument(s), got {len(args)}", tok)
         if name in _RANGE_FUNCTIONS:
-            arg = args[-1]
+            arg = args[_range_arg(name)]
             is_range = isinstance(arg, _Subquery) or (
                 isinstance(arg, _Selector) and arg.range_ms is not None
             )
@@ -786,8 +961,9 @@ class _Parser:
                             vtok,
                         )
                     try:
-                        regex = re.compile(value, re.DOTALL)
-                        regex_v2 = re.compile(value)
+                        py = _re2_to_python(value)
+                        regex = re.compile(py, re.DOTALL)
+                        regex_v2 = re.compile(py)
                     except re.error as exc:
                         raise self.error(f"invalid regular expression ({exc})", vtok) from None
                 if ltok.text == _NAME and name is not None:
@@ -837,7 +1013,7 @@ class _Ctx:
     steps: np.ndarray  # int64 ms
     series: list[_Series]
     lookback_ms: int
-    compat: Compat
+    sem: _Semantics
     notes: list[str] = field(default_factory=list)
     # evaluate(bounds=True): the top-level histogram_quantile() call, and what it found per row
     bounds_for: object = None
@@ -888,12 +1064,19 @@ def _merge(
 
 
 def _select(ctx: _Ctx, sel: _Selector) -> list[_Series]:
-    return [s for s in ctx.series if all(m.matches(s.labels, ctx.compat) for m in sel.matchers)]
+    return [s for s in ctx.series if all(m.matches(s.labels, ctx.sem.v3) for m in sel.matchers)]
 
 
 def _eval(ctx: _Ctx, node: object) -> _Vec | _Scalar:
     if isinstance(node, _Number):
         return _Scalar(np.full(len(ctx.steps), node.value, dtype=np.float64))
+    if isinstance(node, _String):
+        raise PromQLError(
+            "a string literal is only valid as an argument of label_replace(), label_join() or "
+            "count_values()",
+            expr=ctx.expr,
+            position=node.pos,
+        )
     if isinstance(node, _Selector):
         if node.range_ms is not None:
             raise PromQLError(
@@ -930,7 +1113,38 @@ def _eval(ctx: _Ctx, node: object) -> _Vec | _Scalar:
     raise PromQLError(f"cannot evaluate {type(node).__name__}", expr=ctx.expr)  # pragma: no cover
 
 
-def _eval_instant_selector(ctx: _Ctx, sel: _Selector) -> _Vec:
+def _date_part(func: str, seconds: np.ndarray) -> np.ndarray:
+    """year(), month()... of Unix seconds (UTC), as Go's time.Unix(int64(v), 0).UTC(); NaN and
+    infinities stay NaN."""
+    out = np.full(seconds.shape, np.nan)
+    finite = np.isfinite(seconds)
+    secs = np.trunc(seconds[finite]).astype("int64")
+    days = secs // 86_400
+    d = days.astype("datetime64[D]")
+    year = d.astype("datetime64[Y]").astype(int) + 1970
+    month0 = d.astype("datetime64[M]").astype(int) % 12
+    if func == "year":
+        r = year
+    elif func == "month":
+        r = month0 + 1
+    elif func == "day_of_month":
+        r = (d - d.astype("datetime64[M]")).astype(int) + 1
+    elif func == "day_of_year":
+        r = (d - d.astype("datetime64[Y]")).astype(int) + 1
+    elif func == "day_of_week":
+        r = (days + 4) % 7  # 1970-01-01 was a Thursday; 0 = Sunday
+    elif func == "days_in_month":
+        first = d.astype("datetime64[M]")
+        r = ((first + 1).astype("datetime64[D]") - first.astype("datetime64[D]")).astype(int)
+    elif func == "hour":
+        r = (secs % 86_400) // 3600
+    else:  # minute
+        r = (secs % 3600) // 60
+    out[finite] = r
+    return out
+
+
+def _eval_instant_selector(ctx: _Ctx, sel: _Selector, *, timestamps: bool = False) -> _Vec:
     ref = ctx.steps - sel.offset_ms
     low = ref - ctx.lookback_ms
     rows_v, rows_p, labels = [], [], []
@@ -939,8 +1153,10 @@ def _eval_instant_selector(ctx: _Ctx, sel: _Selector) -> _Vec:
         ok = idx >= 0
         safe = np.clip(idx, 0, None)
         t = s.ts[safe] if len(s.ts) else np.zeros_like(ref)
-        ok &= (t >= low) if ctx.compat == "2" else (t > low)
+        ok &= (t >= low) if ctx.sem.left_closed else (t > low)
         vals = s.values[safe] if len(s.values) else np.zeros(len(ref))
+        if timestamps:  # timestamp(x): the time of the selected sample, in seconds
+            vals = t.astype(np.float64) / 1000
         rows_v.append(np.where(ok, vals, np.nan))
         rows_p.append(ok)
         labels.append(_key(s.labels))
@@ -962,7 +1178,7 @@ def _window(
     """Indices ``[lo, hi)`` of each step's range window, and the range end (ms) per step."""
     end = ctx.steps - offset_ms
     start = end - range_ms
-    lo = np.searchsorted(s.ts, start, side="left" if ctx.compat == "2" else "right")
+    lo = np.searchsorted(s.ts, start, side="left" if ctx.sem.left_closed else "right")
     hi = np.searchsorted(s.ts, end, side="right")
     return lo, hi, end
 
@@ -981,7 +1197,7 @@ def _subquery_series(ctx: _Ctx, sq: _Subquery) -> list[_Series]:
         start += step
     end = int(ctx.steps[-1]) - sq.offset_ms
     grid = np.arange(start, end + 1, step, dtype=np.int64)
-    inner = _Ctx(ctx.expr, grid, ctx.series, ctx.lookback_ms, ctx.compat, ctx.notes)
+    inner = _Ctx(ctx.expr, grid, ctx.series, ctx.lookback_ms, ctx.sem, ctx.notes)
     if not len(grid):
         return []
     res = _eval(inner, sq.expr)
@@ -996,6 +1212,11 @@ def _subquery_series(ctx: _Ctx, sq: _Subquery) -> list[_Series]:
         for i, lab in enumerate(res.labels)
         if res.present[i].any()
     ]
+
+
+def _range_arg(func: str) -> int:
+    """Index of the range-vector argument of a range function."""
+    return 0 if func in ("predict_linear", "holt_winters") else -1
 
 
 def _absent_labels(arg: object) -> Labels:
@@ -1016,18 +1237,22 @@ def _absent_labels(arg: object) -> Labels:
 
 
 def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
-    arg = call.args[-1]
-    q_values = None
-    if call.func == "quantile_over_time":
-        q = _eval(ctx, call.args[0])
-        if not isinstance(q, _Scalar):
+    ri = _range_arg(call.func) % len(call.args)
+    arg = call.args[ri]
+    scalars: list[np.ndarray] = []  # the other arguments, each a scalar per step
+    for i, other in enumerate(call.args):
+        if i == ri:
+            continue
+        sc = _eval(ctx, other)
+        if not isinstance(sc, _Scalar):
             raise PromQLError(
-                "quantile_over_time() expects a scalar quantile",
+                f"{call.func}() expects a scalar as argument {i + 1}",
                 expr=ctx.expr,
                 position=call.pos,
                 construct=call.func,
             )
-        q_values = q.values
+        scalars.append(sc.values)
+    q_values = scalars[0] if call.func == "quantile_over_time" else None
     if isinstance(arg, _Subquery):
         sources = _subquery_series(ctx, arg)
         range_ms, offset_ms = arg.range_ms, arg.offset_ms
@@ -1040,8 +1265,10 @@ def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
         lo, hi, end = _window(ctx, s, range_ms, offset_ms)
         if call.func in ("irate", "idelta"):
             vals, ok = _irate(s, lo, hi, is_rate=call.func == "irate")
+        elif call.func in ("deriv", "predict_linear", "holt_winters"):
+            vals, ok = _regression(ctx, call.func, s, lo, hi, scalars)
         elif call.func not in ("rate", "increase", "delta"):
-            vals, ok = _over_time(call.func, s, lo, hi, q_values)
+            vals, ok = _over_time(call.func, s, lo, hi, q_values, kahan=ctx.sem.v3)
         else:
             vals, ok = _extrapolated_rate(
                 s,
@@ -1051,7 +1278,7 @@ def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
                 range_ms,
                 is_counter=call.func != "delta",
                 is_rate=call.func == "rate",
-                compat=ctx.compat,
+                zero_point_first=ctx.sem.zero_point_first,
             )
         rows_v.append(vals)
         rows_p.append(ok)
@@ -1069,11 +1296,109 @@ def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
     return _merge(ctx, stacked.labels, stacked.values, stacked.present, call.pos, f"{call.func}()")
 
 
+def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
+    """Prometheus's ``kahanSumInc`` (Neumaier's variant; the compensation is reset at infinity)."""
+    t = total + inc
+    if math.isinf(t):
+        c = 0.0
+    elif abs(total) >= abs(inc):
+        c += (total - t) + inc
+    else:
+        c += (inc - t) + total
+    return t, c
+
+
+def _avg_kahan(w: list[float]) -> float:
+    # Prometheus 3 avg_over_time: a Kahan-compensated sum divided by the count, switching to an
+    # incremental mean once the sum would overflow
+    total, count, mean, c, incremental = w[0], 1.0, 0.0, 0.0, False
+    for i, x in enumerate(w[1:]):
+        count = float(i + 2)
+        if not incremental:
+            new_total, new_c = _kahan_inc(x, total, c)
+            if not math.isinf(new_total):
+                total, c = new_total, new_c
+                continue
+            incremental = True
+            mean = total / (count - 1)
+            c /= count - 1
+        q = (count - 1) / count
+        mean, c = _kahan_inc(x / count, q * mean, q * c)
+    if incremental:
+        return mean + c
+    return total / count + c / count
+
+
+def _linear_regression(ts: np.ndarray, vs: list[float], intercept_ms: int) -> tuple[float, float]:
+    """Prometheus's ``linearRegression``: least squares with Kahan sums, x in seconds from
+    ``intercept_ms``; a constant series has slope 0 (NaN if it is infinite)."""
+    n = sum_x = c_x = sum_y = c_y = sum_xy = c_xy = sum_x2 = c_x2 = 0.0
+    const_y = all(v == vs[0] for v in vs[1:])
+    for t, v in zip(ts.tolist(), vs, strict=True):
+        n += 1.0
+        x = (t - intercept_ms) / 1e3
+        sum_x, c_x = _kahan_inc(x, sum_x, c_x)
+        sum_y, c_y = _kahan_inc(v, sum_y, c_y)
+        sum_xy, c_xy = _kahan_inc(x * v, sum_xy, c_xy)
+        sum_x2, c_x2 = _kahan_inc(x * x, sum_x2, c_x2)
+    if const_y:
+        if math.isinf(vs[0]):
+            return math.nan, math.nan
+        return 0.0, vs[0]
+    sum_x, sum_y, sum_xy, sum_x2 = sum_x + c_x, sum_y + c_y, sum_xy + c_xy, sum_x2 + c_x2
+    cov_xy = sum_xy - sum_x * sum_y / n
+    var_x = sum_x2 - sum_x * sum_x / n
+    with np.errstate(all="ignore"):
+        slope = float(np.float64(cov_xy) / np.float64(var_x))
+    intercept = sum_y / n - slope * sum_x / n
+    return slope, intercept
+
+
+def _regression(
+    ctx: _Ctx, func: str, s: _Series, lo: np.ndarray, hi: np.ndarray, scalars: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """deriv (slope, per second), predict_linear (value ``t`` seconds after the evaluation time)
+    and holt_winters (double exponential smoothing) over each step's window (>= 2 samples)."""
+    ok = (hi - lo) >= 2
+    out = np.full(len(lo), np.nan)
+    for k in np.flatnonzero(ok):
+        ts = s.ts[lo[k] : hi[k]]
+        w = s.values[lo[k] : hi[k]].tolist()
+        if func == "deriv":
+            out[k] = _linear_regression(ts, w, int(ts[0]))[0]
+        elif func == "predict_linear":
+            slope, intercept = _linear_regression(ts, w, int(ctx.steps[k]))
+            out[k] = slope * float(scalars[0][k]) + intercept
+        else:
+            sf, tf = float(scalars[0][k]), float(scalars[1][k])
+            for what, f in (("smoothing", sf), ("trend", tf)):
+                if not 0 < f < 1:
+                    raise PromQLError(
+                        f"invalid {what} factor. Expected: 0 < {what[0]}f < 1, got: {f:f}",
+                        expr=ctx.expr,
+                        construct=func,
+                    )
+            s0, s1, b = 0.0, w[0], w[1] - w[0]
+            for i in range(1, len(w)):
+                if i > 1:
+                    b = tf * (s1 - s0) + (1 - tf) * b
+                s0, s1 = s1, sf * w[i] + (1 - sf) * (s1 + b)
+            out[k] = s1
+    return out, ok
+
+
 def _over_time(
-    func: str, s: _Series, lo: np.ndarray, hi: np.ndarray, q: np.ndarray | None = None
+    func: str,
+    s: _Series,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    q: np.ndarray | None = None,
+    *,
+    kahan: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``*_over_time``, ``changes``, ``resets`` over each step's window, with Prometheus's arithmetic
-    (sequential sums, NaN rules of min/max) — one Python loop per step, as windows are short."""
+    (sequential sums, NaN rules of min/max) — one Python loop per step, as windows are short.
+    ``kahan``: Prometheus 3's compensated sum_over_time / avg_over_time."""
     ok = hi > lo
     out = np.full(len(lo), np.nan)
     v = s.values
@@ -1096,12 +1421,17 @@ def _over_time(
             r = aux / count if func == "stdvar_over_time" else math.sqrt(aux / count)
         elif func == "last_over_time":
             r = w[-1]
+        elif func == "sum_over_time" and kahan:
+            r, c = 0.0, 0.0
+            for x in w:
+                r, c = _kahan_inc(x, r, c)
+            r = r if math.isinf(r) else r + c
         elif func == "sum_over_time":
             r = 0.0
             for x in w:
                 r += x
         elif func == "avg_over_time":
-            r = _avg_go(w)
+            r = _avg_kahan(w) if kahan else _avg_go(w)
         elif func in ("min_over_time", "max_over_time"):
             r = w[0]
             for x in w[1:]:
@@ -1169,7 +1499,7 @@ def _eval_label_function(ctx: _Ctx, call: _Call, vec: _Vec) -> _Vec:
     if call.func == "label_replace":
         repl, src, regex_text = (str(a) for a in call.args[2:5])
         try:
-            regex = re.compile(regex_text, re.DOTALL if ctx.compat == "3" else 0)
+            regex = re.compile(_re2_to_python(regex_text), re.DOTALL if ctx.sem.v3 else 0)
         except re.error as exc:
             raise fail(
                 f"invalid regular expression in label_replace(): {regex_text!r} ({exc})"
@@ -1201,6 +1531,17 @@ def _eval_instant_function(ctx: _Ctx, call: _Call) -> _Vec | _Scalar:
     t = len(ctx.steps)
     if call.func == "time":
         return _Scalar(ctx.steps.astype(np.float64) / 1000)
+    if call.func == "pi":
+        return _Scalar(np.full(t, math.pi))
+    if call.func == "timestamp" and isinstance(call.args[0], _Selector):
+        # the sample's own time (engine.go special-cases a selector argument); for any other
+        # argument the evaluation time
+        vec = _eval_instant_selector(ctx, call.args[0], timestamps=True)
+        labels = [_without_name(lab) for lab in vec.labels]
+        return _merge(ctx, labels, vec.values, vec.present, call.pos, "timestamp()")
+    if call.func in _DATE_FUNCTIONS and not call.args:
+        seconds = ctx.steps.astype(np.float64)[None, :] / 1000
+        return _Vec([()], _date_part(call.func, seconds), np.ones((1, t), dtype=bool))
     args = [
         _eval(ctx, a) if i == 0 or call.func not in ("label_replace", "label_join") else a
         for i, a in enumerate(call.args)
@@ -1243,6 +1584,25 @@ def _eval_instant_function(ctx: _Ctx, call: _Call) -> _Vec | _Scalar:
             vals = np.floor(vec.values * inverse[None, :] + 0.5) / inverse[None, :]
         labels = [_without_name(lab) for lab in vec.labels]
         return _merge(ctx, labels, vals, vec.present.copy(), call.pos, "round()")
+    if call.func == "timestamp":
+        vals = np.broadcast_to(ctx.steps.astype(np.float64) / 1000, vec.values.shape).copy()
+        labels = [_without_name(lab) for lab in vec.labels]
+        return _merge(ctx, labels, vals, vec.present.copy(), call.pos, "timestamp()")
+    if call.func in _DATE_FUNCTIONS:
+        labels = [_without_name(lab) for lab in vec.labels]
+        vals = _date_part(call.func, vec.values)
+        return _merge(ctx, labels, vals, vec.present.copy(), call.pos, f"{call.func}()")
+    if call.func == "clamp":
+        want(1, _Scalar)
+        want(2, _Scalar)
+        lo_b, hi_b = args[1], args[2]
+        assert isinstance(lo_b, _Scalar) and isinstance(hi_b, _Scalar)
+        with np.errstate(all="ignore"):
+            vals = np.maximum(lo_b.values[None, :], np.minimum(hi_b.values[None, :], vec.values))
+        # max < min: an empty vector at that step (Prometheus: "clamp ... returns an empty vector")
+        present = vec.present & ~(hi_b.values < lo_b.values)[None, :]
+        labels = [_without_name(lab) for lab in vec.labels]
+        return _merge(ctx, labels, vals, present, call.pos, "clamp()")
     if call.func == "scalar":
         n = vec.present.sum(axis=0)
         one = np.where(vec.present, vec.values, 0.0).sum(axis=0)
@@ -1269,7 +1629,7 @@ def _extrapolated_rate(
     *,
     is_counter: bool,
     is_rate: bool,
-    compat: Compat,
+    zero_point_first: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prometheus ``extrapolatedRate`` for every step at once (float samples)."""
     n = hi - lo
@@ -1303,7 +1663,7 @@ def _extrapolated_rate(
     with np.errstate(divide="ignore", invalid="ignore"):
         zero_ok = (result > 0) & (first >= 0) if is_counter else np.zeros(len(result), dtype=bool)
         duration_to_zero = sampled * (first / result)
-        if compat == "2":
+        if zero_point_first:
             # Prometheus <= 2.50: zero-point limit first, then the 110 % threshold test.
             duration_to_start = np.where(
                 zero_ok & (duration_to_zero < duration_to_start),
@@ -1366,6 +1726,8 @@ def _eval_aggregation(ctx: _Ctx, agg: _Agg) -> _Vec:
             position=agg.pos,
             construct=agg.op,
         )
+    if agg.op == "count_values":
+        return _count_values(ctx, agg, inner)
     q_values = None
     if agg.param is not None:
         param = _eval(ctx, agg.param)
@@ -1380,6 +1742,9 @@ def _eval_aggregation(ctx: _Ctx, agg: _Agg) -> _Vec:
     groups: dict[Labels, list[int]] = {}
     for i, lab in enumerate(inner.labels):
         groups.setdefault(_group_key(lab, agg.grouping, agg.without), []).append(i)
+    if agg.op in ("topk", "bottomk"):
+        assert q_values is not None
+        return _topk(ctx, agg, inner, groups, q_values)
     t = len(ctx.steps)
     labels = list(groups)
     values = np.full((len(labels), t), np.nan)
@@ -1393,13 +1758,16 @@ def _eval_aggregation(ctx: _Ctx, agg: _Agg) -> _Vec:
         if agg.op == "count":
             values[g] = cnt.astype(np.float64)
         elif agg.op == "sum":
-            values[g] = _ordered_sum(v, p)
+            values[g] = _kahan_sum(v, p) if ctx.sem.kahan_sum else _ordered_sum(v, p)
         elif agg.op == "avg":
             values[g] = _running_mean(v, p)
         elif agg.op == "group":
             values[g] = 1.0
         elif agg.op in ("stddev", "stdvar"):
             values[g] = _std(v, p, agg.op == "stddev")
+            if ctx.sem.v3:
+                # Prometheus 3 (#14941): any NaN or infinity makes the group NaN, also alone
+                values[g] = np.where((p & ~np.isfinite(v)).any(axis=0), np.nan, values[g])
         elif agg.op == "quantile":
             assert q_values is not None
             for k in np.flatnonzero(cnt > 0):
@@ -1407,6 +1775,90 @@ def _eval_aggregation(ctx: _Ctx, agg: _Agg) -> _Vec:
         else:
             values[g] = _min_max(v, p, agg.op == "max")
     return _Vec(labels, values, present)
+
+
+def _topk(
+    ctx: _Ctx, agg: _Agg, inner: _Vec, groups: dict[Labels, list[int]], k_values: np.ndarray
+) -> _Vec:
+    """topk/bottomk per step and group: the input series (labels kept) with the k largest
+    (smallest) values; NaN sorts last either way. Among equal values the earlier series (label
+    order) wins, where Prometheus's heap may keep another one."""
+    present = np.zeros_like(inner.present)
+    for k_step in range(len(ctx.steps)):
+        kf = float(k_values[k_step])
+        if not math.isfinite(kf) or abs(kf) >= 2**63:
+            raise PromQLError(
+                f"Scalar value {kf} overflows int64",
+                expr=ctx.expr,
+                position=agg.pos,
+                construct=agg.op,
+            )
+        k = int(kf)
+        if k < 1:
+            continue
+        col = inner.values[:, k_step]
+        for rows in groups.values():
+            live = [r for r in rows if inner.present[r, k_step]]
+            sign = -1.0 if agg.op == "topk" else 1.0
+            live.sort(
+                key=lambda r: (math.isnan(col[r]), sign * col[r] if not math.isnan(col[r]) else 0)
+            )
+            present[live[:k], k_step] = True
+    return _Vec(list(inner.labels), inner.values.copy(), present)
+
+
+def _go_format_float(v: float) -> str:
+    """Go's strconv.FormatFloat(v, 'f', -1, 64): shortest round-trip digits, no exponent."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    text = format(decimal.Decimal(repr(v)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _count_values(ctx: _Ctx, agg: _Agg, inner: _Vec) -> _Vec:
+    """count_values("label", v): per step, how many series have each value, grouped as by/without
+    say, the value (Go's shortest decimal form) in the new label (which may overwrite one)."""
+    assert isinstance(agg.param, _String)
+    name = agg.param.value
+    if not _LABEL_NAME_RE.fullmatch(name):
+        raise PromQLError(
+            f"invalid label name {name!r}", expr=ctx.expr, position=agg.pos, construct=agg.op
+        )
+    t = len(ctx.steps)
+    index: dict[Labels, int] = {}
+    counts: list[np.ndarray] = []
+    keys = [_group_key(lab, agg.grouping, agg.without) for lab in inner.labels]
+    for i, key in enumerate(keys):
+        for k_step in np.flatnonzero(inner.present[i]):
+            d = dict(key)
+            d[name] = _go_format_float(float(inner.values[i, k_step]))
+            out_key = tuple(sorted(d.items()))
+            j = index.setdefault(out_key, len(counts))
+            if j == len(counts):
+                counts.append(np.zeros(t))
+            counts[j][k_step] += 1
+    if not counts:
+        return _Vec([], np.zeros((0, t)), np.zeros((0, t), dtype=bool))
+    values = np.vstack(counts)
+    return _Vec(list(index), values, values > 0)
+
+
+def _kahan_sum(v: np.ndarray, p: np.ndarray) -> np.ndarray:
+    # Prometheus >= 2.54 sum(): Kahan-Neumaier compensated, in input order (1, 1e100, 1, -1e100 -> 2)
+    total = np.zeros(v.shape[1])
+    c = np.zeros(v.shape[1])
+    with np.errstate(invalid="ignore", over="ignore"):
+        for r in range(v.shape[0]):
+            x = np.where(p[r], v[r], 0.0)
+            t = total + x
+            comp = np.where(np.abs(total) >= np.abs(x), (total - t) + x, (x - t) + total)
+            c = np.where(np.isinf(t), 0.0, c + comp)
+            total = t
+        return np.where(np.isinf(total), total, total + c)
 
 
 def _std(v: np.ndarray, p: np.ndarray, root: bool) -> np.ndarray:
@@ -1534,6 +1986,8 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
     rhs = _eval(ctx, node.rhs)
     op = node.op
     cmp = op in _COMPARISONS
+    # Prometheus 3 drops the metric name for atan2 too (2.x kept it)
+    drops_name = op in _DROPS_NAME or (op == "atan2" and ctx.sem.v3)
 
     def fail(message: str) -> PromQLError:
         return PromQLError(message, expr=ctx.expr, position=node.pos, construct=op)
@@ -1566,7 +2020,7 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
             )
         else:
             vals = res
-            labels = [_without_name(lab) if op in _DROPS_NAME else lab for lab in vec.labels]
+            labels = [_without_name(lab) if drops_name else lab for lab in vec.labels]
         return _merge(ctx, labels, vals, present, node.pos, f"operator {op!r}")
     assert isinstance(lhs, _Vec) and isinstance(rhs, _Vec)
 
@@ -1604,7 +2058,7 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
 
     def result_labels(m_lab: Labels, o_lab: Labels) -> Labels:
         d = dict(m_lab)
-        if op in _DROPS_NAME or node.return_bool:
+        if drops_name or node.return_bool:
             d.pop(_NAME, None)
         if node.card == "one-to-one":
             if node.on is not None:
@@ -1622,6 +2076,7 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
     out_labels: list[Labels] = []
     rows_v: list[np.ndarray] = []
     rows_p: list[np.ndarray] = []
+    rows_m: list[np.ndarray] = []  # matched, before a comparison filters
     for sig, mi in many_sigs.items():
         oj = one_sigs.get(sig)
         if oj is None:
@@ -1636,6 +2091,7 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
                     (one.values[j], many.values[i]) if swapped else (many.values[i], one.values[j])
                 )
                 res = _apply_op(op, vl, vr)
+                rows_m.append(both)
                 if cmp:
                     val = np.where(res, 1.0, 0.0) if node.return_bool else vl
                     if not node.return_bool:
@@ -1646,7 +2102,8 @@ def _eval_binary(ctx: _Ctx, node: _Binary) -> _Vec | _Scalar:
                 rows_v.append(val)
                 rows_p.append(both)
         if len(out_labels) - first > 1:
-            p = np.vstack(rows_p[first:])
+            # Prometheus 3 (#17668) checks the matching before a comparison filters; 2.x after
+            p = np.vstack((rows_m if ctx.sem.v3 else rows_p)[first:])
             if node.card == "one-to-one":
                 if int(p.sum(axis=0).max(initial=0)) > 1:
                     raise fail(
@@ -1772,7 +2229,9 @@ def _eval_histogram_quantile(ctx: _Ctx, call: _Call) -> _Vec:
         labels.append(_without_name(lab))
         rows = [i for i, _ in members]
         ubs = np.array([ub for _, ub in members])
-        q = _quantile_matrix(phi.values, ubs, vec.values[rows], vec.present[rows], ctx.compat)
+        q = _quantile_matrix(
+            phi.values, ubs, vec.values[rows], vec.present[rows], ctx.sem.small_deltas
+        )
         values[g] = q[0]
         present[g] = q[4]
         extra["bucket_lower"][g], extra["bucket_upper"][g], extra["at_ceiling"][g] = (
@@ -1792,7 +2251,7 @@ def _eval_histogram_quantile(ctx: _Ctx, call: _Call) -> _Vec:
 
 
 def _quantile_matrix(
-    q: np.ndarray, ubs: np.ndarray, v: np.ndarray, p: np.ndarray, compat: Compat
+    q: np.ndarray, ubs: np.ndarray, v: np.ndarray, p: np.ndarray, small_deltas: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``bucketQuantile`` for one group of buckets at every step.
 
@@ -1811,7 +2270,9 @@ def _quantile_matrix(
     full = p.all(axis=0) & ~np.isnan(v).any(axis=0)
     for k in np.flatnonzero(present & ~full):
         buckets = [(float(ubs[r]), float(v[r, k])) for r in range(len(ubs)) if p[r, k]]
-        value[k], lower[k], upper[k], pinned[k] = _bucket_quantile(float(q[k]), buckets, compat)
+        value[k], lower[k], upper[k], pinned[k] = _bucket_quantile(
+            float(q[k]), buckets, small_deltas
+        )
     cols = np.flatnonzero(full)
     if not len(cols):
         return value, lower, upper, pinned, present
@@ -1829,7 +2290,7 @@ def _quantile_matrix(
     pin = np.zeros(len(cols), dtype=bool)
     nb = len(bounds)
     if np.isposinf(bounds[-1]) and nb >= 2:
-        if compat == "2":
+        if not small_deltas:
             c = np.maximum.accumulate(c, axis=0)
         else:
             prev = c[0].copy()
@@ -1893,7 +2354,7 @@ def _almost_equal(a: float, b: float, eps: float) -> bool:
 
 
 def _bucket_quantile(
-    q: float, buckets: Iterable[tuple[float, float]], compat: Compat
+    q: float, buckets: Iterable[tuple[float, float]], small_deltas: bool
 ) -> tuple[float, float, float, bool]:
     """Prometheus ``bucketQuantile``, plus the bounds of the bucket the result fell in.
 
@@ -1918,7 +2379,7 @@ def _bucket_quantile(
             merged[-1][1] += c
         else:
             merged.append([ub, c])
-    if compat == "2":
+    if not small_deltas:
         top = -math.inf
         for bk in merged:
             if bk[1] > top:
@@ -2056,7 +2517,7 @@ def _selector_names(node: object) -> set[str] | None:
     return names
 
 
-def _result_frame(ctx: _Ctx, result: _Vec | _Scalar) -> pl.DataFrame:
+def _result_frame(ctx: _Ctx, result: _Vec | _Scalar, order: str | None = None) -> pl.DataFrame:
     ts_dtype = pl.Datetime("us", "UTC")
     if isinstance(result, _Scalar):
         return pl.DataFrame(
@@ -2096,7 +2557,13 @@ def _result_frame(ctx: _Ctx, result: _Vec | _Scalar) -> pl.DataFrame:
             data[col] = flat.astype(bool) if col == "at_ceiling" else flat
             schema[col] = pl.Boolean() if col == "at_ceiling" else pl.Float64()
     df = pl.DataFrame(data, schema=schema).with_columns(pl.col("ts").cast(ts_dtype))
-    return df.sort(["ts", *(["metric"] if with_metric else []), *label_names], nulls_last=True)
+    df = df.sort(["ts", *(["metric"] if with_metric else []), *label_names], nulls_last=True)
+    if order is not None and len(ctx.steps) == 1:
+        # an instant query of sort()/sort_desc()/topk()/bottomk(): by value, NaN last (as Prometheus)
+        nan_last = pl.col("value").is_nan()
+        value = pl.col("value") if order == "asc" else -pl.col("value")
+        df = df.sort([nan_last, value], maintain_order=True)
+    return df
 
 
 _GRAFANA_VAR_RE = re.compile(r"\$\{?(\w+)(?::\w+)?\}?|\[\[(\w+)\]\]")
@@ -2118,6 +2585,39 @@ def _substitute(expr: str, variables: Mapping[str, str] | None) -> str:
         )
 
     return _GRAFANA_VAR_RE.sub(repl, expr)
+
+
+def result_type(expr: str, *, compat: Compat = "3") -> Literal["scalar", "vector", "matrix"]:
+    """The PromQL type of ``expr``'s result, as Prometheus's parser infers it.
+
+    ``"scalar"`` for ``1 + 2``, ``time()``, ``scalar(x)``; ``"vector"`` for selectors, functions
+    and aggregations returning an instant vector; ``"matrix"`` for a range selector or subquery
+    (``x[5m]``). :func:`evaluate` returns a scalar as a frame of ``ts``/``value`` only, like a
+    vector without labels: this tells them apart.
+
+    Raises
+    ------
+    PromQLError
+        If ``expr`` does not parse (with ``compat``'s syntax, as :func:`evaluate`).
+    """
+    return _result_type(_Parser(expr, _semantics(compat)).parse())
+
+
+def _result_type(node: object) -> Literal["scalar", "vector", "matrix"]:
+    if isinstance(node, _Number):
+        return "scalar"
+    if isinstance(node, _Selector):
+        return "matrix" if node.range_ms is not None else "vector"
+    if isinstance(node, _Subquery):
+        return "matrix"
+    if isinstance(node, _Call):
+        return "scalar" if node.func in _SCALAR_FUNCTIONS else "vector"
+    if isinstance(node, _Unary):
+        return _result_type(node.expr)
+    if isinstance(node, _Binary):
+        both = _result_type(node.lhs) == _result_type(node.rhs) == "scalar"
+        return "scalar" if both else "vector"
+    return "vector"
 
 
 def evaluate(
@@ -2182,10 +2682,9 @@ def evaluate(
     KitError
         ``frame`` does not have the metrics-frame layout.
     """
-    if compat not in ("2", "3"):
-        raise ValueError(f"compat must be '2' or '3', got {compat!r}")
+    sem = _semantics(compat)
     text = _substitute(expr, variables)
-    node = _Parser(text).parse()
+    node = _Parser(text, sem).parse()
     names = _selector_names(node)
     used = frame
     if names is not None and "metric" in frame.columns:
@@ -2209,7 +2708,7 @@ def evaluate(
         if isinstance(lookback, dt.timedelta)
         else parse_duration(lookback)
     )
-    ctx = _Ctx(text, steps, series, lb, compat)
+    ctx = _Ctx(text, steps, series, lb, sem)
     if isinstance(node, _Selector) and node.range_ms is not None:
         raise PromQLError(
             "a range vector (x[5m]) cannot be evaluated over a time range; use rate(), increase()...",
@@ -2229,7 +2728,12 @@ def evaluate(
     result = _eval(ctx, node)
     for note in ctx.notes:
         warnings.warn(note, KitWarning, stacklevel=2)
-    return _result_frame(ctx, result)
+    order = None
+    if isinstance(node, _Call) and node.func in ("sort", "sort_desc"):
+        order = "asc" if node.func == "sort" else "desc"
+    elif isinstance(node, _Agg) and node.op in ("topk", "bottomk"):
+        order = "desc" if node.op == "topk" else "asc"
+    return _result_frame(ctx, result, order)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -2265,6 +2769,7 @@ def histogram_quantile(
         so ``value`` is only a lower bound, e.g. "p99 = 8.192 s (ceiling of the last finite bucket)").
         Rows whose ``le`` does not parse are skipped with a :class:`~kit.errors.KitWarning`.
     """
+    small_deltas = _semantics(compat).small_deltas
     qs = [float(q)] if isinstance(q, int | float) else [float(x) for x in q]
     if "le" not in buckets.columns:
         raise KitError("histogram_quantile needs an 'le' column (bucket upper bounds)")
@@ -2300,7 +2805,9 @@ def histogram_quantile(
         p[r_idx, t_idx] = True
         first = part.row(0, named=True)
         for qq in qs:
-            val, lo, up, pin, pres = _quantile_matrix(np.full(len(t_unique), qq), ubs, v, p, compat)
+            val, lo, up, pin, pres = _quantile_matrix(
+                np.full(len(t_unique), qq), ubs, v, p, small_deltas
+            )
             n = int(pres.sum())
             out.append(
                 pl.DataFrame(
