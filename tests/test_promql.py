@@ -19,6 +19,7 @@ from kit.promql import (
     histogram_quantile,
     parse_duration,
     quantile_series,
+    result_type,
 )
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
@@ -554,3 +555,308 @@ def test_real_coredns_1_6_scrape_empty_server_label(shared_fixtures: Path) -> No
     )
     # 21 observations all <= 0.00025: rank 10.5 of 21 in (0, 0.00025] -> 0.00025 * 10.5 / 21
     assert p50["value"].to_list() == [pytest.approx(0.000125, rel=1e-12)]
+
+
+# --- issue 11: syntax Prometheus accepts -----------------------------------------------------------
+
+
+@pytest.fixture
+def requests() -> pl.DataFrame:
+    return frame(
+        [
+            ("http_requests", {"job": "api", "group": "production", "instance": "0"}, [(0, 100)]),
+            ("http_requests", {"job": "api", "group": "canary", "instance": "0"}, [(0, 300)]),
+            ("http_requests", {"job": "app", "group": "production", "instance": "0"}, [(0, 500)]),
+            ("http_requests", {"job": "app", "group": "PROduction", "instance": "1"}, [(0, 700)]),
+        ]
+    )
+
+
+def rows(df: pl.DataFrame) -> list[dict[str, object]]:
+    return df.drop("ts").to_dicts()
+
+
+@pytest.mark.parametrize(
+    ("upper", "lower"),
+    [
+        ("SUM(http_requests) BY (job)", "sum by (job) (http_requests)"),
+        ("SUM BY (job) (http_requests)", "sum by (job) (http_requests)"),
+        ("COUNT WITHOUT (instance) (http_requests)", "count without (instance) (http_requests)"),
+        ("http_requests AND ON () vector(1)", "http_requests and on () vector(1)"),
+        ("http_requests AND IGNORING (job, group, instance) vector(1)", "http_requests"),
+        ("http_requests UNLESS http_requests{job='api'}", "http_requests{job='app'}"),
+        ("http_requests > BOOL 200", "http_requests > bool 200"),
+        ("http_requests OFFSET 0s", "http_requests"),
+        (
+            "http_requests / ON (job) GROUP_LEFT SUM BY (job) (http_requests)",
+            "http_requests / on (job) group_left sum by (job) (http_requests)",
+        ),
+    ],
+)
+def test_keywords_are_case_insensitive(requests: pl.DataFrame, upper: str, lower: str) -> None:
+    # PromQL's lexer lower-cases keywords and aggregation operators (SUM, BY, AND, ON, IGNORING,
+    # BOOL, OFFSET, GROUP_LEFT); before, 'SUM' was an "unknown function" and 'ON' a metric name
+    want = one(requests, lower, 0)
+    assert not want.is_empty()
+    assert rows(one(requests, upper, 0)) == rows(want)
+
+
+def test_function_names_stay_case_sensitive(requests: pl.DataFrame) -> None:
+    # Prometheus: "unknown function with name RATE"
+    with pytest.raises(PromQLError, match="unknown function RATE"):
+        one(requests, "RATE(http_requests[5m])", 0)
+
+
+def test_re2_inline_flags_inside_a_group(requests: pl.DataFrame) -> None:
+    # RE2 applies (?i) to the rest of the enclosing group; Python's re only takes flags at the start
+    # of the pattern (it raised "global flags not at the start").
+    def groups(expr: str) -> list[str]:
+        got = one(requests, expr, 0)
+        return sorted(got["group"].to_list()) if got.height else []
+
+    # 'PRO' in any case, then 'duction' as written: production x2 and PROduction
+    assert groups('http_requests{group=~"((?i)PRO)duction"}') == [
+        "PROduction",
+        "production",
+        "production",
+    ]
+    # the flag ends with its group: 'DUCTION' after it stays case-sensitive -> no match
+    assert groups('http_requests{group=~"((?i)pro)DUCTION"}') == []
+    # across '|' inside the group, as RE2: 'x(?i)y|canary' means 'xy' or 'canary', both insensitive
+    assert groups('http_requests{group=~"x(?i)y|CANARY"}') == ["canary"]
+    # (?i) at the very start keeps working
+    assert groups('http_requests{group=~"(?i)production"}') == [
+        "PROduction",
+        "production",
+        "production",
+    ]
+
+
+def test_parenthesised_string_arguments(requests: pl.DataFrame) -> None:
+    # Prometheus accepts any parenthesised string where a string is expected
+    plain = 'label_replace(http_requests, "dst", "v-$1", "group", "(.*)")'
+    wrapped = 'label_replace(((http_requests)), ("dst"), (("v-$1")), ("group"), ((("(.*)"))))'
+    got = one(requests, wrapped, 0)
+    assert rows(got) == rows(one(requests, plain, 0))
+    assert sorted(got["dst"].to_list()) == ["v-PROduction", "v-canary"] + ["v-production"] * 2
+    joined = one(requests, 'label_join(http_requests, ("j"), ("-"), ("job"), (("group")))', 0)
+    assert "api-canary" in joined["j"].to_list()
+    with pytest.raises(PromQLError, match="expects a string here"):
+        one(requests, "label_replace(http_requests, 1, 'a', 'b', 'c')", 0)
+    with pytest.raises(PromQLError, match="a string literal is only valid as an argument"):
+        one(requests, '"foo"', 0)
+
+
+# --- issue 11: compat versions ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compat", ["2", "2.42", "2.50", "2.53", "2.53.1", "2.55", "3"])
+def test_compat_versions_accepted(requests: pl.DataFrame, compat: str) -> None:
+    assert value(requests, "sum(http_requests)", 0, compat=compat) == 1600
+
+
+@pytest.mark.parametrize("compat", ["1", "2.41", "2.56", "3.5", "4", "two", "", 2])
+def test_compat_versions_rejected(requests: pl.DataFrame, compat: object) -> None:
+    with pytest.raises(ValueError, match="compat"):
+        one(requests, "sum(http_requests)", 0, compat=compat)
+
+
+def test_increase_differs_between_2_42_and_2_53() -> None:
+    # http_requests 10, 20, ... 110 every 5 m from 0 s; increase(x[100m]) at 50 m.
+    # result 100, sampled 3000 s, avg 300 s, threshold 330 s; the window starts 3000 s before the
+    # first sample; the zero point is 3000 * 10 / 100 = 300 s before it.
+    # 2.42 (zero point first): start = min(3000, 300) = 300 < 330 -> kept: 100 * 3300 / 3000 = 110
+    # 2.51..2.55 and 3 (threshold first, prometheus#13725): 3000 >= 330 -> 150, min(150, 300) = 150:
+    #   100 * 3150 / 3000 = 105
+    df = frame([("http_requests", {}, [(300 * i, 10 + 10 * i) for i in range(11)])])
+    expr = "increase(http_requests[100m])"
+    for compat in ("2", "2.42", "2.50"):
+        assert value(df, expr, 3000, compat=compat) == pytest.approx(110, rel=1e-12), compat
+    for compat in ("2.51", "2.53", "2.55", "3"):
+        assert value(df, expr, 3000, compat=compat) == pytest.approx(105, rel=1e-12), compat
+
+
+def test_2_53_keeps_the_left_boundary_sample_that_3_drops() -> None:
+    # 0s:100, 30s:100, 60s:130 (from test_left_boundary_sample_counts_in_compat_2_only):
+    # increase(x[1m]) at 60 s is 30 with [0, 60] (every 2.x, 2.53 included) and 60 with (0, 60] (3.x)
+    df = frame([("x_total", {}, [(0, 100), (30, 100), (60, 130)])])
+    assert value(df, "increase(x_total[1m])", 60, compat="2.53") == pytest.approx(30, rel=1e-12)
+    assert value(df, "increase(x_total[1m])", 60, compat="3") == pytest.approx(60, rel=1e-12)
+
+
+# --- issue 11: Prometheus 3 (and 2.54+) arithmetic -------------------------------------------------
+
+
+def test_kahan_summation() -> None:
+    # 1 + 1e100 + 1 - 1e100: plain float64 addition loses both 1s (0); Kahan-Neumaier keeps them (2).
+    # sum(): Kahan from 2.54 (prometheus#14074); sum_over_time(): Kahan in 3.x
+    series = [("k", {"i": str(i)}, [(0, v)]) for i, v in enumerate([1, 1e100, 1, -1e100])]
+    df = frame(series)
+    assert value(df, "sum(k)", 0, compat="2") == 0
+    assert value(df, "sum(k)", 0, compat="2.53") == 0
+    assert value(df, "sum(k)", 0, compat="2.54") == 2
+    assert value(df, "sum(k)", 0, compat="3") == 2
+    over = frame([("k", {}, [(0, 1), (15, 1e100), (30, 1), (45, -1e100)])])
+    assert value(over, "sum_over_time(k[1m])", 45, compat="2") == 0
+    assert value(over, "sum_over_time(k[1m])", 45, compat="3") == 2
+    assert value(over, "avg_over_time(k[1m])", 45, compat="3") == 0.5
+
+
+def test_stddev_of_only_nan_or_inf() -> None:
+    # Prometheus 2.x seeds the variance of a group with 0, so one NaN (or Inf) alone gives 0;
+    # Prometheus 3 (#14941) gives NaN whenever a NaN or infinity is in the group
+    for bad in (math.nan, math.inf):
+        df = frame([("s", {}, [(0, bad)]), ("t", {}, [(0, 1)])])
+        for op in ("stddev", "stdvar"):
+            assert value(df, f"{op}(s)", 0, compat="2") == 0
+            assert math.isnan(value(df, f"{op}(s)", 0, compat="3"))  # type: ignore[arg-type]
+            assert value(df, f"{op}(t)", 0, compat="3") == 0
+
+
+def test_many_to_one_comparison_needs_group_left_in_3() -> None:
+    # x{a=1,b=1}=1 and x{a=1,b=2}=5 both match y{a=1}=3 on(a): many-to-one without group_left.
+    # 2.x checks the matching after the comparison filtered (only b=2 survives: no error);
+    # Prometheus 3 (#17668) checks before filtering: an error, as for arithmetic.
+    df = frame(
+        [
+            ("x", {"a": "1", "b": "1"}, [(0, 1)]),
+            ("x", {"a": "1", "b": "2"}, [(0, 5)]),
+            ("y", {"a": "1"}, [(0, 3)]),
+        ]
+    )
+    got = one(df, "x > on(a) y", 0, compat="2")
+    assert rows(got) == [{"value": 5, "a": "1"}]  # one-to-one on(a): only 'a' is kept
+    with pytest.raises(PromQLError, match="many-to-one matching must be explicit"):
+        one(df, "x > on(a) y", 0, compat="3")
+    for compat in ("2", "3"):  # arithmetic errors in both
+        with pytest.raises(PromQLError, match="many-to-one matching must be explicit"):
+            one(df, "x + on(a) y", 0, compat=compat)
+    assert one(df, "x > on(a) group_left y", 0, compat="3")["b"].to_list() == ["2"]
+    assert one(df, "x > on(a) group_left y", 0, compat="2")["b"].to_list() == ["2"]
+
+
+def test_atan2_drops_the_metric_name_in_3() -> None:
+    # operators.test: 2.42 "trigy atan2 trigx" -> trigy{} 0.46...; 3.x -> {} 0.46...
+    df = frame([("trigy", {}, [(0, 10)]), ("trigx", {}, [(0, 20)])])
+    v2 = one(df, "trigy atan2 trigx", 0, compat="2")
+    v3 = one(df, "trigy atan2 trigx", 0, compat="3")
+    assert v2["metric"].to_list() == ["trigy"]
+    assert "metric" not in v3.columns
+    assert v3["value"].to_list() == [pytest.approx(math.atan2(10, 20), rel=1e-15)]
+
+
+def test_numbers_as_durations() -> None:
+    # Prometheus >= 2.54 (#9138, stable in 3.0 #15111): x[600] is x[10m], offset 50 is offset 50s,
+    # and a duration in an expression is its number of seconds. Before, a unit was required.
+    df = frame([("x_total", {}, [(15 * i, 2 * i) for i in range(60)])])
+    for compat in ("2.54", "3"):
+        assert value(df, "rate(x_total[600])", 800, compat=compat) == value(
+            df, "rate(x_total[10m])", 800, compat=compat
+        )
+        assert value(df, "x_total offset 50", 800, compat=compat) == value(
+            df, "x_total offset 50s", 800, compat=compat
+        )
+        assert value(df, "time() - 10m", 800, compat=compat) == pytest.approx(
+            T0.timestamp() + 800 - 600
+        )
+    for compat in ("2", "2.53"):
+        with pytest.raises(PromQLError, match="duration needs a unit"):
+            one(df, "rate(x_total[600])", 800, compat=compat)
+        with pytest.raises(PromQLError, match="a duration is only valid inside"):
+            one(df, "time() - 10m", 800, compat=compat)
+
+
+# --- issue 11: functions dashboards use ------------------------------------------------------------
+
+
+def test_topk_bottomk(requests: pl.DataFrame) -> None:
+    top = one(requests, "topk(2, http_requests)", 0)
+    # an instant query keeps Prometheus's order: largest first; the labels (and name) are kept
+    assert top["value"].to_list() == [700, 500]
+    assert top["metric"].to_list() == ["http_requests"] * 2
+    assert one(requests, "bottomk(1, http_requests)", 0)["value"].to_list() == [100]
+    by_job = one(requests, "topk by (job) (1, http_requests)", 0)
+    assert sorted(by_job["value"].to_list()) == [300, 700]
+    # k from an expression, more than there are, and below 1
+    assert one(requests, "topk(scalar(vector(9)), http_requests)", 0).height == 4
+    assert one(requests, "topk(0, http_requests)", 0).is_empty()
+    with pytest.raises(PromQLError, match="overflows int64"):
+        one(requests, "topk(NaN, http_requests)", 0)
+    # NaN is never preferred (aggregators.test: 'NaN is sorted away from the top/bottom')
+    nan = frame([("n", {"i": "0"}, [(0, math.nan)]), ("n", {"i": "1"}, [(0, 1)])])
+    assert one(nan, "topk(1, n)", 0)["i"].to_list() == ["1"]
+    assert one(nan, "bottomk(1, n)", 0)["i"].to_list() == ["1"]
+
+
+def test_topk_is_per_step_in_a_range_query() -> None:
+    # a at 0 s: 1, 60 s: 3; b: 2, 2 -> topk(1) is b then a
+    df = frame([("g", {"s": "a"}, [(0, 1), (60, 3)]), ("g", {"s": "b"}, [(0, 2), (60, 2)])])
+    got = evaluate(df, "topk(1, g)", start=at(0), end=at(60), step=60)
+    assert got["s"].to_list() == ["b", "a"]
+
+
+def test_sort_desc_orders_an_instant_query(requests: pl.DataFrame) -> None:
+    assert one(requests, "sort_desc(http_requests)", 0)["value"].to_list() == [700, 500, 300, 100]
+    assert one(requests, "sort(http_requests)", 0)["value"].to_list() == [100, 300, 500, 700]
+
+
+def test_count_values(requests: pl.DataFrame) -> None:
+    df = frame(
+        [
+            ("version", {"job": "api", "instance": "0"}, [(0, 6)]),
+            ("version", {"job": "api", "instance": "1"}, [(0, 6)]),
+            ("version", {"job": "app", "instance": "0"}, [(0, 0.1)]),
+            ("version", {"job": "app", "instance": "1"}, [(0, 1e21)]),
+        ]
+    )
+    got = {r["version"]: r["value"] for r in rows(one(df, 'count_values("version", version)', 0))}
+    # values as Go's strconv.FormatFloat(v, 'f', -1, 64) writes them
+    assert got == {"6": 2, "0.1": 1, "1000000000000000000000": 1}
+    by_job = rows(one(df, 'count_values by (job) ((("v")), version)', 0))
+    assert {(r["job"], r["v"], r["value"]) for r in by_job} == {
+        ("api", "6", 2),
+        ("app", "0.1", 1),
+        ("app", "1000000000000000000000", 1),
+    }
+    # the new label overwrites a grouping label of the same name, merging the groups
+    over = rows(one(df, 'count_values without (instance) ("job", version)', 0))
+    assert {(r["job"], r["value"]) for r in over} == {("6", 2), ("0.1", 1), ("1000000000000000000000", 1)}  # fmt: skip
+    with pytest.raises(PromQLError, match="invalid label name"):
+        one(df, 'count_values("not-a-label", version)', 0)
+    with pytest.raises(PromQLError, match="expects a string"):
+        one(df, "count_values(1, version)", 0)
+
+
+def test_timestamp() -> None:
+    # of a selector: the time of the sample it picked; of anything else: the evaluation time
+    df = frame([("m", {"a": "x"}, [(0, 1), (30, 2)])])
+    assert value(df, "timestamp(m)", 45) == pytest.approx(T0.timestamp() + 30)
+    assert value(df, "timestamp(((m)))", 29) == pytest.approx(T0.timestamp())
+    assert value(df, "timestamp(m offset 20s)", 45) == pytest.approx(T0.timestamp())
+    assert value(df, "timestamp(m + 1)", 45) == pytest.approx(T0.timestamp() + 45)
+    assert "metric" not in one(df, "timestamp(m)", 45).columns
+
+
+def test_deriv_and_predict_linear() -> None:
+    # samples 0 s: 0, 60 s: 30, 120 s: 60 (0.5/s, exactly linear): deriv = 0.5;
+    # predict_linear(x[5m], 600) at 120 s = 60 + 0.5 * 600 = 360
+    df = frame([("x", {}, [(0, 0), (60, 30), (120, 60)])])
+    assert value(df, "deriv(x[5m])", 120) == pytest.approx(0.5, rel=1e-12)
+    assert value(df, "predict_linear(x[5m], 600)", 120) == pytest.approx(360, rel=1e-12)
+    # at 150 s the intercept is taken at 150 s: 75 + 0.5 * 600 = 375
+    assert value(df, "predict_linear(x[5m], 600)", 150) == pytest.approx(375, rel=1e-12)
+    # least squares through 0 s: 0, 60 s: 60, 120 s: 0 -> slope 0; a constant series -> 0
+    tent = frame([("t", {}, [(0, 0), (60, 60), (120, 0)])])
+    assert value(tent, "deriv(t[5m])", 120) == 0
+    assert value(frame([("c", {}, [(0, 7), (60, 7)])]), "deriv(c[5m])", 60) == 0
+    # one sample in the window: no result
+    assert value(df, "deriv(x[30s])", 120) is None
+
+
+def test_result_type() -> None:
+    assert result_type("1 + 2") == "scalar"
+    assert result_type("scalar(x) * time()") == "scalar"
+    assert result_type("x + 1") == "vector"
+    assert result_type("sum(rate(x[5m]))") == "vector"
+    assert result_type("x[5m]") == "matrix"
+    assert result_type("max_over_time(x[5m])[1h:]") == "matrix"
