@@ -7,30 +7,56 @@ metrics frame with Prometheus's range-query semantics, and :func:`histogram_quan
 the bucket each quantile fell into, and a flag when it is pinned at the highest finite bound
 (CoreDNS: 8.192 s).
 
-Semantics (checked against the real Prometheus 2.42 server by ``tests/test_promql_prometheus.py``):
+Semantics (checked against the real Prometheus 2.42 server by ``tests/test_promql_prometheus.py``
+and against Prometheus's own conformance files, promqltest v2.42.0, by ``tests/test_promqltest.py``):
 
 - Evaluation at ``start, start+step, ..., end`` (milliseconds, like the engine).
 - Instant selectors take the newest sample within the lookback (default 5 m); a series with no
   sample in the lookback is absent at that step ("stale"), exactly like a gap in Grafana.
-- Range selectors ``x[5m]``: ``compat="3"`` (default, Prometheus 3.x) selects ``(t-range, t]``;
-  ``compat="2"`` selects ``[t-range, t]`` as Prometheus 2.x did. The lookback of instant selectors
-  follows the same rule.
 - ``rate``/``increase``/``delta``: Prometheus's ``extrapolatedRate`` (counter resets, extrapolation
-  to the window edges by at most half a sample interval, never below zero). ``compat="2"`` applies
-  the zero-point limit before the 110 % threshold test, as Prometheus up to 2.50 did (fixed by
-  prometheus#13725 in 2.51); ``compat="3"`` uses the fixed order.
+  to the window edges by at most half a sample interval, never below zero).
 - ``histogram_quantile``: Prometheus's ``bucketQuantile`` (sorting by ``le``, same-``le`` buckets
   summed, monotonicity fix, ``+Inf`` required, lowest bucket interpolated from 0, rank beyond the last
-  finite bucket returns that bucket's upper bound). ``compat="2"`` uses 2.42's ``ensureMonotonic``;
-  ``compat="3"`` also ignores relative deltas ≤ 1e-12 between neighbouring buckets (Prometheus ≥ 2.49).
-- Regex matchers are anchored (``^(?:re)$``); ``.`` matches a newline in ``compat="3"`` only (Prometheus
-  3 changed this). Python's ``re`` stands in for RE2: lookarounds and backreferences are rejected as
-  Prometheus rejects them; RE2-only syntax (Unicode classes such as ``\\pL``) raises :class:`PromQLError`.
+  finite bucket returns that bucket's upper bound).
+- Regex matchers are anchored (``^(?:re)$``). Python's ``re`` stands in for RE2: RE2 flags set
+  inside a group (``((?i)PRO).*``) are rewritten to scoped groups; lookarounds and backreferences
+  are rejected as Prometheus rejects them; RE2-only syntax (Unicode classes such as ``\\pL``, the
+  ungreedy flag ``U``) raises :class:`PromQLError`.
+- Keywords and aggregation operators are case-insensitive (``SUM(x) BY (job)``, ``AND ON``,
+  ``IGNORING``, ``BOOL``, ``OFFSET``); function names are not (``RATE(...)`` is an unknown
+  function, as in Prometheus).
 - ``start``/``end`` in Unix seconds and a numeric ``step`` are converted to milliseconds exactly as
   the HTTP API does (fractions rounded to ms; steps truncated).
 - Grouping samples into series: ``metric`` + every label column (``source`` is not a label, an empty
   label value is no label); the same series twice at one timestamp keeps the first sample (with a
   :class:`~kit.errors.KitWarning`), as Prometheus's TSDB does.
+- An instant query (``start == end``) of ``sort``/``sort_desc``/``topk``/``bottomk`` returns its rows
+  in Prometheus's order (by value, NaN last); otherwise rows are sorted by time and labels.
+
+Versions (``compat``): ``"2"`` is 2.42 (Debian's package, the version the conformance files come
+from); ``"2.42"`` to ``"2.55"`` (a patch number is allowed: ``"2.53.1"``, the 2.53 LTS) and ``"3"``
+(current 3.x) differ where Prometheus's CHANGELOG says PromQL changed:
+
+- 2.49.0, #13153 "Fix inaccuracies of histogram_quantile with classic histograms": from 2.49,
+  ``histogram_quantile`` also ignores relative deltas <= 1e-12 between neighbouring buckets (2.42:
+  only ``ensureMonotonic``).
+- 2.51.0, #13725 "Constrain extrapolation in rate() to half of sample interval": from 2.51 the
+  110 % threshold test comes before the zero-point limit (2.42 to 2.50: after it). Example:
+  ``increase(http_requests[100m])`` over 10, 20, ... 110 every 5 m at 50 m is 110 in 2.42 and 105
+  in 2.51-2.55 and 3.
+- 2.54.0, #14074 / #14362 "use Kahan summation for sum()": ``sum`` (1, 1e100, 1, -1e100) is 2 from
+  2.54, 0 before; #9138 "float literal numbers and durations are now interchangeable
+  (experimental)" (stable in 3.0, #15111): ``x[600]``, ``offset 50``, ``time() - t > 10m``.
+- 3.0: range selectors and lookback select ``(t-range, t]`` (2.x: ``[t-range, t]``; Prometheus's
+  migration guide); #14505 "regexp . now matches all characters"; #14941 ``stddev``/``stdvar`` of a
+  group holding a NaN or an infinity is NaN (2.x: 0 for such a value alone); ``atan2`` drops the
+  metric name like the other arithmetic operators (operators.test at HEAD; 2.42 kept it);
+  ``sum_over_time``/``avg_over_time`` use Kahan summation (functions.go at HEAD); #14930
+  ``holt_winters`` is renamed ``double_exponential_smoothing`` behind a feature flag (not
+  supported with ``compat="3"``).
+- 3.x, #17668 "Fix insufficient cardinality checking for filter ops" (merged 2025-12): a comparison
+  that matches many-to-one without ``group_left`` is an error even when the filter would leave one
+  match (2.x only checked the samples that passed the filter).
 
 Exports and exactness: the answers equal Prometheus's when the frame holds the *raw* samples, e.g.
 an instant query of a range selector (``/api/v1/query?query=x_bucket[2h]``: a matrix with the
@@ -42,29 +68,36 @@ Known differences: stale markers cannot be represented in an export, so a series
 its last sample leaves the lookback; negative ``offset`` is accepted without Prometheus 2's feature
 flag; Prometheus 3's normalisation of ``le``/``quantile`` values at scrape time (``le="1"`` ->
 ``"1.0"``) is not applied to the labels of results (``histogram_quantile`` compares bounds
-numerically either way).
+numerically either way); among equal values ``topk``/``bottomk`` keep the first series in label
+order, where Prometheus's heap may keep another; ``avg`` keeps 2.42's incremental mean in every
+``compat``.
 
-Supported syntax: number literals (incl. ``Inf``/``NaN``), selectors with ``=``, ``!=``, ``=~``,
-``!~`` matchers, range selectors, subqueries ``expr[1h:1m]`` (``[1h:]`` = 1m step, Prometheus's default
-evaluation interval), ``offset``, ``rate``, ``irate``, ``increase``, ``delta``,
-``idelta``, ``changes``, ``resets``, ``sum|avg|min|max|count|last|quantile|stddev|stdvar|present|
-absent_over_time``, ``histogram_quantile``, ``abs``, ``ceil``, ``floor``, ``round``, ``sgn``,
-``sqrt``, ``exp``, ``ln``, ``log2``, ``log10``, ``clamp_min``, ``clamp_max``, ``absent``, ``sort``,
-``sort_desc``, ``vector``, ``scalar``, ``time``, ``label_replace``,
-``label_join``, ``sum``/``avg``/``min``/``max``/``count``/``group``/``stddev``/``stdvar``/``quantile``
-with ``by``/``without`` (before or
-after the argument), unary ``-``/``+``, arithmetic ``+ - * / % ^ atan2`` and comparisons
-``== != < > <= >=`` (filtering, or 0/1 with ``bool``) between scalars and vectors and between vectors
-(``on``/``ignoring``, and ``group_left``/``group_right`` to copy labels such as ``node`` from a
-join table like ``kube_pod_info``), set operators ``and``/``or``/``unless``, parentheses and ``#``
-comments: enough to paste a dashboard panel or an alert rule (the coredns-mixin's
-``histogram_quantile(...) > 4``). Anything else (``@``, ``topk``/``bottomk`` — which
-of several equal values Prometheus keeps depends on its heap order —,
-``label_replace``...) raises :class:`PromQLError` naming the construct and its position.
+Supported syntax: number literals (incl. ``Inf``/``NaN``), string literals (also parenthesised) as
+arguments, selectors with ``=``, ``!=``, ``=~``, ``!~`` matchers, range selectors, subqueries
+``expr[1h:1m]`` (``[1h:]`` = 1m step, Prometheus's default evaluation interval), ``offset``, ``@``
+(a Unix time, ``start()``, ``end()``), ``rate``, ``irate``, ``increase``, ``delta``, ``idelta``,
+``changes``, ``resets``, ``deriv``, ``predict_linear``, ``holt_winters`` (2.x),
+``sum|avg|min|max|count|last|quantile|stddev|stdvar|present|absent_over_time``,
+``histogram_quantile``, ``abs``, ``ceil``, ``floor``, ``round``, ``sgn``, ``sqrt``, ``exp``, ``ln``,
+``log2``, ``log10``, the trigonometric functions, ``deg``, ``rad``, ``pi``, ``clamp``,
+``clamp_min``, ``clamp_max``, ``absent``, ``sort``, ``sort_desc``, ``vector``, ``scalar``,
+``time``, ``timestamp``, ``year``/``month``/``day_of_month``/``day_of_week``/``day_of_year``/
+``days_in_month``/``hour``/``minute``, ``label_replace``, ``label_join``,
+``sum``/``avg``/``min``/``max``/``count``/``group``/``stddev``/``stdvar``/``quantile``/``topk``/
+``bottomk``/``count_values`` with ``by``/``without`` (before or after the arguments), unary
+``-``/``+``, arithmetic ``+ - * / % ^ atan2`` and comparisons ``== != < > <= >=`` (filtering, or
+0/1 with ``bool``) between scalars and vectors and between vectors (``on``/``ignoring``, and
+``group_left``/``group_right`` to copy labels such as ``node`` from a join table like
+``kube_pod_info``), set operators ``and``/``or``/``unless``, parentheses and ``#`` comments. Not
+supported, with a :class:`PromQLError` naming the construct and its position: native-histogram
+functions (``histogram_count``, ``histogram_sum``, ``histogram_fraction``...: an export holds
+classic buckets), ``limitk``/``limit_ratio`` and Prometheus's experimental functions
+(``sort_by_label``, ``mad_over_time``, ``info``...), a string as the query's result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import itertools
@@ -547,6 +580,7 @@ class _Selector:
     range_ms: int | None = None
     offset_ms: int = 0
     text: str = ""
+    at: int | str | None = None  # '@': Unix ms, or "start"/"end" (the query's start()/end())
 
 
 @dataclass(frozen=True)
@@ -556,6 +590,7 @@ class _Subquery:
     step_ms: int | None  # None: Prometheus's default evaluation interval (1m)
     pos: int
     offset_ms: int = 0
+    at: int | str | None = None  # '@': Unix ms, or "start"/"end"
 
 
 @dataclass(frozen=True)
@@ -607,7 +642,7 @@ _DATE_FUNCTIONS = {"year", "month", "day_of_month", "day_of_week", "day_of_year"
 _ARITY = {**dict.fromkeys(_RANGE_FUNCTIONS, 1), **dict.fromkeys(_ELEMENTWISE, 1), "histogram_quantile": 2, "clamp_min": 2, "clamp_max": 2, "vector": 1, "scalar": 1, "time": 0, "label_replace": 5, "label_join": 3, "quantile_over_time": 2, "absent": 1, "sort": 1, "sort_desc": 1, "round": 1, "predict_linear": 2, "holt_winters": 3, "timestamp": 1, "clamp": 3, "pi": 0, **dict.fromkeys(_DATE_FUNCTIONS, 1)}  # fmt: skip
 _FUNCTIONS = set(_ARITY)
 _SCALAR_FUNCTIONS = {"time", "scalar", "pi"}
-_KNOWN_FUNCTIONS = {"abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deriv", "exp", "floor", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar", "holt_winters", "hour", "idelta", "label_join", "label_replace", "ln", "log2", "log10", "minute", "month", "predict_linear", "resets", "round", "scalar", "sgn", "sort", "sort_desc", "sqrt", "time", "timestamp", "vector", "year", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time", "present_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi"}  # fmt: skip
+_KNOWN_FUNCTIONS = {"abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deriv", "exp", "floor", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar", "holt_winters", "hour", "idelta", "label_join", "label_replace", "ln", "log2", "log10", "minute", "month", "predict_linear", "resets", "round", "scalar", "sgn", "sort", "sort_desc", "sqrt", "time", "timestamp", "vector", "year", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time", "present_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi", "histogram_avg", "sort_by_label", "sort_by_label_desc", "mad_over_time", "double_exponential_smoothing", "info", "first_over_time", "ts_of_min_over_time", "ts_of_max_over_time", "ts_of_last_over_time", "ts_of_first_over_time"}  # fmt: skip
 _ARITH_PREC = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
 _CMP_SET_PREC = {"==": 3, "!=": 3, "<": 3, ">": 3, "<=": 3, ">=": 3, "and": 2, "unless": 2, "or": 1}  # fmt: skip
 _COMPARISONS = {"==", "!=", "<", ">", "<=", ">="}
@@ -763,7 +798,7 @@ class _Parser:
                         "a range '[5m]' may only follow a selector (for an expression use a subquery '[5m:1m]')",
                         tok,
                     )
-                node = _Selector(node.matchers, node.pos, dur, node.offset_ms, node.text)
+                node = dataclasses.replace(node, range_ms=dur)
             elif tok.kind == "IDENT" and tok.text.lower() == "offset":
                 if not isinstance(node, _Selector | _Subquery) or node.offset_ms:
                     raise self.error("'offset' may only follow a selector or a subquery, once", tok)
@@ -773,14 +808,34 @@ class _Parser:
                     self.next()
                     sign = -1
                 off = sign * self.expect_duration()
-                if isinstance(node, _Subquery):
-                    node = _Subquery(node.expr, node.range_ms, node.step_ms, node.pos, off)
-                else:
-                    node = _Selector(node.matchers, node.pos, node.range_ms, off, node.text)
+                node = dataclasses.replace(node, offset_ms=off)
             elif tok.kind == "OP" and tok.text == "@":
-                raise self.error("the '@' modifier is not supported", tok)
+                if not isinstance(node, _Selector | _Subquery):
+                    raise self.error("'@' may only follow a selector or a subquery", tok)
+                if node.at is not None:
+                    raise self.error("'@ <timestamp>' may not be set multiple times", tok)
+                self.next()
+                node = dataclasses.replace(node, at=self.parse_at())
             else:
                 return node
+
+    def parse_at(self) -> int | str:
+        """After '@': Unix seconds (to ms, rounded like Prometheus), or start() / end()."""
+        tok = self.next()
+        if tok.kind == "IDENT" and tok.text.lower() in ("start", "end") and self.at("("):
+            self.next()
+            self.expect("OP", ")")
+            return tok.text.lower()
+        sign = 1.0
+        if tok.kind == "OP" and tok.text in "+-":
+            sign = -1.0 if tok.text == "-" else 1.0
+            tok = self.next()
+        if tok.kind != "NUMBER":
+            raise self.error("'@' needs a Unix time in seconds, start() or end()", tok)
+        value = sign * float(tok.value)  # type: ignore[arg-type]
+        if not math.isfinite(value):
+            raise self.error(f"invalid '@' time {tok.text!r}", tok)
+        return round(value * 1000)
 
     def expect_duration(self) -> int:
         tok = self.next()
@@ -1015,6 +1070,9 @@ class _Ctx:
     lookback_ms: int
     sem: _Semantics
     notes: list[str] = field(default_factory=list)
+    # the query's start and end (ms), for '@ start()' / '@ end()', also inside subqueries
+    query_start: int = 0
+    query_end: int = 0
     # evaluate(bounds=True): the top-level histogram_quantile() call, and what it found per row
     bounds_for: object = None
     bounds: dict[str, np.ndarray] | None = None
@@ -1144,8 +1202,16 @@ def _date_part(func: str, seconds: np.ndarray) -> np.ndarray:
     return out
 
 
+def _ref_times(ctx: _Ctx, at: int | str | None, offset_ms: int) -> np.ndarray:
+    """The time (ms) a selector reads at each step: the step, or the '@' time, minus the offset."""
+    if at is None:
+        return ctx.steps - offset_ms
+    t = ctx.query_start if at == "start" else ctx.query_end if at == "end" else int(at)
+    return np.full(len(ctx.steps), t - offset_ms, dtype=np.int64)
+
+
 def _eval_instant_selector(ctx: _Ctx, sel: _Selector, *, timestamps: bool = False) -> _Vec:
-    ref = ctx.steps - sel.offset_ms
+    ref = _ref_times(ctx, sel.at, sel.offset_ms)
     low = ref - ctx.lookback_ms
     rows_v, rows_p, labels = [], [], []
     for s in _select(ctx, sel):
@@ -1173,10 +1239,10 @@ def _stack(
 
 
 def _window(
-    ctx: _Ctx, s: _Series, range_ms: int, offset_ms: int
+    ctx: _Ctx, s: _Series, range_ms: int, offset_ms: int, at: int | str | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices ``[lo, hi)`` of each step's range window, and the range end (ms) per step."""
-    end = ctx.steps - offset_ms
+    end = _ref_times(ctx, at, offset_ms)
     start = end - range_ms
     lo = np.searchsorted(s.ts, start, side="left" if ctx.sem.left_closed else "right")
     hi = np.searchsorted(s.ts, end, side="right")
@@ -1191,13 +1257,23 @@ def _subquery_series(ctx: _Ctx, sq: _Subquery) -> list[_Series]:
     """Evaluate a subquery's inner expression on its own step grid, aligned to multiples of the step
     (as Prometheus's engine does), and return the result as raw series for a range function."""
     step = sq.step_ms or DEFAULT_SUBQUERY_STEP_MS
-    lo = int(ctx.steps[0]) - sq.offset_ms - sq.range_ms
+    ends = _ref_times(ctx, sq.at, sq.offset_ms)
+    lo = int(ends[0]) - sq.range_ms
     start = step * (lo // step) if lo >= 0 else -step * ((-lo) // step)
     if start < lo:
         start += step
-    end = int(ctx.steps[-1]) - sq.offset_ms
+    end = int(ends[-1])
     grid = np.arange(start, end + 1, step, dtype=np.int64)
-    inner = _Ctx(ctx.expr, grid, ctx.series, ctx.lookback_ms, ctx.sem, ctx.notes)
+    inner = _Ctx(
+        ctx.expr,
+        grid,
+        ctx.series,
+        ctx.lookback_ms,
+        ctx.sem,
+        ctx.notes,
+        query_start=ctx.query_start,
+        query_end=ctx.query_end,
+    )
     if not len(grid):
         return []
     res = _eval(inner, sq.expr)
@@ -1255,14 +1331,13 @@ def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
     q_values = scalars[0] if call.func == "quantile_over_time" else None
     if isinstance(arg, _Subquery):
         sources = _subquery_series(ctx, arg)
-        range_ms, offset_ms = arg.range_ms, arg.offset_ms
     else:
         assert isinstance(arg, _Selector) and arg.range_ms is not None
         sources = _select(ctx, arg)
-        range_ms, offset_ms = arg.range_ms, arg.offset_ms
+    range_ms, offset_ms, at = arg.range_ms, arg.offset_ms, arg.at
     rows_v, rows_p, labels = [], [], []
     for s in sources:
-        lo, hi, end = _window(ctx, s, range_ms, offset_ms)
+        lo, hi, end = _window(ctx, s, range_ms, offset_ms, at)
         if call.func in ("irate", "idelta"):
             vals, ok = _irate(s, lo, hi, is_rate=call.func == "irate")
         elif call.func in ("deriv", "predict_linear", "holt_winters"):
@@ -2650,8 +2725,11 @@ def evaluate(
     step
         Evaluation interval: ``timedelta``, duration string (``"30s"``) or seconds.
     compat
-        ``"3"`` (default): Prometheus 3.x, range windows and lookback ``(t-range, t]``.
-        ``"2"``: Prometheus 2.x (2.42 exactly): ``[t-range, t]``, and 2.42's rate/quantile details.
+        The Prometheus version whose semantics to follow: ``"3"`` (default, current 3.x: range
+        windows and lookback ``(t-range, t]``), ``"2"`` (2.42 exactly: ``[t-range, t]`` and 2.42's
+        rate/quantile details), or a 2.x version from ``"2.42"`` to ``"2.55"`` (``"2.53"``, the LTS
+        many clusters run). The differences are listed in the module docstring. ValueError for
+        another value.
     lookback
         Lookback delta of instant selectors (Prometheus ``--query.lookback-delta``, default 5m).
     variables
@@ -2708,7 +2786,7 @@ def evaluate(
         if isinstance(lookback, dt.timedelta)
         else parse_duration(lookback)
     )
-    ctx = _Ctx(text, steps, series, lb, sem)
+    ctx = _Ctx(text, steps, series, lb, sem, query_start=start_ms, query_end=end_ms)
     if isinstance(node, _Selector) and node.range_ms is not None:
         raise PromQLError(
             "a range vector (x[5m]) cannot be evaluated over a time range; use rate(), increase()...",
@@ -2755,7 +2833,8 @@ def histogram_quantile(
     q
         Quantile(s) in [0, 1] (outside: ±Inf, NaN: NaN, as Prometheus).
     compat
-        ``"3"`` (default) or ``"2"``: see the module docstring (monotonicity fix).
+        ``"3"`` (default), ``"2"`` or a 2.x version as for :func:`evaluate`; only the
+        monotonicity fix depends on it (2.49+ ignores float noise between buckets).
 
     Returns
     -------

@@ -392,7 +392,8 @@ def test_quantile_series_columns() -> None:
             "x[5m:1m]",
             "a subquery (x[1h:1m]) is a range vector: wrap it in max_over_time(), rate()... at position 1",
         ),
-        ("x @ 100", "the '@' modifier is not supported at position 2"),
+        ("x @ 100 @ 200", "'@ <timestamp>' may not be set multiple times at position 8"),
+        ("sum(x) @ 100", "'@' may only follow a selector or a subquery at position 7"),
         ("rate(x)", "rate() needs a range selector argument like x[5m] at position 0"),
         (
             "x[5m]",
@@ -860,3 +861,18 @@ def test_result_type() -> None:
     assert result_type("sum(rate(x[5m]))") == "vector"
     assert result_type("x[5m]") == "matrix"
     assert result_type("max_over_time(x[5m])[1h:]") == "matrix"
+
+
+def test_at_modifier() -> None:
+    # '@ t' reads a selector (or subquery) at t for every step; start()/end(): the query's bounds
+    df = frame([("m", {}, [(60 * i, i) for i in range(11)])])
+    t0 = T0.timestamp()
+    got = evaluate(df, f"m @ {t0 + 120}", start=at(300), end=at(600), step=60)
+    assert got["value"].to_list() == [2] * 6
+    assert evaluate(df, "m @ start()", start=at(300), end=at(600), step=60)["value"].unique().to_list() == [5]  # fmt: skip
+    assert evaluate(df, "m @ end() offset 2m", start=at(300), end=at(600), step=60)["value"].unique().to_list() == [8]  # fmt: skip
+    # range functions and subqueries: the window ends at the '@' time
+    assert value(df, f"increase(m[2m] @ {t0 + 240})", 600, compat="2") == pytest.approx(2)
+    assert value(df, f"max_over_time(m[5m:1m] @ {t0 + 240})", 600) == 4
+    # predict_linear keeps the evaluation time as its reference (functions.test)
+    assert value(df, f"predict_linear(m[10m] @ {t0 + 600}, 0)", 300) == pytest.approx(5)

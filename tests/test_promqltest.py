@@ -52,26 +52,18 @@ FILES = sorted(p.name for p in PROMQLTEST.glob("*.test")) if PROMQLTEST.is_dir()
 
 #: Constructs kit.promql does not evaluate: (pattern over the expression, why).
 UNSUPPORTED: dict[str, tuple[str, str]] = {
-    "@ modifier": (
-        r"@\s*(?:[\d.]|start\s*\(|end\s*\(|-)",
-        "evaluation at a fixed time needs the raw samples around that time; exports are a window",
-    ),
-    "holt_winters": (
-        r"\bholt_winters\s*\(",
-        "smoothing for forecasting, not used by DNS dashboards",
-    ),
-    "date functions": (
-        r"\b(?:year|month|day_of_month|day_of_week|day_of_year|days_in_month|hour|minute)\s*\(",
-        "calendar arithmetic on sample values: no DNS dashboard panel uses them",
-    ),
-    "trigonometric functions": (
-        r"\b(?:a?(?:sin|cos|tan)h?|deg|rad|pi)\s*\(",
-        "not used on latency, rate or error series",
-    ),
-    "clamp": (r"\bclamp\s*\(", "clamp_min/clamp_max are supported; the two-sided clamp is not"),
     "native histograms": (
-        r"\bhistogram_(?:count|sum|fraction|stddev|stdvar)\s*\(",
+        r"\bhistogram_(?:count|sum|avg|fraction|stddev|stdvar)\s*\(",
         "native histograms cannot be represented in a metrics export (CoreDNS exposes classic ones)",
+    ),
+    "limitk / limit_ratio": (
+        r"\blimit(?:k|_ratio)\b",
+        "experimental in 2.54+: which series they keep is an implementation detail of Prometheus",
+    ),
+    "experimental functions": (
+        r"\b(?:sort_by_label(?:_desc)?|mad_over_time|double_exponential_smoothing|info|"
+        r"ts_of_\w+_over_time|first_over_time)\s*\(",
+        "behind --enable-feature=promql-experimental-functions in Prometheus",
     ),
 }
 
@@ -424,6 +416,26 @@ def test_promqltest_file(name: str) -> None:
         if status in ("wrong", "error", "xpass")
     ]
     assert not bad, f"{len(bad)} case(s):\n" + "\n".join(bad)
+
+
+def test_the_runner_detects_wrong_answers() -> None:
+    """The comparison is not vacuous: a wrong value, a missing or extra series, a wrong order, a
+    scalar for a vector and a missing error are all 'wrong'."""
+    series = {
+        (("__name__", "m"), ("a", "x")): [(0, 1.0)],
+        (("__name__", "m"), ("a", "y")): [(0, 2.0)],
+    }
+    frame = _frame(series)
+    x, y = (("__name__", "m"), ("a", "x")), (("__name__", "m"), ("a", "y"))
+    assert run_case(Eval("t", 1, "m", 0, expected=[(x, 1.0), (y, 2.0)]), frame)[0] == "pass"
+    assert run_case(Eval("t", 1, "m", 0, expected=[(x, 1.0), (y, 2.1)]), frame)[0] == "wrong"
+    assert run_case(Eval("t", 1, "m", 0, expected=[(x, 1.0)]), frame)[0] == "wrong"
+    assert run_case(Eval("t", 1, "m{a='x'}", 0, expected=[(x, 1.0), (y, 2.0)]), frame)[0] == "wrong"
+    ordered = Eval("t", 1, "sort_desc(m)", 0, ordered=True, expected=[(x, 1.0), (y, 2.0)])
+    assert run_case(ordered, frame)[0] == "wrong"
+    assert run_case(Eval("t", 1, "sum(m)", 0, scalar=3.0), frame)[0] == "wrong"
+    assert run_case(Eval("t", 1, "m", 0, fail=True), frame)[0] == "wrong"
+    assert run_case(Eval("t", 1, "nosuch(m)", 0, expected=[]), frame)[0] == "error"
 
 
 _README_ROW = re.compile(r"^\|\s*(pass|wrong|error|unsupported|xfail)\b[^|]*\|\s*(\d+)\s*\|", re.M)
