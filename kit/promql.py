@@ -1923,15 +1923,16 @@ def _count_values(ctx: _Ctx, agg: _Agg, inner: _Vec) -> _Vec:
 
 
 def _kahan_sum(v: np.ndarray, p: np.ndarray) -> np.ndarray:
-    # Prometheus >= 2.54 sum(): Kahan-Neumaier compensated, in input order (1, 1e100, 1, -1e100 -> 2)
+    # Prometheus >= 2.54 sum(): Kahan-Neumaier compensated, in input order (1, 1e100, 1, -1e100 -> 2).
+    # Prometheus resets the compensation when the sum becomes infinite; a sum that was infinite
+    # stays infinite or NaN, so applying that rule once at the end gives the same result.
+    x_all = np.where(p, v, 0.0)
     total = np.zeros(v.shape[1])
     c = np.zeros(v.shape[1])
     with np.errstate(invalid="ignore", over="ignore"):
-        for r in range(v.shape[0]):
-            x = np.where(p[r], v[r], 0.0)
+        for x in x_all:
             t = total + x
-            comp = np.where(np.abs(total) >= np.abs(x), (total - t) + x, (x - t) + total)
-            c = np.where(np.isinf(t), 0.0, c + comp)
+            c += np.where(np.abs(total) >= np.abs(x), (total - t) + x, (x - t) + total)
             total = t
         return np.where(np.isinf(total), total, total + c)
 
