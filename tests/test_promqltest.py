@@ -274,6 +274,9 @@ def parse_file(path: Path) -> list[Load | Clear | Eval]:
 def _frame(series: dict[Labels, list[tuple[int, float]]]) -> pl.DataFrame:
     """The loaded series as a kit.read_metrics-layout frame (ts, metric, value, labels...)."""
     names = sorted({k for key in series for k, _ in key if k != "__name__"})
+    clash = {"ts", "metric", "value", "source"} & set(names)
+    if clash:  # these are columns of the metrics frame, not labels, in kit.read_metrics's layout
+        raise FormatError(f"label name(s) {sorted(clash)} cannot be a metrics-frame label column")
     cols: dict[str, list[object]] = {"ms": [], "metric": [], "value": [], **{n: [] for n in names}}
     for key, samples in series.items():
         d = dict(key)
