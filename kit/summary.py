@@ -117,6 +117,8 @@ def _coredns(path: Path) -> Summary:
         "errors": e.height,
         "other": logs.other.height,
         "rejected": logs.rejected.height,
+        # e.g. "looks like a custom log format, pass log_format=": queries would be 0 silently
+        "notes": [n for n in logs.files["notes"].to_list() if n],
         **_span(pl.concat([q["ts"], e["ts"]])),
     }
     if q.height:
