@@ -1157,7 +1157,10 @@ def _packets(raw: pl.DataFrame) -> pl.DataFrame:
         .fill_null(0)
         .cast(pl.UInt16),
         # DNS inside HTTP (DoH over HTTP/1.1 or HTTP/2, when tshark can see it)
-        via_http=proto.str.contains(":http", literal=True).fill_null(False),
+        via_http=pl.when(pl.col("dns_id").is_not_null())
+        .then(proto.str.contains(":http", literal=True))
+        .otherwise(False)
+        .fill_null(False),
         frag_frames=_frag_frames(raw),
     )
     return df.drop(
