@@ -13,11 +13,14 @@ How tshark's output is read
   ASCII unit separator ``0x1f``, which cannot collide with data: tshark prints a control byte inside
   a name as an escape (``\\037``). The header fields (``dns.id``, ``dns.flags``, ``dns.count.*``)
   occur exactly once per message, so they are split and zipped into one row per message; the
-  question names are assigned per message from ``dns.count.queries``.
+  question names are assigned per message from ``dns.count.queries`` (``dns.count.zones`` for an
+  UPDATE, whose header counts zones and prerequisites instead of questions and answers).
 * ``qname`` is what tshark shows: presentation form **without** the trailing dot, case preserved,
-  the root as ``"."``. tshark escapes tab, newline and other control bytes (``\\t``, ``\\n``,
-  ``\\037``), prints bytes that are not valid UTF-8 as U+FFFD, and prints a dot or backslash inside a
-  label as-is, so those names are not byte-exact.
+  the root as ``"."`` (tshark prints ``<Root>``; a one-label name whose label is literally
+  ``<Root>`` looks the same in tshark's output and is shown as ``"."`` too). tshark escapes tab,
+  newline and other control bytes (``\\t``, ``\\n``, ``\\037``), prints bytes that are not valid
+  UTF-8 as U+FFFD, and prints a dot or backslash inside a label as-is, so those names are not
+  byte-exact.
 * Large files are cut into packet ranges (:data:`DEFAULT_CHUNK_PACKETS`, ``editcap -r``), each
   started :data:`CHUNK_OVERLAP_PACKETS` early so tshark's TCP state is warm, dissected by one tshark
   each, in parallel. tshark's memory grows with the packets it has seen (~160 MB + ~0.5 kB per
@@ -88,7 +91,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the parsing or the schemas change, so old cache entries are not reused.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 #: tshark's ``dns.retransmission_timer`` default: a repeated query within this many seconds of the
 #: first one (same conversation and ID, still unanswered) is a retransmission.
 RETRANSMISSION_TIMER_S = 5.0
@@ -99,10 +102,21 @@ CHUNK_OVERLAP_PACKETS = 5_000
 _AGG = "\x1f"
 _UTC = pl.Datetime("us", "UTC")
 _CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp")
-_BASE_FILTER = (
-    "dns or udp.port == 53 or tcp.port == 53 or ip.flags.mf == 1 or ip.frag_offset > 0 "
-    "or ipv6.fraghdr"
-)
+#: The ports DNS servers listen on by default (``dns_ports=`` of :func:`read_capture`).
+DEFAULT_DNS_PORTS: tuple[int, ...] = (53,)
+_FRAGMENTS = "ip.flags.mf == 1 or ip.frag_offset > 0 or ipv6.fraghdr"
+#: tshark's names for DNS message opcodes (RFC 1035, 1996, 2136, 8490); others are ``OPCODE<n>``.
+OPCODES: dict[int, str] = {0: "QUERY", 1: "IQUERY", 2: "STATUS", 4: "NOTIFY", 5: "UPDATE", 6: "DSO"}
+
+
+def _base_filter(ports: Sequence[int]) -> str:
+    """The kit's tshark display filter: DNS, anything on a DNS port, and IP fragments."""
+    # '==' chains, not 'in {...}': the set syntax changed between tshark 3.x and 4.x
+    on = " or ".join(f"{t}.port == {p}" for t in ("udp", "tcp") for p in ports)
+    return f"dns or {on} or {_FRAGMENTS}"
+
+
+_BASE_FILTER = _base_filter(DEFAULT_DNS_PORTS)
 
 
 def _schema(cols: dict[str, Any]) -> pl.Schema:
@@ -131,8 +145,12 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("dns.flags", "dns_flags"),
     ("dns.count.queries", "dns_qd"),
     ("dns.count.answers", "dns_an"),
+    ("dns.count.zones", "dns_zd"),
+    ("dns.count.prerequisites", "dns_pr"),
     ("dns.qry.name", "dns_qname"),
     ("dns.qry.type", "dns_qtype"),
+    ("ip.fragment", "ip_frags"),
+    ("ipv6.fragment", "ip6_frags"),
 )
 
 DNS_SCHEMA = _schema(
@@ -158,6 +176,7 @@ DNS_SCHEMA = _schema(
         "capture": pl.String,
         "frame_query": pl.UInt32,
         "frame_response": pl.UInt32,
+        "opcode": pl.String,
     }
 )
 
@@ -180,6 +199,7 @@ TCP_SCHEMA = _schema(
         "ts_first": _UTC,
         "ts_last": _UTC,
         "capture": pl.String,
+        "syn_seen": pl.Boolean,
     }
 )
 
@@ -226,6 +246,7 @@ META_SCHEMA = _schema(
         "notes": pl.List(pl.String),
         "tshark_version": pl.String,
         "from_cache": pl.Boolean,
+        "dns_over_http": pl.UInt64,
     }
 )
 
@@ -280,6 +301,7 @@ def read_capture(
     workers: int | None = None,
     tshark_path: str | os.PathLike[str] | None = None,
     chunk_packets: int | None = None,
+    dns_ports: Sequence[int] = DEFAULT_DNS_PORTS,
 ) -> Capture:
     """Load DNS transactions, port-53 TCP connections and DNS packets from packet captures.
 
@@ -291,7 +313,8 @@ def read_capture(
         apart by the ``capture`` column (the file name without ``.gz`` and the capture suffix).
     display_filter
         An extra tshark display filter, ANDed with the kit's own
-        (``dns or udp.port == 53 or tcp.port == 53`` plus IP fragments). Packets it drops are
+        (``dns or udp.port == 53 or tcp.port == 53`` plus IP fragments; the ports are
+        ``dns_ports``). Packets it drops are
         counted in ``meta.packets_skipped``. tshark checks it first: a filter it rejects raises
         ``ValueError`` with tshark's message.
     cache
@@ -315,6 +338,12 @@ def read_capture(
         :data:`CHUNK_OVERLAP_PACKETS` so TCP state carries over, and TCP stream numbers are
         stitched to equal one pass over the whole file. ``None``: :data:`DEFAULT_CHUNK_PACKETS`;
         ``0``: never split. Not used with ``display_filter`` (one pass then).
+    dns_ports
+        The ports DNS servers listen on (default ``(53,)``). ``tcp`` holds the TCP connections
+        with one of these ports at either end; packets to or from them are kept even when they
+        carry no DNS (SYNs, ACKs, FINs). DNS messages on other ports (mDNS on 5353, a lab server
+        on 1053) are still transactions in ``dns``, but their connections are in ``tcp`` only
+        when the port is listed here, e.g. ``dns_ports=(53, 5353)``.
     tshark_path
         tshark to use; default: found like pyshark does (``$DNSKIT_TSHARK``, ``PATH``, pyshark's
         ``config.ini``, standard locations).
@@ -352,16 +381,35 @@ def read_capture(
         - ``capture`` String: file the row comes from (stem).
         - ``frame_query`` UInt32, ``frame_response`` UInt32: tshark frame numbers (1-based) of the
           first query and of the response (null when unanswered).
+        - ``opcode`` String: the query's opcode, ``"QUERY"``, ``"NOTIFY"``, ``"UPDATE"`` (then
+          ``qname``/``qtype`` are the zone and ``SOA``, ``answers`` the prerequisite count),
+          ``"IQUERY"``, ``"STATUS"``, ``"DSO"`` or ``"OPCODE<n>"``. Every opcode is paired the
+          same way; filter on ``opcode == "QUERY"`` for resolution latency.
 
-        ``tcp`` (:data:`TCP_SCHEMA`), one row per TCP connection on port 53 (tshark ``tcp.stream``):
+        What is left out of ``dns``, and counted in ``meta`` instead: DNS messages quoted in ICMP
+        errors, DNS inside HTTP (DoH over HTTP/1.1 or HTTP/2, when tshark can see it, i.e. h2c or
+        decrypted TLS): every DoH query has ID 0 and a connection carries many at once, so pairing
+        by conversation and ID (as here) would pair answers with queries for other names; such
+        messages are counted in ``meta.dns_over_http`` with a note. A malformed query (e.g. a
+        question running past the end of the packet) still has an ID: it is paired with the
+        response to it, usually FORMERR, with a null ``qname``; tshark does the same from the
+        response's side (``dns.response_to``) but shows no ``dns.response_in`` on the malformed
+        query, because its dissection stopped at the damage.
+
+        ``tcp`` (:data:`TCP_SCHEMA`), one row per TCP connection with a ``dns_ports`` port (53)
+        at either end (tshark ``tcp.stream``); connections on other ports are not listed even
+        when they carry DNS (DoH on 443/80, DNS on 5353 unless ``dns_ports`` names it), nor TCP
+        inside tunnels on other ports:
 
         - ``stream`` UInt32: tshark's ``tcp.stream``.
-        - ``client_ip`` String, ``client_port`` UInt16: sender of the first SYN (when no SYN was
-          captured: the side whose port is not 53).
+        - ``client_ip`` String, ``client_port`` UInt16: sender of the first SYN; when no SYN was
+          captured, the receiver of the SYN/ACK, else the sender of the first DNS query (or the
+          receiver of the first DNS response) on the connection, else the side not on a DNS port.
+          Ports decide only last: a client may use source port 53 too.
         - ``server_ip`` String, ``server_port`` UInt16: the other side.
         - ``ts_syn`` Datetime(us, UTC): first SYN (without ACK); null when not captured.
         - ``syn_retransmits`` UInt32: SYNs sent after the first one (tshark flags them as
-          ``tcp.analysis.retransmission``).
+          ``tcp.analysis.retransmission``); 0 when no SYN was captured (``syn_seen`` false).
         - ``ts_synack`` Datetime(us, UTC): first SYN/ACK; null when none was captured.
         - ``handshake_s`` Float64, seconds: first SYN to first SYN/ACK.
         - ``established`` Boolean: a SYN/ACK was seen; null when neither SYN nor SYN/ACK was
@@ -372,8 +420,14 @@ def read_capture(
         - ``packets`` UInt32: packets of the connection in the capture.
         - ``ts_first`` Datetime(us, UTC), ``ts_last`` Datetime(us, UTC): first and last packet.
         - ``capture`` String: file stem.
+        - ``syn_seen`` Boolean: the connection's SYN is in the capture; false when it was already
+          open before the capture started (or the SYN was not captured), so nothing is known about
+          its SYN retransmissions.
 
         ``packets`` (:data:`PACKETS_SCHEMA`), one row per DNS-related packet (for rate series):
+        UDP/TCP packets carrying DNS or with a ``dns_ports`` port at either end, ICMP errors
+        quoting DNS, and IP fragments (except those of a datagram tshark reassembled into
+        something else, e.g. HTTP inside a fragmented GRE/ERSPAN tunnel packet):
 
         - ``ts`` Datetime(us, UTC): capture time.
         - ``capture`` String: file stem.
@@ -401,11 +455,13 @@ def read_capture(
           what was before it is loaded.
         - ``dns_messages`` UInt64 = ``dns_queries`` + ``dns_query_retransmissions`` +
           ``dns_responses`` + ``dns_duplicate_responses`` + ``dns_orphan_responses`` +
-          ``dns_in_icmp`` + ``dns_unparsed`` (every DNS message accounted for; ``dns_queries`` is the
-          number of ``dns`` rows, ``dns_responses`` the answered ones).
+          ``dns_in_icmp`` + ``dns_unparsed`` + ``dns_over_http`` (every DNS message accounted for,
+          whatever its opcode; ``dns_queries`` is the number of ``dns`` rows, ``dns_responses`` the
+          answered ones).
         - ``censor_window_s`` Float64, seconds: the window used for ``censored``.
         - ``notes`` List(String): damage and what was skipped, in words.
         - ``tshark_version`` String; ``from_cache`` Boolean.
+        - ``dns_over_http`` UInt64: DNS messages inside HTTP (DoH), left out of ``dns`` (see above).
 
     Raises
     ------
@@ -432,7 +488,15 @@ def read_capture(
     version = _cached_tshark_version(tshark, cdir)
     if display_filter:
         _check_display_filter(tshark, display_filter)
-    opts = {"display_filter": display_filter, "censor_s": censor_s, "chunk_packets": chunk_packets}
+    ports = sorted({int(p) for p in dns_ports})
+    if not ports or any(not 0 < p < 65536 for p in ports):
+        raise ValueError(f"dns_ports={dns_ports!r}: expected one or more port numbers 1..65535")
+    opts = {
+        "display_filter": display_filter,
+        "censor_s": censor_s,
+        "chunk_packets": chunk_packets,
+        "dns_ports": ports,
+    }
     bar = _Progress(files, enabled=_want_progress(progress))
     cpus = workers or os.cpu_count() or 1
     n_workers = max(1, min(len(files), cpus))
@@ -703,6 +767,8 @@ def _run_tshark(
     bar.finish(key, int(last))
     if offset:
         raw = raw.with_columns(frame=(pl.col("frame").cast(pl.UInt32) + offset).cast(pl.String))
+    # frame numbers of reassembled fragments, shifted like "frame" (same column order either way)
+    raw = raw.with_columns(_frag_frames(raw).list.eval(pl.element() + offset))
     return raw, notes, truncated
 
 
@@ -741,16 +807,19 @@ def _parse_file(
         and not opts.get("display_filter")
         and editcap is not None
     )
+    ports: list[int] = list(opts.get("dns_ports") or DEFAULT_DNS_PORTS)
     if not use_chunks:
-        flt = _BASE_FILTER
+        flt = _base_filter(ports)
         if opts.get("display_filter"):
-            flt = f"({_BASE_FILTER}) and ({opts['display_filter']})"
+            flt = f"({flt}) and ({opts['display_filter']})"
         raw, notes, truncated = _run_tshark(_tshark_argv(tshark, path, flt), path, bar, path)
         pk = _packets(raw)
         del raw
     else:
         assert total is not None and editcap is not None
-        pk, notes, truncated = _chunked(path, tshark, editcap, int(chunk), total, bar, workers)
+        pk, notes, truncated = _chunked(
+            path, tshark, editcap, int(chunk), total, bar, workers, ports
+        )
         if info.get("truncated"):
             truncated = True
             notes.append(
@@ -759,8 +828,32 @@ def _parse_file(
             )
     if info_thread is not None:
         info_thread.join()
+    pk = _dns_related(pk, ports)
     pk = _syn_retransmissions(pk)
     return _build(pk, path, capture, version, opts, info, notes, truncated, gzipped)
+
+
+def _dns_related(pk: pl.DataFrame, ports: Sequence[int]) -> pl.DataFrame:
+    """Keep the packets the frames are about; drop what the base filter let through by accident.
+
+    Kept: UDP/TCP packets carrying DNS or with a DNS port at either end, ICMP errors quoting DNS,
+    IP fragments. Dropped: UDP/TCP packets on other ports without DNS (e.g. HTTP inside a GRE/ERSPAN
+    tunnel whose *outer* packets were fragmented: the fragment filter kept them), together with the
+    fragments tshark reassembled them from (``ip.fragment``/``ipv6.fragment``).
+    """
+    if pk.is_empty():
+        return pk.drop("frag_frames")
+    on_port = pl.col("src_port").is_in(list(ports)) | pl.col("dst_port").is_in(list(ports))
+    other = pl.col("transport").is_in(["udp", "tcp"]) & ~on_port.fill_null(False)
+    drop = other & (pl.col("dns_messages") == 0)
+    gone = pk.filter(drop)
+    if gone.is_empty():
+        return pk.drop("frag_frames")
+    frags = gone.select(pl.col("frag_frames").explode().drop_nulls().unique())["frag_frames"]
+    pk = pk.filter(
+        ~drop & ~((pl.col("transport") == "ipfrag") & pl.col("frame").is_in(frags.implode()))
+    )
+    return pk.drop("frag_frames")
 
 
 def _syn_retransmissions(pk: pl.DataFrame) -> pl.DataFrame:
@@ -782,18 +875,19 @@ def _chunked(
     total: int,
     bar: _Progress,
     workers: int,
+    ports: Sequence[int] = DEFAULT_DNS_PORTS,
 ) -> tuple[pl.DataFrame, list[str], bool]:
     """Dissect a large file as packet ranges in parallel and stitch the results.
 
     Each range is cut with ``editcap -r`` and starts ``CHUNK_OVERLAP_PACKETS`` earlier (warm-up:
     TCP reassembly and retransmission state; those rows are dropped). Every TCP packet is kept
     while stitching, so tshark's ``tcp.stream`` numbers (which count every TCP connection) can be
-    renumbered exactly as one pass over the whole file numbers them; non-port-53 TCP rows are
-    dropped afterwards.
+    renumbered exactly as one pass over the whole file numbers them; TCP rows on other ports without
+    DNS are dropped afterwards (as in one pass, see :func:`_dns_related`).
     """
     starts = list(range(1, total + 1, chunk))
     jobs = [(max(1, s - CHUNK_OVERLAP_PACKETS), s, min(total, s + chunk - 1)) for s in starts]
-    flt = f"({_BASE_FILTER}) or tcp"
+    flt = f"({_base_filter(ports)}) or tcp"
 
     def one(job: tuple[int, int, int]) -> tuple[pl.DataFrame, list[str], bool]:
         warm, _start, end = job
@@ -844,7 +938,9 @@ def _chunked(
                 closed=((pl.col("tcp_flags").cast(pl.Int64) & 0x05) > 0).any(),
                 syn_in_chunk=((pl.col("tcp_flags").cast(pl.Int64) & 0x12) == 0x02).any(),
                 dns_after=pl.col("dns_messages").filter(pl.col("frame") >= start).sum(),
-                port53=((pl.col("src_port") == 53) | (pl.col("dst_port") == 53)).any(),
+                port53=(
+                    pl.col("src_port").is_in(list(ports)) | pl.col("dst_port").is_in(list(ports))
+                ).any(),
             )
             .sort("first_frame")
         )
@@ -893,14 +989,9 @@ def _chunked(
         tail = pk.filter(pl.col("tcp_stream").is_not_null()).select("frame", "tcp_stream")
         gid_of_frame = dict(zip(tail["frame"].to_list(), tail["tcp_stream"].to_list(), strict=True))
         frames.append(pk.filter(pl.col("frame") >= start))
-    pk = pl.concat(frames, how="vertical")
-    keep = (
-        (pl.col("transport") != "tcp")
-        | (pl.col("src_port") == 53)
-        | (pl.col("dst_port") == 53)
-        | (pl.col("dns_messages") > 0)
-    )
-    return pk.filter(keep), notes, truncated
+    # TCP rows that are neither on a DNS port nor carry DNS only served the stream numbering;
+    # _dns_related drops them (with the fragments they were reassembled from)
+    return pl.concat(frames, how="vertical"), notes, truncated
 
 
 def _tshark_notes(path: Path, stderr: str, rc: int) -> tuple[list[str], bool]:
@@ -1003,6 +1094,20 @@ def _first(col: str) -> pl.Expr:
     return pl.col(col).str.replace(r"\x1f.*$", "")
 
 
+def _frag_frames(raw: pl.DataFrame) -> pl.Expr:
+    """``frag_frames`` List(UInt32): frames tshark reassembled this packet from (IPv4 and IPv6)."""
+    if "frag_frames" in raw.columns:
+        return pl.col("frag_frames")
+    both = pl.concat_str(
+        pl.col("ip_frags"), pl.col("ip6_frags"), separator=_AGG, ignore_nulls=True
+    ).str.replace_all(",", _AGG, literal=True)
+    return (
+        pl.when(both != "")
+        .then(both.str.split(_AGG).list.eval(pl.element().cast(pl.UInt32, strict=False)))
+        .alias("frag_frames")
+    )
+
+
 def _packets(raw: pl.DataFrame) -> pl.DataFrame:
     """One row per packet with typed columns (internal: keeps ns time and the raw DNS fields)."""
     proto = pl.col("protocols")
@@ -1051,46 +1156,78 @@ def _packets(raw: pl.DataFrame) -> pl.DataFrame:
         dns_messages=(pl.col("dns_id").str.count_matches(_AGG, literal=True) + 1)
         .fill_null(0)
         .cast(pl.UInt16),
+        # DNS inside HTTP (DoH over HTTP/1.1 or HTTP/2, when tshark can see it)
+        via_http=pl.when(pl.col("dns_id").is_not_null())
+        .then(proto.str.contains(":http", literal=True))
+        .otherwise(False)
+        .fill_null(False),
+        frag_frames=_frag_frames(raw),
     )
     return df.drop(
         "epoch", "protocols", "ip_src", "ip_dst", "ip6_src", "ip6_dst", "udp_sport", "udp_dport",
-        "tcp_sport", "tcp_dport", "tcp_retx", "_inner6",
+        "tcp_sport", "tcp_dport", "tcp_retx", "_inner6", "ip_frags", "ip6_frags",
     )  # fmt: skip
 
 
-def _messages(pk: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
-    """One row per DNS message carried over UDP/TCP; returns (messages, in_icmp, unparsed)."""
+def _messages(pk: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """One row per DNS message carried directly over UDP/TCP, whatever its opcode.
+
+    Returns (messages, counts) where counts has ``in_icmp`` (quoted inside ICMP errors),
+    ``in_http`` (DNS over HTTP, not paired: see :func:`read_capture`) and ``unparsed`` (headers
+    tshark could not give completely, or a carrier that is neither UDP nor TCP): with the
+    messages, they add up to every DNS message tshark saw.
+    """
     has = pk.filter(pl.col("dns_messages") > 0)
-    in_icmp = int(has.filter(pl.col("transport") == "icmp")["dns_messages"].sum() or 0)
-    has = has.filter(pl.col("transport").is_in(["udp", "tcp"])).with_columns(
+    icmp = pl.col("transport") == "icmp"
+    direct = pl.col("transport").is_in(["udp", "tcp"]) & ~pl.col("via_http")
+
+    def n_of(cond: pl.Expr) -> pl.Expr:
+        return pl.col("dns_messages").cast(pl.Int64).filter(cond).sum()
+
+    counts = has.select(
+        in_icmp=n_of(icmp),
+        in_http=n_of(~icmp & pl.col("via_http")),
+        elsewhere=n_of(~icmp & ~pl.col("via_http") & ~direct),
+    ).row(0, named=True)
+    counts = {k: int(v or 0) for k, v in counts.items()}
+    has = has.filter(direct).with_columns(
         _split("dns_id"), _split("dns_flags"), _split("dns_qd"), _split("dns_an"),
-        _split("dns_qname"), _split("dns_qtype"),
+        _split("dns_zd"), _split("dns_pr"), _split("dns_qname"), _split("dns_qtype"),
     )  # fmt: skip
     n = pl.col("dns_messages").cast(pl.UInt32)
+
+    def ln(c: str) -> pl.Expr:
+        return pl.col(c).list.len().fill_null(0)
+
+    # an UPDATE (opcode 5) message has ZOCOUNT/PRCOUNT where a query has QDCOUNT/ANCOUNT
     lens_ok = (
-        (pl.col("dns_flags").list.len() == n)
-        & (pl.col("dns_qd").list.len() == n)
-        & (pl.col("dns_an").list.len() == n)
-    )
+        (ln("dns_flags") == n)
+        & (ln("dns_qd") + ln("dns_zd") == n)
+        & (ln("dns_an") + ln("dns_pr") == n)
+    ).fill_null(False)
     bad = has.filter(~lens_ok)
-    unparsed = int(bad["dns_messages"].sum() or 0)
+    unparsed = int(bad["dns_messages"].cast(pl.Int64).sum() or 0) + counts.pop("elsewhere")
     if unparsed:
         log.warning("%d DNS messages with incomplete headers skipped", unparsed)
+    counts["unparsed"] = unparsed
     has = has.filter(lens_ok)
     single = has.filter(pl.col("dns_messages") == 1)
     multi = has.filter(pl.col("dns_messages") > 1)
     cols = ["frame", "ts_ns", "src_ip", "dst_ip", "src_port", "dst_port", "transport", "tcp_stream"]
-    # the common case: one message per packet, the first question is the question
+    # the common case: one message per packet, the first question (UPDATE: zone) is the question
     one = single.select(
         *cols,
         msg=pl.lit(0, dtype=pl.Int64),
         dns_id=_hex(pl.col("dns_id").list.first()).cast(pl.UInt16),
         flags=_hex(pl.col("dns_flags").list.first()).cast(pl.UInt16),
-        answers=pl.col("dns_an").list.first().cast(pl.UInt16, strict=False),
+        answers=pl.coalesce(pl.col("dns_an").list.first(), pl.col("dns_pr").list.first()).cast(
+            pl.UInt16, strict=False
+        ),
         qname=pl.col("dns_qname").list.first(),
         qtype_n=pl.col("dns_qtype").list.first().cast(pl.Int64, strict=False),
     )
     # several messages in one packet (pipelined DNS over TCP): questions assigned by QDCOUNT
+    upd = (_hex(pl.col("dns_flags")) & 0x7800) == 0x2800
     mm = (
         multi.select(
             *cols,
@@ -1098,13 +1235,34 @@ def _messages(pk: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
             "dns_flags",
             "dns_qd",
             "dns_an",
+            "dns_zd",
+            "dns_pr",
             "dns_qname",
             "dns_qtype",
             n_names=pl.col("dns_qname").list.len().fill_null(0),
             msg=pl.int_ranges(pl.col("dns_id").list.len()),
         )
-        .explode("dns_id", "dns_flags", "dns_qd", "dns_an", "msg")
-        .with_columns(qd=pl.col("dns_qd").cast(pl.Int64, strict=False).fill_null(0))
+        .explode("dns_id", "dns_flags", "msg")
+        .with_columns(_upd=upd.fill_null(False))
+        .with_columns(
+            # position of this message among the frame's UPDATE / other messages
+            _k=(pl.col("_upd").cast(pl.Int64).cum_sum() - pl.col("_upd").cast(pl.Int64)).over(
+                "frame"
+            ),
+            _j=((~pl.col("_upd")).cast(pl.Int64).cum_sum() - (~pl.col("_upd")).cast(pl.Int64)).over(
+                "frame"
+            ),
+        )
+        .with_columns(
+            qd=pl.when(pl.col("_upd"))
+            .then(pl.col("dns_zd").list.get(pl.col("_k"), null_on_oob=True))
+            .otherwise(pl.col("dns_qd").list.get(pl.col("_j"), null_on_oob=True))
+            .cast(pl.Int64, strict=False)
+            .fill_null(0),
+            dns_an=pl.when(pl.col("_upd"))
+            .then(pl.col("dns_pr").list.get(pl.col("_k"), null_on_oob=True))
+            .otherwise(pl.col("dns_an").list.get(pl.col("_j"), null_on_oob=True)),
+        )
         .with_columns(
             q_off=(pl.col("qd").cum_sum() - pl.col("qd")).over("frame"),
             qd_total=pl.col("qd").sum().over("frame"),
@@ -1122,8 +1280,13 @@ def _messages(pk: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
         qtype_n=pl.col("dns_qtype").list.get(idx, null_on_oob=True).cast(pl.Int64, strict=False),
     )
     m = pl.concat([one, mm], how="vertical").sort("frame", "msg") if mm.height else one
-    m = m.with_columns(qr=(pl.col("flags") & 0x8000) > 0)
-    return m, in_icmp, unparsed
+    m = m.with_columns(qr=(pl.col("flags") & 0x8000) > 0, qname=_root(pl.col("qname")))
+    return m, counts
+
+
+def _root(qname: pl.Expr) -> pl.Expr:
+    """tshark shows the root name as ``<Root>``; the kit's schemas say ``"."``."""
+    return pl.when(qname == "<Root>").then(pl.lit(".")).otherwise(qname)
 
 
 def _pair(m: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -1250,7 +1413,8 @@ def _build(
     truncated: bool,
     gzipped: bool,
 ) -> _FileResult:
-    m, in_icmp, unparsed = _messages(pk)
+    m, mcounts = _messages(pk)
+    in_icmp, in_http, unparsed = mcounts["in_icmp"], mcounts["in_http"], mcounts["unparsed"]
     t, counts = _pair(m)
     first_ns = pk["ts_ns"].min() if pk.height else None
     last_ns = pk["ts_ns"].max() if pk.height else None
@@ -1267,6 +1431,11 @@ def _build(
         notes.append(f"{in_icmp} DNS message(s) quoted inside ICMP errors are not transactions")
     if unparsed:
         notes.append(f"{unparsed} DNS message(s) with incomplete headers were not paired")
+    if in_http:
+        notes.append(
+            f"{in_http} DNS-over-HTTP(S) message(s) left out of dns (counted in dns_over_http): "
+            "DoH queries carry ID 0, so pairing by ID would mix different names"
+        )
     # censoring window
     lat = (
         ((t["r_ts_ns"] - t["ts_ns"]) / 1e9).drop_nulls()
@@ -1301,6 +1470,7 @@ def _build(
         capture=pl.lit(capture),
         frame_query=pl.col("frame"),
         frame_response=pl.col("r_frame"),
+        opcode=_name_map(OPCODES, "OPCODE", ((pl.col("flags").cast(pl.Int64) & 0x7800) // 0x800)),
     ).sort("ts", "frame_query")
     dns = dns.cast(dict(DNS_SCHEMA))  # type: ignore[arg-type]
     packets = pk.select(
@@ -1318,7 +1488,7 @@ def _build(
         is_retransmission=pl.col("is_retransmission"),
         dns_messages=pl.col("dns_messages"),
     ).cast(dict(PACKETS_SCHEMA))  # type: ignore[arg-type]
-    tcp = _tcp(pk, capture)
+    tcp = _tcp(pk, capture, opts.get("dns_ports") or DEFAULT_DNS_PORTS)
     n_msgs = int(pk["dns_messages"].sum() or 0) if pk.height else 0
     meta = pl.DataFrame(
         [
@@ -1346,6 +1516,7 @@ def _build(
                 "notes": notes,
                 "tshark_version": version,
                 "from_cache": False,
+                "dns_over_http": in_http,
             }
         ],
         schema_overrides={"first_ts": pl.Int64, "last_ts": pl.Int64},
@@ -1356,59 +1527,73 @@ def _build(
     return _FileResult(dns, tcp, packets, meta)
 
 
-def _tcp(pk: pl.DataFrame, capture: str) -> pl.DataFrame:
+def _tcp(pk: pl.DataFrame, capture: str, ports: Sequence[int] = DEFAULT_DNS_PORTS) -> pl.DataFrame:
+    """One row per TCP connection with a DNS port at one end (:data:`TCP_SCHEMA`).
+
+    The client is the sender of the first SYN, else the receiver of the first SYN/ACK, else (the
+    handshake happened before the capture) the sender of the first DNS query or the receiver of
+    the first DNS response, else the side not on a DNS port, else the sender of the first packet.
+    """
     p = pk.filter((pl.col("transport") == "tcp") & pl.col("tcp_stream").is_not_null())
+    on_port = pl.col("src_port").is_in(list(ports)) | pl.col("dst_port").is_in(list(ports))
+    p = p.filter(on_port.fill_null(False).any().over("tcp_stream"))
     flags = pl.col("tcp_flags").cast(pl.Int64)
+    dflags = _hex(_first("dns_flags"))
     p = p.with_columns(
         syn=(flags & 0x12) == 0x02,
         synack=(flags & 0x12) == 0x12,
         fin=(flags & 0x01) > 0,
         rst=(flags & 0x04) > 0,
+        query=(pl.col("dns_messages") > 0) & ((dflags & 0x8000) == 0).fill_null(False),
+        response=(pl.col("dns_messages") > 0) & ((dflags & 0x8000) > 0).fill_null(False),
+        src_on_port=pl.col("src_port").is_in(list(ports)).fill_null(False),
+        dst_on_port=pl.col("dst_port").is_in(list(ports)).fill_null(False),
     )
+
+    def first(col: str, when: str) -> pl.Expr:
+        return pl.col(col).filter(pl.col(when)).first()
+
+    fwd = pl.struct(
+        cip=pl.col("src_ip"),
+        cport=pl.col("src_port"),
+        sip=pl.col("dst_ip"),
+        sport=pl.col("dst_port"),
+    )
+    rev = pl.struct(
+        cip=pl.col("dst_ip"),
+        cport=pl.col("dst_port"),
+        sip=pl.col("src_ip"),
+        sport=pl.col("src_port"),
+    )
+    p = p.with_columns(_fwd=fwd, _rev=rev)
     g = p.group_by("tcp_stream", maintain_order=True).agg(
         n=pl.len(),
         ts_first=pl.col("ts_ns").min(),
         ts_last=pl.col("ts_ns").max(),
-        n_syn=pl.col("syn").sum(),
+        n_syn=pl.col("syn").cast(pl.Int64).sum(),
         ts_syn=pl.col("ts_ns").filter(pl.col("syn")).min(),
-        syn_src=pl.col("src_ip").filter(pl.col("syn")).first(),
-        syn_sport=pl.col("src_port").filter(pl.col("syn")).first(),
-        syn_dst=pl.col("dst_ip").filter(pl.col("syn")).first(),
-        syn_dport=pl.col("dst_port").filter(pl.col("syn")).first(),
         ts_synack=pl.col("ts_ns").filter(pl.col("synack")).min(),
-        sa_src=pl.col("src_ip").filter(pl.col("synack")).first(),
-        sa_sport=pl.col("src_port").filter(pl.col("synack")).first(),
-        sa_dst=pl.col("dst_ip").filter(pl.col("synack")).first(),
-        sa_dport=pl.col("dst_port").filter(pl.col("synack")).first(),
-        any_src=pl.col("src_ip").first(),
-        any_sport=pl.col("src_port").first(),
-        any_dst=pl.col("dst_ip").first(),
-        any_dport=pl.col("dst_port").first(),
         ts_rst=pl.col("ts_ns").filter(pl.col("rst")).min(),
         ts_fin=pl.col("ts_ns").filter(pl.col("fin")).max(),
         dns_messages=pl.col("dns_messages").cast(pl.UInt32).sum(),
-    )
-    # client side: first SYN's sender, else SYN/ACK's receiver, else the side whose port isn't 53
-    first_is_server = pl.col("any_sport") == 53
-    cli_ip = pl.coalesce(
-        "syn_src", "sa_dst", pl.when(first_is_server).then("any_dst").otherwise("any_src")
-    )
-    cli_port = pl.coalesce(
-        "syn_sport", "sa_dport", pl.when(first_is_server).then("any_dport").otherwise("any_sport")
-    )
-    srv_ip = pl.coalesce(
-        "syn_dst", "sa_src", pl.when(first_is_server).then("any_src").otherwise("any_dst")
-    )
-    srv_port = pl.coalesce(
-        "syn_dport", "sa_sport", pl.when(first_is_server).then("any_sport").otherwise("any_dport")
+        _ends=pl.coalesce(
+            first("_fwd", "syn"),
+            first("_rev", "synack"),
+            first("_fwd", "query"),
+            first("_rev", "response"),
+            pl.col("_fwd").filter(pl.col("dst_on_port") & ~pl.col("src_on_port")).first(),
+            pl.col("_rev").filter(pl.col("src_on_port") & ~pl.col("dst_on_port")).first(),
+            pl.col("_fwd").first(),
+        ),
     )
     out = g.select(
         stream=pl.col("tcp_stream"),
-        client_ip=cli_ip,
-        client_port=cli_port,
-        server_ip=srv_ip,
-        server_port=srv_port,
+        client_ip=pl.col("_ends").struct.field("cip"),
+        client_port=pl.col("_ends").struct.field("cport"),
+        server_ip=pl.col("_ends").struct.field("sip"),
+        server_port=pl.col("_ends").struct.field("sport"),
         ts_syn=_ns_to_ts(pl.col("ts_syn")),
+        # a connection open before the capture started has no SYN: 0 retransmitted, not -1
         syn_retransmits=(pl.col("n_syn") - 1).clip(lower_bound=0),
         ts_synack=_ns_to_ts(pl.col("ts_synack")),
         handshake_s=(pl.col("ts_synack") - pl.col("ts_syn")) / 1e9,
@@ -1427,6 +1612,7 @@ def _tcp(pk: pl.DataFrame, capture: str) -> pl.DataFrame:
         ts_first=_ns_to_ts(pl.col("ts_first")),
         ts_last=_ns_to_ts(pl.col("ts_last")),
         capture=pl.lit(capture),
+        syn_seen=pl.col("ts_syn").is_not_null(),
     ).sort("stream")
     return out.cast(dict(TCP_SCHEMA))  # type: ignore[arg-type]
 

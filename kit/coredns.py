@@ -201,6 +201,15 @@ _RE_QUERY_ANY = (
     r'(?<rsize>\d+) (?<duration>[0-9][0-9.a-zµμ]*)(?: "(?<opcode>\d+)")?$'
 )
 _RE_QUERY_LIKE = r'^\S+ - (?:\[|\d|")'
+# a query-log line in a format the kit does not know: a query type and a fully qualified name
+# (CoreDNS logs {name} with its trailing dot) as separate words, e.g. "10.0.0.1 A example.org. ..."
+_RE_QTYPE_WORD = (
+    r"(?:^|\s)(?:A|AAAA|ANY|CAA|CNAME|DNSKEY|DS|HINFO|HTTPS|MX|NAPTR|NS|PTR|SOA|SRV|SVCB|TXT"
+    r"|TYPE\d+)(?:\s|$)"
+)
+_RE_FQDN_WORD = r"(?:^|\s)(?:[^\s\"]+\.|\.)(?:\s|$)"
+#: A file whose records are more than this share of such lines gets a warning naming log_format.
+UNKNOWN_FORMAT_SHARE = 0.5
 _RE_ERR = r"^(?:plugin/errors: )?(?<rcode_num>\d+) (?<qname>\S+) (?<qtype>\S+): (?<message>.*)$"
 _RE_ERR_V1 = (
     r"^(?<when>\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}) "
@@ -301,7 +310,11 @@ def read_coredns_log(
         e.g. ``"{remote} {type} {name} {class} {size} {rcode} {duration}"``). ``None`` reads every
         default format of every CoreDNS version. Placeholders the schema has no column for match
         any non-space text. Lines that do not match a custom format are still tried against the
-        default formats (a Corefile changed while the log was written).
+        default formats (a Corefile changed while the log was written). ``None`` on a file whose
+        lines mostly look like query lines of another format (a query type and a name with its
+        trailing dot, at level INFO) reads them into ``other`` and warns
+        (:class:`~kit.errors.KitWarning`, also in ``files.notes``) with the file, the first such
+        line and this parameter's name.
     chunk_bytes
         Text processed per step (memory bound); results do not depend on it.
 
@@ -915,6 +928,12 @@ def _read_one(
     for k in mine:
         mine[k] = _in_line_order(mine[k])
     _config_fixup(mine)
+    if custom is None:
+        note = _unknown_format_note(mine["other"], stats, source)
+        if note:
+            notes.append(note)
+            log.warning("%s", note)
+            warnings.warn(note, KitWarning, stacklevel=3)
     if strict:
         rej = _concat(mine["rejected"], REJECTED_SCHEMA)
         if rej.height:
@@ -926,6 +945,38 @@ def _read_one(
         log.warning("%s: %s", source, notes[-1])
     stats["notes"] = "; ".join(notes) if notes else None
     return stats
+
+
+def _unknown_format_note(
+    other: list[pl.DataFrame], stats: dict[str, Any], source: str
+) -> str | None:
+    """A warning when most records of a file look like query lines of a format the kit does not
+    know (the Corefile's ``log`` sets a custom format and ``log_format=`` was not given): they
+    would otherwise sit in ``other`` as INFO messages while ``queries`` stays empty."""
+    frames = [f for f in other if f.height]
+    if not frames:
+        return None
+    o = pl.concat(frames)
+    m = pl.col("message")
+    like = o.filter(
+        (pl.col("kind") == "message")
+        & (pl.col("level") == "INFO")
+        & m.str.contains(_RE_QTYPE_WORD)
+        & m.str.contains(_RE_FQDN_WORD)
+    )
+    blank = int((o["kind"] == "blank").sum())
+    records = stats["lines"] - stats["joined_lines"] - blank
+    if not like.height or like.height <= UNKNOWN_FORMAT_SHARE * records:
+        return None
+    first = like.sort("line_no").row(0, named=True)
+    return (
+        f"{source}: {like.height} of {records} lines look like query-log lines in a format the "
+        f"kit does not know, and were read as INFO messages into .other (first, line "
+        f"{first['line_no']}: {first['message'][:200]!r}); if the Corefile's log plugin sets a "
+        "format, pass it as log_format= (e.g. read_coredns_log(path, "
+        'log_format="{remote} {type} {name} {rcode} {duration}"), or '
+        "kit.read_corefile(...).log_format(zone))"
+    )
 
 
 # ------------------------------------------------------------------------------------------------

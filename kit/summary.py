@@ -117,6 +117,8 @@ def _coredns(path: Path) -> Summary:
         "errors": e.height,
         "other": logs.other.height,
         "rejected": logs.rejected.height,
+        # e.g. "looks like a custom log format, pass log_format=": queries would be 0 silently
+        "notes": [n for n in logs.files["notes"].to_list() if n],
         **_span(pl.concat([q["ts"], e["ts"]])),
     }
     if q.height:
@@ -175,9 +177,14 @@ def _capture(path: Path) -> Summary:
         "unanswered": int((~dns["answered"] & ~dns["censored"]).sum()),
         "censored": int(dns["censored"].sum()),
         "tcp_connections": tcp.height,
-        "syn_retransmits": int(tcp["syn_retransmits"].sum() or 0),
+        # open before the capture started: their SYN is not in the file, so 0 retransmitted SYNs
+        "tcp_already_open": int((~tcp["syn_seen"]).sum()),
+        # summed as Int64: a UInt32 sum wraps past 4294967295
+        "syn_retransmits": int(tcp["syn_retransmits"].cast(pl.Int64).sum() or 0),
         "connections_with_syn_retransmits": int((tcp["syn_retransmits"] > 0).sum()),
     }
+    if meta.get("dns_over_http"):
+        out["dns_over_http_not_paired"] = int(meta["dns_over_http"])
     if dns["latency_s"].drop_nulls().len():
         out["latency"] = _quantiles(dns, "latency_s")
         out["slow_over_1s"] = int((dns["latency_s"] > 1.0).sum())

@@ -948,7 +948,7 @@ def connection_summary(
             not_established=(pl.col("established") == False).sum().cast(pl.UInt32),  # noqa: E712
             already_open=pl.col("established").is_null().sum().cast(pl.UInt32),
             with_syn_retransmits=(pl.col("syn_retransmits") > 0).sum().cast(pl.UInt32),
-            syn_retransmits=pl.col("syn_retransmits").sum().cast(pl.UInt32),
+            syn_retransmits=pl.col("syn_retransmits").cast(pl.Int64).sum().cast(pl.UInt32),
             max_syn_retransmits=pl.col("syn_retransmits").max().cast(pl.UInt32),
             handshake_p50_s=hs.quantile(0.5, interpolation="nearest"),
             handshake_p99_s=hs.quantile(0.99, interpolation="nearest"),

@@ -536,6 +536,8 @@ def test_generated_node_capture_ground_truth(tmp_path: Path, tshark: str) -> Non
         ("ndpi_dns_fragmented.pcap", 10, 3),
         ("ndpi_dns-google-nsid.pcapng", 4, 1),  # pcapng, 3 interfaces, ns and µs resolution
         ("syn_retransmit.pcap.gz", 8, 2),  # gzip; ranges cut between a SYN and its retransmissions
+        ("issue11_tcp.pcap", 5, 2),  # DoH, DNS on 5353, port 53<->53, HTTP in fragmented GRE
+        ("issue11_update_root.pcap", 3, 1),  # UPDATE, pipelined UPDATE + QUERY, root, FORMERR
     ],
 )
 def test_chunked_equals_one_pass(
@@ -551,7 +553,7 @@ def test_chunked_equals_one_pass(
     if source == "generated":
         path = tmp_path / "node.pcap"
         _bench_generator().generate(path, 4000, seed=3)
-    elif source.startswith("syn_retransmit"):
+    elif source.startswith(("syn_retransmit", "issue11_")):
         path = Path(__file__).resolve().parent / "data" / "capture" / source
     else:
         path = shared_fixtures / "pcaps" / source

@@ -33,6 +33,7 @@ from kit.coredns import (
 )
 from kit.errors import InputFormatError, KitWarning
 from kit.schema import check_schema
+from kit.summary import summarize_file
 
 UTC = dt.UTC
 FRAMES = ("queries", "errors", "other", "rejected")
@@ -311,6 +312,52 @@ def test_custom_log_format(cdata: Path) -> None:
     plain = read(cdata / "custom_format.log")
     assert plain.queries["line_no"].to_list() == [5]
     assert plain.other.filter(pl.col("kind") == "message")["line_no"].to_list() == [1, 2]
+
+
+def test_unknown_custom_format_warns_with_file_line_and_parameter(cdata: Path) -> None:
+    """Issue 11: a log written with a custom ``log`` format, read without ``log_format``: the
+    lines land in ``other`` as INFO messages; that must not be silent."""
+    path = cdata / "unknown_custom_format.log"
+    with pytest.warns(KitWarning) as rec:
+        res = read_coredns_log(path)
+    check_partition(res)
+    msgs = [str(w.message) for w in rec if "log_format=" in str(w.message)]
+    assert len(msgs) == 1
+    # the file, how many of its lines, the first such line (line 2: line 1 is a reload message)
+    assert str(path) in msgs[0] and "6 of 7 lines" in msgs[0]
+    assert "line 2: '10.244.1.5 A api.example.com. IN 45 NOERROR 0.000734s'" in msgs[0]
+    assert res.queries.height == 0 and res.other.height == 7
+    assert "log_format=" in res.files["notes"][0]
+    # with the Corefile's format: six queries, no warning
+    fmt = "{remote} {type} {name} {class} {size} {rcode} {duration}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KitWarning)
+        good = read_coredns_log(path, log_format=fmt)
+    assert good.queries.height == 6 and good.queries["rcode"][2] == "SERVFAIL"
+    assert good.files["notes"][0] is None
+    # dnskit summarize shows the note next to "queries: 0"
+    with pytest.warns(KitWarning):
+        s = summarize_file(path)["summary"]
+    assert s["queries"] == 0 and any("log_format=" in n for n in s["notes"])
+
+
+@pytest.mark.parametrize(
+    "name", ["custom_format.log", "default_modern.log", "nodecache_startup.log"]
+)
+def test_no_unknown_format_warning_on_known_or_mixed_logs(cdata: Path, name: str) -> None:
+    """custom_format.log has 2 custom lines of 5 (not most); the others are default formats."""
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        read_coredns_log(cdata / name)
+    assert not [w for w in rec if "log_format=" in str(w.message)]
+
+
+def test_no_unknown_format_warning_on_real_logs(real_logs: list[Path]) -> None:
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for path in real_logs:
+            read_coredns_log(path)
+    assert not [w for w in rec if "log_format=" in str(w.message)]
 
 
 def test_common_and_combined_macros(cdata: Path) -> None:
