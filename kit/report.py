@@ -480,15 +480,18 @@ def setup_kernel() -> None:
     """Prepare a kernel for a static report (called by the hidden first cell :func:`render` adds).
 
     Switches Altair to static SVG rendered by vl-convert, with no network, through
-    ``kit.charts.use_report_renderer()`` when it exists, else Altair's ``svg`` renderer; and lets
-    polars show up to 30 rows and strings up to 120 characters in tables (names and paths are the
-    evidence).
+    ``kit.charts.use_report_renderer()`` when it exists, else Altair's ``svg`` renderer; and has
+    IPython show polars frames as tables formatted for reading (:func:`kit.tables.register`: no
+    dtype row, durations with units, timestamps to the millisecond, at most 20 rows).
     """
     import altair as alt
 
-    # long names (qnames, paths) are the evidence: show more of them than polars' default 30 chars
+    from kit.tables import register
+
+    # long names (qnames, paths) are the evidence: plain-text displays show more of them
     pl.Config.set_fmt_str_lengths(120)
     pl.Config.set_tbl_rows(30)
+    register()
     try:
         from kit.charts import use_report_renderer  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
