@@ -92,6 +92,7 @@ __all__ = [
     "findings_frame",
     "headline_series",
     "infer_upstreams",
+    "json_value",
     "load_inputs",
     "restrict",
     "run",
@@ -102,6 +103,7 @@ __all__ = [
     "symptom_series",
     "verdict_json",
     "verdict_markdown",
+    "verdict_text",
 ]
 
 SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
@@ -2352,13 +2354,13 @@ def _cause_sentence(cause: Finding, syn: Finding | None, by_role: Mapping[str, A
     )
 
 
-def _json_value(v: Any) -> Any:
+def json_value(v: Any) -> Any:
     """An evidence value as plain JSON: frames as lists of row objects, times as ISO-8601 text,
     non-finite floats as null."""
     import math
 
     if isinstance(v, pl.DataFrame):
-        return [{k: _json_value(x) for k, x in row.items()} for row in v.iter_rows(named=True)]
+        return [{k: json_value(x) for k, x in row.items()} for row in v.iter_rows(named=True)]
     if isinstance(v, datetime):
         return v.isoformat()
     if isinstance(v, timedelta):
@@ -2366,9 +2368,9 @@ def _json_value(v: Any) -> Any:
     if isinstance(v, float):
         return v if math.isfinite(v) else None
     if isinstance(v, list | tuple):
-        return [_json_value(x) for x in v]
+        return [json_value(x) for x in v]
     if isinstance(v, Mapping):
-        return {str(k): _json_value(x) for k, x in v.items()}
+        return {str(k): json_value(x) for k, x in v.items()}
     if v is None or isinstance(v, bool | int | str):
         return v
     return str(v)
@@ -2383,7 +2385,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
         "severity": f.severity,
         "title": f.title,
         "explanation": f.explanation,
-        "evidence": {str(k): _json_value(v) for k, v in f.evidence.items()},
+        "evidence": {str(k): json_value(v) for k, v in f.evidence.items()},
         "confirm": f.confirm,
     }
 
@@ -2395,12 +2397,12 @@ def verdict_json(found: Sequence[Finding], inputs: Inputs | None = None) -> dict
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     ordered = sorted(found, key=lambda f: (order[f.role], rank[f.severity]))
     return {
-        "summary": _json_value(summarize(found, inputs)),
+        "summary": json_value(summarize(found, inputs)),
         "findings": [finding_json(f) for f in ordered],
     }
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
 
 
 def _md(text: Any) -> str:
@@ -2468,7 +2470,7 @@ def verdict_markdown(found: Sequence[Finding], inputs: Inputs | None = None) -> 
     if not_run:
         lines.append(
             "**Could not run:** "
-            + "; ".join(f"{_md(c['check'])} (no {_md(c['missing'])})" for c in not_run)
+            + "; ".join(f"{_md(c['check'])} (needs {_md(c['missing'])})" for c in not_run)
         )
     return "\n".join(lines) + "\n"
 
@@ -2515,3 +2517,32 @@ def findings_for_artefacts(
         fix_time=fix_time,
     )
     return run_on(inputs, **options)
+
+
+def verdict_text(found: Sequence[Finding], inputs: Inputs | None = None) -> str:
+    """The verdict for a terminal: the summary lines, then one line per finding by role."""
+    from kit.tables import visible
+
+    s = summarize(found, inputs)
+    lines = [f"cause: {visible(s['cause'])}"]
+    lines += [
+        f"impact: {visible(i['label'])}: {visible(i['value'])}"
+        + (f" ({visible(i['detail'])})" if i["detail"] else "")
+        for i in s["impact"]
+    ]
+    for key in ("where", "when"):
+        if s[key]["text"]:
+            lines.append(f"{key}: {visible(s[key]['text'])}")
+    if s["fix"]:
+        lines.append(f"fix: {visible(s['fix'])}")
+    lines.append(f"confidence: {s['confidence']['level']} ({visible(s['confidence']['why'])})")
+    order = {r: i for i, r in enumerate(ROLES)}
+    rank = {sv: i for i, sv in enumerate(SEVERITIES)}
+    for f in sorted(found, key=lambda f: (order[f.role], rank[f.severity])):
+        lines.append(f"[{f.role}] [{f.severity}] {visible(f.id)}: {visible(f.title)}")
+        if f.confirm:
+            lines.append(f"    confirm: {visible(f.confirm)}")
+    for c in s["coverage"]:
+        if not c["ran"]:
+            lines.append(f"not run: {c['check']} (needs {c['missing']}; none given)")
+    return "\n".join(lines) + "\n"
