@@ -52,6 +52,7 @@ import polars as pl
 
 from kit._sources import walk_artefacts
 from kit.detect import ArtefactKind
+from kit.tables import TABLE_MIMETYPE
 
 log = logging.getLogger(__name__)
 
@@ -538,7 +539,8 @@ def setup_kernel() -> None:
     Switches Altair to static SVG rendered by vl-convert, with no network, through
     ``kit.charts.use_report_renderer()`` when it exists, else Altair's ``svg`` renderer; and has
     IPython show polars frames as tables formatted for reading (:func:`kit.tables.register`: no
-    dtype row, durations with units, timestamps to the millisecond, at most 20 rows).
+    dtype row, durations with units, timestamps to the millisecond, at most 20 rows), shown by
+    the report in place of polars' own HTML.
     """
     import altair as alt
 
@@ -1395,6 +1397,9 @@ def _notebook_cells(run: NotebookRun, nb: Any) -> list[Any]:
         c.metadata.pop("dnskit", None)  # only the report places folds
         for output in c.get("outputs", []):
             data = output.get("data", {})
+            table = data.pop(TABLE_MIMETYPE, None)
+            if isinstance(table, str):  # the frame formatted for reading replaces polars' HTML
+                data["text/html"] = table
             svg = data.get("image/svg+xml")
             if isinstance(svg, str):
                 # inlined in HTML: an XML prolog or DOCTYPE is not allowed there

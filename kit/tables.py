@@ -18,8 +18,9 @@ a dtype row, quoted strings, every float at full precision and timestamps to the
 Every data string is HTML-escaped and its control characters are made visible (``\\x1b``): a
 ``<script>`` name is text.
 
-:func:`register` makes IPython display every ``pl.DataFrame`` with :func:`frame_html` (the
-report's set-up cell calls it), so notebook code stays as it is.
+:func:`register` makes IPython display every ``pl.DataFrame`` with :func:`frame_html` as well,
+under :data:`TABLE_MIMETYPE` (the report's set-up cell calls it, and the report shows that table
+instead of polars' own), so notebook code stays as it is.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import polars as pl
 
 __all__ = [
     "DEFAULT_MAX_ROWS",
+    "TABLE_MIMETYPE",
     "TRANSPOSE_ABOVE",
     "format_cell",
     "format_duration",
@@ -308,11 +310,17 @@ def _series_html(s: pl.Series) -> str:
     return frame_html(s.to_frame())
 
 
-def register(ipython: Any = None) -> bool:
-    """Display polars frames and series with :func:`frame_html` in this IPython session.
+TABLE_MIMETYPE = "application/vnd.dnskit.table+html"
+"""Media type of the formatted table a frame is displayed with next to polars' own ``text/html``:
+the report shows it in place of polars' table; the executed notebook keeps both (so code that
+reads polars' HTML from an executed notebook, and Jupyter, see what they always saw)."""
 
-    Returns False (and does nothing) outside IPython. The plain-text display is left as polars
-    makes it.
+
+def register(ipython: Any = None) -> bool:
+    """Display polars frames and series with :func:`frame_html` too, as :data:`TABLE_MIMETYPE`.
+
+    Adds an IPython formatter for that media type to the session (polars' ``text/html`` and the
+    plain text are left as they are). Returns False (and does nothing) outside IPython.
     """
     if ipython is None:
         try:
@@ -322,7 +330,18 @@ def register(ipython: Any = None) -> bool:
         ipython = get_ipython()
     if ipython is None:
         return False
-    formatter = ipython.display_formatter.formatters["text/html"]
-    formatter.for_type(pl.DataFrame, frame_html)
-    formatter.for_type(pl.Series, _series_html)
+    from IPython.core.formatters import BaseFormatter
+    from traitlets import ObjectName, Unicode
+
+    class TableFormatter(BaseFormatter):  # type: ignore[misc]
+        """IPython formatter for :data:`TABLE_MIMETYPE` (text: the HTML of the table)."""
+
+        format_type = Unicode(TABLE_MIMETYPE)
+        print_method = ObjectName("_repr_dnskit_table_")
+
+    formatters = ipython.display_formatter.formatters
+    if TABLE_MIMETYPE not in formatters:
+        formatters[TABLE_MIMETYPE] = TableFormatter(parent=ipython.display_formatter)
+    formatters[TABLE_MIMETYPE].for_type(pl.DataFrame, frame_html)
+    formatters[TABLE_MIMETYPE].for_type(pl.Series, _series_html)
     return True

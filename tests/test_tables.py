@@ -88,17 +88,19 @@ def test_control_bytes_are_visible() -> None:
     assert "\x1b" not in out and "\\x1b[31m\\nb" in out
 
 
-def test_register_makes_ipython_display_frames_with_frame_html() -> None:
+def test_register_adds_the_formatted_table_to_every_frame_display() -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
     try:
         df = pl.DataFrame({"latency_s": [0.0123]})
         before, _ = shell.display_formatter.format(df)
-        assert "shape:" in before["text/html"]
+        assert tables.TABLE_MIMETYPE not in before
         assert tables.register(shell)
         after, _ = shell.display_formatter.format(df)
-        assert after["text/html"] == tables.frame_html(df)
-        assert "12.3 ms" in after["text/html"]
+        assert after[tables.TABLE_MIMETYPE] == tables.frame_html(df)
+        assert "12.3 ms" in after[tables.TABLE_MIMETYPE]
+        # polars' own HTML stays, for Jupyter and for code reading executed notebooks
+        assert after["text/html"] == before["text/html"]
     finally:
         InteractiveShell.clear_instance()
