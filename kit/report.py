@@ -1291,7 +1291,7 @@ def _appendix_html(runs: Sequence[NotebookRun], artefacts: pl.DataFrame, artefac
         )
         parts.append(
             f"<tr class='dnskit-status-{_e(r.status)}'><td>{link}</td><td>{_e(r.status)}</td>"
-            f"<td class='dnskit-num'>{r.seconds:.1f}</td><td>{_e(r.reason)}</td></tr>"
+            f"<td>{r.seconds:.1f}</td><td>{_e(r.reason)}</td></tr>"
         )
     parts.append("</tbody></table></details>")
 
@@ -1448,9 +1448,11 @@ def _combine(
         )
         combined.cells.append(
             _html_cell(
-                "<h2 id='notebooks'>Investigation notebooks</h2>"
+                "<section id='notebooks' class='dnskit-section'><h2>Investigation notebooks</h2>"
                 "<p class='dnskit-meta'>Each notebook is folded: open it for its method, tables "
-                "and charts.</p>" + (f"<ul class='dnskit-skipped'>{lines}</ul>" if lines else "")
+                "and charts.</p>"
+                + (f"<ul class='dnskit-skipped'>{lines}</ul>" if lines else "")
+                + "</section>"
             )
         )
     for run, nb in main:
