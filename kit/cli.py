@@ -5,6 +5,9 @@ Subcommands
 summarize FILE...   key numbers of each artefact (``--json`` for machine-readable output)
 report [ARTEFACTS...] [-p NAME VALUE]... -o OUT.html
                     run the notebooks on the artefacts and write one self-contained HTML report
+findings ARTEFACTS... [--json | --format md]
+                    the verdict: root cause, mechanism, symptoms, what was ruled out, and the
+                    command that confirms each finding (JSON for automation, Markdown for a ticket)
 """
 
 from __future__ import annotations
@@ -103,7 +106,65 @@ def _build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="maximum seconds per notebook cell (default: %(default)s)",
     )
+    f = sub.add_parser(
+        "findings",
+        help="run the checks on the artefacts and print the verdict (text, JSON or Markdown)",
+        description=(
+            "Recognise each artefact's kind from its content, run every check that has its "
+            "inputs, and print the verdict: the cause in one sentence, the impact, where, when, "
+            "the fix, the findings by role (root cause, mechanism, symptom, ruled out, context) "
+            "with severity and the command that confirms each, and the checks that could not run "
+            "for lack of an input. Confirm commands name the artefacts as given here."
+        ),
+    )
+    f.add_argument("artefacts", nargs="+", help="artefact files, globs or folders")
+    f.add_argument(
+        "--format",
+        choices=("text", "md", "json"),
+        default="text",
+        help="text (default), md: Markdown to paste into a ticket or chat, json: for automation",
+    )
+    f.add_argument("--json", action="store_true", help="same as --format json")
+    f.add_argument(
+        "--change-time", default=None, help="ISO-8601 time of the suspected change (UTC)"
+    )
+    f.add_argument("--fix-time", default=None, help="ISO-8601 time of the fix (UTC)")
+    f.add_argument(
+        "--slow-threshold",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="a client answer at least this slow is slow (default: %(default)s)",
+    )
+    f.add_argument(
+        "--upstream",
+        action="append",
+        default=None,
+        metavar="ADDRESS",
+        help="upstream resolver address (repeatable; default: from the configs and the capture)",
+    )
     return p
+
+
+def _findings(args: argparse.Namespace) -> int:
+    import kit.findings as kf
+
+    verdict = kf.findings_for_artefacts(
+        args.artefacts,
+        change_time=args.change_time,
+        fix_time=args.fix_time,
+        slow_threshold_s=args.slow_threshold,
+        upstreams=args.upstream,
+    )
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        json.dump(kf.verdict_json(verdict), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    elif fmt == "md":
+        sys.stdout.write(kf.verdict_markdown(verdict))
+    else:
+        sys.stdout.write(kf.verdict_text(verdict))
+    return 0
 
 
 def parse_value(text: str) -> Any:
@@ -216,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if not result.get("failed") else 1
         if args.command == "report":
             return _report(args)
+        if args.command == "findings":
+            return _findings(args)
     except (KitError, FileNotFoundError) as exc:
         sys.stderr.write(f"dnskit: error: {exc}\n")
         return 1

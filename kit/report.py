@@ -52,6 +52,7 @@ import polars as pl
 
 from kit._sources import walk_artefacts
 from kit.detect import ArtefactKind
+from kit.tables import TABLE_MIMETYPE
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +405,16 @@ def default_notebooks() -> list[Path]:
 
 
 def _finding_dict(f: Any) -> dict[str, Any]:
-    """Turn a finding (dataclass, mapping or object) into the JSON the report reads."""
+    """Turn a finding (dataclass, mapping or object) into the JSON the report reads.
+
+    Scalar evidence becomes display text (``evidence``: name -> text, durations with units and
+    times to the millisecond, see :func:`kit.tables.format_cell`); each evidence frame becomes a
+    small table of display texts (``tables``: ``name``, ``columns``, ``aligns``, ``rows``,
+    ``more``), never "frame of N rows".
+    """
+    from kit.findings import ROLE_OF
+    from kit.tables import format_cell, frame_cells
+
     if isinstance(f, Mapping):
         raw: dict[str, Any] = dict(f)
     elif dataclasses.is_dataclass(f) and not isinstance(f, type):
@@ -413,82 +423,133 @@ def _finding_dict(f: Any) -> dict[str, Any]:
         raw = {k: getattr(f, k) for k in dir(f) if not k.startswith("_")}
     evidence = raw.get("evidence")
     if isinstance(evidence, Mapping):
-        shown = {str(k): _evidence_value(v) for k, v in evidence.items()}
+        items = [(str(k), v) for k, v in evidence.items()]
     elif evidence is None:
-        shown = {}
+        items = []
     else:
-        shown = {"evidence": _evidence_value(evidence)}
+        items = [("evidence", evidence)]
+    shown: dict[str, str] = {}
+    tables: list[dict[str, Any]] = []
+    for name, v in items:
+        if isinstance(v, pl.DataFrame):
+            columns, aligns, rows, more = frame_cells(v, max_rows=EVIDENCE_ROWS)
+            tables.append(
+                {"name": name, "columns": columns, "aligns": aligns, "rows": rows, "more": more}
+            )
+        else:
+            shown[name] = format_cell(v, name)
+    fid = str(raw.get("id", ""))
     return {
-        "id": str(raw.get("id", "")),
+        "id": fid,
         "title": str(raw.get("title", "")),
         "severity": str(raw.get("severity", "")),
+        "role": str(raw.get("role") or ROLE_OF.get(fid, "")),
         "explanation": str(raw.get("explanation", raw.get("summary", ""))),
         "evidence": shown,
+        "tables": tables,
         "confirm": str(raw.get("confirm", raw.get("command", ""))),
     }
 
 
-def _evidence_value(v: Any) -> str:
-    if isinstance(v, pl.DataFrame):
-        return f"frame of {v.height} rows × {v.width} columns"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
+EVIDENCE_ROWS = 5
+"""Rows of an evidence frame shown with its finding at the top of the report."""
+
+
+def _summary_payload(findings: Any) -> tuple[dict[str, Any] | None, str]:
+    """The summary card's data and headline chart (SVG) for a :class:`kit.findings.Verdict`;
+    ``(None, "")`` for a plain list of findings (no inputs to summarise)."""
+    inputs = getattr(findings, "inputs", None)
+    if inputs is None:
+        return None, ""
+    import kit.findings as kf
+
+    summary = kf.summarize(findings)
+    svg = ""
+    try:
+        from kit.charts import headline_chart
+        from kit.findings import headline_series, infer_upstreams
+
+        options = getattr(findings, "options", {}) or {}
+        ups = options.get("upstreams") or infer_upstreams(inputs.capture, inputs.forward)
+        series, title = headline_series(inputs, ups)
+        if series.height:
+            tl = inputs.timeline
+            chart = headline_chart(
+                series,
+                tl.change_time if tl is not None else None,
+                tl.fix_time if tl is not None else None,
+                title=title,
+                threshold_s=float(options.get("slow_threshold_s", 1.0)),
+            )
+            buf = io.StringIO()
+            chart.save(buf, format="svg")
+            svg = _SVG_PROLOG.sub("", buf.getvalue())
+    except Exception as exc:  # the card without its chart is still the card
+        log.warning("headline chart not drawn: %s: %s", type(exc).__name__, exc)
+    return kf.json_value(summary), svg
 
 
 def emit_findings(findings: Iterable[Any]) -> None:
     """Display findings in a notebook so the report shows them first.
 
     Call it once in the findings notebook with the findings computed there (for example
-    ``kit.report.emit_findings(kit.findings.run(...))``). In the notebook the findings show as a
-    table; the report also lifts them, escaped, to its top.
+    ``kit.report.emit_findings(kit.findings.run_on(inputs))``). In the notebook the findings show
+    as a table; the report also lifts them, escaped, to its top, grouped by role. When
+    ``findings`` is a :class:`kit.findings.Verdict` (what ``run_on`` returns), the summary card
+    (cause, impact, where, when, fix, confidence, coverage and the headline chart) goes with them.
 
     Parameters
     ----------
     findings
         Findings as dataclasses, mappings or objects with the attributes ``id``, ``title``,
-        ``severity``, ``explanation`` (or ``summary``), ``evidence`` (a mapping of names to values;
-        frames are summarised by their shape) and ``confirm`` (or ``command``): the command or
-        query that confirms it.
+        ``severity``, ``role`` (optional), ``explanation`` (or ``summary``), ``evidence`` (a
+        mapping of names to values; frames become small tables) and ``confirm`` (or
+        ``command``): the command or query that confirms it.
     """
     from IPython.display import display
 
+    summary, svg = _summary_payload(findings)
     items = [_finding_dict(f) for f in findings]
     rows = "".join(
         "<tr>"
         + "".join(
-            f"<td>{html.escape(x)}</td>"
-            for x in (f["severity"], f["id"], f["title"], f["explanation"], f["confirm"])
+            f"<td>{_e(x)}</td>"
+            for x in (f["role"], f["severity"], f["id"], f["title"], f["confirm"])
         )
         + "</tr>"
         for f in items
     )
     table = (
-        "<table class='dnskit-findings'><thead><tr><th>severity</th><th>id</th><th>title</th>"
-        f"<th>explanation</th><th>confirm with</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<table class='dnskit-findings dnskit-frame'><thead><tr><th>role</th><th>severity</th>"
+        f"<th>id</th><th>title</th><th>confirm with</th></tr></thead><tbody>{rows}</tbody></table>"
         if items
         else "<p>No finding fired.</p>"
     )
     text = "\n".join(f"[{f['severity']}] {f['id']}: {f['title']}" for f in items) or "no findings"
-    display(
-        {FINDINGS_MIMETYPE: {"findings": items}, "text/html": table, "text/plain": text},
-        raw=True,
-    )
+    payload: dict[str, Any] = {"findings": items}
+    if summary is not None:
+        payload["summary"] = summary
+        payload["chart_svg"] = svg
+    display({FINDINGS_MIMETYPE: payload, "text/html": table, "text/plain": text}, raw=True)
 
 
 def setup_kernel() -> None:
     """Prepare a kernel for a static report (called by the hidden first cell :func:`render` adds).
 
     Switches Altair to static SVG rendered by vl-convert, with no network, through
-    ``kit.charts.use_report_renderer()`` when it exists, else Altair's ``svg`` renderer; and lets
-    polars show up to 30 rows and strings up to 120 characters in tables (names and paths are the
-    evidence).
+    ``kit.charts.use_report_renderer()`` when it exists, else Altair's ``svg`` renderer; and has
+    IPython show polars frames as tables formatted for reading (:func:`kit.tables.register`: no
+    dtype row, durations with units, timestamps to the millisecond, at most 20 rows), shown by
+    the report in place of polars' own HTML.
     """
     import altair as alt
 
-    # long names (qnames, paths) are the evidence: show more of them than polars' default 30 chars
+    from kit.tables import register
+
+    # long names (qnames, paths) are the evidence: plain-text displays show more of them
     pl.Config.set_fmt_str_lengths(120)
     pl.Config.set_tbl_rows(30)
+    register()
     try:
         from kit.charts import use_report_renderer  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
@@ -893,6 +954,21 @@ def _collect_findings(nb: Any) -> list[dict[str, Any]] | None:
     return out
 
 
+def _collect_summary(nb: Any) -> tuple[dict[str, Any] | None, str]:
+    """The summary card (and headline chart SVG) a notebook emitted with its findings, if any."""
+    found: tuple[dict[str, Any] | None, str] = (None, "")
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            payload = output.get("data", {}).get(FINDINGS_MIMETYPE)
+            if payload is None:
+                continue
+            if isinstance(payload, str):
+                payload = json.loads(payload)
+            if isinstance(payload.get("summary"), Mapping):
+                found = (dict(payload["summary"]), str(payload.get("chart_svg") or ""))
+    return found
+
+
 def _text(value: Any) -> str:
     """Any value as display text that survives any byte: control characters made visible."""
     s = value if isinstance(value, str) else str(value)
@@ -910,57 +986,117 @@ def _anchor(name: str) -> str:
     return "nb-" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
-def _header_html(
-    title: str,
-    runs: Sequence[NotebookRun],
-    artefacts: pl.DataFrame,
-    findings: Sequence[dict[str, Any]],
-    artefact_note: str,
-    findings_source: str | None,
-) -> str:
-    from kit import __version__
+def _css_string(text: str) -> str:
+    """A CSS string literal holding ``text``: anything but letters, digits and a few safe
+    characters as a hex escape (no quote, backslash or ``</style>`` can end it)."""
+    out = []
+    for c in _text(text):
+        if (c.isascii() and c.isalnum()) or c in " .,:-_/()":
+            out.append(c)
+        else:
+            out.append(f"\\{ord(c):06x}")
+    return '"' + "".join(out) + '"'
 
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    failed = [r for r in runs if r.status == "failed"]
-    parts = [
-        "<header class='dnskit-header'>",
-        f"<h1 class='dnskit-title'>{_e(title)}</h1>",
-        f"<p class='dnskit-meta'>Generated {_e(now)} by DNS Incident Kit {_e(__version__)}. "
-        f"{sum(r.status == 'ok' for r in runs)} notebook(s) ran, {len(failed)} failed, "
-        f"{sum(r.status == 'skipped' for r in runs)} skipped.</p>",
-    ]
-    if failed:
-        names = ", ".join(
-            f"<a href='#{_anchor(r.name)}'>{_e(r.name)}</a> ({_e(r.reason)})" for r in failed
+
+def _window_text(window: Mapping[str, Any] | None) -> str:
+    """``2026-11-26 06:08:44 – 06:10:24 UTC`` (the date once when both ends share it)."""
+    if not window or not window.get("start") or not window.get("end"):
+        return ""
+    try:
+        a = dt.datetime.fromisoformat(str(window["start"])).astimezone(dt.UTC)
+        b = dt.datetime.fromisoformat(str(window["end"])).astimezone(dt.UTC)
+    except ValueError:
+        return ""
+    right = f"{b:%H:%M:%S}" if a.date() == b.date() else f"{b:%Y-%m-%d %H:%M:%S}"
+    return f"{a:%Y-%m-%d %H:%M:%S} – {right} UTC"
+
+
+_ROLE_HEADINGS = {
+    "root-cause": "Root cause",
+    "mechanism": "Mechanism",
+    "symptom": "Symptom",
+    "ruled-out": "Ruled out",
+    "context": "Context",
+}
+
+
+def _label(name: str) -> str:
+    """An evidence key as words: ``first_after_change_s`` -> ``first after change``."""
+    base = name[:-2] if name.endswith("_s") else name
+    return base.replace("_", " ")
+
+
+def _finding_card(f: Mapping[str, Any], hide: frozenset[str] = frozenset()) -> str:
+    from kit.tables import cells_html
+
+    sev = _text(f.get("severity", ""))
+    sev_class = re.sub(r"[^a-z]", "", sev.lower()) or "none"
+    ev = {k: v for k, v in dict(f.get("evidence") or {}).items() if k not in hide}
+    facts = "".join(
+        f"<li><span class='dnskit-ev-k'>{_e(_label(k))}</span> "
+        f"<span class='dnskit-ev-v'>{_e(v)}</span></li>"
+        for k, v in ev.items()
+    )
+    tables = [t for t in f.get("tables") or [] if isinstance(t, Mapping)]
+    rows_html = ""
+    if tables:
+        what = ", ".join(
+            f"{_label(str(t.get('name', '')))} ({len(t.get('rows') or []) + int(t.get('more') or 0)}"
+            " rows)"
+            for t in tables
         )
-        parts.append(
-            f"<p class='dnskit-failed' role='alert'>Incomplete report: failed notebook(s): {names}. "
-            "Their output up to the failure is shown below, with the error.</p>"
-        )
-    parts.append("<section id='findings' class='dnskit-section'><h2>Findings</h2>")
-    if findings:
-        parts.append("<ol class='dnskit-finding-list'>")
-        for f in findings:
-            sev = _text(f.get("severity", ""))
-            sev_class = re.sub(r"[^a-z]", "", sev.lower()) or "none"
-            ev = f.get("evidence") or {}
-            ev_rows = "".join(
-                f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in dict(ev).items()
-            )
-            parts.append(
-                f"<li class='dnskit-finding dnskit-sev-{sev_class}'>"
-                f"<h3><span class='dnskit-sev'>{_e(sev)}</span> {_e(f.get('title', ''))} "
-                f"<code>{_e(f.get('id', ''))}</code></h3>"
-                f"<p>{_e(f.get('explanation', ''))}</p>"
-                + (f"<table class='dnskit-evidence'>{ev_rows}</table>" if ev_rows else "")
-                + (
-                    f"<p>Confirm with: <code>{_e(f['confirm'])}</code></p>"
-                    if f.get("confirm")
-                    else ""
+        rows_html = (
+            f"<details class='dnskit-evrows'><summary>The rows behind it: {_e(what)}</summary>"
+            + "".join(
+                cells_html(
+                    [str(c) for c in t.get("columns") or []],
+                    [str(a) for a in t.get("aligns") or []],
+                    [[str(x) for x in r] for r in t.get("rows") or []],
+                    int(t.get("more") or 0),
+                    caption=_label(str(t.get("name", ""))),
                 )
-                + "</li>"
+                for t in tables
             )
-        parts.append("</ol>")
+            + "</details>"
+        )
+    fid = _text(f.get("id", ""))
+    return (
+        f"<article class='dnskit-finding dnskit-sev-{sev_class}' "
+        f"id='finding-{_e(re.sub(r'[^A-Za-z0-9_-]', '_', fid))}'>"
+        f"<h4><span class='dnskit-sev'>{_e(sev)}</span> {_e(f.get('title', ''))} "
+        f"<code>{_e(fid)}</code></h4>"
+        f"<p>{_e(f.get('explanation', ''))}</p>"
+        + (f"<ul class='dnskit-ev'>{facts}</ul>" if facts else "")
+        + rows_html
+        + (
+            f"<p class='dnskit-confirm'>Confirm with: <code>{_e(f['confirm'])}</code></p>"
+            if f.get("confirm")
+            else ""
+        )
+        + "</article>"
+    )
+
+
+def _findings_html(
+    findings: Sequence[Mapping[str, Any]], findings_source: str | None, has_summary: bool
+) -> str:
+    parts = ["<section id='findings' class='dnskit-section'><h2>Findings</h2>"]
+    if findings:
+        hide = frozenset({"change_time"}) if has_summary else frozenset()
+        groups: dict[str, list[Mapping[str, Any]]] = {}
+        for f in findings:
+            role = _text(f.get("role") or "")
+            groups.setdefault(role if role in _ROLE_HEADINGS else "other", []).append(f)
+        for role in (*_ROLE_HEADINGS, "other"):
+            if role not in groups:
+                continue
+            heading = _ROLE_HEADINGS.get(role, "Other findings")
+            parts.append(
+                f"<section class='dnskit-role dnskit-role-{role}' id='role-{role}'>"
+                f"<h3>{_e(heading)}</h3>"
+                + "".join(_finding_card(f, hide) for f in groups[role])
+                + "</section>"
+            )
     elif findings_source is not None:
         parts.append(
             f"<p class='dnskit-nofindings'>No finding fired: notebook {_e(findings_source)} ran "
@@ -973,9 +1109,177 @@ def _header_html(
             "exist yet). Read the notebooks below.</p>"
         )
     parts.append("</section>")
+    return "".join(parts)
 
-    parts.append("<section id='notebooks' class='dnskit-section'><h2>Notebooks</h2>")
+
+def _coverage_html(coverage: Sequence[Mapping[str, Any]]) -> str:
+    if not coverage:
+        return ""
+    ran = [c for c in coverage if c.get("ran")]
+    fired = sum(1 for c in coverage if c.get("fired"))
+    missing = [c for c in coverage if not c.get("ran")]
+    text = f"<b>Coverage:</b> {len(ran)} of {len(coverage)} checks ran ({fired} fired)" + (
+        f": {_e(', '.join(str(c['check']) for c in ran))}." if ran else "."
+    )
+    if missing:
+        text += " <b>Could not run:</b> " + "; ".join(
+            f"<span class='dnskit-notrun'>{_e(c['check'])}</span> (needs {_e(c.get('missing', ''))};"
+            " none given)"
+            for c in missing
+        )
+        text += ". Add those artefacts to run them."
+    return f"<p class='dnskit-coverage' id='coverage'>{text}</p>"
+
+
+def _summary_html(summary: Mapping[str, Any] | None, chart_svg: str) -> str:
+    if not summary:
+        return ""
+    impact = "".join(
+        "<div class='dnskit-stat'>"
+        f"<div class='dnskit-stat-value'>{_e(i.get('value', ''))}</div>"
+        f"<div class='dnskit-stat-label'>{_e(i.get('label', ''))}</div>"
+        + (
+            f"<div class='dnskit-stat-detail'>{_e(i.get('detail'))}</div>"
+            if i.get("detail")
+            else ""
+        )
+        + "</div>"
+        for i in summary.get("impact") or []
+        if isinstance(i, Mapping)
+    )
+    facts = []
+    where = (summary.get("where") or {}).get("text")
+    when = (summary.get("when") or {}).get("text")
+    conf = summary.get("confidence") or {}
+    if where:
+        facts.append(("Where", _e(where)))
+    if when:
+        facts.append(("When", _e(when)))
+    if summary.get("fix"):
+        facts.append(("Fix", _e(summary["fix"])))
+    if conf:
+        facts.append(
+            (
+                "Confidence",
+                f"<b>{_e(conf.get('level', ''))}</b>"
+                + (f": {_e(conf.get('why'))}" if conf.get("why") else ""),
+            )
+        )
+    dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
+    chart = ""
+    if chart_svg:
+        clean = _SCRIPT.sub("", _SVG_PROLOG.sub("", chart_svg))
+        chart = f"<figure class='dnskit-headline' data-mime-type='image/svg+xml'>{clean}</figure>"
+    return (
+        "<section id='summary' class='dnskit-card'>"
+        f"<p class='dnskit-cause'><span class='dnskit-k'>Cause</span> {_e(summary.get('cause', ''))}</p>"
+        + (f"<div class='dnskit-impact'>{impact}</div>" if impact else "")
+        + (f"<dl class='dnskit-facts'>{dl}</dl>" if dl else "")
+        + chart
+        + _coverage_html(summary.get("coverage") or [])
+        + "</section>"
+    )
+
+
+def _is_appendix(run: NotebookRun, nb: Any) -> bool:
+    """The tutorial (``00-...``, or notebook metadata ``dnskit: {appendix: true}``) goes last."""
+    meta = nb.metadata.get("dnskit", {}) if nb is not None else {}
+    return bool(meta.get("appendix")) if "appendix" in meta else run.name.startswith("00-")
+
+
+def _toc_html(
+    summary: bool,
+    findings: Sequence[Mapping[str, Any]],
+    notebooks: Sequence[tuple[str, str]],
+    appendix: Sequence[tuple[str, str]],
+) -> str:
+    items = []
+    if summary:
+        items.append("<li><a href='#summary'>Summary</a></li>")
+    roles = []
+    for role, heading in _ROLE_HEADINGS.items():
+        n = sum(1 for f in findings if f.get("role") == role)
+        if n:
+            roles.append(f"<li><a href='#role-{role}'>{_e(heading)}</a> ({n})</li>")
+    items.append(
+        "<li><a href='#findings'>Findings</a>"
+        + (f"<ol>{''.join(roles)}</ol>" if roles else "")
+        + "</li>"
+    )
+    if notebooks:
+        items.append(
+            "<li><a href='#notebooks'>Investigation notebooks</a><ol>"
+            + "".join(f"<li><a href='#{_anchor(n)}'>{_e(t)}</a></li>" for n, t in notebooks)
+            + "</ol></li>"
+        )
+    items.append(
+        "<li><a href='#appendix'>Appendix</a>: runs, artefacts, parameters"
+        + "".join(f", <a href='#{_anchor(n)}'>{_e(t)}</a>" for n, t in appendix)
+        + "</li>"
+    )
+    return f"<nav id='toc' class='dnskit-toc'><h2>Contents</h2><ol>{''.join(items)}</ol></nav>"
+
+
+def _header_html(
+    title: str,
+    runs: Sequence[NotebookRun],
+    artefacts: pl.DataFrame,
+    findings: Sequence[dict[str, Any]],
+    artefact_note: str,
+    findings_source: str | None,
+    summary: Mapping[str, Any] | None = None,
+    chart_svg: str = "",
+    notebooks: Sequence[tuple[str, str]] = (),
+    appendix: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The top of the report: title, summary card, contents, findings by role.
+
+    ``notebooks`` and ``appendix`` are ``(name, title)`` of the notebooks shown below, for the
+    table of contents. The runs, artefacts and parameters go to :func:`_appendix_html`.
+    """
+    from kit import __version__
+
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    failed = [r for r in runs if r.status == "failed"]
+    window = _window_text((summary or {}).get("window"))
+    page_css = (
+        "<style type='text/css'>@page { "
+        f"@top-left {{ content: {_css_string(title)}; }} "
+        f"@top-right {{ content: {_css_string(window)}; }} "
+        "@bottom-right { content: counter(page) ' / ' counter(pages); } }</style>"
+    )
+    parts = [
+        page_css,
+        "<header class='dnskit-header'>",
+        f"<h1 class='dnskit-title'>{_e(title)}</h1>",
+        "<p class='dnskit-meta'>"
+        + (f"Incident window {_e(window)}. " if window else "")
+        + f"Generated {_e(now)} by DNS Incident Kit {_e(__version__)}. "
+        f"{sum(r.status == 'ok' for r in runs)} notebook(s) ran, {len(failed)} failed, "
+        f"{sum(r.status == 'skipped' for r in runs)} skipped.</p>",
+    ]
+    if failed:
+        names = ", ".join(
+            f"<a href='#{_anchor(r.name)}'>{_e(r.name)}</a> ({_e(r.reason)})" for r in failed
+        )
+        parts.append(
+            f"<p class='dnskit-failed' role='alert'>Incomplete report: failed notebook(s): {names}. "
+            "Their output up to the failure is shown below, with the error.</p>"
+        )
+    parts.append(_summary_html(summary, chart_svg))
+    parts.append(_toc_html(bool(summary), findings, notebooks, appendix))
+    parts.append(_findings_html(findings, findings_source, bool(summary)))
+    parts.append("</header>")
+    return "\n".join(parts)
+
+
+def _appendix_html(runs: Sequence[NotebookRun], artefacts: pl.DataFrame, artefact_note: str) -> str:
+    """Runs, artefacts (used and ignored, and why) and parameters, each folded."""
+    parts = ["<section id='appendix' class='dnskit-section'><h2>Appendix</h2>"]
     parts.append(
+        "<details id='notebooks-run' class='dnskit-fold'><summary>Notebook runs: "
+        f"{sum(r.status == 'ok' for r in runs)} ok, {sum(r.status == 'failed' for r in runs)} "
+        f"failed, {sum(r.status == 'skipped' for r in runs)} skipped</summary>"
         "<table class='dnskit-table'><thead><tr><th>notebook</th><th>status</th>"
         "<th>seconds</th><th>detail</th></tr></thead><tbody>"
     )
@@ -989,14 +1293,17 @@ def _header_html(
             f"<tr class='dnskit-status-{_e(r.status)}'><td>{link}</td><td>{_e(r.status)}</td>"
             f"<td>{r.seconds:.1f}</td><td>{_e(r.reason)}</td></tr>"
         )
-    parts.append("</tbody></table></section>")
+    parts.append("</tbody></table></details>")
 
-    parts.append("<section id='artefacts' class='dnskit-section'><h2>Artefacts</h2>")
+    used = artefacts.filter(pl.col("used")) if artefacts.height else artefacts
+    ignored = artefacts.filter(~pl.col("used")) if artefacts.height else artefacts
+    parts.append(
+        f"<details id='artefacts' class='dnskit-fold'><summary>Artefacts: {used.height} used, "
+        f"{ignored.height} ignored</summary>"
+    )
     if artefact_note:
         parts.append(f"<p>{_e(artefact_note)}</p>")
     if artefacts.height:
-        used = artefacts.filter(pl.col("used"))
-        ignored = artefacts.filter(~pl.col("used"))
         parts.append(f"<h3>Used ({used.height})</h3>")
         parts.append(
             "<table class='dnskit-table dnskit-used'><thead><tr><th>file</th><th>kind</th>"
@@ -1019,12 +1326,12 @@ def _header_html(
                 f"<td>{_e(row['why'])}</td></tr>"
             )
         parts.append("</tbody></table>")
-    parts.append("</section>")
+    parts.append("</details>")
 
-    parts.append("<section id='parameters' class='dnskit-section'><h2>Parameters</h2>")
     parts.append(
-        "<table class='dnskit-table'><thead><tr><th>notebook</th><th>parameters passed</th>"
-        "</tr></thead><tbody>"
+        "<details id='parameters' class='dnskit-fold'><summary>Parameters passed to the "
+        "notebooks</summary><table class='dnskit-table'><thead><tr><th>notebook</th>"
+        "<th>parameters passed</th></tr></thead><tbody>"
     )
     for r in runs:
         shown = json.dumps(r.parameters, ensure_ascii=False, default=str) if r.parameters else ""
@@ -1032,24 +1339,37 @@ def _header_html(
             f"<tr><td>{_e(r.name)}</td><td><code>{_e(shown or '(notebook defaults)')}</code>"
             "</td></tr>"
         )
-    parts.append("</tbody></table></section></header>")
+    parts.append("</tbody></table></details></section>")
     return "\n".join(parts)
 
 
-def _section_cell(run: NotebookRun, title: str) -> Any:
+def _html_cell(markup: str, tag: str = "dnskit-section") -> Any:
     import nbformat
 
-    status = "" if run.status == "ok" else f" <span class='dnskit-badge'>{_e(run.status)}</span>"
-    reason = f"<p class='dnskit-failed'>{_e(run.reason)}</p>" if run.reason else ""
-    body = (
-        f"<div class='dnskit-nb-heading' id='{_anchor(run.name)}' title='{_e(title)}'>"
-        f"<p class='dnskit-nb-file'>notebook {_e(run.name)}{status}</p>{reason}</div>"
-    )
     return nbformat.v4.new_code_cell(
         "",
-        metadata={"tags": ["dnskit-section"]},
-        outputs=[nbformat.v4.new_output("display_data", data={"text/html": body})],
+        metadata={"tags": [tag]},
+        outputs=[nbformat.v4.new_output("display_data", data={"text/html": markup})],
     )
+
+
+def _section_cell(run: NotebookRun, title: str) -> Any:
+    """The folded section that holds one notebook: opened here, closed after its last cell
+    (``metadata.dnskit.before``/``after``, written out by the template around the cells)."""
+    status = "" if run.status == "ok" else f" <span class='dnskit-badge'>{_e(run.status)}</span>"
+    reason = f"<p class='dnskit-failed'>{_e(run.reason)}</p>" if run.reason else ""
+    is_open = " open" if run.status == "failed" else ""
+    cell = _html_cell(reason)
+    cell.metadata["dnskit"] = {
+        "before": (
+            f"<section class='dnskit-nb' id='{_anchor(run.name)}'>"
+            f"<details class='dnskit-fold dnskit-nb-fold'{is_open}><summary>"
+            f"<span class='dnskit-nb-title'>{_e(title)}</span> "
+            f"<span class='dnskit-nb-file'>{_e(run.name)}</span>{status}</summary>"
+        ),
+        "after": "",
+    }
+    return cell
 
 
 def _nb_title(nb: Any, fallback: str) -> str:
@@ -1061,8 +1381,54 @@ def _nb_title(nb: Any, fallback: str) -> str:
     return fallback
 
 
-def _combine(executed: Sequence[tuple[NotebookRun, Any]], title: str) -> Any:
-    """One notebook holding every executed notebook's cells, each behind a section heading."""
+def _notebook_cells(run: NotebookRun, nb: Any) -> list[Any]:
+    """A notebook's cells for the report, behind its folded section heading."""
+    out = [_section_cell(run, _nb_title(nb, run.name))]
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type in _SKIPPED_CELL_TYPES:
+            continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        if SETUP_TAG in tags and not any(
+            o.get("output_type") == "error" for o in cell.get("outputs", [])
+        ):
+            continue
+        c = copy.deepcopy(cell)
+        c["id"] = f"{_anchor(run.name)}-{i}"
+        c.metadata.pop("dnskit", None)  # only the report places folds
+        for output in c.get("outputs", []):
+            data = output.get("data", {})
+            table = data.pop(TABLE_MIMETYPE, None)
+            if isinstance(table, str):  # the frame formatted for reading replaces polars' HTML
+                data["text/html"] = table
+            svg = data.get("image/svg+xml")
+            if isinstance(svg, str):
+                # inlined in HTML: an XML prolog or DOCTYPE is not allowed there
+                data["image/svg+xml"] = _SVG_PROLOG.sub("", svg)
+            markup = data.get("text/html")
+            if isinstance(markup, str) and _SCRIPT.search(markup):
+                # an HTML output that brings its own JavaScript (an interactive chart, a
+                # widget): the report is static, its CSP would block it anyway
+                n = len(_SCRIPT.findall(markup))
+                data["text/html"] = _SCRIPT.sub("", markup) + (
+                    f"<p class='dnskit-omitted'>({n} script(s) removed: the report is static)</p>"
+                )
+                log.warning("%s: removed %d <script> element(s) from an output", run.name, n)
+        out.append(c)
+    out[-1].metadata.setdefault("dnskit", {})
+    out[-1].metadata["dnskit"]["after"] = "</details></section>"
+    return out
+
+
+def _combine(
+    executed: Sequence[tuple[NotebookRun, Any]],
+    title: str,
+    *,
+    skipped: Sequence[NotebookRun] = (),
+    appendix_html: str = "",
+) -> Any:
+    """One notebook holding every executed notebook's cells, each notebook folded in its own
+    section; investigation notebooks first (after a heading that lists, one line each, the
+    notebooks not run and why), then the appendix (``appendix_html`` and the tutorial)."""
     import nbformat
 
     combined = nbformat.v4.new_notebook()
@@ -1073,34 +1439,28 @@ def _combine(executed: Sequence[tuple[NotebookRun, Any]], title: str) -> Any:
         "language": "python",
     }
     combined.metadata["language_info"] = {"name": "python"}
-    for run, nb in executed:
-        combined.cells.append(_section_cell(run, _nb_title(nb, run.name)))
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type in _SKIPPED_CELL_TYPES:
-                continue
-            tags = cell.get("metadata", {}).get("tags", [])
-            if SETUP_TAG in tags and not any(
-                o.get("output_type") == "error" for o in cell.get("outputs", [])
-            ):
-                continue
-            c = copy.deepcopy(cell)
-            c["id"] = f"{_anchor(run.name)}-{i}"
-            for output in c.get("outputs", []):
-                data = output.get("data", {})
-                svg = data.get("image/svg+xml")
-                if isinstance(svg, str):
-                    # inlined in HTML: an XML prolog or DOCTYPE is not allowed there
-                    data["image/svg+xml"] = _SVG_PROLOG.sub("", svg)
-                markup = data.get("text/html")
-                if isinstance(markup, str) and _SCRIPT.search(markup):
-                    # an HTML output that brings its own JavaScript (an interactive chart, a
-                    # widget): the report is static, its CSP would block it anyway
-                    n = len(_SCRIPT.findall(markup))
-                    data["text/html"] = _SCRIPT.sub("", markup) + (
-                        f"<p class='dnskit-omitted'>({n} script(s) removed: the report is static)</p>"
-                    )
-                    log.warning("%s: removed %d <script> element(s) from an output", run.name, n)
-            combined.cells.append(c)
+    main = [(r, nb) for r, nb in executed if not _is_appendix(r, nb)]
+    tail = [(r, nb) for r, nb in executed if _is_appendix(r, nb)]
+    if appendix_html or skipped:
+        lines = "".join(
+            f"<li><span class='dnskit-nb-file'>{_e(r.name)}</span> not shown: {_e(r.reason)}</li>"
+            for r in skipped
+        )
+        combined.cells.append(
+            _html_cell(
+                "<section id='notebooks' class='dnskit-section'><h2>Investigation notebooks</h2>"
+                "<p class='dnskit-meta'>Each notebook is folded: open it for its method, tables "
+                "and charts.</p>"
+                + (f"<ul class='dnskit-skipped'>{lines}</ul>" if lines else "")
+                + "</section>"
+            )
+        )
+    for run, nb in main:
+        combined.cells.extend(_notebook_cells(run, nb))
+    if appendix_html:
+        combined.cells.append(_html_cell(appendix_html))
+    for run, nb in tail:
+        combined.cells.extend(_notebook_cells(run, nb))
     return combined
 
 
@@ -1118,6 +1478,79 @@ def _export_html(nb: Any, header_html: str) -> str:
     )
     body, _ = exporter.from_notebook_node(nb, resources={"dnskit_header": header_html})
     return str(body)
+
+
+CONTEXT_INPUTS = frozenset({"run_json"})
+"""Input parameters that give context (the timeline) but no data: a notebook that receives only
+these, and no data input, has nothing to show and is not run."""
+
+
+def _no_input_reason(
+    params: Sequence[NotebookParameter], chosen: Mapping[str, Any], user_params: Mapping[str, Any]
+) -> str:
+    """Why a notebook is not run although its inputs are optional: none of its data inputs got an
+    artefact (and none was set with ``-p``); '' when it has something to show."""
+    data = [p.name for p in params if p.name in INPUT_PARAMETERS and p.name not in CONTEXT_INPUTS]
+    if not data or any(n in user_params for n in data):
+        return ""
+    if any(chosen.get(n) not in (None, []) for n in data):
+        return ""
+    return f"no input: none of its inputs ({', '.join(data)}) among the artefacts"
+
+
+def _display_names(given: Sequence[str | os.PathLike[str]]) -> dict[str, str]:
+    """Path as passed to the notebooks -> the same file named the way the user gave it (the folder
+    or file as typed, plus the path inside the folder), for confirm commands the recipient of the
+    report can run where the artefacts are. Only paths that differ are listed."""
+    out: dict[str, str] = {}
+    for item in given:
+        typed = os.fspath(item)
+        p = Path(typed).expanduser()
+        if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():
+            p = REPO_ROOT / p
+        try:
+            found = walk_artefacts([typed], base=REPO_ROOT)
+        except (FileNotFoundError, OSError):
+            continue
+        for f in found:
+            if p.is_dir():
+                try:
+                    shown = os.path.join(typed, os.fspath(f.relative_to(p)))
+                except ValueError:
+                    shown = os.fspath(f)
+            elif p.is_file():
+                shown = typed
+            else:  # a glob: as it matched, relative to where the user ran the command
+                shown = os.fspath(f)
+            passed = _param_path(f)
+            if passed != shown and _utf8(passed):
+                out[passed] = shown
+    return out
+
+
+def _renamed(finding: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """A finding whose confirm command, explanation and evidence name the artefacts as
+    :func:`_display_names` says (longest paths replaced first)."""
+    if not names:
+        return dict(finding)
+    order = sorted(names, key=len, reverse=True)
+
+    def sub(text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+        for k in order:
+            text = text.replace(k, names[k])
+        return text
+
+    out = dict(finding)
+    for key in ("confirm", "explanation", "title"):
+        out[key] = sub(out.get(key, ""))
+    out["evidence"] = {k: sub(v) for k, v in dict(out.get("evidence") or {}).items()}
+    out["tables"] = [
+        {**t, "rows": [[sub(x) for x in r] for r in t.get("rows") or []]}
+        for t in out.get("tables") or []
+    ]
+    return out
 
 
 def render(
@@ -1266,6 +1699,8 @@ def render(
                 slots.append(NotebookRun(name, path, "failed", broken[path]))
                 continue
             chosen, skip, used = _plan(nb, declared[path], files, artefact_args, user_params)
+            if not skip and files is not None:
+                skip = _no_input_reason(declared[path], chosen, user_params)
             if skip:
                 log.info("skipping %s: %s", name, skip)
                 slots.append(NotebookRun(name, path, "skipped", skip, chosen))
@@ -1309,6 +1744,8 @@ def render(
         used_by: dict[str, list[str]] = {}
         findings: list[dict[str, Any]] = []
         findings_source: str | None = None
+        summary: dict[str, Any] | None = None
+        chart_svg = ""
         for slot, run in enumerate(runs):
             if run.status == "skipped":
                 continue
@@ -1317,6 +1754,9 @@ def render(
             if run.status == "ok":
                 for u in used_by_slot.get(slot, ()):
                     used_by.setdefault(u, []).append(run.name)
+            card, svg = _collect_summary(done)
+            if card is not None:
+                summary, chart_svg = card, svg
             emitted = _collect_findings(done)
             if emitted is not None:
                 findings_source = run.name
@@ -1354,8 +1794,30 @@ def render(
             rows.append((_display_path(path_s), kind, reasons[path_s], bool(users), users, why))
         table = pl.DataFrame(rows, schema=ARTEFACT_SCHEMA, orient="row")
 
-        header = _header_html(title, runs, table, findings, artefact_note, findings_source)
-        page = _export_html(_combine(executed, title), header)
+        if files is not None and artefacts is not None:
+            shown_as = _display_names(list(artefacts))
+            findings = [_renamed(f, shown_as) for f in findings]
+        listed = [(r.name, _nb_title(nb, r.name)) for r, nb in executed if not _is_appendix(r, nb)]
+        tail = [(r.name, _nb_title(nb, r.name)) for r, nb in executed if _is_appendix(r, nb)]
+        header = _header_html(
+            title,
+            runs,
+            table,
+            findings,
+            artefact_note,
+            findings_source,
+            summary,
+            chart_svg,
+            listed,
+            tail,
+        )
+        combined = _combine(
+            executed,
+            title,
+            skipped=[r for r in runs if r.status == "skipped"],
+            appendix_html=_appendix_html(runs, table, artefact_note),
+        )
+        page = _export_html(combined, header)
         out_html.parent.mkdir(parents=True, exist_ok=True)
         out_html.write_text(page, encoding="utf-8")
         log.info("report written to %s (%d bytes)", out_html, len(page))

@@ -81,7 +81,9 @@ upstreams
 #
 # Most severe first. `critical`: explains the latency on its own; `warning`: a contributing cause
 # or a problem in the evidence itself (e.g. metrics that cannot see the latency); `info`: a cause
-# ruled out.
+# ruled out. Each finding also has a role in the causal chain (`root-cause`, `mechanism`,
+# `symptom`, `ruled-out`, `context`): the report groups them by role, and `dnskit findings
+# ARTEFACTS --json` (or `--format md`) prints the same verdict without the notebooks.
 
 # %%
 found = kit.findings.run_on(

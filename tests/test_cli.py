@@ -150,3 +150,70 @@ def test_parameter_that_is_not_utf8_is_a_usage_error(
     assert capsys.readouterr().err == (
         "dnskit report: error: -p label x\\xffy: not valid UTF-8 (parameters travel as JSON text)\n"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# dnskit findings: the verdict for automation (--json) and for a ticket (--format md)
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+
+
+@pytest.fixture
+def incident(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The sample's node1 capture and incident config, copied to a folder named as a user would,
+    with the current directory set to its parent (artefacts given by relative path)."""
+    if not (SAMPLE / "run.json").exists():
+        pytest.skip("data/sample not present (make sample)")
+    import shutil
+
+    folder = tmp_path / "my incident"
+    (folder / "caps").mkdir(parents=True)
+    shutil.copy(SAMPLE / "captures" / "node1.pcap", folder / "caps" / "node1.pcap")
+    shutil.copy(SAMPLE / "configs" / "unbound-node1.incident.conf", folder / "unbound.conf")
+    shutil.copy(SAMPLE / "run.json", folder / "run.json")
+    monkeypatch.chdir(tmp_path)
+    return folder
+
+
+def test_findings_json(incident: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["findings", "my incident", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    by_role = {}
+    for f in got["findings"]:
+        by_role.setdefault(f["role"], []).append(f["id"])
+        assert set(f) == {"id", "role", "severity", "title", "explanation", "evidence", "confirm"}
+    assert by_role["root-cause"] == ["forced-tcp"]
+    assert by_role["mechanism"] == ["syn-retransmissions"]
+    assert by_role["ruled-out"] == ["packet-rate-below-limit"]
+    syn = next(f for f in got["findings"] if f["id"] == "syn-retransmissions")
+    assert syn["severity"] == "critical" and syn["evidence"]["syn_retransmits"] > 0
+    # confirm commands name the artefacts as given here, runnable from this directory
+    assert "tshark -r 'my incident/caps/node1.pcap'" in syn["confirm"]
+    forced = next(f for f in got["findings"] if f["id"] == "forced-tcp")
+    assert "'my incident/unbound.conf'" in forced["confirm"]
+    out = subprocess.run(
+        ["sh", "-c", forced["confirm"]], capture_output=True, text=True, check=True
+    ).stdout
+    assert "tcp-upstream: yes" in out
+    assert got["summary"]["cause_id"] == "forced-tcp"
+    assert got["summary"]["confidence"]["level"] == "high"
+    # same with --format json
+    assert main(["findings", "my incident", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["findings"] == got["findings"]
+
+
+def test_findings_markdown(incident: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["findings", "my incident/caps", "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("**DNS incident verdict:** Cause not established")
+    assert "- Mechanism (critical) `syn-retransmissions`:" in md
+    assert "`tshark -r 'my incident/caps/node1.pcap'" in md
+    # one capture only: what could not run, and what would enable it
+    assert "**Could not run:** forced-tcp (needs a Corefile or unbound.conf)" in md
+
+
+def test_findings_missing_artefact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["findings", str(tmp_path / "nope.pcap")]) == 1
+    assert "nope.pcap" in capsys.readouterr().err

@@ -799,3 +799,109 @@ def test_given_counts_coredns_queries_and_errors(data_dir: Path) -> None:
     assert n_errors > 0 and given["CoreDNS log (errors)"] == n_errors
     assert given["CoreDNS log (queries)"] == inp.coredns.queries.height
     assert given["capture (DNS transactions)"] is None
+
+
+# --------------------------------------------------------------------------------------------
+# roles, the verdict and its summary (issue 13)
+
+
+@pytest.fixture(scope="module")
+def sample_verdict() -> kf.Verdict:
+    if not (SAMPLE / "run.json").exists():
+        pytest.skip("data/sample not present (make sample)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return kf.findings_for_artefacts([SAMPLE])
+
+
+def test_reference_incident_roles(sample_verdict: kf.Verdict) -> None:
+    roles = {f.role: [x.id for x in sample_verdict if x.role == f.role] for f in sample_verdict}
+    # the reference incident: forced TCP to a TCP-limited upstream -> SYN retransmissions ->
+    # latency at the SYN backoff timers; the packet limit is ruled out
+    assert roles == {
+        "root-cause": ["forced-tcp"],
+        "mechanism": ["syn-retransmissions"],
+        "symptom": ["latency-timer-modes"],
+        "ruled-out": ["packet-rate-below-limit"],
+    }
+    # severity stays the urgency
+    assert [f.severity for f in sample_verdict] == ["critical", "critical", "critical", "info"]
+    assert kf.findings_frame(sample_verdict)["role"].to_list() == [
+        "root-cause",
+        "mechanism",
+        "symptom",
+        "ruled-out",
+    ]
+
+
+def test_role_is_checked() -> None:
+    assert kf.Finding(id="x", title="t", severity="info", explanation="e").role == "context"
+    assert kf.Finding(id="forced-tcp", title="t", severity="info", explanation="e").role == (
+        "root-cause"
+    )
+    with pytest.raises(ValueError, match="role 'cause' not one of"):
+        kf.Finding(id="x", title="t", severity="info", explanation="e", role="cause")
+
+
+def test_summary_of_the_reference_incident(sample_verdict: kf.Verdict) -> None:
+    s = kf.summarize(sample_verdict)
+    assert s["cause_id"] == "forced-tcp"
+    assert "169.254.169.253:53 over TCP only" in s["cause"]
+    assert "unbound-node1.incident.conf:40" in s["cause"]
+    # impact: node1's client p99 during the incident is seconds, milliseconds before the change
+    top = s["impact"][0]
+    assert top["label"] == "node1 client p99 during the incident"
+    assert top["value"].endswith(" s") and float(top["value"][:-2]) >= 1
+    assert " ms before the change" in top["detail"]
+    assert 3 <= len(s["impact"]) <= 4
+    assert s["where"]["nodes"] == ["node1"] and s["where"]["upstreams"] == [UPSTREAM]
+    assert s["when"]["change"].startswith("2026-11-26T06:09:04")
+    assert s["when"]["first_symptom"] > s["when"]["change"]
+    assert s["when"]["fix"].startswith("2026-11-26T06:10:04")
+    assert "tcp-upstream: no" in s["fix"]
+    assert s["confidence"]["level"] == "high"
+    assert all(c["ran"] for c in s["coverage"])
+    assert s["window"]["start"] < s["when"]["change"] < s["window"]["end"]
+
+
+def test_coverage_with_one_capture_says_what_could_not_run() -> None:
+    if not (SAMPLE / "run.json").exists():
+        pytest.skip("data/sample not present (make sample)")
+    v = kf.findings_for_artefacts([SAMPLE / "captures" / "node1.pcap"])
+    cov = {c["check"]: c for c in kf.coverage(v.inputs, v)}
+    assert not cov["forced-tcp"]["ran"]
+    assert cov["forced-tcp"]["missing"] == "a Corefile or unbound.conf"
+    assert not cov["bucket-ceiling"]["ran"] and cov["syn-retransmissions"]["ran"]
+    assert cov["syn-retransmissions"]["fired"] == ["syn-retransmissions"]
+    s = kf.summarize(v)
+    # no root cause can be named without the configuration: the summary says why
+    assert s["cause_id"] is None
+    assert s["cause"].startswith("Cause not established")
+    assert "forced-tcp: needs a Corefile or unbound.conf" in s["cause"]
+    assert s["confidence"]["level"] == "medium"
+
+
+def test_verdict_json_is_plain_json(sample_verdict: kf.Verdict) -> None:
+    got = json.loads(json.dumps(kf.verdict_json(sample_verdict), allow_nan=False))
+    ids = [(f["role"], f["id"]) for f in got["findings"]]
+    assert ids[0] == ("root-cause", "forced-tcp")
+    syn = next(f for f in got["findings"] if f["id"] == "syn-retransmissions")
+    assert syn["evidence"]["syn_retransmits"] == 852
+    rows = syn["evidence"]["slow_examples"]
+    assert isinstance(rows, list) and set(rows[0]) >= {"qname", "latency_s", "ts"}
+    assert isinstance(rows[0]["ts"], str) and rows[0]["ts"].startswith("2026-11-26T")
+    assert got["summary"]["cause_id"] == "forced-tcp"
+
+
+def test_verdict_markdown_escapes_data() -> None:
+    hostile = kf.Finding(
+        id="forced-tcp",
+        title="<script>alert(1)</script> | *bold* `tick`",
+        severity="critical",
+        explanation="e",
+        confirm="grep -n 'a`b' x",
+    )
+    md = kf.verdict_markdown([hostile])
+    assert "\\<script\\>alert(1)\\</script\\> \\| \\*bold\\* \\`tick\\`" in md
+    assert "``grep -n 'a`b' x``" in md
+    assert "Root cause (critical)" in md

@@ -176,7 +176,8 @@ PROBE = """JSON.stringify({
   text: document.body.innerText,
   cells: [...document.querySelectorAll('td')].map(td => td.textContent),
   pres: [...document.querySelectorAll('pre')].map(p => p.textContent),
-  findings: [...document.querySelectorAll('#findings li h3')].map(h => h.textContent),
+  findings: [...document.querySelectorAll('#findings article h4')].map(h => h.textContent),
+  all: document.body.textContent,
   findingTags: document.querySelectorAll('#findings b, #findings img').length,
   used: [...document.querySelectorAll('table.dnskit-used tbody tr')].map(
     tr => [...tr.children].map(td => td.textContent)),
@@ -386,9 +387,9 @@ def test_every_chart_renders_as_svg(hostile_page: Page) -> None:
 
 def test_hostile_strings_show_as_text(hostile_page: Page) -> None:
     probe = hostile_page.probe
-    # polars' HTML table shows strings quoted
-    assert f'"{HOSTILE}"' in probe["cells"]
-    assert '"say "hi" & \'bye\'"' in probe["cells"]
+    # the report's tables (kit.tables) show strings as they are: unquoted, escaped
+    assert HOSTILE in probe["cells"]
+    assert "say \"hi\" & 'bye'" in probe["cells"]
     assert f"stdout: {HOSTILE}" in "\n".join(probe["pres"])
     # the finding emitted by the notebook, lifted to the top, with its hostile id and title
     assert len(probe["findings"]) == 1
@@ -397,13 +398,19 @@ def test_hostile_strings_show_as_text(hostile_page: Page) -> None:
     assert probe["findingTags"] == 0
     assert 'an explanation with "quotes" & <b>tags</b>' in probe["text"]
     assert probe["title"] == probe["heading"] == f"incident {HOSTILE}"
-    assert "frame of 3 rows × 2 columns" in probe["text"]
+    # evidence: a frame is a small table of its rows (folded), a number has its unit
+    assert "frame of" not in probe["all"]
+    assert "The rows behind it: rows (3 rows)" in probe["text"]
+    assert "p99 3.00 s" in probe["text"]
 
 
 def test_findings_come_first(hostile_page: Page) -> None:
     text = hostile_page.probe["text"]
-    assert text.index("Findings") < text.index("Notebooks") < text.index("Artefacts")
-    assert text.index("Artefacts") < text.index("Hostile strings, two charts and a table")
+    # findings, then the notebooks (folded, their titles shown), then the appendix
+    findings = text.index("Findings\n")
+    notebook = text.rindex("Hostile strings, two charts and a table")
+    assert findings < text.index("Investigation notebooks") < notebook
+    assert notebook < text.index("Artefacts: 2 used, 3 ignored")
 
 
 def test_artefacts_used_and_ignored(hostile_report: Rendered, hostile_page: Page) -> None:
@@ -539,7 +546,7 @@ def test_crafted_capture_names_show_as_text(crafted_report: Rendered, tshark: st
     assert page.probe["scripts"] == 0
     # the polars table shows each name, quoted, as text
     for qname in shown:
-        assert f'"{qname}"' in page.probe["cells"]
+        assert qname in page.probe["cells"]
     # the chart is drawn, with the names as axis labels (vega may shorten them with "…")
     (chart,) = page.probe["charts"]
     assert chart["svgs"] == 1 and chart["width"] > 100
@@ -620,8 +627,13 @@ def test_failing_notebook_report_shows_the_failure(failing_report: Rendered) -> 
     assert "output after the failure" not in text
     # no findings notebook ran: the top says so instead of showing an empty section
     assert "No findings yet" in text
-    # the notebook after the failing one ran and is in the report, after it
-    assert text.index("output before the failure") < text.index("The kit and the artefacts")
+    # the notebook after the failing one ran and is in the report (the tutorial: folded in the
+    # appendix), after it
+    everything = page.probe["all"]
+    assert everything.index("output before the failure") < everything.index(
+        "The kit and the artefacts"
+    )
+    assert "The kit and the artefacts" not in text
     # the Corefile was given but the only notebook that ran reads no Corefile
     assert page.probe["ignored"][0][1:] == [
         "corefile",
@@ -706,9 +718,30 @@ def test_finding_hand_over_format() -> None:
         "id": "syn-retx",
         "title": "SYN retransmissions",
         "severity": "high",
+        "role": "",
         "explanation": "why",
-        "evidence": {"rows": "frame of 3 rows × 2 columns", "p": "0.5"},
+        "evidence": {"p": "0.500"},
+        "tables": [
+            {
+                "name": "rows",
+                "columns": ["a", "b"],
+                "aligns": ["r", "l"],
+                "rows": [["1", "x"], ["2", "y"], ["3", "z"]],
+                "more": 0,
+            }
+        ],
         "confirm": "cmd",
+    }
+    # a kit finding: its role comes from the check that made it
+    assert report._finding_dict({"id": "forced-tcp", "evidence": {"p99_s": 0.0123}}) == {
+        "id": "forced-tcp",
+        "title": "",
+        "severity": "",
+        "role": "root-cause",
+        "explanation": "",
+        "evidence": {"p99_s": "12.3 ms"},
+        "tables": [],
+        "confirm": "",
     }
 
 
@@ -823,3 +856,271 @@ def test_artefact_arguments_are_rewritten_for_the_repo_root(
     # not found from here: left as given (relative to the repo root, where notebooks run)
     assert report._artefact_arg("data/sample") == "data/sample"
     assert report._artefact_arg("*.log") == "*.log"
+
+
+# ---------------------------------------------------------------------------------------------
+# the sample incident's report, measured in Chromium (issue 13: a report that reads like one)
+# ---------------------------------------------------------------------------------------------
+
+SCREEN = (1366, 768)
+A4_CONTENT_PX = 710  # (210 mm - 2 x 11 mm margins) at 96 px per inch: the printed page's width
+
+MEASURE = """(() => {
+  // hidden: inside a closed <details>, except in that details' own <summary>
+  const hidden = node => {
+    for (let e = node.nodeType === 1 ? node : node.parentElement; e; e = e.parentElement) {
+      const p = e.parentElement;
+      if (p && p.tagName === 'DETAILS' && !p.open
+          && !(e.tagName === 'SUMMARY' && p.querySelector(':scope > summary') === e)) return true;
+    }
+    return false;
+  };
+  let words = 0;
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    if (['STYLE', 'SCRIPT'].includes(n.parentElement.tagName) || hidden(n)) continue;
+    words += n.textContent.split(/\\s+/).filter(w => w).length;
+  }
+  const bottom = sel => { const e = document.querySelector(sel);
+                          return e ? e.getBoundingClientRect().bottom + window.scrollY : null; };
+  const fix = [...document.querySelectorAll('.dnskit-facts dt')].find(d => d.textContent === 'Fix');
+  const pageRules = [...document.styleSheets].flatMap(s => [...s.cssRules])
+    .filter(r => r.constructor.name === 'CSSPageRule').map(r => r.cssText);
+  return JSON.stringify({
+    height: document.documentElement.scrollHeight,
+    words: words,
+    tables: [...document.querySelectorAll('table')].filter(t => !hidden(t)).length,
+    allTables: document.querySelectorAll('table').length,
+    details: document.querySelectorAll('details').length,
+    cause: bottom('.dnskit-cause'), impact: bottom('.dnskit-impact'),
+    fix: fix ? fix.nextElementSibling.getBoundingClientRect().bottom + window.scrollY : null,
+    chart: bottom('.dnskit-headline svg'),
+    coverage: (document.querySelector('.dnskit-coverage') || {}).textContent,
+    toc: [...document.querySelectorAll('#toc a')].map(a => a.getAttribute('href')),
+    anchors: [...document.querySelectorAll('#toc a')].every(
+      a => document.getElementById(a.getAttribute('href').slice(1))),
+    roles: [...document.querySelectorAll('#findings .dnskit-role')].map(s => [
+      s.querySelector('h3').textContent,
+      [...s.querySelectorAll('article')].map(a => a.id)]),
+    confirm: [...document.querySelectorAll('.dnskit-confirm code')].map(c => c.textContent),
+    pageRules: pageRules,
+  });
+})()"""
+
+OVERFLOW = """(() => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  const width = document.documentElement.clientWidth;
+  const bad = [];
+  for (const t of document.querySelectorAll('table')) {
+    const box = t.getBoundingClientRect(), c = t.parentElement;
+    if (c.scrollWidth > c.clientWidth + 1 || box.right > width + 1 || box.left < -1)
+      bad.push({head: t.rows[0] ? t.rows[0].textContent.slice(0, 80) : '', width: box.width,
+                room: c.clientWidth, scroll: c.scrollWidth});
+  }
+  return JSON.stringify({tables: document.querySelectorAll('table').length, bad: bad,
+                         width: width});
+})()"""
+
+
+@dataclasses.dataclass
+class Measured:
+    screen: dict[str, Any]
+    overflow_screen: dict[str, Any]
+    overflow_print: dict[str, Any]
+    pdf: bytes
+    requests: list[str]
+    errors: list[str]
+
+
+def measure(html_file: Path) -> Measured:
+    """Open a report at 1366x768 with no network; measure it folded, then with every <details>
+    open on screen and as printed on A4 (print media at the page's width), and print it to PDF."""
+    chromium = require_tool("chromium", "chromium")
+    with tempfile.TemporaryDirectory(prefix="dnskit-chromium-") as profile:
+        b = _Browser(chromium, Path(profile))
+        try:
+            target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+                "sessionId"
+            ]
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                b.send(f"{domain}.enable", session=session)
+
+            def metrics(width: int, height: int) -> None:
+                b.send(
+                    "Emulation.setDeviceMetricsOverride",
+                    {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                    session=session,
+                )
+
+            def evaluate(expr: str) -> dict[str, Any]:
+                got = b.send(
+                    "Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session
+                )
+                return json.loads(got["result"]["value"])
+
+            metrics(*SCREEN)
+            since = len(b.events)
+            b.send("Page.navigate", {"url": html_file.resolve().as_uri()}, session=session)
+            b.wait_event("Page.loadEventFired", session, since)
+            screen = evaluate(MEASURE)
+            pdf = b.send(
+                "Page.printToPDF",
+                {"preferCSSPageSize": True, "printBackground": True},
+                session=session,
+            )["data"]
+            overflow_screen = evaluate(OVERFLOW)
+            b.send("Emulation.setEmulatedMedia", {"media": "print"}, session=session)
+            metrics(A4_CONTENT_PX, 1000)
+            overflow_print = evaluate(OVERFLOW)
+        finally:
+            b.close()
+    requests = [
+        e["params"]["request"]["url"]
+        for e in b.events
+        if e.get("method") == "Network.requestWillBeSent"
+    ]
+    errors = [
+        json.dumps(e["params"])
+        for e in b.events
+        if e.get("method") in ("Runtime.exceptionThrown", "Log.entryAdded")
+        and e["params"].get("entry", {}).get("level", "error") == "error"
+    ]
+    import base64
+
+    return Measured(
+        screen, overflow_screen, overflow_print, base64.b64decode(pdf), requests, errors
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_report(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    if not (REPO / "data" / "sample" / "run.json").exists():
+        pytest.skip("data/sample not present (make sample)")
+    root = tmp_path_factory.mktemp("sample")
+    out = root / "sample.html"
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        rc = main(["report", str(REPO / "data" / "sample"), "-o", str(out)])
+    return Rendered(rc, out, out.read_text(encoding="utf-8"), root, "", buf.getvalue())
+
+
+@pytest.fixture(scope="module")
+def sample_measured(sample_report: Rendered) -> Measured:
+    return measure(sample_report.html)
+
+
+def test_sample_report_reads_like_a_report(
+    sample_report: Rendered, sample_measured: Measured
+) -> None:
+    assert sample_report.rc == 0, sample_report.err
+    m = sample_measured.screen
+    # before issue 13: 34,361 px (45 screens), 10,375 words, 59 tables, polars' "shape: (" lines
+    assert "shape: (" not in sample_report.text
+    assert m["height"] <= 12 * SCREEN[1], m["height"]
+    assert m["words"] <= 2500, m["words"]
+    assert m["tables"] <= 12, m["tables"]
+    # the notebooks are still all there, folded
+    assert m["allTables"] >= 30 and m["details"] >= 8
+    # cause, impact and fix on the first screen, the headline chart right after
+    for key in ("cause", "impact", "fix"):
+        assert m[key] is not None and m[key] <= SCREEN[1], (key, m[key])
+    assert m["chart"] is not None
+    # contents with anchors that exist
+    assert "#summary" in m["toc"] and "#findings" in m["toc"] and "#appendix" in m["toc"]
+    assert m["anchors"]
+    assert "11 of 11 checks ran" in m["coverage"]
+
+
+def test_sample_findings_graded_by_role(sample_measured: Measured) -> None:
+    roles = dict(sample_measured.screen["roles"])
+    assert roles == {
+        "Root cause": ["finding-forced-tcp"],
+        "Mechanism": ["finding-syn-retransmissions"],
+        "Symptom": ["finding-latency-timer-modes"],
+        "Ruled out": ["finding-packet-rate-below-limit"],
+    }
+    # confirm commands name the artefacts as given to dnskit report (here: an absolute folder)
+    sample = str(REPO / "data" / "sample")
+    assert any(
+        f"'{sample}/configs/unbound-node1.incident.conf'" in c
+        for c in sample_measured.screen["confirm"]
+    )
+
+
+def test_sample_tables_fit_on_screen_and_in_print(sample_measured: Measured) -> None:
+    for where in (sample_measured.overflow_screen, sample_measured.overflow_print):
+        assert where["tables"] >= 30
+        assert where["bad"] == [], where
+    # (less a scrollbar's width: the emulated print viewport still has one)
+    assert A4_CONTENT_PX - 20 <= sample_measured.overflow_print["width"] <= A4_CONTENT_PX
+    pdf = sample_measured.pdf
+    assert pdf.startswith(b"%PDF-")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 2
+
+
+def test_sample_print_header_has_title_and_window(sample_measured: Measured) -> None:
+    rules = "\n".join(sample_measured.screen["pageRules"])
+    assert "@top-left" in rules and '"DNS incident report"' in rules
+    assert "2026-11-26 06:08:44" in rules and "UTC" in rules
+
+
+def test_sample_report_loads_nothing_from_the_network(
+    sample_report: Rendered, sample_measured: Measured
+) -> None:
+    assert sample_measured.requests == [sample_report.html.resolve().as_uri()]
+    assert sample_measured.errors == []
+    assert re.search(r"<script", sample_report.text, re.IGNORECASE) is None
+    assert _network_references(sample_report.text) == []
+
+
+def test_confirm_paths_as_the_user_gave_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "incident" / "caps").mkdir(parents=True)
+    (tmp_path / "incident" / "caps" / "node1.pcap").write_bytes(b"")
+    (tmp_path / "single.pcap").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    names = report._display_names(["incident", "single.pcap"])
+    # passed to the notebooks as absolute paths (they run in the repo root) ...
+    passed = str(tmp_path / "incident" / "caps" / "node1.pcap")
+    assert names == {
+        passed: "incident/caps/node1.pcap",
+        str(tmp_path / "single.pcap"): "single.pcap",
+    }
+    finding = {"confirm": f"tshark -r '{passed}' -Y dns", "explanation": f"in {passed}"}
+    got = report._renamed(finding, names)
+    assert got["confirm"] == "tshark -r 'incident/caps/node1.pcap' -Y dns"
+    assert got["explanation"] == "in incident/caps/node1.pcap"
+
+
+def test_one_capture_hides_what_has_no_input(tmp_path: Path) -> None:
+    if not (REPO / "data" / "sample" / "run.json").exists():
+        pytest.skip("data/sample not present (make sample)")
+    out = tmp_path / "one.html"
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        rc = main(
+            [
+                "report",
+                str(REPO / "data" / "sample" / "captures" / "node1.pcap"),
+                "--notebook",
+                str(REPO / "notebooks" / "02-query-logs.py"),
+                "--notebook",
+                str(REPO / "notebooks" / "06-findings.py"),
+                "-o",
+                str(out),
+            ]
+        )
+    assert rc == 0, buf.getvalue()
+    # 02 reads query logs only: not run (it rendered 9 empty tables), one line says why
+    assert "02-query-logs skipped" in buf.getvalue()
+    page = open_in_chromium(out)
+    text = page.probe["text"]
+    assert (
+        "02-query-logs not shown: no input: none of its inputs (coredns_log, unbound_log) "
+        "among the artefacts" in text
+    )
+    # next to the findings: which checks could not run, and what input would enable them
+    assert "Could not run: forced-tcp (needs a Corefile or unbound.conf; none given)" in text
+    assert "Cause not established" in text
