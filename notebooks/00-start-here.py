@@ -38,13 +38,16 @@
 # file (from its content, not its name), and the parameters every notebook accepts.
 
 # %% tags=["parameters"]
-artefacts: str | list[str] = "data/sample"  # folder, glob or files (relative to the repo root)
+artefacts: str | list[str] | None = None  # incident folder, glob or files; None: the sample data
 
 # %%
 import polars as pl
 
 import kit
+import kit.artefacts
 import kit.report
+
+kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
 
 # %% [markdown]
 # ## The kit and the artefacts
@@ -53,7 +56,7 @@ import kit.report
 kit.__version__
 
 # %%
-found = kit.report.inventory(artefacts, missing_ok=True)
+found = kit.report.inventory(artefacts or kit.artefacts.SAMPLE, missing_ok=True)
 found
 
 # %% [markdown]
