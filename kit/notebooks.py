@@ -20,6 +20,7 @@ import ast
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,7 +91,8 @@ class WorkingCopy:
         The working copy.
     status : str
         ``"written"`` (new or replaced), ``"unchanged"`` (already identical) or ``"kept"`` (it
-        exists with other content, such as the user's edits, and ``force`` was not given).
+        was edited (it differs from the kit's notebook in more than the ``artefacts`` default) and
+        ``force`` was not given).
     """
 
     path: Path
@@ -176,8 +178,8 @@ def write_working_copies(
     notebooks
         Notebook files to copy; ``None`` means :func:`default_notebooks`.
     force
-        Replace copies that exist with other content (by default they are kept: they may hold
-        the user's edits).
+        Replace copies that were edited (by default they are kept; a copy that differs only in its
+        ``artefacts`` default is re-pointed at the new artefacts).
 
     Returns
     -------
@@ -221,13 +223,22 @@ def write_working_copies(
             if old == text:
                 written.append(WorkingCopy(target, "unchanged"))
                 continue
-            if not force:
-                log.warning("%s exists with other content (your edits?): kept", target)
+            if not force and _unedited(old) != _unedited(text):
+                log.info("%s exists with other content (your edits?): kept", target)
                 written.append(WorkingCopy(target, "kept"))
                 continue
         target.write_text(text, encoding="utf-8")
         written.append(WorkingCopy(target, "written"))
     return written
+
+
+_POINTING = re.compile(r"(?m)^(artefacts:[^=]*=).*$|^#\s+jupytext_version:.*$")
+
+
+def _unedited(text: str) -> str:
+    """A working copy without what the kit writes differently for another incident (the
+    ``artefacts`` default) or another jupytext: equal for two copies the user has not edited."""
+    return _POINTING.sub(lambda m: m.group(1) or "", text)
 
 
 def lab_overrides_path() -> Path:
