@@ -279,11 +279,17 @@ def setup_lab() -> Path:
 
 
 def lab_command(root: str | os.PathLike[str], extra: Sequence[str] = ()) -> list[str]:
-    """The command that starts JupyterLab on the working copies with this Python (and kernel)."""
+    """The command that starts JupyterLab on the working copies with this Python (and kernel).
+
+    As root (a container, a lab VM), ``--allow-root`` is added: JupyterLab refuses to start
+    otherwise.
+    """
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra
     return [
         sys.executable,
         "-m",
         "jupyterlab",
         f"--ServerApp.root_dir={os.fspath(Path(root).resolve())}",
+        *(["--allow-root"] if as_root else []),
         *extra,
     ]
