@@ -96,6 +96,9 @@ kit.report.parameters_table()
 # %% [markdown]
 # ## Work interactively
 #
-# The notebooks are stored as plain Python (`notebooks/*.py`, jupytext percent format). Open one
-# in JupyterLab (`make jupyter`; jupytext opens `.py` notebooks) and change its `parameters` cell:
-# paths are relative to the repository root. Every notebook runs unmodified on the sample data.
+# The notebooks are stored as plain Python (`notebooks/*.py`, jupytext percent format). To run
+# them by hand, `make jupyter ARTEFACTS=path/to/incident/` (or `dnskit open path/to/incident/`)
+# writes working copies pointed at your artefacts into `dnskit-notebooks/` and starts JupyterLab
+# there: double-click a notebook, then Run All. Each notebook's `artefacts` parameter is the one
+# thing to change to look at another incident; its inputs are found among those files by kind,
+# and without artefacts every notebook runs on the sample data.
