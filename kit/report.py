@@ -9,8 +9,9 @@ The pipeline (one code path for ``dnskit report``, the notebook tests and librar
    receives the list of artefacts of the matching kinds. A notebook whose required inputs have no
    artefact is skipped (and the report says so); an input whose annotation allows ``None`` is
    optional and receives ``None`` when no artefact matches;
-3. papermill executes each notebook with kernel ``python3`` and ``cwd`` = the repository root, after a
-   hidden set-up cell that switches Altair to static SVG (``kit.charts.use_report_renderer()``).
+3. papermill executes each notebook with kernel ``python3`` (``cwd`` = the checkout's root, or the
+   current directory for a wheel install; the notebooks resolve every input with
+   :mod:`kit.artefacts` and do not depend on it), after a hidden set-up cell that switches Altair to static SVG (``kit.charts.use_report_renderer()``).
    By default the notebooks run one after the other in one shared kernel, each from an empty
    namespace (imports and the SVG renderer are paid once); ``jobs`` spreads them over worker
    processes, ``share_kernel=False`` gives each its own kernel;
@@ -1137,12 +1138,12 @@ def render(
     ----------
     notebooks
         Notebook files (jupytext ``py:percent`` ``.py`` or ``.ipynb``); ``None`` means
-        :func:`default_notebooks` (``notebooks/*.py``).
+        :func:`default_notebooks` (``notebooks/*.py``, or the copies a wheel ships).
     parameters
         Values for notebook parameters (papermill ``-p``), applied to every notebook that declares
         the parameter; they override the artefact inputs. For artefact inputs (and
         ``artefacts``), a relative path that exists from the current directory is rewritten to be
-        valid from the repository root, where the notebooks run.
+        valid for the notebooks (relative to the checkout's root, else absolute).
     output_html
         Where to write the report (parent folders are created).
     artefacts
@@ -1176,7 +1177,9 @@ def render(
     FileNotFoundError
         A notebook or an explicitly given artefact does not exist.
     ValueError
-        A parameter in ``parameters`` is declared by none of the notebooks, or no notebook given.
+        A parameter in ``parameters`` is declared by none of the notebooks, no notebook given, or
+        no artefacts given where there is no sample data (a wheel install) and the notebooks take
+        ``artefacts``.
     """
     nb_paths = (
         default_notebooks()
