@@ -154,3 +154,17 @@ def test_installed_wheel_renders_a_report_outside_the_repo(wheel: Path, tmp_path
         assert f"dnskit report: {name} ok" in proc.stderr
     assert "01-latency-overview skipped" in proc.stderr  # no metrics in that folder
     assert html.count("<svg") >= 3
+
+    # no sample data outside the checkout: without artefacts, a usage error that says so
+    proc = subprocess.run(
+        [str(venv / "bin" / "dnskit"), "report", "-o", "sample.html"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "no artefacts given and no sample data here" in proc.stderr
+    assert not (work / "sample.html").exists()
