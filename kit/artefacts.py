@@ -414,11 +414,11 @@ def check_span(timeline: Any, *data: Any) -> str:
         One line saying what is wrong (also issued as a :class:`kit.KitWarning`, which a notebook
         shows under the cell), or ``""`` when the times fall inside the data or are not known.
     """
-    times = {
-        "change time": getattr(timeline, "change_time", None),
-        "fix time": getattr(timeline, "fix_time", None),
-    }
-    times = {k: v for k, v in times.items() if isinstance(v, datetime)}
+    times: dict[str, datetime] = {}
+    for label, attr in (("change time", "change_time"), ("fix time", "fix_time")):
+        t = getattr(timeline, attr, None)
+        if isinstance(t, datetime):
+            times[label] = t
     if not times:
         return ""
     seen: set[int] = set()
