@@ -274,6 +274,11 @@ def _open(args: argparse.Namespace, lab_args: Sequence[str]) -> int:
         sys.stdout.write(shlex.join(command) + "\n")
         return 0
     sys.stderr.write(f"dnskit open: {shlex.join(command)}\n")
+    sys.stderr.flush()
+    if hasattr(os, "execv"):
+        # JupyterLab replaces this process: signals (Ctrl+C, a service manager's SIGTERM) reach it
+        # directly, and no server outlives a stopped dnskit
+        os.execv(command[0], command)
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:

@@ -16,10 +16,12 @@ so the user's own JupyterLab settings neither help nor hinder the default viewer
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -144,12 +146,16 @@ def lab(checkout: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
             time.sleep(0.5)
         yield {"url": f"{base}/lab?token={token}", "log": home / "lab.log", "proc": proc}
     finally:
-        proc.terminate()
+        # `dnskit open` became JupyterLab (exec); its kernels are in the same session
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        time.sleep(1)
+        with contextlib.suppress(ProcessLookupError):  # kernels JupyterLab did not stop
+            os.killpg(proc.pid, signal.SIGKILL)
         log.close()
 
 
