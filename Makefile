@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml setup.py kit/_fastlog.c | $(VENV)/bin/python $(SYSSTAMP
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dns-incident-kit)" >/dev/null
+	$(BIN)/python -c 'import kit.notebooks as n; print("JupyterLab settings:", n.setup_lab())'
 	touch $@
 
 $(SYSSTAMP): tools/system-deps.sh | $(VENV)/bin/python
@@ -39,8 +40,13 @@ format: setup
 report: setup
 	$(BIN)/dnskit report data/sample -o reports/sample.html
 
+# Working copies of the notebooks in dnskit-notebooks/ (ignored by git; edits there are kept),
+# pointed at ARTEFACTS (default: the sample data), and JupyterLab started there: double-click a
+# notebook, Run All. `make jupyter ARTEFACTS=path/to/incident JUPYTER_ARGS=--no-browser`
+ARTEFACTS ?=
+JUPYTER_ARGS ?=
 jupyter: setup
-	$(BIN)/jupyter lab --notebook-dir=.
+	$(BIN)/dnskit open $(ARTEFACTS) -- $(JUPYTER_ARGS)
 
 bench: setup
 	$(BIN)/python bench/run.py

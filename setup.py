@@ -1,14 +1,46 @@
-"""Build hook for the optional native CoreDNS-log tokenizer (kit/_fastlog.c).
+"""Build hooks: the optional native CoreDNS-log tokenizer (kit/_fastlog.c), and the notebooks
+shipped as package data.
 
 Everything else about the package is declared in pyproject.toml. The extension is optional:
 where no C compiler is available the build goes on without it and ``kit.read_coredns_log``
 uses its polars-only path (same results, about half the speed); ``kit.coredns.NATIVE`` tells
 which one is in use.
+
+The guided notebooks stay at the top of the repository (``notebooks/*.py``, their source of
+truth); the build copies them into the package as ``kit/_notebooks/`` so that ``dnskit report``
+and ``dnskit notebooks`` work from any directory after ``pip install`` of the wheel. An editable
+install reads them from the checkout instead (``kit.notebooks.notebook_dir``).
 """
 
+import shutil
+from pathlib import Path
+
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+
+
+class BuildPyWithNotebooks(build_py):
+    """``build_py`` that also copies ``notebooks/*.py`` and their README to ``kit/_notebooks``."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install finds them in the checkout
+        src = HERE / "notebooks"
+        notebooks = sorted(src.glob("[0-9]*.py"))
+        if not notebooks:
+            raise SystemExit(f"no notebooks in {src}: the wheel would ship without them")
+        dest = Path(self.build_lib) / "kit" / "_notebooks"
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in [*notebooks, src / "README.md"]:
+            if f.is_file():
+                shutil.copy2(f, dest / f.name)
+
 
 setup(
+    cmdclass={"build_py": BuildPyWithNotebooks},
     ext_modules=[
         Extension(
             "kit._fastlog",
@@ -16,5 +48,5 @@ setup(
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
             optional=True,
         )
-    ]
+    ],
 )

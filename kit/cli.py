@@ -8,6 +8,10 @@ report [ARTEFACTS...] [-p NAME VALUE]... -o OUT.html
 findings ARTEFACTS... [--json | --format md]
                     the verdict: root cause, mechanism, symptoms, what was ruled out, and the
                     command that confirms each finding (JSON for automation, Markdown for a ticket)
+notebooks DIR [ARTEFACTS...]
+                    write working copies of the notebooks, pointed at the artefacts, into DIR
+open [ARTEFACTS...] [--dir DIR] [-- JUPYTERLAB OPTIONS...]
+                    the same into DIR (default: dnskit-notebooks), then start JupyterLab there
 """
 
 from __future__ import annotations
@@ -143,6 +147,45 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="upstream resolver address (repeatable; default: from the configs and the capture)",
     )
+
+    n = sub.add_parser(
+        "notebooks",
+        help="write working copies of the notebooks, pointed at the artefacts, into a folder",
+        description=(
+            "Write the kit's notebooks (jupytext .py) into DIR with their artefacts parameter set "
+            "to the given files, globs or folders (as absolute paths; none: the sample data of "
+            "the checkout). Open and run them there: the kit's own notebooks are never changed. "
+            "A copy that exists with other content (your edits) is kept unless --force."
+        ),
+    )
+    n.add_argument("dir", help="the folder to write them into (created if needed)")
+    n.add_argument("artefacts", nargs="*", help="artefact files, globs or folders of the incident")
+    n.add_argument("--force", action="store_true", help="replace copies that were edited")
+
+    o = sub.add_parser(
+        "open",
+        help="write working copies of the notebooks and start JupyterLab on them",
+        description=(
+            "Like `dnskit notebooks`, into --dir, then set JupyterLab up to open .py notebooks "
+            "as notebooks on double-click (jupytext's viewer, in this environment's JupyterLab "
+            "settings overrides) and start it there with this Python's kernel. Options after "
+            "`--` go to JupyterLab (e.g. -- --no-browser --port 8899)."
+        ),
+    )
+    o.add_argument("artefacts", nargs="*", help="artefact files, globs or folders of the incident")
+    o.add_argument(
+        "--dir",
+        default=None,
+        help="the folder of the working copies (default: dnskit-notebooks in the current "
+        "directory)",
+    )
+    o.add_argument("--force", action="store_true", help="replace copies that were edited")
+    o.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="write the copies and the settings, print the JupyterLab command, do not start it",
+    )
     return p
 
 
@@ -255,8 +298,62 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notebooks(args: argparse.Namespace) -> tuple[int, Any]:
+    """Write the working copies; (exit code, the folder) for ``notebooks`` and ``open``."""
+    from kit.notebooks import WORK_DIR, write_working_copies
+
+    dest = args.dir if args.dir is not None else WORK_DIR
+    copies = write_working_copies(dest, args.artefacts or None, force=args.force)
+    for c in copies:
+        sys.stderr.write(f"dnskit {args.command}: {c.status} {c.path}\n")
+    kept = [c for c in copies if c.status == "kept"]
+    if kept:
+        sys.stderr.write(
+            f"dnskit {args.command}: {len(kept)} copy(ies) kept as you edited them; "
+            "--force replaces them\n"
+        )
+    return 0, dest
+
+
+def _open(args: argparse.Namespace, lab_args: Sequence[str]) -> int:
+    import shlex
+    import subprocess
+
+    from kit.notebooks import lab_command, setup_lab
+
+    _, dest = _notebooks(args)
+    try:
+        settings = setup_lab()
+    except OSError as exc:
+        sys.stderr.write(
+            f"dnskit open: warning: could not write JupyterLab's settings ({exc}): open the "
+            ".py notebooks with right-click > Open With > Notebook\n"
+        )
+    else:
+        sys.stderr.write(f"dnskit open: .py notebooks open as notebooks ({settings})\n")
+    command = lab_command(dest, lab_args)
+    if args.print_only:
+        sys.stdout.write(shlex.join(command) + "\n")
+        return 0
+    sys.stderr.write(f"dnskit open: {shlex.join(command)}\n")
+    sys.stderr.flush()
+    if hasattr(os, "execv"):
+        # JupyterLab replaces this process: signals (Ctrl+C, a service manager's SIGTERM) reach it
+        # directly, and no server outlives a stopped dnskit
+        os.execv(command[0], command)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 1 a kit error, 2 usage error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    lab_args: list[str] = []
+    if "open" in argv and "--" in argv[argv.index("open") :]:
+        cut = argv.index("--", argv.index("open"))
+        argv, lab_args = argv[:cut], argv[cut + 1 :]
     args = _build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -279,6 +376,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "findings":
             return _findings(args)
+        if args.command == "notebooks":
+            return _notebooks(args)[0]
+        if args.command == "open":
+            return _open(args, lab_args)
     except (KitError, FileNotFoundError) as exc:
         sys.stderr.write(f"dnskit: error: {exc}\n")
         return 1

@@ -9,8 +9,9 @@ The pipeline (one code path for ``dnskit report``, the notebook tests and librar
    receives the list of artefacts of the matching kinds. A notebook whose required inputs have no
    artefact is skipped (and the report says so); an input whose annotation allows ``None`` is
    optional and receives ``None`` when no artefact matches;
-3. papermill executes each notebook with kernel ``python3`` and ``cwd`` = the repository root, after a
-   hidden set-up cell that switches Altair to static SVG (``kit.charts.use_report_renderer()``).
+3. papermill executes each notebook with kernel ``python3`` (``cwd`` = the checkout's root, or the
+   current directory for a wheel install; the notebooks resolve every input with
+   :mod:`kit.artefacts` and do not depend on it), after a hidden set-up cell that switches Altair to static SVG (``kit.charts.use_report_renderer()``).
    By default the notebooks run one after the other in one shared kernel, each from an empty
    namespace (imports and the SVG renderer are paid once); ``jobs`` spreads them over worker
    processes, ``share_kernel=False`` gives each its own kernel;
@@ -51,17 +52,18 @@ from typing import Any
 import polars as pl
 
 from kit._sources import walk_artefacts
+from kit.artefacts import INPUT_KINDS, REPO_ROOT, SAMPLE, checkout_root, classify, sample_dir
 from kit.detect import ArtefactKind
 from kit.tables import TABLE_MIMETYPE
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-"""The repository root: notebooks run with this as their working directory."""
-
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-DEFAULT_ARTEFACTS = "data/sample"
-"""Artefacts used when none are given (relative to :data:`REPO_ROOT`)."""
+"""The checkout's notebooks (the source of truth); :func:`default_notebooks` also finds the
+copies a wheel ships (``kit.notebooks.notebook_dir``)."""
+
+DEFAULT_ARTEFACTS = SAMPLE
+"""Artefacts used when none are given (relative to the checkout's root; not in the wheel)."""
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "dnskit"
@@ -75,17 +77,9 @@ KERNEL_NAME = "python3"
 ARTEFACT_KINDS: tuple[str, ...] = tuple(k.value for k in ArtefactKind)
 """Kinds an artefact can be classified as (the values of ``kit.detect.ArtefactKind``)."""
 
-INPUT_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "capture": ("capture",),
-    "coredns_log": ("coredns_log",),
-    "unbound_log": ("unbound_log",),
-    "metrics": ("metrics_exposition", "prometheus_api_json", "grafana_csv", "grafana_json"),
-    "corefile": ("corefile",),
-    "unbound_conf": ("unbound_conf",),
-    "nsd_conf": ("nsd_conf",),
-    "run_json": ("run_json",),
-}
-"""Notebook parameter name -> artefact kinds it receives (as a list of paths) from the report."""
+INPUT_PARAMETERS: dict[str, tuple[str, ...]] = INPUT_KINDS
+"""Notebook parameter name -> artefact kinds it receives (as a list of paths) from the report
+(:data:`kit.artefacts.INPUT_KINDS`: a notebook run by hand finds them the same way)."""
 
 ARTEFACTS_PARAMETER = "artefacts"
 """A notebook parameter with this name receives every artefact path given to the report."""
@@ -137,14 +131,7 @@ def classify_artefact(path: str | os.PathLike[str]) -> tuple[str, str]:
         sentence (for ``unknown``: why the file was not recognised). A file that cannot be read is
         ``("unknown", "could not be read: ...")``; nothing raises.
     """
-    from kit.detect import detect
-
-    try:
-        found = detect(path)
-    except Exception as exc:  # a broken or unreadable file is reported, never fatal
-        log.warning("could not classify %s: %s", path, exc)
-        return "unknown", f"could not be read: {type(exc).__name__}: {exc}"
-    return str(found.kind.value), str(found.reason)
+    return classify(path)
 
 
 def _utf8(text: str) -> bool:
@@ -168,17 +155,27 @@ def _artefact_arg(item: str | os.PathLike[str]) -> str:
     if p.exists():
         return _param_path(p)
     if set("*?[") & set(text) and not p.is_absolute() and glob.glob(text, recursive=True):
-        return _param_path(Path.cwd()) + os.sep + text if Path.cwd() != REPO_ROOT else text
+        return _param_path(Path.cwd()) + os.sep + text if Path.cwd() != checkout_root() else text
     return text
 
 
 def _param_path(p: Path) -> str:
-    """How a path is passed to a notebook: relative to the repo root when inside it."""
+    """How a path is passed to a notebook: relative to the checkout's root when inside it (the
+    notebooks resolve it there), else absolute (always, when the kit runs from a wheel)."""
     absolute = p.resolve()
+    root = checkout_root()
+    if root is None:
+        return os.fspath(absolute)
     try:
-        return os.fspath(absolute.relative_to(REPO_ROOT))
+        return os.fspath(absolute.relative_to(root))
     except ValueError:
         return os.fspath(absolute)
+
+
+def _run_dir() -> Path:
+    """The kernels' working directory: the checkout's root, else the current directory. The
+    notebooks do not depend on it: they resolve every input with :mod:`kit.artefacts`."""
+    return checkout_root() or Path.cwd()
 
 
 def inventory(
@@ -395,8 +392,10 @@ def parameters_table(
 
 
 def default_notebooks() -> list[Path]:
-    """The kit's notebooks: ``notebooks/*.py`` in name order."""
-    return sorted(p for p in NOTEBOOK_DIR.glob("*.py") if not p.name.startswith(("_", ".")))
+    """The kit's notebooks (``notebooks/*.py``, or the copies a wheel ships) in name order."""
+    from kit.notebooks import default_notebooks as found
+
+    return found()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -688,7 +687,7 @@ class _SharedKernel:
                     return kc
 
             km = TrackingKernelManager(kernel_name=KERNEL_NAME)
-            run_sync(km.start_kernel)(cwd=os.fspath(REPO_ROOT), extra_arguments=KERNEL_ARGUMENTS)
+            run_sync(km.start_kernel)(cwd=os.fspath(_run_dir()), extra_arguments=KERNEL_ARGUMENTS)
             self.km = km
         return self.km
 
@@ -816,7 +815,7 @@ def _execute(
             parameters=params,
             kernel_name=KERNEL_NAME,
             language="python",
-            cwd=os.fspath(REPO_ROOT),
+            cwd=os.fspath(_run_dir()),
             progress_bar=False,
             request_save_on_cell_execute=False,
             execution_timeout=timeout,
@@ -1572,12 +1571,12 @@ def render(
     ----------
     notebooks
         Notebook files (jupytext ``py:percent`` ``.py`` or ``.ipynb``); ``None`` means
-        :func:`default_notebooks` (``notebooks/*.py``).
+        :func:`default_notebooks` (``notebooks/*.py``, or the copies a wheel ships).
     parameters
         Values for notebook parameters (papermill ``-p``), applied to every notebook that declares
         the parameter; they override the artefact inputs. For artefact inputs (and
         ``artefacts``), a relative path that exists from the current directory is rewritten to be
-        valid from the repository root, where the notebooks run.
+        valid for the notebooks (relative to the checkout's root, else absolute).
     output_html
         Where to write the report (parent folders are created).
     artefacts
@@ -1611,7 +1610,9 @@ def render(
     FileNotFoundError
         A notebook or an explicitly given artefact does not exist.
     ValueError
-        A parameter in ``parameters`` is declared by none of the notebooks, or no notebook given.
+        A parameter in ``parameters`` is declared by none of the notebooks, no notebook given, or
+        no artefacts given where there is no sample data (a wheel install) and the notebooks take
+        ``artefacts``.
     """
     nb_paths = (
         default_notebooks()
@@ -1654,7 +1655,12 @@ def render(
     files: list[tuple[str, str]] | None
     reasons: dict[str, str] = {}
     artefact_args: list[str] | None
-    if artefacts is None and not (REPO_ROOT / DEFAULT_ARTEFACTS).exists():
+    if artefacts is None and sample_dir() is None:
+        if any(ARTEFACTS_PARAMETER in {p.name for p in prms} for prms in declared.values()):
+            raise ValueError(
+                "no artefacts given and no sample data here (it ships with the source checkout, "
+                "not the package): name the incident's files or folder"
+            )
         files = None
         artefact_args = None
         artefact_note = (

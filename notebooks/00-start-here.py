@@ -38,13 +38,16 @@
 # file (from its content, not its name), and the parameters every notebook accepts.
 
 # %% tags=["parameters"]
-artefacts: str | list[str] = "data/sample"  # folder, glob or files (relative to the repo root)
+artefacts: str | list[str] | None = None  # incident folder, glob or files; None: the sample data
 
 # %%
 import polars as pl
 
 import kit
+import kit.artefacts
 import kit.report
+
+kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
 
 # %% [markdown]
 # ## The kit and the artefacts
@@ -53,7 +56,7 @@ import kit.report
 kit.__version__
 
 # %%
-found = kit.report.inventory(artefacts, missing_ok=True)
+found = kit.report.inventory(artefacts or kit.artefacts.SAMPLE, missing_ok=True)
 found
 
 # %% [markdown]
@@ -93,6 +96,9 @@ kit.report.parameters_table()
 # %% [markdown]
 # ## Work interactively
 #
-# The notebooks are stored as plain Python (`notebooks/*.py`, jupytext percent format). Open one
-# in JupyterLab (`make jupyter`; jupytext opens `.py` notebooks) and change its `parameters` cell:
-# paths are relative to the repository root. Every notebook runs unmodified on the sample data.
+# The notebooks are stored as plain Python (`notebooks/*.py`, jupytext percent format). To run
+# them by hand, `make jupyter ARTEFACTS=path/to/incident/` (or `dnskit open path/to/incident/`)
+# writes working copies pointed at your artefacts into `dnskit-notebooks/` and starts JupyterLab
+# there: double-click a notebook, then Run All. Each notebook's `artefacts` parameter is the one
+# thing to change to look at another incident; its inputs are found among those files by kind,
+# and without artefacts every notebook runs on the sample data.

@@ -24,13 +24,14 @@
 # ceiling, above which a quantile only means "at least this slow".
 
 # %% tags=["parameters"]
-metrics: list[str] = ["data/sample/prometheus"]  # metric exports (Prometheus JSON, text, Grafana)
-run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with the change time
+artefacts: str | list[str] | None = None  # incident folder, glob or files; None: the sample data
+metrics: list[str] = []  # metric exports (Prometheus JSON, text, Grafana); []: from artefacts
+run_json: list[str] | None = None  # lab run.json with the change time; None: from artefacts
 change_time: str | None = None  # ISO-8601 time of the suspected change; overrides run.json
 fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides run.json
 histogram: str | None = None  # latency histogram (no _bucket suffix); None: from the export
 by: str | None = None  # label naming a node (node, instance, pod); None: from the export
-matchers: str = ""  # PromQL label matchers for one deployment, e.g. job="coredns"; "" for all
+matchers: str = ""  # PromQL label matchers selecting one deployment (job, namespace); empty: all
 window_start: str | None = None  # ISO-8601 UTC start of a time window; None: from the start
 window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive); None: to the end
 
@@ -38,9 +39,27 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 import polars as pl
 
 import kit
+import kit.artefacts
 import kit.charts
 import kit.overview
+import kit.report
 import kit.timeline
+
+kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
+
+# %% [markdown]
+# ## The inputs
+#
+# Every input is taken from the artefacts (each file recognised by its content, as `dnskit report`
+# does), or from the sample data when no artefacts are given: `source` says which. Point the
+# notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
+
+# %%
+sources = kit.artefacts.resolve_inputs(
+    artefacts, required=["metrics"], metrics=metrics, run_json=run_json
+)
+metrics, run_json = sources.values("metrics", "run_json")
+sources
 
 # %% [markdown]
 # ## The timeline and the export
@@ -52,6 +71,7 @@ exports = kit.timeline.restrict(
 )
 metric = histogram or kit.overview.latency_histogram_metric(exports)
 keys = [by] if by else None
+kit.artefacts.check_span(tl, exports)
 print(f"change: {tl.change_time}  fix: {tl.fix_time}  latency histogram: {metric}")
 tl.phases
 

@@ -23,9 +23,10 @@
 # SYN retransmission timers (RFC 6298: initial RTO 1 s, doubling), not a slow server.
 
 # %% tags=["parameters"]
-coredns_log: list[str] | None = None  # CoreDNS / NodeLocal DNSCache logs with the log plugin
-unbound_log: list[str] | None = ["data/sample/logs/unbound-node*.log"]  # unbound, log-replies: yes
-run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with the change time
+artefacts: str | list[str] | None = None  # incident folder, glob or files; None: the sample data
+coredns_log: list[str] | None = None  # CoreDNS logs (log plugin); None: from artefacts
+unbound_log: list[str] | None = None  # unbound logs with log-replies: yes; None: from artefacts
+run_json: list[str] | None = None  # lab run.json with the change time; None: from artefacts
 change_time: str | None = None  # ISO-8601 time of the suspected change; overrides run.json
 fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides run.json
 slow_threshold_s: float = 1.0  # a query taking at least this long is slow, in seconds
@@ -39,10 +40,28 @@ import polars as pl
 
 import kit
 import kit.analysis
+import kit.artefacts
 import kit.charts
 import kit.coredns
 import kit.logs
+import kit.report
 import kit.timeline
+
+kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
+
+# %% [markdown]
+# ## The inputs
+#
+# Every input is taken from the artefacts (each file recognised by its content, as `dnskit report`
+# does), or from the sample data when no artefacts are given: `source` says which. Point the
+# notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
+
+# %%
+sources = kit.artefacts.resolve_inputs(
+    artefacts, coredns_log=coredns_log, unbound_log=unbound_log, run_json=run_json
+)
+coredns_log, unbound_log, run_json = sources.values("coredns_log", "unbound_log", "run_json")
+sources
 
 # %% [markdown]
 # ## The logs
@@ -61,6 +80,7 @@ queries = kit.logs.with_domain(
     ),
     labels=domain_labels,
 )
+kit.artefacts.check_span(tl, queries)
 queries.group_by("resolver", "source").agg(
     queries=pl.len(),
     slow=(pl.col("duration_s") >= slow_threshold_s).sum(),

@@ -25,10 +25,11 @@
 # the same signal from the capture (failed and retransmitted TCP connection attempts).
 
 # %% tags=["parameters"]
-coredns_log: list[str] | None = None  # CoreDNS / NodeLocal DNSCache logs (errors plugin)
-unbound_log: list[str] | None = ["data/sample/logs/unbound-node*.log"]  # unbound logs
-capture: list[str] | None = ["data/sample/captures"]  # captures on the cache nodes; optional
-run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with the change time
+artefacts: str | list[str] | None = None  # incident folder, glob or files; None: the sample data
+coredns_log: list[str] | None = None  # CoreDNS logs (errors plugin); None: from artefacts
+unbound_log: list[str] | None = None  # unbound logs; None: from artefacts
+capture: list[str] | None = None  # captures on the cache nodes; None: from artefacts
+run_json: list[str] | None = None  # lab run.json with the change time; None: from artefacts
 change_time: str | None = None  # ISO-8601 time of the suspected change; overrides run.json
 fix_time: str | None = None  # ISO-8601 time of the fix or rollback; overrides run.json
 every: str = "10s"  # time bin of the counts (10s, 1m; widened for long logs)
@@ -39,10 +40,30 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 import polars as pl
 
 import kit
+import kit.artefacts
 import kit.charts
 import kit.coredns
 import kit.logs
+import kit.report
 import kit.timeline
+
+kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
+
+# %% [markdown]
+# ## The inputs
+#
+# Every input is taken from the artefacts (each file recognised by its content, as `dnskit report`
+# does), or from the sample data when no artefacts are given: `source` says which. Point the
+# notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
+
+# %%
+sources = kit.artefacts.resolve_inputs(
+    artefacts, coredns_log=coredns_log, unbound_log=unbound_log, capture=capture, run_json=run_json
+)
+coredns_log, unbound_log, capture, run_json = sources.values(
+    "coredns_log", "unbound_log", "capture", "run_json"
+)
+sources
 
 # %%
 tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
@@ -57,6 +78,7 @@ cap = kit.timeline.restrict(
     start=window_start,
     end=window_end,
 )
+kit.artefacts.check_span(tl, core, unb, cap)
 print(kit.logs.change_note(tl, change_time=change_time))
 print(kit.logs.failure_signal(core, cap))
 

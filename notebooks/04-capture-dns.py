@@ -28,8 +28,9 @@
 # - whether clients used UDP or TCP (`transport`) and got truncated answers (`truncated`).
 
 # %% tags=["parameters"]
-capture: list[str] = ["data/sample/captures"]  # pcap/pcapng files or folders from the nodes
-run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with change/fix times
+artefacts: str | list[str] | None = None  # incident folder, glob or files; None: the sample data
+capture: list[str] = []  # pcap/pcapng files or folders from the nodes; []: from artefacts
+run_json: list[str] | None = None  # lab run.json with change/fix times; None: from artefacts
 change_time: str | None = None  # when the change happened (ISO 8601 UTC); overrides run_json
 fix_time: str | None = None  # when it was fixed (ISO 8601 UTC); overrides run_json
 cache_ip: list[str] | None = None  # node-local cache address(es); None: inferred from capture
@@ -42,16 +43,35 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 import polars as pl
 
 import kit
+import kit.artefacts
 import kit.capture
 import kit.charts
+import kit.report
 import kit.timeline
 import kit.upstream
+
+kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
+
+# %% [markdown]
+# ## The inputs
+#
+# Every input is taken from the artefacts (each file recognised by its content, as `dnskit report`
+# does), or from the sample data when no artefacts are given: `source` says which. Point the
+# notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
+
+# %%
+sources = kit.artefacts.resolve_inputs(
+    artefacts, required=["capture"], capture=capture, run_json=run_json
+)
+capture, run_json = sources.values("capture", "run_json")
+sources
 
 # %%
 cap = kit.timeline.restrict(
     kit.read_capture(capture, progress=False), start=window_start, end=window_end
 )
 tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
+kit.artefacts.check_span(tl, cap)
 cap.meta.select(
     "capture",
     "packets",

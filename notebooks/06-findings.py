@@ -24,13 +24,14 @@
 # search-path expansion).
 
 # %% tags=["parameters"]
-capture: list[str] | None = ["data/sample/captures"]  # packet captures (pcap, pcapng)
-coredns_log: list[str] | None = None  # CoreDNS / NodeLocal DNSCache logs; optional
-unbound_log: list[str] | None = ["data/sample/logs/unbound-*.log"]  # unbound query logs
-metrics: list[str] | None = ["data/sample/prometheus"]  # metric exports (Prometheus, Grafana)
-corefile: list[str] | None = None  # Corefile(s) with the forward settings; optional
-unbound_conf: list[str] | None = ["data/sample/configs/unbound-*.conf"]  # unbound.conf files
-run_json: list[str] | None = ["data/sample/run.json"]  # lab run.json with phases and change time
+artefacts: str | list[str] | None = None  # incident folder, glob or files; None: the sample data
+capture: list[str] | None = None  # packet captures (pcap, pcapng); None: from artefacts
+coredns_log: list[str] | None = None  # CoreDNS / NodeLocal DNSCache logs; None: from artefacts
+unbound_log: list[str] | None = None  # unbound query logs; None: from artefacts
+metrics: list[str] | None = None  # metric exports (Prometheus, Grafana); None: from artefacts
+corefile: list[str] | None = None  # Corefile(s) with the forward settings; None: from artefacts
+unbound_conf: list[str] | None = None  # unbound.conf files; None: from artefacts
+run_json: list[str] | None = None  # lab run.json with phases and change time; None: found
 change_time: str | None = None  # when the suspected change was made, ISO-8601 (overrides run.json)
 slow_threshold_s: float = 1.0  # a client answer slower than this is slow, in seconds
 upstream: list[str] | None = None  # upstream resolver addresses; None: from configs and capture
@@ -40,10 +41,36 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 
 # %%
 import kit
+import kit.artefacts
 import kit.findings
 import kit.logs
 import kit.report
 import kit.timeline
+
+kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
+
+# %% [markdown]
+# ## The inputs
+#
+# Every input is taken from the artefacts (each file recognised by its content, as `dnskit report`
+# does), or from the sample data when no artefacts are given: `source` says which. Point the
+# notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
+
+# %%
+sources = kit.artefacts.resolve_inputs(
+    artefacts,
+    capture=capture,
+    coredns_log=coredns_log,
+    unbound_log=unbound_log,
+    metrics=metrics,
+    corefile=corefile,
+    unbound_conf=unbound_conf,
+    run_json=run_json,
+)
+capture, coredns_log, unbound_log, metrics, corefile, unbound_conf, run_json = sources.values(
+    "capture", "coredns_log", "unbound_log", "metrics", "corefile", "unbound_conf", "run_json"
+)
+sources
 
 # %% [markdown]
 # ## What was loaded
@@ -66,6 +93,7 @@ inputs = kit.timeline.restrict(
     start=window_start,
     end=window_end,
 )
+kit.artefacts.check_span(inputs.timeline, inputs)
 inputs.given()
 
 # %% [markdown]

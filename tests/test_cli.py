@@ -217,3 +217,81 @@ def test_findings_markdown(incident: Path, capsys: pytest.CaptureFixture[str]) -
 def test_findings_missing_artefact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["findings", str(tmp_path / "nope.pcap")]) == 1
     assert "nope.pcap" in capsys.readouterr().err
+
+
+def test_help_lists_the_notebook_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "notebooks" in out
+    assert "open" in out
+
+
+def test_notebooks_writes_working_copies_pointed_at_the_artefacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import kit.notebooks
+
+    incident = tmp_path / "incident"
+    incident.mkdir()
+    (incident / "x.pcap").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert main(["notebooks", "copies", "incident"]) == 0
+    sources = kit.notebooks.default_notebooks()
+    copies = sorted((tmp_path / "copies").glob("*.py"))
+    assert [p.name for p in copies] == [p.name for p in sources]
+    for copy in copies:
+        text = copy.read_text(encoding="utf-8")
+        # the absolute folder, whatever directory the notebook is later run from
+        assert f"artefacts: str | list[str] | None = [{str(incident)!r}]  #" in text
+    err = capsys.readouterr().err
+    assert err.count("dnskit notebooks: written ") == len(sources)
+
+    # an edited copy is kept; an unedited one is re-pointed at other artefacts
+    edited = copies[1]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n# my note\n", encoding="utf-8")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "y.log").write_text("x\n", encoding="utf-8")
+    assert main(["notebooks", "copies", "other"]) == 0
+    err = capsys.readouterr().err
+    assert f"dnskit notebooks: kept {Path('copies') / edited.name}" in err
+    assert "# my note" in edited.read_text(encoding="utf-8")
+    assert str(other) in copies[0].read_text(encoding="utf-8")
+    assert main(["notebooks", "copies", "other", "--force"]) == 0
+    assert "# my note" not in edited.read_text(encoding="utf-8")
+
+
+def test_notebooks_missing_artefact_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["notebooks", "copies", "nope"]) == 1
+    assert (
+        capsys.readouterr().err == f"dnskit: error: artefact file not found: {tmp_path / 'nope'}\n"
+    )
+    assert not (tmp_path / "copies").exists()
+
+
+def test_open_print_sets_the_default_viewer_and_prints_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import shlex
+
+    monkeypatch.setenv("JUPYTERLAB_DIR", str(tmp_path / "lab-app"))  # JupyterLab's app dir
+    monkeypatch.chdir(tmp_path)
+    assert main(["open", "--print", "--", "--no-browser", "--port", "9"]) == 0
+    out, err = capsys.readouterr()
+    command = shlex.split(out.strip())
+    assert command[:3] == [sys.executable, "-m", "jupyterlab"]
+    assert f"--ServerApp.root_dir={tmp_path / 'dnskit-notebooks'}" in command
+    assert command[-3:] == ["--no-browser", "--port", "9"]
+    assert sorted((tmp_path / "dnskit-notebooks").glob("*.py"))
+    settings = tmp_path / "lab-app" / "settings" / "overrides.d" / "dns-incident-kit.json"
+    assert json.loads(settings.read_text(encoding="utf-8")) == {
+        "@jupyterlab/docmanager-extension:plugin": {
+            "defaultViewers": {"python": "Jupytext Notebook"}
+        }
+    }
+    assert str(settings) in err
