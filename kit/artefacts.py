@@ -236,12 +236,14 @@ class Inputs:
     def _repr_html_(self) -> str:
         import html
 
+        from kit.tables import frame_html
+
         origin = "the sample data" if self.sample else "the artefacts"
         where = html.escape(", ".join(self.artefacts))
         root = html.escape(os.fspath(self.root)) if self.root is not None else "(none)"
         return (
             f"<p>Inputs from {origin}: <code>{where}</code>; paths relative to "
-            f"<code>{root}</code></p>" + str(self.table._repr_html_())
+            f"<code>{root}</code></p>" + frame_html(self.table)
         )
 
     def __repr__(self) -> str:

@@ -1521,9 +1521,10 @@ def _display_names(given: Sequence[str | os.PathLike[str]]) -> dict[str, str]:
                 shown = typed
             else:  # a glob: as it matched, relative to where the user ran the command
                 shown = os.fspath(f)
-            passed = _param_path(f)
-            if passed != shown and _utf8(passed):
-                out[passed] = shown
+            # the notebooks may name the file relative to the checkout or absolute
+            for passed in {_param_path(f), os.fspath(f.resolve())}:
+                if passed != shown and _utf8(passed):
+                    out[passed] = shown
     return out
 
 
@@ -1533,13 +1534,16 @@ def _renamed(finding: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, 
     if not names:
         return dict(finding)
     order = sorted(names, key=len, reverse=True)
+    # one pass, longest first, and only whole paths: a relative name inside an absolute one (or a
+    # replacement already made) is not replaced again
+    pattern = re.compile(
+        r"(?<![\w./-])(?:" + "|".join(re.escape(k) for k in order) + r")(?![\w./-])"
+    )
 
     def sub(text: Any) -> Any:
         if not isinstance(text, str):
             return text
-        for k in order:
-            text = text.replace(k, names[k])
-        return text
+        return pattern.sub(lambda m: names[m.group(0)], text)
 
     out = dict(finding)
     for key in ("confirm", "explanation", "title"):
