@@ -1059,10 +1059,28 @@ def test_sample_tables_fit_on_screen_and_in_print(sample_measured: Measured) -> 
     assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 2
 
 
-def test_sample_print_header_has_title_and_window(sample_measured: Measured) -> None:
+def test_sample_print_header_has_title_and_window(
+    sample_measured: Measured, tmp_path: Path
+) -> None:
     rules = "\n".join(sample_measured.screen["pageRules"])
     assert "@top-left" in rules and '"DNS incident report"' in rules
     assert "2026-11-26 06:08:44" in rules and "UTC" in rules
+    # and the printed PDF has them on every page (poppler's pdftotext reads the pages back)
+    pdftotext = require_tool("pdftotext", "poppler-utils")
+    (tmp_path / "report.pdf").write_bytes(sample_measured.pdf)
+    text = subprocess.run(
+        [pdftotext, "-layout", str(tmp_path / "report.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    pages = [p for p in text.split("\f") if p.strip()]
+    assert len(pages) >= 2
+    for n, page in enumerate(pages, 1):
+        head = "\n".join(page.strip().splitlines()[:3])
+        assert "DNS incident report" in head, (n, head)
+        assert "2026-11-26 06:08:44" in head, (n, head)
 
 
 def test_sample_report_loads_nothing_from_the_network(

@@ -21,6 +21,7 @@ NEEDED=(
   "dig dnsutils"
   "ip iproute2"
   "chromium chromium"
+  "pdftotext poppler-utils"
   "gcc gcc"
 )
 
