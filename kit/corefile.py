@@ -45,8 +45,8 @@ from pathlib import Path
 
 import polars as pl
 
-from kit._sources import read_raw
-from kit.errors import InputFormatError
+from kit._sources import read_bytes, read_raw
+from kit.errors import InputFileError, InputFormatError
 from kit.schema import check_schema
 
 __all__ = [
@@ -485,11 +485,16 @@ def read_corefile(
 
     Raises
     ------
-    FileNotFoundError
-        ``path_or_text`` is a path-like or a one-line string that names no file.
+    InputNotFoundError
+        ``path_or_text`` is a path-like or a one-line string that names no file (also a
+        ``FileNotFoundError``).
+    InputFileError
+        The file is not a regular file (a FIFO, device...) or cannot be read.
     InputFormatError
-        Unbalanced braces, an unterminated quote, a missing snippet body, an import cycle, or
-        binary data (a NUL byte); the message names the file and line.
+        Unbalanced braces, an unterminated quote, a missing snippet body, an import cycle,
+        binary data (a NUL byte), or an ``import`` of a file that is not a readable regular file
+        (a directory, a dangling symlink, a device: CoreDNS refuses those too); the message names
+        the file and line.
     """
     base_dir: Path | None = None
     if isinstance(path_or_text, bytes):
@@ -498,9 +503,7 @@ def read_corefile(
         data, name = path_or_text.encode("utf-8", "surrogatepass"), source_name or "<text>"
     else:
         p = Path(os.fspath(path_or_text))
-        if not p.is_file():
-            raise FileNotFoundError(f"Corefile not found: {p}")
-        raw = read_raw(p)
+        raw = read_raw(p, what="Corefile")
         data, name, base_dir = raw.data, source_name or p.name, p.parent
         if raw.notes:
             raise InputFormatError(
@@ -555,7 +558,7 @@ def read_corefile_from_log(
         for), or the printed Corefile does not parse.
     """
     p = Path(os.fspath(path))
-    raw = read_raw(p)
+    raw = read_raw(p, what="node-cache log")
     lines = raw.data.decode("utf-8", "replace").split("\n")
     bodies = [_unwrap_log_line(ln) for ln in lines]
     starts = [i for i, b in enumerate(bodies) if _USING_CONFIG.search(b)]
@@ -977,7 +980,7 @@ class _Parser:
         matches = (
             sorted(_glob.glob(pattern))
             if any(c in name for c in "*?[")
-            else ([pattern] if Path(pattern).is_file() else [])
+            else ([pattern] if os.path.lexists(pattern) else [])
         )
         if not matches:
             self.notes.append(
@@ -989,7 +992,14 @@ class _Parser:
             p = Path(m)
             if fnmatch.fnmatch(p.name, ".*"):
                 continue
-            out.extend(self._tokens(p.read_bytes(), p.name))
+            try:
+                # regular files only: "import /dev/zer*" must not read forever
+                data = read_bytes(p, what="imported file")
+            except InputFileError as exc:
+                raise InputFormatError(
+                    f"import {name!r}: {m}: {exc.reason}", path=imp.source, line=imp.line
+                ) from None
+            out.extend(self._tokens(data, p.name))
         return out
 
     def _server_blocks(self, toks: list[_Tok]) -> list[ServerBlock]:

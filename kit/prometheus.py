@@ -428,7 +428,7 @@ def _sniff(text: str, path: Path) -> tuple[str, Any]:
             doc = json.loads(text)
         except json.JSONDecodeError:
             return "api-json", None  # the JSON reader reports the position
-        except RecursionError:
+        except (RecursionError, ValueError):
             doc = _load_json(text, path)  # raises the InputFormatError
         return _sniff_json(doc), doc
     first = head.split("\n", 1)[0].strip()
@@ -595,6 +595,19 @@ def _load_json(text: str, path: Path) -> Any:
         raise InputFormatError(
             "JSON nested too deeply to be a metrics export", path=path, offset=0
         ) from exc
+    except ValueError as exc:  # an integer over sys.get_int_max_str_digits() (4300) digits
+        m = _LONG_DIGITS.search(text)
+        pos = m.start() if m else 0
+        raise InputFormatError(
+            f"JSON number too long to read ({exc})".split(";")[0] + ")",
+            path=path,
+            line=text.count("\n", 0, pos) + 1,
+            excerpt=text[pos : pos + 40],
+            hint="A metrics export holds no such numbers: is the file damaged?",
+        ) from exc
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{4301,}")
 
 
 def _read_api_json(text: str, path: Path, col: _Collector, *, strict: bool, doc: Any = None) -> int:
