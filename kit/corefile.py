@@ -1141,7 +1141,7 @@ def _server_keys(tok: _Tok) -> list[ServerKey]:
     port: int | None
     if port_text == "":
         port = default
-    elif port_text.isdigit() and int(port_text) <= 65535:
+    elif _is_port(port_text):
         port = int(port_text)
     else:
         port = None
@@ -1187,7 +1187,7 @@ def _upstream(raw: str) -> tuple[str | None, str | None]:
         end = text.find("]")
         if end > 0:
             after = text[end + 1 :]
-            if after.startswith(":") and after[1:].isdigit():
+            if after.startswith(":") and _is_port(after[1:]):
                 return f"[{text[1:end]}]:{after[1:]}", transport
             return f"[{text[1:end]}]:{port}", transport
         return raw, transport
@@ -1200,12 +1200,18 @@ def _upstream(raw: str) -> tuple[str | None, str | None]:
         pass
     if text.count(":") == 1:
         h, p = text.rsplit(":", 1)
-        if p.isdigit():
+        if _is_port(p):
             return f"{h}:{p}", transport
         return raw, transport
     if ":" not in text:
         return f"{text}:{port}", transport
     return raw, transport
+
+
+def _is_port(text: str) -> bool:
+    """``text`` is a port number 0-65535 in ASCII digits (``str.isdigit`` also accepts "٥٣" and
+    "²", and ``int`` refuses strings over 4300 digits)."""
+    return 0 < len(text) <= 5 and text.isascii() and text.isdigit() and int(text) <= 65535
 
 
 def _dur_arg(d: Directive | None, idx: int = 0) -> float | None:
@@ -1223,7 +1229,7 @@ def _int_arg(d: Directive | None, idx: int = 0) -> int | None:
     if d is None or len(d.args) <= idx:
         return None
     a = d.args[idx]
-    if re.fullmatch(r"[+-]?\d{1,18}", a):
+    if re.fullmatch(r"[+-]?[0-9]{1,18}", a):
         return int(a)
     log.warning("%s:%d: %s %r is not an integer; left null", d.source, d.line_no, d.name, a)
     return None
@@ -1278,7 +1284,7 @@ def _cache_settings(cache: Directive | None, source: str) -> dict[str, object]:
     }
     if cache is None:
         return out
-    if cache.args and re.fullmatch(r"\d+", cache.args[0]):
+    if cache.args and re.fullmatch(r"[0-9]{1,18}", cache.args[0]):
         out["cache_ttl_s"] = float(cache.args[0])
     for kind in ("success", "denial"):
         opt = cache.option(kind)

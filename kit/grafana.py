@@ -649,7 +649,7 @@ def _read_frame(
                 continue
             try:
                 value = float(v) if not isinstance(v, str) else _parse_float(v)
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:  # OverflowError: an int over 1e308
                 rej.reject(f"{here}: {exc}", where=here)
                 continue
             col.add(sid, t, value, src, index)

@@ -801,7 +801,7 @@ _LABEL_AT_RE = re.compile(
     r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*|"(?:[^"\\\n]|\\.)*")[ \t]*=[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*'
 )
 _QUOTED_NAME_AT_RE = re.compile(r'[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*(?=[,}])')
-_TS_MS_RE = re.compile(r"-?\d+\Z")
+_TS_MS_RE = re.compile(r"-?[0-9]+\Z")
 _TYPES = {
     "counter",
     "gauge",
@@ -1303,7 +1303,7 @@ _VERSION_FINGERPRINTS: tuple[tuple[str, str | None, str | None, str | None, str]
 
 
 def _version_key(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+    return tuple(int(x) for x in re.findall(r"[0-9]{1,9}", v)[:3])
 
 
 def coredns_versions(frame: pl.DataFrame) -> pl.DataFrame:

@@ -644,7 +644,7 @@ def _port(server: dict[str, tuple[str, str, int, str]]) -> int:
         return 53
     v, src, ln, raw = server["port"]
     text = v.strip('"')
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+    if not (len(text) <= 5 and text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
         raise InputFormatError(
             f"port: expected a port number 1-65535, got {v!r}", path=src, line=ln, excerpt=raw
         )

@@ -121,7 +121,7 @@ def test_damaged_gzip_unbound_log_counts_only_real_lines(tmp_path: Path) -> None
 # Raw tracebacks that must be KitErrors naming file and position
 
 
-@pytest.mark.parametrize("value", ["fifty-three", "4294967296", "0", "-1", "5 3", "٥٣"])
+@pytest.mark.parametrize("value", ["fifty-three", "4294967296", "0", "-1", "5 3", "٥٣", "9" * 4400])
 def test_unbound_conf_bad_port_names_file_and_line(tmp_path: Path, value: str) -> None:
     conf = tmp_path / "unbound.conf"
     conf.write_text(
@@ -185,6 +185,40 @@ def test_metrics_json_integer_over_4300_digits(tmp_path: Path) -> None:
         with pytest.raises(InputFormatError, match="JSON number too long") as info:
             kit.read_metrics(bad, strict=strict)
         assert info.value.path == str(bad) and info.value.line == 2
+
+
+def test_long_digit_strings_found_by_the_fuzzer(tmp_path: Path) -> None:
+    """``int()`` refuses over 4300 digits and ``float()`` over 1e308: each is a clean result."""
+    # a Corefile server key port of 4400 digits: not a port (null), as "99999" is
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(COREFILE.read_text().replace(".:53", ".:" + "5" * 4400, 1))
+    cf = kit.read_corefile(corefile)
+    assert [k.port for k in cf.blocks[0].keys] == [None]
+    # a Grafana DataFrame JSON value that is an integer over 1e308
+    doc = json.loads((DATA / "metrics" / "grafana_dataframe_list.json").read_text())
+    doc[0]["data"]["values"][1][0] = "BIG"
+    text = json.dumps(doc).replace('"BIG"', "7" * 400)
+    bad = tmp_path / "grafana.json"
+    bad.write_text(text)
+    with pytest.raises(InputFormatError, match="int too large"):
+        kit.read_metrics(bad)
+    with pytest.warns(KitWarning, match="int too large"):
+        df = kit.read_metrics(bad, strict=False)
+    whole = kit.read_metrics(DATA / "metrics" / "grafana_dataframe_list.json")
+    assert df.height == whole.height - 1
+    # a coredns_build_info version label of 4400 digits
+    frame = pl.DataFrame(
+        {
+            "ts": [0],
+            "metric": ["coredns_build_info"],
+            "value": [1.0],
+            "source": ["x.prom"],
+            "version": ["1." + "2" * 4400],
+        }
+    ).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
+    from kit.prometheus import coredns_versions
+
+    assert coredns_versions(frame).height == 1
 
 
 def test_grafana_csv_time_overflowing_to_infinity(shared_fixtures: Path, tmp_path: Path) -> None:
