@@ -31,7 +31,8 @@ def test_fuzz_ci_budget(tmp_path: Path) -> None:
     for name in ("coredns", "corefile", "unbound_log", "unbound_conf", "metrics"):
         counts = summary["loaders"][name]["counts"]
         # 400 mutated inputs and the file-system cases, every one with an outcome
-        assert sum(counts.values()) >= 400 + 8, (name, counts)
+        total = sum(v for k, v in counts.items() if k != "retried")
+        assert total >= 400 + 8, (name, counts)
         # the inputs reach the parsers: not everything is refused, not everything passes
         assert counts.get("kit_error", 0) > 0, (name, counts)
         assert counts.get("ok", 0) + counts.get("warning", 0) > 0, (name, counts)

@@ -10,7 +10,10 @@ import/include of those). Input ``i`` of loader ``L`` depends only on ``(seed, L
 finding is reproduced with ``--only L:i``.
 
 Every input runs in a worker process under an address-space cap (RLIMIT_AS) and a time limit;
-a worker that hangs or dies is replaced. Each outcome is one of:
+a worker that hangs or dies is replaced, and each worker serves at most 100 inputs (a long-lived
+process fragments its address space). An input whose worker died is retried once in a fresh
+worker ("retried" in the table); only one that dies again counts as a crash. Each outcome is one
+of:
 
 - ``ok``: a result, no warning;
 - ``warning``: a result and a :class:`~kit.errors.KitWarning` (counted rejects, damage notes);
@@ -487,6 +490,8 @@ def _run_one(loader: str, path: Path) -> dict[str, Any]:
                 res = kit.read_metrics(path, strict=path.stem.endswith("0"))
         except KitError as exc:
             return {"outcome": "kit_error", "detail": f"{type(exc).__name__}: {exc}"[:300]}
+        except MemoryError:
+            return {"outcome": "crash", "detail": "MemoryError under the address-space cap"}
         except Exception as exc:  # the bugs this harness looks for
             import traceback
 
@@ -558,10 +563,16 @@ def worker_main(loader: str, address_space_mib: int) -> None:
 class Worker:
     """One worker process for a loader; restarted after a hang or a crash."""
 
+    #: inputs per worker process: a long-lived process fragments its address space, and the cap
+    #: is meant for one input, not for the history of a thousand
+    RECYCLE = 100
+
     def __init__(self, loader: str, mem_mib: int) -> None:
         self.loader = loader
         self.mem_mib = mem_mib
         self.proc: subprocess.Popen[str] | None = None
+        self.served = 0
+        self.retried = 0
 
     def start(self) -> None:
         env = {
@@ -586,9 +597,25 @@ class Worker:
             self.proc = None
 
     def run(self, path: Path, timeout: float) -> dict[str, Any]:
+        """The outcome of one input. A crash is retried once in a fresh worker, so that only an
+        input that fails on its own, under the cap, counts as a crash."""
+        res = self._run(path, timeout)
+        if res["outcome"] == "crash":
+            self.stop()
+            self.retried += 1
+            res = self._run(path, timeout)
+            if res["outcome"] != "crash":
+                res["retried"] = True
+        return res
+
+    def _run(self, path: Path, timeout: float) -> dict[str, Any]:
+        if self.served >= self.RECYCLE:
+            self.stop()
         if self.proc is None or self.proc.poll() is not None:
             self.stop()
             self.start()
+            self.served = 0
+        self.served += 1
         proc = self.proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         t0 = time.monotonic()
@@ -692,9 +719,12 @@ def _record(
     outcome = res["outcome"]
     tally.counts[outcome] += 1
     tally.slowest = max(tally.slowest, float(res.get("seconds", 0.0)))
+    if res.get("retried"):
+        tally.counts["retried"] += 1
     if outcome in BAD:
         finding = {"loader": loader, "input": index, "how": how, **res}
         tally.findings.append(finding)
+        sys.stderr.write(f"fuzz: {outcome}: {loader} input {index} ({how}): {res.get('detail')}\n")
         if keep is not None and data is not None:
             keep.mkdir(parents=True, exist_ok=True)
             (keep / f"{loader}-{index}.bin").write_bytes(data)
@@ -704,15 +734,15 @@ def _table(tallies: dict[str, Tally]) -> str:
     head = (
         f"{'loader':<13}"
         + "".join(f"{o:>10}" for o in ("inputs", *OUTCOMES))
-        + f"{'slowest':>9}{'total':>9}"
+        + f"{'retried':>9}{'slowest':>9}{'total':>9}"
     )
     rows = [head, "-" * len(head)]
     for name, t in tallies.items():
-        total = sum(t.counts.values())
+        total = sum(t.counts.get(o, 0) for o in OUTCOMES)
         rows.append(
             f"{name:<13}{total:>10}"
             + "".join(f"{t.counts.get(o, 0):>10}" for o in OUTCOMES)
-            + f"{t.slowest:>8.1f}s{t.seconds:>8.0f}s"
+            + f"{t.counts.get('retried', 0):>9}{t.slowest:>8.1f}s{t.seconds:>8.0f}s"
         )
     return "\n".join(rows)
 
