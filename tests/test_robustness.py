@@ -8,6 +8,7 @@ with a time limit and an address-space cap, so a regression fails instead of han
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import os
@@ -416,3 +417,26 @@ def test_grafana_csv_with_20000_columns_is_fast(tmp_path: Path) -> None:
     assert df.height == 3 * cols
     # before: about 15-30 s (polars called once per column); now well under a second
     assert elapsed < 6, f"{elapsed:.1f} s for {cols} columns"
+
+
+def test_api_json_memory_stays_near_the_frame(tmp_path: Path) -> None:
+    """A 35 MB API matrix (1.44 M samples): the reader used 11.8x its frame above the process's
+    start (the parsed document held a list, a float and a str per sample); now about 3x."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_metrics import gen_api_json
+
+    path = tmp_path / "api.json"
+    gen_api_json(path, 25)
+    code = (
+        "import re\n"
+        "def hwm():\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    return int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) * 1024\n"
+        "base = hwm()\n"
+        f"df = kit.read_metrics({str(path)!r})\n"
+        "result = ((hwm() - base) / df.estimated_size(), df.height)\n"
+    )
+    got = _run_isolated(code, timeout=300, address_space=8 << 30)
+    ratio, rows = ast.literal_eval(got["ok"])
+    assert rows == 1_440_000
+    assert ratio <= 4.0, f"peak {ratio:.1f}x the frame"
