@@ -639,6 +639,29 @@ class _Tok:
     line_alone: bool = False  # the only token on its line
 
 
+#: Longest Corefile / unbound.conf line read (characters). Real lines are under a few hundred.
+MAX_LINE_CHARS = 65_536
+
+
+def first_long_line(text: str) -> tuple[int, str] | None:
+    """``(line number, its start)`` of the first line longer than :data:`MAX_LINE_CHARS`.
+
+    Linear in the text (a regex ``[^\\n]{65537}`` would be quadratic on lines just under it).
+    """
+    if len(text) <= MAX_LINE_CHARS:
+        return None
+    start = 0
+    no = 1
+    while True:
+        end = text.find("\n", start)
+        stop = len(text) if end < 0 else end
+        if stop - start > MAX_LINE_CHARS:
+            return no, text[start : start + 60]
+        if end < 0:
+            return None
+        start, no = end + 1, no + 1
+
+
 def _lex(text: str, source: str, notes: list[str]) -> list[_Tok]:
     """Split Caddyfile text into tokens (Caddy v1 lexer rules + Go-template actions kept whole)."""
     toks: list[_Tok] = []
@@ -789,6 +812,17 @@ class _Parser:
         text = self._decode(data, source)
         if top:
             text = self._unwrap_manifest(text, source)
+        too_long = first_long_line(text)
+        if too_long is not None:
+            # real Corefile lines are short; the lexer works per character, so a line of
+            # megabytes would take seconds per megabyte for nothing
+            raise InputFormatError(
+                f"a line of more than {MAX_LINE_CHARS:,} characters: not a Corefile",
+                path=source,
+                line=too_long[0],
+                excerpt=too_long[1],
+                hint="Is this really a Corefile?",
+            )
         toks = _lex(text, source, self.notes)
         kept: list[_Tok] = []
         for t in toks:

@@ -35,7 +35,11 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from kit._sources import Source, expand_sources, read_bytes, read_raw
-from kit.corefile import FORWARD_SCHEMA  # shared with the Corefile reader: one finding covers both
+from kit.corefile import (  # shared with the Corefile reader: one finding covers both
+    FORWARD_SCHEMA,
+    MAX_LINE_CHARS,
+    first_long_line,
+)
 from kit.errors import InputFileError, InputFormatError, InputNotFoundError, KitWarning
 from kit.schema import check_schema
 
@@ -701,7 +705,7 @@ def _conf_entries(path_or_text: str | os.PathLike[str]) -> list[tuple[str, int, 
         "\n" in path_or_text or (":" in path_or_text and not Path(path_or_text).exists())
     )
     if is_text:
-        return _parse_conf_text(str(path_or_text), "<text>", None, depth=0)
+        return _parse_conf_text(str(path_or_text), "<text>", None, depth=0, stack=())
     p = Path(path_or_text)
     raw = read_raw(p, what="unbound config")
     if raw.notes:
@@ -712,15 +716,36 @@ def _conf_entries(path_or_text: str | os.PathLike[str]) -> list[tuple[str, int, 
             hint="Decompress what you can by hand and pass the text",
         )
     return _parse_conf_text(
-        raw.data.decode("utf-8", errors="replace"), str(path_or_text), p.parent, depth=0
+        raw.data.decode("utf-8", errors="replace"),
+        str(path_or_text),
+        p.parent,
+        depth=0,
+        stack=(_file_id(p),),
     )
 
 
+def _file_id(p: Path) -> tuple[int, int]:
+    """(device, inode): the same file under any name or link."""
+    st = p.stat()
+    return st.st_dev, st.st_ino
+
+
 def _parse_conf_text(
-    text: str, src: str, base: Path | None, depth: int
+    text: str, src: str, base: Path | None, depth: int, stack: tuple[tuple[int, int], ...]
 ) -> list[tuple[str, int, str, str, str]]:
+    """``(source, line, key, value, raw line)`` of every entry, includes expanded; ``stack``:
+    the files being read (an include of one of them is a cycle)."""
     if depth > 10:
         raise InputFormatError("include: nested more than 10 levels", path=src)
+    too_long = first_long_line(text)
+    if too_long is not None:  # the tokenizer would make millions of tokens of it
+        raise InputFormatError(
+            f"a line of more than {MAX_LINE_CHARS:,} characters: not an unbound.conf",
+            path=src,
+            line=too_long[0],
+            excerpt=too_long[1],
+            hint="check the file against man unbound.conf",
+        )
     out: list[tuple[str, int, str, str, str]] = []
     # unbound's lexer works on tokens, not lines: "server: port: 53" and "verbosity:1" are fine,
     # and a value may follow its key on the next line
@@ -749,6 +774,8 @@ def _parse_conf_text(
                 )
         if current is not None:
             pending = current if not current.values and current.key not in _CLAUSES else None
+            if len(current.values) > 1:  # one string, not a token list (a long line has millions)
+                current.values[:] = [" ".join(current.values)]
     for e in entries:
         key, value, i, raw = e.key, " ".join(e.values), e.line_no, e.raw
         if key in {"include", "include-toplevel"}:
@@ -776,8 +803,17 @@ def _parse_conf_text(
                     raise InputFormatError(
                         f"include: {exc.reason}", path=src, line=i, excerpt=raw, hint=exc.hint
                     ) from None
+                fid = _file_id(mp)
+                if fid in stack:
+                    raise InputFormatError(
+                        f"include: {m} is already being read (an include cycle)",
+                        path=src,
+                        line=i,
+                        excerpt=raw,
+                        hint="unbound would include it again and again; remove the include",
+                    )
                 try:
-                    out += _parse_conf_text(text_m, m, mp.parent, depth + 1)
+                    out += _parse_conf_text(text_m, m, mp.parent, depth + 1, (*stack, fid))
                 except InputFormatError as exc:
                     # name the including file too: the included one may not be an unbound.conf
                     raise InputFormatError(

@@ -440,3 +440,27 @@ def test_api_json_memory_stays_near_the_frame(tmp_path: Path) -> None:
     ratio, rows = ast.literal_eval(got["ok"])
     assert rows == 1_440_000
     assert ratio <= 4.0, f"peak {ratio:.1f}x the frame"
+
+
+def test_unbound_include_cycle_is_named_at_once(tmp_path: Path) -> None:
+    conf = tmp_path / "unbound.conf"
+    conf.write_text(UNBOUND_CONF.read_text() + "\ninclude: *.conf\n")
+    line = len(UNBOUND_CONF.read_text().splitlines()) + 2
+    # before: the file was read again 10 levels deep (ten copies of a large file in memory)
+    with pytest.raises(InputFormatError, match="include cycle") as info:
+        kit.read_unbound_conf(conf)
+    assert (info.value.path, info.value.line) == (str(conf), line)
+
+
+@pytest.mark.parametrize("loader", ["read_corefile", "read_unbound_conf"])
+def test_config_with_a_line_of_megabytes_is_refused_fast(tmp_path: Path, loader: str) -> None:
+    src = COREFILE if loader == "read_corefile" else UNBOUND_CONF
+    lines = src.read_text().splitlines()
+    lines.insert(3, "    # " + '""' * 2_000_000)  # 4 MB of quote pairs: millions of tokens
+    path = tmp_path / src.name
+    path.write_text("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    with pytest.raises(InputFormatError, match="a line of more than 65,536 characters") as info:
+        LOADERS[loader](path)
+    assert info.value.line == 4
+    assert time.perf_counter() - t0 < 2

@@ -649,6 +649,7 @@ class Tally:
     findings: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     slowest: float = 0.0
+    slowest_input: str = ""
 
 
 def fuzz(
@@ -718,7 +719,9 @@ def _record(
 ) -> None:
     outcome = res["outcome"]
     tally.counts[outcome] += 1
-    tally.slowest = max(tally.slowest, float(res.get("seconds", 0.0)))
+    if float(res.get("seconds", 0.0)) > tally.slowest:
+        tally.slowest = float(res.get("seconds", 0.0))
+        tally.slowest_input = f"{index} ({how})"
     if res.get("retried"):
         tally.counts["retried"] += 1
     if outcome in BAD:
@@ -793,6 +796,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.monotonic() - t0:.0f} s"
     )
     print(_table(tallies))
+    for name, t in tallies.items():
+        print(f"  slowest {name}: {t.slowest:.1f} s, input {t.slowest_input}")
     findings = [f for t in tallies.values() for f in t.findings]
     for f in findings[:50]:
         print(
@@ -807,7 +812,12 @@ def main(argv: list[str] | None = None) -> int:
                     "inputs": inputs,
                     "long": args.long,
                     "loaders": {
-                        k: {"counts": dict(t.counts), "seconds": t.seconds, "slowest": t.slowest}
+                        k: {
+                            "counts": dict(t.counts),
+                            "seconds": t.seconds,
+                            "slowest": t.slowest,
+                            "slowest_input": t.slowest_input,
+                        }
                         for k, t in tallies.items()
                     },
                     "findings": findings,
