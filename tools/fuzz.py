@@ -6,7 +6,7 @@ byte and bit flips, truncation, duplicated and shuffled lines, NUL/CR/invalid UT
 digits, huge numbers, deep JSON nesting, very long lines, other encodings (UTF-16, Latin-1),
 another loader's file, gzip (whole, truncated, corrupt, with junk, bombs), plus a fixed set of
 file-system cases (directory, dangling symlink, symlink loop, FIFO, /dev/zero, /dev/null, an
-import/include of those). Input ``i`` of loader ``L`` depends only on ``(seed, L, i)``, so any
+import/include of those). Inputs are cut to 12 MiB. Input ``i`` of loader ``L`` depends only on ``(seed, L, i)``, so any
 finding is reproduced with ``--only L:i``.
 
 Every input runs in a worker process under an address-space cap (RLIMIT_AS) and a time limit;
@@ -372,6 +372,11 @@ def gzip_bomb() -> bytes:
     return _BOMB
 
 
+#: Mutated inputs are cut to this size: duplicating a 10 MB line 50 times makes a 500 MB file,
+#: which measures the machine, not the loader.
+MAX_INPUT_BYTES = 12 << 20
+
+
 def make_input(
     seed: int, loader: str, index: int, seeds: dict[str, list[bytes]], *, long: bool
 ) -> tuple[bytes, str]:
@@ -387,6 +392,7 @@ def make_input(
         m = rng.choices(MUTATORS, weights)[0]
         names.append(m.name)
         data = m.fn(rng, data, seeds, long)
+    data = data[:MAX_INPUT_BYTES]
     data, gz = _gzip_stage(rng, data)
     return data, f"seed{base_i} {'+'.join(names)}{' ' + gz if gz else ''}"
 
@@ -759,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--loaders", default=",".join(LOADERS), help=f"comma list of {LOADERS}")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per input (hang)")
-    ap.add_argument("--mem", type=int, default=2048, help="address-space cap per worker, MiB")
+    ap.add_argument("--mem", type=int, default=4096, help="address-space cap per worker, MiB")
     ap.add_argument("--keep", type=Path, default=None, help="save inputs with findings here")
     ap.add_argument("--json", type=Path, default=None, help="write the summary as JSON here")
     ap.add_argument("--only", default=None, help="LOADER:INDEX, run that one input")
