@@ -108,6 +108,9 @@ _FORMATTED_RE = re.compile(
 )
 
 
+_MAX_FORMATTED = 200  # characters: longer cells are not "number unit"
+
+
 def parse_formatted_value(cell: str) -> tuple[float, str | None]:
     """Parse a Grafana cell: a number, or a "formatted data" number with a unit.
 
@@ -128,13 +131,16 @@ def parse_formatted_value(cell: str) -> tuple[float, str | None]:
     ValueError
         The cell is neither.
     """
+    text = cell.strip()
     try:
-        return _parse_float(cell.strip()), None
+        return _parse_float(text), None
     except ValueError:
         pass
-    m = _FORMATTED_RE.match(cell)
+    # formatted values are short ("1.50 K req/s"); the pattern backtracks on long blank runs
+    m = _FORMATTED_RE.match(text) if len(text) <= _MAX_FORMATTED else None
     if m is None:
-        raise ValueError(f"not a number or a number with a unit: {cell!r}")
+        shown = cell if len(cell) <= 60 else cell[:57] + "..."
+        raise ValueError(f"not a number or a number with a unit: {shown!r}")
     value = float(m.group(1))
     if m.group(2):
         value *= _SCALE[m.group(2)]

@@ -464,3 +464,21 @@ def test_config_with_a_line_of_megabytes_is_refused_fast(tmp_path: Path, loader:
         LOADERS[loader](path)
     assert info.value.line == 4
     assert time.perf_counter() - t0 < 2
+
+
+def test_grafana_cell_with_100k_blanks_is_rejected_fast(
+    shared_fixtures: Path, tmp_path: Path
+) -> None:
+    rows = (shared_fixtures / "metrics" / "grafana_export_mpawlik_columns.csv").read_text()
+    lines = rows.splitlines()
+    cells = lines[1].split(";")
+    # found by tools/fuzz.py: 27-40 s before (the formatted-value regex backtracked)
+    cells[1] = "8" + " " * 100_000 + ".192"
+    lines[1] = ";".join(cells)
+    bad = tmp_path / "grafana.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    with pytest.raises(InputFormatError, match="not a number or a number with a unit") as info:
+        kit.read_metrics(bad)
+    assert time.perf_counter() - t0 < 3
+    assert info.value.line == 2 and len(str(info.value)) < 500
