@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSSTAMP := $(VENV)/.system-deps
 
-.PHONY: setup test lint format report jupyter bench sanitize sample clean
+.PHONY: setup test lint format report jupyter bench sanitize fuzz sample clean
 
 setup: $(STAMP) $(SYSSTAMP)
 
@@ -53,6 +53,11 @@ bench: setup
 
 sanitize: setup
 	$(BIN)/python tools/sanitize_fastlog.py
+
+# Seeded mutation fuzzing of the loaders, long mode (10,000 inputs per loader; tests/test_fuzz.py
+# runs the CI budget). FUZZ_ARGS e.g. "--seed 7" or "--inputs 2000"; findings kept in bench/out/fuzz.
+fuzz: setup
+	$(BIN)/python tools/fuzz.py --long --keep bench/out/fuzz --json bench/out/fuzz/summary.json $(FUZZ_ARGS)
 
 sample: setup
 	@if [ "$$(id -u)" -ne 0 ]; then echo "make sample needs root (it creates network namespaces)"; exit 1; fi

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from kit._sources import Source, expand_sources, read_raw
+from kit._sources import Source, expand_sources, open_input, read_raw
 from kit.analysis import latency_quantiles, time_bins
 
 # CoreDNS plugin/log/log.go CommonLogFormat and CombinedLogFormat (formats.md §1.1)
@@ -801,7 +801,7 @@ def _read_one(
     source = os.fspath(path)
     notes: list[str] = []
     gz = False
-    with open(path, "rb") as fh:
+    with open_input(path, what="CoreDNS log") as fh:  # a regular file, or a KitError
         head = fh.read(2)
     if head == b"\x1f\x8b":
         raw = read_raw(path)
@@ -1218,7 +1218,7 @@ def _decode_json_lines(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
             obj = json.loads(rec["line"])
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             if pending is not None:
                 rows.append(pending)
                 pending = None

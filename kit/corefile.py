@@ -45,8 +45,8 @@ from pathlib import Path
 
 import polars as pl
 
-from kit._sources import read_raw
-from kit.errors import InputFormatError
+from kit._sources import read_bytes, read_raw
+from kit.errors import InputFileError, InputFormatError
 from kit.schema import check_schema
 
 __all__ = [
@@ -485,11 +485,16 @@ def read_corefile(
 
     Raises
     ------
-    FileNotFoundError
-        ``path_or_text`` is a path-like or a one-line string that names no file.
+    InputNotFoundError
+        ``path_or_text`` is a path-like or a one-line string that names no file (also a
+        ``FileNotFoundError``).
+    InputFileError
+        The file is not a regular file (a FIFO, device...) or cannot be read.
     InputFormatError
-        Unbalanced braces, an unterminated quote, a missing snippet body, an import cycle, or
-        binary data (a NUL byte); the message names the file and line.
+        Unbalanced braces, an unterminated quote, a missing snippet body, an import cycle,
+        binary data (a NUL byte), or an ``import`` of a file that is not a readable regular file
+        (a directory, a dangling symlink, a device: CoreDNS refuses those too); the message names
+        the file and line.
     """
     base_dir: Path | None = None
     if isinstance(path_or_text, bytes):
@@ -498,9 +503,7 @@ def read_corefile(
         data, name = path_or_text.encode("utf-8", "surrogatepass"), source_name or "<text>"
     else:
         p = Path(os.fspath(path_or_text))
-        if not p.is_file():
-            raise FileNotFoundError(f"Corefile not found: {p}")
-        raw = read_raw(p)
+        raw = read_raw(p, what="Corefile")
         data, name, base_dir = raw.data, source_name or p.name, p.parent
         if raw.notes:
             raise InputFormatError(
@@ -555,7 +558,7 @@ def read_corefile_from_log(
         for), or the printed Corefile does not parse.
     """
     p = Path(os.fspath(path))
-    raw = read_raw(p)
+    raw = read_raw(p, what="node-cache log")
     lines = raw.data.decode("utf-8", "replace").split("\n")
     bodies = [_unwrap_log_line(ln) for ln in lines]
     starts = [i for i, b in enumerate(bodies) if _USING_CONFIG.search(b)]
@@ -634,6 +637,29 @@ class _Tok:
     conditions: tuple[str, ...] = ()
     template_only: bool = False  # the whole token is one Go-template action
     line_alone: bool = False  # the only token on its line
+
+
+#: Longest Corefile / unbound.conf line read (characters). Real lines are under a few hundred.
+MAX_LINE_CHARS = 65_536
+
+
+def first_long_line(text: str) -> tuple[int, str] | None:
+    """``(line number, its start)`` of the first line longer than :data:`MAX_LINE_CHARS`.
+
+    Linear in the text (a regex ``[^\\n]{65537}`` would be quadratic on lines just under it).
+    """
+    if len(text) <= MAX_LINE_CHARS:
+        return None
+    start = 0
+    no = 1
+    while True:
+        end = text.find("\n", start)
+        stop = len(text) if end < 0 else end
+        if stop - start > MAX_LINE_CHARS:
+            return no, text[start : start + 60]
+        if end < 0:
+            return None
+        start, no = end + 1, no + 1
 
 
 def _lex(text: str, source: str, notes: list[str]) -> list[_Tok]:
@@ -786,6 +812,17 @@ class _Parser:
         text = self._decode(data, source)
         if top:
             text = self._unwrap_manifest(text, source)
+        too_long = first_long_line(text)
+        if too_long is not None:
+            # real Corefile lines are short; the lexer works per character, so a line of
+            # megabytes would take seconds per megabyte for nothing
+            raise InputFormatError(
+                f"a line of more than {MAX_LINE_CHARS:,} characters: not a Corefile",
+                path=source,
+                line=too_long[0],
+                excerpt=too_long[1],
+                hint="Is this really a Corefile?",
+            )
         toks = _lex(text, source, self.notes)
         kept: list[_Tok] = []
         for t in toks:
@@ -977,7 +1014,7 @@ class _Parser:
         matches = (
             sorted(_glob.glob(pattern))
             if any(c in name for c in "*?[")
-            else ([pattern] if Path(pattern).is_file() else [])
+            else ([pattern] if os.path.lexists(pattern) else [])
         )
         if not matches:
             self.notes.append(
@@ -989,7 +1026,14 @@ class _Parser:
             p = Path(m)
             if fnmatch.fnmatch(p.name, ".*"):
                 continue
-            out.extend(self._tokens(p.read_bytes(), p.name))
+            try:
+                # regular files only: "import /dev/zer*" must not read forever
+                data = read_bytes(p, what="imported file")
+            except InputFileError as exc:
+                raise InputFormatError(
+                    f"import {name!r}: {m}: {exc.reason}", path=imp.source, line=imp.line
+                ) from None
+            out.extend(self._tokens(data, p.name))
         return out
 
     def _server_blocks(self, toks: list[_Tok]) -> list[ServerBlock]:
@@ -1131,7 +1175,7 @@ def _server_keys(tok: _Tok) -> list[ServerKey]:
     port: int | None
     if port_text == "":
         port = default
-    elif port_text.isdigit() and int(port_text) <= 65535:
+    elif _is_port(port_text):
         port = int(port_text)
     else:
         port = None
@@ -1177,7 +1221,7 @@ def _upstream(raw: str) -> tuple[str | None, str | None]:
         end = text.find("]")
         if end > 0:
             after = text[end + 1 :]
-            if after.startswith(":") and after[1:].isdigit():
+            if after.startswith(":") and _is_port(after[1:]):
                 return f"[{text[1:end]}]:{after[1:]}", transport
             return f"[{text[1:end]}]:{port}", transport
         return raw, transport
@@ -1190,12 +1234,18 @@ def _upstream(raw: str) -> tuple[str | None, str | None]:
         pass
     if text.count(":") == 1:
         h, p = text.rsplit(":", 1)
-        if p.isdigit():
+        if _is_port(p):
             return f"{h}:{p}", transport
         return raw, transport
     if ":" not in text:
         return f"{text}:{port}", transport
     return raw, transport
+
+
+def _is_port(text: str) -> bool:
+    """``text`` is a port number 0-65535 in ASCII digits (``str.isdigit`` also accepts "٥٣" and
+    "²", and ``int`` refuses strings over 4300 digits)."""
+    return 0 < len(text) <= 5 and text.isascii() and text.isdigit() and int(text) <= 65535
 
 
 def _dur_arg(d: Directive | None, idx: int = 0) -> float | None:
@@ -1213,7 +1263,7 @@ def _int_arg(d: Directive | None, idx: int = 0) -> int | None:
     if d is None or len(d.args) <= idx:
         return None
     a = d.args[idx]
-    if re.fullmatch(r"[+-]?\d{1,18}", a):
+    if re.fullmatch(r"[+-]?[0-9]{1,18}", a):
         return int(a)
     log.warning("%s:%d: %s %r is not an integer; left null", d.source, d.line_no, d.name, a)
     return None
@@ -1268,7 +1318,7 @@ def _cache_settings(cache: Directive | None, source: str) -> dict[str, object]:
     }
     if cache is None:
         return out
-    if cache.args and re.fullmatch(r"\d+", cache.args[0]):
+    if cache.args and re.fullmatch(r"[0-9]{1,18}", cache.args[0]):
         out["cache_ttl_s"] = float(cache.args[0])
     for kind in ("success", "denial"):
         opt = cache.option(kind)

@@ -7,11 +7,14 @@ offset), and what to do next.
 
 from __future__ import annotations
 
+import errno as errno_mod
 import os
 from collections.abc import Sequence
 
 __all__ = [
+    "InputFileError",
     "InputFormatError",
+    "InputNotFoundError",
     "KitError",
     "KitWarning",
     "SchemaError",
@@ -69,6 +72,55 @@ class InputFormatError(KitError, ValueError):
         if hint:
             text += f". {hint}"
         super().__init__(text)
+
+
+class InputFileError(KitError, OSError):
+    """An input file cannot be read at all: permission denied, not a regular file (a directory,
+    FIFO, device or socket), a dangling symlink or a symlink loop.
+
+    The kit reads only regular files: a FIFO or ``/dev/zero`` would block or never end. Also an
+    :class:`OSError`, so ``except OSError`` keeps working.
+
+    Attributes
+    ----------
+    path : str
+        The file, as given by the caller.
+    reason : str
+        What is wrong with it ("permission denied", "not a regular file (a FIFO)", ...).
+    hint : str | None
+        What to do about it.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        errno: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = os.fspath(path) if path is not None else None
+        self.reason = reason
+        self.hint = hint
+        text = f"{self.path}: {reason}" if self.path is not None else reason
+        if hint:
+            text += f". {hint}"
+        super().__init__(text)
+        self.errno = errno  # type: ignore[misc]  # OSError's attribute; str() stays the message
+
+
+class InputNotFoundError(InputFileError, FileNotFoundError):
+    """A named input does not exist, or a glob or directory matches no input file.
+
+    Also a :class:`FileNotFoundError`, so ``except FileNotFoundError`` keeps working.
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None) -> None:
+        KitError.__init__(self, message)
+        self.path = os.fspath(path) if path is not None else None
+        self.reason = message
+        self.hint = None
+        self.errno = errno_mod.ENOENT  # type: ignore[misc]
 
 
 class SchemaError(KitError):

@@ -34,9 +34,13 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from kit._sources import Source, expand_sources, read_raw
-from kit.corefile import FORWARD_SCHEMA  # shared with the Corefile reader: one finding covers both
-from kit.errors import InputFormatError, KitWarning
+from kit._sources import Source, expand_sources, read_bytes, read_raw
+from kit.corefile import (  # shared with the Corefile reader: one finding covers both
+    FORWARD_SCHEMA,
+    MAX_LINE_CHARS,
+    first_long_line,
+)
+from kit.errors import InputFileError, InputFormatError, InputNotFoundError, KitWarning
 from kit.schema import check_schema
 
 __all__ = [
@@ -126,6 +130,9 @@ class ResolverLog:
         Unreadable lines, schema :data:`REJECTED_SCHEMA`.
     lines : int
         Number of input lines read (sum of the four frames' heights).
+    notes : tuple[str, ...]
+        Damage found while reading, e.g. ``"<file>: truncated gzip: ..."``: the lines after it
+        could not be read and are not counted in ``lines``. Empty when every file was whole.
     """
 
     queries: pl.DataFrame
@@ -133,6 +140,7 @@ class ResolverLog:
     other: pl.DataFrame
     rejected: pl.DataFrame
     lines: int
+    notes: tuple[str, ...] = ()
 
     @property
     def records(self) -> int:
@@ -203,16 +211,31 @@ def read_unbound_log(
     ------
     FileNotFoundError
         A source does not exist.
+    InputFileError
+        A source is not a regular file (a FIFO, device...), or cannot be read.
     InputFormatError
-        With ``strict=True``, a line that is not an unbound log line.
+        With ``strict=True``, a line that is not an unbound log line, or a damaged gzip stream.
+        A gzip stream expanding beyond the cap of :func:`kit._sources.read_raw` (a gzip bomb).
+
+    Warns
+    -----
+    KitWarning
+        Rejected lines (with the count and the first), and a damaged gzip stream (the lines
+        decompressed before the damage are read; the note is in ``notes``).
     """
     files = expand_sources(source, suffixes=(".log",), what="unbound log")
     parts: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
     total = 0
+    notes: list[str] = []
     for path in files:
-        frames_one, n = _read_one(path, year=year, tz=tz, strict=strict)
+        frames_one, n, damage = _read_one(path, year=year, tz=tz, strict=strict)
         parts.append(frames_one)
         total += n
+        for d in damage:
+            notes.append(f"{path}: {d}")
+            warnings.warn(
+                f"{path}: {d}; {n} lines read before it (see .notes)", KitWarning, stacklevel=2
+            )
     frames = [
         pl.concat([p[i] for p in parts]) if parts else pl.DataFrame(schema=s)
         for i, s in enumerate((QUERIES_SCHEMA, RECEIVED_SCHEMA, OTHER_SCHEMA, REJECTED_SCHEMA))
@@ -233,17 +256,19 @@ def read_unbound_log(
             KitWarning,
             stacklevel=2,
         )
-    return ResolverLog(frames[0], frames[1], frames[2], frames[3], lines=total)
+    return ResolverLog(frames[0], frames[1], frames[2], frames[3], lines=total, notes=tuple(notes))
 
 
+# [0-9], not \d: in polars (Rust regex) and Python, \d also matches non-ASCII digits ("\u0663")
 _PREFIX_RE = (
-    r"^(?:\[(?P<epoch>\d{1,12})\]|(?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]\d) "
-    r"(?P<hh>\d\d):(?P<mi>\d\d):(?P<ss>\d\d)) (?P<ident>\S+)\[(?P<pid>\d+):(?P<tid>[0-9a-fA-F]+)\] "
+    r"^(?:\[(?P<epoch>[0-9]{1,12})\]|(?P<mon>[A-Z][a-z]{2}) (?P<day>[ 0-9][0-9]) "
+    r"(?P<hh>[0-9][0-9]):(?P<mi>[0-9][0-9]):(?P<ss>[0-9][0-9])) (?P<ident>\S+)"
+    r"\[(?P<pid>[0-9]+):(?P<tid>[0-9a-fA-F]+)\] "
     r"(?P<level>[a-z][a-z ]*?): (?P<msg>.*)$"
 )
 _REPLY_RE = (
     r"^(?P<ip>\S+) (?P<qname>.+) (?P<qtype>[A-Za-z0-9-]+) (?P<qclass>[A-Za-z0-9-]+) "
-    r"(?P<rcode>[A-Za-z0-9-]+) (?P<dur>\d+\.\d{6}) (?P<cached>[01]) (?P<size>\d{1,10})$"
+    r"(?P<rcode>[A-Za-z0-9-]+) (?P<dur>[0-9]+\.[0-9]{6}) (?P<cached>[01]) (?P<size>[0-9]{1,10})$"
 )
 _QUERY_RE = r"^(?P<ip>\S+) (?P<qname>.+) (?P<qtype>[A-Za-z0-9-]+) (?P<qclass>[A-Za-z0-9-]+)$"
 _PREFIX_CHECK = re.sub(r"\(\?P<\w+>", "(?:", _PREFIX_RE)
@@ -254,9 +279,16 @@ _DAYS_MAX = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 def _read_one(
     path: Path, *, year: int | None, tz: str, strict: bool
-) -> tuple[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame], int]:
-    """One file: the four frames and the number of lines (vectorised with polars)."""
-    raw = read_raw(path)
+) -> tuple[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame], int, list[str]]:
+    """One file: the four frames, the number of lines and the damage notes (vectorised with
+    polars)."""
+    raw = read_raw(path, what="unbound log")
+    if raw.notes and strict:
+        raise InputFormatError(
+            "damaged gzip stream: " + "; ".join(raw.notes),
+            path=path,
+            hint="pass strict=False to read the lines before the damage",
+        )
     content = raw.data.decode("utf-8", errors="replace")
     lines = content.split("\n")
     if lines and lines[-1] == "":
@@ -359,18 +391,6 @@ def _read_one(
     )
     rejected = df.select(src, "line_no", reason.alias("reason"), pl.col("text").alias("line"))
     n = len(lines)
-    if raw.notes:
-        extra = pl.DataFrame(
-            {
-                "source": [name],
-                "line_no": [n + 1],
-                "reason": ["damaged gzip: " + "; ".join(raw.notes)],
-                "line": [""],
-            },
-            schema=REJECTED_SCHEMA,
-        )
-        rejected = pl.concat([rejected, extra])
-        n += 1
     if strict and rejected.height:
         first = rejected.row(0, named=True)
         raise InputFormatError(
@@ -381,7 +401,7 @@ def _read_one(
             excerpt=first["line"],
             hint="pass strict=False to collect such lines in .rejected",
         )
-    return (queries, received, other, rejected), n
+    return (queries, received, other, rejected), n, list(raw.notes)
 
 
 def _fields(cand: pl.DataFrame, names: list[str], pattern: str) -> pl.DataFrame:
@@ -408,7 +428,7 @@ def _fields(cand: pl.DataFrame, names: list[str], pattern: str) -> pl.DataFrame:
 
 def _ts_epoch() -> pl.Expr:
     return (
-        pl.from_epoch(pl.col("epoch").cast(pl.Int64), time_unit="s")
+        pl.from_epoch(pl.col("epoch").cast(pl.Int64, strict=False), time_unit="s")
         .cast(pl.Datetime("us"))
         .dt.replace_time_zone("UTC")
         .alias("_ts_epoch")
@@ -547,13 +567,17 @@ def read_unbound_conf(path_or_text: str | os.PathLike[str]) -> pl.DataFrame:
 
     Raises
     ------
-    FileNotFoundError
-        The file or an included file does not exist.
+    InputNotFoundError
+        The file or an included file does not exist (also a ``FileNotFoundError``).
+    InputFileError
+        The file is not a regular file (a FIFO, device...) or cannot be read.
     InputFormatError
-        A line is not ``key: value`` / ``clause:``, or a yes/no option has another value.
+        A line is not ``key: value`` / ``clause:`` (in an included file, the message names the
+        including file and line too), a yes/no option has another value, ``port`` is not a port
+        number, an included path is not a readable regular file, or the gzip stream is damaged.
     """
     entries = _conf_entries(path_or_text)
-    server: dict[str, str] = {}
+    server: dict[str, tuple[str, str, int, str]] = {}  # key -> (value, source, line, raw line)
     zones: list[_Zone] = []
     clause = None
     for src, line_no, key, value, raw in entries:
@@ -563,33 +587,22 @@ def read_unbound_conf(path_or_text: str | os.PathLike[str]) -> pl.DataFrame:
                 zones.append(_Zone())
             continue
         if clause == "server":
-            server[key] = value
+            server[key] = (value, src, line_no, raw)
         elif clause == "forward-zone":
             z = zones[-1]
             if key in {"forward-addr", "forward-host"}:
                 z.addrs.append((key, value, src, line_no))
             else:
                 z.opts[key] = (value, src, line_no, raw)
-    srv_tcp = _yes(server.get("tcp-upstream", "no"), "tcp-upstream")
-    srv_tls = _yes(server.get("tls-upstream", server.get("ssl-upstream", "no")), "tls-upstream")
-    port = int(server.get("port", "53"))
+    srv_tcp = _flag(server, "tcp-upstream")
+    srv_tls = _flag(server, "tls-upstream", "ssl-upstream")
+    port = _port(server)
     rows: list[dict[str, object]] = []
     for z in zones:
         opts = z.opts
         name = opts.get("name", (".", "", 0, ""))[0]
-
-        def flag(*keys: str, _opts: dict[str, tuple[str, str, int, str]] = opts) -> bool:
-            for k in keys:
-                if k in _opts:
-                    v, s, ln, raw = _opts[k]
-                    try:
-                        return _yes(v, k)
-                    except ValueError as exc:
-                        raise InputFormatError(str(exc), path=s, line=ln, excerpt=raw) from None
-            return False
-
-        tcp = srv_tcp or flag("forward-tcp-upstream")
-        tls = srv_tls or flag("forward-tls-upstream", "forward-ssl-upstream")
+        tcp = srv_tcp or _flag(opts, "forward-tcp-upstream")
+        tls = srv_tls or _flag(opts, "forward-tls-upstream", "forward-ssl-upstream")
         for _key, value, src, line_no in z.addrs:
             rows.append(
                 {
@@ -615,6 +628,31 @@ def read_unbound_conf(path_or_text: str | os.PathLike[str]) -> pl.DataFrame:
     )
     check_schema(df, FORWARD_SCHEMA, name="unbound forward settings")
     return df
+
+
+def _flag(opts: dict[str, tuple[str, str, int, str]], *keys: str) -> bool:
+    """The first of ``keys`` set in ``opts`` as a yes/no option (False when none is set)."""
+    for k in keys:
+        if k in opts:
+            v, src, ln, raw = opts[k]
+            try:
+                return _yes(v, k)
+            except ValueError as exc:
+                raise InputFormatError(str(exc), path=src, line=ln, excerpt=raw) from None
+    return False
+
+
+def _port(server: dict[str, tuple[str, str, int, str]]) -> int:
+    """``server: port`` (default 53), checked to be a port number."""
+    if "port" not in server:
+        return 53
+    v, src, ln, raw = server["port"]
+    text = v.strip('"')
+    if not (len(text) <= 5 and text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise InputFormatError(
+            f"port: expected a port number 1-65535, got {v!r}", path=src, line=ln, excerpt=raw
+        )
+    return int(text)
 
 
 @dataclass
@@ -667,20 +705,47 @@ def _conf_entries(path_or_text: str | os.PathLike[str]) -> list[tuple[str, int, 
         "\n" in path_or_text or (":" in path_or_text and not Path(path_or_text).exists())
     )
     if is_text:
-        return _parse_conf_text(str(path_or_text), "<text>", None, depth=0)
+        return _parse_conf_text(str(path_or_text), "<text>", None, depth=0, stack=())
     p = Path(path_or_text)
-    if not p.is_file():
-        raise FileNotFoundError(f"unbound config not found: {p}")
+    raw = read_raw(p, what="unbound config")
+    if raw.notes:
+        # a config cut short would silently lose its forward-zones: refuse it
+        raise InputFormatError(
+            "damaged gzip stream: " + "; ".join(raw.notes),
+            path=p,
+            hint="Decompress what you can by hand and pass the text",
+        )
     return _parse_conf_text(
-        read_raw(p).data.decode("utf-8", errors="replace"), str(path_or_text), p.parent, depth=0
+        raw.data.decode("utf-8", errors="replace"),
+        str(path_or_text),
+        p.parent,
+        depth=0,
+        stack=(_file_id(p),),
     )
 
 
+def _file_id(p: Path) -> tuple[int, int]:
+    """(device, inode): the same file under any name or link."""
+    st = p.stat()
+    return st.st_dev, st.st_ino
+
+
 def _parse_conf_text(
-    text: str, src: str, base: Path | None, depth: int
+    text: str, src: str, base: Path | None, depth: int, stack: tuple[tuple[int, int], ...]
 ) -> list[tuple[str, int, str, str, str]]:
+    """``(source, line, key, value, raw line)`` of every entry, includes expanded; ``stack``:
+    the files being read (an include of one of them is a cycle)."""
     if depth > 10:
         raise InputFormatError("include: nested more than 10 levels", path=src)
+    too_long = first_long_line(text)
+    if too_long is not None:  # the tokenizer would make millions of tokens of it
+        raise InputFormatError(
+            f"a line of more than {MAX_LINE_CHARS:,} characters: not an unbound.conf",
+            path=src,
+            line=too_long[0],
+            excerpt=too_long[1],
+            hint="check the file against man unbound.conf",
+        )
     out: list[tuple[str, int, str, str, str]] = []
     # unbound's lexer works on tokens, not lines: "server: port: 53" and "verbosity:1" are fine,
     # and a value may follow its key on the next line
@@ -709,6 +774,8 @@ def _parse_conf_text(
                 )
         if current is not None:
             pending = current if not current.values and current.key not in _CLAUSES else None
+            if len(current.values) > 1:  # one string, not a token list (a long line has millions)
+                current.values[:] = [" ".join(current.values)]
     for e in entries:
         key, value, i, raw = e.key, " ".join(e.values), e.line_no, e.raw
         if key in {"include", "include-toplevel"}:
@@ -725,9 +792,38 @@ def _parse_conf_text(
             matches = sorted(glob.glob(full)) if set("*?[") & set(full) else [full]
             for m in matches:
                 mp = Path(m)
-                if not mp.is_file():
-                    raise FileNotFoundError(f"{src}:{i}: included file not found: {m}")
-                out += _parse_conf_text(mp.read_text(errors="replace"), m, mp.parent, depth + 1)
+                try:
+                    # unbound reads includes as they are (no gzip)
+                    text_m = read_bytes(mp, what="included file").decode("utf-8", "replace")
+                except InputNotFoundError:
+                    raise InputNotFoundError(
+                        f"{src}:{i}: included file not found: {m}", path=m
+                    ) from None
+                except InputFileError as exc:
+                    raise InputFormatError(
+                        f"include: {exc.reason}", path=src, line=i, excerpt=raw, hint=exc.hint
+                    ) from None
+                fid = _file_id(mp)
+                if fid in stack:
+                    raise InputFormatError(
+                        f"include: {m} is already being read (an include cycle)",
+                        path=src,
+                        line=i,
+                        excerpt=raw,
+                        hint="unbound would include it again and again; remove the include",
+                    )
+                try:
+                    out += _parse_conf_text(text_m, m, mp.parent, depth + 1, (*stack, fid))
+                except InputFormatError as exc:
+                    # name the including file too: the included one may not be an unbound.conf
+                    raise InputFormatError(
+                        f"{exc.reason} (included from {src}:{i})",
+                        path=exc.path,
+                        line=exc.line,
+                        offset=exc.offset,
+                        excerpt=exc.excerpt,
+                        hint=exc.hint,
+                    ) from None
             continue
         out.append((src, i, key, value, raw))
     return out
