@@ -99,11 +99,29 @@ static int buf_reserve(Buf *b, size_t extra) {
     return 0;
 }
 
-static int buf_put(Buf *b, const void *src, size_t n) {
-    if (buf_reserve(b, n)) return -1;
-    if (n) memcpy(b->data + b->len, src, n);
+static inline int buf_put(Buf *b, const void *src, size_t n) {
+    if (b->len + n > b->cap && buf_reserve(b, n)) return -1;
+    memcpy(b->data + b->len, src, n);
     b->len += n;
     return 0;
+}
+
+static inline int buf_byte(Buf *b, uint8_t v) {
+    if (b->len + 1 > b->cap && buf_reserve(b, 1)) return -1;
+    b->data[b->len++] = v;
+    return 0;
+}
+
+/* decimal text of v into out (at least 10 bytes); returns the length */
+static inline size_t fmt_u32(char *out, uint32_t v) {
+    char tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -176,8 +194,15 @@ static void table_free(Table *t) {
     memset(t, 0, sizeof(*t));
 }
 
-static int table_init(Table *t) {
+/* room for about `rows` rows up front (the buffers still grow past it) */
+static int table_init(Table *t, size_t rows) {
     memset(t, 0, sizeof(*t));
+    for (int i = 0; i < N_COLS; i++) {
+        size_t w = SPECS[i].kind == K_STR ? 4 : SPECS[i].kind == K_U16 ? 2 : SPECS[i].kind == K_I64 ? 8 : SPECS[i].kind == K_BOOL ? 1 : 4;
+        if (buf_reserve(&t->cols[i].values, rows * w + 8) || buf_reserve(&t->cols[i].valid, rows + 8))
+            return -1;
+        if (SPECS[i].kind == K_STR && buf_reserve(&t->cols[i].data, rows * 8 + 8)) return -1;
+    }
     for (int i = 0; i < N_COLS; i++)
         if (SPECS[i].kind == K_STR) {
             int32_t zero = 0;
@@ -186,20 +211,18 @@ static int table_init(Table *t) {
     return 0;
 }
 
-static int put_fixed(Col *c, const void *v, size_t w, int ok) {
-    uint8_t zero[8] = {0};
-    uint8_t okb = (uint8_t)(ok != 0);
+static inline int put_fixed(Col *c, const void *v, size_t w, int ok) {
+    static const uint8_t zero[8] = {0};
     if (!ok) c->nulls++;
     if (buf_put(&c->values, ok ? v : zero, w)) return -1;
-    return buf_put(&c->valid, &okb, 1);
+    return buf_byte(&c->valid, (uint8_t)(ok != 0));
 }
 
 static int put_u16(Col *c, uint16_t v, int ok) { return put_fixed(c, &v, 2, ok); }
 static int put_u32(Col *c, uint32_t v, int ok) { return put_fixed(c, &v, 4, ok); }
 static int put_i64(Col *c, int64_t v) { return put_fixed(c, &v, 8, 1); }
 
-static int put_str(Col *c, const void *s, size_t n, int ok) {
-    uint8_t okb = (uint8_t)(ok != 0);
+static inline int put_str(Col *c, const void *s, size_t n, int ok) {
     if (!ok) {
         c->nulls++;
         n = 0;
@@ -208,7 +231,7 @@ static int put_str(Col *c, const void *s, size_t n, int ok) {
     if (n && buf_put(&c->data, s, n)) return -1;
     int32_t end = (int32_t)c->data.len;
     if (buf_put(&c->values, &end, 4)) return -1;
-    return buf_put(&c->valid, &okb, 1);
+    return buf_byte(&c->valid, (uint8_t)(ok != 0));
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -545,14 +568,13 @@ static int field(State *s, int f, const char *txt, size_t n) {
 
 static int field_u(State *s, int f, unsigned v) {
     char tmp[16];
-    int n = snprintf(tmp, sizeof tmp, "%u", v);
-    return field(s, f, tmp, (size_t)n);
+    return field(s, f, tmp, fmt_u32(tmp, v));
 }
 
 static int field_x(State *s, int f, unsigned v) {
-    char tmp[16];
-    int n = snprintf(tmp, sizeof tmp, "0x%04x", v);
-    return field(s, f, tmp, (size_t)n);
+    static const char hex[] = "0123456789abcdef";
+    char tmp[6] = {'0', 'x', hex[(v >> 12) & 15], hex[(v >> 8) & 15], hex[(v >> 4) & 15], hex[v & 15]};
+    return field(s, f, tmp, 6);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1018,12 +1040,17 @@ static const char *link_name(uint32_t dlt) {
     return NULL;
 }
 
-static void ip_text(int af, const uint8_t *a, char *out) {
+static size_t ip_text(int af, const uint8_t *a, char *out) {
     if (af == 4) {
-        snprintf(out, 16, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
-    } else {
-        if (!inet_ntop(AF_INET6, a, out, 46)) strcpy(out, "::");
+        size_t n = 0;
+        for (int i = 0; i < 4; i++) {
+            if (i) out[n++] = '.';
+            n += fmt_u32(out + n, a[i]);
+        }
+        return n;
     }
+    if (!inet_ntop(AF_INET6, a, out, 46)) strcpy(out, "::");
+    return strlen(out);
 }
 
 static const char *TRANSPORTS[] = {"", "udp", "tcp", "icmp"};
@@ -1044,15 +1071,14 @@ static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
     Table *t = &s->t;
     Col *c = t->cols;
     char a[48], b[48];
-    ip_text(s->af, s->src, a);
-    ip_text(s->af, s->dst, b);
+    size_t na = ip_text(s->af, s->src, a), nb = ip_text(s->af, s->dst, b);
     const char *tr = TRANSPORTS[s->transport];
     int is_tcp = s->transport == 2;
     if (put_u32(&c[C_FRAME], s->frame, 1) || put_i64(&c[C_TS], s->ts) ||
-        put_u32(&c[C_LENGTH], s->wirelen, 1) || put_str(&c[C_SRC], a, strlen(a), 1) ||
-        put_str(&c[C_DST], b, strlen(b), 1) || put_u16(&c[C_SPORT], s->sport, s->has_ports) ||
+        put_u32(&c[C_LENGTH], s->wirelen, 1) || put_str(&c[C_SRC], a, na, 1) ||
+        put_str(&c[C_DST], b, nb, 1) || put_u16(&c[C_SPORT], s->sport, s->has_ports) ||
         put_u16(&c[C_DPORT], s->dport, s->has_ports) ||
-        put_str(&c[C_TRANSPORT], tr, strlen(tr), 1) ||
+        put_str(&c[C_TRANSPORT], tr, s->transport == 3 ? 4 : 3, 1) ||
         put_u16(&c[C_FLAGS], s->tcp_flags, is_tcp) || put_u32(&c[C_STREAM], s->stream, is_tcp) ||
         put_u32(&c[C_SEQ], s->seq, is_tcp))
         return -1;
@@ -1257,7 +1283,7 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS;
     const uint8_t *buf = view.buf;
     size_t n = (size_t)view.len;
-    if (table_init(&s->t)) rc = -2;
+    if (table_init(&s->t, n / 128 + 64)) rc = -2;
     else if (n < 4) rc = refuse(s, "file shorter than a capture header");
     else {
         uint32_t m = le32(buf);
