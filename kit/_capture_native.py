@@ -52,8 +52,8 @@ class _ArrowArray:
         return self._capsules
 
 
-#: dtypes of the rows (those of :func:`kit.capture._packets`; the extension's Arrow types map
-#: to these, the cast only pins them)
+#: dtypes of the packet rows (those of :func:`kit.capture._packets`, less the raw DNS fields but
+#: ``dns_flags``, which :func:`kit.capture._tcp` reads)
 _ROW_DTYPES: dict[str, Any] = {
     "frame": pl.UInt32,
     "ts_ns": pl.Int64,
@@ -68,14 +68,24 @@ _ROW_DTYPES: dict[str, Any] = {
     "tcp_seq": pl.UInt32,
     "is_retransmission": pl.Boolean,
     "dns_messages": pl.UInt16,
-    "dns_id": pl.String,
     "dns_flags": pl.String,
-    "dns_qd": pl.String,
-    "dns_an": pl.String,
-    "dns_zd": pl.String,
-    "dns_pr": pl.String,
-    "dns_qname": pl.String,
-    "dns_qtype": pl.String,
+}
+#: dtypes of the message rows (those :func:`kit.capture._messages` returns, before ``qr``)
+_MSG_DTYPES: dict[str, Any] = {
+    "frame": pl.UInt32,
+    "ts_ns": pl.Int64,
+    "src_ip": pl.String,
+    "dst_ip": pl.String,
+    "src_port": pl.UInt16,
+    "dst_port": pl.UInt16,
+    "transport": pl.String,
+    "tcp_stream": pl.UInt32,
+    "msg": pl.Int64,
+    "dns_id": pl.UInt16,
+    "flags": pl.UInt16,
+    "answers": pl.UInt16,
+    "qname": pl.String,
+    "qtype_n": pl.Int64,
 }
 
 
@@ -94,12 +104,12 @@ def _usable() -> bool:
     rec += len(frame).to_bytes(4, "little") * 2 + frame
     pcap = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000") + rec
     try:
-        reason, _info, schema, array = _fastcap.parse(pcap, (53,))
-        row = pl.DataFrame(_ArrowArray(schema, array)).row(0, named=True)
+        reason, _info, _rows, msgs = _fastcap.parse(pcap, (53,))
+        row = pl.DataFrame(_ArrowArray(*msgs)).row(0, named=True)
     except Exception as exc:  # an old polars, a broken build: say so, use tshark
         log.warning("kit._fastcap is not usable (%s); captures are read with tshark", exc)
         return False
-    if reason is None and row["dns_qname"] == "a.example" and row["ts_ns"] == 1_000_005_000:
+    if reason is None and row["qname"] == "a.example" and row["ts_ns"] == 1_000_005_000:
         return True
     log.warning("kit._fastcap misread a known packet (%r, %r); captures use tshark", reason, row)
     return False
@@ -115,17 +125,18 @@ NATIVE: bool = _fastcap is not None
 
 def load(
     path: Path, ports: Sequence[int], *, gzipped: bool
-) -> tuple[pl.DataFrame | None, dict[str, Any], str | None]:
+) -> tuple[Any, dict[str, Any], str | None]:
     """Read one capture natively.
 
     Returns
     -------
-    (rows, info, reason)
+    ((rows, messages), info, reason)
         ``rows``: the per-packet frame of :func:`kit.capture._packets` (``ts_ns`` Int64 ns,
-        ``frame`` UInt32, addresses, ports, ``transport``, TCP columns, ``dns_messages`` and the
-        raw DNS fields), ``info``: ``file_format``, ``link_type``, ``packets``, ``truncated``
-        (as capinfos and tshark report them); or ``(None, {}, reason)`` when the file needs
-        tshark, ``reason`` saying why.
+        ``frame`` UInt32, addresses, ports, ``transport``, TCP columns, ``dns_messages``,
+        ``dns_flags``); ``messages``: one row per DNS message over UDP/TCP, as
+        :func:`kit.capture._messages` makes it from tshark's fields (before ``qr``); ``info``:
+        ``file_format``, ``link_type``, ``packets``, ``truncated`` (as capinfos and tshark report
+        them); or ``(None, {}, reason)`` when the file needs tshark, ``reason`` saying why.
     """
     if _fastcap is None:
         return None, {}, "the native engine (kit/_fastcap.c) is not built"
@@ -146,19 +157,18 @@ def load(
         mm.close()
 
 
-def _parse(
-    data: Any, ports: Sequence[int]
-) -> tuple[pl.DataFrame | None, dict[str, Any], str | None]:
+def _parse(data: Any, ports: Sequence[int]) -> tuple[Any, dict[str, Any], str | None]:
     assert _fastcap is not None
-    reason, info, schema, array = _fastcap.parse(data, tuple(int(p) for p in ports))
+    reason, info, rows_c, msgs_c = _fastcap.parse(data, tuple(int(p) for p in ports))
     if reason is not None:
         return None, {}, reason
-    rows = pl.DataFrame(_ArrowArray(schema, array)).cast(_ROW_DTYPES)
+    rows = pl.DataFrame(_ArrowArray(*rows_c)).cast(_ROW_DTYPES)
     rows = rows.with_columns(
         via_http=pl.lit(False),
         frag_frames=pl.lit(None, dtype=pl.List(pl.UInt32)),
     )
-    return rows, dict(info), None
+    msgs = pl.DataFrame(_ArrowArray(*msgs_c)).cast(_MSG_DTYPES)
+    return (rows, msgs), dict(info), None
 
 
 #: ``meta.engine_reason`` (after ``"auto: "``) when the native engine read the file.
@@ -179,13 +189,30 @@ def read_file(path: Path, opts: dict[str, Any], *, gzipped: bool) -> tuple[Any, 
     from kit import capture as cap
 
     ports = list(opts.get("dns_ports") or cap.DEFAULT_DNS_PORTS)
-    rows, info, reason = load(path, ports, gzipped=gzipped)
-    if rows is None:
+    got, info, reason = load(path, ports, gzipped=gzipped)
+    if got is None:
         log.info("%s: read with tshark: %s", path, reason)
         return None, reason or "the native engine refused the file"
+    rows, msgs = got
     truncated = bool(info.pop("truncated", False))
     notes = [_TRUNCATED_NOTE] if truncated else []
     pk = cap._syn_retransmissions(cap._dns_related(rows, ports))
+    # what kit.capture._messages returns: the messages and what is not paired (no DNS over HTTP
+    # or incomplete header reaches here: the C code refuses those files)
+    m = msgs.with_columns(qr=(pl.col("flags") & 0x8000) > 0, qname=cap._root(pl.col("qname")))
+    in_icmp = pk.filter(pl.col("transport") == "icmp")["dns_messages"].cast(pl.Int64).sum()
+    counts = {"in_icmp": int(in_icmp or 0), "in_http": 0, "unparsed": 0}
     info["engine"] = "native"
-    res = cap._build(pk, path, cap._capture_name(path), None, opts, info, notes, truncated, gzipped)
+    res = cap._build(
+        pk,
+        path,
+        cap._capture_name(path),
+        None,
+        opts,
+        info,
+        notes,
+        truncated,
+        gzipped,
+        messages=(m, counts),
+    )
     return res, READS

@@ -150,28 +150,48 @@ enum {
     C_SEQ,
     C_RETX,
     C_NMSG,
-    C_DNS_ID,
     C_DNS_FLAGS,
-    C_DNS_QD,
-    C_DNS_AN,
-    C_DNS_ZD,
-    C_DNS_PR,
-    C_DNS_QNAME,
-    C_DNS_QTYPE,
     N_COLS
 };
 
-#define N_DNS 8 /* C_DNS_ID .. C_DNS_QTYPE */
-
+/* the packets table: kit.capture._packets' columns; of the DNS fields only dns.flags (all
+ * occurrences, 0x1f-joined), which kit.capture._tcp reads */
 static const ColSpec SPECS[N_COLS] = {
-    {"frame", "I", K_U32},         {"ts_ns", "l", K_I64},        {"length", "I", K_U32},
-    {"src_ip", "u", K_STR},        {"dst_ip", "u", K_STR},       {"src_port", "S", K_U16},
-    {"dst_port", "S", K_U16},      {"transport", "u", K_STR},    {"tcp_flags", "S", K_U16},
-    {"tcp_stream", "I", K_U32},    {"tcp_seq", "I", K_U32},      {"is_retransmission", "b", K_BOOL},
-    {"dns_messages", "S", K_U16},  {"dns_id", "u", K_STR},       {"dns_flags", "u", K_STR},
-    {"dns_qd", "u", K_STR},        {"dns_an", "u", K_STR},       {"dns_zd", "u", K_STR},
-    {"dns_pr", "u", K_STR},        {"dns_qname", "u", K_STR},    {"dns_qtype", "u", K_STR},
+    {"frame", "I", K_U32},        {"ts_ns", "l", K_I64},        {"length", "I", K_U32},
+    {"src_ip", "u", K_STR},       {"dst_ip", "u", K_STR},       {"src_port", "S", K_U16},
+    {"dst_port", "S", K_U16},     {"transport", "u", K_STR},    {"tcp_flags", "S", K_U16},
+    {"tcp_stream", "I", K_U32},   {"tcp_seq", "I", K_U32},      {"is_retransmission", "b", K_BOOL},
+    {"dns_messages", "S", K_U16}, {"dns_flags", "u", K_STR},
 };
+
+enum {
+    M_FRAME,
+    M_TS,
+    M_SRC,
+    M_DST,
+    M_SPORT,
+    M_DPORT,
+    M_TRANSPORT,
+    M_STREAM,
+    M_MSG,
+    M_ID,
+    M_FLAGS,
+    M_ANSWERS,
+    M_QNAME,
+    M_QTYPE,
+    N_MCOLS
+};
+
+/* the messages table: kit.capture._messages' frame (one row per DNS message over UDP/TCP) */
+static const ColSpec MSPECS[N_MCOLS] = {
+    {"frame", "I", K_U32},     {"ts_ns", "l", K_I64},      {"src_ip", "u", K_STR},
+    {"dst_ip", "u", K_STR},    {"src_port", "S", K_U16},   {"dst_port", "S", K_U16},
+    {"transport", "u", K_STR}, {"tcp_stream", "I", K_U32}, {"msg", "l", K_I64},
+    {"dns_id", "S", K_U16},    {"flags", "S", K_U16},      {"answers", "S", K_U16},
+    {"qname", "u", K_STR},     {"qtype_n", "l", K_I64},
+};
+
+#define MAX_COLS 16
 
 typedef struct {
     Buf values; /* fixed-width values, or int32 offsets (first one 0) for strings */
@@ -181,12 +201,14 @@ typedef struct {
 } Col;
 
 typedef struct {
-    Col cols[N_COLS];
+    const ColSpec *specs;
+    int ncols;
+    Col cols[MAX_COLS];
     int64_t rows;
 } Table;
 
 static void table_free(Table *t) {
-    for (int i = 0; i < N_COLS; i++) {
+    for (int i = 0; i < MAX_COLS; i++) {
         free(t->cols[i].values.data);
         free(t->cols[i].valid.data);
         free(t->cols[i].data.data);
@@ -195,16 +217,19 @@ static void table_free(Table *t) {
 }
 
 /* room for about `rows` rows up front (the buffers still grow past it) */
-static int table_init(Table *t, size_t rows) {
+static int table_init(Table *t, const ColSpec *specs, int ncols, size_t rows) {
     memset(t, 0, sizeof(*t));
-    for (int i = 0; i < N_COLS; i++) {
-        size_t w = SPECS[i].kind == K_STR ? 4 : SPECS[i].kind == K_U16 ? 2 : SPECS[i].kind == K_I64 ? 8 : SPECS[i].kind == K_BOOL ? 1 : 4;
+    t->specs = specs;
+    t->ncols = ncols;
+    for (int i = 0; i < ncols; i++) {
+        enum Kind k = specs[i].kind;
+        size_t w = k == K_U16 ? 2 : k == K_I64 ? 8 : k == K_BOOL ? 1 : 4;
         if (buf_reserve(&t->cols[i].values, rows * w + 8) || buf_reserve(&t->cols[i].valid, rows + 8))
             return -1;
-        if (SPECS[i].kind == K_STR && buf_reserve(&t->cols[i].data, rows * 8 + 8)) return -1;
+        if (k == K_STR && buf_reserve(&t->cols[i].data, rows * 8 + 8)) return -1;
     }
-    for (int i = 0; i < N_COLS; i++)
-        if (SPECS[i].kind == K_STR) {
+    for (int i = 0; i < ncols; i++)
+        if (specs[i].kind == K_STR) {
             int32_t zero = 0;
             if (buf_put(&t->cols[i].values, &zero, 4)) return -1;
         }
@@ -294,10 +319,11 @@ static void *take(Buf *b) {
 
 static int export_table(Table *t, struct ArrowSchema *schema, struct ArrowArray *array) {
     int64_t n = t->rows;
+    const ColSpec *SPECS = t->specs;
     memset(schema, 0, sizeof(*schema));
     memset(array, 0, sizeof(*array));
-    schema->children = calloc(N_COLS, sizeof(struct ArrowSchema *));
-    array->children = calloc(N_COLS, sizeof(struct ArrowArray *));
+    schema->children = calloc((size_t)t->ncols, sizeof(struct ArrowSchema *));
+    array->children = calloc((size_t)t->ncols, sizeof(struct ArrowArray *));
     array->private_data = calloc(1, sizeof(ArrPriv));
     if (!schema->children || !array->children || !array->private_data) goto fail;
     schema->format = "+s";
@@ -307,7 +333,7 @@ static int export_table(Table *t, struct ArrowSchema *schema, struct ArrowArray 
     array->n_buffers = 1;
     array->buffers = ((ArrPriv *)array->private_data)->ptrs;
     array->release = release_struct;
-    for (int i = 0; i < N_COLS; i++) {
+    for (int i = 0; i < t->ncols; i++) {
         struct ArrowSchema *cs = calloc(1, sizeof(*cs));
         struct ArrowArray *ca = calloc(1, sizeof(*ca));
         ArrPriv *pv = calloc(1, sizeof(*pv));
@@ -544,9 +570,18 @@ typedef struct {
     int retx;
     int nmsg;
     int keep;
-    Buf dns[N_DNS];
-    int dns_n[N_DNS];
+    Buf flags_txt; /* dns.flags of the packet's messages, 0x1f-joined */
+    Buf msgs;      /* Msg records of the packet's messages */
+    Buf names;     /* their first question names */
+    Table mt;      /* messages table */
 } State;
+
+typedef struct {
+    uint16_t id, flags, answers;
+    int has_q;
+    size_t name_off, name_len;
+    uint16_t qtype;
+} Msg;
 
 static int refuse(State *s, const char *why) {
     if (!s->reason[0]) snprintf(s->reason, REASON_MAX, "%s (frame %u)", why, s->frame);
@@ -559,22 +594,13 @@ static int is_dns_port(const State *s, uint16_t p) {
     return 0;
 }
 
-/* append one occurrence of a DNS field (joined with 0x1f like tshark's -E occurrence=a) */
-static int field(State *s, int f, const char *txt, size_t n) {
-    Buf *b = &s->dns[f - C_DNS_ID];
-    if (s->dns_n[f - C_DNS_ID]++ && buf_put(b, "\x1f", 1)) return -1;
-    return buf_put(b, txt, n);
-}
-
-static int field_u(State *s, int f, unsigned v) {
-    char tmp[16];
-    return field(s, f, tmp, fmt_u32(tmp, v));
-}
-
-static int field_x(State *s, int f, unsigned v) {
+/* append dns.flags as tshark prints it, joined with 0x1f like -E occurrence=a */
+static int flags_text(State *s, unsigned v) {
     static const char hex[] = "0123456789abcdef";
-    char tmp[6] = {'0', 'x', hex[(v >> 12) & 15], hex[(v >> 8) & 15], hex[(v >> 4) & 15], hex[v & 15]};
-    return field(s, f, tmp, 6);
+    char tmp[7] = {'\x1f', '0', 'x', hex[(v >> 12) & 15], hex[(v >> 8) & 15], hex[(v >> 4) & 15],
+                   hex[v & 15]};
+    int first = s->flags_txt.len == 0;
+    return buf_put(&s->flags_txt, tmp + first, 7 - (size_t)first);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -622,11 +648,12 @@ static size_t dns_name(State *s, const uint8_t *m, size_t n, size_t off, char *o
 
 static int dns_message(State *s, const uint8_t *m, size_t n) {
     if (n < 12) return refuse(s, "DNS message shorter than its header");
-    uint16_t id = be16(m), flags = be16(m + 2), qd = be16(m + 4), an = be16(m + 6);
-    int update = ((flags >> 11) & 0xF) == 5;
-    if (field_x(s, C_DNS_ID, id) || field_x(s, C_DNS_FLAGS, flags)) return -1;
-    if (field_u(s, update ? C_DNS_ZD : C_DNS_QD, qd) || field_u(s, update ? C_DNS_PR : C_DNS_AN, an))
-        return -1;
+    /* header: an UPDATE counts zones and prerequisites where a query has questions and answers;
+     * either way the first question (zone) is the message's name, the second count its
+     * `answers` (kit.capture._messages) */
+    Msg g = {be16(m), be16(m + 2), be16(m + 6), 0, 0, 0, 0};
+    uint16_t qd = be16(m + 4);
+    if (flags_text(s, g.flags)) return -1;
     size_t off = 12;
     char name[264];
     for (unsigned i = 0; i < qd; i++) {
@@ -634,9 +661,16 @@ static int dns_message(State *s, const uint8_t *m, size_t n) {
         size_t after = dns_name(s, m, n, off, name, &nl);
         if (!after) return -1;
         if (after + 4 > n) return refuse(s, "DNS question runs past the end of the message");
-        if (field(s, C_DNS_QNAME, name, nl) || field_u(s, C_DNS_QTYPE, be16(m + after))) return -1;
+        if (i == 0) {
+            g.has_q = 1;
+            g.name_off = s->names.len;
+            g.name_len = nl;
+            g.qtype = be16(m + after);
+            if (buf_put(&s->names, name, nl)) return -1;
+        }
         off = after + 4;
     }
+    if (buf_put(&s->msgs, &g, sizeof g)) return -1;
     s->nmsg++;
     return 0;
 }
@@ -1062,10 +1096,9 @@ static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
     s->retx = 0;
     s->nmsg = 0;
     s->keep = 0;
-    for (int i = 0; i < N_DNS; i++) {
-        s->dns[i].len = 0;
-        s->dns_n[i] = 0;
-    }
+    s->flags_txt.len = 0;
+    s->msgs.len = 0;
+    s->names.len = 0;
     if (link_layer(s, dlt, p, caplen)) return -1;
     if (!s->keep || !s->transport) return 0;
     Table *t = &s->t;
@@ -1083,10 +1116,27 @@ static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
         put_u32(&c[C_SEQ], s->seq, is_tcp))
         return -1;
     uint8_t rx = (uint8_t)(is_tcp && s->retx);
-    if (put_fixed(&c[C_RETX], &rx, 1, 1) || put_u16(&c[C_NMSG], (uint16_t)s->nmsg, 1)) return -1;
-    for (int i = 0; i < N_DNS; i++)
-        if (put_str(&c[C_DNS_ID + i], s->dns[i].data, s->dns[i].len, s->dns_n[i] > 0)) return -1;
+    if (s->nmsg > 0xFFFF) return refuse(s, "more than 65535 DNS messages in one packet");
+    if (put_fixed(&c[C_RETX], &rx, 1, 1) || put_u16(&c[C_NMSG], (uint16_t)s->nmsg, 1) ||
+        put_str(&c[C_DNS_FLAGS], s->flags_txt.data, s->flags_txt.len, s->nmsg > 0))
+        return -1;
     t->rows++;
+    if (s->transport == 3) return 0; /* quoted in an ICMP error: counted, not a transaction */
+    Col *mc = s->mt.cols;
+    const Msg *ms = (const Msg *)s->msgs.data;
+    for (int i = 0; i < s->nmsg; i++) {
+        const Msg *g = &ms[i];
+        if (put_u32(&mc[M_FRAME], s->frame, 1) || put_i64(&mc[M_TS], s->ts) ||
+            put_str(&mc[M_SRC], a, na, 1) || put_str(&mc[M_DST], b, nb, 1) ||
+            put_u16(&mc[M_SPORT], s->sport, 1) || put_u16(&mc[M_DPORT], s->dport, 1) ||
+            put_str(&mc[M_TRANSPORT], tr, 3, 1) || put_u32(&mc[M_STREAM], s->stream, is_tcp) ||
+            put_i64(&mc[M_MSG], i) || put_u16(&mc[M_ID], g->id, 1) ||
+            put_u16(&mc[M_FLAGS], g->flags, 1) || put_u16(&mc[M_ANSWERS], g->answers, 1) ||
+            put_str(&mc[M_QNAME], s->names.data + g->name_off, g->name_len, g->has_q) ||
+            put_fixed(&mc[M_QTYPE], &(int64_t){g->qtype}, 8, g->has_q))
+            return -1;
+        s->mt.rows++;
+    }
     return 0;
 }
 
@@ -1245,7 +1295,7 @@ static int run_pcapng(State *s, const uint8_t *buf, size_t n, Info *info) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * parse(data, ports) -> (reason | None, info dict, schema capsule, array capsule)
+ * parse(data, ports) -> (reason | None, info, (schema, array) packets, (schema, array) messages)
  * ------------------------------------------------------------------------------------------- */
 
 static PyObject *parse(PyObject *self, PyObject *args) {
@@ -1278,12 +1328,14 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     Py_DECREF(seq);
     Info info = {0};
     int rc = 0;
-    struct ArrowSchema *schema = NULL;
-    struct ArrowArray *array = NULL;
+    struct ArrowSchema *schema[2] = {NULL, NULL};
+    struct ArrowArray *array[2] = {NULL, NULL};
     Py_BEGIN_ALLOW_THREADS;
     const uint8_t *buf = view.buf;
     size_t n = (size_t)view.len;
-    if (table_init(&s->t, n / 128 + 64)) rc = -2;
+    if (table_init(&s->t, SPECS, N_COLS, n / 128 + 64) ||
+        table_init(&s->mt, MSPECS, N_MCOLS, n / 160 + 64))
+        rc = -2;
     else if (n < 4) rc = refuse(s, "file shorter than a capture header");
     else {
         uint32_t m = le32(buf);
@@ -1291,20 +1343,30 @@ static PyObject *parse(PyObject *self, PyObject *args) {
         else rc = run_pcap(s, buf, n, &info);
     }
     if (rc && !s->reason[0]) rc = -2; /* out of memory */
-    if (rc == 0) {
-        schema = malloc(sizeof(*schema));
-        array = malloc(sizeof(*array));
-        if (!schema || !array || export_table(&s->t, schema, array)) {
-            free(schema);
-            free(array);
-            schema = NULL;
-            array = NULL;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        schema[k] = malloc(sizeof(struct ArrowSchema));
+        array[k] = malloc(sizeof(struct ArrowArray));
+        if (!schema[k] || !array[k] || export_table(k ? &s->mt : &s->t, schema[k], array[k])) {
+            free(schema[k]);
+            free(array[k]);
+            schema[k] = NULL;
+            array[k] = NULL;
             rc = -2;
         }
     }
     Py_END_ALLOW_THREADS;
     PyObject *result = NULL;
     if (rc == -2) {
+        for (int k = 0; k < 2; k++) {
+            if (schema[k]) {
+                schema[k]->release(schema[k]);
+                free(schema[k]);
+            }
+            if (array[k]) {
+                array[k]->release(array[k]);
+                free(array[k]);
+            }
+        }
         PyErr_NoMemory();
         goto error;
     }
@@ -1312,35 +1374,47 @@ static PyObject *parse(PyObject *self, PyObject *args) {
         result = Py_BuildValue("(sOOO)", s->reason, Py_None, Py_None, Py_None);
         goto done;
     }
-    PyObject *cs = PyCapsule_New(schema, "arrow_schema", capsule_schema_free);
-    if (!cs) {
-        schema->release(schema);
-        free(schema);
-    }
-    PyObject *ca = PyCapsule_New(array, "arrow_array", capsule_array_free);
-    if (!ca) {
-        array->release(array);
-        free(array);
+    PyObject *pair[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        PyObject *cs = PyCapsule_New(schema[k], "arrow_schema", capsule_schema_free);
+        if (!cs) {
+            schema[k]->release(schema[k]);
+            free(schema[k]);
+        }
+        PyObject *ca = PyCapsule_New(array[k], "arrow_array", capsule_array_free);
+        if (!ca) {
+            array[k]->release(array[k]);
+            free(array[k]);
+        }
+        if (cs && ca) pair[k] = PyTuple_Pack(2, cs, ca);
+        Py_XDECREF(cs);
+        Py_XDECREF(ca);
     }
     PyObject *d = Py_BuildValue("{s:s,s:z,s:K,s:O}", "file_format",
                                 info.file_format ? info.file_format : "pcap", "link_type",
                                 info.link_type, "packets", (unsigned long long)info.packets,
                                 "truncated", info.truncated ? Py_True : Py_False);
-    if (cs && ca && d) result = Py_BuildValue("(OOOO)", Py_None, d, cs, ca);
-    Py_XDECREF(cs);
-    Py_XDECREF(ca);
+    if (pair[0] && pair[1] && d) result = Py_BuildValue("(OOOO)", Py_None, d, pair[0], pair[1]);
+    Py_XDECREF(pair[0]);
+    Py_XDECREF(pair[1]);
     Py_XDECREF(d);
 done:
     table_free(&s->t);
     conns_free(&s->conns);
-    for (int i = 0; i < N_DNS; i++) free(s->dns[i].data);
+    free(s->flags_txt.data);
+    free(s->msgs.data);
+    free(s->names.data);
+    table_free(&s->mt);
     free(s);
     PyBuffer_Release(&view);
     return result;
 error:
     table_free(&s->t);
     conns_free(&s->conns);
-    for (int i = 0; i < N_DNS; i++) free(s->dns[i].data);
+    free(s->flags_txt.data);
+    free(s->msgs.data);
+    free(s->names.data);
+    table_free(&s->mt);
     free(s);
     PyBuffer_Release(&view);
     return NULL;
@@ -1348,10 +1422,11 @@ error:
 
 static PyMethodDef METHODS[] = {
     {"parse", parse, METH_VARARGS,
-     "parse(data, ports) -> (reason, info, schema, array)\n\n"
-     "The DNS-related packets of a pcap/pcapng file (bytes-like) as an Arrow struct array\n"
-     "(PyCapsules) and a dict of file facts; or, when the file needs tshark, the reason and\n"
-     "three Nones. ports: the DNS ports whose packets are kept even without DNS."},
+     "parse(data, ports) -> (reason, info, packets, messages)\n\n"
+     "The DNS-related packets of a pcap/pcapng file (bytes-like) and their DNS messages over\n"
+     "UDP/TCP, each an Arrow struct array as a (schema, array) PyCapsule pair, and a dict of\n"
+     "file facts; or, when the file needs tshark, the reason and three Nones.\n"
+     "ports: the DNS ports whose packets are kept even without DNS."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1474,8 +1474,10 @@ def _build(
     notes: list[str],
     truncated: bool,
     gzipped: bool,
+    messages: tuple[pl.DataFrame, dict[str, int]] | None = None,
 ) -> _FileResult:
-    m, mcounts = _messages(pk)
+    # the native engine hands its messages over ready-made (what _messages returns)
+    m, mcounts = messages if messages is not None else _messages(pk)
     in_icmp, in_http, unparsed = mcounts["in_icmp"], mcounts["in_http"], mcounts["unparsed"]
     t, counts = _pair(m)
     first_ns = pk["ts_ns"].min() if pk.height else None

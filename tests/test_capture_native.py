@@ -439,8 +439,10 @@ def test_hostile_bytes_never_crash(tmp_path: Path) -> None:
             data[rnd.randrange(24, len(data))] = rnd.randrange(256)
         if i % 7 == 0:
             data = data[: rnd.randrange(24, len(data))]
-        rows, info, reason = _capture_native._parse(bytes(data), [53])
+        got, info, reason = _capture_native._parse(bytes(data), [53])
         outcomes.add(reason is None)
-        if rows is not None:
+        if got is not None:
+            rows, msgs = got
             assert rows.height <= 26 and info["packets"] <= 26
+            assert msgs.height == int(rows["dns_messages"].cast(pl.Int64).sum() or 0)
     assert outcomes == {True, False}
