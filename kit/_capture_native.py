@@ -70,7 +70,8 @@ _ROW_DTYPES: dict[str, Any] = {
     "dns_messages": pl.UInt16,
     "dns_flags": pl.String,
 }
-#: dtypes of the message rows (those :func:`kit.capture._messages` returns, before ``qr``)
+#: dtypes of the message rows (those :func:`kit.capture._messages` returns, before ``qr``, and
+#: the pairing :func:`kit.capture._pair` would compute)
 _MSG_DTYPES: dict[str, Any] = {
     "frame": pl.UInt32,
     "ts_ns": pl.Int64,
@@ -86,6 +87,10 @@ _MSG_DTYPES: dict[str, Any] = {
     "answers": pl.UInt16,
     "qname": pl.String,
     "qtype_n": pl.Int64,
+    # paired in C by kit.capture._pair's rules: 0 query, 1 retransmitted query, 2 answer,
+    # 3 duplicate response, 4 orphan response; txn = row of the transaction's query
+    "role": pl.Int8,
+    "txn": pl.Int64,
 }
 
 

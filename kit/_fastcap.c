@@ -128,7 +128,7 @@ static inline size_t fmt_u32(char *out, uint32_t v) {
  * output columns
  * ------------------------------------------------------------------------------------------- */
 
-enum Kind { K_U16, K_U32, K_I64, K_BOOL, K_STR };
+enum Kind { K_I8, K_U16, K_U32, K_I64, K_BOOL, K_STR };
 
 typedef struct {
     const char *name;
@@ -179,6 +179,8 @@ enum {
     M_ANSWERS,
     M_QNAME,
     M_QTYPE,
+    M_ROLE,
+    M_TXN,
     N_MCOLS
 };
 
@@ -188,7 +190,8 @@ static const ColSpec MSPECS[N_MCOLS] = {
     {"dst_ip", "u", K_STR},    {"src_port", "S", K_U16},   {"dst_port", "S", K_U16},
     {"transport", "u", K_STR}, {"tcp_stream", "I", K_U32}, {"msg", "l", K_I64},
     {"dns_id", "S", K_U16},    {"flags", "S", K_U16},      {"answers", "S", K_U16},
-    {"qname", "u", K_STR},     {"qtype_n", "l", K_I64},
+    {"qname", "u", K_STR},     {"qtype_n", "l", K_I64},    {"role", "c", K_I8},
+    {"txn", "l", K_I64},
 };
 
 #define MAX_COLS 16
@@ -223,7 +226,7 @@ static int table_init(Table *t, const ColSpec *specs, int ncols, size_t rows) {
     t->ncols = ncols;
     for (int i = 0; i < ncols; i++) {
         enum Kind k = specs[i].kind;
-        size_t w = k == K_U16 ? 2 : k == K_I64 ? 8 : k == K_BOOL ? 1 : 4;
+        size_t w = k == K_U16 ? 2 : k == K_I64 ? 8 : (k == K_BOOL || k == K_I8) ? 1 : 4;
         if (buf_reserve(&t->cols[i].values, rows * w + 8) || buf_reserve(&t->cols[i].valid, rows + 8))
             return -1;
         if (k == K_STR && buf_reserve(&t->cols[i].data, rows * 8 + 8)) return -1;
@@ -542,6 +545,53 @@ static Conn *conns_new(ConnTable *ct, const uint8_t *key) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * pairing (kit.capture._pair's rules, like tshark's DNS dissector): per conversation (the TCP
+ * stream, or the unordered UDP address/port pair) and DNS ID, a query repeated within 5 s of the
+ * first one while unanswered is a retransmission, the first response answers, later ones are
+ * duplicates, a response with no query is an orphan
+ * ------------------------------------------------------------------------------------------- */
+
+#define PKEY 40
+typedef struct {
+    uint8_t key[PKEY];
+    int used;
+    int answered;
+    int64_t txn, ts;
+    uint32_t frame;
+} PSlot;
+
+typedef struct {
+    PSlot *slots;
+    size_t size, used;
+} PairTable;
+
+static uint64_t hash_bytes(const uint8_t *k, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ k[i]) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+static PSlot *pair_slot(PairTable *pt, const uint8_t *key) {
+    if (pt->used * 2 >= pt->size) {
+        size_t size = pt->size ? pt->size * 2 : 4096;
+        PSlot *ns = calloc(size, sizeof(PSlot));
+        if (!ns) return NULL;
+        for (size_t i = 0; i < pt->size; i++) {
+            if (!pt->slots[i].used) continue;
+            size_t j = hash_bytes(pt->slots[i].key, PKEY) & (size - 1);
+            while (ns[j].used) j = (j + 1) & (size - 1);
+            ns[j] = pt->slots[i];
+        }
+        free(pt->slots);
+        pt->slots = ns;
+        pt->size = size;
+    }
+    size_t j = hash_bytes(key, PKEY) & (pt->size - 1);
+    while (pt->slots[j].used && memcmp(pt->slots[j].key, key, PKEY) != 0) j = (j + 1) & (pt->size - 1);
+    return &pt->slots[j];
+}
+
+/* ---------------------------------------------------------------------------------------------
  * per-file state and the current packet
  * ------------------------------------------------------------------------------------------- */
 
@@ -574,6 +624,7 @@ typedef struct {
     Buf msgs;      /* Msg records of the packet's messages */
     Buf names;     /* their first question names */
     Table mt;      /* messages table */
+    PairTable pairs;
 } State;
 
 typedef struct {
@@ -1124,8 +1175,60 @@ static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
     if (s->transport == 3) return 0; /* quoted in an ICMP error: counted, not a transaction */
     Col *mc = s->mt.cols;
     const Msg *ms = (const Msg *)s->msgs.data;
+    /* conversation key: TCP stream, or the unordered UDP endpoints; then the DNS ID */
+    uint8_t key[PKEY] = {0};
+    if (is_tcp) {
+        key[0] = 1;
+        memcpy(key + 1, &s->stream, 4);
+    } else {
+        uint8_t ea[18] = {0}, eb[18] = {0};
+        int alen = s->af == 4 ? 4 : 16;
+        memcpy(ea, s->src, (size_t)alen);
+        ea[16] = (uint8_t)(s->sport >> 8);
+        ea[17] = (uint8_t)s->sport;
+        memcpy(eb, s->dst, (size_t)alen);
+        eb[16] = (uint8_t)(s->dport >> 8);
+        eb[17] = (uint8_t)s->dport;
+        int lo = memcmp(ea, eb, 18) <= 0;
+        key[0] = (uint8_t)(s->af == 4 ? 2 : 3);
+        memcpy(key + 1, lo ? ea : eb, 18);
+        memcpy(key + 19, lo ? eb : ea, 18);
+    }
     for (int i = 0; i < s->nmsg; i++) {
         const Msg *g = &ms[i];
+        int64_t ev = s->mt.rows, txn = -1;
+        int8_t role;
+        key[37] = (uint8_t)(g->id >> 8);
+        key[38] = (uint8_t)g->id;
+        PSlot *st = pair_slot(&s->pairs, key);
+        if (!st) return -1;
+        if (!(g->flags & 0x8000)) { /* query */
+            if (st->used && !st->answered && st->frame != s->frame && s->ts - st->ts < 5000000000LL) {
+                role = 1;
+                txn = st->txn;
+            } else {
+                if (!st->used) {
+                    memcpy(st->key, key, PKEY);
+                    st->used = 1;
+                    s->pairs.used++;
+                }
+                st->answered = 0;
+                st->txn = ev;
+                st->ts = s->ts;
+                st->frame = s->frame;
+                role = 0;
+                txn = ev;
+            }
+        } else if (!st->used) {
+            role = 4;
+        } else if (!st->answered) {
+            st->answered = 1;
+            role = 2;
+            txn = st->txn;
+        } else {
+            role = 3;
+            txn = st->txn;
+        }
         if (put_u32(&mc[M_FRAME], s->frame, 1) || put_i64(&mc[M_TS], s->ts) ||
             put_str(&mc[M_SRC], a, na, 1) || put_str(&mc[M_DST], b, nb, 1) ||
             put_u16(&mc[M_SPORT], s->sport, 1) || put_u16(&mc[M_DPORT], s->dport, 1) ||
@@ -1133,7 +1236,8 @@ static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
             put_i64(&mc[M_MSG], i) || put_u16(&mc[M_ID], g->id, 1) ||
             put_u16(&mc[M_FLAGS], g->flags, 1) || put_u16(&mc[M_ANSWERS], g->answers, 1) ||
             put_str(&mc[M_QNAME], s->names.data + g->name_off, g->name_len, g->has_q) ||
-            put_fixed(&mc[M_QTYPE], &(int64_t){g->qtype}, 8, g->has_q))
+            put_fixed(&mc[M_QTYPE], &(int64_t){g->qtype}, 8, g->has_q) ||
+            put_fixed(&mc[M_ROLE], &role, 1, 1) || put_fixed(&mc[M_TXN], &txn, 8, txn >= 0))
             return -1;
         s->mt.rows++;
     }
@@ -1405,6 +1509,7 @@ done:
     free(s->msgs.data);
     free(s->names.data);
     table_free(&s->mt);
+    free(s->pairs.slots);
     free(s);
     PyBuffer_Release(&view);
     return result;
@@ -1415,6 +1520,7 @@ error:
     free(s->msgs.data);
     free(s->names.data);
     table_free(&s->mt);
+    free(s->pairs.slots);
     free(s);
     PyBuffer_Release(&view);
     return NULL;

@@ -518,7 +518,10 @@ def read_capture(
         cdir = cache_dir()
     else:
         cdir = Path(cache)
-    version = _cached_tshark_version(tshark, cdir) if tshark is not None else None
+    # tshark's version keys the cache and fills meta; the native engine needs it for neither
+    # (`tshark -v` costs ~0.2 s), so without a cache it is asked only when tshark reads a file
+    need_version = tshark is not None and (engine == "tshark" or cdir is not None)
+    version = _cached_tshark_version(tshark, cdir) if need_version else None
     if display_filter:
         assert tshark is not None
         _check_display_filter(tshark, display_filter)
@@ -719,6 +722,8 @@ def _load_one(
                 )
                 bar.finish(path, int(res.meta["packets"].item() or 0))
     if res is None:
+        if tshark is not None and version is None:
+            version = _cached_tshark_version(tshark, cdir)
         if tshark is None:
             raise ToolNotFoundError(
                 "tshark", install_hint=f"apt-get install tshark ({path} needs it: {reason})"
@@ -1355,8 +1360,11 @@ def _pair(m: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
     """Pair queries and responses like tshark; returns (transactions, counts).
 
     ``m`` is in capture order. A conversation is the TCP stream, or the unordered UDP address/port
-    pair (hashed to 64 bits).
+    pair (hashed to 64 bits). When ``m`` has ``role`` and ``txn`` already (the native engine
+    applies these rules in C while it reads), only the transactions are assembled.
     """
+    if "role" in m.columns and "txn" in m.columns:
+        return _transactions(m.with_row_index("ev"))
     ep_a = pl.struct(ip=pl.col("src_ip"), port=pl.col("src_port")).hash(seed=1)
     ep_b = pl.struct(ip=pl.col("dst_ip"), port=pl.col("dst_port")).hash(seed=1)
     conv = (
@@ -1432,6 +1440,11 @@ def _pair(m: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
             .with_columns(role=pl.coalesce("role", "_role"), txn=pl.coalesce("txn", "_txn"))
             .drop("_role", "_txn")
         )
+    return _transactions(ev)
+
+
+def _transactions(ev: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Transactions and counts from messages with ``ev`` (row index), ``role`` and ``txn``."""
     counts = {
         "queries": int((ev["role"] == 0).sum()),
         "retx": int((ev["role"] == 1).sum()),
