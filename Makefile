@@ -47,6 +47,7 @@ bench: setup
 
 sanitize: setup
 	$(BIN)/python tools/sanitize_fastlog.py
+	$(BIN)/python tools/sanitize_fastcap.py
 
 sample: setup
 	@if [ "$$(id -u)" -ne 0 ]; then echo "make sample needs root (it creates network namespaces)"; exit 1; fi
