@@ -1,8 +1,10 @@
 """Capture loader: DNS transactions, TCP connections and packet rates from pcap/pcapng files.
 
-:func:`read_capture` runs ``tshark -T fields`` (one process per file, files in parallel) with the C
+:func:`read_capture` reads each file with the native engine (``kit/_fastcap.c``, see
+:mod:`kit._capture_native`) when it supports what the file holds, else (and with
+``engine="tshark"``) runs ``tshark -T fields`` (one process per file, files in parallel) with the C
 locale, writes its tab-separated output to a temporary file, parses it with polars and pairs queries
-with responses in polars. It returns a :class:`Capture` of four frames (``dns``, ``tcp``,
+with responses in polars; both engines share everything from the per-packet rows on. It returns a :class:`Capture` of four frames (``dns``, ``tcp``,
 ``packets``, ``meta``) whose schemas are the module constants :data:`DNS_SCHEMA`,
 :data:`TCP_SCHEMA`, :data:`PACKETS_SCHEMA` and :data:`META_SCHEMA`.
 
@@ -343,7 +345,8 @@ def read_capture(
         (~160 MB + ~0.5 kB per packet of the range) and uses every core. The ranges overlap by
         :data:`CHUNK_OVERLAP_PACKETS` so TCP state carries over, and TCP stream numbers are
         stitched to equal one pass over the whole file. ``None``: :data:`DEFAULT_CHUNK_PACKETS`;
-        ``0``: never split. Not used with ``display_filter`` (one pass then).
+        ``0``: never split. Not used with ``display_filter`` (one pass then). The tshark engine
+        only: the native engine reads a file in one pass.
     dns_ports
         The ports DNS servers listen on (default ``(53,)``). ``tcp`` holds the TCP connections
         with one of these ports at either end; packets to or from them are kept even when they

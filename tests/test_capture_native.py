@@ -75,6 +75,7 @@ def _captures() -> list[Path]:
 NATIVE_FILES = {
     "chrissanders_dns_lab.pcapng",
     "chrissanders_dns_tcp.pcapng",
+    "chrissanders_nowebaccess1.pcapng",
     "dnscap_dns.pcap",
     "dnscap_dnso1tcp.pcap",  # 41 connections on one 4-tuple
     "dnscap_dnsotcp-many1pkt.pcap",
