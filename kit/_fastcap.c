@@ -441,7 +441,9 @@ typedef struct {
     int64_t nextseqtime;
     int lastack_known;
     uint32_t lastack;
+    int64_t lastacktime;
     uint32_t window;
+    int window_known;
     uint32_t dupacknum;
     /* DNS reassembly */
     int r_init;
@@ -884,8 +886,13 @@ static int tcp(State *s, const uint8_t *p, size_t n, size_t rep) {
     }
     if (!syn && ackf && c->first_rtt == 0 && c->mru_syn_set) c->first_rtt = s->ts - c->mru_syn;
 
-    /* sequence analysis (packet-tcp.c, tcp_analyze_sequence_number) */
-    int keepalive = 0, dupack = 0, retx = 0;
+    /* sequence analysis (packet-tcp.c, tcp_analyze_sequence_number); a zero-window probe (which
+     * tshark keeps out of its next-sequence bookkeeping) is not modelled: refused where it
+     * matters, on a stream whose packets are rows */
+    if (seglen == 1 && fwd->next_known && seq == fwd->nextseq && rev->window_known &&
+        rev->window == 0 && (is_dns_port(s, sp) || is_dns_port(s, dp) || dns_tcp(s, sp, dp) > 0))
+        return refuse(s, "a TCP zero-window probe on a DNS stream");
+    int keepalive = 0, dupack = 0, retx = 0, fast = 0;
     if (seglen <= 1 && !(flags & (0x01 | 0x02 | 0x04)) && fwd->next_known && fwd->nextseq - 1 == seq)
         keepalive = 1;
     if (!keepalive && seglen == 0 && window && window == fwd->window && fwd->next_known &&
@@ -901,16 +908,14 @@ static int tcp(State *s, const uint8_t *p, size_t n, size_t rep) {
             int64_t t = s->ts - fwd->nextseqtime;
             int64_t thres = c->first_rtt ? c->first_rtt : 3000000;
             uint32_t end = seq + (uint32_t)seglen + ((flags & (0x01 | 0x02)) ? 1 : 0);
-            if (t < thres && fwd->nextseq != end) {
+            if (s->ts - rev->lastacktime < 20000000 && rev->lastack_known &&
+                rev->lastack == seq && rev->dupacknum >= 2) {
+                retx = fast = 1; /* fast retransmission (tshark adds the retransmission flag too) */
+            } else if (t < thres && fwd->nextseq != end) {
                 /* out of order */
-            } else if (t < 20000000 && rev->lastack_known && rev->lastack == seq &&
-                       rev->dupacknum >= 2) {
-                retx = 1; /* fast retransmission (tshark adds the retransmission flag too) */
-            } else if (seglen > 0 && rev->lastack_known &&
-                       LE_SEQ(seq + (uint32_t)seglen, rev->lastack)) {
-                /* spurious retransmission: its own flag only */
             } else {
-                retx = 1;
+                retx = 1; /* also a spurious one (data already acknowledged): tshark 4.0 flags
+                           * it as a retransmission too */
             }
         }
     }
@@ -922,9 +927,11 @@ static int tcp(State *s, const uint8_t *p, size_t n, size_t rep) {
             fwd->nextseqtime = s->ts;
         }
         fwd->window = window;
+        fwd->window_known = 1;
         if (ackf) {
             fwd->lastack = ack;
             fwd->lastack_known = 1;
+            fwd->lastacktime = s->ts;
         }
     }
     s->retx = retx;
@@ -943,6 +950,9 @@ static int tcp(State *s, const uint8_t *p, size_t n, size_t rep) {
     }
     if (!seglen) return 0;
     if (rep > n) return refuse(s, "a DNS packet cut short by the snap length");
+    /* tshark does not hand retransmitted or out-of-order segments to DNS (bytes already seen
+     * are skipped below, the same), but a fast retransmission it does: not modelled */
+    if (fast) return refuse(s, "a TCP fast retransmission in a DNS stream");
     if (!fwd->r_init) {
         fwd->r_init = 1;
         fwd->r_next = seq;

@@ -447,3 +447,66 @@ def test_hostile_bytes_never_crash(tmp_path: Path) -> None:
             assert rows.height <= 26 and info["packets"] <= 26
             assert msgs.height == int(rows["dns_messages"].cast(pl.Int64).sum() or 0)
     assert outcomes == {True, False}
+
+
+def test_tcp_retransmission_kinds(tmp_path: Path, tshark: str) -> None:
+    """tcp.analysis.retransmission as tshark sets it, and which retransmitted DNS it dissects.
+
+    A: a fast retransmission after three duplicate ACKs (flagged, and tshark dissects its DNS
+    again: the native engine leaves such a file to tshark), a spurious one (data already
+    acknowledged: flagged), a keep-alive and a segment out of order within the first RTT (not
+    flagged), one after a timeout (flagged). B: the same without the fast retransmission and the
+    reordering: the native engine reads it, same flags, the retransmitted DNS counted once."""
+    C, S = "10.0.0.1", "10.0.0.53"
+    SYN, ACK, PSH = 0x02, 0x10, 0x08
+    qs = [_lp(MF.dns(0x200 + i, 0x0100, [b"r%d" % i, b"example"], 1)) for i in range(6)]
+    c0, s0 = 100, 900
+    seqs = [c0 + 1]
+    for q in qs:
+        seqs.append(seqs[-1] + len(q))
+
+    def make(fast: bool) -> list[tuple[float, bytes]]:
+        recs: list[tuple[float, bytes]] = []
+
+        def pkt(t: float, out: bool, seq: int, ack: int, fl: int, data: bytes = b"") -> None:
+            ip = (
+                MF.tcp(C, 42000, S, 53, seq, ack, fl, data, 1)
+                if out
+                else MF.tcp(S, 53, C, 42000, seq, ack, fl, data, 2)
+            )
+            recs.append((t, MF.eth(ip)))
+
+        pkt(0.000, True, c0, 0, SYN)
+        pkt(0.010, False, s0, c0 + 1, SYN | ACK)
+        pkt(0.020, True, c0 + 1, s0 + 1, ACK)  # first RTT: 20 ms
+        for i in range(3):  # three segments back to back
+            pkt(0.100 + i * 0.001, True, seqs[i], s0 + 1, PSH | ACK, qs[i])
+        if fast:  # three duplicate ACKs for the first segment, then its fast retransmission
+            for i in range(3):
+                pkt(0.110 + i * 0.001, False, s0 + 1, seqs[0], ACK)
+            pkt(0.114, True, seqs[0], s0 + 1, PSH | ACK, qs[0])
+        pkt(0.120, False, s0 + 1, seqs[3], ACK)  # everything acknowledged
+        pkt(0.300, True, seqs[1], s0 + 1, PSH | ACK, qs[1])  # spurious: already acknowledged
+        pkt(0.400, True, seqs[3] - 1, s0 + 1, ACK, b"\0")  # keep-alive
+        if fast:  # out of order: the later segment first, the earlier 1 ms after
+            pkt(0.500, True, seqs[4], s0 + 1, PSH | ACK, qs[4])
+            pkt(0.501, True, seqs[3], s0 + 1, PSH | ACK, qs[3])
+        else:
+            pkt(0.500, True, seqs[3], s0 + 1, PSH | ACK, qs[3])
+        pkt(1.500, True, seqs[3], s0 + 1, PSH | ACK, qs[3])  # timeout retransmission
+        return recs
+
+    path = tmp_path / "retx.pcap"
+    path.write_bytes(_pcap(make(True), 1))
+    ref, got = both(path)
+    # 10 fast, 12 spurious, 13 keep-alive, 14/15 out of order, 16 timeout
+    assert ref.packets.filter(pl.col("is_retransmission"))["frame"].to_list() == [10, 12, 16]
+    assert ref.meta["dns_query_retransmissions"].item() == 1  # the fast one, dissected again
+    assert engine_of(got) == "tshark" and "fast retransmission" in got.meta["engine_reason"].item()
+    path2 = tmp_path / "retx2.pcap"
+    path2.write_bytes(_pcap(make(False), 1))
+    ref2, got2 = both(path2)
+    assert engine_of(got2) == "native", got2.meta["engine_reason"].item()
+    # 8 spurious, 9 keep-alive, 11 timeout
+    assert ref2.packets.filter(pl.col("is_retransmission"))["frame"].to_list() == [8, 11]
+    assert got2.dns.height == 4 and got2.meta["dns_query_retransmissions"].item() == 0
