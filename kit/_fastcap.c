@@ -469,11 +469,23 @@ typedef struct {
     uint32_t next_stream;
 } ConnTable;
 
-static uint64_t hash_key(const uint8_t *k) {
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < 37; i++) h = (h ^ k[i]) * 1099511628211ULL;
-    return h ^ (h >> 29);
+/* a fast 64-bit hash of n bytes, 8 at a time (keys are fixed-size and zero-padded) */
+static uint64_t hash_bytes(const uint8_t *k, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, k + i, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
+    }
+    for (; i < n; i++) h = (h ^ k[i]) * 0x94D049BB133111EBULL;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    return h ^ (h >> 32);
 }
+
+static uint64_t hash_key(const uint8_t *k) { return hash_bytes(k, 37); }
 
 static void conns_free(ConnTable *ct) {
     for (size_t i = 0; i < ct->n_all; i++) {
@@ -555,23 +567,18 @@ static Conn *conns_new(ConnTable *ct, const uint8_t *key) {
 
 #define PKEY 40
 typedef struct {
+    uint64_t hash;
     uint8_t key[PKEY];
-    int used;
-    int answered;
-    int64_t txn, ts;
+    uint8_t used;
+    uint8_t answered;
     uint32_t frame;
+    int64_t txn, ts;
 } PSlot;
 
 typedef struct {
     PSlot *slots;
     size_t size, used;
 } PairTable;
-
-static uint64_t hash_bytes(const uint8_t *k, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ k[i]) * 1099511628211ULL;
-    return h ^ (h >> 29);
-}
 
 static PSlot *pair_slot(PairTable *pt, const uint8_t *key) {
     if (pt->used * 2 >= pt->size) {
@@ -580,7 +587,7 @@ static PSlot *pair_slot(PairTable *pt, const uint8_t *key) {
         if (!ns) return NULL;
         for (size_t i = 0; i < pt->size; i++) {
             if (!pt->slots[i].used) continue;
-            size_t j = hash_bytes(pt->slots[i].key, PKEY) & (size - 1);
+            size_t j = pt->slots[i].hash & (size - 1);
             while (ns[j].used) j = (j + 1) & (size - 1);
             ns[j] = pt->slots[i];
         }
@@ -588,8 +595,12 @@ static PSlot *pair_slot(PairTable *pt, const uint8_t *key) {
         pt->slots = ns;
         pt->size = size;
     }
-    size_t j = hash_bytes(key, PKEY) & (pt->size - 1);
-    while (pt->slots[j].used && memcmp(pt->slots[j].key, key, PKEY) != 0) j = (j + 1) & (pt->size - 1);
+    uint64_t h = hash_bytes(key, PKEY);
+    size_t j = h & (pt->size - 1);
+    while (pt->slots[j].used &&
+           (pt->slots[j].hash != h || memcmp(pt->slots[j].key, key, PKEY) != 0))
+        j = (j + 1) & (pt->size - 1);
+    pt->slots[j].hash = h; /* the caller fills the rest of a new slot */
     return &pt->slots[j];
 }
 
