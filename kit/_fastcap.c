@@ -227,7 +227,8 @@ static int table_init(Table *t, const ColSpec *specs, int ncols, size_t rows) {
     for (int i = 0; i < ncols; i++) {
         enum Kind k = specs[i].kind;
         size_t w = k == K_U16 ? 2 : k == K_I64 ? 8 : (k == K_BOOL || k == K_I8) ? 1 : 4;
-        if (buf_reserve(&t->cols[i].values, rows * w + 8) || buf_reserve(&t->cols[i].valid, rows + 8))
+        if (buf_reserve(&t->cols[i].values, rows * w + 8) ||
+            buf_reserve(&t->cols[i].valid, rows + 8))
             return -1;
         if (k == K_STR && buf_reserve(&t->cols[i].data, rows * 8 + 8)) return -1;
     }
@@ -673,7 +674,8 @@ static int flags_text(State *s, unsigned v) {
 
 /* the name at off in msg, as tshark prints it; returns the offset after it (in the message, not
  * following pointers) or 0 to refuse */
-static size_t dns_name(State *s, const uint8_t *m, size_t n, size_t off, char *out, size_t *outlen) {
+static size_t dns_name(State *s, const uint8_t *m, size_t n, size_t off, char *out,
+                       size_t *outlen) {
     size_t pos = off, after = 0, len = 0;
     int jumps = 0;
     for (;;) {
@@ -697,7 +699,8 @@ static size_t dns_name(State *s, const uint8_t *m, size_t n, size_t off, char *o
         if (len) out[len++] = '.';
         for (size_t i = 0; i < l; i++) {
             uint8_t c = m[pos + 1 + i];
-            if (c < 0x20 || c >= 0x7F) return refuse(s, "DNS name with control or non-ASCII bytes"), 0;
+            if (c < 0x20 || c >= 0x7F)
+                return refuse(s, "DNS name with control or non-ASCII bytes"), 0;
             out[len++] = (char)c;
         }
         pos += 1 + l;
@@ -820,7 +823,8 @@ static int udp(State *s, const uint8_t *p, size_t n, size_t rep, int quoted) {
         if (n < 8) return 0;
         /* an ICMP error quotes the start of the datagram: tshark dissects what is there */
         size_t have = n - 8;
-        if (ulen < 8 || (size_t)ulen - 8 > have) return refuse(s, "ICMP quotes a partial DNS message");
+        if (ulen < 8 || (size_t)ulen - 8 > have)
+            return refuse(s, "ICMP quotes a partial DNS message");
         if (dns_message(s, p + 8, (size_t)ulen - 8)) return -1;
         s->keep = 1;
         return 0;
@@ -904,7 +908,8 @@ static int tcp(State *s, const uint8_t *p, size_t n, size_t rep) {
         rev->window == 0 && (is_dns_port(s, sp) || is_dns_port(s, dp) || dns_tcp(s, sp, dp) > 0))
         return refuse(s, "a TCP zero-window probe on a DNS stream");
     int keepalive = 0, dupack = 0, retx = 0, fast = 0;
-    if (seglen <= 1 && !(flags & (0x01 | 0x02 | 0x04)) && fwd->next_known && fwd->nextseq - 1 == seq)
+    if (seglen <= 1 && !(flags & (0x01 | 0x02 | 0x04)) && fwd->next_known &&
+        fwd->nextseq - 1 == seq)
         keepalive = 1;
     if (!keepalive && seglen == 0 && window && window == fwd->window && fwd->next_known &&
         seq == fwd->nextseq && fwd->lastack_known && ack == fwd->lastack &&
@@ -1224,7 +1229,8 @@ static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
         PSlot *st = pair_slot(&s->pairs, key);
         if (!st) return -1;
         if (!(g->flags & 0x8000)) { /* query */
-            if (st->used && !st->answered && st->frame != s->frame && s->ts - st->ts < 5000000000LL) {
+            if (st->used && !st->answered && st->frame != s->frame &&
+                s->ts - st->ts < 5000000000LL) {
                 role = 1;
                 txn = st->txn;
             } else {
@@ -1269,6 +1275,14 @@ static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
  * file formats
  * ------------------------------------------------------------------------------------------- */
 
+/* the current packet became a row: a DNS-related packet cut by the snap length is refused */
+static int last_row_is(const State *s) {
+    uint32_t last;
+    if (!s->t.rows) return 0;
+    memcpy(&last, s->t.cols[C_FRAME].values.data + (size_t)(s->t.rows - 1) * 4, 4);
+    return last == s->frame;
+}
+
 typedef struct {
     const char *file_format;
     const char *link_type;
@@ -1310,11 +1324,8 @@ static int run_pcap(State *s, const uint8_t *buf, size_t n, Info *info) {
         s->frame++;
         s->ts = (int64_t)sec * 1000000000 + (int64_t)frac * (nsec ? 1 : 1000);
         s->wirelen = wirelen;
-        if (caplen < wirelen) {
-            /* snap length: fine unless it cuts something the rows need (checked below) */
-        }
         if (packet(s, dlt, h + 16, caplen)) return -1;
-        if (caplen < wirelen && s->t.rows && ((uint32_t *)s->t.cols[C_FRAME].values.data)[s->t.rows - 1] == s->frame)
+        if (caplen < wirelen && last_row_is(s))
             return refuse(s, "a DNS-related packet cut short by the snap length");
         info->packets++;
         off += 16 + (size_t)caplen;
@@ -1400,12 +1411,13 @@ static int run_pcapng(State *s, const uint8_t *buf, size_t n, Info *info) {
             if (caplen > bn - 20) return refuse(s, "pcapng packet longer than its block");
             if (caplen > wirelen) return refuse(s, "pcapng record longer than its packet");
             Iface *f = &ifs[ifid];
-            if (units > (uint64_t)INT64_MAX / (uint64_t)f->mult) return refuse(s, "pcapng time out of range");
+            if (units > (uint64_t)INT64_MAX / (uint64_t)f->mult)
+                return refuse(s, "pcapng time out of range");
             s->frame++;
             s->ts = (int64_t)units * f->mult;
             s->wirelen = wirelen;
             if (packet(s, f->dlt, body + 20, caplen)) return -1;
-            if (caplen < wirelen && s->t.rows && ((uint32_t *)s->t.cols[C_FRAME].values.data)[s->t.rows - 1] == s->frame)
+            if (caplen < wirelen && last_row_is(s))
                 return refuse(s, "a DNS-related packet cut short by the snap length");
             info->packets++;
         } else if (type == 2 || type == 3) {

@@ -4,9 +4,11 @@
 :mod:`kit._capture_native`) when it supports what the file holds, else (and with
 ``engine="tshark"``) runs ``tshark -T fields`` (one process per file, files in parallel) with the C
 locale, writes its tab-separated output to a temporary file, parses it with polars and pairs queries
-with responses in polars; both engines share everything from the per-packet rows on. It returns a :class:`Capture` of four frames (``dns``, ``tcp``,
-``packets``, ``meta``) whose schemas are the module constants :data:`DNS_SCHEMA`,
-:data:`TCP_SCHEMA`, :data:`PACKETS_SCHEMA` and :data:`META_SCHEMA`.
+with responses in polars; both engines share everything from the per-packet rows on. It returns a
+:class:`Capture` of four frames (``dns``, ``tcp``, ``packets``, ``meta``) whose schemas are the
+module constants :data:`DNS_SCHEMA`, :data:`TCP_SCHEMA`, :data:`PACKETS_SCHEMA` and
+:data:`META_SCHEMA`. The notes below describe the tshark engine; the native one gives the same
+frames.
 
 How tshark's output is read
 ---------------------------
