@@ -14,7 +14,7 @@ setup: $(STAMP) $(SYSSTAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml setup.py kit/_fastlog.c | $(VENV)/bin/python $(SYSSTAMP)
+$(STAMP): pyproject.toml setup.py kit/_fastlog.c kit/_fastcap.c | $(VENV)/bin/python $(SYSSTAMP)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dns-incident-kit)" >/dev/null
@@ -53,6 +53,7 @@ bench: setup
 
 sanitize: setup
 	$(BIN)/python tools/sanitize_fastlog.py
+	$(BIN)/python tools/sanitize_fastcap.py
 
 # Seeded mutation fuzzing of the loaders, long mode (10,000 inputs per loader; tests/test_fuzz.py
 # runs the CI budget). FUZZ_ARGS e.g. "--seed 7" or "--inputs 2000"; findings kept in bench/out/fuzz.

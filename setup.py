@@ -1,10 +1,10 @@
-"""Build hooks: the optional native CoreDNS-log tokenizer (kit/_fastlog.c), and the notebooks
-shipped as package data.
+"""Build hooks: the optional native extensions, the CoreDNS-log tokenizer (kit/_fastlog.c) and
+the capture engine (kit/_fastcap.c), and the notebooks shipped as package data.
 
-Everything else about the package is declared in pyproject.toml. The extension is optional:
-where no C compiler is available the build goes on without it and ``kit.read_coredns_log``
-uses its polars-only path (same results, about half the speed); ``kit.coredns.NATIVE`` tells
-which one is in use.
+Everything else about the package is declared in pyproject.toml. Both extensions are optional:
+where no C compiler is available the build goes on without them; ``kit.read_coredns_log`` then
+uses its polars-only path (same results, about half the speed; ``kit.coredns.NATIVE`` tells) and
+``kit.read_capture`` uses tshark for every file (``kit._capture_native.NATIVE`` tells).
 
 The guided notebooks stay at the top of the repository (``notebooks/*.py``, their source of
 truth); the build copies them into the package as ``kit/_notebooks/`` so that ``dnskit report``
@@ -47,6 +47,12 @@ setup(
             sources=["kit/_fastlog.c"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
             optional=True,
-        )
+        ),
+        Extension(
+            "kit._fastcap",
+            sources=["kit/_fastcap.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
+            optional=True,
+        ),
     ],
 )

@@ -1,20 +1,30 @@
 """Benchmark kit.read_capture on a synthetic 1 M-packet node-local DNS capture, against baselines.
 
-Run: ``.venv/bin/python bench/bench_capture.py [--packets N] [--subset N] [--reps R]``.
+Run: ``.venv/bin/python bench/bench_capture.py [--packets N] [--subset N] [--reps R]
+[--source FILE] [--folder N]``.
 Everything is measured in this one run (the machine is shared, so only ratios mean something);
 each case runs in its own child process so its peak memory (ru_maxrss of the Python process and of
 its largest child, i.e. tshark) is its own. Cases:
 
 - ``tshark -T fields``: bare tshark with the kit's display filter and fields, output to
   /dev/null (the floor the loader builds on; the baseline of perf-baselines.md case a1/a2).
-- ``read_capture cold``: the kit end to end with its defaults (capinfos, packet ranges of 250 k
-  dissected by one tshark each, two at a time, polars, pairing, Parquet cache write into a fresh
-  folder).
-- ``read_capture one pass``: ``chunk_packets=0``: one tshark over the whole file, no cache.
+- ``read_capture native``: ``engine="native"``, no cache: the C engine (kit/_fastcap.c) and the
+  shared polars stages (pairing, TCP connections, packets, meta).
+- ``read_capture native, folder``: with ``--folder N``, N copies of the capture in one folder read
+  in one call (``engine="native"``, one file per core at a time).
+- ``read_capture cold``: the tshark engine end to end (``engine="tshark"``, capinfos, packet
+  ranges of 250 k dissected by one tshark each, two at a time, polars, pairing, Parquet cache
+  write into a fresh folder).
+- ``read_capture one pass``: ``engine="tshark", chunk_packets=0``: one tshark over the whole
+  file, no cache.
 - ``read_capture cache``: the same call again, served from the Parquet cache (in-call time).
 - ``pyshark FileCapture``: pyshark 0.6 default (PDML) over the first ``--subset`` packets, every
   packet's DNS layer touched (what a naive notebook does).
-- ``read_capture subset``: the kit on the same subset, for the like-for-like ratio.
+- ``read_capture subset``: the kit (tshark engine) on the same subset, for the like-for-like
+  ratio.
+
+``--source FILE`` measures an existing capture instead (e.g. one written by
+``../shared/tools/gen_pcap.py -n 2000000 -o node.pcap --seed 11``, the issue-16 capture).
 
 The capture (written with struct, checksums not computed; tshark does not verify them by default):
 pods 10.244.x.y query the NodeLocal cache 169.254.20.10:53 over UDP (A and AAAA); 92 % are cache
@@ -201,10 +211,13 @@ def _case(name: str, path: str, extra: str) -> dict[str, float]:
                 argv, stdout=dn, stderr=subprocess.DEVNULL, env=_tshark.run_env(), check=True
             )
     elif name in ("cold", "cache"):
-        cap = read_capture(path, cache=extra, progress=False)
+        cap = read_capture(path, cache=extra, progress=False, engine="tshark")
         rows = cap.dns.height
     elif name == "onepass":
-        cap = read_capture(path, cache=False, progress=False, chunk_packets=0)
+        cap = read_capture(path, cache=False, progress=False, chunk_packets=0, engine="tshark")
+        rows = cap.dns.height
+    elif name in ("native", "folder"):
+        cap = read_capture(path, cache=False, progress=False, engine="native")
         rows = cap.dns.height
     elif name == "pyshark":
         cap = pyshark.FileCapture(path, keep_packets=False)
@@ -234,22 +247,31 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--subset", type=int, default=20_000)
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--source", type=Path, help="measure this capture instead of generating one")
+    ap.add_argument("--folder", type=int, default=0, help="also read N copies in one call")
+    ap.add_argument("--skip-tshark-engine", action="store_true", help="no cold/onepass/cache")
     ap.add_argument("--case", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.case:
         print(json.dumps(_case(*a.case)))
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
-    big = OUT / f"capture_{a.packets}.pcap"
-    small = OUT / f"capture_{a.packets}_first{a.subset}.pcap"
-    info = big.with_suffix(".json")
-    if not big.exists() or not info.exists():
-        t0 = time.perf_counter()
-        st = generate(big, a.packets)
-        info.write_text(json.dumps(st))
-        print(f"generated {big.name} in {time.perf_counter() - t0:.1f} s")
-    st = json.loads(info.read_text())
-    print(f"content (by construction): {st}")
+    if a.source:
+        big = a.source.resolve()
+        small = OUT / f"{big.stem}_first{a.subset}.pcap"
+        out = subprocess.run(["capinfos", "-M", "-T", "-r", "-c", str(big)], capture_output=True)
+        st = {"packets": int(out.stdout.decode().split("\t")[-1])}
+    else:
+        big = OUT / f"capture_{a.packets}.pcap"
+        small = OUT / f"capture_{a.packets}_first{a.subset}.pcap"
+        info = big.with_suffix(".json")
+        if not big.exists() or not info.exists():
+            t0 = time.perf_counter()
+            st = generate(big, a.packets)
+            info.write_text(json.dumps(st))
+            print(f"generated {big.name} in {time.perf_counter() - t0:.1f} s")
+        st = json.loads(info.read_text())
+    print(f"content: {st}")
     if not small.exists():
         subprocess.run(["editcap", "-r", str(big), str(small), f"1-{a.subset}"], check=True)
     results: dict[str, dict[str, float]] = {}
@@ -263,7 +285,20 @@ def main(argv: list[str]) -> int:
 
     print(f"measuring on {big.name} ({big.stat().st_size / 1e6:.0f} MB), {os.cpu_count()} CPUs")
     best("tshark", big)
+    best("native", big, reps=max(3, a.reps))
+    if a.folder:
+        fdir = Path(tempfile.mkdtemp(prefix="dnskit-bench-folder-", dir=big.parent))
+        try:
+            for i in range(a.folder):
+                os.link(big, fdir / f"node{i:02d}.pcap")  # hard links: read_capture dedups symlinks
+            best("folder", fdir, reps=1)
+        finally:
+            shutil.rmtree(fdir, ignore_errors=True)
     cdir = Path(tempfile.mkdtemp(prefix="dnskit-bench-cache-"))
+    if a.skip_tshark_engine:
+        best("pyshark", small, reps=1)
+        _table(results, st["packets"], a.subset, a.folder)
+        return 0
     try:
         # cold: a fresh cache folder per repetition
         runs = []
@@ -280,12 +315,19 @@ def main(argv: list[str]) -> int:
     finally:
         shutil.rmtree(cdir, ignore_errors=True)
     best("pyshark", small, reps=1)
+    _table(results, st["packets"], a.subset, a.folder)
+    print(f"dns rows: {results['cold']['rows']:,}")
+    return 0
 
-    n, m = st["packets"], a.subset
-    rate = {
-        k: (n if k in ("tshark", "cold", "cache", "onepass") else m) / v["seconds"]
-        for k, v in results.items()
-    }
+
+def _table(results: dict[str, dict[str, float]], n: int, m: int, folder: int) -> None:
+    size = {"folder": n * folder, "subset": m, "pyshark": m}
+    rate = {k: size.get(k, n) / v["seconds"] for k, v in results.items()}
+    rate.setdefault("tshark", 1.0)
+    rate.setdefault("pyshark", 1.0)
+    for k in ("native", "folder", "cold", "onepass", "subset"):
+        rate.setdefault(k, 0.0)
+    cache_s = results.get("cache", {"seconds": 0.0})["seconds"]
     print()
     print(
         "| case | packets | seconds | packets/s | ratio | peak RSS python MiB | peak RSS tshark MiB |"
@@ -294,14 +336,26 @@ def main(argv: list[str]) -> int:
     rows = [
         ("tshark", "bare `tshark -T fields` (same filter/fields)", n, "1.00x (baseline)"),
         (
+            "native",
+            "read_capture native engine, no cache",
+            n,
+            f"{rate['native'] / rate['tshark']:.1f}x tshark",
+        ),
+        (
+            "folder",
+            f"read_capture native, folder of {folder} captures",
+            n * folder,
+            f"{rate['folder'] / rate['tshark']:.1f}x tshark",
+        ),
+        (
             "cold",
-            "read_capture cold, defaults (+cache write)",
+            "read_capture tshark engine cold, defaults (+cache write)",
             n,
             f"{rate['cold'] / rate['tshark']:.2f}x tshark",
         ),
         (
             "onepass",
-            "read_capture cold, one pass (chunk_packets=0, no cache)",
+            "read_capture tshark engine, one pass (chunk_packets=0, no cache)",
             n,
             f"{rate['onepass'] / rate['tshark']:.2f}x tshark",
         ),
@@ -309,17 +363,19 @@ def main(argv: list[str]) -> int:
             "cache",
             "read_capture from cache",
             n,
-            f"{results['cache']['seconds'] / (n / 1e6):.2f} s per M packets",
+            f"{cache_s / (n / 1e6):.2f} s per M packets",
         ),
         (
             "subset",
-            f"read_capture cold, first {m // 1000}k",
+            f"read_capture tshark engine cold, first {m // 1000}k",
             m,
             f"{rate['subset'] / rate['pyshark']:.1f}x pyshark",
         ),
         ("pyshark", f"pyshark FileCapture, first {m // 1000}k", m, "1.00x (baseline)"),
     ]
     for key, label, cnt, ratio in rows:
+        if key not in results:
+            continue
         r = results[key]
         print(
             f"| {label} | {cnt:,} | {r['seconds']:.2f} | {rate[key]:,.0f} | {ratio} | "
@@ -327,10 +383,9 @@ def main(argv: list[str]) -> int:
         )
     print()
     print(
-        f"read_capture cold vs pyshark (1M cold rate / 20k pyshark rate): {rate['cold'] / rate['pyshark']:.0f}x"
+        f"native vs pyshark (whole-file native rate / subset pyshark rate): "
+        f"{rate['native'] / rate['pyshark']:.0f}x"
     )
-    print(f"dns rows: {results['cold']['rows']:,}")
-    return 0
 
 
 if __name__ == "__main__":

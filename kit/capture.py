@@ -1,10 +1,14 @@
 """Capture loader: DNS transactions, TCP connections and packet rates from pcap/pcapng files.
 
-:func:`read_capture` runs ``tshark -T fields`` (one process per file, files in parallel) with the C
+:func:`read_capture` reads each file with the native engine (``kit/_fastcap.c``, see
+:mod:`kit._capture_native`) when it supports what the file holds, else (and with
+``engine="tshark"``) runs ``tshark -T fields`` (one process per file, files in parallel) with the C
 locale, writes its tab-separated output to a temporary file, parses it with polars and pairs queries
-with responses in polars. It returns a :class:`Capture` of four frames (``dns``, ``tcp``,
-``packets``, ``meta``) whose schemas are the module constants :data:`DNS_SCHEMA`,
-:data:`TCP_SCHEMA`, :data:`PACKETS_SCHEMA` and :data:`META_SCHEMA`.
+with responses in polars; both engines share everything from the per-packet rows on. It returns a
+:class:`Capture` of four frames (``dns``, ``tcp``, ``packets``, ``meta``) whose schemas are the
+module constants :data:`DNS_SCHEMA`, :data:`TCP_SCHEMA`, :data:`PACKETS_SCHEMA` and
+:data:`META_SCHEMA`. The notes below describe the tshark engine; the native one gives the same
+frames.
 
 How tshark's output is read
 ---------------------------
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -66,7 +71,7 @@ import polars as pl
 
 from kit import _tshark
 from kit._sources import GZIP_MAGIC, Source, expand_sources
-from kit.errors import InputFormatError, ToolError
+from kit.errors import InputFormatError, ToolError, ToolNotFoundError
 from kit.schema import check_schema
 
 log = logging.getLogger(__name__)
@@ -91,7 +96,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the parsing or the schemas change, so old cache entries are not reused.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 #: tshark's ``dns.retransmission_timer`` default: a repeated query within this many seconds of the
 #: first one (same conversation and ID, still unanswered) is a retransmission.
 RETRANSMISSION_TIMER_S = 5.0
@@ -247,8 +252,12 @@ META_SCHEMA = _schema(
         "tshark_version": pl.String,
         "from_cache": pl.Boolean,
         "dns_over_http": pl.UInt64,
+        "engine": pl.String,
+        "engine_reason": pl.String,
     }
 )
+#: The engines of :func:`read_capture` (``engine=``).
+ENGINES = ("auto", "native", "tshark")
 
 QTYPES: dict[int, str] = {
     1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT",
@@ -302,6 +311,7 @@ def read_capture(
     tshark_path: str | os.PathLike[str] | None = None,
     chunk_packets: int | None = None,
     dns_ports: Sequence[int] = DEFAULT_DNS_PORTS,
+    engine: str = "auto",
 ) -> Capture:
     """Load DNS transactions, port-53 TCP connections and DNS packets from packet captures.
 
@@ -337,7 +347,8 @@ def read_capture(
         (~160 MB + ~0.5 kB per packet of the range) and uses every core. The ranges overlap by
         :data:`CHUNK_OVERLAP_PACKETS` so TCP state carries over, and TCP stream numbers are
         stitched to equal one pass over the whole file. ``None``: :data:`DEFAULT_CHUNK_PACKETS`;
-        ``0``: never split. Not used with ``display_filter`` (one pass then).
+        ``0``: never split. Not used with ``display_filter`` (one pass then). The tshark engine
+        only: the native engine reads a file in one pass.
     dns_ports
         The ports DNS servers listen on (default ``(53,)``). ``tcp`` holds the TCP connections
         with one of these ports at either end; packets to or from them are kept even when they
@@ -347,6 +358,16 @@ def read_capture(
     tshark_path
         tshark to use; default: found like pyshark does (``$DNSKIT_TSHARK``, ``PATH``, pyshark's
         ``config.ini``, standard locations).
+    engine
+        ``"auto"`` (default): each file is read by the native engine (``kit/_fastcap.c``, one
+        pass in C, no tshark; :data:`kit._capture_native.NATIVE` says whether it is built) when
+        it supports what the file holds, else by tshark; ``meta.engine`` and
+        ``meta.engine_reason`` say which one ran and why. IP fragments, tunnels, mDNS/LLMNR,
+        malformed or hostile DNS names, gaps in a DNS TCP stream, unknown link types and
+        ``display_filter`` go to tshark. ``"tshark"``: always tshark (the reference).
+        ``"native"``: always the native engine; a file it cannot read raises
+        ``InputFormatError`` naming the reason and frame. Both engines give the same frames
+        (``tests/test_capture_native.py`` compares them on every capture the kit has).
 
     Returns
     -------
@@ -462,6 +483,11 @@ def read_capture(
         - ``notes`` List(String): damage and what was skipped, in words.
         - ``tshark_version`` String; ``from_cache`` Boolean.
         - ``dns_over_http`` UInt64: DNS messages inside HTTP (DoH), left out of ``dns`` (see above).
+        - ``engine`` String: ``"native"`` or ``"tshark"``, the engine that read the file
+          (``tshark_version`` is null when it was the native one).
+        - ``engine_reason`` String: why that engine, e.g. ``"auto: the native engine reads this
+          file"``, ``"auto: IP fragments (frame 12)"`` (the native engine refused the file
+          there), ``"auto: display_filter needs tshark"``, ``"engine='tshark'"``.
 
     Raises
     ------
@@ -476,8 +502,20 @@ def read_capture(
     ToolError
         tshark failed for another reason (its stderr is in the message).
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: expected one of {', '.join(map(repr, ENGINES))}")
+    if engine == "native" and display_filter:
+        raise ValueError("display_filter needs tshark: use engine='auto' or engine='tshark'")
     files = expand_sources(source, suffixes=_CAPTURE_SUFFIXES, what="capture")
-    tshark = _tshark.find_tshark(tshark_path)
+    tshark: str | None
+    try:
+        tshark = _tshark.find_tshark(tshark_path)
+    except ToolNotFoundError:
+        from kit._capture_native import NATIVE
+
+        if engine == "tshark" or display_filter or not NATIVE or tshark_path is not None:
+            raise
+        tshark = None  # the native engine reads what it can; a file that needs tshark raises
     cdir: Path | None
     if cache is False:
         cdir = None
@@ -485,8 +523,12 @@ def read_capture(
         cdir = cache_dir()
     else:
         cdir = Path(cache)
-    version = _cached_tshark_version(tshark, cdir)
+    # tshark's version keys the cache and fills meta; the native engine needs it for neither
+    # (`tshark -v` costs ~0.2 s), so without a cache it is asked only when tshark reads a file
+    need_version = tshark is not None and (engine == "tshark" or cdir is not None)
+    version = _cached_tshark_version(tshark, cdir) if need_version else None
     if display_filter:
+        assert tshark is not None
         _check_display_filter(tshark, display_filter)
     ports = sorted({int(p) for p in dns_ports})
     if not ports or any(not 0 < p < 65536 for p in ports):
@@ -496,6 +538,7 @@ def read_capture(
         "censor_s": censor_s,
         "chunk_packets": chunk_packets,
         "dns_ports": ports,
+        "engine": engine,
     }
     bar = _Progress(files, enabled=_want_progress(progress))
     cpus = workers or os.cpu_count() or 1
@@ -638,8 +681,8 @@ def _content_key(path: Path, version: str, opts: dict[str, Any]) -> str:
 
 def _load_one(
     path: Path,
-    tshark: str,
-    version: str,
+    tshark: str | None,
+    version: str | None,
     opts: dict[str, Any],
     cdir: Path | None,
     bar: _Progress,
@@ -660,9 +703,38 @@ def _load_one(
         if hit is not None:
             bar.skip(path)
             return hit
-    res = _parse_file(
-        path, tshark, version, opts, bar, gzipped=head[:2] == GZIP_MAGIC, workers=workers
-    )
+    gzipped = head[:2] == GZIP_MAGIC
+    engine = opts.get("engine", "tshark")
+    res: _FileResult | None = None
+    reason = f"engine={engine!r}"
+    if engine != "tshark":  # engine dispatch: native where it reads the file, else tshark
+        from kit import _capture_native
+
+        if opts.get("display_filter"):
+            reason = "auto: display_filter needs tshark"
+        else:
+            res, why = _capture_native.read_file(path, opts, gzipped=gzipped)
+            if res is None and engine == "native":
+                raise InputFormatError(
+                    f"the native capture engine cannot read this file: {why}",
+                    path=path,
+                    hint="read it with engine='auto' or engine='tshark'",
+                )
+            reason = f"{engine}: {why}" if engine == "auto" else reason
+            if res is not None:
+                res = dataclasses.replace(
+                    res, meta=res.meta.with_columns(engine_reason=pl.lit(reason))
+                )
+                bar.finish(path, int(res.meta["packets"].item() or 0))
+    if res is None:
+        if tshark is not None and version is None:
+            version = _cached_tshark_version(tshark, cdir)
+        if tshark is None:
+            raise ToolNotFoundError(
+                "tshark", install_hint=f"apt-get install tshark ({path} needs it: {reason})"
+            )
+        res = _parse_file(path, tshark, version, opts, bar, gzipped=gzipped, workers=workers)
+        res = dataclasses.replace(res, meta=res.meta.with_columns(engine_reason=pl.lit(reason)))
     if cdir is not None:
         _cache_write(cdir, key, res)
     return res
@@ -775,7 +847,7 @@ def _run_tshark(
 def _parse_file(
     path: Path,
     tshark: str,
-    version: str,
+    version: str | None,
     opts: dict[str, Any],
     bar: _Progress,
     *,
@@ -1293,8 +1365,11 @@ def _pair(m: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
     """Pair queries and responses like tshark; returns (transactions, counts).
 
     ``m`` is in capture order. A conversation is the TCP stream, or the unordered UDP address/port
-    pair (hashed to 64 bits).
+    pair (hashed to 64 bits). When ``m`` has ``role`` and ``txn`` already (the native engine
+    applies these rules in C while it reads), only the transactions are assembled.
     """
+    if "role" in m.columns and "txn" in m.columns:
+        return _transactions(m.with_row_index("ev"))
     ep_a = pl.struct(ip=pl.col("src_ip"), port=pl.col("src_port")).hash(seed=1)
     ep_b = pl.struct(ip=pl.col("dst_ip"), port=pl.col("dst_port")).hash(seed=1)
     conv = (
@@ -1370,6 +1445,11 @@ def _pair(m: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
             .with_columns(role=pl.coalesce("role", "_role"), txn=pl.coalesce("txn", "_txn"))
             .drop("_role", "_txn")
         )
+    return _transactions(ev)
+
+
+def _transactions(ev: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Transactions and counts from messages with ``ev`` (row index), ``role`` and ``txn``."""
     counts = {
         "queries": int((ev["role"] == 0).sum()),
         "retx": int((ev["role"] == 1).sum()),
@@ -1406,14 +1486,16 @@ def _build(
     pk: pl.DataFrame,
     path: Path,
     capture: str,
-    version: str,
+    version: str | None,
     opts: dict[str, Any],
     info: dict[str, Any],
     notes: list[str],
     truncated: bool,
     gzipped: bool,
+    messages: tuple[pl.DataFrame, dict[str, int]] | None = None,
 ) -> _FileResult:
-    m, mcounts = _messages(pk)
+    # the native engine hands its messages over ready-made (what _messages returns)
+    m, mcounts = messages if messages is not None else _messages(pk)
     in_icmp, in_http, unparsed = mcounts["in_icmp"], mcounts["in_http"], mcounts["unparsed"]
     t, counts = _pair(m)
     first_ns = pk["ts_ns"].min() if pk.height else None
@@ -1517,6 +1599,8 @@ def _build(
                 "tshark_version": version,
                 "from_cache": False,
                 "dns_over_http": in_http,
+                "engine": info.get("engine", "tshark"),
+                "engine_reason": info.get("engine_reason"),
             }
         ],
         schema_overrides={"first_ts": pl.Int64, "last_ts": pl.Int64},

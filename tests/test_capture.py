@@ -558,7 +558,7 @@ def test_chunked_equals_one_pass(
     else:
         path = shared_fixtures / "pcaps" / source
     monkeypatch.setattr(kc, "CHUNK_OVERLAP_PACKETS", overlap)
-    one = kit.read_capture(path, cache=False, chunk_packets=0)
+    one = kit.read_capture(path, cache=False, chunk_packets=0, engine="tshark")
     calls: list[int] = []
     real = kc._chunked
 
@@ -567,7 +567,7 @@ def test_chunked_equals_one_pass(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(kc, "_chunked", spy)
-    many = kit.read_capture(path, cache=False, chunk_packets=chunk, workers=2)
+    many = kit.read_capture(path, cache=False, chunk_packets=chunk, workers=2, engine="tshark")
     assert calls == [1]  # the ranges path really ran
     for name in ("dns", "tcp", "packets"):
         assert_frame_equal(getattr(one, name), getattr(many, name))
@@ -582,8 +582,8 @@ def test_chunked_mid_stream_resync_is_reported(
     boundaries. The loss must be reported in meta, not silent."""
     monkeypatch.setattr(kc, "CHUNK_OVERLAP_PACKETS", 5)
     path = shared_fixtures / "pcaps" / "dnscap_dnso1tcp.pcap"
-    one = kit.read_capture(path, cache=False, chunk_packets=0)
-    many = kit.read_capture(path, cache=False, chunk_packets=30)
+    one = kit.read_capture(path, cache=False, chunk_packets=0, engine="tshark")
+    many = kit.read_capture(path, cache=False, chunk_packets=30, engine="tshark")
     assert one.dns.height == 41 and many.dns.height < 41
     notes = many.meta["notes"].item().to_list()
     assert any("already open where packet range 31-" in n and "chunk_packets=0" in n for n in notes)

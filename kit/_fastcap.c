@@ -1,0 +1,1577 @@
+/*
+ * kit._fastcap: the native capture engine of kit.capture.read_capture.
+ *
+ * One pass over a pcap or pcapng file held in memory (bytes or mmap) gives the per-packet rows the
+ * tshark engine derives from `tshark -T fields` (kit.capture._packets): frame number, time in ns,
+ * length, innermost addresses and ports, transport, TCP flags / stream / raw sequence number /
+ * retransmission flag, and the DNS header and question fields of every DNS message the packet
+ * completes, printed as tshark prints them (hex ID and flags, decimal counts, question names,
+ * several messages joined by 0x1f). Everything after that stage (pairing, TCP connections, meta)
+ * is kit.capture's own code, so both engines share it.
+ *
+ * What it models of tshark 4.0 (the reference):
+ *   - link types: Ethernet (with 802.1Q/802.1ad tags), Linux cooked SLL and SLL2, raw IP (101,
+ *     228, 229), BSD loopback (0) and OpenBSD loop (108);
+ *   - IPv4 and IPv6 with hop-by-hop, routing, destination-options and mobility headers;
+ *   - UDP and TCP; DNS on UDP port 53 and TCP ports 53 and 5353 (tshark's defaults);
+ *   - DNS over TCP as tshark's tcp_dissect_pdus does it: 2-byte length prefix, several messages
+ *     per segment, messages split across segments reassembled in order per direction, bytes
+ *     already seen (retransmissions) not dissected twice; a message belongs to the segment that
+ *     completes it;
+ *   - tcp.stream numbering: one number per TCP conversation (address/port pair), a new one when a
+ *     SYN (without ACK) comes with another initial sequence number or after a FIN/RST;
+ *   - tcp.analysis.retransmission: the sequence analysis of packet-tcp.c (next expected sequence
+ *     number per direction, keep-alives, out-of-order within the first RTT, fast and spurious
+ *     retransmissions);
+ *   - ICMP and ICMPv6 errors quoting a UDP packet on a DNS port (the quoted DNS is counted).
+ *
+ * Whatever it does not model it refuses, with a reason, and the caller runs tshark on the file:
+ * IP fragments, tunnels (GRE, IP-in-IP, VXLAN, Geneve, OTV), mDNS/LLMNR, ports below 53 facing
+ * port 53 (tshark's lower-port-first rule), DNS messages shorter than a header or whose questions
+ * run past the end, names with control or non-ASCII bytes (tshark escapes them), a gap in a DNS
+ * TCP stream, packets cut short by the snap length, pcapng features (non-decimal time
+ * resolution, time offsets, simple/obsolete packet blocks, decryption secrets), link types not
+ * listed above. The rows are then never a guess.
+ *
+ * Input is hostile: every read is bounded, every size is checked before use. Output columns go
+ * to polars through the Arrow C data interface (PyCapsules "arrow_schema" / "arrow_array").
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Arrow C data interface
+ * ------------------------------------------------------------------------------------------- */
+
+#define ARROW_FLAG_NULLABLE 2
+
+struct ArrowSchema {
+    const char *format;
+    const char *name;
+    const char *metadata;
+    int64_t flags;
+    int64_t n_children;
+    struct ArrowSchema **children;
+    struct ArrowSchema *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * growable buffers
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra) {
+    if (extra > SIZE_MAX / 4 - b->len) return -1;
+    size_t need = b->len + extra;
+    if (need <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) cap *= 2;
+    uint8_t *p = realloc(b->data, cap);
+    if (!p) return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(Buf *b, const void *src, size_t n) {
+    if (b->len + n > b->cap && buf_reserve(b, n)) return -1;
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int buf_byte(Buf *b, uint8_t v) {
+    if (b->len + 1 > b->cap && buf_reserve(b, 1)) return -1;
+    b->data[b->len++] = v;
+    return 0;
+}
+
+/* decimal text of v into out (at least 10 bytes); returns the length */
+static inline size_t fmt_u32(char *out, uint32_t v) {
+    char tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * output columns
+ * ------------------------------------------------------------------------------------------- */
+
+enum Kind { K_I8, K_U16, K_U32, K_I64, K_BOOL, K_STR };
+
+typedef struct {
+    const char *name;
+    const char *format;
+    enum Kind kind;
+} ColSpec;
+
+enum {
+    C_FRAME,
+    C_TS,
+    C_LENGTH,
+    C_SRC,
+    C_DST,
+    C_SPORT,
+    C_DPORT,
+    C_TRANSPORT,
+    C_FLAGS,
+    C_STREAM,
+    C_SEQ,
+    C_RETX,
+    C_NMSG,
+    C_DNS_FLAGS,
+    N_COLS
+};
+
+/* the packets table: kit.capture._packets' columns; of the DNS fields only dns.flags (all
+ * occurrences, 0x1f-joined), which kit.capture._tcp reads */
+static const ColSpec SPECS[N_COLS] = {
+    {"frame", "I", K_U32},        {"ts_ns", "l", K_I64},        {"length", "I", K_U32},
+    {"src_ip", "u", K_STR},       {"dst_ip", "u", K_STR},       {"src_port", "S", K_U16},
+    {"dst_port", "S", K_U16},     {"transport", "u", K_STR},    {"tcp_flags", "S", K_U16},
+    {"tcp_stream", "I", K_U32},   {"tcp_seq", "I", K_U32},      {"is_retransmission", "b", K_BOOL},
+    {"dns_messages", "S", K_U16}, {"dns_flags", "u", K_STR},
+};
+
+enum {
+    M_FRAME,
+    M_TS,
+    M_SRC,
+    M_DST,
+    M_SPORT,
+    M_DPORT,
+    M_TRANSPORT,
+    M_STREAM,
+    M_MSG,
+    M_ID,
+    M_FLAGS,
+    M_ANSWERS,
+    M_QNAME,
+    M_QTYPE,
+    M_ROLE,
+    M_TXN,
+    N_MCOLS
+};
+
+/* the messages table: kit.capture._messages' frame (one row per DNS message over UDP/TCP) */
+static const ColSpec MSPECS[N_MCOLS] = {
+    {"frame", "I", K_U32},     {"ts_ns", "l", K_I64},      {"src_ip", "u", K_STR},
+    {"dst_ip", "u", K_STR},    {"src_port", "S", K_U16},   {"dst_port", "S", K_U16},
+    {"transport", "u", K_STR}, {"tcp_stream", "I", K_U32}, {"msg", "l", K_I64},
+    {"dns_id", "S", K_U16},    {"flags", "S", K_U16},      {"answers", "S", K_U16},
+    {"qname", "u", K_STR},     {"qtype_n", "l", K_I64},    {"role", "c", K_I8},
+    {"txn", "l", K_I64},
+};
+
+#define MAX_COLS 16
+
+typedef struct {
+    Buf values; /* fixed-width values, or int32 offsets (first one 0) for strings */
+    Buf valid;  /* one byte per row */
+    Buf data;   /* string bytes */
+    int64_t nulls;
+} Col;
+
+typedef struct {
+    const ColSpec *specs;
+    int ncols;
+    Col cols[MAX_COLS];
+    int64_t rows;
+} Table;
+
+static void table_free(Table *t) {
+    for (int i = 0; i < MAX_COLS; i++) {
+        free(t->cols[i].values.data);
+        free(t->cols[i].valid.data);
+        free(t->cols[i].data.data);
+    }
+    memset(t, 0, sizeof(*t));
+}
+
+/* room for about `rows` rows up front (the buffers still grow past it) */
+static int table_init(Table *t, const ColSpec *specs, int ncols, size_t rows) {
+    memset(t, 0, sizeof(*t));
+    t->specs = specs;
+    t->ncols = ncols;
+    for (int i = 0; i < ncols; i++) {
+        enum Kind k = specs[i].kind;
+        size_t w = k == K_U16 ? 2 : k == K_I64 ? 8 : (k == K_BOOL || k == K_I8) ? 1 : 4;
+        if (buf_reserve(&t->cols[i].values, rows * w + 8) ||
+            buf_reserve(&t->cols[i].valid, rows + 8))
+            return -1;
+        if (k == K_STR && buf_reserve(&t->cols[i].data, rows * 8 + 8)) return -1;
+    }
+    for (int i = 0; i < ncols; i++)
+        if (specs[i].kind == K_STR) {
+            int32_t zero = 0;
+            if (buf_put(&t->cols[i].values, &zero, 4)) return -1;
+        }
+    return 0;
+}
+
+static inline int put_fixed(Col *c, const void *v, size_t w, int ok) {
+    static const uint8_t zero[8] = {0};
+    if (!ok) c->nulls++;
+    if (buf_put(&c->values, ok ? v : zero, w)) return -1;
+    return buf_byte(&c->valid, (uint8_t)(ok != 0));
+}
+
+static int put_u16(Col *c, uint16_t v, int ok) { return put_fixed(c, &v, 2, ok); }
+static int put_u32(Col *c, uint32_t v, int ok) { return put_fixed(c, &v, 4, ok); }
+static int put_i64(Col *c, int64_t v) { return put_fixed(c, &v, 8, 1); }
+
+static inline int put_str(Col *c, const void *s, size_t n, int ok) {
+    if (!ok) {
+        c->nulls++;
+        n = 0;
+    }
+    if (c->data.len + n > INT32_MAX) return -1;
+    if (n && buf_put(&c->data, s, n)) return -1;
+    int32_t end = (int32_t)c->data.len;
+    if (buf_put(&c->values, &end, 4)) return -1;
+    return buf_byte(&c->valid, (uint8_t)(ok != 0));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Arrow export (struct array of the columns; the table's buffers move into it)
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    void *buffers[3];
+    const void *ptrs[3];
+} ArrPriv;
+
+static void release_child(struct ArrowArray *a) {
+    if (!a->release) return;
+    ArrPriv *pv = a->private_data;
+    for (int i = 0; i < 3; i++) free(pv->buffers[i]);
+    free(pv);
+    a->release = NULL;
+}
+
+static void release_struct(struct ArrowArray *a) {
+    if (!a->release) return;
+    for (int64_t i = 0; i < a->n_children; i++) {
+        struct ArrowArray *c = a->children[i];
+        if (c->release) c->release(c);
+        free(c);
+    }
+    free(a->children);
+    free(a->private_data);
+    a->release = NULL;
+}
+
+static void release_schema(struct ArrowSchema *s) {
+    if (!s->release) return;
+    for (int64_t i = 0; i < s->n_children; i++) {
+        struct ArrowSchema *c = s->children[i];
+        if (c->release) c->release(c);
+        free(c);
+    }
+    free(s->children);
+    s->release = NULL;
+}
+
+static void release_child_schema(struct ArrowSchema *s) { s->release = NULL; }
+
+static uint8_t *pack_bits(const uint8_t *bytes, int64_t n) {
+    uint8_t *bits = calloc((size_t)(n + 7) / 8 + 1, 1);
+    if (!bits) return NULL;
+    for (int64_t i = 0; i < n; i++)
+        if (bytes[i]) bits[i >> 3] |= (uint8_t)(1u << (i & 7));
+    return bits;
+}
+
+static void *take(Buf *b) {
+    void *p = b->data;
+    if (!p) p = malloc(8); /* Arrow wants a buffer, not NULL, for a zero-length column */
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+static int export_table(Table *t, struct ArrowSchema *schema, struct ArrowArray *array) {
+    int64_t n = t->rows;
+    const ColSpec *SPECS = t->specs;
+    memset(schema, 0, sizeof(*schema));
+    memset(array, 0, sizeof(*array));
+    schema->children = calloc((size_t)t->ncols, sizeof(struct ArrowSchema *));
+    array->children = calloc((size_t)t->ncols, sizeof(struct ArrowArray *));
+    array->private_data = calloc(1, sizeof(ArrPriv));
+    if (!schema->children || !array->children || !array->private_data) goto fail;
+    schema->format = "+s";
+    schema->name = "";
+    schema->release = release_schema;
+    array->length = n;
+    array->n_buffers = 1;
+    array->buffers = ((ArrPriv *)array->private_data)->ptrs;
+    array->release = release_struct;
+    for (int i = 0; i < t->ncols; i++) {
+        struct ArrowSchema *cs = calloc(1, sizeof(*cs));
+        struct ArrowArray *ca = calloc(1, sizeof(*ca));
+        ArrPriv *pv = calloc(1, sizeof(*pv));
+        if (!cs || !ca || !pv) {
+            free(cs);
+            free(ca);
+            free(pv);
+            goto fail;
+        }
+        Col *c = &t->cols[i];
+        cs->format = SPECS[i].format;
+        cs->name = SPECS[i].name;
+        cs->flags = ARROW_FLAG_NULLABLE;
+        cs->release = release_child_schema;
+        schema->children[i] = cs;
+        schema->n_children = i + 1;
+        ca->length = n;
+        ca->null_count = c->nulls;
+        ca->private_data = pv;
+        ca->release = release_child;
+        ca->buffers = pv->ptrs;
+        array->children[i] = ca;
+        array->n_children = i + 1;
+        if (c->nulls) {
+            pv->buffers[0] = pack_bits(c->valid.data, n);
+            if (!pv->buffers[0]) goto fail;
+        }
+        ca->n_buffers = 2;
+        if (SPECS[i].kind == K_BOOL) {
+            pv->buffers[1] = pack_bits(c->values.data, n);
+            if (!pv->buffers[1]) goto fail;
+        } else {
+            pv->buffers[1] = take(&c->values);
+            if (!pv->buffers[1]) goto fail;
+            if (SPECS[i].kind == K_STR) {
+                pv->buffers[2] = take(&c->data);
+                if (!pv->buffers[2]) goto fail;
+                ca->n_buffers = 3;
+            }
+        }
+        for (int b = 0; b < 3; b++) pv->ptrs[b] = pv->buffers[b];
+    }
+    return 0;
+fail:
+    if (schema->release) schema->release(schema);
+    else free(schema->children);
+    if (array->release) array->release(array);
+    else {
+        free(array->children);
+        free(array->private_data);
+    }
+    return -1;
+}
+
+static void capsule_schema_free(PyObject *cap) {
+    struct ArrowSchema *s = PyCapsule_GetPointer(cap, "arrow_schema");
+    if (s) {
+        if (s->release) s->release(s);
+        free(s);
+    }
+}
+
+static void capsule_array_free(PyObject *cap) {
+    struct ArrowArray *a = PyCapsule_GetPointer(cap, "arrow_array");
+    if (a) {
+        if (a->release) a->release(a);
+        free(a);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * byte helpers
+ * ------------------------------------------------------------------------------------------- */
+
+static inline uint16_t be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t le32(const uint8_t *p) {
+    return p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint16_t rd16(const uint8_t *p, int swap) { return swap ? be16(p) : le16(p); }
+static inline uint32_t rd32(const uint8_t *p, int swap) { return swap ? be32(p) : le32(p); }
+
+/* sequence-number comparisons modulo 2^32 */
+#define LT_SEQ(a, b) ((int32_t)((a) - (b)) < 0)
+#define LE_SEQ(a, b) ((int32_t)((a) - (b)) <= 0)
+#define GT_SEQ(a, b) ((int32_t)((a) - (b)) > 0)
+
+/* ---------------------------------------------------------------------------------------------
+ * TCP conversations
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    int base_set;
+    uint32_t base_seq;
+    int syn_seen;
+    uint32_t syn_seq;
+    int next_known;
+    uint32_t nextseq;
+    int64_t nextseqtime;
+    int lastack_known;
+    uint32_t lastack;
+    int64_t lastacktime;
+    uint32_t window;
+    int window_known;
+    uint32_t dupacknum;
+    /* DNS reassembly */
+    int r_init;
+    uint32_t r_next; /* next byte to hand to the PDU splitter */
+    Buf pending;     /* bytes of an incomplete PDU */
+} Dir;
+
+typedef struct {
+    uint8_t key[37]; /* af, lower endpoint (addr 16, port 2), higher endpoint */
+    uint32_t stream;
+    int closed;
+    int64_t mru_syn; /* time of the latest SYN, ns; 0: none */
+    int mru_syn_set;
+    int64_t first_rtt; /* ns; 0: unknown */
+    Dir d[2];          /* 0: from the lower endpoint, 1: from the higher */
+} Conn;
+
+typedef struct {
+    Conn **slots; /* open addressing, power-of-two size */
+    size_t size, used;
+    Conn **all; /* every Conn made, to free */
+    size_t n_all, cap_all;
+    uint32_t next_stream;
+} ConnTable;
+
+/* a fast 64-bit hash of n bytes, 8 at a time (keys are fixed-size and zero-padded) */
+static uint64_t hash_bytes(const uint8_t *k, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, k + i, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
+    }
+    for (; i < n; i++) h = (h ^ k[i]) * 0x94D049BB133111EBULL;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    return h ^ (h >> 32);
+}
+
+static uint64_t hash_key(const uint8_t *k) { return hash_bytes(k, 37); }
+
+static void conns_free(ConnTable *ct) {
+    for (size_t i = 0; i < ct->n_all; i++) {
+        free(ct->all[i]->d[0].pending.data);
+        free(ct->all[i]->d[1].pending.data);
+        free(ct->all[i]);
+    }
+    free(ct->all);
+    free(ct->slots);
+    memset(ct, 0, sizeof(*ct));
+}
+
+static int conns_grow(ConnTable *ct) {
+    size_t size = ct->size ? ct->size * 2 : 1024;
+    Conn **s = calloc(size, sizeof(Conn *));
+    if (!s) return -1;
+    for (size_t i = 0; i < ct->size; i++) {
+        Conn *c = ct->slots[i];
+        if (!c) continue;
+        size_t j = hash_key(c->key) & (size - 1);
+        while (s[j]) j = (j + 1) & (size - 1);
+        s[j] = c;
+    }
+    free(ct->slots);
+    ct->slots = s;
+    ct->size = size;
+    return 0;
+}
+
+/* the current conversation for key, or NULL; *slot is where it is (or goes) */
+static Conn *conns_find(ConnTable *ct, const uint8_t *key, size_t *slot) {
+    size_t j = hash_key(key) & (ct->size - 1);
+    while (ct->slots[j]) {
+        if (memcmp(ct->slots[j]->key, key, 37) == 0) break;
+        j = (j + 1) & (ct->size - 1);
+    }
+    *slot = j;
+    return ct->slots[j];
+}
+
+/* a new conversation for key (replacing the one in the table, which stays allocated) */
+static Conn *conns_new(ConnTable *ct, const uint8_t *key) {
+    if (ct->used * 2 >= ct->size && conns_grow(ct)) return NULL;
+    size_t slot;
+    Conn *old = conns_find(ct, key, &slot);
+    Conn *c = calloc(1, sizeof(Conn));
+    if (!c) return NULL;
+    if (ct->n_all == ct->cap_all) {
+        size_t cap = ct->cap_all ? ct->cap_all * 2 : 1024;
+        Conn **a = realloc(ct->all, cap * sizeof(Conn *));
+        if (!a) {
+            free(c);
+            return NULL;
+        }
+        ct->all = a;
+        ct->cap_all = cap;
+    }
+    ct->all[ct->n_all++] = c;
+    memcpy(c->key, key, 37);
+    c->stream = ct->next_stream++;
+    if (old) { /* the old one's reassembly is over */
+        free(old->d[0].pending.data);
+        free(old->d[1].pending.data);
+        memset(&old->d[0].pending, 0, sizeof(Buf));
+        memset(&old->d[1].pending, 0, sizeof(Buf));
+    } else {
+        ct->used++;
+    }
+    ct->slots[slot] = c;
+    return c;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * pairing (kit.capture._pair's rules, like tshark's DNS dissector): per conversation (the TCP
+ * stream, or the unordered UDP address/port pair) and DNS ID, a query repeated within 5 s of the
+ * first one while unanswered is a retransmission, the first response answers, later ones are
+ * duplicates, a response with no query is an orphan
+ * ------------------------------------------------------------------------------------------- */
+
+#define PKEY 40
+typedef struct {
+    uint64_t hash;
+    uint8_t key[PKEY];
+    uint8_t used;
+    uint8_t answered;
+    uint32_t frame;
+    int64_t txn, ts;
+} PSlot;
+
+typedef struct {
+    PSlot *slots;
+    size_t size, used;
+} PairTable;
+
+static PSlot *pair_slot(PairTable *pt, const uint8_t *key) {
+    if (pt->used * 2 >= pt->size) {
+        size_t size = pt->size ? pt->size * 2 : 4096;
+        PSlot *ns = calloc(size, sizeof(PSlot));
+        if (!ns) return NULL;
+        for (size_t i = 0; i < pt->size; i++) {
+            if (!pt->slots[i].used) continue;
+            size_t j = pt->slots[i].hash & (size - 1);
+            while (ns[j].used) j = (j + 1) & (size - 1);
+            ns[j] = pt->slots[i];
+        }
+        free(pt->slots);
+        pt->slots = ns;
+        pt->size = size;
+    }
+    uint64_t h = hash_bytes(key, PKEY);
+    size_t j = h & (pt->size - 1);
+    while (pt->slots[j].used &&
+           (pt->slots[j].hash != h || memcmp(pt->slots[j].key, key, PKEY) != 0))
+        j = (j + 1) & (pt->size - 1);
+    pt->slots[j].hash = h; /* the caller fills the rest of a new slot */
+    return &pt->slots[j];
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * per-file state and the current packet
+ * ------------------------------------------------------------------------------------------- */
+
+#define REASON_MAX 200
+
+typedef struct {
+    /* options */
+    uint16_t ports[64];
+    int n_ports;
+    /* results */
+    Table t;
+    ConnTable conns;
+    char reason[REASON_MAX]; /* non-empty: the file goes to tshark */
+    int oom;
+    /* current packet */
+    uint32_t frame;
+    int64_t ts;
+    uint32_t wirelen;
+    int af; /* 4 or 6 */
+    uint8_t src[16], dst[16];
+    int transport; /* 0 none, 1 udp, 2 tcp, 3 icmp */
+    int has_ports;
+    uint16_t sport, dport;
+    uint16_t tcp_flags;
+    uint32_t stream, seq;
+    int retx;
+    int nmsg;
+    int keep;
+    Buf flags_txt; /* dns.flags of the packet's messages, 0x1f-joined */
+    Buf msgs;      /* Msg records of the packet's messages */
+    Buf names;     /* their first question names */
+    Table mt;      /* messages table */
+    PairTable pairs;
+} State;
+
+typedef struct {
+    uint16_t id, flags, answers;
+    int has_q;
+    size_t name_off, name_len;
+    uint16_t qtype;
+} Msg;
+
+static int refuse(State *s, const char *why) {
+    if (!s->reason[0]) snprintf(s->reason, REASON_MAX, "%s (frame %u)", why, s->frame);
+    return -1;
+}
+
+static int is_dns_port(const State *s, uint16_t p) {
+    for (int i = 0; i < s->n_ports; i++)
+        if (s->ports[i] == p) return 1;
+    return 0;
+}
+
+/* append dns.flags as tshark prints it, joined with 0x1f like -E occurrence=a */
+static int flags_text(State *s, unsigned v) {
+    static const char hex[] = "0123456789abcdef";
+    char tmp[7] = {'\x1f', '0', 'x', hex[(v >> 12) & 15], hex[(v >> 8) & 15], hex[(v >> 4) & 15],
+                   hex[v & 15]};
+    int first = s->flags_txt.len == 0;
+    return buf_put(&s->flags_txt, tmp + first, 7 - (size_t)first);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * DNS: header and questions of one message
+ * ------------------------------------------------------------------------------------------- */
+
+/* the name at off in msg, as tshark prints it; returns the offset after it (in the message, not
+ * following pointers) or 0 to refuse */
+static size_t dns_name(State *s, const uint8_t *m, size_t n, size_t off, char *out,
+                       size_t *outlen) {
+    size_t pos = off, after = 0, len = 0;
+    int jumps = 0;
+    for (;;) {
+        if (pos >= n) return refuse(s, "DNS question runs past the end of the message"), 0;
+        uint8_t l = m[pos];
+        if ((l & 0xC0) == 0xC0) {
+            if (pos + 1 >= n) return refuse(s, "DNS question runs past the end of the message"), 0;
+            if (!after) after = pos + 2;
+            size_t to = ((size_t)(l & 0x3F) << 8) | m[pos + 1];
+            if (++jumps > 32 || to >= pos) return refuse(s, "DNS name pointer loop"), 0;
+            pos = to;
+            continue;
+        }
+        if (l & 0xC0) return refuse(s, "DNS extended label type"), 0;
+        if (l == 0) {
+            if (!after) after = pos + 1;
+            break;
+        }
+        if (pos + 1 + l > n) return refuse(s, "DNS question runs past the end of the message"), 0;
+        if (len + l + 1 > 255) return refuse(s, "DNS name longer than 255 bytes"), 0;
+        if (len) out[len++] = '.';
+        for (size_t i = 0; i < l; i++) {
+            uint8_t c = m[pos + 1 + i];
+            if (c < 0x20 || c >= 0x7F)
+                return refuse(s, "DNS name with control or non-ASCII bytes"), 0;
+            out[len++] = (char)c;
+        }
+        pos += 1 + l;
+    }
+    if (len == 0) {
+        memcpy(out, "<Root>", 6);
+        len = 6;
+    }
+    *outlen = len;
+    return after;
+}
+
+static int dns_message(State *s, const uint8_t *m, size_t n) {
+    if (n < 12) return refuse(s, "DNS message shorter than its header");
+    /* header: an UPDATE counts zones and prerequisites where a query has questions and answers;
+     * either way the first question (zone) is the message's name, the second count its
+     * `answers` (kit.capture._messages) */
+    Msg g = {be16(m), be16(m + 2), be16(m + 6), 0, 0, 0, 0};
+    uint16_t qd = be16(m + 4);
+    if (flags_text(s, g.flags)) return -1;
+    size_t off = 12;
+    char name[264];
+    for (unsigned i = 0; i < qd; i++) {
+        size_t nl = 0;
+        size_t after = dns_name(s, m, n, off, name, &nl);
+        if (!after) return -1;
+        if (after + 4 > n) return refuse(s, "DNS question runs past the end of the message");
+        if (i == 0) {
+            g.has_q = 1;
+            g.name_off = s->names.len;
+            g.name_len = nl;
+            g.qtype = be16(m + after);
+            if (buf_put(&s->names, name, nl)) return -1;
+        }
+        off = after + 4;
+    }
+    if (buf_put(&s->msgs, &g, sizeof g)) return -1;
+    s->nmsg++;
+    return 0;
+}
+
+/* feed in-order TCP payload bytes of one direction to the PDU splitter */
+static int dns_tcp_bytes(State *s, Dir *d, const uint8_t *p, size_t n) {
+    while (n) {
+        Buf *b = &d->pending;
+        if (b->len == 0 && n >= 2) {
+            size_t plen = be16(p);
+            if (n >= 2 + plen) { /* a whole PDU in this segment */
+                if (plen == 0) return refuse(s, "empty DNS-over-TCP message");
+                if (dns_message(s, p + 2, plen)) return -1;
+                p += 2 + plen;
+                n -= 2 + plen;
+                continue;
+            }
+        }
+        /* partial: accumulate */
+        size_t want;
+        if (b->len < 2) {
+            want = 2 - b->len;
+            if (want > n) want = n;
+        } else {
+            size_t plen = be16(b->data);
+            want = 2 + plen - b->len;
+            if (want > n) want = n;
+        }
+        if (buf_put(b, p, want)) return -1;
+        p += want;
+        n -= want;
+        if (b->len >= 2) {
+            size_t plen = be16(b->data);
+            if (b->len == 2 + plen) {
+                if (plen == 0) return refuse(s, "empty DNS-over-TCP message");
+                if (dns_message(s, b->data + 2, plen)) return -1;
+                b->len = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * transport layers
+ * ------------------------------------------------------------------------------------------- */
+
+/* the side of a packet with a lower port wins tshark's dissector choice; only the cases that
+ * reach DNS are modelled */
+static int dns_udp(State *s, uint16_t sp, uint16_t dp) {
+    if (sp == 5353 || dp == 5353 || sp == 5355 || dp == 5355) {
+        if (sp == 53 || dp == 53) return refuse(s, "DNS between port 53 and mDNS/LLMNR ports");
+        return refuse(s, "mDNS or LLMNR packet");
+    }
+    if (sp != 53 && dp != 53) return 0;
+    uint16_t other = sp == 53 ? dp : sp;
+    if (other && other < 53) return refuse(s, "port 53 facing a lower well-known port");
+    return 1;
+}
+
+static int dns_tcp(State *s, uint16_t sp, uint16_t dp) {
+    int a = sp == 53 || sp == 5353, b = dp == 53 || dp == 5353;
+    if (!a && !b) return 0;
+    uint16_t low = sp < dp ? sp : dp;
+    uint16_t dnsp = (a && b) ? low : (a ? sp : dp);
+    if (low && low < dnsp) return refuse(s, "DNS port facing a lower well-known port");
+    return 1;
+}
+
+static int udp(State *s, const uint8_t *p, size_t n, size_t rep, int quoted) {
+    if (n < 8) return quoted ? 0 : refuse(s, "UDP header cut short");
+    uint16_t sp = be16(p), dp = be16(p + 2), ulen = be16(p + 4);
+    s->has_ports = 1;
+    s->sport = sp;
+    s->dport = dp;
+    if (sp == 4789 || dp == 4789 || sp == 6081 || dp == 6081 || sp == 8472 || dp == 8472)
+        return refuse(s, "UDP tunnel (VXLAN, Geneve or OTV)");
+    int dns = dns_udp(s, sp, dp);
+    if (dns < 0) return -1;
+    if (is_dns_port(s, sp) || is_dns_port(s, dp)) s->keep = 1;
+    if (!dns) return 0;
+    if (quoted) {
+        if (n < 8) return 0;
+        /* an ICMP error quotes the start of the datagram: tshark dissects what is there */
+        size_t have = n - 8;
+        if (ulen < 8 || (size_t)ulen - 8 > have)
+            return refuse(s, "ICMP quotes a partial DNS message");
+        if (dns_message(s, p + 8, (size_t)ulen - 8)) return -1;
+        s->keep = 1;
+        return 0;
+    }
+    if (ulen < 8 || ulen > rep) return refuse(s, "UDP length does not match the IP payload");
+    if (ulen > n) return refuse(s, "a DNS packet cut short by the snap length");
+    if (ulen == 8) return 0; /* no payload: tshark does not call DNS */
+    if (dns_message(s, p + 8, (size_t)ulen - 8)) return -1;
+    s->keep = 1;
+    return 0;
+}
+
+static int tcp(State *s, const uint8_t *p, size_t n, size_t rep) {
+    if (n < 20) return refuse(s, "TCP header cut short");
+    uint16_t sp = be16(p), dp = be16(p + 2);
+    uint32_t seq = be32(p + 4), ack = be32(p + 8);
+    size_t doff = (size_t)(p[12] >> 4) * 4;
+    uint16_t flags = (uint16_t)(((p[12] & 0x0F) << 8) | p[13]) & 0x0FFF;
+    uint32_t window = be16(p + 14);
+    if (doff < 20 || doff > n || doff > rep) return refuse(s, "TCP header length out of range");
+    const uint8_t *pl = p + doff;
+    size_t seglen = rep - doff; /* tshark's analysis uses the reported length */
+    s->has_ports = 1;
+    s->sport = sp;
+    s->dport = dp;
+    s->tcp_flags = flags;
+    s->seq = seq;
+    int syn = flags & 0x02, ackf = flags & 0x10, fin = flags & 0x01, rst = flags & 0x04;
+    /* conversation key: lower endpoint first */
+    int alen = s->af == 4 ? 4 : 16;
+    uint8_t ea[18] = {0}, eb[18] = {0};
+    memcpy(ea, s->src, (size_t)alen);
+    ea[16] = (uint8_t)(sp >> 8);
+    ea[17] = (uint8_t)sp;
+    memcpy(eb, s->dst, (size_t)alen);
+    eb[16] = (uint8_t)(dp >> 8);
+    eb[17] = (uint8_t)dp;
+    int fwd_is_low = memcmp(ea, eb, 18) <= 0;
+    uint8_t key[37];
+    key[0] = (uint8_t)s->af;
+    memcpy(key + 1, fwd_is_low ? ea : eb, 18);
+    memcpy(key + 19, fwd_is_low ? eb : ea, 18);
+    ConnTable *ct = &s->conns;
+    if (ct->size == 0 && conns_grow(ct)) return -1;
+    size_t slot;
+    Conn *c = conns_find(ct, key, &slot);
+    int di = fwd_is_low ? 0 : 1;
+    if (c && syn && !ackf) {
+        Dir *f = &c->d[di];
+        if (c->closed || !f->syn_seen || f->syn_seq != seq) c = NULL; /* ports reused */
+    }
+    if (!c) {
+        c = conns_new(ct, key);
+        if (!c) return -1;
+    }
+    Dir *fwd = &c->d[di], *rev = &c->d[1 - di];
+    s->stream = c->stream;
+    if (!fwd->base_set) {
+        fwd->base_set = 1;
+        fwd->base_seq = syn ? seq : seq - 1;
+    }
+    if (syn && !ackf && !fwd->syn_seen) {
+        fwd->syn_seen = 1;
+        fwd->syn_seq = seq;
+    }
+    if (syn && ackf && !fwd->syn_seen) {
+        fwd->syn_seen = 1;
+        fwd->syn_seq = seq;
+    }
+    /* round-trip time of the handshake (the out-of-order threshold) */
+    if (syn && !ackf) {
+        c->mru_syn = s->ts;
+        c->mru_syn_set = 1;
+    }
+    if (!syn && ackf && c->first_rtt == 0 && c->mru_syn_set) c->first_rtt = s->ts - c->mru_syn;
+
+    /* sequence analysis (packet-tcp.c, tcp_analyze_sequence_number); a zero-window probe (which
+     * tshark keeps out of its next-sequence bookkeeping) is not modelled: refused where it
+     * matters, on a stream whose packets are rows */
+    if (seglen == 1 && fwd->next_known && seq == fwd->nextseq && rev->window_known &&
+        rev->window == 0 && (is_dns_port(s, sp) || is_dns_port(s, dp) || dns_tcp(s, sp, dp) > 0))
+        return refuse(s, "a TCP zero-window probe on a DNS stream");
+    int keepalive = 0, dupack = 0, retx = 0, fast = 0;
+    if (seglen <= 1 && !(flags & (0x01 | 0x02 | 0x04)) && fwd->next_known &&
+        fwd->nextseq - 1 == seq)
+        keepalive = 1;
+    if (!keepalive && seglen == 0 && window && window == fwd->window && fwd->next_known &&
+        seq == fwd->nextseq && fwd->lastack_known && ack == fwd->lastack &&
+        !(flags & (0x01 | 0x02 | 0x04)))
+        dupack = 1;
+    if (dupack) fwd->dupacknum++;
+    else fwd->dupacknum = 0;
+    if ((seglen > 0 || (flags & (0x01 | 0x02))) && !keepalive) {
+        int not_adv = fwd->next_known && LT_SEQ(seq, fwd->nextseq);
+        if (seglen > 1 && fwd->next_known && fwd->nextseq - 1 == seq) not_adv = 0;
+        if (not_adv) {
+            int64_t t = s->ts - fwd->nextseqtime;
+            int64_t thres = c->first_rtt ? c->first_rtt : 3000000;
+            uint32_t end = seq + (uint32_t)seglen + ((flags & (0x01 | 0x02)) ? 1 : 0);
+            if (s->ts - rev->lastacktime < 20000000 && rev->lastack_known &&
+                rev->lastack == seq && rev->dupacknum >= 2) {
+                retx = fast = 1; /* fast retransmission (tshark adds the retransmission flag too) */
+            } else if (t < thres && fwd->nextseq != end) {
+                /* out of order */
+            } else {
+                retx = 1; /* also a spurious one (data already acknowledged): tshark 4.0 flags
+                           * it as a retransmission too */
+            }
+        }
+    }
+    {
+        uint32_t nextseq = seq + (uint32_t)seglen + ((flags & (0x01 | 0x02)) ? 1 : 0);
+        if (!fwd->next_known || GT_SEQ(nextseq, fwd->nextseq)) {
+            fwd->next_known = 1;
+            fwd->nextseq = nextseq;
+            fwd->nextseqtime = s->ts;
+        }
+        fwd->window = window;
+        fwd->window_known = 1;
+        if (ackf) {
+            fwd->lastack = ack;
+            fwd->lastack_known = 1;
+            fwd->lastacktime = s->ts;
+        }
+    }
+    s->retx = retx;
+    if (fin || rst) c->closed = 1;
+
+    int dns = dns_tcp(s, sp, dp);
+    if (dns < 0) return -1;
+    if (is_dns_port(s, sp) || is_dns_port(s, dp)) s->keep = 1;
+    if (!dns) return 0;
+    if (syn && seglen) return refuse(s, "data on a TCP SYN");
+    if (syn) {
+        fwd->r_init = 1;
+        fwd->r_next = seq + 1;
+        fwd->pending.len = 0;
+        return 0;
+    }
+    if (!seglen) return 0;
+    if (rep > n) return refuse(s, "a DNS packet cut short by the snap length");
+    /* tshark does not hand retransmitted or out-of-order segments to DNS (bytes already seen
+     * are skipped below, the same), but a fast retransmission it does: not modelled */
+    if (fast) return refuse(s, "a TCP fast retransmission in a DNS stream");
+    if (!fwd->r_init) {
+        fwd->r_init = 1;
+        fwd->r_next = seq;
+    }
+    if (GT_SEQ(seq, fwd->r_next)) return refuse(s, "a gap in a DNS-over-TCP stream");
+    uint32_t skip = fwd->r_next - seq;
+    if (skip >= seglen) return 0; /* all seen before: a retransmission */
+    if (skip) return refuse(s, "a TCP segment overlapping bytes already seen");
+    fwd->r_next = seq + (uint32_t)seglen;
+    int before = s->nmsg;
+    if (dns_tcp_bytes(s, fwd, pl, seglen)) return -1;
+    if (s->nmsg > before) s->keep = 1;
+    return 0;
+}
+
+static int ip_layer(State *s, const uint8_t *p, size_t n, int quoted);
+
+static int icmp_error(State *s, const uint8_t *p, size_t n, int v6) {
+    if (n < 8) return 0;
+    uint8_t type = p[0];
+    int err = v6 ? (type >= 1 && type <= 4)
+                 : (type == 3 || type == 4 || type == 5 || type == 11 || type == 12);
+    if (!err) return 0;
+    /* the quoted packet: its ports, its DNS; addresses stay the outer ones */
+    return ip_layer(s, p + 8, n - 8, 1);
+}
+
+/* IPv4 or IPv6 at p; quoted: inside an ICMP error (addresses are not taken) */
+static int ip_layer(State *s, const uint8_t *p, size_t n, int quoted) {
+    if (n < 1) return 0;
+    int ver = p[0] >> 4;
+    uint8_t proto;
+    const uint8_t *pl;
+    size_t pn, rep;
+    if (ver == 4) {
+        if (n < 20) return quoted ? 0 : refuse(s, "IPv4 header cut short");
+        size_t ihl = (size_t)(p[0] & 0x0F) * 4;
+        size_t tot = be16(p + 2);
+        if (ihl < 20 || ihl > n) return quoted ? 0 : refuse(s, "IPv4 header length out of range");
+        uint16_t frag = be16(p + 6);
+        if (frag & 0x3FFF) return refuse(s, "IP fragments");
+        if (tot < ihl) return refuse(s, "IPv4 total length out of range");
+        rep = tot - ihl;
+        if (tot > n) tot = n; /* cut by the snap length (or quoted in part) */
+        proto = p[9];
+        pl = p + ihl;
+        pn = tot - ihl;
+        if (!quoted) {
+            s->af = 4;
+            memcpy(s->src, p + 12, 4);
+            memcpy(s->dst, p + 16, 4);
+        } else if (s->af != 4) {
+            return refuse(s, "ICMPv6 quoting IPv4");
+        }
+    } else if (ver == 6) {
+        if (n < 40) return quoted ? 0 : refuse(s, "IPv6 header cut short");
+        size_t plen = be16(p + 4);
+        if (plen == 0) return refuse(s, "IPv6 jumbogram or empty payload length");
+        rep = plen;
+        if (40 + plen > n) plen = n - 40; /* cut by the snap length (or quoted in part) */
+        if (!quoted) {
+            s->af = 6;
+            memcpy(s->src, p + 8, 16);
+            memcpy(s->dst, p + 24, 16);
+        } else if (s->af != 6) {
+            return refuse(s, "ICMP quoting IPv6");
+        }
+        proto = p[6];
+        pl = p + 40;
+        pn = plen;
+        for (int hops = 0;; hops++) {
+            if (hops > 8) return refuse(s, "too many IPv6 extension headers");
+            if (proto == 0 || proto == 43 || proto == 60 || proto == 135) {
+                if (pn < 8) return refuse(s, "IPv6 extension header cut short");
+                size_t el = ((size_t)pl[1] + 1) * 8;
+                if (el > pn) return refuse(s, "IPv6 extension header cut short");
+                proto = pl[0];
+                pl += el;
+                pn -= el;
+                rep -= el;
+                continue;
+            }
+            if (proto == 44) return refuse(s, "IP fragments");
+            break;
+        }
+    } else {
+        return 0;
+    }
+    if (proto == 4 || proto == 41 || proto == 47 || proto == 50 || proto == 51 || proto == 97 ||
+        proto == 115 || proto == 137)
+        return refuse(s, "tunnel or IPsec inside IP");
+    if (quoted) {
+        if (proto == 17) return udp(s, pl, pn, rep, 1);
+        if (proto == 6) {
+            if (pn >= 4) {
+                uint16_t sp = be16(pl), dp = be16(pl + 2);
+                if (is_dns_port(s, sp) || is_dns_port(s, dp) || sp == 53 || dp == 53 ||
+                    sp == 5353 || dp == 5353)
+                    return refuse(s, "ICMP error quoting DNS-port TCP");
+            }
+            return 0;
+        }
+        if (proto == 1 || proto == 58) return 0;
+        return 0;
+    }
+    if (proto == 17) {
+        s->transport = 1;
+        return udp(s, pl, pn, rep, 0);
+    }
+    if (proto == 6) {
+        s->transport = 2;
+        return tcp(s, pl, pn, rep);
+    }
+    if ((proto == 1 && ver == 4) || (proto == 58 && ver == 6)) {
+        s->transport = 3;
+        int r = icmp_error(s, pl, pn, ver == 6);
+        if (r < 0) return -1;
+        if (!s->keep) s->transport = 0;
+        return 0;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * link layers
+ * ------------------------------------------------------------------------------------------- */
+
+static int ethertype_payload(State *s, uint16_t et, const uint8_t *p, size_t n) {
+    if (et == 0x0800 || et == 0x86DD) return ip_layer(s, p, n, 0);
+    return 0;
+}
+
+static int link_layer(State *s, uint32_t dlt, const uint8_t *p, size_t n) {
+    switch (dlt) {
+    case 1: { /* Ethernet */
+        if (n < 14) return 0;
+        uint16_t et = be16(p + 12);
+        size_t off = 14;
+        for (int tags = 0; (et == 0x8100 || et == 0x88A8 || et == 0x9100) && tags < 4; tags++) {
+            if (n < off + 4) return 0;
+            et = be16(p + off + 2);
+            off += 4;
+        }
+        if (et == 0x8100 || et == 0x88A8 || et == 0x9100) return refuse(s, "too many VLAN tags");
+        return ethertype_payload(s, et, p + off, n - off);
+    }
+    case 113: /* Linux cooked v1 */
+        if (n < 16) return 0;
+        return ethertype_payload(s, be16(p + 14), p + 16, n - 16);
+    case 276: /* Linux cooked v2 */
+        if (n < 20) return 0;
+        return ethertype_payload(s, be16(p), p + 20, n - 20);
+    case 101: /* raw IP */
+    case 228:
+    case 229:
+        return ip_layer(s, p, n, 0);
+    case 0: /* BSD loopback: address family in host byte order of the writer */
+    case 108: {
+        if (n < 4) return 0;
+        uint32_t af = dlt == 108 ? be32(p) : (le32(p) < 0x10000 ? le32(p) : be32(p));
+        if (af == 2) return ip_layer(s, p + 4, n - 4, 0);
+        if (af == 10 || af == 24 || af == 28 || af == 30) return ip_layer(s, p + 4, n - 4, 0);
+        return 0;
+    }
+    }
+    return refuse(s, "link type not supported natively");
+}
+
+static const char *link_name(uint32_t dlt) {
+    switch (dlt) {
+    case 0: return "null";
+    case 1: return "ether";
+    case 101: return "rawip";
+    case 108: return "loop";
+    case 113: return "linux-sll";
+    case 228: return "rawip4";
+    case 229: return "rawip6";
+    case 276: return "linux-sll2";
+    }
+    return NULL;
+}
+
+static size_t ip_text(int af, const uint8_t *a, char *out) {
+    if (af == 4) {
+        size_t n = 0;
+        for (int i = 0; i < 4; i++) {
+            if (i) out[n++] = '.';
+            n += fmt_u32(out + n, a[i]);
+        }
+        return n;
+    }
+    if (!inet_ntop(AF_INET6, a, out, 46)) strcpy(out, "::");
+    return strlen(out);
+}
+
+static const char *TRANSPORTS[] = {"", "udp", "tcp", "icmp"};
+
+static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
+    s->af = 0;
+    s->transport = 0;
+    s->has_ports = 0;
+    s->retx = 0;
+    s->nmsg = 0;
+    s->keep = 0;
+    s->flags_txt.len = 0;
+    s->msgs.len = 0;
+    s->names.len = 0;
+    if (link_layer(s, dlt, p, caplen)) return -1;
+    if (!s->keep || !s->transport) return 0;
+    Table *t = &s->t;
+    Col *c = t->cols;
+    char a[48], b[48];
+    size_t na = ip_text(s->af, s->src, a), nb = ip_text(s->af, s->dst, b);
+    const char *tr = TRANSPORTS[s->transport];
+    int is_tcp = s->transport == 2;
+    if (put_u32(&c[C_FRAME], s->frame, 1) || put_i64(&c[C_TS], s->ts) ||
+        put_u32(&c[C_LENGTH], s->wirelen, 1) || put_str(&c[C_SRC], a, na, 1) ||
+        put_str(&c[C_DST], b, nb, 1) || put_u16(&c[C_SPORT], s->sport, s->has_ports) ||
+        put_u16(&c[C_DPORT], s->dport, s->has_ports) ||
+        put_str(&c[C_TRANSPORT], tr, s->transport == 3 ? 4 : 3, 1) ||
+        put_u16(&c[C_FLAGS], s->tcp_flags, is_tcp) || put_u32(&c[C_STREAM], s->stream, is_tcp) ||
+        put_u32(&c[C_SEQ], s->seq, is_tcp))
+        return -1;
+    uint8_t rx = (uint8_t)(is_tcp && s->retx);
+    if (s->nmsg > 0xFFFF) return refuse(s, "more than 65535 DNS messages in one packet");
+    if (put_fixed(&c[C_RETX], &rx, 1, 1) || put_u16(&c[C_NMSG], (uint16_t)s->nmsg, 1) ||
+        put_str(&c[C_DNS_FLAGS], s->flags_txt.data, s->flags_txt.len, s->nmsg > 0))
+        return -1;
+    t->rows++;
+    if (s->transport == 3) return 0; /* quoted in an ICMP error: counted, not a transaction */
+    Col *mc = s->mt.cols;
+    const Msg *ms = (const Msg *)s->msgs.data;
+    /* conversation key: TCP stream, or the unordered UDP endpoints; then the DNS ID */
+    uint8_t key[PKEY] = {0};
+    if (is_tcp) {
+        key[0] = 1;
+        memcpy(key + 1, &s->stream, 4);
+    } else {
+        uint8_t ea[18] = {0}, eb[18] = {0};
+        int alen = s->af == 4 ? 4 : 16;
+        memcpy(ea, s->src, (size_t)alen);
+        ea[16] = (uint8_t)(s->sport >> 8);
+        ea[17] = (uint8_t)s->sport;
+        memcpy(eb, s->dst, (size_t)alen);
+        eb[16] = (uint8_t)(s->dport >> 8);
+        eb[17] = (uint8_t)s->dport;
+        int lo = memcmp(ea, eb, 18) <= 0;
+        key[0] = (uint8_t)(s->af == 4 ? 2 : 3);
+        memcpy(key + 1, lo ? ea : eb, 18);
+        memcpy(key + 19, lo ? eb : ea, 18);
+    }
+    for (int i = 0; i < s->nmsg; i++) {
+        const Msg *g = &ms[i];
+        int64_t ev = s->mt.rows, txn = -1;
+        int8_t role;
+        key[37] = (uint8_t)(g->id >> 8);
+        key[38] = (uint8_t)g->id;
+        PSlot *st = pair_slot(&s->pairs, key);
+        if (!st) return -1;
+        if (!(g->flags & 0x8000)) { /* query */
+            if (st->used && !st->answered && st->frame != s->frame &&
+                s->ts - st->ts < 5000000000LL) {
+                role = 1;
+                txn = st->txn;
+            } else {
+                if (!st->used) {
+                    memcpy(st->key, key, PKEY);
+                    st->used = 1;
+                    s->pairs.used++;
+                }
+                st->answered = 0;
+                st->txn = ev;
+                st->ts = s->ts;
+                st->frame = s->frame;
+                role = 0;
+                txn = ev;
+            }
+        } else if (!st->used) {
+            role = 4;
+        } else if (!st->answered) {
+            st->answered = 1;
+            role = 2;
+            txn = st->txn;
+        } else {
+            role = 3;
+            txn = st->txn;
+        }
+        if (put_u32(&mc[M_FRAME], s->frame, 1) || put_i64(&mc[M_TS], s->ts) ||
+            put_str(&mc[M_SRC], a, na, 1) || put_str(&mc[M_DST], b, nb, 1) ||
+            put_u16(&mc[M_SPORT], s->sport, 1) || put_u16(&mc[M_DPORT], s->dport, 1) ||
+            put_str(&mc[M_TRANSPORT], tr, 3, 1) || put_u32(&mc[M_STREAM], s->stream, is_tcp) ||
+            put_i64(&mc[M_MSG], i) || put_u16(&mc[M_ID], g->id, 1) ||
+            put_u16(&mc[M_FLAGS], g->flags, 1) || put_u16(&mc[M_ANSWERS], g->answers, 1) ||
+            put_str(&mc[M_QNAME], s->names.data + g->name_off, g->name_len, g->has_q) ||
+            put_fixed(&mc[M_QTYPE], &(int64_t){g->qtype}, 8, g->has_q) ||
+            put_fixed(&mc[M_ROLE], &role, 1, 1) || put_fixed(&mc[M_TXN], &txn, 8, txn >= 0))
+            return -1;
+        s->mt.rows++;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * file formats
+ * ------------------------------------------------------------------------------------------- */
+
+/* the current packet became a row: a DNS-related packet cut by the snap length is refused */
+static int last_row_is(const State *s) {
+    uint32_t last;
+    if (!s->t.rows) return 0;
+    memcpy(&last, s->t.cols[C_FRAME].values.data + (size_t)(s->t.rows - 1) * 4, 4);
+    return last == s->frame;
+}
+
+typedef struct {
+    const char *file_format;
+    const char *link_type;
+    uint64_t packets;
+    int truncated;
+} Info;
+
+static int run_pcap(State *s, const uint8_t *buf, size_t n, Info *info) {
+    uint32_t magic = le32(buf);
+    int swap, nsec;
+    if (magic == 0xA1B2C3D4) swap = 0, nsec = 0;
+    else if (magic == 0xD4C3B2A1) swap = 1, nsec = 0;
+    else if (magic == 0xA1B23C4D) swap = 0, nsec = 1;
+    else if (magic == 0x4D3CB2A1) swap = 1, nsec = 1;
+    else return refuse(s, "not a pcap file");
+    if (n < 24) return refuse(s, "pcap file header cut short");
+    uint16_t major = rd16(buf + 4, swap);
+    uint32_t dlt = rd32(buf + 20, swap) & 0x0FFFFFFF;
+    if (major != 2) return refuse(s, "pcap version other than 2");
+    info->file_format = nsec ? "nsecpcap" : "pcap";
+    info->link_type = link_name(dlt);
+    if (!info->link_type) return refuse(s, "link type not supported natively");
+    size_t off = 24;
+    while (off < n) {
+        if (n - off < 16) {
+            info->truncated = 1;
+            break;
+        }
+        const uint8_t *h = buf + off;
+        uint32_t sec = rd32(h, swap), frac = rd32(h + 4, swap);
+        uint32_t caplen = rd32(h + 8, swap), wirelen = rd32(h + 12, swap);
+        if (caplen > 262144 || (nsec ? frac >= 1000000000u : frac >= 1000000u))
+            return refuse(s, "pcap record header out of range (damaged file?)");
+        if (n - off - 16 < caplen) {
+            info->truncated = 1;
+            break;
+        }
+        if (caplen > wirelen) return refuse(s, "pcap record longer than its packet");
+        s->frame++;
+        s->ts = (int64_t)sec * 1000000000 + (int64_t)frac * (nsec ? 1 : 1000);
+        s->wirelen = wirelen;
+        if (packet(s, dlt, h + 16, caplen)) return -1;
+        if (caplen < wirelen && last_row_is(s))
+            return refuse(s, "a DNS-related packet cut short by the snap length");
+        info->packets++;
+        off += 16 + (size_t)caplen;
+    }
+    return 0;
+}
+
+typedef struct {
+    uint32_t dlt;
+    int64_t mult; /* ns per unit */
+} Iface;
+
+static int run_pcapng(State *s, const uint8_t *buf, size_t n, Info *info) {
+    Iface ifs[64];
+    int n_if = 0;
+    int swap = 0;
+    int have_shb = 0;
+    uint32_t dlt0 = 0xFFFFFFFF;
+    size_t off = 0;
+    info->file_format = "pcapng";
+    while (off < n) {
+        if (n - off < 12) {
+            info->truncated = 1;
+            break;
+        }
+        const uint8_t *b = buf + off;
+        uint32_t type = le32(b);
+        if (type == 0x0A0D0D0A) {
+            if (n - off < 28) {
+                info->truncated = 1;
+                break;
+            }
+            uint32_t bom = le32(b + 8);
+            if (bom == 0x1A2B3C4D) swap = 0;
+            else if (bom == 0x4D3C2B1A) swap = 1;
+            else return refuse(s, "pcapng section header with an unknown byte order");
+            have_shb = 1;
+            n_if = 0;
+        } else if (!have_shb) {
+            return refuse(s, "not a pcapng file");
+        } else {
+            type = rd32(b, swap);
+        }
+        uint32_t blen = rd32(b + 4, swap);
+        if (blen < 12 || (blen & 3)) return refuse(s, "pcapng block length out of range");
+        if (blen > n - off) {
+            info->truncated = 1;
+            break;
+        }
+        if (rd32(b + blen - 4, swap) != blen) return refuse(s, "pcapng block lengths differ");
+        const uint8_t *body = b + 8;
+        size_t bn = blen - 12;
+        if (type == 1) { /* interface description */
+            if (bn < 8) return refuse(s, "pcapng interface block cut short");
+            if (n_if >= 64) return refuse(s, "more than 64 pcapng interfaces");
+            Iface *f = &ifs[n_if++];
+            f->dlt = rd16(body, swap);
+            f->mult = 1000; /* µs */
+            size_t o = 8;
+            while (o + 4 <= bn) {
+                uint16_t code = rd16(body + o, swap), olen = rd16(body + o + 2, swap);
+                if (code == 0) break;
+                if (o + 4 + olen > bn) return refuse(s, "pcapng option cut short");
+                if (code == 9 && olen >= 1) {
+                    uint8_t r = body[o + 4];
+                    if (r & 0x80 || r > 9) return refuse(s, "pcapng time resolution not 10^-0..9");
+                    int64_t m = 1;
+                    for (int i = 0; i < 9 - r; i++) m *= 10;
+                    f->mult = m;
+                }
+                if (code == 14) return refuse(s, "pcapng interface time offset");
+                o += 4 + (((size_t)olen + 3) & ~(size_t)3);
+            }
+            if (!link_name(f->dlt)) return refuse(s, "link type not supported natively");
+            if (dlt0 == 0xFFFFFFFF) dlt0 = f->dlt;
+            else if (dlt0 != f->dlt) return refuse(s, "pcapng interfaces of several link types");
+        } else if (type == 6) { /* enhanced packet */
+            if (bn < 20) return refuse(s, "pcapng packet block cut short");
+            uint32_t ifid = rd32(body, swap);
+            if (ifid >= (uint32_t)n_if) return refuse(s, "pcapng packet of an unknown interface");
+            uint64_t units = ((uint64_t)rd32(body + 4, swap) << 32) | rd32(body + 8, swap);
+            uint32_t caplen = rd32(body + 12, swap), wirelen = rd32(body + 16, swap);
+            if (caplen > bn - 20) return refuse(s, "pcapng packet longer than its block");
+            if (caplen > wirelen) return refuse(s, "pcapng record longer than its packet");
+            Iface *f = &ifs[ifid];
+            if (units > (uint64_t)INT64_MAX / (uint64_t)f->mult)
+                return refuse(s, "pcapng time out of range");
+            s->frame++;
+            s->ts = (int64_t)units * f->mult;
+            s->wirelen = wirelen;
+            if (packet(s, f->dlt, body + 20, caplen)) return -1;
+            if (caplen < wirelen && last_row_is(s))
+                return refuse(s, "a DNS-related packet cut short by the snap length");
+            info->packets++;
+        } else if (type == 2 || type == 3) {
+            return refuse(s, "pcapng simple or obsolete packet blocks");
+        } else if (type == 10) {
+            return refuse(s, "pcapng decryption secrets (tshark may decrypt DNS)");
+        }
+        off += blen;
+    }
+    info->link_type = dlt0 == 0xFFFFFFFF ? NULL : link_name(dlt0);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * parse(data, ports) -> (reason | None, info, (schema, array) packets, (schema, array) messages)
+ * ------------------------------------------------------------------------------------------- */
+
+static PyObject *parse(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *ports_obj;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*O", &view, &ports_obj)) return NULL;
+    State *s = calloc(1, sizeof(State));
+    if (!s) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    PyObject *seq = PySequence_Fast(ports_obj, "ports must be a sequence");
+    if (!seq) goto error;
+    Py_ssize_t np = PySequence_Fast_GET_SIZE(seq);
+    if (np < 1 || np > 64) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "parse: 1 to 64 ports");
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < np; i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v < 1 || v > 65535) {
+            Py_DECREF(seq);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "parse: port out of range");
+            goto error;
+        }
+        s->ports[s->n_ports++] = (uint16_t)v;
+    }
+    Py_DECREF(seq);
+    Info info = {0};
+    int rc = 0;
+    struct ArrowSchema *schema[2] = {NULL, NULL};
+    struct ArrowArray *array[2] = {NULL, NULL};
+    Py_BEGIN_ALLOW_THREADS;
+    const uint8_t *buf = view.buf;
+    size_t n = (size_t)view.len;
+    if (table_init(&s->t, SPECS, N_COLS, n / 128 + 64) ||
+        table_init(&s->mt, MSPECS, N_MCOLS, n / 160 + 64))
+        rc = -2;
+    else if (n < 4) rc = refuse(s, "file shorter than a capture header");
+    else {
+        uint32_t m = le32(buf);
+        if (m == 0x0A0D0D0A) rc = run_pcapng(s, buf, n, &info);
+        else rc = run_pcap(s, buf, n, &info);
+    }
+    if (rc && !s->reason[0]) rc = -2; /* out of memory */
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        schema[k] = malloc(sizeof(struct ArrowSchema));
+        array[k] = malloc(sizeof(struct ArrowArray));
+        if (!schema[k] || !array[k] || export_table(k ? &s->mt : &s->t, schema[k], array[k])) {
+            free(schema[k]);
+            free(array[k]);
+            schema[k] = NULL;
+            array[k] = NULL;
+            rc = -2;
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    PyObject *result = NULL;
+    if (rc == -2) {
+        for (int k = 0; k < 2; k++) {
+            if (schema[k]) {
+                schema[k]->release(schema[k]);
+                free(schema[k]);
+            }
+            if (array[k]) {
+                array[k]->release(array[k]);
+                free(array[k]);
+            }
+        }
+        PyErr_NoMemory();
+        goto error;
+    }
+    if (rc) {
+        result = Py_BuildValue("(sOOO)", s->reason, Py_None, Py_None, Py_None);
+        goto done;
+    }
+    PyObject *pair[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        PyObject *cs = PyCapsule_New(schema[k], "arrow_schema", capsule_schema_free);
+        if (!cs) {
+            schema[k]->release(schema[k]);
+            free(schema[k]);
+        }
+        PyObject *ca = PyCapsule_New(array[k], "arrow_array", capsule_array_free);
+        if (!ca) {
+            array[k]->release(array[k]);
+            free(array[k]);
+        }
+        if (cs && ca) pair[k] = PyTuple_Pack(2, cs, ca);
+        Py_XDECREF(cs);
+        Py_XDECREF(ca);
+    }
+    PyObject *d = Py_BuildValue("{s:s,s:z,s:K,s:O}", "file_format",
+                                info.file_format ? info.file_format : "pcap", "link_type",
+                                info.link_type, "packets", (unsigned long long)info.packets,
+                                "truncated", info.truncated ? Py_True : Py_False);
+    if (pair[0] && pair[1] && d) result = Py_BuildValue("(OOOO)", Py_None, d, pair[0], pair[1]);
+    Py_XDECREF(pair[0]);
+    Py_XDECREF(pair[1]);
+    Py_XDECREF(d);
+done:
+    table_free(&s->t);
+    conns_free(&s->conns);
+    free(s->flags_txt.data);
+    free(s->msgs.data);
+    free(s->names.data);
+    table_free(&s->mt);
+    free(s->pairs.slots);
+    free(s);
+    PyBuffer_Release(&view);
+    return result;
+error:
+    table_free(&s->t);
+    conns_free(&s->conns);
+    free(s->flags_txt.data);
+    free(s->msgs.data);
+    free(s->names.data);
+    table_free(&s->mt);
+    free(s->pairs.slots);
+    free(s);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static PyMethodDef METHODS[] = {
+    {"parse", parse, METH_VARARGS,
+     "parse(data, ports) -> (reason, info, packets, messages)\n\n"
+     "The DNS-related packets of a pcap/pcapng file (bytes-like) and their DNS messages over\n"
+     "UDP/TCP, each an Arrow struct array as a (schema, array) PyCapsule pair, and a dict of\n"
+     "file facts; or, when the file needs tshark, the reason and three Nones.\n"
+     "ports: the DNS ports whose packets are kept even without DNS."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {
+    PyModuleDef_HEAD_INIT, "_fastcap", "Native capture engine (pcap/pcapng to DNS packet rows).",
+    -1, METHODS, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fastcap(void) { return PyModule_Create(&MODULE); }

@@ -1,0 +1,163 @@
+"""Run the native capture engine under AddressSanitizer and UndefinedBehaviorSanitizer.
+
+Usage (``make sanitize``)::
+
+    .venv/bin/python tools/sanitize_fastcap.py [--mutations 3000]
+
+Builds ``kit/_fastcap.c`` with ``-fsanitize=address,undefined`` into a temporary directory, then
+re-runs this script in a child Python with libasan/libubsan preloaded, where it:
+
+- parses every capture the kit has (../shared/fixtures/pcaps when present, data/sample/captures,
+  tests/data/capture) with that build and checks the rows, messages and file facts equal those of
+  the normal build (``kit._fastcap``), whether it reads the file or refuses it (same reason);
+- parses ``--mutations`` damaged copies of them (random bytes overwritten, cut anywhere, record
+  lengths and pcapng block lengths changed), where it must read or refuse, never crash.
+
+Any sanitizer report stops the child with a non-zero exit. Not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import random
+import struct
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SO = "_fastcap" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
+
+
+def build(out: Path) -> Path:
+    so = out / SO
+    cmd = [
+        "gcc",
+        "-O1",
+        "-g",
+        "-fsanitize=address,undefined",
+        "-fno-omit-frame-pointer",
+        "-fno-sanitize-recover=all",
+        "-shared",
+        "-fPIC",
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        f"-I{sysconfig.get_paths()['include']}",
+        str(ROOT / "kit" / "_fastcap.c"),
+        "-o",
+        str(so),
+    ]
+    subprocess.run(cmd, check=True)
+    return so
+
+
+def corpus() -> list[Path]:
+    files = sorted((ROOT / "tests" / "data" / "capture").glob("*.pcap*"))
+    files += sorted((ROOT / "data" / "sample" / "captures").glob("*.pcap*"))
+    files += sorted((ROOT.parent / "shared" / "fixtures" / "pcaps").glob("*"))
+    return [f for f in files if f.is_file()]
+
+
+def _data(path: Path) -> bytes:
+    import gzip
+
+    raw = path.read_bytes()
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
+def _frames(mod: object, data: bytes) -> tuple[object, ...]:
+    import polars as pl
+
+    from kit._capture_native import _ArrowArray
+
+    reason, info, rows, msgs = mod.parse(data, (53,))  # type: ignore[attr-defined]
+    if reason is not None:
+        return (reason,)
+    return (info, pl.DataFrame(_ArrowArray(*rows)), pl.DataFrame(_ArrowArray(*msgs)))
+
+
+def _mutate(rnd: random.Random, data: bytes) -> bytes:
+    b = bytearray(data)
+    kind = rnd.randrange(4)
+    if kind == 0 and len(b) > 24:  # random bytes
+        for _ in range(rnd.randrange(1, 16)):
+            b[rnd.randrange(len(b))] = rnd.randrange(256)
+    elif kind == 1:  # cut anywhere
+        b = b[: rnd.randrange(len(b) + 1)]
+    elif kind == 2 and len(b) > 40:  # a 32-bit length field somewhere gets a wild value
+        off = rnd.randrange(0, len(b) - 4)
+        b[off : off + 4] = struct.pack("<I", rnd.choice([0, 1, 11, 12, 65535, 2**31, 2**32 - 1]))
+    elif len(b) > 60:  # DNS-ish: a length prefix / count / label byte near a packet's end
+        off = rnd.randrange(40, len(b))
+        b[off] = rnd.choice([0, 1, 0x3F, 0x40, 0xC0, 0xFF])
+    return bytes(b)
+
+
+def child(so: Path, mutations: int) -> int:
+    spec = importlib.util.spec_from_file_location("_fastcap", so)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sys.path.insert(0, str(ROOT))
+    from polars.testing import assert_frame_equal
+
+    from kit import _capture_native
+
+    warnings.simplefilter("ignore")
+    ref_mod = _capture_native._fastcap
+    files = corpus()
+    datas = [_data(f) for f in files]
+    for f, data in zip(files, datas, strict=True):
+        got = _frames(mod, data)
+        if ref_mod is not None:
+            ref = _frames(ref_mod, data)
+            assert len(got) == len(ref), f
+            if len(ref) == 1:
+                assert got == ref, (f, got, ref)
+            else:
+                assert got[0] == ref[0], f
+                assert_frame_equal(got[1], ref[1])  # type: ignore[arg-type]
+                assert_frame_equal(got[2], ref[2])  # type: ignore[arg-type]
+    print(f"sanitize: {len(files)} captures: same results as the normal build, no report")
+    rnd = random.Random(1)
+    read = 0
+    for _ in range(mutations):
+        out = _frames(mod, _mutate(rnd, rnd.choice(datas)))
+        read += len(out) > 1
+    print(f"sanitize: {mutations} damaged captures ({read} read, the rest refused): no report")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mutations", type=int, default=3000)
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.mutations)
+    with tempfile.TemporaryDirectory() as d:
+        so = build(Path(d))
+        libs = [
+            subprocess.run(
+                ["gcc", f"-print-file-name={lib}"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            for lib in ("libasan.so", "libubsan.so")
+        ]
+        env = dict(
+            os.environ,
+            LD_PRELOAD=":".join(libs),
+            ASAN_OPTIONS="detect_leaks=0:quarantine_size_mb=64",
+            UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
+        )
+        cmd = [sys.executable, __file__, "--child", str(so), "--mutations", str(args.mutations)]
+        return subprocess.run(cmd, env=env).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
