@@ -919,6 +919,9 @@ def _capinfos(tshark: str, path: Path) -> dict[str, Any]:
             info["link_type"] = cols[2]
             with contextlib.suppress(ValueError):
                 info["packets"] = int(cols[3])
+    if "packets" not in info and proc.returncode != 0:
+        said = [ln.strip().removeprefix("capinfos: ") for ln in err.splitlines() if ln.strip()]
+        info["error"] = " ".join(said).replace("The standard input", "the file")[:500]
     return info
 
 
@@ -1264,7 +1267,9 @@ def _tshark_notes(path: Path, stderr: str, rc: int) -> tuple[list[str], bool]:
                 f"{_DAMAGED}" + (f" ({why})" if why else "") + "; the packets before it were read"
             )
         elif ln.startswith("tshark: "):
-            notes.append(ln)
+            notes.append(
+                ln.replace("The standard input", "The file") + (f" ({why})" if why else "")
+            )
     if rc not in (0, 2) and not notes:
         raise ToolError(f"tshark failed on {path} with exit code {rc}: {stderr[-2000:]}")
     return notes, truncated
@@ -1664,7 +1669,12 @@ def _build(
     total = info.get("packets")
     if total is None:
         total = pk.height
-        notes.append("capinfos not available: packet total is the number of DNS-related packets")
+        notes.append(
+            f"capinfos could not read the file ({info['error']})"
+            if info.get("error")
+            else "capinfos not available"
+        )
+        notes[-1] += ": packet total is the number of DNS-related packets"
     if info.get("link_type") and pk.height == 0 and total:
         notes.append(
             f"no DNS-related packet among {total} (link type {info['link_type']}; "
