@@ -2349,8 +2349,9 @@ def _pyshark_load(path: str | os.PathLike[str], display_filter: str, two_pass: b
 
     tshark = _tshark.find_tshark()
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"capture file not found: {path}")
+    # the same checks as read_capture (pyshark starts tshark itself, with the caller's rights and
+    # no time limit, so at least no FIFO, device or non-capture reaches it)
+    _check_capture(p)
 
     def work() -> list[Any]:
         loop = asyncio.get_event_loop()
