@@ -195,8 +195,15 @@ def spawn(
         return subprocess.Popen(
             list(argv), stdin=stdin, stdout=stdout, stderr=stderr, env=run_env(), **kwargs
         )
-    except OSError as exc:
-        raise ToolError(f"{what}: could not run {argv[0]}: {exc}") from exc
+    except (OSError, subprocess.SubprocessError) as exc:
+        hint = ""
+        if "user" in kwargs:
+            hint = (
+                f" as uid {kwargs['user']}/gid {kwargs['group']} (the kit runs as root and drops "
+                f"to nobody for untrusted captures; set {USER_ENV} to another user, or to root "
+                "to keep root)"
+            )
+        raise ToolError(f"{what}: could not run {argv[0]}{hint}: {exc}") from exc
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

@@ -451,6 +451,22 @@ def test_spawned_tool_is_nobody_with_a_private_home(tshark: str) -> None:
         proc.wait(timeout=30)
 
 
+def test_tool_user_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNSKIT_TOOL_USER picks the user (root: keep root, an explicit opt-out)."""
+    import pwd
+
+    require_root()
+
+    def uid() -> int:
+        return int(_tshark.run(["id", "-u"], what="id").stdout)
+
+    assert uid() == 65534
+    monkeypatch.setenv("DNSKIT_TOOL_USER", "daemon")
+    assert uid() == pwd.getpwnam("daemon").pw_uid != 0
+    monkeypatch.setenv("DNSKIT_TOOL_USER", "root")
+    assert uid() == 0
+
+
 # ------------------------------------------------------------------------------------------
 # damaged captures: the packets before the damage, and where it broke
 
