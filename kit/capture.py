@@ -47,6 +47,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import logging
@@ -658,9 +659,10 @@ def _check_named(source: Source) -> set[str]:
 
     A named file is checked itself (a FIFO, device or symlink loop is an error, not "not found");
     in a named folder, every entry named like a capture that is not a regular file (a FIFO, a
-    sub-folder, a dangling symlink) is an error rather than silently left out. Globs and paths
-    that do not exist are left to :func:`kit._sources.expand_sources`. Returns the absolute paths
-    of the files checked.
+    sub-folder, a dangling symlink) is an error rather than silently left out; so is a match of
+    a glob that is neither a regular file nor a folder (a FIFO, a device, a dangling symlink).
+    Paths that do not exist are left to :func:`kit._sources.expand_sources`. Returns the absolute
+    paths of the files checked.
     """
     if isinstance(source, str | os.PathLike):
         items: list[Any] = [source]
@@ -676,6 +678,10 @@ def _check_named(source: Source) -> set[str]:
         try:
             os.lstat(text)
         except (FileNotFoundError, NotADirectoryError):
+            if set("*?[") & set(text):
+                for m in sorted(glob.glob(text, recursive=True)):
+                    if not os.path.isdir(m) and not os.path.isfile(m):
+                        _check_capture(m)  # raises, naming the match
             continue
         except OSError as exc:
             raise _os_error(exc, text) from None

@@ -235,6 +235,9 @@ def test_directory_entries_that_are_not_files_are_named(pcaps: Path, tmp_path: P
     os.mkfifo(folder / "node3.pcap.gz")
     with pytest.raises(KitError, match=r"node3\.pcap\.gz.*FIFO"):
         kit.read_capture(folder, cache=False)
+    # a glob that matches the FIFO too
+    with pytest.raises(KitError, match=r"node3\.pcap\.gz.*FIFO"):
+        kit.read_capture(str(folder / "node*"), cache=False)
 
 
 def _in_child_as_nobody(fn: Callable[[], Any]) -> str:
