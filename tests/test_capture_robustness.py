@@ -393,6 +393,8 @@ def _watch_tools(stop: threading.Event, seen: dict[int, dict[str, str]]) -> None
                 env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             except OSError:
                 continue
+            if not any(env):
+                continue  # exiting: its memory (and environment) is already gone
             uids = next(ln for ln in status.splitlines() if ln.startswith("Uid:")).split()[1:]
             home = next((e[5:].decode() for e in env if e.startswith(b"HOME=")), "")
             seen[pid] = {"comm": comm, "uids": " ".join(uids), "home": home}
