@@ -143,15 +143,43 @@ _homes: dict[tuple[int, int], str] = {}
 
 
 def _private_home(ids: tuple[int, int]) -> str:
-    """A temporary folder owned by ``ids`` for the tools' HOME/config/cache/TMPDIR (removed at exit)."""
+    """A temporary folder owned by ``ids`` for the tools' HOME/config/cache/TMPDIR.
+
+    Named ``dnskit-tools-<pid>-*``; removed at exit, and the folders of kit processes that ended
+    without removing theirs (a killed notebook kernel) are removed when a new one is made.
+    """
     with _home_lock:
         home = _homes.get(ids)
         if home is None or not os.path.isdir(home):
-            home = tempfile.mkdtemp(prefix="dnskit-tools-")
+            _remove_stale_homes()
+            home = tempfile.mkdtemp(prefix=f"dnskit-tools-{os.getpid()}-")
             os.chown(home, *ids)
             _homes[ids] = home
             atexit.register(shutil.rmtree, home, True)
         return home
+
+
+def _remove_stale_homes() -> None:
+    """Remove ``dnskit-tools-<pid>-*`` folders in the temporary folder whose process is gone."""
+    tmp = tempfile.gettempdir()
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return
+    for name in names:
+        m = re.fullmatch(r"dnskit-tools-(\d+)-\w+", name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        path = os.path.join(tmp, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def run_env() -> dict[str, str]:

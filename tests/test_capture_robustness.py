@@ -472,6 +472,34 @@ def test_tool_user_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
     assert uid() == 0
 
 
+def test_private_home_is_removed_and_stale_ones_too(repo_root: Path) -> None:
+    """A process's tool folder goes at exit; a killed process's folder goes with the next one."""
+    import subprocess
+    import sys
+
+    require_root()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    tmp = Path(tempfile.gettempdir())
+    stale = tmp / f"dnskit-tools-{dead.pid}-stale"
+    alive = tmp / "dnskit-tools-1-alive"  # pid 1 is running
+    for d in (stale, alive):
+        d.mkdir()
+    try:
+        code = "from kit import _tshark; print(_tshark.run_env()['HOME'])"
+        env = {**os.environ, "PYTHONPATH": str(repo_root)}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        home = Path(out.stdout.strip())
+        assert home.name.startswith("dnskit-tools-") and not home.exists()
+        assert not stale.exists() and alive.exists()
+    finally:
+        for d in (stale, alive):
+            if d.exists():
+                d.rmdir()
+
+
 # ------------------------------------------------------------------------------------------
 # damaged captures: the packets before the damage, and where it broke
 
