@@ -200,7 +200,11 @@ def read_file(path: Path, opts: dict[str, Any], *, gzipped: bool) -> tuple[Any, 
         return None, reason or "the native engine refused the file"
     rows, msgs = got
     truncated = bool(info.pop("truncated", False))
-    notes = [_TRUNCATED_NOTE] if truncated else []
+    notes: list[str] = []
+    if truncated:  # the same counted note as the tshark engine (capinfos's "broke after N")
+        info["broke_after"] = info.get("packets")
+        info["damage"] = "cut short"
+        notes = cap._damage_notes([_TRUNCATED_NOTE], info)
     pk = cap._syn_retransmissions(cap._dns_related(rows, ports))
     # what kit.capture._messages returns: the messages and what is not paired (no DNS over HTTP
     # or incomplete header reaches here: the C code refuses those files)

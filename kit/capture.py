@@ -51,12 +51,15 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import errno
+import glob
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
-import subprocess
+import stat
 import sys
 import tempfile
 import threading
@@ -71,6 +74,7 @@ import polars as pl
 
 from kit import _tshark
 from kit._sources import GZIP_MAGIC, Source, expand_sources
+from kit.detect import HEAD_BYTES, capture_head
 from kit.errors import InputFormatError, ToolError, ToolNotFoundError
 from kit.schema import check_schema
 
@@ -489,6 +493,14 @@ def read_capture(
           file"``, ``"auto: IP fragments (frame 12)"`` (the native engine refused the file
           there), ``"auto: display_filter needs tshark"``, ``"engine='tshark'"``.
 
+    Every file is checked before any tool reads it (see :func:`_check_capture`): it must be a
+    regular file (not a FIFO, device, socket or directory) that starts with a pcap or pcapng
+    header, optionally gzipped. tshark, capinfos and editcap then run under a time limit and, when
+    the kit runs as root, as the user ``nobody`` (see :mod:`kit._tshark`). A file that is damaged
+    part-way (cut mid-record, garbage after valid packets, a corrupt gzip stream) is not an
+    error: the packets before the damage are loaded, ``meta.truncated`` is true and
+    ``meta.notes`` says after which packet the file broke.
+
     Raises
     ------
     ValueError
@@ -496,17 +508,24 @@ def read_capture(
     FileNotFoundError
         A source does not exist.
     InputFormatError
-        A file is empty or is not a capture tshark can read.
+        A file is empty, is not a capture tshark can read (no pcap/pcapng magic number, a cut
+        file header), is not a regular file (directory, FIFO, device, socket), is a dangling
+        symlink or a symlink loop, or cannot be read (permission denied); the message names it.
     ToolNotFoundError
         tshark is not installed.
     ToolError
-        tshark failed for another reason (its stderr is in the message).
+        tshark failed for another reason (its stderr is in the message), or a tool ran past its
+        time limit (the message names the tool and the file).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}: expected one of {', '.join(map(repr, ENGINES))}")
     if engine == "native" and display_filter:
         raise ValueError("display_filter needs tshark: use engine='auto' or engine='tshark'")
+    checked = _check_named(source)
     files = expand_sources(source, suffixes=_CAPTURE_SUFFIXES, what="capture")
+    for f in files:
+        if os.path.abspath(f) not in checked:
+            _check_capture(f)
     tshark: str | None
     try:
         tshark = _tshark.find_tshark(tshark_path)
@@ -574,6 +593,165 @@ def read_capture(
     return cap
 
 
+_NOT_CAPTURE_HINT = "Expected pcap or pcapng (optionally gzipped) as written by tcpdump -w"
+
+
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages."""
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _os_error(exc: OSError, text: str) -> InputFormatError:
+    """An OSError met while checking a capture, as an InputFormatError naming the file."""
+    if isinstance(exc, PermissionError):
+        why = "cannot read the capture: permission denied"
+        hint = "Make it readable for this user (chmod/chown), or copy it somewhere readable"
+    elif exc.errno == errno.ELOOP:
+        why, hint = "the capture is a symlink loop", "Point the symlink at the capture file"
+    else:
+        why, hint = f"cannot read the capture: {exc.strerror or exc}", None
+    return InputFormatError(why, path=text, hint=hint)
+
+
+def _check_capture(path: str | os.PathLike[str]) -> str:
+    """Check one capture before any tool reads it; return its format (see :func:`capture_head`).
+
+    The file must be a regular file (symlinks followed) the kit can open, starting with a pcap
+    or pcapng header, optionally gzipped. It is opened non-blocking, so a FIFO swapped in after
+    the ``stat`` cannot block, and only its first :data:`kit.detect.HEAD_BYTES` bytes are read.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing at ``path``.
+    InputFormatError
+        Not a regular file (directory, FIFO, device, socket), a dangling symlink, a symlink loop,
+        permission denied, empty, or no pcap/pcapng header; the message names the file.
+    """
+    text = os.fspath(path)
+    try:
+        st = os.stat(text)
+    except FileNotFoundError:
+        if os.path.islink(text):
+            raise InputFormatError(
+                f"the capture is a dangling symlink (to {os.readlink(text)!r}, which does not "
+                "exist)",
+                path=text,
+            ) from None
+        raise FileNotFoundError(f"capture file not found: {text}") from None
+    except OSError as exc:
+        raise _os_error(exc, text) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputFormatError(
+            f"the capture is {_file_kind(st.st_mode)}, not a regular file",
+            path=text,
+            hint="Give the capture file itself (tcpdump -w FILE); copy a stream to a file first",
+        )
+    try:
+        fd = os.open(text, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _os_error(exc, text) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputFormatError(
+                f"the capture is {_file_kind(st.st_mode)}, not a regular file", path=text
+            )
+        parts: list[bytes] = []
+        size = 0
+        while size <= HEAD_BYTES:
+            chunk = os.read(fd, HEAD_BYTES + 1 - size)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _os_error(exc, text) from None
+    finally:
+        os.close(fd)
+    head = b"".join(parts)
+    if not head:
+        raise InputFormatError(
+            "empty file, not a packet capture",
+            path=text,
+            offset=0,
+            hint="Check that tcpdump wrote to this file (tcpdump -w FILE)",
+        )
+    fmt, reason = capture_head(head, truncated=len(head) > HEAD_BYTES)
+    if fmt is None:
+        raise InputFormatError(
+            f"not a packet capture tshark can read: {reason}",
+            path=text,
+            offset=0,
+            hint=_NOT_CAPTURE_HINT,
+        )
+    return fmt
+
+
+def _check_named(source: Source) -> set[str]:
+    """Check the paths named in ``source`` before they are expanded (see :func:`_check_capture`).
+
+    A named file is checked itself (a FIFO, device or symlink loop is an error, not "not found");
+    in a named folder, every entry named like a capture that is not a regular file (a FIFO, a
+    sub-folder, a dangling symlink) is an error rather than silently left out; so is a match of
+    a glob that is neither a regular file nor a folder (a FIFO, a device, a dangling symlink).
+    Paths that do not exist are left to :func:`kit._sources.expand_sources`. Returns the absolute
+    paths of the files checked.
+    """
+    if isinstance(source, str | os.PathLike):
+        items: list[Any] = [source]
+    elif isinstance(source, Sequence):
+        items = list(source)
+    else:
+        return set()
+    checked: set[str] = set()
+    for item in items:
+        if not isinstance(item, str | os.PathLike):
+            continue  # expand_sources raises TypeError
+        text = os.path.expanduser(os.fspath(item))
+        try:
+            os.lstat(text)
+        except (FileNotFoundError, NotADirectoryError):
+            if set("*?[") & set(text):
+                for m in sorted(glob.glob(text, recursive=True)):
+                    if not os.path.isdir(m) and not os.path.isfile(m):
+                        _check_capture(m)  # raises, naming the match
+            continue
+        except OSError as exc:
+            raise _os_error(exc, text) from None
+        if not os.path.isdir(text):
+            _check_capture(text)
+            checked.add(os.path.abspath(text))
+            continue
+        try:
+            with os.scandir(text) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            raise InputFormatError(
+                f"cannot list the capture folder: {exc.strerror or exc}", path=text
+            ) from None
+        for e in entries:
+            low = e.name.lower().removesuffix(".gz")
+            if e.name.startswith(".") or not low.endswith(_CAPTURE_SUFFIXES):
+                continue
+            try:
+                regular = e.is_file()
+            except OSError:
+                regular = False
+            if not regular:
+                _check_capture(e.path)  # raises, naming the entry
+    return checked
+
+
 def _check_display_filter(tshark: str, display_filter: str) -> None:
     """Let tshark compile the filter (``-Y`` on an empty input) so a typo is an error, not 0 rows.
 
@@ -586,11 +764,11 @@ def _check_display_filter(tshark: str, display_filter: str) -> None:
         empty = Path(tmpd) / "empty.pcap"
         empty.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
         proc = _tshark.run(
-            [tshark, "-n", "-r", os.fspath(empty), "-Y", display_filter, "-T", "fields",
-             "-e", "frame.number"],
+            [tshark, "-n", "-r", "-", "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
             what="tshark (display filter check)",
             check=False,
-        )  # fmt: skip
+            stdin_path=empty,
+        )
     if proc.returncode != 0:
         msg = " ".join(
             ln.strip().removeprefix("tshark: ")
@@ -773,17 +951,44 @@ def _cache_write(cdir: Path, key: str, res: _FileResult) -> None:
         log.warning("could not write capture cache under %s: %s", cdir, exc)
 
 
+_CAPINFOS_BROKE = re.compile(r"An error occurred after reading (\d+) packets")
+
+
 def _capinfos(tshark: str, path: Path) -> dict[str, Any]:
-    """File format, link type, packet count and first/last time via capinfos (reads frames only)."""
+    """File format, link type, packet count and first/last time via capinfos (reads frames only).
+
+    On a damaged file capinfos stops at the damage and prints no table; then ``packets`` is the
+    number it read before it (``broke_after``) and ``damage`` its reason.
+    """
     exe = _tshark.capinfos_path(tshark)
     info: dict[str, Any] = {}
     if exe is None:
         return info
     proc = _tshark.run(
-        [exe, "-M", "-T", "-r", "-t", "-E", "-c", os.fspath(path)], what="capinfos", check=False
+        [exe, "-M", "-T", "-r", "-t", "-E", "-c", "-"],
+        what="capinfos",
+        check=False,
+        stdin_path=path,
     )
-    if b"cut short in the middle of a packet" in proc.stderr:
+    err = proc.stderr.decode("utf-8", "replace")
+    if "cut short in the middle of a packet" in err:
         info["truncated"] = True
+    m = _CAPINFOS_BROKE.search(err)
+    if m:
+        info["packets"] = info["broke_after"] = int(m.group(1))
+        info["truncated"] = True
+        why = [
+            ln.strip().strip("()")
+            for ln in err.splitlines()
+            if ln.strip().startswith("(") and "will continue anyway" not in ln
+        ]
+        cut = "cut short" in err and "damaged or corrupt" not in err
+        info["damage"] = "; ".join((["cut short"] if cut else []) + why)
+    if "file_format" not in info:  # no table: name the format from the magic number
+        with contextlib.suppress(OSError), path.open("rb") as fh:
+            fmt, _ = capture_head(fh.read(HEAD_BYTES), truncated=True)
+            if fmt:
+                info["file_format"] = fmt.removeprefix("gzip/")
     line = proc.stdout.decode("utf-8", "replace").strip().splitlines()
     if line:
         cols = line[-1].split("\t")
@@ -792,11 +997,15 @@ def _capinfos(tshark: str, path: Path) -> dict[str, Any]:
             info["link_type"] = cols[2]
             with contextlib.suppress(ValueError):
                 info["packets"] = int(cols[3])
+    if "packets" not in info and proc.returncode != 0:
+        said = [ln.strip().removeprefix("capinfos: ") for ln in err.splitlines() if ln.strip()]
+        info["error"] = " ".join(said).replace("The standard input", "the file")[:500]
     return info
 
 
-def _tshark_argv(tshark: str, path: Path, flt: str) -> list[str]:
-    argv = [tshark, "-n", "-r", os.fspath(path), "-Y", flt, "-T", "fields"]
+def _tshark_argv(tshark: str, flt: str) -> list[str]:
+    """tshark's command line; it reads the capture from stdin (see :func:`_run_tshark`)."""
+    argv = [tshark, "-n", "-r", "-", "-Y", flt, "-T", "fields"]
     argv += ["-E", "header=n", "-E", "separator=/t", "-E", "occurrence=a"]
     argv += ["-E", f"aggregator={_AGG}"]
     for field, _ in _FIELDS:
@@ -805,30 +1014,32 @@ def _tshark_argv(tshark: str, path: Path, flt: str) -> list[str]:
 
 
 def _run_tshark(
-    argv: list[str], path: Path, bar: _Progress, key: Any, offset: int = 0
+    argv: list[str],
+    path: Path,
+    bar: _Progress,
+    key: Any,
+    offset: int = 0,
+    *,
+    src: Path | None = None,
 ) -> tuple[pl.DataFrame, list[str], bool]:
-    """Run one tshark to a temporary file, then read its fields; returns (raw, notes, truncated)."""
+    """Run one tshark to a temporary file, then read its fields; returns (raw, notes, truncated).
+
+    tshark reads ``src`` (default ``path``; a packet range cut from it) on stdin, opened here, so
+    it needs no access to the file when it runs as another user; it runs under
+    :func:`kit._tshark.tool_timeout_s` for that file's size. Messages name ``path``.
+    """
+    src = path if src is None else src
     with tempfile.TemporaryDirectory(prefix="dnskit-tshark-") as tmpd:
         out = Path(tmpd) / "fields.tsv"
         err = Path(tmpd) / "stderr.txt"
         t0 = time.perf_counter()
-        with out.open("wb") as fo, err.open("wb") as fe:
-            try:
-                proc = subprocess.Popen(
-                    argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=_tshark.run_env()
-                )
-            except OSError as exc:
-                raise ToolError(f"could not run {argv[0]}: {exc}") from exc
-            while True:
-                try:
-                    rc = proc.wait(timeout=0.2)
-                    break
-                except subprocess.TimeoutExpired:
-                    bar.poll(key, out)
-                except BaseException:
-                    proc.kill()
-                    proc.wait()
-                    raise
+        with out.open("wb") as fo, err.open("wb") as fe, src.open("rb", buffering=0) as fi:
+            gz = os.pread(fi.fileno(), 2, 0) == GZIP_MAGIC
+            limit = _tshark.tool_timeout_s(os.fstat(fi.fileno()).st_size, gzipped=gz)
+            proc = _tshark.spawn(argv, what="tshark", stdin=fi, stdout=fo, stderr=fe)
+            rc = _tshark.wait(
+                proc, what="tshark", timeout=limit, source=path, poll=lambda: bar.poll(key, out)
+            )
         stderr = err.read_text("utf-8", "replace")
         log.debug("%s: tshark took %.2f s", path, time.perf_counter() - t0)
         notes, truncated = _tshark_notes(path, stderr, rc)
@@ -863,10 +1074,16 @@ def _parse_file(
     # one pass: capinfos then runs alongside tshark instead of before it
     small = not gzipped and path.stat().st_size < (chunk or 0) * 1.25 * 50
     info_thread: threading.Thread | None = None
+    info_error: list[BaseException] = []
     if small or not chunk:
-        info_thread = threading.Thread(
-            target=lambda: info.update(_capinfos(tshark, path)), daemon=True
-        )
+
+        def capinfos() -> None:
+            try:
+                info.update(_capinfos(tshark, path))
+            except BaseException as exc:  # re-raised after the join below
+                info_error.append(exc)
+
+        info_thread = threading.Thread(target=capinfos, daemon=True)
         info_thread.start()
     else:
         info = _capinfos(tshark, path)
@@ -884,7 +1101,7 @@ def _parse_file(
         flt = _base_filter(ports)
         if opts.get("display_filter"):
             flt = f"({flt}) and ({opts['display_filter']})"
-        raw, notes, truncated = _run_tshark(_tshark_argv(tshark, path, flt), path, bar, path)
+        raw, notes, truncated = _run_tshark(_tshark_argv(tshark, flt), path, bar, path)
         pk = _packets(raw)
         del raw
     else:
@@ -892,7 +1109,7 @@ def _parse_file(
         pk, notes, truncated = _chunked(
             path, tshark, editcap, int(chunk), total, bar, workers, ports
         )
-        if info.get("truncated"):
+        if info.get("truncated") and info.get("broke_after") is None:
             truncated = True
             notes.append(
                 "file ends in the middle of a packet (writer killed mid-write?); "
@@ -900,6 +1117,9 @@ def _parse_file(
             )
     if info_thread is not None:
         info_thread.join()
+        if info_error:
+            raise info_error[0]
+    notes = _damage_notes(notes, info)
     pk = _dns_related(pk, ports)
     pk = _syn_retransmissions(pk)
     return _build(pk, path, capture, version, opts, info, notes, truncated, gzipped)
@@ -964,16 +1184,20 @@ def _chunked(
     def one(job: tuple[int, int, int]) -> tuple[pl.DataFrame, list[str], bool]:
         warm, _start, end = job
         with tempfile.TemporaryDirectory(prefix="dnskit-chunk-") as tmpd:
-            part = Path(tmpd) / ("part" + "".join(path.suffixes[-2:]).removesuffix(".gz"))
-            _tshark.run(
-                [editcap, "-r", os.fspath(path), os.fspath(part), f"{warm}-{end}"],
-                what="editcap",
-                check=False,
-            )
-            if not part.exists():
+            part = Path(tmpd) / "part.pcapng"
+            # editcap reads the file on stdin and writes the range (pcapng) to stdout
+            with part.open("wb") as fo:
+                _tshark.run(
+                    [editcap, "-r", "-", "-", f"{warm}-{end}"],
+                    what="editcap",
+                    check=False,
+                    stdin_path=path,
+                    stdout=fo,
+                )
+            if part.stat().st_size == 0:
                 raise ToolError(f"editcap could not cut packets {warm}-{end} of {path}")
             raw, n, tr = _run_tshark(
-                _tshark_argv(tshark, part, flt), path, bar, (path, warm), warm - 1
+                _tshark_argv(tshark, flt), path, bar, (path, warm), warm - 1, src=part
             )
             return _packets(raw), n, tr
 
@@ -1066,6 +1290,30 @@ def _chunked(
     return pl.concat(frames, how="vertical"), notes, truncated
 
 
+_DAMAGED = "file is damaged or corrupt"
+_CUT_SHORT = "file ends in the middle of a packet"
+
+
+def _damage_notes(notes: list[str], info: dict[str, Any]) -> list[str]:
+    """Say after which packet a damaged file broke (capinfos counted the packets before it).
+
+    tshark's own damage notes (which cannot say where) are replaced by one counted note.
+    """
+    n = info.get("broke_after")
+    if n is None:
+        return notes
+    damage = str(info.get("damage") or "")
+    what = _CUT_SHORT if damage.startswith("cut short") else _DAMAGED
+    why = damage.removeprefix("cut short").strip("; ")
+    if what == _CUT_SHORT and not why:
+        why = "writer killed mid-write?"
+    note = (
+        f"{what} after packet {n}" + (f" ({why})" if why else "") + f"; the {n} packet(s) "
+        "before it were read"
+    )
+    return [x for x in notes if not x.startswith((_DAMAGED, _CUT_SHORT))] + [note]
+
+
 def _tshark_notes(path: Path, stderr: str, rc: int) -> tuple[list[str], bool]:
     notes: list[str] = []
     truncated = False
@@ -1074,14 +1322,16 @@ def _tshark_notes(path: Path, stderr: str, rc: int) -> tuple[list[str], bool]:
         for ln in stderr.splitlines()
         if ln.strip() and "Running as user" not in ln and "could be dangerous" not in ln
     ]
-    for ln in lines:
+    for i, ln in enumerate(lines):
         low = ln.lower()
+        # tshark's reason for an error follows on a line of its own, in parentheses
+        why = lines[i + 1].strip("()") if i + 1 < len(lines) and lines[i + 1][0] == "(" else ""
         if "isn't a capture file in a format" in low or "unknown file format" in low:
             raise InputFormatError(
-                "not a packet capture tshark can read",
+                "not a packet capture tshark can read" + (f" ({why})" if why else ""),
                 path=path,
                 offset=0,
-                hint="Expected pcap or pcapng (optionally gzipped) as written by tcpdump -w",
+                hint=_NOT_CAPTURE_HINT,
             )
         if "cut short in the middle of a packet" in low:
             truncated = True
@@ -1089,11 +1339,15 @@ def _tshark_notes(path: Path, stderr: str, rc: int) -> tuple[list[str], bool]:
                 "file ends in the middle of a packet (writer killed mid-write?); "
                 "packets before it were loaded"
             )
-        elif "appears to be damaged or corrupt" in low or "corrupt" in low:
+        elif "damaged or corrupt" in low or "corrupt" in low:
             truncated = True
-            notes.append(f"tshark: {ln}")
+            notes.append(
+                f"{_DAMAGED}" + (f" ({why})" if why else "") + "; the packets before it were read"
+            )
         elif ln.startswith("tshark: "):
-            notes.append(ln)
+            notes.append(
+                ln.replace("The standard input", "The file") + (f" ({why})" if why else "")
+            )
     if rc not in (0, 2) and not notes:
         raise ToolError(f"tshark failed on {path} with exit code {rc}: {stderr[-2000:]}")
     return notes, truncated
@@ -1503,7 +1757,12 @@ def _build(
     total = info.get("packets")
     if total is None:
         total = pk.height
-        notes.append("capinfos not available: packet total is the number of DNS-related packets")
+        notes.append(
+            f"capinfos could not read the file ({info['error']})"
+            if info.get("error")
+            else "capinfos not available"
+        )
+        notes[-1] += ": packet total is the number of DNS-related packets"
     if info.get("link_type") and pk.height == 0 and total:
         notes.append(
             f"no DNS-related packet among {total} (link type {info['link_type']}; "
@@ -2180,8 +2439,9 @@ def _pyshark_load(path: str | os.PathLike[str], display_filter: str, two_pass: b
 
     tshark = _tshark.find_tshark()
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"capture file not found: {path}")
+    # the same checks as read_capture (pyshark starts tshark itself, with the caller's rights and
+    # no time limit, so at least no FIFO, device or non-capture reaches it)
+    _check_capture(p)
 
     def work() -> list[Any]:
         loop = asyncio.get_event_loop()

@@ -38,6 +38,7 @@ __all__ = [
     "HEAD_BYTES",
     "ArtefactKind",
     "Detection",
+    "capture_head",
     "detect",
     "detect_kind",
     "detect_kinds",
@@ -389,6 +390,106 @@ def _classify_bytes(head: bytes, *, truncated: bool, depth: int) -> tuple[Artefa
     if text is None:
         return unknown, problem
     return _classify_text(text, truncated=truncated)
+
+
+#: capinfos' names of the capture formats the kit reads, by magic number.
+_PCAP_FORMAT = {
+    b"\xd4\xc3\xb2\xa1": "pcap",
+    b"\xa1\xb2\xc3\xd4": "pcap",
+    b"\x4d\x3c\xb2\xa1": "nsecpcap",
+    b"\xa1\xb2\x3c\x4d": "nsecpcap",
+    b"\x34\xcd\xb2\xa1": "modpcap",
+    b"\xa1\xb2\xcd\x34": "modpcap",
+}
+_PCAP_HEADER = 24  # bytes of a pcap file header
+_PCAPNG_MIN_SHB = 28  # bytes of the smallest pcapng section header block
+
+
+def capture_head(head: bytes, *, truncated: bool) -> tuple[str | None, str]:
+    """Check the first bytes of a file that should be a packet capture, before any tool reads it.
+
+    Accepted: pcap (both byte orders, microsecond or nanosecond timestamps, also the modified
+    Kuznetzov pcap) with its whole 24-byte file header, pcapng with a valid byte-order magic and at
+    least a 28-byte section header block, and either of them gzipped once (what tshark reads).
+
+    Parameters
+    ----------
+    head
+        The file's first bytes (at most :data:`HEAD_BYTES` are looked at).
+    truncated
+        Whether the file goes on after ``head``.
+
+    Returns
+    -------
+    tuple[str | None, str]
+        The format (capinfos' name: ``"pcap"``, ``"nsecpcap"``, ``"modpcap"`` or ``"pcapng"``,
+        with ``"gzip/"`` in front when gzipped) or ``None`` when the file is not a capture the kit
+        can read; and a one-line reason (what was seen, or what is wrong).
+    """
+    return _capture_head(head[:HEAD_BYTES], truncated=truncated or len(head) > HEAD_BYTES, gz=False)
+
+
+def _capture_head(head: bytes, *, truncated: bool, gz: bool) -> tuple[str | None, str]:
+    if not head:
+        return None, "empty" + (" gzip content" if gz else " file (0 bytes)")
+    fmt = _PCAP_FORMAT.get(head[:4])
+    if fmt is not None:
+        if len(head) < _PCAP_HEADER and not truncated:
+            return None, (
+                f"pcap file header cut short: {len(head)} of {_PCAP_HEADER} bytes"
+                + (" (after gzip decompression)" if gz else "")
+            )
+        return fmt, f"{_PCAP_MAGIC[head[:4]]} (magic {head[:4].hex()})"
+    if head[:4] == _PCAPNG_SHB:
+        if len(head) < 12 and not truncated:
+            return None, f"pcapng section header cut short: {len(head)} of {_PCAPNG_MIN_SHB} bytes"
+        bom = _PCAPNG_BOM.get(head[8:12])
+        if bom is None:
+            return None, (
+                f"pcapng section-header magic without a valid byte-order magic "
+                f"(bytes 8-11: {head[8:12].hex()})"
+            )
+        if len(head) < _PCAPNG_MIN_SHB and not truncated:
+            return None, f"pcapng section header cut short: {len(head)} of {_PCAPNG_MIN_SHB} bytes"
+        return "pcapng", f"pcapng, {bom} (section header block 0a0d0d0a)"
+    if head[:2] == b"\x1f\x8b":
+        if gz:
+            return None, "gzip inside gzip; tshark looks through one layer: gunzip it once first"
+        inner, inner_trunc, problem = _gunzip_start(head, truncated=truncated)
+        fmt, reason = _capture_head(inner, truncated=inner_trunc, gz=True)
+        if fmt is None and problem:
+            return None, f"gzip: {problem}, after {len(inner)} byte(s) of content ({reason})"
+        reason = f"gzip: {reason}" + (f" ({problem} after the capture header)" if problem else "")
+        return (f"gzip/{fmt}" if fmt else None), reason
+    for magic, what in _OTHER_MAGIC.items():
+        if head.startswith(magic):
+            return None, f"{what} (magic {magic.hex()}); decompress or convert it first"
+    shown = head[:8].hex()
+    text = head[:64]
+    looks = ""
+    if text and all(32 <= b < 127 or b in b"\t\r\n" for b in text):
+        looks = ", it looks like text"
+    return None, f"no pcap or pcapng magic number (first bytes {shown}{looks})"
+
+
+def _gunzip_start(head: bytes, *, truncated: bool, want: int = 64) -> tuple[bytes, bool, str]:
+    """The first ``want`` decompressed bytes of a gzip stream, fed in small steps so that what
+    came out before damage is kept; returns (content, whether more follows, problem)."""
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    out = b""
+    for i in range(0, len(head), 256):
+        try:
+            out += d.decompress(head[i : i + 256], want - len(out))
+        except zlib.error as exc:
+            return out, False, f"corrupt gzip data ({exc})"
+        if len(out) >= want or d.eof:
+            break
+    if len(out) >= want or d.unconsumed_tail:
+        return out, True, ""
+    if d.eof:
+        # a member ended: the content goes on only if another member follows (tshark reads those)
+        return out, bool(d.unused_data) or truncated, ""
+    return out, truncated, "" if truncated else "gzip stream truncated"
 
 
 def _gunzip_head(head: bytes, *, truncated: bool) -> tuple[bytes, bool, str]:
