@@ -110,8 +110,15 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="upstream-unreachable",
-            cause=("servfail-storm", "upstream-error-bursts", "latency-timer-modes"),
-            chain=("servfail-storm", "upstream-error-bursts", "latency-timer-modes"),
+            # no kit check names this cause yet (queries to the upstream left unanswered): the
+            # confusion matrix marks it xfail until one does
+            cause=("upstream-unreachable",),
+            chain=(
+                "servfail-storm",
+                "upstream-error-bursts",
+                "latency-timer-modes",
+                "metrics-blind-spot",
+            ),
             change="nftables in the upstream drops every UDP query to port 53: unbound retries "
             "on its own timers, then answers SERVFAIL",
             evidence="a node capture (queries to the upstream without answers, the cache's "
