@@ -876,7 +876,8 @@ class Lab:
     def node_evidence(self, when: str) -> None:
         """What a user would collect on each node: ``nstat -asz`` (kernel SNMP counters),
         ``conntrack -S`` (per-CPU conntrack statistics), ``ethtool -S up0`` (the uplink's NIC
-        counters: a veth here, ENA on EC2). Saved as node/nodeN/<tool>-<when>.txt."""
+        counters: a veth here, ENA on EC2), ``ip -s link`` (interfaces, their index and packet
+        counters). Saved as node/nodeN/<tool>-<when>.txt."""
         for i in range(1, self.cfg.nodes + 1):
             d = self.out / "node" / f"node{i}"
             d.mkdir(parents=True, exist_ok=True)
@@ -885,8 +886,9 @@ class Lab:
                 ("nstat", ["nstat", "-asz"]),
                 ("conntrack-S", ["conntrack", "-S"]),
                 ("ethtool-S-up0", ["ethtool", "-S", "up0"]),
+                ("ip-s-link", ["ip", "-s", "link"]),
             ):
-                if tool == "ethtool-S-up0" and when == "before":
+                if tool in {"ethtool-S-up0", "ip-s-link"} and when == "before":
                     continue
                 exe = self.tools.get(argv[0])
                 if exe is None:

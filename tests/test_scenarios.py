@@ -23,6 +23,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -291,9 +292,13 @@ def test_packet_rate_limit_short(short_runs: dict[str, Path], tshark: str) -> No
     m = meta(run)
     pcap = artefact(run, "captures/node1.pcap")
     assert "ifpps" in (run / "configs" / "nftables.nft").read_text()
-    t = tshark_fields(
-        tshark, pcap, f'ip.dst == {UPSTREAM} && sll.ifname == "up0"', ["frame.time_epoch"]
-    )["frame.time_epoch"].cast(pl.Float64)
+    # per interface: tcpdump -i any records each packet's interface index (SLL2 header); the
+    # node's `ip -s link` names the index of its uplink
+    links = (run / "node" / "node1" / "ip-s-link-after.txt").read_text()
+    ifindex = re.search(r"^(\d+): up0@", links, re.M)
+    assert ifindex, links
+    up0 = f"ip.dst == {UPSTREAM} && sll.ifindex == {ifindex.group(1)}"
+    t = tshark_fields(tshark, pcap, up0, ["frame.time_epoch"])["frame.time_epoch"].cast(pl.Float64)
     per_s = t.floor().value_counts()["count"]
     # the interface carried more than the limit in some second, and nftables dropped the excess
     assert per_s.max() > 1024, per_s.max()
