@@ -27,7 +27,6 @@ _FIELDS = {
     "client_timeout": "client_timeout_s",
     "burst_qps": "burst_qps",
     "stub_lps": "stub_lps",
-    "stub_threads": "stub_threads",
     "limit_pps": "limit_pps",
     "gzip_over": "gzip_over",
 }
@@ -75,10 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--miss-share", type=float, help="share of unique names (cache misses)")
     r.add_argument("--drop", help="SYN drop in the upstream: none, random:P or rate:N per source/s")
     r.add_argument("--burst-qps", type=float, help="packet-rate-limit: burst queries/s")
-    r.add_argument(
-        "--stub-lps", type=float, help="ndots-search-expansion, conntrack-race: glibc lookups/s"
-    )
-    r.add_argument("--stub-threads", type=int, help="glibc stub client threads")
+    r.add_argument("--stub-lps", type=float, help="ndots-search-expansion: glibc lookups/s")
     r.add_argument("--limit-pps", type=float, help="packet-rate-limit: upstream pps limit")
     r.add_argument(
         "--gzip-over",

@@ -49,10 +49,6 @@ SEARCH = ("default.svc.cluster.local", "svc.cluster.local", "cluster.local", "ec
 """The pods' search list in ``ndots-search-expansion`` (a pod in namespace default on EC2)."""
 SEARCH_ZONES = ("cluster.local.", "ec2.internal.")
 EXTERNAL_ZONES = ("example.com.", "example.org.")
-SERVICE_IP = "10.96.0.10"
-"""``conntrack-race``: the kube-dns service address, DNAT-ed on the node to the two backends."""
-BACKEND_IPS = (CACHE_IP, "169.254.20.11")
-"""``conntrack-race``: the service's backends (both served by the node's unbound)."""
 EXTERNAL_NAMES = (
     "api.example.com",
     "cdn.example.com",
@@ -62,10 +58,6 @@ EXTERNAL_NAMES = (
     "s3.files.example.org",
 )
 """External names the pods' glibc clients resolve (short: fewer than 5 dots)."""
-
-
-STUB_SCENARIOS = ("ndots-search-expansion", "conntrack-race")
-"""Scenarios whose clients include the glibc stub client (lab/stubclient.py)."""
 
 
 class LabError(RuntimeError):
@@ -159,10 +151,8 @@ class LabConfig:
         ``packet-rate-limit``: queries/s of the second dnsperf (cache misses only) started at the
         change on each changing node.
     stub_lps : float
-        ``ndots-search-expansion``, ``conntrack-race``: lookups/s of the glibc stub client
-        (``getaddrinfo``) in each pods namespace.
-    stub_threads : int
-        Threads of the glibc stub client (concurrent lookups).
+        ``ndots-search-expansion``: lookups/s of the glibc stub client (``getaddrinfo``) in each
+        pods namespace.
     limit_pps : float
         ``packet-rate-limit``: packets/s per upstream interface above which nftables drops.
     gzip_over : int
@@ -188,7 +178,6 @@ class LabConfig:
     scenario: str = "forced-tcp-syn-drops"
     burst_qps: float = 0.0
     stub_lps: float = 0.0
-    stub_threads: int = 4
     limit_pps: float = 1024.0
     gzip_over: int = 0
 
@@ -205,8 +194,8 @@ class LabConfig:
             raise ValueError(f"scenario {self.scenario} needs an incident phase (its change)")
         if self.scenario == "packet-rate-limit" and self.burst_qps <= 0:
             raise ValueError("packet-rate-limit needs burst_qps > 0")
-        if self.scenario in STUB_SCENARIOS and self.stub_lps <= 0:
-            raise ValueError(f"{self.scenario} needs stub_lps > 0")
+        if self.scenario == "ndots-search-expansion" and self.stub_lps <= 0:
+            raise ValueError("ndots-search-expansion needs stub_lps > 0")
         if not 1 <= self.nodes <= 9:
             raise ValueError("nodes must be 1..9")
         if not 0 <= self.control_nodes < self.nodes or (self.control_nodes and self.nodes < 2):
@@ -286,12 +275,7 @@ class Lab:
         last = self.cfg.nodes - self.cfg.control_nodes
         if sc == "forced-tcp-syn-drops":
             return self.cfg.mode == "tcp" and i <= last
-        if sc in {
-            "truncation-tcp-fallback",
-            "ndots-search-expansion",
-            "packet-rate-limit",
-            "conntrack-race",
-        }:
+        if sc in {"truncation-tcp-fallback", "ndots-search-expansion", "packet-rate-limit"}:
             return i <= last
         return False
 
@@ -447,8 +431,6 @@ class Lab:
             self.sh(ip, "-n", node, "route", "add", f"{pod_ip}/32", "dev", "pods0", "src", CACHE_IP)
             self.sh(ip, "-n", pods, "addr", "add", f"{pod_ip}/32", "dev", "eth0")
             self.sh(ip, "-n", pods, "route", "add", f"{CACHE_IP}/32", "dev", "eth0", "src", pod_ip)
-            if self.cfg.scenario == "conntrack-race":
-                self.service_network(i)
             # Older-style exponential SYN backoff (1 s, 3 s, 7 s after the first SYN), as in the
             # reference incident; kernels >= 6.x retry linearly first (tcp_syn_linear_timeouts).
             values: dict[str, object] = {}
@@ -462,35 +444,6 @@ class Lab:
                 values[key] = int(self.sh("sysctl", "-n", key, ns=node).strip())
             sysctls[f"node{i}"] = values
         return sysctls
-
-    def service_nft(self) -> str:
-        """``conntrack-race``: kube-proxy's DNAT of the service address in the node namespace
-        (nftables, a random choice between the backends, as kube-proxy's nftables mode does)."""
-        backends = ", ".join(f"{k} : {ip}" for k, ip in enumerate(BACKEND_IPS))
-        return (
-            "table ip kube {\n"
-            "    chain services {\n"
-            "        type nat hook prerouting priority dstnat; policy accept;\n"
-            f"        ip daddr {SERVICE_IP} udp dport 53 "
-            f"dnat to numgen random mod {len(BACKEND_IPS)} map {{ {backends} }}\n"
-            "    }\n"
-            "}\n"
-        )
-
-    def service_network(self, i: int) -> None:
-        """``conntrack-race``: the second backend address on node i, the pods' route to the
-        service address, and the DNAT rules."""
-        ip = self.tools["ip"]
-        node, pods = self.ns("node", i), self.ns("pods", i)
-        for addr in BACKEND_IPS[1:]:
-            self.sh(ip, "-n", node, "addr", "add", f"{addr}/32", "dev", "pods0")
-        self.sh(
-            ip, "-n", pods, "route", "add", f"{SERVICE_IP}/32", "via", CACHE_IP, "dev", "eth0",
-            "src", f"169.254.1.{i}",
-        )  # fmt: skip
-        rules = self.work / "node-nat.nft"
-        rules.write_text(self.service_nft())
-        self.sh(self.tools["nft"], "-f", str(rules), ns=node)
 
     # ----- upstream
     def write_zone(self, names: list[str], hits: list[str]) -> Path:
@@ -684,8 +637,7 @@ class Lab:
             "# unbound as a node-local DNS cache, forwarding like CoreDNS `forward . <resolver> { force_tcp }`\n"
             "server:\n"
             f"    interface: {CACHE_IP}\n"
-            + "".join(f"    interface: {a}\n" for a in BACKEND_IPS[1:] if sc == "conntrack-race")
-            + "    port: 53\n"
+            "    port: 53\n"
             "    do-ip6: no\n"
             "    num-threads: 1\n"
             "    access-control: 169.254.0.0/16 allow\n"
@@ -815,10 +767,6 @@ class Lab:
             "forced-tcp-syn-drops": f"tcp-upstream: {'yes' if on else 'no'}",
             "truncation-tcp-fallback": f"edns-buffer-size: {'512' if on else '1232'}",
             "ndots-search-expansion": f"pods' resolv.conf options ndots:{5 if on else 1}",
-            "conntrack-race": (
-                f"pods' resolv.conf nameserver {SERVICE_IP if on else CACHE_IP}"
-                + (" (DNAT to the backends)" if on else "")
-            ),
             "packet-rate-limit": (
                 f"dnsperf burst of {self.cfg.burst_qps:g} misses/s" if on else "burst stopped"
             ),
@@ -847,8 +795,8 @@ class Lab:
                 self.reload_unbound(
                     i, incident=on, check=("edns-buffer-size", "512" if on else "1232")
                 )
-            elif sc in STUB_SCENARIOS:
-                self.write_resolv_conf(i, incident=on)
+            elif sc == "ndots-search-expansion":
+                self.write_resolv_conf(i, ndots=5 if on else 1)
             elif sc == "packet-rate-limit":
                 if on:
                     self.start_dnsperf(
@@ -880,25 +828,15 @@ class Lab:
         if got != value:
             raise LabError(f"node{i}: {option} is {got!r} after reload, expected {value}")
 
-    def resolv_conf(self, incident: bool) -> str:
-        """The pods' resolv.conf before (``incident`` false) or after the change.
-
-        ``ndots-search-expansion``: ``ndots:1`` then ``ndots:5``, with the search list.
-        ``conntrack-race``: the node-local cache address, then the service address (DNAT)."""
-        if self.cfg.scenario == "conntrack-race":
-            return (
-                "# pods' resolv.conf: the node-local cache, then the kube-dns service address\n"
-                f"nameserver {SERVICE_IP if incident else CACHE_IP}\n"
-                "options ndots:1\n"
-            )
+    def resolv_conf(self, ndots: int) -> str:
         return (
-            "# pods' resolv.conf (like a Kubernetes pod in namespace default)\n"
+            f"# pods' resolv.conf (like a Kubernetes pod in namespace default)\n"
             f"nameserver {CACHE_IP}\n"
             f"search {' '.join(SEARCH)}\n"
-            f"options ndots:{5 if incident else 1}\n"
+            f"options ndots:{ndots}\n"
         )
 
-    def write_resolv_conf(self, i: int, incident: bool) -> None:
+    def write_resolv_conf(self, i: int, ndots: int) -> None:
         """Write /etc/netns/<pods ns>/resolv.conf in place (same inode: ``ip netns exec``
         bind-mounts it over /etc/resolv.conf, and glibc re-reads it when it changes)."""
         d = Path("/etc/netns") / self.ns("pods", i)
@@ -908,15 +846,12 @@ class Lab:
         f = d / "resolv.conf"
         with f.open("r+" if f.exists() else "w") as fh:
             fh.seek(0)
-            fh.write(self.resolv_conf(incident))
+            fh.write(self.resolv_conf(ndots))
             fh.truncate()
 
-    def start_stub_clients(self, hits: list[str]) -> None:
-        """A glibc ``getaddrinfo`` client in each pods namespace: external short names
-        (``ndots-search-expansion``) or the cache's hit names, fully qualified
-        (``conntrack-race``)."""
+    def start_stub_clients(self) -> None:
+        """``ndots-search-expansion``: a glibc ``getaddrinfo`` client in each pods namespace."""
         (self.out / "clients").mkdir(exist_ok=True)
-        names = hits if self.cfg.scenario == "conntrack-race" else list(EXTERNAL_NAMES)
         for i in range(1, self.cfg.nodes + 1):
             self.start(
                 f"stub-node{i}",
@@ -930,9 +865,7 @@ class Lab:
                     f"{self.cfg.duration_s:g}",
                     "--seed",
                     str(self.cfg.seed + i),
-                    "--threads",
-                    str(self.cfg.stub_threads),
-                    *names,
+                    *EXTERNAL_NAMES,
                 ],
                 ns=self.ns("pods", i),
                 stdout=self.out / "clients" / f"stub-node{i}.tsv",
@@ -1165,15 +1098,15 @@ class Lab:
             self.wait_tcpdump(i)
         if cfg.prometheus:
             self.start_monitoring()
-        if cfg.scenario in STUB_SCENARIOS:
+        if cfg.scenario == "ndots-search-expansion":
             for i in range(1, cfg.nodes + 1):
-                self.write_resolv_conf(i, incident=False)
+                self.write_resolv_conf(i, ndots=1)
         self.node_evidence("before")
         t0 = self.event("start")
         for i in range(1, cfg.nodes + 1):
             self.start_dnsperf(i, qfiles[i])
-        if cfg.scenario in STUB_SCENARIOS:
-            self.start_stub_clients(hits)
+        if cfg.scenario == "ndots-search-expansion":
+            self.start_stub_clients()
         phases_out = []
         t = t0
         for ph in cfg.phases:
@@ -1340,11 +1273,9 @@ class Lab:
         c = self.out / "configs"
         for f in sorted((self.work / "nsd").glob("nsd*.conf")):
             (c / f.name).write_text(clean(f.read_text()))
-        if self.cfg.scenario in STUB_SCENARIOS:
-            (c / "resolv.conf").write_text(self.resolv_conf(incident=False))
-            (c / "resolv.incident.conf").write_text(self.resolv_conf(incident=True))
-        if self.cfg.scenario == "conntrack-race":
-            (c / "node-nat.nft").write_text(self.service_nft())
+        if self.cfg.scenario == "ndots-search-expansion":
+            (c / "resolv.conf").write_text(self.resolv_conf(ndots=1))
+            (c / "resolv.incident.conf").write_text(self.resolv_conf(ndots=5))
         (c / "nftables.nft").write_text(clean((self.work / "nftables.nft").read_text()))
         for i in range(1, self.cfg.nodes + 1):
             (c / f"unbound-node{i}.conf").write_text(clean(self.unbound_conf(i, tcp=False)))

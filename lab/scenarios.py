@@ -200,29 +200,6 @@ SCENARIOS: dict[str, Scenario] = {
             },
             short={"phases": "healthy=3,incident=8", "nodes": 1},
         ),
-        Scenario(
-            name="conntrack-race",
-            cause=("conntrack-race",),
-            chain=("latency-timer-modes", "metrics-blind-spot"),
-            change="the pods' resolv.conf switches from the node-local cache to the kube-dns "
-            "service address, DNAT-ed by nftables on the node to two backend addresses; 64 "
-            "glibc threads send each lookup's A and AAAA together from one socket",
-            evidence="a capture on the node's pod side (A/AAAA pairs from one socket, one "
-            "answered at once, the other only after the client's 5 s retry); the node's "
-            "conntrack -S and nstat before/after",
-            defaults={
-                "gzip_over": GZIP_OVER,
-                "mode": "udp",
-                "drop": "none",
-                "phases": "healthy=10,incident=20",
-                "qps": 10.0,
-                "control_nodes": 0,
-                "nodes": 1,
-                "stub_lps": 150.0,
-                "stub_threads": 64,
-            },
-            short={"phases": "healthy=3,incident=15"},
-        ),
     )
 }
 """The catalogue, by name (in the order of the README table)."""
