@@ -2,11 +2,11 @@
 
 Two parts:
 
-- **Short-form lab runs** (marker ``lab``, root): each scenario's short form runs in its own
-  namespaces (five at once, then ``packet-rate-limit`` alone, since it needs the CPU for its
-  burst) and the scenario's *mechanism* is asserted in the raw artefacts with tshark, nftables'
-  counters, NSD's and unbound's own logs and the glibc client's own record, never through the
-  kit: SERVFAIL from the upstream after the bad zone push, queries to the upstream without
+- **The mechanism in the raw artefacts**, on each scenario's short-form lab run (marker ``lab``,
+  root; five at once in their own namespaces, then ``packet-rate-limit`` alone, since it needs
+  the CPU for its burst) and on its committed run in data/scenarios: asserted with tshark,
+  nftables' counters, NSD's log, the node evidence and the glibc client's own record, never
+  through the kit: SERVFAIL from the upstream after the bad zone push, queries to the upstream without
   answers, TC=1 answers followed by the same name over TCP, packets above the limit dropped by
   nftables, NXDOMAIN chains per client. ``forced-tcp-syn-drops`` is today's lab run: its short
   form is tests/test_lab.py's.
@@ -143,14 +143,30 @@ def short_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, P
     yield runs
 
 
+SOURCES = pytest.mark.parametrize(
+    "source", [pytest.param("short", marks=pytest.mark.lab), "committed"]
+)
+"""Each mechanism test runs on a short-form lab run (root, marker ``lab``) and on the committed
+run in data/scenarios (no root needed)."""
+
+
+def scenario_run(request: pytest.FixtureRequest, source: str, name: str) -> Path:
+    if source == "short":
+        return request.getfixturevalue("short_runs")[name]
+    run = SCENARIO_DIR / name
+    if not (run / "run.json").is_file():
+        pytest.fail(f"{run} missing: regenerate it with `make scenarios`")
+    return run
+
+
 def test_every_scenario_has_a_short_lab_test() -> None:
     covered = set(PARALLEL) | set(ALONE) | {"forced-tcp-syn-drops"}  # that one: test_lab.py
     assert covered == set(SCENARIOS)
 
 
-@pytest.mark.lab
-def test_healthy_short(short_runs: dict[str, Path], tshark: str) -> None:
-    run = short_runs["healthy"]
+@SOURCES
+def test_healthy(source: str, request: pytest.FixtureRequest, tshark: str) -> None:
+    run = scenario_run(request, source, "healthy")
     m = meta(run)
     assert m["scenario"]["name"] == "healthy" and m["change_time"] is None
     pcap = artefact(run, "captures/node1.pcap")
@@ -166,11 +182,17 @@ def test_healthy_short(short_runs: dict[str, Path], tshark: str) -> None:
     assert tshark_fields(
         tshark, pcap, "tcp || dns.flags.truncated == 1", ["frame.number"]
     ).is_empty()
-    # nftables saw every query the capture sent upstream (over UDP)
-    up = tshark_fields(
-        tshark, pcap, f"udp && ip.dst == {UPSTREAM} && dns.flags.response == 0", ["frame.number"]
+    # nftables saw every query the nodes' captures sent upstream (over UDP)
+    up = sum(
+        tshark_fields(
+            tshark,
+            run / n["capture"],
+            f"udp && ip.dst == {UPSTREAM} && dns.flags.response == 0",
+            ["frame.number"],
+        ).height
+        for n in m["topology"]["nodes"]
     )
-    assert up.height > 20 and m["counts"]["nftables"]["udp_queries"]["packets"] == up.height
+    assert up > 20 and m["counts"]["nftables"]["udp_queries"]["packets"] == up
     # the node evidence a user would attach was collected, and is the kernel's
     ev = run / "node" / "node1"
     assert "IpInReceives" in (ev / "nstat-after.txt").read_text()
@@ -178,9 +200,9 @@ def test_healthy_short(short_runs: dict[str, Path], tshark: str) -> None:
         assert "insert_failed=" in (ev / "conntrack-S-after.txt").read_text()
 
 
-@pytest.mark.lab
-def test_servfail_storm_short(short_runs: dict[str, Path], tshark: str) -> None:
-    run = short_runs["servfail-storm"]
+@SOURCES
+def test_servfail_storm(source: str, request: pytest.FixtureRequest, tshark: str) -> None:
+    run = scenario_run(request, source, "servfail-storm")
     m = meta(run)
     change = epoch(m["change_time"])
     pcap = artefact(run, "captures/node1.pcap")
@@ -203,9 +225,9 @@ def test_servfail_storm_short(short_runs: dict[str, Path], tshark: str) -> None:
     assert "test.broken.zone" in (run / "configs" / "nsd.incident.conf").read_text()
 
 
-@pytest.mark.lab
-def test_upstream_unreachable_short(short_runs: dict[str, Path], tshark: str) -> None:
-    run = short_runs["upstream-unreachable"]
+@SOURCES
+def test_upstream_unreachable(source: str, request: pytest.FixtureRequest, tshark: str) -> None:
+    run = scenario_run(request, source, "upstream-unreachable")
     m = meta(run)
     applied = epoch(next(e["ts"] for e in m["events"] if e["event"] == "change_applied"))
     pcap = artefact(run, "captures/node1.pcap")
@@ -228,9 +250,9 @@ def test_upstream_unreachable_short(short_runs: dict[str, Path], tshark: str) ->
     assert any("udp dport 53" in c and "drop" in c for c in m["nft_changes"])
 
 
-@pytest.mark.lab
-def test_truncation_tcp_fallback_short(short_runs: dict[str, Path], tshark: str) -> None:
-    run = short_runs["truncation-tcp-fallback"]
+@SOURCES
+def test_truncation_tcp_fallback(source: str, request: pytest.FixtureRequest, tshark: str) -> None:
+    run = scenario_run(request, source, "truncation-tcp-fallback")
     m = meta(run)
     applied = epoch(next(e["ts"] for e in m["events"] if e["event"] == "change_applied"))
     pcap = artefact(run, "captures/node1.pcap")
@@ -286,9 +308,9 @@ def test_truncation_tcp_fallback_short(short_runs: dict[str, Path], tshark: str)
     assert set(cli["dns.flags.truncated"]) == {"0"}
 
 
-@pytest.mark.lab
-def test_packet_rate_limit_short(short_runs: dict[str, Path], tshark: str) -> None:
-    run = short_runs["packet-rate-limit"]
+@SOURCES
+def test_packet_rate_limit(source: str, request: pytest.FixtureRequest, tshark: str) -> None:
+    run = scenario_run(request, source, "packet-rate-limit")
     m = meta(run)
     pcap = artefact(run, "captures/node1.pcap")
     assert "ifpps" in (run / "configs" / "nftables.nft").read_text()
@@ -315,11 +337,11 @@ def test_packet_rate_limit_short(short_runs: dict[str, Path], tshark: str) -> No
     assert (q.group_by("dns.qry.name").len()["len"] > 1).sum() > 50
 
 
-@pytest.mark.lab
-def test_ndots_search_expansion_short(short_runs: dict[str, Path], tshark: str) -> None:
+@SOURCES
+def test_ndots_search_expansion(source: str, request: pytest.FixtureRequest, tshark: str) -> None:
     from lab.core import SEARCH
 
-    run = short_runs["ndots-search-expansion"]
+    run = scenario_run(request, source, "ndots-search-expansion")
     m = meta(run)
     change = epoch(m["change_time"])
     applied = epoch(next(e["ts"] for e in m["events"] if e["event"] == "change_applied"))
