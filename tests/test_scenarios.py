@@ -500,3 +500,69 @@ def test_committed_runs_size_and_metadata() -> None:
             if f.suffix in {".conf", ".nft", ".yml", ".json", ".log", ".txt", ".tsv"}:
                 assert str(run) not in f.read_text(errors="replace"), f
     assert total <= 15 * 1024 * 1024
+
+
+# ----- the registry and the command line (no run) ---------------------------------------------
+
+
+def test_scenarios_listing_and_config_values(tmp_path: Path) -> None:
+    from lab.cli import config_values
+    from lab.core import LabConfig, Phase
+
+    p = subprocess.run(
+        [sys.executable, "-m", "lab", "scenarios"], cwd=REPO, capture_output=True, text=True
+    )
+    assert p.returncode == 0
+    assert [ln.split("\t")[0] for ln in p.stdout.splitlines()] == list(SCENARIOS)
+    # defaults, then the short form, then what was given
+    vals = config_values("packet-rate-limit", short=True, qps=7.0)
+    assert vals["phases"] == (Phase("healthy", 3.0), Phase("incident", 5.0))
+    assert vals["qps"] == 7.0 and vals["burst_qps"] > 1024
+    cfg = LabConfig(out=tmp_path, **vals)
+    assert cfg.scenario == "packet-rate-limit"
+    for name in SCENARIOS:
+        for short in (False, True):
+            LabConfig(out=tmp_path, **config_values(name, short=short))  # all valid
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scenario", "nope"], "invalid choice: 'nope'"),
+        (["--scenario", "servfail-storm", "--mode", "tcp"], "--mode tcp is the forced-tcp"),
+        (["--scenario", "servfail-storm", "--phases", "healthy=5"], "needs an incident phase"),
+        (["--scenario", "packet-rate-limit", "--burst-qps", "0"], "needs burst_qps > 0"),
+    ],
+)
+def test_bad_scenario_options_are_refused(tmp_path: Path, argv: list[str], message: str) -> None:
+    """Refused before anything is started (no root needed to see the message)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "lab", "run", "--out", str(tmp_path / "o"), *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode != 0 and message in p.stderr, p.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_scenario_nft_rules_are_valid(tmp_path: Path) -> None:
+    """The upstream's rules of every scenario, and the rule upstream-unreachable adds, pass
+    ``nft -c``."""
+    require_root()
+    nft = require_tool("nft", "nftables")
+    from lab.cli import config_values
+    from lab.core import Lab, LabConfig
+
+    for name in SCENARIOS:
+        lab = Lab(LabConfig(out=tmp_path / "x", **config_values(name)))
+        rules = lab.nft_rules()
+        lab.cleanup()  # removes its scratch folder; it created no namespace or process
+        if name == "upstream-unreachable":
+            rules += 'add rule inet dnskit impair udp dport 53 counter name "udp_dropped" drop\n'
+        f = tmp_path / "r.nft"
+        f.write_text(rules)
+        chk = subprocess.run([nft, "-c", "-f", str(f)], capture_output=True, text=True)
+        assert chk.returncode == 0, (name, chk.stderr)
+        assert ("limit rate over 1024/second" in rules) == (name == "packet-rate-limit")
