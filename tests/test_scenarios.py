@@ -346,36 +346,66 @@ def test_ndots_search_expansion(source: str, request: pytest.FixtureRequest, tsh
     change = epoch(m["change_time"])
     applied = epoch(next(e["ts"] for e in m["events"] if e["event"] == "change_applied"))
     assert "options ndots:5" in (run / "configs" / "resolv.incident.conf").read_text()
-    pcap = artefact(run, "captures/node1.pcap")
-    pod = m["topology"]["nodes"][0]["client_ip"]
-    q = tshark_fields(
+    for k, node in enumerate(m["topology"]["nodes"], start=1):  # one client (pod) per node
+        pcap, pod = run / node["capture"], node["client_ip"]
+        q = tshark_fields(
+            tshark,
+            pcap,
+            f'ip.src == {pod} && dns.flags.response == 0 && !(dns.qry.name contains ".test")',
+            ["frame.time_epoch", "dns.qry.name", "dns.qry.type", "udp.srcport"],
+        ).with_columns(pl.col("frame.time_epoch").cast(pl.Float64))
+        stub = pl.read_csv(artefact(run, f"clients/stub-node{k}.tsv"), separator="\t").with_columns(
+            t=pl.col("ts").str.to_datetime(time_zone="UTC").dt.epoch("us") / 1e6
+        )
+        assert (stub["result"] == "ok").all()  # every lookup ends with the real name's address
+        # this client's amplification, queries per lookup: 2 (A + AAAA) with ndots:1, then
+        # 2 x (4 search suffixes + the name) = 10 with ndots:5 (counted away from the change:
+        # glibc re-reads resolv.conf at its next lookup)
+        for lo, hi, want in ((0, change - 0.2, 2), (applied + 1, 1e12, 2 * (len(SEARCH) + 1))):
+            n_lookups = stub.filter((pl.col("t") > lo) & (pl.col("t") < hi - 0.5)).height
+            n_q = q.filter(
+                (pl.col("frame.time_epoch") > lo) & (pl.col("frame.time_epoch") < hi - 0.5)
+            ).height
+            assert n_lookups > 5
+            assert abs(n_q / n_lookups - want) < 0.6, (pod, want, n_q, n_lookups)
+        # the NXDOMAIN answers the client got are all for <name>.<search suffix>
+        nx = tshark_fields(
+            tshark, pcap, f"ip.src == {CACHE} && dns.flags.rcode == 3", ["dns.qry.name", "ip.dst"]
+        )
+        assert nx.height > 20 and set(nx["ip.dst"]) == {pod}
+        assert all(any(n.endswith("." + s) for s in SEARCH) for n in nx["dns.qry.name"])
+        # glibc sends A and AAAA of one try from one socket (same source port), at once
+        pairs = q.group_by("udp.srcport", "dns.qry.name").agg(pl.col("dns.qry.type").n_unique())
+        assert (pairs["dns.qry.type"] == 2).mean() > 0.9
+
+
+@pytest.mark.parametrize("source", ["committed"])
+def test_forced_tcp_syn_drops(source: str, request: pytest.FixtureRequest, tshark: str) -> None:
+    """The committed run (its short form is tests/test_lab.py's): SYNs towards the upstream only
+    from the changed node and only after the change, resent 1, 3, 7 (15) s after the first."""
+    run = scenario_run(request, source, "forced-tcp-syn-drops")
+    m = meta(run)
+    change = epoch(m["change_time"])
+    changed, control = m["topology"]["nodes"]
+    assert changed["role"] == "changed" and control["role"].startswith("control")
+    assert tshark_fields(tshark, run / control["capture"], SYN, ["frame.number"]).is_empty()
+    syn = tshark_fields(
         tshark,
-        pcap,
-        f'ip.src == {pod} && dns.flags.response == 0 && !(dns.qry.name contains ".test")',
-        ["frame.time_epoch", "dns.qry.name", "dns.qry.type", "udp.srcport"],
+        run / changed["capture"],
+        f"ip.dst == {UPSTREAM} && {SYN}",
+        ["tcp.stream", "frame.time_epoch"],
     ).with_columns(pl.col("frame.time_epoch").cast(pl.Float64))
-    stub = pl.read_csv(run / "clients" / "stub-node1.tsv", separator="\t").with_columns(
-        t=pl.col("ts").str.to_datetime(time_zone="UTC").dt.epoch("us") / 1e6
+    assert syn.height == m["counts"]["syn_seen"] and syn["frame.time_epoch"].min() >= change
+    d = syn.with_columns(
+        d=pl.col("frame.time_epoch") - pl.col("frame.time_epoch").min().over("tcp.stream")
+    ).filter(pl.col("d") > 0)["d"]
+    assert d.len() > 50
+    assert (
+        d.map_elements(
+            lambda x: min(abs(x - t) for t in (1, 3, 7, 15)), return_dtype=pl.Float64
+        ).max()
+        < 0.5
     )
-    assert (stub["result"] == "ok").all()  # every lookup ends with the real name's address
-    # queries per lookup: 2 (A + AAAA) with ndots:1, 2 x (4 search suffixes + the name) = 10
-    # with ndots:5 (lookups and queries counted away from the change, glibc re-reads the file)
-    for lo, hi, want in ((0, change - 0.2, 2), (applied + 1, 1e12, 2 * (len(SEARCH) + 1))):
-        n_lookups = stub.filter((pl.col("t") > lo) & (pl.col("t") < hi - 0.5)).height
-        n_q = q.filter(
-            (pl.col("frame.time_epoch") > lo) & (pl.col("frame.time_epoch") < hi - 0.5)
-        ).height
-        assert n_lookups > 5
-        assert abs(n_q / n_lookups - want) < 0.6, (want, n_q, n_lookups)
-    # the chain: each lookup asks name.<suffix> for every suffix in order, answered NXDOMAIN
-    nx = tshark_fields(
-        tshark, pcap, f"ip.src == {CACHE} && dns.flags.rcode == 3", ["dns.qry.name", "ip.dst"]
-    )
-    assert nx.height > 20 and set(nx["ip.dst"]) == {pod}
-    assert all(any(n.endswith("." + s) for s in SEARCH) for n in nx["dns.qry.name"])
-    # glibc sends A and AAAA of one try from one socket (same source port), at once
-    pairs = q.group_by("udp.srcport", "dns.qry.name").agg(pl.col("dns.qry.type").n_unique())
-    assert (pairs["dns.qry.type"] == 2).mean() > 0.9
 
 
 # ----- the confusion matrix over the committed runs --------------------------------------------
