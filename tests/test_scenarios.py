@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,9 +118,14 @@ def _run_batch(base: Path, names: list[str], tag: str) -> dict[str, Path]:
                 p.wait(timeout=30)
         for prefix in prefixes.values():
             left += _netns_left(prefix)
+            # the pods' resolv.conf of ndots-search-expansion lives in /etc/netns/<namespace>/
+            left += [str(d) for d in Path("/etc/netns").glob(prefix + "-*")]
         for n in left:
-            subprocess.run(["ip", "netns", "delete", n], check=False)
-    assert not left, f"lab left namespaces behind: {left}"
+            if n.startswith("/etc/netns/"):
+                shutil.rmtree(n, ignore_errors=True)
+            else:
+                subprocess.run(["ip", "netns", "delete", n], check=False)
+    assert not left, f"lab left namespaces (or their /etc/netns folders) behind: {left}"
     return out
 
 
