@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSSTAMP := $(VENV)/.system-deps
 
-.PHONY: setup test lint format report jupyter bench sanitize sample scenarios clean
+.PHONY: setup test lint format report jupyter bench sanitize sample clean
 
 setup: $(STAMP) $(SYSSTAMP)
 
@@ -60,6 +60,7 @@ sample: setup
 		--qps 30 --client-timeout 20 --gzip-over 0
 
 # One committed run per scenario of the catalogue (lab/scenarios.py), each with its defaults.
+.PHONY: scenarios
 scenarios: setup
 	@if [ "$$(id -u)" -ne 0 ]; then echo "make scenarios needs root (it creates network namespaces)"; exit 1; fi
 	for s in $$($(BIN)/python -m lab scenarios | cut -f1); do \
