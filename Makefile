@@ -62,7 +62,16 @@ fuzz: setup
 
 sample: setup
 	@if [ "$$(id -u)" -ne 0 ]; then echo "make sample needs root (it creates network namespaces)"; exit 1; fi
-	$(BIN)/python -m lab run --out data/sample --replace
+	$(BIN)/python -m lab run --out data/sample --replace --phases healthy=20,incident=60,fix=20 \
+		--qps 30 --client-timeout 20 --gzip-over 0
+
+# One committed run per scenario of the catalogue (lab/scenarios.py), each with its defaults.
+.PHONY: scenarios
+scenarios: setup
+	@if [ "$$(id -u)" -ne 0 ]; then echo "make scenarios needs root (it creates network namespaces)"; exit 1; fi
+	for s in $$($(BIN)/python -m lab scenarios | cut -f1); do \
+		$(BIN)/python -m lab run --scenario $$s --out data/scenarios/$$s --prefix dkscn --replace || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .cache reports test-artifacts bench/out

@@ -1,81 +1,115 @@
-"""Command line of the lab: ``python -m lab run --out DIR [--mode tcp|udp] [--phases ...] [--replace]``."""
+"""Command line of the lab: ``python -m lab run --scenario NAME --out DIR [--phases ...]``,
+``python -m lab scenarios`` (the catalogue)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from lab.core import LabConfig, LabError, parse_phases, run_lab
+from lab.scenarios import SCENARIOS, scenario
 
 log = logging.getLogger(__name__)
 
+# option name -> LabConfig field (options left out take the scenario's value, then LabConfig's)
+_FIELDS = {
+    "mode": "mode",
+    "phases": "phases",
+    "nodes": "nodes",
+    "control_nodes": "control_nodes",
+    "qps": "qps",
+    "miss_share": "miss_share",
+    "drop": "drop",
+    "client_timeout": "client_timeout_s",
+    "burst_qps": "burst_qps",
+    "stub_lps": "stub_lps",
+    "limit_pps": "limit_pps",
+    "gzip_over": "gzip_over",
+}
+
+
+def config_values(name: str, *, short: bool = False, **given: Any) -> dict[str, Any]:
+    """LabConfig keyword values for scenario ``name``: LabConfig's defaults, then the scenario's
+    ``defaults``, then (``short``) its ``short`` overrides, then the non-``None`` ``given``."""
+    sc = scenario(name)
+    vals: dict[str, Any] = {**sc.defaults, **(sc.short if short else {})}
+    vals.update({k: v for k, v in given.items() if v is not None})
+    if isinstance(vals.get("phases"), str):
+        vals["phases"] = parse_phases(vals["phases"])
+    return {"scenario": name, **vals}
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run the lab, print a one-paragraph summary; exit 1 on a lab error."""
+    """Parse arguments, run the lab, print a one-line JSON summary; exit 1 on a lab error."""
     ap = argparse.ArgumentParser(prog="python -m lab", description="DNS incident lab (needs root)")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("scenarios", help="list the scenarios (name, cause, change)")
     r = sub.add_parser("run", help="run the lab once and write a run folder")
     r.add_argument("--out", required=True, type=Path, help="run folder to write")
     r.add_argument(
+        "--scenario",
+        default="forced-tcp-syn-drops",
+        choices=list(SCENARIOS),
+        help="what goes wrong at the start of the incident phase (default: %(default)s); "
+        "the options below default to the scenario's values",
+    )
+    r.add_argument("--short", action="store_true", help="the scenario's short form (as run in CI)")
+    r.add_argument(
         "--mode",
         choices=["tcp", "udp"],
-        default="tcp",
-        help="tcp: changed nodes switch to tcp-upstream at the incident; udp: no change",
+        help="forced-tcp-syn-drops: tcp: changed nodes switch to tcp-upstream at the incident; "
+        "udp: no change",
     )
     r.add_argument(
         "--phases",
-        default="healthy=20,incident=60,fix=20",
-        help="timeline, NAME=SECONDS in order healthy,incident[,fix] (default: %(default)s)",
+        help="timeline, NAME=SECONDS in order healthy,incident[,fix] (e.g. healthy=20,incident=60)",
     )
-    r.add_argument("--nodes", type=int, default=2, help="node namespaces (default: %(default)s)")
+    r.add_argument("--nodes", type=int, help="node namespaces")
+    r.add_argument("--control-nodes", type=int, help="last nodes left unchanged, as a control")
+    r.add_argument("--qps", type=float, help="dnsperf queries/s per node")
+    r.add_argument("--miss-share", type=float, help="share of unique names (cache misses)")
+    r.add_argument("--drop", help="SYN drop in the upstream: none, random:P or rate:N per source/s")
+    r.add_argument("--burst-qps", type=float, help="packet-rate-limit: burst queries/s")
+    r.add_argument("--stub-lps", type=float, help="ndots-search-expansion: glibc lookups/s")
+    r.add_argument("--limit-pps", type=float, help="packet-rate-limit: upstream pps limit")
     r.add_argument(
-        "--control-nodes",
+        "--gzip-over",
         type=int,
-        default=1,
-        help="last nodes that stay on UDP as a control (default: %(default)s)",
-    )
-    r.add_argument(
-        "--qps", type=float, default=30.0, help="queries/s per node (default: %(default)s)"
-    )
-    r.add_argument(
-        "--miss-share", type=float, default=0.5, help="share of unique names (default: %(default)s)"
-    )
-    r.add_argument(
-        "--drop",
-        default="random:0.5",
-        help="SYN drop in the upstream: none, random:P or rate:N per source/s (default: %(default)s)",
+        help="gzip captures/logs/dnsperf files above this many bytes at the end (0: never)",
     )
     r.add_argument(
         "--prefix", default="dnskit", help="namespace name prefix (default: %(default)s)"
     )
     r.add_argument("--seed", type=int, default=5)
-    r.add_argument("--client-timeout", type=float, default=20.0, help="dnsperf -t in seconds")
+    r.add_argument("--client-timeout", type=float, help="dnsperf -t in seconds")
     r.add_argument("--no-prometheus", action="store_true", help="skip exporter and Prometheus")
     r.add_argument("--replace", action="store_true", help="overwrite --out if it exists")
     r.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
+    if args.cmd == "scenarios":
+        for sc in SCENARIOS.values():
+            print(f"{sc.name}\t{','.join(sc.cause) or '-'}\t{sc.change}")
+        return 0
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     try:
+        given = {field: getattr(args, opt) for opt, field in _FIELDS.items()}
+        vals = config_values(args.scenario, short=args.short, **given)
         cfg = LabConfig(
             out=args.out,
-            mode=args.mode,
-            phases=parse_phases(args.phases),
-            nodes=args.nodes,
-            control_nodes=args.control_nodes,
-            qps=args.qps,
-            miss_share=args.miss_share,
-            drop=args.drop,
             prefix=args.prefix,
             replace=args.replace,
             seed=args.seed,
-            client_timeout_s=args.client_timeout,
             prometheus=not args.no_prometheus,
+            **vals,
         )
+        log.info("config: %s", dataclasses.asdict(cfg))
         run = run_lab(cfg)
     except (LabError, ValueError) as exc:
         ap.exit(1, f"lab: {exc}\n")
@@ -86,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "out": str(args.out),
+                "scenario": args.scenario,
                 "change_time": run["change_time"],
                 "syn_seen": counts["syn_seen"],
                 "syn_dropped": counts["syn_dropped"],

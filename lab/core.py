@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import gzip
 import json
 import logging
 import os
@@ -42,6 +43,21 @@ ZONE = "test"
 PROM_PORT = 9090
 EXPORTER_BASE_PORT = 9167
 SNAPLEN = 256
+BIG_RRSET = 40
+"""A records per cache-miss name in ``truncation-tcp-fallback`` (answer ~700 bytes)."""
+SEARCH = ("default.svc.cluster.local", "svc.cluster.local", "cluster.local", "ec2.internal")
+"""The pods' search list in ``ndots-search-expansion`` (a pod in namespace default on EC2)."""
+SEARCH_ZONES = ("cluster.local.", "ec2.internal.")
+EXTERNAL_ZONES = ("example.com.", "example.org.")
+EXTERNAL_NAMES = (
+    "api.example.com",
+    "cdn.example.com",
+    "auth.example.com",
+    "db.eu.example.com",
+    "www.example.org",
+    "s3.files.example.org",
+)
+"""External names the pods' glibc clients resolve (short: fewer than 5 dots)."""
 
 
 class LabError(RuntimeError):
@@ -61,10 +77,12 @@ class Phase:
 
 
 def parse_phases(text: str) -> tuple[Phase, ...]:
-    """Parse ``"healthy=20,incident=60,fix=20"`` into phases (order kept; ``fix`` optional).
+    """Parse ``"healthy=20,incident=60,fix=20"`` into phases (order kept).
 
-    The change (caches switch to TCP upstream, in ``tcp`` mode) happens at the start of
-    ``incident``; the fix (back to UDP) at the start of ``fix``.
+    The scenario's change (in ``forced-tcp-syn-drops``: the caches switch to TCP upstream, in
+    ``tcp`` mode) happens at the start of ``incident``; the fix (undoing it) at the start of
+    ``fix``. ``incident`` and ``fix`` are optional (``"healthy=30"``: nothing changes), but
+    ``fix`` needs ``incident``.
     """
     phases: list[Phase] = []
     for part in text.split(","):
@@ -81,8 +99,10 @@ def parse_phases(text: str) -> tuple[Phase, ...]:
             raise ValueError(f"phase {name} must last > 0 s, got {seconds}")
         phases.append(Phase(name, seconds))
     names = [p.name for p in phases]
-    if len(set(names)) != len(names) or "incident" not in names:
-        raise ValueError(f"phases must name 'incident' once and no phase twice, got {names}")
+    if len(set(names)) != len(names) or ("fix" in names and "incident" not in names):
+        raise ValueError(
+            f"phases must name no phase twice, and 'incident' before 'fix', got {names}"
+        )
     order = ["healthy", "incident", "fix"]
     if names != [n for n in order if n in names]:
         raise ValueError(f"phases must be in the order healthy, incident, fix; got {names}")
@@ -123,6 +143,22 @@ class LabConfig:
         Seed of the query files and zone.
     client_timeout_s : float
         dnsperf ``-t``.
+    prometheus : bool
+        Run the exporters and Prometheus (and save its query_range answers).
+    scenario : str
+        Name in :data:`lab.scenarios.SCENARIOS`: what changes at the start of ``incident``.
+    burst_qps : float
+        ``packet-rate-limit``: queries/s of the second dnsperf (cache misses only) started at the
+        change on each changing node.
+    stub_lps : float
+        ``ndots-search-expansion``: lookups/s of the glibc stub client (``getaddrinfo``) in each
+        pods namespace.
+    limit_pps : float
+        ``packet-rate-limit``: packets/s per upstream interface above which nftables drops.
+    gzip_over : int
+        At the end, gzip the captures, logs and dnsperf files larger than this many bytes
+        (``node1.pcap`` -> ``node1.pcap.gz``; tshark and the kit read them as they are);
+        0 = never.
     """
 
     out: Path
@@ -139,10 +175,27 @@ class LabConfig:
     seed: int = 5
     client_timeout_s: float = 20.0
     prometheus: bool = True
+    scenario: str = "forced-tcp-syn-drops"
+    burst_qps: float = 0.0
+    stub_lps: float = 0.0
+    limit_pps: float = 1024.0
+    gzip_over: int = 0
 
     def __post_init__(self) -> None:
+        from lab.scenarios import scenario
+
+        scenario(self.scenario)  # ValueError naming the known ones
         if self.mode not in {"tcp", "udp"}:
             raise ValueError(f"mode must be 'tcp' or 'udp', not {self.mode!r}")
+        if self.scenario != "forced-tcp-syn-drops" and self.mode == "tcp":
+            raise ValueError("--mode tcp is the forced-tcp-syn-drops scenario's change")
+        names = [p.name for p in self.phases]
+        if self.scenario not in {"healthy", "forced-tcp-syn-drops"} and "incident" not in names:
+            raise ValueError(f"scenario {self.scenario} needs an incident phase (its change)")
+        if self.scenario == "packet-rate-limit" and self.burst_qps <= 0:
+            raise ValueError("packet-rate-limit needs burst_qps > 0")
+        if self.scenario == "ndots-search-expansion" and self.stub_lps <= 0:
+            raise ValueError("ndots-search-expansion needs stub_lps > 0")
         if not 1 <= self.nodes <= 9:
             raise ValueError("nodes must be 1..9")
         if not 0 <= self.control_nodes < self.nodes or (self.control_nodes and self.nodes < 2):
@@ -200,6 +253,11 @@ class Lab:
         self.open_files: list[object] = []
         self.events: list[dict[str, object]] = []
         self.tools: dict[str, str] = {}
+        self.zones: list[tuple[str, str]] = []
+        self.nft_changes: list[str] = []
+        self.etc_netns: list[Path] = []
+        self.burst_files: dict[int, Path] = {}
+        self._nsd_started = 0
         self._cleaned = False
 
     # ----- names
@@ -208,8 +266,25 @@ class Lab:
         return f"{self.cfg.prefix}-{kind}{'' if n is None else n}"
 
     def changing(self, i: int) -> bool:
-        """Whether node i (1-based) switches to TCP at the change."""
-        return self.cfg.mode == "tcp" and i <= self.cfg.nodes - self.cfg.control_nodes
+        """Whether node i (1-based) is changed at the start of ``incident`` (the others are the
+        control). ``forced-tcp-syn-drops``: switches to TCP upstream (``tcp`` mode only);
+        ``truncation-tcp-fallback``: lowers its EDNS buffer; ``ndots-search-expansion``: its pods
+        get ndots:5; ``packet-rate-limit``: gets the burst of queries. The other scenarios change
+        the upstream, not a node."""
+        sc = self.cfg.scenario
+        last = self.cfg.nodes - self.cfg.control_nodes
+        if sc == "forced-tcp-syn-drops":
+            return self.cfg.mode == "tcp" and i <= last
+        if sc in {"truncation-tcp-fallback", "ndots-search-expansion", "packet-rate-limit"}:
+            return i <= last
+        return False
+
+    @property
+    def patient(self) -> bool:
+        """Whether unbound waits 10 s per upstream try (``infra-cache-min-rtt: 10000``), so that
+        it waits for the kernel's SYN retries. Off in the scenarios whose mechanism is the
+        cache's own retry timers (lost UDP answers)."""
+        return self.cfg.scenario not in {"upstream-unreachable", "packet-rate-limit"}
 
     # ----- helpers
     def sh(self, *argv: str, ns: str | None = None, check: bool = True) -> str:
@@ -297,6 +372,10 @@ class Lab:
             if tool == "prometheus" and not self.cfg.prometheus:
                 continue
             self.tools[tool] = which(tool)
+        # node evidence: optional (conntrack and ethtool are their own Debian packages)
+        for tool in ("nstat", "conntrack", "ethtool"):
+            with contextlib.suppress(LabError):
+                self.tools[tool] = which(tool)
         existing = self.sh(self.tools["ip"], "netns", "list")
         names = {line.split()[0] for line in existing.splitlines() if line.strip()}
         clash = sorted(n for n in names if n.startswith(self.cfg.prefix + "-"))
@@ -368,24 +447,54 @@ class Lab:
 
     # ----- upstream
     def write_zone(self, names: list[str], hits: list[str]) -> Path:
+        """Write the zone files NSD serves (``test.``; in ``ndots-search-expansion`` also the
+        cluster and search domains and the external names); the path of ``test.zone``."""
         d = self.work / "nsd"
         d.mkdir(parents=True, exist_ok=True)
         zone = d / f"{ZONE}.zone"
         rng = random.Random(self.cfg.seed)
+        # truncation-tcp-fallback: every cache miss is a large answer (BIG_RRSET A records,
+        # ~700 bytes: more than a 512-byte EDNS buffer, less than the default 1232)
+        per_miss = BIG_RRSET if self.cfg.scenario == "truncation-tcp-fallback" else 1
+
+        def addr() -> str:
+            return f"10.{rng.randrange(96, 128)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
         with zone.open("w") as f:
             f.write(f"$ORIGIN {ZONE}.\n$TTL 3600\n")
             f.write("@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n@ IN NS ns.test.\n")
             f.write(f"ns IN A {UPSTREAM_IP}\n")
-            for n in hits + names:
-                f.write(
-                    f"{n.removesuffix('.' + ZONE + '.')} IN A 10.{rng.randrange(96, 128)}.{rng.randrange(256)}.{rng.randrange(1, 255)}\n"
-                )
+            for n in hits:
+                f.write(f"{n.removesuffix('.' + ZONE + '.')} IN A {addr()}\n")
+            for n in names:
+                owner = n.removesuffix("." + ZONE + ".")
+                for _ in range(per_miss):
+                    f.write(f"{owner} IN A {addr()}\n")
+        self.zones = [(f"{ZONE}.", zone.name)]
+        if self.cfg.scenario == "ndots-search-expansion":
+            # the cluster's own domains (answered NXDOMAIN for <external name>.<suffix>) and the
+            # external names the pods resolve
+            for origin in (*SEARCH_ZONES, *EXTERNAL_ZONES):
+                zf = d / f"{origin}zone"
+                with zf.open("w") as f:
+                    f.write(f"$ORIGIN {origin}\n$TTL 300\n")
+                    f.write(f"@ IN SOA ns.{origin} hostmaster.{origin} 1 3600 600 86400 30\n")
+                    f.write(f"@ IN NS ns.{origin}\nns IN A {UPSTREAM_IP}\n")
+                    for n in EXTERNAL_NAMES:
+                        if n.endswith("." + origin.rstrip(".")):
+                            f.write(f"{n}. IN A {addr()}\n")
+                self.zones.append((origin, zf.name))
         return zone
 
-    def start_nsd(self) -> None:
+    def nsd_conf(self, zonefile_of: dict[str, str] | None = None) -> str:
+        """NSD's config; ``zonefile_of`` overrides the zone file of some zones (by origin)."""
         d = self.work / "nsd"
-        conf = d / "nsd.conf"
-        conf.write_text(
+        over = zonefile_of or {}
+        zones = "".join(
+            f"zone:\n    name: {origin}\n    zonefile: {over.get(origin, f)}\n"
+            for origin, f in self.zones
+        )
+        return (
             "# NSD for the incident lab: the 'VPC resolver' at 169.254.169.253\n"
             "server:\n"
             f"    ip-address: {UPSTREAM_IP}\n"
@@ -408,11 +517,14 @@ class Lab:
             "    verbosity: 1\n"
             "    hide-version: yes\n"
             "remote-control:\n"
-            "    control-enable: no\n"
-            "zone:\n"
-            f"    name: {ZONE}.\n"
-            f"    zonefile: {ZONE}.zone\n"
+            "    control-enable: no\n" + zones
         )
+
+    def start_nsd(self, conf_text: str | None = None, name: str = "nsd.conf") -> None:
+        """Start NSD in the upstream namespace with :meth:`nsd_conf` (or ``conf_text``)."""
+        d = self.work / "nsd"
+        conf = d / name
+        conf.write_text(conf_text if conf_text is not None else self.nsd_conf())
         self.sh(which("nsd-checkconf"), str(conf))
         self.start(
             "nsd",
@@ -420,6 +532,32 @@ class Lab:
             ns=self.ns("up"),
             stdout=self.work / "nsd.stdout",
         )
+        self.wait_nsd()
+
+    def wait_nsd(self, timeout: float = 10.0) -> None:
+        """Wait until NSD says it started (its log), or LabError."""
+        logf = self.out / "logs" / "nsd.log"
+        seen = self._nsd_started
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = logf.read_text(errors="replace") if logf.exists() else ""
+            if text.count("nsd started") > seen:
+                self._nsd_started = text.count("nsd started")
+                return
+            if self.procs["nsd"].poll() is not None:
+                raise LabError(f"nsd exited: {text[-2000:]}")
+            time.sleep(0.1)
+        raise LabError(f"nsd did not start within {timeout} s")
+
+    def break_zone(self) -> None:
+        """``servfail-storm``: restart NSD with a ``test.`` zone file that does not load (a
+        record of an unknown type, as a bad zone push would leave). NSD then answers SERVFAIL for
+        the whole zone."""
+        d = self.work / "nsd"
+        good = (d / f"{ZONE}.zone").read_text()
+        (d / f"{ZONE}.broken.zone").write_text(good + "bad-push IN BOGUS 1 2 3\n")
+        self.stop("nsd")
+        self.start_nsd(self.nsd_conf({f"{ZONE}.": f"{ZONE}.broken.zone"}), "nsd.incident.conf")
 
     def nft_rules(self) -> str:
         kind, value = _parse_drop(self.cfg.drop)
@@ -430,8 +568,21 @@ class Lab:
             "    counter syn_dropped { }",
             "    counter udp_queries { }",
             "    counter tcp_packets_in { }",
+            "    counter udp_dropped { }",
+            "    counter pps_dropped { }",
+            "    # the scenario's change adds rules here (upstream-unreachable); the fix flushes it",
+            "    chain impair {",
+            "    }",
             "    chain input {",
             "        type filter hook input priority filter; policy accept;",
+        ]
+        if self.cfg.scenario == "packet-rate-limit":
+            # the resolver's per-interface packet allowance: what exceeds it is dropped
+            lines.append(
+                f"        ip daddr {UPSTREAM_IP} meter ifpps {{ iifname limit rate over "
+                f'{self.cfg.limit_pps:g}/second }} counter name "pps_dropped" drop'
+            )
+        lines += [
             '        udp dport 53 counter name "udp_queries"',
             '        tcp dport 53 counter name "tcp_packets_in"',
             f'        {syn} counter name "syn_seen"',
@@ -446,13 +597,24 @@ class Lab:
                 f"        {syn} meter synrate {{ ip saddr limit rate over {value:g}/second }} "
                 'counter name "syn_dropped" drop'
             )
-        lines += ["    }", "}", ""]
+        lines += ["        jump impair", "    }", "}", ""]
         return "\n".join(lines)
 
     def start_nft(self) -> None:
         rules = self.work / "nftables.nft"
         rules.write_text(self.nft_rules())
         self.sh(self.tools["nft"], "-f", str(rules), ns=self.ns("up"))
+
+    def drop_udp(self, on: bool) -> None:
+        """``upstream-unreachable``: drop (``on``) or stop dropping every UDP query to port 53."""
+        nft = self.tools["nft"]
+        if on:
+            rule = 'udp dport 53 counter name "udp_dropped" drop'
+            self.sh(nft, "add", "rule", "inet", "dnskit", "impair", *rule.split(), ns=self.ns("up"))
+            self.nft_changes.append(f"add rule inet dnskit impair {rule}")
+        else:
+            self.sh(nft, "flush", "chain", "inet", "dnskit", "impair", ns=self.ns("up"))
+            self.nft_changes.append("flush chain inet dnskit impair")
 
     def nft_counters(self) -> dict[str, dict[str, int]]:
         raw = self.sh(self.tools["nft"], "-j", "list", "counters", ns=self.ns("up"))
@@ -465,7 +627,12 @@ class Lab:
 
     # ----- caches
     def unbound_conf(self, i: int, tcp: bool) -> str:
+        """node i's unbound.conf; ``tcp`` = as after the change (the scenario's node change:
+        ``tcp-upstream: yes``, or ``edns-buffer-size: 512`` in truncation-tcp-fallback)."""
         d = self.work / f"node{i}"
+        sc = self.cfg.scenario
+        force_tcp = tcp and sc == "forced-tcp-syn-drops"
+        small_edns = tcp and sc == "truncation-tcp-fallback"
         return (
             "# unbound as a node-local DNS cache, forwarding like CoreDNS `forward . <resolver> { force_tcp }`\n"
             "server:\n"
@@ -489,15 +656,20 @@ class Lab:
             "    statistics-cumulative: yes\n"
             "    statistics-interval: 0\n"
             '    module-config: "iterator"\n'
-            f"    tcp-upstream: {'yes' if tcp else 'no'}\n"
-            "    max-reuse-tcp-queries: 1\n"
+            f"    tcp-upstream: {'yes' if force_tcp else 'no'}\n"
+            + (
+                f"    edns-buffer-size: {'512' if small_edns else '1232'}\n"
+                if sc == "truncation-tcp-fallback"
+                else ""
+            )
+            + "    max-reuse-tcp-queries: 1\n"
             "    outgoing-num-tcp: 256\n"
             "    incoming-num-tcp: 256\n"
             "    num-queries-per-thread: 4096\n"
             "    discard-timeout: 0\n"
             "    wait-limit: 0\n"
-            "    infra-cache-min-rtt: 10000\n"
-            "    infra-keep-probing: yes\n"
+            + ("    infra-cache-min-rtt: 10000\n" if self.patient else "")
+            + "    infra-keep-probing: yes\n"
             "    qname-minimisation: no\n"
             '    local-zone: "test." nodefault\n'
             "remote-control:\n"
@@ -570,7 +742,159 @@ class Lab:
             p = self.out / "dnsperf" / f"queries-node{i}.txt"
             p.write_text("".join(lines))
             files[i] = p
+        if self.cfg.scenario == "packet-rate-limit":
+            # the burst: cache misses only, enough for the incident phase at burst_qps
+            secs = next((p.seconds for p in self.cfg.phases if p.name == "incident"), 0.0)
+            for i in range(1, self.cfg.nodes + 1):
+                if not self.changing(i):
+                    continue
+                names = [
+                    f"b{q}-{rng.randrange(16**6):06x}.node{i}.{ZONE}."
+                    for q in range(int(self.cfg.burst_qps * (secs + 2)))
+                ]
+                all_misses += names
+                p = self.out / "dnsperf" / f"queries-burst-node{i}.txt"
+                p.write_text("".join(f"{n} A\n" for n in names))
+                self.burst_files[i] = p
         return all_misses, hits, files
+
+    # ----- the scenario's change
+    def change_description(self, on: bool) -> dict[str, object]:
+        """What :meth:`apply_change` does (recorded with the change/fix event)."""
+        sc = self.cfg.scenario
+        nodes = [f"node{i}" for i in range(1, self.cfg.nodes + 1) if self.changing(i)]
+        what = {
+            "forced-tcp-syn-drops": f"tcp-upstream: {'yes' if on else 'no'}",
+            "truncation-tcp-fallback": f"edns-buffer-size: {'512' if on else '1232'}",
+            "ndots-search-expansion": f"pods' resolv.conf options ndots:{5 if on else 1}",
+            "packet-rate-limit": (
+                f"dnsperf burst of {self.cfg.burst_qps:g} misses/s" if on else "burst stopped"
+            ),
+            "servfail-storm": (
+                f"NSD restarted with a {ZONE}. zone file that does not load"
+                if on
+                else f"NSD restarted with the good {ZONE}. zone file"
+            ),
+            "upstream-unreachable": (
+                "nftables drops every UDP query to the upstream" if on else "UDP drop removed"
+            ),
+        }.get(sc, "nothing")
+        return {"nodes": nodes, "to": what}
+
+    def apply_change(self, on: bool) -> None:
+        """The scenario's change (``on``) or its fix, at run time."""
+        sc = self.cfg.scenario
+        for i in range(1, self.cfg.nodes + 1):
+            if not self.changing(i):
+                continue
+            if sc == "forced-tcp-syn-drops":
+                self.set_transport(i, tcp=on)
+            elif sc == "truncation-tcp-fallback":
+                # set_option edns-buffer-size is accepted but not applied to outgoing queries
+                # (unbound 1.17): change the file and reload, like a Corefile change + reload
+                self.reload_unbound(
+                    i, incident=on, check=("edns-buffer-size", "512" if on else "1232")
+                )
+            elif sc == "ndots-search-expansion":
+                self.write_resolv_conf(i, ndots=5 if on else 1)
+            elif sc == "packet-rate-limit":
+                if on:
+                    self.start_dnsperf(
+                        i,
+                        self.burst_files[i],
+                        name=f"burst-node{i}",
+                        qps=self.cfg.burst_qps,
+                        seconds=next(p.seconds for p in self.cfg.phases if p.name == "incident"),
+                        clients=16,
+                    )
+                else:
+                    self.stop(f"burst-node{i}", signal.SIGINT)
+        if sc == "servfail-storm":
+            if on:
+                self.break_zone()
+            else:
+                self.stop("nsd")
+                self.start_nsd()
+        elif sc == "upstream-unreachable":
+            self.drop_udp(on)
+
+    def reload_unbound(self, i: int, *, incident: bool, check: tuple[str, str]) -> None:
+        """Rewrite node i's unbound.conf (as during the incident or not) and ``unbound-control
+        reload`` it (which empties its cache); ``check`` = (option, value) read back."""
+        (self.work / f"node{i}" / "unbound.conf").write_text(self.unbound_conf(i, tcp=incident))
+        self.control(i, "reload")
+        option, value = check
+        got = self.control(i, "get_option", option).strip()
+        if got != value:
+            raise LabError(f"node{i}: {option} is {got!r} after reload, expected {value}")
+
+    def resolv_conf(self, ndots: int) -> str:
+        return (
+            f"# pods' resolv.conf (like a Kubernetes pod in namespace default)\n"
+            f"nameserver {CACHE_IP}\n"
+            f"search {' '.join(SEARCH)}\n"
+            f"options ndots:{ndots}\n"
+        )
+
+    def write_resolv_conf(self, i: int, ndots: int) -> None:
+        """Write /etc/netns/<pods ns>/resolv.conf in place (same inode: ``ip netns exec``
+        bind-mounts it over /etc/resolv.conf, and glibc re-reads it when it changes)."""
+        d = Path("/etc/netns") / self.ns("pods", i)
+        if d not in self.etc_netns:
+            d.mkdir(parents=True, exist_ok=True)
+            self.etc_netns.append(d)
+        f = d / "resolv.conf"
+        with f.open("r+" if f.exists() else "w") as fh:
+            fh.seek(0)
+            fh.write(self.resolv_conf(ndots))
+            fh.truncate()
+
+    def start_stub_clients(self) -> None:
+        """``ndots-search-expansion``: a glibc ``getaddrinfo`` client in each pods namespace."""
+        (self.out / "clients").mkdir(exist_ok=True)
+        for i in range(1, self.cfg.nodes + 1):
+            self.start(
+                f"stub-node{i}",
+                [
+                    sys.executable,
+                    "-m",
+                    "lab.stubclient",
+                    "--lps",
+                    f"{self.cfg.stub_lps:g}",
+                    "--seconds",
+                    f"{self.cfg.duration_s:g}",
+                    "--seed",
+                    str(self.cfg.seed + i),
+                    *EXTERNAL_NAMES,
+                ],
+                ns=self.ns("pods", i),
+                stdout=self.out / "clients" / f"stub-node{i}.tsv",
+                stderr=self.work / f"stub-node{i}.err",
+            )
+
+    # ----- node evidence
+    def node_evidence(self, when: str) -> None:
+        """What a user would collect on each node: ``nstat -asz`` (kernel SNMP counters),
+        ``conntrack -S`` (per-CPU conntrack statistics), ``ethtool -S up0`` (the uplink's NIC
+        counters: a veth here, ENA on EC2), ``ip -s link`` (interfaces, their index and packet
+        counters). Saved as node/nodeN/<tool>-<when>.txt."""
+        for i in range(1, self.cfg.nodes + 1):
+            d = self.out / "node" / f"node{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            ns = self.ns("node", i)
+            for tool, argv in (
+                ("nstat", ["nstat", "-asz"]),
+                ("conntrack-S", ["conntrack", "-S"]),
+                ("ethtool-S-up0", ["ethtool", "-S", "up0"]),
+                ("ip-s-link", ["ip", "-s", "link"]),
+            ):
+                if tool in {"ethtool-S-up0", "ip-s-link"} and when == "before":
+                    continue
+                exe = self.tools.get(argv[0])
+                if exe is None:
+                    continue
+                out = self.sh(exe, *argv[1:], ns=ns, check=False)
+                (d / f"{tool}-{when}.txt").write_text(out)
 
     def start_tcpdump(self, i: int) -> None:
         self.start(
@@ -624,9 +948,20 @@ class Lab:
             time.sleep(0.1)
         log.warning("captures still growing after %.0f s; stopping tcpdump anyway", timeout)
 
-    def start_dnsperf(self, i: int, qfile: Path) -> None:
+    def start_dnsperf(
+        self,
+        i: int,
+        qfile: Path,
+        *,
+        name: str | None = None,
+        qps: float | None = None,
+        seconds: float | None = None,
+        clients: int = 4,
+    ) -> None:
+        name = name or f"dnsperf-node{i}"
+        edns = ["-e"] if self.cfg.scenario == "truncation-tcp-fallback" else []
         self.start(
-            f"dnsperf-node{i}",
+            name,
             [
                 self.tools["dnsperf"],
                 "-s",
@@ -634,11 +969,11 @@ class Lab:
                 "-d",
                 str(qfile),
                 "-l",
-                f"{self.cfg.duration_s:g}",
+                f"{seconds if seconds is not None else self.cfg.duration_s:g}",
                 "-Q",
-                f"{self.cfg.qps:g}",
+                f"{qps if qps is not None else self.cfg.qps:g}",
                 "-c",
-                "4",
+                str(clients),
                 "-q",
                 "2000",
                 "-t",
@@ -646,9 +981,10 @@ class Lab:
                 "-S",
                 "5",
                 "-v",
+                *edns,
             ],
             ns=self.ns("pods", i),
-            stdout=self.out / "dnsperf" / f"dnsperf-node{i}.txt",
+            stdout=self.out / "dnsperf" / f"dnsperf-{name.removeprefix('dnsperf-')}.txt",
         )
 
     # ----- monitoring
@@ -762,25 +1098,27 @@ class Lab:
             self.wait_tcpdump(i)
         if cfg.prometheus:
             self.start_monitoring()
+        if cfg.scenario == "ndots-search-expansion":
+            for i in range(1, cfg.nodes + 1):
+                self.write_resolv_conf(i, ndots=1)
+        self.node_evidence("before")
         t0 = self.event("start")
         for i in range(1, cfg.nodes + 1):
             self.start_dnsperf(i, qfiles[i])
+        if cfg.scenario == "ndots-search-expansion":
+            self.start_stub_clients()
         phases_out = []
         t = t0
         for ph in cfg.phases:
             if ph.name in {"incident", "fix"}:
-                # the change time is taken just before the first node switches, so that no
-                # packet of the new transport can precede it
-                changed = [f"node{i}" for i in range(1, cfg.nodes + 1) if self.changing(i)]
-                tcp = ph.name == "incident"
-                what = "change" if tcp else "fix"
-                start = self.event(
-                    what, nodes=changed, to=f"tcp-upstream: {'yes' if tcp else 'no'}"
-                )
-                for i in range(1, cfg.nodes + 1):
-                    if self.changing(i):
-                        self.set_transport(i, tcp=tcp)
-                self.event(f"{what}_applied", nodes=changed)
+                # the change time is taken just before the change is applied, so that no
+                # packet caused by it can precede it
+                on = ph.name == "incident"
+                what = "change" if on else "fix"
+                desc = self.change_description(on)
+                start = self.event(what, **desc)
+                self.apply_change(on)
+                self.event(f"{what}_applied", nodes=desc["nodes"])
             else:
                 start = time.time()
             end_target = t + ph.seconds
@@ -800,8 +1138,14 @@ class Lab:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=cfg.client_timeout_s + 15)
             dnsperf_rc[f"node{i}"] = self.stop(f"dnsperf-node{i}", signal.SIGINT)
+        for name in [n for n in self.procs if n.startswith(("burst-", "stub-"))]:
+            proc = self.procs[name]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=cfg.client_timeout_s + 15)
+            dnsperf_rc[name] = self.stop(name, signal.SIGINT)
         t_end = self.event("traffic_end")
         time.sleep(2.5)  # last answers, and two more scrapes
+        self.node_evidence("after")
         prom_index: list[dict[str, str]] = []
         if cfg.prometheus:
             prom_index = self.export_prometheus(t0 - 2, t_end + 2)
@@ -826,8 +1170,19 @@ class Lab:
         counters = self.nft_counters()
         self.stop_all()
         self.save_configs()
+        from lab.scenarios import scenario
+
+        sc = scenario(cfg.scenario)
+        gzipped = self.gzip_large()
         run = {
             "lab": "dns-incident-kit incident lab",
+            "scenario": {
+                "name": sc.name,
+                "cause": list(sc.cause),
+                "chain": list(sc.chain),
+                "change": sc.change,
+                "evidence": sc.evidence,
+            },
             "parameters": {
                 k: (str(v) if isinstance(v, Path) else v)
                 for k, v in dataclasses.asdict(cfg).items()
@@ -843,10 +1198,16 @@ class Lab:
                         "uplink_ip": f"169.254.100.{i}",
                         "client_ip": f"169.254.1.{i}",
                         "pods_namespace": self.ns("pods", i),
-                        "role": "changed" if self.changing(i) else "control (UDP all along)",
-                        "capture": f"captures/node{i}.pcap",
-                        "unbound_log": f"logs/unbound-node{i}.log",
-                        "dnsperf_output": f"dnsperf/dnsperf-node{i}.txt",
+                        "role": "changed"
+                        if self.changing(i)
+                        else (
+                            "control (UDP all along)"
+                            if cfg.scenario == "forced-tcp-syn-drops"
+                            else "unchanged"
+                        ),
+                        "capture": self.rel(f"captures/node{i}.pcap"),
+                        "unbound_log": self.rel(f"logs/unbound-node{i}.log"),
+                        "dnsperf_output": self.rel(f"dnsperf/dnsperf-node{i}.txt"),
                     }
                     for i in range(1, cfg.nodes + 1)
                 ],
@@ -860,6 +1221,8 @@ class Lab:
             "end": _utc(t_end),
             "phases": phases_out,
             "events": self.events,
+            "nft_changes": self.nft_changes,
+            "gzipped": gzipped,
             "counts": {
                 "nftables": counters,
                 "syn_dropped": counters.get("syn_dropped", {}).get("packets"),
@@ -908,11 +1271,18 @@ class Lab:
             return text.replace(str(self.out), "${RUN_DIR}").replace(str(self.work), "${WORK_DIR}")
 
         c = self.out / "configs"
-        (c / "nsd.conf").write_text(clean((self.work / "nsd" / "nsd.conf").read_text()))
+        for f in sorted((self.work / "nsd").glob("nsd*.conf")):
+            (c / f.name).write_text(clean(f.read_text()))
+        if self.cfg.scenario == "ndots-search-expansion":
+            (c / "resolv.conf").write_text(self.resolv_conf(ndots=1))
+            (c / "resolv.incident.conf").write_text(self.resolv_conf(ndots=5))
         (c / "nftables.nft").write_text(clean((self.work / "nftables.nft").read_text()))
         for i in range(1, self.cfg.nodes + 1):
             (c / f"unbound-node{i}.conf").write_text(clean(self.unbound_conf(i, tcp=False)))
-            if self.changing(i):
+            if self.changing(i) and self.cfg.scenario in {
+                "forced-tcp-syn-drops",
+                "truncation-tcp-fallback",
+            }:
                 (c / f"unbound-node{i}.incident.conf").write_text(
                     clean(self.unbound_conf(i, tcp=True))
                 )
@@ -925,6 +1295,26 @@ class Lab:
             text = f.read_text(errors="surrogateescape")
             if str(self.out) in text or str(self.work) in text:
                 f.write_text(clean(text), errors="surrogateescape")
+
+    def rel(self, path: str) -> str:
+        """``path`` in the run folder, or ``path.gz`` when it was gzipped."""
+        return path if (self.out / path).exists() else path + ".gz"
+
+    def gzip_large(self) -> list[str]:
+        """gzip (level 9) the captures, logs and dnsperf files above ``gzip_over`` bytes; the
+        run-folder paths of the files written."""
+        if self.cfg.gzip_over <= 0:
+            return []
+        done = []
+        for sub in ("captures", "logs", "dnsperf"):
+            for f in sorted((self.out / sub).iterdir()):
+                if f.is_file() and f.suffix != ".gz" and f.stat().st_size > self.cfg.gzip_over:
+                    gz = f.with_name(f.name + ".gz")
+                    with f.open("rb") as src, gzip.open(gz, "wb", compresslevel=9) as dst:
+                        shutil.copyfileobj(src, dst)
+                    f.unlink()
+                    done.append(str(gz.relative_to(self.out)))
+        return done
 
     # ----- teardown
     def stop_all(self) -> None:
@@ -967,6 +1357,9 @@ class Lab:
             if p.returncode != 0:
                 log.warning("could not delete namespace %s: %s", name, p.stderr.strip())
         self.namespaces.clear()
+        for d in self.etc_netns:
+            shutil.rmtree(d, ignore_errors=True)
+        self.etc_netns.clear()
         shutil.rmtree(self.work, ignore_errors=True)
 
 

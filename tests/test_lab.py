@@ -152,6 +152,8 @@ SHORT = [
     "12",
     "--drop",
     "random:0.5",
+    "--gzip-over",
+    "0",
 ]
 
 
@@ -555,7 +557,8 @@ def test_parse_phases_and_config_validation(tmp_path: Path) -> None:
 
     assert parse_phases("healthy=3,incident=15") == (Phase("healthy", 3.0), Phase("incident", 15.0))
     for bad, msg in [
-        ("healthy=3", "must name 'incident'"),
+        ("healthy=3,fix=2", "'incident' before 'fix'"),
+        ("incident=3,incident=2", "no phase twice"),
         ("incident=5,healthy=3", "order"),
         ("healthy=x,incident=1", "bad phase duration"),
         ("calm=3,incident=1", "bad phase"),

@@ -20,6 +20,8 @@ NEEDED=(
   "nft nftables"
   "dig dnsutils"
   "ip iproute2"
+  "conntrack conntrack"
+  "ethtool ethtool"
   "chromium chromium"
   "pdftotext poppler-utils"
   "gcc gcc"
