@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-__all__ = ["latency_modes", "latency_quantiles", "match_timers", "time_bins"]
+__all__ = ["latency_modes", "latency_quantiles", "match_timers"]
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
 
@@ -65,41 +65,6 @@ def latency_quantiles(
 def _qname(q: float) -> str:
     text = f"{q * 100:g}".replace(".", "_")
     return f"p{text}_s"
-
-
-def time_bins(
-    df: pl.DataFrame, *, every: str = "1m", ts: str = "ts", by: Sequence[str] = ()
-) -> pl.DataFrame:
-    """Count rows per time bin (and group): the basis of every "per minute" series.
-
-    Returns ``ts`` (bin start, UTC), ``by`` columns and ``count`` (UInt32). Bins with no rows
-    inside the covered span are present with count 0, so a chart shows silence as zero rather than
-    interpolating across it. Rows without a time are left out (a log copied without timestamps
-    gives an empty frame); a null in a ``by`` column is a group of its own.
-    """
-    timed = df.filter(pl.col(ts).is_not_null())
-    if timed.is_empty():
-        return pl.DataFrame(
-            schema={
-                ts: df.schema.get(ts, pl.Datetime("us", "UTC")),
-                **{b: df.schema[b] for b in by},
-                "count": pl.UInt32,
-            }
-        )
-    binned = (
-        timed.with_columns(pl.col(ts).dt.truncate(every).alias(ts))
-        .group_by([ts, *by])
-        .agg(pl.len().cast(pl.UInt32).alias("count"))
-    )
-    lo, hi = binned[ts].min(), binned[ts].max()
-    grid = pl.DataFrame({ts: pl.datetime_range(lo, hi, every, eager=True)})
-    if by:
-        grid = grid.join(binned.select(list(by)).unique(), how="cross")
-    return (
-        grid.join(binned, on=[ts, *by], how="left", nulls_equal=True)
-        .with_columns(pl.col("count").fill_null(0))
-        .sort([ts, *by], nulls_last=True)
-    )
 
 
 def latency_modes(

@@ -76,7 +76,10 @@ from kit import _tshark
 from kit._sources import GZIP_MAGIC, Source, expand_sources
 from kit.detect import HEAD_BYTES, capture_head
 from kit.errors import InputFormatError, ToolError, ToolNotFoundError
+from kit.net import flag_expr, is_syn, syn_expr, synack_expr
 from kit.schema import check_schema
+from kit.timeutil import UTC as _UTC
+from kit.timeutil import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +112,6 @@ DEFAULT_CHUNK_PACKETS = 250_000
 #: Each range starts this many packets early (dropped again) to warm up TCP state in tshark.
 CHUNK_OVERLAP_PACKETS = 5_000
 _AGG = "\x1f"
-_UTC = pl.Datetime("us", "UTC")
 _CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp")
 #: The ports DNS servers listen on by default (``dns_ports=`` of :func:`read_capture`).
 DEFAULT_DNS_PORTS: tuple[int, ...] = (53,)
@@ -1154,7 +1156,7 @@ def _syn_retransmissions(pk: pl.DataFrame) -> pl.DataFrame:
     tshark flags these itself; the rule is applied again so chunked loads (where the first SYN
     may sit in the previous chunk) give the same answer.
     """
-    syn = (pl.col("tcp_flags").cast(pl.Int64) & 0x12) == 0x02
+    syn = syn_expr()
     again = syn & (syn.cum_sum().over("tcp_stream") > 1)
     return pk.with_columns(is_retransmission=pl.col("is_retransmission") | again.fill_null(False))
 
@@ -1228,11 +1230,9 @@ def _chunked(
                 ).first(),
                 first_flags=pl.col("tcp_flags").filter(pl.col("frame") >= start).first(),
                 first_seq=pl.col("tcp_seq").filter(pl.col("frame") >= start).first(),
-                syn_seq=pl.col("tcp_seq")
-                .filter((pl.col("tcp_flags").cast(pl.Int64) & 0x12) == 0x02)
-                .first(),
-                closed=((pl.col("tcp_flags").cast(pl.Int64) & 0x05) > 0).any(),
-                syn_in_chunk=((pl.col("tcp_flags").cast(pl.Int64) & 0x12) == 0x02).any(),
+                syn_seq=pl.col("tcp_seq").filter(syn_expr()).first(),
+                closed=flag_expr(0x05).any(),
+                syn_in_chunk=syn_expr().any(),
                 dns_after=pl.col("dns_messages").filter(pl.col("frame") >= start).sum(),
                 port53=(
                     pl.col("src_port").is_in(list(ports)) | pl.col("dst_port").is_in(list(ports))
@@ -1258,9 +1258,9 @@ def _chunked(
             if gid is None and row["first_frame"] is not None:
                 prev = last_by_tuple.get(tup)
                 flags = row["first_flags"]
-                is_syn = flags is not None and (flags & 0x12) == 0x02
+                syn_first = is_syn(flags)
                 if prev is not None and (
-                    not is_syn or (not prev[2] and prev[1] == row["first_seq"])
+                    not syn_first or (not prev[2] and prev[1] == row["first_seq"])
                 ):
                     gid = prev[0]
             if gid is None:
@@ -1883,8 +1883,8 @@ def _tcp(pk: pl.DataFrame, capture: str, ports: Sequence[int] = DEFAULT_DNS_PORT
     flags = pl.col("tcp_flags").cast(pl.Int64)
     dflags = _hex(_first("dns_flags"))
     p = p.with_columns(
-        syn=(flags & 0x12) == 0x02,
-        synack=(flags & 0x12) == 0x12,
+        syn=syn_expr(flags),
+        synack=synack_expr(flags),
         fin=(flags & 0x01) > 0,
         rst=(flags & 0x04) > 0,
         query=(pl.col("dns_messages") > 0) & ((dflags & 0x8000) == 0).fill_null(False),
@@ -2065,7 +2065,7 @@ def packet_rates(
         the bin; ``pps`` Float64 packets per second; ``above_limit`` Boolean ``pps > limit_pps``.
         Bins without packets are absent. Sorted by the ``by`` columns and ``bin``.
     """
-    width_s = pl.duration(**_duration_kwargs(every)).dt.total_microseconds() / 1e6  # type: ignore[arg-type]
+    width_s = parse_duration(every, what="every")
     by = list(by)
     out = (
         packets.with_columns(bin=pl.col("ts").dt.truncate(every))
@@ -2077,20 +2077,6 @@ def packet_rates(
         .sort([*by, "bin"])
     )
     return out
-
-
-def _duration_kwargs(every: str) -> dict[str, int]:
-    import re
-
-    units = {"ns": "nanoseconds", "us": "microseconds", "ms": "milliseconds", "s": "seconds",
-             "m": "minutes", "h": "hours", "d": "days"}  # fmt: skip
-    parts = re.findall(r"(\d+)(ns|us|ms|s|m|h|d)", every)
-    if not parts or "".join(n + u for n, u in parts) != every:
-        raise ValueError(f"every={every!r}: expected a duration like '1s', '100ms', '1m'")
-    kw: dict[str, int] = {}
-    for n, u in parts:
-        kw[units[u]] = kw.get(units[u], 0) + int(n)
-    return kw
 
 
 def rate_summary(

@@ -38,12 +38,13 @@ import numpy as np
 import polars as pl
 
 from kit._sources import Source, expand_sources, open_input, read_raw
-from kit.analysis import latency_quantiles, time_bins
+from kit.analysis import latency_quantiles
 
 # CoreDNS plugin/log/log.go CommonLogFormat and CombinedLogFormat (formats.md §1.1)
 from kit.corefile import COMBINED_LOG_FORMAT, COMMON_LOG_FORMAT
 from kit.errors import InputFormatError, KitWarning
 from kit.schema import check_schema, empty_frame
+from kit.timeutil import duration_s, time_bins
 
 __all__ = [
     "ERRORS_SCHEMA",
@@ -225,18 +226,6 @@ _RE_BANNER = (
     r"^(?:(?:[a-z]+://)?\S*:\d+(?: on \S+)?|CoreDNS-\S+|[a-z0-9]+/[a-z0-9]+, go\S*,(?: \S*)?)$"
 )
 _RE_PLUGIN = r"^plugin/(?<plugin>[A-Za-z0-9_-]+): "
-
-_GO_DURATION_UNITS = {
-    "h": 3600.0,
-    "m": 60.0,
-    "s": 1.0,
-    "ms": 1e-3,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ns": 1e-9,
-}
-_GO_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|h|m|s)")
 
 
 @dataclass(frozen=True)
@@ -1791,20 +1780,6 @@ def _guess_layout(lines: pl.Series) -> _Layout | None:
     return best
 
 
-def _go_duration(text: str | None) -> float | None:
-    """Seconds of a Go ``time.Duration`` string (``981.518µs``, ``1m2.5s``), or None."""
-    if not text:
-        return None
-    pos = 0
-    total = 0.0
-    for m in _GO_DURATION_RE.finditer(text):
-        if m.start() != pos:
-            return None
-        total += float(m.group(1)) * _GO_DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    return total if pos == len(text) and pos > 0 else None
-
-
 def _regex_queries(df: pl.DataFrame, regex: str) -> pl.DataFrame:
     """Query columns by one regex (slow path, custom formats); adds ``_ok`` and ``_t_*``."""
     groups = df["body"].str.extract_groups(regex).struct.unnest()
@@ -1820,7 +1795,7 @@ def _regex_queries(df: pl.DataFrame, regex: str) -> pl.DataFrame:
     need = out.filter(pl.col("_t_duration_s").is_null() & pl.col("duration").is_not_null())
     if need.height:
         uniq = need["duration"].unique().to_list()
-        mapping = {u: _go_duration(u) for u in uniq}
+        mapping = {u: duration_s(u) for u in uniq}
         out = out.with_columns(
             pl.coalesce(
                 pl.col("_t_duration_s"),
@@ -1876,7 +1851,7 @@ def _errors(df: pl.DataFrame, source: str) -> tuple[pl.DataFrame, pl.Series]:
     if x.height == 0:
         return empty_frame(ERRORS_SCHEMA), mask
     periods = x["_c_period"].drop_nulls().unique().to_list()
-    pmap = {p: _go_duration(p) for p in periods}
+    pmap = {p: duration_s(p) for p in periods}
     msg = (
         pl.when(c("_is_cons"))
         .then(c("_c_pattern"))
@@ -2155,7 +2130,7 @@ def error_counts(
     polars.DataFrame
         ``ts`` (Datetime[us, UTC], bin start), the ``by`` columns, ``count`` (UInt32, error lines
         in the bin). Bins inside the covered span with no errors are present with 0
-        (:func:`kit.analysis.time_bins`). Lines without a timestamp cannot be binned and are left
+        (:func:`kit.timeutil.time_bins`). Lines without a timestamp cannot be binned and are left
         out (logged at WARNING with their number).
 
     Raises

@@ -48,6 +48,7 @@ import polars as pl
 from kit._sources import read_bytes, read_raw
 from kit.errors import InputFileError, InputFormatError
 from kit.schema import check_schema
+from kit.timeutil import duration_s
 
 __all__ = [
     "COMBINED_LOG_FORMAT",
@@ -58,7 +59,6 @@ __all__ = [
     "Directive",
     "ServerBlock",
     "ServerKey",
-    "parse_go_duration",
     "read_corefile",
     "read_corefile_from_log",
 ]
@@ -128,17 +128,6 @@ _DEFAULT_PORTS = {
     "https3": 443,
 }
 _UPSTREAM_PORTS = {"dns": 53, "tls": 853}
-_GO_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
-_GO_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
 _TEMPLATE_CONTROL = re.compile(r"^(if|else|end|range|with|define|block|template|break|continue)\b")
 _ENV = re.compile(r"\{\$([^{}$]+)\}|\{%([^{}%]+)%\}")
 _MAX_IMPORT_DEPTH = 10
@@ -604,24 +593,6 @@ def _unwrap_log_line(line: str) -> str:
                     return str(obj[key]).rstrip("\n")
         return s
     return _LOG_WRAPPER.sub("", s, count=1)
-
-
-def parse_go_duration(text: str) -> float | None:
-    """Seconds in a Go duration (``"10s"``, ``"1m30s"``, ``"500ms"``, ``"1.5h"``); ``None`` if not one."""
-    t = text.strip()
-    if t in {"0", "+0", "-0"}:
-        return 0.0
-    sign = -1.0 if t.startswith("-") else 1.0
-    t = t.lstrip("+-")
-    pos, total = 0, 0.0
-    for m in _GO_DURATION.finditer(t):
-        if m.start() != pos:
-            return None
-        total += float(m.group(1)) * _GO_UNITS[m.group(2)]
-        pos = m.end()
-    if pos == 0 or pos != len(t):
-        return None
-    return sign * total
 
 
 # --------------------------------------------------------------------------------------------
@@ -1251,7 +1222,7 @@ def _is_port(text: str) -> bool:
 def _dur_arg(d: Directive | None, idx: int = 0) -> float | None:
     if d is None or len(d.args) <= idx:
         return None
-    v = parse_go_duration(d.args[idx])
+    v = duration_s(d.args[idx])
     if v is None:
         log.warning(
             "%s:%d: %s %r is not a Go duration; left null", d.source, d.line_no, d.name, d.args[idx]

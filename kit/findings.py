@@ -56,7 +56,10 @@ from typing import Any
 import polars as pl
 
 from kit.analysis import match_timers
+from kit.net import address, addresses
 from kit.timeline import Timeline, restrict
+from kit.timeutil import UTC as _UTC
+from kit.timeutil import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +160,6 @@ FINDINGS_SCHEMA = pl.Schema(
 )
 """Schema of :func:`findings_frame`: one row per finding, evidence summarised as text."""
 
-_UTC = pl.Datetime("us", "UTC")
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -213,26 +214,6 @@ def _capture_paths(capture: Any) -> list[str]:
     if capture is None or capture.meta.is_empty():
         return ["capture.pcap"]
     return [str(p) for p in capture.meta["path"].to_list()]
-
-
-def _host(upstream: str | None) -> str | None:
-    """``1.2.3.4:53`` / ``[::1]:53`` / ``1.2.3.4`` -> the address."""
-    if upstream is None:
-        return None
-    u = upstream.strip()
-    if u.startswith("["):
-        return u[1 : u.find("]")] if "]" in u else u[1:]
-    if u.count(":") == 1:
-        return u.split(":", 1)[0]
-    return u
-
-
-def _addrs(upstreams: str | Sequence[str] | None) -> list[str]:
-    """Upstream addresses as a list (a single string is one address, ``host:port`` -> host)."""
-    if upstreams is None:
-        return []
-    items = [upstreams] if isinstance(upstreams, str) else list(upstreams)
-    return [h for h in (_host(str(u)) for u in items) if h]
 
 
 def _ip_filter(ips: Sequence[str], field_v4: str = "ip.dst", field_v6: str = "ipv6.dst") -> str:
@@ -326,7 +307,7 @@ def check_forced_tcp(
     logged = ""
     tcp_errors = 0
     if coredns is not None:
-        hosts = sorted({h for h in (_host(u) for u in ups) if h})
+        hosts = sorted({h for h in (address(u) for u in ups) if h})
         tcp_errors = coredns.errors.filter(
             (pl.col("transport") == "tcp") & pl.col("server_ip").is_in(hosts)
         ).height
@@ -354,14 +335,9 @@ def check_forced_tcp(
 
 
 def _syn_packets(capture: Any, upstreams: Sequence[str] | None) -> pl.DataFrame:
-    p = capture.packets.filter(
-        (pl.col("transport") == "tcp")
-        & ((pl.col("tcp_flags") & 0x12) == 0x02)
-        & (pl.col("dst_port") == 53)
-    )
-    if upstreams:
-        p = p.filter(pl.col("dst_ip").is_in(_addrs(upstreams)))
-    return p
+    from kit.upstream import syn_packets
+
+    return syn_packets(capture.packets, server_ips=upstreams)
 
 
 def _max_in_window(ts: pl.Series, seconds: float) -> tuple[int, datetime | None]:
@@ -420,7 +396,7 @@ def check_syn_retransmissions(
         return None
     tcp = capture.tcp.filter(pl.col("server_port") == 53)
     if upstreams:
-        tcp = tcp.filter(pl.col("server_ip").is_in(_addrs(upstreams)))
+        tcp = tcp.filter(pl.col("server_ip").is_in(addresses(upstreams)))
     syn = _syn_packets(capture, upstreams)
     retx = syn.filter(pl.col("is_retransmission"))
     if retx.height < min_retransmits:
@@ -439,7 +415,7 @@ def check_syn_retransmissions(
     att = attribute_slow_answers(capture, slow_s=slow_threshold_s)
     hit = att.filter(pl.col("syn_retransmits").fill_null(0) > 0)
     if upstreams:
-        hit = hit.filter(pl.col("up_server_ip").is_in(_addrs(upstreams)))
+        hit = hit.filter(pl.col("up_server_ip").is_in(addresses(upstreams)))
     servers = sorted(set(retx["dst_ip"].to_list()))
     paths = [
         p
@@ -822,7 +798,7 @@ def check_packet_rate(
         return None
     pk = capture.packets.filter(pl.col("dst_port") == 53)
     if upstreams:
-        pk = pk.filter(pl.col("dst_ip").is_in(_addrs(upstreams)))
+        pk = pk.filter(pl.col("dst_ip").is_in(addresses(upstreams)))
     if pk.is_empty():
         return None
     rates = packet_rates(pk, every="1s", limit_pps=limit_pps)
@@ -1030,7 +1006,7 @@ def check_metrics_blind_spot(
 
     if capture is None or metrics is None or capture.dns.is_empty() or "le" not in metrics.columns:
         return None
-    ups = _addrs(upstreams) if upstreams else infer_upstreams(capture)
+    ups = addresses(upstreams) if upstreams else infer_upstreams(capture)
     client = capture.dns.filter(~pl.col("server_ip").is_in(ups))
     if client.is_empty():
         return None
@@ -1478,7 +1454,7 @@ def run(
     list[Finding]
         Sorted by severity (:data:`SEVERITIES`), then in the order of the checks above.
     """
-    ups = _addrs(upstreams) if upstreams else infer_upstreams(capture, forward)
+    ups = addresses(upstreams) if upstreams else infer_upstreams(capture, forward)
     found: list[Finding | None] = []
     syn = check_syn_retransmissions(
         capture,
@@ -1626,9 +1602,7 @@ def symptom_series(
         first to last line) with 0 where nothing happened, so a quiet phase shows as zero. Sorted
         by series and time.
     """
-    from kit.capture import _duration_kwargs
-
-    width_s = timedelta(**_duration_kwargs(every)).total_seconds()  # type: ignore[arg-type]
+    width_s = parse_duration(every, what="every")
     events: list[pl.DataFrame] = []
     spans: list[pl.DataFrame] = []
 
@@ -1638,7 +1612,7 @@ def symptom_series(
             events.append(ev.select(pl.col("ts").cast(_UTC), series=pl.lit(name), n=w))
 
     if capture is not None:
-        ups = _addrs(upstreams) if upstreams else infer_upstreams(capture)
+        ups = addresses(upstreams) if upstreams else infer_upstreams(capture)
         syn = _syn_packets(capture, ups or None).filter(pl.col("is_retransmission"))
         add("SYN retransmissions to upstream", syn)
         client = capture.dns.filter(~pl.col("server_ip").is_in(ups)) if ups else capture.dns
@@ -2001,7 +1975,7 @@ def _client_dns(inputs: Inputs, upstreams: Sequence[str]) -> pl.DataFrame | None
     cap = inputs.capture
     if cap is None or cap.dns.is_empty():
         return None
-    ups = _addrs(upstreams)
+    ups = addresses(upstreams)
     return cap.dns.filter(~pl.col("server_ip").is_in(ups)) if ups else cap.dns
 
 
@@ -2047,7 +2021,7 @@ def headline_series(inputs: Inputs, upstreams: Sequence[str] = (), every: str = 
     UTC), ``series`` (node or source), ``value`` (p99 in seconds), and a title, as
     ``(frame, title)``; the frame is empty when no input holds latencies.
     """
-    from kit.logs import _every_s, bin_label, span_every
+    from kit.logs import bin_label, span_every
 
     client = _client_dns(inputs, upstreams)
     frames: list[tuple[pl.DataFrame, str, str, str]] = []
@@ -2066,7 +2040,7 @@ def headline_series(inputs: Inputs, upstreams: Sequence[str] = (), every: str = 
         anchor = inputs.timeline.change_time if inputs.timeline is not None else None
         if anchor is not None:
             # bins start at the change: no bin mixes the time before it with the time after
-            w_us = int(_every_s(width) * 1_000_000)
+            w_us = round(parse_duration(width, what="every") * 1_000_000)
             offset = (pl.col("ts").cast(_UTC) - pl.lit(anchor).cast(_UTC)).dt.total_microseconds()
             binned = pl.lit(anchor).cast(_UTC) + pl.duration(
                 microseconds=offset.floordiv(w_us) * w_us
@@ -2135,7 +2109,7 @@ def summarize(found: Sequence[Finding], inputs: Inputs | None = None) -> dict[st
         inputs = getattr(found, "inputs", None) or Inputs()
     options = getattr(found, "options", {}) or {}
     threshold = float(options.get("slow_threshold_s", 1.0))
-    ups = _addrs(options.get("upstreams")) or infer_upstreams(inputs.capture, inputs.forward)
+    ups = addresses(options.get("upstreams")) or infer_upstreams(inputs.capture, inputs.forward)
     by_role: dict[str, list[Finding]] = {r: [] for r in ROLES}
     for f in found:
         by_role[f.role].append(f)
@@ -2220,7 +2194,7 @@ def summarize(found: Sequence[Finding], inputs: Inputs | None = None) -> dict[st
     impact = impact[:4]
 
     # where
-    up_list = sorted({str(u) for f in found for u in _evidence_upstreams(f)} or set(_addrs(ups)))
+    up_list = sorted({str(u) for f in found for u in _evidence_upstreams(f)} or set(addresses(ups)))
     where_parts = []
     if nodes_hit:
         where_parts.append(f"node(s) {', '.join(nodes_hit)}")
@@ -2315,7 +2289,7 @@ def _evidence_upstreams(f: Finding) -> list[str]:
         return []
     settings = f.evidence.get("settings")
     if isinstance(settings, pl.DataFrame) and "upstream" in settings.columns:
-        return [h for h in (_host(u) for u in settings["upstream"].drop_nulls()) if h]
+        return [h for h in (address(u) for u in settings["upstream"].drop_nulls()) if h]
     per = f.evidence.get("per_server")
     if isinstance(per, pl.DataFrame) and "server_ip" in per.columns:
         return per["server_ip"].drop_nulls().to_list()

@@ -25,13 +25,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import re
 from collections.abc import Sequence
 
 import polars as pl
 
-from kit.analysis import time_bins
 from kit.coredns import LOOP_PROBE, CoreDNSLog
+from kit.timeutil import UTC as _UTC
+from kit.timeutil import parse_duration, time_bins
 from kit.unbound import ResolverLog
 
 __all__ = [
@@ -61,7 +61,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_UTC = pl.Datetime("us", "UTC")
 
 COMBINED_SCHEMA = pl.Schema(
     {
@@ -154,7 +153,7 @@ def bin_every(ts: pl.Series, every: str = "1m", *, max_bins: int = 1000) -> str:
     ValueError
         ``every`` is not a duration of the forms above.
     """
-    want = _every_s(every)
+    want = _whole_s(every)
     t = ts.drop_nulls()
     if t.len() < 2 or want <= 0:
         return every
@@ -924,13 +923,6 @@ def failure_signal(coredns: CoreDNSLog | None = None, capture: object | None = N
     return text + " Give a capture on the cache node to see failed TCP connection attempts."
 
 
-def _every_s(every: str) -> int:
-    m = re.fullmatch(r"(\d+)(s|m|h|d)", every.strip())
-    if not m:
-        raise ValueError(f"every must look like 10s, 1m, 1h or 1d, not {every!r}")
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-
-
 def nonzero_bins(
     counts: pl.DataFrame, *, value: str = "count", by: Sequence[str] = ()
 ) -> pl.DataFrame:
@@ -995,7 +987,7 @@ def peak_rate(
         ``every`` is not a duration like ``10s``, ``1m``, ``1h``, ``1d``.
     """
     keys = list(by)
-    width = _every_s(every)
+    width = _whole_s(every)
     v = pl.col(value).cast(pl.Int64)
     aggs = [
         v.sum().alias("total"),
@@ -1165,8 +1157,16 @@ def bin_label(every: str) -> str:
         The width in the largest unit that divides it: ``"<n> d"``, ``"<n> h"``, ``"<n> min"`` or
         ``"<n> s"``.
     """
-    seconds = _every_s(every)
+    seconds = _whole_s(every)
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size} {unit}"
     return f"{seconds} s"
+
+
+def _whole_s(every: str) -> int:
+    """Seconds in a bin width (:func:`kit.timeutil.parse_duration`), a whole number of them."""
+    seconds = parse_duration(every, what="every")
+    if seconds < 1 or not float(seconds).is_integer():
+        raise ValueError(f"every={every!r}: must be a whole number of seconds (10s, 1m, 1h, 1d)")
+    return int(seconds)

@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from kit.errors import InputFormatError
+from kit.timeutil import UTC as _UTC
 
 __all__ = [
     "PHASES_SCHEMA",
@@ -30,7 +31,6 @@ __all__ = [
     "with_phase",
 ]
 
-_UTC = pl.Datetime("us", "UTC")
 
 PHASES_SCHEMA = pl.Schema({"phase": pl.String, "start": _UTC, "end": _UTC})
 """Schema of :attr:`Timeline.phases`: phase name, start and end (UTC)."""

@@ -42,6 +42,7 @@ from kit.corefile import (  # shared with the Corefile reader: one finding cover
 )
 from kit.errors import InputFileError, InputFormatError, InputNotFoundError, KitWarning
 from kit.schema import check_schema
+from kit.timeutil import UTC as _UTC
 
 __all__ = [
     "FORWARD_SCHEMA",
@@ -56,7 +57,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_UTC = pl.Datetime("us", "UTC")
 
 #: One row per reply line (``log-replies``): an answered query with its duration.
 QUERIES_SCHEMA = pl.Schema(

@@ -28,9 +28,7 @@ preserved, root ``"."``.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from kit.analysis import latency_modes, match_timers
+from kit.net import address, addresses, as_list, is_syn, syn_expr
+from kit.timeutil import UTC as _UTC
 
 if TYPE_CHECKING:
     from kit.capture import Capture
@@ -69,13 +69,11 @@ __all__ = [
     "slow_over_time",
     "syn_drill_down",
     "syn_ladder",
+    "syn_packets",
     "syn_retransmissions",
     "upstream_packets",
 ]
 
-_UTC = pl.Datetime("us", "UTC")
-_SYN = 0x02
-_ACK = 0x10
 
 #: Columns of :func:`log_histogram` after the group columns.
 HISTOGRAM_SCHEMA_TAIL = pl.Schema(
@@ -92,12 +90,6 @@ HISTOGRAM_SCHEMA_TAIL = pl.Schema(
 LADDER_SCHEMA = pl.Schema(
     {"retry": pl.UInt32, "rto_s": pl.Float64, "timer_s": pl.Float64, "label": pl.String}
 )
-
-
-def _ips(ips: str | Sequence[str] | None) -> list[str] | None:
-    if ips is None:
-        return None
-    return [ips] if isinstance(ips, str) else list(ips)
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,39 +130,6 @@ ROLES_SCHEMA = pl.Schema(
         "captures": pl.UInt32,
     }
 )
-
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def _address(text: str) -> str | None:
-    """``1.2.3.4:53``, ``[2001:db8::1]:53``, ``dns://1.2.3.4``, ``::1`` -> the canonical address.
-
-    ``None`` when ``text`` holds no IP address literal (a placeholder such as
-    ``__PILLAR__CLUSTER__DNS__``, a file such as ``/etc/resolv.conf``, a host name).
-    """
-    u = _SCHEME.sub("", text.strip())
-    if u.startswith("["):
-        u = u[1 : u.find("]")] if "]" in u else u[1:]
-    elif u.count(":") == 1:
-        u = u.split(":", 1)[0]
-    try:
-        return str(ipaddress.ip_address(u))
-    except ValueError:
-        return None
-
-
-def _given(ips: str | Sequence[str] | None) -> list[str]:
-    """Addresses given by the user: normalised (:func:`_address`), kept as written when not an IP."""
-    out: list[str] = []
-    for item in _ips(ips) or []:
-        text = str(item).strip()
-        if not text:
-            continue
-        addr = _address(text) or text
-        if addr not in out:
-            out.append(addr)
-    return out
-
 
 #: Columns of ``Capture.dns`` the upstream rule uses when present (null when absent).
 _OPTIONAL: dict[str, Any] = {
@@ -461,7 +420,7 @@ def _infer(
             dns, tcp, window_s=window_s, min_forwarded=min_forwarded, min_share=min_share
         )
     )
-    given = _given(upstream_ips)
+    given = addresses(upstream_ips)
     if given:
         log.info("upstream address(es) given: %s", given)
         return _Inference(given, dict.fromkeys(given, "given"), evidence)
@@ -470,7 +429,7 @@ def _infer(
     skipped: list[str] = []
     if forward is not None and "upstream" in forward.columns:
         for text in forward["upstream"].to_list():
-            addr = _address(text) if text is not None else None
+            addr = address(text) if text is not None else None
             if addr is None:
                 skipped.append(str(text))
             elif addr not in basis:
@@ -481,7 +440,7 @@ def _infer(
             "forward settings upstream(s) without an address, not used: %s", sorted(set(skipped))
         )
     seen = evidence.filter(pl.col("upstream"))
-    not_upstream = set(_given(cache_ips))
+    not_upstream = set(addresses(cache_ips))
     from_capture: list[str] = []
     for ip, n, a in seen.select("server_ip", "forwarded", "attempts").iter_rows():
         if ip in not_upstream:
@@ -629,7 +588,7 @@ def server_roles(
             "clients", "queries", "captures", "forwarded", "forwarded_names", "attempts"
         ).fill_null(0)
     )
-    caches = _given(cache_ips)
+    caches = addresses(cache_ips)
     cache_basis = "given"
     if not caches:
         cand = per.filter(~pl.col("server_ip").is_in(ups) & (pl.col("clients") > 0)).sort(
@@ -677,7 +636,7 @@ def infer_cache_ips(
     by the most distinct clients among those that are not upstreams). Empty when the capture holds
     no DNS transaction.
     """
-    given = _given(cache_ips)
+    given = addresses(cache_ips)
     if given:
         return given
     roles = server_roles(dns, upstream_ips=upstream_ips, forward=forward, tcp=tcp)
@@ -857,12 +816,50 @@ def slow_over_time(
 # TCP towards the upstream
 
 
+def syn_packets(
+    packets: pl.DataFrame,
+    *,
+    server_ips: str | Sequence[str] | None = None,
+    ports: Sequence[int] | None = (53,),
+) -> pl.DataFrame:
+    """The TCP SYN packets without ACK (connection attempts, first and retransmitted) of a capture.
+
+    The one place the kit picks SYNs out of ``Capture.packets``: :func:`syn_retransmissions` and
+    the ``syn-retransmissions`` finding count these rows.
+
+    Parameters
+    ----------
+    packets
+        ``Capture.packets``.
+    server_ips
+        Only SYNs sent to these addresses (``dst_ip``; normalised by :func:`kit.net.addresses`,
+        so ``dns://1.2.3.4`` and ``1.2.3.4:53`` work); ``None`` or empty: all.
+    ports
+        Only SYNs sent to these destination ports (default: DNS, 53); ``None``, or a frame
+        without ``dst_port`` (a hand-made selection of columns): any port.
+
+    Returns
+    -------
+    polars.DataFrame
+        The rows of ``packets`` that are SYNs without ACK, in capture order.
+    """
+    keep = (pl.col("transport") == "tcp") & syn_expr()
+    if ports is not None and "dst_port" in packets.columns:
+        keep = keep & pl.col("dst_port").is_in(list(ports))
+    syn = packets.filter(keep.fill_null(False))
+    ips = addresses(server_ips)
+    if ips:
+        syn = syn.filter(pl.col("dst_ip").is_in(ips))
+    return syn
+
+
 def syn_retransmissions(
     packets: pl.DataFrame,
     *,
     every: str = "1s",
     by: Sequence[str] = ("capture", "dst_ip"),
     server_ips: Sequence[str] | None = None,
+    ports: Sequence[int] | None = (53,),
 ) -> pl.DataFrame:
     """SYNs (without ACK) per time bin: new connection attempts and retransmitted SYNs.
 
@@ -876,6 +873,9 @@ def syn_retransmissions(
         Group columns (default: per capture and destination, i.e. per upstream).
     server_ips
         Only SYNs sent to these addresses (``dst_ip``); ``None``: all.
+    ports
+        Only SYNs sent to these destination ports (default 53); ``None``: any port
+        (:func:`syn_packets`).
 
     Returns
     -------
@@ -886,13 +886,7 @@ def syn_retransmissions(
         Bins without SYNs are absent. Sorted by the ``by`` columns and ``ts``.
     """
     by = list(by)
-    syn = packets.filter(
-        (pl.col("transport") == "tcp")
-        & ((pl.col("tcp_flags").cast(pl.Int32) & (_SYN | _ACK)) == _SYN)
-    )
-    ips = _ips(server_ips)
-    if ips is not None:
-        syn = syn.filter(pl.col("dst_ip").is_in(ips))
+    syn = syn_packets(packets, server_ips=server_ips, ports=ports)
     retx = pl.col("is_retransmission").fill_null(False)
     return (
         syn.with_columns(ts=pl.col("ts").dt.truncate(every))
@@ -936,7 +930,7 @@ def connection_summary(
         rank). Sorted by ``syn_retransmits`` descending, then the ``by`` columns.
     """
     by = list(by)
-    ips = _ips(server_ips)
+    ips = as_list(server_ips)
     if ips is not None:
         tcp = tcp.filter(pl.col("server_ip").is_in(ips))
     hs = pl.col("handshake_s")
@@ -1145,7 +1139,7 @@ def syn_drill_down(cap: Capture, upstream_ips: Sequence[str] | None = None) -> p
     from kit.capture import stream
 
     tcp = cap.tcp.filter(pl.col("syn_retransmits") > 0)
-    ips = _ips(upstream_ips)
+    ips = as_list(upstream_ips)
     if ips is not None:
         tcp = tcp.filter(pl.col("server_ip").is_in(ips))
     if tcp.is_empty():
@@ -1167,7 +1161,7 @@ def syn_drill_down(cap: Capture, upstream_ips: Sequence[str] | None = None) -> p
     for p in pkts:
         t = p.tcp
         flags = int(t.get_field_value("flags"), 16)
-        if flags & (_SYN | _ACK) != _SYN:
+        if not is_syn(flags):
             continue
         rto = t.get_field_value("analysis_rto")
         rto_frame = t.get_field_value("analysis_rto_frame")

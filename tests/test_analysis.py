@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from kit.analysis import latency_modes, latency_quantiles, time_bins
+from kit.analysis import latency_modes, latency_quantiles
+from kit.timeutil import time_bins
 
 
 def test_latency_quantiles_nearest_rank_and_nulls() -> None:

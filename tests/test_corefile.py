@@ -20,12 +20,12 @@ from kit.corefile import (
     FORWARD_SCHEMA,
     ZONES_SCHEMA,
     Corefile,
-    parse_go_duration,
     read_corefile,
     read_corefile_from_log,
 )
 from kit.errors import InputFormatError
 from kit.schema import check_schema
+from kit.timeutil import duration_s as parse_go_duration
 
 # file in tests/data/corefile -> how many leading spaces were removed when it was cut out of
 # ../shared/fixtures/nodelocaldns_corefiles.txt (0 = verbatim lines)
