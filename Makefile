@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py kit/_fastlog.c kit/_fastcap.c | $(VENV)/bin/py
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dns-incident-kit)" >/dev/null
-	$(BIN)/python -c 'import kit.notebooks as n; print("JupyterLab settings:", n.setup_lab())'
+	$(BIN)/python -c 'import kit.report.notebooks as n; print("JupyterLab settings:", n.setup_lab())'
 	touch $@
 
 $(SYSSTAMP): tools/system-deps.sh | $(VENV)/bin/python

@@ -22,9 +22,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import kit
-from kit import _tshark
-from kit import capture as kc
 from kit.errors import InputFormatError, ToolNotFoundError
+from kit.sources import _tshark
+from kit.sources import capture as kc
 
 AGG = "\x1f"
 REAL = [

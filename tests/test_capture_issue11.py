@@ -17,10 +17,10 @@ import polars as pl
 import pytest
 
 import kit
-from kit import capture as kc
-from kit import upstream
+from kit.analyses import upstream
+from kit.analyses.summary import summarize_file
 from kit.cli import main
-from kit.summary import summarize_file
+from kit.sources import capture as kc
 
 AGG = "\x1f"
 U_MAX = {pl.UInt8: 2**8 - 1, pl.UInt16: 2**16 - 1, pl.UInt32: 2**32 - 1, pl.UInt64: 2**64 - 1}

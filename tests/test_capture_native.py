@@ -22,9 +22,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import kit
-import kit.capture as kc
-from kit import _capture_native, _tshark
+import kit.sources.capture as kc
 from kit.errors import InputFormatError, ToolNotFoundError
+from kit.sources import _tshark
+from kit.sources.capture import _native as _capture_native
 
 pytestmark = pytest.mark.skipif(
     not _capture_native.NATIVE, reason="the native capture engine (kit/_fastcap.c) is not built"

@@ -41,8 +41,8 @@ import pytest
 from conftest import require_root, require_tool
 
 import kit
-from kit import _tshark
 from kit.errors import InputFormatError, KitError, ToolError
+from kit.sources import _tshark
 
 pytestmark = pytest.mark.usefixtures("tshark")
 
@@ -191,7 +191,7 @@ def test_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
 
 
 def test_pyshark_drill_down_checks_the_file_too(tmp_path: Path) -> None:
-    import kit.capture as kc
+    import kit.sources.capture as kc
 
     f = tmp_path / "live.pcap"
     os.mkfifo(f)

@@ -56,9 +56,9 @@ def test_addresses_keeps_order_drops_repeats_and_keeps_names() -> None:
 
 
 def test_findings_and_upstream_share_the_normaliser() -> None:
-    """Before: findings gave ['dns'] for a dns:// upstream, kit.upstream the address."""
+    """Before: findings gave ['dns'] for a dns:// upstream, kit.analyses.upstream the address."""
+    import kit.analyses.upstream as up
     import kit.findings as kf
-    import kit.upstream as up
 
     assert "_addrs" not in vars(kf) and "_given" not in vars(up)
     ips = up.infer_upstream_ips(None, upstream_ips=["dns://169.254.169.253", "[2001:DB8::1]:53"])
@@ -112,15 +112,15 @@ def test_duration_grammar(text: str, seconds: float | None) -> None:
 def test_one_duration_grammar_for_capture_rates_and_log_bins() -> None:
     """Before: '100ms' was a width for packet_rates but raised in the log bins (and '1m30s' the
     other way round for nothing at all)."""
-    import kit.logs
+    import kit.analyses.resolver_logs
 
     ts = pl.Series(
         "ts", [datetime(2024, 5, 1, 12, 0, s, tzinfo=UTC) for s in (0, 1, 2)], dtype=timeutil.UTC
     )
-    assert kit.logs.bin_label("1m30s") == "90 s"
-    assert kit.logs.span_every(pl.DataFrame({"ts": ts}), every="1m30s") == "1m30s"
+    assert kit.analyses.resolver_logs.bin_label("1m30s") == "90 s"
+    assert kit.analyses.resolver_logs.span_every(pl.DataFrame({"ts": ts}), every="1m30s") == "1m30s"
     with pytest.raises(ValueError, match="whole number of seconds"):
-        kit.logs.bin_label("100ms")
+        kit.analyses.resolver_logs.bin_label("100ms")
 
 
 def test_time_bins_accepts_compound_widths() -> None:
@@ -134,13 +134,19 @@ def test_time_bins_accepts_compound_widths() -> None:
 
 
 def test_one_utc_dtype() -> None:
-    import kit.capture
+    import kit.analyses.resolver_logs
+    import kit.analyses.upstream
     import kit.findings
-    import kit.logs
-    import kit.unbound
-    import kit.upstream
+    import kit.sources.capture
+    import kit.sources.unbound
 
-    for mod in (kit.capture, kit.findings, kit.logs, kit.unbound, kit.upstream):
+    for mod in (
+        kit.sources.capture,
+        kit.findings,
+        kit.analyses.resolver_logs,
+        kit.sources.unbound,
+        kit.analyses.upstream,
+    ):
         assert vars(mod).get("_UTC", timeutil.UTC) is timeutil.UTC, mod.__name__
 
 

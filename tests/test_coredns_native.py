@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from polars.testing import assert_frame_equal
 
-import kit.coredns as coredns
-from kit.coredns import read_coredns_log
+import kit.sources.coredns as coredns
+from kit.sources.coredns import read_coredns_log
 
 FRAMES = ("queries", "errors", "other", "rejected", "files")
 
@@ -261,7 +261,7 @@ def test_unusable_extension_falls_back_with_a_warning(
             raise TypeError("unsupported Arrow format 'vu'")
 
     monkeypatch.setattr(coredns, "_fastlog", Broken)
-    with caplog.at_level("WARNING", logger="kit.coredns"):
+    with caplog.at_level("WARNING", logger="kit.sources.coredns"):
         assert not coredns._native_usable()
     assert "polars-only path" in caplog.text and "'vu'" in caplog.text
     monkeypatch.setattr(coredns, "_fastlog", None)

@@ -217,7 +217,7 @@ def test_long_digit_strings_found_by_the_fuzzer(tmp_path: Path) -> None:
             "version": ["1." + "2" * 4400],
         }
     ).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
-    from kit.prometheus import coredns_versions
+    from kit.sources.metrics.prometheus import coredns_versions
 
     assert coredns_versions(frame).height == 1
 
@@ -397,7 +397,7 @@ def test_gzip_cap_leaves_real_files_alone(tmp_path: Path) -> None:
     gz.write_bytes(gzip.compress(UNBOUND_LOG.read_bytes()))
     assert kit.read_unbound_log(gz).lines == UNBOUND_LOG.read_bytes().count(b"\n")
     # and the cap itself can be lowered (or raised) per call
-    from kit._sources import read_raw
+    from kit.sources._io import read_raw
 
     with pytest.raises(InputFormatError, match="gzip bomb"):
         read_raw(gz, max_ratio=2, min_limit=0)

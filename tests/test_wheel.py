@@ -116,7 +116,7 @@ def test_installed_wheel_renders_a_report_outside_the_repo(wheel: Path, tmp_path
         [
             str(py),
             "-c",
-            "import kit, kit.notebooks as n; from jupyter_client.kernelspec import "
+            "import kit, kit.report.notebooks as n; from jupyter_client.kernelspec import "
             "KernelSpecManager as K; print(kit.__file__); print(n.notebook_dir()); "
             "print(K().get_kernel_spec('python3').argv[0])",
         ],

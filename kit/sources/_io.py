@@ -357,7 +357,7 @@ def _gunzip(blob: bytes, path: Path, limit: int) -> tuple[bytes, list[str]]:
                         path=path,
                         offset=i,
                         hint="If the file is genuine, decompress it yourself (zcat) and pass the "
-                        "result, or raise kit._sources.GZIP_MAX_RATIO / GZIP_MIN_LIMIT",
+                        "result, or raise kit.sources._io.GZIP_MAX_RATIO / GZIP_MIN_LIMIT",
                     )
                 out.write(chunk)
         except zlib.error as exc:

@@ -1,6 +1,6 @@
 """Key numbers of any supported artefact: what ``dnskit summarize`` prints.
 
-Each file's kind is recognised from its content (:mod:`kit.detect`), then the matching loader
+Each file's kind is recognised from its content (:mod:`kit.sources.detect`), then the matching loader
 reads it and a few numbers are taken from the frames: counts, time span, latency quantiles,
 upstream errors, SYN retransmissions, forward settings. Files of no supported kind are listed as
 ignored with the reason; a file whose loader fails is listed as failed with the error.
@@ -18,9 +18,9 @@ from typing import Any
 
 import polars as pl
 
-from kit._sources import walk_artefacts
-from kit.analysis import latency_quantiles
 from kit.errors import KitError
+from kit.sources._io import walk_artefacts
+from kit.stats import latency_quantiles
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def summarize_paths(paths: Sequence[str | os.PathLike[str]]) -> Summary:
     FileNotFoundError
         A path, glob or folder matches no file.
     """
-    from kit.detect import detect
+    from kit.sources.detect import detect
 
     out: Summary = {"artefacts": [], "ignored": [], "failed": []}
     for path in walk_artefacts(paths):
@@ -107,7 +107,7 @@ def _counts(series: pl.Series, top: int = 10) -> dict[str, int]:
 
 
 def _coredns(path: Path) -> Summary:
-    from kit.coredns import read_coredns_log
+    from kit.sources.coredns import read_coredns_log
 
     logs = read_coredns_log(path)
     q, e = logs.queries, logs.errors
@@ -139,7 +139,7 @@ def _coredns(path: Path) -> Summary:
 
 
 def _unbound_log(path: Path) -> Summary:
-    from kit.unbound import read_unbound_log
+    from kit.sources.unbound import read_unbound_log
 
     logs = read_unbound_log(path)
     q = logs.queries
@@ -160,7 +160,7 @@ def _unbound_log(path: Path) -> Summary:
 
 
 def _capture(path: Path) -> Summary:
-    from kit.capture import read_capture
+    from kit.sources.capture import read_capture
 
     cap = read_capture(path, progress=False)
     meta = cap.meta.row(0, named=True) if cap.meta.height else {}
@@ -194,7 +194,7 @@ def _capture(path: Path) -> Summary:
 
 
 def _metrics(path: Path) -> Summary:
-    from kit.prometheus import METRICS_BASE_SCHEMA, read_metrics
+    from kit.sources.metrics.prometheus import METRICS_BASE_SCHEMA, read_metrics
 
     df = read_metrics(path)
     labels = [c for c in df.columns if c not in METRICS_BASE_SCHEMA]
@@ -218,14 +218,14 @@ def _forward(df: pl.DataFrame) -> Summary:
 
 
 def _corefile(path: Path) -> Summary:
-    from kit.corefile import read_corefile
+    from kit.sources.corefile import read_corefile
 
     cf = read_corefile(path)
     return {"zones": [str(z) for z in cf.zones], **_forward(cf.forward_settings())}
 
 
 def _unbound_conf(path: Path) -> Summary:
-    from kit.unbound import read_unbound_conf
+    from kit.sources.unbound import read_unbound_conf
 
     return _forward(read_unbound_conf(path))
 

@@ -1,6 +1,6 @@
 """Find and run tshark (and its sibling capinfos) for the capture loader.
 
-Private helpers for :mod:`kit.capture`. tshark is found the way pyshark finds it, so a notebook
+Private helpers for :mod:`kit.sources.capture`. tshark is found the way pyshark finds it, so a notebook
 kernel whose ``PATH`` differs from the shell's still works:
 
 1. an explicit path (``tshark_path=`` or the ``DNSKIT_TSHARK`` environment variable),

@@ -131,7 +131,7 @@ Compat: TypeAlias = str
 TimeLike: TypeAlias = dt.datetime | str | float | int
 StepLike: TypeAlias = dt.timedelta | str | float | int
 
-#: Columns of the metrics frame that are not labels (see ``kit.prometheus.METRICS_BASE_SCHEMA``).
+#: Columns of the metrics frame that are not labels (see ``kit.sources.metrics.prometheus.METRICS_BASE_SCHEMA``).
 _BASE_COLUMNS = ("ts", "metric", "value", "source")
 _NAME = "__name__"
 

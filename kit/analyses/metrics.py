@@ -30,10 +30,10 @@ from pathlib import Path
 import polars as pl
 
 from kit import promql
-from kit._sources import Source, expand_sources
 from kit.errors import KitWarning
-from kit.prometheus import read_metrics
-from kit.timeline import Timeline, with_phase
+from kit.sources._io import Source, expand_sources
+from kit.sources.metrics.prometheus import read_metrics
+from kit.sources.timeline import Timeline, with_phase
 
 __all__ = [
     "KNOWN_HISTOGRAMS",
@@ -445,7 +445,7 @@ def phase_summary(
         A tidy frame with ``ts`` (UTC), ``value`` and the ``by`` columns (e.g. the p99 rows of
         :func:`latency_overview`, or :func:`request_rate`). NaN and infinite values are left out.
     tl
-        The incident's timeline (:func:`kit.timeline.timeline`); its phases name the rows.
+        The incident's timeline (:func:`kit.sources.timeline.timeline`); its phases name the rows.
     by
         Label columns giving one summary each.
     value

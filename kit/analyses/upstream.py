@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from kit.analysis import latency_modes, match_timers
+from kit.analyses.latency import latency_modes, match_timers
 from kit.net import address, addresses, as_list, is_syn, syn_expr
 from kit.timeutil import UTC as _UTC
 
 if TYPE_CHECKING:
-    from kit.capture import Capture
+    from kit.sources.capture import Capture
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +475,7 @@ def infer_upstream_ips(
 
     1. ``upstream_ips`` when given (one address or several; ``host:port``, ``[v6]:port`` and
        ``scheme://`` are reduced to the address): they are the answer, in the order given.
-    2. Else the hosts of the forward settings (``forward``, :data:`kit.corefile.FORWARD_SCHEMA`
+    2. Else the hosts of the forward settings (``forward``, :data:`kit.sources.corefile.FORWARD_SCHEMA`
        rows from a Corefile's ``forward_settings()`` or ``kit.read_unbound_conf``), in the order of
        the rows; an ``upstream`` that is not an IP address (``/etc/resolv.conf``,
        ``__PILLAR__CLUSTER__DNS__``) is left out and logged.
@@ -996,13 +996,13 @@ def latency_modes_by(
     min_count: int = 5,
     min_share: float = 0.02,
 ) -> pl.DataFrame:
-    """:func:`kit.analysis.latency_modes` per group: the peaks of each group's slow tail.
+    """:func:`kit.analyses.latency.latency_modes` per group: the peaks of each group's slow tail.
 
     Returns
     -------
     polars.DataFrame
         The ``by`` columns, then ``mode_s``, ``lower_s``, ``upper_s`` (Float64 seconds), ``count``
-        (UInt32), ``share`` (Float64) as in :func:`kit.analysis.latency_modes`. Groups without a
+        (UInt32), ``share`` (Float64) as in :func:`kit.analyses.latency.latency_modes`. Groups without a
         mode have no row. Sorted by the ``by`` columns and ``mode_s``.
     """
     by = list(by)
@@ -1033,7 +1033,7 @@ def match_ladder(
     Parameters
     ----------
     modes
-        Output of :func:`latency_modes_by` (or :func:`kit.analysis.latency_modes`).
+        Output of :func:`latency_modes_by` (or :func:`kit.analyses.latency.latency_modes`).
     ladder
         Output of :func:`syn_ladder`; default ``syn_ladder()`` (1, 3, 7, 15 s).
     tolerance
@@ -1057,12 +1057,12 @@ def attribution_summary(
     *,
     by: Sequence[str] = ("capture", "up_match", "syn_retransmits"),
 ) -> pl.DataFrame:
-    """Group the slow answers of :func:`kit.capture.attribute_slow_answers` by what served them.
+    """Group the slow answers of :func:`kit.sources.capture.attribute_slow_answers` by what served them.
 
     Parameters
     ----------
     attribution
-        Output of :func:`kit.capture.attribute_slow_answers` (``ATTRIBUTION_SCHEMA``).
+        Output of :func:`kit.sources.capture.attribute_slow_answers` (``ATTRIBUTION_SCHEMA``).
     by
         Group columns; the default tells answers served over connections with 0, 1, 2, 3...
         retransmitted SYNs apart (``up_match`` null: no upstream leg found).
@@ -1115,13 +1115,13 @@ def syn_drill_down(cap: Capture, upstream_ips: Sequence[str] | None = None) -> p
 
     A drill-down that shows tshark's own analysis of one bad connection: each SYN, whether tshark
     flags it as a retransmission, and ``tcp.analysis.rto`` (seconds since the original SYN: 1, 3,
-    7... s on Linux). It reads only that connection (``kit.capture.stream``), so it is cheap, and
+    7... s on Linux). It reads only that connection (``kit.sources.capture.stream``), so it is cheap, and
     it works inside a Jupyter kernel.
 
     Parameters
     ----------
     cap
-        A :class:`kit.capture.Capture`; the connection's file is read again from ``meta.path``.
+        A :class:`kit.sources.capture.Capture`; the connection's file is read again from ``meta.path``.
     upstream_ips
         Only connections to these servers; ``None``: any port-53 connection.
 
@@ -1136,7 +1136,7 @@ def syn_drill_down(cap: Capture, upstream_ips: Sequence[str] | None = None) -> p
         fails (the file moved, tshark crashed), one row with only ``capture``, ``tcp_stream`` and
         ``note`` saying why.
     """
-    from kit.capture import stream
+    from kit.sources.capture import stream
 
     tcp = cap.tcp.filter(pl.col("syn_retransmits") > 0)
     ips = as_list(upstream_ips)

@@ -3,7 +3,7 @@
 The pipeline (one code path for ``dnskit report``, the notebook tests and library callers):
 
 1. every artefact (files, globs, folders; folders are walked recursively) is classified by content
-   with :func:`classify_artefact` (``kit.detect.detect``);
+   with :func:`classify_artefact` (``kit.sources.detect.detect``);
 2. each notebook (jupytext ``py:percent`` source, read in memory) declares its inputs in its
    papermill ``parameters`` cell: a parameter named after an entry of :data:`INPUT_PARAMETERS`
    receives the list of artefacts of the matching kinds. A notebook whose required inputs have no
@@ -11,7 +11,7 @@ The pipeline (one code path for ``dnskit report``, the notebook tests and librar
    optional and receives ``None`` when no artefact matches;
 3. papermill executes each notebook with kernel ``python3`` (``cwd`` = the checkout's root, or the
    current directory for a wheel install; the notebooks resolve every input with
-   :mod:`kit.artefacts` and do not depend on it), after a hidden set-up cell that switches Altair to static SVG (``kit.charts.use_report_renderer()``).
+   :mod:`kit.sources.artefacts` and do not depend on it), after a hidden set-up cell that switches Altair to static SVG (``kit.charts.use_report_renderer()``).
    By default the notebooks run one after the other in one shared kernel, each from an empty
    namespace (imports and the SVG renderer are paid once); ``jobs`` spreads them over worker
    processes, ``share_kernel=False`` gives each its own kernel;
@@ -51,21 +51,28 @@ from typing import Any
 
 import polars as pl
 
-from kit._sources import walk_artefacts
-from kit.artefacts import INPUT_KINDS, REPO_ROOT, SAMPLE, checkout_root, classify, sample_dir
-from kit.detect import ArtefactKind
+from kit.sources._io import walk_artefacts
+from kit.sources.artefacts import (
+    INPUT_KINDS,
+    REPO_ROOT,
+    SAMPLE,
+    checkout_root,
+    classify,
+    sample_dir,
+)
+from kit.sources.detect import ArtefactKind
 from kit.tables import TABLE_MIMETYPE
 
 log = logging.getLogger(__name__)
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 """The checkout's notebooks (the source of truth); :func:`default_notebooks` also finds the
-copies a wheel ships (``kit.notebooks.notebook_dir``)."""
+copies a wheel ships (``kit.report.notebooks.notebook_dir``)."""
 
 DEFAULT_ARTEFACTS = SAMPLE
 """Artefacts used when none are given (relative to the checkout's root; not in the wheel)."""
 
-TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 TEMPLATE_NAME = "dnskit"
 
 FINDINGS_MIMETYPE = "application/vnd.dnskit.findings+json"
@@ -75,11 +82,11 @@ SETUP_TAG = "dnskit-setup"
 KERNEL_NAME = "python3"
 
 ARTEFACT_KINDS: tuple[str, ...] = tuple(k.value for k in ArtefactKind)
-"""Kinds an artefact can be classified as (the values of ``kit.detect.ArtefactKind``)."""
+"""Kinds an artefact can be classified as (the values of ``kit.sources.detect.ArtefactKind``)."""
 
 INPUT_PARAMETERS: dict[str, tuple[str, ...]] = INPUT_KINDS
 """Notebook parameter name -> artefact kinds it receives (as a list of paths) from the report
-(:data:`kit.artefacts.INPUT_KINDS`: a notebook run by hand finds them the same way)."""
+(:data:`kit.sources.artefacts.INPUT_KINDS`: a notebook run by hand finds them the same way)."""
 
 ARTEFACTS_PARAMETER = "artefacts"
 """A notebook parameter with this name receives every artefact path given to the report."""
@@ -117,7 +124,7 @@ _SVG_PROLOG = re.compile(r"\A\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.I
 
 
 def classify_artefact(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """Say what kind of artefact a file is, from its content (:func:`kit.detect.detect`).
+    """Say what kind of artefact a file is, from its content (:func:`kit.sources.detect.detect`).
 
     Parameters
     ----------
@@ -174,7 +181,7 @@ def _param_path(p: Path) -> str:
 
 def _run_dir() -> Path:
     """The kernels' working directory: the checkout's root, else the current directory. The
-    notebooks do not depend on it: they resolve every input with :mod:`kit.artefacts`."""
+    notebooks do not depend on it: they resolve every input with :mod:`kit.sources.artefacts`."""
     return checkout_root() or Path.cwd()
 
 
@@ -393,7 +400,7 @@ def parameters_table(
 
 def default_notebooks() -> list[Path]:
     """The kit's notebooks (``notebooks/*.py``, or the copies a wheel ships) in name order."""
-    from kit.notebooks import default_notebooks as found
+    from kit.report.notebooks import default_notebooks as found
 
     return found()
 

@@ -26,7 +26,7 @@ with the placeholders substituted after ``Using config file:`` (:func:`read_core
 
 Zones and forward settings come out as frames (:meth:`Corefile.zone_settings`,
 :meth:`Corefile.forward_settings` with :data:`FORWARD_SCHEMA`, shared with
-:func:`kit.unbound.read_unbound_conf`), and :meth:`Corefile.log_format` gives the ``log``
+:func:`kit.sources.unbound.read_unbound_conf`), and :meth:`Corefile.log_format` gives the ``log``
 plugin's format for :func:`kit.read_coredns_log`.
 """
 
@@ -45,9 +45,9 @@ from pathlib import Path
 
 import polars as pl
 
-from kit._sources import read_bytes, read_raw
 from kit.errors import InputFileError, InputFormatError
 from kit.schema import check_schema
+from kit.sources._io import read_bytes, read_raw
 from kit.timeutil import duration_s
 
 __all__ = [
@@ -74,7 +74,7 @@ COMMON_LOG_FORMAT = (
 COMBINED_LOG_FORMAT = COMMON_LOG_FORMAT + ' "{>opcode}"'
 
 #: One row per (server-block key, forward directive, upstream). Shared with
-#: :func:`kit.unbound.read_unbound_conf` so one finding covers both resolvers.
+#: :func:`kit.sources.unbound.read_unbound_conf` so one finding covers both resolvers.
 FORWARD_SCHEMA = pl.Schema(
     {
         "resolver": pl.String,

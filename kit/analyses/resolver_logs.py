@@ -1,7 +1,7 @@
 """Source-independent analyses of resolver logs (CoreDNS and unbound), for notebooks 02 and 03.
 
-:func:`combined_queries` puts the answered queries of a :class:`kit.coredns.CoreDNSLog` and of a
-:class:`kit.unbound.ResolverLog` into one frame (:data:`COMBINED_SCHEMA`); the other helpers work on
+:func:`combined_queries` puts the answered queries of a :class:`kit.sources.coredns.CoreDNSLog` and of a
+:class:`kit.sources.unbound.ResolverLog` into one frame (:data:`COMBINED_SCHEMA`); the other helpers work on
 that frame (or on either ``queries`` frame, since they share the column names ``ts``,
 ``client_ip``, ``qname``, ``qtype``, ``rcode``, ``duration_s``):
 
@@ -29,17 +29,16 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from kit.coredns import LOOP_PROBE, CoreDNSLog
+from kit.sources.coredns import LOOP_PROBE, CoreDNSLog
+from kit.sources.unbound import ResolverLog
 from kit.timeutil import UTC as _UTC
 from kit.timeutil import parse_duration, time_bins
-from kit.unbound import ResolverLog
 
 __all__ = [
     "COMBINED_SCHEMA",
     "MESSAGES_SCHEMA",
     "bin_every",
     "bin_label",
-    "burst_status",
     "change_note",
     "combined_queries",
     "connect_failures",
@@ -49,6 +48,7 @@ __all__ = [
     "failure_signal",
     "log_messages",
     "message_summary",
+    "n_events",
     "nonzero_bins",
     "onset",
     "peak_rate",
@@ -178,9 +178,9 @@ def combined_queries(
     Parameters
     ----------
     coredns
-        A :class:`~kit.coredns.CoreDNSLog` (or its ``queries`` frame), or None.
+        A :class:`~kit.sources.coredns.CoreDNSLog` (or its ``queries`` frame), or None.
     unbound
-        A :class:`~kit.unbound.ResolverLog` (or its ``queries`` frame), or None.
+        A :class:`~kit.sources.unbound.ResolverLog` (or its ``queries`` frame), or None.
 
     Returns
     -------
@@ -541,14 +541,14 @@ def error_summary(
 ) -> pl.DataFrame:
     """CoreDNS upstream errors per upstream, transport, op and kind, with their time span.
 
-    Unlike :func:`kit.coredns.error_counts` this needs no timestamps (logs copied from
+    Unlike :func:`kit.sources.coredns.error_counts` this needs no timestamps (logs copied from
     ``kubectl logs`` without ``--timestamps`` have none) and counts ``consolidate`` summaries as
     the number of errors they stand for.
 
     Parameters
     ----------
     data
-        A :class:`~kit.coredns.CoreDNSLog` or its ``errors`` frame.
+        A :class:`~kit.sources.coredns.CoreDNSLog` or its ``errors`` frame.
     by
         Grouping columns of the errors frame.
 
@@ -557,7 +557,7 @@ def error_summary(
     polars.DataFrame
         The ``by`` columns, ``lines`` (UInt32, error lines), ``errors`` (UInt32, errors they stand
         for: 1 per plain line, ``consolidated_count`` per summary), ``loop_probes`` (UInt32, lines
-        about the ``loop`` plugin's ``HINFO`` self-test queries, :data:`kit.coredns.LOOP_PROBE`:
+        about the ``loop`` plugin's ``HINFO`` self-test queries, :data:`kit.sources.coredns.LOOP_PROBE`:
         the upstream failed them too, but no client waited), ``first_ts`` / ``last_ts``
         (Datetime UTC, null when no line has a time), ``without_ts`` (UInt32, lines without time).
         Sorted by ``errors`` descending, then ``by``.
@@ -598,7 +598,7 @@ def connect_failures(
     Parameters
     ----------
     tcp
-        :attr:`kit.capture.Capture.tcp` (``TCP_SCHEMA``).
+        :attr:`kit.sources.capture.Capture.tcp` (``TCP_SCHEMA``).
     every
         Bin width (polars duration string).
     server_port
@@ -662,7 +662,7 @@ def onset(
     ----------
     counts
         Binned counts: ``ts`` (bin start, UTC), the ``value`` column and the ``by`` columns, e.g.
-        :func:`kit.coredns.error_counts` or :func:`connect_failures`.
+        :func:`kit.sources.coredns.error_counts` or :func:`connect_failures`.
     value
         The count column.
     by
@@ -780,7 +780,8 @@ def error_coverage(
 # what the notebooks say in words: timing, the change time, where the failures are counted from
 
 
-def _n_events(frame: pl.DataFrame, count: str | None) -> int:
+def n_events(frame: pl.DataFrame, count: str | None) -> int:
+    """Events in ``frame``: its rows, or the sum of ``count`` (null counts as 1) when given."""
     if frame.is_empty():
         return 0
     if count is None:
@@ -816,8 +817,8 @@ def timing_note(
     """
     if "ts" not in frame.columns:
         raise KeyError(f"column 'ts' not in frame (columns: {frame.columns})")
-    total = _n_events(frame, count)
-    untimed = _n_events(frame.filter(pl.col("ts").is_null()), count)
+    total = n_events(frame, count)
+    untimed = n_events(frame.filter(pl.col("ts").is_null()), count)
     if total == 0:
         return f"No {what} in the logs given."
     if untimed == 0:
@@ -842,7 +843,7 @@ def change_note(timeline: object | None, *, change_time: str | None = None) -> s
     Parameters
     ----------
     timeline
-        A :class:`kit.timeline.Timeline` (``change_time``, ``fix_time``, ``source``) or None.
+        A :class:`kit.sources.timeline.Timeline` (``change_time``, ``fix_time``, ``source``) or None.
     change_time
         The notebook's ``change_time`` parameter as given (None when not given): names the
         origin of the time when it overrides a run.json.
@@ -888,7 +889,7 @@ def failure_signal(coredns: CoreDNSLog | None = None, capture: object | None = N
     coredns
         The CoreDNS log, or None when none was given.
     capture
-        A :class:`kit.capture.Capture` (its ``tcp`` frame), or None when none was given.
+        A :class:`kit.sources.capture.Capture` (its ``tcp`` frame), or None when none was given.
 
     Returns
     -------
@@ -932,7 +933,7 @@ def nonzero_bins(
     ----------
     counts
         ``ts`` (bin start, UTC), the ``value`` column and the ``by`` columns, e.g.
-        :func:`kit.coredns.error_counts` (zero bins included).
+        :func:`kit.sources.coredns.error_counts` (zero bins included).
     value
         The count column.
     by
@@ -1003,105 +1004,6 @@ def peak_rate(
         )
         .select(*keys, "total", "bins", "peak", "peak_ts", "bin_s", "peak_per_min")
         .sort(["peak", *keys], descending=[True, *[False] * len(keys)], nulls_last=True)
-    )
-
-
-def burst_status(
-    *,
-    coredns: CoreDNSLog | None = None,
-    unbound: ResolverLog | None = None,
-    every: str = "1m",
-    min_errors: int = 10,
-    critical_errors: int = 100,
-) -> pl.DataFrame:
-    """Why :func:`kit.findings.check_error_bursts` fired or not, with the numbers it looked at.
-
-    Notebook 06 shows this next to the findings, so that an absent ``upstream-error-bursts``
-    finding says why (no log, no error, a peak below the threshold, or no timestamps).
-
-    Parameters
-    ----------
-    coredns, unbound
-        The logs given to the check (either may be None).
-    every, min_errors, critical_errors
-        The check's bin width (polars duration) and thresholds (errors in one bin to fire, and to
-        be critical), passed on to it.
-
-    Returns
-    -------
-    polars.DataFrame
-        One row: ``errors`` (Int64, upstream errors with a timestamp: CoreDNS ``errors`` lines,
-        ``consolidate`` summaries counted as the errors they stand for, and unbound lines at level
-        ``error``), ``errors_without_ts`` (Int64, CoreDNS errors whose line has no time),
-        ``peak_per_bin`` (Int64, most timed errors in one bin; 0 when none), ``peak_ts``
-        (Datetime UTC, start of that bin), ``every`` (String), ``min_errors`` and
-        ``critical_errors`` (Int64), ``verdict`` (String: ``fired (<severity>): ...``, ``not
-        fired: ...`` or ``not checked: ...``).
-    """
-    from kit.findings import check_error_bursts
-
-    parts: list[pl.DataFrame] = []
-    untimed = 0
-    if coredns is not None:
-        e = coredns.errors
-        untimed = _n_events(e.filter(pl.col("ts").is_null()), "consolidated_count")
-        parts.append(
-            e.filter(pl.col("ts").is_not_null()).select(
-                "ts", n=pl.col("consolidated_count").fill_null(1).cast(pl.Int64)
-            )
-        )
-    if unbound is not None:
-        u = unbound.other.filter((pl.col("level") == "error") & pl.col("ts").is_not_null())
-        parts.append(u.select("ts", n=pl.lit(1, dtype=pl.Int64)))
-    events = pl.concat(parts) if parts else pl.DataFrame(schema={"ts": _UTC, "n": pl.Int64})
-    per_bin = (
-        events.group_by(pl.col("ts").dt.truncate(every))
-        .agg(pl.col("n").sum())
-        .sort(["n", "ts"], descending=[True, False])
-    )
-    timed = int(events["n"].sum()) if events.height else 0
-    peak = int(per_bin["n"][0]) if per_bin.height else 0
-    peak_ts = per_bin["ts"][0] if per_bin.height else None
-    found = check_error_bursts(
-        coredns=coredns,
-        unbound=unbound,
-        every=every,
-        min_errors=min_errors,
-        critical_errors=critical_errors,
-    )
-    if found is not None:
-        verdict = f"fired ({found.severity}): {found.title}"
-    elif coredns is None and unbound is None:
-        verdict = "not checked: no CoreDNS or unbound log given"
-    elif timed + untimed == 0:
-        verdict = "not fired: the logs hold no upstream error"
-    else:
-        verdict = f"not fired: peak {peak} timed errors per {every}, below {min_errors}"
-        if untimed:
-            verdict += f"; {untimed} without a timestamp"
-    return pl.DataFrame(
-        [
-            {
-                "errors": timed,
-                "errors_without_ts": untimed,
-                "peak_per_bin": peak,
-                "peak_ts": peak_ts,
-                "every": every,
-                "min_errors": min_errors,
-                "critical_errors": critical_errors,
-                "verdict": verdict,
-            }
-        ],
-        schema={
-            "errors": pl.Int64,
-            "errors_without_ts": pl.Int64,
-            "peak_per_bin": pl.Int64,
-            "peak_ts": _UTC,
-            "every": pl.String,
-            "min_errors": pl.Int64,
-            "critical_errors": pl.Int64,
-            "verdict": pl.String,
-        },
     )
 
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.artefacts import REPO_ROOT, checkout_root
+from kit.sources.artefacts import REPO_ROOT, checkout_root
 
 __all__ = [
     "LAB_OVERRIDES",
@@ -43,7 +43,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PACKAGED_DIR = Path(__file__).resolve().parent / "_notebooks"
+PACKAGED_DIR = Path(__file__).resolve().parents[1] / "_notebooks"
 """Where the wheel holds its copies of ``notebooks/*.py``."""
 
 WORK_DIR = "dnskit-notebooks"
@@ -107,7 +107,7 @@ def _absolute_artefacts(artefacts: Sequence[str | os.PathLike[str]]) -> list[str
     FileNotFoundError
         An artefact does not exist, a glob matches nothing, or a folder holds no file.
     """
-    from kit._sources import walk_artefacts
+    from kit.sources._io import walk_artefacts
 
     out = []
     for item in artefacts:
@@ -195,8 +195,8 @@ def write_working_copies(
     """
     import jupytext
 
-    from kit.artefacts import sample_dir
     from kit.errors import KitError
+    from kit.sources.artefacts import sample_dir
 
     given = _absolute_artefacts(artefacts or [])
     if not given and sample_dir() is None:

@@ -1,8 +1,8 @@
 """Findings: the verdict of an investigation, each with its evidence and how to confirm it.
 
-:func:`run` takes inputs that are already loaded (a :class:`kit.capture.Capture`, a
-:class:`kit.coredns.CoreDNSLog`, a :class:`kit.unbound.ResolverLog`, a metrics frame of
-``kit.read_metrics``, forward settings in ``kit.corefile.FORWARD_SCHEMA``) and runs every check
+:func:`run` takes inputs that are already loaded (a :class:`kit.sources.capture.Capture`, a
+:class:`kit.sources.coredns.CoreDNSLog`, a :class:`kit.sources.unbound.ResolverLog`, a metrics frame of
+``kit.read_metrics``, forward settings in ``kit.sources.corefile.FORWARD_SCHEMA``) and runs every check
 that has the data it needs. Each check is a function ``check_<cause>(...) -> Finding | None`` so
 it can be run and tested on its own; ``None`` means "this cause is not visible in this data".
 
@@ -29,7 +29,7 @@ The checks (``id``: what fires it):
   ``conntrack-race`` (A and AAAA from one socket, one of them answered ~5 s late or never).
 
 Around the checks: :func:`findings_frame` (one row per finding), :func:`finding_html` and
-:func:`show_evidence` (display in a notebook), :func:`symptom_series` / :func:`symptom_chart`
+:func:`show_evidence` (display in a notebook), :func:`symptom_series` / :func:`kit.charts.symptom_chart`
 (the symptoms per second with the change marked), :func:`load_inputs` / :class:`Inputs` /
 :func:`run_on` (load artefact paths for the notebook), :func:`restrict` (an input cut to a phase
 or to some captures), :func:`infer_upstreams` and :func:`auto_window_step`.
@@ -51,15 +51,19 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from kit.analysis import match_timers
+from kit.analyses.latency import match_timers
 from kit.net import address, addresses
-from kit.timeline import Timeline, restrict
+from kit.sources.timeline import Timeline, restrict
 from kit.timeutil import UTC as _UTC
 from kit.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from kit.sources.coredns import CoreDNSLog
+    from kit.sources.unbound import ResolverLog
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ __all__ = [
     "Inputs",
     "Verdict",
     "auto_window_step",
+    "burst_status",
     "check_bucket_ceiling",
     "check_conntrack_race",
     "check_error_bursts",
@@ -102,7 +107,6 @@ __all__ = [
     "run_on",
     "show_evidence",
     "summarize",
-    "symptom_chart",
     "symptom_series",
     "verdict_json",
     "verdict_markdown",
@@ -224,9 +228,9 @@ def _ip_filter(ips: Sequence[str], field_v4: str = "ip.dst", field_v6: str = "ip
 
 
 def infer_upstreams(capture: Any, forward: pl.DataFrame | None = None) -> list[str]:
-    """Addresses of the upstream resolvers: :func:`kit.upstream.infer_upstream_ips` on a capture.
+    """Addresses of the upstream resolvers: :func:`kit.analyses.upstream.infer_upstream_ips` on a capture.
 
-    The one rule of the kit (notebook 05 and :func:`kit.upstream.server_roles` use it too): the
+    The one rule of the kit (notebook 05 and :func:`kit.analyses.upstream.server_roles` use it too): the
     hosts of the forward settings first, in the order of their rows (an ``upstream`` that is not an
     IP address, such as ``/etc/resolv.conf`` or a ``__PILLAR__`` placeholder, is left out), then the
     servers the capture shows receiving forwarded queries, most forwarded first. A query is
@@ -236,13 +240,13 @@ def infer_upstreams(capture: Any, forward: pl.DataFrame | None = None) -> list[s
     connection that never got a SYN/ACK and carried no query counts as an attempt when it started
     the same way after another sender's unanswered query (all SYNs dropped: no query reaches the
     upstream). A server needs at least 3 forwarded queries and attempts, and 10 % of its queries
-    and failed connections (:func:`kit.upstream.forwarding_evidence`). A client asking two
+    and failed connections (:func:`kit.analyses.upstream.forwarding_evidence`). A client asking two
     resolvers the same name is one sender: that makes no upstream.
 
     Parameters
     ----------
     capture
-        A :class:`kit.capture.Capture` or ``None``.
+        A :class:`kit.sources.capture.Capture` or ``None``.
     forward
         Forward settings (``FORWARD_SCHEMA``) or ``None``; their ``upstream`` hosts come first.
 
@@ -252,7 +256,7 @@ def infer_upstreams(capture: Any, forward: pl.DataFrame | None = None) -> list[s
         Addresses without duplicates, settings first, then capture evidence (most forwarded first);
         empty when neither names nor shows an upstream.
     """
-    from kit.upstream import infer_upstream_ips
+    from kit.analyses.upstream import infer_upstream_ips
 
     if capture is None:
         return infer_upstream_ips(None, forward=forward)
@@ -275,13 +279,13 @@ def check_forced_tcp(
     Parameters
     ----------
     forward
-        Forward settings, ``kit.corefile.FORWARD_SCHEMA`` (``Corefile.forward_settings()`` or
+        Forward settings, ``kit.sources.corefile.FORWARD_SCHEMA`` (``Corefile.forward_settings()`` or
         ``kit.read_unbound_conf``).
     corroborated
         The capture shows the damage (SYN retransmissions): severity ``critical`` instead of
         ``warning``.
     coredns
-        A :class:`kit.coredns.CoreDNSLog`: its ``errors`` lines over ``tcp`` towards a forced
+        A :class:`kit.sources.coredns.CoreDNSLog`: its ``errors`` lines over ``tcp`` towards a forced
         upstream's address (``server_ip``) show the damage without a capture; at least
         ``min_tcp_errors`` of them make the finding ``critical`` too.
     min_tcp_errors
@@ -335,7 +339,7 @@ def check_forced_tcp(
 
 
 def _syn_packets(capture: Any, upstreams: Sequence[str] | None) -> pl.DataFrame:
-    from kit.upstream import syn_packets
+    from kit.analyses.upstream import syn_packets
 
     return syn_packets(capture.packets, server_ips=upstreams)
 
@@ -365,12 +369,12 @@ def check_syn_retransmissions(
     Parameters
     ----------
     capture
-        A :class:`kit.capture.Capture`.
+        A :class:`kit.sources.capture.Capture`.
     upstreams
         Only connections to these addresses count (default: any port-53 server).
     slow_threshold_s
         Client answers at least this slow (seconds) are attributed to upstream connections with
-        :func:`kit.capture.attribute_slow_answers`.
+        :func:`kit.sources.capture.attribute_slow_answers`.
     min_retransmits
         Fewest retransmitted SYNs to fire.
     window_s
@@ -390,7 +394,7 @@ def check_syn_retransmissions(
         ``retransmits_before_change``; ``slow_answers``,
         ``slow_answers_attributed``, ``per_server`` (frame), ``slow_examples`` (frame, slowest 10).
     """
-    from kit.capture import attribute_slow_answers
+    from kit.sources.capture import attribute_slow_answers
 
     if capture is None:
         return None
@@ -498,7 +502,7 @@ def check_latency_modes(
 ) -> Finding | None:
     """Fires when slow latencies pile up at a known timer (:data:`KNOWN_TIMERS`).
 
-    Each source given is looked at on its own with :func:`kit.analysis.latency_modes`: capture
+    Each source given is looked at on its own with :func:`kit.analyses.latency.latency_modes`: capture
     ``latency_s`` (every transaction), CoreDNS ``duration_s``, unbound ``duration_s``. A mode
     matches a timer when it lies within ``tolerance`` (relative) of the timer's value.
 
@@ -520,7 +524,7 @@ def check_latency_modes(
         ``warning``. Evidence: ``modes`` (frame: source, mode_s, lower_s, upper_s, count, share,
         timer, timer_s), ``matched`` (count), ``syn_ladder_steps``.
     """
-    from kit.analysis import latency_modes
+    from kit.analyses.latency import latency_modes
 
     frames: list[pl.DataFrame] = []
     sources: list[tuple[str, pl.DataFrame, str]] = []
@@ -773,7 +777,7 @@ def check_packet_rate(
     Parameters
     ----------
     capture
-        A :class:`kit.capture.Capture`.
+        A :class:`kit.sources.capture.Capture`.
     upstreams
         Resolver addresses (default: every destination of port-53 packets).
     limit_pps
@@ -790,9 +794,9 @@ def check_packet_rate(
         ``packet-rate-below-limit`` (info) when there are slow answers but the peak stays under
         ``far_below`` x the limit; else ``None``. Evidence: ``limit_pps``, ``peak_pps``,
         ``bins_above_limit``, ``slow_answers``, ``rates`` (frame from
-        :func:`kit.capture.rate_summary`).
+        :func:`kit.sources.capture.rate_summary`).
     """
-    from kit.capture import packet_rates, rate_summary
+    from kit.sources.capture import packet_rates, rate_summary
 
     if capture is None or capture.packets.is_empty():
         return None
@@ -867,10 +871,10 @@ def check_error_bursts(
     Parameters
     ----------
     coredns
-        A :class:`kit.coredns.CoreDNSLog` (``errors`` plugin lines; ``consolidate`` summaries
+        A :class:`kit.sources.coredns.CoreDNSLog` (``errors`` plugin lines; ``consolidate`` summaries
         counted as the errors they stand for).
     unbound
-        A :class:`kit.unbound.ResolverLog` (``other`` lines at level ``error``).
+        A :class:`kit.sources.unbound.ResolverLog` (``other`` lines at level ``error``).
     every
         Bin width (polars duration, default one minute).
     min_errors, critical_errors
@@ -1002,7 +1006,7 @@ def check_metrics_blind_spot(
         ``warning``. Evidence: ``client_quantile_s``, ``server_quantile_s``, ``ratio``,
         ``server_metric``, ``client`` (frame: quantiles per capture and server).
     """
-    from kit.analysis import latency_quantiles
+    from kit.stats import latency_quantiles
 
     if capture is None or metrics is None or capture.dns.is_empty() or "le" not in metrics.columns:
         return None
@@ -1428,15 +1432,15 @@ def run(
     Parameters
     ----------
     capture
-        :class:`kit.capture.Capture` (``kit.read_capture``).
+        :class:`kit.sources.capture.Capture` (``kit.read_capture``).
     coredns
-        :class:`kit.coredns.CoreDNSLog` (``kit.read_coredns_log``).
+        :class:`kit.sources.coredns.CoreDNSLog` (``kit.read_coredns_log``).
     unbound
-        :class:`kit.unbound.ResolverLog` (``kit.read_unbound_log``).
+        :class:`kit.sources.unbound.ResolverLog` (``kit.read_unbound_log``).
     metrics
         A ``kit.read_metrics`` frame.
     forward
-        Forward settings, ``kit.corefile.FORWARD_SCHEMA`` (Corefile ``forward_settings()``,
+        Forward settings, ``kit.sources.corefile.FORWARD_SCHEMA`` (Corefile ``forward_settings()``,
         ``kit.read_unbound_conf``; several concatenated).
     timeline
         When given with a change time, every finding's evidence gets ``change_time``.
@@ -1644,28 +1648,6 @@ def symptom_series(
     )
 
 
-def symptom_chart(series: pl.DataFrame, timeline: Timeline | None = None) -> Any:
-    """Chart of :func:`symptom_series`, the change marked when the timeline has one.
-
-    Uses ``kit.charts.before_after_chart`` (a rule at the change, and at the fix when the
-    timeline has one; the mean of each period) when ``timeline.change_time`` is known, else
-    ``kit.charts.rate_chart``. Titles carry the unit (events per second). Returns an Altair chart.
-    """
-    from kit import charts
-
-    title = "Symptoms over time (events per second)"
-    if timeline is not None and timeline.change_time is not None:
-        return charts.before_after_chart(
-            series,
-            timeline.change_time,
-            by=("series",),
-            title=title,
-            y_title="events/s",
-            fix_time=timeline.fix_time,
-        )
-    return charts.rate_chart(series, by=("series",), title=title, y_title="events/s")
-
-
 # --------------------------------------------------------------------------------------------
 # loading for the notebook
 
@@ -1747,18 +1729,18 @@ def load_inputs(
     Corefiles and unbound.conf files may be globs too (``"configs/unbound-*.conf"``). Each is
     read with its loader (``kit.read_capture``, ``kit.read_coredns_log``,
     ``kit.read_unbound_log``, ``kit.read_metrics``, ``kit.read_corefile(...).forward_settings()``,
-    ``kit.read_unbound_conf``, :func:`kit.timeline.timeline`). Loader errors propagate; loader
+    ``kit.read_unbound_conf``, :func:`kit.sources.timeline.timeline`). Loader errors propagate; loader
     warnings are kept in :attr:`Inputs.notes` (and shown by :meth:`Inputs.given`).
     """
     import kit
-    from kit.corefile import FORWARD_SCHEMA
-    from kit.timeline import timeline as make_timeline
+    from kit.sources.corefile import FORWARD_SCHEMA
+    from kit.sources.timeline import timeline as make_timeline
 
     caps = _paths(capture)
     cd = _paths(coredns_log)
     ub = _paths(unbound_log)
     mt = _paths(metrics)
-    from kit._sources import expand_sources
+    from kit.sources._io import expand_sources
 
     cf = expand_sources(_paths(corefile), what="Corefile") if _paths(corefile) else []
     uc = (
@@ -2021,7 +2003,7 @@ def headline_series(inputs: Inputs, upstreams: Sequence[str] = (), every: str = 
     UTC), ``series`` (node or source), ``value`` (p99 in seconds), and a title, as
     ``(frame, title)``; the frame is empty when no input holds latencies.
     """
-    from kit.logs import bin_label, span_every
+    from kit.analyses.resolver_logs import bin_label, span_every
 
     client = _client_dns(inputs, upstreams)
     frames: list[tuple[pl.DataFrame, str, str, str]] = []
@@ -2473,8 +2455,9 @@ def findings_for_artefacts(
     FileNotFoundError
         An artefact does not exist.
     """
-    from kit._sources import walk_artefacts
-    from kit.report import INPUT_PARAMETERS, classify_artefact
+    from kit.sources._io import walk_artefacts
+    from kit.sources.artefacts import INPUT_KINDS as INPUT_PARAMETERS
+    from kit.sources.artefacts import classify as classify_artefact
 
     files = walk_artefacts(artefacts)
     by_param: dict[str, list[str]] = {}
@@ -2520,3 +2503,102 @@ def verdict_text(found: Sequence[Finding], inputs: Inputs | None = None) -> str:
         if not c["ran"]:
             lines.append(f"not run: {c['check']} (needs {c['missing']}; none given)")
     return "\n".join(lines) + "\n"
+
+
+def burst_status(
+    *,
+    coredns: CoreDNSLog | None = None,
+    unbound: ResolverLog | None = None,
+    every: str = "1m",
+    min_errors: int = 10,
+    critical_errors: int = 100,
+) -> pl.DataFrame:
+    """Why :func:`kit.findings.check_error_bursts` fired or not, with the numbers it looked at.
+
+    Notebook 06 shows this next to the findings, so that an absent ``upstream-error-bursts``
+    finding says why (no log, no error, a peak below the threshold, or no timestamps).
+
+    Parameters
+    ----------
+    coredns, unbound
+        The logs given to the check (either may be None).
+    every, min_errors, critical_errors
+        The check's bin width (polars duration) and thresholds (errors in one bin to fire, and to
+        be critical), passed on to it.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row: ``errors`` (Int64, upstream errors with a timestamp: CoreDNS ``errors`` lines,
+        ``consolidate`` summaries counted as the errors they stand for, and unbound lines at level
+        ``error``), ``errors_without_ts`` (Int64, CoreDNS errors whose line has no time),
+        ``peak_per_bin`` (Int64, most timed errors in one bin; 0 when none), ``peak_ts``
+        (Datetime UTC, start of that bin), ``every`` (String), ``min_errors`` and
+        ``critical_errors`` (Int64), ``verdict`` (String: ``fired (<severity>): ...``, ``not
+        fired: ...`` or ``not checked: ...``).
+    """
+    from kit.analyses.resolver_logs import n_events
+
+    parts: list[pl.DataFrame] = []
+    untimed = 0
+    if coredns is not None:
+        e = coredns.errors
+        untimed = n_events(e.filter(pl.col("ts").is_null()), "consolidated_count")
+        parts.append(
+            e.filter(pl.col("ts").is_not_null()).select(
+                "ts", n=pl.col("consolidated_count").fill_null(1).cast(pl.Int64)
+            )
+        )
+    if unbound is not None:
+        u = unbound.other.filter((pl.col("level") == "error") & pl.col("ts").is_not_null())
+        parts.append(u.select("ts", n=pl.lit(1, dtype=pl.Int64)))
+    events = pl.concat(parts) if parts else pl.DataFrame(schema={"ts": _UTC, "n": pl.Int64})
+    per_bin = (
+        events.group_by(pl.col("ts").dt.truncate(every))
+        .agg(pl.col("n").sum())
+        .sort(["n", "ts"], descending=[True, False])
+    )
+    timed = int(events["n"].sum()) if events.height else 0
+    peak = int(per_bin["n"][0]) if per_bin.height else 0
+    peak_ts = per_bin["ts"][0] if per_bin.height else None
+    found = check_error_bursts(
+        coredns=coredns,
+        unbound=unbound,
+        every=every,
+        min_errors=min_errors,
+        critical_errors=critical_errors,
+    )
+    if found is not None:
+        verdict = f"fired ({found.severity}): {found.title}"
+    elif coredns is None and unbound is None:
+        verdict = "not checked: no CoreDNS or unbound log given"
+    elif timed + untimed == 0:
+        verdict = "not fired: the logs hold no upstream error"
+    else:
+        verdict = f"not fired: peak {peak} timed errors per {every}, below {min_errors}"
+        if untimed:
+            verdict += f"; {untimed} without a timestamp"
+    return pl.DataFrame(
+        [
+            {
+                "errors": timed,
+                "errors_without_ts": untimed,
+                "peak_per_bin": peak,
+                "peak_ts": peak_ts,
+                "every": every,
+                "min_errors": min_errors,
+                "critical_errors": critical_errors,
+                "verdict": verdict,
+            }
+        ],
+        schema={
+            "errors": pl.Int64,
+            "errors_without_ts": pl.Int64,
+            "peak_per_bin": pl.Int64,
+            "peak_ts": _UTC,
+            "every": pl.String,
+            "min_errors": pl.Int64,
+            "critical_errors": pl.Int64,
+            "verdict": pl.String,
+        },
+    )

@@ -37,13 +37,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from kit._sources import Source, expand_sources, open_input, read_raw
-from kit.analysis import latency_quantiles
-
-# CoreDNS plugin/log/log.go CommonLogFormat and CombinedLogFormat (formats.md §1.1)
-from kit.corefile import COMBINED_LOG_FORMAT, COMMON_LOG_FORMAT
 from kit.errors import InputFormatError, KitWarning
 from kit.schema import check_schema, empty_frame
+from kit.sources._io import Source, expand_sources, open_input, read_raw
+
+# CoreDNS plugin/log/log.go CommonLogFormat and CombinedLogFormat (formats.md §1.1)
+from kit.sources.corefile import COMBINED_LOG_FORMAT, COMMON_LOG_FORMAT
+from kit.stats import latency_quantiles
 from kit.timeutil import duration_s, time_bins
 
 __all__ = [
@@ -697,7 +697,7 @@ def _native_work(
         if lines.height != len(nos):  # pragma: no cover - a tokenizer bug, never silent
             raise RuntimeError(
                 f"{source}: native tokenizer returned {len(nos)} line numbers for "
-                f"{lines.height} lines; set kit.coredns._fastlog = None and report this"
+                f"{lines.height} lines; set kit.sources.coredns._fastlog = None and report this"
             )
         rest = lines.select(pl.Series("line_no", nos, dtype=pl.UInt32), pl.col("line"))
     else:
@@ -2220,7 +2220,7 @@ def query_latency(
     Returns
     -------
     polars.DataFrame
-        See :func:`kit.analysis.latency_quantiles`: the ``by`` columns, ``n``, ``n_null``,
+        See :func:`kit.stats.latency_quantiles`: the ``by`` columns, ``n``, ``n_null``,
         ``mean_s``, ``max_s`` and ``p50_s``, ``p90_s``, ``p99_s``... (Float64 seconds).
 
     Raises

@@ -34,6 +34,8 @@ from typing import Any, cast
 import altair as alt
 import polars as pl
 
+from kit.sources.timeline import Timeline
+
 __all__ = [
     "COREDNS_CEILING_S",
     "before_after_chart",
@@ -715,7 +717,7 @@ def before_after_chart(
 
 
 # --- captures (notebooks 04-05)
-# Charts of the frames of kit.upstream and kit.capture: log-binned latency histograms (with the SYN
+# Charts of the frames of kit.analyses.upstream and kit.sources.capture: log-binned latency histograms (with the SYN
 # retransmission ladder), slow answers and SYN retransmissions over time, the I/O graph against a
 # packet limit. Time charts mark the change (and fix) time; histograms split by phase instead.
 
@@ -991,20 +993,20 @@ def latency_histogram_chart(
     Parameters
     ----------
     hist
-        Output of :func:`kit.upstream.log_histogram`: the group columns, ``lower_s``, ``upper_s``
+        Output of :func:`kit.analyses.upstream.log_histogram`: the group columns, ``lower_s``, ``upper_s``
         (Float64 seconds) and ``count``. Already aggregated (one row per non-empty bin; bins not
         listed are empty and drawn at zero).
     by
         Group columns drawn as colours (e.g. ``("capture",)``: node1 vs node2).
     dash
-        A further group column drawn as dashes, e.g. ``"phase"`` (from :func:`kit.timeline.with_phase`)
+        A further group column drawn as dashes, e.g. ``"phase"`` (from :func:`kit.sources.timeline.with_phase`)
         so the distribution before and after the change can be compared; nulls show as ``(none)``.
     ladder
-        Output of :func:`kit.upstream.syn_ladder`: each ``timer_s`` drawn as a vertical rule with its
+        Output of :func:`kit.analyses.upstream.syn_ladder`: each ``timer_s`` drawn as a vertical rule with its
         ``label`` (the 1/3/7/15 s SYN retransmission timers); labels of close rules are put in
         separate rows so they never overlap.
     modes
-        Output of :func:`kit.upstream.latency_modes_by` (columns ``mode_s``, ``count`` and the ``by``
+        Output of :func:`kit.analyses.upstream.latency_modes_by` (columns ``mode_s``, ``count`` and the ``by``
         columns): drawn as diamonds at the top of each mode.
     title, x_title, y_title
         Texts (units in the axis titles).
@@ -1172,7 +1174,7 @@ def slow_answers_chart(
     Parameters
     ----------
     slow
-        Output of :func:`kit.upstream.slow_over_time`: ``ts``, the ``by`` columns, ``slow`` and
+        Output of :func:`kit.analyses.upstream.slow_over_time`: ``ts``, the ``by`` columns, ``slow`` and
         ``unanswered`` (UInt32 per bin).
     by
         Group columns (colours).
@@ -1219,7 +1221,7 @@ def syn_retransmissions_chart(
     Parameters
     ----------
     syn
-        Output of :func:`kit.upstream.syn_retransmissions`: ``ts``, the ``by`` columns,
+        Output of :func:`kit.analyses.upstream.syn_retransmissions`: ``ts``, the ``by`` columns,
         ``retransmitted_syns`` and ``syns`` (UInt32 per bin).
     by, change_time, fix_time, title, max_points
         As in :func:`slow_answers_chart`.
@@ -1266,7 +1268,7 @@ def io_graph_chart(
     Parameters
     ----------
     rates
-        Output of :func:`kit.capture.packet_rates`: ``bin`` (Datetime UTC), the ``by`` columns,
+        Output of :func:`kit.sources.capture.packet_rates`: ``bin`` (Datetime UTC), the ``by`` columns,
         ``pps`` (Float64 packets per second).
     by
         Group columns (colours).
@@ -1352,7 +1354,7 @@ def with_change_marker(
     chart
         A time chart whose x axis is ``ts`` (UTC), e.g. :func:`latency_quantiles_chart`.
     change_time, fix_time
-        Aware datetimes (naive = UTC), e.g. ``kit.timeline.timeline(...).change_time``; None
+        Aware datetimes (naive = UTC), e.g. ``kit.sources.timeline.timeline(...).change_time``; None
         draws nothing for that time (and the chart is returned unchanged when both are None).
     change_label, fix_label
         Texts drawn next to the rules (the change label in a first row at the top of the plot,
@@ -1391,8 +1393,8 @@ def count_chart(
     ----------
     counts
         Tidy, already binned frame: ``ts`` (bin start, UTC), the ``value`` column (counts) and the
-        ``by`` columns, e.g. :func:`kit.coredns.error_counts`, :func:`kit.logs.slow_over_time`,
-        :func:`kit.logs.connect_failures`.
+        ``by`` columns, e.g. :func:`kit.sources.coredns.error_counts`, :func:`kit.analyses.resolver_logs.slow_over_time`,
+        :func:`kit.analyses.resolver_logs.connect_failures`.
     value
         The count column.
     by
@@ -1463,7 +1465,7 @@ def slow_by_chart(
     Parameters
     ----------
     breakdown
-        :func:`kit.logs.slow_by` output for one column ``by`` (already limited to the top groups).
+        :func:`kit.analyses.resolver_logs.slow_by` output for one column ``by`` (already limited to the top groups).
     by
         The grouping column (``qtype``, ``rcode``, ``client_ip``, ``qname``...); its values are
         drawn as data (labels), never interpreted.
@@ -1518,14 +1520,14 @@ def duration_histogram_chart(
     threshold_s: float | None = None,
     title: str = "How long queries took",
 ) -> alt.LayerChart:
-    """Log-binned durations (:func:`kit.logs.duration_histogram`) with latency modes marked.
+    """Log-binned durations (:func:`kit.analyses.resolver_logs.duration_histogram`) with latency modes marked.
 
     Parameters
     ----------
     hist
         ``lower_s``, ``upper_s`` (seconds), ``count`` and the ``by`` columns.
     modes
-        :func:`kit.analysis.latency_modes` output (``mode_s``), drawn as rules labelled
+        :func:`kit.analyses.latency.latency_modes` output (``mode_s``), drawn as rules labelled
         ``mode <3 significant digits>`` (labels of close rules in separate rows): piles at
         1 s, 3 s, 7 s are TCP SYN retransmission timers.
     by
@@ -1686,3 +1688,23 @@ def headline_chart(
         width=width, height=height, title=_title(title, ["; ".join(notes)] if notes else [])
     )
     return cast(alt.LayerChart, _fit_time_axis(chart, change_time, fix_time, width=width))
+
+
+def symptom_chart(series: pl.DataFrame, timeline: Timeline | None = None) -> Any:
+    """Chart of :func:`kit.findings.symptom_series`, the change marked when the timeline has one.
+
+    Uses :func:`before_after_chart` (a rule at the change, and at the fix when the
+    timeline has one; the mean of each period) when ``timeline.change_time`` is known, else
+    :func:`rate_chart`. Titles carry the unit (events per second). Returns an Altair chart.
+    """
+    title = "Symptoms over time (events per second)"
+    if timeline is not None and timeline.change_time is not None:
+        return before_after_chart(
+            series,
+            timeline.change_time,
+            by=("series",),
+            title=title,
+            y_title="events/s",
+            fix_time=timeline.fix_time,
+        )
+    return rate_chart(series, by=("series",), title=title, y_title="events/s")

@@ -3,7 +3,7 @@
 unbound is the node-local cache of the incident lab (``lab/``) and a common resolver in its own
 right. :func:`read_unbound_log` gives the same shape as the CoreDNS loader (one row per answered
 query with ``duration_s``), and :func:`read_unbound_conf` gives the forward settings with the same
-schema as :meth:`kit.corefile.Corefile.forward_settings`, so one finding ("the cache forces TCP to
+schema as :meth:`kit.sources.corefile.Corefile.forward_settings`, so one finding ("the cache forces TCP to
 its upstream") covers both resolvers.
 
 Log line format (unbound 1.17 ``util/log.c`` ``log_vmsg`` and ``util/data/msgreply.c``
@@ -34,14 +34,14 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from kit._sources import Source, expand_sources, read_bytes, read_raw
-from kit.corefile import (  # shared with the Corefile reader: one finding covers both
+from kit.errors import InputFileError, InputFormatError, InputNotFoundError, KitWarning
+from kit.schema import check_schema
+from kit.sources._io import Source, expand_sources, read_bytes, read_raw
+from kit.sources.corefile import (  # shared with the Corefile reader: one finding covers both
     FORWARD_SCHEMA,
     MAX_LINE_CHARS,
     first_long_line,
 )
-from kit.errors import InputFileError, InputFormatError, InputNotFoundError, KitWarning
-from kit.schema import check_schema
 from kit.timeutil import UTC as _UTC
 
 __all__ = [
@@ -215,7 +215,7 @@ def read_unbound_log(
         A source is not a regular file (a FIFO, device...), or cannot be read.
     InputFormatError
         With ``strict=True``, a line that is not an unbound log line, or a damaged gzip stream.
-        A gzip stream expanding beyond the cap of :func:`kit._sources.read_raw` (a gzip bomb).
+        A gzip stream expanding beyond the cap of :func:`kit.sources._io.read_raw` (a gzip bomb).
 
     Warns
     -----
@@ -544,7 +544,7 @@ def read_unbound_conf(path_or_text: str | os.PathLike[str]) -> pl.DataFrame:
     Returns
     -------
     polars.DataFrame
-        Schema :data:`FORWARD_SCHEMA` (shared with :meth:`kit.corefile.Corefile.forward_settings`),
+        Schema :data:`FORWARD_SCHEMA` (shared with :meth:`kit.sources.corefile.Corefile.forward_settings`),
         one row per ``forward-addr``/``forward-host`` of each ``forward-zone``, in file order:
 
         - ``resolver`` (String): ``"unbound"``.

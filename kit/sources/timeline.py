@@ -187,8 +187,8 @@ def restrict(
     Parameters
     ----------
     obj
-        A :class:`kit.capture.Capture`, :class:`kit.coredns.CoreDNSLog`,
-        :class:`kit.unbound.ResolverLog`, a frame with a ``ts`` column, a dataclass holding any of
+        A :class:`kit.sources.capture.Capture`, :class:`kit.sources.coredns.CoreDNSLog`,
+        :class:`kit.sources.unbound.ResolverLog`, a frame with a ``ts`` column, a dataclass holding any of
         these (its fields are restricted in turn), or ``None`` (returned as is).
     start, end
         UTC bounds, as datetimes or ISO-8601 strings (either may be ``None``: open).

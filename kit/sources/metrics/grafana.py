@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from kit.errors import InputFormatError, KitWarning
-from kit.prometheus import (
+from kit.sources.metrics._common import (
     _METRIC_NAME_RE,
     _check_us,
     _Collector,

@@ -50,7 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 """The folder holding the ``kit`` package: the repository root in a source checkout (an editable
 install), ``site-packages`` in a wheel install (see :func:`checkout_root`)."""
 
@@ -67,7 +67,7 @@ INPUT_KINDS: dict[str, tuple[str, ...]] = {
     "nsd_conf": ("nsd_conf",),
     "run_json": ("run_json",),
 }
-"""Notebook input parameter -> the artefact kinds (``kit.detect.ArtefactKind`` values) it takes."""
+"""Notebook input parameter -> the artefact kinds (``kit.sources.detect.ArtefactKind`` values) it takes."""
 
 INPUTS_SCHEMA = pl.Schema(
     {
@@ -113,16 +113,16 @@ def sample_dir() -> Path | None:
 
 
 def classify(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """Say what kind of artefact a file is, from its content (:func:`kit.detect.detect`).
+    """Say what kind of artefact a file is, from its content (:func:`kit.sources.detect.detect`).
 
     Returns
     -------
     tuple[str, str]
-        ``(kind, reason)``: ``kind`` is a ``kit.detect.ArtefactKind`` value, ``reason`` says why in
+        ``(kind, reason)``: ``kind`` is a ``kit.sources.detect.ArtefactKind`` value, ``reason`` says why in
         one sentence. A file that cannot be read is ``("unknown", "could not be read: ...")``;
         nothing raises.
     """
-    from kit.detect import detect
+    from kit.sources.detect import detect
 
     try:
         found = detect(path)
@@ -355,7 +355,7 @@ def _shown(path: str, root: Path | None) -> str:
 
 def _classified(items: Sequence[str]) -> list[tuple[str, str]]:
     """Every artefact file under ``items`` (folders walked recursively) with its kind."""
-    from kit._sources import walk_artefacts
+    from kit.sources._io import walk_artefacts
 
     return [(os.fspath(f.resolve()), classify(f)[0]) for f in walk_artefacts(list(items))]
 
@@ -404,7 +404,7 @@ def check_span(timeline: Any, *data: Any) -> str:
     Parameters
     ----------
     timeline
-        A :class:`kit.timeline.Timeline` (``change_time``, ``fix_time``, ``source``).
+        A :class:`kit.sources.timeline.Timeline` (``change_time``, ``fix_time``, ``source``).
     *data
         What the notebook loaded: frames with a ``ts`` (or ``ts_first``, ``first_ts``,
         ``last_ts``) column, or dataclasses holding them (a capture, a log, the findings inputs);

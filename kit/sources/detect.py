@@ -9,7 +9,7 @@ Corefiles, Grafana CSV exports). Every answer carries a one-line ``reason`` sayi
 
 Example
 -------
->>> from kit.detect import detect_kinds
+>>> from kit.sources.detect import detect_kinds
 >>> detect_kinds("incident/")  # doctest: +SKIP
 """
 
@@ -29,9 +29,9 @@ from typing import Any
 
 import polars as pl
 
-from kit._sources import Source, expand_sources
 from kit.errors import InputFormatError
 from kit.schema import check_schema
+from kit.sources._io import Source, expand_sources
 
 __all__ = [
     "DETECT_SCHEMA",
@@ -329,7 +329,7 @@ def detect_kinds(paths: Source | Sequence[str | os.PathLike[str]]) -> pl.DataFra
     Returns
     -------
     polars.DataFrame
-        Schema :data:`DETECT_SCHEMA`, one row per file in :func:`kit._sources.expand_sources`
+        Schema :data:`DETECT_SCHEMA`, one row per file in :func:`kit.sources._io.expand_sources`
         order:
 
         - ``path`` (String): the file path.
@@ -833,7 +833,7 @@ def _classify_corefile(
         f"plugins {sorted(plugins)[:6]}"
     )
     if not truncated:
-        from kit.corefile import read_corefile
+        from kit.sources.corefile import read_corefile
 
         try:
             cf = read_corefile(text)
