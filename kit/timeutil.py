@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 #: The dtype of every timestamp column of the kit: microseconds, UTC.
-UTC = pl.Datetime("us", "UTC")
+UTC: pl.Datetime = pl.Datetime("us", "UTC")
 
 #: Seconds per duration unit.
 UNITS_S: dict[str, float] = {
@@ -125,7 +125,7 @@ def time_bins(
         .group_by([ts, *by])
         .agg(pl.len().cast(pl.UInt32).alias("count"))
     )
-    lo, hi = binned[ts].min(), binned[ts].max()
+    lo, hi = binned.select(pl.col(ts).min()).item(), binned.select(pl.col(ts).max()).item()
     grid = pl.DataFrame({ts: pl.datetime_range(lo, hi, step, eager=True)})
     if by:
         grid = grid.join(binned.select(list(by)).unique(), how="cross")

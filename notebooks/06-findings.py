@@ -174,7 +174,7 @@ kit.charts.symptom_chart(symptoms, inputs.timeline)
 # `confirm` command on the raw artefacts to check a finding without the kit.
 
 # %%
-kit.findings.show_evidence(found)
+kit.report.show_evidence(found)
 
 # %% [markdown]
 # ## What to change

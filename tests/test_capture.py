@@ -540,6 +540,7 @@ def test_generated_node_capture_ground_truth(tmp_path: Path, tshark: str) -> Non
         ("issue11_update_root.pcap", 3, 1),  # UPDATE, pipelined UPDATE + QUERY, root, FORMERR
     ],
 )
+@pytest.mark.slow
 def test_chunked_equals_one_pass(
     source: str,
     chunk: int,
@@ -574,6 +575,7 @@ def test_chunked_equals_one_pass(
     assert_frame_equal(one.meta.drop("notes"), many.meta.drop("notes"))
 
 
+@pytest.mark.slow
 def test_chunked_mid_stream_resync_is_reported(
     shared_fixtures: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -283,6 +283,7 @@ def _near_max(df: pl.DataFrame, where: str) -> list[str]:
     return bad
 
 
+@pytest.mark.slow
 def test_no_unsigned_column_near_its_max(shared_fixtures: Path, cdata: Path) -> None:
     files = sorted((shared_fixtures / "pcaps").iterdir()) + sorted(cdata.glob("issue11_*.pcap"))
     files.append(cdata / "syn_retransmit.pcap")
@@ -313,6 +314,7 @@ def _agreement_files(shared_fixtures: Path, cdata: Path) -> list[Path]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_agreement_with_tshark(shared_fixtures: Path, cdata: Path, tshark: str) -> None:
     """Per file, against ``tshark -2``: DNS messages, query messages (transactions plus
     retransmissions), retransmissions, (query, response) frame pairs, latencies to the

@@ -91,6 +91,7 @@ def _peak(path: Path, engine: str) -> dict[str, int]:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("engine", ["native", "polars"])
+@pytest.mark.slow
 def test_leftover_lines_do_not_hold_their_blocks(tmp_path: Path, engine: str) -> None:
     import kit.sources.coredns
 

@@ -49,6 +49,7 @@ def test_built_where_a_compiler_is() -> None:
 
 
 @needs_native
+@pytest.mark.slow
 def test_kit_cases(data_dir: Path) -> None:
     files = sorted((data_dir / "coredns").glob("*.log"))
     assert len(files) > 10
@@ -58,6 +59,7 @@ def test_kit_cases(data_dir: Path) -> None:
 
 
 @needs_native
+@pytest.mark.slow
 def test_real_logs(shared_fixtures: Path) -> None:
     files = sorted((shared_fixtures / "logs").glob("*.log"))
     res = assert_same(files)
@@ -207,6 +209,7 @@ def general_only(path: Path, **kw: object) -> coredns.CoreDNSLog:
 
 @needs_native
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.slow
 def test_hostile_mutations(seed: int, tmp_path: Path) -> None:
     """Native == polars fast path == general path alone, line for line."""
     rnd = random.Random(seed)

@@ -23,6 +23,7 @@ import pytest
 import kit
 import kit.analyses.upstream
 import kit.findings as kf
+import kit.report
 from kit.sources.capture import DNS_SCHEMA, META_SCHEMA, PACKETS_SCHEMA, TCP_SCHEMA, Capture
 from kit.sources.corefile import FORWARD_SCHEMA
 from kit.sources.timeline import timeline
@@ -704,8 +705,9 @@ def test_hostile_names_stay_data() -> None:
     assert f is not None
     # the shell sees the path as one argument, unexpanded
     assert evil_path in shlex.split(f.confirm)
-    html = kf.finding_html(f)
+    html = kit.report.finding_html(f)
     assert "<b>" not in html and "&lt;b&gt;" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html  # the evidence rows, escaped
     assert f.evidence["examples"]["qname"][0] == "<script>alert('x')</script>"
 
 

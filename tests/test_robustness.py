@@ -380,6 +380,7 @@ def _newline_bomb(path: Path, mib: int) -> None:
 
 
 @pytest.mark.parametrize("loader", sorted(LOADERS))
+@pytest.mark.slow
 def test_gzip_bomb_fails_fast_with_a_clear_error(tmp_path: Path, loader: str) -> None:
     bomb = tmp_path / "bomb.log.gz"
     _newline_bomb(bomb, 512)
@@ -419,6 +420,7 @@ def test_grafana_csv_with_20000_columns_is_fast(tmp_path: Path) -> None:
     assert elapsed < 6, f"{elapsed:.1f} s for {cols} columns"
 
 
+@pytest.mark.slow
 def test_api_json_memory_stays_near_the_frame(tmp_path: Path) -> None:
     """A 35 MB API matrix (1.44 M samples): the reader used 11.8x its frame above the process's
     start (the parsed document held a list, a float and a str per sample); now about 3x."""

@@ -23,6 +23,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.notebook  # builds and installs a wheel, renders a report with kernels
+
 
 def _source_tree(dest: Path) -> Path:
     """The repository's files (tracked, plus new ones not ignored) copied to ``dest``."""

@@ -154,7 +154,9 @@ def _unbound_log(path: Path) -> Summary:
     if q.height:
         out["duration"] = _quantiles(q, "duration_s")
         out["rcodes"] = _counts(q["rcode"])
-        out["cached_share"] = float(q["cached"].cast(pl.Float64).mean() or 0.0)
+        out["cached_share"] = float(
+            q.select(pl.col("cached").cast(pl.Float64).mean()).item() or 0.0
+        )
         out["slow_over_1s"] = int((q["duration_s"] > 1.0).sum())
     return out
 

@@ -28,8 +28,8 @@ The checks (``id``: what fires it):
   ``truncation-tcp-fallback`` (TC=1 answers retried over TCP), ``servfail-storm``,
   ``conntrack-race`` (A and AAAA from one socket, one of them answered ~5 s late or never).
 
-Around the checks: :func:`findings_frame` (one row per finding), :func:`finding_html` and
-:func:`show_evidence` (display in a notebook), :func:`symptom_series` / :func:`kit.charts.symptom_chart`
+Around the checks: :func:`findings_frame` (one row per finding), :func:`kit.report.finding_html` and
+:func:`kit.report.show_evidence` (display in a notebook), :func:`symptom_series` / :func:`kit.charts.symptom_chart`
 (the symptoms per second with the change marked), :func:`load_inputs` / :class:`Inputs` /
 :func:`run_on` (load artefact paths for the notebook), :func:`restrict` (an input cut to a phase
 or to some captures), :func:`infer_upstreams` and :func:`auto_window_step`.
@@ -51,6 +51,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CHECKS",
+    "CHECK_STATUSES",
     "FINDINGS_SCHEMA",
     "FIXES",
     "KNOWN_TIMERS",
@@ -76,8 +78,11 @@ __all__ = [
     "ROLE_OF",
     "SEVERITIES",
     "SYMPTOMS_SCHEMA",
+    "CheckResult",
     "Finding",
     "Inputs",
+    "Role",
+    "Severity",
     "Verdict",
     "auto_window_step",
     "burst_status",
@@ -93,8 +98,8 @@ __all__ = [
     "check_syn_retransmissions",
     "check_truncation",
     "coverage",
+    "error_bursts_result",
     "evidence_table",
-    "finding_html",
     "finding_json",
     "findings_for_artefacts",
     "findings_frame",
@@ -105,7 +110,6 @@ __all__ = [
     "restrict",
     "run",
     "run_on",
-    "show_evidence",
     "summarize",
     "symptom_series",
     "verdict_json",
@@ -113,11 +117,40 @@ __all__ = [
     "verdict_text",
 ]
 
-SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
-"""Severity levels, most severe first (the order :func:`run` sorts by)."""
 
-ROLES: tuple[str, ...] = ("root-cause", "mechanism", "symptom", "ruled-out", "context")
-"""What a finding is in the causal chain, in reading order. ``root-cause``: the change or
+class Severity(StrEnum):
+    """How urgent a finding is, most severe first (the order :func:`run` sorts by).
+
+    A :class:`str` (``Severity.CRITICAL == "critical"``), so JSON, f-strings and comparisons with
+    the plain names keep working; :class:`Finding` converts a name given as text and refuses any
+    other (there is no ``high`` or ``medium``).
+    """
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """0 for the most severe."""
+        return list(Severity).index(self)
+
+
+class Role(StrEnum):
+    """Where a finding sits in the causal chain, in reading order (see :data:`ROLES`)."""
+
+    ROOT_CAUSE = "root-cause"
+    MECHANISM = "mechanism"
+    SYMPTOM = "symptom"
+    RULED_OUT = "ruled-out"
+    CONTEXT = "context"
+
+
+SEVERITIES: tuple[str, ...] = tuple(s.value for s in Severity)
+"""Severity names, most severe first (:class:`Severity`)."""
+
+ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+"""What a finding is in the causal chain, in reading order (:class:`Role`). ``root-cause``: the change or
 condition that started it (forced TCP, a packet limit exceeded, search-path expansion, the
 conntrack race); ``mechanism``: how it turns into latency (SYN retransmissions, TCP fallback after
 truncation); ``symptom``: what users and logs see (latency at timer values, error bursts,
@@ -175,16 +208,16 @@ class Finding:
         Stable identifier (``"syn-retransmissions"``...).
     title : str
         One line.
-    severity : str
-        ``"critical"``, ``"warning"`` or ``"info"``.
+    severity : Severity
+        :class:`Severity` (a name given as text, ``"critical"``, is converted).
     explanation : str
         One paragraph: what was seen, what it means, what to check next.
     evidence : Mapping[str, Any]
         Names to numbers, strings or small polars frames (the rows behind the numbers).
     confirm : str
         The exact command or query that confirms it on the raw artefacts.
-    role : str
-        Where it sits in the causal chain (:data:`ROLES`); empty: from :data:`ROLE_OF` by ``id``
+    role : Role
+        Where it sits in the causal chain (:class:`Role`); empty: from :data:`ROLE_OF` by ``id``
         (``context`` for an id not listed there).
     """
 
@@ -199,10 +232,62 @@ class Finding:
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity {self.severity!r} not one of {SEVERITIES}")
+        object.__setattr__(self, "severity", Severity(self.severity))
         if not self.role:
             object.__setattr__(self, "role", ROLE_OF.get(self.id, "context"))
         if self.role not in ROLES:
             raise ValueError(f"role {self.role!r} not one of {ROLES}")
+        object.__setattr__(self, "role", Role(self.role))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one check concluded: fired (with its :class:`Finding`), not fired, or not checked.
+
+    A check that does not fire can say why, with the numbers it looked at, so a notebook or a
+    report shows "not fired: peak 4 errors per 1m, below 10" instead of nothing (and nothing has
+    to compute the check a second time to say so).
+
+    Attributes
+    ----------
+    check : str
+        The finding id the check produces (``"upstream-error-bursts"``...).
+    status : str
+        ``"fired"``, ``"not fired"`` or ``"not checked"`` (:data:`CHECK_STATUSES`).
+    reason : str
+        One sentence: why not fired / not checked; for ``fired`` the finding's title.
+    numbers : Mapping[str, Any]
+        What the check measured and its thresholds (plain numbers, strings, datetimes).
+    finding : Finding | None
+        The finding when fired, else None.
+    """
+
+    check: str
+    status: str
+    reason: str
+    numbers: Mapping[str, Any] = field(default_factory=dict)
+    finding: Finding | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in CHECK_STATUSES:
+            raise ValueError(f"status {self.status!r} not one of {CHECK_STATUSES}")
+        if (self.status == "fired") != (self.finding is not None):
+            raise ValueError("a fired check carries its finding, and only a fired one")
+
+    @property
+    def fired(self) -> bool:
+        return self.status == "fired"
+
+    @property
+    def verdict(self) -> str:
+        """``fired (<severity>): <title>``, ``not fired: <reason>`` or ``not checked: <reason>``."""
+        if self.finding is not None:
+            return f"fired ({self.finding.severity}): {self.finding.title}"
+        return f"{self.status}: {self.reason}"
+
+
+CHECK_STATUSES: tuple[str, ...] = ("fired", "not fired", "not checked")
+"""The outcomes of a check (:class:`CheckResult`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -868,6 +953,27 @@ def check_error_bursts(
 ) -> Finding | None:
     """Fires when upstream errors come in bursts: a bin with at least ``min_errors`` errors.
 
+    The finding of :func:`error_bursts_result` (which also says why it did not fire).
+    """
+    return error_bursts_result(
+        coredns=coredns,
+        unbound=unbound,
+        every=every,
+        min_errors=min_errors,
+        critical_errors=critical_errors,
+    ).finding
+
+
+def error_bursts_result(
+    *,
+    coredns: Any = None,
+    unbound: Any = None,
+    every: str = "1m",
+    min_errors: int = 10,
+    critical_errors: int = 100,
+) -> CheckResult:
+    """The error-burst check with its numbers: fired, not fired or not checked, and why.
+
     Parameters
     ----------
     coredns
@@ -882,8 +988,10 @@ def check_error_bursts(
 
     Returns
     -------
-    Finding | None
-        Evidence: ``errors`` (total with a timestamp), ``errors_without_ts`` (CoreDNS errors
+    CheckResult
+        ``numbers``: ``errors`` (timed upstream errors), ``errors_without_ts``, ``peak_per_bin``,
+        ``peak_ts`` (start of the fullest bin, earliest of equals; None when none), ``every``,
+        ``min_errors``, ``critical_errors``. The finding's evidence: ``errors`` (total with a timestamp), ``errors_without_ts`` (CoreDNS errors
         whose line has no time: not binned; when all lack one and there are at least
         ``min_errors``, a ``warning`` says bursts cannot be told), ``peak_per_bin``,
         ``bins_with_burst``, ``by_kind`` (frame), ``bursts`` (frame: ts, upstream, kind, count).
@@ -891,6 +999,18 @@ def check_error_bursts(
     parts: list[pl.DataFrame] = []
     files: list[str] = []
     untimed = 0
+    numbers: dict[str, Any] = {
+        "errors": 0,
+        "errors_without_ts": 0,
+        "peak_per_bin": 0,
+        "peak_ts": None,
+        "every": every,
+        "min_errors": min_errors,
+        "critical_errors": critical_errors,
+    }
+    check = "upstream-error-bursts"
+    if coredns is None and unbound is None:
+        return CheckResult(check, "not checked", "no CoreDNS or unbound log given", numbers)
     if coredns is not None and not coredns.errors.is_empty():
         untimed = int(
             coredns.errors.filter(pl.col("ts").is_null())["consolidated_count"].fill_null(1).sum()
@@ -919,21 +1039,26 @@ def check_error_bursts(
                 )
             )
             files += e["source"].unique().sort().to_list()
+    numbers["errors_without_ts"] = untimed
     if not parts or all(p.is_empty() for p in parts):
-        if untimed >= min_errors:
-            return Finding(
-                id="upstream-error-bursts",
-                title=f"{untimed} upstream errors (no timestamps: bursts cannot be told)",
-                severity="warning",
-                explanation=(
-                    f"The log holds {untimed} upstream errors but its lines carry no timestamp, so "
-                    "whether they came in bursts cannot be told. Collect the logs with timestamps "
-                    "(kubectl logs --timestamps, or the CRI files on the node)."
-                ),
-                evidence={"errors": untimed, "errors_without_ts": untimed},
-                confirm="kubectl logs --timestamps -n kube-system <pod> | grep -c 'plugin/errors'",
-            )
-        return None
+        if untimed == 0:
+            return CheckResult(check, "not fired", "the logs hold no upstream error", numbers)
+        if untimed < min_errors:
+            why = f"peak 0 timed errors per {every}, below {min_errors}; {untimed} without a timestamp"
+            return CheckResult(check, "not fired", why, numbers)
+        f = Finding(
+            id="upstream-error-bursts",
+            title=f"{untimed} upstream errors (no timestamps: bursts cannot be told)",
+            severity="warning",
+            explanation=(
+                f"The log holds {untimed} upstream errors but its lines carry no timestamp, so "
+                "whether they came in bursts cannot be told. Collect the logs with timestamps "
+                "(kubectl logs --timestamps, or the CRI files on the node)."
+            ),
+            evidence={"errors": untimed, "errors_without_ts": untimed},
+            confirm="kubectl logs --timestamps -n kube-system <pod> | grep -c 'plugin/errors'",
+        )
+        return CheckResult(check, "fired", f.title, numbers, f)
     errs = pl.concat(parts)
     bins = (
         errs.with_columns(ts=pl.col("ts").dt.truncate(every))
@@ -943,10 +1068,17 @@ def check_error_bursts(
     )
     per_bin = bins.group_by("ts").agg(count=pl.col("count").sum()).sort("ts")
     bursts = per_bin.filter(pl.col("count") >= min_errors)
-    if bursts.is_empty():
-        return None
-    peak = int(per_bin["count"].max())  # type: ignore[arg-type]
+    peak = int(per_bin["count"].max() or 0)  # type: ignore[arg-type]
     total = int(errs["n"].sum())
+    fullest = per_bin.sort(["count", "ts"], descending=[True, False])
+    numbers.update(
+        errors=total, peak_per_bin=peak, peak_ts=fullest["ts"][0] if fullest.height else None
+    )
+    if bursts.is_empty():
+        why = f"peak {peak} timed errors per {every}, below {min_errors}"
+        if untimed:
+            why += f"; {untimed} without a timestamp"
+        return CheckResult(check, "not fired", why, numbers)
     by_kind = (
         errs.group_by("upstream", "kind")
         .agg(count=pl.col("n").sum().cast(pl.UInt32))
@@ -954,7 +1086,7 @@ def check_error_bursts(
     )
     top = by_kind.row(0, named=True)
     ups = [u for u in by_kind["upstream"].unique().sort().to_list() if u]
-    return Finding(
+    found = Finding(
         id="upstream-error-bursts",
         title=f"Upstream error bursts: up to {peak} errors per {every} ({top['kind']})",
         severity="critical" if peak >= critical_errors else "warning",
@@ -980,6 +1112,7 @@ def check_error_bursts(
             for f in files
         ),
     )
+    return CheckResult(check, "fired", found.title, numbers, found)
 
 
 def check_metrics_blind_spot(
@@ -1512,8 +1645,8 @@ def findings_frame(findings: Sequence[Finding]) -> pl.DataFrame:
     """One row per finding (:data:`FINDINGS_SCHEMA`), evidence numbers as ``name=value`` text."""
     rows = [
         {
-            "severity": f.severity,
-            "role": f.role,
+            "severity": str(f.severity),
+            "role": str(f.role),
             "id": f.id,
             "title": f.title,
             "explanation": f.explanation,
@@ -1531,39 +1664,6 @@ def evidence_table(finding: Finding) -> pl.DataFrame:
         (k, _summary(v)) for k, v in finding.evidence.items() if not isinstance(v, pl.DataFrame)
     ]
     return pl.DataFrame(rows, schema={"name": pl.String, "value": pl.String}, orient="row")
-
-
-def finding_html(finding: Finding) -> str:
-    """Heading, explanation and confirm command of a finding as HTML, every text escaped."""
-    import html
-
-    f = finding
-    return (
-        f"<h3>[{html.escape(f.severity)}] {html.escape(f.id)}: {html.escape(f.title)}</h3>"
-        f"<p>{html.escape(f.explanation)}</p>"
-        f"<p>Confirm with: <code>{html.escape(f.confirm)}</code></p>"
-    )
-
-
-def show_evidence(findings: Sequence[Finding]) -> None:
-    """Display each finding in a notebook: heading, explanation, confirm command, evidence tables.
-
-    Texts are HTML-escaped (names in the evidence are data); frames are shown by polars.
-    """
-    import html
-
-    from IPython.display import HTML, display
-
-    if not findings:
-        display(HTML("<p>No finding fired.</p>"))
-        return
-    for f in findings:
-        display(HTML(finding_html(f)))
-        display(evidence_table(f))
-        for name, value in f.evidence.items():
-            if isinstance(value, pl.DataFrame):
-                display(HTML(f"<p><b>{html.escape(name)}</b> ({value.height} rows)</p>"))
-                display(value.head(20))
 
 
 SYMPTOMS_SCHEMA = pl.Schema({"ts": _UTC, "series": pl.String(), "value": pl.Float64()})
@@ -1966,7 +2066,7 @@ def _phase_expr(timeline: Timeline | None) -> pl.Expr:
     fix = timeline.fix_time if timeline is not None else None
     if change is None:
         return pl.lit("all")
-    expr = pl.when(pl.col("ts") < change).then(pl.lit("before"))
+    expr: Any = pl.when(pl.col("ts") < change).then(pl.lit("before"))
     if fix is not None:
         expr = expr.when(pl.col("ts") >= fix).then(pl.lit("after fix"))
     return expr.otherwise(pl.lit("during"))
@@ -2337,8 +2437,8 @@ def finding_json(f: Finding) -> dict[str, Any]:
     ``evidence`` (numbers, strings, frames as lists of row objects), ``confirm``."""
     return {
         "id": f.id,
-        "role": f.role,
-        "severity": f.severity,
+        "role": str(f.role),
+        "severity": str(f.severity),
         "title": f.title,
         "explanation": f.explanation,
         "evidence": {str(k): json_value(v) for k, v in f.evidence.items()},
@@ -2513,7 +2613,8 @@ def burst_status(
     min_errors: int = 10,
     critical_errors: int = 100,
 ) -> pl.DataFrame:
-    """Why :func:`kit.findings.check_error_bursts` fired or not, with the numbers it looked at.
+    """Why :func:`check_error_bursts` fired or not, with the numbers it looked at (a frame of
+    :func:`error_bursts_result`).
 
     Notebook 06 shows this next to the findings, so that an absent ``upstream-error-bursts``
     finding says why (no log, no error, a peak below the threshold, or no timestamps).
@@ -2537,60 +2638,15 @@ def burst_status(
         ``critical_errors`` (Int64), ``verdict`` (String: ``fired (<severity>): ...``, ``not
         fired: ...`` or ``not checked: ...``).
     """
-    from kit.analyses.resolver_logs import n_events
-
-    parts: list[pl.DataFrame] = []
-    untimed = 0
-    if coredns is not None:
-        e = coredns.errors
-        untimed = n_events(e.filter(pl.col("ts").is_null()), "consolidated_count")
-        parts.append(
-            e.filter(pl.col("ts").is_not_null()).select(
-                "ts", n=pl.col("consolidated_count").fill_null(1).cast(pl.Int64)
-            )
-        )
-    if unbound is not None:
-        u = unbound.other.filter((pl.col("level") == "error") & pl.col("ts").is_not_null())
-        parts.append(u.select("ts", n=pl.lit(1, dtype=pl.Int64)))
-    events = pl.concat(parts) if parts else pl.DataFrame(schema={"ts": _UTC, "n": pl.Int64})
-    per_bin = (
-        events.group_by(pl.col("ts").dt.truncate(every))
-        .agg(pl.col("n").sum())
-        .sort(["n", "ts"], descending=[True, False])
-    )
-    timed = int(events["n"].sum()) if events.height else 0
-    peak = int(per_bin["n"][0]) if per_bin.height else 0
-    peak_ts = per_bin["ts"][0] if per_bin.height else None
-    found = check_error_bursts(
+    result = error_bursts_result(
         coredns=coredns,
         unbound=unbound,
         every=every,
         min_errors=min_errors,
         critical_errors=critical_errors,
     )
-    if found is not None:
-        verdict = f"fired ({found.severity}): {found.title}"
-    elif coredns is None and unbound is None:
-        verdict = "not checked: no CoreDNS or unbound log given"
-    elif timed + untimed == 0:
-        verdict = "not fired: the logs hold no upstream error"
-    else:
-        verdict = f"not fired: peak {peak} timed errors per {every}, below {min_errors}"
-        if untimed:
-            verdict += f"; {untimed} without a timestamp"
     return pl.DataFrame(
-        [
-            {
-                "errors": timed,
-                "errors_without_ts": untimed,
-                "peak_per_bin": peak,
-                "peak_ts": peak_ts,
-                "every": every,
-                "min_errors": min_errors,
-                "critical_errors": critical_errors,
-                "verdict": verdict,
-            }
-        ],
+        [{**result.numbers, "verdict": result.verdict}],
         schema={
             "errors": pl.Int64,
             "errors_without_ts": pl.Int64,

@@ -107,7 +107,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
 import numpy as np
 import polars as pl
@@ -1336,6 +1336,7 @@ def _eval_range_function(ctx: _Ctx, call: _Call) -> _Vec:
         sources = _select(ctx, arg)
     range_ms, offset_ms, at = arg.range_ms, arg.offset_ms, arg.at
     rows_v, rows_p, labels = [], [], []
+    assert range_ms is not None  # a range-vector argument (checked by the parser)
     for s in sources:
         lo, hi, end = _window(ctx, s, range_ms, offset_ms, at)
         if call.func in ("irate", "idelta"):
@@ -1638,7 +1639,7 @@ def _eval_instant_function(ctx: _Ctx, call: _Call) -> _Vec | _Scalar:
         assert isinstance(sc, _Scalar)
         return _Vec([()], sc.values[None, :].copy(), np.ones((1, t), dtype=bool))
     want(0, _Vec)
-    vec = args[0]
+    vec = cast(_Vec, args[0])
     assert isinstance(vec, _Vec)
     if call.func in ("label_replace", "label_join"):
         return _eval_label_function(ctx, call, vec)

@@ -516,21 +516,7 @@ def emit_findings(findings: Iterable[Any]) -> None:
 
     summary, svg = _summary_payload(findings)
     items = [_finding_dict(f) for f in findings]
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{_e(x)}</td>"
-            for x in (f["role"], f["severity"], f["id"], f["title"], f["confirm"])
-        )
-        + "</tr>"
-        for f in items
-    )
-    table = (
-        "<table class='dnskit-findings dnskit-frame'><thead><tr><th>role</th><th>severity</th>"
-        f"<th>id</th><th>title</th><th>confirm with</th></tr></thead><tbody>{rows}</tbody></table>"
-        if items
-        else "<p>No finding fired.</p>"
-    )
+    table = _cards_html(items)
     text = "\n".join(f"[{f['severity']}] {f['id']}: {f['title']}" for f in items) or "no findings"
     payload: dict[str, Any] = {"findings": items}
     if summary is not None:
@@ -1081,6 +1067,26 @@ def _finding_card(f: Mapping[str, Any], hide: frozenset[str] = frozenset()) -> s
         )
         + "</article>"
     )
+
+
+def finding_html(finding: Any) -> str:
+    """One finding as the report shows it (severity, title, explanation, evidence, the rows
+    behind it, confirm command), every text escaped: the one HTML rendering of a finding, used by
+    the report, :func:`emit_findings` and :func:`show_evidence`."""
+    return _finding_card(_finding_dict(finding))
+
+
+def _cards_html(items: Sequence[Mapping[str, Any]]) -> str:
+    if not items:
+        return "<p class='dnskit-nofindings'>No finding fired.</p>"
+    return "".join(_finding_card(f) for f in items)
+
+
+def show_evidence(findings: Sequence[Any]) -> None:
+    """Display the findings in a notebook as the report will show them (:func:`finding_html`)."""
+    from IPython.display import HTML, display
+
+    display(HTML(_cards_html([_finding_dict(f) for f in findings])))
 
 
 def _findings_html(

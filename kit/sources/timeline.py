@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-PHASES_SCHEMA = pl.Schema({"phase": pl.String, "start": _UTC, "end": _UTC})
+PHASES_SCHEMA = pl.Schema({"phase": pl.String(), "start": _UTC, "end": _UTC})
 """Schema of :attr:`Timeline.phases`: phase name, start and end (UTC)."""
 
 

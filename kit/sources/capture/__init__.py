@@ -443,7 +443,7 @@ def read_capture(
     # tshark's version keys the cache and fills meta; the native engine needs it for neither
     # (`tshark -v` costs ~0.2 s), so without a cache it is asked only when tshark reads a file
     need_version = tshark is not None and (engine == "tshark" or cdir is not None)
-    version = _cached_tshark_version(tshark, cdir) if need_version else None
+    version = _cached_tshark_version(tshark, cdir) if need_version and tshark else None
     if display_filter:
         assert tshark is not None
         _check_display_filter(tshark, display_filter)
@@ -719,7 +719,7 @@ def cache_dir() -> Path:
 # one file
 
 
-def _content_key(path: Path, version: str, opts: dict[str, Any]) -> str:
+def _content_key(path: Path, version: str | None, opts: dict[str, Any]) -> str:
     size = path.stat().st_size
     h = hashlib.sha256()
     with path.open("rb") as fh:

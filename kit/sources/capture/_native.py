@@ -167,12 +167,12 @@ def _parse(data: Any, ports: Sequence[int]) -> tuple[Any, dict[str, Any], str | 
     reason, info, rows_c, msgs_c = _fastcap.parse(data, tuple(int(p) for p in ports))
     if reason is not None:
         return None, {}, reason
-    rows = pl.DataFrame(_ArrowArray(*rows_c)).cast(_ROW_DTYPES)
+    rows = pl.DataFrame(_ArrowArray(*rows_c)).cast(pl.Schema(_ROW_DTYPES))
     rows = rows.with_columns(
         via_http=pl.lit(False),
         frag_frames=pl.lit(None, dtype=pl.List(pl.UInt32)),
     )
-    msgs = pl.DataFrame(_ArrowArray(*msgs_c)).cast(_MSG_DTYPES)
+    msgs = pl.DataFrame(_ArrowArray(*msgs_c)).cast(pl.Schema(_MSG_DTYPES))
     return (rows, msgs), dict(info), None
 
 

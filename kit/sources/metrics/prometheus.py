@@ -842,7 +842,7 @@ def read_metrics(
                 raise InputFormatError("damaged gzip stream: " + "; ".join(raw.notes), path=path)
             warnings.warn(msg, KitWarning, stacklevel=2)
         text = _decode(raw.data, path)
-        raw = None  # the bytes are not needed once decoded (a large export is held once)
+        del raw  # the bytes are not needed once decoded (a large export is held once)
         kind, doc = _sniff(text, path) if fmt == "auto" else (fmt, None)
         log.debug("%s: reading as %s", path, kind)
         if kind == "empty":
@@ -868,7 +868,7 @@ def read_metrics(
             from kit.sources.metrics import grafana
 
             grafana.read_json_into(text, path, col, strict=strict, doc=doc)
-        text = doc = None  # free this file's text and document before the next one
+        del text, doc  # free this file's text and document before the next one
     if col.native_histograms:
         warnings.warn(
             f"{col.native_histograms} native-histogram sample(s): only their count and sum were "
