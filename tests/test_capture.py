@@ -95,6 +95,7 @@ def _no_default_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("name", REAL)
+@pytest.mark.slow
 def test_dns_matches_tshark_two_pass(name: str, shared_fixtures: Path, tshark: str) -> None:
     path = shared_fixtures / "pcaps" / name
     fields = [

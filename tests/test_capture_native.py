@@ -106,6 +106,7 @@ TSHARK_FILES = {
 
 
 @pytest.mark.parametrize("path", _captures(), ids=lambda p: p.name)
+@pytest.mark.slow
 def test_engines_equal_on_every_capture(path: Path, tshark: str) -> None:
     _, got = both(path)
     why = got.meta["engine_reason"].item()
@@ -217,6 +218,7 @@ def _relink(pkt: bytes, linktype: int) -> bytes:
         ("rawip4", 228),
     ],
 )
+@pytest.mark.slow
 def test_link_types_and_pcap_variants(
     variant: str, linktype: int, tmp_path: Path, tshark: str
 ) -> None:
@@ -233,6 +235,7 @@ def test_link_types_and_pcap_variants(
 
 
 @pytest.mark.parametrize("big", [False, True], ids=["little-endian", "big-endian"])
+@pytest.mark.slow
 def test_pcapng_interfaces_and_resolutions(big: bool, tmp_path: Path, tshark: str) -> None:
     recs = _records()
     # alternate the packets over two Ethernet interfaces: µs (6) and ns (9) time resolution
@@ -358,6 +361,7 @@ def test_dns_over_tcp_segments(tmp_path: Path, tshark: str) -> None:
     assert got.packets.filter(pl.col("frame") == 5)["dns_messages"].item() == 2
 
 
+@pytest.mark.slow
 def test_generated_node_capture(tmp_path: Path, tshark: str) -> None:
     """The benchmark's node generator (UDP to the cache, TCP upstream, SYN retransmissions)."""
     gen = _load("bench_capture", REPO / "bench" / "bench_capture.py")

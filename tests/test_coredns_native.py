@@ -91,6 +91,7 @@ def _query_lines(shared_fixtures: Path) -> list[str]:
 
 @needs_native
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.slow
 def test_real_queries_in_every_layout(layout: str, shared_fixtures: Path, tmp_path: Path) -> None:
     lines = _query_lines(shared_fixtures)
     assert len(lines) > 10

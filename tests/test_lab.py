@@ -483,6 +483,7 @@ def test_sample_packet_rate_far_below_1024_pps(sample: dict[str, object], tshark
     assert per_s.max() < 1024 / 5, per_s.max()  # the resolver's limit is 1024 pps per interface
 
 
+@pytest.mark.slow
 def test_sample_slow_answers_have_retransmitted_syns(
     sample: dict[str, object], tshark: str
 ) -> None:
@@ -622,6 +623,7 @@ def test_nft_rules_are_valid(tmp_path: Path) -> None:
         assert bool(re.search(r" drop$", rules, re.M)) == (drop != "none")
 
 
+@pytest.mark.slow
 def test_sample_counts_match_capture(sample: dict[str, object], tshark: str) -> None:
     """run.json's nftables counters against the capture; no SYN before the change, none on node2."""
     pcap = SAMPLE / "captures" / "node1.pcap"

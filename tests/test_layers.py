@@ -11,6 +11,7 @@ layer order of the README's "Layout" section:
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,7 @@ def resolve(module: str, node: ast.ImportFrom | ast.Import) -> list[str]:
     return [m for m in out if m == "kit" or m.startswith("kit.")]
 
 
+@functools.cache
 def edges() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for mod, path in MODULES.items():

@@ -632,6 +632,7 @@ SHARED_PCAPS = [
 
 
 @pytest.mark.parametrize("name", SHARED_PCAPS)
+@pytest.mark.slow
 def test_shared_pcaps_syns_and_roles_agree_with_tshark(
     name: str, shared_fixtures: Path, tshark: str, tmp_path: Path
 ) -> None:
@@ -707,6 +708,7 @@ def test_one_client_asking_two_resolvers_in_real_captures_is_no_forwarding(
     assert up.server_roles(cap.dns, tcp=cap.tcp)["role"].sort().to_list() == ["cache", "other"]
 
 
+@pytest.mark.slow
 def test_syn_drill_down_agrees_with_tshark(
     cap: Capture, run: dict, tshark: str, sample: Path
 ) -> None:
