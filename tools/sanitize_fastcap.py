@@ -74,12 +74,12 @@ def _data(path: Path) -> bytes:
 def _frames(mod: object, data: bytes) -> tuple[object, ...]:
     import polars as pl
 
-    from kit.sources.capture._native import _ArrowArray
+    from kit.sources._io import ArrowArray
 
     reason, info, rows, msgs = mod.parse(data, (53,))  # type: ignore[attr-defined]
     if reason is not None:
         return (reason,)
-    return (info, pl.DataFrame(_ArrowArray(*rows)), pl.DataFrame(_ArrowArray(*msgs)))
+    return (info, pl.DataFrame(ArrowArray(*rows)), pl.DataFrame(ArrowArray(*msgs)))
 
 
 def _mutate(rnd: random.Random, data: bytes) -> bytes:

@@ -156,7 +156,7 @@ GZIP_MIN_LIMIT = 64 << 20
 _GZIP_STEP = 4096  # compressed bytes fed per step; a corrupt member keeps what came before
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     """What a non-regular file is, for messages."""
     for test, kind in (
         (stat.S_ISDIR, "a directory"),
@@ -197,7 +197,7 @@ def check_regular(path: str | os.PathLike[str], *, what: str = "input") -> os.st
         raise _os_error(exc, text, what) from None
     if not stat.S_ISREG(st.st_mode):
         raise InputFileError(
-            f"{what} is {_file_kind(st.st_mode)}, not a regular file; the kit reads only regular "
+            f"{what} is {file_kind(st.st_mode)}, not a regular file; the kit reads only regular "
             "files",
             path=text,
             hint="Copy the data to a file first"
@@ -244,7 +244,7 @@ def open_input(path: str | os.PathLike[str], *, what: str = "input") -> BinaryIO
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise InputFileError(
-                f"{what} is {_file_kind(st.st_mode)}, not a regular file", path=text
+                f"{what} is {file_kind(st.st_mode)}, not a regular file", path=text
             )
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -429,3 +429,18 @@ def walk_artefacts(
                 seen.add(key)
                 out.append(f)
     return out
+
+
+class ArrowArray:
+    """An Arrow PyCapsule pair (schema, array) from a C extension, for ``pl.DataFrame(...)``.
+
+    :func:`kit._fastlog.parse_block` and :func:`kit._fastcap.parse` hand their columns over this way.
+    """
+
+    __slots__ = ("_capsules",)
+
+    def __init__(self, schema: object, array: object) -> None:
+        self._capsules = (schema, array)
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> tuple[object, object]:
+        return self._capsules

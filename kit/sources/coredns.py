@@ -39,7 +39,7 @@ import polars as pl
 
 from kit.errors import InputFormatError, KitWarning
 from kit.schema import check_schema, empty_frame
-from kit.sources._io import Source, expand_sources, open_input, read_raw
+from kit.sources._io import ArrowArray, Source, expand_sources, open_input, read_raw
 
 # CoreDNS plugin/log/log.go CommonLogFormat and CombinedLogFormat (formats.md §1.1)
 from kit.sources.corefile import COMBINED_LOG_FORMAT, COMMON_LOG_FORMAT
@@ -654,18 +654,6 @@ def _sample_lines(block: bytes, keep: int, n: int = 256) -> pl.Series:
     return pl.Series("line", out, dtype=pl.String)
 
 
-class _ArrowArray:
-    """The Arrow PyCapsule pair of :func:`kit._fastlog.parse_block`, for ``pl.DataFrame``."""
-
-    __slots__ = ("_capsules",)
-
-    def __init__(self, schema: object, array: object) -> None:
-        self._capsules = (schema, array)
-
-    def __arrow_c_array__(self, requested_schema: object = None) -> tuple[object, object]:
-        return self._capsules
-
-
 def _native_work(
     block: bytes, keep: int, layout: _Layout, source: str
 ) -> tuple[int, int, pl.DataFrame | None, pl.DataFrame]:
@@ -683,7 +671,7 @@ def _native_work(
     n, schema, array, rest_text, rest_no = _fastlog.parse_block(
         block, keep, layout.tokens, idx(layout.ts), idx(layout.stream), idx(layout.pod)
     )
-    frame = pl.DataFrame(_ArrowArray(schema, array))
+    frame = pl.DataFrame(ArrowArray(schema, array))
     quick = None
     if frame.height:  # the tokenizer has every query column but these two
         extra = {"node": pl.lit(None, _STR), "source": pl.lit(source, _STR)}
@@ -712,7 +700,7 @@ def _native_usable() -> bool:
     line = b'[INFO] 10.0.0.1:53 - 1 "A IN a.example. udp 29 false 512" NOERROR qr,rd 45 0.5s\n'
     try:
         _, schema, array, _, _ = _fastlog.parse_block(line, len(line), 0, -1, -1, -1)
-        row = pl.DataFrame(_ArrowArray(schema, array)).row(0, named=True)
+        row = pl.DataFrame(ArrowArray(schema, array)).row(0, named=True)
     except Exception as exc:  # an old polars, a broken build: say so, use the polars path
         log.warning("kit._fastlog is not usable (%s); CoreDNS logs use the polars-only path", exc)
         return False

@@ -76,7 +76,7 @@ from kit.errors import InputFormatError, ToolError, ToolNotFoundError
 from kit.net import flag_expr, is_syn, syn_expr
 from kit.schema import check_schema
 from kit.sources import _tshark
-from kit.sources._io import GZIP_MAGIC, Source, expand_sources
+from kit.sources._io import GZIP_MAGIC, Source, expand_sources, file_kind
 from kit.sources.capture._frames import (
     _AGG,
     _CAPTURE_SUFFIXES,
@@ -494,20 +494,6 @@ def read_capture(
 _NOT_CAPTURE_HINT = "Expected pcap or pcapng (optionally gzipped) as written by tcpdump -w"
 
 
-def _file_kind(mode: int) -> str:
-    """What a non-regular file is, for messages."""
-    for test, kind in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
 def _os_error(exc: OSError, text: str) -> InputFormatError:
     """An OSError met while checking a capture, as an InputFormatError naming the file."""
     if isinstance(exc, PermissionError):
@@ -550,7 +536,7 @@ def _check_capture(path: str | os.PathLike[str]) -> str:
         raise _os_error(exc, text) from None
     if not stat.S_ISREG(st.st_mode):
         raise InputFormatError(
-            f"the capture is {_file_kind(st.st_mode)}, not a regular file",
+            f"the capture is {file_kind(st.st_mode)}, not a regular file",
             path=text,
             hint="Give the capture file itself (tcpdump -w FILE); copy a stream to a file first",
         )
@@ -562,7 +548,7 @@ def _check_capture(path: str | os.PathLike[str]) -> str:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise InputFormatError(
-                f"the capture is {_file_kind(st.st_mode)}, not a regular file", path=text
+                f"the capture is {file_kind(st.st_mode)}, not a regular file", path=text
             )
         parts: list[bytes] = []
         size = 0

@@ -30,6 +30,8 @@ from typing import Any
 
 import polars as pl
 
+from kit.sources._io import ArrowArray
+
 log = logging.getLogger(__name__)
 
 try:  # the native engine (kit/_fastcap.c), built by `pip install` where a C compiler exists
@@ -38,18 +40,6 @@ except ImportError:  # pragma: no cover - depends on the build
     _fastcap = None  # type: ignore[assignment]
 
 __all__ = ["NATIVE", "load"]
-
-
-class _ArrowArray:
-    """The Arrow PyCapsule pair of :func:`kit._fastcap.parse`, for ``pl.DataFrame``."""
-
-    __slots__ = ("_capsules",)
-
-    def __init__(self, schema: object, array: object) -> None:
-        self._capsules = (schema, array)
-
-    def __arrow_c_array__(self, requested_schema: object = None) -> tuple[object, object]:
-        return self._capsules
 
 
 #: dtypes of the packet rows (those of :func:`kit.sources.capture._packets`, less the raw DNS fields but
@@ -110,7 +100,7 @@ def _usable() -> bool:
     pcap = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000") + rec
     try:
         reason, _info, _rows, msgs = _fastcap.parse(pcap, (53,))
-        row = pl.DataFrame(_ArrowArray(*msgs)).row(0, named=True)
+        row = pl.DataFrame(ArrowArray(*msgs)).row(0, named=True)
     except Exception as exc:  # an old polars, a broken build: say so, use tshark
         log.warning("kit._fastcap is not usable (%s); captures are read with tshark", exc)
         return False
@@ -167,12 +157,12 @@ def _parse(data: Any, ports: Sequence[int]) -> tuple[Any, dict[str, Any], str | 
     reason, info, rows_c, msgs_c = _fastcap.parse(data, tuple(int(p) for p in ports))
     if reason is not None:
         return None, {}, reason
-    rows = pl.DataFrame(_ArrowArray(*rows_c)).cast(pl.Schema(_ROW_DTYPES))
+    rows = pl.DataFrame(ArrowArray(*rows_c)).cast(pl.Schema(_ROW_DTYPES))
     rows = rows.with_columns(
         via_http=pl.lit(False),
         frag_frames=pl.lit(None, dtype=pl.List(pl.UInt32)),
     )
-    msgs = pl.DataFrame(_ArrowArray(*msgs_c)).cast(pl.Schema(_MSG_DTYPES))
+    msgs = pl.DataFrame(ArrowArray(*msgs_c)).cast(pl.Schema(_MSG_DTYPES))
     return (rows, msgs), dict(info), None
 
 
