@@ -48,7 +48,6 @@ import polars as pl
 import kit
 import kit.analyses.upstream
 import kit.charts
-import kit.findings
 import kit.report
 import kit.sources.artefacts
 import kit.sources.capture
@@ -83,7 +82,7 @@ cap = kit.sources.timeline.restrict(
 )
 tl = kit.sources.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
 kit.sources.artefacts.check_span(tl, cap)
-forward = kit.findings.load_inputs(corefile=corefile, unbound_conf=unbound_conf).forward
+forward = kit.sources.artefacts.forward_settings(corefile, unbound_conf)
 upstreams = kit.analyses.upstream.infer_upstream_ips(
     cap.dns, upstream, forward=forward, tcp=cap.tcp, cache_ips=cache_ip
 )

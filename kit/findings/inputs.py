@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from kit.sources.artefacts import forward_settings
 from kit.sources.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -102,23 +103,13 @@ def load_inputs(
     warnings are kept in :attr:`Inputs.notes` (and shown by :meth:`Inputs.given`).
     """
     import kit
-    from kit.sources.corefile import FORWARD_SCHEMA
     from kit.sources.timeline import timeline as make_timeline
 
     caps = _paths(capture)
     cd = _paths(coredns_log)
     ub = _paths(unbound_log)
     mt = _paths(metrics)
-    from kit.sources._io import expand_sources
-
-    cf = expand_sources(_paths(corefile), what="Corefile") if _paths(corefile) else []
-    uc = (
-        expand_sources(_paths(unbound_conf), suffixes=(".conf",), what="unbound.conf")
-        if _paths(unbound_conf)
-        else []
-    )
-    fwd_parts = [kit.read_corefile(p).forward_settings() for p in cf]
-    fwd_parts += [kit.read_unbound_conf(p) for p in uc]
+    forward = forward_settings(_paths(corefile) or None, _paths(unbound_conf) or None)
     runs = _paths(run_json)
     notes: dict[str, str] = {}
 
@@ -138,7 +129,7 @@ def load_inputs(
         coredns=load("coredns", kit.read_coredns_log, cd) if cd else None,
         unbound=load("unbound", kit.read_unbound_log, ub) if ub else None,
         metrics=load("metrics", kit.read_metrics, mt, strict=False) if mt else None,
-        forward=pl.concat(fwd_parts) if fwd_parts else pl.DataFrame(schema=FORWARD_SCHEMA),
+        forward=forward,
         timeline=make_timeline(change_time=change_time, fix_time=fix_time, run_json=runs or None),
         notes=notes,
     )

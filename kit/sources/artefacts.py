@@ -442,3 +442,44 @@ def check_span(timeline: Any, *data: Any) -> str:
     )
     warnings.warn(message, KitWarning, stacklevel=2)
     return message
+
+
+def forward_settings(
+    corefile: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    unbound_conf: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+) -> pl.DataFrame:
+    """The forward settings of every Corefile and unbound.conf given, one frame.
+
+    Parameters
+    ----------
+    corefile, unbound_conf
+        A file, a folder or a glob, or a list of them (``None``: none of that kind). Folders give
+        their Corefiles, and their ``*.conf`` files for unbound.
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`kit.sources.corefile.FORWARD_SCHEMA`: the rows of
+        ``read_corefile(...).forward_settings()`` for each Corefile, then those of
+        ``read_unbound_conf`` for each unbound.conf, in the order given (empty when none).
+    """
+    from kit.sources._io import expand_sources
+    from kit.sources.corefile import FORWARD_SCHEMA, read_corefile
+    from kit.sources.unbound import read_unbound_conf
+
+    def paths(x: Any) -> list[str]:
+        if x is None:
+            return []
+        return [os.fspath(x)] if isinstance(x, str | os.PathLike) else [os.fspath(i) for i in x]
+
+    parts = [
+        read_corefile(f).forward_settings()
+        for f in (expand_sources(paths(corefile), what="Corefile") if paths(corefile) else [])
+    ]
+    confs = paths(unbound_conf)
+    if confs:
+        parts += [
+            read_unbound_conf(f)
+            for f in expand_sources(confs, suffixes=(".conf",), what="unbound.conf")
+        ]
+    return pl.concat(parts) if parts else pl.DataFrame(schema=FORWARD_SCHEMA)
