@@ -37,8 +37,8 @@ from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script run
 
 import kit  # noqa: E402
 from kit import report  # noqa: E402
+from kit.analyses import rates  # noqa: E402
 from kit.analyses import upstream as up  # noqa: E402
-from kit.sources import capture as kc  # noqa: E402
 from kit.sources.capture import Capture  # noqa: E402
 
 TARGET_S = 60.0
@@ -140,7 +140,7 @@ def main() -> int:
         ("connection_summary", lambda: up.connection_summary(cap.tcp, server_ips=ups)),
         (
             "packet_rates+summary",
-            lambda: kc.rate_summary(kc.packet_rates(up.upstream_packets(cap.packets, ups))),
+            lambda: rates.rate_summary(rates.packet_rates(up.upstream_packets(cap.packets, ups))),
         ),
     ]
     for name, fn in cases:

@@ -46,6 +46,8 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 import polars as pl
 
 import kit
+import kit.analyses.attribution
+import kit.analyses.rates
 import kit.analyses.upstream
 import kit.charts
 import kit.report
@@ -197,13 +199,13 @@ kit.analyses.upstream.match_ladder(modes, ladder)
 # ## Which upstream connection served each slow answer?
 #
 # Every slow (or unanswered) client query joined with the upstream transaction that carried the
-# same name right after it, and the TCP connection it used (`kit.sources.capture.attribute_slow_answers`).
+# same name right after it, and the TCP connection it used (`kit.analyses.attribution.attribute_slow_answers`).
 # `up_match` says how it was found: `dns` (the upstream query), `failed_connection` (a connection
 # that never carried a query, e.g. all its SYNs dropped); null: nothing found. If answers with 1, 2,
 # 3 retransmitted SYNs wait about 1, 3, 7 s, the lost SYNs explain the latency.
 
 # %%
-attribution = kit.sources.capture.attribute_slow_answers(cap, slow_s=slow_threshold_s)
+attribution = kit.analyses.attribution.attribute_slow_answers(cap, slow_s=slow_threshold_s)
 kit.analyses.upstream.attribution_summary(attribution)
 
 # %% [markdown]
@@ -224,7 +226,7 @@ attribution.head(20).select(
 # below it rules that out: the drops are about TCP, not volume.
 
 # %%
-rates = kit.sources.capture.packet_rates(
+rates = kit.analyses.rates.packet_rates(
     kit.analyses.upstream.upstream_packets(cap.packets, upstreams),
     every=every,
     by=["capture", "dst_ip"],
@@ -239,7 +241,7 @@ kit.charts.io_graph_chart(
 )
 
 # %%
-kit.sources.capture.rate_summary(rates, by=["capture", "dst_ip"], limit_pps=packet_limit_pps)
+kit.analyses.rates.rate_summary(rates, by=["capture", "dst_ip"], limit_pps=packet_limit_pps)
 
 # %% [markdown]
 # **Reading it:** retransmitted SYNs that begin with the change, handshakes and client latency

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 import kit
-from kit.analyses import upstream
+from kit.analyses import attribution, upstream
 from kit.analyses.summary import summarize_file
 from kit.cli import main
 from kit.sources import capture as kc
@@ -293,7 +293,9 @@ def test_no_unsigned_column_near_its_max(shared_fixtures: Path, cdata: Path) -> 
         for n in ("dns", "tcp", "packets", "meta"):
             bad += _near_max(getattr(cap, n), f"{f.name}:{n}")
         bad += _near_max(upstream.connection_summary(cap.tcp), f"{f.name}:connection_summary")
-        bad += _near_max(kc.attribute_slow_answers(cap), f"{f.name}:attribute_slow_answers")
+        bad += _near_max(
+            attribution.attribute_slow_answers(cap), f"{f.name}:attribute_slow_answers"
+        )
         bad += _near_max(upstream.outcomes(cap.dns), f"{f.name}:outcomes")
         s = summarize_file(f)["summary"]
         bad += [

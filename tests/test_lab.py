@@ -529,7 +529,8 @@ def test_sample_prometheus_export(sample: dict[str, object]) -> None:
 
 def test_sample_attribution_through_the_kit(sample: dict[str, object]) -> None:
     """kit.sources.capture's own attribution join agrees: ~1/3/7 s answers waited for 1/2/3 lost SYNs."""
-    from kit.sources.capture import attribute_slow_answers, packet_rates
+    from kit.analyses.attribution import attribute_slow_answers
+    from kit.analyses.rates import packet_rates
 
     cap = kit.read_capture(SAMPLE / "captures" / "node1.pcap", cache=False, progress=False)
     att = attribute_slow_answers(cap, slow_s=0.9)

@@ -20,6 +20,7 @@ import polars as pl
 import pytest
 
 import kit
+import kit.analyses.attribution
 import kit.findings as kf
 from kit.analyses import upstream as up
 from kit.sources.capture import DNS_SCHEMA, TCP_SCHEMA, Capture
@@ -599,7 +600,7 @@ def test_client_modes_match_the_syn_ladder_on_node1_only(
 def test_attribution_summary_puts_answers_on_the_ladder(
     cap: Capture, node1_responses: list[float]
 ) -> None:
-    attribution = kit.sources.capture.attribute_slow_answers(cap, slow_s=1.0)
+    attribution = kit.analyses.attribution.attribute_slow_answers(cap, slow_s=1.0)
     summary = up.attribution_summary(attribution)
     # every slow answer tshark timed on node1 is in the summary (node2 has none; nothing unanswered)
     assert summary["answers"].sum() == sum(1 for t in node1_responses if t >= 1.0)

@@ -1057,12 +1057,12 @@ def attribution_summary(
     *,
     by: Sequence[str] = ("capture", "up_match", "syn_retransmits"),
 ) -> pl.DataFrame:
-    """Group the slow answers of :func:`kit.sources.capture.attribute_slow_answers` by what served them.
+    """Group the slow answers of :func:`kit.analyses.attribution.attribute_slow_answers` by what served them.
 
     Parameters
     ----------
     attribution
-        Output of :func:`kit.sources.capture.attribute_slow_answers` (``ATTRIBUTION_SCHEMA``).
+        Output of :func:`kit.analyses.attribution.attribute_slow_answers` (``ATTRIBUTION_SCHEMA``).
     by
         Group columns; the default tells answers served over connections with 0, 1, 2, 3...
         retransmitted SYNs apart (``up_match`` null: no upstream leg found).

@@ -1268,7 +1268,7 @@ def io_graph_chart(
     Parameters
     ----------
     rates
-        Output of :func:`kit.sources.capture.packet_rates`: ``bin`` (Datetime UTC), the ``by`` columns,
+        Output of :func:`kit.analyses.rates.packet_rates`: ``bin`` (Datetime UTC), the ``by`` columns,
         ``pps`` (Float64 packets per second).
     by
         Group columns (colours).

@@ -116,7 +116,7 @@ def check_syn_retransmissions(
         Only connections to these addresses count (default: any port-53 server).
     slow_threshold_s
         Client answers at least this slow (seconds) are attributed to upstream connections with
-        :func:`kit.sources.capture.attribute_slow_answers`.
+        :func:`kit.analyses.attribution.attribute_slow_answers`.
     min_retransmits
         Fewest retransmitted SYNs to fire.
     window_s
@@ -136,7 +136,7 @@ def check_syn_retransmissions(
         ``retransmits_before_change``; ``slow_answers``,
         ``slow_answers_attributed``, ``per_server`` (frame), ``slow_examples`` (frame, slowest 10).
     """
-    from kit.sources.capture import attribute_slow_answers
+    from kit.analyses.attribution import attribute_slow_answers
 
     if capture is None:
         return None
@@ -249,9 +249,9 @@ def check_packet_rate(
         ``packet-rate-below-limit`` (info) when there are slow answers but the peak stays under
         ``far_below`` x the limit; else ``None``. Evidence: ``limit_pps``, ``peak_pps``,
         ``bins_above_limit``, ``slow_answers``, ``rates`` (frame from
-        :func:`kit.sources.capture.rate_summary`).
+        :func:`kit.analyses.rates.rate_summary`).
     """
-    from kit.sources.capture import packet_rates, rate_summary
+    from kit.analyses.rates import packet_rates, rate_summary
 
     if capture is None or capture.packets.is_empty():
         return None
