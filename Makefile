@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSSTAMP := $(VENV)/.system-deps
 
-.PHONY: setup test lint format report jupyter bench sanitize fuzz sample clean
+.PHONY: setup test test-fast mypy lint format report jupyter bench sanitize fuzz sample clean
 
 setup: $(STAMP) $(SYSSTAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py kit/_fastlog.c kit/_fastcap.c | $(VENV)/bin/py
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dns-incident-kit)" >/dev/null
-	$(BIN)/python -c 'import kit.notebooks as n; print("JupyterLab settings:", n.setup_lab())'
+	$(BIN)/python -c 'import kit.report.notebooks as n; print("JupyterLab settings:", n.setup_lab())'
 	touch $@
 
 $(SYSSTAMP): tools/system-deps.sh | $(VENV)/bin/python
@@ -27,7 +27,17 @@ $(SYSSTAMP): tools/system-deps.sh | $(VENV)/bin/python
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy kit
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop (under a minute): the in-process tests only (`unit`: no kernel, no server, no lab,
+# no slow robustness or fuzz run; tests/conftest.py marks every test that is none of those).
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m unit $(PYTEST_ARGS)
+
+mypy: setup
+	$(BIN)/mypy kit
 
 lint: setup
 	$(BIN)/ruff check .

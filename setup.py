@@ -3,13 +3,13 @@ the capture engine (kit/_fastcap.c), and the notebooks shipped as package data.
 
 Everything else about the package is declared in pyproject.toml. Both extensions are optional:
 where no C compiler is available the build goes on without them; ``kit.read_coredns_log`` then
-uses its polars-only path (same results, about half the speed; ``kit.coredns.NATIVE`` tells) and
-``kit.read_capture`` uses tshark for every file (``kit._capture_native.NATIVE`` tells).
+uses its polars-only path (same results, about half the speed; ``kit.sources.coredns.NATIVE`` tells) and
+``kit.read_capture`` uses tshark for every file (``kit.sources.capture._native.NATIVE`` tells).
 
 The guided notebooks stay at the top of the repository (``notebooks/*.py``, their source of
 truth); the build copies them into the package as ``kit/_notebooks/`` so that ``dnskit report``
 and ``dnskit notebooks`` work from any directory after ``pip install`` of the wheel. An editable
-install reads them from the checkout instead (``kit.notebooks.notebook_dir``).
+install reads them from the checkout instead (``kit.report.notebooks.notebook_dir``).
 """
 
 import shutil

@@ -194,13 +194,13 @@ def generate(path: Path, n_packets: int, seed: int = 1) -> dict[str, int]:
 def _case(name: str, path: str, extra: str) -> dict[str, float]:
     import pyshark
 
-    from kit.capture import read_capture  # imports are not timed (same for every case)
+    from kit.sources.capture import read_capture  # imports are not timed (same for every case)
 
     t0 = time.perf_counter()
     rows = 0
     if name == "tshark":
-        from kit import _tshark
-        from kit.capture import _AGG, _BASE_FILTER, _FIELDS
+        from kit.sources import _tshark
+        from kit.sources.capture import _AGG, _BASE_FILTER, _FIELDS
 
         argv = [_tshark.find_tshark(), "-n", "-r", path, "-Y", _BASE_FILTER, "-T", "fields"]
         argv += ["-E", "separator=/t", "-E", "occurrence=a", "-E", f"aggregator={_AGG}"]

@@ -34,8 +34,9 @@ import polars as pl  # noqa: E402
 import vl_convert as vlc  # noqa: E402
 from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script runs)
 
-from kit import charts, logs  # noqa: E402
-from kit import upstream as up  # noqa: E402
+from kit import charts  # noqa: E402
+from kit.analyses import resolver_logs as logs  # noqa: E402
+from kit.analyses import upstream as up  # noqa: E402
 
 T0 = dt.datetime(2026, 11, 26, 6, 8, 45, tzinfo=dt.UTC)
 

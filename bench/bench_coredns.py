@@ -44,8 +44,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import kit.coredns as coredns  # noqa: E402
-from kit.coredns import read_coredns_log  # noqa: E402
+import kit.sources.coredns as coredns  # noqa: E402
+from kit.sources.coredns import read_coredns_log  # noqa: E402
 
 # notes/perf-baselines.md, same host class, quiet machine, median of 3 (lines/s)
 NOTES = {
@@ -156,7 +156,7 @@ MEM_SCRIPT = """
 import gc, json, sys, time
 sys.path.insert(0, {root!r})
 import polars as pl
-from kit.coredns import read_coredns_log
+from kit.sources.coredns import read_coredns_log
 def status(key):
     # VmHWM/VmRSS of this process (ru_maxrss would include the parent's RSS at fork time)
     for line in open("/proc/self/status"):

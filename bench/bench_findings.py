@@ -30,7 +30,7 @@ from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script run
 
 import kit  # noqa: E402
 import kit.findings as kf  # noqa: E402
-from kit.capture import Capture  # noqa: E402
+from kit.sources.capture import Capture  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample"
 BUDGET_S = 60.0

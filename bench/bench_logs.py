@@ -1,4 +1,4 @@
-"""Benchmark notebooks 01-03 and their kit helpers (kit.logs, kit.overview, the charts) on the sample.
+"""Benchmark notebooks 01-03 and their kit helpers (kit.analyses.resolver_logs, kit.analyses.metrics, the charts) on the sample.
 
 Run: ``.venv/bin/python bench/bench_logs.py [--reps N] [--scale K] [--no-notebooks]``
 
@@ -7,7 +7,7 @@ compare figures measured under the same machine load. Baselines:
 
 - ``load logs``: ``kit.read_unbound_log`` of the sample's two unbound logs (the loader's cost, which
   every analysis of notebook 02 pays first);
-- ``load metrics``: ``kit.overview.read_exports`` of the sample's Prometheus exports;
+- ``load metrics``: ``kit.analyses.metrics.read_exports`` of the sample's Prometheus exports;
 - ``target``: the issue's budget for the whole sample investigation (all notebooks + HTML), 60 s.
 
 Cases: the analyses each notebook runs (same calls, same parameters), the analyses of notebook 02
@@ -33,8 +33,11 @@ import vl_convert as vlc  # noqa: E402
 from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script runs)
 
 import kit  # noqa: E402
-from kit import analysis, charts, logs, overview, report  # noqa: E402
-from kit.timeline import timeline  # noqa: E402
+from kit import charts, report  # noqa: E402
+from kit.analyses import latency as analysis  # noqa: E402
+from kit.analyses import metrics as overview  # noqa: E402
+from kit.analyses import resolver_logs as logs  # noqa: E402
+from kit.sources.timeline import timeline  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample"
 TARGET_S = 60.0

@@ -35,7 +35,7 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kit.prometheus import read_metrics
+from kit.sources.metrics.prometheus import read_metrics
 
 LE = [f"{0.00025 * 2**k:g}" for k in range(16)] + ["+Inf"]
 T0 = 1_709_251_200

@@ -26,7 +26,7 @@ import json, re, sys, time
 sys.path.insert(0, {root!r})
 import polars as pl
 import kit
-from kit.prometheus import read_metrics
+from kit.sources.metrics.prometheus import read_metrics
 def hwm():  # peak RSS of this process image (ru_maxrss would include the parent's, kept at exec)
     return int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1)) * 1024
 base = hwm()

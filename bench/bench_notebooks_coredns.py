@@ -17,7 +17,7 @@ Inputs:
   minutes of 300 TCP i/o timeouts per minute towards the upstream, with slow answered queries.
 
 Cases: notebook 03's analyses (summary, per-bin counts, peak rate, onset), notebook 06's burst
-verdict and symptom chart (bins from ``kit.logs.span_every``; with ``--no-old`` left out, also the
+verdict and symptom chart (bins from ``kit.analyses.resolver_logs.span_every``; with ``--no-old`` left out, also the
 fixed 5 s bins the notebook used before, on the excerpts: one rep, it is slow), and notebooks 02,
 03 and 06 rendered through ``kit.report.render`` on the excerpts.
 """
@@ -36,8 +36,10 @@ sys.path.insert(0, str(REPO))
 from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script runs)
 
 import kit  # noqa: E402
-from kit import coredns, findings, logs, report  # noqa: E402
-from kit.timeline import timeline  # noqa: E402
+from kit import findings, report  # noqa: E402
+from kit.analyses import resolver_logs as logs  # noqa: E402
+from kit.sources import coredns  # noqa: E402
+from kit.sources.timeline import timeline  # noqa: E402
 
 SHARED_LOGS = REPO.parent / "shared" / "fixtures" / "logs"
 TARGET_S = 60.0

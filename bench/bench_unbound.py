@@ -30,7 +30,7 @@ import polars as pl
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kit.unbound import read_unbound_log  # noqa: E402
+from kit.sources.unbound import read_unbound_log  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample" / "logs" / "unbound-node1.log"
 PUBLISHED = {

@@ -1,4 +1,4 @@
-"""Benchmark notebooks 04/05 and the kit.upstream helpers behind them, against named baselines.
+"""Benchmark notebooks 04/05 and the kit.analyses.upstream helpers behind them, against named baselines.
 
 Run: ``.venv/bin/python bench/bench_upstream.py [--scale N] [--reps R]``
 
@@ -36,10 +36,10 @@ import polars as pl  # noqa: E402
 from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script runs)
 
 import kit  # noqa: E402
-from kit import capture as kc  # noqa: E402
 from kit import report  # noqa: E402
-from kit import upstream as up  # noqa: E402
-from kit.capture import Capture  # noqa: E402
+from kit.analyses import rates  # noqa: E402
+from kit.analyses import upstream as up  # noqa: E402
+from kit.sources.capture import Capture  # noqa: E402
 
 TARGET_S = 60.0
 SAMPLE = REPO / "data" / "sample"
@@ -140,7 +140,7 @@ def main() -> int:
         ("connection_summary", lambda: up.connection_summary(cap.tcp, server_ips=ups)),
         (
             "packet_rates+summary",
-            lambda: kc.rate_summary(kc.packet_rates(up.upstream_packets(cap.packets, ups))),
+            lambda: rates.rate_summary(rates.packet_rates(up.upstream_packets(cap.packets, ups))),
         ),
     ]
     for name, fn in cases:

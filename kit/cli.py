@@ -300,7 +300,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _notebooks(args: argparse.Namespace) -> tuple[int, Any]:
     """Write the working copies; (exit code, the folder) for ``notebooks`` and ``open``."""
-    from kit.notebooks import WORK_DIR, write_working_copies
+    from kit.report.notebooks import WORK_DIR, write_working_copies
 
     dest = args.dir if args.dir is not None else WORK_DIR
     copies = write_working_copies(dest, args.artefacts or None, force=args.force)
@@ -319,7 +319,7 @@ def _open(args: argparse.Namespace, lab_args: Sequence[str]) -> int:
     import shlex
     import subprocess
 
-    from kit.notebooks import lab_command, setup_lab
+    from kit.report.notebooks import lab_command, setup_lab
 
     _, dest = _notebooks(args)
     try:
@@ -361,14 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "summarize":
-            from kit.summary import summarize_paths
+            from kit.analyses.summary import summarize_paths
 
             result = summarize_paths(args.paths)
             if args.json:
                 json.dump(result, sys.stdout, indent=2, default=str)
                 sys.stdout.write("\n")
             else:
-                from kit.summary import format_summary
+                from kit.analyses.summary import format_summary
 
                 sys.stdout.write(format_summary(result))
             return 0 if not result.get("failed") else 1

@@ -44,8 +44,8 @@ artefacts: str | list[str] | None = None  # incident folder, glob or files; None
 import polars as pl
 
 import kit
-import kit.artefacts
 import kit.report
+import kit.sources.artefacts
 
 kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
 
@@ -56,7 +56,7 @@ kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the
 kit.__version__
 
 # %%
-found = kit.report.inventory(artefacts or kit.artefacts.SAMPLE, missing_ok=True)
+found = kit.report.inventory(artefacts or kit.sources.artefacts.SAMPLE, missing_ok=True)
 found
 
 # %% [markdown]

@@ -39,11 +39,11 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 import polars as pl
 
 import kit
-import kit.artefacts
+import kit.analyses.metrics
 import kit.charts
-import kit.overview
 import kit.report
-import kit.timeline
+import kit.sources.artefacts
+import kit.sources.timeline
 
 kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
 
@@ -55,7 +55,7 @@ kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the
 # notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
 
 # %%
-sources = kit.artefacts.resolve_inputs(
+sources = kit.sources.artefacts.resolve_inputs(
     artefacts, required=["metrics"], metrics=metrics, run_json=run_json
 )
 metrics, run_json = sources.values("metrics", "run_json")
@@ -65,13 +65,13 @@ sources
 # ## The timeline and the export
 
 # %%
-tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
-exports = kit.timeline.restrict(
-    kit.overview.read_exports(metrics), start=window_start, end=window_end
+tl = kit.sources.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
+exports = kit.sources.timeline.restrict(
+    kit.analyses.metrics.read_exports(metrics), start=window_start, end=window_end
 )
-metric = histogram or kit.overview.latency_histogram_metric(exports)
+metric = histogram or kit.analyses.metrics.latency_histogram_metric(exports)
 keys = [by] if by else None
-kit.artefacts.check_span(tl, exports)
+kit.sources.artefacts.check_span(tl, exports)
 print(f"change: {tl.change_time}  fix: {tl.fix_time}  latency histogram: {metric}")
 tl.phases
 
@@ -92,12 +92,12 @@ exports.group_by("metric").agg(
 # a busy server.
 
 # %%
-quantiles = kit.overview.latency_overview(exports, metric, by=keys, matchers=matchers)
-ceiling = kit.overview.highest_finite_bucket(exports, metric) if metric else None
-node_cols = kit.overview.label_columns(quantiles)
+quantiles = kit.analyses.metrics.latency_overview(exports, metric, by=keys, matchers=matchers)
+ceiling = kit.analyses.metrics.highest_finite_bucket(exports, metric) if metric else None
+node_cols = kit.analyses.metrics.label_columns(quantiles)
 print(
     f"{quantiles.height} quantile points from {metric}; highest finite bucket: {ceiling} s; "
-    f"export resolution: {kit.overview.sample_interval_s(exports, f'{metric}_bucket')} s"
+    f"export resolution: {kit.analyses.metrics.sample_interval_s(exports, f'{metric}_bucket')} s"
 )
 
 # %%
@@ -105,7 +105,7 @@ kit.charts.with_change_marker(
     kit.charts.latency_quantiles_chart(
         quantiles,
         by=node_cols,
-        ceiling=kit.overview.chart_ceiling(quantiles, ceiling),
+        ceiling=kit.analyses.metrics.chart_ceiling(quantiles, ceiling),
         title=f"Latency quantiles from {metric}",
     ),
     tl.change_time,
@@ -118,7 +118,7 @@ kit.charts.with_change_marker(
 # process started, the only figures a single scrape can give.
 
 # %%
-kit.overview.last_quantiles(quantiles)
+kit.analyses.metrics.last_quantiles(quantiles)
 
 # %% [markdown]
 # Note: a `query_range` export of raw buckets holds the counters resampled at the export's step,
@@ -127,8 +127,8 @@ kit.overview.last_quantiles(quantiles)
 # holds Prometheus's own quantile answers (`p90_...`, `p99_...`), they follow, for comparison.
 
 # %%
-exported = kit.overview.exported_quantiles(exports)
-exported_cols = kit.overview.label_columns(exported)
+exported = kit.analyses.metrics.exported_quantiles(exports)
+exported_cols = kit.analyses.metrics.label_columns(exported)
 kit.charts.with_change_marker(
     kit.charts.latency_quantiles_chart(
         exported, by=exported_cols, ceiling=None, title="Quantiles as exported by Prometheus"
@@ -146,7 +146,7 @@ kit.charts.with_change_marker(
 
 # %%
 p99 = quantiles.filter(pl.col("quantile") == 0.99)
-kit.overview.phase_summary(p99, tl, by=node_cols)
+kit.analyses.metrics.phase_summary(p99, tl, by=node_cols)
 
 # %%
 kit.charts.before_after_chart(
@@ -166,8 +166,8 @@ kit.charts.before_after_chart(
 # covers answers that needed the upstream (cache misses), for CoreDNS every request.
 
 # %%
-rate = kit.overview.request_rate(exports, metric, by=keys, matchers=matchers)
-kit.overview.phase_summary(rate, tl, by=node_cols)
+rate = kit.analyses.metrics.request_rate(exports, metric, by=keys, matchers=matchers)
+kit.analyses.metrics.phase_summary(rate, tl, by=node_cols)
 
 # %%
 kit.charts.with_change_marker(

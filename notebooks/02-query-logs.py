@@ -39,13 +39,13 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 import polars as pl
 
 import kit
-import kit.analysis
-import kit.artefacts
+import kit.analyses.latency
+import kit.analyses.resolver_logs
 import kit.charts
-import kit.coredns
-import kit.logs
 import kit.report
-import kit.timeline
+import kit.sources.artefacts
+import kit.sources.coredns
+import kit.sources.timeline
 
 kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
 
@@ -57,7 +57,7 @@ kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the
 # notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
 
 # %%
-sources = kit.artefacts.resolve_inputs(
+sources = kit.sources.artefacts.resolve_inputs(
     artefacts, coredns_log=coredns_log, unbound_log=unbound_log, run_json=run_json
 )
 coredns_log, unbound_log, run_json = sources.values("coredns_log", "unbound_log", "run_json")
@@ -67,20 +67,21 @@ sources
 # ## The logs
 
 # %%
-tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
-core = kit.timeline.restrict(
+tl = kit.sources.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
+core = kit.sources.timeline.restrict(
     kit.read_coredns_log(coredns_log) if coredns_log else None, start=window_start, end=window_end
 )
-unb = kit.timeline.restrict(
+unb = kit.sources.timeline.restrict(
     kit.read_unbound_log(unbound_log) if unbound_log else None, start=window_start, end=window_end
 )
-queries = kit.logs.with_domain(
-    kit.logs.combined_queries(
-        coredns=kit.coredns.without_loop_probes(core) if core is not None else None, unbound=unb
+queries = kit.analyses.resolver_logs.with_domain(
+    kit.analyses.resolver_logs.combined_queries(
+        coredns=kit.sources.coredns.without_loop_probes(core) if core is not None else None,
+        unbound=unb,
     ),
     labels=domain_labels,
 )
-kit.artefacts.check_span(tl, queries)
+kit.sources.artefacts.check_span(tl, queries)
 queries.group_by("resolver", "source").agg(
     queries=pl.len(),
     slow=(pl.col("duration_s") >= slow_threshold_s).sum(),
@@ -110,12 +111,14 @@ pl.DataFrame(
 # What to look for: slow queries starting at the change (dashed line) on one log file only.
 
 # %%
-print(kit.logs.change_note(tl, change_time=change_time))
-print(kit.logs.timing_note(queries, "queries"))
+print(kit.analyses.resolver_logs.change_note(tl, change_time=change_time))
+print(kit.analyses.resolver_logs.timing_note(queries, "queries"))
 
 # %%
-bin_width = kit.logs.bin_every(queries["ts"], every)  # coarser when the logs span days
-slow_counts = kit.logs.slow_over_time(
+bin_width = kit.analyses.resolver_logs.bin_every(
+    queries["ts"], every
+)  # coarser when the logs span days
+slow_counts = kit.analyses.resolver_logs.slow_over_time(
     queries.filter(pl.col("ts").is_not_null()),  # the untimed ones are counted in the note above
     threshold_s=slow_threshold_s,
     every=bin_width,
@@ -127,8 +130,8 @@ kit.charts.count_chart(
     by=["source"],
     change_time=tl.change_time,
     fix_time=tl.fix_time,
-    title=f"Queries taking at least {slow_threshold_s:g} s, per {kit.logs.bin_label(bin_width)}",
-    y_title=f"slow queries per {kit.logs.bin_label(bin_width)}",
+    title=f"Queries taking at least {slow_threshold_s:g} s, per {kit.analyses.resolver_logs.bin_label(bin_width)}",
+    y_title=f"slow queries per {kit.analyses.resolver_logs.bin_label(bin_width)}",
 ) if slow_counts.height else print(
     "No query with a timestamp: nothing to count per time bin (see the note above)."
 )
@@ -144,24 +147,26 @@ kit.charts.count_chart(
 # gave up on the upstream and the client got nothing.
 
 # %%
-by_source = kit.logs.slow_by(queries, "source", threshold_s=slow_threshold_s)
+by_source = kit.analyses.resolver_logs.slow_by(queries, "source", threshold_s=slow_threshold_s)
 by_source
 
 # %%
-by_qtype = kit.logs.slow_by(queries, "qtype", threshold_s=slow_threshold_s)
+by_qtype = kit.analyses.resolver_logs.slow_by(queries, "qtype", threshold_s=slow_threshold_s)
 kit.charts.slow_by_chart(by_qtype, "qtype") if queries.height else by_qtype
 
 # %%
-kit.logs.slow_by(queries, "rcode", threshold_s=slow_threshold_s)
+kit.analyses.resolver_logs.slow_by(queries, "rcode", threshold_s=slow_threshold_s)
 
 # %%
-kit.logs.slow_by(queries, ["resolver", "proto", "cached", "answered"], threshold_s=slow_threshold_s)
+kit.analyses.resolver_logs.slow_by(
+    queries, ["resolver", "proto", "cached", "answered"], threshold_s=slow_threshold_s
+)
 
 # %%
-kit.logs.slow_by(queries, "client_ip", threshold_s=slow_threshold_s)
+kit.analyses.resolver_logs.slow_by(queries, "client_ip", threshold_s=slow_threshold_s)
 
 # %%
-by_domain = kit.logs.slow_by(queries, "domain", threshold_s=slow_threshold_s)
+by_domain = kit.analyses.resolver_logs.slow_by(queries, "domain", threshold_s=slow_threshold_s)
 kit.charts.slow_by_chart(by_domain, "domain") if queries.height else by_domain
 
 # %% [markdown]
@@ -172,12 +177,12 @@ kit.charts.slow_by_chart(by_domain, "domain") if queries.height else by_domain
 # ## Latency modes: do the slow queries pile up at fixed durations?
 
 # %%
-modes = kit.analysis.latency_modes(queries, min_s=min(0.2, slow_threshold_s))
+modes = kit.analyses.latency.latency_modes(queries, min_s=min(0.2, slow_threshold_s))
 modes
 
 # %%
 kit.charts.duration_histogram_chart(
-    kit.logs.duration_histogram(queries, by=["resolver"]),
+    kit.analyses.resolver_logs.duration_histogram(queries, by=["resolver"]),
     modes=modes,
     by=["resolver"],
     threshold_s=slow_threshold_s,
@@ -196,7 +201,7 @@ kit.charts.duration_histogram_chart(
 # ## The slowest queries
 
 # %%
-kit.coredns.slow_queries(queries, slow_threshold_s).select(
+kit.sources.coredns.slow_queries(queries, slow_threshold_s).select(
     "ts",
     "resolver",
     "client_ip",

@@ -40,12 +40,12 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 import polars as pl
 
 import kit
-import kit.artefacts
+import kit.analyses.resolver_logs
 import kit.charts
-import kit.coredns
-import kit.logs
 import kit.report
-import kit.timeline
+import kit.sources.artefacts
+import kit.sources.coredns
+import kit.sources.timeline
 
 kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
 
@@ -57,7 +57,7 @@ kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the
 # notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
 
 # %%
-sources = kit.artefacts.resolve_inputs(
+sources = kit.sources.artefacts.resolve_inputs(
     artefacts, coredns_log=coredns_log, unbound_log=unbound_log, capture=capture, run_json=run_json
 )
 coredns_log, unbound_log, capture, run_json = sources.values(
@@ -66,21 +66,21 @@ coredns_log, unbound_log, capture, run_json = sources.values(
 sources
 
 # %%
-tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
-core = kit.timeline.restrict(
+tl = kit.sources.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
+core = kit.sources.timeline.restrict(
     kit.read_coredns_log(coredns_log) if coredns_log else None, start=window_start, end=window_end
 )
-unb = kit.timeline.restrict(
+unb = kit.sources.timeline.restrict(
     kit.read_unbound_log(unbound_log) if unbound_log else None, start=window_start, end=window_end
 )
-cap = kit.timeline.restrict(
+cap = kit.sources.timeline.restrict(
     kit.read_capture(capture, progress=False) if capture else None,
     start=window_start,
     end=window_end,
 )
-kit.artefacts.check_span(tl, core, unb, cap)
-print(kit.logs.change_note(tl, change_time=change_time))
-print(kit.logs.failure_signal(core, cap))
+kit.sources.artefacts.check_span(tl, core, unb, cap)
+print(kit.analyses.resolver_logs.change_note(tl, change_time=change_time))
+print(kit.analyses.resolver_logs.failure_signal(core, cap))
 
 # %% [markdown]
 # ## What the logs can tell
@@ -89,13 +89,13 @@ print(kit.logs.failure_signal(core, cap))
 # kind of log records about upstream failures at all.
 
 # %%
-kit.logs.error_coverage(coredns=core, unbound=unb)
+kit.analyses.resolver_logs.error_coverage(coredns=core, unbound=unb)
 
 # %% [markdown]
 # ## Upstream errors (CoreDNS `errors` plugin)
 
 # %%
-kit.logs.error_summary(core) if core is not None else print(
+kit.analyses.resolver_logs.error_summary(core) if core is not None else print(
     "No CoreDNS log given: no upstream errors to count (see the capture below)."
 )
 
@@ -109,7 +109,9 @@ kit.logs.error_summary(core) if core is not None else print(
 
 # %%
 print(
-    kit.logs.timing_note(core.errors, "upstream errors", count="consolidated_count")
+    kit.analyses.resolver_logs.timing_note(
+        core.errors, "upstream errors", count="consolidated_count"
+    )
     if core is not None
     else "No CoreDNS log given."
 )
@@ -121,10 +123,12 @@ print(
 # upstream and are left out here; they are in the totals above).
 
 # %%
-error_bin = kit.logs.bin_every(core.errors["ts"], every) if core is not None else every
+error_bin = (
+    kit.analyses.resolver_logs.bin_every(core.errors["ts"], every) if core is not None else every
+)
 # lines without time cannot be binned: the note above counts them
-errors_per_bin = kit.coredns.error_counts(
-    (core.errors if core is not None else kit.coredns.ERRORS_SCHEMA.to_frame()).filter(
+errors_per_bin = kit.sources.coredns.error_counts(
+    (core.errors if core is not None else kit.sources.coredns.ERRORS_SCHEMA.to_frame()).filter(
         pl.col("ts").is_not_null()
     ),
     every=error_bin,
@@ -135,8 +139,8 @@ kit.charts.count_chart(
     by=["upstream", "transport", "op"],
     change_time=tl.change_time,
     fix_time=tl.fix_time,
-    title=f"CoreDNS upstream errors per {kit.logs.bin_label(error_bin)}",
-    y_title=f"error lines per {kit.logs.bin_label(error_bin)}",
+    title=f"CoreDNS upstream errors per {kit.analyses.resolver_logs.bin_label(error_bin)}",
+    y_title=f"error lines per {kit.analyses.resolver_logs.bin_label(error_bin)}",
 ) if errors_per_bin.height else print(
     "No upstream error with a timestamp: nothing to count per time bin (see the note above)."
 )
@@ -146,20 +150,24 @@ kit.charts.count_chart(
 # reference incident had **hundreds of TCP i/o timeouts per minute**):
 
 # %%
-kit.logs.peak_rate(errors_per_bin, every=error_bin, by=["upstream", "transport", "op"])
+kit.analyses.resolver_logs.peak_rate(
+    errors_per_bin, every=error_bin, by=["upstream", "transport", "op"]
+)
 
 # %% [markdown]
 # Every bin with errors (the table behind the chart; at most 30 rows shown):
 
 # %%
-kit.logs.nonzero_bins(errors_per_bin, by=["upstream", "transport", "op"])
+kit.analyses.resolver_logs.nonzero_bins(errors_per_bin, by=["upstream", "transport", "op"])
 
 # %% [markdown]
 # ## Onset against the change
 
 # %%
-print(kit.logs.change_note(tl, change_time=change_time))
-kit.logs.onset(errors_per_bin, by=["upstream", "transport", "op"], change_time=tl.change_time)
+print(kit.analyses.resolver_logs.change_note(tl, change_time=change_time))
+kit.analyses.resolver_logs.onset(
+    errors_per_bin, by=["upstream", "transport", "op"], change_time=tl.change_time
+)
 
 # %% [markdown]
 # What to look for: errors towards one upstream over `tcp` that start at the change (`first_ts`
@@ -171,8 +179,8 @@ kit.logs.onset(errors_per_bin, by=["upstream", "transport", "op"], change_time=t
 # ## Other error and warning lines
 
 # %%
-messages = kit.logs.log_messages(coredns=core, unbound=unb)
-kit.logs.message_summary(messages)
+messages = kit.analyses.resolver_logs.log_messages(coredns=core, unbound=unb)
+kit.analyses.resolver_logs.message_summary(messages)
 
 # %% [markdown]
 # Messages grouped by pattern (addresses and numbers replaced), most frequent first. An empty
@@ -186,9 +194,13 @@ kit.logs.message_summary(messages)
 # This is what CoreDNS logs as `dial tcp ...: i/o timeout`.
 
 # %%
-capture_bin = kit.logs.bin_every(cap.tcp["ts_syn"], every) if cap is not None else every
+capture_bin = (
+    kit.analyses.resolver_logs.bin_every(cap.tcp["ts_syn"], every) if cap is not None else every
+)
 attempts = (
-    kit.logs.connect_failures(cap.tcp, every=capture_bin, by=["capture", "server_ip"])
+    kit.analyses.resolver_logs.connect_failures(
+        cap.tcp, every=capture_bin, by=["capture", "server_ip"]
+    )
     if cap is not None
     else None
 )
@@ -199,14 +211,14 @@ kit.charts.count_chart(
     change_time=tl.change_time,
     fix_time=tl.fix_time,
     title="Capture-derived: SYN retransmissions towards each upstream, per "
-    + kit.logs.bin_label(capture_bin),
-    y_title=f"SYN retransmissions per {kit.logs.bin_label(capture_bin)}",
+    + kit.analyses.resolver_logs.bin_label(capture_bin),
+    y_title=f"SYN retransmissions per {kit.analyses.resolver_logs.bin_label(capture_bin)}",
 ) if attempts is not None and attempts.height else print(
     "No capture given." if cap is None else "No TCP connection to port 53 in the capture."
 )
 
 # %%
-kit.logs.onset(
+kit.analyses.resolver_logs.onset(
     attempts, value="syn_retransmits", by=["capture", "server_ip"], change_time=tl.change_time
 ) if attempts is not None else print("No capture given.")
 

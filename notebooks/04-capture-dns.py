@@ -43,12 +43,12 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 import polars as pl
 
 import kit
-import kit.artefacts
-import kit.capture
+import kit.analyses.upstream
 import kit.charts
 import kit.report
-import kit.timeline
-import kit.upstream
+import kit.sources.artefacts
+import kit.sources.capture
+import kit.sources.timeline
 
 kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
 
@@ -60,18 +60,18 @@ kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the
 # notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
 
 # %%
-sources = kit.artefacts.resolve_inputs(
+sources = kit.sources.artefacts.resolve_inputs(
     artefacts, required=["capture"], capture=capture, run_json=run_json
 )
 capture, run_json = sources.values("capture", "run_json")
 sources
 
 # %%
-cap = kit.timeline.restrict(
+cap = kit.sources.timeline.restrict(
     kit.read_capture(capture, progress=False), start=window_start, end=window_end
 )
-tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
-kit.artefacts.check_span(tl, cap)
+tl = kit.sources.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
+kit.sources.artefacts.check_span(tl, cap)
 cap.meta.select(
     "capture",
     "packets",
@@ -88,14 +88,14 @@ cap.meta.select(
 #
 # An upstream is a server that receives **forwarded** queries: the same name and type asked by
 # another sender shortly after a query to another server, before that one answered (the rule of
-# `kit.upstream.infer_upstream_ips`, the same in `05-upstream-tcp` and `06-findings`). The cache is
+# `kit.analyses.upstream.infer_upstream_ips`, the same in `05-upstream-tcp` and `06-findings`). The cache is
 # the server asked by the most distinct clients among the others. Override with `cache_ip` when the
 # guess is wrong (e.g. a capture on the upstream side only); `basis` says where each role comes from.
 
 # %%
-roles = kit.upstream.server_roles(cap.dns, tcp=cap.tcp, cache_ips=cache_ip)
-caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip, tcp=cap.tcp)
-client = kit.timeline.with_phase(kit.upstream.client_queries(cap.dns, caches), tl)
+roles = kit.analyses.upstream.server_roles(cap.dns, tcp=cap.tcp, cache_ips=cache_ip)
+caches = kit.analyses.upstream.infer_cache_ips(cap.dns, cache_ip, tcp=cap.tcp)
+client = kit.sources.timeline.with_phase(kit.analyses.upstream.client_queries(cap.dns, caches), tl)
 roles
 
 # %% [markdown]
@@ -106,14 +106,14 @@ roles
 # a p90 or p99 in seconds on one node only points at that node's path to the upstream.
 
 # %%
-kit.upstream.outcomes(client, by=["capture", "transport"], slow_s=slow_threshold_s)
+kit.analyses.upstream.outcomes(client, by=["capture", "transport"], slow_s=slow_threshold_s)
 
 # %% [markdown]
 # The same per phase of the run (before the change, during the incident, after the fix): the
 # slow answers should appear with the change and disappear with the fix.
 
 # %%
-kit.upstream.outcomes(client, by=["capture", "phase"], slow_s=slow_threshold_s)
+kit.analyses.upstream.outcomes(client, by=["capture", "phase"], slow_s=slow_threshold_s)
 
 # %% [markdown]
 # ## Latency distribution (log scale)
@@ -123,7 +123,7 @@ kit.upstream.outcomes(client, by=["capture", "phase"], slow_s=slow_threshold_s)
 # separate the phases of the run.
 
 # %%
-hist = kit.upstream.log_histogram(client, value="latency_s", by=["capture", "phase"])
+hist = kit.analyses.upstream.log_histogram(client, value="latency_s", by=["capture", "phase"])
 kit.charts.latency_histogram_chart(hist, by=["capture"], dash="phase")
 
 # %% [markdown]
@@ -133,7 +133,9 @@ kit.charts.latency_histogram_chart(hist, by=["capture"], dash="phase")
 # changed node only, tie the latency to the change.
 
 # %%
-slow = kit.upstream.slow_over_time(client, slow_s=slow_threshold_s, every=every, by=["capture"])
+slow = kit.analyses.upstream.slow_over_time(
+    client, slow_s=slow_threshold_s, every=every, by=["capture"]
+)
 kit.charts.slow_answers_chart(
     slow, by=["capture"], change_time=tl.change_time, fix_time=tl.fix_time
 )
@@ -171,8 +173,8 @@ client.filter(~pl.col("answered")).group_by("capture", "censored", "phase").agg(
 # Notebook 05 checks this on the connections themselves.
 
 # %%
-modes = kit.upstream.latency_modes_by(client, value="latency_s", by=["capture"])
-kit.upstream.match_ladder(modes)
+modes = kit.analyses.upstream.latency_modes_by(client, value="latency_s", by=["capture"])
+kit.analyses.upstream.match_ladder(modes)
 
 # %% [markdown]
 # **Next:** `05-upstream-tcp` looks at the connections from the cache to the upstream resolver:

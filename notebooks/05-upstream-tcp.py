@@ -46,13 +46,14 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 import polars as pl
 
 import kit
-import kit.artefacts
-import kit.capture
+import kit.analyses.attribution
+import kit.analyses.rates
+import kit.analyses.upstream
 import kit.charts
-import kit.findings
 import kit.report
-import kit.timeline
-import kit.upstream
+import kit.sources.artefacts
+import kit.sources.capture
+import kit.sources.timeline
 
 kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
 
@@ -64,7 +65,7 @@ kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the
 # notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
 
 # %%
-sources = kit.artefacts.resolve_inputs(
+sources = kit.sources.artefacts.resolve_inputs(
     artefacts,
     required=["capture"],
     capture=capture,
@@ -78,21 +79,21 @@ capture, run_json, corefile, unbound_conf = sources.values(
 sources
 
 # %%
-cap = kit.timeline.restrict(
+cap = kit.sources.timeline.restrict(
     kit.read_capture(capture, progress=False), start=window_start, end=window_end
 )
-tl = kit.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
-kit.artefacts.check_span(tl, cap)
-forward = kit.findings.load_inputs(corefile=corefile, unbound_conf=unbound_conf).forward
-upstreams = kit.upstream.infer_upstream_ips(
+tl = kit.sources.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
+kit.sources.artefacts.check_span(tl, cap)
+forward = kit.sources.artefacts.forward_settings(corefile, unbound_conf)
+upstreams = kit.analyses.upstream.infer_upstream_ips(
     cap.dns, upstream, forward=forward, tcp=cap.tcp, cache_ips=cache_ip
 )
-caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip, upstream_ips=upstreams)
+caches = kit.analyses.upstream.infer_cache_ips(cap.dns, cache_ip, upstream_ips=upstreams)
 
 # %% [markdown]
 # ## Who is the upstream?
 #
-# One rule, the same as `06-findings` (`kit.upstream.infer_upstream_ips`): the `upstream`
+# One rule, the same as `06-findings` (`kit.analyses.upstream.infer_upstream_ips`): the `upstream`
 # parameter when given; else the hosts of the forward settings (`corefile`, `unbound_conf`), then
 # the servers this capture shows receiving **forwarded** queries: the same name and type asked by
 # another sender at most 0.5 s after a query to another server (a query over a TCP connection
@@ -107,7 +108,7 @@ caches = kit.upstream.infer_cache_ips(cap.dns, cache_ip, upstream_ips=upstreams)
 # capture of the client side only: set `upstream`.
 
 # %%
-kit.upstream.server_roles(
+kit.analyses.upstream.server_roles(
     cap.dns, upstream_ips=upstream, forward=forward, tcp=cap.tcp, cache_ips=cache_ip
 )
 
@@ -125,7 +126,7 @@ upstreams
 # needs no retransmitted SYN at all; on a node that only uses UDP there is no row.
 
 # %%
-kit.upstream.connection_summary(cap.tcp, by=["capture", "server_ip"], server_ips=upstreams)
+kit.analyses.upstream.connection_summary(cap.tcp, by=["capture", "server_ip"], server_ips=upstreams)
 
 # %% [markdown]
 # ## SYN retransmissions over time
@@ -134,7 +135,7 @@ kit.upstream.connection_summary(cap.tcp, by=["capture", "server_ip"], server_ips
 # and stop with the fix if the switch to TCP caused them.
 
 # %%
-syn = kit.upstream.syn_retransmissions(
+syn = kit.analyses.upstream.syn_retransmissions(
     cap.packets, every=every, by=["capture", "dst_ip"], server_ips=upstreams
 )
 kit.charts.syn_retransmissions_chart(
@@ -149,11 +150,11 @@ kit.charts.syn_retransmissions_chart(
 # were lost. Dashes tell the phases of the run apart (by the connection's first SYN).
 
 # %%
-ladder = kit.upstream.syn_ladder()
-upstream_tcp = kit.timeline.with_phase(
+ladder = kit.analyses.upstream.syn_ladder()
+upstream_tcp = kit.sources.timeline.with_phase(
     cap.tcp.filter(pl.col("server_ip").is_in(upstreams)), tl, ts="ts_syn"
 )
-handshakes = kit.upstream.log_histogram(
+handshakes = kit.analyses.upstream.log_histogram(
     upstream_tcp, value="handshake_s", by=["capture", "server_ip", "phase"]
 )
 kit.charts.latency_histogram_chart(
@@ -175,7 +176,7 @@ kit.charts.latency_histogram_chart(
 # retransmitted.
 
 # %%
-kit.upstream.syn_drill_down(cap, upstreams)
+kit.analyses.upstream.syn_drill_down(cap, upstreams)
 
 # %% [markdown]
 # ## Client latency modes against the SYN ladder
@@ -186,26 +187,26 @@ kit.upstream.syn_drill_down(cap, upstreams)
 # a timeout).
 
 # %%
-client = kit.upstream.client_queries(cap.dns, caches)
-modes = kit.upstream.latency_modes_by(client, value="latency_s", by=["capture"])
-client_hist = kit.upstream.log_histogram(client, value="latency_s", by=["capture"])
+client = kit.analyses.upstream.client_queries(cap.dns, caches)
+modes = kit.analyses.upstream.latency_modes_by(client, value="latency_s", by=["capture"])
+client_hist = kit.analyses.upstream.log_histogram(client, value="latency_s", by=["capture"])
 kit.charts.ladder_chart(client_hist, ladder, modes, by=["capture"])
 
 # %%
-kit.upstream.match_ladder(modes, ladder)
+kit.analyses.upstream.match_ladder(modes, ladder)
 
 # %% [markdown]
 # ## Which upstream connection served each slow answer?
 #
 # Every slow (or unanswered) client query joined with the upstream transaction that carried the
-# same name right after it, and the TCP connection it used (`kit.capture.attribute_slow_answers`).
+# same name right after it, and the TCP connection it used (`kit.analyses.attribution.attribute_slow_answers`).
 # `up_match` says how it was found: `dns` (the upstream query), `failed_connection` (a connection
 # that never carried a query, e.g. all its SYNs dropped); null: nothing found. If answers with 1, 2,
 # 3 retransmitted SYNs wait about 1, 3, 7 s, the lost SYNs explain the latency.
 
 # %%
-attribution = kit.capture.attribute_slow_answers(cap, slow_s=slow_threshold_s)
-kit.upstream.attribution_summary(attribution)
+attribution = kit.analyses.attribution.attribute_slow_answers(cap, slow_s=slow_threshold_s)
+kit.analyses.upstream.attribution_summary(attribution)
 
 # %% [markdown]
 # The 20 slowest, with the upstream side (`up_wait_s`: seconds from the upstream leg's first SYN
@@ -225,8 +226,8 @@ attribution.head(20).select(
 # below it rules that out: the drops are about TCP, not volume.
 
 # %%
-rates = kit.capture.packet_rates(
-    kit.upstream.upstream_packets(cap.packets, upstreams),
+rates = kit.analyses.rates.packet_rates(
+    kit.analyses.upstream.upstream_packets(cap.packets, upstreams),
     every=every,
     by=["capture", "dst_ip"],
     limit_pps=packet_limit_pps,
@@ -240,7 +241,7 @@ kit.charts.io_graph_chart(
 )
 
 # %%
-kit.capture.rate_summary(rates, by=["capture", "dst_ip"], limit_pps=packet_limit_pps)
+kit.analyses.rates.rate_summary(rates, by=["capture", "dst_ip"], limit_pps=packet_limit_pps)
 
 # %% [markdown]
 # **Reading it:** retransmitted SYNs that begin with the change, handshakes and client latency

@@ -41,11 +41,12 @@ window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive)
 
 # %%
 import kit
-import kit.artefacts
+import kit.analyses.resolver_logs
+import kit.charts
 import kit.findings
-import kit.logs
 import kit.report
-import kit.timeline
+import kit.sources.artefacts
+import kit.sources.timeline
 
 kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the report
 
@@ -57,7 +58,7 @@ kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the
 # notebook at an incident with `artefacts` in the parameters cell (an input set there is kept).
 
 # %%
-sources = kit.artefacts.resolve_inputs(
+sources = kit.sources.artefacts.resolve_inputs(
     artefacts,
     capture=capture,
     coredns_log=coredns_log,
@@ -79,7 +80,7 @@ sources
 # was not given, and the checks that need it did not run.
 
 # %%
-inputs = kit.timeline.restrict(
+inputs = kit.sources.timeline.restrict(
     kit.findings.load_inputs(
         capture=capture,
         coredns_log=coredns_log,
@@ -93,7 +94,7 @@ inputs = kit.timeline.restrict(
     start=window_start,
     end=window_end,
 )
-kit.artefacts.check_span(inputs.timeline, inputs)
+kit.sources.artefacts.check_span(inputs.timeline, inputs)
 inputs.given()
 
 # %% [markdown]
@@ -135,7 +136,7 @@ kit.findings.findings_frame(found).select("severity", "id", "title", "evidence")
 # minute. The verdict says which case applies:
 
 # %%
-kit.logs.burst_status(coredns=inputs.coredns, unbound=inputs.unbound)
+kit.findings.burst_status(coredns=inputs.coredns, unbound=inputs.unbound)
 
 # %% [markdown]
 # ## The symptoms over time
@@ -147,12 +148,14 @@ kit.logs.burst_status(coredns=inputs.coredns, unbound=inputs.unbound)
 # the fix.
 
 # %%
-symptom_bin = kit.logs.span_every(  # 5 s, coarser when the inputs span days or years
-    inputs.capture.meta if inputs.capture is not None else None,
-    inputs.coredns.queries if inputs.coredns is not None else None,
-    inputs.coredns.errors if inputs.coredns is not None else None,
-    every="5s",
-    columns=("ts", "first_ts", "last_ts"),
+symptom_bin = (
+    kit.analyses.resolver_logs.span_every(  # 5 s, coarser when the inputs span days or years
+        inputs.capture.meta if inputs.capture is not None else None,
+        inputs.coredns.queries if inputs.coredns is not None else None,
+        inputs.coredns.errors if inputs.coredns is not None else None,
+        every="5s",
+        columns=("ts", "first_ts", "last_ts"),
+    )
 )
 symptoms = kit.findings.symptom_series(
     capture=inputs.capture,
@@ -161,8 +164,8 @@ symptoms = kit.findings.symptom_series(
     slow_threshold_s=slow_threshold_s,
     every=symptom_bin,
 )
-print(f"Events per second, in bins of {kit.logs.bin_label(symptom_bin)}.")
-kit.findings.symptom_chart(symptoms, inputs.timeline)
+print(f"Events per second, in bins of {kit.analyses.resolver_logs.bin_label(symptom_bin)}.")
+kit.charts.symptom_chart(symptoms, inputs.timeline)
 
 # %% [markdown]
 # ## The evidence behind each finding
@@ -171,7 +174,7 @@ kit.findings.symptom_chart(symptoms, inputs.timeline)
 # `confirm` command on the raw artefacts to check a finding without the kit.
 
 # %%
-kit.findings.show_evidence(found)
+kit.report.show_evidence(found)
 
 # %% [markdown]
 # ## What to change

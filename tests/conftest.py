@@ -74,3 +74,12 @@ def _capture_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """
     if "DNSKIT_CACHE" not in os.environ:
         os.environ["DNSKIT_CACHE"] = str(tmp_path_factory.mktemp("dnskit-cache"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that is not ``notebook``, ``lab``, ``server`` or ``slow`` is ``unit``: the fast
+    in-process loop (``make test-fast`` runs ``-m unit``)."""
+    heavy = ("notebook", "lab", "server", "slow")
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in heavy):
+            item.add_marker(pytest.mark.unit)

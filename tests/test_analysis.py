@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from kit.analysis import latency_modes, latency_quantiles, time_bins
+from kit.analyses.latency import latency_modes
+from kit.stats import latency_quantiles
+from kit.timeutil import time_bins
 
 
 def test_latency_quantiles_nearest_rank_and_nulls() -> None:
@@ -91,7 +93,7 @@ def test_time_bins_untimed_rows_and_null_groups() -> None:
 
 
 def test_match_timers_nearest_on_log_scale() -> None:
-    from kit.analysis import match_timers
+    from kit.analyses.latency import match_timers
 
     timers = pl.DataFrame({"name": ["syn1", "syn2", "syn3"], "timer_s": [1.0, 3.0, 7.0]})
     modes = pl.DataFrame({"mode_s": [1.02, 2.0, 7.9, 10.0]})

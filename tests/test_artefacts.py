@@ -1,4 +1,4 @@
-"""Pointing a notebook at an incident: ``kit.artefacts`` finds each input by kind among the
+"""Pointing a notebook at an incident: ``kit.sources.artefacts`` finds each input by kind among the
 artefacts, uses the sample only when none are given, resolves paths independently of the working
 directory, and warns when the change time lies outside the data. The notebook-level test runs
 04 on a folder holding one capture, from a working copy, with the kernel in another directory.
@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import kit.artefacts as artefacts
+import kit.sources.artefacts as artefacts
 from kit.errors import KitError, KitWarning
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,18 +93,18 @@ def _utc(text: str) -> dt.datetime:
 
 
 def test_change_time_outside_the_data_warns() -> None:
-    import kit.timeline
+    import kit.sources.timeline
 
     frame = pl.DataFrame(
         {"ts": [_utc("2024-05-01T10:00:00"), _utc("2024-05-01T10:10:00")]},
         schema={"ts": pl.Datetime("us", "UTC")},
     )
-    inside = kit.timeline.timeline(change_time="2024-05-01T10:05:00Z")
+    inside = kit.sources.timeline.timeline(change_time="2024-05-01T10:05:00Z")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert artefacts.check_span(inside, frame) == ""
-        assert artefacts.check_span(kit.timeline.timeline(), frame) == ""  # no change time
-    outside = kit.timeline.timeline(change_time="2024-05-02T10:05:00Z")
+        assert artefacts.check_span(kit.sources.timeline.timeline(), frame) == ""  # no change time
+    outside = kit.sources.timeline.timeline(change_time="2024-05-02T10:05:00Z")
     with pytest.warns(KitWarning, match=r"change time 2024-05-02T10:05:00Z .*outside the data"):
         note = artefacts.check_span(outside, None, frame)
     assert "2024-05-01T10:00:00Z to 2024-05-01T10:10:00Z" in note
@@ -112,14 +112,14 @@ def test_change_time_outside_the_data_warns() -> None:
 
 def test_sample_run_json_against_another_days_capture_warns() -> None:
     import kit
-    import kit.timeline
+    import kit.sources.timeline
 
     cap = kit.read_capture(SAMPLE / "captures" / "node1.pcap", progress=False)
-    tl = kit.timeline.timeline(run_json=SAMPLE / "run.json")
+    tl = kit.sources.timeline.timeline(run_json=SAMPLE / "run.json")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert artefacts.check_span(tl, cap) == ""  # the sample's own run
-    shifted = kit.timeline.timeline(
+    shifted = kit.sources.timeline.timeline(
         change_time=tl.change_time + dt.timedelta(days=1) if tl.change_time else None
     )
     with pytest.warns(KitWarning, match="outside the data"):
@@ -135,13 +135,13 @@ def test_notebook_04_on_one_capture_from_a_working_copy(
     import nbformat
     import papermill
 
-    import kit.notebooks
     import kit.report
+    import kit.report.notebooks
 
     copies = tmp_path / "copies"
     (written,) = [
         c
-        for c in kit.notebooks.write_working_copies(copies, [one_capture])
+        for c in kit.report.notebooks.write_working_copies(copies, [one_capture])
         if c.path.name.startswith("04-")
     ]
     assert written.status == "written"

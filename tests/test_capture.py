@@ -22,9 +22,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import kit
-from kit import _tshark
-from kit import capture as kc
+from kit.analyses import attribution
+from kit.analyses import rates as krates
 from kit.errors import InputFormatError, ToolNotFoundError
+from kit.sources import _tshark
+from kit.sources import capture as kc
 
 AGG = "\x1f"
 REAL = [
@@ -95,6 +97,7 @@ def _no_default_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("name", REAL)
+@pytest.mark.slow
 def test_dns_matches_tshark_two_pass(name: str, shared_fixtures: Path, tshark: str) -> None:
     path = shared_fixtures / "pcaps" / name
     fields = [
@@ -286,8 +289,8 @@ def test_crafted_dns_by_hand(cdata: Path) -> None:
 
 def test_attribution_explains_slow_answer(cdata: Path) -> None:
     cap = kit.read_capture(cdata / "syn_retransmit.pcap", cache=False)
-    att = kc.attribute_slow_answers(cap, slow_s=1.0)
-    assert att.schema == kc.ATTRIBUTION_SCHEMA
+    att = attribution.attribute_slow_answers(cap, slow_s=1.0)
+    assert att.schema == attribution.ATTRIBUTION_SCHEMA
     # slow client answers: api.example.com (3.0035 s) and the unanswered, uncensored lost.example.org.
     # The upstream TCP query (API.example.com, 1.8 ms itself) is its upstream leg, not a client row.
     assert sorted(att["qname"]) == ["api.example.com", "lost.example.org"]
@@ -306,13 +309,13 @@ def test_attribution_explains_slow_answer(cdata: Path) -> None:
 
 def test_rates_and_quantiles(cdata: Path) -> None:
     cap = kit.read_capture(cdata / "syn_retransmit.pcap", cache=False)
-    rates = kc.packet_rates(cap.packets, every="1s", by=["dst_ip"], limit_pps=5)
+    rates = krates.packet_rates(cap.packets, every="1s", by=["dst_ip"], limit_pps=5)
     up = rates.filter(pl.col("dst_ip") == "169.254.169.253")
     # by hand: to the upstream, second 0: SYN(0.0005) + 5 packets of stream 1 = 6; second 1: the
     # retransmitted SYN; second 3: SYN, ACK, query, FIN/ACK, ACK = 5
     assert up["packets"].to_list() == [6, 1, 5]
     assert up["above_limit"].to_list() == [True, False, False]
-    summ = kc.rate_summary(rates, by=["dst_ip"], limit_pps=5).filter(
+    summ = krates.rate_summary(rates, by=["dst_ip"], limit_pps=5).filter(
         pl.col("dst_ip") == "169.254.169.253"
     )
     assert summ["share_above_limit"].item() == pytest.approx(1 / 3) and summ["peak_pps"].item() == 6
@@ -481,8 +484,10 @@ def test_every_column_documented(schema: str) -> None:
     doc = kc.read_capture.__doc__ or ""
     for col in getattr(kc, schema):
         assert f"``{col}``" in doc, f"{schema}.{col} missing from read_capture's docstring"
-    for col in kc.ATTRIBUTION_SCHEMA:
-        assert col.startswith("up_") or f"``{col}``" in (kc.attribute_slow_answers.__doc__ or "")
+    for col in attribution.ATTRIBUTION_SCHEMA:
+        assert col.startswith("up_") or f"``{col}``" in (
+            attribution.attribute_slow_answers.__doc__ or ""
+        )
 
 
 def _bench_generator() -> types.ModuleType:
@@ -517,7 +522,7 @@ def test_generated_node_capture_ground_truth(tmp_path: Path, tshark: str) -> Non
     assert int((~cap.dns["answered"]).sum()) == st["unanswered"]
     # every answered client answer slower than 1 s waited on an upstream connection whose SYN was
     # retransmitted (hits take ~150 µs, misses without retransmission < 4 ms): one per such connection
-    att = kc.attribute_slow_answers(cap, slow_s=1.0)
+    att = attribution.attribute_slow_answers(cap, slow_s=1.0)
     answered = att.filter(pl.col("answered"))
     assert answered.height == st["conns_with_retx"] > 0
     assert answered["explained"].all() and (answered["syn_retransmits"] >= 1).all()
@@ -540,6 +545,7 @@ def test_generated_node_capture_ground_truth(tmp_path: Path, tshark: str) -> Non
         ("issue11_update_root.pcap", 3, 1),  # UPDATE, pipelined UPDATE + QUERY, root, FORMERR
     ],
 )
+@pytest.mark.slow
 def test_chunked_equals_one_pass(
     source: str,
     chunk: int,
@@ -574,6 +580,7 @@ def test_chunked_equals_one_pass(
     assert_frame_equal(one.meta.drop("notes"), many.meta.drop("notes"))
 
 
+@pytest.mark.slow
 def test_chunked_mid_stream_resync_is_reported(
     shared_fixtures: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -628,7 +635,7 @@ def test_lab_sample_capture(repo_root: Path, tshark: str) -> None:
         == n1.filter(pl.col("dns_messages") > 0).height
     )
     # the attribution explains every slow client answer by an upstream connection with SYN retransmissions
-    att = kc.attribute_slow_answers(cap, slow_s=1.0)
+    att = attribution.attribute_slow_answers(cap, slow_s=1.0)
     slow = cap.dns.filter((pl.col("server_ip") == "169.254.20.10") & (pl.col("latency_s") >= 1.0))
     assert att.filter(pl.col("answered")).height == slow.height > 100
     assert set(att["capture"]) == {"node1"}

@@ -17,10 +17,10 @@ import polars as pl
 import pytest
 
 import kit
-from kit import capture as kc
-from kit import upstream
+from kit.analyses import attribution, upstream
+from kit.analyses.summary import summarize_file
 from kit.cli import main
-from kit.summary import summarize_file
+from kit.sources import capture as kc
 
 AGG = "\x1f"
 U_MAX = {pl.UInt8: 2**8 - 1, pl.UInt16: 2**16 - 1, pl.UInt32: 2**32 - 1, pl.UInt64: 2**64 - 1}
@@ -283,6 +283,7 @@ def _near_max(df: pl.DataFrame, where: str) -> list[str]:
     return bad
 
 
+@pytest.mark.slow
 def test_no_unsigned_column_near_its_max(shared_fixtures: Path, cdata: Path) -> None:
     files = sorted((shared_fixtures / "pcaps").iterdir()) + sorted(cdata.glob("issue11_*.pcap"))
     files.append(cdata / "syn_retransmit.pcap")
@@ -292,7 +293,9 @@ def test_no_unsigned_column_near_its_max(shared_fixtures: Path, cdata: Path) -> 
         for n in ("dns", "tcp", "packets", "meta"):
             bad += _near_max(getattr(cap, n), f"{f.name}:{n}")
         bad += _near_max(upstream.connection_summary(cap.tcp), f"{f.name}:connection_summary")
-        bad += _near_max(kc.attribute_slow_answers(cap), f"{f.name}:attribute_slow_answers")
+        bad += _near_max(
+            attribution.attribute_slow_answers(cap), f"{f.name}:attribute_slow_answers"
+        )
         bad += _near_max(upstream.outcomes(cap.dns), f"{f.name}:outcomes")
         s = summarize_file(f)["summary"]
         bad += [
@@ -313,6 +316,7 @@ def _agreement_files(shared_fixtures: Path, cdata: Path) -> list[Path]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_agreement_with_tshark(shared_fixtures: Path, cdata: Path, tshark: str) -> None:
     """Per file, against ``tshark -2``: DNS messages, query messages (transactions plus
     retransmissions), retransmissions, (query, response) frame pairs, latencies to the

@@ -1,4 +1,4 @@
-"""pyshark drill-down (kit.capture.packet/stream) inside a real, running Jupyter kernel.
+"""pyshark drill-down (kit.sources.capture.packet/stream) inside a real, running Jupyter kernel.
 
 pyshark alone fails there with "This event loop is already running" (pyshark #360/#542); the kit
 runs it in a worker thread with its own loop. The notebook is built in memory and executed by
@@ -21,7 +21,7 @@ def test_drilldown_in_kernel(data_dir: Path, repo_root: Path, tshark: str) -> No
     cells = [
         # the kernel's own loop is running while cells execute: the case that breaks pyshark
         "import asyncio, json\nprint(json.dumps({'loop_running': asyncio.get_event_loop().is_running()}))",
-        "import kit.capture as kc\n"
+        "import kit.sources.capture as kc\n"
         f"p = kc.packet({path!r}, 20)\n"
         f"s = kc.stream({path!r}, 0)\n"
         "print(json.dumps({'qname': p.dns.qry_name, 'id': p.dns.id, 'response_in': p.dns.response_in,\n"

@@ -22,9 +22,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import kit
-import kit.capture as kc
-from kit import _capture_native, _tshark
+import kit.sources.capture as kc
 from kit.errors import InputFormatError, ToolNotFoundError
+from kit.sources import _tshark
+from kit.sources.capture import _native as _capture_native
 
 pytestmark = pytest.mark.skipif(
     not _capture_native.NATIVE, reason="the native capture engine (kit/_fastcap.c) is not built"
@@ -105,6 +106,7 @@ TSHARK_FILES = {
 
 
 @pytest.mark.parametrize("path", _captures(), ids=lambda p: p.name)
+@pytest.mark.slow
 def test_engines_equal_on_every_capture(path: Path, tshark: str) -> None:
     _, got = both(path)
     why = got.meta["engine_reason"].item()
@@ -216,6 +218,7 @@ def _relink(pkt: bytes, linktype: int) -> bytes:
         ("rawip4", 228),
     ],
 )
+@pytest.mark.slow
 def test_link_types_and_pcap_variants(
     variant: str, linktype: int, tmp_path: Path, tshark: str
 ) -> None:
@@ -232,6 +235,7 @@ def test_link_types_and_pcap_variants(
 
 
 @pytest.mark.parametrize("big", [False, True], ids=["little-endian", "big-endian"])
+@pytest.mark.slow
 def test_pcapng_interfaces_and_resolutions(big: bool, tmp_path: Path, tshark: str) -> None:
     recs = _records()
     # alternate the packets over two Ethernet interfaces: µs (6) and ns (9) time resolution
@@ -357,6 +361,7 @@ def test_dns_over_tcp_segments(tmp_path: Path, tshark: str) -> None:
     assert got.packets.filter(pl.col("frame") == 5)["dns_messages"].item() == 2
 
 
+@pytest.mark.slow
 def test_generated_node_capture(tmp_path: Path, tshark: str) -> None:
     """The benchmark's node generator (UDP to the cache, TCP upstream, SYN retransmissions)."""
     gen = _load("bench_capture", REPO / "bench" / "bench_capture.py")

@@ -41,8 +41,8 @@ import pytest
 from conftest import require_root, require_tool
 
 import kit
-from kit import _tshark
 from kit.errors import InputFormatError, KitError, ToolError
+from kit.sources import _tshark
 
 pytestmark = pytest.mark.usefixtures("tshark")
 
@@ -191,7 +191,7 @@ def test_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
 
 
 def test_pyshark_drill_down_checks_the_file_too(tmp_path: Path) -> None:
-    import kit.capture as kc
+    import kit.sources.capture as kc
 
     f = tmp_path / "live.pcap"
     os.mkfifo(f)
@@ -356,6 +356,7 @@ def test_tool_over_its_time_limit_is_a_tool_error(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_time_limit_stops_the_slow_file_type_detection(tshark: str) -> None:
     """What the magic check avoids: capinfos given 200 KB of newlines by name tries every file
     type for minutes (issue 14: > 150 s); the time limit stops it and kills it."""
@@ -401,6 +402,7 @@ def _watch_tools(stop: threading.Event, seen: dict[int, dict[str, str]]) -> None
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_tools_run_as_nobody_when_root(repo_root: Path, tmp_path: Path) -> None:
     require_root()
     # a root-only file in a root-only folder: the tools get it on stdin, opened by the kit
@@ -682,6 +684,7 @@ def _classify(path: Path, limit_s: float, kw: dict[str, Any]) -> tuple[str, str]
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.slow
 def test_mini_fuzz(
     pcaps: Path, repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 import vl_convert as vlc
 
 from kit import charts
-from kit import upstream as up
+from kit.analyses import upstream as up
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = dt.datetime(2026, 11, 26, 6, 9, 0, tzinfo=dt.UTC)

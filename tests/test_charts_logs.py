@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 import vl_convert as vlc
 
-from kit import charts, logs
+from kit import charts
+from kit.analyses import resolver_logs as logs
 
 SVG = "{http://www.w3.org/2000/svg}"
 UTC = dt.UTC

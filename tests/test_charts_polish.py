@@ -26,8 +26,9 @@ import polars as pl
 import pytest
 import vl_convert as vlc
 
-from kit import charts, logs
-from kit import upstream as up
+from kit import charts
+from kit.analyses import resolver_logs as logs
+from kit.analyses import upstream as up
 
 SVG = "{http://www.w3.org/2000/svg}"
 UTC = dt.UTC

@@ -230,14 +230,14 @@ def test_help_lists_the_notebook_commands(capsys: pytest.CaptureFixture[str]) ->
 def test_notebooks_writes_working_copies_pointed_at_the_artefacts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import kit.notebooks
+    import kit.report.notebooks
 
     incident = tmp_path / "incident"
     incident.mkdir()
     (incident / "x.pcap").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
     assert main(["notebooks", "copies", "incident"]) == 0
-    sources = kit.notebooks.default_notebooks()
+    sources = kit.report.notebooks.default_notebooks()
     copies = sorted((tmp_path / "copies").glob("*.py"))
     assert [p.name for p in copies] == [p.name for p in sources]
     for copy in copies:

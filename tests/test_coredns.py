@@ -18,8 +18,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import kit
-import kit.coredns as coredns_module
-from kit.coredns import (
+import kit.sources.coredns as coredns_module
+from kit.analyses.summary import summarize_file
+from kit.errors import InputFormatError, KitWarning
+from kit.schema import check_schema
+from kit.sources.coredns import (
     ERRORS_SCHEMA,
     FILES_SCHEMA,
     OTHER_SCHEMA,
@@ -31,9 +34,6 @@ from kit.coredns import (
     read_coredns_log,
     slow_queries,
 )
-from kit.errors import InputFormatError, KitWarning
-from kit.schema import check_schema
-from kit.summary import summarize_file
 
 UTC = dt.UTC
 FRAMES = ("queries", "errors", "other", "rejected")
@@ -775,7 +775,7 @@ def test_cri_final_part_that_looks_like_a_query(tmp_path: Path) -> None:
 
 
 def test_without_loop_probes(real_logs: list[Path]) -> None:
-    from kit.coredns import without_loop_probes
+    from kit.sources.coredns import without_loop_probes
 
     res = read_coredns_log(real_logs)
     kept = without_loop_probes(res.errors)

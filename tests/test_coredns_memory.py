@@ -31,10 +31,10 @@ MEASURE = """
 import json, sys
 sys.path.insert(0, sys.argv[2])
 import polars as pl
-import kit.coredns
+import kit.sources.coredns
 
 if sys.argv[3] == "polars":
-    kit.coredns._fastlog = None  # the polars-only path
+    kit.sources.coredns._fastlog = None  # the polars-only path
 
 def status(key):
     for line in open("/proc/self/status"):
@@ -42,7 +42,7 @@ def status(key):
             return int(line.split()[1]) * 1024
 
 base = status("VmRSS")
-res = kit.coredns.read_coredns_log(sys.argv[1], chunk_bytes=1 << 20)
+res = kit.sources.coredns.read_coredns_log(sys.argv[1], chunk_bytes=1 << 20)
 peak = status("VmHWM") - base
 print(json.dumps({"peak": peak, "queries": res.queries.height, "errors": res.errors.height}))
 """
@@ -91,10 +91,11 @@ def _peak(path: Path, engine: str) -> dict[str, int]:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("engine", ["native", "polars"])
+@pytest.mark.slow
 def test_leftover_lines_do_not_hold_their_blocks(tmp_path: Path, engine: str) -> None:
-    import kit.coredns
+    import kit.sources.coredns
 
-    if engine == "native" and not kit.coredns.NATIVE:
+    if engine == "native" and not kit.sources.coredns.NATIVE:
         pytest.skip("the native tokenizer was not built")
     n = 300_000
     at_end = tmp_path / "at_end.log"

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from polars.testing import assert_frame_equal
 
-import kit.coredns as coredns
-from kit.coredns import read_coredns_log
+import kit.sources.coredns as coredns
+from kit.sources.coredns import read_coredns_log
 
 FRAMES = ("queries", "errors", "other", "rejected", "files")
 
@@ -49,6 +49,7 @@ def test_built_where_a_compiler_is() -> None:
 
 
 @needs_native
+@pytest.mark.slow
 def test_kit_cases(data_dir: Path) -> None:
     files = sorted((data_dir / "coredns").glob("*.log"))
     assert len(files) > 10
@@ -58,6 +59,7 @@ def test_kit_cases(data_dir: Path) -> None:
 
 
 @needs_native
+@pytest.mark.slow
 def test_real_logs(shared_fixtures: Path) -> None:
     files = sorted((shared_fixtures / "logs").glob("*.log"))
     res = assert_same(files)
@@ -89,6 +91,7 @@ def _query_lines(shared_fixtures: Path) -> list[str]:
 
 @needs_native
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.slow
 def test_real_queries_in_every_layout(layout: str, shared_fixtures: Path, tmp_path: Path) -> None:
     lines = _query_lines(shared_fixtures)
     assert len(lines) > 10
@@ -207,6 +210,7 @@ def general_only(path: Path, **kw: object) -> coredns.CoreDNSLog:
 
 @needs_native
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.slow
 def test_hostile_mutations(seed: int, tmp_path: Path) -> None:
     """Native == polars fast path == general path alone, line for line."""
     rnd = random.Random(seed)
@@ -261,7 +265,7 @@ def test_unusable_extension_falls_back_with_a_warning(
             raise TypeError("unsupported Arrow format 'vu'")
 
     monkeypatch.setattr(coredns, "_fastlog", Broken)
-    with caplog.at_level("WARNING", logger="kit.coredns"):
+    with caplog.at_level("WARNING", logger="kit.sources.coredns"):
         assert not coredns._native_usable()
     assert "polars-only path" in caplog.text and "'vu'" in caplog.text
     monkeypatch.setattr(coredns, "_fastlog", None)

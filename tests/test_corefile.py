@@ -14,18 +14,18 @@ import polars as pl
 import pytest
 
 import kit
-from kit.corefile import (
+from kit.errors import InputFormatError
+from kit.schema import check_schema
+from kit.sources.corefile import (
     COMBINED_LOG_FORMAT,
     COMMON_LOG_FORMAT,
     FORWARD_SCHEMA,
     ZONES_SCHEMA,
     Corefile,
-    parse_go_duration,
     read_corefile,
     read_corefile_from_log,
 )
-from kit.errors import InputFormatError
-from kit.schema import check_schema
+from kit.timeutil import duration_s as parse_go_duration
 
 # file in tests/data/corefile -> how many leading spaces were removed when it was cut out of
 # ../shared/fixtures/nodelocaldns_corefiles.txt (0 = verbatim lines)
@@ -570,7 +570,7 @@ def test_corefile_from_log_errors(cdir: Path, tmp_path: Path) -> None:
 
 
 def test_every_schema_column_is_documented() -> None:
-    from kit import detect as detect_mod
+    from kit.sources import detect as detect_mod
 
     for schema, doc in [
         (FORWARD_SCHEMA, Corefile.forward_settings.__doc__),

@@ -1,4 +1,4 @@
-"""kit.detect: the kind of every shared fixture file, hand-made cases, junk, gzip, and real tools.
+"""kit.sources.detect: the kind of every shared fixture file, hand-made cases, junk, gzip, and real tools.
 
 Expected kinds of the shared files are justified by PROVENANCE.tsv (quoted per entry) and, for
 captures, by capinfos's own "File type"; the unbound/NSD configs are validated by
@@ -22,7 +22,8 @@ import polars as pl
 import pytest
 from conftest import require_tool
 
-from kit.detect import (
+from kit.schema import check_schema
+from kit.sources.detect import (
     DETECT_SCHEMA,
     HEAD_BYTES,
     ArtefactKind,
@@ -30,7 +31,6 @@ from kit.detect import (
     detect_kind,
     detect_kinds,
 )
-from kit.schema import check_schema
 
 # every file in ../shared/fixtures -> kind, with the PROVENANCE.tsv / README.md words that say so
 SHARED_KINDS: dict[str, str] = {

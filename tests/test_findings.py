@@ -21,11 +21,12 @@ import polars as pl
 import pytest
 
 import kit
+import kit.analyses.upstream
 import kit.findings as kf
-import kit.upstream
-from kit.capture import DNS_SCHEMA, META_SCHEMA, PACKETS_SCHEMA, TCP_SCHEMA, Capture
-from kit.corefile import FORWARD_SCHEMA
-from kit.timeline import timeline
+import kit.report
+from kit.sources.capture import DNS_SCHEMA, META_SCHEMA, PACKETS_SCHEMA, TCP_SCHEMA, Capture
+from kit.sources.corefile import FORWARD_SCHEMA
+from kit.sources.timeline import timeline
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
@@ -425,11 +426,11 @@ def test_infer_upstreams(sample: SimpleNamespace) -> None:
     fwd = kit.read_unbound_conf(SAMPLE / "configs" / "unbound-node2.conf")
     assert kf.infer_upstreams(None, fwd) == [UPSTREAM]
     assert kf.infer_upstreams(None, None) == []
-    # one rule: the wrapper is kit.upstream's, and notebook 05's roles list the same upstreams
+    # one rule: the wrapper is kit.analyses.upstream's, and notebook 05's roles list the same upstreams
     both = pl.concat([fwd, fwd.with_columns(upstream=pl.lit("10.96.0.10:53"))])
     got = kf.infer_upstreams(sample.cap, both)
     assert got == [UPSTREAM, "10.96.0.10"]  # settings in row order; the capture agrees on the 1st
-    roles = kit.upstream.server_roles(sample.cap.dns, forward=both, tcp=sample.cap.tcp)
+    roles = kit.analyses.upstream.server_roles(sample.cap.dns, forward=both, tcp=sample.cap.tcp)
     assert roles.filter(pl.col("role") == "upstream")["server_ip"].to_list() == got
 
 
@@ -670,7 +671,7 @@ def test_symptom_series_sample(sample: SimpleNamespace, tshark: str) -> None:
         & (pl.col("ts") + timedelta(seconds=5) <= sample.tl.change_time)
     )
     assert before.height > 0 and before["value"].sum() == 0
-    chart = kf.symptom_chart(s, sample.tl)
+    chart = kit.charts.symptom_chart(s, sample.tl)
     spec = chart.to_dict()
     assert "events per second" in str(spec) and "change" in str(spec)
     # the sample has a fix: its own rule, and a period after it (the symptoms stop there)
@@ -690,7 +691,7 @@ def test_symptom_series_coredns_errors(data_dir: Path) -> None:
     assert s["value"].sum() * 5 == pytest.approx(14)
     assert s["value"].max() == pytest.approx(0.4)
     assert s.height == 15
-    assert kf.symptom_chart(s).to_dict()["title"]
+    assert kit.charts.symptom_chart(s).to_dict()["title"]
 
 
 def test_hostile_names_stay_data() -> None:
@@ -704,8 +705,9 @@ def test_hostile_names_stay_data() -> None:
     assert f is not None
     # the shell sees the path as one argument, unexpanded
     assert evil_path in shlex.split(f.confirm)
-    html = kf.finding_html(f)
+    html = kit.report.finding_html(f)
     assert "<b>" not in html and "&lt;b&gt;" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html  # the evidence rows, escaped
     assert f.evidence["examples"]["qname"][0] == "<script>alert('x')</script>"
 
 

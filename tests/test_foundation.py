@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 import kit
-from kit._sources import expand_sources, read_raw
 from kit.errors import InputFormatError, KitError, SchemaError, ToolNotFoundError
 from kit.schema import check_schema, empty_frame
+from kit.sources._io import expand_sources, read_raw
 
 
 def test_input_format_error_names_file_line_and_fix() -> None:

@@ -12,9 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_fuzz_ci_budget(tmp_path: Path) -> None:
     out = tmp_path / "fuzz.json"
     proc = subprocess.run(

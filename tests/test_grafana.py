@@ -1,4 +1,4 @@
-"""kit.read_metrics on Grafana exports (CSV variants and DataFrame JSON), through kit.grafana.
+"""kit.read_metrics on Grafana exports (CSV variants and DataFrame JSON), through kit.sources.metrics.grafana.
 
 Expected counts come from reading the same files another way (polars' CSV reader, line counts) or
 are worked out by hand in comments.
@@ -15,9 +15,9 @@ import polars as pl
 import pytest
 
 from kit.errors import InputFormatError, KitWarning
-from kit.grafana import parse_display_name, parse_formatted_value
-from kit.prometheus import METRICS_BASE_SCHEMA, read_metrics
 from kit.schema import check_schema
+from kit.sources.metrics.grafana import parse_display_name, parse_formatted_value
+from kit.sources.metrics.prometheus import METRICS_BASE_SCHEMA, read_metrics
 
 
 def _dt(seconds: float) -> datetime:
@@ -341,7 +341,7 @@ def test_every_cell_accounted_for_in_the_log(
     shared_fixtures: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = shared_fixtures / "metrics" / "grafana_export_tenst_excel_columns.csv"
-    with caplog.at_level("INFO", logger="kit.grafana"):
+    with caplog.at_level("INFO", logger="kit.sources.metrics.grafana"):
         read_metrics(path)
     m = re.search(
         r"Grafana CSV: (\d+) samples, (\d+) empty/null cells, (\d+) rejected", caplog.text

@@ -40,6 +40,7 @@ NOTEBOOKS = ("01-latency-overview", "05-upstream-tcp")
 CHART_CALL = re.compile(r"\bkit\.(?:charts|findings)\.\w*(?:chart|with_change_marker)\(")
 
 pytestmark = [
+    pytest.mark.notebook,  # starts JupyterLab, kernels and a browser
     pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed"),
     pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
     pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed"),

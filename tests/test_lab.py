@@ -485,6 +485,7 @@ def test_sample_packet_rate_far_below_1024_pps(sample: dict[str, object], tshark
     assert per_s.max() < 1024 / 5, per_s.max()  # the resolver's limit is 1024 pps per interface
 
 
+@pytest.mark.slow
 def test_sample_slow_answers_have_retransmitted_syns(
     sample: dict[str, object], tshark: str
 ) -> None:
@@ -529,8 +530,9 @@ def test_sample_prometheus_export(sample: dict[str, object]) -> None:
 
 
 def test_sample_attribution_through_the_kit(sample: dict[str, object]) -> None:
-    """kit.capture's own attribution join agrees: ~1/3/7 s answers waited for 1/2/3 lost SYNs."""
-    from kit.capture import attribute_slow_answers, packet_rates
+    """kit.sources.capture's own attribution join agrees: ~1/3/7 s answers waited for 1/2/3 lost SYNs."""
+    from kit.analyses.attribution import attribute_slow_answers
+    from kit.analyses.rates import packet_rates
 
     cap = kit.read_capture(SAMPLE / "captures" / "node1.pcap", cache=False, progress=False)
     att = attribute_slow_answers(cap, slow_s=0.9)
@@ -625,6 +627,7 @@ def test_nft_rules_are_valid(tmp_path: Path) -> None:
         assert bool(re.search(r" drop$", rules, re.M)) == (drop != "none")
 
 
+@pytest.mark.slow
 def test_sample_counts_match_capture(sample: dict[str, object], tshark: str) -> None:
     """run.json's nftables counters against the capture; no SYN before the change, none on node2."""
     pcap = SAMPLE / "captures" / "node1.pcap"

@@ -1,4 +1,4 @@
-"""kit.logs and kit.overview: checked against hand-computed values, counts taken from the files by
+"""kit.analyses.resolver_logs and kit.analyses.metrics: checked against hand-computed values, counts taken from the files by
 other means (plain regexes, the lab's own counters in run.json), and Prometheus's own answers
 exported next to the raw buckets."""
 
@@ -13,8 +13,9 @@ import polars as pl
 import pytest
 
 import kit
-from kit import logs, overview
-from kit.timeline import timeline
+from kit.analyses import metrics as overview
+from kit.analyses import resolver_logs as logs
+from kit.sources.timeline import timeline
 
 UTC = dt.UTC
 
@@ -262,7 +263,7 @@ def test_connect_failures_match_the_lab_counters(sample: Path, run: dict, tshark
 
 
 # ---------------------------------------------------------------------------------------------
-# kit.overview on the sample's Prometheus exports
+# kit.analyses.metrics on the sample's Prometheus exports
 
 
 @pytest.fixture(scope="module")

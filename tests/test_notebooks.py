@@ -102,7 +102,7 @@ def test_notebook_parameters_cell(path: Path) -> None:
         assert p.annotation, f"{path.name}: parameter {p.name} has no type annotation"
         assert p.help, f"{path.name}: parameter {p.name} has no trailing help comment"
         # inputs name no file: the sample applies only when no artefacts are given, and then
-        # kit.artefacts finds every input in it by kind (never a sample file beside an incident's)
+        # kit.sources.artefacts finds every input in it by kind (never a sample file beside an incident's)
         if p.name in report.INPUT_PARAMETERS or p.name == report.ARTEFACTS_PARAMETER:
             assert p.default in ("None", "[]"), f"{path.name}: {p.name} = {p.default}"
             assert p.optional or p.default == "[]", f"{path.name}: {p.name}"

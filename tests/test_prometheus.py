@@ -18,13 +18,13 @@ import pytest
 
 import kit
 from kit.errors import InputFormatError, KitWarning
-from kit.prometheus import (
+from kit.schema import check_schema
+from kit.sources.metrics.prometheus import (
     METRICS_BASE_SCHEMA,
     canonical_metric,
     normalize_metric_names,
     read_metrics,
 )
-from kit.schema import check_schema
 
 UTC_US = pl.Datetime("us", "UTC")
 
@@ -920,7 +920,7 @@ def test_every_line_accounted_for_in_the_log(
 ) -> None:
     path = data_dir / "metrics" / "text_bad_lines.prom"
     n_lines = len(path.read_text().splitlines())  # 6
-    with caplog.at_level("INFO", logger="kit.prometheus"), pytest.warns(KitWarning):
+    with caplog.at_level("INFO", logger="kit.sources.metrics.prometheus"), pytest.warns(KitWarning):
         read_metrics(path, scrape_time=SCRAPE, strict=False)
     m = re.search(
         r"(\d+) samples, (\d+) comment/metadata lines, (\d+) blank lines, (\d+) rejected",
@@ -933,7 +933,7 @@ def test_every_line_accounted_for_in_the_log(
 
 
 def test_coredns_versions_inferred_range_holds_build_info(shared_fixtures: Path) -> None:
-    from kit.prometheus import coredns_versions
+    from kit.sources.metrics.prometheus import coredns_versions
 
     def key(v: str) -> tuple[int, ...]:
         return tuple(int(x) for x in v.split("."))
@@ -965,7 +965,7 @@ def test_coredns_versions_inferred_range_holds_build_info(shared_fixtures: Path)
 
 
 def test_coredns_versions_1_11_proxy(data_dir: Path) -> None:
-    from kit.prometheus import coredns_versions
+    from kit.sources.metrics.prometheus import coredns_versions
 
     new = read_metrics(data_dir / "metrics" / "text_coredns_1_11_proxy.prom", scrape_time=SCRAPE)
     old = read_metrics(data_dir / "metrics" / "text_coredns_1_10_forward.prom", scrape_time=SCRAPE)

@@ -464,7 +464,7 @@ def test_vectorised_quantiles_equal_the_step_by_step_transcription(compat: str) 
 
     import numpy as np
 
-    from kit.promql import _bucket_quantile, _quantile_matrix
+    from kit.promql._histogram import _bucket_quantile, _quantile_matrix
 
     rng = random.Random(7)
     for _ in range(300):

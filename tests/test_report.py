@@ -243,6 +243,7 @@ def _network_references(html_text: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.notebook
 def test_harness_catches_scripts_errors_dialogs_and_requests(tmp_path: Path) -> None:
     page_file = tmp_path / "bad.html"
     page_file.write_text(
@@ -336,6 +337,7 @@ def hostile_page(hostile_report: Rendered) -> Page:
     return open_in_chromium(hostile_report.html)
 
 
+@pytest.mark.notebook
 def test_report_exit_status_and_summary(hostile_report: Rendered) -> None:
     assert hostile_report.rc == 0, hostile_report.err
     assert "hostile_strings ok" in hostile_report.err
@@ -344,6 +346,7 @@ def test_report_exit_status_and_summary(hostile_report: Rendered) -> None:
     assert "coredns_log (coredns_log)" in hostile_report.err
 
 
+@pytest.mark.notebook
 def test_no_script_and_no_network_reference_in_the_file(hostile_report: Rendered) -> None:
     assert re.search(r"<script", hostile_report.text, re.IGNORECASE) is None
     assert _network_references(hostile_report.text) == []
@@ -353,6 +356,7 @@ def test_no_script_and_no_network_reference_in_the_file(hostile_report: Rendered
     assert "Content-Security-Policy" in hostile_report.text
 
 
+@pytest.mark.notebook
 def test_page_loads_with_no_error_no_dialog_no_request(
     hostile_report: Rendered, hostile_page: Page
 ) -> None:
@@ -364,6 +368,7 @@ def test_page_loads_with_no_error_no_dialog_no_request(
     assert hostile_page.probe["images"] == 0
 
 
+@pytest.mark.notebook
 def test_every_chart_renders_as_svg(hostile_page: Page) -> None:
     charts = hostile_page.probe["charts"]
     # hostile_strings.py draws two charts
@@ -385,6 +390,7 @@ def test_every_chart_renders_as_svg(hostile_page: Page) -> None:
     assert HOSTILE in charts[1]["texts"]
 
 
+@pytest.mark.notebook
 def test_hostile_strings_show_as_text(hostile_page: Page) -> None:
     probe = hostile_page.probe
     # the report's tables (kit.tables) show strings as they are: unquoted, escaped
@@ -404,6 +410,7 @@ def test_hostile_strings_show_as_text(hostile_page: Page) -> None:
     assert "p99 3.00 s" in probe["text"]
 
 
+@pytest.mark.notebook
 def test_findings_come_first(hostile_page: Page) -> None:
     text = hostile_page.probe["text"]
     # findings, then the notebooks (folded, their titles shown), then the appendix
@@ -413,6 +420,7 @@ def test_findings_come_first(hostile_page: Page) -> None:
     assert notebook < text.index("Artefacts: 2 used, 3 ignored")
 
 
+@pytest.mark.notebook
 def test_artefacts_used_and_ignored(hostile_report: Rendered, hostile_page: Page) -> None:
     used = {row[0]: row for row in hostile_page.probe["used"]}
     ignored = {row[0]: row for row in hostile_page.probe["ignored"]}
@@ -436,6 +444,7 @@ def test_artefacts_used_and_ignored(hostile_report: Rendered, hostile_page: Page
     assert not any(".hidden" in p for p in [*used, *ignored])
 
 
+@pytest.mark.notebook
 def test_notebook_received_the_captures(hostile_report: Rendered) -> None:
     nb = nbformat.read(hostile_report.executed / "hostile_strings.ipynb", as_version=4)
     passed = nb.metadata["papermill"]["parameters"]
@@ -518,6 +527,7 @@ def crafted_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> 
     return Rendered(rc, out, out.read_text(encoding="utf-8"), root, str(pcap), buf.getvalue())
 
 
+@pytest.mark.notebook
 def test_crafted_capture_names_show_as_text(crafted_report: Rendered, tshark: str) -> None:
     assert crafted_report.rc == 0, crafted_report.err
     # what tshark itself calls these names (query frames), independently of the kit
@@ -595,6 +605,7 @@ def failing_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> 
     return Rendered(rc, out, out.read_text(encoding="utf-8"), root, "", buf.getvalue())
 
 
+@pytest.mark.notebook
 def test_failing_notebook_exit_status(failing_report: Rendered) -> None:
     assert failing_report.rc == 1
     # two notebooks ran in parallel (-j 2), one was skipped; the summary keeps the given order
@@ -612,6 +623,7 @@ def test_failing_notebook_exit_status(failing_report: Rendered) -> None:
     assert "Traceback" not in failing_report.err
 
 
+@pytest.mark.notebook
 def test_failing_notebook_report_shows_the_failure(failing_report: Rendered) -> None:
     assert re.search(r"<script", failing_report.text, re.IGNORECASE) is None
     page = open_in_chromium(failing_report.html)
@@ -769,6 +781,7 @@ def test_user_paths_are_rewritten_for_the_repo_root(
     assert report._resolve_user_path("capture", 3) == 3
 
 
+@pytest.mark.notebook
 def test_unreadable_notebook_fails_alone(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -827,6 +840,7 @@ def test_error_summary_is_one_line() -> None:
     assert report._error_summary(TimeoutError()) == "TimeoutError: "
 
 
+@pytest.mark.notebook
 def test_shared_kernel_starts_each_notebook_empty(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1010,6 +1024,7 @@ def sample_measured(sample_report: Rendered) -> Measured:
     return measure(sample_report.html)
 
 
+@pytest.mark.notebook
 def test_sample_report_reads_like_a_report(
     sample_report: Rendered, sample_measured: Measured
 ) -> None:
@@ -1032,6 +1047,7 @@ def test_sample_report_reads_like_a_report(
     assert "11 of 11 checks ran" in m["coverage"]
 
 
+@pytest.mark.notebook
 def test_sample_findings_graded_by_role(sample_measured: Measured) -> None:
     roles = dict(sample_measured.screen["roles"])
     assert roles == {
@@ -1048,6 +1064,7 @@ def test_sample_findings_graded_by_role(sample_measured: Measured) -> None:
     )
 
 
+@pytest.mark.notebook
 def test_sample_tables_fit_on_screen_and_in_print(sample_measured: Measured) -> None:
     for where in (sample_measured.overflow_screen, sample_measured.overflow_print):
         assert where["tables"] >= 30
@@ -1059,6 +1076,7 @@ def test_sample_tables_fit_on_screen_and_in_print(sample_measured: Measured) -> 
     assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 2
 
 
+@pytest.mark.notebook
 def test_sample_print_header_has_title_and_window(
     sample_measured: Measured, tmp_path: Path
 ) -> None:
@@ -1083,6 +1101,7 @@ def test_sample_print_header_has_title_and_window(
         assert "2026-11-26 06:08:44" in head, (n, head)
 
 
+@pytest.mark.notebook
 def test_sample_report_loads_nothing_from_the_network(
     sample_report: Rendered, sample_measured: Measured
 ) -> None:
@@ -1092,6 +1111,7 @@ def test_sample_report_loads_nothing_from_the_network(
     assert _network_references(sample_report.text) == []
 
 
+@pytest.mark.notebook
 def test_confirm_paths_as_the_user_gave_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1112,6 +1132,7 @@ def test_confirm_paths_as_the_user_gave_them(
     assert got["explanation"] == "in incident/caps/node1.pcap"
 
 
+@pytest.mark.notebook
 def test_one_capture_hides_what_has_no_input(tmp_path: Path) -> None:
     if not (REPO / "data" / "sample" / "run.json").exists():
         pytest.skip("data/sample not present (make sample)")

@@ -217,7 +217,7 @@ def test_long_digit_strings_found_by_the_fuzzer(tmp_path: Path) -> None:
             "version": ["1." + "2" * 4400],
         }
     ).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
-    from kit.prometheus import coredns_versions
+    from kit.sources.metrics.prometheus import coredns_versions
 
     assert coredns_versions(frame).height == 1
 
@@ -380,6 +380,7 @@ def _newline_bomb(path: Path, mib: int) -> None:
 
 
 @pytest.mark.parametrize("loader", sorted(LOADERS))
+@pytest.mark.slow
 def test_gzip_bomb_fails_fast_with_a_clear_error(tmp_path: Path, loader: str) -> None:
     bomb = tmp_path / "bomb.log.gz"
     _newline_bomb(bomb, 512)
@@ -397,7 +398,7 @@ def test_gzip_cap_leaves_real_files_alone(tmp_path: Path) -> None:
     gz.write_bytes(gzip.compress(UNBOUND_LOG.read_bytes()))
     assert kit.read_unbound_log(gz).lines == UNBOUND_LOG.read_bytes().count(b"\n")
     # and the cap itself can be lowered (or raised) per call
-    from kit._sources import read_raw
+    from kit.sources._io import read_raw
 
     with pytest.raises(InputFormatError, match="gzip bomb"):
         read_raw(gz, max_ratio=2, min_limit=0)
@@ -419,6 +420,7 @@ def test_grafana_csv_with_20000_columns_is_fast(tmp_path: Path) -> None:
     assert elapsed < 6, f"{elapsed:.1f} s for {cols} columns"
 
 
+@pytest.mark.slow
 def test_api_json_memory_stays_near_the_frame(tmp_path: Path) -> None:
     """A 35 MB API matrix (1.44 M samples): the reader used 11.8x its frame above the process's
     start (the parsed document held a list, a float and a str per sample); now about 3x."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kit.analyses.summary import format_summary, summarize_paths
 from kit.cli import main
-from kit.summary import format_summary, summarize_paths
 
 
 def test_summarize_mixed_folder(

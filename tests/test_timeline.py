@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from kit.errors import InputFormatError
-from kit.timeline import parse_time, read_run, timeline, with_phase
+from kit.sources.timeline import parse_time, read_run, timeline, with_phase
 
 
 def _run(tmp_path: Path) -> Path:
@@ -70,7 +70,7 @@ def test_restrict_windows_every_kind_of_input(repo_root: Path, tshark: str) -> N
     import subprocess
 
     import kit
-    from kit.timeline import restrict
+    from kit.sources.timeline import restrict
 
     sample = repo_root / "data" / "sample"
     tl = read_run(sample / "run.json")

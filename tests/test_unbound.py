@@ -1,4 +1,4 @@
-"""kit.unbound: unbound logs (both timestamp styles) and forward settings of unbound.conf.
+"""kit.sources.unbound: unbound logs (both timestamp styles) and forward settings of unbound.conf.
 
 Real files: tests/data/unbound/real-*.log were written by unbound 1.17.1 (the lab's node cache,
 ``[epoch]`` style; and a loopback unbound with ``log-time-ascii`` and ``log-tag-queryreply``).
@@ -23,7 +23,7 @@ from conftest import require_tool
 import kit
 from kit.errors import InputFormatError, KitWarning
 from kit.schema import check_schema
-from kit.unbound import (
+from kit.sources.unbound import (
     FORWARD_SCHEMA,
     OTHER_SCHEMA,
     QUERIES_SCHEMA,
@@ -58,7 +58,7 @@ def test_public_api_and_schemas_documented() -> None:
 
 
 def test_forward_schema_is_the_corefile_one() -> None:
-    corefile = pytest.importorskip("kit.corefile")
+    corefile = pytest.importorskip("kit.sources.corefile")
     assert FORWARD_SCHEMA == corefile.FORWARD_SCHEMA
 
 
@@ -366,7 +366,7 @@ def test_conf_token_syntax_agrees_with_unbound(tmp_path: Path) -> None:
 
 def test_one_finding_covers_both_resolvers(ub: Path) -> None:
     """The unbound frame stacks onto the Corefile's (same schema): forced TCP found in both."""
-    corefile = pytest.importorskip("kit.corefile")
+    corefile = pytest.importorskip("kit.sources.corefile")
     cf = corefile.read_corefile(
         ". {\n    forward . 169.254.169.253 {\n        force_tcp\n    }\n}\n"
     )

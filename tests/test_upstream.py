@@ -1,4 +1,4 @@
-"""kit.upstream on the lab sample, cross-checked with tshark's own fields and the lab's nftables counters.
+"""kit.analyses.upstream on the lab sample, cross-checked with tshark's own fields and the lab's nftables counters.
 
 The sample (data/sample, see lab/README.md) has two captures: node1 switched its cache's upstream
 to TCP at ``change_time`` and lost SYNs (nftables dropped them at random); node2 stayed on UDP.
@@ -20,10 +20,11 @@ import polars as pl
 import pytest
 
 import kit
+import kit.analyses.attribution
 import kit.findings as kf
-from kit import upstream as up
-from kit.capture import DNS_SCHEMA, TCP_SCHEMA, Capture
-from kit.corefile import FORWARD_SCHEMA
+from kit.analyses import upstream as up
+from kit.sources.capture import DNS_SCHEMA, TCP_SCHEMA, Capture
+from kit.sources.corefile import FORWARD_SCHEMA
 
 UTC = dt.UTC
 
@@ -583,7 +584,7 @@ def test_client_modes_match_the_syn_ladder_on_node1_only(
     # node2 (UDP control) never waits 0.2 s or more, so it has no slow-tail mode at all
     assert set(modes["capture"]) == {"node1"}
     matched = modes.filter(pl.col("matches"))
-    # without groups it is kit.analysis.latency_modes on the whole frame
+    # without groups it is kit.analyses.latency.latency_modes on the whole frame
     node1 = client.filter(pl.col("capture") == "node1")
     assert up.latency_modes_by(node1, by=[]).equals(
         modes.filter(pl.col("capture") == "node1").select(
@@ -599,7 +600,7 @@ def test_client_modes_match_the_syn_ladder_on_node1_only(
 def test_attribution_summary_puts_answers_on_the_ladder(
     cap: Capture, node1_responses: list[float]
 ) -> None:
-    attribution = kit.capture.attribute_slow_answers(cap, slow_s=1.0)
+    attribution = kit.analyses.attribution.attribute_slow_answers(cap, slow_s=1.0)
     summary = up.attribution_summary(attribution)
     # every slow answer tshark timed on node1 is in the summary (node2 has none; nothing unanswered)
     assert summary["answers"].sum() == sum(1 for t in node1_responses if t >= 1.0)
@@ -632,6 +633,7 @@ SHARED_PCAPS = [
 
 
 @pytest.mark.parametrize("name", SHARED_PCAPS)
+@pytest.mark.slow
 def test_shared_pcaps_syns_and_roles_agree_with_tshark(
     name: str, shared_fixtures: Path, tshark: str, tmp_path: Path
 ) -> None:
@@ -707,6 +709,7 @@ def test_one_client_asking_two_resolvers_in_real_captures_is_no_forwarding(
     assert up.server_roles(cap.dns, tcp=cap.tcp)["role"].sort().to_list() == ["cache", "other"]
 
 
+@pytest.mark.slow
 def test_syn_drill_down_agrees_with_tshark(
     cap: Capture, run: dict, tshark: str, sample: Path
 ) -> None:

@@ -23,6 +23,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.notebook  # builds and installs a wheel, renders a report with kernels
+
 
 def _source_tree(dest: Path) -> Path:
     """The repository's files (tracked, plus new ones not ignored) copied to ``dest``."""
@@ -116,7 +118,7 @@ def test_installed_wheel_renders_a_report_outside_the_repo(wheel: Path, tmp_path
         [
             str(py),
             "-c",
-            "import kit, kit.notebooks as n; from jupyter_client.kernelspec import "
+            "import kit, kit.report.notebooks as n; from jupyter_client.kernelspec import "
             "KernelSpecManager as K; print(kit.__file__); print(n.notebook_dir()); "
             "print(K().get_kernel_spec('python3').argv[0])",
         ],

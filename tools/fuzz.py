@@ -477,8 +477,8 @@ def _run_one(loader: str, path: Path) -> dict[str, Any]:
     import warnings
 
     import kit
-    from kit._sources import read_raw
     from kit.errors import KitError, KitWarning
+    from kit.sources._io import read_raw
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as seen:

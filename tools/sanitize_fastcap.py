@@ -74,12 +74,12 @@ def _data(path: Path) -> bytes:
 def _frames(mod: object, data: bytes) -> tuple[object, ...]:
     import polars as pl
 
-    from kit._capture_native import _ArrowArray
+    from kit.sources._io import ArrowArray
 
     reason, info, rows, msgs = mod.parse(data, (53,))  # type: ignore[attr-defined]
     if reason is not None:
         return (reason,)
-    return (info, pl.DataFrame(_ArrowArray(*rows)), pl.DataFrame(_ArrowArray(*msgs)))
+    return (info, pl.DataFrame(ArrowArray(*rows)), pl.DataFrame(ArrowArray(*msgs)))
 
 
 def _mutate(rnd: random.Random, data: bytes) -> bytes:
@@ -107,7 +107,7 @@ def child(so: Path, mutations: int) -> int:
     sys.path.insert(0, str(ROOT))
     from polars.testing import assert_frame_equal
 
-    from kit import _capture_native
+    from kit.sources.capture import _native as _capture_native
 
     warnings.simplefilter("ignore")
     ref_mod = _capture_native._fastcap

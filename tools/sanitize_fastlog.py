@@ -93,7 +93,7 @@ def child(so: Path, blocks: int) -> int:
     sys.path.insert(0, str(ROOT))
     from polars.testing import assert_frame_equal
 
-    import kit.coredns as coredns
+    import kit.sources.coredns as coredns
 
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as d:

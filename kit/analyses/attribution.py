@@ -1,0 +1,249 @@
+"""Why each slow client answer of a capture was slow: the upstream exchange it waited for and that
+exchange's SYN retransmissions (:data:`ATTRIBUTION_SCHEMA`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import polars as pl
+
+from kit.sources.capture import Capture
+from kit.timeutil import UTC as _UTC
+
+_ATTRIBUTION_COLUMNS: dict[str, Any] = {
+    "capture": pl.String,
+    "ts": _UTC,
+    "client_ip": pl.String,
+    "client_port": pl.UInt16,
+    "server_ip": pl.String,
+    "dns_id": pl.UInt16,
+    "qname": pl.String,
+    "qtype": pl.String,
+    "latency_s": pl.Float64,
+    "answered": pl.Boolean,
+    "frame_query": pl.UInt32,
+    "up_ts": _UTC,
+    "up_client_ip": pl.String,
+    "up_server_ip": pl.String,
+    "up_transport": pl.String,
+    "up_dns_id": pl.UInt16,
+    "up_latency_s": pl.Float64,
+    "up_retransmissions": pl.UInt32,
+    "up_frame_query": pl.UInt32,
+    "up_match": pl.String,
+    "up_start": _UTC,
+    "up_wait_s": pl.Float64,
+    "tcp_stream": pl.UInt32,
+    "syn_retransmits": pl.UInt32,
+    "handshake_s": pl.Float64,
+    "explained": pl.Boolean,
+}
+ATTRIBUTION_SCHEMA = pl.Schema(_ATTRIBUTION_COLUMNS)
+"""Schema of :func:`attribute_slow_answers` (the columns are described there)."""
+
+
+def attribute_slow_answers(
+    cap: Capture,
+    *,
+    slow_s: float = 1.0,
+    lead_s: float = 0.0,
+    forward_within_s: float = 0.5,
+    unanswered_window_s: float = 10.0,
+    share: float = 0.5,
+) -> pl.DataFrame:
+    """For each slow client answer, the upstream transaction and TCP connection that served it.
+
+    A cache re-issues a missed query upstream with a new DNS ID (and often over another transport),
+    so the upstream leg is found by name and time: a transaction sent to another server (address
+    or port differs from the one the client asked) with the same ``qname`` (case-insensitive) and
+    ``qtype``, in the same capture, started (the first SYN of the TCP connection that carried it,
+    else the query) between ``lead_s`` seconds before and ``forward_within_s`` seconds after the
+    client's query (a cache forwards a miss at once), and finished no later than the client's
+    answer (for unanswered queries: ``unanswered_window_s`` after the query). The closest such
+    upstream start in time wins. Its TCP connection (if any)
+    brings ``syn_retransmits`` and ``handshake_s``.
+
+    Parameters
+    ----------
+    cap
+        A :class:`Capture`.
+    slow_s
+        Client answers at least this slow (seconds) are explained; unanswered, uncensored queries
+        are included too.
+    lead_s
+        How long before the client's query the upstream query may start (a cache coalescing
+        several clients onto one upstream query), seconds.
+    forward_within_s
+        How long after the client's query the upstream leg may start, seconds.
+    unanswered_window_s
+        Search window after an unanswered client query, seconds.
+    share
+        ``explained`` is true when the upstream leg took at least this share of the client's
+        latency (or the upstream connection retransmitted its SYN).
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`ATTRIBUTION_SCHEMA`, one row per slow client transaction, sorted by ``latency_s``
+        descending: the client transaction (``capture``, ``ts``, ``client_ip``, ``client_port``, ``server_ip``,
+        ``dns_id``, ``qname``, ``qtype``, ``latency_s`` seconds, ``answered``, ``frame_query``),
+        the upstream one (``up_*``, null when none was found; ``up_latency_s`` seconds is the
+        DNS query-to-answer time upstream; ``up_start`` is the first SYN of the connection that
+        carried it, else the upstream query; ``up_wait_s`` seconds from ``up_start`` to the upstream
+        answer, which includes the SYN retransmissions), ``up_match`` how it was found
+        (``"dns"``: an upstream query by name; ``"failed_connection"``: no such query, but the
+        nearest port-53 TCP connection to another server opened in the window carried no DNS
+        message at all, e.g. every SYN dropped; its ``up_*`` DNS columns are null and
+        ``up_wait_s`` runs to its last packet), its ``tcp_stream``, ``syn_retransmits``,
+        ``handshake_s`` (seconds), and ``explained``.
+    """
+    dns = cap.dns.with_row_index("_i").with_columns(
+        _key=pl.col("qname").str.to_lowercase(),
+        _end=pl.coalesce(
+            pl.col("ts_response"), pl.col("ts") + pl.duration(seconds=unanswered_window_s)
+        ),
+    )
+    slow = dns.filter((pl.col("latency_s") >= slow_s) | (~pl.col("answered") & ~pl.col("censored")))
+    tcp = cap.tcp.select(
+        "capture", tcp_stream=pl.col("stream"), syn_retransmits=pl.col("syn_retransmits"),
+        handshake_s=pl.col("handshake_s"), _ts_syn=pl.col("ts_syn"),
+    )  # fmt: skip
+    cand = (
+        dns.select(
+            "_i",
+            "capture",
+            "_key",
+            "qtype",
+            up_ts=pl.col("ts"),
+            up_end=pl.col("_end"),
+            up_client_ip=pl.col("client_ip"),
+            up_client_port=pl.col("client_port"),
+            up_server_ip=pl.col("server_ip"),
+            up_server_port=pl.col("server_port"),
+            up_transport=pl.col("transport"),
+            up_dns_id=pl.col("dns_id"),
+            up_latency_s=pl.col("latency_s"),
+            up_retransmissions=pl.col("retransmissions"),
+            up_frame_query=pl.col("frame_query"),
+            tcp_stream=pl.col("tcp_stream"),
+            up_answered=pl.col("answered"),
+        )
+        .join(tcp, on=["capture", "tcp_stream"], how="left")
+        .with_columns(
+            # the upstream leg starts when the cache opened the connection that carried the query
+            up_start=pl.when(pl.col("_ts_syn") <= pl.col("up_ts"))
+            .then(pl.col("_ts_syn"))
+            .otherwise(pl.col("up_ts"))
+        )
+        .drop("_ts_syn")
+    )
+    j = slow.drop("tcp_stream").join(
+        cand, on=["capture", "_key", "qtype"], how="inner", suffix="_up"
+    )
+    lead = pl.duration(microseconds=int(lead_s * 1e6))
+    fwd = pl.duration(microseconds=int(forward_within_s * 1e6))
+    j = j.filter(
+        (pl.col("_i") != pl.col("_i_up"))
+        & (
+            (pl.col("up_server_ip") != pl.col("server_ip"))
+            | (pl.col("up_server_port") != pl.col("server_port"))
+        )
+        & (pl.col("up_start") >= pl.col("ts") - lead)
+        & (pl.col("up_start") <= pl.col("ts") + fwd)
+        & (pl.col("up_start") <= pl.col("_end"))
+        & (~pl.col("up_answered") | (pl.col("up_end") <= pl.col("_end")))
+    )
+    up_cols = [c for c in cand.columns if c.startswith("up_")]
+    best = (
+        j.with_columns(_d=(pl.col("up_start") - pl.col("ts")).abs())
+        .sort("_i", "_d", "up_frame_query")
+        .group_by("_i", maintain_order=True)
+        .first()
+        .select("_i", "_i_up", *up_cols, "tcp_stream", "syn_retransmits", "handshake_s")
+    )
+    # a slow row that is itself the upstream leg of another slow row is not a client answer
+    slow = slow.filter(~pl.col("_i").is_in(best["_i_up"].implode()))
+    out = (
+        slow.drop("tcp_stream")
+        .join(best, on="_i", how="left")
+        .with_columns(up_match=pl.when(pl.col("up_ts").is_not_null()).then(pl.lit("dns")))
+    )
+    # no upstream query by that name in the window: the cache may have tried to open a connection
+    # that never carried a query (all SYNs dropped, or given up); take the nearest such connection
+    failed = (
+        cap.tcp.filter((pl.col("dns_messages") == 0) & pl.col("ts_syn").is_not_null())
+        .select(
+            "capture",
+            _f_ts=pl.col("ts_syn"),
+            _f_stream=pl.col("stream"),
+            _f_client=pl.col("client_ip"),
+            _f_server=pl.col("server_ip"),
+            _f_server_port=pl.col("server_port"),
+            _f_syn=pl.col("syn_retransmits"),
+            _f_hs=pl.col("handshake_s"),
+            _f_end=pl.col("ts_last"),
+        )
+        .sort("_f_ts")
+    )
+    miss = out.filter(pl.col("up_match").is_null())
+    if miss.height and failed.height:
+        got = (
+            miss.select("_i", "capture", "server_ip", "server_port", _from=pl.col("ts") - lead)
+            .sort("_from")
+            .join_asof(
+                failed,
+                left_on="_from",
+                right_on="_f_ts",
+                by="capture",
+                strategy="forward",
+                tolerance=timedelta(seconds=lead_s + forward_within_s),
+                check_sortedness=False,  # sorted by _from above, hence within each capture
+            )
+            .filter(
+                pl.col("_f_ts").is_not_null()
+                & (
+                    (pl.col("_f_server") != pl.col("server_ip"))
+                    | (pl.col("_f_server_port") != pl.col("server_port"))
+                )
+            )
+            .select(
+                "_i",
+                _m_start=pl.col("_f_ts"),
+                _m_client=pl.col("_f_client"),
+                _m_server=pl.col("_f_server"),
+                _m_stream=pl.col("_f_stream"),
+                _m_syn=pl.col("_f_syn"),
+                _m_hs=pl.col("_f_hs"),
+                _m_end=pl.col("_f_end"),
+            )
+        )
+        out = out.join(got, on="_i", how="left").with_columns(
+            up_match=pl.coalesce(
+                "up_match",
+                pl.when(pl.col("_m_start").is_not_null()).then(pl.lit("failed_connection")),
+            ),
+            up_start=pl.coalesce("up_start", "_m_start"),
+            up_end=pl.coalesce("up_end", "_m_end"),
+            up_client_ip=pl.coalesce("up_client_ip", "_m_client"),
+            up_server_ip=pl.coalesce("up_server_ip", "_m_server"),
+            up_transport=pl.coalesce(
+                "up_transport", pl.when(pl.col("_m_start").is_not_null()).then(pl.lit("tcp"))
+            ),
+            tcp_stream=pl.coalesce("tcp_stream", "_m_stream"),
+            syn_retransmits=pl.coalesce("syn_retransmits", "_m_syn"),
+            handshake_s=pl.coalesce("handshake_s", "_m_hs"),
+        )
+    out = out.with_columns(
+        up_wait_s=(pl.col("up_end") - pl.col("up_start")).dt.total_microseconds() / 1e6
+    )
+    lat = pl.coalesce(pl.col("latency_s"), pl.lit(unanswered_window_s))
+    out = out.with_columns(
+        explained=pl.col("up_match").is_not_null()
+        & ((pl.col("syn_retransmits").fill_null(0) > 0) | (pl.col("up_wait_s") >= share * lat))
+    )
+    out = out.select(list(ATTRIBUTION_SCHEMA)).sort(
+        "latency_s", "ts", descending=[True, False], nulls_last=False
+    )
+    return out.cast(dict(ATTRIBUTION_SCHEMA))  # type: ignore[arg-type]

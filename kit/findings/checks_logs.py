@@ -1,0 +1,453 @@
+"""Checks on resolver logs and answers: upstream error bursts (with :func:`error_bursts_result` and
+:func:`burst_status`: why it fired or not), search-path (ndots) expansion, SERVFAIL storms.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from kit.findings._util import _capture_paths, _quote
+from kit.findings.model import (
+    CheckResult,
+    Finding,
+)
+from kit.timeutil import UTC as _UTC
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from kit.sources.coredns import CoreDNSLog
+    from kit.sources.unbound import ResolverLog
+
+
+def check_error_bursts(
+    *,
+    coredns: Any = None,
+    unbound: Any = None,
+    every: str = "1m",
+    min_errors: int = 10,
+    critical_errors: int = 100,
+) -> Finding | None:
+    """Fires when upstream errors come in bursts: a bin with at least ``min_errors`` errors.
+
+    The finding of :func:`error_bursts_result` (which also says why it did not fire).
+    """
+    return error_bursts_result(
+        coredns=coredns,
+        unbound=unbound,
+        every=every,
+        min_errors=min_errors,
+        critical_errors=critical_errors,
+    ).finding
+
+
+def error_bursts_result(
+    *,
+    coredns: Any = None,
+    unbound: Any = None,
+    every: str = "1m",
+    min_errors: int = 10,
+    critical_errors: int = 100,
+) -> CheckResult:
+    """The error-burst check with its numbers: fired, not fired or not checked, and why.
+
+    Parameters
+    ----------
+    coredns
+        A :class:`kit.sources.coredns.CoreDNSLog` (``errors`` plugin lines; ``consolidate`` summaries
+        counted as the errors they stand for).
+    unbound
+        A :class:`kit.sources.unbound.ResolverLog` (``other`` lines at level ``error``).
+    every
+        Bin width (polars duration, default one minute).
+    min_errors, critical_errors
+        Errors in one bin to fire, and to be ``critical``.
+
+    Returns
+    -------
+    CheckResult
+        ``numbers``: ``errors`` (timed upstream errors), ``errors_without_ts``, ``peak_per_bin``,
+        ``peak_ts`` (start of the fullest bin, earliest of equals; None when none), ``every``,
+        ``min_errors``, ``critical_errors``. The finding's evidence: ``errors`` (total with a timestamp), ``errors_without_ts`` (CoreDNS errors
+        whose line has no time: not binned; when all lack one and there are at least
+        ``min_errors``, a ``warning`` says bursts cannot be told), ``peak_per_bin``,
+        ``bins_with_burst``, ``by_kind`` (frame), ``bursts`` (frame: ts, upstream, kind, count).
+    """
+    parts: list[pl.DataFrame] = []
+    files: list[str] = []
+    untimed = 0
+    numbers: dict[str, Any] = {
+        "errors": 0,
+        "errors_without_ts": 0,
+        "peak_per_bin": 0,
+        "peak_ts": None,
+        "every": every,
+        "min_errors": min_errors,
+        "critical_errors": critical_errors,
+    }
+    check = "upstream-error-bursts"
+    if coredns is None and unbound is None:
+        return CheckResult(check, "not checked", "no CoreDNS or unbound log given", numbers)
+    if coredns is not None and not coredns.errors.is_empty():
+        untimed = int(
+            coredns.errors.filter(pl.col("ts").is_null())["consolidated_count"].fill_null(1).sum()
+        )
+        if untimed:
+            log.info("%d CoreDNS errors have no timestamp and cannot be binned", untimed)
+        e = coredns.errors.filter(pl.col("ts").is_not_null())
+        parts.append(
+            e.select(
+                "ts",
+                upstream=pl.col("upstream").fill_null(""),
+                kind=pl.col("kind").fill_null("other"),
+                n=pl.col("consolidated_count").fill_null(1).cast(pl.UInt32),
+            )
+        )
+        files += e["source"].unique().sort().to_list()
+    if unbound is not None and not unbound.other.is_empty():
+        e = unbound.other.filter(pl.col("level").is_in(["error"]) & pl.col("ts").is_not_null())
+        if not e.is_empty():
+            parts.append(
+                e.select(
+                    "ts",
+                    upstream=pl.lit(""),
+                    kind=pl.col("message").str.slice(0, 40),
+                    n=pl.lit(1, dtype=pl.UInt32),
+                )
+            )
+            files += e["source"].unique().sort().to_list()
+    numbers["errors_without_ts"] = untimed
+    if not parts or all(p.is_empty() for p in parts):
+        if untimed == 0:
+            return CheckResult(check, "not fired", "the logs hold no upstream error", numbers)
+        if untimed < min_errors:
+            why = f"peak 0 timed errors per {every}, below {min_errors}; {untimed} without a timestamp"
+            return CheckResult(check, "not fired", why, numbers)
+        f = Finding(
+            id="upstream-error-bursts",
+            title=f"{untimed} upstream errors (no timestamps: bursts cannot be told)",
+            severity="warning",
+            explanation=(
+                f"The log holds {untimed} upstream errors but its lines carry no timestamp, so "
+                "whether they came in bursts cannot be told. Collect the logs with timestamps "
+                "(kubectl logs --timestamps, or the CRI files on the node)."
+            ),
+            evidence={"errors": untimed, "errors_without_ts": untimed},
+            confirm="kubectl logs --timestamps -n kube-system <pod> | grep -c 'plugin/errors'",
+        )
+        return CheckResult(check, "fired", f.title, numbers, f)
+    errs = pl.concat(parts)
+    bins = (
+        errs.with_columns(ts=pl.col("ts").dt.truncate(every))
+        .group_by("ts", "upstream", "kind")
+        .agg(count=pl.col("n").sum().cast(pl.UInt32))
+        .sort("ts", "upstream", "kind")
+    )
+    per_bin = bins.group_by("ts").agg(count=pl.col("count").sum()).sort("ts")
+    bursts = per_bin.filter(pl.col("count") >= min_errors)
+    peak = int(per_bin["count"].max() or 0)  # type: ignore[arg-type]
+    total = int(errs["n"].sum())
+    fullest = per_bin.sort(["count", "ts"], descending=[True, False])
+    numbers.update(
+        errors=total, peak_per_bin=peak, peak_ts=fullest["ts"][0] if fullest.height else None
+    )
+    if bursts.is_empty():
+        why = f"peak {peak} timed errors per {every}, below {min_errors}"
+        if untimed:
+            why += f"; {untimed} without a timestamp"
+        return CheckResult(check, "not fired", why, numbers)
+    by_kind = (
+        errs.group_by("upstream", "kind")
+        .agg(count=pl.col("n").sum().cast(pl.UInt32))
+        .sort(["count", "upstream", "kind"], descending=[True, False, False])
+    )
+    top = by_kind.row(0, named=True)
+    ups = [u for u in by_kind["upstream"].unique().sort().to_list() if u]
+    found = Finding(
+        id="upstream-error-bursts",
+        title=f"Upstream error bursts: up to {peak} errors per {every} ({top['kind']})",
+        severity="critical" if peak >= critical_errors else "warning",
+        explanation=(
+            f"{total} upstream errors, {bursts.height} bins of {every} with at least {min_errors} "
+            f"(peak {peak}). Most are '{top['kind']}'"
+            + (f" towards {', '.join(ups)}" if ups else "")
+            + ". Timeouts towards the upstream mean the cache waited for it (a dial timeout: the "
+            "TCP connection was not accepted; a read timeout: no answer). Compare with the "
+            "capture's SYN retransmissions and the forward transport."
+        ),
+        evidence={
+            "errors": total,
+            "errors_without_ts": untimed,
+            "peak_per_bin": peak,
+            "bins_with_burst": bursts.height,
+            "by_kind": by_kind,
+            "bursts": bins.join(bursts.select("ts"), on="ts", how="semi"),
+        },
+        confirm=" ; ".join(
+            f"grep -E 'ERROR|error:' {_quote(f)} | grep -oE 'i/o timeout|timeout|refused|reset' "
+            "| sort | uniq -c"
+            for f in files
+        ),
+    )
+    return CheckResult(check, "fired", found.title, numbers, found)
+
+
+def _query_frames(capture: Any, coredns: Any, unbound: Any) -> list[tuple[str, pl.DataFrame]]:
+    """(source name, frame with ts, client_ip, qname, qtype, rcode) of every source given."""
+    out = []
+    cols = ["ts", "client_ip", "qname", "qtype", "rcode"]
+    if capture is not None and not capture.dns.is_empty():
+        out.append(("capture", capture.dns.select(cols)))
+    if coredns is not None and not coredns.queries.is_empty():
+        out.append(("coredns log", coredns.queries.select(cols)))
+    if unbound is not None and not unbound.queries.is_empty():
+        out.append(("unbound log", unbound.queries.select(cols)))
+    return out
+
+
+def _confirm_per_source(
+    capture: Any, coredns: Any, unbound: Any, tshark_filter: str, grep: str
+) -> str:
+    """Commands over each artefact: ``tshark -Y`` for captures, ``grep`` pipelines for logs."""
+    parts = []
+    if capture is not None:
+        parts += [
+            f"tshark -r {_quote(p)} -Y {_quote(tshark_filter)}" for p in _capture_paths(capture)
+        ]
+    for obj in (coredns, unbound):
+        if obj is not None and "source" in obj.queries.columns:
+            files = obj.queries["source"].drop_nulls().unique().sort().to_list()
+            parts += [grep.format(file=_quote(f)) for f in files]
+    return " ; ".join(parts)
+
+
+def check_ndots_expansion(
+    *,
+    capture: Any = None,
+    coredns: Any = None,
+    unbound: Any = None,
+    cluster_domain: str = "cluster.local",
+    min_share: float = 0.2,
+    min_queries: int = 10,
+) -> Finding | None:
+    """Fires when many NXDOMAIN answers are for search-path expansions (``ndots:5``).
+
+    A name with fewer dots than ``ndots`` is first tried with every search suffix
+    (``<ns>.svc.cluster.local``, ``svc.cluster.local``, ``cluster.local``, the node's domains),
+    each an NXDOMAIN, before the name itself. An NXDOMAIN answer counts as an expansion when its
+    name ends in ``.<cluster_domain>`` (the real name is what is left before
+    ``.<ns>.svc.<domain>``, ``.svc.<domain>`` or ``.<domain>``), or when a leading part of it
+    (whole labels) was itself asked in the same source: ``example.com.ec2.internal`` after or
+    before ``example.com``. Names are compared case-insensitively. The share is taken over all
+    answers.
+
+    Parameters
+    ----------
+    capture, coredns, unbound
+        Loaded inputs (any may be ``None``).
+    cluster_domain
+        The Kubernetes cluster domain.
+    min_share, min_queries
+        Fewest expansions, as a share of answers and as a count, to fire.
+
+    Returns
+    -------
+    Finding | None
+        ``warning``. Evidence: ``expansions``, ``answers``, ``share``, ``real_names`` (names
+        the expansions stand for), ``per_name`` (frame: source, base name, expansions, example).
+    """
+    dom = cluster_domain.strip(".").lower()
+    dom_re = dom.replace(".", r"\.")
+    rows = []
+    for name, df in _query_frames(capture, coredns, unbound):
+        d = df.filter(pl.col("rcode").is_not_null()).with_columns(
+            low=pl.col("qname").str.to_lowercase().str.strip_chars_end(".")
+        )
+        asked = set(d["low"].unique().to_list())
+        nx = d.filter(pl.col("rcode") == "NXDOMAIN")
+        base_of: dict[str, str | None] = {}
+        for n in nx["low"].unique().to_list():
+            base = None
+            if n.endswith("." + dom):
+                # <name>.<ns>.svc.<dom> or <name>.svc.<dom> or <name>.<dom>: prefer a name that
+                # was itself asked, else the shortest reading
+                cands = []
+                for pat in (rf"\.[^.]+\.svc\.{dom_re}$", rf"\.svc\.{dom_re}$", rf"\.{dom_re}$"):
+                    m = re.search(pat, n)
+                    if m and m.start() > 0:
+                        cands.append(n[: m.start()])
+                base = next((c for c in cands if c in asked), cands[0] if cands else None)
+            else:
+                labels = n.split(".")
+                for k in range(len(labels) - 1, 0, -1):
+                    prefix = ".".join(labels[:k])
+                    if prefix in asked and "." in prefix:
+                        base = prefix
+                        break
+            base_of[n] = base
+        exp = nx.with_columns(
+            base=pl.col("low").replace_strict(base_of, default=None, return_dtype=pl.String),
+            source=pl.lit(name),
+        ).filter(pl.col("base").is_not_null())
+        rows.append((name, d.height, exp))
+    if not rows:
+        return None
+    total = sum(n for _, n, _ in rows)
+    exp = pl.concat([e.select("source", "ts", "qname", "qtype", "base") for _, _, e in rows])
+    if exp.height < min_queries or total == 0 or exp.height / total < min_share:
+        return None
+    per = (
+        exp.group_by("source", "base")
+        .agg(expansions=pl.len().cast(pl.UInt32), example=pl.col("qname").first())
+        .sort(["expansions", "source", "base"], descending=[True, False, False])
+    )
+    return Finding(
+        id="ndots-search-expansion",
+        title=f"Search-path expansion: {exp.height / total:.0%} of answers are NXDOMAIN for *.{dom}",
+        severity="warning",
+        explanation=(
+            f"{exp.height} of {total} answers are NXDOMAIN for names built from a search suffix "
+            f"(*.svc.{dom}, *.{dom}, or a name asked with a node search domain appended) for "
+            f"{per.height} real names. With the Kubernetes default "
+            "ndots:5, a name with fewer than 5 dots is tried with every search suffix first, "
+            "multiplying queries and latency. Use fully qualified names (trailing dot) or lower "
+            "ndots in the pod's dnsConfig."
+        ),
+        evidence={
+            "expansions": exp.height,
+            "answers": total,
+            "share": exp.height / total,
+            "real_names": per.height,
+            "per_name": per.head(20),
+        },
+        confirm=_confirm_per_source(
+            capture,
+            coredns,
+            unbound,
+            f'dns.flags.rcode==3 && dns.qry.name contains "{dom}"',
+            "grep NXDOMAIN {file} | grep -ci '" + dom.replace(".", r"\.") + "'",
+        ),
+    )
+
+
+def check_servfail_storm(
+    *,
+    capture: Any = None,
+    coredns: Any = None,
+    unbound: Any = None,
+    min_share: float = 0.05,
+    min_count: int = 10,
+) -> Finding | None:
+    """Fires when SERVFAIL answers are at least ``min_share`` of answers and ``min_count``.
+
+    Returns
+    -------
+    Finding | None
+        ``critical`` above 25 %, else ``warning``. Evidence: ``servfail``, ``answers``,
+        ``share``, ``per_source`` (frame), ``top_names`` (frame).
+    """
+    frames = []
+    for name, df in _query_frames(capture, coredns, unbound):
+        frames.append(df.filter(pl.col("rcode").is_not_null()).with_columns(source=pl.lit(name)))
+    if not frames:
+        return None
+    d = pl.concat(frames)
+    sf = d.filter(pl.col("rcode") == "SERVFAIL")
+    if d.is_empty() or sf.height < min_count or sf.height / d.height < min_share:
+        return None
+    share = sf.height / d.height
+    per = (
+        d.group_by("source")
+        .agg(answers=pl.len().cast(pl.UInt32), servfail=(pl.col("rcode") == "SERVFAIL").sum())
+        .sort("source")
+    )
+    top = (
+        sf.group_by("qname", "qtype")
+        .agg(count=pl.len().cast(pl.UInt32))
+        .sort(["count", "qname", "qtype"], descending=[True, False, False])
+        .head(10)
+    )
+    return Finding(
+        id="servfail-storm",
+        title=f"SERVFAIL storm: {share:.0%} of answers ({sf.height})",
+        severity="critical" if share >= 0.25 else "warning",
+        explanation=(
+            f"{sf.height} of {d.height} answers were SERVFAIL. The resolver could not get an "
+            "answer from upstream (timeouts, unreachable or failing upstream, DNSSEC failure); "
+            "clients retry, which adds load and latency. Look at the upstream errors at the same "
+            "time and at the names that fail most."
+        ),
+        evidence={
+            "servfail": sf.height,
+            "answers": d.height,
+            "share": share,
+            "per_source": per,
+            "top_names": top,
+        },
+        confirm=_confirm_per_source(
+            capture,
+            coredns,
+            unbound,
+            "dns.flags.response==1 && dns.flags.rcode==2",
+            "grep -c SERVFAIL {file}",
+        ),
+    )
+
+
+def burst_status(
+    *,
+    coredns: CoreDNSLog | None = None,
+    unbound: ResolverLog | None = None,
+    every: str = "1m",
+    min_errors: int = 10,
+    critical_errors: int = 100,
+) -> pl.DataFrame:
+    """Why :func:`check_error_bursts` fired or not, with the numbers it looked at (a frame of
+    :func:`error_bursts_result`).
+
+    Notebook 06 shows this next to the findings, so that an absent ``upstream-error-bursts``
+    finding says why (no log, no error, a peak below the threshold, or no timestamps).
+
+    Parameters
+    ----------
+    coredns, unbound
+        The logs given to the check (either may be None).
+    every, min_errors, critical_errors
+        The check's bin width (polars duration) and thresholds (errors in one bin to fire, and to
+        be critical), passed on to it.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row: ``errors`` (Int64, upstream errors with a timestamp: CoreDNS ``errors`` lines,
+        ``consolidate`` summaries counted as the errors they stand for, and unbound lines at level
+        ``error``), ``errors_without_ts`` (Int64, CoreDNS errors whose line has no time),
+        ``peak_per_bin`` (Int64, most timed errors in one bin; 0 when none), ``peak_ts``
+        (Datetime UTC, start of that bin), ``every`` (String), ``min_errors`` and
+        ``critical_errors`` (Int64), ``verdict`` (String: ``fired (<severity>): ...``, ``not
+        fired: ...`` or ``not checked: ...``).
+    """
+    result = error_bursts_result(
+        coredns=coredns,
+        unbound=unbound,
+        every=every,
+        min_errors=min_errors,
+        critical_errors=critical_errors,
+    )
+    return pl.DataFrame(
+        [{**result.numbers, "verdict": result.verdict}],
+        schema={
+            "errors": pl.Int64,
+            "errors_without_ts": pl.Int64,
+            "peak_per_bin": pl.Int64,
+            "peak_ts": _UTC,
+            "every": pl.String,
+            "min_errors": pl.Int64,
+            "critical_errors": pl.Int64,
+            "verdict": pl.String,
+        },
+    )
