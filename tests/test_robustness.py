@@ -434,7 +434,7 @@ def test_api_json_memory_stays_near_the_frame(tmp_path: Path) -> None:
         "def hwm():\n"
         "    status = open('/proc/self/status').read()\n"
         "    return int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) * 1024\n"
-        # the loader's modules (polars, kit.prometheus: ~55 MB) are imported before the base
+        # the loader's modules (polars, kit.sources.metrics.prometheus: ~55 MB) are imported before the base
         "read_metrics = kit.read_metrics\n"
         "base = hwm()\n"
         f"df = read_metrics({str(path)!r})\n"
