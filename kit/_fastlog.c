@@ -1,7 +1,8 @@
 /*
  * kit._fastlog: a native tokenizer for default-format CoreDNS query-log lines.
  *
- * It does what kit.coredns._fast_queries does with polars string kernels, line by line in one
+ * It does what kit.sources.coredns._fast_queries does with polars string kernels, line by line
+ * in one
  * pass over a block of bytes, and hands the result to polars through the Arrow C data interface
  * (PyCapsule "arrow_schema" / "arrow_array"), so no Python object is made per line.
  *
@@ -344,7 +345,7 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
     return era * 146097 + doe - 719468;
 }
 
-/* YYYY-MM-DDTHH:MM:SS[.f{0,9}]Z (Go's RFC3339Nano in UTC), as kit.coredns._rfc3339's cheap
+/* YYYY-MM-DDTHH:MM:SS[.f{0,9}]Z (Go's RFC3339Nano in UTC), as kit.sources.coredns._rfc3339's cheap
  * path reads it: the first six fraction digits are microseconds. */
 static int parse_zulu(Span s, int64_t *out) {
     const uint8_t *p = s.p;
@@ -374,7 +375,8 @@ static int parse_zulu(Span s, int64_t *out) {
 
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
-/* the shape kit.coredns._RFC3339 matches: YYYY-MM-DDTHH:MM:SS[(.|,)f{1,9}](Z|(+|-)HH[:]MM) */
+/* the shape kit.sources.coredns._RFC3339 matches:
+ * YYYY-MM-DDTHH:MM:SS[(.|,)f{1,9}](Z|(+|-)HH[:]MM) */
 static int rfc3339_shape(Span s) {
     static const char PAT[] = "dddd-dd-ddTdd:dd:dd";
     const uint8_t *p = s.p;
@@ -529,7 +531,7 @@ static int parse_line(const uint8_t *p, size_t n, const Layout *L, int prev_part
             return 0;
     }
     if (L->pod >= 0) {
-        /* [pod/<pod>/<container>] as kit.coredns._KPOD: both non-empty, no ']' inside */
+        /* [pod/<pod>/<container>] as kit.sources.coredns._KPOD: both non-empty, no ']' inside */
         Span t = tok[L->pod];
         if (t.n < 6 || memcmp(t.p, "[pod/", 5) != 0 || t.p[t.n - 1] != ']') return 0;
         const uint8_t *in = t.p + 5;

@@ -488,7 +488,7 @@ def test_private_home_is_removed_and_stale_ones_too(repo_root: Path) -> None:
     for d in (stale, alive):
         d.mkdir()
     try:
-        code = "from kit import _tshark; print(_tshark.run_env()['HOME'])"
+        code = "from kit.sources import _tshark; print(_tshark.run_env()['HOME'])"
         env = {**os.environ, "PYTHONPATH": str(repo_root)}
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
