@@ -14,7 +14,7 @@ setup: $(STAMP) $(SYSSTAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml setup.py kit/_fastlog.c kit/_fastcap.c | $(VENV)/bin/python $(SYSSTAMP)
+$(STAMP): pyproject.toml setup.py kit/_fastlog.c kit/_fastcap.c kit/_arrow_c.h | $(VENV)/bin/python $(SYSSTAMP)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dns-incident-kit)" >/dev/null

@@ -45,12 +45,14 @@ setup(
         Extension(
             "kit._fastlog",
             sources=["kit/_fastlog.c"],
+            depends=["kit/_arrow_c.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
             optional=True,
         ),
         Extension(
             "kit._fastcap",
             sources=["kit/_fastcap.c"],
+            depends=["kit/_arrow_c.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
             optional=True,
         ),
