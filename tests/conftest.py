@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,3 +85,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if not any(item.get_closest_marker(m) for m in heavy):
             item.add_marker(pytest.mark.unit)
+
+
+def tshark_fields(tshark: str, pcap: Path, dfilter: str, fields: list[str]) -> pl.DataFrame:
+    """tshark -T fields as a frame of strings (one column per field; multi-values joined by ,)."""
+    argv = [tshark, "-n", "-r", str(pcap), "-Y", dfilter, "-T", "fields", "-E", "separator=\t"]
+    for f in fields:
+        argv += ["-e", f]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, env={**os.environ, "LC_ALL": "C"}
+    ).stdout
+    rows = [line.split("\t") for line in out.splitlines() if line]
+    return pl.DataFrame(rows, schema=dict.fromkeys(fields, pl.String), orient="row")

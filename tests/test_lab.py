@@ -23,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import require_root, require_tool
+from conftest import require_root, require_tool, tshark_fields
 
 import kit
 
@@ -37,18 +37,6 @@ if str(REPO) not in sys.path:  # lab/ is a package at the repo root, not install
 
 
 # ----- helpers ------------------------------------------------------------------------------
-
-
-def tshark_fields(tshark: str, pcap: Path, dfilter: str, fields: list[str]) -> pl.DataFrame:
-    """tshark -T fields as a frame of strings (one column per field)."""
-    argv = [tshark, "-n", "-r", str(pcap), "-Y", dfilter, "-T", "fields", "-E", "separator=\t"]
-    for f in fields:
-        argv += ["-e", f]
-    out = subprocess.run(
-        argv, capture_output=True, text=True, check=True, env={**os.environ, "LC_ALL": "C"}
-    ).stdout
-    rows = [line.split("\t") for line in out.splitlines() if line]
-    return pl.DataFrame(rows, schema=dict.fromkeys(fields, pl.String), orient="row")
 
 
 def count(tshark: str, pcap: Path, dfilter: str) -> int:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import require_root, require_tool
+from conftest import require_root, require_tool, tshark_fields
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO_DIR = Path(os.environ.get("DNSKIT_SCENARIOS", REPO / "data" / "scenarios"))
@@ -48,18 +48,6 @@ SYN = "tcp.flags.syn == 1 && tcp.flags.ack == 0"
 
 
 # ----- helpers ------------------------------------------------------------------------------
-
-
-def tshark_fields(tshark: str, pcap: Path, dfilter: str, fields: list[str]) -> pl.DataFrame:
-    """tshark -T fields as a frame of strings (one column per field; multi-values joined by ,)."""
-    argv = [tshark, "-n", "-r", str(pcap), "-Y", dfilter, "-T", "fields", "-E", "separator=\t"]
-    for f in fields:
-        argv += ["-e", f]
-    out = subprocess.run(
-        argv, capture_output=True, text=True, check=True, env={**os.environ, "LC_ALL": "C"}
-    ).stdout
-    rows = [line.split("\t") for line in out.splitlines() if line]
-    return pl.DataFrame(rows, schema=dict.fromkeys(fields, pl.String), orient="row")
 
 
 def artefact(run: Path, rel: str) -> Path:
