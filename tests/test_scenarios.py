@@ -404,15 +404,7 @@ def test_forced_tcp_syn_drops(source: str, request: pytest.FixtureRequest, tshar
 
 # ----- the confusion matrix over the committed runs --------------------------------------------
 
-KNOWN_WRONG: dict[str, str] = {
-    "upstream-unreachable": (
-        "kit has no check for queries to the upstream left unanswered: it reports only the "
-        "symptoms servfail-storm and upstream-error-bursts (headline 'Symptom without an "
-        "established cause') and labels the 7 s latency mode with the TCP SYN backoff although "
-        "the capture holds no TCP; it should report upstream-unreachable (UDP queries to "
-        "169.254.169.253 without answers after the change, the cache's retries) as the cause"
-    ),
-}
+KNOWN_WRONG: dict[str, str] = {}
 """Scenarios whose verdict the kit gets wrong today: the reason (what it says, what it should)."""
 
 
