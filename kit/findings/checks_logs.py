@@ -454,7 +454,8 @@ def servfail_storm_result(
         ``numbers``: ``servfail``, ``answers``, ``share``, ``upstream_servfail``,
         ``upstream_answers``. The finding: ``critical`` above 25 %, else ``warning``. Evidence:
         the numbers, ``per_source`` (frame), ``top_names`` (frame); when the upstream answers
-        SERVFAIL, ``upstream``, ``zone`` and ``upstream_names`` (frame).
+        SERVFAIL, ``upstream``, ``names_under`` (the longest common suffix of the failing names:
+        they lie in that zone or one above it) and ``upstream_names`` (frame).
     """
     check = "servfail-storm"
     frames = []
@@ -515,7 +516,7 @@ def servfail_storm_result(
         zone = _common_zone(up_sf["qname"].to_list())
         evidence |= {
             "upstream": ", ".join(servers),
-            "zone": zone,
+            "names_under": zone,
             "upstream_names": up_sf.group_by("server_ip", "qname", "qtype")
             .agg(count=pl.len().cast(pl.UInt32))
             .sort(["count", "qname"], descending=[True, False])
@@ -524,7 +525,7 @@ def servfail_storm_result(
         f = Finding(
             id="servfail-storm",
             title=(
-                f"Upstream {', '.join(servers)} answers SERVFAIL for {zone} "
+                f"Upstream {', '.join(servers)} answers SERVFAIL for names under {zone} "
                 f"({up_sf.height} of {up_answers} upstream answers): {share:.0%} of answers "
                 "SERVFAIL"
             ),
@@ -532,8 +533,8 @@ def servfail_storm_result(
             role="root-cause",
             explanation=(
                 f"The upstream {', '.join(servers)} itself answered {up_sf.height} of "
-                f"{up_answers} queries from the cache with SERVFAIL (rcode 2), all under the zone "
-                f"{zone}; the cache passed them on: {sf.height} of {d.height} answers were "
+                f"{up_answers} queries from the cache with SERVFAIL (rcode 2), all for names "
+                f"under {zone} (in that zone or one above it); the cache passed them on: {sf.height} of {d.height} answers were "
                 "SERVFAIL. The upstream cannot serve that zone (a zone that failed to load, "
                 "a broken delegation, a DNSSEC failure): look at the upstream's own log (NSD/"
                 "BIND: zone load errors) around the first SERVFAIL, and fix or roll back the "

@@ -138,6 +138,10 @@ def _paths(x: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None) 
 
 
 def _error_file(err: BaseException, default: str) -> str:
+    """The file to name: ``default`` when it is a file (an error in a file it includes is still
+    its error), else the file the error names."""
+    if os.path.isfile(default):
+        return default
     path = getattr(err, "path", None) or getattr(err, "filename", None)
     return os.fspath(path) if path else default
 

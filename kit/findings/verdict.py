@@ -667,6 +667,17 @@ def finding_json(f: Finding) -> dict[str, Any]:
     }
 
 
+def results_frame(results: Sequence[CheckResult]) -> pl.DataFrame:
+    """Every check's result, one row each: ``check``, ``status`` (``fired``/``not fired``/``not
+    checked``), ``verdict`` (:attr:`CheckResult.verdict`: the finding's severity and title, or
+    why it did not fire or was not checked); all String."""
+    return pl.DataFrame(
+        [(r.check, r.status, r.verdict) for r in results],
+        schema={"check": pl.String, "status": pl.String, "verdict": pl.String},
+        orient="row",
+    )
+
+
 def check_json(r: CheckResult) -> dict[str, Any]:
     """One check's result as plain JSON: ``check``, ``status``, ``reason``, ``numbers``, and
     ``finding`` (the finding's id, or null)."""
