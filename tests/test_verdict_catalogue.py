@@ -24,6 +24,7 @@ import pytest
 from conftest import tshark_fields
 
 import kit
+import kit.errors
 import kit.findings as kf
 
 REPO = Path(__file__).resolve().parent.parent
@@ -298,30 +299,26 @@ def test_bucket_layout_is_read_before_the_ceiling() -> None:
 
 
 def test_metrics_blind_spot_knows_coredns_renames(shared_fixtures: Path) -> None:
-    expo = sorted(shared_fixtures.rglob("*.prom")) + sorted(shared_fixtures.rglob("*metrics*.txt"))
-    frames = []
-    for p in expo:
-        try:
-            frames.append((p, kit.read_metrics(p, strict=False)))
-        except Exception:  # noqa: BLE001 - only real CoreDNS expositions are of interest here
-            continue
-    proxy = [
-        (p, m) for p, m in frames if m["metric"].str.starts_with("coredns_proxy_request").any()
-    ]
-    forward = [
-        (p, m) for p, m in frames if m["metric"].str.starts_with("coredns_forward_request").any()
-    ]
-    if not proxy and not forward:
-        pytest.skip("no CoreDNS forward/proxy exposition in ../shared/fixtures")
-    for _p, m in proxy:
-        text = kf.metric_renames(m)
-        if not m["metric"].str.starts_with("coredns_forward_request_duration").any():
-            assert "coredns_forward_request_duration_seconds sees nothing here" in text
-            assert "1.11.0" in text
-    for _p, m in forward:
-        text = kf.metric_renames(m)
-        if not m["metric"].str.starts_with("coredns_proxy_request_duration").any():
-            assert "coredns_proxy_request_duration_seconds sees nothing here" in text
+    d = shared_fixtures / "metrics"
+
+    def renames(name: str) -> str:
+        path = d / name
+        if not path.is_file():
+            pytest.skip(f"{path} not in ../shared/fixtures")
+        return kf.metric_renames(kit.read_metrics(path, strict=False))
+
+    # CoreDNS 1.6.9: the names before 1.7.0's rename; 1.7.0: the names after it
+    old = renames("netdata_coredns_v1.6.9_some_load.prom")
+    assert "coredns_dns_request_count_total (CoreDNS < 1.7.0)" in old
+    assert "a query or alert on coredns_dns_requests_total sees nothing here" in old
+    new = renames("netdata_coredns_v1.7.0_some_load.prom")
+    assert "coredns_dns_requests_total (CoreDNS ≥ 1.7.0)" in new
+    assert "coredns_dns_request_count_total sees nothing here" in new
+    # CoreDNS 1.1.0's coredns_proxy_* are the old proxy plugin (proxy_proto, no proxy_name),
+    # not the 1.11 forward metrics of the same name
+    v110 = renames("datadog_coredns_v1.1.0_metrics.prom")
+    assert "old proxy plugin of CoreDNS ≤ 1.4.0" in v110
+    assert "1.11" not in v110
 
 
 def test_error_kinds_are_not_cut_at_40_characters() -> None:

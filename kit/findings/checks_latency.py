@@ -637,8 +637,12 @@ def metric_renames(metrics: pl.DataFrame | None) -> str:
 
     For each rename of :data:`COREDNS_RENAMES` where the export has one name (any of its
     ``_bucket``/``_count``/``_sum`` series) and not the other, one sentence: a dashboard or alert
-    written for the other CoreDNS version queries a name this export does not have. Empty when
-    no CoreDNS metric of a rename is present.
+    written for the other CoreDNS version queries a name this export does not have. The name
+    ``coredns_proxy_request_duration_seconds`` is told apart by its labels
+    (../shared/notes/formats.md 4.3): with ``proxy_name`` it is the forward plugin of CoreDNS ≥
+    1.11.0; without (``proxy_proto``, ``family``) it is the old ``proxy`` plugin of CoreDNS ≤
+    1.4.0, which has no forward metrics at all. Empty when no CoreDNS metric of a rename is
+    present.
     """
     if metrics is None or metrics.is_empty() or "metric" not in metrics.columns:
         return ""
@@ -647,8 +651,22 @@ def metric_renames(metrics: pl.DataFrame | None) -> str:
     def has(name: str) -> bool:
         return any(n == name or n.startswith(name + "_") for n in names)
 
+    old_proxy = False
+    if has("coredns_proxy_request_duration_seconds") or has("coredns_proxy_request_count_total"):
+        proxy = metrics.filter(pl.col("metric").str.starts_with("coredns_proxy_request"))
+        old_proxy = not (
+            "proxy_name" in proxy.columns and proxy["proxy_name"].drop_nulls().len() > 0
+        )
     parts = []
+    if old_proxy:
+        parts.append(
+            "The export has coredns_proxy_request_* without a proxy_name label: the old proxy "
+            "plugin of CoreDNS ≤ 1.4.0, not the forward plugin; a query or alert on "
+            'coredns_forward_* or on coredns_proxy_*{proxy_name="forward"} sees nothing here.'
+        )
     for old, new, version in COREDNS_RENAMES:
+        if old_proxy and new.startswith("coredns_proxy_"):
+            continue
         if has(new) and not has(old):
             parts.append(
                 f"The export has {new} (CoreDNS ≥ {version}) and no {old}: a query or alert on "
