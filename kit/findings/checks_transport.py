@@ -76,10 +76,11 @@ def forced_tcp_result(
     forced = forward.filter(pl.col("force_tcp").fill_null(False))
     nums = {"forward_rows": forward.height, "forced_rows": forced.height}
     if forced.is_empty():
-        transports = ", ".join(sorted(set(forward["transport"].drop_nulls().to_list()))) or "?"
+        transports = ", ".join(sorted(set(forward["transport"].drop_nulls().to_list())))
         return not_fired(
             check,
-            f"none of {forward.height} forward setting(s) forces TCP (transport: {transports})",
+            f"none of {forward.height} forward setting(s) forces TCP"
+            + (f" (transport: {transports})" if transports else ""),
             **nums,
         )
     rows = forced.select("resolver", "zone", "upstream", "transport", "source", "line_no")
