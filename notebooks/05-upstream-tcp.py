@@ -252,6 +252,18 @@ kit.charts.io_graph_chart(
 kit.analyses.rates.rate_summary(rates, by=["capture", "dst_ip"], limit_pps=packet_limit_pps)
 
 # %% [markdown]
+# The limit counts every packet a network interface sends to the resolver, whatever the
+# destination address: the peak per interface (one capture = one node's interface), with the TCP
+# handshake and acknowledgement packets (`tcp_overhead_packets`) that a forced-TCP cache adds to
+# each query, in 1 s bins:
+
+# %%
+per_interface, per_destination = kit.analyses.rates.interface_rates(
+    kit.analyses.upstream.upstream_packets(cap.packets, upstreams), limit_pps=packet_limit_pps
+)
+per_interface
+
+# %% [markdown]
 # **Reading it:** retransmitted SYNs that begin with the change, handshakes and client latency
 # modes on the 1 / 3 / 7 s rungs, slow answers each served by a connection with lost SYNs, and a
 # packet rate far below the limit together say: the upstream is dropping TCP connection attempts,
