@@ -110,8 +110,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="upstream-unreachable",
-            # no kit check names this cause yet (queries to the upstream left unanswered): the
-            # confusion matrix marks it xfail until one does
+            # the upstream-unreachable check names it (UDP queries to the upstream left
+            # unanswered, the cache's retry timers in the latency modes)
             cause=("upstream-unreachable",),
             chain=(
                 "servfail-storm",
