@@ -31,6 +31,11 @@ from conftest import require_tool
 
 import kit.report as report
 from kit.cli import main
+from kit.report import artefacts as report_artefacts
+from kit.report import execute as report_execute
+from kit.report import handover as report_handover
+from kit.report import html as report_html
+from kit.report import parameters as report_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -723,7 +728,7 @@ class _Finding:
 
 def test_finding_hand_over_format() -> None:
     frame = pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
-    got = report._finding_dict(
+    got = report_handover._finding_dict(
         _Finding("syn-retx", "SYN retransmissions", "high", "why", {"rows": frame, "p": 0.5}, "cmd")
     )
     assert got == {
@@ -745,7 +750,7 @@ def test_finding_hand_over_format() -> None:
         "confirm": "cmd",
     }
     # a kit finding: its role comes from the check that made it
-    assert report._finding_dict({"id": "forced-tcp", "evidence": {"p99_s": 0.0123}}) == {
+    assert report_handover._finding_dict({"id": "forced-tcp", "evidence": {"p99_s": 0.0123}}) == {
         "id": "forced-tcp",
         "title": "",
         "severity": "",
@@ -760,7 +765,7 @@ def test_finding_hand_over_format() -> None:
 def test_text_makes_control_bytes_visible() -> None:
     # a file name from the wire may hold any byte; the report shows it, escaped, never raw
     raw = os.fsdecode(b"a\x1b[31m\xff\n.pcap")
-    shown = report._e(raw)
+    shown = report_html._e(raw)
     assert "\x1b" not in shown and "\n" not in shown
     assert "\\x1b[31m" in shown and "\\udcff" in shown and "\\n" in shown
 
@@ -771,14 +776,16 @@ def test_user_paths_are_rewritten_for_the_repo_root(
     (tmp_path / "node1.pcap").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
     # the notebook runs in the repo root: a path relative to the caller's directory must move
-    assert report._resolve_user_path("capture", "node1.pcap") == str(tmp_path / "node1.pcap")
-    assert report._resolve_user_path("artefacts", ["node1.pcap", "gone.pcap"]) == [
+    assert report_parameters._resolve_user_path("capture", "node1.pcap") == str(
+        tmp_path / "node1.pcap"
+    )
+    assert report_parameters._resolve_user_path("artefacts", ["node1.pcap", "gone.pcap"]) == [
         str(tmp_path / "node1.pcap"),
         "gone.pcap",
     ]
     # not an artefact input: left alone even when such a file exists
-    assert report._resolve_user_path("label", "node1.pcap") == "node1.pcap"
-    assert report._resolve_user_path("capture", 3) == 3
+    assert report_parameters._resolve_user_path("label", "node1.pcap") == "node1.pcap"
+    assert report_parameters._resolve_user_path("capture", 3) == 3
 
 
 @pytest.mark.notebook
@@ -814,7 +821,7 @@ def test_scripts_in_html_outputs_are_removed() -> None:
         )
     )
     run = report.NotebookRun("x", Path("x.py"), "ok")
-    combined = report._combine([(run, nb)], "t")
+    combined = report_html._combine([(run, nb)], "t")
     shown = combined.cells[-1].outputs[0]["data"]["text/html"]
     assert shown == (
         "<div id='vis'></div><p>kept</p>"
@@ -835,9 +842,11 @@ def test_error_summary_is_one_line() -> None:
         evalue="too many\nrows\n",
         traceback=[],
     )
-    assert report._error_summary(exc) == "MaxRowsError: too many … (cell In [7])"
-    assert report._error_summary(RuntimeError("x" * 400)) == "RuntimeError: " + "x" * 299 + "…"
-    assert report._error_summary(TimeoutError()) == "TimeoutError: "
+    assert report_execute._error_summary(exc) == "MaxRowsError: too many … (cell In [7])"
+    assert (
+        report_execute._error_summary(RuntimeError("x" * 400)) == "RuntimeError: " + "x" * 299 + "…"
+    )
+    assert report_execute._error_summary(TimeoutError()) == "TimeoutError: "
 
 
 @pytest.mark.notebook
@@ -865,11 +874,11 @@ def test_artefact_arguments_are_rewritten_for_the_repo_root(
 ) -> None:
     (tmp_path / "a.pcap").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
-    assert report._artefact_arg("a.pcap") == str(tmp_path / "a.pcap")
-    assert report._artefact_arg("*.pcap") == f"{tmp_path}/*.pcap"
+    assert report_artefacts._artefact_arg("a.pcap") == str(tmp_path / "a.pcap")
+    assert report_artefacts._artefact_arg("*.pcap") == f"{tmp_path}/*.pcap"
     # not found from here: left as given (relative to the repo root, where notebooks run)
-    assert report._artefact_arg("data/sample") == "data/sample"
-    assert report._artefact_arg("*.log") == "*.log"
+    assert report_artefacts._artefact_arg("data/sample") == "data/sample"
+    assert report_artefacts._artefact_arg("*.log") == "*.log"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1119,7 +1128,7 @@ def test_confirm_paths_as_the_user_gave_them(
     (tmp_path / "incident" / "caps" / "node1.pcap").write_bytes(b"")
     (tmp_path / "single.pcap").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
-    names = report._display_names(["incident", "single.pcap"])
+    names = report_artefacts._display_names(["incident", "single.pcap"])
     # passed to the notebooks as absolute paths (they run in the repo root) ...
     passed = str(tmp_path / "incident" / "caps" / "node1.pcap")
     assert names == {
@@ -1127,7 +1136,7 @@ def test_confirm_paths_as_the_user_gave_them(
         str(tmp_path / "single.pcap"): "single.pcap",
     }
     finding = {"confirm": f"tshark -r '{passed}' -Y dns", "explanation": f"in {passed}"}
-    got = report._renamed(finding, names)
+    got = report_artefacts._renamed(finding, names)
     assert got["confirm"] == "tshark -r 'incident/caps/node1.pcap' -Y dns"
     assert got["explanation"] == "in incident/caps/node1.pcap"
 
