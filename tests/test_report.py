@@ -825,7 +825,7 @@ def test_scripts_in_html_outputs_are_removed() -> None:
     shown = combined.cells[-1].outputs[0]["data"]["text/html"]
     assert shown == (
         "<div id='vis'></div><p>kept</p>"
-        "<p class='dnskit-omitted'>(2 script(s) removed: the report is static)</p>"
+        '<p class="dnskit-omitted">(2 script(s) removed: the report is static)</p>'
     )
     # the section heading cell comes first, then the notebook's cells
     assert combined.cells[0].metadata["tags"] == ["dnskit-section"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,12 @@ from kit.report.execute import (
     _plan,
     _run_all,
 )
-from kit.report.handover import _collect_findings, _collect_summary
+from kit.report.handover import (
+    _collect_checks,
+    _collect_findings,
+    _collect_summary,
+    _emits_findings,
+)
 from kit.report.html import (
     _appendix_html,
     _combine,
@@ -61,6 +67,7 @@ ARTEFACT_SCHEMA = pl.Schema(
         "used": pl.Boolean(),
         "used_by": pl.List(pl.String()),
         "why": pl.String(),
+        "read_error": pl.String(),
     }
 )
 """Schema of :attr:`ReportResult.artefacts` (see :func:`render`)."""
@@ -80,7 +87,9 @@ class ReportResult:
         Schema :data:`ARTEFACT_SCHEMA`, one row per artefact file: ``path`` (String, as passed to
         notebooks), ``kind`` (String, one of :data:`ARTEFACT_KINDS`), ``reason`` (String, why that
         kind), ``used`` (Boolean, passed to a notebook that ran successfully), ``used_by`` (List of
-        String, notebook names), ``why`` (String, why it was ignored; empty when used).
+        String, notebook names), ``why`` (String, why it was ignored; empty when used),
+        ``read_error`` (String, why the file could not be read; empty when it was: see
+        :func:`_read_errors`; such a file is not ``used``).
     findings : tuple[dict[str, Any], ...]
         Findings emitted by the notebooks (see :func:`emit_findings`), in emission order.
     """
@@ -301,6 +310,8 @@ def render(
         findings_source: str | None = None
         summary: dict[str, Any] | None = None
         chart_svg = ""
+        checks: list[dict[str, Any]] = []
+        findings_failed: NotebookRun | None = None
         for slot, run in enumerate(runs):
             if run.status == "skipped":
                 continue
@@ -312,6 +323,9 @@ def render(
             card, svg = _collect_summary(done)
             if card is not None:
                 summary, chart_svg = card, svg
+            checks = _collect_checks(done) or checks
+            if run.status == "failed" and _emits_findings(done):
+                findings_failed = run
             emitted = _collect_findings(done)
             if emitted is not None:
                 findings_source = run.name
@@ -324,10 +338,14 @@ def render(
                 for kind in INPUT_PARAMETERS.get(prm.name, ()):
                     readers.setdefault(kind, []).append((run.name, prm.name))
         status = {r.name: r.status for r in runs}
+        read_errors = _read_errors(files or [], reasons, used_by_slot, runs, checks)
         rows = []
         for path_s, kind in files or []:
             users = used_by.get(path_s, [])
-            if users:
+            read_error = read_errors.get(path_s, "")
+            if read_error:
+                why = f"could not be read: {read_error}"
+            elif users:
                 why = ""
             elif not _utf8(path_s):
                 why = (
@@ -346,7 +364,17 @@ def render(
                     for nb, param in readers[kind]
                 )
                 why = f"the notebooks that read {kind} artefacts did not use it: {why}"
-            rows.append((_display_path(path_s), kind, reasons[path_s], bool(users), users, why))
+            rows.append(
+                (
+                    _display_path(path_s),
+                    kind,
+                    reasons[path_s],
+                    bool(users) and not read_error,
+                    users,
+                    why,
+                    read_error,
+                )
+            )
         table = pl.DataFrame(rows, schema=ARTEFACT_SCHEMA, orient="row")
 
         if files is not None and artefacts is not None:
@@ -357,14 +385,17 @@ def render(
         header = _header_html(
             title,
             runs,
-            table,
             findings,
-            artefact_note,
             findings_source,
             summary,
             chart_svg,
             listed,
             tail,
+            checks=checks,
+            unreadable=[
+                (_display_path(p), e) for p, _ in files or [] if (e := read_errors.get(p, ""))
+            ],
+            findings_failed=findings_failed if findings_source is None else None,
         )
         combined = _combine(
             executed,
@@ -380,3 +411,60 @@ def render(
         if tmp is not None:
             tmp.cleanup()
     return ReportResult(out_html, tuple(runs), table, tuple(findings))
+
+
+_UNREADABLE_REASON = re.compile(
+    r"(?:^|; )(?:but it does not parse|could not be read): (.+)$", re.DOTALL
+)
+"""How a classification says its file could not be read (``kit.sources.detect``): a config that
+does not parse, a file the OS refused."""
+
+
+def _read_errors(
+    files: Sequence[tuple[str, str]],
+    reasons: Mapping[str, str],
+    used_by_slot: Mapping[int, set[str]],
+    runs: Sequence[NotebookRun],
+    checks: Sequence[Mapping[str, Any]],
+) -> dict[str, str]:
+    """Artefact path (as passed to the notebooks) -> why it could not be read, for each artefact
+    that could not be: the classification could not read or parse it; or a check was "not
+    checked" because ``<file> could not be read (<reason>)`` (``kit.findings.CheckResult``); or a
+    notebook it was passed to failed with an error that names it (the loader's error names the
+    file, e.g. ``Corefile:1: unbalanced braces``)."""
+    out: dict[str, str] = {}
+    names: dict[str, list[str]] = {}
+    for path_s, _ in files:
+        names.setdefault(os.path.basename(path_s), []).append(path_s)
+
+    def named_in(path_s: str, text: str) -> bool:
+        # the full path, or the file name when no other artefact has it
+        shown = [path_s, _display_path(path_s)]
+        base = os.path.basename(path_s)
+        if len(names.get(base, ())) == 1:
+            shown.append(base)
+        return any(
+            re.search(r"(?<![\w./-])" + re.escape(s) + r"(?![\w/-]|\.\w)", text) for s in shown
+        )
+
+    for path_s, _ in files:
+        m = _UNREADABLE_REASON.search(reasons.get(path_s, ""))
+        if m:
+            out[path_s] = m.group(1).strip()
+    for c in checks:
+        reason = str(c.get("reason") or "")
+        if c.get("status") != "not checked" or "could not be read" not in reason:
+            continue
+        for path_s, _ in files:
+            if path_s in out:
+                continue
+            head, _, rest = reason.partition(" could not be read")
+            if named_in(path_s, head):
+                out[path_s] = rest.strip().removeprefix("(").removesuffix(")").strip() or reason
+    for slot, run in enumerate(runs):
+        if run.status != "failed":
+            continue
+        for path_s in sorted(used_by_slot.get(slot, ())):
+            if path_s not in out and named_in(path_s, run.reason):
+                out[path_s] = run.reason
+    return out

@@ -130,6 +130,9 @@ def emit_findings(findings: Iterable[Any]) -> None:
     table = cards_html(items)
     text = "\n".join(f"[{f['severity']}] {f['id']}: {f['title']}" for f in items) or "no findings"
     payload: dict[str, Any] = {"findings": items}
+    checks = _checks_payload(findings)
+    if checks:
+        payload["checks"] = checks
     if summary is not None:
         payload["summary"] = summary
         payload["chart_svg"] = svg
@@ -177,3 +180,38 @@ def _collect_summary(nb: Any) -> tuple[dict[str, Any] | None, str]:
             if isinstance(payload.get("summary"), Mapping):
                 found = (dict(payload["summary"]), str(payload.get("chart_svg") or ""))
     return found
+
+
+def _checks_payload(findings: Any) -> list[dict[str, str]]:
+    """Every check's outcome when ``findings`` carries them (a :class:`kit.findings.Verdict` with
+    ``checks``: one ``kit.findings.CheckResult`` per check): ``check``, ``status`` (``fired``,
+    ``not fired``, ``not checked``) and ``reason``; empty otherwise."""
+    results = getattr(findings, "checks", None)
+    if results is None or isinstance(results, str | Mapping):
+        return []
+    out = []
+    for r in results:
+        if all(hasattr(r, k) for k in ("check", "status", "reason")):
+            out.append({"check": str(r.check), "status": str(r.status), "reason": str(r.reason)})
+    return out
+
+
+def _collect_checks(nb: Any) -> list[dict[str, Any]]:
+    """The checks' outcomes a notebook emitted with its findings (see :func:`_checks_payload`)."""
+    found: list[dict[str, Any]] = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            payload = output.get("data", {}).get(FINDINGS_MIMETYPE)
+            if payload is None:
+                continue
+            if isinstance(payload, str):
+                payload = json.loads(payload)
+            checks = payload.get("checks")
+            if isinstance(checks, list):
+                found = [dict(c) for c in checks if isinstance(c, Mapping)]
+    return found
+
+
+def _emits_findings(nb: Any) -> bool:
+    """Whether a notebook's code hands findings to the report (calls ``emit_findings``)."""
+    return any(c.cell_type == "code" and "emit_findings(" in c.source for c in nb.cells)

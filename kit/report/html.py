@@ -1,12 +1,19 @@
-"""Everything that builds the report's HTML: finding cards, the header (summary card, contents,
-findings by role), the appendix, the notebooks folded in their sections, and the export through
-nbconvert with the kit's ``dnskit`` template."""
+"""Everything that builds the report's HTML, through Jinja templates only.
+
+The report's own markup (finding cards, the header with the summary card, contents and findings
+by role, the checks' outcomes, the appendix, each notebook's folded section) is written in the
+macros of ``kit/templates/report/parts.html.j2``, rendered by one Jinja environment that
+autoescapes every value (after making control characters visible, :func:`_text`): a DNS name, a
+path or an error message with ``<``, quotes or any byte shows as text. Python only prepares the
+values (views). The page itself is nbconvert's export of the combined notebook with the kit's
+``dnskit`` template (``kit/templates/dnskit``), which places that markup.
+"""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-import html
+import functools
 import json
 import logging
 import os
@@ -16,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from markupsafe import Markup, escape
 
 from kit.report.execute import SETUP_TAG, NotebookRun
 from kit.report.parameters import KERNEL_NAME
@@ -24,7 +32,13 @@ from kit.tables import TABLE_MIMETYPE
 log = logging.getLogger(__name__)
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
+"""The kit's templates: ``dnskit/`` (the nbconvert page) and ``report/`` (the report's parts)."""
+
 TEMPLATE_NAME = "dnskit"
+"""The nbconvert template the page is exported with."""
+
+PARTS_TEMPLATE = "parts.html.j2"
+"""The macros of the report's own markup, in ``TEMPLATE_DIR / "report"``."""
 
 _SKIPPED_CELL_TYPES = frozenset({"raw"})
 _SCRIPT = re.compile(r"<script\b.*?(</script\s*>|\Z)", re.IGNORECASE | re.DOTALL)
@@ -39,10 +53,6 @@ def _text(value: Any) -> str:
     return "".join(
         c if c.isprintable() or c in " \t" else c.encode("unicode_escape").decode() for c in s
     )
-
-
-def _e(value: Any) -> str:
-    return html.escape(_text(value), quote=True)
 
 
 def _anchor(name: str) -> str:
@@ -89,28 +99,68 @@ def _label(name: str) -> str:
     return base.replace("_", " ")
 
 
-def finding_card(f: Mapping[str, Any], hide: frozenset[str] = frozenset()) -> str:
+def _e(value: Any) -> str:
+    """A value as escaped HTML text, exactly as the templates show it (:func:`_finalize`)."""
+    return str(escape(_finalize(value)))
+
+
+def _finalize(value: Any) -> Any:
+    """What a template prints for a value, before autoescaping: markup as is, ``None`` as
+    nothing, anything else as text with control characters made visible (:func:`_text`)."""
+    if isinstance(value, Markup):
+        return value
+    if value is None:
+        return ""
+    return _text(value)
+
+
+@functools.cache
+def _environment() -> Any:
+    """The Jinja environment of the report's parts (autoescape on for every template)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(os.fspath(TEMPLATE_DIR / "report")),
+        autoescape=True,
+        finalize=_finalize,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+    )
+    env.filters["anchor"] = _anchor
+    env.filters["css_string"] = lambda text: Markup(_css_string(str(text)))
+    return env
+
+
+def _parts() -> Any:
+    """The macros of :data:`PARTS_TEMPLATE` (``parts().card(view)`` returns ``Markup``)."""
+    return _environment().get_template(PARTS_TEMPLATE).module
+
+
+def _card_view(f: Mapping[str, Any], hide: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """What a finding card shows, from a finding as handed over (``handover._finding_dict``)."""
     from kit.tables import cells_html
 
     sev = _text(f.get("severity", ""))
-    sev_class = re.sub(r"[^a-z]", "", sev.lower()) or "none"
+    fid = _text(f.get("id", ""))
     ev = {k: v for k, v in dict(f.get("evidence") or {}).items() if k not in hide}
-    facts = "".join(
-        f"<li><span class='dnskit-ev-k'>{_e(_label(k))}</span> "
-        f"<span class='dnskit-ev-v'>{_e(v)}</span></li>"
-        for k, v in ev.items()
-    )
     tables = [t for t in f.get("tables") or [] if isinstance(t, Mapping)]
-    rows_html = ""
-    if tables:
-        what = ", ".join(
-            f"{_label(str(t.get('name', '')))} ({len(t.get('rows') or []) + int(t.get('more') or 0)}"
-            " rows)"
-            for t in tables
-        )
-        rows_html = (
-            f"<details class='dnskit-evrows'><summary>The rows behind it: {_e(what)}</summary>"
-            + "".join(
+    what = ", ".join(
+        f"{_label(str(t.get('name', '')))} ({len(t.get('rows') or []) + int(t.get('more') or 0)}"
+        " rows)"
+        for t in tables
+    )
+    return {
+        "severity": sev,
+        "sev_class": re.sub(r"[^a-z]", "", sev.lower()) or "none",
+        "id": fid,
+        "slug": re.sub(r"[^A-Za-z0-9_-]", "_", fid),
+        "title": f.get("title", ""),
+        "explanation": f.get("explanation", ""),
+        "facts": [(_label(str(k)), v) for k, v in ev.items()],
+        "tables_what": what,
+        # kit.tables escapes every cell: its table is markup
+        "tables": [
+            Markup(
                 cells_html(
                     [str(c) for c in t.get("columns") or []],
                     [str(a) for a in t.get("aligns") or []],
@@ -118,136 +168,91 @@ def finding_card(f: Mapping[str, Any], hide: frozenset[str] = frozenset()) -> st
                     int(t.get("more") or 0),
                     caption=_label(str(t.get("name", ""))),
                 )
-                for t in tables
             )
-            + "</details>"
-        )
-    fid = _text(f.get("id", ""))
-    return (
-        f"<article class='dnskit-finding dnskit-sev-{sev_class}' "
-        f"id='finding-{_e(re.sub(r'[^A-Za-z0-9_-]', '_', fid))}'>"
-        f"<h4><span class='dnskit-sev'>{_e(sev)}</span> {_e(f.get('title', ''))} "
-        f"<code>{_e(fid)}</code></h4>"
-        f"<p>{_e(f.get('explanation', ''))}</p>"
-        + (f"<ul class='dnskit-ev'>{facts}</ul>" if facts else "")
-        + rows_html
-        + (
-            f"<p class='dnskit-confirm'>Confirm with: <code>{_e(f['confirm'])}</code></p>"
-            if f.get("confirm")
-            else ""
-        )
-        + "</article>"
-    )
+            for t in tables
+        ],
+        "confirm": f.get("confirm") or "",
+    }
+
+
+def finding_card(f: Mapping[str, Any], hide: frozenset[str] = frozenset()) -> str:
+    """One finding (as handed over) as HTML: the ``card`` macro; ``hide``: evidence keys left out."""
+    return str(_parts().card(_card_view(f, hide)))
 
 
 def cards_html(items: Sequence[Mapping[str, Any]]) -> str:
-    if not items:
-        return "<p class='dnskit-nofindings'>No finding fired.</p>"
-    return "".join(finding_card(f) for f in items)
+    """Finding cards one after the other, or one line saying that no finding fired."""
+    return str(_parts().cards([_card_view(f) for f in items]))
 
 
-def _findings_html(
-    findings: Sequence[Mapping[str, Any]], findings_source: str | None, has_summary: bool
-) -> str:
-    parts = ["<section id='findings' class='dnskit-section'><h2>Findings</h2>"]
-    if findings:
-        hide = frozenset({"change_time"}) if has_summary else frozenset()
-        groups: dict[str, list[Mapping[str, Any]]] = {}
-        for f in findings:
-            role = _text(f.get("role") or "")
-            groups.setdefault(role if role in _ROLE_HEADINGS else "other", []).append(f)
-        for role in (*_ROLE_HEADINGS, "other"):
-            if role not in groups:
-                continue
-            heading = _ROLE_HEADINGS.get(role, "Other findings")
-            parts.append(
-                f"<section class='dnskit-role dnskit-role-{role}' id='role-{role}'>"
-                f"<h3>{_e(heading)}</h3>"
-                + "".join(finding_card(f, hide) for f in groups[role])
-                + "</section>"
+def _check_outcomes(
+    coverage: Sequence[Mapping[str, Any]], checks: Sequence[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """Every check's outcome for the coverage line: ``check``, ``status`` (``fired``, ``not
+    fired``, ``not checked``), ``reason`` and ``needs_input`` (not checked for want of an input).
+
+    ``checks`` (``{check, status, reason}`` per check, from ``kit.findings.CheckResult``) say it
+    directly; else each ``coverage`` entry of the summary (``kit.findings.coverage``) does, with
+    its own ``status``/``reason`` when it carries them, or from ``ran``/``fired``/``missing``.
+    """
+    out: list[dict[str, Any]] = []
+    if checks:
+        for c in checks:
+            status = str(c.get("status", ""))
+            out.append(
+                {
+                    "check": str(c.get("check", "")),
+                    "status": status if status in ("fired", "not fired") else "not checked",
+                    "reason": str(c.get("reason") or ""),
+                    "needs_input": False,
+                }
             )
-    elif findings_source is not None:
-        parts.append(
-            f"<p class='dnskit-nofindings'>No finding fired: notebook {_e(findings_source)} ran "
-            "its checks on these artefacts and none matched.</p>"
+        return out
+    for c in coverage:
+        fired = [str(i) for i in c.get("fired") or []]
+        if c.get("status"):
+            status = str(c["status"])
+            reason = str(c.get("reason") or "")
+        elif not c.get("ran"):
+            status, reason = "not checked", f"needs {c.get('missing', '')}; none given"
+        elif fired:
+            status, reason = "fired", ", ".join(fired)
+        else:
+            status, reason = "not fired", ""
+        out.append(
+            {
+                "check": str(c.get("check", "")),
+                "status": status if status in ("fired", "not fired") else "not checked",
+                "reason": reason,
+                "needs_input": not c.get("ran") and not c.get("status"),
+            }
         )
-    else:
-        parts.append(
-            "<p class='dnskit-nofindings'>No findings yet: none of the notebooks that ran emitted "
-            "findings (the findings notebook did not run, failed before emitting, or does not "
-            "exist yet). Read the notebooks below.</p>"
-        )
-    parts.append("</section>")
-    return "".join(parts)
+    return out
 
 
-def _coverage_html(coverage: Sequence[Mapping[str, Any]]) -> str:
-    if not coverage:
-        return ""
-    ran = [c for c in coverage if c.get("ran")]
-    fired = sum(1 for c in coverage if c.get("fired"))
-    missing = [c for c in coverage if not c.get("ran")]
-    text = f"<b>Coverage:</b> {len(ran)} of {len(coverage)} checks ran ({fired} fired)" + (
-        f": {_e(', '.join(str(c['check']) for c in ran))}." if ran else "."
-    )
-    if missing:
-        text += " <b>Could not run:</b> " + "; ".join(
-            f"<span class='dnskit-notrun'>{_e(c['check'])}</span> (needs {_e(c.get('missing', ''))};"
-            " none given)"
-            for c in missing
-        )
-        text += ". Add those artefacts to run them."
-    return f"<p class='dnskit-coverage' id='coverage'>{text}</p>"
-
-
-def _summary_html(summary: Mapping[str, Any] | None, chart_svg: str) -> str:
-    if not summary:
-        return ""
-    impact = "".join(
-        "<div class='dnskit-stat'>"
-        f"<div class='dnskit-stat-value'>{_e(i.get('value', ''))}</div>"
-        f"<div class='dnskit-stat-label'>{_e(i.get('label', ''))}</div>"
-        + (
-            f"<div class='dnskit-stat-detail'>{_e(i.get('detail'))}</div>"
-            if i.get("detail")
-            else ""
-        )
-        + "</div>"
-        for i in summary.get("impact") or []
-        if isinstance(i, Mapping)
-    )
-    facts = []
+def _summary_view(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """What the summary card shows, from the summary a findings notebook emitted."""
+    facts: list[tuple[str, Any, Any]] = []
     where = (summary.get("where") or {}).get("text")
     when = (summary.get("when") or {}).get("text")
     conf = summary.get("confidence") or {}
     if where:
-        facts.append(("Where", _e(where)))
+        facts.append(("Where", where, None))
     if when:
-        facts.append(("When", _e(when)))
+        facts.append(("When", when, None))
     if summary.get("fix"):
-        facts.append(("Fix", _e(summary["fix"])))
+        facts.append(("Fix", summary["fix"], None))
     if conf:
-        facts.append(
-            (
-                "Confidence",
-                f"<b>{_e(conf.get('level', ''))}</b>"
-                + (f": {_e(conf.get('why'))}" if conf.get("why") else ""),
-            )
-        )
-    dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
-    chart = ""
-    if chart_svg:
-        clean = _SCRIPT.sub("", SVG_PROLOG.sub("", chart_svg))
-        chart = f"<figure class='dnskit-headline' data-mime-type='image/svg+xml'>{clean}</figure>"
-    return (
-        "<section id='summary' class='dnskit-card'>"
-        f"<p class='dnskit-cause'><span class='dnskit-k'>Cause</span> {_e(summary.get('cause', ''))}</p>"
-        + (f"<div class='dnskit-impact'>{impact}</div>" if impact else "")
-        + (f"<dl class='dnskit-facts'>{dl}</dl>" if dl else "")
-        + chart
-        + _coverage_html(summary.get("coverage") or [])
-        + "</section>"
-    )
+        facts.append(("Confidence", conf.get("level", ""), conf.get("why")))
+    return {
+        "cause": summary.get("cause", ""),
+        "impact": [
+            {"value": i.get("value", ""), "label": i.get("label", ""), "detail": i.get("detail")}
+            for i in summary.get("impact") or []
+            if isinstance(i, Mapping)
+        ],
+        "facts": facts,
+    }
 
 
 def _is_appendix(run: NotebookRun, nb: Any) -> bool:
@@ -256,160 +261,92 @@ def _is_appendix(run: NotebookRun, nb: Any) -> bool:
     return bool(meta.get("appendix")) if "appendix" in meta else run.name.startswith("00-")
 
 
-def _toc_html(
-    summary: bool,
-    findings: Sequence[Mapping[str, Any]],
-    notebooks: Sequence[tuple[str, str]],
-    appendix: Sequence[tuple[str, str]],
-) -> str:
-    items = []
-    if summary:
-        items.append("<li><a href='#summary'>Summary</a></li>")
-    roles = []
-    for role, heading in _ROLE_HEADINGS.items():
-        n = sum(1 for f in findings if f.get("role") == role)
-        if n:
-            roles.append(f"<li><a href='#role-{role}'>{_e(heading)}</a> ({n})</li>")
-    items.append(
-        "<li><a href='#findings'>Findings</a>"
-        + (f"<ol>{''.join(roles)}</ol>" if roles else "")
-        + "</li>"
-    )
-    if notebooks:
-        items.append(
-            "<li><a href='#notebooks'>Investigation notebooks</a><ol>"
-            + "".join(f"<li><a href='#{_anchor(n)}'>{_e(t)}</a></li>" for n, t in notebooks)
-            + "</ol></li>"
-        )
-    items.append(
-        "<li><a href='#appendix'>Appendix</a>: runs, artefacts, parameters"
-        + "".join(f", <a href='#{_anchor(n)}'>{_e(t)}</a>" for n, t in appendix)
-        + "</li>"
-    )
-    return f"<nav id='toc' class='dnskit-toc'><h2>Contents</h2><ol>{''.join(items)}</ol></nav>"
-
-
 def _header_html(
     title: str,
     runs: Sequence[NotebookRun],
-    artefacts: pl.DataFrame,
-    findings: Sequence[dict[str, Any]],
-    artefact_note: str,
+    findings: Sequence[Mapping[str, Any]],
     findings_source: str | None,
     summary: Mapping[str, Any] | None = None,
     chart_svg: str = "",
     notebooks: Sequence[tuple[str, str]] = (),
     appendix: Sequence[tuple[str, str]] = (),
+    *,
+    checks: Sequence[Mapping[str, Any]] = (),
+    unreadable: Sequence[tuple[str, str]] = (),
+    findings_failed: NotebookRun | None = None,
 ) -> str:
-    """The top of the report: title, summary card, contents, findings by role.
+    """The top of the report: title, summary card, contents, findings by role (the ``header``
+    macro).
 
     ``notebooks`` and ``appendix`` are ``(name, title)`` of the notebooks shown below, for the
-    table of contents. The runs, artefacts and parameters go to :func:`_appendix_html`.
+    table of contents; ``checks`` the checks' outcomes when the findings notebook emitted them
+    (see :func:`_check_outcomes`); ``unreadable`` ``(file, reason)`` of the artefacts that could
+    not be read; ``findings_failed`` the findings notebook when it failed before emitting. The
+    runs, artefacts and parameters go to :func:`_appendix_html`.
     """
     from kit import __version__
 
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    failed = [r for r in runs if r.status == "failed"]
-    window = _window_text((summary or {}).get("window"))
-    page_css = (
-        "<style type='text/css'>@page { "
-        f"@top-left {{ content: {_css_string(title)}; }} "
-        f"@top-right {{ content: {_css_string(window)}; }} "
-        "@bottom-right { content: counter(page) ' / ' counter(pages); } }</style>"
-    )
-    parts = [
-        page_css,
-        "<header class='dnskit-header'>",
-        f"<h1 class='dnskit-title'>{_e(title)}</h1>",
-        "<p class='dnskit-meta'>"
-        + (f"Incident window {_e(window)}. " if window else "")
-        + f"Generated {_e(now)} by DNS Incident Kit {_e(__version__)}. "
-        f"{sum(r.status == 'ok' for r in runs)} notebook(s) ran, {len(failed)} failed, "
-        f"{sum(r.status == 'skipped' for r in runs)} skipped.</p>",
+    has_summary = bool(summary)
+    hide = frozenset({"change_time"}) if has_summary else frozenset()
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for f in findings:
+        role = _text(f.get("role") or "")
+        groups.setdefault(role if role in _ROLE_HEADINGS else "other", []).append(f)
+    ordered = [
+        (
+            role,
+            _ROLE_HEADINGS.get(role, "Other findings"),
+            [_card_view(f, hide) for f in groups[role]],
+        )
+        for role in (*_ROLE_HEADINGS, "other")
+        if role in groups
     ]
-    if failed:
-        names = ", ".join(
-            f"<a href='#{_anchor(r.name)}'>{_e(r.name)}</a> ({_e(r.reason)})" for r in failed
-        )
-        parts.append(
-            f"<p class='dnskit-failed' role='alert'>Incomplete report: failed notebook(s): {names}. "
-            "Their output up to the failure is shown below, with the error.</p>"
-        )
-    parts.append(_summary_html(summary, chart_svg))
-    parts.append(_toc_html(bool(summary), findings, notebooks, appendix))
-    parts.append(_findings_html(findings, findings_source, bool(summary)))
-    parts.append("</header>")
-    return "\n".join(parts)
+    roles = [
+        (role, heading, sum(1 for f in findings if f.get("role") == role))
+        for role, heading in _ROLE_HEADINGS.items()
+    ]
+    chart = ""
+    if summary and chart_svg:
+        chart = Markup(_SCRIPT.sub("", SVG_PROLOG.sub("", chart_svg)))
+    h = {
+        "title": title,
+        "window": _window_text((summary or {}).get("window")),
+        "now": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "version": __version__,
+        "n_ok": sum(r.status == "ok" for r in runs),
+        "n_skipped": sum(r.status == "skipped" for r in runs),
+        "failed": [r for r in runs if r.status == "failed"],
+        "unreadable": list(unreadable),
+        "summary": _summary_view(summary) if summary else None,
+        "chart_svg": chart,
+        "checks": _check_outcomes((summary or {}).get("coverage") or [], checks) if summary else [],
+        "roles": [r for r in roles if r[2]],
+        "notebooks": list(notebooks),
+        "appendix": list(appendix),
+        "groups": ordered,
+        "findings_source": findings_source,
+        "failed_source": findings_failed,
+    }
+    return str(_parts().header(h))
 
 
 def _appendix_html(runs: Sequence[NotebookRun], artefacts: pl.DataFrame, artefact_note: str) -> str:
-    """Runs, artefacts (used and ignored, and why) and parameters, each folded."""
-    parts = ["<section id='appendix' class='dnskit-section'><h2>Appendix</h2>"]
-    parts.append(
-        "<details id='notebooks-run' class='dnskit-fold'><summary>Notebook runs: "
-        f"{sum(r.status == 'ok' for r in runs)} ok, {sum(r.status == 'failed' for r in runs)} "
-        f"failed, {sum(r.status == 'skipped' for r in runs)} skipped</summary>"
-        "<table class='dnskit-table'><thead><tr><th>notebook</th><th>status</th>"
-        "<th>seconds</th><th>detail</th></tr></thead><tbody>"
-    )
-    for r in runs:
-        link = (
-            f"<a href='#{_anchor(r.name)}'>{_e(r.name)}</a>"
-            if r.status != "skipped"
-            else _e(r.name)
+    """Runs, artefacts (used, could not be read, ignored, and why) and parameters, each folded
+    (the ``appendix`` macro)."""
+    rows = list(artefacts.iter_rows(named=True)) if artefacts.height else []
+    unreadable = [r for r in rows if r.get("read_error")]
+    used = [r for r in rows if r["used"] and not r.get("read_error")]
+    ignored = [r for r in rows if not r["used"] and not r.get("read_error")]
+    params = [
+        (
+            r.name,
+            json.dumps(r.parameters, ensure_ascii=False, default=str)
+            if r.parameters
+            else "(notebook defaults)",
         )
-        parts.append(
-            f"<tr class='dnskit-status-{_e(r.status)}'><td>{link}</td><td>{_e(r.status)}</td>"
-            f"<td>{r.seconds:.1f}</td><td>{_e(r.reason)}</td></tr>"
-        )
-    parts.append("</tbody></table></details>")
-
-    used = artefacts.filter(pl.col("used")) if artefacts.height else artefacts
-    ignored = artefacts.filter(~pl.col("used")) if artefacts.height else artefacts
-    parts.append(
-        f"<details id='artefacts' class='dnskit-fold'><summary>Artefacts: {used.height} used, "
-        f"{ignored.height} ignored</summary>"
-    )
-    if artefact_note:
-        parts.append(f"<p>{_e(artefact_note)}</p>")
-    if artefacts.height:
-        parts.append(f"<h3>Used ({used.height})</h3>")
-        parts.append(
-            "<table class='dnskit-table dnskit-used'><thead><tr><th>file</th><th>kind</th>"
-            "<th>used by</th><th>recognised by</th></tr></thead><tbody>"
-        )
-        for row in used.iter_rows(named=True):
-            parts.append(
-                f"<tr><td>{_e(row['path'])}</td><td>{_e(row['kind'])}</td>"
-                f"<td>{_e(', '.join(row['used_by']))}</td><td>{_e(row['reason'])}</td></tr>"
-            )
-        parts.append("</tbody></table>")
-        parts.append(f"<h3>Ignored ({ignored.height})</h3>")
-        parts.append(
-            "<table class='dnskit-table dnskit-ignored'><thead><tr><th>file</th><th>kind</th>"
-            "<th>why ignored</th></tr></thead><tbody>"
-        )
-        for row in ignored.iter_rows(named=True):
-            parts.append(
-                f"<tr><td>{_e(row['path'])}</td><td>{_e(row['kind'])}</td>"
-                f"<td>{_e(row['why'])}</td></tr>"
-            )
-        parts.append("</tbody></table>")
-    parts.append("</details>")
-
-    parts.append(
-        "<details id='parameters' class='dnskit-fold'><summary>Parameters passed to the "
-        "notebooks</summary><table class='dnskit-table'><thead><tr><th>notebook</th>"
-        "<th>parameters passed</th></tr></thead><tbody>"
-    )
-    for r in runs:
-        shown = json.dumps(r.parameters, ensure_ascii=False, default=str) if r.parameters else ""
-        parts.append(
-            f"<tr><td>{_e(r.name)}</td><td><code>{_e(shown or '(notebook defaults)')}</code>"
-            "</td></tr>"
-        )
-    parts.append("</tbody></table></details></section>")
-    return "\n".join(parts)
+        for r in runs
+    ]
+    return str(_parts().appendix(runs, used, unreadable, ignored, artefact_note, len(rows), params))
 
 
 def _html_cell(markup: str, tag: str = "dnskit-section") -> Any:
@@ -422,22 +359,28 @@ def _html_cell(markup: str, tag: str = "dnskit-section") -> Any:
     )
 
 
-def _section_cell(run: NotebookRun, title: str) -> Any:
+def _failed_under(nb: Any) -> str:
+    """The heading (markdown ``#`` line) above the first cell with an error output: where a
+    failed notebook stopped, in its own words; '' when there is none."""
+    heading = ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.findall(r"(?m)^#+\s+(.+)$", cell.source)
+            if m:
+                heading = m[-1].strip()
+        elif any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            if SETUP_TAG in cell.get("metadata", {}).get("tags", []):
+                return ""
+            return heading
+    return ""
+
+
+def _section_cell(run: NotebookRun, title: str, failed_under: str = "") -> Any:
     """The folded section that holds one notebook: opened here, closed after its last cell
     (``metadata.dnskit.before``/``after``, written out by the template around the cells)."""
-    status = "" if run.status == "ok" else f" <span class='dnskit-badge'>{_e(run.status)}</span>"
-    reason = f"<p class='dnskit-failed'>{_e(run.reason)}</p>" if run.reason else ""
-    is_open = " open" if run.status == "failed" else ""
-    cell = _html_cell(reason)
-    cell.metadata["dnskit"] = {
-        "before": (
-            f"<section class='dnskit-nb' id='{_anchor(run.name)}'>"
-            f"<details class='dnskit-fold dnskit-nb-fold'{is_open}><summary>"
-            f"<span class='dnskit-nb-title'>{_e(title)}</span> "
-            f"<span class='dnskit-nb-file'>{_e(run.name)}</span>{status}</summary>"
-        ),
-        "after": "",
-    }
+    parts = _parts()
+    cell = _html_cell(str(parts.section_reason(run, failed_under)))
+    cell.metadata["dnskit"] = {"before": str(parts.section_open(run, title)), "after": ""}
     return cell
 
 
@@ -452,7 +395,8 @@ def _nb_title(nb: Any, fallback: str) -> str:
 
 def _notebook_cells(run: NotebookRun, nb: Any) -> list[Any]:
     """A notebook's cells for the report, behind its folded section heading."""
-    out = [_section_cell(run, _nb_title(nb, run.name))]
+    failed_under = _failed_under(nb) if run.status == "failed" else ""
+    out = [_section_cell(run, _nb_title(nb, run.name), failed_under)]
     for i, cell in enumerate(nb.cells):
         if cell.cell_type in _SKIPPED_CELL_TYPES:
             continue
@@ -478,13 +422,11 @@ def _notebook_cells(run: NotebookRun, nb: Any) -> list[Any]:
                 # an HTML output that brings its own JavaScript (an interactive chart, a
                 # widget): the report is static, its CSP would block it anyway
                 n = len(_SCRIPT.findall(markup))
-                data["text/html"] = _SCRIPT.sub("", markup) + (
-                    f"<p class='dnskit-omitted'>({n} script(s) removed: the report is static)</p>"
-                )
+                data["text/html"] = _SCRIPT.sub("", markup) + str(_parts().scripts_removed(n))
                 log.warning("%s: removed %d <script> element(s) from an output", run.name, n)
         out.append(c)
     out[-1].metadata.setdefault("dnskit", {})
-    out[-1].metadata["dnskit"]["after"] = "</details></section>"
+    out[-1].metadata["dnskit"]["after"] = str(_parts().section_close())
     return out
 
 
@@ -511,19 +453,7 @@ def _combine(
     main = [(r, nb) for r, nb in executed if not _is_appendix(r, nb)]
     tail = [(r, nb) for r, nb in executed if _is_appendix(r, nb)]
     if appendix_html or skipped:
-        lines = "".join(
-            f"<li><span class='dnskit-nb-file'>{_e(r.name)}</span> not shown: {_e(r.reason)}</li>"
-            for r in skipped
-        )
-        combined.cells.append(
-            _html_cell(
-                "<section id='notebooks' class='dnskit-section'><h2>Investigation notebooks</h2>"
-                "<p class='dnskit-meta'>Each notebook is folded: open it for its method, tables "
-                "and charts.</p>"
-                + (f"<ul class='dnskit-skipped'>{lines}</ul>" if lines else "")
-                + "</section>"
-            )
-        )
+        combined.cells.append(_html_cell(str(_parts().notebooks_heading(list(skipped)))))
     for run, nb in main:
         combined.cells.extend(_notebook_cells(run, nb))
     if appendix_html:
