@@ -55,6 +55,8 @@ def degraded(tmp_path_factory: pytest.TempPathFactory) -> Degraded:
     folder = tmp_path_factory.mktemp("incident")
     shutil.copy(CAPTURE, folder / "node1.pcap")
     (folder / "Corefile").write_text(BROKEN_COREFILE, encoding="utf-8")
+    # binary data named like an unbound.conf: not recognised, so not passed to any notebook
+    (folder / "unbound-node1.conf").write_bytes(bytes(range(256)))
     out = folder.parent / "degraded.html"
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
@@ -80,16 +82,20 @@ def test_broken_corefile_is_named_with_its_reason(degraded: Degraded) -> None:
     assert degraded.rc == (1 if failed else 0), degraded.err
     # at the top of the report, in the artefacts of the appendix and on the terminal
     assert f"Corefile could not be read ({PARSE_ERROR})" in degraded.text
-    assert "Artefacts: 1 used, 1 could not be read, 0 ignored" in degraded.text
-    rows = re.search(r"<h3>Could not be read \(1\)</h3>(.*?)</table>", degraded.html, re.DOTALL)
+    assert "unbound-node1.conf could not be read (named like an unbound.conf, but binary data" in (
+        degraded.text
+    )
+    assert "Artefacts: 1 used, 2 could not be read, 0 ignored" in degraded.text
+    rows = re.search(r"<h3>Could not be read \(2\)</h3>(.*?)</table>", degraded.html, re.DOTALL)
     assert rows is not None
     assert "Corefile</td><td>corefile</td>" in rows.group(1)
     assert PARSE_ERROR in html.unescape(rows.group(1))
+    assert "unbound-node1.conf</td><td>unknown</td>" in rows.group(1)
     # not "ignored" any more
     ignored = re.search(r"<h3>Ignored \((\d+)\)</h3>", degraded.html)
     assert ignored is not None and ignored.group(1) == "0"
     assert f"Corefile could not be read ({PARSE_ERROR})" in degraded.err
-    assert "1 artefact(s) used, 1 could not be read, 0 ignored" in degraded.err
+    assert "1 artefact(s) used, 2 could not be read, 0 ignored" in degraded.err
 
 
 @pytest.mark.notebook
@@ -143,6 +149,8 @@ def test_read_errors_come_from_parsing_checks_and_failed_notebooks() -> None:
         ("inc/secret.log", "unknown"),
         ("inc/a/metrics.json", "prometheus_api_json"),
         ("inc/b/metrics.json", "prometheus_api_json"),
+        ("inc/Corefile.bak", "unknown"),
+        ("inc/notes.txt", "unknown"),
     ]
     reasons = {
         "inc/Corefile": f"1 server block lines; but it does not parse: {PARSE_ERROR}",
@@ -151,6 +159,8 @@ def test_read_errors_come_from_parsing_checks_and_failed_notebooks() -> None:
         "inc/secret.log": "could not be read: PermissionError: [Errno 13] Permission denied",
         "inc/a/metrics.json": "Prometheus API JSON",
         "inc/b/metrics.json": "Prometheus API JSON",
+        "inc/Corefile.bak": "binary data: 4 NUL bytes",
+        "inc/notes.txt": "binary data: 4 NUL bytes",
     }
     runs = [
         NotebookRun("05", Path("05.py"), "failed", "KitError: unbound.conf:3: port: not a number"),
@@ -177,6 +187,8 @@ def test_read_errors_come_from_parsing_checks_and_failed_notebooks() -> None:
         "inc/secret.log": "PermissionError: [Errno 13] Permission denied",
         # the failed notebook's error names the file it was given
         "inc/unbound.conf": "KitError: unbound.conf:3: port: not a number",
+        # named like a Corefile, not recognised as one: not read, rather than ignored
+        "inc/Corefile.bak": "named like a Corefile, but binary data: 4 NUL bytes",
     }
     # two files share the name metrics.json: the error cannot say which, so neither is blamed;
     # the capture, named nowhere, was read

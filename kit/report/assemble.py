@@ -31,12 +31,7 @@ from kit.report.execute import (
     _plan,
     _run_all,
 )
-from kit.report.handover import (
-    _collect_checks,
-    _collect_findings,
-    _collect_summary,
-    _emits_findings,
-)
+from kit.report.handover import _collect, _emits_findings
 from kit.report.html import (
     _appendix_html,
     _combine,
@@ -320,16 +315,15 @@ def render(
             if run.status == "ok":
                 for u in used_by_slot.get(slot, ()):
                     used_by.setdefault(u, []).append(run.name)
-            card, svg = _collect_summary(done)
-            if card is not None:
-                summary, chart_svg = card, svg
-            checks = _collect_checks(done) or checks
+            handed = _collect(done)
+            if handed.summary is not None:
+                summary, chart_svg = handed.summary, handed.chart_svg
+            checks = handed.checks or checks
             if run.status == "failed" and _emits_findings(done):
                 findings_failed = run
-            emitted = _collect_findings(done)
-            if emitted is not None:
+            if handed.findings is not None:
                 findings_source = run.name
-                findings.extend(emitted)
+                findings.extend(handed.findings)
 
         # kind -> (notebook, parameter) pairs that read it, to say why an artefact was not used
         readers: dict[str, list[tuple[str, str]]] = {}
@@ -419,6 +413,14 @@ _UNREADABLE_REASON = re.compile(
 """How a classification says its file could not be read (``kit.sources.detect``): a config that
 does not parse, a file the OS refused."""
 
+_NAMED_LIKE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)^corefile\b"), "a Corefile"),
+    (re.compile(r"(?i)^unbound.*\.conf(\.gz)?$"), "an unbound.conf"),
+    (re.compile(r"(?i)\.(pcap|pcapng|cap)(\.gz)?$"), "a capture"),
+)
+"""File names that say what a file should be: such a file whose content is not recognised
+(binary data, an empty file) could not be read as what it is named, rather than being ignored."""
+
 
 def _read_errors(
     files: Sequence[tuple[str, str]],
@@ -428,7 +430,8 @@ def _read_errors(
     checks: Sequence[Mapping[str, Any]],
 ) -> dict[str, str]:
     """Artefact path (as passed to the notebooks) -> why it could not be read, for each artefact
-    that could not be: the classification could not read or parse it; or a check was "not
+    that could not be: the classification could not read or parse it, or did not recognise a file
+    named like a Corefile, unbound.conf or capture (:data:`_NAMED_LIKE`); or a check was "not
     checked" because ``<file> could not be read (<reason>)`` (``kit.findings.CheckResult``); or a
     notebook it was passed to failed with an error that names it (the loader's error names the
     file, e.g. ``Corefile:1: unbalanced braces``)."""
@@ -447,10 +450,17 @@ def _read_errors(
             re.search(r"(?<![\w./-])" + re.escape(s) + r"(?![\w/-]|\.\w)", text) for s in shown
         )
 
-    for path_s, _ in files:
-        m = _UNREADABLE_REASON.search(reasons.get(path_s, ""))
+    for path_s, kind in files:
+        why = reasons.get(path_s, "")
+        m = _UNREADABLE_REASON.search(why)
         if m:
             out[path_s] = m.group(1).strip()
+            continue
+        if kind == "unknown":
+            base = os.path.basename(path_s)
+            named = next((what for pat, what in _NAMED_LIKE if pat.search(base)), None)
+            if named is not None:
+                out[path_s] = f"named like {named}, but {why}" if why else f"named like {named}"
     for c in checks:
         reason = str(c.get("reason") or "")
         if c.get("status") != "not checked" or "could not be read" not in reason:

@@ -1,6 +1,6 @@
 """The findings hand-over: a notebook displays its findings (:func:`emit_findings`) with the
 :data:`FINDINGS_MIMETYPE` media type, and the report collects them from the executed notebooks
-(:func:`_collect_findings`, :func:`_collect_summary`) to show them first."""
+(:func:`_collect`) to show them first."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -153,33 +154,49 @@ def show_evidence(findings: Sequence[Any]) -> None:
     display(HTML(cards_html([_finding_dict(f) for f in findings])))
 
 
-def _collect_findings(nb: Any) -> list[dict[str, Any]] | None:
-    """Findings emitted by a notebook; ``None`` when it emitted no findings output at all."""
-    out: list[dict[str, Any]] | None = None
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if FINDINGS_MIMETYPE in data:
-                payload = data[FINDINGS_MIMETYPE]
-                if isinstance(payload, str):  # nbformat may store JSON media types as text
-                    payload = json.loads(payload)
-                out = (out or []) + list(payload.get("findings", []))
-    return out
+@dataclass(frozen=True)
+class Handed:
+    """What one executed notebook handed to the report (:func:`emit_findings` outputs).
+
+    Attributes
+    ----------
+    findings : list[dict[str, Any]] | None
+        The findings, in emission order; ``None`` when the notebook emitted no findings output.
+    summary : dict[str, Any] | None
+        The summary card's data (the last one emitted), if any.
+    chart_svg : str
+        The headline chart that goes with the summary ('' when none).
+    checks : list[dict[str, Any]]
+        Every check's outcome (``check``, ``status``, ``reason``; see :func:`_checks_payload`),
+        empty when the findings did not carry them.
+    """
+
+    findings: list[dict[str, Any]] | None = None
+    summary: dict[str, Any] | None = None
+    chart_svg: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _collect_summary(nb: Any) -> tuple[dict[str, Any] | None, str]:
-    """The summary card (and headline chart SVG) a notebook emitted with its findings, if any."""
-    found: tuple[dict[str, Any] | None, str] = (None, "")
+def _collect(nb: Any) -> Handed:
+    """Everything a notebook handed over with :data:`FINDINGS_MIMETYPE` outputs."""
+    findings: list[dict[str, Any]] | None = None
+    summary: dict[str, Any] | None = None
+    chart_svg = ""
+    checks: list[dict[str, Any]] = []
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             payload = output.get("data", {}).get(FINDINGS_MIMETYPE)
             if payload is None:
                 continue
-            if isinstance(payload, str):
+            if isinstance(payload, str):  # nbformat may store JSON media types as text
                 payload = json.loads(payload)
+            findings = (findings or []) + list(payload.get("findings", []))
             if isinstance(payload.get("summary"), Mapping):
-                found = (dict(payload["summary"]), str(payload.get("chart_svg") or ""))
-    return found
+                summary = dict(payload["summary"])
+                chart_svg = str(payload.get("chart_svg") or "")
+            if isinstance(payload.get("checks"), list):
+                checks = [dict(c) for c in payload["checks"] if isinstance(c, Mapping)]
+    return Handed(findings, summary, chart_svg, checks)
 
 
 def _checks_payload(findings: Any) -> list[dict[str, str]]:
@@ -194,22 +211,6 @@ def _checks_payload(findings: Any) -> list[dict[str, str]]:
         if all(hasattr(r, k) for k in ("check", "status", "reason")):
             out.append({"check": str(r.check), "status": str(r.status), "reason": str(r.reason)})
     return out
-
-
-def _collect_checks(nb: Any) -> list[dict[str, Any]]:
-    """The checks' outcomes a notebook emitted with its findings (see :func:`_checks_payload`)."""
-    found: list[dict[str, Any]] = []
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            payload = output.get("data", {}).get(FINDINGS_MIMETYPE)
-            if payload is None:
-                continue
-            if isinstance(payload, str):
-                payload = json.loads(payload)
-            checks = payload.get("checks")
-            if isinstance(checks, list):
-                found = [dict(c) for c in checks if isinstance(c, Mapping)]
-    return found
 
 
 def _emits_findings(nb: Any) -> bool:
