@@ -21,6 +21,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -191,8 +192,10 @@ PROBE = """JSON.stringify({
 })"""
 
 
-def open_in_chromium(html: Path) -> Page:
-    """Load a file in headless Chromium with no network and report what happened."""
+@contextlib.contextmanager
+def _loaded(html: Path, size: tuple[int, int] | None = None) -> Iterator[tuple[_Browser, str]]:
+    """Headless Chromium with no network, ``html`` loaded (at ``size`` px when given): the browser
+    (its ``events`` stay readable after the block) and the page's session."""
     chromium = require_tool("chromium", "chromium")
     with tempfile.TemporaryDirectory(prefix="dnskit-chromium-") as profile:
         b = _Browser(chromium, Path(profile))
@@ -203,15 +206,31 @@ def open_in_chromium(html: Path) -> Page:
             ]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 b.send(f"{domain}.enable", session=session)
+            if size is not None:
+                _set_size(b, session, *size)
             # about:blank may still fire its own load event: only one after navigating counts
             since = len(b.events)
             b.send("Page.navigate", {"url": html.resolve().as_uri()}, session=session)
             b.wait_event("Page.loadEventFired", session, since)
-            result = b.send(
-                "Runtime.evaluate", {"expression": PROBE, "returnByValue": True}, session=session
-            )
+            yield b, session
         finally:
             b.close()
+
+
+def _set_size(b: _Browser, session: str, width: int, height: int) -> None:
+    b.send(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        session=session,
+    )
+
+
+def open_in_chromium(html: Path) -> Page:
+    """Load a file in headless Chromium with no network and report what happened."""
+    with _loaded(html) as (b, session):
+        result = b.send(
+            "Runtime.evaluate", {"expression": PROBE, "returnByValue": True}, session=session
+        )
     errors: list[str] = []
     dialogs: list[str] = []
     requests: list[str] = []
@@ -958,46 +977,24 @@ class Measured:
 def measure(html_file: Path) -> Measured:
     """Open a report at 1366x768 with no network; measure it folded, then with every <details>
     open on screen and as printed on A4 (print media at the page's width), and print it to PDF."""
-    chromium = require_tool("chromium", "chromium")
-    with tempfile.TemporaryDirectory(prefix="dnskit-chromium-") as profile:
-        b = _Browser(chromium, Path(profile))
-        try:
-            target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-                "sessionId"
-            ]
-            for domain in ("Page", "Runtime", "Log", "Network"):
-                b.send(f"{domain}.enable", session=session)
+    with _loaded(html_file, SCREEN) as (b, session):
 
-            def metrics(width: int, height: int) -> None:
-                b.send(
-                    "Emulation.setDeviceMetricsOverride",
-                    {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-                    session=session,
-                )
+        def evaluate(expr: str) -> dict[str, Any]:
+            got = b.send(
+                "Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session
+            )
+            return json.loads(got["result"]["value"])
 
-            def evaluate(expr: str) -> dict[str, Any]:
-                got = b.send(
-                    "Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session
-                )
-                return json.loads(got["result"]["value"])
-
-            metrics(*SCREEN)
-            since = len(b.events)
-            b.send("Page.navigate", {"url": html_file.resolve().as_uri()}, session=session)
-            b.wait_event("Page.loadEventFired", session, since)
-            screen = evaluate(MEASURE)
-            pdf = b.send(
-                "Page.printToPDF",
-                {"preferCSSPageSize": True, "printBackground": True},
-                session=session,
-            )["data"]
-            overflow_screen = evaluate(OVERFLOW)
-            b.send("Emulation.setEmulatedMedia", {"media": "print"}, session=session)
-            metrics(A4_CONTENT_PX, 1000)
-            overflow_print = evaluate(OVERFLOW)
-        finally:
-            b.close()
+        screen = evaluate(MEASURE)
+        pdf = b.send(
+            "Page.printToPDF",
+            {"preferCSSPageSize": True, "printBackground": True},
+            session=session,
+        )["data"]
+        overflow_screen = evaluate(OVERFLOW)
+        b.send("Emulation.setEmulatedMedia", {"media": "print"}, session=session)
+        _set_size(b, session, A4_CONTENT_PX, 1000)
+        overflow_print = evaluate(OVERFLOW)
     requests = [
         e["params"]["request"]["url"]
         for e in b.events
