@@ -325,51 +325,16 @@ def render(
                 findings_source = run.name
                 findings.extend(handed.findings)
 
-        # kind -> (notebook, parameter) pairs that read it, to say why an artefact was not used
-        readers: dict[str, list[tuple[str, str]]] = {}
-        for run, (path, _) in zip(runs, loaded, strict=True):
-            for prm in declared[path]:
-                for kind in INPUT_PARAMETERS.get(prm.name, ()):
-                    readers.setdefault(kind, []).append((run.name, prm.name))
-        status = {r.name: r.status for r in runs}
         read_errors = _read_errors(files or [], reasons, used_by_slot, runs, checks)
-        rows = []
-        for path_s, kind in files or []:
-            users = used_by.get(path_s, [])
-            read_error = read_errors.get(path_s, "")
-            if read_error:
-                why = f"could not be read: {read_error}"
-            elif users:
-                why = ""
-            elif not _utf8(path_s):
-                why = (
-                    "its file name is not valid UTF-8, so it cannot be passed to a notebook: "
-                    "rename it"
-                )
-            elif kind == "unknown":
-                why = f"not recognised: {reasons[path_s]}"
-            elif kind not in readers:
-                why = f"no notebook in this run reads {kind} artefacts"
-            else:
-                why = "; ".join(
-                    f"-p {param} replaced the artefacts in {nb}"
-                    if param in user_params
-                    else f"{nb} {status[nb]}"
-                    for nb, param in readers[kind]
-                )
-                why = f"the notebooks that read {kind} artefacts did not use it: {why}"
-            rows.append(
-                (
-                    _display_path(path_s),
-                    kind,
-                    reasons[path_s],
-                    bool(users) and not read_error,
-                    users,
-                    why,
-                    read_error,
-                )
-            )
-        table = pl.DataFrame(rows, schema=ARTEFACT_SCHEMA, orient="row")
+        table = _artefact_table(
+            files or [],
+            reasons,
+            used_by,
+            read_errors,
+            runs,
+            [declared[path] for path, _ in loaded],
+            user_params,
+        )
 
         if files is not None and artefacts is not None:
             shown_as = _display_names(list(artefacts))
@@ -387,7 +352,7 @@ def render(
             tail,
             checks=checks,
             unreadable=[
-                (_display_path(p), e) for p, _ in files or [] if (e := read_errors.get(p, ""))
+                (r["path"], r["read_error"]) for r in table.iter_rows(named=True) if r["read_error"]
             ],
             findings_failed=findings_failed if findings_source is None else None,
         )
@@ -478,3 +443,61 @@ def _read_errors(
             if path_s not in out and named_in(path_s, run.reason):
                 out[path_s] = run.reason
     return out
+
+
+def _artefact_table(
+    files: Sequence[tuple[str, str]],
+    reasons: Mapping[str, str],
+    used_by: Mapping[str, list[str]],
+    read_errors: Mapping[str, str],
+    runs: Sequence[NotebookRun],
+    declared: Sequence[Sequence[NotebookParameter]],
+    user_params: Mapping[str, Any],
+) -> pl.DataFrame:
+    """The artefacts of a report run (:data:`ARTEFACT_SCHEMA`): each file as passed to the
+    notebooks with its kind, who used it, and why it was not used or could not be read.
+
+    ``declared`` holds the parameters of each run's notebook, in the order of ``runs``."""
+    # kind -> (notebook, parameter) pairs that read it, to say why an artefact was not used
+    readers: dict[str, list[tuple[str, str]]] = {}
+    for run, params in zip(runs, declared, strict=True):
+        for prm in params:
+            for kind in INPUT_PARAMETERS.get(prm.name, ()):
+                readers.setdefault(kind, []).append((run.name, prm.name))
+    status = {r.name: r.status for r in runs}
+    rows = []
+    for path_s, kind in files:
+        users = used_by.get(path_s, [])
+        read_error = read_errors.get(path_s, "")
+        if read_error:
+            why = f"could not be read: {read_error}"
+        elif users:
+            why = ""
+        elif not _utf8(path_s):
+            why = (
+                "its file name is not valid UTF-8, so it cannot be passed to a notebook: rename it"
+            )
+        elif kind == "unknown":
+            why = f"not recognised: {reasons[path_s]}"
+        elif kind not in readers:
+            why = f"no notebook in this run reads {kind} artefacts"
+        else:
+            why = "; ".join(
+                f"-p {param} replaced the artefacts in {nb}"
+                if param in user_params
+                else f"{nb} {status[nb]}"
+                for nb, param in readers[kind]
+            )
+            why = f"the notebooks that read {kind} artefacts did not use it: {why}"
+        rows.append(
+            (
+                _display_path(path_s),
+                kind,
+                reasons[path_s],
+                bool(users) and not read_error,
+                users,
+                why,
+                read_error,
+            )
+        )
+    return pl.DataFrame(rows, schema=ARTEFACT_SCHEMA, orient="row")
