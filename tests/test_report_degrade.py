@@ -259,6 +259,10 @@ def test_check_results_travel_from_a_verdict_to_the_report() -> None:
         },
     ]
     assert report_handover._checks_payload([finding]) == []
+    # or under the name results
+    other = kf.Verdict([finding])
+    other.results = verdict.checks[1:]  # type: ignore[attr-defined]
+    assert [c["check"] for c in report_handover._checks_payload(other)] == ["forced-tcp"]
 
 
 def test_one_rendering_of_a_finding_card() -> None:
@@ -279,3 +283,39 @@ def test_one_rendering_of_a_finding_card() -> None:
     # the report's findings section shows that same card
     header = report_html._header_html("t", [], [report_handover._finding_dict(finding)], "06")
     assert card in header
+
+
+@pytest.mark.notebook
+def test_check_outcomes_handed_over_by_a_notebook(tmp_path: Path) -> None:
+    # a Corefile that parses, so only the check's "could not be read" can mark it
+    folder = tmp_path / "incident"
+    folder.mkdir()
+    (folder / "Corefile").write_text(".:53 {\n    forward . 10.0.0.53\n}\n", encoding="utf-8")
+    shutil.copy(REPO / "tests" / "data" / "capture" / "syn_retransmit.pcap", folder / "node1.pcap")
+    out = tmp_path / "checks.html"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(
+            [
+                "report",
+                str(folder),
+                *("--notebook", str(REPO / "tests" / "data" / "report" / "check_outcomes.py")),
+                "-o",
+                str(out),
+            ]
+        )
+    assert rc == 0, err.getvalue()
+    markup = out.read_text(encoding="utf-8")
+    assert re.search(r"<script", markup, re.IGNORECASE) is None
+    text = page_text(markup)
+    assert "Every check's outcome (1 fired, 1 not fired, 1 not checked)" in text
+    assert "syn-retransmissions fired: 852 SYNs <b>resent</b>" in text
+    assert "packet-rate not fired: 132 pps peak, below 1024" in text
+    reason = "unbalanced <script>alert(5)</script> braces"
+    assert re.search(
+        rf"forced-tcp not checked: \S+/Corefile could not be read \({re.escape(reason)}\)", text
+    )
+    # the file the check could not read is marked so, with the reason, not "used"
+    assert f"Corefile could not be read ({reason})" in text
+    assert "Artefacts: 1 used, 1 could not be read, 0 ignored" in text
+    assert "1 could not be read" in err.getvalue()

@@ -201,9 +201,11 @@ def _collect(nb: Any) -> Handed:
 
 def _checks_payload(findings: Any) -> list[dict[str, str]]:
     """Every check's outcome when ``findings`` carries them (a :class:`kit.findings.Verdict` with
-    ``checks``: one ``kit.findings.CheckResult`` per check): ``check``, ``status`` (``fired``,
-    ``not fired``, ``not checked``) and ``reason``; empty otherwise."""
+    ``checks``, or ``results``: one ``kit.findings.CheckResult`` per check): ``check``,
+    ``status`` (``fired``, ``not fired``, ``not checked``) and ``reason``; empty otherwise."""
     results = getattr(findings, "checks", None)
+    if results is None:
+        results = getattr(findings, "results", None)
     if results is None or isinstance(results, str | Mapping):
         return []
     out = []
