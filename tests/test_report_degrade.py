@@ -2,9 +2,9 @@
 not be read and why, keeps what the other inputs show, and says where a failed notebook stopped.
 
 The end-to-end case is the one of the issue: the sample capture of node 1 beside a Corefile that
-does not parse. The report's side is checked on the real report; the findings' side (the checks
-that need the Corefile say "not checked: <file> could not be read (<reason>)", the capture's
-findings still fire) is a strict xfail until ``kit.findings`` loads inputs one by one.
+does not parse. Both sides are checked on the real report: the report's (the file named with its
+reason, failed notebooks saying where they stopped) and the findings' (the checks that need the
+Corefile say "not checked: <file> could not be read (<reason>)", the capture's findings still fire).
 """
 
 from __future__ import annotations
@@ -122,11 +122,6 @@ def test_the_capture_still_shows_and_a_failure_says_where(degraded: Degraded) ->
 
 
 @pytest.mark.notebook
-@pytest.mark.xfail(
-    strict=True,
-    reason="kit.findings side of issue 14: load_inputs must load each input on its own and give "
-    "CheckResult('not checked', '<file> could not be read (<reason>)') for what needs it",
-)
 def test_capture_findings_survive_a_broken_corefile(degraded: Degraded) -> None:
     assert "06-findings ok" in degraded.err
     # the capture's findings fired
