@@ -86,6 +86,7 @@ SCENARIOS: dict[str, Scenario] = {
                 "phases": "healthy=30",
                 "qps": 20.0,
                 "control_nodes": 0,
+                "dnstap": True,
             },
             short={"phases": "healthy=10", "nodes": 1},
         ),
