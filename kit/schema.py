@@ -13,6 +13,12 @@ __all__ = [
     "DNSTAP_MESSAGES_SCHEMA",
     "DNSTAP_META_SCHEMA",
     "DNSTAP_SCHEMA",
+    "K8S_ENDPOINTS_SCHEMA",
+    "K8S_IP_MAP_SCHEMA",
+    "K8S_META_SCHEMA",
+    "K8S_NODE_IPS_SCHEMA",
+    "K8S_PODS_SCHEMA",
+    "K8S_SERVICES_SCHEMA",
     "check_schema",
     "empty_frame",
 ]
@@ -152,3 +158,108 @@ DNSTAP_META_SCHEMA = _schema(
 )
 """One row per file: its frame accounting (see the module docstring), ``stopped`` whether it ended
 with a STOP frame, ``message_types`` as ``"CLIENT_QUERY=120"``, ``notes`` damage and oddities."""
+
+
+# --------------------------------------------------------------------------------------------
+# Kubernetes snapshots (kit.sources.k8s)
+
+K8S_PODS_SCHEMA = _schema(
+    {
+        "snapshot": pl.String,
+        "snapshot_ts": _UTC,
+        "namespace": pl.String,
+        "pod": pl.String,
+        "uid": pl.String,
+        "node": pl.String,
+        "pod_ip": pl.String,
+        "pod_ips": pl.List(pl.String),
+        "host_ip": pl.String,
+        "host_network": pl.Boolean,
+        "phase": pl.String,
+        "created": _UTC,
+        "started": _UTC,
+        "finished": _UTC,
+        "deleted": _UTC,
+        "owner_kind": pl.String,
+        "owner_name": pl.String,
+        "workload_kind": pl.String,
+        "workload_name": pl.String,
+        "source_format": pl.String,
+    }
+)
+"""One row per pod per snapshot file (``kit.sources.k8s``)."""
+
+K8S_SERVICES_SCHEMA = _schema(
+    {
+        "snapshot": pl.String,
+        "namespace": pl.String,
+        "service": pl.String,
+        "type": pl.String,
+        "cluster_ip": pl.String,
+        "cluster_ips": pl.List(pl.String),
+        "ports": pl.List(pl.String),
+        "selector": pl.String,
+    }
+)
+"""One row per Service per snapshot file."""
+
+K8S_ENDPOINTS_SCHEMA = _schema(
+    {
+        "snapshot": pl.String,
+        "namespace": pl.String,
+        "slice": pl.String,
+        "service": pl.String,
+        "address_type": pl.String,
+        "address": pl.String,
+        "ready": pl.Boolean,
+        "node": pl.String,
+        "target_kind": pl.String,
+        "target_namespace": pl.String,
+        "target_name": pl.String,
+        "ports": pl.List(pl.String),
+    }
+)
+"""One row per endpoint address of an EndpointSlice per snapshot file."""
+
+K8S_IP_MAP_SCHEMA = _schema(
+    {
+        "ip": pl.String,
+        "start": _UTC,
+        "end": _UTC,
+        "namespace": pl.String,
+        "pod": pl.String,
+        "node": pl.String,
+        "owner_kind": pl.String,
+        "owner_name": pl.String,
+        "workload_kind": pl.String,
+        "workload_name": pl.String,
+        "host_network": pl.Boolean,
+    }
+)
+"""Which pod held an IP when: one row per (pod, IP), ``start``/``end`` the interval (null: open)."""
+
+K8S_META_SCHEMA = _schema(
+    {
+        "snapshot": pl.String,
+        "format": pl.String,
+        "kind": pl.String,
+        "snapshot_ts": _UTC,
+        "snapshot_ts_source": pl.String,
+        "items": pl.UInt64,
+        "pods": pl.UInt64,
+        "services": pl.UInt64,
+        "endpoint_slices": pl.UInt64,
+        "nodes": pl.UInt64,
+        "skipped": pl.UInt64,
+        "skip_reasons": pl.List(pl.String),
+    }
+)
+"""One row per snapshot file: ``items`` = ``pods`` + ``services`` + ``endpoint_slices`` +
+``nodes`` + ``skipped`` (every item or table row accounted)."""
+
+K8S_NODE_IPS_SCHEMA = _schema(
+    {"snapshot": pl.String, "node": pl.String, "ip": pl.String, "source": pl.String}
+)
+"""Addresses that belong to nodes: ``source`` is ``hostIP`` (a pod's status.hostIP),
+``hostNetwork pod`` (the pod IP of a hostNetwork pod) or ``Node <type>`` (a Node object's
+status.addresses entry, e.g. ``Node InternalIP``)."""
