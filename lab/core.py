@@ -738,7 +738,8 @@ class Lab:
     def write_k8s_snapshot(self, created: float) -> None:
         """``k8s/pods.json``: the lab's addresses as ``kubectl get pods -A -o json`` would list
         them, so the kit can attribute clients: per node a client pod (``dnsperf-nodeN-...``, a
-        Deployment's ReplicaSet, pod IP = the pods namespace's address) and a hostNetwork
+        Deployment's ReplicaSet, with its ``pod-template-hash`` label, pod IP = the pods
+        namespace's address) and a hostNetwork
         ``node-local-dns`` pod (DaemonSet) whose pod IP is the node's uplink address."""
         ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
         items: list[dict[str, object]] = []
@@ -767,7 +768,11 @@ class Lab:
                             "namespace": ns,
                             "uid": f"00000000-0000-4000-8000-{i:06d}{int(host_net):06d}",
                             "creationTimestamp": ts,
-                            "labels": {"app": owner},
+                            "labels": (
+                                {"k8s-app": owner}
+                                if host_net
+                                else {"app": f"dnsperf-node{i}", "pod-template-hash": "5d8f7c9b4"}
+                            ),
                             "ownerReferences": [
                                 {
                                     "apiVersion": "apps/v1",
