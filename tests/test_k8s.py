@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -284,3 +285,59 @@ def test_lab_snapshot_maps_the_lab_clients() -> None:
 def test_public() -> None:
     assert kit.read_k8s_snapshot is read_k8s_snapshot
     assert kit.attribute_clients is attribute_clients
+
+
+def _paths(o: object, at: tuple = ()) -> list[tuple]:
+    out = [at]
+    if isinstance(o, dict):
+        for k, v in o.items():
+            out += _paths(v, (*at, k))
+    elif isinstance(o, list):
+        for i, v in enumerate(o):
+            out += _paths(v, (*at, i))
+    return out
+
+
+def test_mutated_documents_are_read_or_refused(tmp_path: Path) -> None:
+    """300 seeded mutations of the real JSON fixtures (any value replaced by a value of another
+    type, keys deleted, bytes cut): each file is read with every item accounted for, or refused
+    with an InputFormatError naming it; no other exception escapes."""
+    import random
+
+    rng = random.Random(18)
+    docs = [json.loads(f.read_text()) for f in sorted(K8S.glob("*.json"))]
+    others = [None, 0, -1, 1.5, True, "", "x" * 3, [], [1, "a"], {}, {"kind": "Pod"}, "2020-13-99"]
+    refused = read = 0
+    for k in range(300):
+        doc = json.loads(json.dumps(rng.choice(docs)))
+        for _ in range(rng.randint(1, 6)):
+            path = rng.choice(_paths(doc)[1:] or [()])
+            if not path:
+                continue
+            parent = doc
+            for key in path[:-1]:
+                parent = parent[key]
+            if rng.random() < 0.2 and isinstance(parent, dict):
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = rng.choice(others)
+        text = json.dumps(doc)
+        if rng.random() < 0.15:
+            text = text[: rng.randrange(len(text))]
+        p = tmp_path / f"m{k}.json"
+        p.write_text(text)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", KitWarning)
+                s = read_k8s_snapshot(p, taken_at="2022-12-24T00:00:00Z")
+        except InputFormatError as exc:
+            assert exc.path == str(p)
+            refused += 1
+            continue
+        m = s.meta.row(0, named=True)
+        assert m["items"] == (
+            m["pods"] + m["services"] + m["endpoint_slices"] + m["nodes"] + m["skipped"]
+        )
+        assert s.pods.height == m["pods"]
+        read += 1
+    assert read > 100 and refused > 10, (read, refused)

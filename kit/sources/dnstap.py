@@ -71,8 +71,18 @@ not hold (a file that is not Frame Streams, a wrong content type, a frame runnin
 raises :class:`~kit.errors.InputFormatError` naming the file and byte offset. A file ending
 without a STOP frame (the writer was killed) is read, with a note.
 
-Speed: pure Python, about 10^5 messages/s; the lab's files and an incident's worth of one node's
-dnstap are well within that.
+Speed: pure Python, 31 k messages/s measured (one run, 187,200 messages, loaded 2-core VM): a
+node's dnstap of an incident window (minutes at hundreds of queries/s) reads in seconds; hours of a
+busy cache would want a native reader.
+
+Tested on
+---------
+unbound 1.17.1 through fstrm_capture 0.6.1 (``tests/data/dnstap``, the lab). CoreDNS and
+knot-resolver write the same Frame Streams/protobuf format but were not run here (Debian has no
+CoreDNS package). Known unbound 1.17 traits: FORWARDER_* ``query_address`` is ``0.0.0.0`` (its
+outgoing socket's wildcard bind; the port is real); CLIENT_QUERY is stamped when unbound processes
+the query, up to milliseconds after the packet arrived on a loaded host (the committed healthy
+run: median 0.06 ms, p95 0.8-1.3 ms, max 19 ms later than the capture).
 """
 
 from __future__ import annotations
@@ -366,6 +376,11 @@ def _message(b: bytes, start: int, end: int) -> dict[str, Any]:
     if ev is None:
         raise _Bad(f"{mtype} without its {'query' if is_q else 'response'}_time")
     proto = m.get(3)
+    for f, what in ((6, "query_port"), (7, "response_port")):
+        if m.get(f) is not None and m[f] > 0xFFFF:
+            raise _Bad(f"{what} {m[f]} > 65535")
+    if any(v is not None and v >= 1 << 40 for v in (m.get(8), m.get(12))):
+        raise _Bad("time seconds out of range")
     return {
         "ts_ns": ev,
         "identity": d.get("identity"),

@@ -168,6 +168,18 @@ def _dict(o: Any) -> dict[str, Any]:
     return o if isinstance(o, dict) else {}
 
 
+def _list(o: Any) -> list[Any]:
+    return o if isinstance(o, list) else []
+
+
+def _s(o: Any) -> str | None:
+    """A string field as str (numbers and booleans as their text), None when absent or a
+    container."""
+    if o is None or isinstance(o, dict | list):
+        return None
+    return str(o)
+
+
 # --------------------------------------------------------------------------------------------
 # JSON
 
@@ -186,32 +198,32 @@ def _pod(item: dict[str, Any], snap: str, taken: dt.datetime) -> dict[str, Any]:
         deleted = _ts(md.get("deletionTimestamp"), "deletionTimestamp")
         started = _ts(st.get("startTime"), "status.startTime")
         finished = None
-        statuses = [_dict(c) for c in st.get("containerStatuses") or []]
+        statuses = [_dict(c) for c in _list(st.get("containerStatuses"))]
         ends = [_dict(_dict(c.get("state")).get("terminated")).get("finishedAt") for c in statuses]
         if statuses and all(isinstance(e, str) for e in ends):
             finished = max(t for e in ends if (t := _ts(e, "finishedAt")) is not None)
     except ValueError as exc:
         raise _Skip(f"Pod with a bad time: {exc}") from None
-    owners = [_dict(o) for o in md.get("ownerReferences") or []]
+    owners = [_dict(o) for o in _list(md.get("ownerReferences"))]
     owner = next((o for o in owners if o.get("controller")), owners[0] if owners else {})
-    ok, on = owner.get("kind"), owner.get("name")
+    ok, on = _s(owner.get("kind")), _s(owner.get("name"))
     wk, wn = _workload(ok, on, _dict(md.get("labels")))
-    ips = [str(_dict(p).get("ip")) for p in st.get("podIPs") or [] if _dict(p).get("ip")]
-    pod_ip = st.get("podIP") or (ips[0] if ips else None)
+    ips = [str(_dict(p).get("ip")) for p in _list(st.get("podIPs")) if _dict(p).get("ip")]
+    pod_ip = _s(st.get("podIP")) or (ips[0] if ips else None)
     if pod_ip and pod_ip not in ips:
         ips.insert(0, pod_ip)
     return {
         "snapshot": snap,
         "snapshot_ts": taken,
-        "namespace": md.get("namespace"),
+        "namespace": _s(md.get("namespace")),
         "pod": name,
-        "uid": md.get("uid") or None,
-        "node": spec.get("nodeName"),
-        "pod_ip": pod_ip,
+        "uid": _s(md.get("uid")) or None,
+        "node": _s(spec.get("nodeName")),
+        "pod_ip": _s(pod_ip),
         "pod_ips": ips,
-        "host_ip": st.get("hostIP"),
+        "host_ip": _s(st.get("hostIP")),
         "host_network": bool(spec.get("hostNetwork", False)),
-        "phase": st.get("phase"),
+        "phase": _s(st.get("phase")),
         "created": created,
         "started": started,
         "finished": finished,
@@ -228,17 +240,17 @@ def _service(item: dict[str, Any], snap: str) -> dict[str, Any]:
     md, spec = _dict(item.get("metadata")), _dict(item.get("spec"))
     ports = [
         f"{_dict(p).get('name') or ''}/{_dict(p).get('protocol') or 'TCP'} {_dict(p).get('port')}"
-        for p in spec.get("ports") or []
+        for p in _list(spec.get("ports"))
     ]
     sel = _dict(spec.get("selector"))
     cip = spec.get("clusterIP")
     return {
         "snapshot": snap,
-        "namespace": md.get("namespace"),
-        "service": md.get("name"),
-        "type": spec.get("type"),
-        "cluster_ip": cip if cip and cip != "None" else None,
-        "cluster_ips": [str(x) for x in spec.get("clusterIPs") or ([cip] if cip else [])],
+        "namespace": _s(md.get("namespace")),
+        "service": _s(md.get("name")),
+        "type": _s(spec.get("type")),
+        "cluster_ip": _s(cip) if cip and cip != "None" else None,
+        "cluster_ips": [str(x) for x in _list(spec.get("clusterIPs")) or ([cip] if cip else [])],
         "ports": ports,
         "selector": ",".join(f"{k}={v}" for k, v in sorted(sel.items())) or None,
     }
@@ -248,28 +260,28 @@ def _slice(item: dict[str, Any], snap: str) -> list[dict[str, Any]]:
     md = _dict(item.get("metadata"))
     ports = [
         f"{_dict(p).get('name') or ''}/{_dict(p).get('protocol') or 'TCP'} {_dict(p).get('port')}"
-        for p in item.get("ports") or []
+        for p in _list(item.get("ports"))
     ]
     rows = []
-    for ep in item.get("endpoints") or []:
+    for ep in _list(item.get("endpoints")):
         ep = _dict(ep)
         ref = _dict(ep.get("targetRef"))
         cond = _dict(ep.get("conditions"))
         node = ep.get("nodeName") or _dict(ep.get("topology")).get("kubernetes.io/hostname")
-        for addr in ep.get("addresses") or []:
+        for addr in _list(ep.get("addresses")):
             rows.append(
                 {
                     "snapshot": snap,
-                    "namespace": md.get("namespace"),
-                    "slice": md.get("name"),
-                    "service": _dict(md.get("labels")).get("kubernetes.io/service-name"),
-                    "address_type": item.get("addressType"),
+                    "namespace": _s(md.get("namespace")),
+                    "slice": _s(md.get("name")),
+                    "service": _s(_dict(md.get("labels")).get("kubernetes.io/service-name")),
+                    "address_type": _s(item.get("addressType")),
                     "address": str(addr),
-                    "ready": cond.get("ready"),
-                    "node": node,
-                    "target_kind": ref.get("kind"),
-                    "target_namespace": ref.get("namespace"),
-                    "target_name": ref.get("name"),
+                    "ready": cond.get("ready") if isinstance(cond.get("ready"), bool) else None,
+                    "node": _s(node),
+                    "target_kind": _s(ref.get("kind")),
+                    "target_namespace": _s(ref.get("namespace")),
+                    "target_name": _s(ref.get("name")),
                     "ports": ports,
                 }
             )
@@ -330,13 +342,13 @@ def _read_json(
                 counts["endpoint_slices"] += 1
             elif k == "Node":
                 md = _dict(item.get("metadata"))
-                for a in _dict(item.get("status")).get("addresses") or []:
+                for a in _list(_dict(item.get("status")).get("addresses")):
                     a = _dict(a)
                     if a.get("type") in {"InternalIP", "ExternalIP"} and a.get("address"):
                         out.nodes.append(
                             {
                                 "snapshot": path,
-                                "node": md.get("name"),
+                                "node": _s(md.get("name")),
                                 "ip": str(a["address"]),
                                 "source": f"Node {a['type']}",
                             }
