@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-prometheus", action="store_true", help="skip exporter and Prometheus")
     r.add_argument(
         "--dnstap",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="unbound also logs dnstap through fstrm_capture (dnstap/nodeN.fstrm); on by default "
-        "in the healthy scenario",
+        "in the healthy scenario (--no-dnstap turns it off)",
     )
     r.add_argument("--replace", action="store_true", help="overwrite --out if it exists")
     r.add_argument("-v", "--verbose", action="store_true")
