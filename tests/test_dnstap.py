@@ -459,3 +459,32 @@ def test_mutated_files_are_read_or_refused_with_an_offset(tmp_path: Path) -> Non
         outcomes["read"] += 1
         outcomes["rejects"] += m["messages_rejected"] > 0
     assert outcomes["read"] > 20 and outcomes["refused"] > 20 and outcomes["rejects"] > 5, outcomes
+
+
+def test_knot_resolver_file() -> None:
+    """The same reader on another server's dnstap: Knot Resolver 5.6.0 (CLIENT messages only)."""
+    f = UNBOUND.parent / "knot-resolver-5.6.0-client.fstrm"
+    log = read_dnstap(f)
+    m = log.meta.row(0, named=True)
+    assert (m["frames"], m["control_frames"], m["messages_kept"], m["messages_rejected"]) == (
+        len(frame_offsets(f.read_bytes())),
+        2,
+        12,
+        0,
+    )
+    assert m["identities"] == ["kresd-test"] and m["stopped"]
+    assert m["message_types"] == ["CLIENT_QUERY=6", "CLIENT_RESPONSE=6"]
+    check_accounting(m)
+    assert log.dns.select("qname", "qtype", "rcode", "transport", "message_type").rows() == [
+        ("a.test", "A", "NOERROR", "udp", "CLIENT"),
+        ("b.test", "A", "NOERROR", "udp", "CLIENT"),
+        ("a.test", "A", "NOERROR", "udp", "CLIENT"),
+        ("nx.test", "A", "NXDOMAIN", "udp", "CLIENT"),
+        ("b.test", "AAAA", "NOERROR", "tcp", "CLIENT"),
+        ("A.TeSt", "A", "NOERROR", "udp", "CLIENT"),  # case as the client sent it
+    ]
+    assert set(log.dns["server_ip"]) == {"127.0.77.3"} and log.dns["answered"].all()
+    # the first query went upstream (ms); the repeat of a.test was a cache hit (µs)
+    lat = log.dns["latency_s"].to_list()
+    assert lat[0] > 10 * lat[2] and all(x > 0 for x in lat)
+    assert detect(f).kind == "dnstap"

@@ -77,9 +77,9 @@ busy cache would want a native reader.
 
 Tested on
 ---------
-unbound 1.17.1 through fstrm_capture 0.6.1 (``tests/data/dnstap``, the lab). CoreDNS and
-knot-resolver write the same Frame Streams/protobuf format but were not run here (Debian has no
-CoreDNS package). Known unbound 1.17 traits: FORWARDER_* ``query_address`` is ``0.0.0.0`` (its
+unbound 1.17.1 and Knot Resolver 5.6.0 through fstrm_capture 0.6.1 (``tests/data/dnstap``; the
+lab records unbound). CoreDNS's plugin writes the same Frame Streams/protobuf format but was not
+run here (Debian has no CoreDNS package). Known unbound 1.17 traits: FORWARDER_* ``query_address`` is ``0.0.0.0`` (its
 outgoing socket's wildcard bind; the port is real); CLIENT_QUERY is stamped when unbound processes
 the query, up to milliseconds after the packet arrived on a loaded host (the committed healthy
 run: median 0.06 ms, p95 0.8-1.3 ms, max 19 ms later than the capture).
