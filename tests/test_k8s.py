@@ -155,11 +155,13 @@ def test_kubectl_wide_table() -> None:
             "metrics-server-b9cb4b88f-wmzdr",
             "kube-system",
             "cn-guangzhou.192.168.0.87",
+            None,  # a -o wide table has no owner references
+            None,
             "Deployment",
             "metrics-server",
             "pod",
         ),
-        (None, None, None, None, None, "node_ip"),
+        (None, None, None, None, None, None, None, "node_ip"),
     ]
 
 
@@ -268,12 +270,14 @@ def test_lab_snapshot_maps_the_lab_clients() -> None:
                     f"{n.replace('node', 'dnsperf-node')}-5d8f7c9b4-x{n[-1]}q2z",
                     "dnsperf",
                     n,
+                    "ReplicaSet",
+                    f"dnsperf-{n}-5d8f7c9b4",
                     "Deployment",
                     f"dnsperf-{n}",
                     "pod",
                     pods,
                 ),
-                (node["uplink_ip"], None, None, None, None, None, "node_ip", up),
+                (node["uplink_ip"], None, None, None, None, None, None, None, "node_ip", up),
             ]
         )
         # dnstap's client hop names the same pod

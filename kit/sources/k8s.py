@@ -81,6 +81,8 @@ ATTRIBUTION_COLUMNS = (
     "pod",
     "pod_namespace",
     "pod_node",
+    "owner_kind",
+    "owner_name",
     "workload_kind",
     "workload_name",
     "attribution",
@@ -653,7 +655,8 @@ def attribute_clients(
     -------
     polars.DataFrame
         ``dns`` (rows and order unchanged) plus ``pod``, ``pod_namespace``, ``pod_node``,
-        ``workload_kind``, ``workload_name`` and ``attribution``: ``"pod"`` (exactly one pod
+        ``owner_kind``, ``owner_name`` (the pod's controller ownerReference), ``workload_kind``,
+        ``workload_name`` (the owner followed to its Deployment/CronJob) and ``attribution``: ``"pod"`` (exactly one pod
         held the address then), ``"node_ip"`` (the address is a node's: a hostNetwork pod or
         SNAT, no pod can be named), ``"ambiguous"`` (several pods held it then, by the
         snapshots' times), ``"no_pod_at_that_time"`` (pods held it, but not then: a reused IP
@@ -681,6 +684,8 @@ def attribute_clients(
             pod=pl.col("pod").first(),
             pod_namespace=pl.col("namespace").first(),
             pod_node=pl.col("node").first(),
+            owner_kind=pl.col("owner_kind").first(),
+            owner_name=pl.col("owner_name").first(),
             workload_kind=pl.col("workload_kind").first(),
             workload_name=pl.col("workload_name").first(),
         )
