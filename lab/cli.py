@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="unbound also logs dnstap through fstrm_capture (dnstap/nodeN.fstrm); on by default "
-        "in the healthy scenario (--no-dnstap turns it off)",
+        "in the healthy scenario's full form (--no-dnstap turns it off)",
     )
     r.add_argument("--replace", action="store_true", help="overwrite --out if it exists")
     r.add_argument("-v", "--verbose", action="store_true")

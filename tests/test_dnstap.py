@@ -387,6 +387,7 @@ def test_lab_records_dnstap_live(tmp_path: Path) -> None:
     prefix = "dkdtap"
     vals = config_values("healthy", short=True)
     vals["phases"] = kit_phases("healthy=5")
+    vals["dnstap"] = True
     cfg = LabConfig(out=tmp_path / "run", prefix=prefix, prometheus=False, **vals)
     try:
         run = run_lab(cfg)
