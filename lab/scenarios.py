@@ -86,8 +86,11 @@ SCENARIOS: dict[str, Scenario] = {
                 "phases": "healthy=30",
                 "qps": 20.0,
                 "control_nodes": 0,
+                "dnstap": True,
             },
-            short={"phases": "healthy=10", "nodes": 1},
+            # the short form (CI's test_healthy) stays as before: its p99 < 50 ms check is
+            # close to the edge on a loaded host; tests/test_dnstap.py records dnstap itself
+            short={"phases": "healthy=10", "nodes": 1, "dnstap": False},
         ),
         Scenario(
             name="servfail-storm",

@@ -270,6 +270,8 @@ def test_kind_is_a_string_enum(data_dir: Path) -> None:
         "unbound_conf",
         "nsd_conf",
         "run_json",
+        "dnstap",
+        "k8s_snapshot",
         "unknown",
     }
 
