@@ -40,6 +40,13 @@ _LAZY: dict[str, str] = {
     "read_unbound_log": "kit.sources.unbound",
     "read_unbound_conf": "kit.sources.unbound",
     "ResolverLog": "kit.sources.unbound",
+    # node evidence and other tools' DNS records
+    "read_nstat": "kit.sources.node",
+    "read_conntrack_stats": "kit.sources.node",
+    "read_ethtool_stats": "kit.sources.node",
+    "read_ip_link_stats": "kit.sources.node",
+    "read_node_evidence": "kit.sources.node",
+    "NodeCounters": "kit.sources.node",
 }
 
 #: Subpackages and modules reachable as attributes of ``kit`` (imported on first access).

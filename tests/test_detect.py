@@ -270,6 +270,11 @@ def test_kind_is_a_string_enum(data_dir: Path) -> None:
         "unbound_conf",
         "nsd_conf",
         "run_json",
+        # node evidence (kit.sources.node)
+        "nstat",
+        "conntrack_stats",
+        "ethtool_stats",
+        "ip_link_stats",
         "unknown",
     }
 

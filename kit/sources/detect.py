@@ -65,6 +65,11 @@ class ArtefactKind(StrEnum):
     UNBOUND_CONF = "unbound_conf"
     NSD_CONF = "nsd_conf"
     RUN_JSON = "run_json"
+    # node evidence (kit.sources.node) and other tools' DNS records (kit.sources.zeek/.gadget)
+    NSTAT = "nstat"
+    CONNTRACK_STATS = "conntrack_stats"
+    ETHTOOL_STATS = "ethtool_stats"
+    IP_LINK_STATS = "ip_link_stats"
     UNKNOWN = "unknown"
 
 
@@ -571,6 +576,11 @@ def _classify_text(text: str, *, truncated: bool) -> tuple[ArtefactKind, str]:
     nonblank = [ln for ln in lines if ln.strip()]
     n = len(nonblank)
 
+    # node evidence and Zeek TSV before Prometheus: "IpInReceives 936 0.0" is also a valid sample
+    other_tool = _classify_other_tools_text(nonblank)
+    if other_tool is not None:
+        return other_tool
+
     # Prometheus text exposition / OpenMetrics: nearly every line is metadata or a sample
     meta = sum(1 for ln in nonblank if _PROM_META.match(ln))
     samples = sum(1 for ln in nonblank if _PROM_SAMPLE.match(ln))
@@ -640,6 +650,9 @@ def _classify_json(
     text: str, lines: list[str], *, truncated: bool
 ) -> tuple[ArtefactKind, str] | None:
     unknown = ArtefactKind.UNKNOWN
+    records = _classify_other_tools_json(text, truncated=truncated)
+    if records is not None:
+        return records
     obj: Any = None
     parsed = False
     if not truncated:
@@ -893,3 +906,25 @@ def _classify_csv(nonblank: list[str]) -> tuple[ArtefactKind, str] | None:
     return ArtefactKind.GRAFANA_CSV, (
         f"CSV with '{shown}' delimiter, {len(header)} columns, header {header[:3]}{excel}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# node evidence, Zeek dns.log, Inspektor Gadget trace dns (kit.sources.node/.zeek/.gadget)
+
+
+def _classify_other_tools_text(nonblank: list[str]) -> tuple[ArtefactKind, str] | None:
+    from kit.sources.node import sniff_node_format
+
+    node = sniff_node_format(nonblank)
+    if node is not None:
+        return ArtefactKind(node[0]), node[1]
+    return None
+
+
+def _classify_other_tools_json(text: str, *, truncated: bool) -> tuple[ArtefactKind, str] | None:
+    from kit.sources.node import sniff_node_format
+
+    node = sniff_node_format(text.splitlines()[:1])  # nstat -j: one line {"kernel":{...}}
+    if node is not None:
+        return ArtefactKind(node[0]), node[1]
+    return None
