@@ -41,13 +41,14 @@ class Inputs:
     forward: pl.DataFrame | None = None
     timeline: Timeline | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
+    node: Any = None  # kit.sources.node.NodeCounters (nstat, conntrack -S, ethtool -S, ip -s link)
 
     def given(self) -> pl.DataFrame:
         """Which inputs are loaded, how big they are and what their loaders warned about.
 
         Columns ``input`` (String), ``rows`` (Int64, null when not given), ``notes`` (String).
         """
-        keys = ["capture", "coredns", "coredns", "unbound", "metrics", "forward"]
+        keys = ["capture", "coredns", "coredns", "unbound", "metrics", "forward", "node"]
         rows = [
             (
                 "capture (DNS transactions)",
@@ -67,6 +68,7 @@ class Inputs:
             ),
             ("metrics (samples)", None if self.metrics is None else self.metrics.height),
             ("forward settings", None if self.forward is None else self.forward.height),
+            ("node evidence (counters)", None if self.node is None else self.node.counters.height),
         ]
         df = pl.DataFrame(rows, schema={"input": pl.String, "rows": pl.Int64}, orient="row")
         return df.with_columns(
@@ -93,6 +95,7 @@ def load_inputs(
     run_json: Sequence[str] | str | None = None,
     change_time: str | None = None,
     fix_time: str | None = None,
+    node_evidence: Sequence[str] | str | None = None,
 ) -> Inputs:
     """Load whichever artefacts are given (paths, lists, globs or folders; ``None``/empty: skip).
 
@@ -132,4 +135,7 @@ def load_inputs(
         forward=forward,
         timeline=make_timeline(change_time=change_time, fix_time=fix_time, run_json=runs or None),
         notes=notes,
+        node=load("node", kit.read_node_evidence, _paths(node_evidence))
+        if _paths(node_evidence)
+        else None,
     )

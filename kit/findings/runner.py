@@ -21,6 +21,7 @@ from kit.findings.checks_logs import (
     check_ndots_expansion,
     check_servfail_storm,
 )
+from kit.findings.checks_node import node_results
 from kit.findings.checks_transport import (
     _syn_packets,
     check_conntrack_race,
@@ -55,6 +56,7 @@ def run(
     upstreams: Sequence[str] | None = None,
     packet_limit_pps: float = 1024.0,
     cluster_domain: str = "cluster.local",
+    node: Any = None,
 ) -> list[Finding]:
     """Run every check that has its data; the findings that fired, most severe first.
 
@@ -81,6 +83,9 @@ def run(
         Per-interface packet limit of the resolver, packets per second.
     cluster_domain
         Kubernetes cluster domain for the ndots check.
+    node
+        :class:`kit.sources.node.NodeCounters` (``kit.read_node_evidence``): nstat, conntrack -S,
+        ethtool -S, ip -s link (:mod:`kit.findings.checks_node`).
 
     Returns
     -------
@@ -117,6 +122,8 @@ def run(
     found.append(check_truncation(capture))
     found.append(check_servfail_storm(capture=capture, coredns=coredns, unbound=unbound))
     found.append(check_conntrack_race(capture))
+    # node evidence (nstat, conntrack -S, ethtool -S): kit.findings.checks_node
+    found.extend(r.finding for r in node_results(node))
     fired = [f for f in found if f is not None]
     if timeline is not None and timeline.change_time is not None:
         fired = [

@@ -67,6 +67,7 @@ def run_on(inputs: Inputs, **options: Any) -> Verdict:
         metrics=inputs.metrics,
         forward=inputs.forward,
         timeline=inputs.timeline,
+        node=inputs.node,
         **options,
     )
     return Verdict(found, inputs, options)
@@ -729,6 +730,7 @@ def findings_for_artefacts(
         run_json=by_param.get("run_json"),
         change_time=change_time,
         fix_time=fix_time,
+        node_evidence=by_param.get("node_evidence"),
     )
     return run_on(inputs, **options)
 

@@ -66,6 +66,8 @@ INPUT_KINDS: dict[str, tuple[str, ...]] = {
     "unbound_conf": ("unbound_conf",),
     "nsd_conf": ("nsd_conf",),
     "run_json": ("run_json",),
+    # node evidence (kit.sources.node.read_node_evidence)
+    "node_evidence": ("nstat", "conntrack_stats", "ethtool_stats", "ip_link_stats"),
 }
 """Notebook input parameter -> the artefact kinds (``kit.sources.detect.ArtefactKind`` values) it takes."""
 
