@@ -47,6 +47,8 @@ _LAZY: dict[str, str] = {
     "read_ip_link_stats": "kit.sources.node",
     "read_node_evidence": "kit.sources.node",
     "NodeCounters": "kit.sources.node",
+    "read_zeek_dns": "kit.sources.zeek",
+    "read_gadget_dns": "kit.sources.gadget",
 }
 
 #: Subpackages and modules reachable as attributes of ``kit`` (imported on first access).

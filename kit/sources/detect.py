@@ -70,6 +70,8 @@ class ArtefactKind(StrEnum):
     CONNTRACK_STATS = "conntrack_stats"
     ETHTOOL_STATS = "ethtool_stats"
     IP_LINK_STATS = "ip_link_stats"
+    ZEEK_DNS = "zeek_dns_log"
+    GADGET_DNS = "gadget_dns"
     UNKNOWN = "unknown"
 
 
@@ -914,7 +916,11 @@ def _classify_csv(nonblank: list[str]) -> tuple[ArtefactKind, str] | None:
 
 def _classify_other_tools_text(nonblank: list[str]) -> tuple[ArtefactKind, str] | None:
     from kit.sources.node import sniff_node_format
+    from kit.sources.zeek import sniff_zeek_tsv
 
+    zeek = sniff_zeek_tsv(nonblank)
+    if zeek is not None:
+        return ArtefactKind.ZEEK_DNS, zeek
     node = sniff_node_format(nonblank)
     if node is not None:
         return ArtefactKind(node[0]), node[1]
@@ -922,9 +928,17 @@ def _classify_other_tools_text(nonblank: list[str]) -> tuple[ArtefactKind, str] 
 
 
 def _classify_other_tools_json(text: str, *, truncated: bool) -> tuple[ArtefactKind, str] | None:
+    from kit.sources.gadget import sniff_gadget_json
     from kit.sources.node import sniff_node_format
+    from kit.sources.zeek import sniff_zeek_json
 
     node = sniff_node_format(text.splitlines()[:1])  # nstat -j: one line {"kernel":{...}}
     if node is not None:
         return ArtefactKind(node[0]), node[1]
+    zeek = sniff_zeek_json(text)
+    if zeek is not None:
+        return ArtefactKind.ZEEK_DNS, zeek
+    gadget = sniff_gadget_json(text)
+    if gadget is not None:
+        return ArtefactKind.GADGET_DNS, gadget
     return None
