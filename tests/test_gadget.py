@@ -120,3 +120,20 @@ def test_bad_input(tmp_path: Path) -> None:
 
 def test_lazy_export() -> None:
     assert kit.read_gadget_dns is read_gadget_dns
+
+
+def test_fuzz_findings_are_rejects_not_tracebacks(tmp_path: Path) -> None:
+    """Mutation-fuzz findings: a port beyond 65535 broke the frame (polars ComputeError), a
+    timestamp beyond time_t raised OverflowError, a huge latency int-to-float overflow."""
+    ev = _events(IMAGE)
+    bad_port = dict(ev[0], src=dict(ev[0]["src"], port=65536))
+    bad_time = dict(ev[2], timestamp="", timestamp_raw=10**30)
+    bad_lat = dict(ev[3], latency_ns_raw=10**400)
+    p = tmp_path / "t.json"
+    p.write_text(
+        "\n".join(json.dumps(e) for e in [bad_port, ev[1], bad_time, bad_lat, *ev[4:]]) + "\n"
+    )
+    with pytest.warns(KitWarning, match="3 unreadable"):
+        r = read_gadget_dns(p)
+    assert r.rejected["line_no"].to_list() == [1, 3, 4]
+    assert r.records == len(ev) and r.dns.height == 3  # an orphan answer, two pairs

@@ -274,3 +274,21 @@ def test_against_the_tools_json_output() -> None:
     assert got_lo["rx_packets"] == lo["stats64"]["rx"]["packets"] >= 6
     assert got_lo["tx_bytes"] == lo["stats64"]["tx"]["bytes"]
     assert got_lo["rx_errors_crc"] == lo["stats64"]["rx"]["crc_errors"]
+
+
+def test_out_of_range_values_are_counted_rejects(tmp_path: Path) -> None:
+    """Mutation-fuzz findings: a CPU beyond Int32 broke the frame (polars ComputeError), a
+    5,000-digit value Python's int(); both are now rejected lines."""
+    p = tmp_path / "ct.txt"
+    p.write_text(
+        "cpu=0 found=1 insert_failed=0\ncpu=4294967296 found=1 insert_failed=0\n"
+        f"cpu=1 found={'9' * 5000} insert_failed=0\n"
+    )
+    with pytest.warns(KitWarning, match="2 unreadable line"):
+        ev = node.read_conntrack_stats(p)
+    assert ev.rejected["line_no"].to_list() == [2, 3] and ev.accounted == ev.lines == 3
+    q = tmp_path / "nstat.txt"
+    q.write_text(f"#kernel\nUdpInErrors {'1' * 5000} 0.0\nUdpInDatagrams 5 0.0\n")
+    with pytest.warns(KitWarning):
+        ev2 = node.read_nstat(q)
+    assert ev2.value("UdpInDatagrams") == 5 and ev2.rejected["line_no"].to_list() == [2]

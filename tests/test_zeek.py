@@ -149,3 +149,25 @@ def test_lazy_export_and_time_type() -> None:
     assert (
         df["ts_response"].drop_nulls() - df["ts"].filter(df["ts_response"].is_not_null())
     ).to_list() == [timedelta(microseconds=66852)]
+
+
+def test_fuzz_findings_are_rejects_not_tracebacks(tmp_path: Path) -> None:
+    """Mutation-fuzz findings: a bare '#separator' header (IndexError), bytes that are not UTF-8
+    (UnicodeEncodeError in the frame), a runaway-nested JSON line (RecursionError)."""
+    text = (DATA / "zero-responses.dns.log").read_text()
+    p = tmp_path / "a.log"
+    p.write_bytes(
+        text.replace("#separator \\x09", "#separator")
+        .replace("psu.edu", "ps\xffu.edu")
+        .encode("latin-1")
+    )
+    r = read_zeek_dns(p)
+    assert r.dns.height == 1 and "\ufffd" in r.dns["qname"][0]
+    line = (DATA / "log-formats.dns.json.log").read_text().splitlines()[1]
+    q = tmp_path / "b.log"
+    q.write_text(line + "\n" + '{"ts": ' + "[" * 100000 + "\n")
+    with pytest.warns(KitWarning):
+        r2 = read_zeek_dns(q)
+    assert r2.dns.height == 1 and r2.rejected["reason"].to_list() == [
+        "JSON nested too deeply to read"
+    ]

@@ -115,19 +115,18 @@ class _Txn:
 def _endpoint(o: dict[str, Any], side: str) -> tuple[str | None, int | None, str | None]:
     ep = o.get(side)
     if isinstance(ep, dict):
-        port = ep.get("port")
-        proto = ep.get("proto")
-        return (
-            ep.get("addr") or None,
-            port if isinstance(port, int) and not isinstance(port, bool) else None,
-            proto.lower() if isinstance(proto, str) and proto else None,
-        )
-    ip = o.get(f"{side}IP")
-    port = o.get(f"{side}Port")
-    proto = o.get("protocol")
+        ip, port, proto = ep.get("addr"), ep.get("port"), ep.get("proto")
+    else:
+        ip, port, proto = o.get(f"{side}IP"), o.get(f"{side}Port"), o.get("protocol")
+    if ip is not None and not isinstance(ip, str):
+        raise ValueError(f"{side} address is {ip!r}")
+    if port is not None and (
+        not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535
+    ):
+        raise ValueError(f"{side} port is {port!r}")
     return (
         ip or None,
-        port if isinstance(port, int) and not isinstance(port, bool) else None,
+        port,
         proto.lower() if isinstance(proto, str) and proto else None,
     )
 
@@ -214,7 +213,8 @@ def _event(o: dict[str, Any]) -> dict[str, Any]:
         client, server = (d_ip, d_port), (s_ip, s_port)
     if server[0] is None and isinstance(o.get("nameserver"), str | dict):
         ns = o["nameserver"]
-        server = (ns.get("addr") if isinstance(ns, dict) else ns, server[1])
+        addr = ns.get("addr") if isinstance(ns, dict) else ns
+        server = (addr if isinstance(addr, str) else None, server[1])
     name = o.get("name")
     if not isinstance(name, str):
         raise ValueError(f"name is {name!r}")
@@ -233,7 +233,9 @@ def _event(o: dict[str, Any]) -> dict[str, Any]:
         "qtype": qtype(o.get("qtype"), raw_type),
         "rcode": rcode(o.get("rcode"), raw_rcode) if qr == "R" else None,
         "tc": tc if isinstance(tc, bool) else None,
-        "answers": n_ans if isinstance(n_ans, int) and not isinstance(n_ans, bool) else None,
+        "answers": n_ans
+        if isinstance(n_ans, int) and not isinstance(n_ans, bool) and 0 <= n_ans <= 65535
+        else None,
         "latency_s": _latency_s(o),
         "k8s": _k8s(o),
         "proc": _proc(o),
@@ -392,7 +394,7 @@ def read_gadget_dns(source: Source, *, strict: bool = False) -> DNSRecords:
                 try:
                     events.append((src, line_no, _event(o)))
                     file_events += 1
-                except (ValueError, KeyError, TypeError) as exc:
+                except (ValueError, KeyError, TypeError, OverflowError, OSError) as exc:
                     rejected.append((src, line_no, f"DNS event: {exc}", lines[line_no - 1][:500]))
             elif _is_message(o):
                 other += 1

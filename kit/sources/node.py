@@ -190,20 +190,23 @@ class _Acc:
         self,
         line_no: int,
         counter: str,
-        value: int,
+        value: int | str,
         *,
         cpu: int | None = None,
         interface: str | None = None,
-    ) -> None:
-        if value > _INT64_MAX:
-            raise InputFormatError(
-                f"{self.kind} counter {counter} = {value} exceeds the Int64 range",
-                path=self.source,
-                line=line_no,
-            )
+    ) -> bool:
+        """Add a counter; ``False`` when the value or CPU is out of range (the caller rejects
+        the line)."""
+        if isinstance(value, str):
+            if len(value.lstrip("-")) > 19:
+                return False
+            value = int(value)
+        if not -_INT64_MAX - 1 <= value <= _INT64_MAX or (cpu is not None and cpu > 2**31 - 1):
+            return False
         self.counters.append(
             (self.source, self.snapshot, self.kind, cpu, interface, counter, value, line_no)
         )
+        return True
 
     def note(self, line_no: int, what: str, line: str) -> None:
         self.other.append((self.source, line_no, what, line))
@@ -312,7 +315,8 @@ def _parse_nstat(acc: _Acc, lines: list[str]) -> None:
                 acc.snapshot += 1
                 seen.clear()
             seen.add(name)
-            acc.add(i, name, int(m[2]))
+            if not acc.add(i, name, m[2]):
+                acc.reject(i, f"{name}: value out of the Int64 range", line)
             continue
         m2 = _SNMP_LINE.match(s)
         if m2:
@@ -330,13 +334,16 @@ def _parse_nstat(acc: _Acc, lines: list[str]) -> None:
                         line,
                     )
                     continue
+                if any(len(v.lstrip("-")) > 19 or abs(int(v)) > _INT64_MAX for v in fields):
+                    acc.reject(i, f"{section}: a value out of the Int64 range", line)
+                    continue
                 for name, v in zip(names[0], fields, strict=True):
                     full = section + name
                     if full in seen:
                         acc.snapshot += 1
                         seen.clear()
                     seen.add(full)
-                    acc.add(i, full, int(v))  # Tcp MaxConn is -1: signed
+                    acc.add(i, full, v)  # Tcp MaxConn is -1: signed
                 continue
             header[section] = (fields, i)
             acc.note(i, "header", line)
@@ -362,7 +369,8 @@ def _parse_nstat_json(acc: _Acc, lines: list[str], text: str) -> None:
         if isinstance(v, bool) or not isinstance(v, int):
             acc.reject(1, f"nstat JSON counter {name!r} is not an integer", f"{name}: {v!r}")
             continue
-        acc.add(1, str(name), int(v))
+        if not acc.add(1, str(name), int(v)):
+            acc.reject(1, f"nstat JSON counter {name!r} out of the Int64 range", f"{name}: {v}")
     # the JSON is one record: line 1 gave the counters, every other line is part of it
     for i in range(2, len(lines) + 1):
         acc.note(i, "header", lines[i - 1])
@@ -388,13 +396,17 @@ def _parse_conntrack(acc: _Acc, lines: list[str]) -> None:
         if not m:
             acc.reject(i, "not a conntrack -S line ('cpu=N name=value ...')", line)
             continue
+        pairs = _CT_PAIR.findall(m[2])
+        if len(m[1]) > 9 or any(len(v) > 19 or int(v) > _INT64_MAX for _, v in pairs):
+            acc.reject(i, "cpu or a value out of range", line)
+            continue
         cpu = int(m[1])
         if cpu in seen:
             acc.snapshot += 1
             seen.clear()
         seen.add(cpu)
-        for name, v in _CT_PAIR.findall(m[2]):
-            acc.add(i, name, int(v), cpu=cpu)
+        for name, v in pairs:
+            acc.add(i, name, v, cpu=cpu)
 
 
 def _parse_ethtool(acc: _Acc, lines: list[str], interface: str | None) -> None:
@@ -432,7 +444,8 @@ def _parse_ethtool(acc: _Acc, lines: list[str], interface: str | None) -> None:
                 acc.snapshot += 1
                 seen.clear()
             seen.add(name)
-            acc.add(i, name, int(m[2]), interface=iface)
+            if not acc.add(i, name, m[2], interface=iface):
+                acc.reject(i, f"{name}: value out of the Int64 range", line)
             continue
         acc.reject(i, "not an ethtool -S line ('NIC statistics:' or '  name: value')", line)
 
@@ -488,8 +501,11 @@ def _parse_ip_link(acc: _Acc, lines: list[str]) -> None:
                     line,
                 )
                 continue
+            if any(len(v) > 19 or int(v) > _INT64_MAX for v in values):
+                acc.reject(i, "a value out of the Int64 range", line)
+                continue
             for name, val in zip(names, values, strict=True):
-                acc.add(i, prefix + name, int(val), interface=iface)
+                acc.add(i, prefix + name, val, interface=iface)
             continue
         if iface is not None and _IP_INFO.match(line):
             acc.note(i, "info", line)

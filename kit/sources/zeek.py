@@ -115,6 +115,13 @@ def _bool(value: Any) -> bool | None:
     raise ValueError(f"not a Zeek bool: {value!r}")
 
 
+def _str(rec: dict[str, Any], key: str) -> str | None:
+    v = rec.get(key)
+    if v is None or isinstance(v, str):
+        return v
+    raise ValueError(f"{key} is {v!r}, not a string")
+
+
 def _row(rec: dict[str, Any], source: str, line_no: int) -> tuple[Any, ...]:
     """One row of :data:`ZEEK_DNS_SCHEMA` from a record (unset fields absent or None).
 
@@ -133,9 +140,9 @@ def _row(rec: dict[str, Any], source: str, line_no: int) -> tuple[Any, ...]:
         rtt = _float(rec.get("rtt"))
     except (TypeError, ValueError):
         raise ValueError(f"rtt is {rec.get('rtt')!r}") from None
-    code = rcode(rec.get("rcode_name"), _int(rec.get("rcode")))
+    code = rcode(_str(rec, "rcode_name"), _int(rec.get("rcode")))
     answers = rec.get("answers")
-    n_answers = len(answers) if isinstance(answers, list) else None
+    n_answers = min(len(answers), 65535) if isinstance(answers, list) else None
     answered = code is not None or rtt is not None
     if n_answers is None and answered:
         n_answers = 0
@@ -146,26 +153,26 @@ def _row(rec: dict[str, Any], source: str, line_no: int) -> tuple[Any, ...]:
             raise ValueError(f"{name} {v} out of range")
     if trans is not None and not 0 <= trans <= 65535:
         raise ValueError(f"trans_id {trans} out of range")
-    proto = rec.get("proto")
+    proto = _str(rec, "proto")
     return (
         ts,
         ts + timedelta(seconds=rtt) if rtt is not None else None,
         rtt,
         answered,
-        rec.get("id.orig_h"),
+        _str(rec, "id.orig_h"),
         orig_p,
-        rec.get("id.resp_h"),
+        _str(rec, "id.resp_h"),
         resp_p,
         proto.lower() if isinstance(proto, str) else None,
         trans,
-        qname(rec.get("query")),
-        qtype(rec.get("qtype_name"), _int(rec.get("qtype"))),
+        qname(_str(rec, "query")),
+        qtype(_str(rec, "qtype_name"), _int(rec.get("qtype"))),
         code,
         _bool(rec.get("TC")),
         n_answers,
         source,
         line_no,
-        rec.get("uid"),
+        _str(rec, "uid"),
         _bool(rec.get("rejected")),
     )
 
@@ -176,7 +183,7 @@ def _unescape(value: str) -> str:
         return value
     out = bytearray()
     i = 0
-    raw = value.encode("utf-8", errors="surrogateescape")
+    raw = value.encode("utf-8")
     while i < len(raw):
         if raw[i : i + 2] == b"\\x" and i + 4 <= len(raw):
             try:
@@ -203,17 +210,18 @@ def _read_tsv(
             continue
         if line.startswith("#"):
             other += 1
+            value = line.partition(sep)[2]
             if line.startswith("#separator"):
-                spec = line.split(None, 1)[1].strip() if " " in line else "\\x09"
-                sep = _unescape(spec)
+                spec = line[len("#separator") :].strip() or "\\x09"
+                sep = _unescape(spec) or "\t"
             elif line.startswith("#set_separator"):
-                set_sep = line.split(sep, 1)[1]
+                set_sep = value or ","
             elif line.startswith("#empty_field"):
-                empty = line.split(sep, 1)[1]
+                empty = value
             elif line.startswith("#unset_field"):
-                unset = line.split(sep, 1)[1]
+                unset = value
             elif line.startswith("#path"):
-                path = line.split(sep, 1)[1].strip() if sep in line else ""
+                path = value.strip()
                 if path and path != "dns":
                     raise InputFormatError(
                         f"a Zeek {path}.log, not a dns.log (#path {path})", path=source, line=i
@@ -246,7 +254,7 @@ def _read_tsv(
                 rec[name] = "" if v == empty else _unescape(v)
         try:
             rows.append(_row(rec, source, i))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             rejected.append((source, i, str(exc), line[:500]))
     return records, other
 
@@ -263,6 +271,9 @@ def _read_json(
         records += 1
         try:
             rec = json.loads(line)
+        except RecursionError:
+            rejected.append((source, i, "JSON nested too deeply to read", line[:500]))
+            continue
         except ValueError as exc:
             rejected.append((source, i, f"not a JSON object: {exc}", line[:500]))
             continue
@@ -271,7 +282,7 @@ def _read_json(
             continue
         try:
             rows.append(_row(rec, source, i))
-        except ValueError as exc:
+        except (ValueError, OverflowError, TypeError) as exc:
             rejected.append((source, i, str(exc), line[:500]))
     return records, other
 
@@ -314,7 +325,7 @@ def read_zeek_dns(source: Source, *, strict: bool = False) -> DNSRecords:
     for f in files:
         raw = read_raw(f, what="Zeek dns.log")
         notes += [f"{f}: {n}" for n in raw.notes]
-        text = raw.data.decode("utf-8", errors="surrogateescape")
+        text = raw.data.decode("utf-8", errors="replace")
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
