@@ -4,8 +4,9 @@ Reads at most the first :data:`HEAD_BYTES` bytes of a file (gzip is looked throu
 streaming decompression of that head), then checks, in order: capture magic numbers (pcap in
 both byte orders and both time resolutions, pcapng), other compression or binary data, JSON
 (Prometheus API, Grafana DataFrame JSON, lab ``run.json``, JSON-wrapped log lines), and the text
-formats (Prometheus/OpenMetrics exposition, unbound and CoreDNS logs, unbound/NSD configs,
-Corefiles, Grafana CSV exports). Every answer carries a one-line ``reason`` saying what was seen.
+formats (node evidence and Zeek's TSV dns.log first, then Prometheus/OpenMetrics exposition,
+unbound and CoreDNS logs, unbound/NSD configs, Corefiles, Grafana CSV exports); JSON is checked
+for Zeek dns.log, Inspektor Gadget DNS traces and nstat -j first. Every answer carries a one-line ``reason`` saying what was seen.
 
 Example
 -------
@@ -343,7 +344,9 @@ def detect_kinds(paths: Source | Sequence[str | os.PathLike[str]]) -> pl.DataFra
         - ``kind`` (String): an :class:`ArtefactKind` value (``"capture"``, ``"coredns_log"``,
           ``"unbound_log"``, ``"metrics_exposition"``, ``"prometheus_api_json"``,
           ``"grafana_csv"``, ``"grafana_json"``, ``"corefile"``, ``"unbound_conf"``,
-          ``"nsd_conf"``, ``"run_json"`` or ``"unknown"``).
+          ``"nsd_conf"``, ``"run_json"``, ``"nstat"``, ``"conntrack_stats"``,
+          ``"ethtool_stats"``, ``"ip_link_stats"``, ``"zeek_dns_log"``, ``"gadget_dns"`` or
+          ``"unknown"``).
         - ``reason`` (String): what was seen, or why nothing matched.
 
     Raises
