@@ -148,3 +148,34 @@ def test_load_inputs_keeps_node_evidence() -> None:
     )
     assert given["node evidence (counters)"] == inputs.node.counters.height > 0
     assert any(f.id == "conntrack-insert-failed" for f in kf.run_on(inputs))
+
+
+@pytest.mark.notebook
+def test_dnskit_report_shows_node_findings(tmp_path: Path) -> None:
+    """`dnskit report` on a scenario plus ENA and conntrack evidence: notebook 06 takes the node
+    evidence from the artefacts and the report carries the node findings; nstat files are listed
+    as nstat, not used as metric exports."""
+    out = tmp_path / "r.html"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, kit.cli; sys.exit(kit.cli.main())",
+            "report",
+            str(REPO / "data" / "scenarios" / "healthy"),
+            str(DATA / "format" / "ena-ethtool-S-eth0.txt"),
+            str(DATA / "format" / "conntrack-race-S.txt"),
+            "-o",
+            str(out),
+        ],
+        check=True,
+        env=env,
+        cwd=REPO,
+        timeout=900,
+        capture_output=True,
+    )
+    html = out.read_text()
+    assert "ENA linklocal_allowance_exceeded grew by" in html
+    assert "conntrack insert_failed grew by" in html
+    assert "no notebook in this run reads nstat artefacts" in html  # listed, not read as metrics
