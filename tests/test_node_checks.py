@@ -153,8 +153,7 @@ def test_load_inputs_keeps_node_evidence() -> None:
 @pytest.mark.notebook
 def test_dnskit_report_shows_node_findings(tmp_path: Path) -> None:
     """`dnskit report` on a scenario plus ENA and conntrack evidence: notebook 06 takes the node
-    evidence from the artefacts and the report carries the node findings; nstat files are listed
-    as nstat, not used as metric exports."""
+    evidence from the artefacts and the report carries the node findings."""
     out = tmp_path / "r.html"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run(
@@ -178,4 +177,3 @@ def test_dnskit_report_shows_node_findings(tmp_path: Path) -> None:
     html = out.read_text()
     assert "ENA linklocal_allowance_exceeded grew by" in html
     assert "conntrack insert_failed grew by" in html
-    assert "no notebook in this run reads nstat artefacts" in html  # listed, not read as metrics
