@@ -292,3 +292,16 @@ def test_out_of_range_values_are_counted_rejects(tmp_path: Path) -> None:
     with pytest.warns(KitWarning):
         ev2 = node.read_nstat(q)
     assert ev2.value("UdpInDatagrams") == 5 and ev2.rejected["line_no"].to_list() == [2]
+
+
+def test_notebook_inputs_take_node_evidence_not_as_metrics() -> None:
+    """The notebooks' metrics input took the scenario's nstat files as metric exports before
+    (dnskit report then read nstat counters as Prometheus samples); now they are node evidence."""
+    from kit.sources.artefacts import resolve_inputs
+
+    folder = REPO / "data" / "scenarios" / "healthy"
+    got = resolve_inputs(str(folder), metrics=None, node_evidence=None)
+    metrics = got["metrics"] or []
+    assert not [m for m in metrics if "/node/" in m]
+    evidence = got["node_evidence"] or []
+    assert sorted(Path(p).name for p in evidence) == sorted(p.name for p in folder.glob("node/*/*"))
