@@ -113,12 +113,14 @@ def json_objects(text: str, limit: int | None = None) -> Iterator[tuple[int, Any
     """
     dec = json.JSONDecoder()
     i, n, count = 0, len(text), 0
+    line, counted = 1, 0  # newlines are counted once, from where the last count stopped
     while True:
         while i < n and text[i] in " \t\r\n":
             i += 1
         if i >= n or (limit is not None and count >= limit):
             return
-        line = text.count("\n", 0, i) + 1
+        line += text.count("\n", counted, i)
+        counted = i
         try:
             obj, end = dec.raw_decode(text, i)
         except RecursionError:

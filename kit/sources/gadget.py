@@ -327,6 +327,27 @@ def _rows(txns: list[_Txn]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _objects(text: str, lines: list[str]) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:
+    """The JSON values of a file with their lines, and the lines that could not be read: after
+    a line that is not JSON, reading resumes at the next line."""
+    starts = [0]
+    for ln in lines:
+        starts.append(starts[-1] + len(ln) + 1)
+    objs: list[tuple[int, Any]] = []
+    bad: list[tuple[int, str]] = []
+    first = 1  # line of text[starts[first - 1]:]
+    while first <= len(lines):
+        try:
+            for line_no, obj in json_objects(text[starts[first - 1] :]):
+                objs.append((line_no + first - 1, obj))
+            break
+        except ValueError as exc:
+            at = (exc.args[1] if len(exc.args) > 1 else 1) + first - 1
+            bad.append((at, f"not JSON: {exc.args[0]}"))
+            first = at + 1
+    return objs, bad
+
+
 def read_gadget_dns(source: Source, *, strict: bool = False) -> DNSRecords:
     """Read Inspektor Gadget DNS traces (JSON lines, pretty-printed JSON objects one after the
     other, or a JSON array of events) and join their events into transactions.
@@ -371,23 +392,22 @@ def read_gadget_dns(source: Source, *, strict: bool = False) -> DNSRecords:
             lines.pop()
         lines_total += len(lines)
         src = os.fspath(f)
-        objs: list[tuple[int, Any]] = []
-        try:
-            objs = list(json_objects(text))
-        except ValueError as exc:
-            line_no = exc.args[1] if len(exc.args) > 1 else None
-            bad = lines[line_no - 1] if isinstance(line_no, int) and line_no <= len(lines) else ""
-            if strict or not objs:
-                raise InputFormatError(
-                    f"not Inspektor Gadget JSON output: {exc.args[0]}",
-                    path=f,
-                    line=line_no,
-                    excerpt=bad[:160],
-                ) from None
+        file_rejected_at = len(rejected)
+        objs, unreadable = _objects(text, lines)
+        for line_no, reason in unreadable:
+            records += 1
+            rejected.append((src, line_no, reason, lines[line_no - 1][:500]))
+        if unreadable and (strict or not objs):
+            line_no, reason = unreadable[0]
+            raise InputFormatError(
+                f"not Inspektor Gadget JSON output: {reason}",
+                path=f,
+                line=line_no,
+                excerpt=lines[line_no - 1][:160],
+            )
         if len(objs) == 1 and isinstance(objs[0][1], list):
             objs = [(objs[0][0], o) for o in objs[0][1]]
         file_events = 0
-        file_rejected_at = len(rejected)
         for line_no, o in objs:
             if _is_dns_event(o):
                 records += 1
