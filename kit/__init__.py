@@ -46,6 +46,15 @@ _LAZY: dict[str, str] = {
     "read_k8s_snapshot": "kit.sources.k8s",
     "K8sSnapshot": "kit.sources.k8s",
     "attribute_clients": "kit.sources.k8s",
+    # node evidence and other tools' DNS records
+    "read_nstat": "kit.sources.node",
+    "read_conntrack_stats": "kit.sources.node",
+    "read_ethtool_stats": "kit.sources.node",
+    "read_ip_link_stats": "kit.sources.node",
+    "read_node_evidence": "kit.sources.node",
+    "NodeCounters": "kit.sources.node",
+    "read_zeek_dns": "kit.sources.zeek",
+    "read_gadget_dns": "kit.sources.gadget",
 }
 
 #: Subpackages and modules reachable as attributes of ``kit`` (imported on first access).

@@ -272,6 +272,13 @@ def test_kind_is_a_string_enum(data_dir: Path) -> None:
         "run_json",
         "dnstap",
         "k8s_snapshot",
+        # node evidence, Zeek and Inspektor Gadget DNS records (kit.sources.node/.zeek/.gadget)
+        "nstat",
+        "conntrack_stats",
+        "ethtool_stats",
+        "ip_link_stats",
+        "zeek_dns_log",
+        "gadget_dns",
         "unknown",
     }
 

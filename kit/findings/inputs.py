@@ -49,7 +49,15 @@ class Unreadable:
         return f"{self.file} could not be read ({self.reason})"
 
 
-INPUT_KINDS: tuple[str, ...] = ("capture", "coredns", "unbound", "metrics", "forward", "timeline")
+INPUT_KINDS: tuple[str, ...] = (
+    "capture",
+    "coredns",
+    "unbound",
+    "metrics",
+    "forward",
+    "timeline",
+    "node",
+)
 """The inputs of :class:`Inputs`, as named in :attr:`Unreadable.kind` and by the checks' needs."""
 
 
@@ -84,6 +92,7 @@ class Inputs:
     notes: Mapping[str, str] = field(default_factory=dict)
     unreadable: tuple[Unreadable, ...] = ()
     edns_buffer: pl.DataFrame | None = None
+    node: Any = None  # kit.sources.node.NodeCounters (nstat, conntrack -S, ethtool -S, ip -s link)
 
     def unreadable_by_kind(self) -> dict[str, list[Unreadable]]:
         """:attr:`unreadable` grouped by kind."""
@@ -97,7 +106,7 @@ class Inputs:
 
         Columns ``input`` (String), ``rows`` (Int64, null when not given), ``notes`` (String).
         """
-        keys = ["capture", "coredns", "coredns", "unbound", "metrics", "forward"]
+        keys = ["capture", "coredns", "coredns", "unbound", "metrics", "forward", "node"]
         rows = [
             (
                 "capture (DNS transactions)",
@@ -117,6 +126,7 @@ class Inputs:
             ),
             ("metrics (samples)", None if self.metrics is None else self.metrics.height),
             ("forward settings", None if self.forward is None else self.forward.height),
+            ("node evidence (counters)", None if self.node is None else self.node.counters.height),
         ]
         df = pl.DataFrame(rows, schema={"input": pl.String, "rows": pl.Int64}, orient="row")
         bad = self.unreadable_by_kind()
@@ -257,6 +267,7 @@ def load_inputs(
     run_json: Sequence[str] | str | None = None,
     change_time: str | None = None,
     fix_time: str | None = None,
+    node_evidence: Sequence[str] | str | None = None,
 ) -> Inputs:
     """Load whichever artefacts are given (paths, lists, globs or folders; ``None``/empty: skip).
 
@@ -329,4 +340,7 @@ def load_inputs(
         notes=notes,
         unreadable=tuple(bad),
         edns_buffer=edns,
+        node=load("node", _paths(node_evidence), kit.read_node_evidence)
+        if _paths(node_evidence)
+        else None,
     )

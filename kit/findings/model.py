@@ -71,6 +71,10 @@ ROLE_OF: dict[str, str] = {
     "packet-rate-below-limit": "ruled-out",
     "bucket-ceiling": "context",
     "metrics-blind-spot": "context",
+    # node evidence (kit.findings.checks_node)
+    "ena-allowance-exceeded": "root-cause",
+    "conntrack-insert-failed": "root-cause",
+    "udp-receive-buffer-errors": "mechanism",
 }
 """The role (:data:`ROLES`) of each check's finding, by finding id."""
 

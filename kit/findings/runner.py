@@ -22,6 +22,7 @@ from kit.findings.checks_logs import (
     ndots_expansion_result,
     servfail_storm_result,
 )
+from kit.findings.checks_node import node_results
 from kit.findings.checks_transport import (
     _syn_packets,
     conntrack_race_result,
@@ -59,6 +60,10 @@ CHECK_NEEDS: dict[str, tuple[str, ...]] = {
     "truncation-tcp-fallback": ("capture",),
     "servfail-storm": ("capture", "coredns", "unbound"),
     "conntrack-race": ("capture",),
+    # node evidence (kit.findings.checks_node)
+    "ena-allowance-exceeded": ("node",),
+    "conntrack-insert-failed": ("node",),
+    "udp-receive-buffer-errors": ("node",),
 }
 """The input kinds (:data:`kit.findings.inputs.INPUT_KINDS`) each check reads, in :func:`run_checks`
 order: a check that did not fire while a file of one of its kinds could not be read is "not
@@ -108,10 +113,15 @@ SUPPORT: dict[str, tuple[str, ...]] = {
     "forced-tcp": ("syn-retransmissions", "upstream-error-bursts", "latency-timer-modes"),
     "syn-retransmissions": ("forced-tcp", "truncation-tcp-fallback", "latency-timer-modes"),
     "upstream-unreachable": ("servfail-storm", "upstream-error-bursts", "latency-timer-modes"),
-    "packet-rate-limit": ("upstream-error-bursts", "servfail-storm", "latency-timer-modes"),
+    "packet-rate-limit": (
+        "upstream-error-bursts",
+        "servfail-storm",
+        "latency-timer-modes",
+        "ena-allowance-exceeded",
+    ),
     "truncation-tcp-fallback": ("syn-retransmissions", "latency-timer-modes"),
     "servfail-storm": ("upstream-error-bursts",),
-    "conntrack-race": ("latency-timer-modes",),
+    "conntrack-race": ("latency-timer-modes", "conntrack-insert-failed"),
     "latency-timer-modes": ("syn-retransmissions", "upstream-unreachable", "conntrack-race"),
     "upstream-error-bursts": ("servfail-storm", "syn-retransmissions", "upstream-unreachable"),
     "metrics-blind-spot": ("latency-timer-modes",),
@@ -241,6 +251,7 @@ def run_checks(
     cluster_domain: str = "cluster.local",
     edns_buffer: pl.DataFrame | None = None,
     unreadable: Mapping[str, Sequence[Any]] | None = None,
+    node: Any = None,
 ) -> list[CheckResult]:
     """Every check's :class:`CheckResult`, in :data:`CHECK_NEEDS` order, graded (:func:`grade`).
 
@@ -254,6 +265,9 @@ def run_checks(
         :class:`kit.findings.inputs.Unreadable`, or plain strings). A check that needs the kind
         and did not fire is ``not checked`` with "<file> could not be read (<reason>)"; one that
         fired keeps its finding and names the files in ``numbers["unreadable"]``.
+    node
+        :class:`kit.sources.node.NodeCounters` (``kit.read_node_evidence``): nstat, conntrack -S,
+        ethtool -S, ip -s link (:mod:`kit.findings.checks_node`).
 
     Returns
     -------
@@ -301,6 +315,8 @@ def run_checks(
         )
     )
     results.append(conntrack_race_result(capture))
+    # node evidence (nstat, conntrack -S, ethtool -S): kit.findings.checks_node
+    results.extend(node_results(node))
     if unreadable:
         results = [_degrade(r, unreadable) for r in results]
     if change is not None:
@@ -347,6 +363,7 @@ def run(
     cluster_domain: str = "cluster.local",
     edns_buffer: pl.DataFrame | None = None,
     unreadable: Mapping[str, Sequence[Any]] | None = None,
+    node: Any = None,
 ) -> list[Finding]:
     """Run every check that has its data; the findings that fired, most severe first.
 
@@ -375,7 +392,7 @@ def run(
         Per-interface packet limit of the resolver, packets per second.
     cluster_domain
         Kubernetes cluster domain for the ndots check.
-    edns_buffer, unreadable
+    edns_buffer, unreadable, node
         As for :func:`run_checks`.
 
     Returns
@@ -396,6 +413,7 @@ def run(
         cluster_domain=cluster_domain,
         edns_buffer=edns_buffer,
         unreadable=unreadable,
+        node=node,
     )
     return fired_findings(results)
 

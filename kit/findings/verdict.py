@@ -77,6 +77,7 @@ def run_on(inputs: Inputs, **options: Any) -> Verdict:
         timeline=inputs.timeline,
         edns_buffer=inputs.edns_buffer,
         unreadable=inputs.unreadable_by_kind(),
+        node=inputs.node,
         **options,
     )
     return Verdict(fired_findings(results), inputs, options, results)
@@ -125,10 +126,29 @@ CHECKS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
     ("truncation-tcp-fallback", ("truncation-tcp-fallback",), ("capture",), "a capture"),
     ("servfail-storm", ("servfail-storm",), ("capture|coredns|unbound",), "a capture or a log"),
     ("conntrack-race", ("conntrack-race",), ("capture",), "a capture of the client side"),
+    (
+        "ena-allowance-exceeded",
+        ("ena-allowance-exceeded",),
+        ("node",),
+        "ethtool -S of the node's interface, before and after",
+    ),
+    (
+        "conntrack-insert-failed",
+        ("conntrack-insert-failed",),
+        ("node",),
+        "conntrack -S on the node, before and after",
+    ),
+    (
+        "udp-receive-buffer-errors",
+        ("udp-receive-buffer-errors",),
+        ("node",),
+        "nstat -asz on the node, before and after",
+    ),
 )
 """The checks of :func:`run`: (name, finding ids it can give, inputs it needs, what to collect).
 
-Inputs: ``capture``, ``coredns``, ``unbound``, ``metrics``, ``forward``; ``a|b`` means either."""
+Inputs: ``capture``, ``coredns``, ``unbound``, ``metrics``, ``forward``, ``node``; ``a|b`` means
+either."""
 
 
 FIXES: dict[str, str] = {
@@ -164,6 +184,20 @@ FIXES: dict[str, str] = {
         "Fix or roll back the zone the upstream fails (its log names the load error), or forward "
         "that zone elsewhere."
     ),
+    "ena-allowance-exceeded": (
+        "Stay under the instance's ENA allowances: spread DNS over more nodes/interfaces "
+        "(NodeLocal DNSCache on every node, more caching) so that no interface exceeds the "
+        "link-local (1024 pps to the VPC resolver) or packets-per-second allowance, or move to a "
+        "larger instance type."
+    ),
+    "conntrack-insert-failed": (
+        "Avoid the conntrack insert race: options single-request-reopen (or use-vc) in the pods' "
+        "dnsConfig, or NodeLocal DNSCache so pods' DNS does not go through a DNAT-ed service."
+    ),
+    "udp-receive-buffer-errors": (
+        "Raise the DNS server's socket receive buffer (net.core.rmem_max / rmem_default) or add "
+        "capacity, so that bursts are not dropped before the server reads them."
+    ),
 }
 """What to change, by finding id (the root cause's text goes to the summary)."""
 
@@ -174,6 +208,7 @@ _HAS = {
     "unbound": lambda i: i.unbound is not None,
     "metrics": lambda i: i.metrics is not None and not i.metrics.is_empty(),
     "forward": lambda i: i.forward is not None and not i.forward.is_empty(),
+    "node": lambda i: i.node is not None and not i.node.counters.is_empty(),
 }
 
 
@@ -183,6 +218,7 @@ _INPUT_NAMES = {
     "unbound": "an unbound log",
     "metrics": "a metric export",
     "forward": "a Corefile or unbound.conf",
+    "node": "node evidence (nstat, conntrack -S, ethtool -S)",
 }
 
 
@@ -824,6 +860,7 @@ def findings_for_artefacts(
         run_json=by_param.get("run_json"),
         change_time=change_time,
         fix_time=fix_time,
+        node_evidence=by_param.get("node_evidence"),
     )
     return run_on(inputs, **options)
 

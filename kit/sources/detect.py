@@ -7,6 +7,10 @@ both byte orders and both time resolutions, pcapng), other compression or binary
 ``-o json`` lists), dnstap Frame Streams, and the text
 formats (``kubectl get pods -o wide`` tables, Prometheus/OpenMetrics exposition, unbound and CoreDNS logs, unbound/NSD configs,
 Corefiles, Grafana CSV exports). Every answer carries a one-line ``reason`` saying what was seen.
+(Prometheus API, Grafana DataFrame JSON, lab ``run.json``, JSON-wrapped log lines), and the text
+formats (node evidence and Zeek's TSV dns.log first, then Prometheus/OpenMetrics exposition,
+unbound and CoreDNS logs, unbound/NSD configs, Corefiles, Grafana CSV exports); JSON is checked
+for Zeek dns.log, Inspektor Gadget DNS traces and nstat -j first. Every answer carries a one-line ``reason`` saying what was seen.
 
 Example
 -------
@@ -69,6 +73,13 @@ class ArtefactKind(StrEnum):
     # issue 18: dnstap and Kubernetes snapshots (kit.sources.dnstap, kit.sources.k8s)
     DNSTAP = "dnstap"
     K8S_SNAPSHOT = "k8s_snapshot"
+    # node evidence (kit.sources.node) and other tools' DNS records (kit.sources.zeek/.gadget)
+    NSTAT = "nstat"
+    CONNTRACK_STATS = "conntrack_stats"
+    ETHTOOL_STATS = "ethtool_stats"
+    IP_LINK_STATS = "ip_link_stats"
+    ZEEK_DNS = "zeek_dns_log"
+    GADGET_DNS = "gadget_dns"
     UNKNOWN = "unknown"
 
 
@@ -340,7 +351,9 @@ def detect_kinds(paths: Source | Sequence[str | os.PathLike[str]]) -> pl.DataFra
         - ``kind`` (String): an :class:`ArtefactKind` value (``"capture"``, ``"coredns_log"``,
           ``"unbound_log"``, ``"metrics_exposition"``, ``"prometheus_api_json"``,
           ``"grafana_csv"``, ``"grafana_json"``, ``"corefile"``, ``"unbound_conf"``,
-          ``"nsd_conf"``, ``"run_json"`` or ``"unknown"``).
+          ``"nsd_conf"``, ``"run_json"``, ``"nstat"``, ``"conntrack_stats"``,
+          ``"ethtool_stats"``, ``"ip_link_stats"``, ``"zeek_dns_log"``, ``"gadget_dns"`` or
+          ``"unknown"``).
         - ``reason`` (String): what was seen, or why nothing matched.
 
     Raises
@@ -621,6 +634,11 @@ def _classify_text(text: str, *, truncated: bool) -> tuple[ArtefactKind, str]:
             f"kubectl get pods -o wide table ({n - 1} rows; header {nonblank[0].split()[:8]})"
         )
 
+    # node evidence and Zeek TSV before Prometheus: "IpInReceives 936 0.0" is also a valid sample
+    other_tool = _classify_other_tools_text(nonblank)
+    if other_tool is not None:
+        return other_tool
+
     # Prometheus text exposition / OpenMetrics: nearly every line is metadata or a sample
     meta = sum(1 for ln in nonblank if _PROM_META.match(ln))
     samples = sum(1 for ln in nonblank if _PROM_SAMPLE.match(ln))
@@ -690,6 +708,9 @@ def _classify_json(
     text: str, lines: list[str], *, truncated: bool
 ) -> tuple[ArtefactKind, str] | None:
     unknown = ArtefactKind.UNKNOWN
+    records = _classify_other_tools_json(text, truncated=truncated)
+    if records is not None:
+        return records
     obj: Any = None
     parsed = False
     if not truncated:
@@ -950,3 +971,37 @@ def _classify_csv(nonblank: list[str]) -> tuple[ArtefactKind, str] | None:
     return ArtefactKind.GRAFANA_CSV, (
         f"CSV with '{shown}' delimiter, {len(header)} columns, header {header[:3]}{excel}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# node evidence, Zeek dns.log, Inspektor Gadget trace dns (kit.sources.node/.zeek/.gadget)
+
+
+def _classify_other_tools_text(nonblank: list[str]) -> tuple[ArtefactKind, str] | None:
+    from kit.sources.node import sniff_node_format
+    from kit.sources.zeek import sniff_zeek_tsv
+
+    zeek = sniff_zeek_tsv(nonblank)
+    if zeek is not None:
+        return ArtefactKind.ZEEK_DNS, zeek
+    node = sniff_node_format(nonblank)
+    if node is not None:
+        return ArtefactKind(node[0]), node[1]
+    return None
+
+
+def _classify_other_tools_json(text: str, *, truncated: bool) -> tuple[ArtefactKind, str] | None:
+    from kit.sources.gadget import sniff_gadget_json
+    from kit.sources.node import sniff_node_format
+    from kit.sources.zeek import sniff_zeek_json
+
+    node = sniff_node_format(text.splitlines()[:1])  # nstat -j: one line {"kernel":{...}}
+    if node is not None:
+        return ArtefactKind(node[0]), node[1]
+    zeek = sniff_zeek_json(text)
+    if zeek is not None:
+        return ArtefactKind.ZEEK_DNS, zeek
+    gadget = sniff_gadget_json(text)
+    if gadget is not None:
+        return ArtefactKind.GADGET_DNS, gadget
+    return None
