@@ -18,7 +18,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import kit
-import kit.sources.coredns as coredns_module
+import kit.sources.coredns.reader as coredns_reader
 from kit.analyses.summary import summarize_file
 from kit.errors import InputFormatError, KitWarning
 from kit.schema import check_schema
@@ -486,7 +486,7 @@ def test_chunking_does_not_change_results(
     with pytest.warns(KitWarning):
         big = read_coredns_log(path)
     if batch_rows is not None:
-        monkeypatch.setattr(coredns_module, "_GENERAL_BATCH_ROWS", batch_rows)
+        monkeypatch.setattr(coredns_reader, "_GENERAL_BATCH_ROWS", batch_rows)
     with pytest.warns(KitWarning):
         small = read_coredns_log(path, chunk_bytes=100)
     # the mix has fast-path queries and general-path ones (escaped names, wrappers) interleaved

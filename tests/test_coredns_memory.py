@@ -34,7 +34,7 @@ import polars as pl
 import kit.sources.coredns
 
 if sys.argv[3] == "polars":
-    kit.sources.coredns._fastlog = None  # the polars-only path
+    kit.sources.coredns._native._fastlog = None  # the polars-only path
 
 def status(key):
     for line in open("/proc/self/status"):
