@@ -9,6 +9,8 @@ from typing import Any
 
 import polars as pl
 
+from kit.sources.coredns.model import LONG_LINE_REASON, MAX_LINE_BYTES
+
 _BINARY_MAGIC = (
     b"\xd4\xc3\xb2\xa1",
     b"\xa1\xb2\xc3\xd4",
@@ -100,3 +102,60 @@ def _read_lines(data: bytes) -> pl.DataFrame:
             {"line": [s.removesuffix("\r") for s in lines]}, schema={"line": pl.String}
         )
     return df
+
+
+#: bytes of a long line kept in ``rejected.line``
+_EXCERPT_BYTES = 200
+
+
+def _cut_long_lines(
+    block: bytes, keep: int, max_bytes: int = MAX_LINE_BYTES
+) -> tuple[bytes, int, pl.DataFrame | None]:
+    """Empty the lines of ``block[:keep]`` longer than ``max_bytes`` (the line break stays).
+
+    Returns the block (the same object when no line is that long), its new ``keep`` and the
+    rejected rows (``line_no`` from 1 in the block, ``reason``, ``line``: an excerpt and the
+    length), or None. Line numbers do not change: the emptied lines are still lines, and
+    :func:`~kit.sources.coredns._native._work` takes them out of what it returns.
+
+    Cheap when no line is long: a line longer than ``max_bytes`` covers a whole aligned window of
+    ``max_bytes // 2`` bytes, so one ``find`` per window (~500 per 16 MiB block) finds every one.
+    """
+    half = max(1, max_bytes // 2)
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while pos < keep:
+        w_end = min(pos + half, keep)
+        if w_end - pos < half or block.find(b"\n", pos, w_end) >= 0:
+            pos = w_end
+            continue
+        start = block.rfind(b"\n", 0, pos) + 1
+        end = block.find(b"\n", w_end, keep)
+        end = keep if end < 0 else end
+        if end - start - (end > start and block[end - 1] == 13) > max_bytes:  # CR of CRLF: no
+            spans.append((start, end))
+        pos = end + 1
+    if not spans:
+        return block, keep, None
+    rows: list[tuple[int, str]] = []
+    parts: list[bytes] = []
+    prev = 0
+    line_no = 1
+    for start, end in spans:
+        line_no += block.count(b"\n", prev, start)
+        text = block[start : start + _EXCERPT_BYTES].decode("utf-8", "replace")
+        rows.append((line_no, f"{text}... ({end - start:,} bytes)"))
+        parts.append(block[prev:start])
+        if end == keep:  # the last line, without a line break: an empty line in its place
+            parts.append(b"\n")
+        prev = end  # the line break stays: line numbers after it do not change
+    parts.append(block[prev:keep])
+    cut = b"".join(parts)
+    rejected = pl.DataFrame(
+        {
+            "line_no": pl.Series([r[0] for r in rows], dtype=pl.UInt32),
+            "reason": pl.Series([LONG_LINE_REASON] * len(rows), dtype=pl.String),
+            "line": pl.Series([r[1] for r in rows], dtype=pl.String),
+        }
+    )
+    return cut, len(cut), rejected

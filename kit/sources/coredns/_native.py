@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from kit.sources._io import ArrowArray
-from kit.sources.coredns._blocks import _lines_frame
+from kit.sources.coredns._blocks import _cut_long_lines, _lines_frame
 from kit.sources.coredns._classify import _fast_part
 from kit.sources.coredns._formats import _CustomFormat
 from kit.sources.coredns._queries import _guess_layout, _Layout
@@ -33,14 +33,31 @@ _NATIVE_MAX_BYTES = 1 << 30
 
 def _work(
     block: bytes, keep: int, source: str, custom: _CustomFormat | None
-) -> tuple[int, int, pl.DataFrame | None, pl.DataFrame]:
+) -> tuple[int, int, pl.DataFrame | None, pl.DataFrame, pl.DataFrame | None]:
     """Split ``block[:keep]`` into lines numbered from 1 and take the fast path.
 
-    Returns the number of lines, invalid UTF-8 bytes, the fast-path queries (or None) and the
-    rows (``line_no``, ``line``) left for the general path, which runs on the leftovers of several
-    blocks at once (:func:`_read_one`): its cost is mostly per call, and most blocks leave only a
-    few lines.
+    Returns the number of lines, invalid UTF-8 bytes, the fast-path queries (or None), the rows
+    (``line_no``, ``line``) left for the general path, which runs on the leftovers of several
+    blocks at once (:func:`~kit.sources.coredns.reader._read_one`): its cost is mostly per call,
+    and most blocks leave only a few lines; and the rejected lines longer than
+    :data:`~kit.sources.coredns.model.MAX_LINE_BYTES` (``line_no``, ``reason``, ``line``) or None.
     """
+    cut, cut_keep, long = _cut_long_lines(block, keep)
+    if long is None:
+        return (*_split_block(block, keep, source, custom), None)
+    n_in = block.count(b"\n", 0, keep) + (0 if block[keep - 1] == 10 else 1)
+    del block  # the caller's reference is the last: the long line is freed with the block
+    n, bad, quick, rest = _split_block(cut, cut_keep, source, custom)
+    if n != n_in:  # pragma: no cover - a bug in the cut, never silent
+        raise RuntimeError(f"{source}: {n} lines after cutting long lines, {n_in} before")
+    rest = rest.filter(~pl.col("line_no").is_in(long["line_no"].implode()))
+    return n, bad, quick, rest, long
+
+
+def _split_block(
+    block: bytes, keep: int, source: str, custom: _CustomFormat | None
+) -> tuple[int, int, pl.DataFrame | None, pl.DataFrame]:
+    """:func:`_work` on a block without long lines: the native or the polars fast path."""
     if _fastlog is not None and keep <= _NATIVE_MAX_BYTES and (custom is None or custom.is_default):
         layout = _guess_layout(_sample_lines(block, keep))
         if layout is not None:

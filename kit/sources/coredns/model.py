@@ -109,6 +109,16 @@ FILES_SCHEMA = pl.Schema(
 
 CHUNK_BYTES = 16 * 1024 * 1024
 
+MAX_LINE_BYTES = 65_536
+"""Longest physical line read as a CoreDNS log line, bytes (without its ``\\n`` or ``\\r\\n``). CoreDNS' longest lines are query lines
+(a name of at most 253 characters, 1,012 when every byte is escaped as ``\\DDD``: ~1.3 KB) and
+errors-plugin or plugin messages of a few KB; the container runtimes split longer output into
+16 KiB records. A longer line is a counted reject (reason :data:`LONG_LINE_REASON`, ``line`` its
+first 200 bytes and its length), cut from its block before any parsing, so that a 10 MB line costs
+a small multiple of its size instead of every parsing step's copy of it."""
+
+LONG_LINE_REASON = f"line longer than {MAX_LINE_BYTES:,} bytes: not a CoreDNS log line"
+
 
 LEVELS = ("INFO", "ERROR", "WARNING", "DEBUG", "FATAL")
 ERROR_KINDS = (

@@ -166,8 +166,10 @@ def read_coredns_log(
 
         ``rejected``: ``source``, ``line_no``, ``reason`` (String, why it did not parse: "query
         line does not match any CoreDNS log format", "errors-plugin line does not parse", "not a
-        CoreDNS log line the kit recognises", "invalid JSON line (...)", ...) and ``line``
-        (String, the record as read, after JSON decoding and CRI joining).
+        CoreDNS log line the kit recognises", "invalid JSON line (...)", "line longer than 65,536
+        bytes: not a CoreDNS log line" (:data:`~kit.sources.coredns.model.MAX_LINE_BYTES`), ...)
+        and ``line`` (String, the record as read, after JSON decoding and CRI joining; for a
+        line too long, its first 200 bytes and its length).
 
         ``files``: ``source``, ``bytes`` (UInt64, decompressed size), ``gzipped`` (Boolean),
         ``lines`` (UInt32, physical lines), ``joined_lines`` (UInt32), ``invalid_utf8``
@@ -422,10 +424,19 @@ def _read_one(
                     stats["joined_lines"] += joined
                     take(out)
                     return
-                n, bad, quick, rest = fut.result()
+                n, bad, quick, rest, long = fut.result()
                 base = stats["lines"]
                 stats["invalid_utf8"] += bad
                 stats["lines"] += n
+                if long is not None:
+                    out = _empty_out()
+                    out["rejected"] = long.select(
+                        pl.lit(source, _STR).alias("source"),
+                        pl.col("line_no") + base,
+                        "reason",
+                        "line",
+                    )
+                    take(out)
                 if quick is not None:
                     out = _empty_out()
                     out["queries"] = quick.with_columns(pl.col("line_no") + base)
