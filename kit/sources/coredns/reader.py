@@ -301,18 +301,38 @@ def _pod_from_path(path: Path) -> tuple[str | None, str | None]:
 
 
 def _in_line_order(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
-    """``frames`` (each sorted by ``line_no``) as a list whose concatenation is sorted."""
-    frames = [f for f in frames if f.height]
+    """``frames`` (each sorted by ``line_no``) as a list whose concatenation is sorted.
+
+    Empties ``frames``. General-path batches interleave with the fast-path blocks they cover (line
+    numbers are unique): only each run of chunks whose line ranges overlap is merged, one run at a
+    time, and every chunk is released as soon as it is merged, so the memory this needs is one
+    run's copy (about one block, or the blocks one leftover batch spans), not a copy of the frame.
+    """
+    items = [f for f in frames if f.height]
+    frames.clear()
     last = -1
-    for f in frames:
+    for f in items:
         first = f["line_no"][0]
         if first <= last:
             break
         last = f["line_no"][-1]
     else:
-        return frames
-    # general-path batches interleave with the fast-path blocks (line numbers are unique)
-    return [pl.concat(frames, rechunk=False).sort("line_no")]
+        return items
+    items.sort(key=lambda f: f["line_no"][0], reverse=True)  # popped from the end, in order
+    out: list[pl.DataFrame] = []
+    while items:
+        run = [items.pop()]
+        hi = run[0]["line_no"][-1]
+        while items and items[-1]["line_no"][0] <= hi:
+            run.append(items.pop())
+            hi = max(hi, run[-1]["line_no"][-1])
+        if len(run) == 1:
+            out.append(run[0])
+        else:
+            merged = pl.concat(run, rechunk=False).sort("line_no")
+            run.clear()
+            out.append(merged)
+    return out
 
 
 def _read_one(
@@ -490,7 +510,7 @@ def _unknown_format_note(
     frames = [f for f in other if f.height]
     if not frames:
         return None
-    o = pl.concat(frames)
+    o = pl.concat(frames, rechunk=False)  # no copy; the filter copies its rows
     m = pl.col("message")
     like = o.filter(
         (pl.col("kind") == "message")
