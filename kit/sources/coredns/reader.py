@@ -282,6 +282,10 @@ def _config_fixup(mine: dict[str, list[pl.DataFrame]]) -> None:
 
 # leftover rows (not fast-path queries) gathered before the general path runs on them
 _GENERAL_BATCH_ROWS = 50_000
+# ... or the lines a batch may span: its queries interleave with the fast path's of those lines,
+# and putting them in line order copies them (:func:`_in_line_order`); without this bound, a file
+# with 1 % leftovers had one batch per 5 M lines and peaked at 1.56x its frames
+_GENERAL_BATCH_SPAN = 500_000
 
 
 _POD_LOG_PATH = re.compile(
@@ -464,8 +468,12 @@ def _read_one(
                 if rest.height:
                     leftovers.append(rest.with_columns(pl.col("line_no") + base))
                     n_left += rest.height
-                    if n_left >= _GENERAL_BATCH_ROWS or strict:
-                        flush()
+                if leftovers and (
+                    n_left >= _GENERAL_BATCH_ROWS
+                    or strict
+                    or stats["lines"] - leftovers[0]["line_no"][0] >= _GENERAL_BATCH_SPAN
+                ):
+                    flush()
 
             for block, keep in _blocks(read_at, size, chunk_bytes):
                 pending.append((False, pool.submit(_work, block, keep, source, custom)))
