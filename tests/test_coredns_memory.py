@@ -77,13 +77,19 @@ def _write(path: Path, n: int, *, others_at_end: bool) -> int:
 
 
 def _peak(path: Path, engine: str) -> dict[str, int]:
+    return _measure(MEASURE, path, engine)
+
+
+def _measure(script: str, path: Path, *args: str) -> dict[str, int]:
+    """Run ``script`` on ``path`` in a subprocess whose allocator frees pages at once (jemalloc
+    decay 0: RSS follows live memory); its last line of output, as JSON."""
     env = dict(os.environ, _RJEM_MALLOC_CONF="dirty_decay_ms:0,muzzy_decay_ms:0")
     out = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(path), str(ROOT), engine],
+        [sys.executable, "-c", script, str(path), str(ROOT), *args],
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=600,
         check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -170,16 +176,7 @@ def _real_lines(shared_fixtures: Path) -> list[bytes]:
 
 
 def _peak_and_held(path: Path, *extra: str) -> dict[str, int]:
-    env = dict(os.environ, _RJEM_MALLOC_CONF="dirty_decay_ms:0,muzzy_decay_ms:0")
-    out = subprocess.run(
-        [sys.executable, "-c", MEASURE_HELD, str(path), str(ROOT), *extra],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _measure(MEASURE_HELD, path, *extra)
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
