@@ -62,7 +62,7 @@ bench: setup
 	$(BIN)/python bench/run.py
 
 sanitize: setup
-	$(BIN)/python tools/sanitize_fastlog.py
+	$(BIN)/python tools/sanitize.py fastlog
 	$(BIN)/python tools/sanitize_fastcap.py
 
 # Seeded mutation fuzzing of the loaders, long mode (10,000 inputs per loader; tests/test_fuzz.py
