@@ -80,3 +80,15 @@ __all__ = [
     "slow_queries",
     "without_loop_probes",
 ]
+
+# the public home of the API (kit's lazy names, documentation, reprs and pickles name it)
+for _obj in (
+    CoreDNSLog,
+    read_coredns_log,
+    error_counts,
+    query_latency,
+    slow_queries,
+    without_loop_probes,
+):
+    _obj.__module__ = __name__
+del _obj
