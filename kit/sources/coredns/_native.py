@@ -46,7 +46,6 @@ def _work(
     if long is None:
         return (*_split_block(block, keep, source, custom), None)
     n_in = block.count(b"\n", 0, keep) + (0 if block[keep - 1] == 10 else 1)
-    del block  # the caller's reference is the last: the long line is freed with the block
     n, bad, quick, rest = _split_block(cut, cut_keep, source, custom)
     if n != n_in:  # pragma: no cover - a bug in the cut, never silent
         raise RuntimeError(f"{source}: {n} lines after cutting long lines, {n_in} before")
