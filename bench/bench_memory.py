@@ -3,9 +3,9 @@
 Run: ``.venv/bin/python bench/bench_memory.py CAPTURE [CAPTURE ...] [--cases a,b] [--limit-gb 8]``
 
 polars allocates outside Python's allocator, so tracemalloc does not see it; each case runs in a
-child process that loads the capture (from the kit's cache: run it once before to fill it), reads
-its resident size (``frames``), resets the kernel's high-water mark (``/proc/self/clear_refs``
-``5``), runs the case, and reads ``VmHWM`` again. ``extra`` = peak - frames is what the analysis
+child process that imports the kit (resident size ``base``), loads the capture (from the kit's
+cache: run it once before to fill it), reads its resident size (``frames`` = RSS - base), resets the kernel's high-water mark (``/proc/self/clear_refs``
+``5``), runs the case, and reads ``VmHWM`` again (``peak`` = VmHWM - base). ``extra`` = peak - frames is what the analysis
 itself needed on top of the loaded frames; the ratio ``extra / frames`` is what must not grow with
 capture size (bounded memory, issue 16). Each child runs under ``prlimit --as`` (``--limit-gb``)
 so that a runaway case fails instead of taking the machine.
@@ -96,14 +96,16 @@ def _cases(path: str) -> dict[str, Callable[[Any], object]]:
 def _child(path: str, case: str) -> None:
     import kit
 
+    fn = _cases(path)[case]  # imports every module the cases use
+    base = _status("VmRSS")
     cap = kit.read_capture(path, progress=False)
-    frames = _status("VmRSS")
-    fn = _cases(path)[case]
+    frames = _status("VmRSS") - base
     Path("/proc/self/clear_refs").write_text("5")
     t = time.perf_counter()
     fn(cap)
     wall = time.perf_counter() - t
-    print(json.dumps({"frames_mib": frames, "peak_mib": _status("VmHWM"), "s": wall}))
+    peak = _status("VmHWM") - base
+    print(json.dumps({"frames_mib": frames, "peak_mib": peak, "s": wall}))
 
 
 def main() -> None:
@@ -119,7 +121,7 @@ def main() -> None:
     names = a.cases.split(",") if a.cases else _names()
     env = dict(os.environ, PYTHONPATH=str(REPO))
     print(
-        f"{'capture':<24} {'case':<24} {'frames MiB':>10} {'peak MiB':>9} {'extra/frames':>12} {'s':>7}"
+        f"{'capture':<24} {'case':<24} {'frames MiB':>10} {'peak MiB':>9} {'extra MiB':>9} {'extra/frames':>12} {'s':>7}"
     )
     for path in a.captures:
         for name in names:
@@ -133,6 +135,7 @@ def main() -> None:
             extra = d["peak_mib"] - d["frames_mib"]
             print(
                 f"{Path(path).name:<24} {name:<24} {d['frames_mib']:>10.0f} {d['peak_mib']:>9.0f}"
+                f" {extra:>9.0f}"
                 f" {extra / d['frames_mib']:>12.2f} {d['s']:>7.2f}",
                 flush=True,
             )
