@@ -4,6 +4,7 @@ exchange's SYN retransmissions (:data:`ATTRIBUTION_SCHEMA`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -380,3 +381,44 @@ def _tc_retries(
         for c in swapped
     ).drop(f"_r{c}" for c in swapped)
     return out, got["_r_i"]
+
+
+def attribution_summary(
+    attribution: pl.DataFrame,
+    *,
+    by: Sequence[str] = ("capture", "up_match", "syn_retransmits"),
+) -> pl.DataFrame:
+    """Group the slow answers of :func:`kit.analyses.attribution.attribute_slow_answers` by what served them.
+
+    Parameters
+    ----------
+    attribution
+        Output of :func:`kit.analyses.attribution.attribute_slow_answers` (``ATTRIBUTION_SCHEMA``).
+    by
+        Group columns; the default tells answers served over connections with 0, 1, 2, 3...
+        retransmitted SYNs apart (``up_match`` null: no upstream leg found).
+
+    Returns
+    -------
+    polars.DataFrame
+        The ``by`` columns; ``answers`` UInt32 (slow client transactions, unanswered included);
+        ``unanswered`` UInt32; ``explained`` UInt32 (the upstream leg accounts for the wait);
+        ``latency_p50_s``, ``latency_min_s``, ``latency_max_s`` Float64 (client latency, seconds,
+        answered only, nearest rank); ``up_wait_p50_s`` Float64 (seconds from the upstream leg's
+        first SYN or query to its answer). Sorted by the ``by`` columns (nulls first).
+    """
+    by = list(by)
+    lat = pl.col("latency_s")
+    return (
+        attribution.group_by(by)
+        .agg(
+            answers=pl.len().cast(pl.UInt32),
+            unanswered=(~pl.col("answered")).sum().cast(pl.UInt32),
+            explained=pl.col("explained").sum().cast(pl.UInt32),
+            latency_p50_s=lat.quantile(0.5, interpolation="nearest"),
+            latency_min_s=lat.min(),
+            latency_max_s=lat.max(),
+            up_wait_p50_s=pl.col("up_wait_s").quantile(0.5, interpolation="nearest"),
+        )
+        .sort(by, nulls_last=False)
+    )
