@@ -17,8 +17,13 @@ upstream.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -308,14 +313,29 @@ def syn_drill_down(cap: Capture, upstream_ips: Sequence[str] | None = None) -> p
     )
     name, number = worst["capture"], worst["stream"]
     path = cap.meta.filter(pl.col("capture") == name)["path"][0]
+    frames = (
+        cap.packets.filter((pl.col("capture") == name) & (pl.col("tcp_stream") == number))
+        .get_column("frame")
+        .sort()
+        .to_list()
+    )
     try:
-        pkts = stream(path, number)
+        with tempfile.TemporaryDirectory(prefix="dnskit-drill-") as tmp:
+            cut = _connection_only(path, frames, Path(tmp))
+            if cut is None:  # no editcap, or it failed: tshark dissects the whole file
+                pkts, renumber = stream(path, number), None
+            else:
+                pkts, renumber = stream(cut, 0), frames
     except Exception as exc:  # pyshark raises many types (TSharkCrashException, EOFError...)
         log.warning("pyshark drill-down of %s stream %s failed: %s", path, number, exc)
         return pl.DataFrame(
             [{"capture": name, "tcp_stream": number, "note": f"pyshark failed: {exc}"}],
             schema=DRILL_DOWN_SCHEMA,
         )
+
+    def frame_no(n: int) -> int:  # a frame of the cut file is the n-th packet of the connection
+        return renumber[n - 1] if renumber is not None else n
+
     rows = []
     for p in pkts:
         t = p.tcp
@@ -328,14 +348,14 @@ def syn_drill_down(cap: Capture, upstream_ips: Sequence[str] | None = None) -> p
             {
                 "capture": name,
                 "tcp_stream": number,
-                "frame": int(p.frame_info.number),
+                "frame": frame_no(int(p.frame_info.number)),
                 "ts": int(Decimal(p.frame_info.time_epoch) * 1_000_000),
                 "src_ip": p.ip.src if hasattr(p, "ip") else p.ipv6.src,
                 "dst_ip": p.ip.dst if hasattr(p, "ip") else p.ipv6.dst,
                 "flags": f"0x{flags:04x}",
                 "retransmission": t.get_field_value("analysis_retransmission") is not None,
                 "rto_s": float(rto) if rto is not None else None,
-                "rto_frame": int(rto_frame) if rto_frame is not None else None,
+                "rto_frame": frame_no(int(rto_frame)) if rto_frame is not None else None,
                 "note": None,
             }
         )
@@ -411,3 +431,33 @@ def connect_failures(
         .with_columns(pl.col("syn_retransmits", "not_established").fill_null(0))
         .sort(["ts", *keys])
     )
+
+
+#: Above this many packets the drill-down lets tshark read the whole file instead of a cut.
+_CUT_MAX_PACKETS = 2000
+
+
+def _connection_only(path: str, frames: Sequence[int], tmp: Path) -> Path | None:
+    """The packets ``frames`` (1-based numbers in ``path``, ascending) alone in a file under ``tmp``.
+
+    ``editcap -r`` copies them without dissecting anything (one sequential read, ~1-2 s for a
+    300 MB capture), so tshark then dissects a connection's dozen packets instead of the whole
+    capture (~75 s for 2 M packets). tshark's SYN analysis (retransmission flag, RTO, RTO frame)
+    needs only the connection's own packets, so it is the same; frame numbers are mapped back by
+    the caller. None when editcap is missing, fails, or the connection is large.
+    """
+    editcap = shutil.which("editcap")
+    if editcap is None or not frames or len(frames) > _CUT_MAX_PACKETS:
+        return None
+    out = tmp / "connection.pcapng"
+    try:
+        subprocess.run(
+            [editcap, "-r", path, os.fspath(out), *map(str, frames)],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.info("editcap could not cut %s (%s): tshark reads the whole file", path, exc)
+        return None
+    return out
