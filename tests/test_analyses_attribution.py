@@ -23,6 +23,7 @@ import polars as pl
 import pytest
 
 import kit
+from kit.analyses import attribution
 from kit.analyses.attribution import attribute_slow_answers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,9 +82,13 @@ def _captures(shared: Path | None) -> list[Path]:
     return found
 
 
-@pytest.mark.parametrize("lead_s", [0.0, 0.2])
-def test_nearest_leg_is_the_brute_force_one(shared_fixtures: Path, lead_s: float) -> None:
-    """Every slow answer's upstream leg equals the reference's, on every capture we have."""
+@pytest.mark.parametrize(("lead_s", "chunk"), [(0.0, 100_000), (0.2, 100_000), (0.0, 7)])
+def test_nearest_leg_is_the_brute_force_one(
+    shared_fixtures: Path, lead_s: float, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every slow answer's upstream leg equals the reference's, on every capture we have (also
+    with chunks of 7 slow rows: legs found across chunk boundaries)."""
+    monkeypatch.setattr(attribution, "_CHUNK_ROWS", chunk)
     checked = 0
     for path in _captures(shared_fixtures):
         cap = kit.read_capture(path, progress=False)
@@ -106,6 +111,7 @@ import datetime as dt
 import polars as pl
 import kit
 from kit.sources.capture import DNS_SCHEMA, TCP_SCHEMA, PACKETS_SCHEMA, META_SCHEMA
+from kit.analyses import attribution
 from kit.analyses.attribution import attribute_slow_answers
 
 def status(key):
