@@ -54,8 +54,10 @@ def _cases(path: str) -> dict[str, Callable[[Any], object]]:
         return up.client_queries(cap.dns, up.infer_cache_ips(cap.dns, None, upstream_ips=u))
 
     def run_on(cap: Any) -> object:
-        inputs = kit.findings.load_inputs(capture=path)
-        return kit.findings.run_on(inputs, upstreams=kit.findings.infer_upstreams(inputs.capture))
+        import dataclasses
+
+        inputs = dataclasses.replace(kit.findings.load_inputs(), capture=cap)  # no second load
+        return kit.findings.run_on(inputs, upstreams=kit.findings.infer_upstreams(cap))
 
     def symptoms(cap: Any) -> object:
         return kit.findings.symptom_series(capture=cap, upstreams=ups(cap), every="5s")

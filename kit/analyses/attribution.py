@@ -120,36 +120,45 @@ def attribute_slow_answers(
         "capture", tcp_stream=pl.col("stream"), syn_retransmits=pl.col("syn_retransmits"),
         handshake_s=pl.col("handshake_s"), _ts_syn=pl.col("ts_syn"),
     )  # fmt: skip
-    cand = (
-        dns.select(
-            "_i",
-            "capture",
-            "_key",
-            "qtype",
-            up_ts=pl.col("ts"),
-            up_end=pl.col("_end"),
-            up_client_ip=pl.col("client_ip"),
-            up_client_port=pl.col("client_port"),
-            up_server_ip=pl.col("server_ip"),
-            up_server_port=pl.col("server_port"),
-            up_transport=pl.col("transport"),
-            up_dns_id=pl.col("dns_id"),
-            up_latency_s=pl.col("latency_s"),
-            up_retransmissions=pl.col("retransmissions"),
-            up_frame_query=pl.col("frame_query"),
-            tcp_stream=pl.col("tcp_stream"),
-            up_answered=pl.col("answered"),
-            _up_tc=pl.col("tc").fill_null(False),
-        )
-        .join(tcp, on=["capture", "tcp_stream"], how="left")
-        .with_columns(
-            # the upstream leg starts when the cache opened the connection that carried the query
-            up_start=pl.when(pl.col("_ts_syn") <= pl.col("up_ts"))
-            .then(pl.col("_ts_syn"))
-            .otherwise(pl.col("up_ts"))
-        )
-        .drop("_ts_syn")
+    # the connection's columns for every row, joined on the two key columns only and put beside
+    # the others (a join of the whole row would copy every column: a frame's size at 10 M packets)
+    conn: pl.DataFrame | None = dns.select("capture", "tcp_stream").join(
+        tcp, on=["capture", "tcp_stream"], how="left", maintain_order="left"
     )
+    if (
+        conn is not None and conn.height != dns.height
+    ):  # (capture, stream) not unique in tcp: rows as a join gives them
+        conn = None
+    cand = dns.select(
+        "_i",
+        "capture",
+        "_key",
+        "qtype",
+        up_ts=pl.col("ts"),
+        up_end=pl.col("_end"),
+        up_client_ip=pl.col("client_ip"),
+        up_client_port=pl.col("client_port"),
+        up_server_ip=pl.col("server_ip"),
+        up_server_port=pl.col("server_port"),
+        up_transport=pl.col("transport"),
+        up_dns_id=pl.col("dns_id"),
+        up_latency_s=pl.col("latency_s"),
+        up_retransmissions=pl.col("retransmissions"),
+        up_frame_query=pl.col("frame_query"),
+        tcp_stream=pl.col("tcp_stream"),
+        up_answered=pl.col("answered"),
+        _up_tc=pl.col("tc").fill_null(False),
+    )
+    if conn is not None:
+        cand = cand.hstack(conn.select("syn_retransmits", "handshake_s", "_ts_syn").get_columns())
+    else:
+        cand = cand.join(tcp, on=["capture", "tcp_stream"], how="left")
+    cand = cand.with_columns(
+        # the upstream leg starts when the cache opened the connection that carried the query
+        up_start=pl.when(pl.col("_ts_syn") <= pl.col("up_ts"))
+        .then(pl.col("_ts_syn"))
+        .otherwise(pl.col("up_ts"))
+    ).drop("_ts_syn")
     up_cols = [c for c in cand.columns if c.startswith("up_")]
     # the nearest upstream leg of each slow row: a windowed join (memory ~ slow rows x same-name
     # transactions within the window, never x all transactions of that name in the capture)

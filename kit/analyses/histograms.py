@@ -78,7 +78,8 @@ def log_histogram(
         .cast(pl.Int64)
     )
     return (
-        df.filter(v.is_not_null() & v.is_finite() & (v >= 0))
+        df.select(*by, value)
+        .filter(v.is_not_null() & v.is_finite() & (v >= 0))
         .with_columns(bin=b)
         .group_by([*by, "bin"])
         .agg(count=pl.len().cast(pl.UInt32))

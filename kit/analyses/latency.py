@@ -219,6 +219,7 @@ def latency_modes_by(
         mode have no row. Sorted by the ``by`` columns and ``mode_s``.
     """
     by = list(by)
+    df = df.select(*by, value)  # partitions of these columns only, not copies of whole rows
     if not by:
         return latency_modes(df, value=value, min_s=min_s, min_count=min_count, min_share=min_share)
     parts = []

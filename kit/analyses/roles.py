@@ -96,7 +96,12 @@ def _ask_times(dns: pl.DataFrame, tcp: pl.DataFrame | None) -> pl.DataFrame:
     connection per miss (``force_tcp``) asks at its first SYN; lost SYNs delay the query itself by
     1, 3, 7... s, which must not hide the forwarding.
     """
-    d = dns.filter(pl.col("ts").is_not_null() & pl.col("server_ip").is_not_null())
+    # only the columns the rule reads: a filter or join of the whole frame would copy every column
+    # of every row (a frame's size again at 10 M packets)
+    need = ["capture", "ts", "client_ip", "server_ip", "qname", "qtype", *_OPTIONAL]
+    d = dns.select([c for c in need if c in dns.columns]).filter(
+        pl.col("ts").is_not_null() & pl.col("server_ip").is_not_null()
+    )
     d = d.with_columns(
         [pl.lit(None, dtype=dt).alias(c) for c, dt in _OPTIONAL.items() if c not in d.columns]
     )
@@ -224,17 +229,22 @@ def _failed_attempts(dns: pl.DataFrame, tcp: pl.DataFrame | None, window_s: floa
     )
     if att.is_empty():
         return empty
-    q = dns.filter(pl.col("ts").is_not_null() & pl.col("server_ip").is_not_null()).select(
-        _q_capture=pl.col("capture").cast(pl.String),
-        _q_client=pl.col("client_ip"),
-        _q_server=pl.col("server_ip"),
-        _q_ts=pl.col("ts").cast(_UTC),
-        _q_resp=(
-            pl.col("ts_response").cast(_UTC)
-            if "ts_response" in dns.columns
-            else pl.lit(None, dtype=_UTC)
-        ),
-    )
+    q = (
+        dns.lazy()
+        .filter(pl.col("ts").is_not_null() & pl.col("server_ip").is_not_null())
+        .select(
+            _q_capture=pl.col("capture").cast(pl.String),
+            _q_client=pl.col("client_ip"),
+            _q_server=pl.col("server_ip"),
+            _q_ts=pl.col("ts").cast(_UTC),
+            _q_resp=(
+                pl.col("ts_response").cast(_UTC)
+                if "ts_response" in dns.columns
+                else pl.lit(None, dtype=_UTC)
+            ),
+        )
+        .collect()
+    )  # lazy: only these columns are filtered, not every column of dns
     hit = (
         att.join_where(q, pl.col("_q_ts") <= pl.col("_a_ask"), pl.col("_q_ts") >= pl.col("_a_lo"))
         .filter(
@@ -314,7 +324,8 @@ def forwarding_evidence(
     if dns.is_empty() and (tcp is None or tcp.is_empty()):
         return pl.DataFrame(schema=FORWARDING_SCHEMA)
     total = (
-        dns.filter(pl.col("server_ip").is_not_null())
+        dns.select("server_ip")
+        .filter(pl.col("server_ip").is_not_null())
         .group_by("server_ip")
         .agg(queries=pl.len().cast(pl.UInt32))
     )
@@ -512,7 +523,8 @@ def server_roles(
     inf = _infer(dns, upstream_ips, forward, tcp, cache_ips, window_s, min_forwarded, min_share)
     ups = inf.upstreams
     per = (
-        dns.filter(pl.col("server_ip").is_not_null())
+        dns.select("server_ip", "client_ip", "capture")
+        .filter(pl.col("server_ip").is_not_null())
         .group_by("server_ip")
         .agg(
             clients=pl.col("client_ip").n_unique().cast(pl.UInt32),
