@@ -200,6 +200,7 @@ def main() -> int:
         return _large(args.capture_dir)
 
     import kit.report as report
+    from kit.report import html as report_html
 
     rows: list[tuple[str, list[float], str]] = []
     rows.append(("kernel", _timed(_papermill_cell("1 + 1"), args.reps), "baseline"))
@@ -236,11 +237,11 @@ def main() -> int:
 
         executed = nbformat.read(tmpdir / "ex" / "00-start-here.ipynb", as_version=4)
         header = "<p>bench</p>"
-        combined = report._combine([(res.runs[0], executed)], "bench")
+        combined = report_html._combine([(res.runs[0], executed)], "bench")
         rows.append(
             (
                 "export (nbconvert, 00-start-here)",
-                _timed(lambda: report._export_html(combined, header), args.reps),
+                _timed(lambda: report_html._export_html(combined, header), args.reps),
                 "",
             )
         )

@@ -40,6 +40,12 @@ _LAZY: dict[str, str] = {
     "read_unbound_log": "kit.sources.unbound",
     "read_unbound_conf": "kit.sources.unbound",
     "ResolverLog": "kit.sources.unbound",
+    # issue 18: dnstap and Kubernetes snapshots
+    "read_dnstap": "kit.sources.dnstap",
+    "DnstapLog": "kit.sources.dnstap",
+    "read_k8s_snapshot": "kit.sources.k8s",
+    "K8sSnapshot": "kit.sources.k8s",
+    "attribute_clients": "kit.sources.k8s",
 }
 
 #: Subpackages and modules reachable as attributes of ``kit`` (imported on first access).

@@ -50,6 +50,7 @@ import kit.analyses.attribution
 import kit.analyses.rates
 import kit.analyses.upstream
 import kit.charts
+import kit.findings
 import kit.report
 import kit.sources.artefacts
 import kit.sources.capture
@@ -84,11 +85,18 @@ cap = kit.sources.timeline.restrict(
 )
 tl = kit.sources.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
 kit.sources.artefacts.check_span(tl, cap)
-forward = kit.sources.artefacts.forward_settings(corefile, unbound_conf)
+# a Corefile or unbound.conf that cannot be read is listed, the readable ones are used
+forward, unreadable_configs = kit.findings.load_forward(corefile, unbound_conf)
 upstreams = kit.analyses.upstream.infer_upstream_ips(
     cap.dns, upstream, forward=forward, tcp=cap.tcp, cache_ips=cache_ip
 )
 caches = kit.analyses.upstream.infer_cache_ips(cap.dns, cache_ip, upstream_ips=upstreams)
+
+# %% [markdown]
+# Configs that could not be read (file and reason; the forward settings come from the others):
+
+# %%
+unreadable_configs
 
 # %% [markdown]
 # ## Who is the upstream?
@@ -242,6 +250,18 @@ kit.charts.io_graph_chart(
 
 # %%
 kit.analyses.rates.rate_summary(rates, by=["capture", "dst_ip"], limit_pps=packet_limit_pps)
+
+# %% [markdown]
+# The limit counts every packet a network interface sends to the resolver, whatever the
+# destination address: the peak per interface (one capture = one node's interface), with the TCP
+# handshake and acknowledgement packets (`tcp_overhead_packets`) that a forced-TCP cache adds to
+# each query, in 1 s bins:
+
+# %%
+per_interface, per_destination = kit.analyses.rates.interface_rates(
+    kit.analyses.upstream.upstream_packets(cap.packets, upstreams), limit_pps=packet_limit_pps
+)
+per_interface
 
 # %% [markdown]
 # **Reading it:** retransmitted SYNs that begin with the change, handshakes and client latency

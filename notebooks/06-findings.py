@@ -127,6 +127,16 @@ kit.report.emit_findings(found)
 kit.findings.findings_frame(found).select("severity", "id", "title", "evidence")
 
 # %% [markdown]
+# ### Every check: fired, not fired, or not checked
+#
+# A check that did not fire says why, with the numbers it looked at; one that could not run says
+# what was missing, or which file could not be read (a broken Corefile or unbound.conf stops only
+# the checks that need it; the others run on the rest).
+
+# %%
+kit.findings.results_frame(found.results)
+
+# %% [markdown]
 # ### Upstream error bursts: fired or not, and why
 #
 # The `upstream-error-bursts` check counts the upstream errors the resolver logged (CoreDNS

@@ -66,6 +66,9 @@ INPUT_KINDS: dict[str, tuple[str, ...]] = {
     "unbound_conf": ("unbound_conf",),
     "nsd_conf": ("nsd_conf",),
     "run_json": ("run_json",),
+    # issue 18
+    "dnstap": ("dnstap",),
+    "k8s_snapshot": ("k8s_snapshot",),
 }
 """Notebook input parameter -> the artefact kinds (``kit.sources.detect.ArtefactKind`` values) it takes."""
 
