@@ -208,8 +208,9 @@ kit.analyses.upstream.match_ladder(modes, ladder)
 #
 # Every slow (or unanswered) client query joined with the upstream transaction that carried the
 # same name right after it, and the TCP connection it used (`kit.analyses.attribution.attribute_slow_answers`).
-# `up_match` says how it was found: `dns` (the upstream query), `failed_connection` (a connection
-# that never carried a query, e.g. all its SYNs dropped); null: nothing found. If answers with 1, 2,
+# `up_match` says how it was found: `dns` (the upstream query), `tc_retry` (the upstream's UDP
+# answer had TC=1, so the cache retried over TCP: that retry is the leg), `failed_connection` (a
+# connection that never carried a query, e.g. all its SYNs dropped); null: nothing found. If answers with 1, 2,
 # 3 retransmitted SYNs wait about 1, 3, 7 s, the lost SYNs explain the latency.
 
 # %%
