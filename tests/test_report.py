@@ -1180,5 +1180,5 @@ def test_one_capture_hides_what_has_no_input(tmp_path: Path) -> None:
         "among the artefacts" in text
     )
     # next to the findings: which checks could not run, and what input would enable them
-    assert "Could not run: forced-tcp (needs a Corefile or unbound.conf; none given)" in text
+    assert "Could not run: forced-tcp (no Corefile or unbound.conf given)" in text
     assert "Cause not established" in text
