@@ -203,6 +203,16 @@ def test_hostile_grading_stays_escaped() -> None:
     assert f"Against it: packet-rate-below-limit: {HOSTILE}" in page_text(card)
 
 
+def test_found_evidence_against_replaces_what_would_refute() -> None:
+    # forced TCP while the capture shows no SYN trouble: the grading's refutation (NEEDED silent)
+    silent = "syn-retransmissions did not fire: no SYN retransmission towards 10.0.0.53"
+    against = kf.Finding("forced-tcp", "t", "critical", "why", refutes=(silent,), confidence="low")
+    text = page_text(report_handover.finding_html(against))
+    assert f"Against it: {silent}" in text
+    assert "Would be refuted by" not in text  # it was looked for, and found
+    assert "low confidence" in text
+
+
 def test_long_grading_is_folded_short_inline() -> None:
     long = kf.Finding(
         "forced-tcp",

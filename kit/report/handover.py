@@ -180,8 +180,8 @@ def emit_findings(findings: Iterable[Any]) -> None:
 def finding_html(finding: Any) -> str:
     """One finding as the report shows it (severity, title, confidence, the finding it is a
     consequence of, explanation, evidence, the rows behind it, what confirms it, what speaks
-    against it and what would refute it, confirm command), every text escaped: the one HTML rendering of a finding, used by
-    the report, :func:`emit_findings` and :func:`show_evidence`."""
+    against it or would refute it, confirm command), every text escaped: the one HTML rendering
+    of a finding, used by the report, :func:`emit_findings` and :func:`show_evidence`."""
     return finding_card(_finding_dict(finding))
 
 

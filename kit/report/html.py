@@ -177,7 +177,8 @@ def _grading(f: Mapping[str, Any], titles: Mapping[str, str]) -> dict[str, Any]:
         lists.append(_grade_list("Confirmed by", ["no other check (it stands on one source)"], {}))
     if against:
         lists.append(_grade_list("Against it", against, titles))
-    would = [str(x) for x in f.get("would_refute") or []] + untested
+    # what would refute it, unless evidence against it was found (then that is shown instead)
+    would = ([] if against else [str(x) for x in f.get("would_refute") or []]) + untested
     if would:
         lists.append(_grade_list("Would be refuted by", would, titles))
     cause = _text(f.get("caused_by") or "")
