@@ -768,6 +768,12 @@ def test_finding_hand_over_format() -> None:
             }
         ],
         "confirm": "cmd",
+        # not graded: no grading to show
+        "confidence": "",
+        "confirms": [],
+        "refutes": [],
+        "would_refute": [],
+        "caused_by": "",
     }
     # a kit finding: its role comes from the check that made it
     assert report_handover._finding_dict({"id": "forced-tcp", "evidence": {"p99_s": 0.0123}}) == {
@@ -779,6 +785,11 @@ def test_finding_hand_over_format() -> None:
         "evidence": {"p99_s": "12.3 ms"},
         "tables": [],
         "confirm": "",
+        "confidence": "",
+        "confirms": [],
+        "refutes": [],
+        "would_refute": [],
+        "caused_by": "",
     }
 
 
@@ -1169,5 +1180,5 @@ def test_one_capture_hides_what_has_no_input(tmp_path: Path) -> None:
         "among the artefacts" in text
     )
     # next to the findings: which checks could not run, and what input would enable them
-    assert "Could not run: forced-tcp (needs a Corefile or unbound.conf; none given)" in text
+    assert "Could not run: forced-tcp (no Corefile or unbound.conf given)" in text
     assert "Cause not established" in text

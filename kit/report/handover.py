@@ -28,7 +28,11 @@ def _finding_dict(f: Any) -> dict[str, Any]:
     Scalar evidence becomes display text (``evidence``: name -> text, durations with units and
     times to the millisecond, see :func:`kit.tables.format_cell`); each evidence frame becomes a
     small table of display texts (``tables``: ``name``, ``columns``, ``aligns``, ``rows``,
-    ``more``), never "frame of N rows".
+    ``more``), never "frame of N rows". The grading of :func:`kit.findings.grade` goes with it:
+    ``confidence`` (``high``/``medium``/``low``, '' when not graded), ``confirms`` and
+    ``refutes`` (lists of sentences), ``caused_by`` (the id of the finding it is a consequence
+    of, or ''), and ``would_refute`` (for a graded finding, what would refute it:
+    :func:`_would_refute`).
     """
     from kit.findings import ROLE_OF
     from kit.tables import format_cell, frame_cells
@@ -57,6 +61,7 @@ def _finding_dict(f: Any) -> dict[str, Any]:
         else:
             shown[name] = format_cell(v, name)
     fid = str(raw.get("id", ""))
+    confidence = str(raw.get("confidence") or "")
     return {
         "id": fid,
         "title": str(raw.get("title", "")),
@@ -66,7 +71,39 @@ def _finding_dict(f: Any) -> dict[str, Any]:
         "evidence": shown,
         "tables": tables,
         "confirm": str(raw.get("confirm", raw.get("command", ""))),
+        "confidence": confidence,
+        "confirms": _texts(raw.get("confirms")),
+        "refutes": _texts(raw.get("refutes")),
+        "would_refute": _would_refute(fid) if confidence else [],
+        "caused_by": str(raw.get("caused_by") or ""),
     }
+
+
+def _texts(value: Any) -> list[str]:
+    """A finding's list of sentences (``confirms``, ``refutes``) as texts; one text as a list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, Iterable):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _would_refute(fid: str) -> list[str]:
+    """What would refute a graded finding, from the grading's own tables
+    (:data:`kit.findings.runner.NEEDED`: the support checks whose silence speaks against it;
+    :data:`kit.findings.runner.CONTRADICTS`: the findings whose firing does)."""
+    from kit.findings.runner import CONTRADICTS, NEEDED
+
+    out = []
+    needed = NEEDED.get(fid, ())
+    if len(needed) == 1:
+        out.append(f"{needed[0]} not firing")
+    elif needed:
+        out.append(f"none of {', '.join(needed)} firing")
+    out.extend(f"{c} firing" for c in CONTRADICTS.get(fid, ()))
+    return out
 
 
 EVIDENCE_ROWS = 5
@@ -141,9 +178,10 @@ def emit_findings(findings: Iterable[Any]) -> None:
 
 
 def finding_html(finding: Any) -> str:
-    """One finding as the report shows it (severity, title, explanation, evidence, the rows
-    behind it, confirm command), every text escaped: the one HTML rendering of a finding, used by
-    the report, :func:`emit_findings` and :func:`show_evidence`."""
+    """One finding as the report shows it (severity, title, confidence, the finding it is a
+    consequence of, explanation, evidence, the rows behind it, what confirms it, what speaks
+    against it or would refute it, confirm command), every text escaped: the one HTML rendering
+    of a finding, used by the report, :func:`emit_findings` and :func:`show_evidence`."""
     return finding_card(_finding_dict(finding))
 
 

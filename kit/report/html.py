@@ -136,8 +136,73 @@ def _parts() -> Any:
     return _environment().get_template(PARTS_TEMPLATE).module
 
 
-def _card_view(f: Mapping[str, Any], hide: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """What a finding card shows, from a finding as handed over (``handover._finding_dict``)."""
+def _slug(fid: Any) -> str:
+    """A finding id as the tail of its card's anchor (``finding-<slug>``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", _text(fid))
+
+
+GRADE_INLINE_ITEMS = 2
+"""A grading list (confirmed by, against it, would be refuted by) of at most this many items..."""
+GRADE_INLINE_CHARS = 160
+"""...and at most this many characters in all is shown inline; a longer one is folded."""
+
+
+def _grade_list(label: str, items: Sequence[str], titles: Mapping[str, str]) -> dict[str, Any]:
+    """One grading list of a card: ``label``, ``entries`` and ``fold`` (too long to show inline).
+
+    Each item: ``text``; ``id`` (the anchor slug of the finding the item starts with, ``<id>:
+    ...``, when that finding has a card here, else ''), ``head`` and ``rest`` (the text before
+    and after that ``: ``) to link the id to its card."""
+    out = []
+    for item in items:
+        text = _text(item)
+        head, sep, rest = text.partition(": ")
+        linked = bool(sep) and head in titles
+        out.append({"id": _slug(head) if linked else "", "head": head, "rest": rest, "text": text})
+    long = len(out) > GRADE_INLINE_ITEMS or sum(len(i["text"]) for i in out) > GRADE_INLINE_CHARS
+    return {"label": label, "entries": out, "fold": long}
+
+
+def _grading(f: Mapping[str, Any], titles: Mapping[str, str]) -> dict[str, Any]:
+    """A graded finding's confidence, cause and evidence lists for its card (all empty when the
+    finding was not graded: a finding handed over without ``confidence``)."""
+    confidence = _text(f.get("confidence") or "")
+    refutes = [str(x) for x in f.get("refutes") or []]
+    against = [x for x in refutes if not x.startswith("not checked:")]
+    untested = [x for x in refutes if x.startswith("not checked:")]
+    lists = []
+    if f.get("confirms"):
+        lists.append(_grade_list("Confirmed by", [str(x) for x in f["confirms"]], titles))
+    elif confidence:
+        lists.append(_grade_list("Confirmed by", ["no other check (it stands on one source)"], {}))
+    if against:
+        lists.append(_grade_list("Against it", against, titles))
+    # what would refute it, unless evidence against it was found (then that is shown instead)
+    would = ([] if against else [str(x) for x in f.get("would_refute") or []]) + untested
+    if would:
+        lists.append(_grade_list("Would be refuted by", would, titles))
+    cause = _text(f.get("caused_by") or "")
+    return {
+        "confidence": confidence if confidence in ("high", "medium", "low") else "",
+        # linked to the cause's card when that card is shown beside this one
+        "cause": {
+            "slug": _slug(cause),
+            "title": titles.get(cause) or cause,
+            "linked": cause in titles,
+        }
+        if cause
+        else None,
+        "lists": lists,
+    }
+
+
+def _card_view(
+    f: Mapping[str, Any],
+    hide: frozenset[str] = frozenset(),
+    titles: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """What a finding card shows, from a finding as handed over (``handover._finding_dict``);
+    ``titles``: finding id -> title of the findings shown beside it (their cards can be linked)."""
     from kit.tables import cells_html
 
     sev = _text(f.get("severity", ""))
@@ -153,7 +218,7 @@ def _card_view(f: Mapping[str, Any], hide: frozenset[str] = frozenset()) -> dict
         "severity": sev,
         "sev_class": re.sub(r"[^a-z]", "", sev.lower()) or "none",
         "id": fid,
-        "slug": re.sub(r"[^A-Za-z0-9_-]", "_", fid),
+        "slug": _slug(fid),
         "title": f.get("title", ""),
         "explanation": f.get("explanation", ""),
         "facts": [(_label(str(k)), v) for k, v in ev.items()],
@@ -172,6 +237,7 @@ def _card_view(f: Mapping[str, Any], hide: frozenset[str] = frozenset()) -> dict
             for t in tables
         ],
         "confirm": f.get("confirm") or "",
+        **_grading(f, titles or {}),
     }
 
 
@@ -180,9 +246,24 @@ def finding_card(f: Mapping[str, Any], hide: frozenset[str] = frozenset()) -> st
     return str(_parts().card(_card_view(f, hide)))
 
 
+def _titles(items: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    return {str(f.get("id", "")): str(f.get("title", "")) for f in items}
+
+
 def cards_html(items: Sequence[Mapping[str, Any]]) -> str:
     """Finding cards one after the other, or one line saying that no finding fired."""
-    return str(_parts().cards([_card_view(f) for f in items]))
+    titles = _titles(items)
+    return str(_parts().cards([_card_view(f, titles=titles) for f in items]))
+
+
+def display_role(f: Mapping[str, Any], ids: frozenset[str] | set[str] = frozenset()) -> str:
+    """The role a finding is shown under: its own, except that a ``root-cause`` that is the
+    consequence of another finding shown (``caused_by`` among ``ids``) is shown as a symptom, so
+    a consequence is never presented as a separate root cause."""
+    role = _text(f.get("role") or "")
+    if role == "root-cause" and str(f.get("caused_by") or "") in ids:
+        return "symptom"
+    return role
 
 
 def _check_outcomes(
@@ -244,8 +325,12 @@ def _summary_view(summary: Mapping[str, Any]) -> dict[str, Any]:
         facts.append(("Fix", summary["fix"], None))
     if conf:
         facts.append(("Confidence", conf.get("level", ""), conf.get("why")))
+    level = _text(conf.get("level") or "")
+    cause_id = summary.get("cause_id")
     return {
         "cause": summary.get("cause", ""),
+        "cause_confidence": level if level in ("high", "medium", "low") else "",
+        "cause_slug": _slug(cause_id) if cause_id else "",
         "impact": [
             {"value": i.get("value", ""), "label": i.get("label", ""), "detail": i.get("detail")}
             for i in summary.get("impact") or []
@@ -288,23 +373,22 @@ def _header_html(
 
     has_summary = bool(summary)
     hide = frozenset({"change_time"}) if has_summary else frozenset()
+    titles = _titles(findings)
+    ids = set(titles)
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for f in findings:
-        role = _text(f.get("role") or "")
+        role = display_role(f, ids)
         groups.setdefault(role if role in _ROLE_HEADINGS else "other", []).append(f)
     ordered = [
         (
             role,
             _ROLE_HEADINGS.get(role, "Other findings"),
-            [_card_view(f, hide) for f in groups[role]],
+            [_card_view(f, hide, titles) for f in groups[role]],
         )
         for role in (*_ROLE_HEADINGS, "other")
         if role in groups
     ]
-    roles = [
-        (role, heading, sum(1 for f in findings if f.get("role") == role))
-        for role, heading in _ROLE_HEADINGS.items()
-    ]
+    roles = [(role, heading, len(groups.get(role, ()))) for role, heading in _ROLE_HEADINGS.items()]
     chart = ""
     if summary and chart_svg:
         chart = Markup(_SCRIPT.sub("", SVG_PROLOG.sub("", chart_svg)))
