@@ -200,7 +200,7 @@ def _case(name: str, path: str, extra: str) -> dict[str, float]:
     rows = 0
     if name == "tshark":
         from kit.sources import _tshark
-        from kit.sources.capture import _AGG, _BASE_FILTER, _FIELDS
+        from kit.sources.capture._engine_tshark import _AGG, _BASE_FILTER, _FIELDS
 
         argv = [_tshark.find_tshark(), "-n", "-r", path, "-Y", _BASE_FILTER, "-T", "fields"]
         argv += ["-E", "separator=/t", "-E", "occurrence=a", "-E", f"aggregator={_AGG}"]

@@ -2,7 +2,7 @@
  * kit._fastcap: the native capture engine of kit.sources.capture.read_capture.
  *
  * One pass over a pcap or pcapng file held in memory (bytes or mmap) gives the per-packet rows the
- * tshark engine derives from `tshark -T fields` (kit.sources.capture._packets): frame number,
+ * tshark engine derives from `tshark -T fields` (kit.sources.capture._fields._packets): frame number,
  * time in ns,
  * length, innermost addresses and ports, transport, TCP flags / stream / raw sequence number /
  * retransmission flag, and the DNS header and question fields of every DNS message the packet
@@ -126,8 +126,8 @@ enum {
     N_COLS
 };
 
-/* the packets table: kit.sources.capture._packets' columns; of the DNS fields only dns.flags (all
- * occurrences, 0x1f-joined), which kit.sources.capture._tcp reads */
+/* the packets table: kit.sources.capture._fields._packets' columns; of the DNS fields only dns.flags (all
+ * occurrences, 0x1f-joined), which kit.sources.capture._frames._tcp reads */
 static const ColSpec SPECS[N_COLS] = {
     {"frame", "I", K_U32},        {"ts_ns", "l", K_I64},        {"length", "I", K_U32},
     {"src_ip", "u", K_STR},       {"dst_ip", "u", K_STR},       {"src_port", "S", K_U16},
@@ -156,7 +156,7 @@ enum {
     N_MCOLS
 };
 
-/* the messages table: kit.sources.capture._messages' frame (one row per DNS message over
+/* the messages table: kit.sources.capture._frames._messages' frame (one row per DNS message over
  * UDP/TCP) */
 static const ColSpec MSPECS[N_MCOLS] = {
     {"frame", "I", K_U32},     {"ts_ns", "l", K_I64},      {"src_ip", "u", K_STR},
@@ -500,7 +500,7 @@ static Conn *conns_new(ConnTable *ct, const uint8_t *key) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * pairing (kit.sources.capture._pair's rules, like tshark's DNS dissector): per conversation
+ * pairing (kit.sources.capture._frames._pair's rules, like tshark's DNS dissector): per conversation
  * (the TCP
  * stream, or the unordered UDP address/port pair) and DNS ID, a query repeated within 5 s of the
  * first one while unanswered is a retransmission, the first response answers, later ones are
@@ -658,7 +658,7 @@ static int dns_message(State *s, const uint8_t *m, size_t n) {
     if (n < 12) return refuse(s, "DNS message shorter than its header");
     /* header: an UPDATE counts zones and prerequisites where a query has questions and answers;
      * either way the first question (zone) is the message's name, the second count its
-     * `answers` (kit.sources.capture._messages) */
+     * `answers` (kit.sources.capture._frames._messages) */
     Msg g = {be16(m), be16(m + 2), be16(m + 6), 0, 0, 0, 0};
     uint16_t qd = be16(m + 4);
     if (flags_text(s, g.flags)) return -1;

@@ -2,9 +2,9 @@
 
 ``kit/_fastcap.c`` (an optional C extension, built by ``pip install`` where a C compiler exists)
 reads a pcap or pcapng file in one pass and returns the per-packet rows that the tshark engine
-gets from ``tshark -T fields`` (the internal frame of :func:`kit.sources.capture._packets`): the same
+gets from ``tshark -T fields`` (the internal frame of :func:`kit.sources.capture._fields._packets`): the same
 columns, the DNS header and question fields printed as tshark prints them. From there on both
-engines run the same code (:func:`kit.sources.capture._dns_related`, ``_syn_retransmissions``,
+engines run the same code (:func:`kit.sources.capture._frames._dns_related`, ``_syn_retransmissions``,
 ``_build``: pairing, TCP connections, packets, meta), so their frames are equal by construction
 wherever the rows are; ``tests/test_capture_native.py`` checks that on every capture the kit has.
 
@@ -42,8 +42,8 @@ except ImportError:  # pragma: no cover - depends on the build
 __all__ = ["NATIVE", "load"]
 
 
-#: dtypes of the packet rows (those of :func:`kit.sources.capture._packets`, less the raw DNS fields but
-#: ``dns_flags``, which :func:`kit.sources.capture._tcp` reads)
+#: dtypes of the packet rows (those of :func:`kit.sources.capture._fields._packets`, less the raw DNS fields but
+#: ``dns_flags``, which :func:`kit.sources.capture._frames._tcp` reads)
 _ROW_DTYPES: dict[str, Any] = {
     "frame": pl.UInt32,
     "ts_ns": pl.Int64,
@@ -60,8 +60,8 @@ _ROW_DTYPES: dict[str, Any] = {
     "dns_messages": pl.UInt16,
     "dns_flags": pl.String,
 }
-#: dtypes of the message rows (those :func:`kit.sources.capture._messages` returns, before ``qr``, and
-#: the pairing :func:`kit.sources.capture._pair` would compute)
+#: dtypes of the message rows (those :func:`kit.sources.capture._frames._messages` returns, before ``qr``, and
+#: the pairing :func:`kit.sources.capture._frames._pair` would compute)
 _MSG_DTYPES: dict[str, Any] = {
     "frame": pl.UInt32,
     "ts_ns": pl.Int64,
@@ -77,7 +77,7 @@ _MSG_DTYPES: dict[str, Any] = {
     "answers": pl.UInt16,
     "qname": pl.String,
     "qtype_n": pl.Int64,
-    # paired in C by kit.sources.capture._pair's rules: 0 query, 1 retransmitted query, 2 answer,
+    # paired in C by kit.sources.capture._frames._pair's rules: 0 query, 1 retransmitted query, 2 answer,
     # 3 duplicate response, 4 orphan response; txn = row of the transaction's query
     "role": pl.Int8,
     "txn": pl.Int64,
@@ -126,10 +126,10 @@ def load(
     Returns
     -------
     ((rows, messages), info, reason)
-        ``rows``: the per-packet frame of :func:`kit.sources.capture._packets` (``ts_ns`` Int64 ns,
+        ``rows``: the per-packet frame of :func:`kit.sources.capture._fields._packets` (``ts_ns`` Int64 ns,
         ``frame`` UInt32, addresses, ports, ``transport``, TCP columns, ``dns_messages``,
         ``dns_flags``); ``messages``: one row per DNS message over UDP/TCP, as
-        :func:`kit.sources.capture._messages` makes it from tshark's fields (before ``qr``); ``info``:
+        :func:`kit.sources.capture._frames._messages` makes it from tshark's fields (before ``qr``); ``info``:
         ``file_format``, ``link_type``, ``packets``, ``truncated`` (as capinfos and tshark report
         them); or ``(None, {}, reason)`` when the file needs tshark, ``reason`` saying why.
     """
@@ -196,7 +196,7 @@ def read_file(path: Path, opts: dict[str, Any], *, gzipped: bool) -> tuple[Any, 
         info["damage"] = "cut short"
         notes = cap._damage_notes([_TRUNCATED_NOTE], info)
     pk = cap._syn_retransmissions(cap._dns_related(rows, ports))
-    # what kit.sources.capture._messages returns: the messages and what is not paired (no DNS over HTTP
+    # what kit.sources.capture._frames._messages returns: the messages and what is not paired (no DNS over HTTP
     # or incomplete header reaches here: the C code refuses those files)
     m = msgs.with_columns(qr=(pl.col("flags") & 0x8000) > 0, qname=cap._root(pl.col("qname")))
     in_icmp = pk.filter(pl.col("transport") == "icmp")["dns_messages"].cast(pl.Int64).sum()
