@@ -1,82 +1,100 @@
-"""pyshark drill-down on one packet or one TCP connection (:func:`packet`, :func:`stream`); works
-inside a running Jupyter event loop."""
+"""pyshark drill-down on one packet or one TCP connection (:func:`packet`, :func:`stream`).
+
+tshark is run by the kit, not by pyshark: like every other tshark run of the kit (see
+:mod:`kit.sources._tshark`) it gets the capture on standard input (opened by the kit), runs under
+the time limit for the file's size and, when the kit runs as root, as ``nobody``. Its PDML output
+(what ``pyshark.FileCapture`` asks tshark for) goes to a temporary file and each ``<packet>`` is
+turned into a pyshark ``Packet`` by pyshark's own PDML parser, so the objects are the ones
+``FileCapture`` gives. No asyncio loop is involved, so this works inside a running Jupyter kernel
+as it does anywhere.
+"""
 
 from __future__ import annotations
 
-import concurrent.futures
-import logging
+import contextlib
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kit.errors import ToolError
 from kit.sources import _tshark
 from kit.sources.capture._check import _check_capture
 
 
-def _in_thread(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` in a worker thread with its own asyncio loop (pyshark #360/#542)."""
-    import asyncio
-
-    def runner() -> Any:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            return fn()
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-
-    # asyncio's threaded child watcher logs "Unknown child process pid N" when pyshark reaps its
-    # own tshark first; that is noise, not an error.
-    alog = logging.getLogger("asyncio")
-    quiet = _DropMessage("Unknown child process pid")
-    alog.addFilter(quiet)
-    try:
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dnskit-pyshark") as pool:
-            return pool.submit(runner).result()
-    finally:
-        alog.removeFilter(quiet)
+def _gzipped(p: Path) -> bool:
+    with p.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
 
 
-class _DropMessage(logging.Filter):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self._text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self._text not in str(record.msg)
+def _pdml_packets(data: bytes) -> Iterator[bytes]:
+    """The ``<packet>...</packet>`` elements of tshark's PDML output, in order."""
+    end = 0
+    while True:
+        start = data.find(b"<packet>", end)
+        if start < 0:
+            return
+        end = data.find(b"</packet>", start)
+        if end < 0:
+            return  # cut short: tshark stopped (its error is reported by the caller)
+        end += len(b"</packet>")
+        yield data[start:end]
 
 
 def _pyshark_load(path: str | os.PathLike[str], display_filter: str, two_pass: bool) -> list[Any]:
-    import asyncio
+    """The packets of ``path`` that pass ``display_filter``, as pyshark ``Packet`` objects.
 
-    import pyshark  # type: ignore[import-untyped]
+    Raises
+    ------
+    InputFormatError
+        The file is not a capture the kit reads (checked as :func:`read_capture` checks it).
+    ToolError
+        tshark failed or ran past its time limit (the message names the file).
+    """
+    from pyshark.tshark.output_parser.tshark_xml import (  # type: ignore[import-untyped]
+        packet_from_xml_packet,
+    )
 
     tshark = _tshark.find_tshark()
     p = Path(path)
-    # the same checks as read_capture (pyshark starts tshark itself, with the caller's rights and
-    # no time limit, so at least no FIFO, device or non-capture reaches it)
     _check_capture(p)
-
-    def work() -> list[Any]:
-        loop = asyncio.get_event_loop()
-        cap = pyshark.FileCapture(
-            os.fspath(p),
-            display_filter=display_filter,
-            tshark_path=tshark,
-            eventloop=loop,
-            custom_parameters=["-2"] if two_pass else None,
+    argv = [tshark, "-l", "-n", "-T", "pdml", "-Y", display_filter]
+    with contextlib.ExitStack() as stack:
+        tmpd = stack.enter_context(tempfile.TemporaryDirectory(prefix="dnskit-pdml-"))
+        out = Path(tmpd) / "packets.pdml"
+        fo = stack.enter_context(out.open("wb"))
+        if two_pass:  # -2 needs random access: the file by name (a private copy when root)
+            name = stack.enter_context(_tshark.random_access_copy(p))
+            proc = _tshark.run(
+                [*argv, "-2", "-r", name],
+                what="tshark (pyshark drill-down)",
+                check=False,
+                source=p,
+                timeout=_tshark.tool_timeout_s(p.stat().st_size, gzipped=_gzipped(p)),
+                stdout=fo,
+            )
+        else:
+            proc = _tshark.run(
+                [*argv, "-r", "-"],
+                what="tshark (pyshark drill-down)",
+                check=False,
+                stdin_path=p,
+                stdout=fo,
+            )
+        fo.close()
+        data = out.read_bytes()
+    if proc.returncode != 0 and b"<packet>" not in data:
+        said = " ".join(
+            ln.strip().removeprefix("tshark: ")
+            for ln in proc.stderr.decode("utf-8", "replace").splitlines()
+            if ln.strip() and "Running as user" not in ln and "could be dangerous" not in ln
         )
-        try:
-            cap.load_packets()
-            return list(cap._packets)
-        finally:
-            cap.close()
-            # Capture.__del__ would call close() again on a closed loop at GC; make it a no-op.
-            cap.close = lambda: None  # type: ignore[method-assign]
-
-    return list(_in_thread(work))
+        raise ToolError(
+            f"tshark (pyshark drill-down) failed on {p} with exit code "
+            f"{proc.returncode}: {said[:2000]}"
+        )
+    return [packet_from_xml_packet(x) for x in _pdml_packets(data)]
 
 
 def packet(path: str | os.PathLike[str], frame: int) -> Any:

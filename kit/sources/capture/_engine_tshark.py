@@ -109,6 +109,31 @@ _FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: A pcap file header (little-endian, link type 0xffff) and no packet: what tshark compiles a
+#: display filter and a field list against.
+_EMPTY_PCAP = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
+
+
+def _on_empty_capture(argv: Sequence[str], what: str) -> str | None:
+    """Run a tshark command line (reading ``-r -``) on a capture without packets: tshark then
+    checks only its arguments (display filter, fields). Returns tshark's complaint, or ``None``
+    when it accepts them."""
+    with tempfile.TemporaryDirectory(prefix="dnskit-flt-") as tmpd:
+        empty = Path(tmpd) / "empty.pcap"
+        empty.write_bytes(_EMPTY_PCAP)
+        proc = _tshark.run(list(argv), what=what, check=False, stdin_path=empty)
+    if proc.returncode == 0:
+        return None
+    return (
+        " ".join(
+            ln.strip().removeprefix("tshark: ")
+            for ln in proc.stderr.decode("utf-8", "replace").splitlines()
+            if ln.strip() and "Running as user" not in ln and "could be dangerous" not in ln
+        )
+        or f"exit code {proc.returncode}"
+    )
+
+
 def _check_display_filter(tshark: str, display_filter: str) -> None:
     """Let tshark compile the filter (``-Y`` on an empty input) so a typo is an error, not 0 rows.
 
@@ -117,22 +142,31 @@ def _check_display_filter(tshark: str, display_filter: str) -> None:
     ValueError
         tshark rejects the filter; its own message is included.
     """
-    with tempfile.TemporaryDirectory(prefix="dnskit-flt-") as tmpd:
-        empty = Path(tmpd) / "empty.pcap"
-        empty.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
-        proc = _tshark.run(
-            [tshark, "-n", "-r", "-", "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
-            what="tshark (display filter check)",
-            check=False,
-            stdin_path=empty,
-        )
-    if proc.returncode != 0:
-        msg = " ".join(
-            ln.strip().removeprefix("tshark: ")
-            for ln in proc.stderr.decode("utf-8", "replace").splitlines()
-            if ln.strip() and "Running as user" not in ln
-        )
+    argv = [tshark, "-n", "-r", "-", "-Y", display_filter, "-T", "fields", "-e", "frame.number"]
+    msg = _on_empty_capture(argv, "tshark (display filter check)")
+    if msg is not None:
         raise ValueError(f"display_filter={display_filter!r} is not a valid tshark filter: {msg}")
+
+
+def _check_own_arguments(argv: Sequence[str], path: Path, rc: int) -> None:
+    """After a tshark run that failed (``rc``) without output: was it the kit's own display filter
+    or field list that this tshark rejects (e.g. an older tshark without a field the kit asks
+    for), rather than the file? tshark says so before reading any packet, with the same exit code
+    as for a damaged file, so its arguments are tried again on an empty capture to tell.
+
+    Raises
+    ------
+    ToolError
+        tshark rejects the kit's arguments; the message names the file and tshark's words.
+    """
+    msg = _on_empty_capture(argv, "tshark (argument check)")
+    if msg is None:
+        return  # the arguments are fine: the failure is the file's (notes or errors follow)
+    raise ToolError(
+        f"tshark rejects the kit's own display filter or field list while reading {path} (exit "
+        f"code {rc}): {msg}. This tshark ({argv[0]}) is probably older or newer than the kit "
+        "supports; use another tshark (tshark_path=, $DNSKIT_TSHARK) or engine='native'"
+    )
 
 
 _CAPINFOS_BROKE = re.compile(r"An error occurred after reading (\d+) packets")
@@ -226,6 +260,8 @@ def _run_tshark(
             )
         stderr = err.read_text("utf-8", "replace")
         log.debug("%s: tshark took %.2f s", path, time.perf_counter() - t0)
+        if rc != 0 and out.stat().st_size == 0:
+            _check_own_arguments(argv, path, rc)
         notes, truncated = _tshark_notes(path, stderr, rc)
         raw = _read_fields(out)
     last = (
