@@ -28,6 +28,7 @@ import random
 import shutil
 import stat
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -602,61 +603,27 @@ def test_truncated_gzip(pcaps: Path, tmp_path: Path) -> None:
 # seeded mini fuzz
 
 
-_KINDS = (
-    "flip",
-    "flip",
-    "truncate",
-    "tiny",
-    "duplicate",
-    "zero",
-    "header",
-    "magic",
-    "splice",
-    "gzip",
-)
+def _fuzz_tool() -> Any:
+    """tools/fuzz.py, whose capture mutations (``make fuzz``'s long mode) this mini fuzz uses."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "dnskit_fuzz_tool", Path(__file__).resolve().parent.parent / "tools" / "fuzz.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = sys.modules.get(spec.name)
+    if mod is None:
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # its dataclasses look their module up there
+        spec.loader.exec_module(mod)
+    return mod
 
 
 def _mutations(rng: random.Random, data: bytes, others: list[bytes]) -> Iterator[tuple[str, bytes]]:
     """Endless damaged copies of ``data``: (kind of damage, bytes)."""
-    n = len(data)
+    mutate = _fuzz_tool().capture_mutation
     while True:
-        kind = rng.choice(_KINDS)
-        b = bytearray(data)
-        if kind == "flip":
-            for _ in range(rng.randint(1, 12)):
-                i = rng.randrange(n)
-                b[i] ^= 1 << rng.randrange(8) if rng.random() < 0.5 else rng.randrange(1, 256)
-        elif kind == "truncate":
-            del b[rng.randrange(1, n) :]
-        elif kind == "tiny":  # inside or just past the file header / first block
-            del b[rng.randrange(1, 80) :]
-        elif kind == "magic":  # the magic number or the pcapng byte-order magic
-            b[rng.choice([0, 1, 2, 3, 8, 9, 10, 11])] ^= 1 << rng.randrange(8)
-        elif kind == "splice":  # this file's start, another capture's end
-            other = rng.choice(others)
-            b = b[: rng.randrange(1, n)] + other[rng.randrange(len(other)) :]
-        elif kind == "duplicate":
-            i = rng.randrange(n)
-            j = min(n, i + rng.randint(1, 2000))
-            k = rng.randrange(n)
-            b[k:k] = b[i:j]
-        elif kind == "zero":
-            i = rng.randrange(n)
-            j = min(n, i + rng.randint(1, 500))
-            b[i:j] = bytes(j - i)
-        elif kind == "header":  # the fields right after the magic: version, snaplen, link type
-            for _ in range(rng.randint(1, 4)):
-                i = rng.randrange(4, min(n, 40))
-                b[i] = rng.randrange(256)
-        else:
-            z = bytearray(gzip.compress(bytes(b), mtime=0))
-            if rng.random() < 0.5:
-                del z[rng.randrange(10, len(z)) :]
-            else:
-                i = rng.randrange(10, len(z))
-                z[i] ^= rng.randrange(1, 256)
-            b = z
-        yield kind, bytes(b)
+        yield mutate(rng, data, others)
 
 
 def _classify(path: Path, limit_s: float, kw: dict[str, Any]) -> tuple[str, str]:
