@@ -375,6 +375,9 @@ def capture_mutation(rng: random.Random, data: bytes, others: list[bytes]) -> tu
     fields after the magic, the magic, this file's start spliced onto another capture's end, a
     gzip stream cut or corrupted."""
     n = len(data)
+    if n < 48:  # a mutation of a mutation cut to a few bytes: grow it with a real capture's tail
+        other = rng.choice(others)
+        return "grow", data + other[rng.randrange(len(other)) :]
     kind = rng.choice(CAPTURE_KINDS)
     b = bytearray(data)
     if kind == "flip":
