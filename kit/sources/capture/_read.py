@@ -386,7 +386,7 @@ def _load_one(
         if opts.get("display_filter"):
             reason = "auto: display_filter needs tshark"
         else:
-            res, why = _capture_native.read_file(path, opts, gzipped=gzipped)
+            res, why = _capture_native.read_file(path, opts, gzipped=gzipped, workers=workers)
             if res is None and engine == "native":
                 raise InputFormatError(
                     f"the native capture engine cannot read this file: {why}",
