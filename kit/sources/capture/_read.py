@@ -104,6 +104,9 @@ def read_capture(
         in that capture plus 0.2 s, at least 2 s and at most 10 s.
     workers
         tshark processes at a time; default: the number of CPUs, at most the number of files.
+        With one file, the native engine parses a file of 16 MiB or more with this many threads
+        at once (sharing it out by conversation, merged to exactly the one-pass result; see
+        :mod:`kit.sources.capture._native`); ``workers=1`` reads it in one pass.
     chunk_packets
         Files with more than 1.25 x this many packets are dissected as packet ranges of this size,
         one tshark per range (in parallel for a single file), which bounds tshark's memory
@@ -111,7 +114,7 @@ def read_capture(
         :data:`CHUNK_OVERLAP_PACKETS` so TCP state carries over, and TCP stream numbers are
         stitched to equal one pass over the whole file. ``None``: :data:`DEFAULT_CHUNK_PACKETS`;
         ``0``: never split. Not used with ``display_filter`` (one pass then). The tshark engine
-        only: the native engine reads a file in one pass.
+        only (the native engine's threads are set by ``workers``).
     dns_ports
         The ports DNS servers listen on (default ``(53,)``). ``tcp`` holds the TCP connections
         with one of these ports at either end; packets to or from them are kept even when they
