@@ -535,3 +535,24 @@ def test_tcp_retransmission_kinds(tmp_path: Path, tshark: str) -> None:
     # 8 spurious, 9 keep-alive, 11 timeout
     assert ref2.packets.filter(pl.col("is_retransmission"))["frame"].to_list() == [8, 11]
     assert got2.dns.height == 4 and got2.meta["dns_query_retransmissions"].item() == 0
+
+
+def test_workers_run_the_parallel_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_capture(workers=2) on one file hands the C parser 2 threads (files of 16 MiB or more;
+    the threshold is lowered here); by default, and below the threshold, it runs one pass."""
+    real = _capture_native._fastcap
+    calls: list[int] = []
+
+    class Spy:
+        def parse(self, data: object, ports: object, workers: int = 1) -> object:
+            calls.append(workers)
+            return real.parse(data, ports, workers)
+
+    monkeypatch.setattr(_capture_native, "_fastcap", Spy())
+    path = CDATA / "syn_retransmit.pcap"
+    one = kit.read_capture(path, cache=False, engine="native")
+    monkeypatch.setattr(_capture_native, "PARALLEL_MIN_BYTES", 0)
+    par = kit.read_capture(path, cache=False, engine="native", workers=2)
+    assert calls == [1, 2]
+    for name in ("dns", "tcp", "packets", "meta"):
+        assert_frame_equal(getattr(one, name), getattr(par, name))

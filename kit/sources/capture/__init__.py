@@ -78,6 +78,12 @@ from kit.sources.capture._frames import (
 )
 from kit.sources.capture._read import ENGINES, Capture, read_capture
 
+# the public names say they live here (docs, reprs, pickles, kit._LAZY's check), not in the
+# private module that defines them
+for _public in (Capture, read_capture, cache_dir, latency_by, packet, stream):
+    _public.__module__ = __name__
+del _public
+
 __all__ = [
     "CHUNK_OVERLAP_PACKETS",
     "DEFAULT_CHUNK_PACKETS",

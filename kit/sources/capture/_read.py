@@ -104,9 +104,11 @@ def read_capture(
         in that capture plus 0.2 s, at least 2 s and at most 10 s.
     workers
         tshark processes at a time; default: the number of CPUs, at most the number of files.
-        With one file, the native engine parses a file of 16 MiB or more with this many threads
-        at once (sharing it out by conversation, merged to exactly the one-pass result; see
-        :mod:`kit.sources.capture._native`); ``workers=1`` reads it in one pass.
+        With one file and ``workers`` given (e.g. ``2``), the native engine parses a file of
+        16 MiB or more with that many threads at once (sharing it out by conversation, merged to
+        exactly the one-pass result; see :mod:`kit.sources.capture._native`). Not the default:
+        on this shared 2-core machine under load it was slower than one pass and peaked ~35 %
+        higher (README, "Parallel within one file").
     chunk_packets
         Files with more than 1.25 x this many packets are dissected as packet ranges of this size,
         one tshark per range (in parallel for a single file), which bounds tshark's memory
@@ -326,11 +328,16 @@ def read_capture(
     n_workers = max(1, min(len(files), cpus))
     # one file: its packet ranges use all workers; several files: one tshark per file at a time
     chunk_workers = cpus if len(files) == 1 else 1
+    # the native engine's threads within one file: only when asked for (measured slower and
+    # ~35 % heavier than one pass on this shared 2-core machine under load; see the README)
+    native_workers = max(1, int(workers)) if workers and len(files) == 1 else 1
     results: list[_FileResult | None] = [None] * len(files)
     try:
         if n_workers == 1:
             for i, f in enumerate(files):
-                results[i] = _load_one(f, tshark, version, opts, cdir, bar, chunk_workers)
+                results[i] = _load_one(
+                    f, tshark, version, opts, cdir, bar, chunk_workers, native_workers
+                )
         else:
             with concurrent.futures.ThreadPoolExecutor(n_workers) as pool:
                 futs = {
@@ -363,6 +370,7 @@ def _load_one(
     cdir: Path | None,
     bar: _Progress,
     workers: int = 1,
+    native_workers: int = 1,
 ) -> _FileResult:
     with path.open("rb") as fh:
         head = fh.read(4)
@@ -389,7 +397,9 @@ def _load_one(
         if opts.get("display_filter"):
             reason = "auto: display_filter needs tshark"
         else:
-            res, why = _capture_native.read_file(path, opts, gzipped=gzipped, workers=workers)
+            res, why = _capture_native.read_file(
+                path, opts, gzipped=gzipped, workers=native_workers
+            )
             if res is None and engine == "native":
                 raise InputFormatError(
                     f"the native capture engine cannot read this file: {why}",
