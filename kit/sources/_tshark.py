@@ -64,6 +64,7 @@ __all__ = [
     "run",
     "run_as",
     "run_env",
+    "said",
     "spawn",
     "tool_timeout_s",
     "tshark_version",
@@ -182,6 +183,16 @@ def _remove_stale_homes() -> None:
         path = os.path.join(tmp, name)
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def said(stderr: bytes) -> str:
+    """What a tool said on stderr, on one line: without tshark's "Running as user ... could be
+    dangerous" banner and its ``tshark: `` prefixes."""
+    return " ".join(
+        ln.strip().removeprefix("tshark: ")
+        for ln in stderr.decode("utf-8", "replace").splitlines()
+        if ln.strip() and "Running as user" not in ln and "could be dangerous" not in ln
+    )
 
 
 @contextlib.contextmanager

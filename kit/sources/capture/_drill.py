@@ -85,14 +85,9 @@ def _pyshark_load(path: str | os.PathLike[str], display_filter: str, two_pass: b
         fo.close()
         data = out.read_bytes()
     if proc.returncode != 0 and b"<packet>" not in data:
-        said = " ".join(
-            ln.strip().removeprefix("tshark: ")
-            for ln in proc.stderr.decode("utf-8", "replace").splitlines()
-            if ln.strip() and "Running as user" not in ln and "could be dangerous" not in ln
-        )
         raise ToolError(
             f"tshark (pyshark drill-down) failed on {p} with exit code "
-            f"{proc.returncode}: {said[:2000]}"
+            f"{proc.returncode}: {_tshark.said(proc.stderr)[:2000]}"
         )
     return [packet_from_xml_packet(x) for x in _pdml_packets(data)]
 

@@ -124,14 +124,7 @@ def _on_empty_capture(argv: Sequence[str], what: str) -> str | None:
         proc = _tshark.run(list(argv), what=what, check=False, stdin_path=empty)
     if proc.returncode == 0:
         return None
-    return (
-        " ".join(
-            ln.strip().removeprefix("tshark: ")
-            for ln in proc.stderr.decode("utf-8", "replace").splitlines()
-            if ln.strip() and "Running as user" not in ln and "could be dangerous" not in ln
-        )
-        or f"exit code {proc.returncode}"
-    )
+    return _tshark.said(proc.stderr) or f"exit code {proc.returncode}"
 
 
 def _check_display_filter(tshark: str, display_filter: str) -> None:
