@@ -1827,25 +1827,11 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     Py_XDECREF(pair[1]);
     Py_XDECREF(d);
 done:
-    table_free(&s->t);
-    conns_free(&s->conns);
-    free(s->flags_txt.data);
-    free(s->msgs.data);
-    free(s->names.data);
-    table_free(&s->mt);
-    free(s->pairs.slots);
-    free(s);
+    state_free(s);
     PyBuffer_Release(&view);
     return result;
 error:
-    table_free(&s->t);
-    conns_free(&s->conns);
-    free(s->flags_txt.data);
-    free(s->msgs.data);
-    free(s->names.data);
-    table_free(&s->mt);
-    free(s->pairs.slots);
-    free(s);
+    state_free(s);
     PyBuffer_Release(&view);
     return NULL;
 }

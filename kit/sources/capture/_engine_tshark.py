@@ -1,26 +1,7 @@
 """The tshark engine: ``tshark -T fields`` on a whole file or on packet ranges in parallel.
 
-How tshark's output is read:
-
-* Several DNS messages in one frame (DNS over TCP with pipelined queries) make tshark print every
-  DNS field once per message. The kit asks for all occurrences (``-E occurrence=a``) joined by the
-  ASCII unit separator ``0x1f``, which cannot collide with data: tshark prints a control byte inside
-  a name as an escape (``\\037``). The header fields (``dns.id``, ``dns.flags``, ``dns.count.*``)
-  occur exactly once per message, so they are split and zipped into one row per message; the
-  question names are assigned per message from ``dns.count.queries`` (``dns.count.zones`` for an
-  UPDATE, whose header counts zones and prerequisites instead of questions and answers).
-* ``qname`` is what tshark shows: presentation form **without** the trailing dot, case preserved,
-  the root as ``"."`` (tshark prints ``<Root>``; a one-label name whose label is literally
-  ``<Root>`` looks the same in tshark's output and is shown as ``"."`` too). tshark escapes tab,
-  newline and other control bytes (``\\t``, ``\\n``, ``\\037``), prints bytes that are not valid
-  UTF-8 as U+FFFD, and prints a dot or backslash inside a label as-is, so those names are not
-  byte-exact.
-* Large files are cut into packet ranges (:data:`DEFAULT_CHUNK_PACKETS`, ``editcap -r``), each
-  started :data:`CHUNK_OVERLAP_PACKETS` early so tshark's TCP state is warm, dissected by one tshark
-  each, in parallel. tshark's memory grows with the packets it has seen (~160 MB + ~0.5 kB per
-  packet), so this bounds it per range; TCP stream numbers are stitched across ranges so they equal
-  one pass (tests compare both). A DNS-over-TCP connection already open where a range begins is
-  joined mid-stream by that range's tshark; if that loses messages, ``meta.notes`` says so.
+How tshark's output is read, and how large files are cut into packet ranges: see the notes
+in :mod:`kit.sources.capture` (the package's docstring).
 """
 
 from __future__ import annotations
