@@ -62,8 +62,7 @@ bench: setup
 	$(BIN)/python bench/run.py
 
 sanitize: setup
-	$(BIN)/python tools/sanitize_fastlog.py
-	$(BIN)/python tools/sanitize_fastcap.py
+	$(BIN)/python tools/sanitize.py
 
 # Seeded mutation fuzzing of the loaders, long mode (10,000 inputs per loader; tests/test_fuzz.py
 # runs the CI budget). FUZZ_ARGS e.g. "--seed 7" or "--inputs 2000"; findings kept in bench/out/fuzz.

@@ -37,6 +37,7 @@ from _timing import timed  # noqa: E402 (bench/ is on sys.path when a script run
 from kit import charts  # noqa: E402
 from kit.analyses import resolver_logs as logs  # noqa: E402
 from kit.analyses import upstream as up  # noqa: E402
+from kit.charts import _base  # noqa: E402
 
 T0 = dt.datetime(2026, 11, 26, 6, 8, 45, tzinfo=dt.UTC)
 
@@ -107,7 +108,7 @@ def main() -> None:
         ("handshake histogram + ladder: spec", lambda: charts.latency_histogram_chart(hist, ladder=ladder).to_dict(), "plain spec 100 s"),
         ("handshake histogram + ladder: svg", lambda: vlc.vegalite_to_svg(charts.latency_histogram_chart(hist, ladder=ladder).to_json()), "plain svg 100 s"),
         ("duration histogram + 5 modes: svg", lambda: vlc.vegalite_to_svg(charts.duration_histogram_chart(dhist, modes=modes, threshold_s=1.0).to_json()), "plain svg 100 s"),
-        ("time ticks alone (x1000)", lambda: [charts._time_ticks(T0, T0 + dt.timedelta(hours=6)) for _ in range(1000)], "plain spec 100 s"),
+        ("time ticks alone (x1000)", lambda: [_base._time_ticks(T0, T0 + dt.timedelta(hours=6)) for _ in range(1000)], "plain spec 100 s"),
     ]  # fmt: skip
     base = {
         "plain spec 100 s": timed(lambda: plain(short).to_dict(), reps),

@@ -16,11 +16,20 @@ notes/perf-baselines.md. For each file it times, in this process and this run:
 
 and prints lines/s and ratios. The notes' numbers for the same approaches (ids l1, l5, l6) are
 printed next to them for reference; only the ratios measured here are comparable, because the
-machine is shared. Last, a subprocess reads a ``--big-lines`` file (the 1 M file repeated) and
-reports its peak RSS against the memory the returned frames occupy. That is measured in a
-second subprocess whose allocator (polars' jemalloc) returns freed pages at once
+machine is shared. Last, memory: a subprocess reads a large file and reports its peak RSS
+against the memory the returned frames occupy. That is measured in a second subprocess whose
+allocator (polars' jemalloc) returns freed pages at once
 (``_RJEM_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0``), so its RSS after the load is the
-frames' live memory; polars' ``estimated_size`` leaves out the 16-byte string views.
+frames' live memory; polars' ``estimated_size`` leaves out the 16-byte string views. The target
+(issue 14) is a peak of at most 1.3x the frames. The large files:
+
+- ``synthetic``: the ``--big-lines`` file (the generated 1 M file repeated);
+- ``real lines``: every line of ``../shared/fixtures/logs`` (real CoreDNS lines of every era and
+  wrapper: queries, errors, banners, JSON, CRI...), in file order, repeated to ``--real-lines``;
+- ``real queries, 1 % other``: the real default-format query lines with 1 % of the other real
+  lines, drawn at random (seeded), ``--real-lines`` lines.
+
+The memory runs are capped (``prlimit --as``) and run one at a time.
 """
 
 from __future__ import annotations
@@ -155,8 +164,10 @@ def wc_l(path: Path) -> int:
 MEM_SCRIPT = """
 import gc, json, sys, time
 sys.path.insert(0, {root!r})
+import warnings
 import polars as pl
 from kit.sources.coredns import read_coredns_log
+warnings.simplefilter("ignore")  # the real lines have rejects: the count is printed
 def status(key):
     # VmHWM/VmRSS of this process (ru_maxrss would include the parent's RSS at fork time)
     for line in open("/proc/self/status"):
@@ -170,14 +181,94 @@ peak = status("VmHWM")
 size = sum(getattr(res, n).estimated_size() for n in ("queries", "errors", "other", "rejected"))
 gc.collect()
 held = status("VmRSS")
-print(json.dumps(dict(base=base, peak=peak, held=held, frames=size, lines=res.lines_read, seconds=dt)))
+print(json.dumps(dict(base=base, peak=peak, held=held, frames=size, lines=res.lines_read, seconds=dt,
+                      queries=res.queries.height, errors=res.errors.height, other=res.other.height,
+                      rejected=res.rejected.height)))
 """
+
+
+FIXTURE_LOGS = ROOT.parent / "shared" / "fixtures" / "logs"
+TARGET = 1.3
+#: address-space cap of each memory run (bytes): the machine is shared
+MEM_CAP = 16 << 30
+QUERY_LINE = re.compile(rb'^\[INFO\] \S+:\d+ - \d+ "')
+
+
+def generate_real(tmp: Path, n: int) -> dict[str, Path]:
+    """The two real-line files (see the module docstring), ``n`` lines each at least."""
+    lines: list[bytes] = []
+    for p in sorted(FIXTURE_LOGS.glob("*.log")):
+        lines += p.read_bytes().rstrip(b"\n").split(b"\n")
+    real = tmp / "real_lines.log"
+    block = b"\n".join(lines) + b"\n"
+    with real.open("wb") as out:
+        for _ in range(-(-n // len(lines))):
+            out.write(block)
+    fast = [x for x in lines if QUERY_LINE.match(x)]
+    other = [x for x in lines if not QUERY_LINE.match(x)]
+    rnd = random.Random(1)
+    mixed = tmp / "real_queries_1pct_other.log"
+    with mixed.open("wb") as out:
+        for start in range(0, n, 100_000):
+            rows = [
+                rnd.choice(other if rnd.random() < 0.01 else fast)
+                for _ in range(min(100_000, n - start))
+            ]
+            out.write(b"\n".join(rows) + b"\n")
+    print(
+        f"\nreal lines: {len(lines)} lines of {FIXTURE_LOGS} ({len(fast)} default-format queries)",
+        flush=True,
+    )
+    return {"real lines": real, "real queries, 1 % other": mixed}
+
+
+def memory_report(name: str, path: Path) -> bool:
+    """Peak RSS of reading ``path`` in a subprocess against its frames; True when <= TARGET."""
+    runs = {}
+    for alloc, env in (
+        ("default", dict(os.environ)),
+        # jemalloc (polars' allocator) returns freed pages at once: RSS = live memory
+        ("decay0", dict(os.environ, _RJEM_MALLOC_CONF="dirty_decay_ms:0,muzzy_decay_ms:0")),
+    ):
+        cmd = [sys.executable, "-c", MEM_SCRIPT.format(root=str(ROOT), path=str(path))]
+        if shutil.which("prlimit"):
+            cmd = ["prlimit", f"--as={MEM_CAP}", *cmd]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+        runs[alloc] = json.loads(out.stdout.strip().splitlines()[-1])
+    m, z = runs["default"], runs["decay0"]
+    live = z["held"] - z["base"]  # what the returned frames occupy
+    M = 2**20
+    peak_m = (m["peak"] - m["base"]) / live
+    peak_z = (z["peak"] - z["base"]) / live
+    print(
+        f"\nmemory, {name}: {m['lines']:,} lines ({path.stat().st_size / 1e9:.2f} GB) in "
+        f"{m['seconds']:.1f} s ({m['lines'] / m['seconds'] / 1e6:.2f} M lines/s wall); "
+        f"queries {m['queries']:,}, errors {m['errors']:,}, other {m['other']:,}, "
+        f"rejected {m['rejected']:,}"
+    )
+    print(
+        f"frames as held (RSS after the load - imports, allocator decay 0): {live / M:.0f} MiB "
+        f"(polars estimated_size {m['frames'] / M:.0f} MiB: it leaves out the 16-byte string "
+        f"views); interpreter+imports {m['base'] / M:.0f} MiB"
+    )
+    print(
+        f"peak RSS - imports: default allocator {(m['peak'] - m['base']) / M:.0f} MiB = "
+        f"{peak_m:.2f}x the frames; decay 0 {(z['peak'] - z['base']) / M:.0f} MiB = "
+        f"{peak_z:.2f}x; RSS after the load (default allocator, incl. its caches) = "
+        f"{(m['held'] - m['base']) / live:.2f}x; <= {TARGET}x: "
+        f"{'yes' if max(peak_m, peak_z) <= TARGET else 'NO'}",
+        flush=True,
+    )
+    return max(peak_m, peak_z) <= TARGET
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--big-lines", type=int, default=10_000_000, help="0 to skip the memory run")
+    ap.add_argument(
+        "--real-lines", type=int, default=5_000_000, help="0 to skip the real-line memory runs"
+    )
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench_coredns_"))
@@ -260,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nread_coredns_log >= 1 M lines/s (wall, this run) on both files: {'yes' if ok else 'NO'}"
         )
+        big_files = {}
         if args.big_lines:
             big = tmp / "big.log"
             reps = max(1, args.big_lines // args.lines)
@@ -267,41 +359,20 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(reps):
                     with files["plain"].open("rb") as src:
                         shutil.copyfileobj(src, out, 1 << 24)
-            files["plain"].unlink()
-            files["kubectl_ts"].unlink()
-            runs = {}
-            for name, env in (
-                ("default", dict(os.environ)),
-                # jemalloc (polars' allocator) returns freed pages at once: RSS = live memory
-                ("decay0", dict(os.environ, _RJEM_MALLOC_CONF="dirty_decay_ms:0,muzzy_decay_ms:0")),
-            ):
-                out = subprocess.run(
-                    [sys.executable, "-c", MEM_SCRIPT.format(root=str(ROOT), path=str(big))],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    env=env,
-                )
-                runs[name] = json.loads(out.stdout.strip().splitlines()[-1])
-            m, z = runs["default"], runs["decay0"]
-            live = z["held"] - z["base"]  # what the returned frames occupy
-            M = 2**20
-            print(
-                f"\nmemory: {m['lines']:,} lines ({big.stat().st_size / 1e9:.2f} GB) in {m['seconds']:.1f} s "
-                f"({m['lines'] / m['seconds'] / 1e6:.2f} M lines/s wall)"
-            )
-            print(
-                f"frames as held (RSS after the load - imports, allocator decay 0): {live / M:.0f} MiB "
-                f"(polars estimated_size {m['frames'] / M:.0f} MiB: it leaves out the 16-byte string "
-                f"views); interpreter+imports {m['base'] / M:.0f} MiB"
-            )
-            print(
-                f"peak RSS - imports: default allocator {(m['peak'] - m['base']) / M:.0f} MiB = "
-                f"{(m['peak'] - m['base']) / live:.2f}x the frames; decay 0 "
-                f"{(z['peak'] - z['base']) / M:.0f} MiB = {(z['peak'] - z['base']) / live:.2f}x; "
-                f"RSS after the load (default allocator, incl. its caches) = "
-                f"{(m['held'] - m['base']) / live:.2f}x"
-            )
+            big_files["synthetic"] = big
+        files["plain"].unlink()
+        files["kubectl_ts"].unlink()
+        if args.real_lines:
+            if FIXTURE_LOGS.is_dir():
+                big_files.update(generate_real(tmp, args.real_lines))
+            else:
+                print(f"\nno {FIXTURE_LOGS}: real-line memory runs skipped")
+        ok = True
+        for name, path in big_files.items():
+            ok &= memory_report(name, path)
+            path.unlink()
+        if big_files:
+            print(f"\npeak <= {TARGET}x the frames on every file: {'yes' if ok else 'NO'}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -18,6 +18,15 @@ Cases:
   default) and with ``--isolated`` (a kernel each): the per-notebook overhead;
 - ``report``: ``dnskit report ARTEFACTS -j N -o ...`` as a user runs it (all notebooks + HTML),
   serial (``-j 1``) and two notebooks at a time (``-j 2``).
+
+With ``--capture-dir DIR`` (a folder holding a real-size capture, e.g. the 2 M-packet node capture
+of ``python ../shared/tools/gen_pcap.py -n 2000000 -o DIR/node.pcap --seed 11``) it measures
+instead, in one run (issue 16): one bare ``tshark -n -r FILE -Y <the kit's filter> -T fields``
+pass with 18 DNS+TCP fields (:data:`BARE_FIELDS`, output to /dev/null) against the whole
+``dnskit report DIR`` with an empty capture cache (cold: the capture is read too) and again with
+the cache filled (warm). For each: wall seconds, the largest single process's peak RSS
+(``wait4``), and the peak of the summed RSS of the whole process tree (report + kernels + tools,
+sampled every 0.1 s from /proc), with the ratios to tshark.
 """
 
 from __future__ import annotations
@@ -93,13 +102,105 @@ def _papermill_cell(source: str) -> Callable[[], object]:
     return run
 
 
+#: The bare tshark baseline's fields: the DNS and TCP fields an analysis of a capture needs.
+BARE_FIELDS = (
+    "frame.number", "frame.time_epoch", "frame.len", "ip.src", "ip.dst", "udp.srcport",
+    "udp.dstport", "tcp.srcport", "tcp.dstport", "tcp.stream", "tcp.flags",
+    "tcp.analysis.retransmission", "tcp.seq_raw", "dns.id", "dns.flags", "dns.count.answers",
+    "dns.qry.name", "dns.qry.type",
+)  # fmt: skip
+
+
+def _tree_rss(pid: int) -> int:
+    """Summed RSS (bytes) of ``pid`` and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def _measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """Run ``argv`` (stdout/stderr discarded): wall s, peak RSS of its largest process (MiB, from
+    wait4) and peak summed RSS of its process tree (MiB, sampled every 0.1 s)."""
+    import threading
+
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    done.set()
+    th.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        print(f"warning: {argv[:4]}... exited with {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024, peak[0] / 2**20
+
+
+def _large(capture_dir: str) -> int:
+    """Whole report on a real-size capture against one bare tshark pass (see the module doc)."""
+    from kit.sources import _tshark
+    from kit.sources.capture import _BASE_FILTER
+
+    files = sorted(p for p in Path(capture_dir).iterdir() if p.is_file())
+    tshark = _tshark.find_tshark()
+    rows = []
+    base: tuple[float, float, float] | None = None
+    for f in files:
+        argv = [tshark, "-n", "-r", str(f), "-Y", _BASE_FILTER, "-T", "fields"]
+        argv += [x for field in BARE_FIELDS for x in ("-e", field)]
+        m = _measured(argv, env=_tshark.run_env())
+        base = m if base is None else (base[0] + m[0], max(base[1], m[1]), max(base[2], m[2]))
+    assert base is not None, f"no file in {capture_dir}"
+    rows.append((f"bare tshark -T fields ({len(BARE_FIELDS)} fields), one pass", base))
+    with tempfile.TemporaryDirectory(prefix="bench-report-large-") as tmp:
+        env = dict(os.environ, DNSKIT_CACHE=str(Path(tmp) / "cache"))
+        cmd = [sys.executable, "-m", "kit", "report", capture_dir, "-o", f"{tmp}/r.html"]
+        rows.append(("dnskit report, cold (capture read, cache empty)", _measured(cmd, env)))
+        rows.append(("dnskit report, warm (capture from the cache)", _measured(cmd, env)))
+    size = sum(f.stat().st_size for f in files) / 2**20
+    print(f"{capture_dir}: {len(files)} file(s), {size:.0f} MiB; {os.cpu_count()} CPUs, "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print("| case | wall s | x tshark | peak RSS, largest process MiB | x tshark "
+          "| peak RSS, process tree MiB | x tshark |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for name, (wall, one, tree) in rows:
+        print(
+            f"| {name} | {wall:.1f} | {wall / base[0]:.2f} | {one:.0f} | {one / base[1]:.2f} "
+            f"| {tree:.0f} | {tree / base[2]:.2f} |"
+        )
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=1, help="repetitions per case (median shown)")
     ap.add_argument("--artefacts", default="data/sample", help="artefacts for the report case")
+    ap.add_argument("--capture-dir", help="a folder with a real-size capture: report vs tshark")
     args = ap.parse_args()
+    if args.capture_dir:
+        return _large(args.capture_dir)
 
     import kit.report as report
+    from kit.report import html as report_html
 
     rows: list[tuple[str, list[float], str]] = []
     rows.append(("kernel", _timed(_papermill_cell("1 + 1"), args.reps), "baseline"))
@@ -136,11 +237,11 @@ def main() -> int:
 
         executed = nbformat.read(tmpdir / "ex" / "00-start-here.ipynb", as_version=4)
         header = "<p>bench</p>"
-        combined = report._combine([(res.runs[0], executed)], "bench")
+        combined = report_html._combine([(res.runs[0], executed)], "bench")
         rows.append(
             (
                 "export (nbconvert, 00-start-here)",
-                _timed(lambda: report._export_html(combined, header), args.reps),
+                _timed(lambda: report_html._export_html(combined, header), args.reps),
                 "",
             )
         )

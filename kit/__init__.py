@@ -3,7 +3,11 @@
 The public API is small and imported lazily (so ``import kit`` and the CLI start fast):
 
 - loaders: :func:`read_coredns_log`, :func:`read_corefile`, :func:`read_capture`,
-  :func:`read_metrics`, :func:`read_unbound_log`, :func:`read_unbound_conf`
+  :func:`read_metrics`, :func:`read_unbound_log`, :func:`read_unbound_conf`,
+  :func:`read_dnstap`, :func:`read_k8s_snapshot` (and :func:`attribute_clients`),
+  :func:`read_node_evidence`, :func:`read_zeek_dns`, :func:`read_gadget_dns`; their result types
+  and per-format readers live in their modules (``kit.sources.dnstap.DnstapLog``,
+  ``kit.sources.node.read_nstat``...)
 - errors: :class:`KitError` and its subclasses, :class:`KitWarning`
 - the layers as attributes, each imported on first use: ``kit.net``, ``kit.timeutil``,
   ``kit.stats``, ``kit.sources``, ``kit.promql``, ``kit.analyses``, ``kit.findings``,
@@ -40,6 +44,15 @@ _LAZY: dict[str, str] = {
     "read_unbound_log": "kit.sources.unbound",
     "read_unbound_conf": "kit.sources.unbound",
     "ResolverLog": "kit.sources.unbound",
+    # dnstap, Kubernetes snapshots (pods behind client addresses)
+    "read_dnstap": "kit.sources.dnstap",
+    "read_k8s_snapshot": "kit.sources.k8s",
+    "attribute_clients": "kit.sources.k8s",
+    # node evidence (nstat, conntrack -S, ethtool -S, ip -s link: one reader for all; the
+    # per-tool readers and NodeCounters are in kit.sources.node) and other tools' DNS records
+    "read_node_evidence": "kit.sources.node",
+    "read_zeek_dns": "kit.sources.zeek",
+    "read_gadget_dns": "kit.sources.gadget",
 }
 
 #: Subpackages and modules reachable as attributes of ``kit`` (imported on first access).

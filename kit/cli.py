@@ -286,11 +286,21 @@ def _report(args: argparse.Namespace) -> int:
     for run in result.runs:
         detail = f": {run.reason}" if run.reason else ""
         sys.stderr.write(f"dnskit report: {run.name} {run.status} ({run.seconds:.1f} s){detail}\n")
-    ignored = result.artefacts.filter(~result.artefacts["used"]).height
+    arts = result.artefacts
+    unreadable = arts.filter(arts["read_error"] != "")
+    used = arts.filter(arts["used"]).height
+    ignored = arts.height - used - unreadable.height
     sys.stderr.write(
         f"dnskit report: wrote {result.output_html} ({len(result.findings)} finding(s), "
-        f"{result.artefacts.height - ignored} artefact(s) used, {ignored} ignored)\n"
+        f"{used} artefact(s) used, "
+        + (f"{unreadable.height} could not be read, " if unreadable.height else "")
+        + f"{ignored} ignored)\n"
     )
+    for row in unreadable.iter_rows(named=True):
+        sys.stderr.write(
+            f"dnskit report: {_printable(row['path'])} could not be read "
+            f"({_printable(row['read_error'])})\n"
+        )
     if not result.ok:
         names = ", ".join(r.name for r in result.failed)
         sys.stderr.write(f"dnskit report: error: notebook(s) failed: {names}\n")
@@ -384,3 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"dnskit: error: {exc}\n")
         return 1
     return 2
+
+
+def _printable(text: str) -> str:
+    """Text from an artefact for the terminal: control characters shown as escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -29,6 +29,7 @@ _FIELDS = {
     "stub_lps": "stub_lps",
     "limit_pps": "limit_pps",
     "gzip_over": "gzip_over",
+    "dnstap": "dnstap",
 }
 
 
@@ -87,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seed", type=int, default=5)
     r.add_argument("--client-timeout", type=float, help="dnsperf -t in seconds")
     r.add_argument("--no-prometheus", action="store_true", help="skip exporter and Prometheus")
+    r.add_argument(
+        "--dnstap",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="unbound also logs dnstap through fstrm_capture (dnstap/nodeN.fstrm); on by default "
+        "in the healthy scenario's full form (--no-dnstap turns it off)",
+    )
     r.add_argument("--replace", action="store_true", help="overwrite --out if it exists")
     r.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)

@@ -159,6 +159,9 @@ class LabConfig:
         At the end, gzip the captures, logs and dnsperf files larger than this many bytes
         (``node1.pcap`` -> ``node1.pcap.gz``; tshark and the kit read them as they are);
         0 = never.
+    dnstap : bool
+        Each node's unbound also logs dnstap (CLIENT_* and FORWARDER_* messages) to a unix socket
+        read by ``fstrm_capture`` (Debian ``fstrm-bin``), written to ``dnstap/nodeN.fstrm``.
     """
 
     out: Path
@@ -180,6 +183,7 @@ class LabConfig:
     stub_lps: float = 0.0
     limit_pps: float = 1024.0
     gzip_over: int = 0
+    dnstap: bool = False
 
     def __post_init__(self) -> None:
         from lab.scenarios import scenario
@@ -372,6 +376,8 @@ class Lab:
             if tool == "prometheus" and not self.cfg.prometheus:
                 continue
             self.tools[tool] = which(tool)
+        if self.cfg.dnstap:
+            self.tools["fstrm_capture"] = which("fstrm_capture")
         # node evidence: optional (conntrack and ethtool are their own Debian packages)
         for tool in ("nstat", "conntrack", "ethtool"):
             with contextlib.suppress(LabError):
@@ -389,8 +395,10 @@ class Lab:
             if not self.cfg.replace:
                 raise LabError(f"{self.out} exists; pass --replace to overwrite it")
             shutil.rmtree(self.out)
-        for sub in ("captures", "logs", "configs", "dnsperf", "prometheus"):
+        for sub in ("captures", "logs", "configs", "dnsperf", "prometheus", "k8s"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
+        if self.cfg.dnstap:
+            (self.out / "dnstap").mkdir()
 
     def add_ns(self, name: str) -> None:
         self.sh(self.tools["ip"], "netns", "add", name)
@@ -672,7 +680,8 @@ class Lab:
             + "    infra-keep-probing: yes\n"
             "    qname-minimisation: no\n"
             '    local-zone: "test." nodefault\n'
-            "remote-control:\n"
+            + (self.dnstap_conf(i) if self.cfg.dnstap else "")
+            + "remote-control:\n"
             "    control-enable: yes\n"
             f'    control-interface: "{d}/control.sock"\n'
             "    control-use-cert: no\n"
@@ -680,6 +689,119 @@ class Lab:
             '    name: "."\n'
             f"    forward-addr: {UPSTREAM_IP}@53\n"
         )
+
+    def dnstap_conf(self, i: int) -> str:
+        """unbound's ``dnstap:`` section: client and forwarder messages to node i's socket."""
+        return (
+            "dnstap:\n"
+            "    dnstap-enable: yes\n"
+            f'    dnstap-socket-path: "{self.work / f"node{i}" / "dnstap.sock"}"\n'
+            "    dnstap-send-identity: yes\n"
+            f'    dnstap-identity: "node{i}"\n'
+            "    dnstap-send-version: yes\n"
+            "    dnstap-log-client-query-messages: yes\n"
+            "    dnstap-log-client-response-messages: yes\n"
+            "    dnstap-log-forwarder-query-messages: yes\n"
+            "    dnstap-log-forwarder-response-messages: yes\n"
+        )
+
+    def start_dnstap(self, i: int, timeout: float = 10.0) -> None:
+        """``fstrm_capture`` on node i's dnstap socket (started before unbound, which connects
+        to it), writing ``dnstap/nodeI.fstrm``; waits until the socket exists."""
+        d = self.work / f"node{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        sock = d / "dnstap.sock"
+        self.start(
+            f"dnstap-node{i}",
+            [
+                self.tools["fstrm_capture"],
+                "-t",
+                "protobuf:dnstap.Dnstap",
+                "-u",
+                str(sock),
+                "-w",
+                str(self.out / "dnstap" / f"node{i}.fstrm"),
+            ],
+            ns=self.ns("node", i),
+            stdout=self.work / f"dnstap-node{i}.out",
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if sock.exists():
+                return
+            if self.procs[f"dnstap-node{i}"].poll() is not None:
+                break
+            time.sleep(0.05)
+        out = (self.work / f"dnstap-node{i}.out").read_text(errors="replace")
+        raise LabError(f"fstrm_capture for node{i} did not open its socket: {out.strip()}")
+
+    def write_k8s_snapshot(self, created: float) -> None:
+        """``k8s/pods.json``: the lab's addresses as ``kubectl get pods -A -o json`` would list
+        them, so the kit can attribute clients: per node a client pod (``dnsperf-nodeN-...``, a
+        Deployment's ReplicaSet, with its ``pod-template-hash`` label, pod IP = the pods
+        namespace's address) and a hostNetwork
+        ``node-local-dns`` pod (DaemonSet) whose pod IP is the node's uplink address."""
+        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
+        items: list[dict[str, object]] = []
+        for i in range(1, self.cfg.nodes + 1):
+            node_ip = f"169.254.100.{i}"
+            for kind, name, owner, ip, host_net in (
+                ("ReplicaSet", f"dnsperf-node{i}-5d8f7c9b4-x{i}q2z", f"dnsperf-node{i}-5d8f7c9b4",
+                 f"169.254.1.{i}", False),
+                ("DaemonSet", f"node-local-dns-n{i}z7k", "node-local-dns", node_ip, True),
+            ):  # fmt: skip
+                ns = "kube-system" if host_net else "dnsperf"
+                spec: dict[str, object] = {
+                    "nodeName": f"node{i}",
+                    "containers": [
+                        {"name": "node-cache" if host_net else "dnsperf", "image": "lab"}
+                    ],
+                }
+                if host_net:
+                    spec["hostNetwork"] = True
+                items.append(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {
+                            "name": name,
+                            "namespace": ns,
+                            "uid": f"00000000-0000-4000-8000-{i:06d}{int(host_net):06d}",
+                            "creationTimestamp": ts,
+                            "labels": (
+                                {"k8s-app": owner}
+                                if host_net
+                                else {"app": f"dnsperf-node{i}", "pod-template-hash": "5d8f7c9b4"}
+                            ),
+                            "ownerReferences": [
+                                {
+                                    "apiVersion": "apps/v1",
+                                    "kind": kind,
+                                    "name": owner,
+                                    "uid": f"00000000-0000-4000-9000-{i:06d}{int(host_net):06d}",
+                                    "controller": True,
+                                    "blockOwnerDeletion": True,
+                                }
+                            ],
+                        },
+                        "spec": spec,
+                        "status": {
+                            "phase": "Running",
+                            "hostIP": node_ip,
+                            "hostIPs": [{"ip": node_ip}],
+                            "podIP": ip,
+                            "podIPs": [{"ip": ip}],
+                            "startTime": ts,
+                        },
+                    }
+                )
+        doc = {
+            "apiVersion": "v1",
+            "items": items,
+            "kind": "List",
+            "metadata": {"resourceVersion": ""},
+        }
+        (self.out / "k8s" / "pods.json").write_text(json.dumps(doc, indent=4) + "\n")
 
     def start_unbound(self, i: int) -> None:
         d = self.work / f"node{i}"
@@ -1089,7 +1211,10 @@ class Lab:
         misses, hits, qfiles = self.query_files()
         self.write_zone(misses, hits)
         self.start_nsd()
+        self.write_k8s_snapshot(time.time())
         for i in range(1, cfg.nodes + 1):
+            if cfg.dnstap:
+                self.start_dnstap(i)
             self.start_unbound(i)
         for i in range(1, cfg.nodes + 1):
             self.wait_unbound(i)
@@ -1157,6 +1282,12 @@ class Lab:
         # nftables counters: every SYN counted by nftables is then also in the capture.
         for i in range(1, cfg.nodes + 1):
             self.stop(f"unbound-node{i}")
+        # unbound flushes its dnstap queue as it exits; fstrm_capture writes STOP on SIGINT
+        dnstap_rc = {
+            f"node{i}": self.stop(f"dnstap-node{i}", signal.SIGINT)
+            for i in range(1, cfg.nodes + 1)
+            if cfg.dnstap
+        }
         self.wait_captures_settle()
         tcpdump_stats = {}
         for i in range(1, cfg.nodes + 1):
@@ -1207,6 +1338,7 @@ class Lab:
                         ),
                         "capture": self.rel(f"captures/node{i}.pcap"),
                         "unbound_log": self.rel(f"logs/unbound-node{i}.log"),
+                        "dnstap": self.rel(f"dnstap/node{i}.fstrm") if cfg.dnstap else None,
                         "dnsperf_output": self.rel(f"dnsperf/dnsperf-node{i}.txt"),
                     }
                     for i in range(1, cfg.nodes + 1)
@@ -1228,6 +1360,7 @@ class Lab:
                 "syn_dropped": counters.get("syn_dropped", {}).get("packets"),
                 "syn_seen": counters.get("syn_seen", {}).get("packets"),
                 "tcpdump": tcpdump_stats,
+                "fstrm_capture_exit": dnstap_rc,
                 "dnsperf_exit": dnsperf_rc,
                 "zone_names": len(misses) + len(hits) + 1,
                 "query_file_lines": {f"node{i}": sum(1 for _ in qfiles[i].open()) for i in qfiles},
@@ -1306,7 +1439,9 @@ class Lab:
         if self.cfg.gzip_over <= 0:
             return []
         done = []
-        for sub in ("captures", "logs", "dnsperf"):
+        for sub in ("captures", "logs", "dnsperf", "dnstap"):
+            if not (self.out / sub).is_dir():
+                continue
             for f in sorted((self.out / sub).iterdir()):
                 if f.is_file() and f.suffix != ".gz" and f.stat().st_size > self.cfg.gzip_over:
                     gz = f.with_name(f.name + ".gz")

@@ -86,8 +86,11 @@ SCENARIOS: dict[str, Scenario] = {
                 "phases": "healthy=30",
                 "qps": 20.0,
                 "control_nodes": 0,
+                "dnstap": True,
             },
-            short={"phases": "healthy=10", "nodes": 1},
+            # the short form (CI's test_healthy) stays as before: its p99 < 50 ms check is
+            # close to the edge on a loaded host; tests/test_dnstap.py records dnstap itself
+            short={"phases": "healthy=10", "nodes": 1, "dnstap": False},
         ),
         Scenario(
             name="servfail-storm",
@@ -110,8 +113,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="upstream-unreachable",
-            # no kit check names this cause yet (queries to the upstream left unanswered): the
-            # confusion matrix marks it xfail until one does
+            # the upstream-unreachable check names it (UDP queries to the upstream left
+            # unanswered, the cache's retry timers in the latency modes)
             cause=("upstream-unreachable",),
             chain=(
                 "servfail-storm",

@@ -50,6 +50,7 @@ import kit.analyses.attribution
 import kit.analyses.rates
 import kit.analyses.upstream
 import kit.charts
+import kit.findings
 import kit.report
 import kit.sources.artefacts
 import kit.sources.capture
@@ -84,11 +85,18 @@ cap = kit.sources.timeline.restrict(
 )
 tl = kit.sources.timeline.timeline(change_time=change_time, fix_time=fix_time, run_json=run_json)
 kit.sources.artefacts.check_span(tl, cap)
-forward = kit.sources.artefacts.forward_settings(corefile, unbound_conf)
+# a Corefile or unbound.conf that cannot be read is listed, the readable ones are used
+forward, unreadable_configs = kit.findings.load_forward(corefile, unbound_conf)
 upstreams = kit.analyses.upstream.infer_upstream_ips(
     cap.dns, upstream, forward=forward, tcp=cap.tcp, cache_ips=cache_ip
 )
 caches = kit.analyses.upstream.infer_cache_ips(cap.dns, cache_ip, upstream_ips=upstreams)
+
+# %% [markdown]
+# Configs that could not be read (file and reason; the forward settings come from the others):
+
+# %%
+unreadable_configs
 
 # %% [markdown]
 # ## Who is the upstream?
@@ -200,8 +208,9 @@ kit.analyses.upstream.match_ladder(modes, ladder)
 #
 # Every slow (or unanswered) client query joined with the upstream transaction that carried the
 # same name right after it, and the TCP connection it used (`kit.analyses.attribution.attribute_slow_answers`).
-# `up_match` says how it was found: `dns` (the upstream query), `failed_connection` (a connection
-# that never carried a query, e.g. all its SYNs dropped); null: nothing found. If answers with 1, 2,
+# `up_match` says how it was found: `dns` (the upstream query), `tc_retry` (the upstream's UDP
+# answer had TC=1, so the cache retried over TCP: that retry is the leg), `failed_connection` (a
+# connection that never carried a query, e.g. all its SYNs dropped); null: nothing found. If answers with 1, 2,
 # 3 retransmitted SYNs wait about 1, 3, 7 s, the lost SYNs explain the latency.
 
 # %%
@@ -242,6 +251,18 @@ kit.charts.io_graph_chart(
 
 # %%
 kit.analyses.rates.rate_summary(rates, by=["capture", "dst_ip"], limit_pps=packet_limit_pps)
+
+# %% [markdown]
+# The limit counts every packet a network interface sends to the resolver, whatever the
+# destination address: the peak per interface (one capture = one node's interface), with the TCP
+# handshake and acknowledgement packets (`tcp_overhead_packets`) that a forced-TCP cache adds to
+# each query, in 1 s bins:
+
+# %%
+per_interface, per_destination = kit.analyses.rates.interface_rates(
+    kit.analyses.upstream.upstream_packets(cap.packets, upstreams), limit_pps=packet_limit_pps
+)
+per_interface
 
 # %% [markdown]
 # **Reading it:** retransmitted SYNs that begin with the change, handshakes and client latency

@@ -32,6 +32,7 @@ metrics: list[str] | None = None  # metric exports (Prometheus, Grafana); None: 
 corefile: list[str] | None = None  # Corefile(s) with the forward settings; None: from artefacts
 unbound_conf: list[str] | None = None  # unbound.conf files; None: from artefacts
 run_json: list[str] | None = None  # lab run.json with phases and change time; None: found
+node_evidence: list[str] | None = None  # nstat, conntrack -S, ethtool -S output; None: from artefacts
 change_time: str | None = None  # when the suspected change was made, ISO-8601 (overrides run.json)
 slow_threshold_s: float = 1.0  # a client answer slower than this is slow, in seconds
 upstream: list[str] | None = None  # upstream resolver addresses; None: from configs and capture
@@ -67,10 +68,12 @@ sources = kit.sources.artefacts.resolve_inputs(
     corefile=corefile,
     unbound_conf=unbound_conf,
     run_json=run_json,
+    node_evidence=node_evidence,
 )
 capture, coredns_log, unbound_log, metrics, corefile, unbound_conf, run_json = sources.values(
     "capture", "coredns_log", "unbound_log", "metrics", "corefile", "unbound_conf", "run_json"
 )
+(node_evidence,) = sources.values("node_evidence")
 sources
 
 # %% [markdown]
@@ -90,6 +93,7 @@ inputs = kit.sources.timeline.restrict(
         unbound_conf=unbound_conf,
         run_json=run_json,
         change_time=change_time,
+        node_evidence=node_evidence,
     ),
     start=window_start,
     end=window_end,
@@ -125,6 +129,16 @@ kit.report.emit_findings(found)
 
 # %%
 kit.findings.findings_frame(found).select("severity", "id", "title", "evidence")
+
+# %% [markdown]
+# ### Every check: fired, not fired, or not checked
+#
+# A check that did not fire says why, with the numbers it looked at; one that could not run says
+# what was missing, or which file could not be read (a broken Corefile or unbound.conf stops only
+# the checks that need it; the others run on the rest).
+
+# %%
+kit.findings.results_frame(found.results)
 
 # %% [markdown]
 # ### Upstream error bursts: fired or not, and why

@@ -29,6 +29,7 @@ import vl_convert as vlc
 from kit import charts
 from kit.analyses import resolver_logs as logs
 from kit.analyses import upstream as up
+from kit.charts import _histogram
 
 SVG = "{http://www.w3.org/2000/svg}"
 UTC = dt.UTC
@@ -434,7 +435,7 @@ def test_label_layout_rows_by_hand() -> None:
     # domain 1e-4 .. 100 s over 640 px: 106.7 px per decade. 1 s and 1.02 s are 0.9 px apart:
     # second row; 0.001 s is 320 px left of them: first row; 100 s sits at the right edge: its
     # label goes left of its rule
-    layout = charts._rule_label_layout(
+    layout = _histogram._rule_label_layout(
         [(1.0, "a 1"), (1.02, "b 1.02"), (0.001, "c"), (100.0, "d 100")], (1e-4, 100.0)
     )
     rows = {r["label"]: (r["row"], r["side"]) for r in layout.iter_rows(named=True)}

@@ -183,7 +183,10 @@ def test_findings_json(incident: Path, capsys: pytest.CaptureFixture[str]) -> No
     by_role = {}
     for f in got["findings"]:
         by_role.setdefault(f["role"], []).append(f["id"])
-        assert set(f) == {"id", "role", "severity", "title", "explanation", "evidence", "confirm"}
+        assert set(f) == {
+            *("id", "role", "severity", "title", "explanation", "evidence", "confirm"),
+            *("confirms", "refutes", "confidence", "caused_by"),  # the grading (issue 17)
+        }
     assert by_role["root-cause"] == ["forced-tcp"]
     assert by_role["mechanism"] == ["syn-retransmissions"]
     assert by_role["ruled-out"] == ["packet-rate-below-limit"]

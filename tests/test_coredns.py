@@ -18,7 +18,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import kit
-import kit.sources.coredns as coredns_module
+import kit.sources.coredns.reader as coredns_reader
 from kit.analyses.summary import summarize_file
 from kit.errors import InputFormatError, KitWarning
 from kit.schema import check_schema
@@ -486,7 +486,7 @@ def test_chunking_does_not_change_results(
     with pytest.warns(KitWarning):
         big = read_coredns_log(path)
     if batch_rows is not None:
-        monkeypatch.setattr(coredns_module, "_GENERAL_BATCH_ROWS", batch_rows)
+        monkeypatch.setattr(coredns_reader, "_GENERAL_BATCH_ROWS", batch_rows)
     with pytest.warns(KitWarning):
         small = read_coredns_log(path, chunk_bytes=100)
     # the mix has fast-path queries and general-path ones (escaped names, wrappers) interleaved
@@ -822,3 +822,50 @@ def test_stamped_era_inside_wrappers(wrapper: str, real_logs: list[Path], tmp_pa
     drop = ["source", "pod", "container", "node", "stream"]
     assert_frame_equal(a.queries.drop(drop), b.queries.drop(drop))
     assert b.queries["stream"].unique().to_list() == (["stdout"] if wrapper == "cri" else [None])
+
+
+# --- lines too long to be CoreDNS lines ------------------------------------------------------------
+
+QUERY_LINE = '[INFO] 10.0.0.1:53 - 5 "A IN a.example. udp 30 false 512" NOERROR qr,rd 30 0.001s'
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 4000])
+@pytest.mark.parametrize("unit", [b"a", b"\xff", b" ", b"{", b"[INFO] "])
+def test_long_lines_are_counted_rejects(tmp_path: Path, chunk: int, unit: bytes) -> None:
+    """A line over MAX_LINE_BYTES is rejected with its number, length and a short excerpt, in any
+    block size; the lines around it read as without it (a 10 MB line used to go through every
+    parsing step, 16-65x its size in memory, and a 10 MB query name was taken as a query)."""
+    from kit.sources.coredns import LONG_LINE_REASON, MAX_LINE_BYTES
+
+    q = QUERY_LINE.encode()
+    long_query = QUERY_LINE.replace("a.example", "b" * MAX_LINE_BYTES).encode()
+    exact = b"[INFO] plugin/reload: " + b"x" * (MAX_LINE_BYTES - 22)
+    assert len(exact) == MAX_LINE_BYTES
+    body = [q, unit * (200_000 // len(unit)), q, long_query, exact + b"\r", q]
+    path = tmp_path / "long.log"
+    path.write_bytes(b"\n".join(body) + b"\n" + unit * 70_000)  # the last one unterminated
+    res = read(path, chunk_bytes=chunk, warns=True)
+    assert res.lines_read == 7
+    assert res.rejected["line_no"].to_list() == [2, 4, 7]
+    assert res.rejected["reason"].to_list() == [LONG_LINE_REASON] * 3
+    sizes = [200_000 // len(unit) * len(unit), len(long_query), 70_000 * len(unit)]
+    for line, size in zip(res.rejected["line"], sizes, strict=True):
+        assert line.endswith(f"... ({size:,} bytes)") and len(line) < 260
+    assert res.queries["line_no"].to_list() == [1, 3, 6]
+    assert res.other["line_no"].to_list() == [5]  # exactly MAX_LINE_BYTES (and a CR): kept
+    assert res.other["message"][0] == "x" * (MAX_LINE_BYTES - 22)
+    with pytest.raises(InputFormatError) as info:
+        read_coredns_log(path, strict=True, chunk_bytes=chunk)
+    assert info.value.line == 2 and "longer than 65,536 bytes" in str(info.value)
+
+
+def test_long_line_cut_keeps_gzip_and_line_numbers(tmp_path: Path) -> None:
+    import gzip
+
+    q = QUERY_LINE.encode()
+    data = b"\n".join([q] * 3 + [b"z" * 1_000_000] + [q] * 3) + b"\n"
+    path = tmp_path / "long.log.gz"
+    path.write_bytes(gzip.compress(data))
+    res = read(path, warns=True)
+    assert res.rejected["line_no"].to_list() == [4]
+    assert res.queries["line_no"].to_list() == [1, 2, 3, 5, 6, 7]

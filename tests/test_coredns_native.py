@@ -19,7 +19,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import kit.sources.coredns as coredns
-from kit.sources.coredns import read_coredns_log
+from kit.sources.coredns import _native, _queries, read_coredns_log
 
 FRAMES = ("queries", "errors", "other", "rejected", "files")
 
@@ -200,12 +200,12 @@ def _mutate(rnd: random.Random, line: str) -> str:
 
 def general_only(path: Path, **kw: object) -> coredns.CoreDNSLog:
     """The reference: every line through the general path (no fast path of either kind)."""
-    saved = coredns._guess_layout
-    coredns._guess_layout = lambda lines: None  # type: ignore[assignment]
+    saved = _queries._LAYOUTS
+    _queries._LAYOUTS = ()  # no layout: _guess_layout finds none, for the native or polars split
     try:
         return read_coredns_log(path, **kw)  # type: ignore[arg-type]
     finally:
-        coredns._guess_layout = saved
+        _queries._LAYOUTS = saved
 
 
 @needs_native
@@ -264,11 +264,11 @@ def test_unusable_extension_falls_back_with_a_warning(
         def parse_block(*args: object) -> object:
             raise TypeError("unsupported Arrow format 'vu'")
 
-    monkeypatch.setattr(coredns, "_fastlog", Broken)
+    monkeypatch.setattr(_native, "_fastlog", Broken)
     with caplog.at_level("WARNING", logger="kit.sources.coredns"):
         assert not coredns._native_usable()
     assert "polars-only path" in caplog.text and "'vu'" in caplog.text
-    monkeypatch.setattr(coredns, "_fastlog", None)
+    monkeypatch.setattr(_native, "_fastlog", None)
     assert not coredns._native_usable()
     if coredns.NATIVE:
         monkeypatch.undo()

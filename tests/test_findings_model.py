@@ -70,3 +70,35 @@ def test_burst_status_is_the_check_result_not_a_second_computation(
     row = kf.burst_status(coredns=log).row(0, named=True)
     assert row["verdict"] == res.verdict == "not fired: peak 1 timed errors per 1m, below 10"
     assert row["errors"] == res.numbers["errors"]
+
+
+def test_graded_fields_are_validated_and_render_neutral() -> None:
+    f = Finding(
+        id="forced-tcp",
+        title="T",
+        severity="critical",
+        explanation="e",
+        confirms=["syn-retransmissions: 3 SYNs"],  # a list is kept as a tuple
+        confidence="high",
+    )
+    assert f.confirms == ("syn-retransmissions: 3 SYNs",) and f.refutes == ()
+    j = json.loads(json.dumps(kf.finding_json(f)))
+    assert j["confirms"] == ["syn-retransmissions: 3 SYNs"] and j["confidence"] == "high"
+    assert j["caused_by"] == ""
+    with pytest.raises(ValueError, match="confidence"):
+        Finding(id="x", title="t", severity="info", explanation="e", confidence="certain")
+    assert kf.CONFIDENCES == ("high", "medium", "low")
+    # a check that did not fire or could not run is a plain JSON row too
+    r = kf.CheckResult("conntrack-race", "not fired", "0 of 4 pairs late", {"pairs": 4})
+    assert kf.check_json(r) == {
+        "check": "conntrack-race",
+        "status": "not fired",
+        "reason": "0 of 4 pairs late",
+        "numbers": {"pairs": 4},
+        "finding": None,
+    }
+    assert kf.results_frame([r]).row(0) == (
+        "conntrack-race",
+        "not fired",
+        "not fired: 0 of 4 pairs late",
+    )

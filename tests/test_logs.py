@@ -15,6 +15,7 @@ import pytest
 import kit
 from kit.analyses import metrics as overview
 from kit.analyses import resolver_logs as logs
+from kit.analyses import upstream as up
 from kit.sources.timeline import timeline
 
 UTC = dt.UTC
@@ -151,13 +152,49 @@ def test_with_domain() -> None:
 
 
 def test_duration_histogram_hand_binned() -> None:
-    df = pl.DataFrame({"duration_s": [0.0005, 0.002, 0.0025, 1.0, 1.05, 3.0, None]})
+    nan, inf = float("nan"), float("inf")
+    df = pl.DataFrame({"duration_s": [0.0005, 0.002, 0.0025, 1.0, 1.05, 3.0, None, nan, inf, -1.0]})
     out = logs.duration_histogram(df, min_s=0.001, bins_per_decade=10)
+    # 0.0005 is below min_s: counted in min_s's bin -30 = [10^-3, 10^-2.9) (log edges everywhere);
     # log10(0.002) * 10 = -26.99 and log10(0.0025) * 10 = -26.02: both in bin -27 = [10^-2.7, 10^-2.6)
     # 1.0 and 1.05 in bin 0 = [1, 10^0.1); log10(3) * 10 = 4.77: bin 4 = [10^0.4, 10^0.5)
+    # None, NaN, inf and -1 are not durations: not counted
+    assert out["bin"].to_list() == [-30, -27, 0, 4]
     assert out["count"].to_list() == [1, 2, 2, 1]
-    assert out["lower_s"].to_list() == pytest.approx([0.0, 10**-2.7, 1.0, 10**0.4])
-    assert out["upper_s"].to_list() == pytest.approx([0.001, 10**-2.6, 10**0.1, 10**0.5])
+    assert out["lower_s"].to_list() == pytest.approx([10**-3, 10**-2.7, 1.0, 10**0.4])
+    assert out["upper_s"].to_list() == pytest.approx([10**-2.9, 10**-2.6, 10**0.1, 10**0.5])
+    assert out["share"].to_list() == pytest.approx([1 / 6, 2 / 6, 2 / 6, 1 / 6])
+
+
+def test_one_histogram_and_one_slow_series_for_logs_and_captures() -> None:
+    """issue 15: the log and capture spellings are one implementation with one semantics."""
+    assert up.slow_over_time is logs.slow_over_time
+    # 10 ** 0.3 s sits on a bin edge: in bin 3, not 2 (the log histogram had no edge tolerance)
+    edge = pl.DataFrame({"duration_s": [10**0.3], "latency_s": [10**0.3]})
+    assert logs.duration_histogram(edge)["bin"].to_list() == [3]
+    assert logs.duration_histogram(edge).equals(up.log_histogram(edge, value="duration_s", by=[]))
+    # the capture series now has the empty bins too (silence is zero, not a line across it)
+    t0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    dns = pl.DataFrame(
+        {
+            "ts": [t0, t0 + dt.timedelta(seconds=12)],
+            "latency_s": [1.5, None],
+            "answered": [True, False],
+            "censored": [False, False],
+        }
+    )
+    got = up.slow_over_time(dns, slow_s=1.0, every="5s")
+    assert got.select("ts", "queries", "slow", "unanswered").rows() == [
+        (t0, 1, 1, 0),
+        (t0 + dt.timedelta(seconds=5), 0, 0, 0),
+        (t0 + dt.timedelta(seconds=10), 1, 0, 1),
+    ]
+    assert got["slow_share"].to_list() == [1.0, None, 1.0]
+    # a CoreDNS line logged without a response after 6 s is slow (it has a duration), and the
+    # log spelling threshold_s is the same threshold
+    log_q = pl.DataFrame({"ts": [t0, t0], "duration_s": [6.0, 0.5], "answered": [False, False]})
+    out = logs.slow_over_time(log_q, threshold_s=1.0, every="1m")
+    assert out.select("queries", "slow", "unanswered").rows() == [(2, 1, 0)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -148,3 +148,39 @@ def test_notebook_runs_through_the_report(
     html = out.read_text(encoding="utf-8")
     assert "Traceback" not in html
     assert re.search(r"<script", html, re.IGNORECASE) is None
+
+
+@pytest.mark.notebook
+def test_notebooks_05_06_on_a_folder_with_broken_configs(tmp_path: Path) -> None:
+    """A broken Corefile and unbound.conf beside a good capture (issue 14): 05 and 06 still run,
+    06 lists the unreadable files and the checks they stop, and the capture's findings fire."""
+    src = REPO / "data" / "scenarios" / "forced-tcp-syn-drops"
+    if not (src / "run.json").is_file():
+        pytest.fail(f"{src} missing: regenerate it with `make scenarios`")
+    art = tmp_path / "artefacts"
+    art.mkdir()
+    shutil.copy(src / "captures" / "node1.pcap.gz", art / "node1.pcap.gz")
+    text = (src / "configs" / "unbound-node1.incident.conf").read_text()
+    missing = 'server:\n    include: "/nonexistent/dnskit-missing.conf"'
+    (art / "unbound-node1.conf").write_text(text.replace("server:", missing, 1))
+    (art / "Corefile").write_text(
+        ".:53 {\n    forward . 169.254.169.253 {\n        force_tcp\n    }\n    # "
+        + "x" * 70_000
+        + "\n}\n"
+    )
+    books = [p for p in NOTEBOOKS if p.stem.startswith(("05-", "06-"))]
+    out = tmp_path / "report.html"
+    result = report.render(
+        books, output_html=out, executed_dir=tmp_path / "executed", artefacts=[art]
+    )
+    if not result.ok:
+        keep = REPO / "test-artifacts"
+        keep.mkdir(exist_ok=True)
+        for run in result.runs:
+            if run.executed_ipynb is not None:
+                shutil.copy(run.executed_ipynb, keep / f"{run.name}-broken-err.ipynb")
+    assert [(r.name, r.status) for r in result.runs] == [(p.stem, "ok") for p in books]
+    html = out.read_text(encoding="utf-8")
+    assert "Traceback" not in html
+    assert "unbound-node1.conf could not be read" in html
+    assert "syn-retransmissions" in html

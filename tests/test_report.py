@@ -21,6 +21,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,14 @@ import polars as pl
 import pytest
 from conftest import require_tool
 
+import kit.findings
 import kit.report as report
 from kit.cli import main
+from kit.report import artefacts as report_artefacts
+from kit.report import execute as report_execute
+from kit.report import handover as report_handover
+from kit.report import html as report_html
+from kit.report import parameters as report_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -186,8 +193,10 @@ PROBE = """JSON.stringify({
 })"""
 
 
-def open_in_chromium(html: Path) -> Page:
-    """Load a file in headless Chromium with no network and report what happened."""
+@contextlib.contextmanager
+def _loaded(html: Path, size: tuple[int, int] | None = None) -> Iterator[tuple[_Browser, str]]:
+    """Headless Chromium with no network, ``html`` loaded (at ``size`` px when given): the browser
+    (its ``events`` stay readable after the block) and the page's session."""
     chromium = require_tool("chromium", "chromium")
     with tempfile.TemporaryDirectory(prefix="dnskit-chromium-") as profile:
         b = _Browser(chromium, Path(profile))
@@ -198,15 +207,31 @@ def open_in_chromium(html: Path) -> Page:
             ]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 b.send(f"{domain}.enable", session=session)
+            if size is not None:
+                _set_size(b, session, *size)
             # about:blank may still fire its own load event: only one after navigating counts
             since = len(b.events)
             b.send("Page.navigate", {"url": html.resolve().as_uri()}, session=session)
             b.wait_event("Page.loadEventFired", session, since)
-            result = b.send(
-                "Runtime.evaluate", {"expression": PROBE, "returnByValue": True}, session=session
-            )
+            yield b, session
         finally:
             b.close()
+
+
+def _set_size(b: _Browser, session: str, width: int, height: int) -> None:
+    b.send(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        session=session,
+    )
+
+
+def open_in_chromium(html: Path) -> Page:
+    """Load a file in headless Chromium with no network and report what happened."""
+    with _loaded(html) as (b, session):
+        result = b.send(
+            "Runtime.evaluate", {"expression": PROBE, "returnByValue": True}, session=session
+        )
     errors: list[str] = []
     dialogs: list[str] = []
     requests: list[str] = []
@@ -723,7 +748,7 @@ class _Finding:
 
 def test_finding_hand_over_format() -> None:
     frame = pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
-    got = report._finding_dict(
+    got = report_handover._finding_dict(
         _Finding("syn-retx", "SYN retransmissions", "high", "why", {"rows": frame, "p": 0.5}, "cmd")
     )
     assert got == {
@@ -745,7 +770,7 @@ def test_finding_hand_over_format() -> None:
         "confirm": "cmd",
     }
     # a kit finding: its role comes from the check that made it
-    assert report._finding_dict({"id": "forced-tcp", "evidence": {"p99_s": 0.0123}}) == {
+    assert report_handover._finding_dict({"id": "forced-tcp", "evidence": {"p99_s": 0.0123}}) == {
         "id": "forced-tcp",
         "title": "",
         "severity": "",
@@ -760,7 +785,7 @@ def test_finding_hand_over_format() -> None:
 def test_text_makes_control_bytes_visible() -> None:
     # a file name from the wire may hold any byte; the report shows it, escaped, never raw
     raw = os.fsdecode(b"a\x1b[31m\xff\n.pcap")
-    shown = report._e(raw)
+    shown = report_html._e(raw)
     assert "\x1b" not in shown and "\n" not in shown
     assert "\\x1b[31m" in shown and "\\udcff" in shown and "\\n" in shown
 
@@ -771,14 +796,16 @@ def test_user_paths_are_rewritten_for_the_repo_root(
     (tmp_path / "node1.pcap").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
     # the notebook runs in the repo root: a path relative to the caller's directory must move
-    assert report._resolve_user_path("capture", "node1.pcap") == str(tmp_path / "node1.pcap")
-    assert report._resolve_user_path("artefacts", ["node1.pcap", "gone.pcap"]) == [
+    assert report_parameters._resolve_user_path("capture", "node1.pcap") == str(
+        tmp_path / "node1.pcap"
+    )
+    assert report_parameters._resolve_user_path("artefacts", ["node1.pcap", "gone.pcap"]) == [
         str(tmp_path / "node1.pcap"),
         "gone.pcap",
     ]
     # not an artefact input: left alone even when such a file exists
-    assert report._resolve_user_path("label", "node1.pcap") == "node1.pcap"
-    assert report._resolve_user_path("capture", 3) == 3
+    assert report_parameters._resolve_user_path("label", "node1.pcap") == "node1.pcap"
+    assert report_parameters._resolve_user_path("capture", 3) == 3
 
 
 @pytest.mark.notebook
@@ -814,11 +841,11 @@ def test_scripts_in_html_outputs_are_removed() -> None:
         )
     )
     run = report.NotebookRun("x", Path("x.py"), "ok")
-    combined = report._combine([(run, nb)], "t")
+    combined = report_html._combine([(run, nb)], "t")
     shown = combined.cells[-1].outputs[0]["data"]["text/html"]
     assert shown == (
         "<div id='vis'></div><p>kept</p>"
-        "<p class='dnskit-omitted'>(2 script(s) removed: the report is static)</p>"
+        '<p class="dnskit-omitted">(2 script(s) removed: the report is static)</p>'
     )
     # the section heading cell comes first, then the notebook's cells
     assert combined.cells[0].metadata["tags"] == ["dnskit-section"]
@@ -835,9 +862,11 @@ def test_error_summary_is_one_line() -> None:
         evalue="too many\nrows\n",
         traceback=[],
     )
-    assert report._error_summary(exc) == "MaxRowsError: too many … (cell In [7])"
-    assert report._error_summary(RuntimeError("x" * 400)) == "RuntimeError: " + "x" * 299 + "…"
-    assert report._error_summary(TimeoutError()) == "TimeoutError: "
+    assert report_execute._error_summary(exc) == "MaxRowsError: too many … (cell In [7])"
+    assert (
+        report_execute._error_summary(RuntimeError("x" * 400)) == "RuntimeError: " + "x" * 299 + "…"
+    )
+    assert report_execute._error_summary(TimeoutError()) == "TimeoutError: "
 
 
 @pytest.mark.notebook
@@ -865,11 +894,11 @@ def test_artefact_arguments_are_rewritten_for_the_repo_root(
 ) -> None:
     (tmp_path / "a.pcap").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
-    assert report._artefact_arg("a.pcap") == str(tmp_path / "a.pcap")
-    assert report._artefact_arg("*.pcap") == f"{tmp_path}/*.pcap"
+    assert report_artefacts._artefact_arg("a.pcap") == str(tmp_path / "a.pcap")
+    assert report_artefacts._artefact_arg("*.pcap") == f"{tmp_path}/*.pcap"
     # not found from here: left as given (relative to the repo root, where notebooks run)
-    assert report._artefact_arg("data/sample") == "data/sample"
-    assert report._artefact_arg("*.log") == "*.log"
+    assert report_artefacts._artefact_arg("data/sample") == "data/sample"
+    assert report_artefacts._artefact_arg("*.log") == "*.log"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -949,46 +978,24 @@ class Measured:
 def measure(html_file: Path) -> Measured:
     """Open a report at 1366x768 with no network; measure it folded, then with every <details>
     open on screen and as printed on A4 (print media at the page's width), and print it to PDF."""
-    chromium = require_tool("chromium", "chromium")
-    with tempfile.TemporaryDirectory(prefix="dnskit-chromium-") as profile:
-        b = _Browser(chromium, Path(profile))
-        try:
-            target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-                "sessionId"
-            ]
-            for domain in ("Page", "Runtime", "Log", "Network"):
-                b.send(f"{domain}.enable", session=session)
+    with _loaded(html_file, SCREEN) as (b, session):
 
-            def metrics(width: int, height: int) -> None:
-                b.send(
-                    "Emulation.setDeviceMetricsOverride",
-                    {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-                    session=session,
-                )
+        def evaluate(expr: str) -> dict[str, Any]:
+            got = b.send(
+                "Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session
+            )
+            return json.loads(got["result"]["value"])
 
-            def evaluate(expr: str) -> dict[str, Any]:
-                got = b.send(
-                    "Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session
-                )
-                return json.loads(got["result"]["value"])
-
-            metrics(*SCREEN)
-            since = len(b.events)
-            b.send("Page.navigate", {"url": html_file.resolve().as_uri()}, session=session)
-            b.wait_event("Page.loadEventFired", session, since)
-            screen = evaluate(MEASURE)
-            pdf = b.send(
-                "Page.printToPDF",
-                {"preferCSSPageSize": True, "printBackground": True},
-                session=session,
-            )["data"]
-            overflow_screen = evaluate(OVERFLOW)
-            b.send("Emulation.setEmulatedMedia", {"media": "print"}, session=session)
-            metrics(A4_CONTENT_PX, 1000)
-            overflow_print = evaluate(OVERFLOW)
-        finally:
-            b.close()
+        screen = evaluate(MEASURE)
+        pdf = b.send(
+            "Page.printToPDF",
+            {"preferCSSPageSize": True, "printBackground": True},
+            session=session,
+        )["data"]
+        overflow_screen = evaluate(OVERFLOW)
+        b.send("Emulation.setEmulatedMedia", {"media": "print"}, session=session)
+        _set_size(b, session, A4_CONTENT_PX, 1000)
+        overflow_print = evaluate(OVERFLOW)
     requests = [
         e["params"]["request"]["url"]
         for e in b.events
@@ -1044,7 +1051,8 @@ def test_sample_report_reads_like_a_report(
     # contents with anchors that exist
     assert "#summary" in m["toc"] and "#findings" in m["toc"] and "#appendix" in m["toc"]
     assert m["anchors"]
-    assert "11 of 11 checks ran" in m["coverage"]
+    n = len(kit.findings.CHECKS)  # every check of the catalogue ran on the sample
+    assert f"{n} of {n} checks ran" in m["coverage"]
 
 
 @pytest.mark.notebook
@@ -1119,7 +1127,7 @@ def test_confirm_paths_as_the_user_gave_them(
     (tmp_path / "incident" / "caps" / "node1.pcap").write_bytes(b"")
     (tmp_path / "single.pcap").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
-    names = report._display_names(["incident", "single.pcap"])
+    names = report_artefacts._display_names(["incident", "single.pcap"])
     # passed to the notebooks as absolute paths (they run in the repo root) ...
     passed = str(tmp_path / "incident" / "caps" / "node1.pcap")
     assert names == {
@@ -1127,7 +1135,7 @@ def test_confirm_paths_as_the_user_gave_them(
         str(tmp_path / "single.pcap"): "single.pcap",
     }
     finding = {"confirm": f"tshark -r '{passed}' -Y dns", "explanation": f"in {passed}"}
-    got = report._renamed(finding, names)
+    got = report_artefacts._renamed(finding, names)
     assert got["confirm"] == "tshark -r 'incident/caps/node1.pcap' -Y dns"
     assert got["explanation"] == "in incident/caps/node1.pcap"
 

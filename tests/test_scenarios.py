@@ -11,8 +11,9 @@ Two parts:
   nftables, NXDOMAIN chains per client. ``forced-tcp-syn-drops`` is today's lab run: its short
   form is tests/test_lab.py's.
 - **The confusion matrix** over the committed runs ``data/scenarios/*``: ``dnskit findings DIR
-  --json`` on each; each scenario's cause must be found (critical or warning), no critical finding
-  may be outside the scenario's causal chain, nothing critical on ``healthy``. The matrix is
+  --json`` on each; each scenario's cause must be found (critical or warning) and be the summary's
+  headline cause, no critical finding may be outside the scenario's causal chain, nothing critical
+  and no headline cause on ``healthy``. The matrix is
   printed (``pytest -s``, and test-artifacts/scenario-matrix.txt). Where the kit is wrong today,
   the case is ``xfail(strict=True)`` naming what it gets wrong, so fixing the kit flips it.
 """
@@ -404,15 +405,7 @@ def test_forced_tcp_syn_drops(source: str, request: pytest.FixtureRequest, tshar
 
 # ----- the confusion matrix over the committed runs --------------------------------------------
 
-KNOWN_WRONG: dict[str, str] = {
-    "upstream-unreachable": (
-        "kit has no check for queries to the upstream left unanswered: it reports only the "
-        "symptoms servfail-storm and upstream-error-bursts (headline 'Symptom without an "
-        "established cause') and labels the 7 s latency mode with the TCP SYN backoff although "
-        "the capture holds no TCP; it should report upstream-unreachable (UDP queries to "
-        "169.254.169.253 without answers after the change, the cache's retries) as the cause"
-    ),
-}
+KNOWN_WRONG: dict[str, str] = {}
 """Scenarios whose verdict the kit gets wrong today: the reason (what it says, what it should)."""
 
 
@@ -450,13 +443,20 @@ def judge(name: str, verdict: dict) -> list[str]:
     for fid, sev in found.items():
         if sev == "critical" and fid not in sc.cause + sc.chain:
             wrong.append(f"critical {fid} outside the causal chain")
+    # the summary's headline names the scenario's cause (none on healthy): a consequence such as
+    # the SERVFAILs of dropped SYNs is never the headline
+    head = verdict["summary"].get("cause_id")
+    if sc.cause and head not in sc.cause:
+        wrong.append(f"headline cause {head or 'none'}, not {'/'.join(sc.cause)}")
+    if not sc.cause and head is not None:
+        wrong.append(f"headline cause {head} on a scenario without one")
     return wrong
 
 
 def matrix_text(verdicts: dict[str, dict]) -> str:
     """Scenarios (rows) x finding ids (columns): C critical, W warning, i info, . not fired;
     ``*`` marks the scenario's own cause; then the cause the kit's summary names (``cause_id``,
-    shown, not judged) and ok or what is wrong."""
+    judged: it must be the scenario's) and ok or what is wrong."""
     cols: list[str] = []
     for sc in SCENARIOS.values():
         cols += [c for c in sc.cause if c not in cols]

@@ -1,61 +1,25 @@
-"""Run the native capture engine under AddressSanitizer and UndefinedBehaviorSanitizer.
-
-Usage (``make sanitize``)::
-
-    .venv/bin/python tools/sanitize_fastcap.py [--mutations 3000]
-
-Builds ``kit/_fastcap.c`` with ``-fsanitize=address,undefined`` into a temporary directory, then
-re-runs this script in a child Python with libasan/libubsan preloaded, where it:
+"""The checks ``tools/sanitize.py fastcap`` runs on the native capture engine built with
+AddressSanitizer and UndefinedBehaviorSanitizer (``make sanitize``; the build, the preloaded
+sanitizer runtimes and the child process are ``tools/sanitize.py``'s):
 
 - parses every capture the kit has (../shared/fixtures/pcaps when present, data/sample/captures,
   tests/data/capture) with that build and checks the rows, messages and file facts equal those of
   the normal build (``kit._fastcap``), whether it reads the file or refuses it (same reason);
-- parses ``--mutations`` damaged copies of them (random bytes overwritten, cut anywhere, record
+- parses ``--inputs`` damaged copies of them (random bytes overwritten, cut anywhere, record
   lengths and pcapng block lengths changed), where it must read or refuse, never crash.
 
-Any sanitizer report stops the child with a non-zero exit. Not part of ``make test``.
+``.venv/bin/python tools/sanitize_fastcap.py [--inputs 3000]`` is ``tools/sanitize.py fastcap``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import os
 import random
 import struct
-import subprocess
 import sys
-import sysconfig
-import tempfile
 import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SO = "_fastcap" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
-
-
-def build(out: Path) -> Path:
-    so = out / SO
-    cmd = [
-        "gcc",
-        "-O1",
-        "-g",
-        "-fsanitize=address,undefined",
-        "-fno-omit-frame-pointer",
-        "-fno-sanitize-recover=all",
-        "-shared",
-        "-fPIC",
-        "-std=c11",
-        "-Wall",
-        "-Wextra",
-        f"-I{sysconfig.get_paths()['include']}",
-        str(ROOT / "kit" / "_fastcap.c"),
-        "-o",
-        str(so),
-        "-pthread",
-    ]
-    subprocess.run(cmd, check=True)
-    return so
 
 
 def corpus() -> list[Path]:
@@ -101,10 +65,10 @@ def _mutate(rnd: random.Random, data: bytes) -> bytes:
 
 
 def child(so: Path, mutations: int) -> int:
-    spec = importlib.util.spec_from_file_location("_fastcap", so)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    """Run the checks with the sanitized build ``so`` (in ``tools/sanitize.py``'s child)."""
+    from sanitize import load
+
+    mod = load("fastcap", so)
     sys.path.insert(0, str(ROOT))
     from polars.testing import assert_frame_equal
 
@@ -143,30 +107,7 @@ def child(so: Path, mutations: int) -> int:
     return 0
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mutations", type=int, default=3000)
-    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        return child(args.child, args.mutations)
-    with tempfile.TemporaryDirectory() as d:
-        so = build(Path(d))
-        libs = [
-            subprocess.run(
-                ["gcc", f"-print-file-name={lib}"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            for lib in ("libasan.so", "libubsan.so")
-        ]
-        env = dict(
-            os.environ,
-            LD_PRELOAD=":".join(libs),
-            ASAN_OPTIONS="detect_leaks=0:quarantine_size_mb=64",
-            UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
-        )
-        cmd = [sys.executable, __file__, "--child", str(so), "--mutations", str(args.mutations)]
-        return subprocess.run(cmd, env=env).returncode
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from sanitize import main
+
+    raise SystemExit(main(["fastcap", *sys.argv[1:]]))

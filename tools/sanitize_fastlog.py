@@ -1,37 +1,25 @@
-"""Run the native CoreDNS-log tokenizer under AddressSanitizer and UndefinedBehaviorSanitizer.
+"""The checks ``tools/sanitize.py fastlog`` runs on the native CoreDNS-log tokenizer built with
+AddressSanitizer and UndefinedBehaviorSanitizer (``make sanitize``; the build, the preloaded
+sanitizer runtimes and the child process are ``tools/sanitize.py``'s):
 
-Usage (``make sanitize``)::
-
-    .venv/bin/python tools/sanitize_fastlog.py [--blocks 3000]
-
-Builds ``kit/_fastlog.c`` with ``-fsanitize=address,undefined`` into a temporary directory, then
-re-runs this script in a child Python with libasan/libubsan preloaded, where it:
-
-- reads the kit's CoreDNS cases, the real logs of ../shared (when present) and the seeded hostile
+- the kit's CoreDNS cases, the real logs of ../shared (when present) and the seeded hostile
   corpus of tests/test_coredns_native.py through ``read_coredns_log`` with that build, at block
-  sizes that cut lines anywhere, and checks the frames equal the polars-only path's;
-- feeds ``parse_block`` random slices of that corpus with random bytes overwritten, under every
-  layout, ``--blocks`` times.
+  sizes that cut lines anywhere, with frames equal to the polars-only path's;
+- ``--inputs`` random slices of that corpus with random bytes overwritten through
+  ``parse_block``, under every layout.
 
-Any sanitizer report stops the child with a non-zero exit. Not part of ``make test``: it takes a
-few minutes and several GB of memory (ASan's shadow memory under polars).
+``.venv/bin/python tools/sanitize_fastlog.py [--inputs 3000]`` is ``tools/sanitize.py fastlog``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import os
 import random
-import subprocess
 import sys
-import sysconfig
 import tempfile
 import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SO = "_fastlog" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
 LAYOUTS = [
     (0, -1, -1, -1),
     (1, 0, -1, -1),
@@ -41,29 +29,6 @@ LAYOUTS = [
     (2, 1, -1, -1),
     (4, 3, 1, -1),
 ]
-
-
-def build(out: Path) -> Path:
-    so = out / SO
-    cmd = [
-        "gcc",
-        "-O1",
-        "-g",
-        "-fsanitize=address,undefined",
-        "-fno-omit-frame-pointer",
-        "-fno-sanitize-recover=all",
-        "-shared",
-        "-fPIC",
-        "-std=c11",
-        "-Wall",
-        "-Wextra",
-        f"-I{sysconfig.get_paths()['include']}",
-        str(ROOT / "kit" / "_fastlog.c"),
-        "-o",
-        str(so),
-    ]
-    subprocess.run(cmd, check=True)
-    return so
 
 
 def corpus(tmp: Path) -> list[Path]:
@@ -86,10 +51,10 @@ def corpus(tmp: Path) -> list[Path]:
 
 
 def child(so: Path, blocks: int) -> int:
-    spec = importlib.util.spec_from_file_location("_fastlog", so)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    """Run the checks with the sanitized build ``so`` (in ``tools/sanitize.py``'s child)."""
+    from sanitize import load
+
+    mod = load("fastlog", so)
     sys.path.insert(0, str(ROOT))
     from polars.testing import assert_frame_equal
 
@@ -121,30 +86,7 @@ def child(so: Path, blocks: int) -> int:
     return 0
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--blocks", type=int, default=3000)
-    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        return child(args.child, args.blocks)
-    with tempfile.TemporaryDirectory() as d:
-        so = build(Path(d))
-        libs = [
-            subprocess.run(
-                ["gcc", f"-print-file-name={lib}"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            for lib in ("libasan.so", "libubsan.so")
-        ]
-        env = dict(
-            os.environ,
-            LD_PRELOAD=":".join(libs),
-            ASAN_OPTIONS="detect_leaks=0:quarantine_size_mb=64",
-            UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
-        )
-        cmd = [sys.executable, __file__, "--child", str(so), "--blocks", str(args.blocks)]
-        return subprocess.run(cmd, env=env).returncode
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from sanitize import main
+
+    raise SystemExit(main(["fastlog", *sys.argv[1:]]))

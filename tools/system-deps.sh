@@ -3,6 +3,7 @@
 # Each line of NEEDED is "<command> <debian-package>". A command already on PATH is skipped.
 # gcc builds the kit's optional native tokenizer (kit/_fastlog.c) when `pip install` runs, so this
 # script runs before it (Makefile); without a compiler the kit uses its polars-only path.
+# fstrm_capture (fstrm-bin) receives unbound's dnstap in the lab (python -m lab run --dnstap).
 # As root with apt-get: installs what is missing. Otherwise: says which packages to install and
 # exits 0 (the kit still works for what does not need them; tests that need a tool skip locally
 # and fail in CI).
@@ -25,6 +26,7 @@ NEEDED=(
   "chromium chromium"
   "pdftotext poppler-utils"
   "gcc gcc"
+  "fstrm_capture fstrm-bin"
 )
 
 missing_pkgs=()

@@ -4,6 +4,7 @@ exchange's SYN retransmissions (:data:`ATTRIBUTION_SCHEMA`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -63,7 +64,12 @@ def attribute_slow_answers(
     client's query (a cache forwards a miss at once), and finished no later than the client's
     answer (for unanswered queries: ``unanswered_window_s`` after the query). The closest such
     upstream start in time wins. Its TCP connection (if any)
-    brings ``syn_retransmits`` and ``handshake_s``.
+    brings ``syn_retransmits`` and ``handshake_s``. An upstream answer truncated (TC=1) is followed
+    to the cache's TCP retry of the same name to the same server.
+
+    Memory: the search is a join windowed in time (see :func:`_nearest_legs`), so it grows with
+    the slow answers and the same-name traffic within ``lead_s + forward_within_s``, not with how
+    often a name repeats over the capture (2 M packets: 0.6 s, ~0.4 GB over the frames).
 
     Parameters
     ----------
@@ -93,7 +99,11 @@ def attribute_slow_answers(
         DNS query-to-answer time upstream; ``up_start`` is the first SYN of the connection that
         carried it, else the upstream query; ``up_wait_s`` seconds from ``up_start`` to the upstream
         answer, which includes the SYN retransmissions), ``up_match`` how it was found
-        (``"dns"``: an upstream query by name; ``"failed_connection"``: no such query, but the
+        (``"dns"``: an upstream query by name; ``"tc_retry"``: that query's UDP answer had TC=1
+        and the ``up_*`` columns, ``tcp_stream`` and the SYN columns are the cache's retry of the
+        name over TCP to the same server, while ``up_start`` stays at the UDP query so that
+        ``up_wait_s`` covers the whole fallback (see :func:`_tc_retries`); ``"failed_connection"``:
+        no such query, but the
         nearest port-53 TCP connection to another server opened in the window carried no DNS
         message at all, e.g. every SYN dropped; its ``up_*`` DNS columns are null and
         ``up_wait_s`` runs to its last packet), its ``tcp_stream``, ``syn_retransmits``,
@@ -110,66 +120,66 @@ def attribute_slow_answers(
         "capture", tcp_stream=pl.col("stream"), syn_retransmits=pl.col("syn_retransmits"),
         handshake_s=pl.col("handshake_s"), _ts_syn=pl.col("ts_syn"),
     )  # fmt: skip
-    cand = (
-        dns.select(
-            "_i",
-            "capture",
-            "_key",
-            "qtype",
-            up_ts=pl.col("ts"),
-            up_end=pl.col("_end"),
-            up_client_ip=pl.col("client_ip"),
-            up_client_port=pl.col("client_port"),
-            up_server_ip=pl.col("server_ip"),
-            up_server_port=pl.col("server_port"),
-            up_transport=pl.col("transport"),
-            up_dns_id=pl.col("dns_id"),
-            up_latency_s=pl.col("latency_s"),
-            up_retransmissions=pl.col("retransmissions"),
-            up_frame_query=pl.col("frame_query"),
-            tcp_stream=pl.col("tcp_stream"),
-            up_answered=pl.col("answered"),
-        )
-        .join(tcp, on=["capture", "tcp_stream"], how="left")
-        .with_columns(
-            # the upstream leg starts when the cache opened the connection that carried the query
-            up_start=pl.when(pl.col("_ts_syn") <= pl.col("up_ts"))
-            .then(pl.col("_ts_syn"))
-            .otherwise(pl.col("up_ts"))
-        )
-        .drop("_ts_syn")
+    # the connection's columns for every row, joined on the two key columns only and put beside
+    # the others (a join of the whole row would copy every column: a frame's size at 10 M packets)
+    conn: pl.DataFrame | None = dns.select("capture", "tcp_stream").join(
+        tcp, on=["capture", "tcp_stream"], how="left", maintain_order="left"
     )
-    j = slow.drop("tcp_stream").join(
-        cand, on=["capture", "_key", "qtype"], how="inner", suffix="_up"
+    if (
+        conn is not None and conn.height != dns.height
+    ):  # (capture, stream) not unique in tcp: rows as a join gives them
+        conn = None
+    cand = dns.select(
+        "_i",
+        "capture",
+        "_key",
+        "qtype",
+        up_ts=pl.col("ts"),
+        up_end=pl.col("_end"),
+        up_client_ip=pl.col("client_ip"),
+        up_client_port=pl.col("client_port"),
+        up_server_ip=pl.col("server_ip"),
+        up_server_port=pl.col("server_port"),
+        up_transport=pl.col("transport"),
+        up_dns_id=pl.col("dns_id"),
+        up_latency_s=pl.col("latency_s"),
+        up_retransmissions=pl.col("retransmissions"),
+        up_frame_query=pl.col("frame_query"),
+        tcp_stream=pl.col("tcp_stream"),
+        up_answered=pl.col("answered"),
+        _up_tc=pl.col("tc").fill_null(False),
     )
-    lead = pl.duration(microseconds=int(lead_s * 1e6))
-    fwd = pl.duration(microseconds=int(forward_within_s * 1e6))
-    j = j.filter(
-        (pl.col("_i") != pl.col("_i_up"))
-        & (
-            (pl.col("up_server_ip") != pl.col("server_ip"))
-            | (pl.col("up_server_port") != pl.col("server_port"))
-        )
-        & (pl.col("up_start") >= pl.col("ts") - lead)
-        & (pl.col("up_start") <= pl.col("ts") + fwd)
-        & (pl.col("up_start") <= pl.col("_end"))
-        & (~pl.col("up_answered") | (pl.col("up_end") <= pl.col("_end")))
-    )
+    if conn is not None:
+        cand = cand.hstack(conn.select("syn_retransmits", "handshake_s", "_ts_syn").get_columns())
+    else:
+        cand = cand.join(tcp, on=["capture", "tcp_stream"], how="left")
+    cand = cand.with_columns(
+        # the upstream leg starts when the cache opened the connection that carried the query
+        up_start=pl.when(pl.col("_ts_syn") <= pl.col("up_ts"))
+        .then(pl.col("_ts_syn"))
+        .otherwise(pl.col("up_ts"))
+    ).drop("_ts_syn")
     up_cols = [c for c in cand.columns if c.startswith("up_")]
-    best = (
-        j.with_columns(_d=(pl.col("up_start") - pl.col("ts")).abs())
-        .sort("_i", "_d", "up_frame_query")
-        .group_by("_i", maintain_order=True)
-        .first()
-        .select("_i", "_i_up", *up_cols, "tcp_stream", "syn_retransmits", "handshake_s")
-    )
-    # a slow row that is itself the upstream leg of another slow row is not a client answer
-    slow = slow.filter(~pl.col("_i").is_in(best["_i_up"].implode()))
-    out = (
-        slow.drop("tcp_stream")
-        .join(best, on="_i", how="left")
-        .with_columns(up_match=pl.when(pl.col("up_ts").is_not_null()).then(pl.lit("dns")))
-    )
+    # the nearest upstream leg of each slow row: a windowed join (memory ~ slow rows x same-name
+    # transactions within the window, never x all transactions of that name in the capture)
+    best = _nearest_legs(slow, cand, lead_s=lead_s, forward_within_s=forward_within_s)
+    best = best.join(
+        cand.select(pl.col("_i").alias("_i_up"), *up_cols, "_up_tc", "tcp_stream",
+                    "syn_retransmits", "handshake_s"),
+        on="_i_up",
+        how="left",
+    )  # fmt: skip
+    best, retried = _tc_retries(best, slow, cand)
+    best = best.with_columns(
+        up_match=pl.when(pl.col("_r_i").is_not_null())
+        .then(pl.lit("tc_retry"))
+        .otherwise(pl.lit("dns"))
+    ).drop("_up_tc")
+    # a slow row that is itself the upstream leg of another slow row (or the TCP retry of one) is
+    # not a client answer
+    legs = pl.concat([best["_i_up"], retried])
+    slow = slow.filter(~pl.col("_i").is_in(legs.implode()))
+    out = slow.drop("tcp_stream").join(best.drop("_i_up", "_r_i"), on="_i", how="left")
     # no upstream query by that name in the window: the cache may have tried to open a connection
     # that never carried a query (all SYNs dropped, or given up); take the nearest such connection
     failed = (
@@ -187,6 +197,7 @@ def attribute_slow_answers(
         )
         .sort("_f_ts")
     )
+    lead = pl.duration(microseconds=int(lead_s * 1e6))
     miss = out.filter(pl.col("up_match").is_null())
     if miss.height and failed.height:
         got = (
@@ -247,3 +258,176 @@ def attribute_slow_answers(
         "latency_s", "ts", descending=[True, False], nulls_last=False
     )
     return out.cast(dict(ATTRIBUTION_SCHEMA))  # type: ignore[arg-type]
+
+
+#: Slow rows joined per step of :func:`_nearest_legs`; with the window this bounds its memory.
+_CHUNK_ROWS = 100_000
+
+
+def _nearest_legs(
+    slow: pl.DataFrame, cand: pl.DataFrame, *, lead_s: float, forward_within_s: float
+) -> pl.DataFrame:
+    """For each slow row (``_i``), the index ``_i_up`` of its nearest upstream leg in ``cand``.
+
+    A leg is a transaction of the same capture, name (``_key``) and ``qtype``, another row, sent
+    to another server (address or port), that started (``up_start``) between ``lead_s`` seconds
+    before and ``forward_within_s`` after the slow query and no later than its end (``_end``), and
+    ended (if answered) no later than its end. Nearest: smallest ``|up_start - ts|``, then lowest
+    ``up_frame_query``, then lowest row.
+
+    The join is by (capture, name, qtype, time bin of the window's width): a slow query meets only
+    the legs of the one or two bins its window covers, and slow rows go in time-sorted chunks of
+    :data:`_CHUNK_ROWS` against the legs of that chunk's span. Memory grows with the slow rows
+    times the same-name transactions within a window, not with how often a name repeats in the
+    whole capture. Returns ``_i``, ``_i_up`` (one row per slow row that has a leg).
+    """
+    lead_us, fwd_us = int(lead_s * 1e6), int(forward_within_s * 1e6)
+    width = max(lead_us + fwd_us, 1)  # µs: a window [t - lead, t + fwd] covers at most 2 bins
+    left_all = slow.select(
+        "_i", "capture", "_key", "qtype", "ts", "_end", "server_ip", "server_port",
+        _t=pl.col("ts").dt.epoch("us"),
+    ).sort("_t")  # fmt: skip
+    right_all = cand.select(
+        pl.col("_i").alias("_i_up"), "capture", "_key", "qtype", "up_start", "up_end",
+        "up_answered", "up_server_ip", "up_server_port", "up_frame_query",
+        _u=pl.col("up_start").dt.epoch("us"),
+    ).filter(pl.col("_u").is_not_null())  # fmt: skip
+    right_all = right_all.join(
+        left_all.select("capture", "_key", "qtype").unique(), on=["capture", "_key", "qtype"],
+        how="semi",
+    ).sort("_u")  # fmt: skip
+    right_all = right_all.with_columns(_b=pl.col("_u") // width)
+    found: list[pl.DataFrame] = []
+    for off in range(0, left_all.height, _CHUNK_ROWS):
+        left = left_all.slice(off, _CHUNK_ROWS)
+        lo = right_all["_u"].search_sorted(left["_t"][0] - lead_us, side="left")
+        hi = right_all["_u"].search_sorted(left["_t"][-1] + fwd_us, side="right")
+        right = right_all.slice(lo, hi - lo)
+        left = left.with_columns(
+            _b=pl.int_ranges(
+                (pl.col("_t") - lead_us) // width, (pl.col("_t") + fwd_us) // width + 1
+            )
+        ).explode("_b")
+        j = left.join(right, on=["capture", "_key", "qtype", "_b"], how="inner").filter(
+            (pl.col("_i") != pl.col("_i_up"))
+            & (
+                (pl.col("up_server_ip") != pl.col("server_ip"))
+                | (pl.col("up_server_port") != pl.col("server_port"))
+            )
+            & (pl.col("_u") >= pl.col("_t") - lead_us)
+            & (pl.col("_u") <= pl.col("_t") + fwd_us)
+            & (pl.col("up_start") <= pl.col("_end"))
+            & (~pl.col("up_answered") | (pl.col("up_end") <= pl.col("_end")))
+        )
+        found.append(
+            j.with_columns(_d=(pl.col("_u") - pl.col("_t")).abs())
+            .sort("_i", "_d", "up_frame_query", "_i_up")
+            .group_by("_i", maintain_order=True)
+            .first()
+            .select("_i", "_i_up")
+        )
+    if not found:
+        return pl.DataFrame(schema={"_i": pl.UInt32, "_i_up": pl.UInt32})
+    return pl.concat(found)
+
+
+def _tc_retries(
+    best: pl.DataFrame, slow: pl.DataFrame, cand: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Follow upstream legs answered with TC=1 to the cache's retry over TCP (issue 17).
+
+    A cache whose UDP answer came back truncated asks again over TCP (often after further UDP
+    tries and TCP connections that failed). For a leg with ``_up_tc``, the retry is the first TCP
+    transaction from the same cache (``up_client_ip``) to the same server (``up_server_ip``) with
+    the same name and qtype whose query was sent at or after the truncated answer and started no
+    later than the slow row's end (``_end``), answered no later than that end if answered. Its
+    columns replace the leg's (transport, ID, latency, ``tcp_stream``, SYN retransmissions,
+    handshake, ``up_end``) except ``up_start``: the upstream leg still began with the UDP query,
+    so ``up_wait_s`` covers the whole fallback. Returns ``best`` with ``_r_i`` (the retry's row,
+    null when none) and the retry rows (to leave out of the client answers).
+    """
+    keys = ["capture", "_key", "qtype", "up_client_ip", "up_server_ip"]
+    trunc = (
+        best.filter(pl.col("_up_tc") & pl.col("up_answered"))
+        .join(slow.select("_i", "capture", "_key", "qtype", "_end"), on="_i", how="inner")
+        .select("_i", *keys, "_end", _from=pl.col("up_end"))
+        .sort("_from")
+    )
+    none = best.with_columns(_r_i=pl.lit(None, pl.UInt32))
+    if not trunc.height:
+        return none, pl.Series("_r_i", [], pl.UInt32)
+    retry_cols = [c for c in cand.columns if c.startswith("up_") and c != "up_start"]
+    tcp = (
+        cand.filter(pl.col("up_transport") == "tcp")
+        .join(trunc.select(keys).unique(), on=keys, how="semi")
+        .select(
+            *keys, pl.col("_i").alias("_r_i"), _r_q=pl.col("up_ts"), _r_start=pl.col("up_start"),
+            **{f"_r{c}": pl.col(c) for c in [*retry_cols, "tcp_stream", "syn_retransmits",
+                                             "handshake_s"]},
+        )
+        .sort("_r_q")
+    )  # fmt: skip
+    got = (
+        trunc.join_asof(
+            tcp,
+            left_on="_from",
+            right_on="_r_q",
+            by=keys,
+            strategy="forward",
+            check_sortedness=False,  # both sorted by their time column above
+        )
+        .filter(
+            pl.col("_r_i").is_not_null()
+            & (pl.col("_r_start") <= pl.col("_end"))
+            & (~pl.col("_rup_answered") | (pl.col("_rup_end") <= pl.col("_end")))
+        )
+        .drop(*keys, "_end", "_from", "_r_q", "_r_start")
+    )
+    out = best.join(got, on="_i", how="left")
+    swapped = [*retry_cols, "tcp_stream", "syn_retransmits", "handshake_s"]
+    out = out.with_columns(
+        pl.when(pl.col("_r_i").is_not_null()).then(pl.col(f"_r{c}")).otherwise(pl.col(c)).alias(c)
+        for c in swapped
+    ).drop(f"_r{c}" for c in swapped)
+    return out, got["_r_i"]
+
+
+def attribution_summary(
+    attribution: pl.DataFrame,
+    *,
+    by: Sequence[str] = ("capture", "up_match", "syn_retransmits"),
+) -> pl.DataFrame:
+    """Group the slow answers of :func:`kit.analyses.attribution.attribute_slow_answers` by what served them.
+
+    Parameters
+    ----------
+    attribution
+        Output of :func:`kit.analyses.attribution.attribute_slow_answers` (``ATTRIBUTION_SCHEMA``).
+    by
+        Group columns; the default tells answers served over connections with 0, 1, 2, 3...
+        retransmitted SYNs apart (``up_match`` null: no upstream leg found).
+
+    Returns
+    -------
+    polars.DataFrame
+        The ``by`` columns; ``answers`` UInt32 (slow client transactions, unanswered included);
+        ``unanswered`` UInt32; ``explained`` UInt32 (the upstream leg accounts for the wait);
+        ``latency_p50_s``, ``latency_min_s``, ``latency_max_s`` Float64 (client latency, seconds,
+        answered only, nearest rank); ``up_wait_p50_s`` Float64 (seconds from the upstream leg's
+        first SYN or query to its answer). Sorted by the ``by`` columns (nulls first).
+    """
+    by = list(by)
+    lat = pl.col("latency_s")
+    return (
+        attribution.group_by(by)
+        .agg(
+            answers=pl.len().cast(pl.UInt32),
+            unanswered=(~pl.col("answered")).sum().cast(pl.UInt32),
+            explained=pl.col("explained").sum().cast(pl.UInt32),
+            latency_p50_s=lat.quantile(0.5, interpolation="nearest"),
+            latency_min_s=lat.min(),
+            latency_max_s=lat.max(),
+            up_wait_p50_s=pl.col("up_wait_s").quantile(0.5, interpolation="nearest"),
+        )
+        .sort(by, nulls_last=False)
+    )

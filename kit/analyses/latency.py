@@ -8,9 +8,11 @@ Source-specific helpers live next to their loader (``kit.sources.coredns``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
-__all__ = ["latency_modes", "match_timers"]
+__all__ = ["latency_modes", "latency_modes_by", "match_timers", "outcomes"]
 
 
 def latency_modes(
@@ -144,3 +146,94 @@ def match_timers(
         .with_columns(matches=(pl.col("ratio") - 1).abs() <= tolerance)
         .drop("_r", "_d")
     )
+
+
+def outcomes(
+    dns: pl.DataFrame,
+    *,
+    by: Sequence[str] = ("capture", "transport"),
+    slow_s: float = 1.0,
+) -> pl.DataFrame:
+    """Per group: how many queries were answered, slow, unanswered or censored, and latency quantiles.
+
+    Parameters
+    ----------
+    dns
+        ``Capture.dns`` (usually the client side, :func:`client_queries`).
+    by
+        Group columns (``transport``: UDP vs TCP).
+    slow_s
+        An answer at least this slow (seconds) is slow.
+
+    Returns
+    -------
+    polars.DataFrame
+        The ``by`` columns; ``queries`` UInt32 (= ``answered`` + ``unanswered`` + ``censored``);
+        ``answered`` UInt32; ``slow`` UInt32 (answered with ``latency_s >= slow_s``);
+        ``unanswered`` UInt32 (no answer, not censored: a failure); ``censored`` UInt32 (no answer
+        yet when the capture ended); ``retransmitted`` UInt32 (the client re-sent the query);
+        ``truncated`` UInt32 (answers with the TC bit); ``slow_share`` Float64 (``slow`` over
+        ``answered``); ``p50_s``, ``p90_s``, ``p99_s``, ``max_s`` Float64 seconds over answered
+        queries (nearest-rank quantiles; null without answers). Sorted by the ``by`` columns.
+    """
+    by = list(by)
+    lat = pl.col("latency_s")
+    return (
+        dns.group_by(by)
+        .agg(
+            queries=pl.len().cast(pl.UInt32),
+            answered=pl.col("answered").sum().cast(pl.UInt32),
+            slow=(pl.col("answered") & (lat >= slow_s)).sum().cast(pl.UInt32),
+            unanswered=(~pl.col("answered") & ~pl.col("censored")).sum().cast(pl.UInt32),
+            censored=(~pl.col("answered") & pl.col("censored")).sum().cast(pl.UInt32),
+            retransmitted=(pl.col("retransmissions") > 0).sum().cast(pl.UInt32),
+            truncated=pl.col("tc").fill_null(False).sum().cast(pl.UInt32),
+            p50_s=lat.quantile(0.5, interpolation="nearest"),
+            p90_s=lat.quantile(0.9, interpolation="nearest"),
+            p99_s=lat.quantile(0.99, interpolation="nearest"),
+            max_s=lat.max(),
+        )
+        .with_columns(
+            slow_share=pl.when(pl.col("answered") > 0).then(pl.col("slow") / pl.col("answered"))
+        )
+        .sort(by)
+    )
+
+
+def latency_modes_by(
+    df: pl.DataFrame,
+    *,
+    value: str = "latency_s",
+    by: Sequence[str] = ("capture",),
+    min_s: float = 0.2,
+    min_count: int = 5,
+    min_share: float = 0.02,
+) -> pl.DataFrame:
+    """:func:`kit.analyses.latency.latency_modes` per group: the peaks of each group's slow tail.
+
+    Returns
+    -------
+    polars.DataFrame
+        The ``by`` columns, then ``mode_s``, ``lower_s``, ``upper_s`` (Float64 seconds), ``count``
+        (UInt32), ``share`` (Float64) as in :func:`kit.analyses.latency.latency_modes`. Groups without a
+        mode have no row. Sorted by the ``by`` columns and ``mode_s``.
+    """
+    by = list(by)
+    df = df.select(*by, value)  # partitions of these columns only, not copies of whole rows
+    if not by:
+        return latency_modes(df, value=value, min_s=min_s, min_count=min_count, min_share=min_share)
+    parts = []
+    for key, part in df.group_by(by, maintain_order=True):
+        modes = latency_modes(
+            part, value=value, min_s=min_s, min_count=min_count, min_share=min_share
+        )
+        if modes.height:
+            parts.append(
+                modes.with_columns(
+                    [pl.lit(k, dtype=df.schema[c]).alias(c) for c, k in zip(by, key, strict=True)]
+                ).select(*by, *modes.columns)
+            )
+    if not parts:
+        empty = latency_modes(df.clear(), value=value)
+        return pl.DataFrame(schema={**{c: df.schema[c] for c in by}, **empty.schema})
+    return pl.concat(parts).sort([*by, "mode_s"])

@@ -3,14 +3,20 @@
 :func:`run` takes inputs that are already loaded (a :class:`kit.sources.capture.Capture`, a
 :class:`kit.sources.coredns.CoreDNSLog`, a :class:`kit.sources.unbound.ResolverLog`, a metrics frame of
 ``kit.read_metrics``, forward settings in ``kit.sources.corefile.FORWARD_SCHEMA``) and runs every check
-that has the data it needs. Each check is a function ``check_<cause>(...) -> Finding | None`` so
-it can be run and tested on its own; ``None`` means "this cause is not visible in this data".
+that has the data it needs. Each check is a function ``<cause>_result(...) -> CheckResult`` (fired with
+its finding, not fired with the numbers that decided it, not checked with why) with a shortcut
+``check_<cause>(...) -> Finding | None``, so it can be run and tested on its own. :func:`run_checks`
+gives every check's result, graded by the evidence around it (:func:`grade`: what confirms and
+what refutes each finding, a confidence, the cause a finding is a consequence of); :func:`run`
+the findings that fired.
 
 The checks (``id``: what fires it):
 
 - ``forced-tcp``: a forward upstream whose transport is forced to TCP (CoreDNS ``force_tcp``,
   unbound ``tcp-upstream``/``forward-tcp-upstream``); critical when the capture's SYN
   retransmissions or the CoreDNS log's TCP errors towards it show the damage.
+- ``upstream-unreachable``: the cache's UDP queries to its upstream unanswered for a stretch of
+  time (the cache's own retry timers in the latency modes, no TCP involved).
 - ``syn-retransmissions``: SYNs towards a port-53 upstream sent again (the kernel's SYN backoff:
   1 s, then 2 s, 4 s...), with the slow client answers they explain.
 - ``latency-timer-modes``: slow latencies pile up at the value of a known timer (SYN backoff
@@ -45,10 +51,16 @@ from __future__ import annotations
 
 from kit.findings._util import infer_upstreams
 from kit.findings.checks_latency import (
+    COREDNS_RENAMES,
     auto_window_step,
+    bucket_ceiling_result,
+    bucket_layout,
     check_bucket_ceiling,
     check_latency_modes,
     check_metrics_blind_spot,
+    latency_modes_result,
+    metric_renames,
+    metrics_blind_spot_result,
 )
 from kit.findings.checks_logs import (
     burst_status,
@@ -56,6 +68,9 @@ from kit.findings.checks_logs import (
     check_ndots_expansion,
     check_servfail_storm,
     error_bursts_result,
+    error_kind,
+    ndots_expansion_result,
+    servfail_storm_result,
 )
 from kit.findings.checks_transport import (
     check_conntrack_race,
@@ -63,10 +78,24 @@ from kit.findings.checks_transport import (
     check_packet_rate,
     check_syn_retransmissions,
     check_truncation,
+    check_upstream_unreachable,
+    conntrack_race_result,
+    forced_tcp_result,
+    packet_rate_result,
+    syn_retransmissions_result,
+    truncation_result,
+    upstream_unreachable_result,
 )
-from kit.findings.inputs import Inputs, load_inputs
+from kit.findings.inputs import (
+    Inputs,
+    Unreadable,
+    edns_buffer_sizes,
+    load_forward,
+    load_inputs,
+)
 from kit.findings.model import (
     CHECK_STATUSES,
+    CONFIDENCES,
     FINDINGS_SCHEMA,
     KNOWN_TIMERS,
     ROLE_OF,
@@ -77,16 +106,30 @@ from kit.findings.model import (
     Role,
     Severity,
 )
-from kit.findings.runner import SYMPTOMS_SCHEMA, evidence_table, findings_frame, run, symptom_series
+from kit.findings.runner import (
+    CAUSES,
+    CHECK_NEEDS,
+    SUPPORT,
+    SYMPTOMS_SCHEMA,
+    evidence_table,
+    findings_frame,
+    fired_findings,
+    grade,
+    run,
+    run_checks,
+    symptom_series,
+)
 from kit.findings.verdict import (
     CHECKS,
     FIXES,
     Verdict,
+    check_json,
     coverage,
     finding_json,
     findings_for_artefacts,
     headline_series,
     json_value,
+    results_frame,
     run_on,
     summarize,
     verdict_json,
@@ -96,27 +139,36 @@ from kit.findings.verdict import (
 from kit.sources.timeline import restrict
 
 __all__ = [
+    "CAUSES",
     "CHECKS",
+    "CHECK_NEEDS",
     "CHECK_STATUSES",
+    "CONFIDENCES",
+    "COREDNS_RENAMES",
     "FINDINGS_SCHEMA",
     "FIXES",
     "KNOWN_TIMERS",
     "ROLES",
     "ROLE_OF",
     "SEVERITIES",
+    "SUPPORT",
     "SYMPTOMS_SCHEMA",
     "CheckResult",
     "Finding",
     "Inputs",
     "Role",
     "Severity",
+    "Unreadable",
     "Verdict",
     "auto_window_step",
+    "bucket_ceiling_result",
+    "bucket_layout",
     "burst_status",
     "check_bucket_ceiling",
     "check_conntrack_race",
     "check_error_bursts",
     "check_forced_tcp",
+    "check_json",
     "check_latency_modes",
     "check_metrics_blind_spot",
     "check_ndots_expansion",
@@ -124,21 +176,40 @@ __all__ = [
     "check_servfail_storm",
     "check_syn_retransmissions",
     "check_truncation",
+    "check_upstream_unreachable",
+    "conntrack_race_result",
     "coverage",
+    "edns_buffer_sizes",
     "error_bursts_result",
+    "error_kind",
     "evidence_table",
     "finding_json",
     "findings_for_artefacts",
     "findings_frame",
+    "fired_findings",
+    "forced_tcp_result",
+    "grade",
     "headline_series",
     "infer_upstreams",
     "json_value",
+    "latency_modes_result",
+    "load_forward",
     "load_inputs",
+    "metric_renames",
+    "metrics_blind_spot_result",
+    "ndots_expansion_result",
+    "packet_rate_result",
     "restrict",
+    "results_frame",
     "run",
+    "run_checks",
     "run_on",
+    "servfail_storm_result",
     "summarize",
     "symptom_series",
+    "syn_retransmissions_result",
+    "truncation_result",
+    "upstream_unreachable_result",
     "verdict_json",
     "verdict_markdown",
     "verdict_text",

@@ -14,7 +14,11 @@ from kit.findings._util import _capture_paths, _quote
 from kit.findings.model import (
     CheckResult,
     Finding,
+    fired,
+    not_checked,
+    not_fired,
 )
+from kit.net import addresses
 from kit.timeutil import UTC as _UTC
 
 log = logging.getLogger(__name__)
@@ -115,7 +119,9 @@ def error_bursts_result(
                 e.select(
                     "ts",
                     upstream=pl.lit(""),
-                    kind=pl.col("message").str.slice(0, 40),
+                    kind=pl.col("message").map_elements(
+                        error_kind, return_dtype=pl.String, skip_nulls=True
+                    ),
                     n=pl.lit(1, dtype=pl.UInt32),
                 )
             )
@@ -196,6 +202,24 @@ def error_bursts_result(
     return CheckResult(check, "fired", found.title, numbers, found)
 
 
+_ERR_ADDR = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?:#\d+|:\d+)?|\[[0-9a-fA-F:.]+\](?::\d+)?")
+_ERR_NAME = re.compile(r"(?<![\w.-])(?:[\w-]+\.)+(?:[\w-]+\.?)?(?=\s|$)")
+
+
+def error_kind(message: str) -> str:
+    """The kind of an error line: its text with addresses and names replaced by placeholders.
+
+    Lines that differ only in the name or the address asked (``error: SERVFAIL <a.example.
+    A IN>: ... from 10.0.0.2#53``) group together; nothing is cut off (the kind keeps the whole
+    message, so "... exceeded" and "... failed" that share their first 40 characters stay apart).
+    """
+    text = _ERR_ADDR.sub("<addr>", message)
+    text = re.sub(
+        r"<[^<>]*\s(?:A|AAAA|CNAME|MX|NS|PTR|SOA|SRV|TXT|HTTPS|ANY|TYPE\d+)\s+IN>", "<query>", text
+    )
+    return _ERR_NAME.sub("<name>", text).strip()
+
+
 def _query_frames(capture: Any, coredns: Any, unbound: Any) -> list[tuple[str, pl.DataFrame]]:
     """(source name, frame with ts, client_ip, qname, qtype, rcode) of every source given."""
     out = []
@@ -234,6 +258,26 @@ def check_ndots_expansion(
     min_share: float = 0.2,
     min_queries: int = 10,
 ) -> Finding | None:
+    """The finding of :func:`ndots_expansion_result` (``None`` when it did not fire)."""
+    return ndots_expansion_result(
+        capture=capture,
+        coredns=coredns,
+        unbound=unbound,
+        cluster_domain=cluster_domain,
+        min_share=min_share,
+        min_queries=min_queries,
+    ).finding
+
+
+def ndots_expansion_result(
+    *,
+    capture: Any = None,
+    coredns: Any = None,
+    unbound: Any = None,
+    cluster_domain: str = "cluster.local",
+    min_share: float = 0.2,
+    min_queries: int = 10,
+) -> CheckResult:
     """Fires when many NXDOMAIN answers are for search-path expansions (``ndots:5``).
 
     A name with fewer dots than ``ndots`` is first tried with every search suffix
@@ -256,8 +300,9 @@ def check_ndots_expansion(
 
     Returns
     -------
-    Finding | None
-        ``warning``. Evidence: ``expansions``, ``answers``, ``share``, ``real_names`` (names
+    CheckResult
+        ``numbers``: ``expansions``, ``answers``, ``share``. The finding (``warning``):
+        evidence ``expansions``, ``answers``, ``share``, ``real_names`` (names
         the expansions stand for), ``per_name`` (frame: source, base name, expansions, example).
     """
     dom = cluster_domain.strip(".").lower()
@@ -294,18 +339,31 @@ def check_ndots_expansion(
             source=pl.lit(name),
         ).filter(pl.col("base").is_not_null())
         rows.append((name, d.height, exp))
+    check = "ndots-search-expansion"
     if not rows:
-        return None
+        if capture is None and coredns is None and unbound is None:
+            return not_checked(check, "no capture or query log given")
+        return not_checked(check, "the capture and logs hold no answered query")
     total = sum(n for _, n, _ in rows)
     exp = pl.concat([e.select("source", "ts", "qname", "qtype", "base") for _, _, e in rows])
+    nums = {
+        "expansions": exp.height,
+        "answers": total,
+        "share": exp.height / total if total else 0.0,
+    }
     if exp.height < min_queries or total == 0 or exp.height / total < min_share:
-        return None
+        return not_fired(
+            check,
+            f"{exp.height} of {total} answers are NXDOMAIN for search-path expansions "
+            f"({nums['share']:.0%}), below {min_share:.0%} or {min_queries}",
+            **nums,
+        )
     per = (
         exp.group_by("source", "base")
         .agg(expansions=pl.len().cast(pl.UInt32), example=pl.col("qname").first())
         .sort(["expansions", "source", "base"], descending=[True, False, False])
     )
-    return Finding(
+    f = Finding(
         id="ndots-search-expansion",
         title=f"Search-path expansion: {exp.height / total:.0%} of answers are NXDOMAIN for *.{dom}",
         severity="warning",
@@ -332,6 +390,7 @@ def check_ndots_expansion(
             "grep NXDOMAIN {file} | grep -ci '" + dom.replace(".", r"\.") + "'",
         ),
     )
+    return fired(f, **nums)
 
 
 def check_servfail_storm(
@@ -339,27 +398,97 @@ def check_servfail_storm(
     capture: Any = None,
     coredns: Any = None,
     unbound: Any = None,
+    upstreams: Any = None,
     min_share: float = 0.05,
     min_count: int = 10,
 ) -> Finding | None:
+    """The finding of :func:`servfail_storm_result` (``None`` when it did not fire)."""
+    return servfail_storm_result(
+        capture=capture,
+        coredns=coredns,
+        unbound=unbound,
+        upstreams=upstreams,
+        min_share=min_share,
+        min_count=min_count,
+    ).finding
+
+
+def _common_zone(names: list[str]) -> str:
+    """The longest common suffix of whole labels of ``names`` (lower case, with the trailing
+    dot; ``"."`` when they share none)."""
+    split = [n.lower().strip(".").split(".") for n in names if n]
+    if not split:
+        return "."
+    common: list[str] = []
+    for labels in zip(*(list(reversed(x)) for x in split), strict=False):
+        if len(set(labels)) != 1:
+            break
+        common.append(labels[0])
+    # a zone is a proper suffix: when every name is the same, keep its parent
+    if common and all(len(x) == len(common) for x in split):
+        common = common[:-1]
+    return ".".join(reversed(common)) + "." if common else "."
+
+
+def servfail_storm_result(
+    *,
+    capture: Any = None,
+    coredns: Any = None,
+    unbound: Any = None,
+    upstreams: Any = None,
+    min_share: float = 0.05,
+    min_count: int = 10,
+) -> CheckResult:
     """Fires when SERVFAIL answers are at least ``min_share`` of answers and ``min_count``.
+
+    When the capture shows the upstream itself answering SERVFAIL (rcode 2 in the answers from
+    ``upstreams`` to the cache: at least ``min_count`` and ``min_share`` of its answers), the
+    storm is the upstream failing a zone: the finding names the upstream and the zone (the
+    longest common suffix of the failing names) and is a ``root-cause``. Otherwise the cache
+    made the SERVFAILs itself (timeouts, an unreachable upstream, dropped SYNs): a ``symptom``
+    of whatever cause fired with it (the grading names it in ``caused_by``).
 
     Returns
     -------
-    Finding | None
-        ``critical`` above 25 %, else ``warning``. Evidence: ``servfail``, ``answers``,
-        ``share``, ``per_source`` (frame), ``top_names`` (frame).
+    CheckResult
+        ``numbers``: ``servfail``, ``answers``, ``share``, ``upstream_servfail``,
+        ``upstream_answers``. The finding: ``critical`` above 25 %, else ``warning``. Evidence:
+        the numbers, ``per_source`` (frame), ``top_names`` (frame); when the upstream answers
+        SERVFAIL, ``upstream``, ``names_under`` (the longest common suffix of the failing names:
+        they lie in that zone or one above it) and ``upstream_names`` (frame).
     """
+    check = "servfail-storm"
     frames = []
     for name, df in _query_frames(capture, coredns, unbound):
         frames.append(df.filter(pl.col("rcode").is_not_null()).with_columns(source=pl.lit(name)))
     if not frames:
-        return None
+        if capture is None and coredns is None and unbound is None:
+            return not_checked(check, "no capture or query log given")
+        return not_checked(check, "the capture and logs hold no answered query")
     d = pl.concat(frames)
     sf = d.filter(pl.col("rcode") == "SERVFAIL")
-    if d.is_empty() or sf.height < min_count or sf.height / d.height < min_share:
-        return None
-    share = sf.height / d.height
+    share = sf.height / d.height if d.height else 0.0
+    ups = addresses(upstreams or [])
+    up_sf = pl.DataFrame()
+    up_answers = 0
+    if capture is not None and ups and not capture.dns.is_empty():
+        up = capture.dns.filter(pl.col("server_ip").is_in(ups) & pl.col("rcode").is_not_null())
+        up_answers = up.height
+        up_sf = up.filter(pl.col("rcode") == "SERVFAIL")
+    nums = {
+        "servfail": sf.height,
+        "answers": d.height,
+        "share": share,
+        "upstream_servfail": up_sf.height,
+        "upstream_answers": up_answers,
+    }
+    if d.is_empty() or sf.height < min_count or share < min_share:
+        return not_fired(
+            check,
+            f"{sf.height} of {d.height} answers SERVFAIL ({share:.0%}), below {min_share:.0%} "
+            f"or {min_count}",
+            **nums,
+        )
     per = (
         d.group_by("source")
         .agg(answers=pl.len().cast(pl.UInt32), servfail=(pl.col("rcode") == "SERVFAIL").sum())
@@ -371,7 +500,59 @@ def check_servfail_storm(
         .sort(["count", "qname", "qtype"], descending=[True, False, False])
         .head(10)
     )
-    return Finding(
+    confirm = _confirm_per_source(
+        capture,
+        coredns,
+        unbound,
+        "dns.flags.response==1 && dns.flags.rcode==2",
+        "grep -c SERVFAIL {file}",
+    )
+    evidence: dict[str, Any] = {**nums, "per_source": per, "top_names": top}
+    from_upstream = (
+        up_sf.height >= min_count and up_answers > 0 and up_sf.height / up_answers >= min_share
+    )
+    if from_upstream:
+        servers = sorted(set(up_sf["server_ip"].to_list()))
+        zone = _common_zone(up_sf["qname"].to_list())
+        evidence |= {
+            "upstream": ", ".join(servers),
+            "names_under": zone,
+            "upstream_names": up_sf.group_by("server_ip", "qname", "qtype")
+            .agg(count=pl.len().cast(pl.UInt32))
+            .sort(["count", "qname"], descending=[True, False])
+            .head(10),
+        }
+        f = Finding(
+            id="servfail-storm",
+            title=(
+                f"Upstream {', '.join(servers)} answers SERVFAIL for names under {zone} "
+                f"({up_sf.height} of {up_answers} upstream answers): {share:.0%} of answers "
+                "SERVFAIL"
+            ),
+            severity="critical" if share >= 0.25 else "warning",
+            role="root-cause",
+            explanation=(
+                f"The upstream {', '.join(servers)} itself answered {up_sf.height} of "
+                f"{up_answers} queries from the cache with SERVFAIL (rcode 2), all for names "
+                f"under {zone} (in that zone or one above it); the cache passed them on: {sf.height} of {d.height} answers were "
+                "SERVFAIL. The upstream cannot serve that zone (a zone that failed to load, "
+                "a broken delegation, a DNSSEC failure): look at the upstream's own log (NSD/"
+                "BIND: zone load errors) around the first SERVFAIL, and fix or roll back the "
+                "zone."
+            ),
+            evidence=evidence,
+            confirm=" ; ".join(
+                f"tshark -r {_quote(p)} -Y "
+                + _quote(
+                    "dns.flags.response==1 && dns.flags.rcode==2 && "
+                    + " || ".join(f"ip.src=={u}" for u in servers)
+                )
+                for p in _capture_paths(capture)
+            )
+            + (f" ; {confirm}" if confirm else ""),
+        )
+        return fired(f, **nums)
+    f = Finding(
         id="servfail-storm",
         title=f"SERVFAIL storm: {share:.0%} of answers ({sf.height})",
         severity="critical" if share >= 0.25 else "warning",
@@ -380,22 +561,17 @@ def check_servfail_storm(
             "answer from upstream (timeouts, unreachable or failing upstream, DNSSEC failure); "
             "clients retry, which adds load and latency. Look at the upstream errors at the same "
             "time and at the names that fail most."
+            + (
+                f" The upstream's own answers hold no such SERVFAIL share ({up_sf.height} of "
+                f"{up_answers}): the cache made them itself."
+                if up_answers
+                else ""
+            )
         ),
-        evidence={
-            "servfail": sf.height,
-            "answers": d.height,
-            "share": share,
-            "per_source": per,
-            "top_names": top,
-        },
-        confirm=_confirm_per_source(
-            capture,
-            coredns,
-            unbound,
-            "dns.flags.response==1 && dns.flags.rcode==2",
-            "grep -c SERVFAIL {file}",
-        ),
+        evidence=evidence,
+        confirm=confirm,
     )
+    return fired(f, **nums)
 
 
 def burst_status(

@@ -12,7 +12,11 @@ import polars as pl
 
 from kit.findings._util import _capture_paths, _ip_filter, _max_in_window, _quote
 from kit.findings.model import (
+    CheckResult,
     Finding,
+    fired,
+    not_checked,
+    not_fired,
 )
 from kit.net import address, addresses
 
@@ -27,6 +31,19 @@ def check_forced_tcp(
     coredns: Any = None,
     min_tcp_errors: int = 10,
 ) -> Finding | None:
+    """The finding of :func:`forced_tcp_result` (``None`` when it did not fire)."""
+    return forced_tcp_result(
+        forward, corroborated=corroborated, coredns=coredns, min_tcp_errors=min_tcp_errors
+    ).finding
+
+
+def forced_tcp_result(
+    forward: pl.DataFrame | None,
+    *,
+    corroborated: bool = False,
+    coredns: Any = None,
+    min_tcp_errors: int = 10,
+) -> CheckResult:
     """Fires when a forward upstream is forced to TCP (``force_tcp`` / ``tcp-upstream``).
 
     Parameters
@@ -46,16 +63,26 @@ def check_forced_tcp(
 
     Returns
     -------
-    Finding | None
-        Evidence: ``settings`` (the forced rows: resolver, zone, upstream, transport, source,
+    CheckResult
+        ``numbers``: ``forward_rows``, ``forced_rows``. The finding's evidence: ``settings`` (the forced rows: resolver, zone, upstream, transport, source,
         line_no), ``upstreams`` (count); with ``coredns``, ``tcp_errors_logged`` (errors lines
         over tcp towards a forced upstream's address).
     """
-    if forward is None or forward.is_empty():
-        return None
+    check = "forced-tcp"
+    if forward is None:
+        return not_checked(check, "no Corefile or unbound.conf given")
+    if forward.is_empty():
+        return not_checked(check, "the configs given forward nothing (no forward or stub zone)")
     forced = forward.filter(pl.col("force_tcp").fill_null(False))
+    nums = {"forward_rows": forward.height, "forced_rows": forced.height}
     if forced.is_empty():
-        return None
+        transports = ", ".join(sorted(set(forward["transport"].drop_nulls().to_list())))
+        return not_fired(
+            check,
+            f"none of {forward.height} forward setting(s) forces TCP"
+            + (f" (transport: {transports})" if transports else ""),
+            **nums,
+        )
     rows = forced.select("resolver", "zone", "upstream", "transport", "source", "line_no")
     where = sorted({f"{s}:{n}" for s, n in zip(rows["source"], rows["line_no"], strict=True)})
     ups = sorted(set(rows["upstream"].drop_nulls().to_list()))
@@ -74,7 +101,7 @@ def check_forced_tcp(
                 f" The CoreDNS log shows {tcp_errors} failed TCP exchange(s) with "
                 f"{', '.join(hosts)} (errors plugin: dial/read tcp ... i/o timeout)."
             )
-    return Finding(
+    f = Finding(
         id="forced-tcp",
         title=f"Upstream forced to TCP in the resolver config ({', '.join(ups)})",
         severity="critical" if corroborated or tcp_errors >= min_tcp_errors else "warning",
@@ -89,6 +116,7 @@ def check_forced_tcp(
         confirm="grep -nE 'force_tcp|tcp-upstream|forward-tcp-upstream' "
         + " ".join(_quote(f) for f in files),
     )
+    return fired(f, **nums)
 
 
 def _syn_packets(capture: Any, upstreams: Sequence[str] | None) -> pl.DataFrame:
@@ -106,6 +134,26 @@ def check_syn_retransmissions(
     window_s: float = 8.0,
     change_time: datetime | None = None,
 ) -> Finding | None:
+    """The finding of :func:`syn_retransmissions_result` (``None`` when it did not fire)."""
+    return syn_retransmissions_result(
+        capture,
+        upstreams=upstreams,
+        slow_threshold_s=slow_threshold_s,
+        min_retransmits=min_retransmits,
+        window_s=window_s,
+        change_time=change_time,
+    ).finding
+
+
+def syn_retransmissions_result(
+    capture: Any,
+    *,
+    upstreams: Sequence[str] | None = None,
+    slow_threshold_s: float = 1.0,
+    min_retransmits: int = 3,
+    window_s: float = 8.0,
+    change_time: datetime | None = None,
+) -> CheckResult:
     """Fires when SYNs towards a port-53 server were retransmitted (at least ``min_retransmits``).
 
     Parameters
@@ -127,7 +175,8 @@ def check_syn_retransmissions(
 
     Returns
     -------
-    Finding | None
+    CheckResult
+        ``numbers``: ``syns``, ``syn_retransmits``, ``min_retransmits``. The finding:
         ``critical`` when slow client answers are attributed to connections with SYN
         retransmissions, else ``warning``. Evidence: ``connections``, ``syn_retransmits``
         (retransmitted SYN packets), ``failed_connections`` (no SYN/ACK seen),
@@ -138,15 +187,22 @@ def check_syn_retransmissions(
     """
     from kit.analyses.attribution import attribute_slow_answers
 
+    check = "syn-retransmissions"
     if capture is None:
-        return None
+        return not_checked(check, "no capture given")
     tcp = capture.tcp.filter(pl.col("server_port") == 53)
     if upstreams:
         tcp = tcp.filter(pl.col("server_ip").is_in(addresses(upstreams)))
     syn = _syn_packets(capture, upstreams)
     retx = syn.filter(pl.col("is_retransmission"))
+    nums = {"syns": syn.height, "syn_retransmits": retx.height, "min_retransmits": min_retransmits}
     if retx.height < min_retransmits:
-        return None
+        where = f"to {', '.join(addresses(upstreams))}" if upstreams else "to port 53"
+        return not_fired(
+            check,
+            f"{retx.height} of {syn.height} SYNs {where} retransmitted, below {min_retransmits}",
+            **nums,
+        )
     burst, burst_at = _max_in_window(retx["ts"], window_s)
     per_server = (
         tcp.group_by("capture", "server_ip")
@@ -184,7 +240,7 @@ def check_syn_retransmissions(
             if after >= 0
             else f"The first came {-after:.1f} s BEFORE the change ({before} before it). "
         )
-    return Finding(
+    f = Finding(
         id="syn-retransmissions",
         title=(
             f"{retx.height} SYN retransmissions towards {', '.join(servers)}; "
@@ -217,6 +273,7 @@ def check_syn_retransmissions(
         },
         confirm=" ; ".join(f"tshark -r {_quote(p)} -Y {_quote(flt)}" for p in paths),
     )
+    return fired(f, **nums)
 
 
 def check_packet_rate(
@@ -227,7 +284,31 @@ def check_packet_rate(
     slow_threshold_s: float = 1.0,
     far_below: float = 0.5,
 ) -> Finding | None:
-    """Compares the packet rate towards each resolver with its per-interface limit.
+    """The finding of :func:`packet_rate_result` (``None`` when it did not fire)."""
+    return packet_rate_result(
+        capture,
+        upstreams=upstreams,
+        limit_pps=limit_pps,
+        slow_threshold_s=slow_threshold_s,
+        far_below=far_below,
+    ).finding
+
+
+def packet_rate_result(
+    capture: Any,
+    *,
+    upstreams: Sequence[str] | None = None,
+    limit_pps: float = 1024.0,
+    slow_threshold_s: float = 1.0,
+    far_below: float = 0.5,
+) -> CheckResult:
+    """Compares the packet rate of each network interface towards the resolvers with the limit.
+
+    The AWS VPC resolver limits packets per second per network interface, whatever the
+    destination: so the rate is counted per interface (one capture = one interface), over every
+    packet to port 53 of the resolvers, TCP handshake and acknowledgement packets included (a
+    forced-TCP cache sends 3-5 packets per query instead of 1). The rate per destination is
+    given as detail (:func:`kit.analyses.rates.interface_rates`).
 
     Parameters
     ----------
@@ -244,90 +325,149 @@ def check_packet_rate(
 
     Returns
     -------
-    Finding | None
-        ``packet-rate-limit`` (critical) when a 1 s bin exceeds the limit;
-        ``packet-rate-below-limit`` (info) when there are slow answers but the peak stays under
-        ``far_below`` x the limit; else ``None``. Evidence: ``limit_pps``, ``peak_pps``,
-        ``bins_above_limit``, ``slow_answers``, ``rates`` (frame from
-        :func:`kit.analyses.rates.rate_summary`).
+    CheckResult
+        Check ``packet-rate``. Findings: ``packet-rate-limit`` (critical) when a 1 s bin of one
+        interface exceeds the limit; ``packet-rate-below-limit`` (info) when there are slow
+        answers but the peak stays under ``far_below`` x the limit. ``numbers`` and evidence:
+        ``limit_pps``, ``peak_pps`` (busiest interface), ``peak_interface``, ``peak_ts``,
+        ``peak_dst_ip`` (busiest destination), ``bins_above_limit``, ``tcp_overhead_packets``
+        (TCP packets to port 53 without DNS payload: SYN, ACK, FIN), ``slow_answers``; evidence
+        also ``per_interface`` and ``rates`` (per destination) frames.
     """
-    from kit.analyses.rates import packet_rates, rate_summary
+    from kit.analyses.rates import interface_rates
 
-    if capture is None or capture.packets.is_empty():
-        return None
+    check = "packet-rate"
+    if capture is None:
+        return not_checked(check, "no capture given")
+    if capture.packets.is_empty():
+        return not_checked(check, "the capture holds no packets")
     pk = capture.packets.filter(pl.col("dst_port") == 53)
     if upstreams:
         pk = pk.filter(pl.col("dst_ip").is_in(addresses(upstreams)))
     if pk.is_empty():
-        return None
-    rates = packet_rates(pk, every="1s", limit_pps=limit_pps)
-    summary = rate_summary(rates, limit_pps=limit_pps)
-    peak = float(summary["peak_pps"].max())  # type: ignore[arg-type]
-    above = int(summary["bins_above_limit"].sum())
-    top = summary.row(0, named=True)
+        return not_fired(check, "no packet to port 53 of the resolver(s) in the capture")
+    per_if, per_dst = interface_rates(pk, every="1s", limit_pps=limit_pps)
+    top = per_if.row(0, named=True)
+    peak = float(top["peak_pps"])
+    above = int(per_if["bins_above_limit"].sum())
+    top_dst = per_dst.row(0, named=True)
     paths = _capture_paths(capture)
     confirm = " ; ".join(
-        f"tshark -r {_quote(p)} -q -z io,stat,1,{_quote('ip.dst==' + str(top['dst_ip']))}"
+        f"tshark -r {_quote(p)} -q -z io,stat,1,{_quote('udp.dstport==53 || tcp.dstport==53')}"
         for p in paths
     )
     slow = capture.dns.filter(
         (pl.col("latency_s") >= slow_threshold_s) | (~pl.col("answered") & ~pl.col("censored"))
     ).height
-    ev = {
+    overhead = int(per_if["tcp_overhead_packets"].sum())
+    nums: dict[str, Any] = {
         "limit_pps": limit_pps,
         "peak_pps": peak,
-        "peak_dst_ip": top["dst_ip"],
+        "peak_interface": top["capture"],
+        "peak_ts": top["peak_ts"],
+        "peak_dst_ip": top_dst["dst_ip"],
         "bins_above_limit": above,
+        "tcp_overhead_packets": overhead,
         "slow_answers": slow,
-        "rates": summary,
     }
+    ev = {**nums, "per_interface": per_if, "rates": per_dst}
+    tcp_note = (
+        f" {overhead} of the packets are TCP handshakes and acknowledgements (no DNS payload),"
+        " which count against the limit like queries."
+        if overhead
+        else ""
+    )
     if above:
-        return Finding(
+        f = Finding(
             id="packet-rate-limit",
-            title=f"Packet rate to {top['dst_ip']} above the {limit_pps:g} pps limit ({peak:g} pps peak)",
+            title=(
+                f"Packet rate of {top['capture']} to the resolver above the {limit_pps:g} pps "
+                f"limit ({peak:g} pps peak)"
+            ),
             severity="critical",
             explanation=(
-                f"In {above} one-second bins more than {limit_pps:g} packets went to one resolver "
-                f"(peak {peak:g} pps at {top['dst_ip']}). The AWS VPC resolver drops what exceeds "
-                "1024 packets per second per network interface, which shows as unanswered queries "
-                "and client retries. Spread the load (NodeLocal DNSCache, more nodes' interfaces) "
-                "or cache more."
+                f"In {above} one-second bins one network interface sent more than "
+                f"{limit_pps:g} packets to port 53 of the resolver(s) (peak {peak:g} pps from "
+                f"{top['capture']}; busiest destination {top_dst['dst_ip']}, "
+                f"{float(top_dst['peak_pps']):g} pps).{tcp_note} The AWS VPC resolver drops what "
+                "exceeds 1024 packets per second per network interface, which shows as "
+                "unanswered queries and client retries. Spread the load (NodeLocal DNSCache, "
+                "more nodes' interfaces) or cache more; on the node, ethtool -S shows ENA's "
+                "linklocal_allowance_exceeded."
             ),
             evidence=ev,
             confirm=confirm,
         )
+        return fired(f, check, **nums)
+    share = peak / limit_pps
     if slow and peak < far_below * limit_pps:
-        return Finding(
+        f = Finding(
             id="packet-rate-below-limit",
             title=f"Packet rate far below the {limit_pps:g} pps limit ({peak:g} pps peak): not the cause",
             severity="info",
             explanation=(
-                f"{slow} answers were slow, but the busiest resolver address ({top['dst_ip']}) got "
-                f"at most {peak:g} packets per second, {peak / limit_pps:.0%} of the "
-                f"{limit_pps:g} pps limit. The per-interface packet limit does not explain the "
-                "latency; look at what the packets carry (TCP handshakes, retransmissions)."
+                f"{slow} answers were slow, but the busiest interface ({top['capture']}) sent "
+                f"at most {peak:g} packets per second to the resolver(s), {share:.0%} of the "
+                f"{limit_pps:g} pps limit.{tcp_note} The per-interface packet limit does not "
+                "explain the latency; look at what the packets carry (TCP handshakes, "
+                "retransmissions)."
             ),
             evidence=ev,
             confirm=confirm,
         )
-    return None
+        return fired(f, check, **nums)
+    return not_fired(
+        check,
+        f"peak {peak:g} pps on {top['capture']} ({share:.0%} of the {limit_pps:g} pps limit)"
+        + (f" with {slow} slow answers" if slow else ", no slow answer"),
+        **nums,
+    )
 
 
-def check_truncation(capture: Any, *, within_s: float = 5.0) -> Finding | None:
+def check_truncation(
+    capture: Any, *, within_s: float = 5.0, edns_buffer: pl.DataFrame | None = None
+) -> Finding | None:
+    """The finding of :func:`truncation_result` (``None`` when it did not fire)."""
+    return truncation_result(capture, within_s=within_s, edns_buffer=edns_buffer).finding
+
+
+def truncation_result(
+    capture: Any, *, within_s: float = 5.0, edns_buffer: pl.DataFrame | None = None
+) -> CheckResult:
     """Fires when UDP answers had TC=1 and the same name was asked again over TCP.
+
+    Parameters
+    ----------
+    capture
+        A :class:`kit.sources.capture.Capture`.
+    within_s
+        The TCP query counts as the retry when it follows the truncated answer within this
+        many seconds.
+    edns_buffer
+        The resolvers' configured EDNS buffer sizes (:func:`kit.findings.inputs.edns_buffer_sizes`:
+        ``source``, ``line_no``, ``size``): a small one (under 1232 bytes) is named as the cause.
 
     Returns
     -------
-    Finding | None
-        ``warning``. Evidence: ``truncated`` (TC=1 UDP answers), ``retried_over_tcp``,
-        ``examples`` (frame: ts, client_ip, qname, qtype, udp_latency_s, tcp_latency_s).
+    CheckResult
+        ``numbers``: ``udp_answers``, ``truncated``, ``retried_over_tcp``; the finding
+        (``warning``; role ``root-cause`` when the truncated answers come from the resolver's
+        own small EDNS buffer, else ``mechanism``): evidence as ``numbers`` plus
+        ``servers_truncating``, ``edns_buffer`` (frame, when given), ``examples`` (frame: ts,
+        client_ip, qname, qtype, udp_latency_s, tcp_latency_s).
     """
-    if capture is None or capture.dns.is_empty():
-        return None
+    check = "truncation-tcp-fallback"
+    if capture is None:
+        return not_checked(check, "no capture given")
+    if capture.dns.is_empty():
+        return not_checked(check, "the capture holds no DNS transaction")
     d = capture.dns.with_columns(key=pl.col("qname").str.to_lowercase())
+    udp_answers = d.filter((pl.col("transport") == "udp") & pl.col("answered")).height
     tc = d.filter((pl.col("transport") == "udp") & pl.col("tc").fill_null(False))
     if tc.is_empty():
-        return None
+        return not_fired(
+            check, f"no UDP answer with TC=1 (of {udp_answers})", udp_answers=udp_answers
+        )
     tcp = d.filter(pl.col("transport") == "tcp").select(
         "capture", "client_ip", "server_ip", "key", "qtype",
         tcp_ts=pl.col("ts"), tcp_latency_s=pl.col("latency_s"),
@@ -352,28 +492,56 @@ def check_truncation(capture: Any, *, within_s: float = 5.0) -> Finding | None:
         .sort("ts")
     )
     paths = _capture_paths(capture)
-    return Finding(
+    servers = sorted(set(tc["server_ip"].drop_nulls().to_list()))
+    nums = {"udp_answers": udp_answers, "truncated": tc.height, "retried_over_tcp": j.height}
+    small = (
+        edns_buffer.filter(pl.col("size") < 1232)
+        if edns_buffer is not None and not edns_buffer.is_empty()
+        else None
+    )
+    cause = ""
+    confirm = [
+        f"tshark -r {_quote(p)} -Y 'dns.flags.truncated==1 || (tcp.port==53 && dns)'" for p in paths
+    ]
+    if small is not None and not small.is_empty():
+        where = ", ".join(
+            f"{s.rsplit('/', 1)[-1]}:{n} edns-buffer-size: {z}"
+            for s, n, z in small.select("source", "line_no", "size").iter_rows()
+        )
+        cause = (
+            f" The resolver's own EDNS buffer is small ({where}): it asks the upstream for at "
+            "most that many bytes, so every larger answer comes back truncated. Raise it to "
+            "1232 (the DNS flag day 2020 value)."
+        )
+        confirm.append(
+            "grep -nE 'edns-buffer-size|bufsize' "
+            + " ".join(_quote(x) for x in sorted(set(small["source"].to_list())))
+        )
+    f = Finding(
         id="truncation-tcp-fallback",
-        title=f"{tc.height} truncated UDP answers (TC=1), {j.height} retried over TCP",
+        title=f"{tc.height} truncated UDP answers (TC=1) from {', '.join(servers)}, "
+        f"{j.height} retried over TCP"
+        + (f" (edns-buffer-size: {small['size'].min()!s})" if cause and small is not None else ""),
         severity="warning",
+        role="root-cause" if cause else "",
         explanation=(
-            f"{tc.height} UDP answers were truncated (TC bit) and {j.height} of the queries were "
-            "asked again over TCP. Each fallback costs a TCP handshake, and if TCP to the server "
-            "is slow or limited, the answer waits for it. Large answers (many A records, DNSSEC) "
-            "or a small EDNS buffer cause it: check the answer sizes and the bufsize."
+            f"{tc.height} of {udp_answers} UDP answers were truncated (TC bit, from "
+            f"{', '.join(servers)}) and {j.height} of the queries were asked again over TCP. "
+            "Each fallback costs a TCP handshake, and if TCP to the server is slow or limited, "
+            "the answer waits for it. Large answers (many A records, DNSSEC) or a small EDNS "
+            "buffer cause it: check the answer sizes and the bufsize." + cause
         ),
         evidence={
-            "truncated": tc.height,
-            "retried_over_tcp": j.height,
+            **nums,
+            "servers_truncating": ", ".join(servers),
+            **({"edns_buffer": small} if small is not None and not small.is_empty() else {}),
             "examples": j.select(
                 "ts", "client_ip", "qname", "qtype", "udp_latency_s", "tcp_latency_s"
             ).head(10),
         },
-        confirm=" ; ".join(
-            f"tshark -r {_quote(p)} -Y 'dns.flags.truncated==1 || (tcp.port==53 && dns)'"
-            for p in paths
-        ),
+        confirm=" ; ".join(confirm),
     )
+    return fired(f, **nums)
 
 
 def check_conntrack_race(
@@ -383,6 +551,19 @@ def check_conntrack_race(
     late_s: float = 4.5,
     min_pairs: int = 3,
 ) -> Finding | None:
+    """The finding of :func:`conntrack_race_result` (``None`` when it did not fire)."""
+    return conntrack_race_result(
+        capture, pair_within_s=pair_within_s, late_s=late_s, min_pairs=min_pairs
+    ).finding
+
+
+def conntrack_race_result(
+    capture: Any,
+    *,
+    pair_within_s: float = 0.01,
+    late_s: float = 4.5,
+    min_pairs: int = 3,
+) -> CheckResult:
     """Fires when A and AAAA sent together from one socket get one answer ~5 s late or never.
 
     glibc sends the A and AAAA queries of one lookup from the same socket at once; when both race
@@ -393,11 +574,15 @@ def check_conntrack_race(
 
     Returns
     -------
-    Finding | None
-        ``warning``. Evidence: ``pairs``, ``late_pairs``, ``examples`` (frame).
+    CheckResult
+        ``numbers``: ``pairs``, ``late_pairs``, ``min_pairs``; the finding (``warning``):
+        evidence ``pairs``, ``late_pairs``, ``examples`` (frame).
     """
-    if capture is None or capture.dns.is_empty():
-        return None
+    check = "conntrack-race"
+    if capture is None:
+        return not_checked(check, "no capture given")
+    if capture.dns.is_empty():
+        return not_checked(check, "the capture holds no DNS transaction")
     d = capture.dns.filter(pl.col("transport") == "udp").with_columns(
         key=pl.col("qname").str.to_lowercase(),
         wait=pl.when(pl.col("answered"))
@@ -419,9 +604,15 @@ def check_conntrack_race(
         ((pl.col("wait_a") >= late_s) & (pl.col("wait_aaaa") < 1.0))
         | ((pl.col("wait_aaaa") >= late_s) & (pl.col("wait_a") < 1.0))
     )
+    nums = {"pairs": pairs.height, "late_pairs": late.height, "min_pairs": min_pairs}
     if late.height < min_pairs:
-        return None
-    return Finding(
+        return not_fired(
+            check,
+            f"{late.height} of {pairs.height} A/AAAA pairs had one answer ≥{late_s:g} s late, "
+            f"below {min_pairs}",
+            **nums,
+        )
+    f = Finding(
         id="conntrack-race",
         title=f"A/AAAA race: {late.height} of {pairs.height} query pairs had one answer ≥{late_s:g} s late",
         severity="warning",
@@ -445,3 +636,175 @@ def check_conntrack_race(
             for p in _capture_paths(capture)
         ),
     )
+    return fired(f, **nums)
+
+
+def upstream_unreachable_result(
+    capture: Any,
+    *,
+    upstreams: Sequence[str] | None = None,
+    every: str = "5s",
+    max_answered_share: float = 0.1,
+    min_queries_per_bin: int = 3,
+    min_unanswered: int = 20,
+    critical_s: float = 10.0,
+) -> CheckResult:
+    """Fires when UDP queries from the cache to its upstream go unanswered for a stretch of time.
+
+    The capture's UDP queries to port 53 of ``upstreams`` are binned per ``every``; a bin is
+    *dark* when it holds at least ``min_queries_per_bin`` queries and at most
+    ``max_answered_share`` of them were answered. Unanswered queries the capture cannot judge
+    (``censored``: it ended before an answer could come) are left out. The cache's own retries
+    (the same name and type asked of the upstream again while unanswered) and their intervals
+    show its retry timers. TCP is not involved: a query over TCP whose SYNs were dropped is
+    :func:`syn_retransmissions_result`'s.
+
+    Parameters
+    ----------
+    capture
+        A :class:`kit.sources.capture.Capture` taken on the cache's node.
+    upstreams
+        The upstream addresses (:func:`kit.findings.infer_upstreams`).
+    every
+        Bin width (polars duration).
+    max_answered_share, min_queries_per_bin
+        What makes a bin dark (see above).
+    min_unanswered
+        Fewest unanswered queries in dark bins to fire.
+    critical_s
+        ``critical`` when the dark bins cover at least this many seconds, else ``warning``.
+
+    Returns
+    -------
+    CheckResult
+        Check ``upstream-unreachable``. ``numbers``: ``udp_queries``, ``answered``,
+        ``unanswered`` (uncensored), ``dark_bins``, ``dark_s``, ``unanswered_in_dark_bins``,
+        ``retries`` (re-sent queries), ``retry_interval_p50_s``. The finding's evidence adds
+        ``first_dark``, ``last_dark`` (ISO), ``tcp_connections`` (to the upstream), ``per_server``
+        and ``bins`` (frames).
+    """
+    from kit.timeutil import parse_duration
+
+    check = "upstream-unreachable"
+    if capture is None:
+        return not_checked(check, "no capture given")
+    ups = addresses(upstreams or [])
+    if not ups:
+        return not_checked(check, "no upstream known (none in the configs, none seen forwarding)")
+    q = capture.dns.filter(
+        (pl.col("transport") == "udp") & pl.col("server_ip").is_in(ups) & pl.col("ts").is_not_null()
+    )
+    if q.is_empty():
+        return not_fired(check, f"no UDP query to {', '.join(ups)} in the capture", udp_queries=0)
+    q = q.filter(pl.col("answered") | ~pl.col("censored").fill_null(False))
+    width_s = parse_duration(every, what="every")
+    bins = (
+        q.group_by("server_ip", pl.col("ts").dt.truncate(every).alias("bin"))
+        .agg(
+            queries=pl.len().cast(pl.UInt32),
+            answered=pl.col("answered").sum().cast(pl.UInt32),
+        )
+        .with_columns(answered_share=pl.col("answered") / pl.col("queries"))
+        .with_columns(
+            dark=(pl.col("queries") >= min_queries_per_bin)
+            & (pl.col("answered_share") <= max_answered_share)
+        )
+        .sort("server_ip", "bin")
+    )
+    dark = bins.filter(pl.col("dark"))
+    unanswered = q.filter(~pl.col("answered"))
+    in_dark = unanswered.with_columns(bin=pl.col("ts").dt.truncate(every)).join(
+        dark.select("server_ip", "bin"), on=["server_ip", "bin"], how="semi"
+    )
+    # the cache's retries: the same name and type asked again while the earlier one was unanswered
+    key = [pl.col("qname").str.to_lowercase(), pl.col("qtype")]
+    ordered = q.sort("ts").with_columns(
+        gap_s=(pl.col("ts") - pl.col("ts").shift(1).over(*key, "server_ip")).dt.total_microseconds()
+        / 1e6,
+        prev_answered=pl.col("answered").shift(1).over(*key, "server_ip"),
+    )
+    retries = ordered.filter(
+        pl.col("gap_s").is_not_null() & (pl.col("gap_s") <= 30) & ~pl.col("prev_answered")
+    )
+    p50 = retries["gap_s"].median() if not retries.is_empty() else None
+    dark_s = dark.height * width_s
+    nums: dict[str, Any] = {
+        "udp_queries": q.height,
+        "answered": int(q["answered"].sum()),
+        "unanswered": unanswered.height,
+        "dark_bins": dark.height,
+        "dark_s": dark_s,
+        "unanswered_in_dark_bins": in_dark.height,
+        "retries": retries.height,
+        "retry_interval_p50_s": float(p50) if p50 is not None else None,  # type: ignore[arg-type]
+    }
+    if in_dark.height < min_unanswered:
+        share = nums["answered"] / q.height
+        return not_fired(
+            check,
+            f"{nums['answered']} of {q.height} UDP queries to {', '.join(ups)} answered "
+            f"({share:.0%}); {in_dark.height} unanswered in {dark.height} bin(s) of {every} with "
+            f"at most {max_answered_share:.0%} answered, below {min_unanswered}",
+            **nums,
+        )
+    servers = sorted(set(dark["server_ip"].to_list()))
+    tcp_conns = capture.tcp.filter(
+        (pl.col("server_port") == 53) & pl.col("server_ip").is_in(servers)
+    ).height
+    first, last = dark["bin"].min(), dark["bin"].max()
+    per_server = (
+        q.group_by("server_ip")
+        .agg(
+            udp_queries=pl.len().cast(pl.UInt32),
+            answered=pl.col("answered").sum().cast(pl.UInt32),
+        )
+        .sort("server_ip")
+    )
+    gaps = retries["gap_s"].round(1).value_counts(sort=True).head(5)
+    timers = ", ".join(f"{g:g} s" for g in sorted(gaps["gap_s"].to_list()))
+    paths = _capture_paths(capture)
+    f = Finding(
+        id="upstream-unreachable",
+        title=(
+            f"Upstream {', '.join(servers)} unreachable over UDP: {in_dark.height} queries "
+            f"unanswered for {dark_s:g} s"
+        ),
+        severity="critical" if dark_s >= critical_s else "warning",
+        explanation=(
+            f"From {first:%H:%M:%S} UTC the cache's UDP queries to {', '.join(servers)} went "
+            f"unanswered: {dark.height} bins of {every} with at most {max_answered_share:.0%} "
+            f"answered, {in_dark.height} queries without an answer. The cache re-sent "
+            f"{retries.height} of them on its own retry timers"
+            + (f" (intervals {timers})" if timers else "")
+            + ", then gave up and answered its clients SERVFAIL or nothing. "
+            + (
+                "No TCP was involved (no TCP connection to the upstream): the packets or the "
+                "answers are lost on the way (a firewall, a security group, the upstream down). "
+                if tcp_conns == 0
+                else f"The capture also holds {tcp_conns} TCP connection(s) to it. "
+            )
+            + "Check reachability of the upstream on UDP port 53 from the node (dig @upstream), "
+            "and its firewall and logs."
+        ),
+        evidence={
+            **nums,
+            "first_dark": first.isoformat(),  # type: ignore[union-attr]
+            "last_dark": last.isoformat(),  # type: ignore[union-attr]
+            "tcp_connections": tcp_conns,
+            "per_server": per_server,
+            "bins": dark.select("server_ip", "bin", "queries", "answered"),
+        },
+        confirm=" ; ".join(
+            f"tshark -r {_quote(p)} -q -z io,stat,{width_s:g},"
+            + _quote(f"udp.dstport==53 && {_ip_filter(servers)}")
+            + ","
+            + _quote(f"udp.srcport==53 && {_ip_filter(servers, 'ip.src', 'ipv6.src')}")
+            for p in paths
+        ),
+    )
+    return fired(f, **nums)
+
+
+def check_upstream_unreachable(capture: Any, **options: Any) -> Finding | None:
+    """The finding of :func:`upstream_unreachable_result` (``None`` when it did not fire)."""
+    return upstream_unreachable_result(capture, **options).finding

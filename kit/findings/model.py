@@ -59,6 +59,7 @@ Severity stays the urgency; the role says where a finding sits."""
 
 ROLE_OF: dict[str, str] = {
     "forced-tcp": "root-cause",
+    "upstream-unreachable": "root-cause",
     "packet-rate-limit": "root-cause",
     "ndots-search-expansion": "root-cause",
     "conntrack-race": "root-cause",
@@ -70,6 +71,10 @@ ROLE_OF: dict[str, str] = {
     "packet-rate-below-limit": "ruled-out",
     "bucket-ceiling": "context",
     "metrics-blind-spot": "context",
+    # node evidence (kit.findings.checks_node)
+    "ena-allowance-exceeded": "root-cause",
+    "conntrack-insert-failed": "root-cause",
+    "udp-receive-buffer-errors": "mechanism",
 }
 """The role (:data:`ROLES`) of each check's finding, by finding id."""
 
@@ -83,6 +88,22 @@ KNOWN_TIMERS: tuple[tuple[str, float], ...] = (
     ("TCP SYN backoff: answer after the 4th SYN retransmission (1+2+4+8 s)", 15.0),
 )
 """(name, seconds) of timers that make latencies pile up at one value."""
+
+
+UDP_RETRY_TIMERS: tuple[tuple[str, float], ...] = (
+    ("unbound UDP retry: re-sent on doubling timeouts, SERVFAIL after ~6.4 s", 6.4),
+)
+"""(name, seconds) of the caches' own UDP retry timers: the labels
+:func:`kit.findings.check_latency_modes` uses instead of the TCP SYN backoff when the capture
+shows no TCP. unbound 1.17 against an upstream that drops every UDP query (the lab's
+``upstream-unreachable`` run) re-sends after 1.6 s, 3.2 s, 6.4 s and answers its clients
+SERVFAIL after ~6.4 s: a pile there is unbound giving up, not a third SYN retransmission (7 s).
+CoreDNS's 2 s upstream read timeout stays in :data:`KNOWN_TIMERS` (it is not TCP-specific)."""
+
+
+def is_tcp_timer(name: str) -> bool:
+    """Whether the timer :data:`KNOWN_TIMERS` names needs TCP (the SYN backoff ladder)."""
+    return name.startswith("TCP ")
 
 
 FINDINGS_SCHEMA = pl.Schema(
@@ -120,6 +141,17 @@ class Finding:
     role : Role
         Where it sits in the causal chain (:class:`Role`); empty: from :data:`ROLE_OF` by ``id``
         (``context`` for an id not listed there).
+    confirms : tuple[str, ...]
+        Sentences naming the evidence that supports the finding (another finding that fired, a
+        setting, a count in an artefact), filled by the runner's grading (:func:`kit.findings.grade`).
+    refutes : tuple[str, ...]
+        Sentences naming evidence that speaks against it, or what would refute it when that
+        evidence was not given ("not checked: no capture").
+    confidence : str
+        ``high``, ``medium`` or ``low`` (:data:`CONFIDENCES`); empty until graded.
+    caused_by : str
+        The id of the finding this one is a consequence of (SERVFAIL because every SYN was dropped:
+        ``forced-tcp``); empty when it stands on its own.
     """
 
     id: str
@@ -129,6 +161,10 @@ class Finding:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     confirm: str = ""
     role: str = ""
+    confirms: tuple[str, ...] = ()
+    refutes: tuple[str, ...] = ()
+    confidence: str = ""
+    caused_by: str = ""
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -139,6 +175,10 @@ class Finding:
         if self.role not in ROLES:
             raise ValueError(f"role {self.role!r} not one of {ROLES}")
         object.__setattr__(self, "role", Role(self.role))
+        if self.confidence and self.confidence not in CONFIDENCES:
+            raise ValueError(f"confidence {self.confidence!r} not one of {CONFIDENCES}")
+        object.__setattr__(self, "confirms", tuple(self.confirms))
+        object.__setattr__(self, "refutes", tuple(self.refutes))
 
 
 @dataclass(frozen=True)
@@ -189,3 +229,24 @@ class CheckResult:
 
 CHECK_STATUSES: tuple[str, ...] = ("fired", "not fired", "not checked")
 """The outcomes of a check (:class:`CheckResult`)."""
+
+
+CONFIDENCES: tuple[str, ...] = ("high", "medium", "low")
+"""How well a finding is supported by independent evidence (:attr:`Finding.confidence`): ``high``
+when at least one other source confirms it and nothing refutes it, ``medium`` when it stands on
+one source, ``low`` when evidence speaks against it."""
+
+
+def not_checked(check: str, reason: str, **numbers: Any) -> CheckResult:
+    """``CheckResult(check, "not checked", reason, numbers)``."""
+    return CheckResult(check, "not checked", reason, numbers)
+
+
+def not_fired(check: str, reason: str, **numbers: Any) -> CheckResult:
+    """``CheckResult(check, "not fired", reason, numbers)``."""
+    return CheckResult(check, "not fired", reason, numbers)
+
+
+def fired(finding: Finding, check: str = "", /, **numbers: Any) -> CheckResult:
+    """A fired :class:`CheckResult` for ``finding`` (``check``: default the finding's id)."""
+    return CheckResult(check or finding.id, "fired", finding.title, numbers, finding)

@@ -20,9 +20,10 @@ from kit.findings.inputs import Inputs, load_inputs
 from kit.findings.model import (
     ROLES,
     SEVERITIES,
+    CheckResult,
     Finding,
 )
-from kit.findings.runner import run
+from kit.findings.runner import fired_findings, run_checks
 from kit.net import address, addresses
 from kit.sources.timeline import Timeline
 from kit.timeutil import UTC as _UTC
@@ -41,6 +42,9 @@ class Verdict(list[Finding]):
         The loaded inputs the checks ran on.
     options : dict[str, Any]
         The options given to :func:`run` (``slow_threshold_s``, ``upstreams``...).
+    results : list[CheckResult]
+        Every check's result (:func:`kit.findings.run_checks`): fired, not fired with the numbers
+        that decided it, or not checked with why: the checks' coverage.
     """
 
     def __init__(
@@ -48,33 +52,46 @@ class Verdict(list[Finding]):
         findings: Sequence[Finding] = (),
         inputs: Inputs | None = None,
         options: Mapping[str, Any] | None = None,
+        results: Sequence[CheckResult] = (),
     ) -> None:
         super().__init__(findings)
         self.inputs = inputs if inputs is not None else Inputs()
         self.options: dict[str, Any] = dict(options or {})
+        self.results: list[CheckResult] = list(results)
 
 
 def run_on(inputs: Inputs, **options: Any) -> Verdict:
     """:func:`run` on loaded :class:`Inputs`; ``options`` are :func:`run`'s keyword options.
 
-    Returns a :class:`Verdict`: the list of findings, which also keeps the inputs and options
-    (the report's summary card and ``dnskit findings`` read them).
+    Returns a :class:`Verdict`: the list of findings, which also keeps the inputs, options and
+    every check's :class:`CheckResult` (the report's summary card and ``dnskit findings`` read
+    them). Files of the inputs that could not be read (:attr:`Inputs.unreadable`) make the checks
+    that need them "not checked".
     """
-    found = run(
+    results = run_checks(
         capture=inputs.capture,
         coredns=inputs.coredns,
         unbound=inputs.unbound,
         metrics=inputs.metrics,
         forward=inputs.forward,
         timeline=inputs.timeline,
+        edns_buffer=inputs.edns_buffer,
+        unreadable=inputs.unreadable_by_kind(),
+        node=inputs.node,
         **options,
     )
-    return Verdict(found, inputs, options)
+    return Verdict(fired_findings(results), inputs, options, results)
 
 
 CHECKS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
     ("forced-tcp", ("forced-tcp",), ("forward",), "a Corefile or unbound.conf"),
     ("syn-retransmissions", ("syn-retransmissions",), ("capture",), "a capture on the node"),
+    (
+        "upstream-unreachable",
+        ("upstream-unreachable",),
+        ("capture",),
+        "a capture on the node (the cache's queries to its upstream)",
+    ),
     (
         "latency-timer-modes",
         ("latency-timer-modes",),
@@ -109,10 +126,29 @@ CHECKS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
     ("truncation-tcp-fallback", ("truncation-tcp-fallback",), ("capture",), "a capture"),
     ("servfail-storm", ("servfail-storm",), ("capture|coredns|unbound",), "a capture or a log"),
     ("conntrack-race", ("conntrack-race",), ("capture",), "a capture of the client side"),
+    (
+        "ena-allowance-exceeded",
+        ("ena-allowance-exceeded",),
+        ("node",),
+        "ethtool -S of the node's interface, before and after",
+    ),
+    (
+        "conntrack-insert-failed",
+        ("conntrack-insert-failed",),
+        ("node",),
+        "conntrack -S on the node, before and after",
+    ),
+    (
+        "udp-receive-buffer-errors",
+        ("udp-receive-buffer-errors",),
+        ("node",),
+        "nstat -asz on the node, before and after",
+    ),
 )
 """The checks of :func:`run`: (name, finding ids it can give, inputs it needs, what to collect).
 
-Inputs: ``capture``, ``coredns``, ``unbound``, ``metrics``, ``forward``; ``a|b`` means either."""
+Inputs: ``capture``, ``coredns``, ``unbound``, ``metrics``, ``forward``, ``node``; ``a|b`` means
+either."""
 
 
 FIXES: dict[str, str] = {
@@ -136,7 +172,32 @@ FIXES: dict[str, str] = {
         "Find why the upstream drops TCP connections (forced TCP, a connection limit) and forward "
         "over UDP."
     ),
-    "truncation-tcp-fallback": "Raise the EDNS buffer size or make the answers smaller.",
+    "truncation-tcp-fallback": (
+        "Raise the resolver's EDNS buffer size to 1232 (unbound edns-buffer-size, CoreDNS "
+        "bufsize) or make the answers smaller; let TCP to the upstream through."
+    ),
+    "upstream-unreachable": (
+        "Restore UDP port 53 from the node to the upstream (firewall, security group, the "
+        "upstream itself), or forward to an upstream that answers."
+    ),
+    "servfail-storm": (
+        "Fix or roll back the zone the upstream fails (its log names the load error), or forward "
+        "that zone elsewhere."
+    ),
+    "ena-allowance-exceeded": (
+        "Stay under the instance's ENA allowances: spread DNS over more nodes/interfaces "
+        "(NodeLocal DNSCache on every node, more caching) so that no interface exceeds the "
+        "link-local (1024 pps to the VPC resolver) or packets-per-second allowance, or move to a "
+        "larger instance type."
+    ),
+    "conntrack-insert-failed": (
+        "Avoid the conntrack insert race: options single-request-reopen (or use-vc) in the pods' "
+        "dnsConfig, or NodeLocal DNSCache so pods' DNS does not go through a DNAT-ed service."
+    ),
+    "udp-receive-buffer-errors": (
+        "Raise the DNS server's socket receive buffer (net.core.rmem_max / rmem_default) or add "
+        "capacity, so that bursts are not dropped before the server reads them."
+    ),
 }
 """What to change, by finding id (the root cause's text goes to the summary)."""
 
@@ -147,6 +208,7 @@ _HAS = {
     "unbound": lambda i: i.unbound is not None,
     "metrics": lambda i: i.metrics is not None and not i.metrics.is_empty(),
     "forward": lambda i: i.forward is not None and not i.forward.is_empty(),
+    "node": lambda i: i.node is not None and not i.node.counters.is_empty(),
 }
 
 
@@ -156,20 +218,34 @@ _INPUT_NAMES = {
     "unbound": "an unbound log",
     "metrics": "a metric export",
     "forward": "a Corefile or unbound.conf",
+    "node": "node evidence (nstat, conntrack -S, ethtool -S)",
 }
 
 
-def coverage(inputs: Inputs, findings: Sequence[Finding] = ()) -> list[dict[str, Any]]:
+def coverage(
+    inputs: Inputs, findings: Sequence[Finding] = (), results: Sequence[CheckResult] = ()
+) -> list[dict[str, Any]]:
     """Which checks could run on these inputs, which could not and what would enable them.
+
+    Parameters
+    ----------
+    inputs, findings
+        The inputs and the findings that fired.
+    results
+        The checks' results (:attr:`Verdict.results`); when given, each entry gets the check's
+        ``status`` and ``reason``, and a check that was not checked because a file could not be
+        read has ``ran`` False and that file in ``missing``.
 
     Returns
     -------
     list[dict[str, Any]]
         One per entry of :data:`CHECKS`: ``check`` (name), ``ran`` (bool: its inputs are there),
         ``fired`` (ids of its findings in ``findings``), ``missing`` (what was not given, e.g.
-        ``"a Corefile or unbound.conf"``; empty when it ran), ``needs`` (what to collect).
+        ``"a Corefile or unbound.conf"``; empty when it ran), ``needs`` (what to collect);
+        with ``results``, ``status`` (``fired``/``not fired``/``not checked``) and ``reason``.
     """
     fired_ids = {f.id for f in findings}
+    by_check = {r.check: r for r in results}
     out = []
     for name, ids, needs, collect in CHECKS:
         missing = []
@@ -177,15 +253,21 @@ def coverage(inputs: Inputs, findings: Sequence[Finding] = ()) -> list[dict[str,
             options = need.split("|")
             if not any(_HAS[o](inputs) for o in options):
                 missing.append(" or ".join(_INPUT_NAMES[o] for o in options))
-        out.append(
-            {
-                "check": name,
-                "ran": not missing,
-                "fired": [i for i in ids if i in fired_ids],
-                "missing": "; ".join(missing),
-                "needs": collect,
-            }
-        )
+        entry: dict[str, Any] = {
+            "check": name,
+            "ran": not missing,
+            "fired": [i for i in ids if i in fired_ids],
+            "missing": "; ".join(missing),
+            "needs": collect,
+        }
+        r = by_check.get(name)
+        if r is not None:
+            entry["status"] = r.status
+            entry["reason"] = r.reason
+            if r.status == "not checked" and "unreadable" in r.numbers:
+                entry["ran"] = False
+                entry["missing"] = "; ".join(x for x in (entry["missing"], r.reason) if x)
+        out.append(entry)
     return out
 
 
@@ -361,7 +443,8 @@ def summarize(found: Sequence[Finding], inputs: Inputs | None = None) -> dict[st
     tl = inputs.timeline
     change = tl.change_time if tl is not None else None
     fix_t = tl.fix_time if tl is not None else None
-    cov = coverage(inputs, found)
+    results = getattr(found, "results", None) or []
+    cov = coverage(inputs, found, results)
 
     # impact: client p99 per node and phase
     phases = _p99_by_phase(inputs, ups)
@@ -468,7 +551,18 @@ def summarize(found: Sequence[Finding], inputs: Inputs | None = None) -> dict[st
         sentence = _cause_sentence(cause, syn, by_role)
         fix_text = FIXES.get(cause.id, "")
         corroborated = [f.id for f in (*by_role["mechanism"], *by_role["symptom"])]
-        if cause.severity == "critical" and corroborated:
+        if cause.confidence:
+            # graded by the evidence around it (kit.findings.grade)
+            level = cause.confidence
+            why = f"{cause.id}: " + (
+                f"confirmed by {', '.join(c.split(':')[0] for c in cause.confirms)}"
+                if cause.confirms
+                else "no other check confirms it"
+            )
+            against = [x for x in cause.refutes if not x.startswith("not checked:")]
+            if against:
+                why += f"; against it: {'; '.join(against)}"
+        elif cause.severity == "critical" and corroborated:
             level = "high"
             why = f"{cause.id} is corroborated by {', '.join(corroborated)}"
         else:
@@ -591,7 +685,9 @@ def json_value(v: Any) -> Any:
 
 def finding_json(f: Finding) -> dict[str, Any]:
     """One finding as plain JSON: ``id``, ``role``, ``severity``, ``title``, ``explanation``,
-    ``evidence`` (numbers, strings, frames as lists of row objects), ``confirm``."""
+    ``evidence`` (numbers, strings, frames as lists of row objects), ``confirm``, and its grading:
+    ``confirms``, ``refutes`` (lists of sentences), ``confidence`` (``high``/``medium``/``low``,
+    empty when not graded), ``caused_by`` (finding id or empty)."""
     return {
         "id": f.id,
         "role": str(f.role),
@@ -600,18 +696,53 @@ def finding_json(f: Finding) -> dict[str, Any]:
         "explanation": f.explanation,
         "evidence": {str(k): json_value(v) for k, v in f.evidence.items()},
         "confirm": f.confirm,
+        "confirms": list(f.confirms),
+        "refutes": list(f.refutes),
+        "confidence": f.confidence,
+        "caused_by": f.caused_by,
+    }
+
+
+def results_frame(results: Sequence[CheckResult]) -> pl.DataFrame:
+    """Every check's result, one row each: ``check``, ``status`` (``fired``/``not fired``/``not
+    checked``), ``verdict`` (:attr:`CheckResult.verdict`: the finding's severity and title, or
+    why it did not fire or was not checked); all String."""
+    return pl.DataFrame(
+        [(r.check, r.status, r.verdict) for r in results],
+        schema={"check": pl.String, "status": pl.String, "verdict": pl.String},
+        orient="row",
+    )
+
+
+def check_json(r: CheckResult) -> dict[str, Any]:
+    """One check's result as plain JSON: ``check``, ``status``, ``reason``, ``numbers``, and
+    ``finding`` (the finding's id, or null)."""
+    return {
+        "check": r.check,
+        "status": r.status,
+        "reason": r.reason,
+        "numbers": {str(k): json_value(v) for k, v in r.numbers.items()},
+        "finding": r.finding.id if r.finding is not None else None,
     }
 
 
 def verdict_json(found: Sequence[Finding], inputs: Inputs | None = None) -> dict[str, Any]:
-    """The verdict for automation: ``summary`` (:func:`summarize`) and ``findings``
-    (:func:`finding_json` each, in :data:`ROLES` order, most severe first within a role)."""
+    """The verdict for automation: ``summary`` (:func:`summarize`), ``findings``
+    (:func:`finding_json` each, in :data:`ROLES` order, most severe first within a role),
+    ``checks`` (:func:`check_json` of every check's result, when ``found`` is a :class:`Verdict`)
+    and ``unreadable`` (files that could not be read: ``kind``, ``file``, ``reason``)."""
     order = {r: i for i, r in enumerate(ROLES)}
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     ordered = sorted(found, key=lambda f: (order[f.role], rank[f.severity]))
+    if inputs is None:
+        inputs = getattr(found, "inputs", None) or Inputs()
     return {
         "summary": json_value(summarize(found, inputs)),
         "findings": [finding_json(f) for f in ordered],
+        "checks": [check_json(r) for r in getattr(found, "results", None) or []],
+        "unreadable": [
+            {"kind": u.kind, "file": u.file, "reason": u.reason} for u in inputs.unreadable
+        ],
     }
 
 
@@ -729,6 +860,7 @@ def findings_for_artefacts(
         run_json=by_param.get("run_json"),
         change_time=change_time,
         fix_time=fix_time,
+        node_evidence=by_param.get("node_evidence"),
     )
     return run_on(inputs, **options)
 
@@ -756,7 +888,14 @@ def verdict_text(found: Sequence[Finding], inputs: Inputs | None = None) -> str:
         lines.append(f"[{f.role}] [{f.severity}] {visible(f.id)}: {visible(f.title)}")
         if f.confirm:
             lines.append(f"    confirm: {visible(f.confirm)}")
+        if f.caused_by:
+            lines.append(f"    caused by: {visible(f.caused_by)}")
+        if f.confidence:
+            lines.append(f"    confidence: {f.confidence}")
     for c in s["coverage"]:
         if not c["ran"]:
-            lines.append(f"not run: {c['check']} (needs {c['missing']}; none given)")
+            if c.get("status") == "not checked" and c.get("reason"):
+                lines.append(f"not checked: {c['check']} ({visible(c['reason'])})")
+            else:
+                lines.append(f"not run: {c['check']} (needs {c['missing']}; none given)")
     return "\n".join(lines) + "\n"

@@ -66,6 +66,14 @@ INPUT_KINDS: dict[str, tuple[str, ...]] = {
     "unbound_conf": ("unbound_conf",),
     "nsd_conf": ("nsd_conf",),
     "run_json": ("run_json",),
+    # issue 18
+    "dnstap": ("dnstap",),
+    "k8s_snapshot": ("k8s_snapshot",),
+    # node evidence (kit.sources.node.read_node_evidence)
+    "node_evidence": ("nstat", "conntrack_stats", "ethtool_stats", "ip_link_stats"),
+    # other tools' DNS records (kit.sources.zeek.read_zeek_dns, kit.sources.gadget.read_gadget_dns)
+    "zeek_dns": ("zeek_dns_log",),
+    "gadget_dns": ("gadget_dns",),
 }
 """Notebook input parameter -> the artefact kinds (``kit.sources.detect.ArtefactKind`` values) it takes."""
 

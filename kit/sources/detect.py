@@ -3,9 +3,14 @@
 Reads at most the first :data:`HEAD_BYTES` bytes of a file (gzip is looked through with a
 streaming decompression of that head), then checks, in order: capture magic numbers (pcap in
 both byte orders and both time resolutions, pcapng), other compression or binary data, JSON
-(Prometheus API, Grafana DataFrame JSON, lab ``run.json``, JSON-wrapped log lines), and the text
-formats (Prometheus/OpenMetrics exposition, unbound and CoreDNS logs, unbound/NSD configs,
+(Prometheus API, Grafana DataFrame JSON, lab ``run.json``, JSON-wrapped log lines, kubectl
+``-o json`` lists), dnstap Frame Streams, and the text
+formats (``kubectl get pods -o wide`` tables, Prometheus/OpenMetrics exposition, unbound and CoreDNS logs, unbound/NSD configs,
 Corefiles, Grafana CSV exports). Every answer carries a one-line ``reason`` saying what was seen.
+(Prometheus API, Grafana DataFrame JSON, lab ``run.json``, JSON-wrapped log lines), and the text
+formats (node evidence and Zeek's TSV dns.log first, then Prometheus/OpenMetrics exposition,
+unbound and CoreDNS logs, unbound/NSD configs, Corefiles, Grafana CSV exports); JSON is checked
+for Zeek dns.log, Inspektor Gadget DNS traces and nstat -j first. Every answer carries a one-line ``reason`` saying what was seen.
 
 Example
 -------
@@ -65,6 +70,16 @@ class ArtefactKind(StrEnum):
     UNBOUND_CONF = "unbound_conf"
     NSD_CONF = "nsd_conf"
     RUN_JSON = "run_json"
+    # issue 18: dnstap and Kubernetes snapshots (kit.sources.dnstap, kit.sources.k8s)
+    DNSTAP = "dnstap"
+    K8S_SNAPSHOT = "k8s_snapshot"
+    # node evidence (kit.sources.node) and other tools' DNS records (kit.sources.zeek/.gadget)
+    NSTAT = "nstat"
+    CONNTRACK_STATS = "conntrack_stats"
+    ETHTOOL_STATS = "ethtool_stats"
+    IP_LINK_STATS = "ip_link_stats"
+    ZEEK_DNS = "zeek_dns_log"
+    GADGET_DNS = "gadget_dns"
     UNKNOWN = "unknown"
 
 
@@ -336,7 +351,9 @@ def detect_kinds(paths: Source | Sequence[str | os.PathLike[str]]) -> pl.DataFra
         - ``kind`` (String): an :class:`ArtefactKind` value (``"capture"``, ``"coredns_log"``,
           ``"unbound_log"``, ``"metrics_exposition"``, ``"prometheus_api_json"``,
           ``"grafana_csv"``, ``"grafana_json"``, ``"corefile"``, ``"unbound_conf"``,
-          ``"nsd_conf"``, ``"run_json"`` or ``"unknown"``).
+          ``"nsd_conf"``, ``"run_json"``, ``"nstat"``, ``"conntrack_stats"``,
+          ``"ethtool_stats"``, ``"ip_link_stats"``, ``"zeek_dns_log"``, ``"gadget_dns"`` or
+          ``"unknown"``).
         - ``reason`` (String): what was seen, or why nothing matched.
 
     Raises
@@ -383,6 +400,9 @@ def _classify_bytes(head: bytes, *, truncated: bool, depth: int) -> tuple[Artefa
             return unknown, f"gzip: {problem}"
         kind, reason = _classify_bytes(inner, truncated=inner_trunc, depth=depth + 1)
         return kind, f"gzip: {reason}" + (f" ({problem})" if problem else "")
+    dnstap = _dnstap_head(head)
+    if dnstap is not None:
+        return dnstap
     for magic, what in _OTHER_MAGIC.items():
         if head.startswith(magic):
             return unknown, f"{what} (magic {magic.hex()}); decompress or convert it first"
@@ -390,6 +410,45 @@ def _classify_bytes(head: bytes, *, truncated: bool, depth: int) -> tuple[Artefa
     if text is None:
         return unknown, problem
     return _classify_text(text, truncated=truncated)
+
+
+def _dnstap_head(head: bytes) -> tuple[ArtefactKind, str] | None:
+    """A Frame Streams file starts with a START control frame: escape 0, length, type 2, and
+    (for dnstap) a CONTENT_TYPE field ``protobuf:dnstap.Dnstap``."""
+    if len(head) < 12 or head[:4] != b"\0\0\0\0" or head[8:12] != b"\0\0\0\x02":
+        return None
+    clen = int.from_bytes(head[4:8], "big")
+    if not 4 <= clen <= 512:
+        return None
+    ctype = head[20 : 20 + int.from_bytes(head[16:20], "big")] if len(head) >= 20 else b""
+    if ctype == b"protobuf:dnstap.Dnstap":
+        return ArtefactKind.DNSTAP, "Frame Streams START frame, content type protobuf:dnstap.Dnstap"
+    return ArtefactKind.UNKNOWN, (
+        f"Frame Streams file with content type {ctype[:64].decode('latin-1')!r} (not dnstap)"
+    )
+
+
+#: kubectl's list kinds and the item kinds :mod:`kit.sources.k8s` reads.
+_K8S_KINDS = {"PodList", "ServiceList", "EndpointSliceList", "EndpointsList", "List"}
+_K8S_ITEMS = {"Pod", "Service", "EndpointSlice", "Endpoints"}
+# `kubectl get pods -A -o wide` header
+_K8S_WIDE = re.compile(r"^(?:NAMESPACE\s+)?NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\b")
+
+
+def _k8s_json(obj: dict[str, Any]) -> tuple[ArtefactKind, str] | None:
+    kind = obj.get("kind")
+    if kind in _K8S_ITEMS and isinstance(obj.get("metadata"), dict):
+        return ArtefactKind.K8S_SNAPSHOT, f"one Kubernetes {kind} object (kubectl -o json)"
+    items = obj.get("items")
+    if kind in _K8S_KINDS and isinstance(items, list):
+        kinds = sorted({str(i["kind"]) for i in items if isinstance(i, dict) and "kind" in i})
+        if kind != "List" or (kinds and set(kinds) <= _K8S_ITEMS):
+            return ArtefactKind.K8S_SNAPSHOT, (
+                f"Kubernetes {kind} of {len(items)} items"
+                + (f" ({', '.join(kinds)})" if kinds else "")
+                + " (kubectl get -o json)"
+            )
+    return None
 
 
 #: capinfos' names of the capture formats the kit reads, by magic number.
@@ -570,6 +629,15 @@ def _classify_text(text: str, *, truncated: bool) -> tuple[ArtefactKind, str]:
         json_problem = f"; {found[1]}" if found is not None else ""
     nonblank = [ln for ln in lines if ln.strip()]
     n = len(nonblank)
+    if nonblank and _K8S_WIDE.match(nonblank[0]):
+        return ArtefactKind.K8S_SNAPSHOT, (
+            f"kubectl get pods -o wide table ({n - 1} rows; header {nonblank[0].split()[:8]})"
+        )
+
+    # node evidence and Zeek TSV before Prometheus: "IpInReceives 936 0.0" is also a valid sample
+    other_tool = _classify_other_tools_text(nonblank)
+    if other_tool is not None:
+        return other_tool
 
     # Prometheus text exposition / OpenMetrics: nearly every line is metadata or a sample
     meta = sum(1 for ln in nonblank if _PROM_META.match(ln))
@@ -640,6 +708,9 @@ def _classify_json(
     text: str, lines: list[str], *, truncated: bool
 ) -> tuple[ArtefactKind, str] | None:
     unknown = ArtefactKind.UNKNOWN
+    records = _classify_other_tools_json(text, truncated=truncated)
+    if records is not None:
+        return records
     obj: Any = None
     parsed = False
     if not truncated:
@@ -689,6 +760,10 @@ def _classify_json(
         return ArtefactKind.GRAFANA_JSON, "Grafana DataFrame JSON (schema.fields seen in the head)"
     if re.search(r'"frames"\s*:\s*\[', head):
         return ArtefactKind.GRAFANA_JSON, "Grafana query response (frames seen in the head)"
+    if re.search(r'"kind"\s*:\s*"(?:Pod|Service|EndpointSlice)List"', head) or (
+        re.search(r'"kind"\s*:\s*"List"', text) and re.search(r'"kind"\s*:\s*"Pod"', head)
+    ):
+        return ArtefactKind.K8S_SNAPSHOT, "Kubernetes list (its kind seen in the head)"
     if re.search(r'"lab"\s*:\s*"dns-incident-kit', head):
         return ArtefactKind.RUN_JSON, 'lab run metadata (its "lab" key seen in the head)'
     if re.match(r'\s*\{\s*"phases"\s*:', head) or (
@@ -737,6 +812,9 @@ def _classify_json_value(obj: Any) -> tuple[ArtefactKind, str]:
         keys = list(obj)
         if "phases" in obj:
             return ArtefactKind.RUN_JSON, "JSON object with a phases key (lab run metadata)"
+        k8s = _k8s_json(obj)
+        if k8s is not None:
+            return k8s
         data = obj.get("data")
         if obj.get("status") in ("success", "error") and ("data" in obj or "errorType" in obj):
             rt = data.get("resultType") if isinstance(data, dict) else None
@@ -893,3 +971,37 @@ def _classify_csv(nonblank: list[str]) -> tuple[ArtefactKind, str] | None:
     return ArtefactKind.GRAFANA_CSV, (
         f"CSV with '{shown}' delimiter, {len(header)} columns, header {header[:3]}{excel}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# node evidence, Zeek dns.log, Inspektor Gadget trace dns (kit.sources.node/.zeek/.gadget)
+
+
+def _classify_other_tools_text(nonblank: list[str]) -> tuple[ArtefactKind, str] | None:
+    from kit.sources.node import sniff_node_format
+    from kit.sources.zeek import sniff_zeek_tsv
+
+    zeek = sniff_zeek_tsv(nonblank)
+    if zeek is not None:
+        return ArtefactKind.ZEEK_DNS, zeek
+    node = sniff_node_format(nonblank)
+    if node is not None:
+        return ArtefactKind(node[0]), node[1]
+    return None
+
+
+def _classify_other_tools_json(text: str, *, truncated: bool) -> tuple[ArtefactKind, str] | None:
+    from kit.sources.gadget import sniff_gadget_json
+    from kit.sources.node import sniff_node_format
+    from kit.sources.zeek import sniff_zeek_json
+
+    node = sniff_node_format(text.splitlines()[:1])  # nstat -j: one line {"kernel":{...}}
+    if node is not None:
+        return ArtefactKind(node[0]), node[1]
+    zeek = sniff_zeek_json(text)
+    if zeek is not None:
+        return ArtefactKind.ZEEK_DNS, zeek
+    gadget = sniff_gadget_json(text)
+    if gadget is not None:
+        return ArtefactKind.GADGET_DNS, gadget
+    return None
