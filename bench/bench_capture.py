@@ -1,7 +1,7 @@
 """Benchmark kit.read_capture on a synthetic 1 M-packet node-local DNS capture, against baselines.
 
 Run: ``.venv/bin/python bench/bench_capture.py [--packets N] [--subset N] [--reps R]
-[--source FILE] [--folder N]``.
+[--source FILE] [--folder N] [--engine-subset N]``.
 Everything is measured in this one run (the machine is shared, so only ratios mean something);
 each case runs in its own child process so its peak memory (ru_maxrss of the Python process and of
 its largest child, i.e. tshark) is its own. Cases:
@@ -9,7 +9,10 @@ its largest child, i.e. tshark) is its own. Cases:
 - ``tshark -T fields``: bare tshark with the kit's display filter and fields, output to
   /dev/null (the floor the loader builds on; the baseline of perf-baselines.md case a1/a2).
 - ``read_capture native``: ``engine="native"``, no cache: the C engine (kit/_fastcap.c) and the
-  shared polars stages (pairing, TCP connections, packets, meta).
+  shared polars stages (pairing, TCP connections, packets, meta), with ``workers`` = CPUs: the
+  file parsed by one thread per CPU at once (parallel within the file).
+- ``read_capture native, one pass``: the same with ``workers=1`` (the C parser in one thread;
+  the default).
 - ``read_capture native, folder``: with ``--folder N``, N copies of the capture in one folder read
   in one call (``engine="native"``, one file per core at a time).
 - ``read_capture cold``: the tshark engine end to end (``engine="tshark"``, capinfos, packet
@@ -22,6 +25,10 @@ its largest child, i.e. tshark) is its own. Cases:
   packet's DNS layer touched (what a naive notebook does).
 - ``read_capture subset``: the kit (tshark engine) on the same subset, for the like-for-like
   ratio.
+
+``--bare-subset N`` runs bare tshark on the first N packets only (its rate is per packet; for 10 M
+packets on a loaded machine). ``--engine-subset N`` runs the tshark-engine cases (cold, one pass, cache) on the first N
+packets only (for 10 M-packet captures, where each takes many minutes); the table says so.
 
 ``--source FILE`` measures an existing capture instead (e.g. one written by
 ``../shared/tools/gen_pcap.py -n 2000000 -o node.pcap --seed 11``, the issue-16 capture).
@@ -200,7 +207,7 @@ def _case(name: str, path: str, extra: str) -> dict[str, float]:
     rows = 0
     if name == "tshark":
         from kit.sources import _tshark
-        from kit.sources.capture import _AGG, _BASE_FILTER, _FIELDS
+        from kit.sources.capture._engine_tshark import _AGG, _BASE_FILTER, _FIELDS
 
         argv = [_tshark.find_tshark(), "-n", "-r", path, "-Y", _BASE_FILTER, "-T", "fields"]
         argv += ["-E", "separator=/t", "-E", "occurrence=a", "-E", f"aggregator={_AGG}"]
@@ -216,8 +223,16 @@ def _case(name: str, path: str, extra: str) -> dict[str, float]:
     elif name == "onepass":
         cap = read_capture(path, cache=False, progress=False, chunk_packets=0, engine="tshark")
         rows = cap.dns.height
-    elif name in ("native", "folder"):
+    elif name == "native":  # parallel within the file: one thread per CPU
+        cap = read_capture(
+            path, cache=False, progress=False, engine="native", workers=os.cpu_count() or 1
+        )
+        rows = cap.dns.height
+    elif name == "folder":
         cap = read_capture(path, cache=False, progress=False, engine="native")
+        rows = cap.dns.height
+    elif name == "native1":
+        cap = read_capture(path, cache=False, progress=False, engine="native", workers=1)
         rows = cap.dns.height
     elif name == "pyshark":
         cap = pyshark.FileCapture(path, keep_packets=False)
@@ -250,6 +265,18 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--source", type=Path, help="measure this capture instead of generating one")
     ap.add_argument("--folder", type=int, default=0, help="also read N copies in one call")
     ap.add_argument("--skip-tshark-engine", action="store_true", help="no cold/onepass/cache")
+    ap.add_argument(
+        "--bare-subset",
+        type=int,
+        default=0,
+        help="run bare tshark on the first N packets only (sampled; 10 M packets under load)",
+    )
+    ap.add_argument(
+        "--engine-subset",
+        type=int,
+        default=0,
+        help="run the tshark-engine cases on the first N packets only (sampled)",
+    )
     ap.add_argument("--case", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.case:
@@ -274,6 +301,14 @@ def main(argv: list[str]) -> int:
     print(f"content: {st}")
     if not small.exists():
         subprocess.run(["editcap", "-r", str(big), str(small), f"1-{a.subset}"], check=True)
+    engine_file, engine_n = big, st["packets"]
+    if a.engine_subset and a.engine_subset < st["packets"]:
+        engine_file = OUT / f"{big.stem}_first{a.engine_subset}.pcap"
+        engine_n = a.engine_subset
+        if not engine_file.exists():
+            subprocess.run(
+                ["editcap", "-r", str(big), str(engine_file), f"1-{engine_n}"], check=True
+            )
     results: dict[str, dict[str, float]] = {}
 
     def best(name: str, path: Path, extra: str = "", reps: int = a.reps) -> None:
@@ -284,8 +319,16 @@ def main(argv: list[str]) -> int:
         print(f"  {name:8s} {r['seconds']:8.2f} s  (reps: {reps_s})", flush=True)
 
     print(f"measuring on {big.name} ({big.stat().st_size / 1e6:.0f} MB), {os.cpu_count()} CPUs")
-    best("tshark", big)
+    if a.bare_subset and a.bare_subset < st["packets"]:
+        bare = OUT / f"{big.stem}_first{a.bare_subset}.pcap"
+        if not bare.exists():
+            subprocess.run(["editcap", "-r", str(big), str(bare), f"1-{a.bare_subset}"], check=True)
+        best("tshark", bare)
+        results["tshark"]["packets"] = a.bare_subset
+    else:
+        best("tshark", big)
     best("native", big, reps=max(3, a.reps))
+    best("native1", big, reps=max(3, a.reps))
     if a.folder:
         fdir = Path(tempfile.mkdtemp(prefix="dnskit-bench-folder-", dir=big.parent))
         try:
@@ -299,6 +342,7 @@ def main(argv: list[str]) -> int:
         best("pyshark", small, reps=1)
         _table(results, st["packets"], a.subset, a.folder)
         return 0
+    big = engine_file  # the tshark-engine cases: the whole file, or its first --engine-subset
     try:
         # cold: a fresh cache folder per repetition
         runs = []
@@ -309,6 +353,8 @@ def main(argv: list[str]) -> int:
         print(f"  cold     {results['cold']['seconds']:8.2f} s", flush=True)
         best("onepass", big)
         best("cache", big, str(cdir), reps=max(3, a.reps))
+        for k in ("cold", "onepass", "cache"):
+            results[k]["packets"] = engine_n
         sub_cache = Path(tempfile.mkdtemp(prefix="dnskit-bench-sub-"))
         results["subset"] = run_case("cold", small, str(sub_cache))
         shutil.rmtree(sub_cache, ignore_errors=True)
@@ -322,24 +368,40 @@ def main(argv: list[str]) -> int:
 
 def _table(results: dict[str, dict[str, float]], n: int, m: int, folder: int) -> None:
     size = {"folder": n * folder, "subset": m, "pyshark": m}
+    size.update({k: int(v["packets"]) for k, v in results.items() if "packets" in v})
     rate = {k: size.get(k, n) / v["seconds"] for k, v in results.items()}
     rate.setdefault("tshark", 1.0)
     rate.setdefault("pyshark", 1.0)
-    for k in ("native", "folder", "cold", "onepass", "subset"):
+    for k in ("native", "native1", "folder", "cold", "onepass", "subset"):
         rate.setdefault(k, 0.0)
     cache_s = results.get("cache", {"seconds": 0.0})["seconds"]
+    en = size.get("cold", n)
+    sampled = f" (first {en:,} packets)" if en != n else ""
     print()
     print(
         "| case | packets | seconds | packets/s | ratio | peak RSS python MiB | peak RSS tshark MiB |"
     )
     print("|---|---:|---:|---:|---|---:|---:|")
     rows = [
-        ("tshark", "bare `tshark -T fields` (same filter/fields)", n, "1.00x (baseline)"),
+        (
+            "tshark",
+            "bare `tshark -T fields` (same filter/fields)"
+            + (f" (first {size['tshark']:,} packets)" if size.get("tshark", n) != n else ""),
+            size.get("tshark", n),
+            "1.00x (baseline)",
+        ),
         (
             "native",
             "read_capture native engine, no cache",
             n,
             f"{rate['native'] / rate['tshark']:.1f}x tshark",
+        ),
+        (
+            "native1",
+            "read_capture native engine, one pass (workers=1), no cache",
+            n,
+            f"{rate['native1'] / rate['tshark']:.1f}x tshark; parallel "
+            f"{rate['native'] / rate['native1']:.2f}x one pass",
         ),
         (
             "folder",
@@ -349,21 +411,21 @@ def _table(results: dict[str, dict[str, float]], n: int, m: int, folder: int) ->
         ),
         (
             "cold",
-            "read_capture tshark engine cold, defaults (+cache write)",
-            n,
+            "read_capture tshark engine cold, defaults (+cache write)" + sampled,
+            en,
             f"{rate['cold'] / rate['tshark']:.2f}x tshark",
         ),
         (
             "onepass",
-            "read_capture tshark engine, one pass (chunk_packets=0, no cache)",
-            n,
+            "read_capture tshark engine, one pass (chunk_packets=0, no cache)" + sampled,
+            en,
             f"{rate['onepass'] / rate['tshark']:.2f}x tshark",
         ),
         (
             "cache",
-            "read_capture from cache",
-            n,
-            f"{cache_s / (n / 1e6):.2f} s per M packets",
+            "read_capture from cache" + sampled,
+            en,
+            f"{cache_s / (en / 1e6):.2f} s per M packets",
         ),
         (
             "subset",

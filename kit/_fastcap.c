@@ -2,7 +2,7 @@
  * kit._fastcap: the native capture engine of kit.sources.capture.read_capture.
  *
  * One pass over a pcap or pcapng file held in memory (bytes or mmap) gives the per-packet rows the
- * tshark engine derives from `tshark -T fields` (kit.sources.capture._packets): frame number,
+ * tshark engine derives from `tshark -T fields` (kit.sources.capture._fields._packets): frame number,
  * time in ns,
  * length, innermost addresses and ports, transport, TCP flags / stream / raw sequence number /
  * retransmission flag, and the DNS header and question fields of every DNS message the packet
@@ -126,8 +126,8 @@ enum {
     N_COLS
 };
 
-/* the packets table: kit.sources.capture._packets' columns; of the DNS fields only dns.flags (all
- * occurrences, 0x1f-joined), which kit.sources.capture._tcp reads */
+/* the packets table: kit.sources.capture._fields._packets' columns; of the DNS fields only dns.flags (all
+ * occurrences, 0x1f-joined), which kit.sources.capture._frames._tcp reads */
 static const ColSpec SPECS[N_COLS] = {
     {"frame", "I", K_U32},        {"ts_ns", "l", K_I64},        {"length", "I", K_U32},
     {"src_ip", "u", K_STR},       {"dst_ip", "u", K_STR},       {"src_port", "S", K_U16},
@@ -156,7 +156,7 @@ enum {
     N_MCOLS
 };
 
-/* the messages table: kit.sources.capture._messages' frame (one row per DNS message over
+/* the messages table: kit.sources.capture._frames._messages' frame (one row per DNS message over
  * UDP/TCP) */
 static const ColSpec MSPECS[N_MCOLS] = {
     {"frame", "I", K_U32},     {"ts_ns", "l", K_I64},      {"src_ip", "u", K_STR},
@@ -408,6 +408,7 @@ typedef struct {
     Conn **all; /* every Conn made, to free */
     size_t n_all, cap_all;
     uint32_t next_stream;
+    Buf first_frames; /* uint32 per stream number: the frame that opened it (for parse_part) */
 } ConnTable;
 
 /* a fast 64-bit hash of n bytes, 8 at a time (keys are fixed-size and zero-padded) */
@@ -436,6 +437,7 @@ static void conns_free(ConnTable *ct) {
     }
     free(ct->all);
     free(ct->slots);
+    free(ct->first_frames.data);
     memset(ct, 0, sizeof(*ct));
 }
 
@@ -468,7 +470,7 @@ static Conn *conns_find(ConnTable *ct, const uint8_t *key, size_t *slot) {
 }
 
 /* a new conversation for key (replacing the one in the table, which stays allocated) */
-static Conn *conns_new(ConnTable *ct, const uint8_t *key) {
+static Conn *conns_new(ConnTable *ct, const uint8_t *key, uint32_t frame) {
     if (ct->used * 2 >= ct->size && conns_grow(ct)) return NULL;
     size_t slot;
     Conn *old = conns_find(ct, key, &slot);
@@ -486,6 +488,7 @@ static Conn *conns_new(ConnTable *ct, const uint8_t *key) {
     }
     ct->all[ct->n_all++] = c;
     memcpy(c->key, key, 37);
+    if (buf_put(&ct->first_frames, &frame, 4)) return NULL; /* c is freed with ct->all */
     c->stream = ct->next_stream++;
     if (old) { /* the old one's reassembly is over */
         free(old->d[0].pending.data);
@@ -500,7 +503,7 @@ static Conn *conns_new(ConnTable *ct, const uint8_t *key) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * pairing (kit.sources.capture._pair's rules, like tshark's DNS dissector): per conversation
+ * pairing (kit.sources.capture._frames._pair's rules, like tshark's DNS dissector): per conversation
  * (the TCP
  * stream, or the unordered UDP address/port pair) and DNS ID, a query repeated within 5 s of the
  * first one while unanswered is a retransmission, the first response answers, later ones are
@@ -556,6 +559,10 @@ typedef struct {
     /* options */
     uint16_t ports[64];
     int n_ports;
+    int worker, nworkers; /* parse_part: this worker's share of the conversations */
+    int skip;             /* the current packet is another worker's */
+    size_t pos;          /* file offset of the current record (block), for refuse_pos */
+    size_t refuse_pos;   /* where the first refusal happened: orders the workers' refusals */
     /* results */
     Table t;
     ConnTable conns;
@@ -590,8 +597,36 @@ typedef struct {
 } Msg;
 
 static int refuse(State *s, const char *why) {
-    if (!s->reason[0]) snprintf(s->reason, REASON_MAX, "%s (frame %u)", why, s->frame);
+    if (!s->reason[0]) {
+        snprintf(s->reason, REASON_MAX, "%s (frame %u)", why, s->frame);
+        s->refuse_pos = s->pos;
+    }
     return -1;
+}
+
+/* parse_part: whether the current UDP/TCP packet (addresses in s, ports sp/dp) belongs to another
+ * worker. A conversation (address family and the unordered pair of endpoints, the key of both the
+ * TCP state and the UDP pairing) belongs to one worker, chosen by its hash; everything stateful
+ * in this file (TCP streams, sequence analysis, reassembly, pairing) is per conversation, so a
+ * worker that sees only its conversations computes for them what one pass over the whole file
+ * computes. Sets s->skip for another worker's packet. */
+static int not_mine(State *s, uint16_t sp, uint16_t dp) {
+    if (s->nworkers <= 1) return 0;
+    int alen = s->af == 4 ? 4 : 16;
+    uint8_t ea[18] = {0}, eb[18] = {0}, key[37];
+    memcpy(ea, s->src, (size_t)alen);
+    ea[16] = (uint8_t)(sp >> 8);
+    ea[17] = (uint8_t)sp;
+    memcpy(eb, s->dst, (size_t)alen);
+    eb[16] = (uint8_t)(dp >> 8);
+    eb[17] = (uint8_t)dp;
+    int lo = memcmp(ea, eb, 18) <= 0;
+    key[0] = (uint8_t)s->af;
+    memcpy(key + 1, lo ? ea : eb, 18);
+    memcpy(key + 19, lo ? eb : ea, 18);
+    if ((int)((hash_bytes(key, 37) >> 33) % (uint64_t)s->nworkers) == s->worker) return 0;
+    s->skip = 1;
+    return 1;
 }
 
 static int is_dns_port(const State *s, uint16_t p) {
@@ -658,7 +693,7 @@ static int dns_message(State *s, const uint8_t *m, size_t n) {
     if (n < 12) return refuse(s, "DNS message shorter than its header");
     /* header: an UPDATE counts zones and prerequisites where a query has questions and answers;
      * either way the first question (zone) is the message's name, the second count its
-     * `answers` (kit.sources.capture._messages) */
+     * `answers` (kit.sources.capture._frames._messages) */
     Msg g = {be16(m), be16(m + 2), be16(m + 6), 0, 0, 0, 0};
     uint16_t qd = be16(m + 4);
     if (flags_text(s, g.flags)) return -1;
@@ -751,6 +786,7 @@ static int dns_tcp(State *s, uint16_t sp, uint16_t dp) {
 static int udp(State *s, const uint8_t *p, size_t n, size_t rep, int quoted) {
     if (n < 8) return quoted ? 0 : refuse(s, "UDP header cut short");
     uint16_t sp = be16(p), dp = be16(p + 2), ulen = be16(p + 4);
+    if (!quoted && not_mine(s, sp, dp)) return 0;
     s->has_ports = 1;
     s->sport = sp;
     s->dport = dp;
@@ -781,6 +817,7 @@ static int udp(State *s, const uint8_t *p, size_t n, size_t rep, int quoted) {
 static int tcp(State *s, const uint8_t *p, size_t n, size_t rep) {
     if (n < 20) return refuse(s, "TCP header cut short");
     uint16_t sp = be16(p), dp = be16(p + 2);
+    if (not_mine(s, sp, dp)) return 0;
     uint32_t seq = be32(p + 4), ack = be32(p + 8);
     size_t doff = (size_t)(p[12] >> 4) * 4;
     uint16_t flags = (uint16_t)(((p[12] & 0x0F) << 8) | p[13]) & 0x0FFF;
@@ -818,7 +855,7 @@ static int tcp(State *s, const uint8_t *p, size_t n, size_t rep) {
         if (c->closed || !f->syn_seen || f->syn_seq != seq) c = NULL; /* ports reused */
     }
     if (!c) {
-        c = conns_new(ct, key);
+        c = conns_new(ct, key, s->frame);
         if (!c) return -1;
     }
     Dir *fwd = &c->d[di], *rev = &c->d[1 - di];
@@ -928,6 +965,10 @@ static int tcp(State *s, const uint8_t *p, size_t n, size_t rep) {
 static int ip_layer(State *s, const uint8_t *p, size_t n, int quoted);
 
 static int icmp_error(State *s, const uint8_t *p, size_t n, int v6) {
+    if (s->nworkers > 1 && (int)(s->frame % (uint32_t)s->nworkers) != s->worker) {
+        s->skip = 1; /* stateless: shared out by frame number */
+        return 0;
+    }
     if (n < 8) return 0;
     uint8_t type = p[0];
     int err = v6 ? (type >= 1 && type <= 4)
@@ -1117,8 +1158,9 @@ static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
     s->flags_txt.len = 0;
     s->msgs.len = 0;
     s->names.len = 0;
+    s->skip = 0;
     if (link_layer(s, dlt, p, caplen)) return -1;
-    if (!s->keep || !s->transport) return 0;
+    if (s->skip || !s->keep || !s->transport) return 0;
     Table *t = &s->t;
     Col *c = t->cols;
     char a[48], b[48];
@@ -1248,6 +1290,7 @@ static int run_pcap(State *s, const uint8_t *buf, size_t n, Info *info) {
     if (!info->link_type) return refuse(s, "link type not supported natively");
     size_t off = 24;
     while (off < n) {
+        s->pos = off;
         if (n - off < 16) {
             info->truncated = 1;
             break;
@@ -1288,6 +1331,7 @@ static int run_pcapng(State *s, const uint8_t *buf, size_t n, Info *info) {
     size_t off = 0;
     info->file_format = "pcapng";
     while (off < n) {
+        s->pos = off;
         if (n - off < 12) {
             info->truncated = 1;
             break;
@@ -1373,19 +1417,336 @@ static int run_pcapng(State *s, const uint8_t *buf, size_t n, Info *info) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * parse(data, ports) -> (reason | None, info, (schema, array) packets, (schema, array) messages)
+ * parallel within one file
+ *
+ * Why conversations, not packet ranges: everything stateful here is per conversation (address
+ * family and the unordered pair of endpoints): TCP stream identity, sequence analysis
+ * (retransmissions), DNS-over-TCP reassembly, and the pairing of queries with responses (keyed by
+ * the TCP stream, or the UDP endpoint pair, and the DNS ID). A range of packets would begin in the
+ * middle of connections and transactions, and its state would have to be joined with the range
+ * before it (a retransmitted SYN, a message split across the boundary, a response whose query is
+ * in the previous range). Shared out by a hash of the conversation (not_mine), each of N workers
+ * (threads, no GIL) walks every record and decodes link and IP headers, but does the rest only for
+ * its conversations, which it sees whole and in order: so it computes for them exactly what one
+ * pass computes, and no state crosses workers. ICMP errors quoting DNS (stateless) are shared out
+ * by frame number. What is left is global order, merged here in one pass over the rows:
+ *   - rows: each worker's are in frame order and a frame is one worker's: a k-way merge by frame
+ *     (messages of a frame stay together, in order);
+ *   - tcp.stream: one pass numbers conversations in the order they open; each worker numbers its
+ *     own and keeps the frame that opened each (first_frames), so the global number is the rank
+ *     of that frame among all workers' (a k-way merge of sorted lists);
+ *   - txn (the row of a transaction's query) is a row of the worker's table: mapped to the row
+ *     that query gets in the merged table (it precedes the rows that refer to it);
+ *   - a file one worker refuses goes to tshark: the refusal at the lowest file offset (of the
+ *     record it refused, or whose header it refused) is the one a single pass gives (it stops at
+ *     the first).
+ * The cost of sharing out: every worker decodes every packet's headers (~15% more CPU in all on
+ * the 2 M-packet node capture) and the merge copies the rows once.
+ * ------------------------------------------------------------------------------------------- */
+
+#include <pthread.h>
+
+/* one state's pass over the file: 0, -1 refused (s->reason), -2 out of memory */
+static int run_state(State *s, const uint8_t *buf, size_t n, Info *info, size_t share) {
+    int rc;
+    if (table_init(&s->t, SPECS, N_COLS, n / 128 / share + 64) ||
+        table_init(&s->mt, MSPECS, N_MCOLS, n / 160 / share + 64))
+        rc = -2;
+    else if (n < 4) rc = refuse(s, "file shorter than a capture header");
+    else {
+        uint32_t m = le32(buf);
+        if (m == 0x0A0D0D0A) rc = run_pcapng(s, buf, n, info);
+        else rc = run_pcap(s, buf, n, info);
+    }
+    if (rc && !s->reason[0]) rc = -2; /* out of memory */
+    return rc;
+}
+
+static void state_free(State *s) {
+    table_free(&s->t);
+    conns_free(&s->conns);
+    free(s->flags_txt.data);
+    free(s->msgs.data);
+    free(s->names.data);
+    table_free(&s->mt);
+    free(s->pairs.slots);
+    free(s);
+}
+
+typedef struct {
+    State *s;
+    const uint8_t *buf;
+    size_t n, share;
+    Info info;
+    int rc;
+} Job;
+
+static void *job_run(void *arg) {
+    Job *j = arg;
+    j->rc = run_state(j->s, j->buf, j->n, &j->info, j->share);
+    return NULL;
+}
+
+static size_t col_width(enum Kind k) {
+    return k == K_U16 ? 2 : k == K_I64 ? 8 : (k == K_BOOL || k == K_I8) ? 1 : 4;
+}
+
+static inline uint32_t frame_at(const Table *t, int col, int64_t r) {
+    uint32_t f;
+    memcpy(&f, t->cols[col].values.data + (size_t)r * 4, 4);
+    return f;
+}
+
+/* the merge order of the workers' tables (each sorted by frame in column fcol, a frame in one
+ * table only): for output row i, the worker wk[i] and its row rk[i] there */
+static int merge_order(Table **ts, int nw, int fcol, uint8_t **wk, int64_t **rk, int64_t *n) {
+    int64_t total = 0, pos[256] = {0};
+    for (int k = 0; k < nw; k++) total += ts[k]->rows;
+    *n = total;
+    *wk = malloc((size_t)total + 1);
+    *rk = malloc((size_t)total * 8 + 8);
+    if (!*wk || !*rk) return -1;
+    for (int64_t i = 0; i < total; i++) {
+        int best = -1;
+        uint32_t bf = 0;
+        for (int k = 0; k < nw; k++) {
+            if (pos[k] >= ts[k]->rows) continue;
+            uint32_t f = frame_at(ts[k], fcol, pos[k]);
+            if (best < 0 || f < bf) best = k, bf = f;
+        }
+        (*wk)[i] = (uint8_t)best;
+        (*rk)[i] = pos[best]++;
+    }
+    return 0;
+}
+
+/* column ci of the merged table, gathered from the workers' tables in the merge order */
+static int gather_col(Col *d, Table **ts, int ci, enum Kind kind, const uint8_t *wk,
+                      const int64_t *rk, int64_t n) {
+    if (buf_reserve(&d->valid, (size_t)n)) return -1;
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t ok = ts[wk[i]]->cols[ci].valid.data[rk[i]];
+        d->valid.data[d->valid.len++] = ok;
+        d->nulls += !ok;
+    }
+    if (kind == K_STR) {
+        size_t bytes = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const Col *c = &ts[wk[i]]->cols[ci];
+            int32_t a, b;
+            memcpy(&a, c->values.data + (size_t)rk[i] * 4, 4);
+            memcpy(&b, c->values.data + (size_t)rk[i] * 4 + 4, 4);
+            bytes += (size_t)(b - a);
+        }
+        if (bytes > INT32_MAX || buf_reserve(&d->data, bytes) ||
+            buf_reserve(&d->values, (size_t)n * 4))
+            return -1;
+        int32_t end = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const Col *c = &ts[wk[i]]->cols[ci];
+            int32_t a, b;
+            memcpy(&a, c->values.data + (size_t)rk[i] * 4, 4);
+            memcpy(&b, c->values.data + (size_t)rk[i] * 4 + 4, 4);
+            if (b > a) memcpy(d->data.data + end, c->data.data + a, (size_t)(b - a));
+            end += b - a;
+            memcpy(d->values.data + d->values.len, &end, 4);
+            d->values.len += 4;
+        }
+        d->data.len = (size_t)end;
+        return 0;
+    }
+    size_t w = col_width(kind);
+    if (buf_reserve(&d->values, (size_t)n * w)) return -1;
+    uint8_t *out = d->values.data + d->values.len;
+    switch (w) {
+    case 1:
+        for (int64_t i = 0; i < n; i++) out[i] = ts[wk[i]]->cols[ci].values.data[rk[i]];
+        break;
+    case 2:
+        for (int64_t i = 0; i < n; i++)
+            memcpy(out + i * 2, ts[wk[i]]->cols[ci].values.data + rk[i] * 2, 2);
+        break;
+    case 4:
+        for (int64_t i = 0; i < n; i++)
+            memcpy(out + i * 4, ts[wk[i]]->cols[ci].values.data + rk[i] * 4, 4);
+        break;
+    default:
+        for (int64_t i = 0; i < n; i++)
+            memcpy(out + i * 8, ts[wk[i]]->cols[ci].values.data + rk[i] * 8, 8);
+    }
+    d->values.len += (size_t)n * w;
+    return 0;
+}
+
+/* one table merged from the workers' (fcol: frame column); the stream column (scol, uint32)
+ * through smap; the txn column (tcol, int64, -1: none) through the rows the merge gives */
+static int merge_table(Table *out, Table **ts, int nw, const ColSpec *specs, int ncols, int fcol,
+                       int scol, uint32_t **smap, const size_t *nsm, int tcol) {
+    uint8_t *wk = NULL;
+    int64_t *rk = NULL, n = 0, *gidx[256] = {0};
+    int rc = -1;
+    if (merge_order(ts, nw, fcol, &wk, &rk, &n) || table_init(out, specs, ncols, 0)) goto out;
+    for (int ci = 0; ci < ncols; ci++)
+        if (gather_col(&out->cols[ci], ts, ci, specs[ci].kind, wk, rk, n)) goto out;
+    out->rows = n;
+    const uint8_t *valid = out->cols[scol].valid.data;
+    uint32_t *sv = (uint32_t *)(void *)out->cols[scol].values.data;
+    for (int64_t i = 0; i < n; i++) {
+        if (!valid[i]) continue;
+        uint32_t x;
+        memcpy(&x, &sv[i], 4);
+        if (x >= nsm[wk[i]]) goto out;
+        memcpy(&sv[i], &smap[wk[i]][x], 4);
+    }
+    if (tcol >= 0) {
+        for (int k = 0; k < nw; k++)
+            if (!(gidx[k] = malloc((size_t)ts[k]->rows * 8 + 8))) goto out;
+        for (int64_t i = 0; i < n; i++) gidx[wk[i]][rk[i]] = i;
+        const uint8_t *tv = out->cols[tcol].valid.data;
+        uint8_t *tx = out->cols[tcol].values.data;
+        for (int64_t i = 0; i < n; i++) {
+            if (!tv[i]) continue;
+            int64_t x;
+            memcpy(&x, tx + i * 8, 8);
+            if (x < 0 || x >= ts[wk[i]]->rows) goto out;
+            memcpy(tx + i * 8, &gidx[wk[i]][x], 8);
+        }
+    }
+    rc = 0;
+out:
+    for (int k = 0; k < nw; k++) free(gidx[k]);
+    free(wk);
+    free(rk);
+    return rc;
+}
+
+typedef struct {
+    Table *out, **ts;
+    int nw;
+    const ColSpec *specs;
+    int ncols, fcol, scol, tcol;
+    uint32_t **smap;
+    const size_t *nsm;
+    int rc;
+} MergeJob;
+
+static void *merge_job(void *arg) {
+    MergeJob *j = arg;
+    j->rc = merge_table(j->out, j->ts, j->nw, j->specs, j->ncols, j->fcol, j->scol, j->smap,
+                        j->nsm, j->tcol);
+    for (int k = 0; k < j->nw; k++) table_free(j->ts[k]); /* the workers' copy is done with */
+    return NULL;
+}
+
+/* the workers' tables merged into out's (see above), the packets and the messages in two
+ * threads (they are independent); 0 or -2 */
+static int merge(State *out, State **ws, int nw) {
+    int rc = -2;
+    uint32_t *smap[256] = {0};
+    size_t nsm[256] = {0}, pos[256] = {0};
+    Table *ts[256], *ms[256];
+    for (int k = 0; k < nw; k++) {
+        ts[k] = &ws[k]->t;
+        ms[k] = &ws[k]->mt;
+        nsm[k] = ws[k]->conns.first_frames.len / 4;
+        if (!(smap[k] = malloc(nsm[k] * 4 + 4))) goto out;
+    }
+    /* stream numbers: rank of the opening frame */
+    for (uint32_t g = 0;; g++) {
+        int best = -1;
+        uint32_t bf = 0;
+        for (int k = 0; k < nw; k++) {
+            if (pos[k] >= nsm[k]) continue;
+            uint32_t f;
+            memcpy(&f, ws[k]->conns.first_frames.data + pos[k] * 4, 4);
+            if (best < 0 || f < bf) best = k, bf = f;
+        }
+        if (best < 0) break;
+        smap[best][pos[best]++] = g;
+    }
+    MergeJob rows = {&out->t, ts, nw, SPECS, N_COLS, C_FRAME, C_STREAM, -1, smap, nsm, 0};
+    MergeJob msgs = {&out->mt, ms, nw, MSPECS, N_MCOLS, M_FRAME, M_STREAM, M_TXN, smap, nsm, 0};
+    pthread_t th;
+    int started = pthread_create(&th, NULL, merge_job, &msgs) == 0;
+    merge_job(&rows);
+    if (started) pthread_join(th, NULL);
+    else merge_job(&msgs);
+    rc = rows.rc || msgs.rc ? -2 : 0;
+out:
+    for (int k = 0; k < nw; k++) free(smap[k]);
+    return rc;
+}
+
+/* the whole file with nw workers (1: one pass) into s (its tables, reason); returns as run_state */
+static int run_file(State *s, const uint8_t *buf, size_t n, Info *info, int nw) {
+    if (nw <= 1) return run_state(s, buf, n, info, 1);
+    State *ws[256] = {0};
+    Job jobs[256];
+    pthread_t th[256];
+    int started[256] = {0};
+    int rc = 0;
+    for (int k = 0; k < nw; k++) {
+        ws[k] = calloc(1, sizeof(State));
+        if (!ws[k]) {
+            rc = -2;
+            goto out;
+        }
+        memcpy(ws[k]->ports, s->ports, sizeof(s->ports));
+        ws[k]->n_ports = s->n_ports;
+        ws[k]->worker = k;
+        ws[k]->nworkers = nw;
+        jobs[k] = (Job){ws[k], buf, n, (size_t)nw, {0}, 0};
+    }
+    for (int k = 1; k < nw; k++)
+        started[k] = pthread_create(&th[k], NULL, job_run, &jobs[k]) == 0;
+    for (int k = 1; k < nw; k++)
+        if (!started[k]) job_run(&jobs[k]); /* no thread: run it here */
+    job_run(&jobs[0]);
+    for (int k = 1; k < nw; k++)
+        if (started[k]) pthread_join(th[k], NULL);
+    int refused = -1;
+    for (int k = 0; k < nw; k++) {
+        if (jobs[k].rc == -2) rc = -2;
+        else if (jobs[k].rc == -1 &&
+                 (refused < 0 || ws[k]->refuse_pos < ws[refused]->refuse_pos))
+            refused = k;
+    }
+    if (rc == 0 && refused >= 0) {
+        memcpy(s->reason, ws[refused]->reason, REASON_MAX);
+        s->refuse_pos = ws[refused]->refuse_pos;
+        rc = -1;
+    }
+    if (rc == 0) {
+        *info = jobs[0].info;
+        rc = merge(s, ws, nw);
+    }
+out:
+    for (int k = 0; k < nw; k++)
+        if (ws[k]) state_free(ws[k]);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * parse(data, ports, workers=1) -> (reason | None, info, (schema, array) packets, (schema, array) messages)
  * ------------------------------------------------------------------------------------------- */
 
 static PyObject *parse(PyObject *self, PyObject *args) {
     Py_buffer view;
     PyObject *ports_obj;
+    int nworkers = 1;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*O", &view, &ports_obj)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*O|i", &view, &ports_obj, &nworkers)) return NULL;
+    if (nworkers < 1 || nworkers > 256) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "parse: 1 to 256 workers");
+        return NULL;
+    }
     State *s = calloc(1, sizeof(State));
     if (!s) {
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
+
     PyObject *seq = PySequence_Fast(ports_obj, "ports must be a sequence");
     if (!seq) goto error;
     Py_ssize_t np = PySequence_Fast_GET_SIZE(seq);
@@ -1409,18 +1770,7 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     struct ArrowSchema *schema[2] = {NULL, NULL};
     struct ArrowArray *array[2] = {NULL, NULL};
     Py_BEGIN_ALLOW_THREADS;
-    const uint8_t *buf = view.buf;
-    size_t n = (size_t)view.len;
-    if (table_init(&s->t, SPECS, N_COLS, n / 128 + 64) ||
-        table_init(&s->mt, MSPECS, N_MCOLS, n / 160 + 64))
-        rc = -2;
-    else if (n < 4) rc = refuse(s, "file shorter than a capture header");
-    else {
-        uint32_t m = le32(buf);
-        if (m == 0x0A0D0D0A) rc = run_pcapng(s, buf, n, &info);
-        else rc = run_pcap(s, buf, n, &info);
-    }
-    if (rc && !s->reason[0]) rc = -2; /* out of memory */
+    rc = run_file(s, view.buf, (size_t)view.len, &info, nworkers);
     for (int k = 0; k < 2 && rc == 0; k++) {
         schema[k] = malloc(sizeof(struct ArrowSchema));
         array[k] = malloc(sizeof(struct ArrowArray));
@@ -1477,36 +1827,23 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     Py_XDECREF(pair[1]);
     Py_XDECREF(d);
 done:
-    table_free(&s->t);
-    conns_free(&s->conns);
-    free(s->flags_txt.data);
-    free(s->msgs.data);
-    free(s->names.data);
-    table_free(&s->mt);
-    free(s->pairs.slots);
-    free(s);
+    state_free(s);
     PyBuffer_Release(&view);
     return result;
 error:
-    table_free(&s->t);
-    conns_free(&s->conns);
-    free(s->flags_txt.data);
-    free(s->msgs.data);
-    free(s->names.data);
-    table_free(&s->mt);
-    free(s->pairs.slots);
-    free(s);
+    state_free(s);
     PyBuffer_Release(&view);
     return NULL;
 }
 
 static PyMethodDef METHODS[] = {
     {"parse", parse, METH_VARARGS,
-     "parse(data, ports) -> (reason, info, packets, messages)\n\n"
+     "parse(data, ports, workers=1) -> (reason, info, packets, messages)\n\n"
      "The DNS-related packets of a pcap/pcapng file (bytes-like) and their DNS messages over\n"
      "UDP/TCP, each an Arrow struct array as a (schema, array) PyCapsule pair, and a dict of\n"
      "file facts; or, when the file needs tshark, the reason and three Nones.\n"
-     "ports: the DNS ports whose packets are kept even without DNS."},
+     "ports: the DNS ports whose packets are kept even without DNS.\n"
+     "workers: threads sharing the file out by conversation (1: one pass); same result."},
     {NULL, NULL, 0, NULL},
 };
 

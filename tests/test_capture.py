@@ -27,6 +27,7 @@ from kit.analyses import rates as krates
 from kit.errors import InputFormatError, ToolNotFoundError
 from kit.sources import _tshark
 from kit.sources import capture as kc
+from kit.sources.capture import _engine_tshark
 
 AGG = "\x1f"
 REAL = [
@@ -563,16 +564,16 @@ def test_chunked_equals_one_pass(
         path = Path(__file__).resolve().parent / "data" / "capture" / source
     else:
         path = shared_fixtures / "pcaps" / source
-    monkeypatch.setattr(kc, "CHUNK_OVERLAP_PACKETS", overlap)
+    monkeypatch.setattr(_engine_tshark, "CHUNK_OVERLAP_PACKETS", overlap)
     one = kit.read_capture(path, cache=False, chunk_packets=0, engine="tshark")
     calls: list[int] = []
-    real = kc._chunked
+    real = _engine_tshark._chunked
 
     def spy(*args: object, **kwargs: object) -> object:
         calls.append(1)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(kc, "_chunked", spy)
+    monkeypatch.setattr(_engine_tshark, "_chunked", spy)
     many = kit.read_capture(path, cache=False, chunk_packets=chunk, workers=2, engine="tshark")
     assert calls == [1]  # the ranges path really ran
     for name in ("dns", "tcp", "packets"):
@@ -587,7 +588,7 @@ def test_chunked_mid_stream_resync_is_reported(
     """dnscap_dnso1tcp reuses one 4-tuple for 41 connections (tshark: one stream) with 2-byte
     length prefixes in their own segments: a range starting mid-stream cannot find message
     boundaries. The loss must be reported in meta, not silent."""
-    monkeypatch.setattr(kc, "CHUNK_OVERLAP_PACKETS", 5)
+    monkeypatch.setattr(_engine_tshark, "CHUNK_OVERLAP_PACKETS", 5)
     path = shared_fixtures / "pcaps" / "dnscap_dnso1tcp.pcap"
     one = kit.read_capture(path, cache=False, chunk_packets=0, engine="tshark")
     many = kit.read_capture(path, cache=False, chunk_packets=30, engine="tshark")

@@ -49,13 +49,25 @@ MF = _load("make_fixtures", CDATA / "make_fixtures.py")
 
 
 def both(path: Path, **kw: object) -> tuple[kc.Capture, kc.Capture]:
-    """(tshark engine, auto engine) on path; their frames must be equal."""
+    """(tshark engine, auto engine) on path; their frames must be equal. The auto engine runs
+    in one pass (workers=1) and in parallel within the file (2 and 3 threads, whatever the
+    file's size): all three must give the same frames, meta included (the same engine, and the
+    same reason when the file goes to tshark)."""
     ref = kit.read_capture(path, cache=False, engine="tshark", **kw)  # type: ignore[arg-type]
-    got = kit.read_capture(path, cache=False, engine="auto", **kw)  # type: ignore[arg-type]
+    got = kit.read_capture(path, cache=False, engine="auto", workers=1, **kw)  # type: ignore[arg-type]
     for name in ("dns", "tcp", "packets"):
         assert_frame_equal(getattr(ref, name), getattr(got, name))
     assert_frame_equal(ref.meta.drop(ENGINE_COLS), got.meta.drop(ENGINE_COLS))
     assert ref.meta["engine"].to_list() == ["tshark"] * ref.meta.height
+    threshold = _capture_native.PARALLEL_MIN_BYTES
+    _capture_native.PARALLEL_MIN_BYTES = 0
+    try:
+        for workers in (2, 3):
+            par = kit.read_capture(path, cache=False, engine="auto", workers=workers, **kw)  # type: ignore[arg-type]
+            for name in ("dns", "tcp", "packets", "meta"):
+                assert_frame_equal(getattr(got, name), getattr(par, name))
+    finally:
+        _capture_native.PARALLEL_MIN_BYTES = threshold
     return ref, got
 
 
@@ -431,10 +443,13 @@ def test_several_files_native_in_parallel(tmp_path: Path, tshark: str) -> None:
     assert_frame_equal(cap.dns.filter(pl.col("capture") == "node1"), one.dns)
 
 
-def test_hostile_bytes_never_crash(tmp_path: Path) -> None:
+def test_hostile_bytes_never_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Random damage to a real capture: the native engine reads it or refuses it, never crashes,
-    and whatever it returns has the documented schemas (tshark decides the rest)."""
+    and whatever it returns has the documented schemas (tshark decides the rest). Parallel
+    within the file (2 threads) it returns the same, or refuses with the same reason."""
     import random
+
+    monkeypatch.setattr(_capture_native, "PARALLEL_MIN_BYTES", 0)
 
     base = bytearray((CDATA / "syn_retransmit.pcap").read_bytes())
     rnd = random.Random(3)
@@ -446,6 +461,11 @@ def test_hostile_bytes_never_crash(tmp_path: Path) -> None:
         if i % 7 == 0:
             data = data[: rnd.randrange(24, len(data))]
         got, info, reason = _capture_native._parse(bytes(data), [53])
+        par, pinfo, preason = _capture_native._parse(bytes(data), [53], 2)
+        assert (preason, pinfo) == (reason, info)
+        if got is not None:
+            assert_frame_equal(got[0], par[0])
+            assert_frame_equal(got[1], par[1])
         outcomes.add(reason is None)
         if got is not None:
             rows, msgs = got
@@ -515,3 +535,24 @@ def test_tcp_retransmission_kinds(tmp_path: Path, tshark: str) -> None:
     # 8 spurious, 9 keep-alive, 11 timeout
     assert ref2.packets.filter(pl.col("is_retransmission"))["frame"].to_list() == [8, 11]
     assert got2.dns.height == 4 and got2.meta["dns_query_retransmissions"].item() == 0
+
+
+def test_workers_run_the_parallel_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_capture(workers=2) on one file hands the C parser 2 threads (files of 16 MiB or more;
+    the threshold is lowered here); by default, and below the threshold, it runs one pass."""
+    real = _capture_native._fastcap
+    calls: list[int] = []
+
+    class Spy:
+        def parse(self, data: object, ports: object, workers: int = 1) -> object:
+            calls.append(workers)
+            return real.parse(data, ports, workers)
+
+    monkeypatch.setattr(_capture_native, "_fastcap", Spy())
+    path = CDATA / "syn_retransmit.pcap"
+    one = kit.read_capture(path, cache=False, engine="native")
+    monkeypatch.setattr(_capture_native, "PARALLEL_MIN_BYTES", 0)
+    par = kit.read_capture(path, cache=False, engine="native", workers=2)
+    assert calls == [1, 2]
+    for name in ("dns", "tcp", "packets", "meta"):
+        assert_frame_equal(getattr(one, name), getattr(par, name))

@@ -28,6 +28,7 @@ import random
 import shutil
 import stat
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -602,61 +603,27 @@ def test_truncated_gzip(pcaps: Path, tmp_path: Path) -> None:
 # seeded mini fuzz
 
 
-_KINDS = (
-    "flip",
-    "flip",
-    "truncate",
-    "tiny",
-    "duplicate",
-    "zero",
-    "header",
-    "magic",
-    "splice",
-    "gzip",
-)
+def _fuzz_tool() -> Any:
+    """tools/fuzz.py, whose capture mutations (``make fuzz``'s long mode) this mini fuzz uses."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "dnskit_fuzz_tool", Path(__file__).resolve().parent.parent / "tools" / "fuzz.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = sys.modules.get(spec.name)
+    if mod is None:
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # its dataclasses look their module up there
+        spec.loader.exec_module(mod)
+    return mod
 
 
 def _mutations(rng: random.Random, data: bytes, others: list[bytes]) -> Iterator[tuple[str, bytes]]:
     """Endless damaged copies of ``data``: (kind of damage, bytes)."""
-    n = len(data)
+    mutate = _fuzz_tool().capture_mutation
     while True:
-        kind = rng.choice(_KINDS)
-        b = bytearray(data)
-        if kind == "flip":
-            for _ in range(rng.randint(1, 12)):
-                i = rng.randrange(n)
-                b[i] ^= 1 << rng.randrange(8) if rng.random() < 0.5 else rng.randrange(1, 256)
-        elif kind == "truncate":
-            del b[rng.randrange(1, n) :]
-        elif kind == "tiny":  # inside or just past the file header / first block
-            del b[rng.randrange(1, 80) :]
-        elif kind == "magic":  # the magic number or the pcapng byte-order magic
-            b[rng.choice([0, 1, 2, 3, 8, 9, 10, 11])] ^= 1 << rng.randrange(8)
-        elif kind == "splice":  # this file's start, another capture's end
-            other = rng.choice(others)
-            b = b[: rng.randrange(1, n)] + other[rng.randrange(len(other)) :]
-        elif kind == "duplicate":
-            i = rng.randrange(n)
-            j = min(n, i + rng.randint(1, 2000))
-            k = rng.randrange(n)
-            b[k:k] = b[i:j]
-        elif kind == "zero":
-            i = rng.randrange(n)
-            j = min(n, i + rng.randint(1, 500))
-            b[i:j] = bytes(j - i)
-        elif kind == "header":  # the fields right after the magic: version, snaplen, link type
-            for _ in range(rng.randint(1, 4)):
-                i = rng.randrange(4, min(n, 40))
-                b[i] = rng.randrange(256)
-        else:
-            z = bytearray(gzip.compress(bytes(b), mtime=0))
-            if rng.random() < 0.5:
-                del z[rng.randrange(10, len(z)) :]
-            else:
-                i = rng.randrange(10, len(z))
-                z[i] ^= rng.randrange(1, 256)
-            b = z
-        yield kind, bytes(b)
+        yield mutate(rng, data, others)
 
 
 def _classify(path: Path, limit_s: float, kw: dict[str, Any]) -> tuple[str, str]:
@@ -715,3 +682,102 @@ def test_mini_fuzz(
     counts = {k: len(v) for k, v in outcomes.items()}
     assert not bad, (counts, bad)
     assert sum(counts.values()) >= 20 and counts.get("ok", 0) > 0, counts
+
+
+# ------------------------------------------------------------------------------------------
+# issue 14 leftovers: the kit's own tshark arguments, the pyshark drill-down
+
+
+def test_tshark_rejecting_the_kits_field_list_is_an_error_naming_the_file(
+    pcaps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tshark that does not know a field the kit asks for (an older or newer tshark: simulated
+    by one field this tshark lacks) must not give a silently empty load."""
+    from kit.sources.capture import _engine_tshark
+
+    fields = (*_engine_tshark._FIELDS, ("dns.no_such_field_for_the_test", "bogus"))
+    monkeypatch.setattr(_engine_tshark, "_FIELDS", fields)
+    with pytest.raises(
+        ToolError, match=r"(?s)own display filter or field list.*dnscap_dns\.pcap.*no_such_field"
+    ):
+        kit.read_capture(pcaps / "dnscap_dns.pcap", cache=False, **TSHARK, chunk_packets=0)
+
+
+def test_tshark_rejecting_the_kits_display_filter_is_an_error_naming_the_file(
+    pcaps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kit.sources.capture import _engine_tshark
+
+    monkeypatch.setattr(_engine_tshark, "_base_filter", lambda ports: "dns or nosuch.port == 53")
+    with pytest.raises(
+        ToolError, match=r"(?s)own display filter or field list.*dnscap_dns\.pcap.*nosuch\.port"
+    ):
+        kit.read_capture(pcaps / "dnscap_dns.pcap", cache=False, **TSHARK, chunk_packets=0)
+
+
+def _tshark_shim(tshark: str, sleep_s: float = 0) -> tuple[Path, Path]:
+    """A tshark wrapper that writes the uid it runs as to a log, (sleeps,) then runs tshark.
+    In a folder of its own that nobody can read (unlike tmp_path); returns (shim, log)."""
+    base = Path(tempfile.mkdtemp(prefix="dnskit-shim-"))
+    base.chmod(0o777)
+    shim, record = base / "tshark", base / "uids.log"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in -v|--version) exec "$REAL" "$@";; esac\n'
+        f'id -u >> "{record}"\n' + (f"sleep {sleep_s}\n" if sleep_s else "") + 'exec "$REAL" "$@"\n'
+    )
+    shim.chmod(0o755)
+    return shim, record
+
+
+def test_drill_down_runs_tshark_as_nobody_when_root(
+    data_dir: Path, tshark: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyshark used to start tshark itself, with the caller's rights (root) and no time limit."""
+    require_root()
+    import kit.sources.capture as kc
+
+    # a root-only copy in a root-only folder: still readable for the drill-down
+    secret = tmp_path / "private"
+    secret.mkdir(mode=0o700)
+    f = secret / "syn.pcap"
+    shutil.copy(data_dir / "capture" / "syn_retransmit.pcap", f)
+    f.chmod(0o600)
+    shim, record = _tshark_shim(tshark)
+    try:
+        monkeypatch.setenv("REAL", tshark)
+        monkeypatch.setenv("DNSKIT_TSHARK", str(shim))
+        p = kc.packet(f, 20)
+        s = kc.stream(f, 0)
+        assert (p.dns.qry_name, p.dns.response_in) == ("API.example.com", "21")
+        assert [int(x.number) for x in s] == [2, 16, 17, 18, 19, 20, 21, 22, 23, 24]
+        uids = record.read_text().split()
+        assert uids and set(uids) == {"65534"}, uids
+    finally:
+        shutil.rmtree(shim.parent)
+
+
+@pytest.mark.timeout(60)
+def test_drill_down_runs_under_the_time_limit(
+    data_dir: Path, tshark: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kit.sources.capture as kc
+
+    shim, _ = _tshark_shim(tshark, sleep_s=30)
+    try:
+        monkeypatch.setenv("REAL", tshark)
+        monkeypatch.setenv("DNSKIT_TSHARK", str(shim))
+        monkeypatch.setenv("DNSKIT_TOOL_TIMEOUT_S", "1")
+        before = _children()
+        t0 = time.monotonic()
+        for call in (
+            lambda: kc.packet(data_dir / "capture" / "syn_retransmit.pcap", 20),
+            lambda: kc.stream(data_dir / "capture" / "syn_retransmit.pcap", 0),
+        ):
+            with pytest.raises(ToolError, match=r"drill-down.*syn_retransmit\.pcap did not finish"):
+                call()
+        assert time.monotonic() - t0 < 15
+        time.sleep(0.2)
+        assert _children() - before == set()  # killed, not left running
+    finally:
+        shutil.rmtree(shim.parent)

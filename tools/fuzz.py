@@ -26,8 +26,16 @@ of:
 
 Usage::
 
-    python tools/fuzz.py                 # CI budget: 400 inputs per loader, under a minute
-    python tools/fuzz.py --long          # 10,000 inputs per loader, 10 MB lines; by hand
+    python tools/fuzz.py                 # CI budget: 400 inputs per text loader, under a minute
+    python tools/fuzz.py --long          # 10,000 inputs per loader, captures too; by hand
+    python tools/fuzz.py --long --loaders capture   # read_capture only (~0.3 s per input)
+
+Captures (``capture``, long mode only) are real pcap/pcapng files damaged by
+:func:`capture_mutation`; odd inputs are read with ``engine="tshark"``, even ones with ``"auto"``
+(the native engine, tshark where it refuses). ``lost`` there means a file's packets are not
+all accounted for (``packets_kept + packets_skipped != packets``, or rows != kept), and a
+KitError that does not name the file counts as ``raw``; a tool stopped at its time limit (20 s
+in the worker) is a ``hang``.
     python tools/fuzz.py --only coredns:1234 --keep bench/out/fuzz   # one input, kept on disk
 
 Exit status 0 when there is no raw exception, hang, crash or lost unit; 1 otherwise.
@@ -57,7 +65,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "fixtures"
 
-LOADERS = ("coredns", "corefile", "unbound_log", "unbound_conf", "metrics")
+#: The text loaders, fuzzed in the CI budget (tests/test_fuzz.py) and in the long mode.
+TEXT_LOADERS = ("coredns", "corefile", "unbound_log", "unbound_conf", "metrics")
+#: ``capture`` (read_capture) is in the long mode only: every other input runs tshark (~0.3-1 s),
+#: so its CI budget is the ~45 s mini fuzz of tests/test_capture_robustness.py, which uses the
+#: same mutations (:func:`capture_mutation`).
+LOADERS = (*TEXT_LOADERS, "capture")
 BAD = ("raw", "hang", "crash", "lost")
 OUTCOMES = ("ok", "warning", "kit_error", *BAD)
 
@@ -96,6 +109,8 @@ def seed_files() -> dict[str, list[Path]]:
         ),
         "metrics": _files("tests/data/metrics/*", "data/sample/prometheus/*.json")
         + (_files("metrics/*", root=SHARED) if shared else []),
+        "capture": (_files("pcaps/*", root=SHARED) if shared else [])
+        + _files("tests/data/capture/*.pcap*", "data/sample/captures/node2.pcap"),
     }
     return {k: [p for p in v if p.stat().st_size > 0] for k, v in seeds.items()}
 
@@ -107,6 +122,9 @@ def load_seeds() -> dict[str, list[bytes]]:
         blobs = []
         for p in paths:
             data = p.read_bytes()
+            if loader == "capture":  # binary: whole files (the largest, node2, is 1 MB)
+                blobs.append(data)
+                continue
             if data.startswith(b"\x1f\x8b"):
                 data = gzip.decompress(data)
             lines = data.splitlines(keepends=True)
@@ -336,6 +354,69 @@ MUTATORS = [
 ]
 
 
+#: Kinds of damage done to a capture, as often as listed.
+CAPTURE_KINDS = (
+    "flip",
+    "flip",
+    "truncate",
+    "tiny",
+    "duplicate",
+    "zero",
+    "header",
+    "magic",
+    "splice",
+    "gzip",
+)
+
+
+def capture_mutation(rng: random.Random, data: bytes, others: list[bytes]) -> tuple[str, bytes]:
+    """One damaged copy of the capture ``data``: (kind of damage, bytes). Byte flips, a cut
+    anywhere or inside the file header / first block, duplicated or zeroed ranges, the header
+    fields after the magic, the magic, this file's start spliced onto another capture's end, a
+    gzip stream cut or corrupted."""
+    n = len(data)
+    if n < 48:  # a mutation of a mutation cut to a few bytes: grow it with a real capture's tail
+        other = rng.choice(others)
+        return "grow", data + other[rng.randrange(len(other)) :]
+    kind = rng.choice(CAPTURE_KINDS)
+    b = bytearray(data)
+    if kind == "flip":
+        for _ in range(rng.randint(1, 12)):
+            i = rng.randrange(n)
+            b[i] ^= 1 << rng.randrange(8) if rng.random() < 0.5 else rng.randrange(1, 256)
+    elif kind == "truncate":
+        del b[rng.randrange(1, n) :]
+    elif kind == "tiny":  # inside or just past the file header / first block
+        del b[rng.randrange(1, 80) :]
+    elif kind == "magic":  # the magic number or the pcapng byte-order magic
+        b[rng.choice([0, 1, 2, 3, 8, 9, 10, 11])] ^= 1 << rng.randrange(8)
+    elif kind == "splice":  # this file's start, another capture's end
+        other = rng.choice(others)
+        b = b[: rng.randrange(1, n)] + other[rng.randrange(len(other)) :]
+    elif kind == "duplicate":
+        i = rng.randrange(n)
+        j = min(n, i + rng.randint(1, 2000))
+        k = rng.randrange(n)
+        b[k:k] = b[i:j]
+    elif kind == "zero":
+        i = rng.randrange(n)
+        j = min(n, i + rng.randint(1, 500))
+        b[i:j] = bytes(j - i)
+    elif kind == "header":  # the fields right after the magic: version, snaplen, link type
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(4, min(n, 40))
+            b[i] = rng.randrange(256)
+    else:
+        z = bytearray(gzip.compress(bytes(b), mtime=0))
+        if rng.random() < 0.5:
+            del z[rng.randrange(10, len(z)) :]
+        else:
+            i = rng.randrange(10, len(z))
+            z[i] ^= rng.randrange(1, 256)
+        b = z
+    return kind, bytes(b)
+
+
 def _gzip_stage(rng: random.Random, data: bytes) -> tuple[bytes, str]:
     """Maybe gzip the input, and maybe damage the gzip stream."""
     r = rng.random()
@@ -384,6 +465,12 @@ def make_input(
     rng = random.Random(f"{seed}:{loader}:{index}")
     base_i = rng.randrange(len(seeds[loader]))
     data = seeds[loader][base_i]
+    if loader == "capture":
+        kinds = []
+        for _ in range(rng.choice((1, 1, 1, 2))):
+            kind, data = capture_mutation(rng, data, seeds[loader])
+            kinds.append(kind)
+        return data, f"seed{base_i} {'+'.join(kinds)}"
     if rng.random() < 0.002:
         return gzip_bomb(), f"seed{base_i} gzip_bomb"
     names = []
@@ -402,7 +489,9 @@ def filesystem_cases(
 ) -> list[tuple[Path, str]]:
     """Fixed cases that are not file contents: folders, links, special files, imports of them."""
     root.mkdir(parents=True, exist_ok=True)
-    ext = {"coredns": ".log", "unbound_log": ".log", "metrics": ".prom"}.get(loader, "")
+    ext = {"coredns": ".log", "unbound_log": ".log", "metrics": ".prom", "capture": ".pcap"}.get(
+        loader, ""
+    )
     out: list[tuple[Path, str]] = []
 
     def add(name: str, what: str) -> Path:
@@ -473,6 +562,19 @@ def _check_lines(line_nos: list[int], n: int, joined: int) -> str | None:
     return None
 
 
+def _capture_lost(cap: Any) -> str | None:
+    """None when every packet of every file is accounted for: kept + skipped = packets, one row
+    of ``packets`` per kept packet, no frame number past the file's packets."""
+    for m in cap.meta.iter_rows(named=True):
+        if m["packets_kept"] + m["packets_skipped"] != m["packets"]:
+            return f"kept {m['packets_kept']} + skipped {m['packets_skipped']} != {m['packets']}"
+    if cap.meta["packets_kept"].sum() != cap.packets.height:
+        return f"packets_kept {cap.meta['packets_kept'].sum()} != {cap.packets.height} rows"
+    if cap.packets.height and cap.packets["frame"].max() > cap.meta["packets"].max():
+        return "a frame number past the file's packets"
+    return None
+
+
 def _run_one(loader: str, path: Path) -> dict[str, Any]:
     import warnings
 
@@ -492,10 +594,18 @@ def _run_one(loader: str, path: Path) -> dict[str, Any]:
                 res = kit.read_unbound_log(path)
             elif loader == "unbound_conf":
                 res = kit.read_unbound_conf(path)
+            elif loader == "capture":
+                engine = "tshark" if path.stem.endswith("1") else "auto"
+                res = kit.read_capture(path, cache=False, progress=False, engine=engine)
             else:
                 res = kit.read_metrics(path, strict=path.stem.endswith("0"))
         except KitError as exc:
-            return {"outcome": "kit_error", "detail": f"{type(exc).__name__}: {exc}"[:300]}
+            detail = f"{type(exc).__name__}: {exc}"[:300]
+            if loader == "capture" and "did not finish" in str(exc):
+                return {"outcome": "hang", "detail": detail}  # a tool over its time limit
+            if loader == "capture" and path.name not in str(exc):
+                return {"outcome": "raw", "detail": f"KitError not naming the file: {detail}"}
+            return {"outcome": "kit_error", "detail": detail}
         except MemoryError:
             return {"outcome": "crash", "detail": "MemoryError under the address-space cap"}
         except Exception as exc:  # the bugs this harness looks for
@@ -537,6 +647,8 @@ def _run_one(loader: str, path: Path) -> dict[str, Any]:
             lost = _check_lines(nos, n, 0)
             if lost is None and res.lines != n:
                 lost = f"lines {res.lines} != {n}"
+    if loader == "capture":
+        lost = _capture_lost(res)
     if lost:
         return {"outcome": "lost", "detail": lost, "seconds": seconds}
     return {
@@ -553,6 +665,8 @@ def worker_main(loader: str, address_space_mib: int) -> None:
     import logging
 
     logging.disable(logging.CRITICAL)  # the loaders log damage; the outcome carries it
+    # tools (tshark) stop well before the harness's own time limit: theirs is reported as a hang
+    os.environ.setdefault("DNSKIT_TOOL_TIMEOUT_S", "20")
     import kit  # noqa: F401 - import once, before the first input
 
     out = sys.stdout
@@ -687,9 +801,12 @@ def fuzz(
             indices = [only[1]] if only is not None else range(inputs)
             box = work / loader / "in"
             box.mkdir(parents=True, exist_ok=True)
-            ext = {"coredns": ".log", "unbound_log": ".log", "unbound_conf": ".conf"}.get(
-                loader, ""
-            )
+            ext = {
+                "coredns": ".log",
+                "unbound_log": ".log",
+                "unbound_conf": ".conf",
+                "capture": ".pcap",
+            }.get(loader, "")
             try:
                 for case in cases:
                     _record(
@@ -700,7 +817,8 @@ def fuzz(
                     # one input per folder: "include: *" and "import *" see only this file
                     for old in box.iterdir():
                         old.unlink()
-                    path = box / f"input{i % 2}{ext}"  # even/odd: read_metrics strict or not
+                    # even/odd: read_metrics strict or not; read_capture auto or tshark engine
+                    path = box / f"input{i % 2}{ext}"
                     path.write_bytes(data)
                     res = worker.run(path, timeout)
                     _record(tally, loader, str(i), how, res, data, keep)
@@ -763,7 +881,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--long", action="store_true", help="10,000 inputs per loader, 10 MB lines")
     ap.add_argument("--seed", type=int, default=14)
-    ap.add_argument("--loaders", default=",".join(LOADERS), help=f"comma list of {LOADERS}")
+    ap.add_argument(
+        "--loaders",
+        default=None,
+        help=f"comma list of {LOADERS} (default: all with --long, else the text loaders)",
+    )
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per input (hang)")
     ap.add_argument("--mem", type=int, default=4096, help="address-space cap per worker, MiB")
     ap.add_argument("--keep", type=Path, default=None, help="save inputs with findings here")
@@ -774,7 +896,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker_main(args.worker, args.mem)
         return 0
-    loaders = tuple(x for x in args.loaders.split(",") if x)
+    chosen = args.loaders or ",".join(LOADERS if args.long else TEXT_LOADERS)
+    loaders = tuple(x for x in chosen.split(",") if x)
     unknown = set(loaders) - set(LOADERS)
     if unknown:
         ap.error(f"unknown loaders {sorted(unknown)}; choose from {LOADERS}")

@@ -36,12 +36,12 @@ def _data(path: Path) -> bytes:
     return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
 
 
-def _frames(mod: object, data: bytes) -> tuple[object, ...]:
+def _frames(mod: object, data: bytes, workers: int = 1) -> tuple[object, ...]:
     import polars as pl
 
     from kit.sources._io import ArrowArray
 
-    reason, info, rows, msgs = mod.parse(data, (53,))  # type: ignore[attr-defined]
+    reason, info, rows, msgs = mod.parse(data, (53,), workers)  # type: ignore[attr-defined]
     if reason is not None:
         return (reason,)
     return (info, pl.DataFrame(ArrowArray(*rows)), pl.DataFrame(ArrowArray(*msgs)))
@@ -79,23 +79,31 @@ def child(so: Path, mutations: int) -> int:
     files = corpus()
     datas = [_data(f) for f in files]
     for f, data in zip(files, datas, strict=True):
-        got = _frames(mod, data)
-        if ref_mod is not None:
-            ref = _frames(ref_mod, data)
-            assert len(got) == len(ref), f
-            if len(ref) == 1:
-                assert got == ref, (f, got, ref)
-            else:
-                assert got[0] == ref[0], f
-                assert_frame_equal(got[1], ref[1])  # type: ignore[arg-type]
-                assert_frame_equal(got[2], ref[2])  # type: ignore[arg-type]
-    print(f"sanitize: {len(files)} captures: same results as the normal build, no report")
+        # one pass, and parallel within the file (threads sharing it out, merged in C)
+        for workers in (1, 2, 3):
+            got = _frames(mod, data, workers)
+            if ref_mod is not None:
+                ref = _frames(ref_mod, data)
+                assert len(got) == len(ref), (f, workers)
+                if len(ref) == 1:
+                    assert got == ref, (f, workers, got, ref)
+                else:
+                    assert got[0] == ref[0], (f, workers)
+                    assert_frame_equal(got[1], ref[1])  # type: ignore[arg-type]
+                    assert_frame_equal(got[2], ref[2])  # type: ignore[arg-type]
+    print(
+        f"sanitize: {len(files)} captures, 1/2/3 workers: same results as the normal build's "
+        "one pass, no report"
+    )
     rnd = random.Random(1)
     read = 0
-    for _ in range(mutations):
-        out = _frames(mod, _mutate(rnd, rnd.choice(datas)))
+    for i in range(mutations):
+        out = _frames(mod, _mutate(rnd, rnd.choice(datas)), 1 + i % 3)
         read += len(out) > 1
-    print(f"sanitize: {mutations} damaged captures ({read} read, the rest refused): no report")
+    print(
+        f"sanitize: {mutations} damaged captures, 1/2/3 workers in turn ({read} read, the rest "
+        "refused): no report"
+    )
     return 0
 
 

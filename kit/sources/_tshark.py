@@ -30,6 +30,7 @@ fenced in:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import os
@@ -41,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,9 +60,11 @@ __all__ = [
     "capinfos_path",
     "editcap_path",
     "find_tshark",
+    "random_access_copy",
     "run",
     "run_as",
     "run_env",
+    "said",
     "spawn",
     "tool_timeout_s",
     "tshark_version",
@@ -180,6 +183,42 @@ def _remove_stale_homes() -> None:
         path = os.path.join(tmp, name)
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def said(stderr: bytes) -> str:
+    """What a tool said on stderr, on one line: without tshark's "Running as user ... could be
+    dangerous" banner and its ``tshark: `` prefixes."""
+    return " ".join(
+        ln.strip().removeprefix("tshark: ")
+        for ln in stderr.decode("utf-8", "replace").splitlines()
+        if ln.strip() and "Running as user" not in ln and "could be dangerous" not in ln
+    )
+
+
+@contextlib.contextmanager
+def random_access_copy(path: str | os.PathLike[str]) -> Iterator[str]:
+    """A path to ``path`` that the tools can open by name, for runs that cannot read standard input
+    (``tshark -2`` needs random access to the file).
+
+    When the tools run as the kit's user, that is ``path`` itself. When they run as another user
+    (:func:`run_as`, the kit is root), it is a copy of the file, made by the kit in that user's
+    private folder and readable only by that user, removed afterwards; so the tool still needs
+    no permission on the original or its folders.
+    """
+    ids = run_as()
+    if ids is None:
+        yield os.fspath(path)
+        return
+    d = tempfile.mkdtemp(prefix="copy-", dir=_private_home(ids))
+    try:
+        dst = os.path.join(d, "capture")
+        shutil.copyfile(path, dst)
+        os.chmod(dst, 0o600)
+        os.chown(dst, *ids)
+        os.chown(d, *ids)
+        yield dst
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def run_env() -> dict[str, str]:

@@ -58,14 +58,25 @@ def _dns_related(pk: pl.DataFrame, ports: Sequence[int]) -> pl.DataFrame:
     return pk.drop("frag_frames")
 
 
+def syn_retransmission_expr(flags: str | pl.Expr = "tcp_flags") -> pl.Expr:
+    """The one rule for a retransmitted SYN in a capture: a SYN (without ACK, :func:`kit.net.syn_expr`)
+    after the first SYN of its TCP connection (``tcp_stream``), in capture order.
+
+    Both counts use it: the per-packet flag (:func:`_syn_retransmissions`, ``is_retransmission``)
+    and the per-connection count (``syn_retransmits`` of :func:`_tcp`, its sum per connection,
+    which is therefore 0 when no SYN was captured). Boolean, null where ``flags`` is null.
+    """
+    syn = syn_expr(flags)
+    return syn & (syn.cum_sum().over("tcp_stream") > 1)
+
+
 def _syn_retransmissions(pk: pl.DataFrame) -> pl.DataFrame:
-    """A SYN (without ACK) after the first one of its TCP stream is a retransmission.
+    """Mark retransmitted SYNs (:func:`syn_retransmission_expr`) in ``is_retransmission``.
 
     tshark flags these itself; the rule is applied again so chunked loads (where the first SYN
-    may sit in the previous chunk) give the same answer.
+    may sit in the previous chunk) and the native engine give the same answer.
     """
-    syn = syn_expr()
-    again = syn & (syn.cum_sum().over("tcp_stream") > 1)
+    again = syn_retransmission_expr()
     return pk.with_columns(is_retransmission=pl.col("is_retransmission") | again.fill_null(False))
 
 
@@ -580,6 +591,7 @@ def _tcp(pk: pl.DataFrame, capture: str, ports: Sequence[int] = DEFAULT_DNS_PORT
     dflags = _hex(_first("dns_flags"))
     p = p.with_columns(
         syn=syn_expr(flags),
+        syn_again=syn_retransmission_expr(flags).fill_null(False),
         synack=synack_expr(flags),
         fin=(flags & 0x01) > 0,
         rst=(flags & 0x04) > 0,
@@ -609,7 +621,7 @@ def _tcp(pk: pl.DataFrame, capture: str, ports: Sequence[int] = DEFAULT_DNS_PORT
         n=pl.len(),
         ts_first=pl.col("ts_ns").min(),
         ts_last=pl.col("ts_ns").max(),
-        n_syn=pl.col("syn").cast(pl.Int64).sum(),
+        n_syn_again=pl.col("syn_again").cast(pl.Int64).sum(),
         ts_syn=pl.col("ts_ns").filter(pl.col("syn")).min(),
         ts_synack=pl.col("ts_ns").filter(pl.col("synack")).min(),
         ts_rst=pl.col("ts_ns").filter(pl.col("rst")).min(),
@@ -632,8 +644,8 @@ def _tcp(pk: pl.DataFrame, capture: str, ports: Sequence[int] = DEFAULT_DNS_PORT
         server_ip=pl.col("_ends").struct.field("sip"),
         server_port=pl.col("_ends").struct.field("sport"),
         ts_syn=_ns_to_ts(pl.col("ts_syn")),
-        # a connection open before the capture started has no SYN: 0 retransmitted, not -1
-        syn_retransmits=(pl.col("n_syn") - 1).clip(lower_bound=0),
+        # a connection open before the capture started has no SYN: 0 retransmitted
+        syn_retransmits=pl.col("n_syn_again"),
         ts_synack=_ns_to_ts(pl.col("ts_synack")),
         handshake_s=(pl.col("ts_synack") - pl.col("ts_syn")) / 1e9,
         established=pl.when(pl.col("ts_synack").is_not_null())
@@ -724,3 +736,32 @@ def _transactions(ev: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
 
 
 _AGG = "\x1f"
+
+
+def latency_by(
+    dns: pl.DataFrame,
+    *,
+    by: Sequence[str] = ("server_ip", "qtype", "transport"),
+    quantiles: Sequence[float] = (0.5, 0.9, 0.99),
+) -> pl.DataFrame:
+    """Latency quantiles of answered transactions per group (wraps :func:`kit.stats.latency_quantiles`).
+
+    Parameters
+    ----------
+    dns
+        ``Capture.dns``.
+    by
+        Group columns.
+    quantiles
+        Quantiles to compute (0..1).
+
+    Returns
+    -------
+    polars.DataFrame
+        As :func:`kit.stats.latency_quantiles` over ``latency_s`` (seconds).
+    """
+    from kit.stats import latency_quantiles
+
+    return latency_quantiles(
+        dns.filter(pl.col("answered")), value="latency_s", by=list(by), quantiles=list(quantiles)
+    )

@@ -2,9 +2,9 @@
 
 ``kit/_fastcap.c`` (an optional C extension, built by ``pip install`` where a C compiler exists)
 reads a pcap or pcapng file in one pass and returns the per-packet rows that the tshark engine
-gets from ``tshark -T fields`` (the internal frame of :func:`kit.sources.capture._packets`): the same
+gets from ``tshark -T fields`` (the internal frame of :func:`kit.sources.capture._fields._packets`): the same
 columns, the DNS header and question fields printed as tshark prints them. From there on both
-engines run the same code (:func:`kit.sources.capture._dns_related`, ``_syn_retransmissions``,
+engines run the same code (:func:`kit.sources.capture._frames._dns_related`, ``_syn_retransmissions``,
 ``_build``: pairing, TCP connections, packets, meta), so their frames are equal by construction
 wherever the rows are; ``tests/test_capture_native.py`` checks that on every capture the kit has.
 
@@ -42,8 +42,8 @@ except ImportError:  # pragma: no cover - depends on the build
 __all__ = ["NATIVE", "load"]
 
 
-#: dtypes of the packet rows (those of :func:`kit.sources.capture._packets`, less the raw DNS fields but
-#: ``dns_flags``, which :func:`kit.sources.capture._tcp` reads)
+#: dtypes of the packet rows (those of :func:`kit.sources.capture._fields._packets`, less the raw DNS fields but
+#: ``dns_flags``, which :func:`kit.sources.capture._frames._tcp` reads)
 _ROW_DTYPES: dict[str, Any] = {
     "frame": pl.UInt32,
     "ts_ns": pl.Int64,
@@ -60,8 +60,8 @@ _ROW_DTYPES: dict[str, Any] = {
     "dns_messages": pl.UInt16,
     "dns_flags": pl.String,
 }
-#: dtypes of the message rows (those :func:`kit.sources.capture._messages` returns, before ``qr``, and
-#: the pairing :func:`kit.sources.capture._pair` would compute)
+#: dtypes of the message rows (those :func:`kit.sources.capture._frames._messages` returns, before ``qr``, and
+#: the pairing :func:`kit.sources.capture._frames._pair` would compute)
 _MSG_DTYPES: dict[str, Any] = {
     "frame": pl.UInt32,
     "ts_ns": pl.Int64,
@@ -77,7 +77,7 @@ _MSG_DTYPES: dict[str, Any] = {
     "answers": pl.UInt16,
     "qname": pl.String,
     "qtype_n": pl.Int64,
-    # paired in C by kit.sources.capture._pair's rules: 0 query, 1 retransmitted query, 2 answer,
+    # paired in C by kit.sources.capture._frames._pair's rules: 0 query, 1 retransmitted query, 2 answer,
     # 3 duplicate response, 4 orphan response; txn = row of the transaction's query
     "role": pl.Int8,
     "txn": pl.Int64,
@@ -118,20 +118,28 @@ NATIVE: bool = _fastcap is not None
 ``read_capture`` reads every file with tshark."""
 
 
+#: A file at least this large (bytes, after gzip) is parsed by several threads at once
+#: (:func:`_parse_parallel`); a smaller one in one pass, where threads would cost more than they
+#: save. Tests set it to 0 to run the parallel path on every capture.
+PARALLEL_MIN_BYTES = 16 << 20
+
+
 def load(
-    path: Path, ports: Sequence[int], *, gzipped: bool
+    path: Path, ports: Sequence[int], *, gzipped: bool, workers: int = 1
 ) -> tuple[Any, dict[str, Any], str | None]:
     """Read one capture natively.
 
     Returns
     -------
     ((rows, messages), info, reason)
-        ``rows``: the per-packet frame of :func:`kit.sources.capture._packets` (``ts_ns`` Int64 ns,
+        ``rows``: the per-packet frame of :func:`kit.sources.capture._fields._packets` (``ts_ns`` Int64 ns,
         ``frame`` UInt32, addresses, ports, ``transport``, TCP columns, ``dns_messages``,
         ``dns_flags``); ``messages``: one row per DNS message over UDP/TCP, as
-        :func:`kit.sources.capture._messages` makes it from tshark's fields (before ``qr``); ``info``:
+        :func:`kit.sources.capture._frames._messages` makes it from tshark's fields (before ``qr``); ``info``:
         ``file_format``, ``link_type``, ``packets``, ``truncated`` (as capinfos and tshark report
         them); or ``(None, {}, reason)`` when the file needs tshark, ``reason`` saying why.
+        With ``workers`` > 1 a file of at least :data:`PARALLEL_MIN_BYTES` is parsed by that
+        many threads (see :func:`_parse`); the result is the same.
     """
     if _fastcap is None:
         return None, {}, "the native engine (kit/_fastcap.c) is not built"
@@ -140,21 +148,28 @@ def load(
             data: Any = gzip.decompress(path.read_bytes())
         except (OSError, EOFError, zlib.error) as exc:
             return None, {}, f"gzip stream not readable natively ({exc})"
-        return _parse(data, ports)
+        return _parse(data, ports, workers)
     with path.open("rb") as fh:
         try:
             mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # an empty file cannot be mapped
             return _parse(b"", ports)
     try:
-        return _parse(mm, ports)
+        return _parse(mm, ports, workers)
     finally:
         mm.close()
 
 
-def _parse(data: Any, ports: Sequence[int]) -> tuple[Any, dict[str, Any], str | None]:
+def _parse(
+    data: Any, ports: Sequence[int], workers: int = 1
+) -> tuple[Any, dict[str, Any], str | None]:
+    """The C parser on ``data``: with ``workers`` threads (no GIL) when ``data`` holds at least
+    :data:`PARALLEL_MIN_BYTES`, else one pass; the same result either way. The threads share the
+    file out by conversation, not by packet range, and their rows are merged in C: see "parallel
+    within one file" in ``kit/_fastcap.c`` for why and how."""
     assert _fastcap is not None
-    reason, info, rows_c, msgs_c = _fastcap.parse(data, tuple(int(p) for p in ports))
+    nw = max(1, min(int(workers), 256)) if len(data) >= PARALLEL_MIN_BYTES else 1
+    reason, info, rows_c, msgs_c = _fastcap.parse(data, tuple(int(p) for p in ports), nw)
     if reason is not None:
         return None, {}, reason
     rows = pl.DataFrame(ArrowArray(*rows_c)).cast(pl.Schema(_ROW_DTYPES))
@@ -174,7 +189,9 @@ _TRUNCATED_NOTE = (
 )
 
 
-def read_file(path: Path, opts: dict[str, Any], *, gzipped: bool) -> tuple[Any, str]:
+def read_file(
+    path: Path, opts: dict[str, Any], *, gzipped: bool, workers: int = 1
+) -> tuple[Any, str]:
     """One file's frames through the native engine, or ``(None, reason)`` when it needs tshark.
 
     Returns ``(kit.sources.capture._FileResult, READS)``: built by the same code as the tshark engine's
@@ -184,7 +201,7 @@ def read_file(path: Path, opts: dict[str, Any], *, gzipped: bool) -> tuple[Any, 
     from kit.sources.capture import _frames as cap
 
     ports = list(opts.get("dns_ports") or cap.DEFAULT_DNS_PORTS)
-    got, info, reason = load(path, ports, gzipped=gzipped)
+    got, info, reason = load(path, ports, gzipped=gzipped, workers=workers)
     if got is None:
         log.info("%s: read with tshark: %s", path, reason)
         return None, reason or "the native engine refused the file"
@@ -196,7 +213,7 @@ def read_file(path: Path, opts: dict[str, Any], *, gzipped: bool) -> tuple[Any, 
         info["damage"] = "cut short"
         notes = cap._damage_notes([_TRUNCATED_NOTE], info)
     pk = cap._syn_retransmissions(cap._dns_related(rows, ports))
-    # what kit.sources.capture._messages returns: the messages and what is not paired (no DNS over HTTP
+    # what kit.sources.capture._frames._messages returns: the messages and what is not paired (no DNS over HTTP
     # or incomplete header reaches here: the C code refuses those files)
     m = msgs.with_columns(qr=(pl.col("flags") & 0x8000) > 0, qname=cap._root(pl.col("qname")))
     in_icmp = pk.filter(pl.col("transport") == "icmp")["dns_messages"].cast(pl.Int64).sum()
