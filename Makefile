@@ -15,7 +15,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml setup.py kit/_fastlog.c kit/_fastcap.c kit/_arrow_c.h | $(VENV)/bin/python $(SYSSTAMP)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip setuptools
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dns-incident-kit)" >/dev/null
 	$(BIN)/python -c 'import kit.report.notebooks as n; print("JupyterLab settings:", n.setup_lab())'
