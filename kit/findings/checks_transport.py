@@ -544,6 +544,61 @@ def truncation_result(
     return fired(f, **nums)
 
 
+def _race_pairs(dns: pl.DataFrame, pair_within_s: float) -> pl.DataFrame:
+    """A/AAAA pairs of :func:`conntrack_race_result`, with memory bounded by the pairs found.
+
+    One row per A query and AAAA query over UDP with the same capture, ``client_ip``,
+    ``client_port``, ``server_ip`` and name (case-insensitive) whose times differ by at most
+    ``pair_within_s`` seconds: ``capture``, ``client_ip``, ``client_port``, ``server_ip``,
+    ``key`` (lower-case name), ``qname`` (of the A query), ``ts_a``, ``wait_a``, ``ts_aaaa``,
+    ``wait_aaaa`` (seconds to the answer; ``inf`` when never answered and not censored, null
+    when censored).
+
+    Only these columns of the UDP A/AAAA rows are read (not a copy of the whole frame), and the
+    join is on the socket, the name *and* a time bucket ``pair_within_s`` wide (the AAAA side in
+    its own and both neighbouring buckets): a client that asks one name from one port again and
+    again (a fixed-port stub, a cache) no longer joins every A with every AAAA of that name.
+    """
+    on = ["capture", "client_ip", "client_port", "server_ip", "key"]
+    width_us = max(1, int(pair_within_s * 1e6))
+    d = (
+        dns.lazy()
+        .select(*on[:4], "qname", "qtype", "ts", "answered", "latency_s", "censored", "transport")
+        .filter((pl.col("transport") == "udp") & pl.col("qtype").is_in(["A", "AAAA"]))
+        .select(
+            *on[:4],
+            "qname",
+            "qtype",
+            "ts",
+            key=pl.col("qname").str.to_lowercase(),
+            wait=pl.when(pl.col("answered"))
+            .then(pl.col("latency_s"))
+            .when(~pl.col("censored"))
+            .then(pl.lit(float("inf"))),
+            _b=pl.col("ts").dt.epoch("us").floordiv(width_us),
+        )
+        .collect()
+    )
+    a = (
+        d.lazy()
+        .filter(pl.col("qtype") == "A")
+        .select(*on, "qname", "_b", ts_a=pl.col("ts"), wait_a=pl.col("wait"))
+    )
+    aaaa = (
+        d.lazy()
+        .filter(pl.col("qtype") == "AAAA")
+        .select(*on, "_b", ts_aaaa=pl.col("ts"), wait_aaaa=pl.col("wait"))
+        .with_columns(_b=pl.concat_list(pl.col("_b") - 1, pl.col("_b"), pl.col("_b") + 1))
+        .explode("_b")
+    )
+    return (
+        a.join(aaaa, on=[*on, "_b"], how="inner")
+        .filter((pl.col("ts_a") - pl.col("ts_aaaa")).abs() <= timedelta(seconds=pair_within_s))
+        .drop("_b")
+        .collect()
+    )
+
+
 def check_conntrack_race(
     capture: Any,
     *,
@@ -583,23 +638,7 @@ def conntrack_race_result(
         return not_checked(check, "no capture given")
     if capture.dns.is_empty():
         return not_checked(check, "the capture holds no DNS transaction")
-    d = capture.dns.filter(pl.col("transport") == "udp").with_columns(
-        key=pl.col("qname").str.to_lowercase(),
-        wait=pl.when(pl.col("answered"))
-        .then(pl.col("latency_s"))
-        .when(~pl.col("censored"))
-        .then(pl.lit(float("inf"))),
-    )
-    on = ["capture", "client_ip", "client_port", "server_ip", "key"]
-    a = d.filter(pl.col("qtype") == "A").select(
-        *on, "qname", ts_a=pl.col("ts"), wait_a=pl.col("wait")
-    )
-    aaaa = d.filter(pl.col("qtype") == "AAAA").select(
-        *on, ts_aaaa=pl.col("ts"), wait_aaaa=pl.col("wait")
-    )
-    pairs = a.join(aaaa, on=on, how="inner").filter(
-        (pl.col("ts_a") - pl.col("ts_aaaa")).abs() <= timedelta(seconds=pair_within_s)
-    )
+    pairs = _race_pairs(capture.dns, pair_within_s)
     late = pairs.filter(
         ((pl.col("wait_a") >= late_s) & (pl.col("wait_aaaa") < 1.0))
         | ((pl.col("wait_aaaa") >= late_s) & (pl.col("wait_a") < 1.0))
@@ -626,7 +665,7 @@ def conntrack_race_result(
         evidence={
             "pairs": pairs.height,
             "late_pairs": late.height,
-            "examples": late.sort("ts_a")
+            "examples": late.sort("ts_a", "capture", "client_ip", "client_port", "qname", "ts_aaaa")
             .head(10)
             .select("capture", "ts_a", "client_ip", "client_port", "qname", "wait_a", "wait_aaaa"),
         },
