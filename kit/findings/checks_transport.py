@@ -554,49 +554,67 @@ def _race_pairs(dns: pl.DataFrame, pair_within_s: float) -> pl.DataFrame:
     ``wait_aaaa`` (seconds to the answer; ``inf`` when never answered and not censored, null
     when censored).
 
-    Only these columns of the UDP A/AAAA rows are read (not a copy of the whole frame), and the
-    join is on the socket, the name *and* a time bucket ``pair_within_s`` wide (the AAAA side in
-    its own and both neighbouring buckets): a client that asks one name from one port again and
-    again (a fixed-port stub, a cache) no longer joins every A with every AAAA of that name.
+    Memory is bounded by the pairs found, not by how often a socket asks a name: the join is on
+    one 64-bit hash of the socket and name *and* a time bucket ``pair_within_s`` wide (the AAAA
+    side in its own and both neighbouring buckets), over narrow frames (row number, hash, bucket,
+    time); only the pairs found are then gathered from ``dns`` and their columns compared, so a
+    hash collision cannot pair two sockets or names. A client that asks one name from one port
+    again and again (a fixed-port stub, a cache) no longer joins every A with every AAAA.
     """
-    on = ["capture", "client_ip", "client_port", "server_ip", "key"]
+    sock = ["capture", "client_ip", "client_port", "server_ip"]
     width_us = max(1, int(pair_within_s * 1e6))
+    key = pl.col("qname").str.to_lowercase()
     d = (
         dns.lazy()
-        .select(*on[:4], "qname", "qtype", "ts", "answered", "latency_s", "censored", "transport")
+        .with_row_index("_i")
         .filter((pl.col("transport") == "udp") & pl.col("qtype").is_in(["A", "AAAA"]))
         .select(
-            *on[:4],
-            "qname",
-            "qtype",
+            "_i",
             "ts",
-            key=pl.col("qname").str.to_lowercase(),
-            wait=pl.when(pl.col("answered"))
-            .then(pl.col("latency_s"))
-            .when(~pl.col("censored"))
-            .then(pl.lit(float("inf"))),
+            _a=pl.col("qtype") == "A",
+            _h=pl.struct(*sock, key).hash(),
             _b=pl.col("ts").dt.epoch("us").floordiv(width_us),
         )
         .collect()
     )
-    a = (
-        d.lazy()
-        .filter(pl.col("qtype") == "A")
-        .select(*on, "qname", "_b", ts_a=pl.col("ts"), wait_a=pl.col("wait"))
-    )
+    a = d.lazy().filter("_a").select(_ia="_i", _h="_h", _b="_b", _ta="ts")
     aaaa = (
         d.lazy()
-        .filter(pl.col("qtype") == "AAAA")
-        .select(*on, "_b", ts_aaaa=pl.col("ts"), wait_aaaa=pl.col("wait"))
-        .with_columns(_b=pl.concat_list(pl.col("_b") - 1, pl.col("_b"), pl.col("_b") + 1))
+        .filter(~pl.col("_a"))
+        .select(
+            _ib="_i",
+            _h="_h",
+            _b=pl.concat_list(pl.col("_b") - 1, pl.col("_b"), pl.col("_b") + 1),
+            _tb="ts",
+        )
         .explode("_b")
     )
-    return (
-        a.join(aaaa, on=[*on, "_b"], how="inner")
-        .filter((pl.col("ts_a") - pl.col("ts_aaaa")).abs() <= timedelta(seconds=pair_within_s))
-        .drop("_b")
+    idx = (
+        a.join(aaaa, on=["_h", "_b"], how="inner")
+        .filter((pl.col("_ta") - pl.col("_tb")).abs() <= timedelta(seconds=pair_within_s))
+        .select("_ia", "_ib")
         .collect()
     )
+    del d
+    wait = (
+        pl.when(pl.col("answered"))
+        .then(pl.col("latency_s"))
+        .when(~pl.col("censored"))
+        .then(pl.lit(float("inf")))
+    )
+    cols = [*sock, "qname", "ts", "answered", "latency_s", "censored"]
+    side_a = dns.select(cols)[idx["_ia"]].select(
+        *sock, key=key, qname="qname", ts_a="ts", wait_a=wait
+    )
+    side_b = dns.select(cols)[idx["_ib"]].select(
+        *[pl.col(c).alias(f"_b_{c}") for c in sock],
+        _b_key=key,
+        ts_aaaa="ts",
+        wait_aaaa=wait,
+    )
+    same = pl.all_horizontal([pl.col(c) == pl.col(f"_b_{c}") for c in [*sock, "key"]])
+    pairs = pl.concat([side_a, side_b], how="horizontal").filter(same.fill_null(False))
+    return pairs.select(*sock, "key", "qname", "ts_a", "wait_a", "ts_aaaa", "wait_aaaa")
 
 
 def check_conntrack_race(
