@@ -1,6 +1,6 @@
-"""conntrack-race and ndots-search-expansion: bounded memory, the same results (issue 16).
+"""conntrack-race, ndots-search-expansion, truncation: bounded memory, the same results (issue 16).
 
-- Both checks are compared with brute-force references written here from their docstrings' rules
+- The checks are compared with brute-force references written here from their docstrings' rules
   (plain Python over the rows) on the sample, the lab scenarios, the real captures of ../shared
   and a synthetic capture where the race fires.
 - A stub that asks one name from one fixed port 20,000 times (A and AAAA): the old join paired
@@ -25,7 +25,7 @@ import pytest
 
 import kit
 from kit.findings.checks_logs import ndots_expansion_result
-from kit.findings.checks_transport import conntrack_race_result
+from kit.findings.checks_transport import conntrack_race_result, truncation_result
 from kit.sources.capture import DNS_SCHEMA, META_SCHEMA, PACKETS_SCHEMA, TCP_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,10 +106,32 @@ def _ndots_reference(dns: pl.DataFrame, dom: str = "cluster.local") -> tuple[int
     return sum(per.values()), dict(per)
 
 
+def _truncation_reference(dns: pl.DataFrame, within_s: float = 5.0) -> tuple[int, int]:
+    """(truncated UDP answers, those retried over TCP) by the docstring's rule: a TCP query of
+    the same capture, client, server, name (case-insensitive) and type within ``within_s``
+    seconds after the truncated answer's query; one count per (capture, client, name, type, ts)."""
+    tcp: dict[tuple, list] = defaultdict(list)
+    for r in dns.iter_rows(named=True):
+        if r["transport"] == "tcp" and r["qname"] is not None:
+            k = (r["capture"], r["client_ip"], r["server_ip"], r["qname"].lower(), r["qtype"])
+            tcp[k].append(r["ts"])
+    tc, retried = 0, set()
+    for r in dns.iter_rows(named=True):
+        if r["transport"] != "udp" or not r["tc"]:
+            continue
+        tc += 1
+        if r["qname"] is None or r["ts"] is None:
+            continue
+        k = (r["capture"], r["client_ip"], r["server_ip"], r["qname"].lower(), r["qtype"])
+        if any(t is not None and 0 <= (t - r["ts"]).total_seconds() <= within_s for t in tcp[k]):
+            retried.add((k[0], k[1], k[3], k[4], r["ts"]))
+    return tc, len(retried)
+
+
 def _synthetic_race() -> kit.Capture:
     """Pods asking A+AAAA from one socket; every 7th pair loses its AAAA answer for 5 s, every
     11th its A answer for good; some names in upper case, a second capture with the same sockets."""
-    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     rows = []
     for i in range(600):
         ts = t0 + dt.timedelta(milliseconds=37 * i)
@@ -170,9 +192,13 @@ def test_conntrack_race_matches_the_reference_on_a_synthetic_capture() -> None:
 
 
 @pytest.mark.parametrize("path", _captures(), ids=lambda p: p.parent.name + "/" + p.name)
-def test_both_checks_match_the_references_on_real_captures(path: Path) -> None:
+def test_the_checks_match_the_references_on_real_captures(path: Path) -> None:
     cap = kit.read_capture(path, progress=False)
     _check_race(cap)
+    tc, retried = _truncation_reference(cap.dns)
+    t = truncation_result(cap)
+    if tc:
+        assert (t.numbers["truncated"], t.numbers["retried_over_tcp"]) == (tc, retried)
     want, per = _ndots_reference(cap.dns)
     r = ndots_expansion_result(capture=cap, min_share=0.0, min_queries=0)
     if cap.dns.is_empty():
@@ -194,7 +220,7 @@ import datetime as dt
 import polars as pl
 import kit
 from kit.sources.capture import DNS_SCHEMA, TCP_SCHEMA, PACKETS_SCHEMA, META_SCHEMA
-from kit.findings.checks_transport import conntrack_race_result
+from kit.findings.checks_transport import conntrack_race_result, truncation_result
 
 def status(key):
     for line in open("/proc/self/status"):
