@@ -170,9 +170,8 @@ def _forwarded_rows(dns: pl.DataFrame, tcp: pl.DataFrame | None, window_s: float
     # The frame is sorted by group and time, so every column is copied once: the strings become
     # categoricals (4 bytes a row instead of a 16-byte view and the text), the names are lowered
     # once per distinct name (lowering every row costs ~150 bytes a row), and the sort runs on
-    # integers only (group codes, time, the servers' and clients' ranks as text), not on a row
-    # encoding of strings. ``same`` below compares the values themselves, so rows of two groups
-    # are never merged.
+    # integers only, not on a row encoding of strings. ``same`` below compares the values
+    # themselves, so rows of two groups are never merged.
     cat = ["capture", "client_ip", "server_ip", "qtype"]
     names = (
         base.select("qname")
@@ -189,15 +188,24 @@ def _forwarded_rows(dns: pl.DataFrame, tcp: pl.DataFrame | None, window_s: float
     )
     del names
 
-    order = pl.DataFrame(
-        [
-            *[d[c].to_physical().alias(c) for c in g],
-            d["_ask"],
-            _text_rank(base["server_ip"]).alias("_s"),
-            _text_rank(base["client_ip"]).alias("_c"),
-        ]
-    ).select(pl.arg_sort_by([*g, "_ask", "_s", "_c"]))
-    del base
+    # one key per group (a hash of its codes), the time, then server and client in text order as
+    # one exact integer: three integer keys sort several times faster than six
+    servers, clients = _text_rank(base["server_ip"]), _text_rank(base["client_ip"])
+    order = (
+        pl.DataFrame(
+            [
+                d.select(_h=pl.struct([pl.col(c).to_physical() for c in g]).hash()).to_series(),
+                d["_ask"],
+                (servers.cast(pl.UInt64) * clients.n_unique() + clients.cast(pl.UInt64)).alias(
+                    "_sc"
+                ),
+            ]
+        )
+        .with_row_index("_i")
+        .sort(["_h", "_ask", "_sc"])
+        .select("_i")
+    )
+    del servers, clients, base
     d = d[order.to_series()]
     # runs of consecutive queries (per name and type, in time) to one server; every query of a run
     # is compared with the last query before the run: the latest one sent to another server. The
