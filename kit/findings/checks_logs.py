@@ -365,14 +365,16 @@ def ndots_expansion_result(
     rows = []
     for name, df in _query_frames(capture, coredns, unbound):
         answers, base_of = _expansion_bases(df, dom)
+        # per distinct name, not per row: count, and the row where it first appears (for the
+        # example of each base name)
         exp = (
             df.lazy()
+            .with_row_index("_i")
             .filter((pl.col("rcode") == "NXDOMAIN") & pl.col("qname").is_in(list(base_of)))
-            .select(
-                pl.lit(name).alias("source"),
-                "ts",
-                "qname",
-                "qtype",
+            .group_by("qname")
+            .agg(_n=pl.len(), _i=pl.col("_i").min())
+            .with_columns(
+                source=pl.lit(name),
                 base=pl.col("qname").replace_strict(base_of, default=None, return_dtype=pl.String),
             )
             .collect()
@@ -385,29 +387,33 @@ def ndots_expansion_result(
         return not_checked(check, "the capture and logs hold no answered query")
     total = sum(n for _, n, _ in rows)
     exp = pl.concat([e for _, _, e in rows])
+    n_exp = int(exp["_n"].sum())
     nums = {
-        "expansions": exp.height,
+        "expansions": n_exp,
         "answers": total,
-        "share": exp.height / total if total else 0.0,
+        "share": n_exp / total if total else 0.0,
     }
-    if exp.height < min_queries or total == 0 or exp.height / total < min_share:
+    if n_exp < min_queries or total == 0 or n_exp / total < min_share:
         return not_fired(
             check,
-            f"{exp.height} of {total} answers are NXDOMAIN for search-path expansions "
+            f"{n_exp} of {total} answers are NXDOMAIN for search-path expansions "
             f"({nums['share']:.0%}), below {min_share:.0%} or {min_queries}",
             **nums,
         )
     per = (
         exp.group_by("source", "base")
-        .agg(expansions=pl.len().cast(pl.UInt32), example=pl.col("qname").first())
+        .agg(
+            expansions=pl.col("_n").sum().cast(pl.UInt32),
+            example=pl.col("qname").sort_by("_i").first(),
+        )
         .sort(["expansions", "source", "base"], descending=[True, False, False])
     )
     f = Finding(
         id="ndots-search-expansion",
-        title=f"Search-path expansion: {exp.height / total:.0%} of answers are NXDOMAIN for *.{dom}",
+        title=f"Search-path expansion: {n_exp / total:.0%} of answers are NXDOMAIN for *.{dom}",
         severity="warning",
         explanation=(
-            f"{exp.height} of {total} answers are NXDOMAIN for names built from a search suffix "
+            f"{n_exp} of {total} answers are NXDOMAIN for names built from a search suffix "
             f"(*.svc.{dom}, *.{dom}, or a name asked with a node search domain appended) for "
             f"{per.height} real names. With the Kubernetes default "
             "ndots:5, a name with fewer than 5 dots is tried with every search suffix first, "
@@ -415,9 +421,9 @@ def ndots_expansion_result(
             "ndots in the pod's dnsConfig."
         ),
         evidence={
-            "expansions": exp.height,
+            "expansions": n_exp,
             "answers": total,
-            "share": exp.height / total,
+            "share": n_exp / total,
             "real_names": per.height,
             "per_name": per.head(20),
         },
