@@ -1,6 +1,7 @@
 """Peak memory of the capture analyses, one fresh interpreter per case (RSS, not tracemalloc).
 
-Run: ``.venv/bin/python bench/bench_memory.py CAPTURE [CAPTURE ...] [--cases a,b] [--limit-gb 8]``
+Run: ``.venv/bin/python bench/bench_memory.py CAPTURE [CAPTURE ...] [--cases a,b] [--limit-gb 8]
+[--baseline DIR]``
 
 polars allocates outside Python's allocator, so tracemalloc does not see it; each case runs in a
 child process that imports the kit (resident size ``base``), loads the capture (from the kit's
@@ -8,10 +9,15 @@ cache: run it once before to fill it), reads its resident size (``frames`` = RSS
 ``5``), runs the case, and reads ``VmHWM`` again (``peak`` = VmHWM - base). ``extra`` = peak - frames is what the analysis
 itself needed on top of the loaded frames; the ratio ``extra / frames`` is what must not grow with
 capture size (bounded memory, issue 16). Each child runs under ``prlimit --as`` (``--limit-gb``)
-so that a runaway case fails instead of taking the machine.
+so that a runaway case fails instead of taking the machine (``--limit-gb 0``: no cap; watch
+``free -g`` then). ``--baseline DIR`` runs every case a second time with the kit of another
+checkout (e.g. ``/work/main`` before a change), one line after the other, so the two are measured
+under the same load.
 
 Cases: the calls notebooks 05/06 and the findings make on a capture (``load`` is read_capture
-alone; ``run_on`` is every check of :func:`kit.findings.run_on`).
+alone; ``run_on`` is every check of :func:`kit.findings.run_on`; ``check_<name>`` is one findings
+check on the capture alone: ``conntrack_race``, ``ndots_expansion``, ``truncation``,
+``syn_retransmissions``, ``upstream_unreachable``).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ def _cases(path: str) -> dict[str, Callable[[Any], object]]:
     import kit.analyses.rates as rates
     import kit.analyses.upstream as up
     import kit.findings
+    import kit.findings.checks_logs as cl
+    import kit.findings.checks_transport as ct
 
     def ups(cap: Any) -> list[str]:
         return up.infer_upstream_ips(cap.dns, None, tcp=cap.tcp)
@@ -92,6 +100,15 @@ def _cases(path: str) -> dict[str, Callable[[Any], object]]:
         ),
         "symptom_series": symptoms,
         "run_on": run_on,
+        "check_conntrack_race": lambda cap: ct.conntrack_race_result(cap),
+        "check_ndots_expansion": lambda cap: cl.ndots_expansion_result(capture=cap),
+        "check_truncation": lambda cap: ct.truncation_result(cap),
+        "check_syn_retransmissions": lambda cap: ct.syn_retransmissions_result(
+            cap, upstreams=ups(cap)
+        ),
+        "check_upstream_unreachable": lambda cap: ct.upstream_unreachable_result(
+            cap, upstreams=ups(cap)
+        ),
     }
 
 
@@ -115,39 +132,45 @@ def main() -> None:
     ap.add_argument("captures", nargs="+")
     ap.add_argument("--cases", default="")
     ap.add_argument("--limit-gb", type=float, default=8.0)
+    ap.add_argument("--baseline", default="", help="another checkout whose kit runs each case too")
     ap.add_argument("--child", default="")
     a = ap.parse_args()
     if a.child:
         _child(a.captures[0], a.child)
         return
     names = a.cases.split(",") if a.cases else _names()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    codes = [("", REPO)] + ([(" (baseline)", Path(a.baseline).resolve())] if a.baseline else [])
     print(
-        f"{'capture':<24} {'case':<24} {'frames MiB':>10} {'peak MiB':>9} {'extra MiB':>9} {'extra/frames':>12} {'s':>7}"
+        f"{'capture':<24} {'case':<36} {'frames MiB':>10} {'peak MiB':>9} {'extra MiB':>9} {'extra/frames':>12} {'s':>7}"
     )
+    cap = [] if a.limit_gb <= 0 else ["prlimit", f"--as={int(a.limit_gb * 2**30)}"]
     for path in a.captures:
         for name in names:
-            cmd = ["prlimit", f"--as={int(a.limit_gb * 2**30)}", sys.executable, __file__, path]
-            r = subprocess.run([*cmd, "--child", name], capture_output=True, text=True, env=env)
-            if r.returncode:
-                tail = (r.stderr.strip().splitlines() or ["?"])[-1]
-                print(f"{Path(path).name:<24} {name:<24} FAILED ({r.returncode}): {tail}")
-                continue
-            d = json.loads(r.stdout.strip().splitlines()[-1])
-            extra = d["peak_mib"] - d["frames_mib"]
-            print(
-                f"{Path(path).name:<24} {name:<24} {d['frames_mib']:>10.0f} {d['peak_mib']:>9.0f}"
-                f" {extra:>9.0f}"
-                f" {extra / d['frames_mib']:>12.2f} {d['s']:>7.2f}",
-                flush=True,
-            )
+            for tag, code in codes:
+                env = dict(os.environ, PYTHONPATH=str(code))
+                label = name + tag
+                cmd = [*cap, sys.executable, __file__, path, "--child", name]
+                r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                if r.returncode:
+                    tail = (r.stderr.strip().splitlines() or ["?"])[-1]
+                    print(f"{Path(path).name:<24} {label:<36} FAILED ({r.returncode}): {tail}")
+                    continue
+                d = json.loads(r.stdout.strip().splitlines()[-1])
+                extra = d["peak_mib"] - d["frames_mib"]
+                print(
+                    f"{Path(path).name:<24} {label:<36} {d['frames_mib']:>10.0f}"
+                    f" {d['peak_mib']:>9.0f} {extra:>9.0f}"
+                    f" {extra / d['frames_mib']:>12.2f} {d['s']:>7.2f}",
+                    flush=True,
+                )
 
 
 def _names() -> list[str]:
     return [
         "load", "infer_upstream_ips", "server_roles", "connection_summary", "syn_retransmissions",
         "handshake_histogram", "client_modes", "attribute_slow_answers", "packet_rates",
-        "symptom_series", "run_on",
+        "symptom_series", "run_on", "check_conntrack_race", "check_ndots_expansion",
+        "check_truncation", "check_syn_retransmissions", "check_upstream_unreachable",
     ]  # fmt: skip
 
 

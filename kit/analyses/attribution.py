@@ -109,8 +109,13 @@ def attribute_slow_answers(
         ``up_wait_s`` runs to its last packet), its ``tcp_stream``, ``syn_retransmits``,
         ``handshake_s`` (seconds), and ``explained``.
     """
+    # names lowered once per distinct name and joined back: the key column then holds views of
+    # those few strings (16 bytes a row) instead of a lowered copy of every row's name (~150
+    # bytes a row at 10 M packets)
+    names = cap.dns.select("qname").unique().with_columns(_key=pl.col("qname").str.to_lowercase())
+    key = cap.dns.select("qname").join(names, on="qname", how="left", maintain_order="left")
     dns = cap.dns.with_row_index("_i").with_columns(
-        _key=pl.col("qname").str.to_lowercase(),
+        _key=key["_key"],
         _end=pl.coalesce(
             pl.col("ts_response"), pl.col("ts") + pl.duration(seconds=unanswered_window_s)
         ),

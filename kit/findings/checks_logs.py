@@ -249,6 +249,62 @@ def _confirm_per_source(
     return " ; ".join(parts)
 
 
+def _expansion_bases(df: pl.DataFrame, dom: str) -> tuple[int, dict[str, str]]:
+    """Answers in ``df`` (rows with an rcode), and the real name behind each NXDOMAIN name.
+
+    ``df`` has ``qname`` and ``rcode``; ``dom`` is the cluster domain, lower case, without dots
+    at the ends. Returns the number of answers and ``{qname as asked: base name}`` for every
+    NXDOMAIN name that is a search-path expansion (see :func:`ndots_expansion_result`).
+
+    Memory is bounded by the distinct names, not the rows: only the unique names are lowered,
+    and whether a candidate base name was asked is one ``is_in`` of the candidates against the
+    unique asked names (no per-row copy of the frame, no Python set of every name asked).
+    """
+    dom_re = dom.replace(".", r"\.")
+    answered = df.lazy().filter(pl.col("rcode").is_not_null())
+    answers = int(answered.select(pl.len()).collect().item())
+    low = pl.col("qname").str.to_lowercase().str.strip_chars_end(".")
+    asked = answered.select("qname").unique().select(low.alias("low")).unique().collect()["low"]
+    nx = (
+        answered.filter((pl.col("rcode") == "NXDOMAIN") & pl.col("qname").is_not_null())
+        .select("qname")
+        .unique()
+        .select("qname", low.alias("low"))
+        .collect()
+    )
+    pats = [rf"\.[^.]+\.svc\.{dom_re}$", rf"\.svc\.{dom_re}$", rf"\.{dom_re}$"]
+    cands: dict[str, list[str]] = {}
+    for n in set(nx["low"].to_list()):
+        if n.endswith("." + dom):
+            # <name>.<ns>.svc.<dom> or <name>.svc.<dom> or <name>.<dom>: prefer a name that
+            # was itself asked, else the shortest reading
+            c = []
+            for pat in pats:
+                m = re.search(pat, n)
+                if m and m.start() > 0:
+                    c.append(n[: m.start()])
+            cands[n] = c
+        else:
+            labels = n.split(".")
+            cands[n] = [
+                p for p in (".".join(labels[:k]) for k in range(len(labels) - 1, 0, -1)) if "." in p
+            ]
+    flat = pl.Series("c", sorted({c for cs in cands.values() for c in cs}), dtype=pl.String)
+    was_asked = set(flat.filter(flat.is_in(asked.implode())).to_list()) if len(flat) else set()
+    base_low: dict[str, str | None] = {}
+    for n, cs in cands.items():
+        if n.endswith("." + dom):
+            base_low[n] = next((c for c in cs if c in was_asked), cs[0] if cs else None)
+        else:
+            base_low[n] = next((c for c in cs if c in was_asked), None)
+    out = {}
+    for q, n in nx.iter_rows():
+        b = base_low.get(n)
+        if b is not None:
+            out[q] = b
+    return answers, out
+
+
 def check_ndots_expansion(
     *,
     capture: Any = None,
@@ -306,69 +362,58 @@ def ndots_expansion_result(
         the expansions stand for), ``per_name`` (frame: source, base name, expansions, example).
     """
     dom = cluster_domain.strip(".").lower()
-    dom_re = dom.replace(".", r"\.")
     rows = []
     for name, df in _query_frames(capture, coredns, unbound):
-        d = df.filter(pl.col("rcode").is_not_null()).with_columns(
-            low=pl.col("qname").str.to_lowercase().str.strip_chars_end(".")
+        answers, base_of = _expansion_bases(df, dom)
+        # per distinct name, not per row: count, and the row where it first appears (for the
+        # example of each base name)
+        exp = (
+            df.lazy()
+            .with_row_index("_i")
+            .filter((pl.col("rcode") == "NXDOMAIN") & pl.col("qname").is_in(list(base_of)))
+            .group_by("qname")
+            .agg(_n=pl.len(), _i=pl.col("_i").min())
+            .with_columns(
+                source=pl.lit(name),
+                base=pl.col("qname").replace_strict(base_of, default=None, return_dtype=pl.String),
+            )
+            .collect()
         )
-        asked = set(d["low"].unique().to_list())
-        nx = d.filter(pl.col("rcode") == "NXDOMAIN")
-        base_of: dict[str, str | None] = {}
-        for n in nx["low"].unique().to_list():
-            base = None
-            if n.endswith("." + dom):
-                # <name>.<ns>.svc.<dom> or <name>.svc.<dom> or <name>.<dom>: prefer a name that
-                # was itself asked, else the shortest reading
-                cands = []
-                for pat in (rf"\.[^.]+\.svc\.{dom_re}$", rf"\.svc\.{dom_re}$", rf"\.{dom_re}$"):
-                    m = re.search(pat, n)
-                    if m and m.start() > 0:
-                        cands.append(n[: m.start()])
-                base = next((c for c in cands if c in asked), cands[0] if cands else None)
-            else:
-                labels = n.split(".")
-                for k in range(len(labels) - 1, 0, -1):
-                    prefix = ".".join(labels[:k])
-                    if prefix in asked and "." in prefix:
-                        base = prefix
-                        break
-            base_of[n] = base
-        exp = nx.with_columns(
-            base=pl.col("low").replace_strict(base_of, default=None, return_dtype=pl.String),
-            source=pl.lit(name),
-        ).filter(pl.col("base").is_not_null())
-        rows.append((name, d.height, exp))
+        rows.append((name, answers, exp))
     check = "ndots-search-expansion"
     if not rows:
         if capture is None and coredns is None and unbound is None:
             return not_checked(check, "no capture or query log given")
         return not_checked(check, "the capture and logs hold no answered query")
     total = sum(n for _, n, _ in rows)
-    exp = pl.concat([e.select("source", "ts", "qname", "qtype", "base") for _, _, e in rows])
+    exp = pl.concat([e for _, _, e in rows])
+    n_exp = int(exp["_n"].sum())
     nums = {
-        "expansions": exp.height,
+        "expansions": n_exp,
         "answers": total,
-        "share": exp.height / total if total else 0.0,
+        "share": n_exp / total if total else 0.0,
     }
-    if exp.height < min_queries or total == 0 or exp.height / total < min_share:
+    if n_exp < min_queries or total == 0 or n_exp / total < min_share:
         return not_fired(
             check,
-            f"{exp.height} of {total} answers are NXDOMAIN for search-path expansions "
+            f"{n_exp} of {total} answers are NXDOMAIN for search-path expansions "
             f"({nums['share']:.0%}), below {min_share:.0%} or {min_queries}",
             **nums,
         )
     per = (
         exp.group_by("source", "base")
-        .agg(expansions=pl.len().cast(pl.UInt32), example=pl.col("qname").first())
+        .agg(
+            expansions=pl.col("_n").sum().cast(pl.UInt32),
+            example=pl.col("qname").sort_by("_i").first(),
+        )
         .sort(["expansions", "source", "base"], descending=[True, False, False])
     )
     f = Finding(
         id="ndots-search-expansion",
-        title=f"Search-path expansion: {exp.height / total:.0%} of answers are NXDOMAIN for *.{dom}",
+        title=f"Search-path expansion: {n_exp / total:.0%} of answers are NXDOMAIN for *.{dom}",
         severity="warning",
         explanation=(
-            f"{exp.height} of {total} answers are NXDOMAIN for names built from a search suffix "
+            f"{n_exp} of {total} answers are NXDOMAIN for names built from a search suffix "
             f"(*.svc.{dom}, *.{dom}, or a name asked with a node search domain appended) for "
             f"{per.height} real names. With the Kubernetes default "
             "ndots:5, a name with fewer than 5 dots is tried with every search suffix first, "
@@ -376,9 +421,9 @@ def ndots_expansion_result(
             "ndots in the pod's dnsConfig."
         ),
         evidence={
-            "expansions": exp.height,
+            "expansions": n_exp,
             "answers": total,
-            "share": exp.height / total,
+            "share": n_exp / total,
             "real_names": per.height,
             "per_name": per.head(20),
         },

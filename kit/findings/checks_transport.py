@@ -461,19 +461,31 @@ def truncation_result(
         return not_checked(check, "no capture given")
     if capture.dns.is_empty():
         return not_checked(check, "the capture holds no DNS transaction")
-    d = capture.dns.with_columns(key=pl.col("qname").str.to_lowercase())
-    udp_answers = d.filter((pl.col("transport") == "udp") & pl.col("answered")).height
-    tc = d.filter((pl.col("transport") == "udp") & pl.col("tc").fill_null(False))
+    # only the columns used, names lowered only on the truncated and the TCP rows (lowering
+    # every row of a 10 M-packet capture costs more than the frame's own columns)
+    dns = capture.dns.lazy()
+    udp = pl.col("transport") == "udp"
+    udp_answers = int(dns.filter(udp & pl.col("answered")).select(pl.len()).collect().item())
+    key = pl.col("qname").str.to_lowercase()
+    cols = ["capture", "client_ip", "server_ip", "qtype", "ts", "qname", "latency_s"]
+    tc = dns.filter(udp & pl.col("tc").fill_null(False)).select(*cols, key=key).collect()
     if tc.is_empty():
         return not_fired(
             check, f"no UDP answer with TC=1 (of {udp_answers})", udp_answers=udp_answers
         )
-    tcp = d.filter(pl.col("transport") == "tcp").select(
-        "capture", "client_ip", "server_ip", "key", "qtype",
+    # a TCP query within ``within_s`` after the truncated answer: joined per name *and* time
+    # bucket (``within_s`` wide; the TCP query in the answer's bucket or the next), so a name
+    # truncated and retried many times does not pair every answer with every retry
+    width_us = max(1, int(within_s * 1e6))
+    bucket = pl.col("ts").dt.epoch("us").floordiv(width_us)
+    on = ["capture", "client_ip", "server_ip", "key", "qtype", "_b"]
+    tcp = dns.filter(pl.col("transport") == "tcp").select(
+        "capture", "client_ip", "server_ip", "qtype", key=key, _b=bucket,
         tcp_ts=pl.col("ts"), tcp_latency_s=pl.col("latency_s"),
     )  # fmt: skip
     j = (
-        tc.select(
+        tc.lazy()
+        .select(
             "capture",
             "client_ip",
             "server_ip",
@@ -482,14 +494,19 @@ def truncation_result(
             "ts",
             "qname",
             udp_latency_s=pl.col("latency_s"),
+            _b=pl.concat_list(bucket, bucket + 1),
         )
-        .join(tcp, on=["capture", "client_ip", "server_ip", "key", "qtype"], how="inner")
+        .explode("_b")
+        .join(tcp, on=on, how="inner")
         .filter(
             (pl.col("tcp_ts") >= pl.col("ts"))
             & (pl.col("tcp_ts") - pl.col("ts") <= timedelta(seconds=within_s))
         )
-        .unique(["capture", "client_ip", "key", "qtype", "ts"], keep="first")
-        .sort("ts")
+        .drop("_b")
+        # the first TCP query after the answer is its retry
+        .sort("ts", "tcp_ts", "capture", "client_ip", "key", "qtype", "server_ip")
+        .unique(["capture", "client_ip", "key", "qtype", "ts"], keep="first", maintain_order=True)
+        .collect()
     )
     paths = _capture_paths(capture)
     servers = sorted(set(tc["server_ip"].drop_nulls().to_list()))
@@ -544,6 +561,79 @@ def truncation_result(
     return fired(f, **nums)
 
 
+def _race_pairs(dns: pl.DataFrame, pair_within_s: float) -> pl.DataFrame:
+    """A/AAAA pairs of :func:`conntrack_race_result`, with memory bounded by the pairs found.
+
+    One row per A query and AAAA query over UDP with the same capture, ``client_ip``,
+    ``client_port``, ``server_ip`` and name (case-insensitive) whose times differ by at most
+    ``pair_within_s`` seconds: ``capture``, ``client_ip``, ``client_port``, ``server_ip``,
+    ``key`` (lower-case name), ``qname`` (of the A query), ``ts_a``, ``wait_a``, ``ts_aaaa``,
+    ``wait_aaaa`` (seconds to the answer; ``inf`` when never answered and not censored, null
+    when censored).
+
+    Memory is bounded by the pairs found, not by how often a socket asks a name: the join is on
+    one 64-bit hash of the socket and name *and* a time bucket ``pair_within_s`` wide (the AAAA
+    side in its own and both neighbouring buckets), over narrow frames (row number, hash, bucket,
+    time); only the pairs found are then gathered from ``dns`` and their columns compared, so a
+    hash collision cannot pair two sockets or names. A client that asks one name from one port
+    again and again (a fixed-port stub, a cache) no longer joins every A with every AAAA.
+    """
+    sock = ["capture", "client_ip", "client_port", "server_ip"]
+    width_us = max(1, int(pair_within_s * 1e6))
+    key = pl.col("qname").str.to_lowercase()
+    d = (
+        dns.lazy()
+        .with_row_index("_i")
+        .filter((pl.col("transport") == "udp") & pl.col("qtype").is_in(["A", "AAAA"]))
+        .select(
+            "_i",
+            "ts",
+            _a=pl.col("qtype") == "A",
+            _h=pl.struct(*sock, key).hash(),
+            _b=pl.col("ts").dt.epoch("us").floordiv(width_us),
+        )
+        .collect()
+    )
+    a = d.lazy().filter("_a").select(_ia="_i", _h="_h", _b="_b", _ta="ts")
+    aaaa = (
+        d.lazy()
+        .filter(~pl.col("_a"))
+        .select(
+            _ib="_i",
+            _h="_h",
+            _b=pl.concat_list(pl.col("_b") - 1, pl.col("_b"), pl.col("_b") + 1),
+            _tb="ts",
+        )
+        .explode("_b")
+    )
+    idx = (
+        a.join(aaaa, on=["_h", "_b"], how="inner")
+        .filter((pl.col("_ta") - pl.col("_tb")).abs() <= timedelta(seconds=pair_within_s))
+        .select("_ia", "_ib")
+        .collect()
+    )
+    del d
+    wait = (
+        pl.when(pl.col("answered"))
+        .then(pl.col("latency_s"))
+        .when(~pl.col("censored"))
+        .then(pl.lit(float("inf")))
+    )
+    cols = [*sock, "qname", "ts", "answered", "latency_s", "censored"]
+    side_a = dns.select(cols)[idx["_ia"]].select(
+        *sock, key=key, qname="qname", ts_a="ts", wait_a=wait
+    )
+    side_b = dns.select(cols)[idx["_ib"]].select(
+        *[pl.col(c).alias(f"_b_{c}") for c in sock],
+        _b_key=key,
+        ts_aaaa="ts",
+        wait_aaaa=wait,
+    )
+    same = pl.all_horizontal([pl.col(c) == pl.col(f"_b_{c}") for c in [*sock, "key"]])
+    pairs = pl.concat([side_a, side_b], how="horizontal").filter(same.fill_null(False))
+    return pairs.select(*sock, "key", "qname", "ts_a", "wait_a", "ts_aaaa", "wait_aaaa")
+
+
 def check_conntrack_race(
     capture: Any,
     *,
@@ -583,23 +673,7 @@ def conntrack_race_result(
         return not_checked(check, "no capture given")
     if capture.dns.is_empty():
         return not_checked(check, "the capture holds no DNS transaction")
-    d = capture.dns.filter(pl.col("transport") == "udp").with_columns(
-        key=pl.col("qname").str.to_lowercase(),
-        wait=pl.when(pl.col("answered"))
-        .then(pl.col("latency_s"))
-        .when(~pl.col("censored"))
-        .then(pl.lit(float("inf"))),
-    )
-    on = ["capture", "client_ip", "client_port", "server_ip", "key"]
-    a = d.filter(pl.col("qtype") == "A").select(
-        *on, "qname", ts_a=pl.col("ts"), wait_a=pl.col("wait")
-    )
-    aaaa = d.filter(pl.col("qtype") == "AAAA").select(
-        *on, ts_aaaa=pl.col("ts"), wait_aaaa=pl.col("wait")
-    )
-    pairs = a.join(aaaa, on=on, how="inner").filter(
-        (pl.col("ts_a") - pl.col("ts_aaaa")).abs() <= timedelta(seconds=pair_within_s)
-    )
+    pairs = _race_pairs(capture.dns, pair_within_s)
     late = pairs.filter(
         ((pl.col("wait_a") >= late_s) & (pl.col("wait_aaaa") < 1.0))
         | ((pl.col("wait_aaaa") >= late_s) & (pl.col("wait_a") < 1.0))
@@ -626,7 +700,7 @@ def conntrack_race_result(
         evidence={
             "pairs": pairs.height,
             "late_pairs": late.height,
-            "examples": late.sort("ts_a")
+            "examples": late.sort("ts_a", "capture", "client_ip", "client_port", "qname", "ts_aaaa")
             .head(10)
             .select("capture", "ts_a", "client_ip", "client_port", "qname", "wait_a", "wait_aaaa"),
         },
