@@ -19,6 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -616,20 +617,8 @@ static void *take(Buf *b) {
 /* moves the table's buffers into a struct array; frees what it took on failure */
 static int export_table(Table *t, struct ArrowSchema *schema, struct ArrowArray *array) {
     int64_t n = t->rows;
-    memset(schema, 0, sizeof(*schema));
-    memset(array, 0, sizeof(*array));
-    schema->children = calloc(N_COLS, sizeof(struct ArrowSchema *));
-    array->children = calloc(N_COLS, sizeof(struct ArrowArray *));
-    array->private_data = calloc(1, sizeof(ArrPriv));
-    if (!schema->children || !array->children || !array->private_data) goto fail;
-    schema->format = "+s";
-    schema->name = "";
-    schema->release = release_schema;
-    array->length = n;
-    array->n_buffers = 1;
-    ((ArrPriv *)array->private_data)->ptrs[0] = NULL;
-    array->buffers = ((ArrPriv *)array->private_data)->ptrs;
-    array->release = release_struct;
+    if (export_begin(schema, array, N_COLS, n, sizeof(ArrPriv), offsetof(ArrPriv, ptrs)))
+        goto fail;
     for (int i = 0; i < N_COLS; i++) {
         struct ArrowSchema *cs = calloc(1, sizeof(*cs));
         struct ArrowArray *ca = calloc(1, sizeof(*ca));
@@ -688,30 +677,7 @@ static int export_table(Table *t, struct ArrowSchema *schema, struct ArrowArray 
     }
     return 0;
 fail:
-    if (schema->release) schema->release(schema);
-    else free(schema->children);
-    if (array->release) array->release(array);
-    else {
-        free(array->children);
-        free(array->private_data);
-    }
-    return -1;
-}
-
-static void capsule_schema_free(PyObject *cap) {
-    struct ArrowSchema *s = PyCapsule_GetPointer(cap, "arrow_schema");
-    if (s) {
-        if (s->release) s->release(s);
-        free(s);
-    }
-}
-
-static void capsule_array_free(PyObject *cap) {
-    struct ArrowArray *a = PyCapsule_GetPointer(cap, "arrow_array");
-    if (a) {
-        if (a->release) a->release(a);
-        free(a);
-    }
+    return export_fail(schema, array);
 }
 
 /* ---------------------------------------------------------------------------------------------
