@@ -64,7 +64,7 @@ def _schema(cols: dict[str, Any]) -> pl.Schema:
     return pl.Schema(cols)
 
 
-DNSTAP_SCHEMA = _schema(
+DNS_SCHEMA = _schema(
     {
         "ts": _UTC,
         "ts_response": _UTC,
@@ -88,6 +88,16 @@ DNSTAP_SCHEMA = _schema(
         "frame_query": pl.UInt32,
         "frame_response": pl.UInt32,
         "opcode": pl.String,
+    }
+)
+"""One row per DNS query transaction (a query and its answer, or the query alone): the capture's
+``dns`` frame (:mod:`kit.sources.capture`, whose docstrings say what each column holds), and the
+column names and types every other source of DNS transactions shares (dnstap, Zeek, Inspektor
+Gadget), so their frames join and concatenate with a capture's."""
+
+DNSTAP_SCHEMA = _schema(
+    {
+        **DNS_SCHEMA,
         "message_type": pl.String,
         "identity": pl.String,
         "query_seen": pl.Boolean,
@@ -268,7 +278,6 @@ status.addresses entry, e.g. ``Node InternalIP``)."""
 # kit.sources.gadget). Appended block: the readers re-export these constants.
 # =============================================================================================
 
-_UTC_US = pl.Datetime("us", "UTC")
 
 NODE_COUNTERS_SCHEMA = pl.Schema(
     {
@@ -342,21 +351,26 @@ NODE_DELTAS_SCHEMA = pl.Schema(
 
 DNS_RECORDS_SCHEMA = pl.Schema(
     {
-        "ts": _UTC_US,
-        "ts_response": _UTC_US,
-        "latency_s": pl.Float64(),
-        "answered": pl.Boolean(),
-        "client_ip": pl.String(),
-        "client_port": pl.UInt16(),
-        "server_ip": pl.String(),
-        "server_port": pl.UInt16(),
-        "transport": pl.String(),
-        "dns_id": pl.UInt16(),
-        "qname": pl.String(),
-        "qtype": pl.String(),
-        "rcode": pl.String(),
-        "tc": pl.Boolean(),
-        "answers": pl.UInt16(),
+        **{
+            name: DNS_SCHEMA[name]
+            for name in (
+                "ts",
+                "ts_response",
+                "latency_s",
+                "answered",
+                "client_ip",
+                "client_port",
+                "server_ip",
+                "server_port",
+                "transport",
+                "dns_id",
+                "qname",
+                "qtype",
+                "rcode",
+                "tc",
+                "answers",
+            )
+        },
         "source": pl.String(),
         "line_no": pl.UInt32(),
     }

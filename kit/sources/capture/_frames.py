@@ -3,8 +3,8 @@
 Shared by both capture engines: the tshark one (:mod:`kit.sources.capture`) and the native one
 (:mod:`kit.sources.capture._native`) build their frames with the same code, so they agree row
 for row (``tests/test_capture_native.py``). The frame schemas (:data:`PACKETS_SCHEMA`,
-:data:`DNS_SCHEMA`, :data:`TCP_SCHEMA`, :data:`META_SCHEMA`) are defined here and re-exported by
-:mod:`kit.sources.capture`.
+:data:`TCP_SCHEMA`, :data:`META_SCHEMA`, and :data:`DNS_SCHEMA` from :mod:`kit.schema`, which
+every source of DNS transactions shares) are re-exported by :mod:`kit.sources.capture`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from kit.net import syn_expr, synack_expr
+from kit.schema import DNS_SCHEMA
 from kit.timeutil import UTC as _UTC
 
 #: The ports DNS servers listen on by default (``dns_ports=`` of :func:`read_capture`).
@@ -251,34 +252,6 @@ OPCODES: dict[int, str] = {0: "QUERY", 1: "IQUERY", 2: "STATUS", 4: "NOTIFY", 5:
 
 def _schema(cols: dict[str, Any]) -> pl.Schema:
     return pl.Schema(cols)
-
-
-DNS_SCHEMA = _schema(
-    {
-        "ts": _UTC,
-        "ts_response": _UTC,
-        "latency_s": pl.Float64,
-        "answered": pl.Boolean,
-        "censored": pl.Boolean,
-        "client_ip": pl.String,
-        "client_port": pl.UInt16,
-        "server_ip": pl.String,
-        "server_port": pl.UInt16,
-        "transport": pl.String,
-        "dns_id": pl.UInt16,
-        "qname": pl.String,
-        "qtype": pl.String,
-        "rcode": pl.String,
-        "tc": pl.Boolean,
-        "answers": pl.UInt16,
-        "retransmissions": pl.UInt32,
-        "tcp_stream": pl.UInt32,
-        "capture": pl.String,
-        "frame_query": pl.UInt32,
-        "frame_response": pl.UInt32,
-        "opcode": pl.String,
-    }
-)
 
 
 PACKETS_SCHEMA = _schema(
