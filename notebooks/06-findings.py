@@ -32,9 +32,7 @@ metrics: list[str] | None = None  # metric exports (Prometheus, Grafana); None: 
 corefile: list[str] | None = None  # Corefile(s) with the forward settings; None: from artefacts
 unbound_conf: list[str] | None = None  # unbound.conf files; None: from artefacts
 run_json: list[str] | None = None  # lab run.json with phases and change time; None: found
-node_evidence: list[str] | None = (
-    None  # nstat, conntrack -S, ethtool -S output; None: from artefacts
-)
+node_evidence: list[str] | None = None  # nstat, conntrack -S, ethtool -S; None: from artefacts
 change_time: str | None = None  # when the suspected change was made, ISO-8601 (overrides run.json)
 slow_threshold_s: float = 1.0  # a client answer slower than this is slow, in seconds
 upstream: list[str] | None = None  # upstream resolver addresses; None: from configs and capture
