@@ -96,6 +96,7 @@ cap.meta.select(
 roles = kit.analyses.upstream.server_roles(cap.dns, tcp=cap.tcp, cache_ips=cache_ip)
 caches = kit.analyses.upstream.infer_cache_ips(cap.dns, cache_ip, tcp=cap.tcp)
 client = kit.sources.timeline.with_phase(kit.analyses.upstream.client_queries(cap.dns, caches), tl)
+del cap  # the rest reads the client side only: free the capture's frames (GBs on a busy node)
 roles
 
 # %% [markdown]
@@ -148,9 +149,13 @@ kit.charts.slow_answers_chart(
 # upstream connection behind each one.
 
 # %%
-client.sort(["answered", "latency_s"], descending=[False, True], nulls_last=False).head(20).select(
+# the 20 rows without sorting all of them (an unanswered query's null latency counts as longest)
+slowest_by = [pl.col("answered"), pl.col("latency_s").fill_null(float("inf"))]
+client.select(
     "capture", "ts", "client_ip", "qname", "qtype", "transport", "latency_s", "answered",
     "censored", "rcode", "retransmissions", "frame_query", "phase"
+).bottom_k(20, by=slowest_by, reverse=[False, True]).sort(
+    slowest_by, descending=[False, True]
 )  # fmt: skip
 
 # %% [markdown]
@@ -174,6 +179,7 @@ client.filter(~pl.col("answered")).group_by("capture", "censored", "phase").agg(
 
 # %%
 modes = kit.analyses.upstream.latency_modes_by(client, value="latency_s", by=["capture"])
+del client  # nothing below reads the client side: free it before the next notebook reads a capture
 kit.analyses.upstream.match_ladder(modes)
 
 # %% [markdown]

@@ -198,6 +198,7 @@ kit.analyses.upstream.syn_drill_down(cap, upstreams)
 client = kit.analyses.upstream.client_queries(cap.dns, caches)
 modes = kit.analyses.upstream.latency_modes_by(client, value="latency_s", by=["capture"])
 client_hist = kit.analyses.upstream.log_histogram(client, value="latency_s", by=["capture"])
+del client  # the attribution below reads the capture itself: free the client side first
 kit.charts.ladder_chart(client_hist, ladder, modes, by=["capture"])
 
 # %%

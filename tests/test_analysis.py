@@ -107,3 +107,66 @@ def test_match_timers_nearest_on_log_scale() -> None:
     assert empty.columns == ["mode_s", "name", "timer_s", "ratio", "matches"] and empty.is_empty()
     with pytest.raises(KeyError, match="timer_s"):
         match_timers(modes, timers.rename({"timer_s": "t"}))
+
+
+def test_outcomes_per_group_by_hand() -> None:
+    """Every count and quantile of each group, null keys and answerless groups included."""
+    from kit.analyses.latency import outcomes
+
+    rng = random.Random(7)
+    rows = []
+    for _ in range(600):
+        answered = rng.random() < 0.8
+        rows.append(
+            {
+                "capture": rng.choice(["node-b", "node-a", None]),
+                "phase": rng.choice(["before", "during", None]),
+                "answered": answered,
+                "censored": (not answered) and rng.random() < 0.3,
+                "latency_s": rng.random() * rng.choice([0.002, 0.02, 2.0, 8.0])
+                if answered
+                else None,
+                "retransmissions": rng.choice([0, 0, 1, 2]),
+                "tc": rng.choice([True, False, None]),
+            }
+        )
+    # a group with no answer at all: null quantiles, null slow_share
+    rows += [{**rows[0], "capture": "node-c", "answered": False, "latency_s": None}] * 3
+    df = pl.DataFrame(rows, schema_overrides={"retransmissions": pl.UInt32})
+    got = outcomes(df, by=["capture", "phase"], slow_s=1.0)
+    assert got.columns == [
+        "capture", "phase", "queries", "answered", "slow", "unanswered", "censored",
+        "retransmitted", "truncated", "p50_s", "p90_s", "p99_s", "max_s", "slow_share",
+    ]  # fmt: skip
+    keys = sorted(
+        {(r["capture"], r["phase"]) for r in rows},
+        key=lambda k: [(x is not None, x or "") for x in k],
+    )
+    assert got.select("capture", "phase").rows() == keys  # sorted, nulls first
+    for out in got.iter_rows(named=True):
+        g = [r for r in rows if (r["capture"], r["phase"]) == (out["capture"], out["phase"])]
+        lat = sorted(r["latency_s"] for r in g if r["latency_s"] is not None)
+        answered = sum(r["answered"] for r in g)
+        slow = sum(1 for r in g if r["answered"] and r["latency_s"] >= 1.0)
+        want = {
+            "queries": len(g),
+            "answered": answered,
+            "slow": slow,
+            "unanswered": sum(1 for r in g if not r["answered"] and not r["censored"]),
+            "censored": sum(1 for r in g if not r["answered"] and r["censored"]),
+            "retransmitted": sum(1 for r in g if r["retransmissions"] > 0),
+            "truncated": sum(1 for r in g if r["tc"]),
+            # nearest rank: index (n - 1) q rounded half up
+            "p50_s": lat[int(0.5 * (len(lat) - 1) + 0.5)] if lat else None,
+            "p90_s": lat[int(0.9 * (len(lat) - 1) + 0.5)] if lat else None,
+            "p99_s": lat[int(0.99 * (len(lat) - 1) + 0.5)] if lat else None,
+            "max_s": lat[-1] if lat else None,
+            "slow_share": slow / answered if answered else None,
+        }
+        assert {k: out[k] for k in want} == want, (out["capture"], out["phase"])
+    assert got.filter(pl.col("capture") == "node-c")["p50_s"].to_list() == [None]
+    assert got.schema["queries"] == pl.UInt32 and got.schema["p50_s"] == pl.Float64
+    # every query in exactly one group, whatever the grouping
+    for by in (["capture"], ["phase"], ["capture", "phase"]):
+        assert outcomes(df, by=by)["queries"].sum() == len(rows)
+    assert outcomes(df.clear(), by=["capture", "phase"]).height == 0
