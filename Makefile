@@ -30,11 +30,11 @@ test: setup
 	$(BIN)/mypy kit
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The inner loop (under a minute): the in-process tests only (`unit`: no kernel, no server, no lab,
+# The inner loop (under a minute, on both cores through pytest-xdist): the in-process tests only (`unit`: no kernel, no server, no lab,
 # no slow robustness or fuzz run; tests/conftest.py marks every test that is none of those).
 test-fast: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m unit -n 2 $(PYTEST_ARGS)
 
 mypy: setup
 	$(BIN)/mypy kit
