@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ from typing import Any
 
 import polars as pl
 
+from kit.errors import KitWarning
+from kit.schema import NODE_REJECTED_SCHEMA, check_schema
 from kit.sources.capture._frames import QTYPES, RCODES
 
 _QTYPE_BY_NAME = {v: v for v in QTYPES.values()}
@@ -166,3 +169,33 @@ class DNSRecords:
             f"{type(self).__name__}(dns={self.dns.height}, records={self.records}, "
             f"other={self.other}, rejected={self.rejected.height}, lines={self.lines})"
         )
+
+
+def finish(
+    dns: pl.DataFrame,
+    schema: pl.Schema,
+    rejected: list[tuple[Any, ...]],
+    *,
+    what: str,
+    records: int,
+    other: int,
+    lines: int,
+    notes: list[str],
+) -> DNSRecords:
+    """The :class:`DNSRecords` of a reader: ``dns`` checked against ``schema``, the rejected
+    records (rows of :data:`kit.schema.NODE_REJECTED_SCHEMA`) as a frame with one
+    :class:`kit.errors.KitWarning` naming the first (``what``: e.g. "Zeek dns.log record(s)"),
+    and each note warned."""
+    check_schema(dns, schema, name=what)
+    rej = pl.DataFrame(rejected, schema=NODE_REJECTED_SCHEMA, orient="row")
+    if rej.height:
+        r0 = rej.row(0, named=True)
+        warnings.warn(
+            f"{rej.height} unreadable {what} kept in .rejected; first "
+            f"{r0['source']}:{r0['line_no']}: {r0['reason']}",
+            KitWarning,
+            stacklevel=3,
+        )
+    for n in notes:
+        warnings.warn(n, KitWarning, stacklevel=3)
+    return DNSRecords(dns, rej, records, other, lines, tuple(notes))

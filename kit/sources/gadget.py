@@ -31,18 +31,18 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
 
-from kit.errors import InputFormatError, KitWarning
-from kit.schema import GADGET_DNS_SCHEMA, NODE_REJECTED_SCHEMA, check_schema
+from kit.errors import InputFormatError
+from kit.schema import GADGET_DNS_SCHEMA
 from kit.sources._dnsrecords import (
     DNSRecords,
     epoch_ns,
+    finish,
     iso_time,
     json_objects,
     qname,
@@ -436,16 +436,13 @@ def read_gadget_dns(source: Source, *, strict: bool = False) -> DNSRecords:
             )
     rows = _rows(_transactions(events))
     dns = pl.DataFrame(rows, schema=GADGET_DNS_SCHEMA, orient="row").sort("ts", maintain_order=True)
-    check_schema(dns, GADGET_DNS_SCHEMA, name="gadget dns")
-    rej = pl.DataFrame(rejected, schema=NODE_REJECTED_SCHEMA, orient="row")
-    if rej.height:
-        r0 = rej.row(0, named=True)
-        warnings.warn(
-            f"{rej.height} unreadable Inspektor Gadget event(s) kept in .rejected; first "
-            f"{r0['source']}:{r0['line_no']}: {r0['reason']}",
-            KitWarning,
-            stacklevel=2,
-        )
-    for n in notes:
-        warnings.warn(n, KitWarning, stacklevel=2)
-    return DNSRecords(dns, rej, records, other, lines_total, tuple(notes))
+    return finish(
+        dns,
+        GADGET_DNS_SCHEMA,
+        rejected,
+        what="Inspektor Gadget event(s)",
+        records=records,
+        other=other,
+        lines=lines_total,
+        notes=notes,
+    )

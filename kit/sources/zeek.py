@@ -18,15 +18,22 @@ import json
 import logging
 import math
 import os
-import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
 
-from kit.errors import InputFormatError, KitWarning
-from kit.schema import NODE_REJECTED_SCHEMA, ZEEK_DNS_SCHEMA, check_schema
-from kit.sources._dnsrecords import DNSRecords, iso_time, json_objects, qname, qtype, rcode
+from kit.errors import InputFormatError
+from kit.schema import ZEEK_DNS_SCHEMA
+from kit.sources._dnsrecords import (
+    DNSRecords,
+    finish,
+    iso_time,
+    json_objects,
+    qname,
+    qtype,
+    rcode,
+)
 from kit.sources._io import Source, expand_sources, read_raw
 
 __all__ = ["ZEEK_DNS_SCHEMA", "DNSRecords", "read_zeek_dns", "sniff_zeek_json", "sniff_zeek_tsv"]
@@ -358,16 +365,13 @@ def read_zeek_dns(source: Source, *, strict: bool = False) -> DNSRecords:
                 excerpt=bad[:160],
             )
     dns = pl.DataFrame(rows, schema=ZEEK_DNS_SCHEMA, orient="row")
-    check_schema(dns, ZEEK_DNS_SCHEMA, name="zeek dns")
-    rej = pl.DataFrame(rejected, schema=NODE_REJECTED_SCHEMA, orient="row")
-    if rej.height:
-        r0 = rej.row(0, named=True)
-        warnings.warn(
-            f"{rej.height} unreadable Zeek dns.log record(s) kept in .rejected; first "
-            f"{r0['source']}:{r0['line_no']}: {r0['reason']}",
-            KitWarning,
-            stacklevel=2,
-        )
-    for n in notes:
-        warnings.warn(n, KitWarning, stacklevel=2)
-    return DNSRecords(dns, rej, records, other, lines_total, tuple(notes))
+    return finish(
+        dns,
+        ZEEK_DNS_SCHEMA,
+        rejected,
+        what="Zeek dns.log record(s)",
+        records=records,
+        other=other,
+        lines=lines_total,
+        notes=notes,
+    )
