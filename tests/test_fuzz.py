@@ -49,10 +49,11 @@ def test_fuzz_ci_budget(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["dnstap:419", "dnstap:3319"])
+@pytest.mark.parametrize("case", ["dnstap:419", "dnstap:3319", "k8s:1083", "k8s:2361"])
 def test_fuzz_long_mode_findings_replayed(case: str, tmp_path: Path) -> None:
-    """Inputs the long mode found (dnstap times of 2^63 ns and more: a raw polars TypeError),
-    replayed one at a time: now a counted reject or a clean KitError."""
+    """Inputs the long mode found, replayed one at a time: dnstap times of 2^63 ns and more (a
+    raw polars TypeError), a Kubernetes JSON integer over 4,300 digits (a raw ValueError); now a
+    counted reject or a clean KitError."""
     out = tmp_path / "one.json"
     cmd = [sys.executable, str(REPO / "tools" / "fuzz.py"), "--long", "--seed", "14"]
     proc = subprocess.run(
