@@ -22,7 +22,8 @@ of:
 - ``raw``: any other exception (a bug), ``hang``: over the time limit, ``crash``: the worker died
   (out of memory under the cap, a signal), ``lost``: the result does not account for every
   input unit (CoreDNS and unbound logs: the records' ``line_no`` must cover the file's lines
-  ``1..N`` exactly once, apart from lines joined into a record or a file skipped as binary).
+  ``1..N`` exactly once, apart from lines joined into a record or a file skipped as binary;
+  the newer readers: their own accounting, see :func:`_new_lost`).
 
 Usage::
 
