@@ -22,11 +22,13 @@ of:
 - ``raw``: any other exception (a bug), ``hang``: over the time limit, ``crash``: the worker died
   (out of memory under the cap, a signal), ``lost``: the result does not account for every
   input unit (CoreDNS and unbound logs: the records' ``line_no`` must cover the file's lines
-  ``1..N`` exactly once, apart from lines joined into a record or a file skipped as binary).
+  ``1..N`` exactly once, apart from lines joined into a record or a file skipped as binary;
+  the newer readers: their own accounting, see :func:`_new_lost`).
 
 Usage::
 
-    python tools/fuzz.py                 # CI budget: 400 inputs per text loader, under a minute
+    python tools/fuzz.py                 # CI budget: 400 inputs per text loader, 40 per new reader
+    python tools/fuzz.py --long --loaders dnstap,k8s,node,zeek,gadget   # the newer readers
     python tools/fuzz.py --long          # 10,000 inputs per loader, captures too; by hand
     python tools/fuzz.py --long --loaders capture   # read_capture only (~0.3 s per input)
 
@@ -67,10 +69,16 @@ SHARED = REPO.parent / "shared" / "fixtures"
 
 #: The text loaders, fuzzed in the CI budget (tests/test_fuzz.py) and in the long mode.
 TEXT_LOADERS = ("coredns", "corefile", "unbound_log", "unbound_conf", "metrics")
+#: Readers added later (dnstap, Kubernetes snapshots, node evidence, Zeek and Inspektor Gadget
+#: DNS records): the same mutators, each reader's own accounting as the lost-units check. In the
+#: default (CI) run too, with a smaller budget (``--new-inputs``; tests/test_fuzz.py).
+NEW_LOADERS = ("dnstap", "k8s", "node", "zeek", "gadget")
+#: Binary seeds: mutated whole, not cut to their first 400 lines.
+BINARY_LOADERS = ("capture", "dnstap")
 #: ``capture`` (read_capture) is in the long mode only: every other input runs tshark (~0.3-1 s),
 #: so its CI budget is the ~45 s mini fuzz of tests/test_capture_robustness.py, which uses the
 #: same mutations (:func:`capture_mutation`).
-LOADERS = (*TEXT_LOADERS, "capture")
+LOADERS = (*TEXT_LOADERS, *NEW_LOADERS, "capture")
 BAD = ("raw", "hang", "crash", "lost")
 OUTCOMES = ("ok", "warning", "kit_error", *BAD)
 
@@ -111,6 +119,11 @@ def seed_files() -> dict[str, list[Path]]:
         + (_files("metrics/*", root=SHARED) if shared else []),
         "capture": (_files("pcaps/*", root=SHARED) if shared else [])
         + _files("tests/data/capture/*.pcap*", "data/sample/captures/node2.pcap"),
+        "dnstap": _files("data/scenarios/*/dnstap/*.fstrm", "tests/data/dnstap/*.fstrm"),
+        "k8s": _files("tests/data/k8s/*.json", "tests/data/k8s/*.txt", "data/scenarios/*/k8s/*"),
+        "node": _files("tests/data/node/*/*.txt", "data/scenarios/*/node/*/*.txt"),
+        "zeek": _files("tests/data/zeek/*.log"),
+        "gadget": _files("tests/data/gadget/*.json*"),
     }
     return {k: [p for p in v if p.stat().st_size > 0] for k, v in seeds.items()}
 
@@ -122,7 +135,7 @@ def load_seeds() -> dict[str, list[bytes]]:
         blobs = []
         for p in paths:
             data = p.read_bytes()
-            if loader == "capture":  # binary: whole files (the largest, node2, is 1 MB)
+            if loader in BINARY_LOADERS:  # whole files (the largest capture, node2, is 1 MB)
                 blobs.append(data)
                 continue
             if data.startswith(b"\x1f\x8b"):
@@ -484,14 +497,22 @@ def make_input(
     return data, f"seed{base_i} {'+'.join(names)}{' ' + gz if gz else ''}"
 
 
+#: File name suffixes of the new readers' inputs (the ones their folder expansion takes).
+NEW_EXT = {"dnstap": ".fstrm", "k8s": ".json", "node": ".txt", "zeek": ".log", "gadget": ".json"}
+
+
 def filesystem_cases(
     loader: str, root: Path, seeds: dict[str, list[bytes]]
 ) -> list[tuple[Path, str]]:
     """Fixed cases that are not file contents: folders, links, special files, imports of them."""
     root.mkdir(parents=True, exist_ok=True)
-    ext = {"coredns": ".log", "unbound_log": ".log", "metrics": ".prom", "capture": ".pcap"}.get(
-        loader, ""
-    )
+    ext = {
+        "coredns": ".log",
+        "unbound_log": ".log",
+        "metrics": ".prom",
+        "capture": ".pcap",
+        **NEW_EXT,
+    }.get(loader, "")
     out: list[tuple[Path, str]] = []
 
     def add(name: str, what: str) -> Path:
@@ -575,6 +596,49 @@ def _capture_lost(cap: Any) -> str | None:
     return None
 
 
+def _new_lost(loader: str, res: Any, data: bytes | None) -> str | None:
+    """None when the new reader's own accounting covers every unit of ``data`` (the file's
+    bytes after gzip; None for a folder or a special file): dnstap frames = control + kept +
+    rejected and one ``messages`` row per kept message; Kubernetes items = pods + services +
+    endpoint slices + nodes + skipped; node evidence lines = counter lines + other + rejected;
+    Zeek records + other = lines and records = rows + rejected; Gadget records (JSON values)
+    = events joined into rows + rejected. Line counts must also equal the file's."""
+    if loader == "dnstap":
+        for m in res.meta.iter_rows(named=True):
+            parts = m["control_frames"] + m["messages_kept"] + m["messages_rejected"]
+            if m["frames"] != parts:
+                return f"frames {m['frames']} != control + kept + rejected {parts}"
+        kept = int(res.meta["messages_kept"].sum())
+        if res.messages.height != kept:
+            return f"messages {res.messages.height} rows != messages_kept {kept}"
+        return None
+    if loader == "k8s":
+        for m in res.meta.iter_rows(named=True):
+            parts = m["pods"] + m["services"] + m["endpoint_slices"] + m["nodes"] + m["skipped"]
+            if m["items"] != parts:
+                return f"items {m['items']} != pods + services + slices + nodes + skipped {parts}"
+        return None
+    if loader == "node":
+        if res.accounted != res.lines:
+            return f"counter lines + other + rejected {res.accounted} != lines {res.lines}"
+    elif loader == "zeek":
+        if res.records + res.other != res.lines:
+            return f"records {res.records} + other {res.other} != lines {res.lines}"
+        if res.records != res.dns.height + res.rejected.height:
+            return (
+                f"records {res.records} != rows {res.dns.height} + rejected {res.rejected.height}"
+            )
+    else:  # gadget: the unit is a JSON value (an object may span lines, a line hold several)
+        events = int(res.dns["events"].sum()) if res.dns.height else 0
+        if res.records != events + res.rejected.height:
+            return (
+                f"records {res.records} != events joined {events} + rejected {res.rejected.height}"
+            )
+    if data is not None and res.lines != _expected_lines(data):
+        return f"lines {res.lines} != {_expected_lines(data)} in the file"
+    return None
+
+
 def _run_one(loader: str, path: Path) -> dict[str, Any]:
     import warnings
 
@@ -597,6 +661,16 @@ def _run_one(loader: str, path: Path) -> dict[str, Any]:
             elif loader == "capture":
                 engine = "tshark" if path.stem.endswith("1") else "auto"
                 res = kit.read_capture(path, cache=False, progress=False, engine=engine)
+            elif loader == "dnstap":
+                res = kit.read_dnstap(path, strict=path.stem.endswith("0"))
+            elif loader == "k8s":
+                res = kit.read_k8s_snapshot(path)
+            elif loader == "node":
+                res = kit.read_node_evidence(path, strict=path.stem.endswith("0"))
+            elif loader == "zeek":
+                res = kit.read_zeek_dns(path, strict=path.stem.endswith("0"))
+            elif loader == "gadget":
+                res = kit.read_gadget_dns(path, strict=path.stem.endswith("0"))
             else:
                 res = kit.read_metrics(path, strict=path.stem.endswith("0"))
         except KitError as exc:
@@ -649,6 +723,8 @@ def _run_one(loader: str, path: Path) -> dict[str, Any]:
                 lost = f"lines {res.lines} != {n}"
     if loader == "capture":
         lost = _capture_lost(res)
+    if loader in NEW_LOADERS:
+        lost = _new_lost(loader, res, read_raw(path).data if path.is_file() else None)
     if lost:
         return {"outcome": "lost", "detail": lost, "seconds": seconds}
     return {
@@ -783,7 +859,10 @@ def fuzz(
     keep: Path | None,
     only: tuple[str, int] | None = None,
     progress: bool = False,
+    new_inputs: int | None = None,
 ) -> dict[str, Tally]:
+    """Fuzz ``loaders``: ``inputs`` mutated inputs each (``new_inputs`` for :data:`NEW_LOADERS`
+    when given) plus the file-system cases."""
     seeds = load_seeds()
     tallies = {name: Tally() for name in loaders}
     work = Path(tempfile.mkdtemp(prefix="dnskit-fuzz-"))
@@ -798,7 +877,8 @@ def fuzz(
             if only is None:
                 for p, what in filesystem_cases(loader, work / loader / "fs", seeds):
                     cases.append(("fs", p, what))
-            indices = [only[1]] if only is not None else range(inputs)
+            n_inputs = new_inputs if new_inputs is not None and loader in NEW_LOADERS else inputs
+            indices = [only[1]] if only is not None else range(n_inputs)
             box = work / loader / "in"
             box.mkdir(parents=True, exist_ok=True)
             ext = {
@@ -806,6 +886,7 @@ def fuzz(
                 "unbound_log": ".log",
                 "unbound_conf": ".conf",
                 "capture": ".pcap",
+                **NEW_EXT,
             }.get(loader, "")
             try:
                 for case in cases:
@@ -823,7 +904,9 @@ def fuzz(
                     res = worker.run(path, timeout)
                     _record(tally, loader, str(i), how, res, data, keep)
                     if progress and (i + 1) % 500 == 0:
-                        sys.stderr.write(f"fuzz: {loader}: {i + 1}/{inputs} {dict(tally.counts)}\n")
+                        sys.stderr.write(
+                            f"fuzz: {loader}: {i + 1}/{n_inputs} {dict(tally.counts)}\n"
+                        )
             finally:
                 worker.stop()
             tally.seconds = time.monotonic() - t_loader
@@ -879,12 +962,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--inputs", type=int, default=None, help="inputs per loader (400; --long 10000)"
     )
+    ap.add_argument(
+        "--new-inputs",
+        type=int,
+        default=None,
+        help=f"inputs per reader of {NEW_LOADERS} (40; --long: as --inputs)",
+    )
     ap.add_argument("--long", action="store_true", help="10,000 inputs per loader, 10 MB lines")
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument(
         "--loaders",
         default=None,
-        help=f"comma list of {LOADERS} (default: all with --long, else the text loaders)",
+        help=f"comma list of {LOADERS} (default: all with --long, else all but capture)",
     )
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per input (hang)")
     ap.add_argument("--mem", type=int, default=4096, help="address-space cap per worker, MiB")
@@ -896,12 +985,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker_main(args.worker, args.mem)
         return 0
-    chosen = args.loaders or ",".join(LOADERS if args.long else TEXT_LOADERS)
+    chosen = args.loaders or ",".join(LOADERS if args.long else (*TEXT_LOADERS, *NEW_LOADERS))
     loaders = tuple(x for x in chosen.split(",") if x)
     unknown = set(loaders) - set(LOADERS)
     if unknown:
         ap.error(f"unknown loaders {sorted(unknown)}; choose from {LOADERS}")
     inputs = args.inputs if args.inputs is not None else (10_000 if args.long else 400)
+    new_inputs = args.new_inputs
+    if new_inputs is None and not args.long:
+        new_inputs = 40 if args.inputs is None else inputs
     only = None
     if args.only:
         name, _, idx = args.only.partition(":")
@@ -918,9 +1010,12 @@ def main(argv: list[str] | None = None) -> int:
         keep=args.keep,
         only=only,
         progress=args.long,
+        new_inputs=new_inputs,
     )
     print(
-        f"fuzz: seed {args.seed}, {inputs} mutated inputs per loader + file-system cases, "
+        f"fuzz: seed {args.seed}, {inputs} mutated inputs per loader"
+        + (f" ({new_inputs} per new reader)" if new_inputs is not None else "")
+        + " + file-system cases, "
         f"{'long' if args.long else 'CI'} mode, {args.timeout:.0f} s and {args.mem} MiB per input, "
         f"{time.monotonic() - t0:.0f} s"
     )
@@ -939,6 +1034,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "seed": args.seed,
                     "inputs": inputs,
+                    "new_inputs": new_inputs,
                     "long": args.long,
                     "loaders": {
                         k: {

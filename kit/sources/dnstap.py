@@ -379,6 +379,8 @@ def _ns(sec: int | None, nsec: int | None) -> int | None:
         return None
     if nsec is not None and nsec >= 1_000_000_000:
         raise _Bad(f"time nanoseconds {nsec} >= 10^9")
+    if sec >= 1 << 32:  # past 2106: damage (and past Int64 nanoseconds from 2262 on)
+        raise _Bad(f"time seconds {sec} >= 2^32")
     return sec * 1_000_000_000 + (nsec or 0)
 
 

@@ -325,6 +325,8 @@ def _read_json(
         ) from None
     except RecursionError:
         raise InputFormatError("JSON nested too deeply", path=path) from None
+    except ValueError as exc:  # an integer over sys.get_int_max_str_digits() (4300) digits
+        raise InputFormatError(f"JSON value not readable ({exc})"[:200], path=path) from None
     kind = str(doc.get("kind")) if isinstance(doc, dict) else type(doc).__name__
     items = _items(doc)
     counts = {"pods": 0, "services": 0, "endpoint_slices": 0, "nodes": 0}
