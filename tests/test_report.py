@@ -1072,6 +1072,21 @@ def test_sample_report_reads_like_a_report(
 
 
 @pytest.mark.notebook
+def test_finding_anchors_are_unique(sample_report: Rendered) -> None:
+    # each finding card is shown in the header and again in notebook 06's own outputs; only the
+    # header's card carries id="finding-<id>" (what every "#finding-..." link points to), the
+    # notebook's copies get ids of their own
+    markup = sample_report.html.read_text(encoding="utf-8")
+    ids = re.findall(r'\bid="([^"]+)"', markup)
+    cards = [i for i in ids if i.startswith("finding-")]
+    assert cards and len(cards) == len(set(cards)), cards
+    copies = [i for i in ids if "-finding-" in i and not i.startswith("finding-")]
+    assert copies and len(copies) == len(set(copies)), copies
+    for link in set(re.findall(r'href="#(finding-[^"]+)"', markup)):
+        assert link in cards, link
+
+
+@pytest.mark.notebook
 def test_sample_findings_graded_by_role(sample_measured: Measured) -> None:
     roles = dict(sample_measured.screen["roles"])
     assert roles == {

@@ -42,6 +42,9 @@ PARTS_TEMPLATE = "parts.html.j2"
 
 _SKIPPED_CELL_TYPES = frozenset({"raw"})
 _SCRIPT = re.compile(r"<script\b.*?(</script\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+# the anchor of a finding card (the card macro's id attribute; card text is escaped, so the
+# literal only appears as the attribute)
+_CARD_ID = re.compile(r'\bid="finding-')
 SVG_PROLOG = re.compile(r"\A\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.IGNORECASE)
 """An XML prolog or DOCTYPE at the start of an SVG document (not allowed inline in HTML)."""
 
@@ -508,6 +511,14 @@ def _notebook_cells(run: NotebookRun, nb: Any) -> list[Any]:
                 n = len(_SCRIPT.findall(markup))
                 data["text/html"] = _SCRIPT.sub("", markup) + str(_parts().scripts_removed(n))
                 log.warning("%s: removed %d <script> element(s) from an output", run.name, n)
+        for j, output in enumerate(c.get("outputs", [])):
+            markup = output.get("data", {}).get("text/html")
+            if isinstance(markup, str) and _CARD_ID.search(markup):
+                # the notebook's own copies of the finding cards (emit_findings, show_evidence)
+                # get ids of their own: the report's anchors #finding-<id> are the header's cards
+                output["data"]["text/html"] = _CARD_ID.sub(
+                    f'id="{_anchor(run.name)}-{i}-{j}-finding-', markup
+                )
         out.append(c)
     out[-1].metadata.setdefault("dnskit", {})
     out[-1].metadata["dnskit"]["after"] = str(_parts().section_close())
