@@ -11,7 +11,7 @@ itself needed on top of the loaded frames; the ratio ``extra / frames`` is what 
 capture size (bounded memory, issue 16). Each child runs under ``prlimit --as`` (``--limit-gb``)
 so that a runaway case fails instead of taking the machine (``--limit-gb 0``: no cap; watch
 ``free -g`` then). ``--baseline DIR`` runs every case a second time with the kit of another
-checkout (e.g. ``/work/main`` before a change), one line after the other, so the two are measured
+checkout (e.g. ``git worktree add ../kit-before HEAD~1``), one line after the other, so the two are measured
 under the same load.
 
 Cases: the calls notebooks 05/06 and the findings make on a capture (``load`` is read_capture
