@@ -1087,6 +1087,23 @@ def test_finding_anchors_are_unique(sample_report: Rendered) -> None:
 
 
 @pytest.mark.notebook
+def test_every_anchor_is_unique_and_every_link_lands(sample_report: Rendered) -> None:
+    # the notebooks share headings ("The inputs", "What to check next"); nbconvert makes each
+    # heading's id from its text, so before the fix "The-inputs" was on the page 6 times and a
+    # heading's pilcrow link in notebook 04 jumped to notebook 01's heading
+    markup = sample_report.html.read_text(encoding="utf-8")
+    ids = re.findall(r'\bid="([^"]+)"', markup)
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    assert not repeated, repeated
+    assert "The-inputs" in ids and "The-inputs-2" in ids
+    for link in set(re.findall(r'href="#([^"]+)"', markup)):
+        assert link in ids, link
+    # a renamed heading's own anchor-link points at the heading itself
+    heading = re.search(r'<h2 id="The-inputs-2">.*?</h2>', markup, re.DOTALL)
+    assert heading and 'href="#The-inputs-2"' in heading.group(0)
+
+
+@pytest.mark.notebook
 def test_sample_findings_graded_by_role(sample_measured: Measured) -> None:
     roles = dict(sample_measured.screen["roles"])
     assert roles == {

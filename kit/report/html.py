@@ -571,4 +571,33 @@ def _export_html(nb: Any, header_html: str) -> str:
         embed_images=True,
     )
     body, _ = exporter.from_notebook_node(nb, resources={"dnskit_header": header_html})
-    return str(body)
+    return _unique_heading_ids(str(body))
+
+
+# a heading as nbconvert writes it: its id is made from the heading's text, so the notebooks'
+# shared headings ("The inputs", "What to check next") would repeat; the heading's own
+# anchor-link (the pilcrow) points at that id
+_HEADING = re.compile(r'<(h[1-6]) id="([^"]*)"(.*?)</\1>', re.DOTALL)
+
+
+def _unique_heading_ids(markup: str) -> str:
+    """Every heading id of the page unique: a repeat gets ``-2``, ``-3``... (never an id already
+    on the page), and the heading's own ``href="#<id>"`` anchor-link follows it."""
+    taken = set(re.findall(r'\bid="([^"]*)"', markup))
+    seen: set[str] = set()
+
+    def rename(m: re.Match[str]) -> str:
+        tag, hid, rest = m.group(1), m.group(2), m.group(3)
+        if hid not in seen:
+            seen.add(hid)
+            return m.group(0)
+        n = 2
+        while f"{hid}-{n}" in taken:
+            n += 1
+        new = f"{hid}-{n}"
+        taken.add(new)
+        seen.add(new)
+        rest = rest.replace(f'href="#{hid}"', f'href="#{new}"')
+        return f'<{tag} id="{new}"{rest}</{tag}>'
+
+    return _HEADING.sub(rename, markup)
