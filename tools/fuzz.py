@@ -430,6 +430,86 @@ def capture_mutation(rng: random.Random, data: bytes, others: list[bytes]) -> tu
     return kind, bytes(b)
 
 
+def _fstrm_split(data: bytes) -> tuple[list[tuple[bool, bytes]], bytes] | None:
+    """A Frame Streams file as [(is_control, payload)] and the bytes after the last whole frame;
+    None when the framing does not parse (a mutated seed)."""
+    frames: list[tuple[bool, bytes]] = []
+    i, n = 0, len(data)
+    while i + 4 <= n:
+        length = int.from_bytes(data[i : i + 4], "big")
+        if length == 0:  # escape: a control frame follows
+            if i + 8 > n:
+                break
+            clen = int.from_bytes(data[i + 4 : i + 8], "big")
+            if i + 8 + clen > n:
+                return None
+            frames.append((True, data[i + 8 : i + 8 + clen]))
+            i += 8 + clen
+        else:
+            if i + 4 + length > n:
+                return None
+            frames.append((False, data[i + 4 : i + 4 + length]))
+            i += 4 + length
+    return frames, data[i:]
+
+
+def _fstrm_join(frames: list[tuple[bool, bytes]], tail: bytes) -> bytes:
+    out = bytearray()
+    for control, payload in frames:
+        if control:
+            out += bytes(4) + len(payload).to_bytes(4, "big") + payload
+        else:
+            out += len(payload).to_bytes(4, "big") + payload
+    return bytes(out + tail)
+
+
+#: What :func:`dnstap_mutation` does inside a data frame's payload, as often as listed.
+DNSTAP_KINDS = ("flip", "flip", "flip", "delete", "insert", "varint", "truncate", "splice")
+
+
+def dnstap_mutation(rng: random.Random, data: bytes) -> tuple[str, bytes] | None:
+    """Damage inside one to three data frames of a dnstap file with the framing kept whole (each
+    frame's length rewritten to fit), so the damage reaches the protobuf and DNS parsing instead
+    of the framing: byte flips, a deleted or inserted range, a byte turned into a long or
+    overlong varint, the payload cut short, a range of another frame spliced in. None when
+    ``data`` is not a whole Frame Streams file (then the generic mutators run)."""
+    split = _fstrm_split(data)
+    if split is None:
+        return None
+    frames, tail = split
+    data_frames = [k for k, (control, p) in enumerate(frames) if not control and p]
+    if not data_frames:
+        return None
+    kinds = []
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        k = rng.choice(data_frames)
+        b = bytearray(frames[k][1])
+        n = len(b)
+        kind = rng.choice(DNSTAP_KINDS)
+        if kind == "flip":
+            for _ in range(rng.randint(1, 4)):
+                i = rng.randrange(n)
+                b[i] ^= 1 << rng.randrange(8) if rng.random() < 0.6 else rng.randrange(1, 256)
+        elif kind == "delete":
+            i = rng.randrange(n)
+            del b[i : i + rng.randint(1, 16)]
+        elif kind == "insert":
+            i = rng.randrange(n + 1)
+            b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+        elif kind == "varint":  # a byte turned into a 10-byte varint (values up to 2^70)
+            i = rng.randrange(n)
+            b[i : i + 1] = bytes([0xFF] * rng.randint(1, 10) + [rng.randrange(128)])
+        elif kind == "truncate":
+            del b[rng.randrange(n) :]
+        else:
+            other = frames[rng.choice(data_frames)][1]
+            i, j = rng.randrange(n + 1), rng.randrange(len(other))
+            b[i:i] = other[j : j + rng.randint(1, 64)]
+        frames[k] = (False, bytes(b))
+        kinds.append(kind)
+    return "frame_" + "+".join(kinds), _fstrm_join(frames, tail)
+
+
 def _gzip_stage(rng: random.Random, data: bytes) -> tuple[bytes, str]:
     """Maybe gzip the input, and maybe damage the gzip stream."""
     r = rng.random()
@@ -486,6 +566,13 @@ def make_input(
         return data, f"seed{base_i} {'+'.join(kinds)}"
     if rng.random() < 0.002:
         return gzip_bomb(), f"seed{base_i} gzip_bomb"
+    if loader == "dnstap" and rng.random() < 0.75:
+        # mostly damage inside whole frames: byte-level mutators break the framing first, and
+        # then only ~5 % of the inputs reached the protobuf/DNS parsing
+        framed = dnstap_mutation(rng, data)
+        if framed is not None:
+            data, gz = _gzip_stage(rng, framed[1])
+            return data, f"seed{base_i} {framed[0]}{' ' + gz if gz else ''}"
     names = []
     weights = [m.weight for m in MUTATORS]
     for _ in range(rng.choice((1, 1, 1, 2, 2, 3, 4))):
