@@ -317,3 +317,31 @@ def test_stub_lookup_log_matches_the_capture(nodes: tuple[dict, dict], tshark: s
         # each name once; the first ones of the file (threads may swap neighbours)
         assert lk.height == lk["name"].n_unique()
         assert set(lk["name"]) == {n.rstrip(".") for n in names[: lk.height]}
+
+
+def test_readme_counts_are_the_data(meta: dict, nodes: tuple[dict, dict], tshark: str) -> None:
+    """data/ledger/README.md's table: its counts for node1 are what the files hold (re-record
+    the run, rewrite the table)."""
+    timeout, _ = resolv_options(RUN)
+    changed, _control = nodes
+    pcap = RUN / changed["capture"]
+    q, a = stub_packets(tshark, pcap, changed["stub_ip"])
+    lk = lookups(RUN, changed)
+    after = answers_after_lookup(a, lk)
+    waits = first_answers(q, a)
+    syn = tshark_fields(tshark, pcap, f"ip.dst == {UPSTREAM} && {SYN}", ["tcp.stream"])
+    frames = [kit.read_dnstap(RUN / n["dnstap"]).meta["frames"][0] for n in nodes]
+    row = {
+        "stub lookups": f"| {lk.height}: ",
+        "queries / answers": f"| {q.height} / {a.height} |",
+        "re-asks": f"| {reasks(q, a).height}: ",
+        "late pairs": f"| {waits.filter(pl.col('wait_s') > timeout).height} |",
+        "after lookup": f"| {after.height} answers for {after['name'].n_unique()} names",
+        "icmp": f"| {bounced(tshark, pcap, changed['stub_ip']).height} | 0 |",
+        "syn": f"| {syn.height} / {syn.height - syn['tcp.stream'].n_unique()} ",
+        "dnstap": f"| {frames[0]} (2 control)",
+        "dnstap node2": f"| {frames[1]} (2 control)",
+    }
+    readme = (RUN.parent / "README.md").read_text()
+    missing = {k: v for k, v in row.items() if v not in readme}
+    assert not missing, missing
