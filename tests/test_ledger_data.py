@@ -10,6 +10,7 @@ from numbers copied from the run. The helpers are shared with the live run of te
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -46,8 +47,9 @@ def resolv_options(run: Path) -> tuple[int, int]:
     return timeout, attempts
 
 
+@functools.cache
 def stub_packets(tshark: str, pcap: Path, stub_ip: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The stub client's UDP queries to the cache and the cache's answers to it (not the copies
+    """(Cached per capture.) The stub client's UDP queries to the cache and the cache's answers to it (not the copies
     quoted in ICMP errors): columns ``t`` (epoch s), ``port`` (the stub's), ``id``, ``name``
     (lower case, no trailing dot), ``key`` (name/type)."""
 
@@ -132,8 +134,9 @@ def answers_after_lookup(a: pl.DataFrame, lk: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@functools.cache
 def bounced(tshark: str, pcap: Path, stub_ip: str) -> pl.DataFrame:
-    """ICMP errors from the stub's address quoting a DNS answer of the cache: ``t``, ``name``."""
+    """(Cached per capture.) ICMP errors from the stub's address quoting a DNS answer of the cache: ``t``, ``name``."""
     df = tshark_fields(
         tshark,
         pcap,
