@@ -39,8 +39,8 @@ they send (0x20).
   truncated one); its answer is ``up_ts_response``, its transport ``up_transport`` (after TC=1:
   the TCP retry's), its connection's handshake ``handshake_s``.
 * **Failed connections.** With no upstream query by name in the window, the nearest TCP connection
-  to another server that carried no DNS message at all (every SYN dropped) is the first attempt
-  (the rule of ``attribute_slow_answers``); upstream queries of the name sent later, up to the
+  to another server that carried no DNS message at all (every SYN dropped), opened before the
+  client's answer, is the first attempt (the rule of ``attribute_slow_answers``); upstream queries of the name sent later, up to the
   client's answer, are further attempts. A failed connection that precedes a leg found by name
   cannot be tied to a name and is not counted.
 * ``syn_retransmits`` is the sum over the distinct TCP connections of the attempts (0 when they
@@ -144,7 +144,10 @@ LEDGER_SCHEMA = pl.Schema(_LEDGER_COLUMNS)
   ``up_s`` = up_ts_response - up_ts, ``after_up_s`` = ts_response - up_ts_response, ``cache_s`` =
   latency_s for a cache hit;
 - the states (Boolean each) and ``state``, the first true one of: unanswered, after_give_up,
-  syn_wait, tc_fallback, retried, forwarded, cache_hit.
+  syn_wait, tc_fallback, retried, forwarded, cache_hit. When the vantage shows no upstream side
+  at all (a capture of the client side only, a CoreDNS log without capture) ``forwarded`` and
+  ``cache_hit`` are null (unknown), and so is ``state`` for an answered query none of the other
+  states fits.
 """
 
 _HOPS_COLUMNS: dict[str, Any] = {
@@ -391,17 +394,54 @@ def _hop_ledger(
         )
         .select("_i", "_i_up")
     )
-    anchors = pl.concat([first, co])
     if co.height:
         notes.append(
             f"{source}: {co.height} client queries joined an upstream query already outstanding "
             "for the same name (coalesced; each gets the leg, before_up_s < 0)"
         )
+    # 2b. an answered query whose leg was sent later than forward_within_s (dnstap stamps a TCP
+    # FORWARDER_QUERY when it is written, after the connect and its SYN retransmissions): the
+    # first leg of the name that started after the query and ended no later than its answer
+    rest = rest.filter(~pl.col("_i").is_in(co["_i"].implode()) & pl.col("answered"))
+    late = (
+        rest.select("_i", "capture", "_key", "qtype", "ts", "_end", "server_ip", "server_port")
+        .sort("ts")
+        .join_asof(
+            legs,
+            left_on="ts",
+            right_on="up_start",
+            by=["capture", "_key", "qtype"],
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .filter(
+            pl.col("_i_up").is_not_null()
+            & (pl.col("up_start") <= pl.col("_end"))
+            & (~pl.col("up_answered") | (pl.col("up_end") <= pl.col("_end")))
+            & (
+                (pl.col("up_server_ip") != pl.col("server_ip"))
+                | (pl.col("up_server_port") != pl.col("server_port"))
+            )
+        )
+        .select("_i", "_i_up")
+    )
+    if late.height:
+        notes.append(
+            f"{source}: {late.height} answered client queries got an upstream leg that started "
+            f"more than forward_within_s={forward_within_s} s after them (and before the answer)"
+        )
+    anchors = pl.concat([first, co, late])
     # 3. no leg by name: the nearest failed connection (no DNS in it) in the window
     miss = cl.filter(~pl.col("_i").is_in(anchors["_i"].implode()))
     failed = _nearest_failed_connections(
         miss, tcp, lead_s=lead_s, forward_within_s=forward_within_s
     )
+    if failed is not None:  # opened before the client's answer (a cache hit opens none)
+        failed = (
+            failed.join(miss.select("_i", "_end"), on="_i", how="left")
+            .filter(pl.col("_m_start") <= pl.col("_end"))
+            .drop("_end")
+        )
     # attempts: upstream queries of the name from the first one up to the client's end, as a
     # range of positions in the legs sorted by (capture, name, type, start)
     gk = ["capture", "_key", "qtype"]
@@ -480,7 +520,7 @@ def _hop_ledger(
     )
     q = _per_query(att)
     out = cl.join(q, on="_i", how="left")
-    out = _breakdown(out, client_timeout_s)
+    out = _breakdown(out, client_timeout_s, upstream_seen=cand.height > 0)
     vantage = pl.col("capture")
     queries = out.select(
         [c for c in LEDGER_SCHEMA if c not in ("query_id", "source", "vantage")],
@@ -592,8 +632,12 @@ def _per_query(att: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _breakdown(out: pl.DataFrame, client_timeout_s: float) -> pl.DataFrame:
-    """The breakdown and state columns of :data:`LEDGER_SCHEMA` on the joined client rows."""
+def _breakdown(out: pl.DataFrame, client_timeout_s: float, *, upstream_seen: bool) -> pl.DataFrame:
+    """The breakdown and state columns of :data:`LEDGER_SCHEMA` on the joined client rows.
+
+    Without any upstream transaction in the vantage (``upstream_seen`` false: a capture of the
+    client side only) a query without leg is not known to be a cache hit: ``cache_hit`` and
+    ``forwarded`` are null there."""
     fwd = pl.col("up_attempts").fill_null(0) > 0
     ans = pl.col("answered")
     out = out.with_columns(
@@ -619,8 +663,8 @@ def _breakdown(out: pl.DataFrame, client_timeout_s: float) -> pl.DataFrame:
         tc_fallback=pl.col("_tc_then_tcp")
         | (pl.col("tc").fill_null(False) & asked_again & (pl.col("_next_tr") == "tcp")),
         retried=asked_again | (pl.col("retransmissions").fill_null(0) > 0),
-        forwarded=fwd,
-        cache_hit=ans & ~fwd,
+        forwarded=fwd if upstream_seen else pl.lit(None, pl.Boolean),
+        cache_hit=(ans & ~fwd) if upstream_seen else pl.lit(None, pl.Boolean),
     )
     return out.with_columns(state=_state())
 
@@ -732,8 +776,8 @@ def _coredns_part(
             syn_wait=pl.lit(False),
             tc_fallback=pl.lit(False),
             retried=asked_again,
-            forwarded=pl.lit(False),
-            cache_hit=pl.lit(False),
+            forwarded=pl.lit(None, pl.Boolean),
+            cache_hit=pl.lit(None, pl.Boolean),
         )
         own = own.with_columns(state=_state())
         hops = own.select(
@@ -743,6 +787,14 @@ def _coredns_part(
         )  # fmt: skip
         parts.append((own.drop("_key"), hops))
     return parts
+
+
+def _conform(df: pl.DataFrame | None, schema: pl.Schema) -> pl.DataFrame:
+    """``df`` with exactly ``schema``'s columns (those it lacks as nulls), in order, cast."""
+    if df is None:
+        return pl.DataFrame(schema=schema)
+    df = df.with_columns(pl.lit(None, t).alias(c) for c, t in schema.items() if c not in df.columns)
+    return df.select(list(schema)).cast(dict(schema))  # type: ignore[arg-type]
 
 
 def _assemble(parts: list[tuple[pl.DataFrame, pl.DataFrame]], notes: list[str]) -> Ledger:
@@ -755,20 +807,11 @@ def _assemble(parts: list[tuple[pl.DataFrame, pl.DataFrame]], notes: list[str]) 
         base += q.height
         qs.append(q.join(ids, on="_qid", how="left").drop("_qid"))
         hs.append(h.join(ids, on="_qid", how="inner").drop("_qid"))
-    queries = (
-        pl.concat(qs, how="diagonal_relaxed").select(list(LEDGER_SCHEMA))
-        if qs
-        else pl.DataFrame(schema=LEDGER_SCHEMA)
-    )
-    hops = (
-        pl.concat(hs, how="diagonal_relaxed")
-        .select(list(HOPS_SCHEMA))
-        .sort("query_id", "hop", "attempt")
-        if hs
-        else pl.DataFrame(schema=HOPS_SCHEMA)
-    )
+    queries = _conform(pl.concat(qs, how="diagonal_relaxed") if qs else None, LEDGER_SCHEMA)
+    hops = _conform(pl.concat(hs, how="diagonal_relaxed") if hs else None, HOPS_SCHEMA)
+    hops = hops.sort("query_id", "hop", "attempt")
     return Ledger(
-        queries=queries.cast(dict(LEDGER_SCHEMA)),  # type: ignore[arg-type]
-        hops=hops.cast(dict(HOPS_SCHEMA)),  # type: ignore[arg-type]
+        queries=queries,
+        hops=hops,
         notes=tuple(notes),
     )
