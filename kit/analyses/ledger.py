@@ -34,7 +34,9 @@ they send (0x20).
   asked) and the four parts still sum to ``latency_s``.
 * **Attempts.** ``up_attempts`` counts the upstream queries of the same name and type sent from
   the first leg's start up to the client's answer (unanswered: ``unanswered_window_s`` after the
-  query): the cache's tries, retries, and its TCP retry after a truncated (TC=1) answer. The leg
+  query) and no later than the first usable upstream answer (answered, not truncated): the
+  cache's tries, retries, and its TCP retry after a truncated (TC=1) answer. (A cache re-asks
+  only while the name is unresolved; later queries of the name are other clients'.) The leg
   that *served* the query is the answered attempt, not truncated, answered last (else the last
   truncated one); its answer is ``up_ts_response``, its transport ``up_transport`` (after TC=1:
   the TCP retry's), its connection's handshake ``handshake_s``.
@@ -515,6 +517,21 @@ def _hop_ledger(
             _fail=pl.lit(True),
         )
         att = pl.concat([att, fatt], how="vertical_relaxed")
+    # a cache re-asks only while the name is unresolved: attempts end with the first usable
+    # answer (answered, not truncated, no later than the client's answer); later queries of the
+    # name are other clients' (a cache that does not coalesce) or refreshes
+    usable = pl.col("up_answered") & ~pl.col("_up_tc") & ~pl.col("_fail")
+    att = (
+        att.join(cl.select("_i", "_end"), on="_i", how="left")
+        .with_columns(
+            _done=pl.when(usable & (pl.col("up_end") <= pl.col("_end")))
+            .then(pl.col("up_end"))
+            .min()
+            .over("_i")
+        )
+        .filter(pl.col("_done").is_null() | (pl.col("up_start") <= pl.col("_done")))
+        .drop("_end", "_done")
+    )
     att = att.sort("_i", "up_start", maintain_order=True).with_columns(
         attempt=pl.int_range(pl.len(), dtype=pl.UInt32).over("_i")
     )
