@@ -393,3 +393,24 @@ def test_coredns_lines_join_the_captured_client_query(tmp_path: Path) -> None:
     # without captures: one query per line, the client hop only
     alone = kit.ledger(coredns=parsed)
     assert alone.queries.height == 51 and set(alone.hops["hop"]) == {"client"}
+
+
+def test_coalesced_clients_share_the_upstream_query() -> None:
+    """data/ledger: unbound answers a re-asked query and its first copy from one upstream query
+    (the re-ask joins the waiting query): both client rows get the same upstream transaction, the
+    later one with a negative before_up_s (the leg began before it asked), and both still sum."""
+    led = _ledger(STUBS / "captures")
+    co = led.queries.filter(pl.col("before_up_s") < 0)
+    assert co.height >= 5
+    up = led.hops.filter((pl.col("hop") == "upstream") & (pl.col("attempt") == 0)).select(
+        "query_id", "vantage", "client_ip", "dns_id", "ts"
+    )
+    key = ["vantage", "client_ip", "dns_id", "ts"]
+    mine = co.select("query_id").join(up, on="query_id")
+    shared = mine.join(up.rename({"query_id": "_other"}), on=key).filter(
+        pl.col("_other") != pl.col("query_id")
+    )
+    assert shared["query_id"].n_unique() == co.height  # each shares its leg with another query
+    done = co.filter(pl.col("answered") & pl.col("up_ts_response").is_not_null())
+    parts = pl.sum_horizontal("before_up_s", "connect_s", "up_s", "after_up_s")
+    assert done.height and done.select((parts - pl.col("latency_s")).abs().max()).item() <= 0.001

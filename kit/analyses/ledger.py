@@ -356,13 +356,21 @@ def _hop_ledger(
         notes.append(f"{source}: no upstream hop seen: the {source} holds only the client side")
     cl = d.filter(pl.col("_cl")).drop("_cl", "_upm")
     # retried: the same client address asks the same name and type again before the answer
+    # (the next query of the group in time: a narrow frame sorted by a hash of the group and the
+    # time, two integer keys, instead of a sort of every column by four string keys)
     g = ["capture", "client_ip", "_key", "qtype"]
-    cl = cl.sort(*g, "ts")
-    same = pl.all_horizontal([pl.col(c) == pl.col(c).shift(-1) for c in g]).fill_null(False)
-    cl = cl.with_columns(
-        _next_ts=pl.when(same).then(pl.col("ts").shift(-1)),
-        _next_tr=pl.when(same).then(pl.col("transport").shift(-1)),
+    nxt = (
+        cl.select(_h=pl.struct(g).hash(), _t=pl.col("ts"), _tr=pl.col("transport"))
+        .with_row_index("_o")
+        .sort("_h", "_t")
     )
+    same = (pl.col("_h") == pl.col("_h").shift(-1)).fill_null(False)
+    nxt = nxt.select(
+        "_o",
+        _next_ts=pl.when(same).then(pl.col("_t").shift(-1)),
+        _next_tr=pl.when(same).then(pl.col("_tr").shift(-1)),
+    ).sort("_o")
+    cl = cl.with_columns(nxt["_next_ts"], nxt["_next_tr"])
     if slow_s is not None:
         cl = cl.filter((pl.col("latency_s") >= slow_s) | ~pl.col("answered"))
     # 1. the first leg by name in the window (the windowed join of attribute_slow_answers)
@@ -579,7 +587,7 @@ def _hop_ledger(
             vantage=vantage,
         )
     )
-    uh = att.join(cl.select("_i", "capture"), on="_i", how="left").select(
+    uh = att.join(cl.select("_i", "capture"), on="_i", how="left", maintain_order="left").select(
         _qid=pl.col("_i"),
         hop=pl.lit("upstream"),
         attempt=pl.col("attempt"),
@@ -823,10 +831,10 @@ def _assemble(parts: list[tuple[pl.DataFrame, pl.DataFrame]], notes: list[str]) 
         ids = q.select("_qid", query_id=pl.int_range(base, base + q.height, dtype=pl.UInt64))
         base += q.height
         qs.append(q.join(ids, on="_qid", how="left").drop("_qid"))
-        hs.append(h.join(ids, on="_qid", how="inner").drop("_qid"))
+        hs.append(h.join(ids, on="_qid", how="inner", maintain_order="left").drop("_qid"))
     queries = _conform(pl.concat(qs, how="diagonal_relaxed") if qs else None, LEDGER_SCHEMA)
     hops = _conform(pl.concat(hs, how="diagonal_relaxed") if hs else None, HOPS_SCHEMA)
-    hops = hops.sort("query_id", "hop", "attempt")
+    hops = hops.sort("query_id", maintain_order=True)  # per query: client, upstream, coredns
     return Ledger(
         queries=queries,
         hops=hops,
