@@ -55,7 +55,9 @@ See :data:`LEDGER_SCHEMA`. For an answered query whose upstream leg was answered
 ``ts_response``). When the upstream never answered (the cache answered SERVFAIL itself),
 ``up_s`` and ``after_up_s`` are null. ``retried``: the same client address asked the same name and
 type again before this query was answered (or within the window if never answered), or the
-transaction has retransmissions; a pod is its address, so two processes of one pod asking the same
+transaction has retransmissions, or this query is itself such a re-ask (the client's previous
+query of the name and type was still unanswered when it sent this one; without that, the state
+``retried`` could never show: an answered query asked again is ``after_give_up``); a pod is its address, so two processes of one pod asking the same
 name at once count as a retry.
 
 Memory: the leg search is the windowed join; coalescing, the attempt ranges and failed
@@ -269,7 +271,8 @@ def ledger(
     Raises
     ------
     LedgerArgumentError
-        No source given, or an argument of another type.
+        No source given, a source of another type, or a window that is not a number >= 0; the
+        message says what to pass.
     """
     caps = _as_list(captures, Capture, "captures", "kit.read_capture(path)")
     taps = _as_list(dnstap, DnstapLog, "dnstap", "kit.read_dnstap(path)")
@@ -279,6 +282,20 @@ def ledger(
             "ledger() needs a source: pass captures=kit.read_capture(path), "
             "dnstap=kit.read_dnstap(path) and/or coredns=kit.read_coredns_log(path)"
         )
+    for name, val, allow_none in (
+        ("client_timeout_s", client_timeout_s, False),
+        ("slow_s", slow_s, True),
+        ("forward_within_s", forward_within_s, False),
+        ("lead_s", lead_s, False),
+        ("unanswered_window_s", unanswered_window_s, False),
+    ):
+        if val is None and allow_none:
+            continue
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not val >= 0:
+            raise LedgerArgumentError(
+                f"ledger({name}={val!r}): pass a number of seconds >= 0"
+                + (" or None" if allow_none else "")
+            )
     opts = {
         "client_timeout_s": client_timeout_s,
         "slow_s": slow_s,
@@ -360,17 +377,22 @@ def _hop_ledger(
     # time, two integer keys, instead of a sort of every column by four string keys)
     g = ["capture", "client_ip", "_key", "qtype"]
     nxt = (
-        cl.select(_h=pl.struct(g).hash(), _t=pl.col("ts"), _tr=pl.col("transport"))
+        cl.select(
+            _h=pl.struct(g).hash(), _t=pl.col("ts"), _tr=pl.col("transport"), _e=pl.col("_end")
+        )
         .with_row_index("_o")
         .sort("_h", "_t")
     )
     same = (pl.col("_h") == pl.col("_h").shift(-1)).fill_null(False)
+    same_prev = (pl.col("_h") == pl.col("_h").shift(1)).fill_null(False)
     nxt = nxt.select(
         "_o",
         _next_ts=pl.when(same).then(pl.col("_t").shift(-1)),
         _next_tr=pl.when(same).then(pl.col("_tr").shift(-1)),
+        # this query is itself a re-ask: the previous one was still unanswered when it was sent
+        _reask=(same_prev & (pl.col("_e").shift(1) > pl.col("_t"))).fill_null(False),
     ).sort("_o")
-    cl = cl.with_columns(nxt["_next_ts"], nxt["_next_tr"])
+    cl = cl.with_columns(nxt["_next_ts"], nxt["_next_tr"], nxt["_reask"])
     if slow_s is not None:
         cl = cl.filter((pl.col("latency_s") >= slow_s) | ~pl.col("answered"))
     # 1. the first leg by name in the window (the windowed join of attribute_slow_answers)
@@ -687,7 +709,7 @@ def _breakdown(out: pl.DataFrame, client_timeout_s: float, *, upstream_seen: boo
         syn_wait=fwd & (pl.col("syn_retransmits").fill_null(0) > 0),
         tc_fallback=pl.col("_tc_then_tcp")
         | (pl.col("tc").fill_null(False) & asked_again & (pl.col("_next_tr") == "tcp")),
-        retried=asked_again | (pl.col("retransmissions").fill_null(0) > 0),
+        retried=asked_again | (pl.col("retransmissions").fill_null(0) > 0) | pl.col("_reask"),
         forwarded=fwd if upstream_seen else pl.lit(None, pl.Boolean),
         cache_hit=(ans & ~fwd) if upstream_seen else pl.lit(None, pl.Boolean),
     )
