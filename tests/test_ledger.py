@@ -428,3 +428,18 @@ def test_coalesced_clients_share_the_upstream_query() -> None:
     done = co.filter(pl.col("answered") & pl.col("up_ts_response").is_not_null())
     parts = pl.sum_horizontal("before_up_s", "connect_s", "up_s", "after_up_s")
     assert done.height and done.select((parts - pl.col("latency_s")).abs().max()).item() <= 0.001
+
+
+def test_chunked_joins_give_the_same_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leg search and the attempt expansion go in chunks of client rows (bounded memory):
+    chunks of 7 rows give the same ledger as one chunk, on the run with retries and SYN waits."""
+    from kit.analyses import attribution
+    from kit.analyses import ledger as ledger_mod
+
+    cap = _cap(SCN / "upstream-unreachable" / "captures")
+    want = kit.ledger(cap)
+    monkeypatch.setattr(attribution, "_CHUNK_ROWS", 7)
+    monkeypatch.setattr(ledger_mod, "_CHUNK_ROWS", 7)
+    got = kit.ledger(cap)
+    assert got.queries.equals(want.queries) and got.hops.equals(want.hops)
+    assert want.queries["up_attempts"].max() >= 3

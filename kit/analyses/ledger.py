@@ -75,6 +75,7 @@ from typing import Any
 import polars as pl
 
 from kit.analyses.attribution import (
+    _CHUNK_ROWS,
     _keyed,
     _leg_candidates,
     _nearest_failed_connections,
@@ -521,11 +522,36 @@ def _hop_ledger(
         "up_dns_id", "up_latency_s", "up_rcode", "_up_tc", "up_start", "tcp_stream",
         "syn_retransmits", "handshake_s",
     ]  # fmt: skip
+    # a cache re-asks only while the name is unresolved: attempts end with the first usable
+    # answer (answered, not truncated, no later than the client's answer); later queries of the
+    # name are other clients' (a cache that does not coalesce) or refreshes. The ranges are
+    # expanded in chunks of client rows, each trimmed at once, so the expansion never holds more
+    # than a chunk's same-name legs.
+    usable = pl.col("up_answered") & ~pl.col("_up_tc")
+    ends = cl.select("_i", "_end")
+    pieces: list[pl.DataFrame] = []
+    for off in range(0, rng.height, _CHUNK_ROWS):
+        pieces.append(
+            rng.slice(off, _CHUNK_ROWS)
+            .select("_i", _r=pl.int_ranges("_r0", pl.col("_r1") + 1, dtype=pl.UInt32))
+            .explode("_r")
+            .join(srt.select("_r", *leg_cols), on="_r", how="left")
+            .join(ends, on="_i", how="left")
+            .with_columns(
+                _done=pl.when(usable & (pl.col("up_end") <= pl.col("_end")))
+                .then(pl.col("up_end"))
+                .min()
+                .over("_i")
+            )
+            .filter(pl.col("_done").is_null() | (pl.col("up_start") <= pl.col("_done")))
+            .select("_i", *leg_cols, _fail=pl.lit(False))
+        )
     att = (
-        rng.select("_i", _r=pl.int_ranges("_r0", pl.col("_r1") + 1, dtype=pl.UInt32))
-        .explode("_r")
-        .join(srt.select("_r", *leg_cols), on="_r", how="left")
-        .select("_i", *leg_cols, _fail=pl.lit(False))
+        pl.concat(pieces)
+        if pieces
+        else pl.DataFrame(
+            schema={"_i": pl.UInt32, **srt.select(leg_cols).schema, "_fail": pl.Boolean}
+        )
     )
     if failed is not None and failed.height:
         fatt = failed.select(
@@ -547,21 +573,6 @@ def _hop_ledger(
             _fail=pl.lit(True),
         )
         att = pl.concat([att, fatt], how="vertical_relaxed")
-    # a cache re-asks only while the name is unresolved: attempts end with the first usable
-    # answer (answered, not truncated, no later than the client's answer); later queries of the
-    # name are other clients' (a cache that does not coalesce) or refreshes
-    usable = pl.col("up_answered") & ~pl.col("_up_tc") & ~pl.col("_fail")
-    att = (
-        att.join(cl.select("_i", "_end"), on="_i", how="left")
-        .with_columns(
-            _done=pl.when(usable & (pl.col("up_end") <= pl.col("_end")))
-            .then(pl.col("up_end"))
-            .min()
-            .over("_i")
-        )
-        .filter(pl.col("_done").is_null() | (pl.col("up_start") <= pl.col("_done")))
-        .drop("_end", "_done")
-    )
     att = att.sort("_i", "up_start", maintain_order=True).with_columns(
         attempt=pl.int_range(pl.len(), dtype=pl.UInt32).over("_i")
     )
