@@ -860,10 +860,10 @@ def _assemble(parts: list[tuple[pl.DataFrame, pl.DataFrame]], notes: list[str]) 
     qs, hs = [], []
     base = 0
     for q, h in parts:
-        q = q.sort("ts", "_qid")
+        q = q.sort("ts", "_qid", nulls_last=True)
         ids = q.select("_qid", query_id=pl.int_range(base, base + q.height, dtype=pl.UInt64))
         base += q.height
-        qs.append(q.join(ids, on="_qid", how="left").drop("_qid"))
+        qs.append(q.with_columns(ids["query_id"]).drop("_qid"))  # in ts order: no join needed
         hs.append(h.join(ids, on="_qid", how="inner", maintain_order="left").drop("_qid"))
     queries = _conform(pl.concat(qs, how="diagonal_relaxed") if qs else None, LEDGER_SCHEMA)
     hops = _conform(pl.concat(hs, how="diagonal_relaxed") if hs else None, HOPS_SCHEMA)
