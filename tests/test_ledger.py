@@ -443,3 +443,27 @@ def test_chunked_joins_give_the_same_ledger(monkeypatch: pytest.MonkeyPatch) -> 
     got = kit.ledger(cap)
     assert got.queries.equals(want.queries) and got.hops.equals(want.hops)
     assert want.queries["up_attempts"].max() >= 3
+
+
+def test_failed_connection_is_the_first_attempt_on_the_sample() -> None:
+    """data/sample (every SYN of some connections dropped): unbound gives up on the connection
+    and opens another 10 s later. The failed connection (no DNS in it, its 3 retransmitted SYNs)
+    is attempt 0, the new connection's query attempt 1, and the wait is in connect_s."""
+    path = ROOT / "data" / "sample" / "captures"
+    cap, led = _cap(path), _ledger(path, slow_s=1.0)
+    two = led.queries.filter(pl.col("up_attempts") == 2)
+    assert two.height >= 40
+    h = led.hops.filter(
+        pl.col("query_id").is_in(two["query_id"].implode()) & (pl.col("hop") == "upstream")
+    )
+    a0, a1 = h.filter(pl.col("attempt") == 0), h.filter(pl.col("attempt") == 1)
+    failed = cap.tcp.filter(pl.col("dns_messages") == 0).select(
+        vantage="capture", tcp_stream="stream", _syn="syn_retransmits"
+    )
+    f = a0.join(failed, on=["vantage", "tcp_stream"])
+    assert f.height == a0.height == two.height and a0["dns_id"].is_null().all()
+    assert (f["syn_retransmits"] == f["_syn"]).all() and (f["_syn"] >= 1).all()
+    assert a1.height == two.height and a1["dns_id"].is_not_null().all()
+    assert (two["connect_s"] >= 9.0).all() and (two["state"] == "after_give_up").all()
+    parts = pl.sum_horizontal("before_up_s", "connect_s", "up_s", "after_up_s")
+    assert two.select((parts - pl.col("latency_s")).abs().max()).item() <= 0.001

@@ -40,11 +40,16 @@ they send (0x20).
   that *served* the query is the answered attempt, not truncated, answered last (else the last
   truncated one); its answer is ``up_ts_response``, its transport ``up_transport`` (after TC=1:
   the TCP retry's), its connection's handshake ``handshake_s``.
-* **Failed connections.** With no upstream query by name in the window, the nearest TCP connection
-  to another server that carried no DNS message at all (every SYN dropped), opened before the
-  client's answer, is the first attempt (the rule of ``attribute_slow_answers``); upstream queries of the name sent later, up to the
-  client's answer, are further attempts. A failed connection that precedes a leg found by name
-  cannot be tied to a name and is not counted.
+* **Failed connections.** With no upstream query by name in the window, the nearest TCP
+  connection to another server that carried no DNS message at all (every SYN dropped), opened
+  before the client's answer, is the first attempt (the rule of ``attribute_slow_answers``);
+  upstream queries of the name sent later, up to the client's answer, are further attempts (the
+  cache's next try after it gave up on the connection: 10 s later in data/sample). A failed
+  connection that precedes a leg found by name cannot be tied to a name and is not counted.
+* **Late legs.** An answered query with none of the above gets the first upstream query of the
+  name that started after it and ended no later than its answer (dnstap stamps a TCP
+  ``FORWARDER_QUERY`` when the message is written, after the connect and its SYN
+  retransmissions, so seconds after the client's query). ``notes`` counts them.
 * ``syn_retransmits`` is the sum over the distinct TCP connections of the attempts (0 when they
   were UDP); the hop rows carry each connection's own count (``kit.analyses.tcp``'s).
 
@@ -432,10 +437,24 @@ def _hop_ledger(
             f"{source}: {co.height} client queries joined an upstream query already outstanding "
             "for the same name (coalesced; each gets the leg, before_up_s < 0)"
         )
-    # 2b. an answered query whose leg was sent later than forward_within_s (dnstap stamps a TCP
-    # FORWARDER_QUERY when it is written, after the connect and its SYN retransmissions): the
-    # first leg of the name that started after the query and ended no later than its answer
-    rest = rest.filter(~pl.col("_i").is_in(co["_i"].implode()) & pl.col("answered"))
+    # 3. no leg by name: the nearest failed connection (no DNS in it) in the window
+    miss = cl.filter(~pl.col("_i").is_in(pl.concat([first["_i"], co["_i"]]).implode()))
+    failed = _nearest_failed_connections(
+        miss, tcp, lead_s=lead_s, forward_within_s=forward_within_s
+    )
+    if failed is not None:  # opened before the client's answer (a cache hit opens none)
+        failed = (
+            failed.join(miss.select("_i", "_end"), on="_i", how="left")
+            .filter(pl.col("_m_start") <= pl.col("_end"))
+            .drop("_end")
+        )
+    # 4. an answered query with neither, whose leg was sent later than forward_within_s (dnstap
+    # stamps a TCP FORWARDER_QUERY when it is written, after the connect and its SYN
+    # retransmissions): the first leg of the name that started after the query and ended no
+    # later than its answer. (After a failed connection, the cache's next try is found as its
+    # second attempt below, so failed connections come first.)
+    took = [co["_i"]] + ([failed["_i"]] if failed is not None else [])
+    rest = rest.filter(~pl.col("_i").is_in(pl.concat(took).implode()) & pl.col("answered"))
     late = (
         rest.select("_i", "capture", "_key", "qtype", "ts", "_end", "server_ip", "server_port")
         .sort("ts")
@@ -464,17 +483,6 @@ def _hop_ledger(
             f"more than forward_within_s={forward_within_s} s after them (and before the answer)"
         )
     anchors = pl.concat([first, co, late])
-    # 3. no leg by name: the nearest failed connection (no DNS in it) in the window
-    miss = cl.filter(~pl.col("_i").is_in(anchors["_i"].implode()))
-    failed = _nearest_failed_connections(
-        miss, tcp, lead_s=lead_s, forward_within_s=forward_within_s
-    )
-    if failed is not None:  # opened before the client's answer (a cache hit opens none)
-        failed = (
-            failed.join(miss.select("_i", "_end"), on="_i", how="left")
-            .filter(pl.col("_m_start") <= pl.col("_end"))
-            .drop("_end")
-        )
     # attempts: upstream queries of the name from the first one up to the client's end, as a
     # range of positions in the legs sorted by (capture, name, type, start)
     gk = ["capture", "_key", "qtype"]
