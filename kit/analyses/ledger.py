@@ -4,9 +4,9 @@
 cache) with the upstream leg that served it, the breakdown of its latency over the hops and its
 state, plus one row per hop attempt (long form). It is built from any of three vantage points:
 
-* captures (:func:`kit.read_capture`): the client queries are the transactions sent to the cache
-  (:func:`kit.analyses.roles.infer_cache_ips`), the upstream legs the transactions the node sent
-  to any other server;
+* captures (:func:`kit.read_capture`): the client queries are the transactions sent to the cache,
+  the upstream legs those sent to the upstreams (:func:`kit.analyses.roles.server_roles`, the
+  kit's one rule; with no upstream inferred, those sent to any other server);
 * dnstap (:func:`kit.read_dnstap`): ``CLIENT`` rows are the client hop, ``FORWARDER`` and
   ``RESOLVER`` rows the upstream hop;
 * CoreDNS query logs (:func:`kit.read_coredns_log`): the client hop as the cache logged it. With
@@ -86,7 +86,7 @@ from kit.analyses.attribution import (
     _nearest_failed_connections,
     _nearest_legs,
 )
-from kit.analyses.roles import infer_cache_ips
+from kit.analyses.roles import server_roles
 from kit.errors import KitError
 from kit.schema import DNS_SCHEMA
 from kit.sources.capture import TCP_SCHEMA, Capture
@@ -314,16 +314,25 @@ def ledger(
     if caps:
         dns = pl.concat([c.dns for c in caps], how="vertical_relaxed")
         tcp = pl.concat([c.tcp for c in caps], how="vertical_relaxed")
-        caches = infer_cache_ips(dns, tcp=tcp)
+        # the kit's one rule for who is the cache and who the upstream (kit.analyses.roles)
+        roles = server_roles(dns, tcp=tcp)
+        caches = roles.filter(pl.col("role") == "cache")["server_ip"].to_list()
+        ups = roles.filter(pl.col("role") == "upstream")["server_ip"].to_list()
         if not caches:
             notes.append("captures: no DNS transaction, so no client query")
         else:
-            notes.append(
-                f"captures: client queries are those sent to the cache {', '.join(caches)}"
-            )
             is_client = pl.col("server_ip").is_in(caches)
+            is_up = pl.col("server_ip").is_in(ups) if ups else ~is_client
+            notes.append(
+                f"captures: client queries are those sent to the cache {', '.join(caches)}; "
+                + (
+                    f"upstream legs those sent to {', '.join(ups)}"
+                    if ups
+                    else "no upstream inferred: upstream legs are those sent to any other server"
+                )
+            )
             parts.append(
-                _hop_ledger(dns, tcp, is_client, ~is_client, "capture", notes, **opts)  # type: ignore[arg-type]
+                _hop_ledger(dns, tcp, is_client, is_up, "capture", notes, **opts)  # type: ignore[arg-type]
             )
     if taps:
         dns = pl.concat([t.dns.select(list(DNS_SCHEMA)) for t in taps], how="vertical_relaxed")
