@@ -8,6 +8,8 @@ importing the kit is ``base``; the capture is loaded from the kit's cache, so th
 capture fills the cache and is not measured: run ``load`` once before). Cases:
 
 - ``load``: ``kit.read_capture`` from the cache (seconds; ``peak`` - ``base`` = the frames);
+- ``server_roles``: who is the cache and who the upstream (the ledger's first step; attribution
+  does not need it);
 - ``attribute_slow_answers``: the existing analysis that finds the upstream leg of each slow
   answer (slow_s 1.0), the baseline the ledger generalises;
 - ``ledger``: ``kit.ledger(cap)``, every client query;
@@ -36,15 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_memory import _status  # the same VmRSS / VmHWM reader
 
 REPO = Path(__file__).resolve().parent.parent
-CASES = ("load", "attribute_slow_answers", "ledger", "ledger_slow")
+CASES = ("load", "server_roles", "attribute_slow_answers", "ledger", "ledger_slow")
 
 
 def _fn(case: str) -> Callable[[Any], object]:
     import kit
     from kit.analyses.attribution import attribute_slow_answers
+    from kit.analyses.roles import server_roles
 
     return {
         "load": lambda cap: None,
+        "server_roles": lambda cap: server_roles(cap.dns, tcp=cap.tcp),
         "attribute_slow_answers": lambda cap: attribute_slow_answers(cap, slow_s=1.0),
         "ledger": lambda cap: kit.ledger(cap),
         "ledger_slow": lambda cap: kit.ledger(cap, slow_s=1.0),
