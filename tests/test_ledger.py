@@ -467,3 +467,19 @@ def test_failed_connection_is_the_first_attempt_on_the_sample() -> None:
     assert (two["connect_s"] >= 9.0).all() and (two["state"] == "after_give_up").all()
     parts = pl.sum_horizontal("before_up_s", "connect_s", "up_s", "after_up_s")
     assert two.select((parts - pl.col("latency_s")).abs().max()).item() <= 0.001
+
+
+def test_dnstap_hops_are_the_dnstap_pairings() -> None:
+    """The dnstap path is the same function: CLIENT rows are the client hops, FORWARDER rows the
+    upstream hops, each the dnstap transaction itself (latency and answer time)."""
+    tap = kit.read_dnstap(SCN / "healthy" / "dnstap")
+    led = kit.ledger(dnstap=tap)
+    keys = ["capture", "client_ip", "server_ip", "dns_id", "ts"]
+    hops = led.hops.rename({"vantage": "capture"})
+    got = hops.join(tap.dns, on=keys, how="left", suffix="_tap")
+    assert got.height == hops.height and got["message_type"].null_count() == 0
+    assert (got.filter(pl.col("hop") == "client")["message_type"] == "CLIENT").all()
+    assert (got.filter(pl.col("hop") == "upstream")["message_type"] == "FORWARDER").all()
+    assert (got["latency_s"] == got["latency_s_tap"]).all()
+    assert (got["ts_response"] == got["ts_response_tap"]).all()
+    assert led.queries.height == 1200 and led.queries["forwarded"].sum() == 666
