@@ -19,6 +19,7 @@ from kit.sources.k8s import ATTRIBUTION_COLUMNS, K8sSnapshot, attribute_clients
 
 __all__ = [
     "DEFAULT_BY",
+    "NO_SNAPSHOT_HINT",
     "WORKLOAD_OUTCOMES_SCHEMA",
     "hurt_workloads",
     "top_workloads",
@@ -28,6 +29,14 @@ __all__ = [
 
 DEFAULT_BY: tuple[str, ...] = ("pod_namespace", "workload_kind", "workload_name")
 """The default grouping of :func:`workload_outcomes`: one row per workload."""
+
+NO_SNAPSHOT_HINT = (
+    "No Kubernetes pod snapshot among the artefacts: export one with "
+    "`kubectl get pods -A -o json > pods.json` (during the incident or soon after, so the pods "
+    "still hold their addresses) and add it to the artefacts to see the workloads; until then "
+    "the clients are shown by IP."
+)
+"""What the notebooks say when no snapshot was given (one sentence)."""
 
 _COUNTS = {
     "queries": pl.UInt32(),
