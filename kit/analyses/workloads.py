@@ -257,8 +257,12 @@ def workload_outcomes(
             nulls_last=True,
         )
         .select("attribution", *keys, "pods", "clients", "client_ips", *_COUNTS)
-        .cast({k: v for k, v in _COUNTS.items()} | {c: pl.String for c in keys})
+        .cast(_casts(keys))
     )
+
+
+def _casts(keys: Sequence[str]) -> pl.Schema:
+    return pl.Schema({**_COUNTS, **{c: pl.String() for c in keys}})
 
 
 def top_workloads(outcomes: pl.DataFrame, n: int = 15) -> pl.DataFrame:
