@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(os.environ.get("DNSKIT_SCENARIOS", REPO / "data" / "scenarios"))
 HEALTHY = SCENARIOS / "healthy"
 SYN = SCENARIOS / "forced-tcp-syn-drops"
-LEDGER = REPO / "data" / "ledger"
+LEDGER = REPO / "data" / "ledger" / "forced-tcp-stub-clients"
 SHARED = REPO.parent / "shared"
 HOSTILE = '<b>web"&'
 
@@ -47,6 +47,21 @@ def client_side(captures: Path) -> pl.DataFrame:
     cap = kit.read_capture(captures, progress=False)
     caches = kit.analyses.upstream.infer_cache_ips(cap.dns, None, tcp=cap.tcp)
     return kit.analyses.upstream.client_queries(cap.dns, caches)
+
+
+def renamed_snapshot(src: Path, dst: Path, workload: str, new: str) -> Path:
+    """A copy of a lab's pods.json with one Deployment renamed (its ReplicaSet becomes
+    ``<new>-<pod-template-hash>``)."""
+    doc = json.loads(src.read_text())
+    for item in doc["items"]:
+        md = item["metadata"]
+        h = (md.get("labels") or {}).get("pod-template-hash")
+        owner = md["ownerReferences"][0]
+        if h and owner["name"] == f"{workload}-{h}":
+            owner["name"] = f"{new}-{h}"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(json.dumps(doc))
+    return dst
 
 
 def moved_snapshot(tmp_path: Path, created: str, rename: str | None = None) -> Path:
@@ -154,6 +169,47 @@ def test_slow_node_workload_carries_the_slow_queries(tmp_path: Path) -> None:
     assert by_pod["slow"].to_list() == w["slow"].to_list()
 
 
+def test_ledger_run_node1_stub_clients_carry_the_slow_queries() -> None:
+    """The ledger lab run: glibc stub clients and dnsperf as pods on both nodes, SYN drops on
+    node1's path to the upstream. node1's workloads have every slow and unanswered query, node2's
+    (the control) none; each workload's counts are its pod address's."""
+    client = client_side(LEDGER / "captures")
+    snap = kit.read_k8s_snapshot(LEDGER / "k8s" / "pods.json")
+    w = workload_outcomes(client, snap)
+    assert set(w["attribution"]) == {"pod"} and int(w["queries"].sum()) == client.height
+    per_ip = {
+        r["client_ip"]: r
+        for r in kit.analyses.latency.outcomes(client, by=["client_ip"], slow_s=1.0).iter_rows(
+            named=True
+        )
+    }
+    rows = {r["workload_name"]: r for r in w.iter_rows(named=True)}
+    for name, ip in (
+        ("stub-client-node1", "169.254.2.1"),
+        ("dnsperf-node1", "169.254.1.1"),
+        ("stub-client-node2", "169.254.2.2"),
+        ("dnsperf-node2", "169.254.1.2"),
+    ):
+        r, want = rows[name], per_ip[ip]
+        assert (r["client_ips"], r["queries"], r["slow"], r["unanswered"]) == (
+            ip,
+            want["queries"],
+            want["slow"],
+            want["unanswered"],
+        )
+    stub1, stub2 = rows["stub-client-node1"], rows["stub-client-node2"]
+    assert stub1["pod_namespace"] == "stub" and stub1["workload_kind"] == "Deployment"
+    assert stub1["slow"] > 50 and stub1["unanswered"] >= 1 and stub1["p99_s"] > 5.0
+    assert stub2["slow"] == stub2["unanswered"] == 0 and stub2["p99_s"] < 0.5
+    assert set(w["workload_name"].head(2)) == {"dnsperf-node1", "stub-client-node1"}
+    assert w["harm_share"].head(2).sum() == pytest.approx(1.0)
+    assert w["harm_share"].tail(2).to_list() == [0.0, 0.0]
+    # by node: node1 has them all
+    by_node = workload_outcomes(client, snap, by=["pod_node"])
+    assert by_node["pod_node"].to_list() == ["node1", "node2"]
+    assert by_node["slow"].to_list() == [stub1["slow"] + rows["dnsperf-node1"]["slow"], 0]
+
+
 def test_without_a_snapshot_rows_are_client_addresses() -> None:
     client = client_side(SYN / "captures")
     w = workload_outcomes(client, None)
@@ -257,18 +313,19 @@ def test_header_escapes_workload_names() -> None:
 
 @pytest.mark.notebook
 def test_report_names_the_hurt_workload(tmp_path: Path) -> None:
-    """02 and 04 on the SYN-drop run with a pods snapshot: the section, the pods, and the
-    header's "Workloads most hurt" naming node1's workload (renamed with HTML in it: escaped)."""
+    """02 and 04 on a copy of the ledger run with its pods snapshot: the section, the pods, and
+    the header's "Workloads most hurt" naming node1's workloads (the stub client's Deployment
+    renamed with HTML in it: escaped everywhere)."""
     from kit import report
 
     art = tmp_path / "artefacts"
-    (art / "captures").mkdir(parents=True)
-    (art / "logs").mkdir()
-    for f in ("node1.pcap.gz", "node2.pcap.gz"):
-        shutil.copy(SYN / "captures" / f, art / "captures" / f)
-    shutil.copy(SYN / "logs" / "unbound-node1.log", art / "logs" / "unbound-node1.log")
-    shutil.copy(SYN / "run.json", art / "run.json")
-    moved_snapshot(art, "2026-12-06T22:00:00Z", rename=HOSTILE)
+    (art / "logs").mkdir(parents=True)
+    shutil.copytree(LEDGER / "captures", art / "captures")
+    shutil.copy(LEDGER / "logs" / "unbound-node1.log", art / "logs" / "unbound-node1.log")
+    shutil.copy(LEDGER / "run.json", art / "run.json")
+    renamed_snapshot(
+        LEDGER / "k8s" / "pods.json", art / "k8s" / "pods.json", "stub-client-node1", HOSTILE
+    )
     books = [REPO / "notebooks" / "02-query-logs.py", REPO / "notebooks" / "04-capture-dns.py"]
     out = tmp_path / "report.html"
     result = report.render(books, output_html=out, artefacts=[art])
@@ -279,12 +336,20 @@ def test_report_names_the_hurt_workload(tmp_path: Path) -> None:
     assert all(r.parameters["k8s_snapshot"] for r in result.runs)
     html = out.read_text(encoding="utf-8")
     assert html.count("Which workloads make the slow / NXDOMAIN / unanswered queries?") == 2
-    assert "dnsperf-node2" in html  # the healthy node's workload, in the tables
+    assert "stub-client-node2" in html  # the control node's workload, in 04's table
     header = html[html.index('id="workloads"') : html.index('id="toc"')]
-    # a quote in text needs no escaping: nbconvert's serialiser writes it plain
-    escaped = r'dnsperf/Deployment/&lt;b&gt;web(?:"|&#34;|&quot;)&amp;</b>: 143 slow, '
-    assert re.search(escaped + "1 unanswered, 0 NXDOMAIN of 900 queries", header), header
-    assert re.search(escaped + "0 unanswered, 0 NXDOMAIN of 899 queries", header), header
+    # the counts 04's header line must show: the client side of the capture, per workload
+    client = client_side(LEDGER / "captures")
+    snap = kit.read_k8s_snapshot(art / "k8s" / "pods.json")
+    want = hurt_workloads(workload_outcomes(client, snap))
+    assert len(want) == 2  # node1's two workloads; node2's had nothing to count
+    line = next(li for li in header.split("<li>") if "client side of the capture" in li)
+    for t in want:
+        name = re.escape(t["workload"]).replace(re.escape('"'), '(?:"|&#34;|&quot;)')
+        name = name.replace("<", "&lt;").replace(">", "&gt;").replace(re.escape("&"), "&amp;")
+        shown = f"{name}</b>: {t['slow']} slow, {t['unanswered']} unanswered"
+        assert re.search(shown, line), (shown, line)
+    assert "stub/Deployment/&lt;b&gt;web" in line
     assert HOSTILE not in html and NO_SNAPSHOT_HINT.split(":")[0] not in html
 
 
