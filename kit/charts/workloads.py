@@ -10,11 +10,17 @@ import polars as pl
 
 from kit.analyses.workloads import workload_label
 from kit.charts._base import _check, _title, _to_altair_data
-from kit.charts.theme import _LEGEND, WIDTH
+from kit.charts.theme import _LEGEND, REPORT_RIGHT_PADDING, WIDTH
 
 _OUTCOMES = ("slow", "unanswered", "nxdomain")
 _COLORS = ("darkorange", "firebrick", "steelblue")
 _RANK = {o: i for i, o in enumerate(_OUTCOMES)}
+#: Longest y label drawn (px, vl-convert's metrics); longer names end in an ellipsis.
+_LABEL_LIMIT = 300
+#: Room left of the chart: the browser draws the y labels ~14 % wider than vl-convert measured
+#: them (see :data:`kit.charts.theme.REPORT_RIGHT_PADDING`), and left of the axis they would be
+#: cut at the SVG's edge.
+_LEFT_PADDING = 48
 
 
 def workload_harm_chart(
@@ -68,7 +74,7 @@ def workload_harm_chart(
         .mark_bar()
         .encode(
             x=alt.X("n:Q", title="queries", stack="zero"),
-            y=alt.Y("workload:N", title=None, sort=order),
+            y=alt.Y("workload:N", title=None, sort=order, axis=alt.Axis(labelLimit=_LABEL_LIMIT)),
             color=alt.Color(
                 "outcome:N",
                 title="outcome",
@@ -86,6 +92,7 @@ def workload_harm_chart(
         .properties(
             width=WIDTH,
             height=max(60, 20 * max(len(order), 1)),
+            padding={"left": _LEFT_PADDING, "top": 5, "right": REPORT_RIGHT_PADDING, "bottom": 5},
             title=_title(
                 title or "Workloads with the most slow, unanswered or NXDOMAIN queries", notes
             ),
