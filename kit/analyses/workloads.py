@@ -11,10 +11,12 @@ Without a snapshot the rows are per client address.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import polars as pl
 
+from kit.errors import KitWarning
 from kit.sources.k8s import ATTRIBUTION_COLUMNS, K8sSnapshot, attribute_clients
 
 __all__ = [
@@ -185,7 +187,7 @@ def workload_outcomes(
     d = _minimal(dns, lat, ip_column, ts_column)
     if snapshot is None:
         keys = ["client_ip"]
-        d = d.with_columns(attribution=pl.lit("no_snapshot"), pod=pl.lit(None, dtype=pl.String))
+        d = d.with_columns(_seg=pl.lit(0, dtype=pl.UInt32))
     else:
         keys = list(by)
         bad = [c for c in keys if c not in ATTRIBUTION_COLUMNS[:-1]]
@@ -194,28 +196,44 @@ def workload_outcomes(
                 f"by must name attribution columns ({', '.join(ATTRIBUTION_COLUMNS[:-1])}), "
                 f"not {bad or 'nothing'}"
             )
-        d = attribute_clients(d, snapshot)
+        d = _with_segments(d, snapshot.ip_map)
+    # Rows of one address between two consecutive start/end times of the snapshot's pods for
+    # that address (a segment) have one attribution: attribute one row per segment, not millions.
+    seg_keys = ["client_ip", "_seg", "_tnull"]
+    d = d.with_columns(_tnull=pl.col("ts").is_null())
+    segs = d.group_by(seg_keys).agg(ts=pl.col("ts").first(), _n=pl.len())
+    if snapshot is None:
+        segs = segs.with_columns(
+            attribution=pl.lit("no_snapshot"), pod=pl.lit(None, dtype=pl.String)
+        )
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", KitWarning)  # counted per row below
+            segs = attribute_clients(segs, snapshot)
+        _warn_node_rows(segs, d.height)
         if "workload_name" in keys:
             # a pod without a controller is a workload of its own
             bare = (pl.col("attribution") == "pod") & pl.col("workload_name").is_null()
-            d = d.with_columns(
+            segs = segs.with_columns(
                 workload_kind=pl.when(bare).then(pl.lit("Pod")).otherwise("workload_kind"),
                 workload_name=pl.when(bare).then(pl.col("pod")).otherwise("workload_name"),
             )
         # unattributed rows: their group is the reason alone
-        d = d.with_columns(
-            [
-                pl.when(pl.col("attribution") == "pod").then(pl.col(c)).alias(c)
-                for c in keys
-                if c != "client_ip"
-            ]
+        segs = segs.with_columns(
+            [pl.when(pl.col("attribution") == "pod").then(pl.col(c)).alias(c) for c in keys]
         )
+    groups = (
+        segs.select("attribution", *keys)
+        .unique(maintain_order=True)
+        .with_row_index("_gid")
+        .cast({c: pl.String for c in keys})
+    )
+    segs = segs.join(groups, on=["attribution", *keys], how="left", nulls_equal=True)
+    d = d.join(segs.select(*seg_keys, "_gid"), on=seg_keys, how="left", nulls_equal=True)
     ans = pl.col("_answered")
     hurt_slow = ans & (pl.col("_lat") >= slow_s)
     unanswered = ~ans & ~pl.col("_censored")
-    grouped = d.group_by("attribution", *keys).agg(
-        pods=pl.col("pod").drop_nulls().n_unique().cast(pl.UInt32),
-        clients=pl.col("client_ip").drop_nulls().n_unique().cast(pl.UInt32),
+    counts = d.group_by("_gid").agg(
         queries=pl.len().cast(pl.UInt32),
         slow=hurt_slow.sum().cast(pl.UInt32),
         unanswered=unanswered.sum().cast(pl.UInt32),
@@ -225,16 +243,24 @@ def workload_outcomes(
         p50_s=pl.col("_lat").filter(ans).quantile(0.5, interpolation="nearest"),
         p99_s=pl.col("_lat").filter(ans).quantile(0.99, interpolation="nearest"),
     )
-
+    del d
+    meta = segs.group_by("_gid").agg(
+        pods=pl.col("pod").drop_nulls().n_unique().cast(pl.UInt32),
+        clients=pl.col("client_ip").drop_nulls().n_unique().cast(pl.UInt32),
+    )
     ips = (
-        d.filter(pl.col("client_ip").is_not_null())
-        .group_by(list(dict.fromkeys(["attribution", *keys, "client_ip"])))
-        .agg(_n=pl.len())
+        segs.filter(pl.col("client_ip").is_not_null())
+        .group_by("_gid", "client_ip")
+        .agg(_n=pl.col("_n").sum())
         .sort("_n", "client_ip", descending=[True, False])
-        .group_by("attribution", *keys, maintain_order=True)
+        .group_by("_gid", maintain_order=True)
         .agg(_ips=pl.col("client_ip"))
     )
-    grouped = grouped.join(ips, on=["attribution", *keys], how="left", nulls_equal=True)
+    grouped = (
+        groups.join(counts, on="_gid", how="left")
+        .join(meta, on="_gid", how="left")
+        .join(ips, on="_gid", how="left")
+    )
 
     def share(col: pl.Expr) -> pl.Expr:
         total = col.sum()
@@ -263,6 +289,58 @@ def workload_outcomes(
 
 def _casts(keys: Sequence[str]) -> pl.Schema:
     return pl.Schema({**_COUNTS, **{c: pl.String() for c in keys}})
+
+
+def _with_segments(d: pl.DataFrame, ip_map: pl.DataFrame) -> pl.DataFrame:
+    """``d`` with ``_seg`` (UInt32): how many of its address's interval bounds (pod start and end
+    times in ``ip_map``) lie at or before the row's time; 0 before the first, for untimed rows and
+    for addresses no pod held. Rows come back in time order (untimed ones last)."""
+    bounds = (
+        pl.concat(
+            [
+                ip_map.select(pl.col("ip").alias("_ip"), pl.col("start").alias("_b")),
+                ip_map.select(pl.col("ip").alias("_ip"), pl.col("end").alias("_b")),
+            ]
+        )
+        .drop_nulls()
+        .unique()
+        .sort("_ip", "_b")
+        .with_columns(_seg=(pl.int_range(pl.len()).over("_ip") + 1).cast(pl.UInt32))
+        .cast({"_b": d.schema["ts"]})
+    )
+    timed = (
+        d.filter(pl.col("ts").is_not_null())
+        .sort("ts")
+        .join_asof(
+            bounds,
+            left_on="ts",
+            right_on="_b",
+            by_left="client_ip",
+            by_right="_ip",
+            strategy="backward",
+            check_sortedness=False,  # sorted by ts; polars cannot verify it per address
+        )
+        .drop("_b")
+    )
+    untimed = d.filter(pl.col("ts").is_null()).with_columns(_seg=pl.lit(0, dtype=pl.UInt32))
+    return pl.concat([timed.with_columns(pl.col("_seg").fill_null(0)), untimed])
+
+
+def _warn_node_rows(segs: pl.DataFrame, rows: int) -> None:
+    """The warning of :func:`kit.sources.k8s.attribute_clients`, counted in rows, not segments."""
+    on_node = segs.filter(pl.col("attribution") == "node_ip")
+    if on_node.is_empty():
+        return
+    n = int(on_node["_n"].sum())
+    addrs = sorted(set(on_node["client_ip"].drop_nulls().to_list()))
+    warnings.warn(
+        f"{n} of {rows} rows come from node addresses "
+        f"({', '.join(addrs[:5])}{', ...' if len(addrs) > 5 else ''}): hostNetwork pods or "
+        "SNAT; no pod can be named from this vantage point (capture on the pod's side, or use "
+        "the CoreDNS/node-cache log of the hop before the SNAT)",
+        KitWarning,
+        stacklevel=3,
+    )
 
 
 def top_workloads(outcomes: pl.DataFrame, n: int = 15) -> pl.DataFrame:
