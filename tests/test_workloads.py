@@ -110,6 +110,38 @@ def test_healthy_capture_every_client_is_a_pod() -> None:
     assert hurt_workloads(w) == []
 
 
+def test_reused_address_split_at_the_pods_lifetimes(tmp_path: Path) -> None:
+    """node1's client address held by one pod until T, then by another (deleted and replaced):
+    the queries before T count for the first workload, those from T on for the second, exactly
+    as the row-by-row attribution of kit.sources.k8s.attribute_clients says."""
+    client = client_side(HEALTHY / "captures")
+    node1 = client.filter(pl.col("client_ip") == "169.254.1.1")
+    cut = node1["ts"].sort()[node1.height // 2]
+    doc = json.loads((HEALTHY / "k8s" / "pods.json").read_text())
+    old = next(i for i in doc["items"] if i["metadata"]["name"].startswith("dnsperf-node1"))
+    new = json.loads(json.dumps(old))
+    stamp = cut.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    old["metadata"]["creationTimestamp"] = "2026-12-07T00:00:00Z"
+    old["metadata"]["deletionTimestamp"] = stamp
+    new["metadata"].update(name="next-5d8f7c9b4-a1b2c", uid="u-next", creationTimestamp=stamp)
+    new["metadata"]["ownerReferences"][0]["name"] = "next-5d8f7c9b4"
+    doc["items"].append(new)
+    path = tmp_path / "pods.json"
+    path.write_text(json.dumps(doc))
+    snap = kit.read_k8s_snapshot(path)
+    w = workload_outcomes(client, snap)
+    rows = {r["workload_name"]: r["queries"] for r in w.iter_rows(named=True)}
+    before = node1.filter(pl.col("ts") < cut).height
+    assert rows == {
+        "dnsperf-node1": before,
+        "next": node1.height - before,
+        "dnsperf-node2": client.height - node1.height,
+    }
+    # the same as attributing every row
+    each = kit.attribute_clients(client, snap).group_by("workload_name").len()
+    assert dict(each.iter_rows()) == rows
+
+
 def test_node_addresses_counted_under_node_ip() -> None:
     """The whole capture holds the caches' own upstream queries, sent from the node addresses:
     they are counted as node_ip (with a warning), never dropped."""
