@@ -34,6 +34,7 @@ every: str = "10s"  # time bin of the slow-query counts (10s, 1m; widened for lo
 domain_labels: int = 2  # labels kept from the right of a name to group names into domains
 window_start: str | None = None  # ISO-8601 UTC start of a time window; None: from the start
 window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive); None: to the end
+k8s_snapshot: list[str] | None = None  # kubectl get pods -A -o json; None: from artefacts
 
 # %%
 import polars as pl
@@ -41,6 +42,7 @@ import polars as pl
 import kit
 import kit.analyses.latency
 import kit.analyses.resolver_logs
+import kit.analyses.workloads
 import kit.charts
 import kit.report
 import kit.sources.artefacts
@@ -58,9 +60,15 @@ kit.report.setup_kernel()  # charts as static SVG (no network), tables as in the
 
 # %%
 sources = kit.sources.artefacts.resolve_inputs(
-    artefacts, coredns_log=coredns_log, unbound_log=unbound_log, run_json=run_json
+    artefacts,
+    coredns_log=coredns_log,
+    unbound_log=unbound_log,
+    run_json=run_json,
+    k8s_snapshot=k8s_snapshot,
 )
-coredns_log, unbound_log, run_json = sources.values("coredns_log", "unbound_log", "run_json")
+coredns_log, unbound_log, run_json, k8s_snapshot = sources.values(
+    "coredns_log", "unbound_log", "run_json", "k8s_snapshot"
+)
 sources
 
 # %% [markdown]
@@ -214,6 +222,28 @@ kit.sources.coredns.slow_queries(queries, slow_threshold_s).select(
     "source",
     "line_no",
 ).head(20)
+
+# %% [markdown]
+# ## Which workloads make the slow / NXDOMAIN / unanswered queries?
+#
+# A pod snapshot (`kubectl get pods -A -o json`, the `k8s_snapshot` input) names the pod that held
+# each logged client address at the time of the query (pod IPs are reused: creation and deletion
+# times count), and its workload (Deployment, DaemonSet, CronJob...). One row per workload, the
+# most hurt first (`slow` + `unanswered`: logged without a response); `*_share` is the workload's
+# share of all such queries. Clients that cannot be named get a row per reason: `node_ip` (a
+# node's address: hostNetwork pods, or SNAT before the resolver), `no_pod_at_that_time`,
+# `unknown` (not in the snapshot). The rows add up to every logged query.
+
+# %%
+snapshot = kit.read_k8s_snapshot(k8s_snapshot) if k8s_snapshot else None
+if snapshot is None:
+    print(kit.analyses.workloads.NO_SNAPSHOT_HINT)
+workloads = kit.analyses.workloads.workload_outcomes(queries, snapshot, slow_s=slow_threshold_s)
+kit.report.emit_workloads(workloads, vantage="resolver logs", snapshot=snapshot is not None)
+kit.analyses.workloads.top_workloads(workloads, 15)
+
+# %%
+kit.charts.workload_harm_chart(workloads)
 
 # %% [markdown]
 # ## What to check next

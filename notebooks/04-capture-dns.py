@@ -38,6 +38,7 @@ slow_threshold_s: float = 1.0  # a query slower than this is slow, in seconds
 every: str = "5s"  # time bin for the over-time chart (polars duration: 1s, 5s, 1m)
 window_start: str | None = None  # ISO-8601 UTC start of a time window; None: from the start
 window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive); None: to the end
+k8s_snapshot: list[str] | None = None  # kubectl get pods -A -o json; None: from artefacts
 
 # %%
 import polars as pl
@@ -169,6 +170,35 @@ client.select(
 client.filter(~pl.col("answered")).group_by("capture", "censored", "phase").agg(
     queries=pl.len(), first=pl.col("ts").min(), last=pl.col("ts").max()
 ).sort("capture", "censored", "phase")
+
+# %% [markdown]
+# ## Which workloads make the slow / NXDOMAIN / unanswered queries?
+#
+# A pod snapshot (`kubectl get pods -A -o json`, the `k8s_snapshot` input) names the pod that held
+# each client address at the time of each query (pod IPs are reused: creation and deletion times
+# count), and its workload (Deployment, DaemonSet, CronJob...). One row per workload, the most
+# hurt first (`slow` + `unanswered`); `*_share` is the workload's share of all such queries.
+# Queries whose client cannot be named get a row per reason: `node_ip` (a node's address:
+# hostNetwork pods or SNAT; capture on the pod's side to see them), `no_pod_at_that_time`,
+# `unknown` (not in the snapshot). The rows add up to every client query.
+
+# %%
+import kit.analyses.workloads
+
+k8s_snapshot = kit.sources.artefacts.resolve_inputs(artefacts, k8s_snapshot=k8s_snapshot)[
+    "k8s_snapshot"
+]
+snapshot = kit.read_k8s_snapshot(k8s_snapshot) if k8s_snapshot else None
+if snapshot is None:
+    print(kit.analyses.workloads.NO_SNAPSHOT_HINT)
+workloads = kit.analyses.workloads.workload_outcomes(client, snapshot, slow_s=slow_threshold_s)
+kit.report.emit_workloads(
+    workloads, vantage="client side of the capture", snapshot=snapshot is not None
+)
+kit.analyses.workloads.top_workloads(workloads, 15)
+
+# %%
+kit.charts.workload_harm_chart(workloads)
 
 # %% [markdown]
 # ## Where the slow answers pile up

@@ -26,7 +26,7 @@ Layout of this package, by concept: :mod:`.theme` (static SVG rendering, the rep
 size), :mod:`.metrics` (latency quantiles, rates, before/after), :mod:`.capture` (latency
 histograms and the SYN ladder, slow answers, SYN retransmissions, the I/O graph), :mod:`.logs`
 (counts, slowest groups, the duration histogram, the change marker), :mod:`.headline` (the
-report's headline and symptom charts); ``_base`` (series, bins, formats, time axes and marks)
+report's headline and symptom charts), :mod:`.workloads` (the workloads most hurt); ``_base`` (series, bins, formats, time axes and marks)
 and ``_histogram`` (log-scale histograms and rule labels) are what they share.
 """
 
@@ -48,6 +48,7 @@ from kit.charts.metrics import (
     rate_chart,
 )
 from kit.charts.theme import HEIGHT, REPORT_RIGHT_PADDING, REPORT_THEME, WIDTH, use_report_renderer
+from kit.charts.workloads import workload_harm_chart
 
 __all__ = [
     "COREDNS_CEILING_S",
@@ -70,4 +71,5 @@ __all__ = [
     "syn_retransmissions_chart",
     "use_report_renderer",
     "with_change_marker",
+    "workload_harm_chart",
 ]

@@ -22,7 +22,8 @@ The pipeline (one code path for ``dnskit report``, the notebook tests and librar
 
 Findings reach the top of the report through :func:`emit_findings`, which a notebook calls with the
 findings it computed: it displays them with the :data:`FINDINGS_MIMETYPE` media type, which the
-report collects from the executed notebooks.
+report collects from the executed notebooks; the workloads most hurt reach its header through
+:func:`emit_workloads` the same way.
 
 When a notebook fails, its executed copy (with papermill's error banner and the traceback) is still
 rendered, and :attr:`ReportResult.ok` is false; ``dnskit report`` then exits with status
@@ -59,7 +60,9 @@ from kit.report.execute import (
 from kit.report.handover import (
     EVIDENCE_ROWS,
     FINDINGS_MIMETYPE,
+    WORKLOADS_MIMETYPE,
     emit_findings,
+    emit_workloads,
     finding_html,
     show_evidence,
 )
@@ -98,12 +101,14 @@ __all__ = [
     "SETUP_TAG",
     "TEMPLATE_DIR",
     "TEMPLATE_NAME",
+    "WORKLOADS_MIMETYPE",
     "NotebookParameter",
     "NotebookRun",
     "ReportResult",
     "classify_artefact",
     "default_notebooks",
     "emit_findings",
+    "emit_workloads",
     "finding_html",
     "inventory",
     "notebook_parameters",

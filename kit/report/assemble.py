@@ -307,6 +307,7 @@ def render(
         chart_svg = ""
         checks: list[dict[str, Any]] = []
         findings_failed: NotebookRun | None = None
+        workloads: list[dict[str, Any]] = []
         for slot, run in enumerate(runs):
             if run.status == "skipped":
                 continue
@@ -319,6 +320,7 @@ def render(
             if handed.summary is not None:
                 summary, chart_svg = handed.summary, handed.chart_svg
             checks = handed.checks or checks
+            workloads.extend({**w, "notebook": run.name} for w in handed.workloads)
             if run.status == "failed" and _emits_findings(done):
                 findings_failed = run
             if handed.findings is not None:
@@ -355,6 +357,7 @@ def render(
                 (r["path"], r["read_error"]) for r in table.iter_rows(named=True) if r["read_error"]
             ],
             findings_failed=findings_failed if findings_source is None else None,
+            workloads=workloads,
         )
         combined = _combine(
             executed,

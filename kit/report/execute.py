@@ -384,9 +384,9 @@ def _run_all(
     return out
 
 
-CONTEXT_INPUTS = frozenset({"run_json"})
-"""Input parameters that give context (the timeline) but no data: a notebook that receives only
-these, and no data input, has nothing to show and is not run."""
+CONTEXT_INPUTS = frozenset({"run_json", "k8s_snapshot"})
+"""Input parameters that give context (the timeline, who the clients are) but no data: a notebook
+that receives only these, and no data input, has nothing to show and is not run."""
 
 
 def _no_input_reason(

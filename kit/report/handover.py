@@ -1,6 +1,7 @@
 """The findings hand-over: a notebook displays its findings (:func:`emit_findings`) with the
 :data:`FINDINGS_MIMETYPE` media type, and the report collects them from the executed notebooks
-(:func:`_collect`) to show them first."""
+(:func:`_collect`) to show them first. The workloads most hurt travel the same way
+(:func:`emit_workloads`, :data:`WORKLOADS_MIMETYPE`) to the report's header."""
 
 from __future__ import annotations
 
@@ -192,6 +193,55 @@ def show_evidence(findings: Sequence[Any]) -> None:
     display(HTML(cards_html([_finding_dict(f) for f in findings])))
 
 
+WORKLOADS_MIMETYPE = "application/vnd.dnskit.workloads+json"
+"""Media type of the display output that carries the workloads most hurt to the report's header."""
+
+
+def emit_workloads(outcomes: pl.DataFrame, *, vantage: str, snapshot: bool, n: int = 3) -> None:
+    """Hand the ``n`` workloads most hurt to the report's header ("Workloads most hurt").
+
+    The notebook shows one plain-text line (the same counts); the report lists them, escaped,
+    under its title when ``snapshot`` is true (a snapshot named the pods: without one the rows
+    are client addresses, which the notebook shows but the header does not repeat).
+
+    Parameters
+    ----------
+    outcomes
+        :func:`kit.analyses.workloads.workload_outcomes` output.
+    vantage
+        Where the queries were seen, in a few words ("client side of the capture").
+    snapshot
+        Whether a Kubernetes snapshot attributed the clients.
+    n
+        How many groups to hand over (the most hurt first, see
+        :func:`kit.analyses.workloads.hurt_workloads`).
+    """
+    from IPython.display import display
+
+    from kit.analyses.workloads import hurt_workloads
+
+    top = hurt_workloads(outcomes, n)
+    payload = {
+        "vantage": vantage,
+        "snapshot": bool(snapshot),
+        "queries": int(outcomes["queries"].sum()) if outcomes.height else 0,
+        "top": top,
+    }
+    text = f"Workloads most hurt ({vantage}): " + (
+        "; ".join(_workload_text(w) for w in top) or "none: no slow, unanswered or NXDOMAIN query"
+    )
+    display({WORKLOADS_MIMETYPE: payload, "text/plain": text}, raw=True)
+
+
+def _workload_text(w: Mapping[str, Any]) -> str:
+    """One workload's counts as a phrase: ``ns/Deployment/x: 3 slow, 1 unanswered, 0 NXDOMAIN of
+    600 queries``."""
+    return (
+        f"{w['workload']}: {w['slow']} slow, {w['unanswered']} unanswered, "
+        f"{w['nxdomain']} NXDOMAIN of {w['queries']} queries"
+    )
+
+
 @dataclass(frozen=True)
 class Handed:
     """What one executed notebook handed to the report (:func:`emit_findings` outputs).
@@ -207,12 +257,16 @@ class Handed:
     checks : list[dict[str, Any]]
         Every check's outcome (``check``, ``status``, ``reason``; see :func:`_checks_payload`),
         empty when the findings did not carry them.
+    workloads : list[dict[str, Any]]
+        The :func:`emit_workloads` payloads (``vantage``, ``snapshot``, ``queries``, ``top``), in
+        emission order.
     """
 
     findings: list[dict[str, Any]] | None = None
     summary: dict[str, Any] | None = None
     chart_svg: str = ""
     checks: list[dict[str, Any]] = field(default_factory=list)
+    workloads: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _collect(nb: Any) -> Handed:
@@ -221,8 +275,14 @@ def _collect(nb: Any) -> Handed:
     summary: dict[str, Any] | None = None
     chart_svg = ""
     checks: list[dict[str, Any]] = []
+    workloads: list[dict[str, Any]] = []
     for cell in nb.cells:
         for output in cell.get("outputs", []):
+            hurt = output.get("data", {}).get(WORKLOADS_MIMETYPE)
+            if isinstance(hurt, str):
+                hurt = json.loads(hurt)
+            if isinstance(hurt, Mapping):
+                workloads.append(dict(hurt))
             payload = output.get("data", {}).get(FINDINGS_MIMETYPE)
             if payload is None:
                 continue
@@ -234,7 +294,7 @@ def _collect(nb: Any) -> Handed:
                 chart_svg = str(payload.get("chart_svg") or "")
             if isinstance(payload.get("checks"), list):
                 checks = [dict(c) for c in payload["checks"] if isinstance(c, Mapping)]
-    return Handed(findings, summary, chart_svg, checks)
+    return Handed(findings, summary, chart_svg, checks, workloads)
 
 
 def _checks_payload(findings: Any) -> list[dict[str, str]]:

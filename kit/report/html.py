@@ -362,15 +362,18 @@ def _header_html(
     checks: Sequence[Mapping[str, Any]] = (),
     unreadable: Sequence[tuple[str, str]] = (),
     findings_failed: NotebookRun | None = None,
+    workloads: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The top of the report: title, summary card, contents, findings by role (the ``header``
-    macro).
+    """The top of the report: title, summary card, the workloads most hurt, contents, findings by
+    role (the ``header`` macro).
 
     ``notebooks`` and ``appendix`` are ``(name, title)`` of the notebooks shown below, for the
     table of contents; ``checks`` the checks' outcomes when the findings notebook emitted them
     (see :func:`_check_outcomes`); ``unreadable`` ``(file, reason)`` of the artefacts that could
-    not be read; ``findings_failed`` the findings notebook when it failed before emitting. The
-    runs, artefacts and parameters go to :func:`_appendix_html`.
+    not be read; ``findings_failed`` the findings notebook when it failed before emitting;
+    ``workloads`` the ``kit.report.emit_workloads`` payloads with the ``notebook`` that emitted
+    them (shown only when a snapshot attributed the clients). The runs, artefacts and parameters
+    go to :func:`_appendix_html`.
     """
     from kit import __version__
 
@@ -413,6 +416,7 @@ def _header_html(
         "groups": ordered,
         "findings_source": findings_source,
         "failed_source": findings_failed,
+        "workloads": [w for w in workloads if w.get("snapshot")],
     }
     return str(_parts().header(h))
 
