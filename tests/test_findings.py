@@ -914,3 +914,24 @@ def test_verdict_markdown_escapes_data() -> None:
     assert "\\<script\\>alert(1)\\</script\\> \\| \\*bold\\* \\`tick\\`" in md
     assert "``grep -n 'a`b' x``" in md
     assert "Root cause (critical)" in md
+
+
+def test_conntrack_race_not_fired_when_the_cache_waited_on_its_upstream() -> None:
+    # the lab's glibc stubs under forced TCP with dropped SYNs (data/ledger): the stub's A is
+    # answered from the cache at once, its AAAA only after the cache's TCP connect backoff, so
+    # pairs of one socket get one answer >= 4.5 s late — the race's signature, but the late query
+    # reached the cache, which forwarded it and waited on retransmitted SYNs. Before, the check
+    # fired as a root cause ("9 of 193 query pairs had one answer >= 4.5 s late").
+    from kit.findings.checks_transport import conntrack_race_result
+
+    run = REPO / "data" / "ledger" / "forced-tcp-stub-clients" / "captures"
+    cap = kit.read_capture(sorted(run.glob("node*.pcap*")))
+    r = conntrack_race_result(cap)
+    assert r.status == "not fired", r.reason
+    assert r.numbers["late_pairs_upstream"] >= r.numbers["min_pairs"], r.numbers
+    assert r.numbers["late_pairs"] < r.numbers["min_pairs"]
+    assert "waited on the cache's upstream leg" in r.reason
+    # the pairs the cache did not forward are still the race's: with the attribution finding
+    # no upstream leg (the synthetic race below has none), the check fires as before
+    f = kf.check_conntrack_race(capture(dns=race_dns(late=4, total=10)))
+    assert f is not None and f.evidence["late_pairs_upstream"] == 0
