@@ -59,8 +59,11 @@ from kit.report.execute import (
 from kit.report.handover import (
     EVIDENCE_ROWS,
     FINDINGS_MIMETYPE,
+    SUMMARY_LINE_MIMETYPE,
     emit_findings,
+    emit_summary_line,
     finding_html,
+    narrate,
     show_evidence,
 )
 from kit.report.html import TEMPLATE_DIR, TEMPLATE_NAME
@@ -96,6 +99,7 @@ __all__ = [
     "NOTEBOOK_DIR",
     "PARAMETERS_SCHEMA",
     "SETUP_TAG",
+    "SUMMARY_LINE_MIMETYPE",
     "TEMPLATE_DIR",
     "TEMPLATE_NAME",
     "NotebookParameter",
@@ -104,8 +108,10 @@ __all__ = [
     "classify_artefact",
     "default_notebooks",
     "emit_findings",
+    "emit_summary_line",
     "finding_html",
     "inventory",
+    "narrate",
     "notebook_parameters",
     "parameters_table",
     "read_notebook",

@@ -306,6 +306,7 @@ def render(
         summary: dict[str, Any] | None = None
         chart_svg = ""
         checks: list[dict[str, Any]] = []
+        lines: list[dict[str, str]] = []
         findings_failed: NotebookRun | None = None
         for slot, run in enumerate(runs):
             if run.status == "skipped":
@@ -319,6 +320,7 @@ def render(
             if handed.summary is not None:
                 summary, chart_svg = handed.summary, handed.chart_svg
             checks = handed.checks or checks
+            lines.extend({**line, "source": run.name} for line in handed.lines)
             if run.status == "failed" and _emits_findings(done):
                 findings_failed = run
             if handed.findings is not None:
@@ -355,6 +357,7 @@ def render(
                 (r["path"], r["read_error"]) for r in table.iter_rows(named=True) if r["read_error"]
             ],
             findings_failed=findings_failed if findings_source is None else None,
+            lines=lines,
         )
         combined = _combine(
             executed,
