@@ -33,6 +33,7 @@ __all__ = [
     "STATE_BREAKDOWN_SCHEMA",
     "breakdown_frame",
     "describe_breakdown",
+    "has_upstream_leg",
     "hop_breakdown_chart",
     "state_breakdown",
     "state_breakdown_chart",
@@ -447,6 +448,15 @@ def state_breakdown_chart(
     return cast(alt.Chart, chart)
 
 
+def has_upstream_leg(queries: pl.DataFrame) -> bool:
+    """Whether any query of a ledger was forwarded (has an upstream leg to split its time by):
+    without one, :func:`hop_breakdown_chart` would only show whole latencies, and
+    :func:`describe_breakdown` says why there is no split instead."""
+    if "forwarded" in queries.columns:
+        return bool(queries["forwarded"].fill_null(False).any())
+    return "up_ts" in queries.columns and bool(queries["up_ts"].is_not_null().any())
+
+
 def _dominant(row: dict[str, Any]) -> tuple[str, str, float] | None:
     """The segment with the largest median seconds in a :func:`state_breakdown` row."""
     best: tuple[str, str, float] | None = None
@@ -554,10 +564,9 @@ def describe_breakdown(
                 f"{_fmt_short(client_timeout_s)} timeout"
             )
         out.append(sentence + ".")
-    forwarded = "forwarded" in queries.columns and bool(queries["forwarded"].fill_null(False).any())
     hits = "cache_hit" in queries.columns and bool(queries["cache_hit"].fill_null(False).all())
-    if not forwarded and not hits:
-        why = next((n for n in notes if "upstream" in n.lower()), "")
+    why = next((n for n in notes if "upstream" in n.lower()), "")
+    if not has_upstream_leg(queries) and (why or not hits):
         out.append(
             "No query has an upstream leg, so the time cannot be split by hop"
             + (f" ({why.rstrip('.')})." if why else ".")
