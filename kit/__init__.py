@@ -8,6 +8,8 @@ The public API is small and imported lazily (so ``import kit`` and the CLI start
   :func:`read_node_evidence`, :func:`read_zeek_dns`, :func:`read_gadget_dns`; their result types
   and per-format readers live in their modules (``kit.sources.dnstap.DnstapLog``,
   ``kit.sources.node.read_nstat``...)
+- analysis: :func:`ledger` (one row per client query joined across its hops; ``Ledger`` and its
+  schemas in ``kit.analyses.ledger``)
 - errors: :class:`KitError` and its subclasses, :class:`KitWarning`
 - the layers as attributes, each imported on first use: ``kit.net``, ``kit.timeutil``,
   ``kit.stats``, ``kit.sources``, ``kit.promql``, ``kit.analyses``, ``kit.findings``,
@@ -53,6 +55,9 @@ _LAZY: dict[str, str] = {
     "read_node_evidence": "kit.sources.node",
     "read_zeek_dns": "kit.sources.zeek",
     "read_gadget_dns": "kit.sources.gadget",
+    # the per-query ledger across hops (captures, dnstap, CoreDNS logs); Ledger and its schemas
+    # are in kit.analyses.ledger
+    "ledger": "kit.analyses.ledger",
 }
 
 #: Subpackages and modules reachable as attributes of ``kit`` (imported on first access).

@@ -109,61 +109,9 @@ def attribute_slow_answers(
         ``up_wait_s`` runs to its last packet), its ``tcp_stream``, ``syn_retransmits``,
         ``handshake_s`` (seconds), and ``explained``.
     """
-    # names lowered once per distinct name and joined back: the key column then holds views of
-    # those few strings (16 bytes a row) instead of a lowered copy of every row's name (~150
-    # bytes a row at 10 M packets)
-    names = cap.dns.select("qname").unique().with_columns(_key=pl.col("qname").str.to_lowercase())
-    key = cap.dns.select("qname").join(names, on="qname", how="left", maintain_order="left")
-    dns = cap.dns.with_row_index("_i").with_columns(
-        _key=key["_key"],
-        _end=pl.coalesce(
-            pl.col("ts_response"), pl.col("ts") + pl.duration(seconds=unanswered_window_s)
-        ),
-    )
+    dns = _keyed(cap.dns, unanswered_window_s)
     slow = dns.filter((pl.col("latency_s") >= slow_s) | (~pl.col("answered") & ~pl.col("censored")))
-    tcp = cap.tcp.select(
-        "capture", tcp_stream=pl.col("stream"), syn_retransmits=pl.col("syn_retransmits"),
-        handshake_s=pl.col("handshake_s"), _ts_syn=pl.col("ts_syn"),
-    )  # fmt: skip
-    # the connection's columns for every row, joined on the two key columns only and put beside
-    # the others (a join of the whole row would copy every column: a frame's size at 10 M packets)
-    conn: pl.DataFrame | None = dns.select("capture", "tcp_stream").join(
-        tcp, on=["capture", "tcp_stream"], how="left", maintain_order="left"
-    )
-    if (
-        conn is not None and conn.height != dns.height
-    ):  # (capture, stream) not unique in tcp: rows as a join gives them
-        conn = None
-    cand = dns.select(
-        "_i",
-        "capture",
-        "_key",
-        "qtype",
-        up_ts=pl.col("ts"),
-        up_end=pl.col("_end"),
-        up_client_ip=pl.col("client_ip"),
-        up_client_port=pl.col("client_port"),
-        up_server_ip=pl.col("server_ip"),
-        up_server_port=pl.col("server_port"),
-        up_transport=pl.col("transport"),
-        up_dns_id=pl.col("dns_id"),
-        up_latency_s=pl.col("latency_s"),
-        up_retransmissions=pl.col("retransmissions"),
-        up_frame_query=pl.col("frame_query"),
-        tcp_stream=pl.col("tcp_stream"),
-        up_answered=pl.col("answered"),
-        _up_tc=pl.col("tc").fill_null(False),
-    )
-    if conn is not None:
-        cand = cand.hstack(conn.select("syn_retransmits", "handshake_s", "_ts_syn").get_columns())
-    else:
-        cand = cand.join(tcp, on=["capture", "tcp_stream"], how="left")
-    cand = cand.with_columns(
-        # the upstream leg starts when the cache opened the connection that carried the query
-        up_start=pl.when(pl.col("_ts_syn") <= pl.col("up_ts"))
-        .then(pl.col("_ts_syn"))
-        .otherwise(pl.col("up_ts"))
-    ).drop("_ts_syn")
+    cand = _leg_candidates(dns, cap.tcp)
     up_cols = [c for c in cand.columns if c.startswith("up_")]
     # the nearest upstream leg of each slow row: a windowed join (memory ~ slow rows x same-name
     # transactions within the window, never x all transactions of that name in the capture)
@@ -187,54 +135,11 @@ def attribute_slow_answers(
     out = slow.drop("tcp_stream").join(best.drop("_i_up", "_r_i"), on="_i", how="left")
     # no upstream query by that name in the window: the cache may have tried to open a connection
     # that never carried a query (all SYNs dropped, or given up); take the nearest such connection
-    failed = (
-        cap.tcp.filter((pl.col("dns_messages") == 0) & pl.col("ts_syn").is_not_null())
-        .select(
-            "capture",
-            _f_ts=pl.col("ts_syn"),
-            _f_stream=pl.col("stream"),
-            _f_client=pl.col("client_ip"),
-            _f_server=pl.col("server_ip"),
-            _f_server_port=pl.col("server_port"),
-            _f_syn=pl.col("syn_retransmits"),
-            _f_hs=pl.col("handshake_s"),
-            _f_end=pl.col("ts_last"),
-        )
-        .sort("_f_ts")
-    )
-    lead = pl.duration(microseconds=int(lead_s * 1e6))
     miss = out.filter(pl.col("up_match").is_null())
-    if miss.height and failed.height:
-        got = (
-            miss.select("_i", "capture", "server_ip", "server_port", _from=pl.col("ts") - lead)
-            .sort("_from")
-            .join_asof(
-                failed,
-                left_on="_from",
-                right_on="_f_ts",
-                by="capture",
-                strategy="forward",
-                tolerance=timedelta(seconds=lead_s + forward_within_s),
-                check_sortedness=False,  # sorted by _from above, hence within each capture
-            )
-            .filter(
-                pl.col("_f_ts").is_not_null()
-                & (
-                    (pl.col("_f_server") != pl.col("server_ip"))
-                    | (pl.col("_f_server_port") != pl.col("server_port"))
-                )
-            )
-            .select(
-                "_i",
-                _m_start=pl.col("_f_ts"),
-                _m_client=pl.col("_f_client"),
-                _m_server=pl.col("_f_server"),
-                _m_stream=pl.col("_f_stream"),
-                _m_syn=pl.col("_f_syn"),
-                _m_hs=pl.col("_f_hs"),
-                _m_end=pl.col("_f_end"),
-            )
-        )
+    got = _nearest_failed_connections(
+        miss, cap.tcp, lead_s=lead_s, forward_within_s=forward_within_s
+    )
+    if got is not None:
         out = out.join(got, on="_i", how="left").with_columns(
             up_match=pl.coalesce(
                 "up_match",
@@ -263,6 +168,140 @@ def attribute_slow_answers(
         "latency_s", "ts", descending=[True, False], nulls_last=False
     )
     return out.cast(dict(ATTRIBUTION_SCHEMA))  # type: ignore[arg-type]
+
+
+def _keyed(dns: pl.DataFrame, unanswered_window_s: float) -> pl.DataFrame:
+    """``dns`` (DNS schema) with ``_i`` (row index), ``_key`` (``qname`` lowered: the join key of
+    the hops, resolvers randomise 0x20 case) and ``_end`` (the answer, else ``ts`` plus
+    ``unanswered_window_s`` seconds).
+
+    Names are lowered once per distinct name and joined back: the key column then holds views of
+    those few strings (16 bytes a row) instead of a lowered copy of every row's name (~150 bytes
+    a row at 10 M packets).
+    """
+    names = dns.select("qname").unique().with_columns(_key=pl.col("qname").str.to_lowercase())
+    key = dns.select("qname").join(names, on="qname", how="left", maintain_order="left")
+    return dns.with_row_index("_i").with_columns(
+        _key=key["_key"],
+        _end=pl.coalesce(
+            pl.col("ts_response"), pl.col("ts") + pl.duration(seconds=unanswered_window_s)
+        ),
+    )
+
+
+def _leg_candidates(dns: pl.DataFrame, tcp: pl.DataFrame) -> pl.DataFrame:
+    """Every row of ``dns`` (from :func:`_keyed`) as a possible upstream leg: ``_i``, ``capture``,
+    ``_key``, ``qtype``, the ``up_*`` columns (``up_ts`` the query, ``up_end`` its ``_end``,
+    ``up_start`` the first SYN of the connection that carried it when that came first, else the
+    query), ``tcp_stream``, ``syn_retransmits``, ``handshake_s`` (seconds) and ``_up_tc``.
+    ``tcp`` is ``Capture.tcp`` (may be empty: then the connection columns are null)."""
+    tcp = tcp.select(
+        "capture", tcp_stream=pl.col("stream"), syn_retransmits=pl.col("syn_retransmits"),
+        handshake_s=pl.col("handshake_s"), _ts_syn=pl.col("ts_syn"),
+    )  # fmt: skip
+    # the connection's columns for every row, joined on the two key columns only and put beside
+    # the others (a join of the whole row would copy every column: a frame's size at 10 M packets)
+    conn: pl.DataFrame | None = dns.select("capture", "tcp_stream").join(
+        tcp, on=["capture", "tcp_stream"], how="left", maintain_order="left"
+    )
+    if (
+        conn is not None and conn.height != dns.height
+    ):  # (capture, stream) not unique in tcp: rows as a join gives them
+        conn = None
+    cand = dns.select(
+        "_i",
+        "capture",
+        "_key",
+        "qtype",
+        up_ts=pl.col("ts"),
+        up_end=pl.col("_end"),
+        up_client_ip=pl.col("client_ip"),
+        up_client_port=pl.col("client_port"),
+        up_server_ip=pl.col("server_ip"),
+        up_server_port=pl.col("server_port"),
+        up_transport=pl.col("transport"),
+        up_dns_id=pl.col("dns_id"),
+        up_latency_s=pl.col("latency_s"),
+        up_retransmissions=pl.col("retransmissions"),
+        up_frame_query=pl.col("frame_query"),
+        up_rcode=pl.col("rcode"),
+        tcp_stream=pl.col("tcp_stream"),
+        up_answered=pl.col("answered"),
+        _up_tc=pl.col("tc").fill_null(False),
+    )
+    if conn is not None:
+        cand = cand.hstack(conn.select("syn_retransmits", "handshake_s", "_ts_syn").get_columns())
+    else:
+        cand = cand.join(tcp, on=["capture", "tcp_stream"], how="left")
+    return cand.with_columns(
+        # the upstream leg starts when the cache opened the connection that carried the query
+        up_start=pl.when(pl.col("_ts_syn") <= pl.col("up_ts"))
+        .then(pl.col("_ts_syn"))
+        .otherwise(pl.col("up_ts"))
+    ).drop("_ts_syn")
+
+
+def _nearest_failed_connections(
+    miss: pl.DataFrame, tcp: pl.DataFrame, *, lead_s: float, forward_within_s: float
+) -> pl.DataFrame | None:
+    """For rows of ``miss`` (``_i``, ``capture``, ``ts``, ``server_ip``, ``server_port``) that
+    found no upstream query by name: the nearest port-53 TCP connection that carried no DNS
+    message at all (e.g. every SYN dropped), to another server, whose first SYN came between
+    ``lead_s`` seconds before and ``lead_s + forward_within_s`` after the query (an as-of join:
+    one candidate per row, memory linear in the rows).
+
+    Returns ``_i`` and ``_m_start`` (first SYN), ``_m_client``, ``_m_server``, ``_m_stream``,
+    ``_m_syn`` (SYN retransmissions), ``_m_hs`` (handshake seconds), ``_m_end`` (last packet), or
+    None when ``miss`` or the failed connections are empty.
+    """
+    failed = (
+        tcp.filter((pl.col("dns_messages") == 0) & pl.col("ts_syn").is_not_null())
+        .select(
+            "capture",
+            _f_ts=pl.col("ts_syn"),
+            _f_stream=pl.col("stream"),
+            _f_client=pl.col("client_ip"),
+            _f_server=pl.col("server_ip"),
+            _f_server_port=pl.col("server_port"),
+            _f_syn=pl.col("syn_retransmits"),
+            _f_hs=pl.col("handshake_s"),
+            _f_end=pl.col("ts_last"),
+        )
+        .sort("_f_ts")
+    )
+    if not (miss.height and failed.height):
+        return None
+    lead = pl.duration(microseconds=int(lead_s * 1e6))
+    return (
+        miss.select("_i", "capture", "server_ip", "server_port", _from=pl.col("ts") - lead)
+        .sort("_from")
+        .join_asof(
+            failed,
+            left_on="_from",
+            right_on="_f_ts",
+            by="capture",
+            strategy="forward",
+            tolerance=timedelta(seconds=lead_s + forward_within_s),
+            check_sortedness=False,  # sorted by _from above, hence within each capture
+        )
+        .filter(
+            pl.col("_f_ts").is_not_null()
+            & (
+                (pl.col("_f_server") != pl.col("server_ip"))
+                | (pl.col("_f_server_port") != pl.col("server_port"))
+            )
+        )
+        .select(
+            "_i",
+            _m_start=pl.col("_f_ts"),
+            _m_client=pl.col("_f_client"),
+            _m_server=pl.col("_f_server"),
+            _m_stream=pl.col("_f_stream"),
+            _m_syn=pl.col("_f_syn"),
+            _m_hs=pl.col("_f_hs"),
+            _m_end=pl.col("_f_end"),
+        )
+    )
 
 
 #: Slow rows joined per step of :func:`_nearest_legs`; with the window this bounds its memory.
