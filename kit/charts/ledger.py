@@ -50,6 +50,15 @@ SEGMENTS: tuple[tuple[str, str], ...] = (
 """The ledger's breakdown columns (float seconds) and how the charts name them, in drawing order
 (left to right within a bar)."""
 
+_SEGMENT_PHRASES = {
+    "cache_s": "answering from the cache",
+    "before_up_s": "in the cache before it asked upstream",
+    "connect_s": "in TCP connect (SYN retransmissions)",
+    "up_s": "waiting on the upstream",
+    "after_up_s": "on the way back through the cache",
+}
+"""How the text names where time went (``median 3 s of 3.1 s in TCP connect ...``)."""
+
 _SEGMENT_COLOURS = ("#9e9e9e", "#f2b701", "#d62728", "#1f77b4", "#8fbc8f")
 
 STATES: tuple[tuple[str, str], ...] = (
@@ -73,7 +82,7 @@ _STATE_SHAPES = (
     "triangle-right",
 )
 
-_LABEL_CHARS = 48
+_LABEL_CHARS = 56
 """Characters of a bar's label (``rank. qname qtype ← client``) before an ellipsis."""
 
 _BAR_PX = 18
@@ -94,6 +103,7 @@ BREAKDOWN_SCHEMA = pl.Schema(
     {
         "rank": pl.UInt32(),
         "query_id": pl.UInt64(),
+        "source": pl.String(),
         "label": pl.String(),
         "qname": pl.String(),
         "qtype": pl.String(),
@@ -112,6 +122,7 @@ BREAKDOWN_SCHEMA = pl.Schema(
 
 STATE_BREAKDOWN_SCHEMA = pl.Schema(
     {
+        "source": pl.String(),
         "state": pl.String(),
         "queries": pl.UInt32(),
         "share": pl.Float64(),
@@ -121,7 +132,23 @@ STATE_BREAKDOWN_SCHEMA = pl.Schema(
         **{f"median_{c}": pl.Float64() for c, _ in SEGMENTS},
     }
 )
-"""Schema of :func:`state_breakdown`: one row per state present, in precedence order."""
+"""Schema of :func:`state_breakdown`: one row per source and state present."""
+
+_SOURCE_ORDER = ("capture", "dnstap", "coredns")
+
+
+def _sources(queries: pl.DataFrame) -> list[str]:
+    """The ledger's sources present (``capture``, ``dnstap``, ``coredns``, in that order)."""
+    if "source" not in queries.columns or not queries.height:
+        return []
+    found = set(queries["source"].drop_nulls().unique().to_list())
+    return [s for s in _SOURCE_ORDER if s in found] + sorted(found - set(_SOURCE_ORDER))
+
+
+def _with_source(queries: pl.DataFrame) -> pl.DataFrame:
+    if "source" in queries.columns:
+        return queries.with_columns(pl.col("source").fill_null("(none)"))
+    return queries.with_columns(pl.lit("(none)").alias("source"))
 
 
 def _truncate(text: str, limit: int = _LABEL_CHARS) -> str:
@@ -153,8 +180,10 @@ def breakdown_frame(queries: pl.DataFrame, *, top: int = 30) -> pl.DataFrame:
     Returns
     -------
     polars.DataFrame
-        :data:`BREAKDOWN_SCHEMA`: ``rank`` (1 = slowest), ``query_id``, ``label`` (``"rank. qname
-        qtype ← client_ip"``, cut to 48 characters with an ellipsis: unique per bar), ``qname``,
+        :data:`BREAKDOWN_SCHEMA`: ``rank`` (1 = slowest), ``query_id``, ``source`` (the ledger's:
+        ``capture``, ``dnstap``, ``coredns``), ``label`` (``"rank. qname qtype ← client_ip"``,
+        with ``[source]`` after the rank when the ledger holds several sources, which see the same
+        query each; cut to 56 characters with an ellipsis: unique per bar), ``qname``,
         ``qtype``, ``client_ip``, ``state``, ``latency_s`` (the client's latency, seconds),
         ``segment`` (the ledger column), ``segment_label`` (its name in the chart, see
         :data:`SEGMENTS`), ``order`` (its position in :data:`SEGMENTS`), ``start_s`` and
@@ -164,21 +193,40 @@ def breakdown_frame(queries: pl.DataFrame, *, top: int = 30) -> pl.DataFrame:
         and counted as 0 s in the extent. Unanswered queries have no bar (no end time).
     """
     _check(queries, _QUERY_COLUMNS, "breakdown_frame")
+    several = len(_sources(queries)) > 1
     slow = (
-        _answered(queries)
+        _answered(_with_source(queries))
         .sort(["latency_s", "ts", "query_id"], descending=[True, False, False], nulls_last=True)
         .head(max(int(top), 0))
         .with_row_index("rank", offset=1)
     )
     labels = [
-        _truncate(f"{r}. {n if n is not None else '(none)'} {t or ''} ← {c or '(none)'}")
-        for r, n, t, c in zip(
-            slow["rank"], slow["qname"], slow["qtype"], slow["client_ip"], strict=True
+        _truncate(
+            f"{r}. {f'[{src}] ' if several else ''}{n if n is not None else '(none)'} {t or ''}"
+            f" ← {c or '(none)'}"
+        )
+        for r, src, n, t, c in zip(
+            slow["rank"],
+            slow["source"],
+            slow["qname"],
+            slow["qtype"],
+            slow["client_ip"],
+            strict=True,
         )
     ]
     slow = slow.with_columns(pl.Series("label", labels, dtype=pl.String))
     long = slow.unpivot(
-        index=["rank", "query_id", "label", "qname", "qtype", "client_ip", "state", "latency_s"],
+        index=[
+            "rank",
+            "query_id",
+            "source",
+            "label",
+            "qname",
+            "qtype",
+            "client_ip",
+            "state",
+            "latency_s",
+        ],
         on=[c for c, _ in SEGMENTS],
         variable_name="segment",
         value_name="seconds",
@@ -223,7 +271,7 @@ def hop_breakdown_chart(
     top
         How many of the slowest answered queries get a bar.
     client_timeout_s
-        A dashed red rule at this many seconds, named in the subtitle (``None``: no rule).
+        A dashed black rule at this many seconds (the TCP segment is red), named in the subtitle (``None``: no rule).
     title
         Chart title; the subtitle says how many queries are drawn, of how many, and how many
         unanswered ones have no bar.
@@ -308,10 +356,10 @@ def hop_breakdown_chart(
         rule = pl.DataFrame({"x": [float(client_timeout_s)], "label": [label]})
         layers.append(
             alt.Chart(rule)
-            .mark_rule(color="firebrick", strokeDash=[6, 3])
+            .mark_rule(color="black", strokeDash=[6, 3], strokeWidth=1.5)
             .encode(x="x:Q", tooltip=["label:N"])
         )
-        notes.append(f"dashed red rule: {label}")
+        notes.append(f"dashed black rule: {label}")
     chart = alt.layer(*layers).properties(
         width=WIDTH,
         height=max(60, _BAR_PX * max(bars, 1)),
@@ -331,9 +379,11 @@ def state_breakdown(queries: pl.DataFrame) -> pl.DataFrame:
     Returns
     -------
     polars.DataFrame
-        :data:`STATE_BREAKDOWN_SCHEMA`, one row per state present, in the ledger's precedence
-        order (:data:`STATES`): ``state``, ``queries`` (client queries in that state), ``share``
-        (of all rows given, 0-1), ``answered`` (of them, answered), ``median_latency_s``
+        :data:`STATE_BREAKDOWN_SCHEMA`, one row per source and state present (sources in the
+        order capture, dnstap, coredns: each sees the same queries from its vantage, so counts
+        are per source; states in the ledger's precedence order, :data:`STATES`): ``source``,
+        ``state``, ``queries`` (client queries in that state), ``share`` (of the source's rows,
+        0-1), ``answered`` (of them, answered), ``median_latency_s``
         (answered ones, seconds), ``<segment>_share`` (median over the answered queries of the
         segment's seconds / the query's latency, 0-1; null when the segment does not apply to
         any of them; medians need not add up to 1) and ``median_<segment>`` (median seconds).
@@ -341,11 +391,11 @@ def state_breakdown(queries: pl.DataFrame) -> pl.DataFrame:
     _check(
         queries, ["state", "answered", "latency_s", *(c for c, _ in SEGMENTS)], "state_breakdown"
     )
-    total = queries.height
+    queries = _with_source(queries)
     answered = pl.col("answered").fill_null(False) & pl.col("latency_s").is_finite()
     positive = answered & (pl.col("latency_s") > 0)
     out = (
-        queries.group_by("state")
+        queries.group_by("source", "state")
         .agg(
             pl.len().cast(pl.UInt32).alias("queries"),
             answered.sum().cast(pl.UInt32).alias("answered"),
@@ -356,12 +406,14 @@ def state_breakdown(queries: pl.DataFrame) -> pl.DataFrame:
             ],
             *[pl.col(c).filter(answered).median().alias(f"median_{c}") for c, _ in SEGMENTS],
         )
-        .with_columns((pl.col("queries") / max(total, 1)).alias("share"))
+        .with_columns((pl.col("queries") / pl.col("queries").sum().over("source")).alias("share"))
     )
     rank = {s: i for i, (s, _) in enumerate(STATES)}
+    src = {s: i for i, s in enumerate(_SOURCE_ORDER)}
     out = out.with_columns(
-        pl.col("state").replace_strict(rank, default=len(rank), return_dtype=pl.Int64).alias("_o")
-    ).sort(["_o", "state"])
+        pl.col("source").replace_strict(src, default=len(src), return_dtype=pl.Int64).alias("_s"),
+        pl.col("state").replace_strict(rank, default=len(rank), return_dtype=pl.Int64).alias("_o"),
+    ).sort(["_s", "source", "_o", "state"])
     return out.select([pl.col(n).cast(t) for n, t in STATE_BREAKDOWN_SCHEMA.items()])
 
 
@@ -385,9 +437,14 @@ def state_breakdown_chart(
         median share in percent.
     """
     table = state_breakdown(queries)
+    several = table["source"].n_unique() > 1
+    labels = [
+        ("[" + r["source"] + "] " if several else "") + f"{r['state']} "
+        f"({r['queries']} quer{'y' if r['queries'] == 1 else 'ies'})"
+        for r in table.iter_rows(named=True)
+    ]
     rows = []
-    for r in table.iter_rows(named=True):
-        label = f"{r['state']} ({r['queries']} quer{'y' if r['queries'] == 1 else 'ies'})"
+    for r, label in zip(table.iter_rows(named=True), labels, strict=True):
         start = 0.0
         for i, (c, seg_label) in enumerate(SEGMENTS):
             share = r[f"{c}_share"]
@@ -410,10 +467,7 @@ def state_breakdown_chart(
         },
         orient="row",
     )
-    order = [
-        f"{r['state']} ({r['queries']} quer{'y' if r['queries'] == 1 else 'ies'})"
-        for r in table.iter_rows(named=True)
-    ]
+    order = labels
     notes = ["median share of each answered query's latency; medians need not add up to 100 %"]
     no_bar = table.filter(pl.col("answered") == 0)["state"].to_list()
     if no_bar:
@@ -473,13 +527,35 @@ def _state_phrase(state: str, n: int = 2) -> str:
     return "was" + phrase[4:] if n == 1 and phrase.startswith("were ") else phrase
 
 
+def _primary(queries: pl.DataFrame) -> tuple[pl.DataFrame, str, list[str]]:
+    """The rows of the source the text speaks for (the one with the most rows with an upstream
+    leg; ties: capture, dnstap, coredns), its name, and the other sources present."""
+    sources = _sources(queries)
+    if len(sources) <= 1:
+        return queries, (sources[0] if sources else ""), []
+    legs = [
+        (
+            -int(queries.filter(pl.col("source") == src)["forwarded"].fill_null(False).sum())
+            if "forwarded" in queries.columns
+            else 0,
+            i,
+            src,
+        )
+        for i, src in enumerate(sources)
+    ]
+    best = min(legs)[2]
+    return queries.filter(pl.col("source") == best), best, [s for s in sources if s != best]
+
+
 def time_went_line(queries: pl.DataFrame, *, slow_s: float | None = None) -> str:
     """One line for the report's header: where the slow queries' time went.
 
-    For example ``"of 131 slow or unanswered client queries, 128 waited on retransmitted SYNs:
-    median 3.0 s of 3.1 s in TCP connect / SYN retransmissions"``. The state is the most common
+    For example ``"of 131 client queries slower than 1 s or unanswered, 128 waited on retransmitted SYNs:
+    median 3.0 s of 3.1 s in TCP connect (SYN retransmissions)"``. The state is the most common
     one among the rows (ties: the ledger's precedence); the segment is the one with the largest
-    median seconds among its answered queries. '' when ``queries`` is empty.
+    median seconds among its answered queries. '' when ``queries`` is empty. When the ledger holds
+    several sources (a capture and dnstap see the same queries), the line counts the rows of one
+    (the one with the most forwarded queries) and names it: ``"(seen by the capture)"``.
 
     Parameters
     ----------
@@ -490,16 +566,25 @@ def time_went_line(queries: pl.DataFrame, *, slow_s: float | None = None) -> str
     """
     if not queries.height:
         return ""
+    queries, source, others = _primary(queries)
     table = state_breakdown(queries)
     top = table.sort("queries", descending=True, maintain_order=True).row(0, named=True)
-    what = "slow or unanswered client queries"
+    what = "client quer" + ("y" if queries.height == 1 else "ies")
     if slow_s is not None:
-        what = f"client queries slower than {_fmt_short(slow_s)} or unanswered"
-    line = f"of {queries.height} {what}, {top['queries']} {_state_phrase(top['state'], top['queries'])}"
+        what = (
+            f"client quer{'y' if queries.height == 1 else 'ies'} "
+            f"slower than {_fmt_short(slow_s)} or unanswered"
+        )
+    seen = f" (seen by the {source})" if others else ""
+    line = (
+        f"of {queries.height} {what}{seen}, {top['queries']} "
+        f"{_state_phrase(top['state'], top['queries'])}"
+    )
     seg = _dominant(top)
     if seg is not None and top["median_latency_s"] is not None:
         line += (
-            f": median {_fmt_short(seg[2])} of {_fmt_short(top['median_latency_s'])} in {seg[1]}"
+            f": median {_fmt_short(seg[2])} of {_fmt_short(top['median_latency_s'])} "
+            f"{_SEGMENT_PHRASES[seg[0]]}"
         )
     return line
 
@@ -511,7 +596,9 @@ def describe_breakdown(
     slow_s: float | None = None,
     client_timeout_s: float | None = None,
 ) -> list[str]:
-    """Two to four sentences saying what :func:`hop_breakdown_chart` shows, from the data.
+    """Two to four sentences saying what :func:`hop_breakdown_chart` shows, from the data (for a
+    ledger of several sources: about the one :func:`time_went_line` speaks for, and one sentence
+    per other source).
 
     Parameters
     ----------
@@ -537,6 +624,8 @@ def describe_breakdown(
         return [f"In this ledger {what}: there is no time to break down."]
     out = [time_went_line(queries, slow_s=slow_s)]
     out[0] = out[0][0].upper() + out[0][1:] + "."
+    everything = queries
+    queries, _, other_sources = _primary(queries)
     table = state_breakdown(queries)
     rest = table.sort("queries", descending=True, maintain_order=True).slice(1)
     others = [
@@ -556,7 +645,7 @@ def describe_breakdown(
             f"{slowest['client_ip']}, took {_fmt_short(slowest['latency_s'])}"
         )
         if seg is not None:
-            sentence += f", {_fmt_short(seg[2])} of it in {seg[1]}"
+            sentence += f", {_fmt_short(seg[2])} of it {_SEGMENT_PHRASES[seg[0]]}"
         if client_timeout_s is not None and slowest["latency_s"] > client_timeout_s:
             late = int((answered["latency_s"] > client_timeout_s).sum())
             sentence += (
@@ -564,6 +653,14 @@ def describe_breakdown(
                 f"{_fmt_short(client_timeout_s)} timeout"
             )
         out.append(sentence + ".")
+    for other in other_sources:
+        rows = everything.filter(pl.col("source") == other)
+        legs = int(rows["forwarded"].fill_null(False).sum()) if "forwarded" in rows.columns else 0
+        out.append(
+            f"The {other} holds {rows.height} such quer{'y' if rows.height == 1 else 'ies'} "
+            f"too, {legs} with an upstream leg: the same queries seen from its vantage, drawn "
+            f"and counted apart (marked [{other}])."
+        )
     hits = "cache_hit" in queries.columns and bool(queries["cache_hit"].fill_null(False).all())
     why = next((n for n in notes if "upstream" in n.lower()), "")
     if not has_upstream_leg(queries) and (why or not hits):
