@@ -291,7 +291,7 @@ hop_chart
 
 # %%
 kit.charts.ledger.state_breakdown(slow_ledger).select(
-    "state", "queries", "share", "answered", "median_latency_s", "median_cache_s",
+    "source", "state", "queries", "share", "answered", "median_latency_s", "median_cache_s",
     "median_before_up_s", "median_connect_s", "median_up_s", "median_after_up_s",
 )  # fmt: skip
 
