@@ -27,6 +27,8 @@ _FIELDS = {
     "client_timeout": "client_timeout_s",
     "burst_qps": "burst_qps",
     "stub_lps": "stub_lps",
+    "stub_timeout": "stub_timeout_s",
+    "stub_attempts": "stub_attempts",
     "limit_pps": "limit_pps",
     "gzip_over": "gzip_over",
     "dnstap": "dnstap",
@@ -75,7 +77,25 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--miss-share", type=float, help="share of unique names (cache misses)")
     r.add_argument("--drop", help="SYN drop in the upstream: none, random:P or rate:N per source/s")
     r.add_argument("--burst-qps", type=float, help="packet-rate-limit: burst queries/s")
-    r.add_argument("--stub-lps", type=float, help="ndots-search-expansion: glibc lookups/s")
+    r.add_argument(
+        "--stub-lps",
+        type=float,
+        help="glibc stub client (getaddrinfo) lookups/s per node; in ndots-search-expansion the "
+        "pods' application, in the other scenarios a pod of its own (<prefix>-stubN, "
+        "169.254.2.N) resolving one never-asked name per lookup",
+    )
+    r.add_argument(
+        "--stub-timeout",
+        type=int,
+        help="the stub clients' resolv.conf options timeout:N (1..30 s a try waits; glibc's "
+        "default 5); needs --stub-lps",
+    )
+    r.add_argument(
+        "--stub-attempts",
+        type=int,
+        help="the stub clients' resolv.conf options attempts:M (1..5 tries; glibc's default 2); "
+        "needs --stub-lps",
+    )
     r.add_argument("--limit-pps", type=float, help="packet-rate-limit: upstream pps limit")
     r.add_argument(
         "--gzip-over",
@@ -92,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         "--dnstap",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="unbound also logs dnstap through fstrm_capture (dnstap/nodeN.fstrm); on by default "
-        "in the healthy scenario's full form (--no-dnstap turns it off)",
+        help="unbound also logs dnstap through fstrm_capture (dnstap/nodeN.fstrm), in any "
+        "scenario; on by default in the healthy scenario's full form (--no-dnstap turns it off)",
     )
     r.add_argument("--replace", action="store_true", help="overwrite --out if it exists")
     r.add_argument("-v", "--verbose", action="store_true")

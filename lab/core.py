@@ -3,6 +3,8 @@
 Topology (prefix ``dnskit`` by default; ``N`` = node number, 1-based)::
 
     <prefix>-podsN  eth0 169.254.1.N ──veth── pods0 169.254.20.10  <prefix>-nodeN
+    <prefix>-stubN  eth0 169.254.2.N ──veth── stub0 169.254.20.10  (glibc stub clients, when
+                                                                    asked for: --stub-lps)
                                                 up0  169.254.100.N ──veth── nN  <prefix>-up
                                                                          lo 169.254.169.253 (NSD)
     <prefix>-mon    lo 127.0.0.1: exporters (one per node) + Prometheus
@@ -151,8 +153,21 @@ class LabConfig:
         ``packet-rate-limit``: queries/s of the second dnsperf (cache misses only) started at the
         change on each changing node.
     stub_lps : float
-        ``ndots-search-expansion``: lookups/s of the glibc stub client (``getaddrinfo``) in each
-        pods namespace.
+        Lookups/s of a glibc stub client (``lab/stubclient.py``: ``getaddrinfo`` through the
+        namespace's /etc/resolv.conf) per node; 0 = none. In ``ndots-search-expansion`` (which
+        needs it) the client is the pods' application: it runs in the pods namespace and resolves
+        the external names through the search list. In every other scenario it runs in a
+        namespace of its own, ``<prefix>-stubN`` at ``169.254.2.N`` (its own pod in
+        ``k8s/pods.json``), and resolves never-asked names of the zone, fully qualified (one
+        cache miss per lookup, no search expansion).
+    stub_timeout_s : int | None
+        The stub clients' resolv.conf ``options timeout:N`` (seconds a try waits for its answer
+        before glibc asks again; glibc accepts 1..30, default 5). ``None``: not written (glibc's
+        default). Needs ``stub_lps > 0``.
+    stub_attempts : int | None
+        The stub clients' resolv.conf ``options attempts:M`` (tries per name before
+        ``getaddrinfo`` gives up; glibc accepts 1..5, default 2). ``None``: not written. Needs
+        ``stub_lps > 0``.
     limit_pps : float
         ``packet-rate-limit``: packets/s per upstream interface above which nftables drops.
     gzip_over : int
@@ -181,6 +196,8 @@ class LabConfig:
     scenario: str = "forced-tcp-syn-drops"
     burst_qps: float = 0.0
     stub_lps: float = 0.0
+    stub_timeout_s: int | None = None
+    stub_attempts: int | None = None
     limit_pps: float = 1024.0
     gzip_over: int = 0
     dnstap: bool = False
@@ -200,6 +217,19 @@ class LabConfig:
             raise ValueError("packet-rate-limit needs burst_qps > 0")
         if self.scenario == "ndots-search-expansion" and self.stub_lps <= 0:
             raise ValueError("ndots-search-expansion needs stub_lps > 0")
+        if self.stub_lps < 0:
+            raise ValueError(f"stub_lps must be >= 0, not {self.stub_lps}")
+        for what, value, hi in (
+            ("stub_timeout_s", self.stub_timeout_s, 30),
+            ("stub_attempts", self.stub_attempts, 5),
+        ):
+            if value is None:
+                continue
+            if self.stub_lps <= 0:
+                raise ValueError(f"{what} sets the stub clients' resolv.conf: needs stub_lps > 0")
+            # glibc's resolv.conf limits (RES_MAXRETRANS, RES_MAXRETRY): it clamps larger ones
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+                raise ValueError(f"{what} must be a whole number 1..{hi} (glibc), not {value!r}")
         if not 1 <= self.nodes <= 9:
             raise ValueError("nodes must be 1..9")
         if not 0 <= self.control_nodes < self.nodes or (self.control_nodes and self.nodes < 2):
@@ -282,6 +312,13 @@ class Lab:
         if sc in {"truncation-tcp-fallback", "ndots-search-expansion", "packet-rate-limit"}:
             return i <= last
         return False
+
+    @property
+    def stub_own_ns(self) -> bool:
+        """Whether the glibc stub clients run in namespaces of their own (``<prefix>-stubN``,
+        169.254.2.N): whenever there are some, except in ``ndots-search-expansion``, where the
+        stub client is the pods' application (its resolv.conf is the scenario's change)."""
+        return self.cfg.stub_lps > 0 and self.cfg.scenario != "ndots-search-expansion"
 
     @property
     def patient(self) -> bool:
@@ -439,6 +476,21 @@ class Lab:
             self.sh(ip, "-n", node, "route", "add", f"{pod_ip}/32", "dev", "pods0", "src", CACHE_IP)
             self.sh(ip, "-n", pods, "addr", "add", f"{pod_ip}/32", "dev", "eth0")
             self.sh(ip, "-n", pods, "route", "add", f"{CACHE_IP}/32", "dev", "eth0", "src", pod_ip)
+            if self.stub_own_ns:
+                # the stub clients' pod: its own namespace and address, the same cache address
+                # on a second interface of the node (like a second pod's veth)
+                stub, stub_ip = self.ns("stub", i), f"169.254.2.{i}"
+                self.add_ns(stub)
+                self.veth(node, "stub0", stub, "eth0")
+                self.sh(ip, "-n", node, "addr", "add", f"{CACHE_IP}/32", "dev", "stub0")
+                self.sh(
+                    ip, "-n", node, "route", "add", f"{stub_ip}/32", "dev", "stub0", "src", CACHE_IP
+                )
+                self.sh(ip, "-n", stub, "addr", "add", f"{stub_ip}/32", "dev", "eth0")
+                self.sh(
+                    ip, "-n", stub, "route", "add", f"{CACHE_IP}/32", "dev", "eth0", "src", stub_ip
+                )
+                self.write_stub_resolv_conf(i)
             # Older-style exponential SYN backoff (1 s, 3 s, 7 s after the first SYN), as in the
             # reference incident; kernels >= 6.x retry linearly first (tcp_syn_linear_timeouts).
             values: dict[str, object] = {}
@@ -740,22 +792,30 @@ class Lab:
         them, so the kit can attribute clients: per node a client pod (``dnsperf-nodeN-...``, a
         Deployment's ReplicaSet, with its ``pod-template-hash`` label, pod IP = the pods
         namespace's address) and a hostNetwork
-        ``node-local-dns`` pod (DaemonSet) whose pod IP is the node's uplink address."""
+        ``node-local-dns`` pod (DaemonSet) whose pod IP is the node's uplink address; with stub
+        clients in namespaces of their own also a ``stub-client-nodeN-...`` pod (namespace
+        ``stub``, label ``app: stub-client``, ReplicaSet of Deployment ``stub-client-nodeN``,
+        pod IP 169.254.2.N)."""
         ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
         items: list[dict[str, object]] = []
         for i in range(1, self.cfg.nodes + 1):
             node_ip = f"169.254.100.{i}"
-            for kind, name, owner, ip, host_net in (
+            pods = [
                 ("ReplicaSet", f"dnsperf-node{i}-5d8f7c9b4-x{i}q2z", f"dnsperf-node{i}-5d8f7c9b4",
-                 f"169.254.1.{i}", False),
-                ("DaemonSet", f"node-local-dns-n{i}z7k", "node-local-dns", node_ip, True),
-            ):  # fmt: skip
-                ns = "kube-system" if host_net else "dnsperf"
+                 f"169.254.1.{i}", "dnsperf"),
+                ("DaemonSet", f"node-local-dns-n{i}z7k", "node-local-dns", node_ip, "kube-system"),
+            ]  # fmt: skip
+            if self.stub_own_ns:
+                pods.append(
+                    ("ReplicaSet", f"stub-client-node{i}-6c4f8b7d9-s{i}k4w",
+                     f"stub-client-node{i}-6c4f8b7d9", f"169.254.2.{i}", "stub")
+                )  # fmt: skip
+            for idx, (kind, name, owner, ip, ns) in enumerate(pods):
+                host_net = kind == "DaemonSet"
+                app = {"kube-system": "node-cache", "stub": "stub-client"}.get(ns, ns)
                 spec: dict[str, object] = {
                     "nodeName": f"node{i}",
-                    "containers": [
-                        {"name": "node-cache" if host_net else "dnsperf", "image": "lab"}
-                    ],
+                    "containers": [{"name": app, "image": "lab"}],
                 }
                 if host_net:
                     spec["hostNetwork"] = True
@@ -766,19 +826,22 @@ class Lab:
                         "metadata": {
                             "name": name,
                             "namespace": ns,
-                            "uid": f"00000000-0000-4000-8000-{i:06d}{int(host_net):06d}",
+                            "uid": f"00000000-0000-4000-8000-{i:06d}{idx:06d}",
                             "creationTimestamp": ts,
                             "labels": (
                                 {"k8s-app": owner}
                                 if host_net
-                                else {"app": f"dnsperf-node{i}", "pod-template-hash": "5d8f7c9b4"}
+                                else {
+                                    "app": "stub-client" if ns == "stub" else f"dnsperf-node{i}",
+                                    "pod-template-hash": owner.rsplit("-", 1)[1],
+                                }
                             ),
                             "ownerReferences": [
                                 {
                                     "apiVersion": "apps/v1",
                                     "kind": kind,
                                     "name": owner,
-                                    "uid": f"00000000-0000-4000-9000-{i:06d}{int(host_net):06d}",
+                                    "uid": f"00000000-0000-4000-9000-{i:06d}{idx:06d}",
                                     "controller": True,
                                     "blockOwnerDeletion": True,
                                 }
@@ -878,6 +941,17 @@ class Lab:
                 p = self.out / "dnsperf" / f"queries-burst-node{i}.txt"
                 p.write_text("".join(f"{n} A\n" for n in names))
                 self.burst_files[i] = p
+        if self.stub_own_ns:
+            # the stub clients' names: never asked before, fully qualified (a cache miss each,
+            # no search expansion); a generator of its own, so dnsperf's files stay as they were
+            srng = random.Random(self.cfg.seed + 1000)
+            (self.out / "clients").mkdir(exist_ok=True)
+            n_stub = int(self.cfg.stub_lps * (self.cfg.duration_s + 5)) + 10
+            for i in range(1, self.cfg.nodes + 1):
+                names = [f"s{q}-{srng.randrange(16**6):06x}.node{i}.{ZONE}." for q in range(n_stub)]
+                all_misses += names
+                p = self.out / "clients" / f"stub-names-node{i}.txt"
+                p.write_text("".join(f"{n}\n" for n in names))
         return all_misses, hits, files
 
     # ----- the scenario's change
@@ -950,13 +1024,41 @@ class Lab:
         if got != value:
             raise LabError(f"node{i}: {option} is {got!r} after reload, expected {value}")
 
+    def resolv_options(self) -> str:
+        """The stub clients' ``timeout:N attempts:M`` options (those set), space-separated."""
+        opts = []
+        if self.cfg.stub_timeout_s is not None:
+            opts.append(f"timeout:{self.cfg.stub_timeout_s}")
+        if self.cfg.stub_attempts is not None:
+            opts.append(f"attempts:{self.cfg.stub_attempts}")
+        return " ".join(opts)
+
     def resolv_conf(self, ndots: int) -> str:
+        extra = self.resolv_options()
         return (
             f"# pods' resolv.conf (like a Kubernetes pod in namespace default)\n"
             f"nameserver {CACHE_IP}\n"
             f"search {' '.join(SEARCH)}\n"
-            f"options ndots:{ndots}\n"
+            f"options ndots:{ndots}{' ' + extra if extra else ''}\n"
         )
+
+    def stub_resolv_conf(self) -> str:
+        """resolv.conf of the stub clients' own namespaces: the cache, and the options asked for
+        (glibc's defaults, timeout:5 attempts:2, when none); no search list (the names they
+        resolve are fully qualified)."""
+        extra = self.resolv_options()
+        return f"# stub clients' resolv.conf (glibc getaddrinfo)\nnameserver {CACHE_IP}\n" + (
+            f"options {extra}\n" if extra else ""
+        )
+
+    def write_stub_resolv_conf(self, i: int) -> None:
+        """/etc/netns/<prefix>-stubN/resolv.conf (``ip netns exec`` bind-mounts it over
+        /etc/resolv.conf); removed with the namespace at the end."""
+        d = Path("/etc/netns") / self.ns("stub", i)
+        if d not in self.etc_netns:
+            d.mkdir(parents=True, exist_ok=True)
+            self.etc_netns.append(d)
+        (d / "resolv.conf").write_text(self.stub_resolv_conf())
 
     def write_resolv_conf(self, i: int, ndots: int) -> None:
         """Write /etc/netns/<pods ns>/resolv.conf in place (same inode: ``ip netns exec``
@@ -972,9 +1074,20 @@ class Lab:
             fh.truncate()
 
     def start_stub_clients(self) -> None:
-        """``ndots-search-expansion``: a glibc ``getaddrinfo`` client in each pods namespace."""
+        """A glibc ``getaddrinfo`` client per node: in ``ndots-search-expansion`` in the pods
+        namespace, resolving :data:`EXTERNAL_NAMES` through the search list; otherwise in
+        ``<prefix>-stubN``, resolving ``clients/stub-names-nodeN.txt`` in order (one never-asked
+        name per lookup: a cache miss), from enough threads that lookups waiting out their
+        timeouts do not hold the rate back."""
         (self.out / "clients").mkdir(exist_ok=True)
         for i in range(1, self.cfg.nodes + 1):
+            if self.stub_own_ns:
+                ns = self.ns("stub", i)
+                names = ["--names-file", str(self.out / "clients" / f"stub-names-node{i}.txt")]
+                names += ["--threads", str(self.stub_threads)]
+            else:
+                ns = self.ns("pods", i)
+                names = list(EXTERNAL_NAMES)
             self.start(
                 f"stub-node{i}",
                 [
@@ -987,12 +1100,19 @@ class Lab:
                     f"{self.cfg.duration_s:g}",
                     "--seed",
                     str(self.cfg.seed + i),
-                    *EXTERNAL_NAMES,
+                    *names,
                 ],
-                ns=self.ns("pods", i),
+                ns=ns,
                 stdout=self.out / "clients" / f"stub-node{i}.tsv",
                 stderr=self.work / f"stub-node{i}.err",
             )
+
+    @property
+    def stub_threads(self) -> int:
+        """Threads of an own-namespace stub client: enough for ``stub_lps`` lookups/s when each
+        waits out every try (timeout x attempts, glibc's 5 s x 2 by default), at least 4."""
+        wait = (self.cfg.stub_timeout_s or 5) * (self.cfg.stub_attempts or 2)
+        return max(4, min(64, int(self.cfg.stub_lps * wait) + 2))
 
     # ----- node evidence
     def node_evidence(self, when: str) -> None:
@@ -1035,8 +1155,9 @@ class Lab:
                 "2000000",
                 "-w",
                 str(self.out / "captures" / f"node{i}.pcap"),
-                "port",
-                "53",
+                # with stub clients of their own: also the ICMP port-unreachable errors a
+                # stub's namespace sends back for answers arriving after it gave up
+                *(["port", "53", "or", "icmp"] if self.stub_own_ns else ["port", "53"]),
             ],
             ns=self.ns("node", i),
             stdout=self.work / f"tcpdump-node{i}.out",
@@ -1230,7 +1351,7 @@ class Lab:
         t0 = self.event("start")
         for i in range(1, cfg.nodes + 1):
             self.start_dnsperf(i, qfiles[i])
-        if cfg.scenario == "ndots-search-expansion":
+        if cfg.stub_lps > 0:
             self.start_stub_clients()
         phases_out = []
         t = t0
@@ -1340,6 +1461,22 @@ class Lab:
                         "unbound_log": self.rel(f"logs/unbound-node{i}.log"),
                         "dnstap": self.rel(f"dnstap/node{i}.fstrm") if cfg.dnstap else None,
                         "dnsperf_output": self.rel(f"dnsperf/dnsperf-node{i}.txt"),
+                        **(
+                            {
+                                "stub_ip": f"169.254.2.{i}"
+                                if self.stub_own_ns
+                                else f"169.254.1.{i}",
+                                "stub_namespace": self.ns("stub", i)
+                                if self.stub_own_ns
+                                else self.ns("pods", i),
+                                "stub_output": self.rel(f"clients/stub-node{i}.tsv"),
+                                "stub_resolv_conf": "configs/resolv-stub.conf"
+                                if self.stub_own_ns
+                                else "configs/resolv.conf",
+                            }
+                            if cfg.stub_lps > 0
+                            else {}
+                        ),
                     }
                     for i in range(1, cfg.nodes + 1)
                 ],
@@ -1409,6 +1546,8 @@ class Lab:
         if self.cfg.scenario == "ndots-search-expansion":
             (c / "resolv.conf").write_text(self.resolv_conf(ndots=1))
             (c / "resolv.incident.conf").write_text(self.resolv_conf(ndots=5))
+        if self.stub_own_ns:
+            (c / "resolv-stub.conf").write_text(self.stub_resolv_conf())
         (c / "nftables.nft").write_text(clean((self.work / "nftables.nft").read_text()))
         for i in range(1, self.cfg.nodes + 1):
             (c / f"unbound-node{i}.conf").write_text(clean(self.unbound_conf(i, tcp=False)))

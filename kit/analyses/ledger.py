@@ -34,13 +34,15 @@ they send (0x20).
   asked) and the four parts still sum to ``latency_s``.
 * **Attempts.** ``up_attempts`` counts the upstream queries of the same name and type sent from
   the first leg's start up to the client's answer (unanswered: ``unanswered_window_s`` after the
-  query): the cache's tries, retries, and its TCP retry after a truncated (TC=1) answer. The leg
+  query) and no later than the first usable upstream answer (answered, not truncated): the
+  cache's tries, retries, and its TCP retry after a truncated (TC=1) answer. (A cache re-asks
+  only while the name is unresolved; later queries of the name are other clients'.) The leg
   that *served* the query is the answered attempt, not truncated, answered last (else the last
   truncated one); its answer is ``up_ts_response``, its transport ``up_transport`` (after TC=1:
   the TCP retry's), its connection's handshake ``handshake_s``.
 * **Failed connections.** With no upstream query by name in the window, the nearest TCP connection
-  to another server that carried no DNS message at all (every SYN dropped) is the first attempt
-  (the rule of ``attribute_slow_answers``); upstream queries of the name sent later, up to the
+  to another server that carried no DNS message at all (every SYN dropped), opened before the
+  client's answer, is the first attempt (the rule of ``attribute_slow_answers``); upstream queries of the name sent later, up to the
   client's answer, are further attempts. A failed connection that precedes a leg found by name
   cannot be tied to a name and is not counted.
 * ``syn_retransmits`` is the sum over the distinct TCP connections of the attempts (0 when they
@@ -144,7 +146,10 @@ LEDGER_SCHEMA = pl.Schema(_LEDGER_COLUMNS)
   ``up_s`` = up_ts_response - up_ts, ``after_up_s`` = ts_response - up_ts_response, ``cache_s`` =
   latency_s for a cache hit;
 - the states (Boolean each) and ``state``, the first true one of: unanswered, after_give_up,
-  syn_wait, tc_fallback, retried, forwarded, cache_hit.
+  syn_wait, tc_fallback, retried, forwarded, cache_hit. When the vantage shows no upstream side
+  at all (a capture of the client side only, a CoreDNS log without capture) ``forwarded`` and
+  ``cache_hit`` are null (unknown), and so is ``state`` for an answered query none of the other
+  states fits.
 """
 
 _HOPS_COLUMNS: dict[str, Any] = {
@@ -351,13 +356,21 @@ def _hop_ledger(
         notes.append(f"{source}: no upstream hop seen: the {source} holds only the client side")
     cl = d.filter(pl.col("_cl")).drop("_cl", "_upm")
     # retried: the same client address asks the same name and type again before the answer
+    # (the next query of the group in time: a narrow frame sorted by a hash of the group and the
+    # time, two integer keys, instead of a sort of every column by four string keys)
     g = ["capture", "client_ip", "_key", "qtype"]
-    cl = cl.sort(*g, "ts")
-    same = pl.all_horizontal([pl.col(c) == pl.col(c).shift(-1) for c in g]).fill_null(False)
-    cl = cl.with_columns(
-        _next_ts=pl.when(same).then(pl.col("ts").shift(-1)),
-        _next_tr=pl.when(same).then(pl.col("transport").shift(-1)),
+    nxt = (
+        cl.select(_h=pl.struct(g).hash(), _t=pl.col("ts"), _tr=pl.col("transport"))
+        .with_row_index("_o")
+        .sort("_h", "_t")
     )
+    same = (pl.col("_h") == pl.col("_h").shift(-1)).fill_null(False)
+    nxt = nxt.select(
+        "_o",
+        _next_ts=pl.when(same).then(pl.col("_t").shift(-1)),
+        _next_tr=pl.when(same).then(pl.col("_tr").shift(-1)),
+    ).sort("_o")
+    cl = cl.with_columns(nxt["_next_ts"], nxt["_next_tr"])
     if slow_s is not None:
         cl = cl.filter((pl.col("latency_s") >= slow_s) | ~pl.col("answered"))
     # 1. the first leg by name in the window (the windowed join of attribute_slow_answers)
@@ -391,17 +404,54 @@ def _hop_ledger(
         )
         .select("_i", "_i_up")
     )
-    anchors = pl.concat([first, co])
     if co.height:
         notes.append(
             f"{source}: {co.height} client queries joined an upstream query already outstanding "
             "for the same name (coalesced; each gets the leg, before_up_s < 0)"
         )
+    # 2b. an answered query whose leg was sent later than forward_within_s (dnstap stamps a TCP
+    # FORWARDER_QUERY when it is written, after the connect and its SYN retransmissions): the
+    # first leg of the name that started after the query and ended no later than its answer
+    rest = rest.filter(~pl.col("_i").is_in(co["_i"].implode()) & pl.col("answered"))
+    late = (
+        rest.select("_i", "capture", "_key", "qtype", "ts", "_end", "server_ip", "server_port")
+        .sort("ts")
+        .join_asof(
+            legs,
+            left_on="ts",
+            right_on="up_start",
+            by=["capture", "_key", "qtype"],
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .filter(
+            pl.col("_i_up").is_not_null()
+            & (pl.col("up_start") <= pl.col("_end"))
+            & (~pl.col("up_answered") | (pl.col("up_end") <= pl.col("_end")))
+            & (
+                (pl.col("up_server_ip") != pl.col("server_ip"))
+                | (pl.col("up_server_port") != pl.col("server_port"))
+            )
+        )
+        .select("_i", "_i_up")
+    )
+    if late.height:
+        notes.append(
+            f"{source}: {late.height} answered client queries got an upstream leg that started "
+            f"more than forward_within_s={forward_within_s} s after them (and before the answer)"
+        )
+    anchors = pl.concat([first, co, late])
     # 3. no leg by name: the nearest failed connection (no DNS in it) in the window
     miss = cl.filter(~pl.col("_i").is_in(anchors["_i"].implode()))
     failed = _nearest_failed_connections(
         miss, tcp, lead_s=lead_s, forward_within_s=forward_within_s
     )
+    if failed is not None:  # opened before the client's answer (a cache hit opens none)
+        failed = (
+            failed.join(miss.select("_i", "_end"), on="_i", how="left")
+            .filter(pl.col("_m_start") <= pl.col("_end"))
+            .drop("_end")
+        )
     # attempts: upstream queries of the name from the first one up to the client's end, as a
     # range of positions in the legs sorted by (capture, name, type, start)
     gk = ["capture", "_key", "qtype"]
@@ -475,12 +525,27 @@ def _hop_ledger(
             _fail=pl.lit(True),
         )
         att = pl.concat([att, fatt], how="vertical_relaxed")
+    # a cache re-asks only while the name is unresolved: attempts end with the first usable
+    # answer (answered, not truncated, no later than the client's answer); later queries of the
+    # name are other clients' (a cache that does not coalesce) or refreshes
+    usable = pl.col("up_answered") & ~pl.col("_up_tc") & ~pl.col("_fail")
+    att = (
+        att.join(cl.select("_i", "_end"), on="_i", how="left")
+        .with_columns(
+            _done=pl.when(usable & (pl.col("up_end") <= pl.col("_end")))
+            .then(pl.col("up_end"))
+            .min()
+            .over("_i")
+        )
+        .filter(pl.col("_done").is_null() | (pl.col("up_start") <= pl.col("_done")))
+        .drop("_end", "_done")
+    )
     att = att.sort("_i", "up_start", maintain_order=True).with_columns(
         attempt=pl.int_range(pl.len(), dtype=pl.UInt32).over("_i")
     )
     q = _per_query(att)
     out = cl.join(q, on="_i", how="left")
-    out = _breakdown(out, client_timeout_s)
+    out = _breakdown(out, client_timeout_s, upstream_seen=cand.height > 0)
     vantage = pl.col("capture")
     queries = out.select(
         [c for c in LEDGER_SCHEMA if c not in ("query_id", "source", "vantage")],
@@ -522,7 +587,7 @@ def _hop_ledger(
             vantage=vantage,
         )
     )
-    uh = att.join(cl.select("_i", "capture"), on="_i", how="left").select(
+    uh = att.join(cl.select("_i", "capture"), on="_i", how="left", maintain_order="left").select(
         _qid=pl.col("_i"),
         hop=pl.lit("upstream"),
         attempt=pl.col("attempt"),
@@ -592,8 +657,12 @@ def _per_query(att: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _breakdown(out: pl.DataFrame, client_timeout_s: float) -> pl.DataFrame:
-    """The breakdown and state columns of :data:`LEDGER_SCHEMA` on the joined client rows."""
+def _breakdown(out: pl.DataFrame, client_timeout_s: float, *, upstream_seen: bool) -> pl.DataFrame:
+    """The breakdown and state columns of :data:`LEDGER_SCHEMA` on the joined client rows.
+
+    Without any upstream transaction in the vantage (``upstream_seen`` false: a capture of the
+    client side only) a query without leg is not known to be a cache hit: ``cache_hit`` and
+    ``forwarded`` are null there."""
     fwd = pl.col("up_attempts").fill_null(0) > 0
     ans = pl.col("answered")
     out = out.with_columns(
@@ -619,8 +688,8 @@ def _breakdown(out: pl.DataFrame, client_timeout_s: float) -> pl.DataFrame:
         tc_fallback=pl.col("_tc_then_tcp")
         | (pl.col("tc").fill_null(False) & asked_again & (pl.col("_next_tr") == "tcp")),
         retried=asked_again | (pl.col("retransmissions").fill_null(0) > 0),
-        forwarded=fwd,
-        cache_hit=ans & ~fwd,
+        forwarded=fwd if upstream_seen else pl.lit(None, pl.Boolean),
+        cache_hit=(ans & ~fwd) if upstream_seen else pl.lit(None, pl.Boolean),
     )
     return out.with_columns(state=_state())
 
@@ -732,8 +801,8 @@ def _coredns_part(
             syn_wait=pl.lit(False),
             tc_fallback=pl.lit(False),
             retried=asked_again,
-            forwarded=pl.lit(False),
-            cache_hit=pl.lit(False),
+            forwarded=pl.lit(None, pl.Boolean),
+            cache_hit=pl.lit(None, pl.Boolean),
         )
         own = own.with_columns(state=_state())
         hops = own.select(
@@ -745,6 +814,14 @@ def _coredns_part(
     return parts
 
 
+def _conform(df: pl.DataFrame | None, schema: pl.Schema) -> pl.DataFrame:
+    """``df`` with exactly ``schema``'s columns (those it lacks as nulls), in order, cast."""
+    if df is None:
+        return pl.DataFrame(schema=schema)
+    df = df.with_columns(pl.lit(None, t).alias(c) for c, t in schema.items() if c not in df.columns)
+    return df.select(list(schema)).cast(dict(schema))  # type: ignore[arg-type]
+
+
 def _assemble(parts: list[tuple[pl.DataFrame, pl.DataFrame]], notes: list[str]) -> Ledger:
     """Number the queries of every part (``query_id``), concatenate, cast to the schemas."""
     qs, hs = [], []
@@ -754,21 +831,12 @@ def _assemble(parts: list[tuple[pl.DataFrame, pl.DataFrame]], notes: list[str]) 
         ids = q.select("_qid", query_id=pl.int_range(base, base + q.height, dtype=pl.UInt64))
         base += q.height
         qs.append(q.join(ids, on="_qid", how="left").drop("_qid"))
-        hs.append(h.join(ids, on="_qid", how="inner").drop("_qid"))
-    queries = (
-        pl.concat(qs, how="diagonal_relaxed").select(list(LEDGER_SCHEMA))
-        if qs
-        else pl.DataFrame(schema=LEDGER_SCHEMA)
-    )
-    hops = (
-        pl.concat(hs, how="diagonal_relaxed")
-        .select(list(HOPS_SCHEMA))
-        .sort("query_id", "hop", "attempt")
-        if hs
-        else pl.DataFrame(schema=HOPS_SCHEMA)
-    )
+        hs.append(h.join(ids, on="_qid", how="inner", maintain_order="left").drop("_qid"))
+    queries = _conform(pl.concat(qs, how="diagonal_relaxed") if qs else None, LEDGER_SCHEMA)
+    hops = _conform(pl.concat(hs, how="diagonal_relaxed") if hs else None, HOPS_SCHEMA)
+    hops = hops.sort("query_id", maintain_order=True)  # per query: client, upstream, coredns
     return Ledger(
-        queries=queries.cast(dict(LEDGER_SCHEMA)),  # type: ignore[arg-type]
-        hops=hops.cast(dict(HOPS_SCHEMA)),  # type: ignore[arg-type]
+        queries=queries,
+        hops=hops,
         notes=tuple(notes),
     )
