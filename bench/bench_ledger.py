@@ -8,12 +8,15 @@ importing the kit is ``base``; the capture is loaded from the kit's cache, so th
 capture fills the cache and is not measured: run ``load`` once before). Cases:
 
 - ``load``: ``kit.read_capture`` from the cache (seconds; ``peak`` - ``base`` = the frames);
+- ``server_roles``: who is the cache and who the upstream (the ledger's first step; attribution
+  does not need it);
 - ``attribute_slow_answers``: the existing analysis that finds the upstream leg of each slow
   answer (slow_s 1.0), the baseline the ledger generalises;
 - ``ledger``: ``kit.ledger(cap)``, every client query;
 - ``ledger_slow``: ``kit.ledger(cap, slow_s=1.0)``, what the notebooks call.
 
-Printed per case: seconds, frames MiB, peak MiB, extra MiB (peak - frames: what the analysis needs
+Printed per case (median of ``--reps`` runs of it, the cases one after the other):
+seconds, frames MiB, peak MiB, extra MiB (peak - frames: what the analysis needs
 on top of the loaded capture) and the ratios of the ledger cases to ``load`` and to
 ``attribute_slow_answers`` (time and extra memory), measured in the same run.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -34,15 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_memory import _status  # the same VmRSS / VmHWM reader
 
 REPO = Path(__file__).resolve().parent.parent
-CASES = ("load", "attribute_slow_answers", "ledger", "ledger_slow")
+CASES = ("load", "server_roles", "attribute_slow_answers", "ledger", "ledger_slow")
 
 
 def _fn(case: str) -> Callable[[Any], object]:
     import kit
     from kit.analyses.attribution import attribute_slow_answers
+    from kit.analyses.roles import server_roles
 
     return {
         "load": lambda cap: None,
+        "server_roles": lambda cap: server_roles(cap.dns, tcp=cap.tcp),
         "attribute_slow_answers": lambda cap: attribute_slow_answers(cap, slow_s=1.0),
         "ledger": lambda cap: kit.ledger(cap),
         "ledger_slow": lambda cap: kit.ledger(cap, slow_s=1.0),
@@ -74,6 +80,7 @@ def main() -> None:
     ap.add_argument("capture")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--limit-gb", type=float, default=12.0)
+    ap.add_argument("--reps", type=int, default=3, help="runs per case (median reported)")
     ap.add_argument("--child", default="")
     a = ap.parse_args()
     if a.child:
@@ -86,15 +93,22 @@ def main() -> None:
         f"{'case':<24} {'s':>7} {'frames MiB':>10} {'peak MiB':>9} {'extra MiB':>9} {'rows':>9} {'hops':>9}"
     )
     for name in a.cases.split(","):
-        r = subprocess.run(
-            [*cap, sys.executable, __file__, a.capture, "--child", name],
-            capture_output=True, text=True, env=env,
-        )  # fmt: skip
+        runs = []
+        for _ in range(a.reps):
+            r = subprocess.run(
+                [*cap, sys.executable, __file__, a.capture, "--child", name],
+                capture_output=True, text=True, env=env,
+            )  # fmt: skip
+            if r.returncode:
+                break
+            runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
         if r.returncode:
             tail = (r.stderr.strip().splitlines() or ["?"])[-1]
             print(f"{name:<24} FAILED ({r.returncode}): {tail}", flush=True)
             continue
-        d = json.loads(r.stdout.strip().splitlines()[-1])
+        d = dict(runs[0])
+        for k in ("s", "frames_mib", "peak_mib"):
+            d[k] = statistics.median(x[k] for x in runs)
         d["extra_mib"] = d["peak_mib"] - d["frames_mib"]
         got[name] = d
         print(

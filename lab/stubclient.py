@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 res = socket.getaddrinfo(name, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
                 result = "ok"
-                addrs = ",".join(sorted({r[4][0] for r in res}))
+                addrs = ",".join(sorted({str(r[4][0]) for r in res}))
             except socket.gaierror as exc:
                 result = _EAI.get(exc.errno, str(exc.errno))
                 addrs = ""

@@ -145,6 +145,10 @@ SHORT = [
 ]
 
 
+STUB = ["--stub-lps", "2", "--stub-timeout", "1", "--stub-attempts", "2"]
+"""glibc stub clients giving up on a try after 1 s (the rate run; test_stub_clients_live)."""
+
+
 @pytest.fixture(scope="module")
 def short_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """One TCP-mode and one UDP-mode run, in parallel (separate namespaces), ~40 s in all."""
@@ -154,8 +158,9 @@ def short_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, P
     runs = {
         "tcp": ("t" + tag, ["--mode", "tcp"]),
         "udp": ("u" + tag, ["--mode", "udp", "--no-prometheus"]),
-        # the other impairment: SYNs over 4/s per source dropped (overrides SHORT's --drop)
-        "rate": ("r" + tag, ["--mode", "tcp", "--no-prometheus", "--drop", "rate:4"]),
+        # the other impairment: SYNs over 4/s per source dropped (overrides SHORT's --drop);
+        # with glibc stub clients that give up on a try after 1 s (test_stub_clients_live)
+        "rate": ("r" + tag, ["--mode", "tcp", "--no-prometheus", "--drop", "rate:4", *STUB]),
     }
     procs = {
         mode: subprocess.Popen(
@@ -298,6 +303,37 @@ def test_run_folder_contents(short_runs: dict[str, Path]) -> None:
     check_log_against_stats(log, stats)
     conf = kit.read_unbound_conf(run / "configs" / "unbound-node1.incident.conf")
     assert conf.select("upstream", "force_tcp").rows() == [(f"{UPSTREAM}:53", True)]
+
+
+@pytest.mark.lab
+def test_stub_clients_live(short_runs: dict[str, Path], tshark: str) -> None:
+    """--stub-lps/--stub-timeout/--stub-attempts on a live run: the stub clients' own pods
+    (namespace, address, k8s/pods.json), their resolv.conf, and glibc asking the same name again
+    one resolv.conf timeout after a try the SYN drops left unanswered."""
+    from test_ledger_data import reasks, resolv_options, stub_packets
+
+    run = short_runs["rate"]
+    meta = json.loads((run / "run.json").read_text())
+    (node,) = meta["topology"]["nodes"]
+    assert node["stub_ip"] != node["client_ip"] and node["stub_namespace"].endswith("-stub1")
+    timeout, attempts = resolv_options(run)
+    assert (timeout, attempts) == (1, 2)
+    lk = pl.read_csv(run / node["stub_output"], separator="\t")
+    assert lk.height > 10 and lk["name"].n_unique() == lk.height
+    q, a = stub_packets(tshark, run / node["capture"], node["stub_ip"])
+    assert q.height >= 2 * lk.height and a.height > 0  # A and AAAA per lookup, at least
+    r = reasks(q, a)
+    assert (r.filter((pl.col("gap_s") - timeout).abs() < 0.1)).height >= 1
+    assert (r["since_s"] >= timeout - 0.05).all()
+    snap = kit.read_k8s_snapshot(run / "k8s" / "pods.json")
+    got = kit.attribute_clients(
+        pl.DataFrame(
+            {"client_ip": [node["stub_ip"]], "ts": [dt.datetime.fromisoformat(meta["end"])]}
+        ).with_columns(pl.col("ts").dt.cast_time_unit("us")),
+        snap,
+    )
+    assert got.row(0, named=True)["pod_namespace"] == "stub"
+    assert got.row(0, named=True)["attribution"] == "pod"
 
 
 # ----- refusal and cleanup --------------------------------------------------------------------
@@ -562,6 +598,123 @@ def test_parse_phases_and_config_validation(tmp_path: Path) -> None:
         LabConfig(out=tmp_path, prefix="Bad-Prefix")
     with pytest.raises(ValueError, match="control_nodes"):
         LabConfig(out=tmp_path, nodes=1, control_nodes=1)
+
+
+def test_stub_options_validation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--stub-timeout/--stub-attempts: glibc's ranges (timeout 1..30 s, attempts 1..5), whole
+    numbers, only with stub clients; checked before anything is started."""
+    from lab.cli import config_values, main
+    from lab.core import LabConfig
+
+    ok = LabConfig(out=tmp_path, stub_lps=2, stub_timeout_s=2, stub_attempts=3)
+    assert (ok.stub_timeout_s, ok.stub_attempts) == (2, 3)
+    for kwargs, msg in [
+        ({"stub_timeout_s": 2}, "needs stub_lps > 0"),
+        ({"stub_attempts": 3}, "needs stub_lps > 0"),
+        ({"stub_lps": 1, "stub_timeout_s": 0}, r"stub_timeout_s must be a whole number 1\.\.30"),
+        ({"stub_lps": 1, "stub_timeout_s": 31}, r"1\.\.30"),
+        ({"stub_lps": 1, "stub_timeout_s": 2.5}, r"1\.\.30"),
+        ({"stub_lps": 1, "stub_timeout_s": True}, r"1\.\.30"),
+        ({"stub_lps": 1, "stub_attempts": 6}, r"stub_attempts must be a whole number 1\.\.5"),
+        ({"stub_lps": -1}, "stub_lps must be >= 0"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            LabConfig(out=tmp_path, **kwargs)
+    vals = config_values("forced-tcp-syn-drops", stub_lps=3.0, stub_timeout_s=2, stub_attempts=3)
+    assert (vals["stub_lps"], vals["stub_timeout_s"], vals["stub_attempts"]) == (3.0, 2, 3)
+    # the command line refuses before it needs root or starts anything
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--out", str(out), "--stub-timeout", "2"])
+    assert exc.value.code == 1 and "needs stub_lps > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--out", str(out), "--stub-lps", "1", "--stub-attempts", "1.5"])
+    assert exc.value.code == 2 and "invalid int value" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_stub_resolv_conf_and_pods(tmp_path: Path) -> None:
+    """The stub clients' resolv.conf carries the options; outside ndots-search-expansion they get
+    namespaces and pods of their own (k8s/pods.json maps 169.254.2.N to them, beside dnsperf's
+    169.254.1.N); in ndots-search-expansion the stub is the pods' application."""
+    from lab.core import CACHE_IP, Lab, LabConfig, Phase
+
+    lab = Lab(LabConfig(out=tmp_path / "r", stub_lps=2, stub_timeout_s=2, stub_attempts=3))
+    try:
+        assert lab.stub_own_ns and lab.ns("stub", 1).endswith("-stub1")
+        conf = lab.stub_resolv_conf()
+        assert f"nameserver {CACHE_IP}" in conf and "options timeout:2 attempts:3" in conf
+        assert "search" not in conf  # the stub's names are fully qualified
+        (lab.out / "k8s").mkdir(parents=True)
+        lab.write_k8s_snapshot(time.time() - 60)
+        snap = kit.read_k8s_snapshot(
+            lab.out / "k8s" / "pods.json", taken_at=dt.datetime.now(dt.UTC)
+        )
+        ips = [f"169.254.{k}.{i}" for i in (1, 2) for k in (1, 2)]
+        got = kit.attribute_clients(
+            pl.DataFrame({"client_ip": ips}).with_columns(
+                ts=pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us")
+            ),
+            snap,
+        )
+        assert got["attribution"].to_list() == ["pod"] * 4
+        assert got["pod_namespace"].to_list() == ["dnsperf", "stub"] * 2
+        assert got["workload_name"].to_list()[1::2] == ["stub-client-node1", "stub-client-node2"]
+        doc = json.loads((lab.out / "k8s" / "pods.json").read_text())
+        stub = [i for i in doc["items"] if i["metadata"]["namespace"] == "stub"]
+        assert [i["metadata"]["labels"]["app"] for i in stub] == ["stub-client"] * 2
+        assert len({i["metadata"]["uid"] for i in doc["items"]}) == len(doc["items"])
+    finally:
+        lab.cleanup()
+    ndots = Lab(
+        LabConfig(
+            out=tmp_path / "n",
+            scenario="ndots-search-expansion",
+            mode="udp",
+            stub_lps=1,
+            stub_timeout_s=3,
+            phases=(Phase("healthy", 1), Phase("incident", 1)),
+        )
+    )
+    try:
+        assert not ndots.stub_own_ns
+        assert "options ndots:5 timeout:3\n" in ndots.resolv_conf(ndots=5)
+    finally:
+        ndots.cleanup()
+    plain = Lab(LabConfig(out=tmp_path / "p"))
+    try:
+        assert not plain.stub_own_ns
+        (plain.out / "k8s").mkdir(parents=True)
+        plain.write_k8s_snapshot(time.time())
+        doc = json.loads((plain.out / "k8s" / "pods.json").read_text())
+        assert {i["metadata"]["namespace"] for i in doc["items"]} == {"dnsperf", "kube-system"}
+    finally:
+        plain.cleanup()
+
+
+def test_stubclient_names_file_in_order(tmp_path: Path) -> None:
+    """lab.stubclient --names-file: each name once, in the file's order, then it stops (long
+    before --seconds). Numeric names: getaddrinfo answers them without asking any server."""
+    names = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    f = tmp_path / "names.txt"
+    f.write_text("".join(n + "\n" for n in names))
+    argv = [sys.executable, "-m", "lab.stubclient", "--lps", "20", "--seconds", "30"]
+    t = time.monotonic()
+    p = subprocess.run(
+        [*argv, "--threads", "1", "--names-file", str(f)],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert time.monotonic() - t < 20
+    rows = [line.split("\t") for line in p.stdout.splitlines()]
+    assert rows[0] == ["ts", "name", "duration_s", "result", "addresses"]
+    assert [r[1] for r in rows[1:]] == names and [r[3] for r in rows[1:]] == ["ok"] * 3
+    assert [r[4] for r in rows[1:]] == names
+    bad = subprocess.run(
+        [*argv, "--names-file", str(f), "127.0.0.1"],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "not both or neither" in bad.stderr
 
 
 STATS = """\

@@ -4,9 +4,9 @@
 cache) with the upstream leg that served it, the breakdown of its latency over the hops and its
 state, plus one row per hop attempt (long form). It is built from any of three vantage points:
 
-* captures (:func:`kit.read_capture`): the client queries are the transactions sent to the cache
-  (:func:`kit.analyses.roles.infer_cache_ips`), the upstream legs the transactions the node sent
-  to any other server;
+* captures (:func:`kit.read_capture`): the client queries are the transactions sent to the cache,
+  the upstream legs those sent to the upstreams (:func:`kit.analyses.roles.server_roles`, the
+  kit's one rule; with no upstream inferred, those sent to any other server);
 * dnstap (:func:`kit.read_dnstap`): ``CLIENT`` rows are the client hop, ``FORWARDER`` and
   ``RESOLVER`` rows the upstream hop;
 * CoreDNS query logs (:func:`kit.read_coredns_log`): the client hop as the cache logged it. With
@@ -40,11 +40,16 @@ they send (0x20).
   that *served* the query is the answered attempt, not truncated, answered last (else the last
   truncated one); its answer is ``up_ts_response``, its transport ``up_transport`` (after TC=1:
   the TCP retry's), its connection's handshake ``handshake_s``.
-* **Failed connections.** With no upstream query by name in the window, the nearest TCP connection
-  to another server that carried no DNS message at all (every SYN dropped), opened before the
-  client's answer, is the first attempt (the rule of ``attribute_slow_answers``); upstream queries of the name sent later, up to the
-  client's answer, are further attempts. A failed connection that precedes a leg found by name
-  cannot be tied to a name and is not counted.
+* **Failed connections.** With no upstream query by name in the window, the nearest TCP
+  connection to another server that carried no DNS message at all (every SYN dropped), opened
+  before the client's answer, is the first attempt (the rule of ``attribute_slow_answers``);
+  upstream queries of the name sent later, up to the client's answer, are further attempts (the
+  cache's next try after it gave up on the connection: 10 s later in data/sample). A failed
+  connection that precedes a leg found by name cannot be tied to a name and is not counted.
+* **Late legs.** An answered query with none of the above gets the first upstream query of the
+  name that started after it and ended no later than its answer (dnstap stamps a TCP
+  ``FORWARDER_QUERY`` when the message is written, after the connect and its SYN
+  retransmissions, so seconds after the client's query). ``notes`` counts them.
 * ``syn_retransmits`` is the sum over the distinct TCP connections of the attempts (0 when they
   were UDP); the hop rows carry each connection's own count (``kit.analyses.tcp``'s).
 
@@ -55,7 +60,9 @@ See :data:`LEDGER_SCHEMA`. For an answered query whose upstream leg was answered
 ``ts_response``). When the upstream never answered (the cache answered SERVFAIL itself),
 ``up_s`` and ``after_up_s`` are null. ``retried``: the same client address asked the same name and
 type again before this query was answered (or within the window if never answered), or the
-transaction has retransmissions; a pod is its address, so two processes of one pod asking the same
+transaction has retransmissions, or this query is itself such a re-ask (the client's previous
+query of the name and type was still unanswered when it sent this one; without that, the state
+``retried`` could never show: an answered query asked again is ``after_give_up``); a pod is its address, so two processes of one pod asking the same
 name at once count as a retry.
 
 Memory: the leg search is the windowed join; coalescing, the attempt ranges and failed
@@ -73,12 +80,13 @@ from typing import Any
 import polars as pl
 
 from kit.analyses.attribution import (
+    _CHUNK_ROWS,
     _keyed,
     _leg_candidates,
     _nearest_failed_connections,
     _nearest_legs,
 )
-from kit.analyses.roles import infer_cache_ips
+from kit.analyses.roles import server_roles
 from kit.errors import KitError
 from kit.schema import DNS_SCHEMA
 from kit.sources.capture import TCP_SCHEMA, Capture
@@ -269,7 +277,8 @@ def ledger(
     Raises
     ------
     LedgerArgumentError
-        No source given, or an argument of another type.
+        No source given, a source of another type, or a window that is not a number >= 0; the
+        message says what to pass.
     """
     caps = _as_list(captures, Capture, "captures", "kit.read_capture(path)")
     taps = _as_list(dnstap, DnstapLog, "dnstap", "kit.read_dnstap(path)")
@@ -279,6 +288,20 @@ def ledger(
             "ledger() needs a source: pass captures=kit.read_capture(path), "
             "dnstap=kit.read_dnstap(path) and/or coredns=kit.read_coredns_log(path)"
         )
+    for name, val, allow_none in (
+        ("client_timeout_s", client_timeout_s, False),
+        ("slow_s", slow_s, True),
+        ("forward_within_s", forward_within_s, False),
+        ("lead_s", lead_s, False),
+        ("unanswered_window_s", unanswered_window_s, False),
+    ):
+        if val is None and allow_none:
+            continue
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not val >= 0:
+            raise LedgerArgumentError(
+                f"ledger({name}={val!r}): pass a number of seconds >= 0"
+                + (" or None" if allow_none else "")
+            )
     opts = {
         "client_timeout_s": client_timeout_s,
         "slow_s": slow_s,
@@ -291,16 +314,25 @@ def ledger(
     if caps:
         dns = pl.concat([c.dns for c in caps], how="vertical_relaxed")
         tcp = pl.concat([c.tcp for c in caps], how="vertical_relaxed")
-        caches = infer_cache_ips(dns, tcp=tcp)
+        # the kit's one rule for who is the cache and who the upstream (kit.analyses.roles)
+        roles = server_roles(dns, tcp=tcp)
+        caches = roles.filter(pl.col("role") == "cache")["server_ip"].to_list()
+        ups = roles.filter(pl.col("role") == "upstream")["server_ip"].to_list()
         if not caches:
             notes.append("captures: no DNS transaction, so no client query")
         else:
-            notes.append(
-                f"captures: client queries are those sent to the cache {', '.join(caches)}"
-            )
             is_client = pl.col("server_ip").is_in(caches)
+            is_up = pl.col("server_ip").is_in(ups) if ups else ~is_client
+            notes.append(
+                f"captures: client queries are those sent to the cache {', '.join(caches)}; "
+                + (
+                    f"upstream legs those sent to {', '.join(ups)}"
+                    if ups
+                    else "no upstream inferred: upstream legs are those sent to any other server"
+                )
+            )
             parts.append(
-                _hop_ledger(dns, tcp, is_client, ~is_client, "capture", notes, **opts)  # type: ignore[arg-type]
+                _hop_ledger(dns, tcp, is_client, is_up, "capture", notes, **opts)  # type: ignore[arg-type]
             )
     if taps:
         dns = pl.concat([t.dns.select(list(DNS_SCHEMA)) for t in taps], how="vertical_relaxed")
@@ -360,17 +392,22 @@ def _hop_ledger(
     # time, two integer keys, instead of a sort of every column by four string keys)
     g = ["capture", "client_ip", "_key", "qtype"]
     nxt = (
-        cl.select(_h=pl.struct(g).hash(), _t=pl.col("ts"), _tr=pl.col("transport"))
+        cl.select(
+            _h=pl.struct(g).hash(), _t=pl.col("ts"), _tr=pl.col("transport"), _e=pl.col("_end")
+        )
         .with_row_index("_o")
         .sort("_h", "_t")
     )
     same = (pl.col("_h") == pl.col("_h").shift(-1)).fill_null(False)
+    same_prev = (pl.col("_h") == pl.col("_h").shift(1)).fill_null(False)
     nxt = nxt.select(
         "_o",
         _next_ts=pl.when(same).then(pl.col("_t").shift(-1)),
         _next_tr=pl.when(same).then(pl.col("_tr").shift(-1)),
+        # this query is itself a re-ask: the previous one was still unanswered when it was sent
+        _reask=(same_prev & (pl.col("_e").shift(1) > pl.col("_t"))).fill_null(False),
     ).sort("_o")
-    cl = cl.with_columns(nxt["_next_ts"], nxt["_next_tr"])
+    cl = cl.with_columns(nxt["_next_ts"], nxt["_next_tr"], nxt["_reask"])
     if slow_s is not None:
         cl = cl.filter((pl.col("latency_s") >= slow_s) | ~pl.col("answered"))
     # 1. the first leg by name in the window (the windowed join of attribute_slow_answers)
@@ -409,10 +446,24 @@ def _hop_ledger(
             f"{source}: {co.height} client queries joined an upstream query already outstanding "
             "for the same name (coalesced; each gets the leg, before_up_s < 0)"
         )
-    # 2b. an answered query whose leg was sent later than forward_within_s (dnstap stamps a TCP
-    # FORWARDER_QUERY when it is written, after the connect and its SYN retransmissions): the
-    # first leg of the name that started after the query and ended no later than its answer
-    rest = rest.filter(~pl.col("_i").is_in(co["_i"].implode()) & pl.col("answered"))
+    # 3. no leg by name: the nearest failed connection (no DNS in it) in the window
+    miss = cl.filter(~pl.col("_i").is_in(pl.concat([first["_i"], co["_i"]]).implode()))
+    failed = _nearest_failed_connections(
+        miss, tcp, lead_s=lead_s, forward_within_s=forward_within_s
+    )
+    if failed is not None:  # opened before the client's answer (a cache hit opens none)
+        failed = (
+            failed.join(miss.select("_i", "_end"), on="_i", how="left")
+            .filter(pl.col("_m_start") <= pl.col("_end"))
+            .drop("_end")
+        )
+    # 4. an answered query with neither, whose leg was sent later than forward_within_s (dnstap
+    # stamps a TCP FORWARDER_QUERY when it is written, after the connect and its SYN
+    # retransmissions): the first leg of the name that started after the query and ended no
+    # later than its answer. (After a failed connection, the cache's next try is found as its
+    # second attempt below, so failed connections come first.)
+    took = [co["_i"]] + ([failed["_i"]] if failed is not None else [])
+    rest = rest.filter(~pl.col("_i").is_in(pl.concat(took).implode()) & pl.col("answered"))
     late = (
         rest.select("_i", "capture", "_key", "qtype", "ts", "_end", "server_ip", "server_port")
         .sort("ts")
@@ -441,17 +492,6 @@ def _hop_ledger(
             f"more than forward_within_s={forward_within_s} s after them (and before the answer)"
         )
     anchors = pl.concat([first, co, late])
-    # 3. no leg by name: the nearest failed connection (no DNS in it) in the window
-    miss = cl.filter(~pl.col("_i").is_in(anchors["_i"].implode()))
-    failed = _nearest_failed_connections(
-        miss, tcp, lead_s=lead_s, forward_within_s=forward_within_s
-    )
-    if failed is not None:  # opened before the client's answer (a cache hit opens none)
-        failed = (
-            failed.join(miss.select("_i", "_end"), on="_i", how="left")
-            .filter(pl.col("_m_start") <= pl.col("_end"))
-            .drop("_end")
-        )
     # attempts: upstream queries of the name from the first one up to the client's end, as a
     # range of positions in the legs sorted by (capture, name, type, start)
     gk = ["capture", "_key", "qtype"]
@@ -499,11 +539,36 @@ def _hop_ledger(
         "up_dns_id", "up_latency_s", "up_rcode", "_up_tc", "up_start", "tcp_stream",
         "syn_retransmits", "handshake_s",
     ]  # fmt: skip
+    # a cache re-asks only while the name is unresolved: attempts end with the first usable
+    # answer (answered, not truncated, no later than the client's answer); later queries of the
+    # name are other clients' (a cache that does not coalesce) or refreshes. The ranges are
+    # expanded in chunks of client rows, each trimmed at once, so the expansion never holds more
+    # than a chunk's same-name legs.
+    usable = pl.col("up_answered") & ~pl.col("_up_tc")
+    ends = cl.select("_i", "_end")
+    pieces: list[pl.DataFrame] = []
+    for off in range(0, rng.height, _CHUNK_ROWS):
+        pieces.append(
+            rng.slice(off, _CHUNK_ROWS)
+            .select("_i", _r=pl.int_ranges("_r0", pl.col("_r1") + 1, dtype=pl.UInt32))
+            .explode("_r")
+            .join(srt.select("_r", *leg_cols), on="_r", how="left")
+            .join(ends, on="_i", how="left")
+            .with_columns(
+                _done=pl.when(usable & (pl.col("up_end") <= pl.col("_end")))
+                .then(pl.col("up_end"))
+                .min()
+                .over("_i")
+            )
+            .filter(pl.col("_done").is_null() | (pl.col("up_start") <= pl.col("_done")))
+            .select("_i", *leg_cols, _fail=pl.lit(False))
+        )
     att = (
-        rng.select("_i", _r=pl.int_ranges("_r0", pl.col("_r1") + 1, dtype=pl.UInt32))
-        .explode("_r")
-        .join(srt.select("_r", *leg_cols), on="_r", how="left")
-        .select("_i", *leg_cols, _fail=pl.lit(False))
+        pl.concat(pieces)
+        if pieces
+        else pl.DataFrame(
+            schema={"_i": pl.UInt32, **srt.select(leg_cols).schema, "_fail": pl.Boolean}
+        )
     )
     if failed is not None and failed.height:
         fatt = failed.select(
@@ -525,21 +590,6 @@ def _hop_ledger(
             _fail=pl.lit(True),
         )
         att = pl.concat([att, fatt], how="vertical_relaxed")
-    # a cache re-asks only while the name is unresolved: attempts end with the first usable
-    # answer (answered, not truncated, no later than the client's answer); later queries of the
-    # name are other clients' (a cache that does not coalesce) or refreshes
-    usable = pl.col("up_answered") & ~pl.col("_up_tc") & ~pl.col("_fail")
-    att = (
-        att.join(cl.select("_i", "_end"), on="_i", how="left")
-        .with_columns(
-            _done=pl.when(usable & (pl.col("up_end") <= pl.col("_end")))
-            .then(pl.col("up_end"))
-            .min()
-            .over("_i")
-        )
-        .filter(pl.col("_done").is_null() | (pl.col("up_start") <= pl.col("_done")))
-        .drop("_end", "_done")
-    )
     att = att.sort("_i", "up_start", maintain_order=True).with_columns(
         attempt=pl.int_range(pl.len(), dtype=pl.UInt32).over("_i")
     )
@@ -687,7 +737,7 @@ def _breakdown(out: pl.DataFrame, client_timeout_s: float, *, upstream_seen: boo
         syn_wait=fwd & (pl.col("syn_retransmits").fill_null(0) > 0),
         tc_fallback=pl.col("_tc_then_tcp")
         | (pl.col("tc").fill_null(False) & asked_again & (pl.col("_next_tr") == "tcp")),
-        retried=asked_again | (pl.col("retransmissions").fill_null(0) > 0),
+        retried=asked_again | (pl.col("retransmissions").fill_null(0) > 0) | pl.col("_reask"),
         forwarded=fwd if upstream_seen else pl.lit(None, pl.Boolean),
         cache_hit=(ans & ~fwd) if upstream_seen else pl.lit(None, pl.Boolean),
     )
@@ -827,10 +877,10 @@ def _assemble(parts: list[tuple[pl.DataFrame, pl.DataFrame]], notes: list[str]) 
     qs, hs = [], []
     base = 0
     for q, h in parts:
-        q = q.sort("ts", "_qid")
+        q = q.sort("ts", "_qid", nulls_last=True)
         ids = q.select("_qid", query_id=pl.int_range(base, base + q.height, dtype=pl.UInt64))
         base += q.height
-        qs.append(q.join(ids, on="_qid", how="left").drop("_qid"))
+        qs.append(q.with_columns(ids["query_id"]).drop("_qid"))  # in ts order: no join needed
         hs.append(h.join(ids, on="_qid", how="inner", maintain_order="left").drop("_qid"))
     queries = _conform(pl.concat(qs, how="diagonal_relaxed") if qs else None, LEDGER_SCHEMA)
     hops = _conform(pl.concat(hs, how="diagonal_relaxed") if hs else None, HOPS_SCHEMA)
