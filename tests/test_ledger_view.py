@@ -138,8 +138,8 @@ def test_syn_drops_states_table_chart_and_line(syn_drops: Any) -> None:
     assert syn_rows["connect_s"]["share"] == pytest.approx(100 * syn["connect_s_share"])
     top = counts.sort("len", descending=True).row(0, named=True)
     line = lv.time_went_line(q, slow_s=1.0)
-    assert line.startswith(f"of {q.height} client queries slower than 1 s or unanswered, ")
-    assert f", {top['len']} {lv._state_phrase(top['state'], top['len'])}" in line
+    assert line.startswith(f"of {q.height:,} client queries slower than 1 s or unanswered, ")
+    assert f", {top['len']:,} {lv._state_phrase(top['state'], top['len'])}" in line
     if top["state"] == "syn_wait":
         assert line.endswith("in TCP connect (SYN retransmissions)")
     text = " ".join(lv.describe_breakdown(q, ledger.notes, slow_s=1.0, client_timeout_s=5.0))
@@ -182,11 +182,11 @@ def test_capture_and_dnstap_are_told_apart() -> None:
         assert r["label"].startswith(f"{r['rank']}. [{r['source']}] ")
     line = lv.time_went_line(q)
     n = q.filter(pl.col("source") == "capture").height
-    assert line.startswith(f"of {n} client queries (seen by the capture), ")
+    assert line.startswith(f"of {n:,} client queries (seen by the capture), ")
     text = lv.describe_breakdown(q, ())
     dn = q.filter(pl.col("source") == "dnstap")
     assert text[-1].startswith(
-        f"The dnstap holds {dn.height} such queries too, {int(dn['forwarded'].sum())} with an "
+        f"The dnstap holds {dn.height:,} such queries too, {int(dn['forwarded'].sum()):,} with an "
         "upstream leg"
     )
 

@@ -440,7 +440,7 @@ def state_breakdown_chart(
     several = table["source"].n_unique() > 1
     labels = [
         ("[" + r["source"] + "] " if several else "") + f"{r['state']} "
-        f"({r['queries']} quer{'y' if r['queries'] == 1 else 'ies'})"
+        f"({r['queries']:,} quer{'y' if r['queries'] == 1 else 'ies'})"
         for r in table.iter_rows(named=True)
     ]
     rows = []
@@ -577,7 +577,7 @@ def time_went_line(queries: pl.DataFrame, *, slow_s: float | None = None) -> str
         )
     seen = f" (seen by the {source})" if others else ""
     line = (
-        f"of {queries.height} {what}{seen}, {top['queries']} "
+        f"of {queries.height:,} {what}{seen}, {top['queries']:,} "
         f"{_state_phrase(top['state'], top['queries'])}"
     )
     seg = _dominant(top)
@@ -629,11 +629,11 @@ def describe_breakdown(
     table = state_breakdown(queries)
     rest = table.sort("queries", descending=True, maintain_order=True).slice(1)
     others = [
-        f"{r['queries']} {_state_phrase(r['state'], r['queries'])}"
+        f"{r['queries']:,} {_state_phrase(r['state'], r['queries'])}"
         for r in rest.head(3).iter_rows(named=True)
     ]
     if rest.height > 3:
-        others.append(f"{int(rest['queries'].slice(3).sum())} more in other states")
+        others.append(f"{int(rest['queries'].slice(3).sum()):,} more in other states")
     if others:
         out[0] = out[0][:-1] + "; " + ", ".join(others) + "."
     answered = _answered(queries)
@@ -649,7 +649,7 @@ def describe_breakdown(
         if client_timeout_s is not None and slowest["latency_s"] > client_timeout_s:
             late = int((answered["latency_s"] > client_timeout_s).sum())
             sentence += (
-                f"; {late} answer{'s' if late != 1 else ''} came after the client's "
+                f"; {late:,} answer{'s' if late != 1 else ''} came after the client's "
                 f"{_fmt_short(client_timeout_s)} timeout"
             )
         out.append(sentence + ".")
@@ -657,8 +657,8 @@ def describe_breakdown(
         rows = everything.filter(pl.col("source") == other)
         legs = int(rows["forwarded"].fill_null(False).sum()) if "forwarded" in rows.columns else 0
         out.append(
-            f"The {other} holds {rows.height} such quer{'y' if rows.height == 1 else 'ies'} "
-            f"too, {legs} with an upstream leg: the same queries seen from its vantage, drawn "
+            f"The {other} holds {rows.height:,} such quer{'y' if rows.height == 1 else 'ies'} "
+            f"too, {legs:,} with an upstream leg: the same queries seen from its vantage, drawn "
             f"and counted apart (marked [{other}])."
         )
     hits = "cache_hit" in queries.columns and bool(queries["cache_hit"].fill_null(False).all())
