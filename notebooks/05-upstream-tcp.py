@@ -239,10 +239,13 @@ attribution.head(20).select(
 # CoreDNS query logs the artefacts hold, by name (case-insensitive), type and time. Each bar is
 # one of the slowest answered client queries, split into the time it spent **in the cache before
 # asking upstream**, in the **TCP connect** to the upstream (SYN retransmissions), **upstream**
-# (all tries), and **back through the cache**; a cache hit is one grey segment. The marker at the
-# end of a bar is the query's state (the most telling of: unanswered, answered after the client
-# gave up, waited on retransmitted SYNs, TC→TCP fallback, retried, forwarded, cache hit); the
-# dashed black rule is the client's timeout (`client_timeout_s`).
+# (all tries), and **back through the cache**; when no upstream answer was seen (the cache
+# answered by itself) the rest is **upstream, no answer seen**; a cache hit is one grey segment.
+# The marker at the end of a bar is the query's state (the most telling of: unanswered, answered
+# after the client gave up, waited on retransmitted SYNs, TC→TCP fallback, retried, forwarded,
+# cache hit); the dashed black rule is the client's timeout (`client_timeout_s`). When the
+# artefacts hold a capture and dnstap, each sees the same queries: their bars are marked
+# `[capture]` / `[dnstap]` and counted apart.
 
 # %%
 hop_sources = kit.sources.artefacts.resolve_inputs(
@@ -286,13 +289,15 @@ hop_chart
 
 # %% [markdown]
 # How many slow or unanswered client queries are in each state, and where their time went: the
-# median seconds of each segment (`median_connect_s`: TCP connect, `median_up_s`: upstream...),
+# median seconds of each segment (`median_connect_s`: TCP connect, `median_up_s`: upstream,
+# `median_up_unanswered_s`: after an upstream query that got no answer...),
 # over the answered queries of that state. What the ledger could not join, and why, follows.
 
 # %%
 kit.charts.ledger.state_breakdown(slow_ledger).select(
     "source", "state", "queries", "share", "answered", "median_latency_s", "median_cache_s",
-    "median_before_up_s", "median_connect_s", "median_up_s", "median_after_up_s",
+    "median_before_up_s", "median_connect_s", "median_up_s", "median_up_unanswered_s",
+    "median_after_up_s",
 )  # fmt: skip
 
 # %%

@@ -67,6 +67,33 @@ def svg_texts(chart: alt.TopLevelMixin) -> list[str]:
     return ["".join(el.itertext()) for el in root.iter(f"{SVG}text")]
 
 
+def unanswered_up(led: dict[str, Any]) -> float:
+    """The chart's derived segment: the rest of an answered query's latency after the cache's
+    upstream query when no upstream answer was seen (the ledger leaves up_s null)."""
+    assert led["up_s"] is None and led["before_up_s"] is not None
+    return led["latency_s"] - led["before_up_s"] - (led["connect_s"] or 0.0)
+
+
+def test_upstream_unreachable_bars_end_at_the_latency() -> None:
+    cap = kit.read_capture(sorted((scenario("upstream-unreachable") / "captures").glob("*.pcap*")))
+    q = kit.ledger(cap, slow_s=1.0).queries
+    no_answer = q.filter(pl.col("answered") & pl.col("up_s").is_null() & pl.col("forwarded"))
+    assert no_answer.height  # the cache answered by itself: the ledger has no upstream answer
+    rows = lv.breakdown_frame(q, top=q.height)
+    by_id = {r["query_id"]: r for r in q.iter_rows(named=True)}
+    derived = rows.filter(pl.col("segment") == "up_unanswered_s")
+    assert set(derived["query_id"]) == set(no_answer["query_id"]) & set(rows["query_id"])
+    for r in derived.iter_rows(named=True):
+        assert r["seconds"] == pytest.approx(unanswered_up(by_id[r["query_id"]]))
+        assert r["segment_label"] == "upstream, no answer seen"
+    for _, bar in rows.group_by("rank"):
+        assert bar["end_s"].max() == pytest.approx(bar["latency_s"][0], abs=1e-6)
+    line = lv.time_went_line(q, slow_s=1.0)
+    top = q.group_by("state").len().sort("len", descending=True).row(0, named=True)
+    if top["state"] != "unanswered" and no_answer.height > q.height / 2:
+        assert line.endswith("waiting on the upstream with no answer seen")
+
+
 def test_syn_drops_bars_are_the_ledger_and_tcp_connect_dominates(syn_drops: Any) -> None:
     cap, ledger = syn_drops
     q = ledger.queries
@@ -90,7 +117,8 @@ def test_syn_drops_bars_are_the_ledger_and_tcp_connect_dominates(syn_drops: Any)
         led = by_id[i]
         # each segment is the ledger's own column, stacked in order from 0 to the latency
         for r in segs:
-            assert r["seconds"] == pytest.approx(led[r["segment"]])
+            want = led[r["segment"]] if r["segment"] in led else unanswered_up(led)
+            assert r["seconds"] == pytest.approx(want)
         assert segs[0]["start_s"] == 0.0
         assert all(a["end_s"] == pytest.approx(b["start_s"]) for a, b in itertools.pairwise(segs))
         assert segs[-1]["end_s"] == pytest.approx(led["latency_s"], abs=1e-3)

@@ -45,21 +45,28 @@ SEGMENTS: tuple[tuple[str, str], ...] = (
     ("before_up_s", "in the cache, before asking upstream"),
     ("connect_s", "TCP connect / SYN retransmissions"),
     ("up_s", "upstream"),
+    ("up_unanswered_s", "upstream, no answer seen"),
     ("after_up_s", "back through the cache"),
 )
 """The ledger's breakdown columns (float seconds) and how the charts name them, in drawing order
-(left to right within a bar)."""
+(left to right within a bar). ``up_unanswered_s`` is derived here, not a ledger column: for an
+answered query whose upstream leg never answered (the cache answered by itself, e.g. SERVFAIL
+after its retries), the ledger's ``up_s`` and ``after_up_s`` are null and this is the rest of
+the latency, ``latency_s - before_up_s - connect_s``."""
+
+_LEDGER_SEGMENTS = ("cache_s", "before_up_s", "connect_s", "up_s", "after_up_s")
 
 _SEGMENT_PHRASES = {
     "cache_s": "answering from the cache",
     "before_up_s": "in the cache before it asked upstream",
     "connect_s": "in TCP connect (SYN retransmissions)",
     "up_s": "waiting on the upstream",
+    "up_unanswered_s": "waiting on the upstream with no answer seen",
     "after_up_s": "on the way back through the cache",
 }
 """How the text names where time went (``median 3 s of 3.1 s in TCP connect ...``)."""
 
-_SEGMENT_COLOURS = ("#9e9e9e", "#f2b701", "#d62728", "#1f77b4", "#8fbc8f")
+_SEGMENT_COLOURS = ("#9e9e9e", "#f2b701", "#d62728", "#1f77b4", "#9ecae1", "#8fbc8f")
 
 STATES: tuple[tuple[str, str], ...] = (
     ("unanswered", "got no answer"),
@@ -96,7 +103,7 @@ _QUERY_COLUMNS = (
     "qname",
     "qtype",
     "state",
-    *(c for c, _ in SEGMENTS),
+    *_LEDGER_SEGMENTS,
 )
 
 BREAKDOWN_SCHEMA = pl.Schema(
@@ -151,6 +158,21 @@ def _with_source(queries: pl.DataFrame) -> pl.DataFrame:
     return queries.with_columns(pl.lit("(none)").alias("source"))
 
 
+def _derive(queries: pl.DataFrame) -> pl.DataFrame:
+    """``queries`` with ``up_unanswered_s`` (see :data:`SEGMENTS`)."""
+    if "up_unanswered_s" in queries.columns:
+        return queries
+    return queries.with_columns(
+        pl.when(
+            pl.col("answered").fill_null(False)
+            & pl.col("up_s").is_null()
+            & pl.col("before_up_s").is_not_null()
+        )
+        .then(pl.col("latency_s") - pl.col("before_up_s") - pl.col("connect_s").fill_null(0.0))
+        .alias("up_unanswered_s")
+    )
+
+
 def _truncate(text: str, limit: int = _LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -195,7 +217,7 @@ def breakdown_frame(queries: pl.DataFrame, *, top: int = 30) -> pl.DataFrame:
     _check(queries, _QUERY_COLUMNS, "breakdown_frame")
     several = len(_sources(queries)) > 1
     slow = (
-        _answered(_with_source(queries))
+        _answered(_derive(_with_source(queries)))
         .sort(["latency_s", "ts", "query_id"], descending=[True, False, False], nulls_last=True)
         .head(max(int(top), 0))
         .with_row_index("rank", offset=1)
@@ -388,10 +410,8 @@ def state_breakdown(queries: pl.DataFrame) -> pl.DataFrame:
         segment's seconds / the query's latency, 0-1; null when the segment does not apply to
         any of them; medians need not add up to 1) and ``median_<segment>`` (median seconds).
     """
-    _check(
-        queries, ["state", "answered", "latency_s", *(c for c, _ in SEGMENTS)], "state_breakdown"
-    )
-    queries = _with_source(queries)
+    _check(queries, ["state", "answered", "latency_s", *_LEDGER_SEGMENTS], "state_breakdown")
+    queries = _derive(_with_source(queries))
     answered = pl.col("answered").fill_null(False) & pl.col("latency_s").is_finite()
     positive = answered & (pl.col("latency_s") > 0)
     out = (
@@ -521,9 +541,12 @@ def _dominant(row: dict[str, Any]) -> tuple[str, str, float] | None:
     return best
 
 
-def _state_phrase(state: str, n: int = 2) -> str:
+def _state_phrase(state: str | None, n: int = 2) -> str:
     """What :data:`STATES` says about ``n`` queries in ``state`` ("was" for one)."""
-    phrase = dict(STATES).get(state, f"were in state {state}")
+    if state is None:
+        phrase = "were in no state the ledger could tell (no upstream side seen)"
+    else:
+        phrase = dict(STATES).get(state, f"were in state {state}")
     return "was" + phrase[4:] if n == 1 and phrase.startswith("were ") else phrase
 
 
@@ -552,8 +575,9 @@ def time_went_line(queries: pl.DataFrame, *, slow_s: float | None = None) -> str
 
     For example ``"of 131 client queries slower than 1 s or unanswered, 128 waited on retransmitted SYNs:
     median 3.0 s of 3.1 s in TCP connect (SYN retransmissions)"``. The state is the most common
-    one among the rows (ties: the ledger's precedence); the segment is the one with the largest
-    median seconds among its answered queries. '' when ``queries`` is empty. When the ledger holds
+    one among the rows (ties: the ledger's precedence); the figures are those of its median
+    answered query (its largest segment of its latency); when none of those was answered (most got no
+    answer), the most common answered state follows with its own. '' when ``queries`` is empty. When the ledger holds
     several sources (a capture and dnstap see the same queries), the line counts the rows of one
     (the one with the most forwarded queries) and names it: ``"(seen by the capture)"``.
 
@@ -580,13 +604,35 @@ def time_went_line(queries: pl.DataFrame, *, slow_s: float | None = None) -> str
         f"of {queries.height:,} {what}{seen}, {top['queries']:,} "
         f"{_state_phrase(top['state'], top['queries'])}"
     )
-    seg = _dominant(top)
-    if seg is not None and top["median_latency_s"] is not None:
-        line += (
-            f": median {_fmt_short(seg[2])} of {_fmt_short(top['median_latency_s'])} "
-            f"{_SEGMENT_PHRASES[seg[0]]}"
+    line += _where(queries, top["state"])
+    if not top["answered"]:
+        # most got no answer: say where the time of the most common answered state went too
+        ranked = table.filter(pl.col("answered") > 0).sort(
+            "queries", descending=True, maintain_order=True
         )
+        if ranked.height:
+            nxt = ranked.row(0, named=True)
+            line += f"; {nxt['queries']:,} {_state_phrase(nxt['state'], nxt['queries'])}"
+            line += _where(queries, nxt["state"])
     return line
+
+
+def _where(queries: pl.DataFrame, state: str | None) -> str:
+    """Where the median query of ``state`` spent its time: ``": median 3.0 s of 3.1 s in TCP
+    connect ..."``, the largest segment of the answered query of that state with the median
+    latency (the lower one of an even count), so the two figures belong to one query. '' when
+    none of them was answered."""
+    rows = _answered(_derive(queries)).filter(pl.col("state").eq_missing(state)).sort("latency_s")
+    if not rows.height:
+        return ""
+    mid = rows.row((rows.height - 1) // 2, named=True)
+    seg = _dominant({f"median_{c}": mid[c] for c, _ in SEGMENTS})
+    if seg is None:
+        return ""
+    return (
+        f": median {_fmt_short(seg[2])} of {_fmt_short(mid['latency_s'])} "
+        f"{_SEGMENT_PHRASES[seg[0]]}"
+    )
 
 
 def describe_breakdown(
@@ -628,6 +674,12 @@ def describe_breakdown(
     queries, _, other_sources = _primary(queries)
     table = state_breakdown(queries)
     rest = table.sort("queries", descending=True, maintain_order=True).slice(1)
+    rest = rest.filter(
+        ~pl.format("{} {}", pl.col("queries"), pl.col("state")).is_in(
+            [f"{r['queries']} {r['state']}" for r in rest.iter_rows(named=True) if
+             f"{r['queries']:,} {_state_phrase(r['state'], r['queries'])}" in out[0]]
+        )
+    )  # fmt: skip
     others = [
         f"{r['queries']:,} {_state_phrase(r['state'], r['queries'])}"
         for r in rest.head(3).iter_rows(named=True)
@@ -636,7 +688,7 @@ def describe_breakdown(
         others.append(f"{int(rest['queries'].slice(3).sum()):,} more in other states")
     if others:
         out[0] = out[0][:-1] + "; " + ", ".join(others) + "."
-    answered = _answered(queries)
+    answered = _answered(_derive(queries))
     if answered.height:
         slowest = answered.sort("latency_s", descending=True).row(0, named=True)
         seg = _dominant({f"median_{c}": slowest[c] for c, _ in SEGMENTS})
@@ -662,7 +714,10 @@ def describe_breakdown(
             f"and counted apart (marked [{other}])."
         )
     hits = "cache_hit" in queries.columns and bool(queries["cache_hit"].fill_null(False).all())
-    why = next((n for n in notes if "upstream" in n.lower()), "")
+    why = next(
+        (n for n in notes if "no upstream hop" in n.lower()),
+        next((n for n in notes if "upstream" in n.lower()), ""),
+    )
     if not has_upstream_leg(queries) and (why or not hits):
         out.append(
             "No query has an upstream leg, so the time cannot be split by hop"
