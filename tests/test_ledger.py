@@ -128,12 +128,14 @@ def test_dnstap_and_capture_see_the_same_client_latency() -> None:
 
 
 def test_dnstap_and_capture_agree_on_the_slow_run() -> None:
-    """data/ledger (SYN drops, slow stub lookups): the slow queries' latencies agree within 1 ms
-    for >= 90 % and the breakdown sums on both ledgers (measured: 97 % of all within 1 ms)."""
+    """data/ledger (SYN drops, slow stub lookups): measured, all 215 queries of >= 1 s agree
+    within 0.91 ms (97 % of all 1,857 within 1 ms, the worst 41 ms on a fast one); asserted:
+    >= 95 % of the slow within 1 ms, none beyond 2 ms; the dnstap ledger's breakdown sums too."""
     j = _client_latency_agreement(STUBS)
     slow = j.filter(pl.col("latency_s") >= 1.0)
-    assert slow.height > 50
-    assert slow.select((pl.col("_d") <= 0.001).mean()).item() >= 0.90
+    assert slow.height > 200
+    assert slow.select((pl.col("_d") <= 0.001).mean()).item() >= 0.95
+    assert slow["_d"].max() <= 0.002
     tap = kit.ledger(dnstap=kit.read_dnstap(STUBS / "dnstap")).queries
     fwd = tap.filter(
         pl.col("answered") & pl.col("forwarded") & pl.col("up_ts_response").is_not_null()
