@@ -41,6 +41,9 @@ slow_threshold_s: float = 1.0  # a client answer slower than this is slow, in se
 every: str = "1s"  # time bin for SYNs and the I/O graph (polars duration: 1s, 5s, 1m)
 window_start: str | None = None  # ISO-8601 UTC start of a time window; None: from the start
 window_end: str | None = None  # ISO-8601 UTC end of the time window (exclusive); None: to the end
+dnstap: list[str] | None = None  # dnstap files (fstrm) of the cache; None: from artefacts
+coredns_log: list[str] | None = None  # CoreDNS query logs of the cache; None: from artefacts
+client_timeout_s: float = 5.0  # how long a client waits per try (resolv.conf timeout), seconds
 
 # %%
 import polars as pl
@@ -227,6 +230,78 @@ attribution.head(20).select(
     "capture", "ts", "qname", "qtype", "latency_s", "answered", "up_match", "up_transport",
     "up_wait_s", "tcp_stream", "syn_retransmits", "handshake_s", "explained", "frame_query"
 )  # fmt: skip
+
+# %% [markdown]
+# ## Where did the time go? (per hop)
+#
+# The per-query ledger (`kit.ledger`) joins each slow (at least `slow_threshold_s`) or unanswered
+# client query with the hops that served it, from the captures and whatever dnstap files and
+# CoreDNS query logs the artefacts hold, by name (case-insensitive), type and time. Each bar is
+# one of the slowest answered client queries, split into the time it spent **in the cache before
+# asking upstream**, in the **TCP connect** to the upstream (SYN retransmissions), **upstream**
+# (all tries), and **back through the cache**; when no upstream answer was seen (the cache
+# answered by itself) the rest is **upstream, no answer seen**; a cache hit is one grey segment.
+# The marker at the end of a bar is the query's state (the most telling of: unanswered, answered
+# after the client gave up, waited on retransmitted SYNs, TC→TCP fallback, retried, forwarded,
+# cache hit); the dashed black rule is the client's timeout (`client_timeout_s`). When the
+# artefacts hold a capture and dnstap, each sees the same queries: their bars are marked
+# `[capture]` / `[dnstap]` and counted apart.
+
+# %%
+hop_sources = kit.sources.artefacts.resolve_inputs(
+    artefacts, dnstap=dnstap, coredns_log=coredns_log
+)
+dnstap, coredns_log = hop_sources.values("dnstap", "coredns_log")
+ledger = kit.ledger(
+    cap,
+    dnstap=kit.sources.timeline.restrict(
+        kit.read_dnstap(dnstap), start=window_start, end=window_end
+    )
+    if dnstap
+    else None,
+    coredns=kit.sources.timeline.restrict(
+        kit.read_coredns_log(coredns_log), start=window_start, end=window_end
+    )
+    if coredns_log
+    else None,
+    client_timeout_s=client_timeout_s,
+    slow_s=slow_threshold_s,
+)
+slow_ledger, ledger_notes = ledger.queries, ledger.notes
+del ledger  # the hops (long form) are not shown: free them
+kit.report.narrate(
+    kit.charts.ledger.describe_breakdown(
+        slow_ledger, ledger_notes, slow_s=slow_threshold_s, client_timeout_s=client_timeout_s
+    )
+)
+kit.report.emit_summary_line(
+    "Where the time went", kit.charts.ledger.time_went_line(slow_ledger, slow_s=slow_threshold_s)
+)
+
+# %%
+if kit.charts.ledger.has_upstream_leg(slow_ledger):
+    hop_chart = kit.charts.ledger.hop_breakdown_chart(
+        slow_ledger, top=30, client_timeout_s=client_timeout_s
+    )
+else:
+    hop_chart = None  # no query was forwarded: the text above says why, there is nothing to split
+hop_chart
+
+# %% [markdown]
+# How many slow or unanswered client queries are in each state, and where their time went: the
+# median seconds of each segment (`median_connect_s`: TCP connect, `median_up_s`: upstream,
+# `median_up_unanswered_s`: after an upstream query that got no answer...),
+# over the answered queries of that state. What the ledger could not join, and why, follows.
+
+# %%
+kit.charts.ledger.state_breakdown(slow_ledger).select(
+    "source", "state", "queries", "share", "answered", "median_latency_s", "median_cache_s",
+    "median_before_up_s", "median_connect_s", "median_up_s", "median_up_unanswered_s",
+    "median_after_up_s",
+)  # fmt: skip
+
+# %%
+pl.DataFrame({"ledger_note": list(ledger_notes)}, schema={"ledger_note": pl.String})
 
 # %% [markdown]
 # ## I/O graph: packets per second towards the upstream

@@ -26,7 +26,9 @@ Layout of this package, by concept: :mod:`.theme` (static SVG rendering, the rep
 size), :mod:`.metrics` (latency quantiles, rates, before/after), :mod:`.capture` (latency
 histograms and the SYN ladder, slow answers, SYN retransmissions, the I/O graph), :mod:`.logs`
 (counts, slowest groups, the duration histogram, the change marker), :mod:`.headline` (the
-report's headline and symptom charts), :mod:`.workloads` (the workloads most hurt); ``_base`` (series, bins, formats, time axes and marks)
+report's headline and symptom charts), :mod:`.ledger` (where the time went, per hop, from a
+per-query ledger), :mod:`.workloads` (the workloads most hurt); ``_base`` (series, bins, formats,
+time axes and marks)
 and ``_histogram`` (log-scale histograms and rule labels) are what they share.
 """
 
@@ -40,6 +42,7 @@ from kit.charts.capture import (
     syn_retransmissions_chart,
 )
 from kit.charts.headline import headline_chart, symptom_chart
+from kit.charts.ledger import hop_breakdown_chart, state_breakdown_chart
 from kit.charts.logs import count_chart, duration_histogram_chart, slow_by_chart, with_change_marker
 from kit.charts.metrics import (
     COREDNS_CEILING_S,
@@ -60,6 +63,7 @@ __all__ = [
     "count_chart",
     "duration_histogram_chart",
     "headline_chart",
+    "hop_breakdown_chart",
     "io_graph_chart",
     "ladder_chart",
     "latency_histogram_chart",
@@ -67,6 +71,7 @@ __all__ = [
     "rate_chart",
     "slow_answers_chart",
     "slow_by_chart",
+    "state_breakdown_chart",
     "symptom_chart",
     "syn_retransmissions_chart",
     "use_report_renderer",

@@ -60,10 +60,13 @@ from kit.report.execute import (
 from kit.report.handover import (
     EVIDENCE_ROWS,
     FINDINGS_MIMETYPE,
+    SUMMARY_LINE_MIMETYPE,
     WORKLOADS_MIMETYPE,
     emit_findings,
+    emit_summary_line,
     emit_workloads,
     finding_html,
+    narrate,
     show_evidence,
 )
 from kit.report.html import TEMPLATE_DIR, TEMPLATE_NAME
@@ -99,6 +102,7 @@ __all__ = [
     "NOTEBOOK_DIR",
     "PARAMETERS_SCHEMA",
     "SETUP_TAG",
+    "SUMMARY_LINE_MIMETYPE",
     "TEMPLATE_DIR",
     "TEMPLATE_NAME",
     "WORKLOADS_MIMETYPE",
@@ -108,9 +112,11 @@ __all__ = [
     "classify_artefact",
     "default_notebooks",
     "emit_findings",
+    "emit_summary_line",
     "emit_workloads",
     "finding_html",
     "inventory",
+    "narrate",
     "notebook_parameters",
     "parameters_table",
     "read_notebook",

@@ -306,6 +306,7 @@ def render(
         summary: dict[str, Any] | None = None
         chart_svg = ""
         checks: list[dict[str, Any]] = []
+        lines: list[dict[str, str]] = []
         findings_failed: NotebookRun | None = None
         workloads: list[dict[str, Any]] = []
         for slot, run in enumerate(runs):
@@ -320,6 +321,7 @@ def render(
             if handed.summary is not None:
                 summary, chart_svg = handed.summary, handed.chart_svg
             checks = handed.checks or checks
+            lines.extend({**line, "source": run.name} for line in handed.lines)
             workloads.extend({**w, "notebook": run.name} for w in handed.workloads)
             if run.status == "failed" and _emits_findings(done):
                 findings_failed = run
@@ -357,6 +359,7 @@ def render(
                 (r["path"], r["read_error"]) for r in table.iter_rows(named=True) if r["read_error"]
             ],
             findings_failed=findings_failed if findings_source is None else None,
+            lines=lines,
             workloads=workloads,
         )
         combined = _combine(

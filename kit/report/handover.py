@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from kit.report.html import SVG_PROLOG, cards_html, finding_card
+from kit.report.html import SVG_PROLOG, cards_html, finding_card, narrative_html, summary_line_html
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,50 @@ def _would_refute(fid: str) -> list[str]:
 
 EVIDENCE_ROWS = 5
 """Rows of an evidence frame shown with its finding at the top of the report."""
+
+
+SUMMARY_LINE_MIMETYPE = "application/vnd.dnskit.summary-line+json"
+"""Media type of the display output that carries one line to the report's header
+(:func:`emit_summary_line`)."""
+
+
+def emit_summary_line(label: str, text: str) -> None:
+    """Display one line in a notebook that the report also shows in its header, under the summary.
+
+    For example notebook 05's ``emit_summary_line("Where the time went", "of 131 slow ...")``.
+    In the notebook the line shows where it was emitted; the report lifts it, escaped, to a
+    block of its own under the summary card (or under the title when there is no summary),
+    linked to the notebook that emitted it. A label emitted again replaces the earlier line.
+
+    Parameters
+    ----------
+    label
+        The line's name, shown in bold (``"Where the time went"``).
+    text
+        The line itself (plain text, escaped; ``''``: nothing is emitted).
+    """
+    from IPython.display import display
+
+    if not text:
+        return
+    payload = {"label": str(label), "text": str(text)}
+    display(
+        {
+            SUMMARY_LINE_MIMETYPE: payload,
+            "text/html": summary_line_html(payload),
+            "text/plain": f"{label}: {text}",
+        },
+        raw=True,
+    )
+
+
+def narrate(sentences: Sequence[str]) -> None:
+    """Display sentences computed from the data as one paragraph of text (escaped: a DNS name with
+    ``<`` or quotes shows as text), in the notebook and in the report."""
+    from IPython.display import display
+
+    text = " ".join(str(s) for s in sentences if s)
+    display({"text/html": narrative_html(text), "text/plain": text}, raw=True)
 
 
 def _summary_payload(findings: Any) -> tuple[dict[str, Any] | None, str]:
@@ -257,6 +301,9 @@ class Handed:
     checks : list[dict[str, Any]]
         Every check's outcome (``check``, ``status``, ``reason``; see :func:`_checks_payload`),
         empty when the findings did not carry them.
+    lines : list[dict[str, str]]
+        The header lines (``label``, ``text``) emitted with :func:`emit_summary_line`, the last
+        one per label, in the order first emitted.
     workloads : list[dict[str, Any]]
         The :func:`emit_workloads` payloads (``vantage``, ``snapshot``, ``queries``, ``top``), in
         emission order.
@@ -266,18 +313,26 @@ class Handed:
     summary: dict[str, Any] | None = None
     chart_svg: str = ""
     checks: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[dict[str, str]] = field(default_factory=list)
     workloads: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _collect(nb: Any) -> Handed:
-    """Everything a notebook handed over with :data:`FINDINGS_MIMETYPE` outputs."""
+    """Everything a notebook handed over with :data:`FINDINGS_MIMETYPE` and
+    :data:`SUMMARY_LINE_MIMETYPE` outputs."""
     findings: list[dict[str, Any]] | None = None
     summary: dict[str, Any] | None = None
     chart_svg = ""
     checks: list[dict[str, Any]] = []
+    lines: dict[str, str] = {}
     workloads: list[dict[str, Any]] = []
     for cell in nb.cells:
         for output in cell.get("outputs", []):
+            line = output.get("data", {}).get(SUMMARY_LINE_MIMETYPE)
+            if isinstance(line, str):
+                line = json.loads(line)
+            if isinstance(line, Mapping) and line.get("text"):
+                lines[str(line.get("label", ""))] = str(line["text"])
             hurt = output.get("data", {}).get(WORKLOADS_MIMETYPE)
             if isinstance(hurt, str):
                 hurt = json.loads(hurt)
@@ -294,7 +349,14 @@ def _collect(nb: Any) -> Handed:
                 chart_svg = str(payload.get("chart_svg") or "")
             if isinstance(payload.get("checks"), list):
                 checks = [dict(c) for c in payload["checks"] if isinstance(c, Mapping)]
-    return Handed(findings, summary, chart_svg, checks, workloads)
+    return Handed(
+        findings,
+        summary,
+        chart_svg,
+        checks,
+        lines=[{"label": k, "text": v} for k, v in lines.items()],
+        workloads=workloads,
+    )
 
 
 def _checks_payload(findings: Any) -> list[dict[str, str]]:

@@ -343,6 +343,17 @@ def _summary_view(summary: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def summary_line_html(line: Mapping[str, Any]) -> str:
+    """One header line (``label``, ``text``; :func:`kit.report.emit_summary_line`) as the
+    notebook shows it, escaped."""
+    return str(_parts().summary_line(line))
+
+
+def narrative_html(text: str) -> str:
+    """A paragraph of text computed from the data (:func:`kit.report.handover.narrate`), escaped."""
+    return str(_parts().narrative(text))
+
+
 def _is_appendix(run: NotebookRun, nb: Any) -> bool:
     """The tutorial (``00-...``, or notebook metadata ``dnskit: {appendix: true}``) goes last."""
     meta = nb.metadata.get("dnskit", {}) if nb is not None else {}
@@ -362,6 +373,7 @@ def _header_html(
     checks: Sequence[Mapping[str, Any]] = (),
     unreadable: Sequence[tuple[str, str]] = (),
     findings_failed: NotebookRun | None = None,
+    lines: Sequence[Mapping[str, str]] = (),
     workloads: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The top of the report: title, summary card, the workloads most hurt, contents, findings by
@@ -371,6 +383,9 @@ def _header_html(
     table of contents; ``checks`` the checks' outcomes when the findings notebook emitted them
     (see :func:`_check_outcomes`); ``unreadable`` ``(file, reason)`` of the artefacts that could
     not be read; ``findings_failed`` the findings notebook when it failed before emitting;
+    ``lines`` the header lines the notebooks emitted (``label``, ``text``, ``source``: the
+    notebook, linked), shown under the summary card. The runs, artefacts and parameters go to
+    :func:`_appendix_html`.
     ``workloads`` the ``kit.report.emit_workloads`` payloads with the ``notebook`` that emitted
     them (shown only when a snapshot attributed the clients). The runs, artefacts and parameters
     go to :func:`_appendix_html`.
@@ -416,6 +431,7 @@ def _header_html(
         "groups": ordered,
         "findings_source": findings_source,
         "failed_source": findings_failed,
+        "lines": [dict(line) for line in lines],
         "workloads": [w for w in workloads if w.get("snapshot")],
     }
     return str(_parts().header(h))
