@@ -304,6 +304,20 @@ def _nearest_failed_connections(
     )
 
 
+def _other_server() -> pl.Expr:
+    """A leg (``up_server_ip``/``up_server_port``) sent to another server than the client's
+    query (``server_ip``/``server_port``): the cache's upstream, not the same hop again."""
+    return (pl.col("up_server_ip") != pl.col("server_ip")) | (
+        pl.col("up_server_port") != pl.col("server_port")
+    )
+
+
+def _done_by_end() -> pl.Expr:
+    """A leg unanswered, or answered (``up_end``) no later than the client query's end
+    (``_end``): an upstream answer after the client's cannot have served it."""
+    return ~pl.col("up_answered") | (pl.col("up_end") <= pl.col("_end"))
+
+
 #: Slow rows joined per step of :func:`_nearest_legs`; with the window this bounds its memory.
 _CHUNK_ROWS = 100_000
 
@@ -354,14 +368,11 @@ def _nearest_legs(
         ).explode("_b")
         j = left.join(right, on=["capture", "_key", "qtype", "_b"], how="inner").filter(
             (pl.col("_i") != pl.col("_i_up"))
-            & (
-                (pl.col("up_server_ip") != pl.col("server_ip"))
-                | (pl.col("up_server_port") != pl.col("server_port"))
-            )
+            & _other_server()
             & (pl.col("_u") >= pl.col("_t") - lead_us)
             & (pl.col("_u") <= pl.col("_t") + fwd_us)
             & (pl.col("up_start") <= pl.col("_end"))
-            & (~pl.col("up_answered") | (pl.col("up_end") <= pl.col("_end")))
+            & _done_by_end()
         )
         found.append(
             j.with_columns(_d=(pl.col("_u") - pl.col("_t")).abs())

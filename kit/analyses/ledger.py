@@ -81,10 +81,12 @@ import polars as pl
 
 from kit.analyses.attribution import (
     _CHUNK_ROWS,
+    _done_by_end,
     _keyed,
     _leg_candidates,
     _nearest_failed_connections,
     _nearest_legs,
+    _other_server,
 )
 from kit.analyses.roles import server_roles
 from kit.errors import KitError
@@ -433,11 +435,8 @@ def _hop_ledger(
         .filter(
             pl.col("_i_up").is_not_null()
             & (pl.col("up_end") >= pl.col("ts"))
-            & (~pl.col("up_answered") | (pl.col("up_end") <= pl.col("_end")))
-            & (
-                (pl.col("up_server_ip") != pl.col("server_ip"))
-                | (pl.col("up_server_port") != pl.col("server_port"))
-            )
+            & _done_by_end()
+            & _other_server()
         )
         .select("_i", "_i_up")
     )
@@ -478,11 +477,8 @@ def _hop_ledger(
         .filter(
             pl.col("_i_up").is_not_null()
             & (pl.col("up_start") <= pl.col("_end"))
-            & (~pl.col("up_answered") | (pl.col("up_end") <= pl.col("_end")))
-            & (
-                (pl.col("up_server_ip") != pl.col("server_ip"))
-                | (pl.col("up_server_port") != pl.col("server_port"))
-            )
+            & _done_by_end()
+            & _other_server()
         )
         .select("_i", "_i_up")
     )
