@@ -140,44 +140,50 @@ static const ColSpec SPECS[N_COLS] = {
 };
 
 enum {
-    M_FRAME,
-    M_TS,
-    M_SRC,
-    M_DST,
-    M_SPORT,
-    M_DPORT,
-    M_TRANSPORT,
-    M_STREAM,
-    M_MSG,
-    M_ID,
-    M_FLAGS,
-    M_ANSWERS,
-    M_QNAME,
-    M_QTYPE,
-    M_ROLE,
-    M_TXN,
-    N_MCOLS
+    X_FRAME,
+    X_TS,
+    X_SRC,
+    X_DST,
+    X_SPORT,
+    X_DPORT,
+    X_TRANSPORT,
+    X_STREAM,
+    X_ID,
+    X_FLAGS,
+    X_QNAME,
+    X_QTYPE,
+    X_RETX,
+    X_R_TS,
+    X_R_FRAME,
+    X_R_FLAGS,
+    X_R_ANSWERS,
+    N_XCOLS
 };
 
-/* the messages table: kit.sources.capture._frames._messages' frame (one row per DNS message over
- * UDP/TCP) */
-static const ColSpec MSPECS[N_MCOLS] = {
-    {"frame", "I", K_U32},     {"ts_ns", "l", K_I64},      {"src_ip", "u", K_STR},
-    {"dst_ip", "u", K_STR},    {"src_port", "S", K_U16},   {"dst_port", "S", K_U16},
-    {"transport", "u", K_STR}, {"tcp_stream", "I", K_U32}, {"msg", "l", K_I64},
-    {"dns_id", "S", K_U16},    {"flags", "S", K_U16},      {"answers", "S", K_U16},
-    {"qname", "u", K_STR},     {"qtype_n", "l", K_I64},    {"role", "c", K_I8},
-    {"txn", "l", K_I64},
+/* the transactions table: what kit.sources.capture._frames._transactions makes of the messages
+ * (one row per query that opens a transaction, in capture order; the first response's time,
+ * frame, flags and answer count, null while unanswered; retransmitted queries counted), paired
+ * in C by kit.sources.capture._frames._pair's rules. The messages themselves are not kept: a
+ * response fills its query's row when it comes (at 10 M packets the messages were ~0.9 GB as a
+ * polars frame, twice the transactions) */
+static const ColSpec XSPECS[N_XCOLS] = {
+    {"frame", "I", K_U32},         {"ts_ns", "l", K_I64},        {"src_ip", "u", K_STR},
+    {"dst_ip", "u", K_STR},        {"src_port", "S", K_U16},     {"dst_port", "S", K_U16},
+    {"transport", "u", K_STR},     {"tcp_stream", "I", K_U32},   {"dns_id", "S", K_U16},
+    {"flags", "S", K_U16},         {"qname", "u", K_STR},        {"qtype_n", "l", K_I64},
+    {"retransmissions", "I", K_U32}, {"r_ts_ns", "l", K_I64},    {"r_frame", "I", K_U32},
+    {"r_flags", "S", K_U16},       {"r_answers", "S", K_U16},
 };
 
-#define MAX_COLS 16
+#define MAX_COLS 20
 
 typedef struct {
     Buf values; /* fixed-width values, or int32 offsets (first one 0) for strings */
     Buf valid;  /* one byte per row, from the column's first null on (none: every row valid) */
     Buf data;   /* string bytes */
     int64_t nulls;
-    int64_t n; /* rows */
+    int64_t n;     /* rows */
+    int has_valid; /* valid holds a byte per row (from the first null on) */
 } Col;
 
 typedef struct {
@@ -221,16 +227,26 @@ static int valid_start(Col *c) {
     if (buf_reserve(&c->valid, (size_t)c->n + 64)) return -1;
     memset(c->valid.data, 1, (size_t)c->n);
     c->valid.len = (size_t)c->n;
+    c->has_valid = 1;
     return 0;
 }
 
 static inline int put_valid(Col *c, int ok) {
     if (!ok) {
-        if (!c->nulls && valid_start(c)) return -1;
+        if (!c->has_valid && valid_start(c)) return -1;
         c->nulls++;
     }
     c->n++;
-    return c->nulls ? buf_byte(&c->valid, (uint8_t)(ok != 0)) : 0;
+    return c->has_valid ? buf_byte(&c->valid, (uint8_t)(ok != 0)) : 0;
+}
+
+/* row r (already written, maybe null) of a fixed-width column set to v, valid */
+static inline void set_fixed(Col *c, int64_t r, const void *v, size_t w) {
+    memcpy(c->values.data + (size_t)r * w, v, w);
+    if (c->has_valid && !c->valid.data[r]) {
+        c->valid.data[r] = 1;
+        c->nulls--;
+    }
 }
 
 static inline int put_fixed(Col *c, const void *v, size_t w, int ok) {
@@ -598,8 +614,9 @@ typedef struct {
     Buf flags_txt; /* dns.flags of the packet's messages, 0x1f-joined */
     Buf msgs;      /* Msg records of the packet's messages */
     Buf names;     /* their first question names */
-    Table mt;      /* messages table */
+    Table mt;      /* transactions table */
     PairTable pairs;
+    uint64_t n_role[5]; /* messages by role: query, retransmitted query, answer, duplicate, orphan */
 } State;
 
 typedef struct {
@@ -1220,8 +1237,6 @@ static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
     }
     for (int i = 0; i < s->nmsg; i++) {
         const Msg *g = &ms[i];
-        int64_t ev = s->mt.rows, txn = -1;
-        int8_t role;
         key[37] = (uint8_t)(g->id >> 8);
         key[38] = (uint8_t)g->id;
         PSlot *st = pair_slot(&s->pairs, key);
@@ -1229,38 +1244,43 @@ static int packet(State *s, uint32_t dlt, const uint8_t *p, size_t caplen) {
         if (!(g->flags & 0x8000)) { /* query */
             if (st->used && !st->answered && st->frame != s->frame &&
                 s->ts - st->ts < 5000000000LL) {
-                role = 1;
-                txn = st->txn;
-            } else {
-                st->used = 1;
-                st->answered = 0;
-                st->txn = ev;
-                st->ts = s->ts;
-                st->frame = s->frame;
-                role = 0;
-                txn = ev;
+                s->n_role[1]++; /* retransmitted: counted on its transaction's row */
+                uint32_t *r = (uint32_t *)(void *)(mc[X_RETX].values.data + st->txn * 4);
+                (*r)++;
+                continue;
             }
+            int64_t row = s->mt.rows;
+            st->used = 1;
+            st->answered = 0;
+            st->txn = row;
+            st->ts = s->ts;
+            st->frame = s->frame;
+            s->n_role[0]++;
+            if (put_u32(&mc[X_FRAME], s->frame, 1) || put_i64(&mc[X_TS], s->ts) ||
+                put_str(&mc[X_SRC], a, na, 1) || put_str(&mc[X_DST], b, nb, 1) ||
+                put_u16(&mc[X_SPORT], s->sport, 1) || put_u16(&mc[X_DPORT], s->dport, 1) ||
+                put_str(&mc[X_TRANSPORT], tr, 3, 1) ||
+                put_u32(&mc[X_STREAM], s->stream, is_tcp) || put_u16(&mc[X_ID], g->id, 1) ||
+                put_u16(&mc[X_FLAGS], g->flags, 1) ||
+                put_str(&mc[X_QNAME], s->names.data + g->name_off, g->name_len, g->has_q) ||
+                put_fixed(&mc[X_QTYPE], &(int64_t){g->qtype}, 8, g->has_q) ||
+                put_u32(&mc[X_RETX], 0, 1) || put_fixed(&mc[X_R_TS], &(int64_t){0}, 8, 0) ||
+                put_u32(&mc[X_R_FRAME], 0, 0) || put_u16(&mc[X_R_FLAGS], 0, 0) ||
+                put_u16(&mc[X_R_ANSWERS], 0, 0))
+                return -1;
+            s->mt.rows++;
         } else if (!st->used) {
-            role = 4;
-        } else if (!st->answered) {
+            s->n_role[4]++; /* orphan */
+        } else if (!st->answered) { /* the answer: fills its query's row */
             st->answered = 1;
-            role = 2;
-            txn = st->txn;
+            s->n_role[2]++;
+            set_fixed(&mc[X_R_TS], st->txn, &s->ts, 8);
+            set_fixed(&mc[X_R_FRAME], st->txn, &s->frame, 4);
+            set_fixed(&mc[X_R_FLAGS], st->txn, &g->flags, 2);
+            set_fixed(&mc[X_R_ANSWERS], st->txn, &g->answers, 2);
         } else {
-            role = 3;
-            txn = st->txn;
+            s->n_role[3]++; /* duplicate response */
         }
-        if (put_u32(&mc[M_FRAME], s->frame, 1) || put_i64(&mc[M_TS], s->ts) ||
-            put_str(&mc[M_SRC], a, na, 1) || put_str(&mc[M_DST], b, nb, 1) ||
-            put_u16(&mc[M_SPORT], s->sport, 1) || put_u16(&mc[M_DPORT], s->dport, 1) ||
-            put_str(&mc[M_TRANSPORT], tr, 3, 1) || put_u32(&mc[M_STREAM], s->stream, is_tcp) ||
-            put_i64(&mc[M_MSG], i) || put_u16(&mc[M_ID], g->id, 1) ||
-            put_u16(&mc[M_FLAGS], g->flags, 1) || put_u16(&mc[M_ANSWERS], g->answers, 1) ||
-            put_str(&mc[M_QNAME], s->names.data + g->name_off, g->name_len, g->has_q) ||
-            put_fixed(&mc[M_QTYPE], &(int64_t){g->qtype}, 8, g->has_q) ||
-            put_fixed(&mc[M_ROLE], &role, 1, 1) || put_fixed(&mc[M_TXN], &txn, 8, txn >= 0))
-            return -1;
-        s->mt.rows++;
     }
     return 0;
 }
@@ -1465,8 +1485,8 @@ static int run_pcapng(State *s, const uint8_t *buf, size_t n, Info *info) {
  *   - tcp.stream: one pass numbers conversations in the order they open; each worker numbers its
  *     own and keeps the frame that opened each (first_frames), so the global number is the rank
  *     of that frame among all workers' (a k-way merge of sorted lists);
- *   - txn (the row of a transaction's query) is a row of the worker's table: mapped to the row
- *     that query gets in the merged table (it precedes the rows that refer to it);
+ *   - a transaction's response fills its query's row in the worker that saw both (the same
+ *     conversation), so the transactions merge like the packets; the counts by role add up;
  *   - a file one worker refuses goes to tshark: the refusal at the lowest file offset (of the
  *     record it refused, or whose header it refused) is the one a single pass gives (it stops at
  *     the first).
@@ -1480,7 +1500,7 @@ static int run_pcapng(State *s, const uint8_t *buf, size_t n, Info *info) {
 static int run_state(State *s, const uint8_t *buf, size_t n, Info *info, size_t share) {
     int rc;
     if (table_init(&s->t, SPECS, N_COLS, n / 128 / share + 64) ||
-        table_init(&s->mt, MSPECS, N_MCOLS, n / 160 / share + 64))
+        table_init(&s->mt, XSPECS, N_XCOLS, n / 400 / share + 64))
         rc = -2;
     else if (n < 4) rc = refuse(s, "file shorter than a capture header");
     else {
@@ -1559,9 +1579,10 @@ static int gather_col(Col *d, Table **ts, int nw, int ci, enum Kind kind, const 
     d->n = n;
     if (nulls) { /* else no validity bytes: every row valid */
         if (buf_reserve(&d->valid, (size_t)n)) return -1;
+        d->has_valid = 1;
         for (int64_t i = 0; i < n; i++) {
             const Col *c = &ts[wk[i]]->cols[ci];
-            uint8_t ok = c->nulls ? c->valid.data[rk[i]] : 1;
+            uint8_t ok = c->has_valid ? c->valid.data[rk[i]] : 1;
             d->valid.data[d->valid.len++] = ok;
             d->nulls += !ok;
         }
@@ -1626,7 +1647,7 @@ static int merge_table(Table *out, Table **ts, int nw, const ColSpec *specs, int
     for (int ci = 0; ci < ncols; ci++)
         if (gather_col(&out->cols[ci], ts, nw, ci, specs[ci].kind, wk, rk, n)) goto out;
     out->rows = n;
-    const uint8_t *valid = out->cols[scol].nulls ? out->cols[scol].valid.data : NULL;
+    const uint8_t *valid = out->cols[scol].has_valid ? out->cols[scol].valid.data : NULL;
     uint32_t *sv = (uint32_t *)(void *)out->cols[scol].values.data;
     for (int64_t i = 0; i < n; i++) {
         if (valid && !valid[i]) continue;
@@ -1639,7 +1660,7 @@ static int merge_table(Table *out, Table **ts, int nw, const ColSpec *specs, int
         for (int k = 0; k < nw; k++)
             if (!(gidx[k] = malloc((size_t)ts[k]->rows * 8 + 8))) goto out;
         for (int64_t i = 0; i < n; i++) gidx[wk[i]][rk[i]] = i;
-        const uint8_t *tv = out->cols[tcol].nulls ? out->cols[tcol].valid.data : NULL;
+        const uint8_t *tv = out->cols[tcol].has_valid ? out->cols[tcol].valid.data : NULL;
         uint8_t *tx = out->cols[tcol].values.data;
         for (int64_t i = 0; i < n; i++) {
             if (tv && !tv[i]) continue;
@@ -1675,7 +1696,7 @@ static void *merge_job(void *arg) {
     return NULL;
 }
 
-/* the workers' tables merged into out's (see above), the packets and the messages in two
+/* the workers' tables merged into out's (see above), the packets and the transactions in two
  * threads (they are independent); 0 or -2 */
 static int merge(State *out, State **ws, int nw) {
     int rc = -2;
@@ -1702,7 +1723,7 @@ static int merge(State *out, State **ws, int nw) {
         smap[best][pos[best]++] = g;
     }
     MergeJob rows = {&out->t, ts, nw, SPECS, N_COLS, C_FRAME, C_STREAM, -1, smap, nsm, 0};
-    MergeJob msgs = {&out->mt, ms, nw, MSPECS, N_MCOLS, M_FRAME, M_STREAM, M_TXN, smap, nsm, 0};
+    MergeJob msgs = {&out->mt, ms, nw, XSPECS, N_XCOLS, X_FRAME, X_STREAM, -1, smap, nsm, 0};
     pthread_t th;
     int started = pthread_create(&th, NULL, merge_job, &msgs) == 0;
     merge_job(&rows);
@@ -1755,6 +1776,8 @@ static int run_file(State *s, const uint8_t *buf, size_t n, Info *info, int nw) 
     }
     if (rc == 0) {
         *info = jobs[0].info;
+        for (int k = 0; k < nw; k++)
+            for (int r = 0; r < 5; r++) s->n_role[r] += ws[k]->n_role[r];
         rc = merge(s, ws, nw);
     }
 out:
@@ -1764,7 +1787,7 @@ out:
 }
 
 /* ---------------------------------------------------------------------------------------------
- * parse(data, ports, workers=1, release=0) -> (reason | None, info, packets, messages), the
+ * parse(data, ports, workers=1, release=0) -> (reason | None, info, packets, transactions), the
  * tables as lists of one (schema, array) capsule pair per column
  * ------------------------------------------------------------------------------------------- */
 
@@ -1811,7 +1834,7 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     }
     Info info = {0};
     int rc = 0;
-    /* one export per column (export_col): [k][i], k 0 the packets, 1 the messages */
+    /* one export per column (export_col): [k][i], k 0 the packets, 1 the transactions */
     struct ArrowSchema *schema[2][MAX_COLS] = {{NULL}};
     struct ArrowArray *array[2][MAX_COLS] = {{NULL}};
     Table *tabs[2] = {&s->t, &s->mt};
@@ -1876,10 +1899,14 @@ static PyObject *parse(PyObject *self, PyObject *args) {
                 ok = 0;
             }
         }
-    PyObject *d = Py_BuildValue("{s:s,s:z,s:K,s:O}", "file_format",
-                                info.file_format ? info.file_format : "pcap", "link_type",
-                                info.link_type, "packets", (unsigned long long)info.packets,
-                                "truncated", info.truncated ? Py_True : Py_False);
+    /* the messages by role, as kit.sources.capture._frames._transactions counts them */
+    PyObject *d = Py_BuildValue(
+        "{s:s,s:z,s:K,s:O,s:{s:K,s:K,s:K,s:K,s:K}}", "file_format",
+        info.file_format ? info.file_format : "pcap", "link_type", info.link_type, "packets",
+        (unsigned long long)info.packets, "truncated", info.truncated ? Py_True : Py_False,
+        "pairing", "queries", (unsigned long long)s->n_role[0], "retx",
+        (unsigned long long)s->n_role[1], "answers", (unsigned long long)s->n_role[2], "dup",
+        (unsigned long long)s->n_role[3], "orphan", (unsigned long long)s->n_role[4]);
     if (ok && d) result = Py_BuildValue("(OOOO)", Py_None, d, lists[0], lists[1]);
     Py_XDECREF(lists[0]);
     Py_XDECREF(lists[1]);
@@ -1896,10 +1923,11 @@ error:
 
 static PyMethodDef METHODS[] = {
     {"parse", parse, METH_VARARGS,
-     "parse(data, ports, workers=1, release=0) -> (reason, info, packets, messages)\n\n"
-     "The DNS-related packets of a pcap/pcapng file (bytes-like) and their DNS messages over\n"
-     "UDP/TCP, each a list with one Arrow struct array per column (a one-column table) as a\n"
-     "(schema, array) PyCapsule pair, and a dict of file facts; or, when the file needs\n"
+     "parse(data, ports, workers=1, release=0) -> (reason, info, packets, transactions)\n\n"
+     "The DNS-related packets of a pcap/pcapng file (bytes-like) and the DNS transactions over\n"
+     "UDP/TCP (queries paired with their responses), each a list with one Arrow struct array\n"
+     "per column (a one-column table) as a (schema, array) PyCapsule pair, and a dict of file\n"
+     "facts (with the messages counted by role under 'pairing'); or, when the file needs\n"
      "tshark, the reason and three Nones.\n"
      "ports: the DNS ports whose packets are kept even without DNS.\n"
      "workers: threads sharing the file out by conversation (1: one pass); same result.\n"

@@ -518,9 +518,13 @@ def test_hostile_bytes_never_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             assert_frame_equal(got[1], par[1])
         outcomes.add(reason is None)
         if got is not None:
-            rows, msgs = got
+            rows, txs = got
             assert rows.height <= 26 and info["packets"] <= 26
-            assert msgs.height == int(rows["dns_messages"].cast(pl.Int64).sum() or 0)
+            # every DNS message accounted for: paired by role (a transaction per query) or
+            # quoted in an ICMP error
+            direct = rows.filter(pl.col("transport") != "icmp")["dns_messages"]
+            assert sum(info["pairing"].values()) == int(direct.cast(pl.Int64).sum() or 0)
+            assert txs.height == info["pairing"]["queries"]
     assert outcomes == {True, False}
 
 

@@ -126,16 +126,20 @@ def _build(
     notes: list[str],
     truncated: bool,
     gzipped: bool,
-    messages: list[tuple[pl.DataFrame, dict[str, int]]] | None = None,
+    paired: list[tuple[pl.DataFrame, dict[str, int], dict[str, int]]] | None = None,
 ) -> _FileResult:
-    """The four frames of one file from its packet rows ``pk`` (and, from the native engine,
-    its messages ready-made: what :func:`_messages` returns, handed over in a one-item list that
-    this empties, so that the messages are freed as soon as they are paired: at 10 M packets
-    they are ~0.9 GB)."""
-    m, mcounts = messages.pop() if messages else _messages(pk)
+    """The four frames of one file from its packet rows ``pk``. The native engine pairs in C
+    and hands over, in a one-item list that this empties (so they are freed once used), the
+    transactions (what :func:`_transactions` returns), the messages counted by role (its
+    counts) and the messages left out (what :func:`_messages` counts); else the messages are
+    taken from ``pk`` and paired here."""
+    if paired:
+        t, counts, mcounts = paired.pop()
+    else:
+        m, mcounts = _messages(pk)
+        t, counts = _pair(m)
+        del m
     in_icmp, in_http, unparsed = mcounts["in_icmp"], mcounts["in_http"], mcounts["unparsed"]
-    t, counts = _pair(m)
-    del m
     first_ns = pk["ts_ns"].min() if pk.height else None
     last_ns = pk["ts_ns"].max() if pk.height else None
     total = info.get("packets")

@@ -60,9 +60,10 @@ _ROW_DTYPES: dict[str, Any] = {
     "dns_messages": pl.UInt16,
     "dns_flags": pl.String,
 }
-#: dtypes of the message rows (those :func:`kit.sources.capture._frames._messages` returns, before ``qr``, and
-#: the pairing :func:`kit.sources.capture._frames._pair` would compute)
-_MSG_DTYPES: dict[str, Any] = {
+#: dtypes of the transaction rows: what :func:`kit.sources.capture._frames._transactions` makes
+#: of the messages (the columns :func:`kit.sources.capture._frames._build` reads), paired in C by
+#: :func:`kit.sources.capture._frames._pair`'s rules; the messages themselves are not kept
+_TX_DTYPES: dict[str, Any] = {
     "frame": pl.UInt32,
     "ts_ns": pl.Int64,
     "src_ip": pl.String,
@@ -71,16 +72,15 @@ _MSG_DTYPES: dict[str, Any] = {
     "dst_port": pl.UInt16,
     "transport": pl.String,
     "tcp_stream": pl.UInt32,
-    "msg": pl.Int64,
     "dns_id": pl.UInt16,
     "flags": pl.UInt16,
-    "answers": pl.UInt16,
     "qname": pl.String,
     "qtype_n": pl.Int64,
-    # paired in C by kit.sources.capture._frames._pair's rules: 0 query, 1 retransmitted query, 2 answer,
-    # 3 duplicate response, 4 orphan response; txn = row of the transaction's query
-    "role": pl.Int8,
-    "txn": pl.Int64,
+    "retransmissions": pl.UInt32,
+    "r_ts_ns": pl.Int64,
+    "r_frame": pl.UInt32,
+    "r_flags": pl.UInt16,
+    "r_answers": pl.UInt16,
 }
 
 
@@ -188,7 +188,7 @@ def _parse(
     packets). Ignored unless ``data`` is an ``mmap`` (the pages of ``bytes`` would be zeroed)."""
     assert _fastcap is not None
     nw = max(1, min(int(workers), 256)) if len(data) >= PARALLEL_MIN_BYTES else 1
-    reason, info, rows_c, msgs_c = _fastcap.parse(
+    reason, info, rows_c, txs_c = _fastcap.parse(
         data, tuple(int(p) for p in ports), nw, release if isinstance(data, mmap.mmap) else 0
     )
     if reason is not None:
@@ -198,8 +198,8 @@ def _parse(
         via_http=pl.lit(False),
         frag_frames=pl.lit(None, dtype=pl.List(pl.UInt32)),
     )
-    msgs = _frame(msgs_c).cast(pl.Schema(_MSG_DTYPES))
-    return (rows, msgs), dict(info), None
+    txs = _frame(txs_c).cast(pl.Schema(_TX_DTYPES))
+    return (rows, txs), dict(info), None
 
 
 #: ``meta.engine_reason`` (after ``"auto: "``) when the native engine read the file.
@@ -226,9 +226,10 @@ def read_file(
     if got is None:
         log.info("%s: read with tshark: %s", path, reason)
         return None, reason or "the native engine refused the file"
-    rows, msgs = got
+    rows, txs = got
     del got  # the frames below replace these: no reference is kept to what they were built from
     truncated = bool(info.pop("truncated", False))
+    pairing = {k: int(v) for k, v in info.pop("pairing").items()}
     notes: list[str] = []
     if truncated:  # the same counted note as the tshark engine (capinfos's "broke after N")
         info["broke_after"] = info.get("packets")
@@ -236,17 +237,15 @@ def read_file(
         notes = cap._damage_notes([_TRUNCATED_NOTE], info)
     pk = cap._syn_retransmissions(cap._dns_related(rows, ports))
     del rows
-    # what kit.sources.capture._frames._messages returns: the messages and what is not paired (no DNS over HTTP
-    # or incomplete header reaches here: the C code refuses those files); the C code writes the
-    # root name as "." already (what _frames._root does to tshark's "<Root>")
-    m = msgs.with_columns(qr=(pl.col("flags") & 0x8000) > 0)
-    del msgs
+    # the messages not paired (no DNS over HTTP or incomplete header reaches here: the C code
+    # refuses those files), as kit.sources.capture._frames._messages counts them; the C code
+    # writes the root name as "." already (what _frames._root does to tshark's "<Root>")
     in_icmp = pk.filter(pl.col("transport") == "icmp")["dns_messages"].cast(pl.Int64).sum()
     counts = {"in_icmp": int(in_icmp or 0), "in_http": 0, "unparsed": 0}
     info["engine"] = "native"
-    # handed over in a list that _build empties, so the messages are freed once paired
-    handed = [(m, counts)]
-    del m
+    # handed over in a list that _build empties, so the transactions are freed once used
+    handed = [(txs, pairing, counts)]
+    del txs
     res = cap._build(
         pk,
         path,
@@ -257,6 +256,6 @@ def read_file(
         notes,
         truncated,
         gzipped,
-        messages=handed,
+        paired=handed,
     )
     return res, READS
