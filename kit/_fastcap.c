@@ -7,8 +7,16 @@
  * length, innermost addresses and ports, transport, TCP flags / stream / raw sequence number /
  * retransmission flag, and the DNS header and question fields of every DNS message the packet
  * completes, printed as tshark prints them (hex ID and flags, decimal counts, question names,
- * several messages joined by 0x1f). Everything after that stage (pairing, TCP connections, meta)
- * is kit.sources.capture's own code, so both engines share it.
+ * several messages joined by 0x1f); and the DNS transactions those messages make, paired here by
+ * the kit's rules (kit.sources.capture._frames._pair) as the packets come, one row per query that
+ * opens a transaction, its response's columns filled in when it arrives (what _transactions makes
+ * of tshark's messages; the messages are not kept). Everything after that stage (TCP connections,
+ * packets, meta) is kit.sources.capture's own code, so both engines share it.
+ *
+ * Memory: a memory-mapped file's pages are given back behind the parser (release_behind); the
+ * tables grow by realloc (large blocks move by mremap, not by copy), the pairing table is an index
+ * over dense entries; validity bytes exist only for columns with nulls; each column is exported on
+ * its own so polars frees each as soon as it has converted it.
  *
  * What it models of tshark 4.0 (the reference):
  *   - link types: Ethernet (with 802.1Q/802.1ad tags), Linux cooked SLL and SLL2, raw IP (101,

@@ -3,14 +3,18 @@
 ``kit/_fastcap.c`` (an optional C extension, built by ``pip install`` where a C compiler exists)
 reads a pcap or pcapng file in one pass and returns the per-packet rows that the tshark engine
 gets from ``tshark -T fields`` (the internal frame of :func:`kit.sources.capture._fields._packets`): the same
-columns, the DNS header and question fields printed as tshark prints them. From there on both
-engines run the same code (:func:`kit.sources.capture._frames._dns_related`, ``_syn_retransmissions``,
-``_build``: pairing, TCP connections, packets, meta), so their frames are equal by construction
-wherever the rows are; ``tests/test_capture_native.py`` checks that on every capture the kit has.
+columns, the DNS header and question fields printed as tshark prints them; and the DNS
+transactions, paired in C by the kit's rules (:func:`kit.sources.capture._frames._pair`): what
+:func:`kit.sources.capture._frames._transactions` makes of the messages, which are not kept. From
+there on both engines run the same code (:func:`kit.sources.capture._frames._dns_related`,
+``_syn_retransmissions``, ``_build``: TCP connections, packets, meta), so their frames are equal
+by construction wherever the rows are; ``tests/test_capture_native.py`` checks that on every
+capture the kit has.
 
-The rows reach polars through the Arrow C data interface (PyCapsules, as ``kit._fastlog`` does);
-no Python object is made per packet. A gzipped file is decompressed in memory first; a plain one
-is memory-mapped.
+The rows reach polars through the Arrow C data interface (PyCapsules, as ``kit._fastlog`` does),
+one column at a time; no Python object is made per packet. A gzipped file is decompressed in
+memory first; a plain one is memory-mapped, and the pages already parsed are given back to the
+kernel as the parser goes (so the file's size does not add to the peak memory).
 
 The C code refuses what it does not model (see its header comment: IP fragments, tunnels,
 mDNS/LLMNR, malformed or hostile DNS names, gaps in a DNS TCP stream, unknown link types...) and
@@ -145,13 +149,15 @@ def load(
 
     Returns
     -------
-    ((rows, messages), info, reason)
+    ((rows, transactions), info, reason)
         ``rows``: the per-packet frame of :func:`kit.sources.capture._fields._packets` (``ts_ns`` Int64 ns,
         ``frame`` UInt32, addresses, ports, ``transport``, TCP columns, ``dns_messages``,
-        ``dns_flags``); ``messages``: one row per DNS message over UDP/TCP, as
-        :func:`kit.sources.capture._frames._messages` makes it from tshark's fields (before ``qr``); ``info``:
-        ``file_format``, ``link_type``, ``packets``, ``truncated`` (as capinfos and tshark report
-        them); or ``(None, {}, reason)`` when the file needs tshark, ``reason`` saying why.
+        ``dns_flags``); ``transactions``: one row per query that opens a transaction, with its
+        response's ``r_ts_ns``, ``r_frame``, ``r_flags``, ``r_answers`` (null when unanswered) and
+        ``retransmissions`` (:data:`_TX_DTYPES`); ``info``: ``file_format``, ``link_type``,
+        ``packets``, ``truncated`` (as capinfos and tshark report them) and ``pairing`` (the
+        messages by role: ``queries``, ``retx``, ``answers``, ``dup``, ``orphan``); or
+        ``(None, {}, reason)`` when the file needs tshark, ``reason`` saying why.
         With ``workers`` > 1 a file of at least :data:`PARALLEL_MIN_BYTES` is parsed by that
         many threads (see :func:`_parse`); the result is the same.
     """
