@@ -26,7 +26,8 @@ pass with 18 DNS+TCP fields (:data:`BARE_FIELDS`, output to /dev/null) against t
 ``dnskit report DIR`` with an empty capture cache (cold: the capture is read too) and again with
 the cache filled (warm). For each: wall seconds, the largest single process's peak RSS
 (``wait4``), and the peak of the summed RSS of the whole process tree (report + kernels + tools,
-sampled every 0.1 s from /proc), with the ratios to tshark.
+sampled every 0.1 s from /proc), with the ratios to tshark. ``--skip-tshark``: the report alone
+(for 10 M packets or a folder of 20 captures, where the tshark pass takes many minutes).
 """
 
 from __future__ import annotations
@@ -155,22 +156,24 @@ def _measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float
     return wall, usage.ru_maxrss / 1024, peak[0] / 2**20
 
 
-def _large(capture_dir: str) -> int:
-    """Whole report on a real-size capture against one bare tshark pass (see the module doc)."""
+def _large(capture_dir: str, *, tshark_pass: bool = True) -> int:
+    """Whole report on a real-size capture against one bare tshark pass (see the module doc);
+    ``tshark_pass=False``: the report alone (cold and warm), no ratios."""
     from kit.sources import _tshark
-    from kit.sources.capture import _BASE_FILTER
+    from kit.sources.capture._engine_tshark import _BASE_FILTER
 
     files = sorted(p for p in Path(capture_dir).iterdir() if p.is_file())
     tshark = _tshark.find_tshark()
     rows = []
     base: tuple[float, float, float] | None = None
-    for f in files:
+    for f in files if tshark_pass else []:
         argv = [tshark, "-n", "-r", str(f), "-Y", _BASE_FILTER, "-T", "fields"]
         argv += [x for field in BARE_FIELDS for x in ("-e", field)]
         m = _measured(argv, env=_tshark.run_env())
         base = m if base is None else (base[0] + m[0], max(base[1], m[1]), max(base[2], m[2]))
-    assert base is not None, f"no file in {capture_dir}"
-    rows.append((f"bare tshark -T fields ({len(BARE_FIELDS)} fields), one pass", base))
+    assert files, f"no file in {capture_dir}"
+    if base is not None:
+        rows.append((f"bare tshark -T fields ({len(BARE_FIELDS)} fields), one pass", base))
     with tempfile.TemporaryDirectory(prefix="bench-report-large-") as tmp:
         env = dict(os.environ, DNSKIT_CACHE=str(Path(tmp) / "cache"))
         cmd = [sys.executable, "-m", "kit", "report", capture_dir, "-o", f"{tmp}/r.html"]
@@ -182,10 +185,11 @@ def _large(capture_dir: str) -> int:
     print("| case | wall s | x tshark | peak RSS, largest process MiB | x tshark "
           "| peak RSS, process tree MiB | x tshark |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
+    b = base or (float("nan"),) * 3  # no tshark pass: no ratios
     for name, (wall, one, tree) in rows:
         print(
-            f"| {name} | {wall:.1f} | {wall / base[0]:.2f} | {one:.0f} | {one / base[1]:.2f} "
-            f"| {tree:.0f} | {tree / base[2]:.2f} |"
+            f"| {name} | {wall:.1f} | {wall / b[0]:.2f} | {one:.0f} | {one / b[1]:.2f} "
+            f"| {tree:.0f} | {tree / b[2]:.2f} |"
         )
     return 0
 
@@ -195,9 +199,12 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=1, help="repetitions per case (median shown)")
     ap.add_argument("--artefacts", default="data/sample", help="artefacts for the report case")
     ap.add_argument("--capture-dir", help="a folder with a real-size capture: report vs tshark")
+    ap.add_argument(
+        "--skip-tshark", action="store_true", help="with --capture-dir: the report alone"
+    )
     args = ap.parse_args()
     if args.capture_dir:
-        return _large(args.capture_dir)
+        return _large(args.capture_dir, tshark_pass=not args.skip_tshark)
 
     import kit.report as report
     from kit.report import html as report_html

@@ -37,14 +37,12 @@ def _data(path: Path) -> bytes:
 
 
 def _frames(mod: object, data: bytes, workers: int = 1) -> tuple[object, ...]:
-    import polars as pl
-
-    from kit.sources._io import ArrowArray
+    from kit.sources.capture._native import _frame
 
     reason, info, rows, msgs = mod.parse(data, (53,), workers)  # type: ignore[attr-defined]
     if reason is not None:
         return (reason,)
-    return (info, pl.DataFrame(ArrowArray(*rows)), pl.DataFrame(ArrowArray(*msgs)))
+    return (info, _frame(rows), _frame(msgs))
 
 
 def _mutate(rnd: random.Random, data: bytes) -> bytes:
