@@ -30,6 +30,7 @@ from kit.report.execute import (
     _no_input_reason,
     _plan,
     _run_all,
+    warm_capture_cache,
 )
 from kit.report.handover import _collect, _emits_findings
 from kit.report.html import (
@@ -273,6 +274,8 @@ def render(
                 + (f", {jobs} at a time" if jobs > 1 and len(planned) > 1 else "")
                 + f": {', '.join(name for _, name, *_ in planned) or 'none'}"
             )
+        if planned:
+            warm_capture_cache([chosen for *_, chosen, _ in planned], timeout)
         outcomes = _run_all(
             [(nb, chosen, keep / f"{name}.ipynb") for _, name, _, nb, chosen, _ in planned],
             timeout,
