@@ -485,3 +485,32 @@ def test_dnstap_hops_are_the_dnstap_pairings() -> None:
     assert (got["latency_s"] == got["latency_s_tap"]).all()
     assert (got["ts_response"] == got["ts_response_tap"]).all()
     assert led.queries.height == 1200 and led.queries["forwarded"].sum() == 666
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "elastic_beats_coredns.log",
+        "elastic_integrations_test-coredns.log",
+        "github_issue_excerpts_querylog.log",
+        "coredns_repo_readme_examples.log",
+    ],
+)
+def test_real_coredns_query_logs_alone(shared_fixtures: Path, name: str) -> None:
+    # real CoreDNS log lines (elastic's test data, GitHub issues, CoreDNS's README; provenance in
+    # ../shared/fixtures/PROVENANCE.tsv): every query line is one ledger row with the line's own
+    # duration as the client latency; a log records only the client side, so forwarded and
+    # cache_hit stay unknown (null), and an answer slower than the client's timeout is
+    # after_give_up
+    log = kit.read_coredns_log(shared_fixtures / "logs" / name)
+    led = kit.ledger(coredns=log, client_timeout_s=5.0)
+    q = led.queries
+    assert q.height == log.queries.height > 0
+    assert q["source"].unique().to_list() == ["coredns"]
+    assert sorted(q["latency_s"].to_list()) == sorted(log.queries["duration_s"].to_list())
+    assert q["forwarded"].null_count() == q.height and q["cache_hit"].null_count() == q.height
+    late = q.filter(pl.col("latency_s") > 5.0)
+    assert late["after_give_up"].all() if late.height else True
+    assert not q.filter(pl.col("latency_s") <= 5.0)["after_give_up"].any()
+    assert led.hops.filter(pl.col("hop") == "client").height == q.height
+    assert any("only the client side" in n for n in led.notes)
