@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import default_capture
 from bench_memory import _status  # the same VmRSS / VmHWM reader
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,7 +78,9 @@ def _child(path: str, case: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("capture")
+    ap.add_argument(
+        "capture", nargs="?", help="a capture (default: a 200 k-packet gen_pcap capture, made once)"
+    )
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--limit-gb", type=float, default=12.0)
     ap.add_argument("--reps", type=int, default=3, help="runs per case (median reported)")
@@ -86,6 +89,8 @@ def main() -> None:
     if a.child:
         _child(a.capture, a.child)
         return
+    if not a.capture:
+        a.capture = default_capture()
     cap = [] if a.limit_gb <= 0 else ["prlimit", f"--as={int(a.limit_gb * 2**30)}"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     got: dict[str, dict[str, float]] = {}

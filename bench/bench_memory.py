@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _timing import default_capture  # bench/ is on sys.path when a script runs
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -129,7 +131,9 @@ def _child(path: str, case: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("captures", nargs="+")
+    ap.add_argument(
+        "captures", nargs="*", help="captures (default: a 200 k-packet gen_pcap capture, made once)"
+    )
     ap.add_argument("--cases", default="")
     ap.add_argument("--limit-gb", type=float, default=8.0)
     ap.add_argument("--baseline", default="", help="another checkout whose kit runs each case too")
@@ -138,6 +142,8 @@ def main() -> None:
     if a.child:
         _child(a.captures[0], a.child)
         return
+    if not a.captures:
+        a.captures = [default_capture()]
     names = a.cases.split(",") if a.cases else _names()
     codes = [("", REPO)] + ([(" (baseline)", Path(a.baseline).resolve())] if a.baseline else [])
     print(
