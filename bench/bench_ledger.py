@@ -1,8 +1,9 @@
 """Speed and peak memory of kit.ledger on a capture, against read_capture and attribute_slow_answers.
 
-Run: ``.venv/bin/python bench/bench_ledger.py CAPTURE [--limit-gb 12] [--cases a,b]``
+Run: ``.venv/bin/python bench/bench_ledger.py [CAPTURE] [--limit-gb 12] [--cases a,b]``
 
-e.g. on ``gen_pcap.py -n 2000000 -o /tmp/ledger2m/node.pcap --seed 11`` (``/work/shared/tools``).
+e.g. on ``python ../shared/tools/gen_pcap.py -n 2000000 -o node2m/node.pcap --seed 11`` (paths
+relative to the clone); without CAPTURE, a 200 k-packet capture made the same way in bench/out/.
 Each case runs in a fresh interpreter (``bench_memory``'s method and helper: resident size after
 importing the kit is ``base``; the capture is loaded from the kit's cache, so the first run of a
 capture fills the cache and is not measured: run ``load`` once before). Cases:
