@@ -113,7 +113,7 @@ from kit.schema import (
     empty_frame,
 )
 from kit.sources._io import Source, expand_sources, read_raw
-from kit.sources.capture._frames import QTYPES, RCODES
+from kit.sources.capture._frames import QTYPES, RCODES, RETRANSMISSION_TIMER_S
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,6 @@ _OPCODES = {0: "QUERY", 1: "IQUERY", 2: "STATUS", 4: "NOTIFY", 5: "UPDATE", 6: "
 MAX_FRAME = 1 << 18
 #: fstrm's own limit for control frames (bytes).
 MAX_CONTROL = 512
-#: A query repeated within this many seconds while unanswered is a retransmission (as captures).
-RETRANSMISSION_TIMER_S = 5.0
 #: Queries without answer within this many seconds of the file's last message are ``censored``.
 CENSOR_WINDOW_S = 10.0
 
