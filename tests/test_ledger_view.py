@@ -306,3 +306,25 @@ def test_notebook_05_without_upstream_says_so_escaped(tmp_path: Path, data_dir: 
         r"The slowest answer, a\|b\.t\\tab\.n\\nl\.x\\037y\..*q(\"|&#34;|&quot;)&lt;s&gt;",
         narration.group(1),
     )
+
+
+def test_a_coalesced_query_bar_ends_at_its_latency() -> None:
+    # a client that joined an upstream query already outstanding has before_up_s < 0 (the leg
+    # began before it asked); its bar is drawn on its own timeline, so the upstream part before
+    # its query is cut and the bar still ends at its latency (before, the negative part counted
+    # as 0 s and the bar ran past the latency by that much: seen in dnstap on this run)
+    run = REPO / "data" / "ledger" / "forced-tcp-stub-clients"
+    led = kit.ledger(dnstap=kit.read_dnstap(run / "dnstap"), client_timeout_s=2.0)
+    q = led.queries.filter(pl.col("answered"))
+    coalesced = q.filter(pl.col("before_up_s") < 0)
+    assert coalesced.height
+    rows = lv.breakdown_frame(q, top=q.height)
+    ids = set(coalesced["query_id"])
+    seen = 0
+    for _, bar in rows.group_by("rank"):
+        lat = bar["latency_s"][0]
+        assert bar["start_s"].min() >= 0.0
+        assert bar["end_s"].max() == pytest.approx(lat, abs=1e-6)
+        assert (bar["end_s"] >= bar["start_s"]).all()
+        seen += bar["query_id"][0] in ids
+    assert seen == coalesced.height

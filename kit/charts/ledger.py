@@ -24,7 +24,7 @@ import altair as alt
 import polars as pl
 
 from kit.charts._base import _check, _fmt_short, _title, _to_altair_data
-from kit.charts.theme import _LEGEND, WIDTH
+from kit.charts.theme import _LEGEND, WIDTH, label_padding
 
 __all__ = [
     "BREAKDOWN_SCHEMA",
@@ -93,6 +93,8 @@ _LABEL_CHARS = 56
 """Characters of a bar's label (``rank. qname qtype ← client``) before an ellipsis."""
 
 _BAR_PX = 18
+#: Width (px) the y labels of the bars may take before an ellipsis.
+_LABEL_LIMIT = 360
 
 _QUERY_COLUMNS = (
     "query_id",
@@ -209,10 +211,13 @@ def breakdown_frame(queries: pl.DataFrame, *, top: int = 30) -> pl.DataFrame:
         ``qtype``, ``client_ip``, ``state``, ``latency_s`` (the client's latency, seconds),
         ``segment`` (the ledger column), ``segment_label`` (its name in the chart, see
         :data:`SEGMENTS`), ``order`` (its position in :data:`SEGMENTS`), ``start_s`` and
-        ``end_s`` (the segment's extent on the bar: the segments before it, then its own
-        seconds), ``seconds`` (its length). A segment that is null (does not apply) has no row;
-        a negative one (clocks of two vantages that disagree) is drawn from where the bar stands
-        and counted as 0 s in the extent. Unanswered queries have no bar (no end time).
+        ``end_s`` (the segment's extent on the bar, seconds after the client's query: the
+        segments before it, then its own seconds, cut to ``0 .. latency_s``), ``seconds`` (its
+        length in the ledger). A segment that is null (does not apply) has no row. A negative
+        ``before_up_s`` (a client that joined an upstream query already outstanding: the leg
+        began before the client asked) moves the later segments left, and what falls before
+        the client's query is cut, so every bar ends at its latency. Unanswered queries have no
+        bar (no end time).
     """
     _check(queries, _QUERY_COLUMNS, "breakdown_frame")
     several = len(_sources(queries)) > 1
@@ -265,11 +270,12 @@ def breakdown_frame(queries: pl.DataFrame, *, top: int = 30) -> pl.DataFrame:
         long.join(order, on="segment", how="left")
         .filter(pl.col("seconds").is_not_null() & pl.col("seconds").is_finite())
         .sort(["rank", "order"])
+        .with_columns(pl.col("seconds").cum_sum().over("rank").alias("_end"))
         .with_columns(
-            pl.col("seconds").clip(lower_bound=0.0).cum_sum().over("rank").alias("end_s"),
-        )
-        .with_columns(
-            (pl.col("end_s") - pl.col("seconds").clip(lower_bound=0.0)).alias("start_s"),
+            # on the client's own timeline (0 = its query, latency_s = its answer): a segment
+            # outside it (a coalesced query's leg began before the client asked) is cut there
+            start_s=(pl.col("_end") - pl.col("seconds")).clip(0.0, pl.col("latency_s")),
+            end_s=pl.col("_end").clip(0.0, pl.col("latency_s")),
         )
     )
     return long.select([pl.col(n).cast(t) for n, t in BREAKDOWN_SCHEMA.items()]).match_to_schema(
@@ -324,7 +330,7 @@ def hop_breakdown_chart(
     segments = [label for _, label in SEGMENTS]
     states = [s for s, _ in STATES]
     order = data.select("rank", "label").unique().sort("rank")["label"].to_list()
-    y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=360))
+    y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=_LABEL_LIMIT))
     x_title = "seconds from the client's query (stacked by hop)"
     tooltip = [
         alt.Tooltip("qname:N", title="name"),
@@ -385,6 +391,7 @@ def hop_breakdown_chart(
     chart = alt.layer(*layers).properties(
         width=WIDTH,
         height=max(60, _BAR_PX * max(bars, 1)),
+        padding=label_padding(_LABEL_LIMIT),
         title=_title(title, ["; ".join(notes)]),
     )
     return cast(alt.LayerChart, chart)
@@ -498,7 +505,7 @@ def state_breakdown_chart(
         .encode(
             x=alt.X("start:Q", title="median share of the query's latency (%)"),
             x2="end:Q",
-            y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=360)),
+            y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=_LABEL_LIMIT)),
             color=alt.Color(
                 "segment_label:N",
                 title="segment",
@@ -516,6 +523,7 @@ def state_breakdown_chart(
         .properties(
             width=WIDTH,
             height=max(60, _BAR_PX * max(len(order), 1)),
+            padding=label_padding(_LABEL_LIMIT),
             title=_title(title, ["; ".join(notes)]),
         )
     )

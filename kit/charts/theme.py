@@ -37,6 +37,19 @@ REPORT_THEME = "dnskit-report"
 REPORT_RIGHT_PADDING = 64
 
 
+def label_padding(label_limit: int) -> dict[str, int]:
+    """The padding of a chart whose axis labels left of the plot may reach ``label_limit`` px
+    (names of queries or workloads on a y axis): the browser draws them up to ~16 % wider than
+    vl-convert measured them (see :data:`REPORT_RIGHT_PADDING`), and on the left they would be
+    cut at the SVG's edge, so the left gets that much room; the rest is the theme's."""
+    return {
+        "left": 5 + -(-label_limit * 16 // 100),
+        "top": 5,
+        "right": REPORT_RIGHT_PADDING,
+        "bottom": 5,
+    }
+
+
 def _report_theme() -> alt.theme.ThemeConfig:
     """Altair's default theme plus :data:`REPORT_RIGHT_PADDING` on the right of every chart."""
     return alt.theme.ThemeConfig(

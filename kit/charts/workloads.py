@@ -10,17 +10,13 @@ import polars as pl
 
 from kit.analyses.workloads import workload_label
 from kit.charts._base import _check, _title, _to_altair_data
-from kit.charts.theme import _LEGEND, REPORT_RIGHT_PADDING, WIDTH
+from kit.charts.theme import _LEGEND, WIDTH, label_padding
 
 _OUTCOMES = ("slow", "unanswered", "nxdomain")
 _COLORS = ("darkorange", "firebrick", "steelblue")
 _RANK = {o: i for i, o in enumerate(_OUTCOMES)}
 #: Longest y label drawn (px, vl-convert's metrics); longer names end in an ellipsis.
 _LABEL_LIMIT = 300
-#: Room left of the chart: the browser draws the y labels ~14 % wider than vl-convert measured
-#: them (see :data:`kit.charts.theme.REPORT_RIGHT_PADDING`), and left of the axis they would be
-#: cut at the SVG's edge.
-_LEFT_PADDING = 48
 
 
 def workload_harm_chart(
@@ -92,7 +88,7 @@ def workload_harm_chart(
         .properties(
             width=WIDTH,
             height=max(60, 20 * max(len(order), 1)),
-            padding={"left": _LEFT_PADDING, "top": 5, "right": REPORT_RIGHT_PADDING, "bottom": 5},
+            padding=label_padding(_LABEL_LIMIT),
             title=_title(
                 title or "Workloads with the most slow, unanswered or NXDOMAIN queries", notes
             ),
