@@ -35,7 +35,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-NOTEBOOKS = ("01-latency-overview", "05-upstream-tcp")
+NOTEBOOKS = ("01-latency-overview", "02-query-logs", "04-capture-dns", "05-upstream-tcp")
 # a cell draws a chart when it calls one of the kit's chart functions
 CHART_CALL = re.compile(r"\bkit\.(?:charts|findings)\.\w*(?:chart|with_change_marker)\(")
 
